@@ -1,0 +1,254 @@
+"""Orchestration: sniff, read, route, write, check. No layer or op knowledge lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import ModelportError, UnsupportedError
+from .fsutil import check_destination
+from .models import LayersModel
+from .formats import keras_dialect, keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
+    tfjs_support
+
+log = logging.getLogger(__name__)
+
+_READERS = {sniff.KERAS_H5: keras_h5.read, sniff.KERAS_V3: keras_v3.read,
+            sniff.TFJS_LAYERS: tfjs_layers.read}
+_LAYERS_TARGETS = (sniff.KERAS_H5, sniff.KERAS_V3, sniff.TFJS_LAYERS)
+_PENDING = {sniff.ONNX: "ONNX", sniff.TFJS_GRAPH: "TF.js graph-model"}
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def load(path: str | os.PathLike, *, format: str | None = None) -> LayersModel:
+    """Read a Keras ``.h5``/``.keras`` file or a TF.js layers-model folder."""
+    fmt = format or sniff.sniff(path)
+    reader = _READERS.get(fmt)
+    if reader is None:
+        raise UnsupportedError(f"reading {_PENDING.get(fmt, fmt)} models is not supported yet",
+                               file=path)
+    return reader(path)
+
+
+def save(model: LayersModel, dst: str | os.PathLike, *, to: str | None = None,
+         force: bool = False, quantize: list[str] | None = None,
+         shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE) -> Path:
+    """Write ``model`` in the format ``dst`` (or ``to``) names; nothing is left on failure."""
+    target = sniff.target_format(dst, to)
+    rules = tfjs_manifest.parse_quantize(quantize or [])
+    if rules and target != sniff.TFJS_LAYERS:
+        raise UnsupportedError("--quantize applies to TF.js targets only")
+    try:
+        if target == sniff.KERAS_H5:
+            return keras_h5.write(model, dst, force=force)
+        if target == sniff.KERAS_V3:
+            return keras_v3.write(model, dst, force=force)
+        if target == sniff.TFJS_LAYERS:
+            return tfjs_layers.write(model, dst, force=force, shard_size=shard_size,
+                                     quantize=rules)
+    except ModelportError as e:
+        if model.source is not None and e.file is None:
+            e.with_file(model.source.path)
+        raise
+    raise UnsupportedError(f"writing {_PENDING.get(target, target)} is not supported yet",
+                           file=dst)
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    destination: str
+    source_format: str
+    target_format: str
+    dialect: str
+    layers: int
+    parameters: int
+    weight_bytes: int
+    files: list[dict] = field(default_factory=list)
+    check: dict = field(default_factory=dict)
+    quantization: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
+            force: bool = False, quantize: list[str] | None = None,
+            shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
+            progress: Progress = _quiet) -> ConversionReport:
+    """Convert ``src`` to ``dst``, then read the result back and check it.
+
+    The check is structural and bit-exact for lossless targets: the written file must read back
+    to the same layer graph and the same weight bytes. Quantized weights report their error.
+    """
+    started = time.perf_counter()
+    target = sniff.target_format(dst, to)
+    check_destination(Path(dst), force)
+    if target in _PENDING:
+        raise UnsupportedError(f"converting to {_PENDING[target]} is not supported yet",
+                               file=dst)
+    progress(f"reading {src}")
+    model = load(src)
+    progress(f"writing {_label(target)} to {dst} ({_mb(model.weight_bytes())})")
+    written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
+    progress("reading the result back to check it")
+    back = load(written, format=target)
+    check = compare(model, back)
+    if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
+        raise ModelportError(
+            "internal check failed: the written model does not read back identical "
+            f"({check['first_difference']})", file=written)
+    report = ConversionReport(
+        source=str(src), destination=str(written), source_format=_source_format(model),
+        target_format=target, dialect=model.source.dialect if model.source else "?",
+        layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
+        weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
+        check=check, quantization=_quantization_summary(back),
+        seconds=round(time.perf_counter() - started, 3))
+    return report
+
+
+def _label(target: str) -> str:
+    return {sniff.KERAS_H5: "Keras 3 .h5", sniff.KERAS_V3: "Keras 3 .keras",
+            sniff.TFJS_LAYERS: "TF.js layers-model"}.get(target, target)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB of weights"
+
+
+def _source_format(model: LayersModel) -> str:
+    return model.source.format if model.source else "?"
+
+
+def _files(written: Path, target: str) -> list[dict]:
+    if target == sniff.TFJS_LAYERS:
+        folder = written.parent
+        doc = tfjs_layers.load_model_json(written)
+        names = [written.name] + [p for g in doc["weightsManifest"] for p in g["paths"]]
+        return [{"path": str(folder / n), "bytes": (folder / n).stat().st_size} for n in names]
+    return [{"path": str(written), "bytes": written.stat().st_size}]
+
+
+def compare(a: LayersModel, b: LayersModel) -> dict:
+    """Structure equality and per-weight comparison of two LayersModels."""
+    sa, sb = a.structure(), b.structure()
+    first = _first_difference(sa, sb, "model")
+    wa = list(a.all_weights())
+    wb = list(b.all_weights())
+    differing, max_abs, quantized = 0, 0.0, 0
+    if len(wa) != len(wb):
+        first = first or f"{len(wa)} weights vs {len(wb)}"
+    for (owner_a, x), (_owner_b, y) in zip(wa, wb):
+        if y.quantization is not None:
+            quantized += 1
+        if x.array.shape != y.array.shape or x.array.dtype != y.array.dtype or \
+                x.array.tobytes() != y.array.tobytes():
+            differing += 1
+            if x.array.shape == y.array.shape and x.array.size:
+                max_abs = max(max_abs, float(np.max(np.abs(
+                    x.array.astype(np.float64) - y.array.astype(np.float64)))))
+            if y.quantization is None and first is None:
+                first = f"weight {owner_a}/{x.path} differs"
+    return {"structure_equal": first is None or first.startswith("weight"),
+            "weights_compared": len(wa), "weights_differing": differing,
+            "quantized": quantized, "max_abs_weight_error": max_abs,
+            "first_difference": first}
+
+
+def _first_difference(x: object, y: object, where: str) -> str | None:
+    if type(x) is not type(y) and not (isinstance(x, (int, float)) and isinstance(y, (int, float))):
+        return f"{where}: {type(x).__name__} vs {type(y).__name__}"
+    if isinstance(x, dict):
+        for k in sorted(set(x) | set(y), key=str):
+            if k not in x or k not in y:
+                return f"{where}.{k}: present on one side only"
+            d = _first_difference(x[k], y[k], f"{where}.{k}")
+            if d:
+                return d
+        return None
+    if isinstance(x, (list, tuple)):
+        if len(x) != len(y):
+            return f"{where}: length {len(x)} vs {len(y)}"
+        for i, (p, q) in enumerate(zip(x, y)):
+            d = _first_difference(p, q, f"{where}[{i}]")
+            if d:
+                return d
+        return None
+    return None if x == y else f"{where}: {x!r} vs {y!r}"
+
+
+def _quantization_summary(model: LayersModel) -> dict:
+    counts = Counter(w.quantization["dtype"] for _, w in model.all_weights() if w.quantization)
+    return dict(counts)
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+def inspect(path: str | os.PathLike) -> dict:
+    """Everything a user asks before converting: format, I/O, layers, size, targets."""
+    model = load(path)
+    classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
+    nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
+    quant = _quantization_summary(model)
+    targets = {}
+    for name, fmt in sniff.TARGETS.items():
+        if fmt in _PENDING:
+            targets[name] = {"ok": False, "blockers": [],
+                             "note": f"writing {_PENDING[fmt]} is not supported yet"}
+            continue
+        if fmt == sniff.TFJS_LAYERS:
+            found = tfjs_support.blockers(model)
+        else:
+            found = keras_dialect.keras3_blockers(model)
+        targets[name] = {"ok": not found, "blockers": [
+            {"layer": n, "class": c, "reason": r} for n, c, r in found]}
+    return {
+        "path": str(path),
+        "format": model.source.format if model.source else None,
+        "dialect": model.source.dialect if model.source else None,
+        "keras_version": model.source.keras_version if model.source else None,
+        "model": {"name": model.name, "kind": model.kind, "nested_models": nested},
+        "inputs": _io_description(model, inputs=True),
+        "outputs": _io_description(model, inputs=False),
+        "layers": sum(classes.values()),
+        "layers_by_class": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "parameters": model.parameter_count(),
+        "weight_bytes": model.weight_bytes(),
+        "weight_dtypes": dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
+        "quantization": quant,
+        "targets": targets,
+    }
+
+
+def _io_description(model: LayersModel, *, inputs: bool) -> list[dict]:
+    if model.kind == "Sequential":
+        if inputs:
+            layers = model.input_layers
+            return [{"name": layer.name, "shape": layer.config.get("batch_shape"),
+                     "dtype": layer.config.get("dtype", "float32")} for layer in layers]
+        last = model.layers[-1] if model.layers else None
+        return [{"name": last.name, "shape": None, "dtype": None}] if last else []
+    out = []
+    for ref in (model.inputs if inputs else model.outputs):
+        layer = model.layer(ref.layer)
+        if layer.class_name == "InputLayer":
+            out.append({"name": layer.name, "shape": layer.config.get("batch_shape"),
+                        "dtype": layer.config.get("dtype", "float32")})
+        else:
+            spec = model.tensor_specs.get((ref.layer, ref.node, ref.tensor), {})
+            out.append({"name": layer.name, "shape": spec.get("shape"), "dtype": spec.get("dtype")})
+    return out

@@ -1,0 +1,201 @@
+"""The ``modelport`` command: parse options, call the API, render the result.
+
+Exit codes: 0 success, 2 usage error, 3 unreadable or unsafe input, 4 unsupported model or
+target, 5 destination exists (no --force), 6 parity mismatch, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import ModelportError
+
+INTERNAL_ERROR = 70
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10**6,
+          "mb": 10**6, "mi": 1 << 20, "mib": 1 << 20, "g": 10**9, "gb": 10**9, "gi": 1 << 30,
+          "gib": 1 << 30}
+
+
+class ByteSize(click.ParamType):
+    name = "bytes"
+
+    def convert(self, value, param, ctx):  # noqa: D102 - click API
+        if isinstance(value, int):
+            return value
+        m = _SIZE.match(str(value))
+        if not m:
+            self.fail(f"{value!r} is not a size (examples: 4194304, 4MiB, 500kB)", param, ctx)
+        size = int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+        if size <= 0:
+            self.fail("the size must be positive", param, ctx)
+        return size
+
+
+def _emit_error(err: ModelportError, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": False, **err.to_json()}, indent=2))
+    else:
+        click.echo(f"modelport: error: {err}", err=True)
+
+
+def _run(as_json: bool, action):
+    """Run ``action``; a ModelportError becomes a one-line message and its exit code."""
+    try:
+        return action()
+    except ModelportError as err:
+        _emit_error(err, as_json)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("modelport: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    except Exception as err:  # a bug in modelport, not in the input
+        if os.environ.get("MODELPORT_DEBUG"):
+            traceback.print_exc()
+        message = f"internal error: {type(err).__name__}: {err}"
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": "InternalError", "message": message,
+                                   "exit_code": INTERNAL_ERROR}, indent=2))
+        else:
+            click.echo(f"modelport: {message} (set MODELPORT_DEBUG=1 for a traceback; "
+                       "please report it)", err=True)
+        sys.exit(INTERNAL_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="modelport")
+def main() -> None:
+    """Convert trained models between Keras (.h5, .keras), ONNX and TF.js, and check the result.
+
+    \b
+    Formats are recognised from the content of SRC and from the name of DST:
+      model.h5 / model.hdf5   Keras HDF5 (read: Keras 2 and 3; written: Keras 3)
+      model.keras             Keras 3 zip (or its unzipped folder)
+      folder/ or model.json   TF.js layers-model (model.json + binary weight shards)
+
+    \b
+    Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
+    5 destination exists (use --force), 6 parity mismatch, 70 internal error.
+    """
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=False, dir_okay=True))
+@click.argument("dst", type=click.Path(dir_okay=True))
+@click.option("--to", "to", type=click.Choice(["h5", "keras", "tfjs-layers", "tfjs-graph", "onnx"]),
+              help="Target format, when DST's name does not say it.")
+@click.option("--quantize", "quantize", multiple=True, metavar="DTYPE[:PATTERNS]",
+              help="TF.js weight quantization: uint8, uint16 or float16 for every float weight, "
+                   "or DTYPE:PATTERN[,PATTERN] for weights whose names match (fnmatch, e.g. "
+                   "'uint8:*/kernel'). Repeat for several rules.")
+@click.option("--shard-size", type=ByteSize(), default="4194304", show_default=True,
+              help="TF.js shard size in bytes (suffixes kB, MB, KiB, MiB accepted).")
+@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
+def convert(src, dst, to, quantize, shard_size, force, as_json, quiet):
+    """Convert SRC to DST and check the result.
+
+    After writing, DST is read back and compared with SRC: the layer graph must be equal and
+    every weight bit-identical (quantized weights report their error instead).
+
+    \b
+    Examples:
+      modelport convert model.h5 web_model/                     # Keras -> TF.js layers-model
+      modelport convert model.h5 web_model/ --quantize uint8    # 4x smaller weights
+      modelport convert web_model/model.json model.keras        # TF.js -> Keras 3
+      modelport convert old_keras2.h5 upgraded.keras            # Keras 2 -> Keras 3
+    """
+    from . import api
+
+    def progress(message: str) -> None:
+        if not quiet and not as_json:
+            click.echo(f"modelport: {message}", err=True)
+
+    report = _run(as_json, lambda: api.convert(src, dst, to=to, force=force,
+                                               quantize=list(quantize), shard_size=shard_size,
+                                               progress=progress))
+    if as_json:
+        click.echo(json.dumps({"ok": True, **report.to_json()}, indent=2))
+        return
+    _print_report(report)
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _print_report(report) -> None:
+    total = sum(f["bytes"] for f in report.files)
+    click.echo(f"converted {report.source} ({report.source_format}, {report.dialect} dialect)")
+    click.echo(f"       -> {report.destination} ({report.target_format})")
+    click.echo(f"  {report.layers} layers, {report.parameters:,} parameters, "
+               f"{_fmt_bytes(report.weight_bytes)} of weights; wrote {len(report.files)} "
+               f"file(s), {_fmt_bytes(total)}")
+    check = report.check
+    if check["quantized"]:
+        click.echo(f"  check: structure equal; {check['quantized']} quantized weights "
+                   f"({', '.join(f'{k}: {v}' for k, v in report.quantization.items())}), max abs "
+                   f"weight error {check['max_abs_weight_error']:.3g}; the rest bit-identical")
+    else:
+        click.echo(f"  check: read back identical (structure equal, {check['weights_compared']} "
+                   "weights bit-identical)")
+    click.echo(f"  {report.seconds:.2f} s")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=False, dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
+def inspect(model, as_json):
+    """Describe MODEL: format, inputs and outputs, layers, size, and where it can go.
+
+    For each target format, lists the layers that keep the model from it and why.
+    """
+    from . import api
+
+    info = _run(as_json, lambda: api.inspect(model))
+    if as_json:
+        click.echo(json.dumps({"ok": True, **info}, indent=2))
+        return
+    click.echo(f"{info['path']}: {info['format']} ({info['dialect']} dialect"
+               + (f", Keras {info['keras_version']}" if info.get("keras_version") else "") + ")")
+    m = info["model"]
+    click.echo(f"  model {m['name']!r}: {m['kind']}"
+               + (f", nested models: {', '.join(m['nested_models'])}" if m["nested_models"] else ""))
+    for label in ("inputs", "outputs"):
+        for t in info[label]:
+            shape = "?" if t["shape"] is None else "(" + ", ".join(
+                "None" if d is None else str(d) for d in t["shape"]) + ")"
+            click.echo(f"  {label[:-1]:6} {t['name']}: {shape} {t['dtype'] or '?'}")
+    click.echo(f"  {info['layers']} layers: " + ", ".join(
+        f"{cls} x{n}" if n > 1 else cls for cls, n in info["layers_by_class"].items()))
+    click.echo(f"  {info['parameters']:,} parameters, {_fmt_bytes(info['weight_bytes'])} of "
+               f"weights ({', '.join(f'{k}: {v}' for k, v in info['weight_dtypes'].items()) or 'none'})")
+    if info["quantization"]:
+        click.echo("  quantized weights: " + ", ".join(
+            f"{k}: {v}" for k, v in info["quantization"].items()))
+    click.echo("  targets:")
+    for name, t in info["targets"].items():
+        if t["ok"]:
+            click.echo(f"    {name:12} yes")
+        elif t.get("note"):
+            click.echo(f"    {name:12} no: {t['note']}")
+        else:
+            click.echo(f"    {name:12} no:")
+            for b in t["blockers"]:
+                click.echo(f"      {b['layer']} ({b['class']}): {b['reason']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

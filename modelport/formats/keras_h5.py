@@ -1,0 +1,260 @@
+"""Keras legacy HDF5 (``model.save("x.h5")``), as written by Keras 2 and by Keras 3.
+
+Layout: root attrs ``model_config`` (JSON), ``keras_version``, ``backend``; group
+``model_weights`` with attr ``layer_names`` and one group per top-level layer whose attr
+``weight_names`` lists its variables in Keras's legacy order (trainable first; a nested model's
+group holds all of its inner variables). Attributes over 64,512 bytes are split into ``name0``,
+``name1``, ... . Keras 2 names end in ``:0``; Keras 3 uses variable paths. Keras itself matches
+by position, and so does this reader, after checking each name ends with the expected variable.
+
+The writer emits the Keras 3 dialect, which Keras 3 loads whatever generation the source was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FormatError, ModelportError, UnsafeInputError
+from ..fsutil import atomic_output
+from ..models import Layer, LayersModel, SourceInfo, Weight
+from . import keras_dialect
+from .keras_variables import layer_variables, legacy_order, same_variable
+
+HDF5_ATTR_LIMIT = 64512  # Keras's HDF5_OBJECT_HEADER_LIMIT
+WRITTEN_KERAS_VERSION = "3.15.1"  # the Keras 3 format these files follow
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def open_h5(path: Path):
+    h5py = _h5py()
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise FormatError(f"not a readable HDF5 file ({_short(e)})", file=path) from None
+
+
+def _short(e: Exception) -> str:
+    text = str(e).split("\n")[0]
+    return text[:160]
+
+
+def refuse_links(f) -> None:
+    """HDF5 soft and external links can point anywhere, other files included: refuse them."""
+    h5py = _h5py()
+
+    def check(group, prefix: str) -> None:
+        for key in group.keys():
+            link = group.get(key, getlink=True)
+            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+                raise UnsafeInputError(f"HDF5 {type(link).__name__} at /{prefix}{key} is refused")
+            item = group.get(key)
+            if isinstance(item, h5py.Group):
+                check(item, f"{prefix}{key}/")
+
+    check(f, "")
+
+
+def load_attribute(group, name: str) -> list:
+    """A list attribute, joined from Keras's chunks (``name0``, ``name1``, ...) when split."""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, i = [], 0
+        while f"{name}{i}" in group.attrs:
+            values.extend(group.attrs[f"{name}{i}"])
+            i += 1
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def save_attribute(group, name: str, values: list[str]) -> None:
+    data = np.asarray([v.encode("utf8") for v in values])
+    if data.size == 0:
+        group.attrs[name] = np.asarray([], dtype="S1")
+        return
+    chunks = 1
+    parts = np.array_split(data, chunks)
+    while any(p.nbytes > HDF5_ATTR_LIMIT for p in parts):
+        chunks += 1
+        parts = np.array_split(data, chunks)
+    if chunks == 1:
+        group.attrs[name] = data
+    else:
+        for i, part in enumerate(parts):
+            group.attrs[f"{name}{i}"] = part
+
+
+def _text_attr(f, name: str) -> str | None:
+    if name not in f.attrs:
+        return None
+    value = f.attrs[name]
+    if isinstance(value, bytes):
+        return value.decode("utf8")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
+        value = value.item()
+        return value.decode("utf8") if isinstance(value, bytes) else str(value)
+    return str(value)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read(path: str | os.PathLike) -> LayersModel:
+    path = Path(path)
+    with open_h5(path) as f:
+        try:
+            refuse_links(f)
+            raw = _text_attr(f, "model_config")
+            if raw is None:
+                raise FormatError("HDF5 file has no model_config: it holds weights only, and "
+                                  "modelport needs the architecture too",
+                                  hint="save the whole model with model.save('x.h5')")
+            try:
+                model_config = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise FormatError(f"model_config is not valid JSON ({e.msg} at {e.pos})") from None
+            keras_version = _text_attr(f, "keras_version")
+            backend = _text_attr(f, "backend")
+            dialect = keras_dialect.detect_dialect(model_config, keras_version)
+            model = keras_dialect.model_from_config(model_config, dialect)
+            root = f["model_weights"] if "model_weights" in f else f
+            _read_weights(root, model)
+        except ModelportError as e:
+            raise e.with_file(path)
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise FormatError(f"corrupt or truncated HDF5 content ({_short(e)})",
+                              file=path) from None
+    model.source = SourceInfo("keras-h5", str(path), dialect, keras_version, backend)
+    return model
+
+
+def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, str, bool]] | None:
+    """``(owner, path, trainable)`` in natural order for a top-level layer, nested models expanded."""
+    if layer.model is not None:
+        inner_frozen = frozen or layer.model.config.get("trainable", True) is False
+        out: list[tuple[Layer, str, bool]] = []
+        for inner in layer.model.layers:
+            found = expected_variables(inner, inner_frozen)
+            if found is None:
+                return None
+            out.extend(found)
+        return out
+    found = layer_variables(layer.class_name, layer.config)
+    if found is None:
+        return None
+    return [(layer, p, t and not frozen) for p, t in found]
+
+
+def _read_weights(root, model: LayersModel) -> None:
+    h5py = _h5py()
+    stored = set(load_attribute(root, "layer_names")) if (
+        "layer_names" in root.attrs or "layer_names0" in root.attrs) else None
+    for layer in model.layers:
+        group = root.get(layer.name) if layer.name in root else None
+        names = load_attribute(group, "weight_names") if group is not None else []
+        expected = expected_variables(layer)
+        if expected is None:
+            if names:
+                _read_unknown(layer, group, names)
+            continue
+        ordered = legacy_order([((owner, p, t), t) for owner, p, t in expected])
+        if len(names) != len(ordered):
+            want = ", ".join(p for _, p, _ in ordered) or "none"
+            raise FormatError(
+                f"the file stores {len(names)} variables for this {layer.class_name} but its "
+                f"config implies {len(ordered)} ({want})", layer=layer.name)
+        for (owner, var_path, trainable), name in zip(ordered, names):
+            leaf = name.split("/")[-1].split(":")[0]
+            if not same_variable(leaf, var_path.split("/")[-1]):
+                raise FormatError(
+                    f"variable {name!r} is stored where {var_path!r} was expected", layer=layer.name)
+            item = group.get(name)
+            if not isinstance(item, h5py.Dataset):
+                raise FormatError(f"variable {name!r} is listed but not stored", layer=layer.name)
+            owner.weights.append(Weight(var_path, _dataset_array(item), trainable))
+    if stored is not None:
+        missing = [layer.name for layer in model.layers
+                   if layer.name not in stored and any(True for _ in layer.all_weights())]
+        if missing:
+            raise FormatError(f"layers with variables are absent from layer_names: {missing}")
+
+
+def _dataset_array(ds) -> np.ndarray:
+    if ds.dtype.kind not in "biuf":
+        raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
+    return np.asarray(ds[()])
+
+
+def _read_unknown(layer: Layer, group, names: list[str]) -> None:
+    """A class this module does not know: keep its variables under their stored names."""
+    prefix = layer.name + "/"
+    for name in names:
+        short = name[len(prefix):] if name.startswith(prefix) else name
+        short = short.split(":")[0]
+        item = group.get(name)
+        if item is None:
+            raise FormatError(f"variable {name!r} is listed but not stored", layer=layer.name)
+        layer.weights.append(Weight(short, _dataset_array(item)))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``model`` as a Keras 3 legacy ``.h5`` file (all-or-nothing)."""
+    dst = Path(dst)
+    config = keras_dialect.model_to_config(model, keras_dialect.KERAS3)
+    plan = []
+    for layer in model.layers:
+        expected = expected_variables(layer)
+        if expected is None:
+            entries = [(layer, w) for w in layer.weights]
+        else:
+            by_owner = {}
+            for owner, path, trainable in expected:
+                by_owner.setdefault(id(owner), {})[path] = trainable
+            entries = legacy_order([((owner, w), by_owner[id(owner)].get(w.path, True))
+                                    for owner, _p, _t in _unique_owners(expected)
+                                    for w in owner.weights])
+        plan.append((layer, entries))
+    h5py = _h5py()
+    with atomic_output(dst, directory=False, force=force) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["model_config"] = json.dumps(config)
+            f.attrs["keras_version"] = WRITTEN_KERAS_VERSION
+            f.attrs["backend"] = "tensorflow"
+            root = f.create_group("model_weights")
+            save_attribute(root, "layer_names", [layer.name for layer in model.layers])
+            root.attrs["backend"] = "tensorflow"
+            root.attrs["keras_version"] = WRITTEN_KERAS_VERSION
+            for layer, entries in sorted(plan, key=lambda item: item[0].name):
+                g = root.create_group(layer.name)
+                names = []
+                for owner, weight in entries:
+                    name = _weight_name(layer, owner, weight)
+                    names.append(name)
+                    g.create_dataset(name, data=weight.array)
+                save_attribute(g, "weight_names", names)
+            root.create_group("top_level_model_weights").attrs["weight_names"] = np.asarray(
+                [], dtype="S1")
+    return dst
+
+
+def _unique_owners(expected: list[tuple[Layer, str, bool]]):
+    seen = set()
+    for owner, p, t in expected:
+        if id(owner) not in seen:
+            seen.add(id(owner))
+            yield owner, p, t
+
+
+def _weight_name(top: Layer, owner: Layer, weight: Weight) -> str:
+    if owner is top:
+        return f"{top.name}/{weight.path}"
+    return f"{top.name}/{owner.name}/{weight.path}"

@@ -1,0 +1,298 @@
+"""Keras 3 ``.keras`` files: a zip (or its unzipped folder) of ``config.json``,
+``metadata.json`` and ``model.weights.h5``.
+
+In the weights file every object has a folder named after its class, not its name:
+``layers/<snake_case(class)>[_<n>]`` per container, in layer order (the second Dense of a model
+is ``layers/dense_1`` whatever it is called), with variables by position under ``vars/<i>`` and
+sub-objects under their attribute names (``cell``, ``forward_layer``, ``layer``, ``layers``).
+tf_keras 2.13+ writes the same layout with Keras 2 configs; both are read.
+
+Read without extracting anything to disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from ..errors import FormatError, ModelportError, UnsupportedError
+from ..fsutil import atomic_output, contained_path
+from ..models import Layer, LayersModel, SourceInfo, Weight
+from . import keras_dialect
+from .keras_h5 import WRITTEN_KERAS_VERSION, _h5py, refuse_links
+from .keras_variables import layer_variables, snake_case
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+MAX_JSON_BYTES = 512 * 1024 * 1024
+MAX_RATIO = 200  # compressed members expanding more than this are treated as zip bombs
+
+
+class _Archive:
+    """Uniform read access to the zip and the folder forms."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            return
+        if not zipfile.is_zipfile(path):
+            raise FormatError("not a .keras file: neither a zip archive nor a folder", file=path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise FormatError(f"corrupt zip archive ({e})", file=path) from None
+
+    def names(self) -> set[str]:
+        if self.zip is not None:
+            return set(self.zip.namelist())
+        return {p.name for p in self.path.iterdir() if p.is_file()}
+
+    def open(self, name: str) -> IO[bytes]:
+        if self.zip is not None:
+            info = self.zip.getinfo(name)
+            if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_RATIO \
+                    and info.file_size > 1 << 20:
+                raise FormatError(f"zip member {name} expands {info.file_size} bytes from "
+                                  f"{info.compress_size}: refused as a zip bomb", file=self.path)
+            return self.zip.open(name)
+        return open(contained_path(self.path, name, what="member", file=self.path), "rb")
+
+    def read_json(self, name: str) -> dict:
+        if self.zip is not None and self.zip.getinfo(name).file_size > MAX_JSON_BYTES:
+            raise FormatError(f"{name} is larger than {MAX_JSON_BYTES} bytes", file=self.path)
+        with self.open(name) as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FormatError(f"{name} is not valid JSON ({e})", file=self.path) from None
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def read(path: str | os.PathLike) -> LayersModel:
+    path = Path(path)
+    archive = _Archive(path)
+    try:
+        names = archive.names()
+        if CONFIG not in names:
+            raise FormatError(f"no {CONFIG} in the .keras archive")
+        config = archive.read_json(CONFIG)
+        metadata = archive.read_json(METADATA) if METADATA in names else {}
+        keras_version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        dialect = keras_dialect.detect_dialect(config, keras_version)
+        model = keras_dialect.model_from_config(config, dialect)
+        if WEIGHTS in names:
+            _read_weights(archive, model)
+        elif "model.weights.json" in names:
+            raise UnsupportedError("sharded .keras weights (model.weights.json) are not supported yet")
+        elif any(True for _ in model.all_weights()) or _has_variables(model):
+            raise FormatError(f"no {WEIGHTS} in the .keras archive")
+    except ModelportError as e:
+        raise e.with_file(path)
+    finally:
+        archive.close()
+    model.source = SourceInfo("keras-v3", str(path), dialect, keras_version)
+    return model
+
+
+def _has_variables(model: LayersModel) -> bool:
+    for layer in model.iter_layers():
+        if layer.model is None and layer_variables(layer.class_name, layer.config):
+            return True
+    return False
+
+
+def _read_weights(archive: _Archive, model: LayersModel) -> None:
+    h5py = _h5py()
+    with archive.open(WEIGHTS) as fh:
+        try:
+            with h5py.File(fh, "r") as f:
+                refuse_links(f)
+                layers = f.get("layers")
+                if layers is None:
+                    if _has_variables(model):
+                        raise FormatError(f"{WEIGHTS} has no 'layers' group")
+                    return
+                _read_container(layers, model.layers, "layers")
+        except (OSError, KeyError, ValueError) as e:
+            raise FormatError(f"corrupt {WEIGHTS} ({str(e).splitlines()[0][:160]})") from None
+
+
+def _folder_names(layers: list[Layer]) -> list[str]:
+    used: dict[str, int] = {}
+    out = []
+    for layer in layers:
+        base = snake_case(layer.model.kind if layer.model is not None else layer.class_name)
+        if base in used:
+            used[base] += 1
+            out.append(f"{base}_{used[base]}")
+        else:
+            used[base] = 0
+            out.append(base)
+    return out
+
+
+def _read_container(group, layers: list[Layer], where: str) -> None:
+    h5py = _h5py()
+    for layer, folder in zip(layers, _folder_names(layers)):
+        sub = group.get(folder)
+        if layer.model is not None:
+            if sub is None or "layers" not in sub:
+                if _has_variables(layer.model):
+                    raise FormatError(f"no weights at {where}/{folder}", layer=layer.name)
+                continue
+            _read_container(sub["layers"], layer.model.layers, f"{where}/{folder}/layers")
+            continue
+        expected = layer_variables(layer.class_name, layer.config)
+        if expected is None:
+            if sub is not None and _count_datasets(sub):
+                raise UnsupportedError(
+                    f"layer class {layer.class_name!r} is unknown to modelport, so its variables "
+                    "in the .keras weights cannot be named", layer=layer.name)
+            continue
+        if not expected:
+            continue
+        if sub is None:
+            raise FormatError(f"no weights at {where}/{folder}", layer=layer.name)
+        _check_owner(sub, layer)
+        for prefix, entries in _by_prefix(expected).items():
+            vars_path = f"{prefix}/vars" if prefix else "vars"
+            vars_group = sub.get(vars_path)
+            if not isinstance(vars_group, h5py.Group):
+                raise FormatError(f"no {where}/{folder}/{vars_path} in the weights",
+                                  layer=layer.name)
+            stored = len([k for k in vars_group.keys()])
+            if stored != len(entries):
+                want = ", ".join(p for p, _ in entries)
+                raise FormatError(
+                    f"{where}/{folder}/{vars_path} holds {stored} variables; this "
+                    f"{layer.class_name} config implies {len(entries)} ({want})", layer=layer.name)
+            for i, (path, trainable) in enumerate(entries):
+                ds = vars_group.get(str(i))
+                if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
+                    raise FormatError(f"{where}/{folder}/{vars_path}/{i} is not a numeric dataset",
+                                      layer=layer.name)
+                layer.weights.append(Weight(path, np.asarray(ds[()]), trainable))
+
+
+def _check_owner(sub, layer: Layer) -> None:
+    vars_group = sub.get("vars")
+    owner = vars_group.attrs.get("name") if vars_group is not None else None
+    if isinstance(owner, bytes):
+        owner = owner.decode("utf8")
+    if owner is not None and owner != layer.name:
+        raise FormatError(f"the weights folder {sub.name} belongs to layer {owner!r}",
+                          layer=layer.name)
+
+
+def _count_datasets(group) -> int:
+    h5py = _h5py()
+    count = 0
+
+    def visit(_name, obj):
+        nonlocal count
+        if isinstance(obj, h5py.Dataset):
+            count += 1
+    group.visititems(visit)
+    return count
+
+
+def _by_prefix(entries: list[tuple[str, bool]]) -> dict[str, list[tuple[str, bool]]]:
+    grouped: dict[str, list[tuple[str, bool]]] = {}
+    for path, trainable in entries:
+        prefix = path.rsplit("/", 1)[0] if "/" in path else ""
+        grouped.setdefault(prefix, []).append((path, trainable))
+    return grouped
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``model`` as a Keras 3 ``.keras`` zip (all-or-nothing)."""
+    dst = Path(dst)
+    config = keras_dialect.model_to_config(model, keras_dialect.KERAS3, modules=True)
+    metadata = {"keras_version": WRITTEN_KERAS_VERSION,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    h5py = _h5py()
+    with atomic_output(dst, directory=False, force=force) as tmp:
+        weights_tmp = tmp.with_name(tmp.name + ".weights.h5")
+        try:
+            with h5py.File(weights_tmp, "w") as f:
+                layers = f.create_group("layers")
+                _write_container(layers, model.layers)
+                f.create_group("vars").attrs["name"] = model.name
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(METADATA, json.dumps(metadata))
+                zf.writestr(CONFIG, json.dumps(config))
+                zf.write(weights_tmp, WEIGHTS)
+        finally:
+            if weights_tmp.exists():
+                weights_tmp.unlink()
+    return dst
+
+
+_CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+
+
+def _write_container(group, layers: list[Layer]) -> None:
+    for layer, folder in zip(layers, _folder_names(layers)):
+        sub = group.create_group(folder)
+        sub.create_group("vars").attrs["name"] = layer.name
+        if layer.model is not None:
+            _write_container(sub.create_group("layers"), layer.model.layers)
+            continue
+        expected = layer_variables(layer.class_name, layer.config)
+        if expected is None:
+            if layer.weights:
+                raise UnsupportedError(
+                    f"layer class {layer.class_name!r} is unknown to modelport; its variables "
+                    "cannot be placed in a .keras file", layer=layer.name)
+            continue
+        by_path = {w.path: w for w in layer.weights}
+        missing = [p for p, _ in expected if p not in by_path]
+        if missing or len(by_path) != len(expected):
+            raise FormatError(f"variables {sorted(by_path)} do not match what a "
+                              f"{layer.class_name} needs ({[p for p, _ in expected]})",
+                              layer=layer.name)
+        for prefix, entries in _by_prefix(expected).items():
+            if prefix:
+                parts = prefix.split("/")
+                for depth in range(1, len(parts)):
+                    ancestor = "/".join(parts[:depth])
+                    sub.require_group(ancestor).require_group("vars").attrs["name"] = \
+                        _sub_object_name(layer, ancestor)
+                target = sub.require_group(prefix)
+                vars_group = target.require_group("vars")
+                vars_group.attrs["name"] = _sub_object_name(layer, prefix)
+            else:
+                vars_group = sub["vars"]
+            for i, (path, _trainable) in enumerate(entries):
+                vars_group.create_dataset(str(i), data=by_path[path].array)
+
+
+def _sub_object_name(layer: Layer, prefix: str) -> str:
+    # Only informational (Keras loads by position): the names Keras itself records.
+    last = prefix.rsplit("/", 1)[-1]
+    if last == "cell":
+        owner = layer.class_name
+        if prefix != "cell":
+            inner = layer.config.get("layer", {})
+            owner = inner.get("class_name", owner)
+        return _CELL_NAMES.get(owner, "cell")
+    if last in ("forward_layer", "backward_layer"):
+        inner = layer.config.get("layer", {}).get("config", {})
+        return f"{last.split('_')[0]}_{inner.get('name', 'layer')}"
+    if last == "layer":
+        return layer.config.get("layer", {}).get("config", {}).get("name", "layer")
+    return last

@@ -1,0 +1,210 @@
+"""TF.js layers-models: ``model.json`` (``format: "layers-model"``) plus binary weight shards.
+
+``modelTopology`` is a Keras 2 dialect model config, optionally wrapped as
+``{"model_config": ..., "keras_version", "backend"}`` (the TF.js converter's form). Weights are
+looked up by name, exactly as tfjs-layers does: ``<layer>/<variable>`` with no ``cell`` level for
+recurrent layers, ``<layer>/forward_<inner>/<variable>`` and ``<layer>/backward_<inner>/...``
+for Bidirectional, ``<layer>/<variable>`` for TimeDistributed, and a nested model's inner
+layers under their own names. Names that carry an extra cell level (``lstm/lstm_cell/kernel``,
+as the TF.js converter writes from Keras 2 files) are accepted on read, as tfjs-layers does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import __version__
+from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
+from ..fsutil import atomic_output, check_destination
+from ..models import Layer, LayersModel, SourceInfo, Weight
+from . import keras_dialect, tfjs_manifest, tfjs_support
+from .keras_h5 import expected_variables
+
+MODEL_JSON = "model.json"
+MAX_JSON_BYTES = 1 << 30
+
+
+def model_json_path(path: Path) -> Path:
+    return path / MODEL_JSON if path.is_dir() else path
+
+
+def load_model_json(path: Path) -> dict:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise FormatError(f"model.json is larger than {MAX_JSON_BYTES} bytes", file=path)
+    try:
+        data = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"not valid JSON ({e})", file=path) from None
+    if not isinstance(data, dict):
+        raise FormatError("model.json is not a JSON object", file=path)
+    return data
+
+
+# --- names --------------------------------------------------------------------------------------
+
+def tfjs_weight_names(layer: Layer) -> list[tuple[Layer, Weight, str]]:
+    """(owner, weight, tfjs name) for a top-level layer's variables, in natural order."""
+    if layer.model is not None:
+        out = []
+        for inner in layer.model.layers:
+            out.extend(tfjs_weight_names(inner))
+        return out
+    return [(layer, w, tfjs_name(layer, w.path)) for w in layer.weights]
+
+
+def tfjs_name(layer: Layer, path: str) -> str:
+    parts = path.split("/")
+    var = parts[-1]
+    if parts[0] in ("forward_layer", "backward_layer"):
+        inner = (layer.config.get("layer") or {}).get("config", {}).get("name", "layer")
+        return f"{layer.name}/{parts[0].split('_')[0]}_{inner}/{var}"
+    return f"{layer.name}/{var}"
+
+
+def _shortened(name: str) -> str:
+    tokens = name.split("/")
+    return "/".join(tokens[:-2] + tokens[-1:]) if len(tokens) >= 3 else name
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read(path: str | os.PathLike) -> LayersModel:
+    path = Path(path)
+    json_path = model_json_path(path)
+    try:
+        if not json_path.is_file():
+            raise FormatError("no model.json here")
+        data = load_model_json(json_path)
+        fmt = data.get("format")
+        if fmt == "graph-model":
+            raise UnsupportedError("this is a TF.js graph-model; reading graph-models is not "
+                                   "supported yet")
+        topology = data.get("modelTopology")
+        if not isinstance(topology, dict):
+            raise FormatError("model.json has no modelTopology")
+        config = topology.get("model_config", topology)
+        keras_version = topology.get("keras_version") if "model_config" in topology else None
+        if isinstance(keras_version, str) and not keras_version[:1].isdigit():
+            keras_version = None  # "tfjs-layers 4.22.0": the dialect is Keras 2
+        dialect = keras_dialect.detect_dialect(config, keras_version)
+        model = keras_dialect.model_from_config(config, dialect)
+        stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
+                                             file=json_path)
+        _assign_weights(model, stored)
+    except ModelportError as e:
+        raise e.with_file(json_path)
+    except OSError as e:
+        raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
+    model.source = SourceInfo("tfjs-layers", str(json_path), dialect, keras_version)
+    return model
+
+
+def _assign_weights(model: LayersModel, stored: list[tfjs_manifest.StoredWeight]) -> None:
+    by_name = {w.name: w for w in stored}
+    shortened: dict[str, str] = {}
+    for w in stored:
+        shortened.setdefault(_shortened(w.name), w.name)
+    used: set[str] = set()
+    for layer in model.layers:
+        expected = expected_variables(layer)
+        if expected is None:
+            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
+                                   layer=layer.name)
+        for owner, path, trainable in expected:
+            name = tfjs_name(owner, path)
+            found = name if name in by_name else shortened.get(name)
+            if found is None or found in used:
+                raise FormatError(f"the weights manifest has no {name!r}", layer=owner.name)
+            used.add(found)
+            item = by_name[found]
+            owner.weights.append(Weight(path, item.array, trainable, item.quantization))
+    extra = [w.name for w in stored if w.name not in used]
+    if extra:
+        raise FormatError(f"the weights manifest has weights no layer uses: {extra[:5]}")
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def check_writable(model: LayersModel) -> None:
+    found = tfjs_support.blockers(model)
+    if found:
+        name, cls, reason = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise UnsupportedError(f"{cls}: {reason}{more}", layer=name,
+                               hint="run `modelport inspect` for every blocking layer")
+
+
+def to_model_json(model: LayersModel, manifest: list) -> dict:
+    config = keras_dialect.model_to_config(model, keras_dialect.KERAS2)
+    source = model.source
+    generated = (f"keras v{source.keras_version}" if source and source.keras_version
+                 else "modelport")
+    return {
+        "format": "layers-model",
+        "generatedBy": generated,
+        "convertedBy": f"modelport v{__version__}",
+        "modelTopology": {"model_config": config, "backend": "tensor_flow.js"},
+        "weightsManifest": manifest,
+    }
+
+
+def ordered_weights(model: LayersModel) -> list[tuple[str, Weight]]:
+    out: list[tuple[str, Weight]] = []
+    seen: dict[str, str] = {}
+    for layer in model.layers:
+        for owner, weight, name in tfjs_weight_names(layer):
+            if name in seen:
+                raise UnsupportedError(
+                    f"two variables would both be named {name!r} in TF.js (layers "
+                    f"{seen[name]!r} and {owner.name!r}); tfjs-layers refuses duplicate names",
+                    layer=owner.name, hint="rename one of the layers")
+            seen[name] = owner.name
+            out.append((name, weight))
+    return out
+
+
+def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
+          shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
+          quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> Path:
+    """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``)."""
+    check_writable(model)
+    weights = ordered_weights(model)
+    names = [n for n, _ in weights]
+    chosen = tfjs_manifest.choose_quantization(
+        [n for n, w in weights if w.array.dtype.kind in "fi"], quantize or [])
+    dst = Path(dst)
+    json_name = dst.name if dst.suffix == ".json" else MODEL_JSON
+    folder = dst.parent if dst.suffix == ".json" else dst
+
+    def fill(target: Path) -> None:
+        group = tfjs_manifest.write_group(target, 0, [(n, w.array) for n, w in weights],
+                                          shard_size=shard_size, quantization=chosen)
+        doc = to_model_json(model, [group])
+        (target / json_name).write_text(json.dumps(doc))
+
+    if dst.suffix != ".json" or not folder.exists():
+        with atomic_output(folder, directory=True, force=force) as tmp:
+            fill(tmp)
+        return folder / json_name
+    # Into an existing folder: stage next to it, then move the files in, model.json last.
+    check_destination(dst, force)
+    staging = Path(tempfile.mkdtemp(prefix=f".{json_name}.modelport-", dir=folder))
+    try:
+        fill(staging)
+        produced = sorted(p.name for p in staging.iterdir())
+        clashes = [n for n in produced if n != json_name and (folder / n).exists()]
+        if clashes and not force:
+            raise OutputExistsError(f"shard files already exist: {clashes[:3]}", file=folder,
+                                    hint="pass --force to replace them")
+        for n in produced:
+            if n != json_name:
+                os.replace(staging / n, folder / n)
+        os.replace(staging / json_name, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    del names
+    return dst

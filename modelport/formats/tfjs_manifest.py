@@ -1,0 +1,314 @@
+"""TF.js weight manifests and binary shards, shared by layers-models and graph-models.
+
+A manifest is a list of groups ``{"paths": [shard, ...], "weights": [entry, ...]}``. The bytes
+of a group's entries are concatenated in order and cut into shards (``group<g>-shard<i>of<n>.bin``,
+4,194,304 bytes by default); an entry may straddle shards. Entries are
+``{"name", "shape", "dtype"}`` plus, when stored lossily, ``"quantization": {"dtype": "uint8" |
+"uint16" | "float16", "min", "scale", "original_dtype"}``. Affine quantization nudges the range
+so that 0.0 is exact; dequantization is ``q * scale + min``, computed in double precision and
+stored as float32, as TF.js does. Strings are, per element, a 4-byte little-endian length and the
+UTF-8 bytes.
+
+Reading streams each entry from its byte range across shard files; nothing is concatenated.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+import numpy as np
+
+from ..errors import FormatError, UnsupportedError
+from ..fsutil import contained_path
+
+DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
+DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("bool"),
+          "uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2"),
+          "complex64": np.dtype("<c8")}
+QUANTIZED = ("uint8", "uint16", "float16")
+MAX_ELEMENTS = 1 << 34  # a declared shape larger than this is corrupt, not a model
+
+
+@dataclass
+class StoredWeight:
+    name: str
+    array: np.ndarray
+    quantization: dict | None = None
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read_manifest(folder: Path, manifest: object, *, file: Path) -> list[StoredWeight]:
+    """Every weight of every group, dequantized, in manifest order."""
+    if not isinstance(manifest, list):
+        raise FormatError("weightsManifest is not a list of groups", file=file)
+    out: list[StoredWeight] = []
+    seen: set[str] = set()
+    for g, group in enumerate(manifest):
+        if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
+                or not isinstance(group.get("weights"), list):
+            raise FormatError(f"weightsManifest group {g} lacks 'paths' or 'weights'", file=file)
+        shards = [contained_path(folder, p, what=f"shard path of group {g}", file=file)
+                  for p in group["paths"]]
+        for shard in shards:
+            if not shard.is_file():
+                raise FormatError(f"shard {shard.name} of group {g} is missing", file=file)
+        with _ShardReader(shards) as reader:
+            for entry in group["weights"]:
+                weight = _read_entry(reader, entry, file=file, group=g)
+                if weight.name in seen:
+                    raise FormatError(f"weight {weight.name!r} appears twice in the manifest",
+                                      file=file)
+                seen.add(weight.name)
+                out.append(weight)
+            if reader.remaining:
+                raise FormatError(
+                    f"the shards of group {g} hold {reader.total} bytes but the manifest accounts "
+                    f"for {reader.total - reader.remaining}: {reader.remaining} bytes are "
+                    "unaccounted for (wrong manifest or corrupt shard)", file=file)
+    return out
+
+
+class _ShardReader:
+    """Reads consecutive byte ranges over a list of shard files."""
+
+    def __init__(self, shards: list[Path]) -> None:
+        self.shards = shards
+        self.sizes = [s.stat().st_size for s in shards]
+        self.total = sum(self.sizes)
+        self.index = 0
+        self.handle: BinaryIO | None = None
+        self.consumed = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.consumed
+
+    def __enter__(self) -> "_ShardReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def read(self, n: int) -> bytes:
+        if n > self.remaining:
+            raise EOFError(n)
+        parts = []
+        while n > 0:
+            if self.handle is None:
+                self.handle = open(self.shards[self.index], "rb")
+            chunk = self.handle.read(n)
+            if not chunk:
+                self.handle.close()
+                self.handle = None
+                self.index += 1
+                continue
+            parts.append(chunk)
+            n -= len(chunk)
+            self.consumed += len(chunk)
+        return b"".join(parts)
+
+
+def _shape(entry: dict, *, file: Path) -> tuple[int, ...]:
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                              and d >= 0 for d in shape):
+        raise FormatError(f"weight {entry.get('name')!r} has an invalid shape {shape!r}", file=file)
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise FormatError(f"weight {entry.get('name')!r} declares {math.prod(shape)} elements",
+                          file=file)
+    return tuple(shape)
+
+
+def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) -> StoredWeight:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise FormatError(f"a weight entry of group {group} has no name", file=file)
+    name = entry["name"]
+    shape = _shape(entry, file=file)
+    dtype = entry.get("dtype")
+    count = math.prod(shape)
+    quant = entry.get("quantization")
+    try:
+        if dtype == "string":
+            values = [reader.read(int.from_bytes(reader.read(4), "little")) for _ in range(count)]
+            array = np.array(values, dtype=object).reshape(shape)
+            return StoredWeight(name, array)
+        if dtype not in DTYPES:
+            raise FormatError(f"weight {name!r} has unsupported dtype {dtype!r}", file=file)
+        if quant is None:
+            raw = reader.read(count * DTYPES[dtype].itemsize)
+            return StoredWeight(name, np.frombuffer(raw, DTYPES[dtype]).reshape(shape).copy())
+        return StoredWeight(name, _dequantize(reader, name, dtype, shape, quant, file), dict(quant))
+    except EOFError:
+        raise FormatError(
+            f"the shards of group {group} end before weight {name!r}: the manifest needs more "
+            f"bytes than the {reader.total} stored (truncated shard?)", file=file) from None
+
+
+def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, ...],
+                quant: object, file: Path) -> np.ndarray:
+    if not isinstance(quant, dict) or quant.get("dtype") not in QUANTIZED:
+        raise FormatError(f"weight {name!r} has an unknown quantization {quant!r}", file=file)
+    qdtype = quant["dtype"]
+    count = math.prod(shape)
+    raw = np.frombuffer(reader.read(count * DTYPES[qdtype].itemsize), DTYPES[qdtype])
+    if qdtype == "float16":
+        if dtype != "float32":
+            raise FormatError(f"weight {name!r}: float16 quantization of {dtype}", file=file)
+        return raw.astype(np.float32).reshape(shape)
+    scale, minimum = quant.get("scale"), quant.get("min")
+    if not isinstance(scale, (int, float)) or not isinstance(minimum, (int, float)):
+        raise FormatError(f"weight {name!r} is {qdtype}-quantized without scale and min",
+                          file=file)
+    values = raw.astype(np.float64) * float(scale) + float(minimum)
+    if dtype == "int32":
+        return np.round(values).astype(np.int32).reshape(shape)
+    if dtype != "float32":
+        raise FormatError(f"weight {name!r}: {qdtype} quantization of {dtype}", file=file)
+    return values.astype(np.float32).reshape(shape)
+
+
+# --- quantization -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuantizeRule:
+    dtype: str  # uint8 | uint16 | float16
+    patterns: tuple[str, ...] = ()  # empty: every weight no other rule matched
+
+
+def parse_quantize(specs: Iterable[str]) -> list[QuantizeRule]:
+    """``uint8`` (all weights) or ``uint8:dense*/kernel,conv*`` (fnmatch patterns on names)."""
+    rules = []
+    for spec in specs:
+        dtype, _, patterns = spec.partition(":")
+        dtype = dtype.strip()
+        if dtype not in QUANTIZED:
+            raise UnsupportedError(f"unknown quantization {dtype!r}; use uint8, uint16 or float16")
+        rules.append(QuantizeRule(dtype, tuple(p for p in patterns.split(",") if p)))
+    if sum(1 for r in rules if not r.patterns) > 1:
+        raise UnsupportedError("more than one quantization applies to all weights")
+    return rules
+
+
+def choose_quantization(names: list[str], rules: list[QuantizeRule]) -> dict[str, str]:
+    chosen: dict[str, str] = {}
+    for rule in rules:
+        for pattern in rule.patterns:
+            for name in fnmatch.filter(names, pattern):
+                if chosen.get(name, rule.dtype) != rule.dtype:
+                    raise UnsupportedError(f"weight {name!r} matches both {chosen[name]} and "
+                                           f"{rule.dtype} quantization")
+                chosen[name] = rule.dtype
+    for rule in rules:
+        if not rule.patterns:
+            for name in names:
+                chosen.setdefault(name, rule.dtype)
+    return chosen
+
+
+def quantize(array: np.ndarray, qdtype: str) -> tuple[np.ndarray, dict]:
+    """TF.js's quantization: affine with a zero-exact nudged range, or a float16 cast."""
+    if qdtype == "float16":
+        if array.dtype != np.float32:
+            raise UnsupportedError(f"float16 quantization applies to float32, not {array.dtype}")
+        return array.astype("<f2"), {"dtype": "float16", "original_dtype": "float32"}
+    target = DTYPES[qdtype]
+    if array.dtype not in (np.float32, np.int32):
+        raise UnsupportedError(f"{qdtype} quantization applies to float32/int32, not {array.dtype}")
+    lo = float(array.min()) if array.size else 0.0
+    hi = float(array.max()) if array.size else 0.0
+    if lo == hi:
+        q = np.zeros(array.shape, target)
+        scale = 1.0
+    else:
+        qmax = float(np.iinfo(target).max)
+        scale = (hi - lo) / qmax
+        if lo <= 0.0 <= hi:
+            zero = float(np.round((0.0 - lo) / scale))
+            lo = -zero * scale
+            hi = qmax * scale + lo
+        q = np.round((np.clip(array.astype(np.float64), lo, hi) - lo) / scale).astype(target)
+    return q, {"dtype": qdtype, "min": lo, "scale": scale, "original_dtype": str(array.dtype)}
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndarray]], *,
+                shard_size: int = DEFAULT_SHARD_SIZE,
+                quantization: dict[str, str] | None = None) -> dict:
+    """Write one group's shards into ``folder``; return its manifest entry."""
+    if shard_size <= 0:
+        raise UnsupportedError(f"shard size must be a positive number of bytes, not {shard_size}")
+    quantization = quantization or {}
+    entries = []
+    blobs: list[tuple[np.ndarray | bytes, int]] = []
+    for name, array in weights:
+        entry: dict = {"name": name, "shape": [int(d) for d in array.shape]}
+        if array.dtype == object:
+            data = b"".join(len(b).to_bytes(4, "little") + b for b in
+                            (s if isinstance(s, bytes) else str(s).encode("utf8")
+                             for s in array.reshape(-1)))
+            entry["dtype"] = "string"
+            blobs.append((data, len(data)))
+        else:
+            dtype = _tfjs_dtype(name, array)
+            entry["dtype"] = dtype
+            stored = np.ascontiguousarray(array, DTYPES[dtype])
+            if name in quantization:
+                stored, meta = quantize(stored, quantization[name])
+                entry["quantization"] = meta
+            blobs.append((stored, stored.nbytes))
+        entries.append(entry)
+    total = sum(n for _, n in blobs)
+    count = max(1, math.ceil(total / shard_size))
+    paths = [f"group{group_index + 1}-shard{i + 1}of{count}.bin" for i in range(count)]
+    with _ShardWriter(folder, paths, shard_size) as writer:
+        for blob, _ in blobs:
+            writer.write(memoryview(blob).cast("B") if isinstance(blob, np.ndarray)
+                         else memoryview(blob))
+    return {"paths": paths, "weights": entries}
+
+
+def _tfjs_dtype(name: str, array: np.ndarray) -> str:
+    kind = array.dtype
+    if kind == np.float32:
+        return "float32"
+    if kind == np.int32:
+        return "int32"
+    if kind == np.bool_:
+        return "bool"
+    raise UnsupportedError(f"weight {name!r} is {kind}; TF.js stores float32, int32, bool and "
+                           "string weights", hint="cast the model to float32 first")
+
+
+class _ShardWriter:
+    def __init__(self, folder: Path, paths: list[str], shard_size: int) -> None:
+        self.folder, self.paths, self.shard_size = folder, paths, shard_size
+        self.index = 0
+        self.in_shard = 0
+        self.handle: BinaryIO | None = open(folder / paths[0], "wb")
+
+    def __enter__(self) -> "_ShardWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def write(self, data: memoryview) -> None:
+        offset = 0
+        while offset < len(data):
+            if self.in_shard == self.shard_size:
+                self.handle.close()
+                self.index += 1
+                self.handle = open(self.folder / self.paths[self.index], "wb")
+                self.in_shard = 0
+            n = min(self.shard_size - self.in_shard, len(data) - offset)
+            self.handle.write(data[offset:offset + n])
+            offset += n
+            self.in_shard += n
