@@ -60,6 +60,8 @@ LEAF_VARIABLES: dict[str, Callable[[dict], list[str]]] = {
     "GRUCell": lambda c: ["kernel", "recurrent_kernel"] + _bias(c),
     "SimpleRNNCell": lambda c: ["kernel", "recurrent_kernel"] + _bias(c),
     "ConvLSTMCell": lambda c: ["kernel", "recurrent_kernel"] + _bias(c),
+    # adapt() state; absent when mean and variance are given in the config instead
+    "Normalization": lambda c: [] if c.get("mean") is not None else ["mean", "variance", "count"],
 }
 for _conv in ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
     LEAF_VARIABLES[_conv] = lambda c: ["kernel"] + _bias(c)
@@ -68,7 +70,7 @@ for _dw in ("DepthwiseConv1D", "DepthwiseConv2D"):
 for _sep in ("SeparableConv1D", "SeparableConv2D"):
     LEAF_VARIABLES[_sep] = lambda c: ["depthwise_kernel", "pointwise_kernel"] + _bias(c)
 
-NON_TRAINABLE = {"moving_mean", "moving_variance"}
+NON_TRAINABLE = {"moving_mean", "moving_variance", "mean", "variance", "count"}
 # Names other versions give the same variable (Keras 3 calls DepthwiseConv2D's kernel "kernel").
 ALIASES = {"depthwise_kernel": {"kernel"}}
 

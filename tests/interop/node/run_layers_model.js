@@ -51,6 +51,9 @@ async function main() {
     outputs,
     inputNames: model.inputNames,
     weights: model.weights.map(w => w.originalName),
+    // The values tfjs decoded (dequantized) for each variable, to compare with modelport's.
+    weightValues: Object.fromEntries(model.weights.map(
+        w => [w.originalName, Array.from(w.read().dataSync())])),
   }));
 }
 

@@ -1,0 +1,36 @@
+"""Which fixtures a target refuses, and why: data, so that a new refusal fails loudly.
+
+Keys are (fixture name, generation or "*"); values are a substring of the reason modelport must
+give. Every (fixture, target) pair not listed here must convert.
+"""
+
+TFJS_REFUSED = {
+    ("conv1d_causal", "*"): "padding='causal'",
+    ("gap_keepdims", "*"): "keepdims",
+    ("gru_reset_after", "*"): "reset_after=True",
+    ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
+    ("lambda_layer", "*"): "no Lambda layer",
+    ("subtract", "*"): "no Subtract layer",
+    ("upsampling_bilinear", "*"): "half-pixel",
+    ("elu_alpha", "*"): "alpha=1",
+    ("reshape_permute_repeat", "*"): "-1",
+    ("normalization", "*"): "no Normalization layer",
+}
+
+KERAS3_REFUSED = {
+    ("hard_sigmoid", "keras2"): "Keras 2's hard_sigmoid",
+    ("thresholded_relu", "keras2"): "no ThresholdedReLU",
+    ("lambda_layer", "keras2"): "bytecode",
+    ("tfjs_gru_hard_sigmoid", "tfjs"): "Keras 2's hard_sigmoid",
+}
+
+
+def refusal(table: dict, case) -> str | None:
+    return table.get((case.name, case.generation)) or table.get((case.name, "*"))
+
+# Where Keras 3 itself misbehaves on its own files: the test checks the bug is still Keras's
+# (its own file shows it too) and that modelport's file behaves exactly like Keras's own.
+KERAS3_OWN_BUGS = {
+    ("normalization", "*"): "Keras 3.15 reloads an adapted Normalization layer with NaN "
+                            "mean/variance, from its own .keras and .h5 files too",
+}
