@@ -32,6 +32,7 @@ class Case:
     path: Path
     name: str
     generation: str  # keras2 | keras3 | tfjs
+    kind: str  # h5 | keras (zip or folder) | tfjs
     inputs: list[tuple[str, np.ndarray]] = field(repr=False)
     outputs: list[tuple[str, np.ndarray]] = field(repr=False)
 
@@ -50,8 +51,11 @@ def keras_cases() -> list[Case]:
         for name, entry in sorted(models.items()):
             ins, outs = _npz_io(FIXTURES / gen / f"{name}.npz")
             for file in entry["files"]:
-                if file.endswith((".h5", ".keras")):
-                    cases.append(Case(f"{gen}/{file}", FIXTURES / gen / file, name, gen, ins, outs))
+                kind = "h5" if file.endswith(".h5") else "keras" if (
+                    file.endswith(".keras") or file.endswith("_unzipped")) else None
+                if kind:
+                    cases.append(Case(f"{gen}/{file}", FIXTURES / gen / file, name, gen, kind,
+                                      ins, outs))
     return cases
 
 
@@ -64,8 +68,8 @@ def tfjs_cases() -> list[Case]:
             return [(t["name"], np.asarray(t["data"], dtype=t["dtype"]).reshape(t["shape"]))
                     for t in items]
         name = model_json.parent.name
-        cases.append(Case(f"tfjs/{name}", model_json, name, "tfjs", arrays(io["inputs"]),
-                          arrays(io["outputs"])))
+        cases.append(Case(f"tfjs/{name}", model_json, name, "tfjs", "tfjs",
+                          arrays(io["inputs"]), arrays(io["outputs"])))
     return cases
 
 

@@ -12,20 +12,20 @@ from .expectations import KERAS3_REFUSED, TFJS_REFUSED, refusal
 
 # (route name, target sequence, which sources): each hop writes, then reads back.
 ROUTES = {
-    "h5>tfjs>h5": (["tfjs", "x.h5"], ".h5"),
-    "keras>tfjs>keras": (["tfjs", "x.keras"], ".keras"),
-    "h5>keras>h5": (["x.keras", "x.h5"], ".h5"),
-    "keras>h5>keras": (["x.h5", "x.keras"], ".keras"),
-    "tfjs>h5>tfjs": (["x.h5", "tfjs"], ".json"),
-    "tfjs>keras>tfjs": (["x.keras", "tfjs"], ".json"),
+    "h5>tfjs>h5": (["tfjs", "x.h5"], "h5"),
+    "keras>tfjs>keras": (["tfjs", "x.keras"], "keras"),
+    "h5>keras>h5": (["x.keras", "x.h5"], "h5"),
+    "keras>h5>keras": (["x.h5", "x.keras"], "keras"),
+    "tfjs>h5>tfjs": (["x.h5", "tfjs"], "tfjs"),
+    "tfjs>keras>tfjs": (["x.keras", "tfjs"], "tfjs"),
 }
 
 
 def _params():
     out = []
-    for route, (hops, suffix) in ROUTES.items():
+    for route, (hops, kind) in ROUTES.items():
         for case in ALL_CASES:
-            if case.path.suffix == suffix:
+            if case.kind == kind:
                 out.append(pytest.param(case, hops, id=f"{route}:{case.id}"))
     return out
 

@@ -137,7 +137,63 @@ def _functional_from(config: dict, dialect: str) -> LayersModel:
         inputs=_io_refs(config.get("input_layers"), shifted, known, "input_layers"),
         outputs=_io_refs(config.get("output_layers"), shifted, known, "output_layers"),
         config=_model_level_config(config), tensor_specs=specs)
+    _check_graph(model)
     return model
+
+
+def _check_graph(model: LayersModel) -> None:
+    """Every reference names an existing call, and the calls form no cycle."""
+    by_name = {layer.name: layer for layer in model.layers}
+
+    def calls(name: str) -> int:
+        layer = by_name[name]
+        return 1 if layer.class_name == "InputLayer" else len(layer.inbound_nodes)
+
+    def check(ref: TensorRef, where: str) -> None:
+        if ref.node >= calls(ref.layer):
+            raise FormatError(f"{where} refers to call {ref.node} of layer {ref.layer!r}, which "
+                              f"is called {calls(ref.layer)} time(s)")
+
+    for ref in model.inputs:
+        check(ref, "input_layers")
+        if by_name[ref.layer].class_name != "InputLayer":
+            raise FormatError(f"model input {ref.layer!r} is not an InputLayer")
+    for ref in model.outputs:
+        check(ref, "output_layers")
+    for layer in model.layers:
+        for node in layer.inbound_nodes:
+            for ref in node.inputs():
+                check(ref, f"layer {layer.name!r}")
+    state: dict[tuple[str, int], int] = {}  # 1 visiting, 2 done
+
+    def visit(key: tuple[str, int]) -> None:
+        stack = [(key, iter(_parents(by_name, key)))]
+        state[key] = 1
+        while stack:
+            current, parents = stack[-1]
+            for parent in parents:
+                mark = state.get(parent)
+                if mark == 1:
+                    raise FormatError(f"the layer graph has a cycle through layer {parent[0]!r}")
+                if mark is None:
+                    state[parent] = 1
+                    stack.append((parent, iter(_parents(by_name, parent))))
+                    break
+            else:
+                state[current] = 2
+                stack.pop()
+
+    for layer in model.layers:
+        for i in range(len(layer.inbound_nodes)):
+            if (layer.name, i) not in state:
+                visit((layer.name, i))
+
+
+def _parents(by_name: dict, key: tuple[str, int]) -> list[tuple[str, int]]:
+    layer = by_name[key[0]]
+    if layer.class_name == "InputLayer" or key[1] >= len(layer.inbound_nodes):
+        return []
+    return [(r.layer, r.node) for r in layer.inbound_nodes[key[1]].inputs()]
 
 
 def _skips_first_node(entry: dict) -> bool:

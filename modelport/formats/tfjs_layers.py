@@ -169,11 +169,16 @@ def ordered_weights(model: LayersModel) -> list[tuple[str, Weight]]:
 
 def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
           shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
-          quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> Path:
-    """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``)."""
-    check_writable(model)
+          quantize: list[tfjs_manifest.QuantizeRule] | None = None,
+          check: bool = True) -> Path:
+    """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``).
+
+    ``check=False`` skips the tfjs support table; it exists so that tests can show what real
+    tfjs does with the models modelport refuses. Never use it to ship a model.
+    """
+    if check:
+        check_writable(model)
     weights = ordered_weights(model)
-    names = [n for n, _ in weights]
     chosen = tfjs_manifest.choose_quantization(
         [n for n, w in weights if w.array.dtype.kind in "fi"], quantize or [])
     dst = Path(dst)
@@ -206,5 +211,4 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
         os.replace(staging / json_name, dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    del names
     return dst

@@ -12,6 +12,7 @@ import pytest
 
 import modelport
 from modelport.formats import tfjs_layers
+from modelport.formats.keras_dialect import LEGACY_HARD_SIGMOID
 
 from ..conftest import ALL_CASES, assert_close, case_params
 from ..expectations import TFJS_REFUSED, refusal
@@ -93,3 +94,45 @@ def pytest_terminal_summary_lines() -> list[str]:
         lines.append(f"  {r['case'] + ' ' + r['output']:40} {r['dtype']:8} "
                      f"{r['max_abs_error']:12.3g} {r['relative_to_range']:14.3g}")
     return lines
+
+
+def _as_tfjs_hard_sigmoid(model):
+    # What a converter that copies the name would write: tfjs's own hard_sigmoid.
+    for layer in model.iter_layers():
+        if layer.config.get("activation") == "hard_sigmoid":
+            layer.config["activation"] = LEGACY_HARD_SIGMOID
+
+
+def _int32_count(model):
+    # TF.js has no int64 weights; a naive converter narrows the adapt() counter.
+    for _, w in model.all_weights():
+        if w.array.dtype == np.int64:
+            w.array = w.array.astype(np.int32)
+
+
+# Models modelport cannot even write unchecked: made writable the way a naive converter would.
+_NAIVE = {"hard_sigmoid": _as_tfjs_hard_sigmoid, "normalization": _int32_count}
+
+TRAP_CASES = [c for c in ALL_CASES if refusal(TFJS_REFUSED, c) and c.path.suffix == ".h5"
+              and c.generation == "keras3"]
+
+
+@pytest.mark.parametrize("case", case_params(TRAP_CASES))
+def test_every_tfjs_refusal_is_a_real_trap(case, tmp_path, tfjs):
+    """Written anyway (check=False), each refused model fails in real tfjs or computes
+    something else: the refusal protects users from a real defect, not a guess."""
+    web = tmp_path / "web"
+    model = modelport.load(case.path)
+    _NAIVE.get(case.name, lambda m: None)(model)
+    tfjs_layers.write(model, web, check=False)
+    try:
+        result = tfjs.run_layers_model(web / "model.json", case.inputs)
+    except tfjs.TfjsError as e:
+        assert str(e), "tfjs failed without a message"
+        return
+    mismatched = []
+    for (name, expected), actual in zip(case.outputs, result["arrays"]):
+        if actual.shape != expected.shape or not np.allclose(actual, expected, atol=1e-4,
+                                                              rtol=1e-3):
+            mismatched.append(name)
+    assert mismatched, f"tfjs ran {case.id} correctly: the refusal is unnecessary"
