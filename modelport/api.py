@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import ModelportError, UnsupportedError
 from .fsutil import check_destination
+from . import keras_shapes
 from .models import LayersModel
 from .formats import keras_dialect, keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
     tfjs_support
@@ -79,6 +80,7 @@ class ConversionReport:
     files: list[dict] = field(default_factory=list)
     check: dict = field(default_factory=dict)
     quantization: dict = field(default_factory=dict)
+    rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -102,11 +104,15 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                                file=dst)
     progress(f"reading {src}")
     model = load(src)
-    progress(f"writing {_label(target)} to {dst} ({_mb(model.weight_bytes())})")
+    progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
     back = load(written, format=target)
-    check = compare(model, back)
+    rewrites: list[str] = []
+    expected = model
+    if target == sniff.TFJS_LAYERS:
+        expected, rewrites = tfjs_support.prepare_with_notes(model)
+    check = compare(expected, back)
     if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
         raise ModelportError(
             "internal check failed: the written model does not read back identical "
@@ -116,7 +122,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         target_format=target, dialect=model.source.dialect if model.source else "?",
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
-        check=check, quantization=_quantization_summary(back),
+        check=check, quantization=_quantization_summary(back), rewrites=rewrites,
         seconds=round(time.perf_counter() - started, 3))
     return report
 
@@ -126,8 +132,12 @@ def _label(target: str) -> str:
             sniff.TFJS_LAYERS: "TF.js layers-model"}.get(target, target)
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB of weights"
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def _source_format(model: LayersModel) -> str:
@@ -211,7 +221,7 @@ def inspect(path: str | os.PathLike) -> dict:
                              "note": f"writing {_PENDING[fmt]} is not supported yet"}
             continue
         if fmt == sniff.TFJS_LAYERS:
-            found = tfjs_support.blockers(model)
+            found = tfjs_support.blockers(tfjs_support.prepare(model))
         else:
             found = keras_dialect.keras3_blockers(model)
         targets[name] = {"ok": not found, "blockers": [
@@ -236,19 +246,13 @@ def inspect(path: str | os.PathLike) -> dict:
 
 def _io_description(model: LayersModel, *, inputs: bool) -> list[dict]:
     if model.kind == "Sequential":
-        if inputs:
-            layers = model.input_layers
-            return [{"name": layer.name, "shape": layer.config.get("batch_shape"),
-                     "dtype": layer.config.get("dtype", "float32")} for layer in layers]
-        last = model.layers[-1] if model.layers else None
-        return [{"name": last.name, "shape": None, "dtype": None}] if last else []
-    out = []
-    for ref in (model.inputs if inputs else model.outputs):
-        layer = model.layer(ref.layer)
-        if layer.class_name == "InputLayer":
-            out.append({"name": layer.name, "shape": layer.config.get("batch_shape"),
-                        "dtype": layer.config.get("dtype", "float32")})
-        else:
-            spec = model.tensor_specs.get((ref.layer, ref.node, ref.tensor), {})
-            out.append({"name": layer.name, "shape": spec.get("shape"), "dtype": spec.get("dtype")})
-    return out
+        names = [model.layers[0].name if inputs else model.layers[-1].name] if model.layers else []
+    else:
+        names = [ref.layer for ref in (model.inputs if inputs else model.outputs)]
+    try:
+        specs = keras_shapes.input_specs(model) if inputs else keras_shapes.output_specs(model)
+    except ModelportError as e:
+        log.info("no static shapes for %s: %s", model.name, e)
+        specs = [None] * len(names)
+    return [{"name": name, "shape": list(spec.shape) if spec else None,
+             "dtype": spec.dtype if spec else None} for name, spec in zip(names, specs)]

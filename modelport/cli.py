@@ -17,6 +17,12 @@ import click
 from . import __version__
 from .errors import ModelportError
 
+
+def human_bytes(n: float) -> str:
+    from .api import human_bytes as fmt
+
+    return fmt(n)
+
 INTERNAL_ERROR = 70
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10**6,
@@ -128,21 +134,13 @@ def convert(src, dst, to, quantize, shard_size, force, as_json, quiet):
     _print_report(report)
 
 
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 def _print_report(report) -> None:
     total = sum(f["bytes"] for f in report.files)
     click.echo(f"converted {report.source} ({report.source_format}, {report.dialect} dialect)")
     click.echo(f"       -> {report.destination} ({report.target_format})")
     click.echo(f"  {report.layers} layers, {report.parameters:,} parameters, "
-               f"{_fmt_bytes(report.weight_bytes)} of weights; wrote {len(report.files)} "
-               f"file(s), {_fmt_bytes(total)}")
+               f"{human_bytes(report.weight_bytes)} of weights; wrote {len(report.files)} "
+               f"file(s), {human_bytes(total)}")
     check = report.check
     if check["quantized"]:
         click.echo(f"  check: structure equal; {check['quantized']} quantized weights "
@@ -151,6 +149,8 @@ def _print_report(report) -> None:
     else:
         click.echo(f"  check: read back identical (structure equal, {check['weights_compared']} "
                    "weights bit-identical)")
+    for note in report.rewrites:
+        click.echo(f"  rewritten for the target (same numbers): {note}")
     click.echo(f"  {report.seconds:.2f} s")
 
 
@@ -180,7 +180,7 @@ def inspect(model, as_json):
             click.echo(f"  {label[:-1]:6} {t['name']}: {shape} {t['dtype'] or '?'}")
     click.echo(f"  {info['layers']} layers: " + ", ".join(
         f"{cls} x{n}" if n > 1 else cls for cls, n in info["layers_by_class"].items()))
-    click.echo(f"  {info['parameters']:,} parameters, {_fmt_bytes(info['weight_bytes'])} of "
+    click.echo(f"  {info['parameters']:,} parameters, {human_bytes(info['weight_bytes'])} of "
                f"weights ({', '.join(f'{k}: {v}' for k, v in info['weight_dtypes'].items()) or 'none'})")
     if info["quantization"]:
         click.echo("  quantized weights: " + ", ".join(

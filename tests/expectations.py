@@ -13,7 +13,6 @@ TFJS_REFUSED = {
     ("subtract", "*"): "no Subtract layer",
     ("upsampling_bilinear", "*"): "half-pixel",
     ("elu_alpha", "*"): "alpha=1",
-    ("reshape_permute_repeat", "*"): "-1",
     ("normalization", "*"): "no Normalization layer",
 }
 

@@ -43,7 +43,10 @@ def test_keras2_counts_a_nested_models_own_node():
     assert [e[1] for e in out["inbound_nodes"][0]] == [1, 2]
     k3_out = kd.model_to_config(model, kd.KERAS3)
     out = next(l for l in k3_out["config"]["layers"] if l["class_name"] == "Concatenate")
-    assert [e[1] for e in out["inbound_nodes"][0]] == [0, 1]
+    args = out["inbound_nodes"][0]["args"][0]
+    assert [a["config"]["keras_history"] for a in args] == [["tower", 0, 0], ["tower", 1, 0]]
+    # Shapes were never recorded by Keras 2; they are inferred for Keras 3's tensor form.
+    assert [a["config"]["shape"] for a in args] == [[None, 3], [None, 3]]
 
 
 def test_keras3_single_input_is_unnested_and_written_back_so():

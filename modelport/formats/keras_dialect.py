@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..errors import FormatError, UnsupportedError
+from ..errors import FormatError, ModelportError, UnsupportedError
 from ..models import Layer, LayersModel, Node, TensorRef
 from .keras_variables import MODEL_CLASSES
 
@@ -398,8 +398,9 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
             out = {"module": "keras", **out, "registered_name": None}
         return out
     shifted = {layer.name for layer in model.layers if dialect == KERAS2 and _has_self_node(layer)}
+    specs = _tensor_specs(model) if dialect == KERAS3 else {}
     entries = [_layer_entry(layer, dialect, modules, sequential=False, shifted=shifted,
-                            specs=model.tensor_specs)
+                            specs=specs)
                for layer in model.layers]
     config = {"name": model.name, **_model_config_out(model, dialect), "layers": entries,
               "input_layers": _io_out(model.inputs, dialect, shifted),
@@ -408,6 +409,20 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
     if modules and dialect == KERAS3:
         out = {"module": "keras.src.models.functional", **out, "registered_name": "Functional"}
     return out
+
+
+def _tensor_specs(model: LayersModel) -> dict:
+    """Shapes for Keras 3's ``__keras_tensor__`` node form: recorded, else inferred."""
+    from ..keras_shapes import infer  # shape rules are heavier than this module's needs
+
+    specs = dict(model.tensor_specs)
+    try:
+        inferred = infer(model)
+    except ModelportError:
+        return specs  # nodes fall back to the nested-list form Keras 3 also reads
+    for key, spec in inferred.items():
+        specs.setdefault(key, {"shape": list(spec.shape), "dtype": spec.dtype})
+    return specs
 
 
 def _has_self_node(layer: Layer) -> bool:

@@ -176,6 +176,7 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
     ``check=False`` skips the tfjs support table; it exists so that tests can show what real
     tfjs does with the models modelport refuses. Never use it to ship a model.
     """
+    model = tfjs_support.prepare(model)
     if check:
         check_writable(model)
     weights = ordered_weights(model)

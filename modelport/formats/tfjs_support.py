@@ -7,9 +7,12 @@ layers-model writer refuses a model with any of them, naming the layer and the r
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import ModelportError
 from ..models import LayersModel
 from .keras_dialect import LEGACY_HARD_SIGMOID
 
@@ -94,6 +97,58 @@ def _mirrored_backward(cfg: dict) -> bool:
     b = {k: v for k, v in backward.get("config", {}).items() if k not in ("name", "go_backwards")}
     return a == b and bool(backward["config"].get("go_backwards")) != bool(
         forward.get("config", {}).get("go_backwards"))
+
+
+def prepare(model: LayersModel) -> LayersModel:
+    return prepare_with_notes(model)[0]
+
+
+def prepare_with_notes(model: LayersModel) -> tuple[LayersModel, list[str]]:
+    """A copy of ``model`` with the equivalent rewrites tfjs-layers needs (weights are shared),
+    and one line per rewrite.
+
+    * ``Reshape`` with a ``-1``: tfjs-layers leaves it unresolved at build time, so the layers
+      after it cannot create their weights; where the input shape is static, the ``-1`` is
+      replaced by the size it stands for (the same reshape for every input Keras accepts).
+    """
+    from ..keras_shapes import infer
+
+    out = copy.copy(model)
+    out.layers = [copy.copy(layer) for layer in model.layers]
+    notes: list[str] = []
+    try:
+        specs = infer(model)
+    except ModelportError:
+        specs = {}
+    for layer in out.layers:
+        if layer.model is not None:
+            layer.model, inner = prepare_with_notes(layer.model)
+            notes.extend(inner)
+        elif layer.class_name == "Reshape" and -1 in list(layer.config.get("target_shape") or []):
+            resolved = _resolved_reshape(layer, specs)
+            if resolved is not None:
+                notes.append(f"{layer.name}: Reshape target_shape {layer.config['target_shape']} "
+                             f"-> {resolved}")
+                layer.config = {**layer.config, "target_shape": resolved}
+    return out, notes
+
+
+def _resolved_reshape(layer, specs: dict) -> list[int] | None:
+    target = list(layer.config["target_shape"])
+    sizes = set()
+    for node in layer.inbound_nodes:
+        refs = node.inputs()
+        spec = specs.get((refs[0].layer, refs[0].node, refs[0].tensor)) if refs else None
+        if spec is None or any(d is None for d in spec.shape[1:]):
+            return None
+        sizes.add(math.prod(spec.shape[1:]))
+    known = math.prod(d for d in target if d != -1)
+    if len(sizes) != 1 or target.count(-1) != 1 or known == 0:
+        return None
+    total = sizes.pop()
+    if total % known:
+        return None
+    return [total // known if d == -1 else d for d in target]
 
 
 def layer_blockers(class_name: str, config: dict) -> list[str]:

@@ -136,3 +136,24 @@ def test_every_tfjs_refusal_is_a_real_trap(case, tmp_path, tfjs):
                                                               rtol=1e-3):
             mismatched.append(name)
     assert mismatched, f"tfjs ran {case.id} correctly: the refusal is unnecessary"
+
+
+def test_reshape_minus_one_rewrite_is_needed_and_exact(tmp_path, tfjs):
+    """tfjs cannot build layers after a Reshape with -1; the resolved form runs exactly."""
+    import json as _json
+
+    from modelport.formats import tfjs_manifest
+
+    case = next(c for c in ALL_CASES if c.id == "keras3/reshape_permute_repeat.h5")
+    model = modelport.load(case.path)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    group = tfjs_manifest.write_group(raw, 0, [(n, w.array) for n, w in
+                                               tfjs_layers.ordered_weights(model)])
+    (raw / "model.json").write_text(_json.dumps(tfjs_layers.to_model_json(model, [group])))
+    with pytest.raises(tfjs.TfjsError, match="positive integers"):
+        tfjs.run_layers_model(raw / "model.json", case.inputs)
+    report = modelport.convert(case.path, tmp_path / "web")
+    assert report.rewrites == ["reshape_2: Reshape target_shape [-1] -> [36]"]
+    result = tfjs.run_layers_model(tmp_path / "web" / "model.json", case.inputs)
+    assert_close(result["arrays"][0], case.outputs[0][1])
