@@ -186,6 +186,27 @@ def _read_container(group, layers: list[Layer], where: str) -> None:
                 layer.weights.append(Weight(path, np.asarray(ds[()]), trainable))
 
 
+def variable_locations(layers: list[Layer], where: str = "layers"
+                       ) -> list[tuple[Layer, str, bool, str]]:
+    """``(owner, variable path, trainable, location)`` of every variable, where ``location`` is
+    its path in a ``.keras`` weights file (``layers/dense_1/vars/0``)."""
+    out = []
+    for layer, folder in zip(layers, _folder_names(layers)):
+        base = f"{where}/{folder}"
+        if layer.model is not None:
+            out.extend(variable_locations(layer.model.layers, f"{base}/layers"))
+            continue
+        expected = layer_variables(layer.class_name, layer.config)
+        if expected is None:
+            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
+                                   layer=layer.name)
+        for prefix, entries in _by_prefix(expected).items():
+            vars_path = f"{base}/{prefix}/vars" if prefix else f"{base}/vars"
+            out.extend((layer, path, t, f"{vars_path}/{i}")
+                       for i, (path, t) in enumerate(entries))
+    return out
+
+
 def _check_owner(sub, layer: Layer) -> None:
     vars_group = sub.get("vars")
     owner = vars_group.attrs.get("name") if vars_group is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from .. import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
 from ..fsutil import atomic_output, check_destination
 from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import keras_dialect, tfjs_manifest, tfjs_support
+from . import keras_dialect, keras_v3, tfjs_manifest, tfjs_support
 from .keras_h5 import expected_variables
 
 MODEL_JSON = "model.json"
@@ -104,6 +105,9 @@ def read(path: str | os.PathLike) -> LayersModel:
 
 
 def _assign_weights(model: LayersModel, stored: list[tfjs_manifest.StoredWeight]) -> None:
+    if stored and all(_KERAS3_LOCATION.match(w.name) for w in stored):
+        _assign_by_location(model, stored)
+        return
     by_name = {w.name: w for w in stored}
     shortened: dict[str, str] = {}
     for w in stored:
@@ -125,6 +129,23 @@ def _assign_weights(model: LayersModel, stored: list[tfjs_manifest.StoredWeight]
     extra = [w.name for w in stored if w.name not in used]
     if extra:
         raise FormatError(f"the weights manifest has weights no layer uses: {extra[:5]}")
+
+
+# The TF.js converter names the weights of Keras 3 .keras sources by their location in the
+# .keras weights file (layers/dense_1/vars/0), not by variable name.
+_KERAS3_LOCATION = re.compile(r"^layers/.+/vars/\d+$")
+
+
+def _assign_by_location(model: LayersModel, stored: list[tfjs_manifest.StoredWeight]) -> None:
+    by_name = {w.name: w for w in stored}
+    locations = keras_v3.variable_locations(model.layers)
+    for owner, path, trainable, location in locations:
+        item = by_name.pop(location, None)
+        if item is None:
+            raise FormatError(f"the weights manifest has no {location!r}", layer=owner.name)
+        owner.weights.append(Weight(path, item.array, trainable, item.quantization))
+    if by_name:
+        raise FormatError(f"the weights manifest has weights no layer uses: {list(by_name)[:5]}")
 
 
 # --- writing ------------------------------------------------------------------------------------

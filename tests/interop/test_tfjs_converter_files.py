@@ -1,0 +1,66 @@
+"""Files written by the real TF.js converter (tensorflowjs 4.22): modelport reads them, and
+fixes the ones tfjs itself cannot load (the converter's output for Keras 3 .keras sources)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import modelport
+from modelport.api import compare
+
+from ..conftest import FIXTURES, assert_close, _npz_io
+
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())["tfjs_converter"]["models"]
+CASES = sorted(MANIFEST)
+
+
+def _source(name: str):
+    entry = MANIFEST[name]
+    src = FIXTURES / entry["source"]
+    ins, outs = _npz_io(src.with_name(src.name.rsplit(".", 1)[0] + ".npz"))
+    return src, entry, ins, outs
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_converter_files_read_with_tfjs_dequantization(name):
+    src, entry, _, _ = _source(name)
+    theirs = modelport.load(FIXTURES / "tfjs_converter" / name)
+    keras = modelport.load(src)
+    check = compare(keras, theirs)
+    assert check["first_difference"] is None
+    for (_, a), (_, b) in zip(keras.all_weights(), theirs.all_weights()):
+        q = b.quantization
+        if q is None:
+            assert a.array.tobytes() == b.array.tobytes()
+        elif q["dtype"] == "float16":
+            assert np.array_equal(a.array.astype(np.float16).astype(np.float32), b.array)
+        else:
+            assert np.max(np.abs(a.array - b.array)) <= q["scale"] / 2 + 1e-7
+    assert bool(entry["quantization"]) == bool(check["quantized"])
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if MANIFEST[n]["source"].endswith(".h5")])
+def test_reconverted_files_compute_what_the_converters_files_compute(name, tmp_path, tfjs):
+    src, _, ins, _ = _source(name)
+    original = tfjs.run_layers_model(FIXTURES / "tfjs_converter" / name / "model.json", ins)
+    modelport.convert(FIXTURES / "tfjs_converter" / name, tmp_path / "web", shard_size=4096)
+    mine = tfjs.run_layers_model(tmp_path / "web" / "model.json", ins)
+    for a, b in zip(mine["arrays"], original["arrays"]):
+        assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if MANIFEST[n]["source"].endswith(".keras")])
+def test_modelport_fixes_converter_output_for_keras3_sources(name, tmp_path, tfjs):
+    src, entry, ins, outs = _source(name)
+    broken = FIXTURES / "tfjs_converter" / name / "model.json"
+    with pytest.raises(tfjs.TfjsError):
+        tfjs.run_layers_model(broken, ins)  # what TF.js users hit today
+    report = modelport.convert(broken.parent, tmp_path / "web")
+    assert report.dialect == "keras3"
+    fixed = tfjs.run_layers_model(tmp_path / "web" / "model.json", ins)
+    tol = 2e-2 if entry["quantization"] else 1e-4  # float16 weights in the converter's file
+    for (label, expected), actual in zip(outs, fixed["arrays"]):
+        assert_close(actual, expected, atol=tol, rtol=tol, what=f"{name} {label}")
