@@ -27,9 +27,3 @@ KERAS3_REFUSED = {
 def refusal(table: dict, case) -> str | None:
     return table.get((case.name, case.generation)) or table.get((case.name, "*"))
 
-# Where Keras 3 itself misbehaves on its own files: the test checks the bug is still Keras's
-# (its own file shows it too) and that modelport's file behaves exactly like Keras's own.
-KERAS3_OWN_BUGS = {
-    ("normalization", "*"): "Keras 3.15 reloads an adapted Normalization layer with NaN "
-                            "mean/variance, from its own .keras and .h5 files too",
-}

@@ -12,7 +12,7 @@ import pytest
 import modelport
 
 from ..conftest import assert_close, case_params
-from ..expectations import KERAS3_OWN_BUGS, KERAS3_REFUSED, refusal
+from ..expectations import KERAS3_REFUSED, refusal
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
@@ -33,15 +33,6 @@ def test_keras3_loads_modelport_output(case, suffix, tmp_path, keras3):
         return
     ys = _predict(keras3, dst, case)
     assert len(ys) == len(case.outputs)
-    if refusal(KERAS3_OWN_BUGS, case):
-        # Keras's own reload of the source shows the same defect, so the bug is Keras's; and
-        # modelport's file must behave exactly like Keras's own.
-        own_file = case.path.parents[1] / "keras3" / f"{case.name}.keras"
-        own = _predict(keras3, own_file, case)
-        assert any(np.isnan(y).any() for y in own), "Keras fixed its bug: drop the exception"
-        for mine, theirs in zip(ys, own):
-            np.testing.assert_array_equal(np.isnan(mine), np.isnan(theirs))
-        return
     for (name, expected), actual in zip(case.outputs, ys):
         assert_close(actual, expected, what=f"{case.id} -> {suffix} output {name}")
 
