@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,8 +25,8 @@ log = logging.getLogger(__name__)
 
 _READERS = {sniff.KERAS_H5: keras_h5.read, sniff.KERAS_V3: keras_v3.read,
             sniff.TFJS_LAYERS: tfjs_layers.read}
-_LAYERS_TARGETS = (sniff.KERAS_H5, sniff.KERAS_V3, sniff.TFJS_LAYERS)
-_PENDING = {sniff.ONNX: "ONNX", sniff.TFJS_GRAPH: "TF.js graph-model"}
+_LAYERS_FORMATS = (sniff.KERAS_H5, sniff.KERAS_V3, sniff.TFJS_LAYERS)
+_PENDING = {sniff.TFJS_GRAPH: "TF.js graph-model"}
 
 Progress = Callable[[str], None]
 
@@ -33,9 +35,14 @@ def _quiet(_: str) -> None:
     pass
 
 
-def load(path: str | os.PathLike, *, format: str | None = None) -> LayersModel:
-    """Read a Keras ``.h5``/``.keras`` file or a TF.js layers-model folder."""
+def load(path: str | os.PathLike, *, format: str | None = None):
+    """Read a model: a ``LayersModel`` for Keras ``.h5``/``.keras`` files and TF.js
+    layers-models, an ``onnx_ir.Model`` for ``.onnx`` files."""
     fmt = format or sniff.sniff(path)
+    if fmt == sniff.ONNX:
+        from .formats import onnx as onnx_format
+
+        return onnx_format.read(path)
     reader = _READERS.get(fmt)
     if reader is None:
         raise UnsupportedError(f"reading {_PENDING.get(fmt, fmt)} models is not supported yet",
@@ -79,6 +86,8 @@ class ConversionReport:
     weight_bytes: int
     files: list[dict] = field(default_factory=list)
     check: dict = field(default_factory=dict)
+    parity: dict | None = None  # ONNX targets: the numerical check, see runtime/parity.py
+    onnx: dict | None = None  # opset, IR version, Transposes left
     quantization: dict = field(default_factory=dict)
     rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
     seconds: float = 0.0
@@ -90,6 +99,9 @@ class ConversionReport:
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
             force: bool = False, quantize: list[str] | None = None,
             shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
+            opset: int | None = None, channels_first_inputs: bool = False,
+            validate: bool = True, device: str = "auto", tolerances=None,
+            inputs: str | os.PathLike | None = None,
             progress: Progress = _quiet) -> ConversionReport:
     """Convert ``src`` to ``dst``, then read the result back and check it.
 
@@ -104,6 +116,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                                file=dst)
     progress(f"reading {src}")
     model = load(src)
+    if target == sniff.ONNX:
+        return _convert_to_onnx(model, src, Path(dst), force=force, opset=opset,
+                                channels_first_inputs=channels_first_inputs, validate=validate,
+                                device=device, tolerances=tolerances, inputs=inputs,
+                                progress=progress, started=started)
+    if not isinstance(model, LayersModel):
+        raise UnsupportedError("converting ONNX models to Keras or TF.js is not supported yet",
+                               file=src)
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
@@ -127,6 +147,135 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     return report
 
 
+def _convert_to_onnx(model, src, dst: Path, *, force: bool, opset: int | None,
+                     channels_first_inputs: bool, validate: bool, device: str, tolerances,
+                     inputs, progress: Progress, started: float) -> ConversionReport:
+    from .converters.keras_to_onnx import DEFAULT_OPSET, lower
+    from .formats import onnx as onnx_format
+
+    if not isinstance(model, LayersModel):
+        raise UnsupportedError("the source is already ONNX", file=src)
+    if validate and device == "cuda":
+        from .runtime.onnxruntime import cuda_usable
+
+        if not cuda_usable():
+            raise UnsupportedError("--device cuda was requested but onnxruntime's CUDA provider "
+                                   "cannot run here (no GPU, or CUDA/cuDNN libraries missing)",
+                                   hint="use --device auto or cpu")
+    opset = opset or DEFAULT_OPSET
+    progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset {opset}")
+    try:
+        lowered = lower(model, opset=opset, channels_first_inputs=channels_first_inputs)
+    except ModelportError as e:
+        raise e.with_file(src)
+    progress(f"writing {dst} ({human_bytes(model.weight_bytes())} of weights)")
+    # Written and checked in a staging folder next to dst, moved into place at the end: an
+    # error on the way (including in the parity check) leaves nothing at dst.
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=dst.parent or "."))
+    try:
+        staged = onnx_format.write(lowered.model, staging / dst.name)
+        report = _onnx_report(model, src, staged, lowered, opset, channels_first_inputs)
+        if validate:
+            progress(f"checking parity: NumPy Keras reference vs onnxruntime ({device})")
+            parity = validate_models(model, staged, tolerances=tolerances, device=device,
+                                     inputs=inputs, per_layer=True, opset=opset,
+                                     source_label=str(src))
+            parity.target = str(dst)
+            report.parity = parity.to_json()
+        check_destination(dst, force)
+        for item in sorted(staging.iterdir(), key=lambda p: p.suffix != ".data"):
+            os.replace(item, dst.parent / item.name)  # the data file first, the model last
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.destination = str(dst)
+    report.files = _files(dst, sniff.ONNX)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _onnx_report(model: LayersModel, src, written: Path, lowered, opset: int,
+                 channels_first_inputs: bool) -> ConversionReport:
+    return ConversionReport(
+        source=str(src), destination=str(written), source_format=_source_format(model),
+        target_format=sniff.ONNX, dialect=model.source.dialect if model.source else "?",
+        layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
+        weight_bytes=model.weight_bytes(), files=_files(written, sniff.ONNX),
+        onnx={"opset": opset, "ir_version": lowered.model.ir_version,
+              "transposes": lowered.transposes,
+              "inputs_layout": "channels_first" if channels_first_inputs else "channels_last"})
+
+
+def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
+             device: str = "auto", inputs: str | os.PathLike | None = None, batch: int = 2,
+             seed: int = 0, per_layer: bool = False):
+    """Run ``src`` and ``dst`` on the same inputs and compare every output (a ParityReport)."""
+    source = load(src)
+    return validate_models(source, dst, tolerances=tolerances, device=device, inputs=inputs,
+                           batch=batch, seed=seed, per_layer=per_layer, source_label=str(src))
+
+
+def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: str = "auto",
+                    inputs: str | os.PathLike | None = None, batch: int = 2, seed: int = 0,
+                    per_layer: bool = False, opset: int | None = None,
+                    source_label: str | None = None):
+    from .runtime import engines, parity
+
+    tolerances = tolerances or parity.Tolerances()
+    a = _engine(source, device)
+    target = load(dst) if sniff.sniff(dst) != sniff.ONNX else None
+    b = _engine(target if target is not None else Path(dst), device)
+    specs_a, specs_b = a.inputs(), b.inputs()
+    if len(specs_a) != len(specs_b):
+        raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
+    if inputs is not None:
+        arrays = engines.inputs_from_file(inputs, specs_a)
+        described = {"description": f"inputs from {inputs}", "file": str(inputs)}
+    else:
+        arrays = engines.seeded_inputs(specs_a, batch=batch, seed=seed)
+        described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
+                     "seed": seed, "batch": batch}
+    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs_a, arrays)}
+    arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
+    expected = a.run(arrays)
+    actual = b.run(arrays_b)
+    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
+    report = parity.ParityReport(
+        source=source_label or _describe(source), target=str(dst), source_engine=a.label,
+        target_engine=b.label, inputs=described, outputs=outputs,
+        passed=all(o.passed for o in outputs))
+    if not report.passed and per_layer and isinstance(source, LayersModel) and target is None:
+        from .converters.keras_to_onnx import DEFAULT_OPSET
+        from .runtime.divergence import first_divergence
+
+        report.first_divergence = first_divergence(source, arrays, tolerances,
+                                                   opset=opset or DEFAULT_OPSET,
+                                                   device="cpu")
+        if report.first_divergence is None:
+            report.notes.append("every layer matches before the layout pass: the difference "
+                                "comes from Transpose optimisation")
+    return report
+
+
+def _describe(model) -> str:
+    return model.source.path if isinstance(model, LayersModel) and model.source else "model"
+
+
+def _engine(model, device: str):
+    from .runtime import engines
+
+    if isinstance(model, LayersModel):
+        return engines.KerasReference(model)
+    return engines.OnnxRuntime(model, device=device)
+
+
+def _match_layout(array: np.ndarray, spec) -> np.ndarray:
+    """Feed a channels-last array to a model that exposes channels-first inputs."""
+    if array.ndim >= 3 and all(d is None or d == s for d, s in zip(spec.shape, array.shape)):
+        return array
+    moved = np.moveaxis(array, -1, 1) if array.ndim >= 3 else array
+    return np.ascontiguousarray(moved)
+
+
 def _label(target: str) -> str:
     return {sniff.KERAS_H5: "Keras 3 .h5", sniff.KERAS_V3: "Keras 3 .keras",
             sniff.TFJS_LAYERS: "TF.js layers-model"}.get(target, target)
@@ -145,6 +294,10 @@ def _source_format(model: LayersModel) -> str:
 
 
 def _files(written: Path, target: str) -> list[dict]:
+    if target == sniff.ONNX:
+        data = written.with_name(written.name + ".data")
+        return [{"path": str(p), "bytes": p.stat().st_size} for p in (written, data)
+                if p.exists()]
     if target == sniff.TFJS_LAYERS:
         folder = written.parent
         doc = tfjs_layers.load_model_json(written)
@@ -211,11 +364,21 @@ def _quantization_summary(model: LayersModel) -> dict:
 def inspect(path: str | os.PathLike) -> dict:
     """Everything a user asks before converting: format, I/O, layers, size, targets."""
     model = load(path)
+    if not isinstance(model, LayersModel):
+        return _inspect_onnx(model, path)
     classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
     nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
     quant = _quantization_summary(model)
     targets = {}
     for name, fmt in sniff.TARGETS.items():
+        if fmt == sniff.ONNX:
+            from .converters.keras_to_onnx import unsupported_layers
+
+            missing = unsupported_layers(model)
+            targets[name] = {"ok": not missing, "blockers": [
+                {"layer": n, "class": c, "reason": f"no ONNX lowering for {c}"}
+                for n, c in missing]}
+            continue
         if fmt in _PENDING:
             targets[name] = {"ok": False, "blockers": [],
                              "note": f"writing {_PENDING[fmt]} is not supported yet"}
@@ -256,3 +419,37 @@ def _io_description(model: LayersModel, *, inputs: bool) -> list[dict]:
         specs = [None] * len(names)
     return [{"name": name, "shape": list(spec.shape) if spec else None,
              "dtype": spec.dtype if spec else None} for name, spec in zip(names, specs)]
+
+
+def _inspect_onnx(model, path) -> dict:
+    import onnx_ir as ir
+
+    graph = model.graph
+    ops = Counter(node.op_type for node in graph.all_nodes())
+    inits = [v.const_value for v in graph.initializers.values() if v.const_value is not None]
+
+    def describe(values) -> list[dict]:
+        return [{"name": v.name, "shape": [d if isinstance(d, int) else None for d in v.shape]
+                 if v.shape is not None else None,
+                 "dtype": str(v.dtype).rsplit(".", 1)[-1].lower() if v.dtype is not None else None}
+                for v in values]
+    targets = {name: {"ok": False, "blockers": [],
+                      "note": "converting ONNX models is not supported yet"}
+               for name in sniff.TARGETS if name != "onnx"}
+    del ir
+    return {
+        "path": str(path), "format": sniff.ONNX, "dialect": None,
+        "keras_version": None,
+        "onnx": {"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
+                 "producer": f"{model.producer_name or ''} {model.producer_version or ''}".strip(),
+                 "transposes": ops.get("Transpose", 0)},
+        "model": {"name": graph.name, "kind": "ONNX graph", "nested_models": []},
+        "inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
+        "layers": sum(ops.values()),
+        "layers_by_class": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "parameters": int(sum(t.size for t in inits)),
+        "weight_bytes": int(sum(t.nbytes for t in inits)),
+        "weight_dtypes": dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
+        "quantization": {},
+        "targets": targets,
+    }

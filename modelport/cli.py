@@ -15,7 +15,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import ModelportError
+from .errors import ModelportError, ParityError
 
 
 def human_bytes(n: float) -> str:
@@ -85,6 +85,7 @@ def main() -> None:
       model.h5 / model.hdf5   Keras HDF5 (read: Keras 2 and 3; written: Keras 3)
       model.keras             Keras 3 zip (or its unzipped folder)
       folder/ or model.json   TF.js layers-model (model.json + binary weight shards)
+      model.onnx              ONNX (written from Keras and TF.js layers-models, checked)
 
     \b
     Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
@@ -103,14 +104,32 @@ def main() -> None:
                    "'uint8:*/kernel'). Repeat for several rules.")
 @click.option("--shard-size", type=ByteSize(), default="4194304", show_default=True,
               help="TF.js shard size in bytes (suffixes kB, MB, KiB, MiB accepted).")
+@click.option("--opset", type=click.IntRange(13, 21), default=None,
+              help="ONNX opset for .onnx targets (13-21; default 17).")
+@click.option("--inputs-layout", type=click.Choice(["channels_last", "channels_first"]),
+              default="channels_last", show_default=True,
+              help="ONNX targets: expose image inputs as NHWC (like Keras) or NCHW.")
+@click.option("--no-validate", is_flag=True,
+              help="ONNX targets: skip the parity check (NumPy reference vs onnxruntime).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="onnxruntime device for the parity check.")
+@click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
+@click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
+@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
+              help="Parity: inputs from an .npz (arrays named after the model's inputs) "
+                   "instead of seeded random ones.")
 @click.option("--force", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
-def convert(src, dst, to, quantize, shard_size, force, as_json, quiet):
+def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validate, device, atol,
+            rtol, inputs_file, force, as_json, quiet):
     """Convert SRC to DST and check the result.
 
-    After writing, DST is read back and compared with SRC: the layer graph must be equal and
-    every weight bit-identical (quantized weights report their error instead).
+    Keras and TF.js targets are read back and compared with SRC: the layer graph must be equal
+    and every weight bit-identical (quantized weights report their error instead). ONNX targets
+    are checked numerically: modelport's NumPy executor of Keras semantics runs SRC, onnxruntime
+    runs DST, on the same inputs; a mismatch exits with code 6 and names the first layer whose
+    output diverges.
 
     \b
     Examples:
@@ -118,6 +137,7 @@ def convert(src, dst, to, quantize, shard_size, force, as_json, quiet):
       modelport convert model.h5 web_model/ --quantize uint8    # 4x smaller weights
       modelport convert web_model/model.json model.keras        # TF.js -> Keras 3
       modelport convert old_keras2.h5 upgraded.keras            # Keras 2 -> Keras 3
+      modelport convert model.keras model.onnx --opset 18       # Keras -> ONNX, checked
     """
     from . import api
 
@@ -125,13 +145,26 @@ def convert(src, dst, to, quantize, shard_size, force, as_json, quiet):
         if not quiet and not as_json:
             click.echo(f"modelport: {message}", err=True)
 
-    report = _run(as_json, lambda: api.convert(src, dst, to=to, force=force,
-                                               quantize=list(quantize), shard_size=shard_size,
-                                               progress=progress))
+    tolerances = _tolerances(atol, rtol)
+    report = _run(as_json, lambda: api.convert(
+        src, dst, to=to, force=force, quantize=list(quantize), shard_size=shard_size,
+        opset=opset, channels_first_inputs=inputs_layout == "channels_first",
+        validate=not no_validate, device=device, tolerances=tolerances, inputs=inputs_file,
+        progress=progress))
+    passed = report.parity is None or report.parity["passed"]
     if as_json:
-        click.echo(json.dumps({"ok": True, **report.to_json()}, indent=2))
-        return
-    _print_report(report)
+        click.echo(json.dumps({"ok": passed, **report.to_json()}, indent=2))
+    else:
+        _print_report(report)
+    if not passed:
+        sys.exit(ParityError.exit_code)
+
+
+def _tolerances(atol, rtol):
+    from .runtime.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance, Tolerances
+
+    return Tolerances(Tolerance(DEFAULT_ATOL if atol is None else atol,
+                                DEFAULT_RTOL if rtol is None else rtol))
 
 
 def _print_report(report) -> None:
@@ -142,7 +175,9 @@ def _print_report(report) -> None:
                f"{human_bytes(report.weight_bytes)} of weights; wrote {len(report.files)} "
                f"file(s), {human_bytes(total)}")
     check = report.check
-    if check["quantized"]:
+    if report.target_format == "onnx":
+        pass
+    elif check["quantized"]:
         click.echo(f"  check: structure equal; {check['quantized']} quantized weights "
                    f"({', '.join(f'{k}: {v}' for k, v in report.quantization.items())}), max abs "
                    f"weight error {check['max_abs_weight_error']:.3g}; the rest bit-identical")
@@ -151,7 +186,85 @@ def _print_report(report) -> None:
                    "weights bit-identical)")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
+    if report.onnx:
+        o = report.onnx
+        click.echo(f"  ONNX opset {o['opset']}, IR version {o['ir_version']}, "
+                   f"{o['transposes']} Transpose(s), inputs {o['inputs_layout']}")
+    if report.parity:
+        from .runtime.parity import ParityReport, format_table
+
+        for line in format_table(_parity_from_json(report.parity)):
+            click.echo(f"  {line}")
+        if not report.parity["passed"]:
+            click.echo(f"  the written file does not reproduce the source (kept for "
+                       f"inspection: {report.destination})")
     click.echo(f"  {report.seconds:.2f} s")
+
+
+def _parity_from_json(doc: dict):
+    from .runtime.parity import OutputReport, ParityReport
+
+    outputs = [OutputReport(**o) for o in doc["outputs"]]
+    return ParityReport(**{**doc, "outputs": outputs})
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=False, dir_okay=True))
+@click.argument("dst", type=click.Path(exists=False, dir_okay=True))
+@click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
+              help="Inputs from an .npz (arrays named after the model's inputs, or in order); "
+                   "default: seeded random inputs that respect each input's dtype and range.")
+@click.option("--batch", type=click.IntRange(1), default=2, show_default=True,
+              help="Batch size of the seeded inputs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs.")
+@click.option("--atol", type=float, default=None, help="Absolute tolerance (default 1e-4).")
+@click.option("--rtol", type=float, default=None, help="Relative tolerance (default 1e-3).")
+@click.option("--output-tolerance", "per_output", multiple=True, metavar="NAME=ATOL[,RTOL]",
+              help="Tolerance for one output (repeatable).")
+@click.option("--nan", "nan_policy", type=click.Choice(["match", "fail"]), default="match",
+              show_default=True,
+              help="match: NaN/Inf must sit where the source has them; fail: any NaN fails.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="onnxruntime device (CUDA runs with TF32 off).")
+@click.option("--per-layer", is_flag=True,
+              help="On mismatch, name the first Keras layer whose output diverges.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
+def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_policy, device,
+             per_layer, as_json):
+    """Run SRC and DST on the same inputs and compare every output.
+
+    Keras and TF.js layers-models run in modelport's NumPy executor of Keras semantics; ONNX
+    models run in onnxruntime. Per output: max abs/rel error, mean and 99th-percentile abs error,
+    cosine similarity, elements out of tolerance and the worst one. Exit 0 on a pass, 6 on a
+    mismatch.
+    """
+    from . import api
+    from .runtime.parity import Tolerance
+
+    tolerances = _tolerances(atol, rtol)
+    tolerances.nan_policy = nan_policy
+    for item in per_output:
+        name, _, values = item.partition("=")
+        parts = values.split(",")
+        try:
+            tol = Tolerance(float(parts[0]), float(parts[1]) if len(parts) > 1 else
+                            tolerances.default.rtol)
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not NAME=ATOL[,RTOL]",
+                                     param_hint="--output-tolerance") from None
+        tolerances.per_output[name] = tol
+    report = _run(as_json, lambda: api.validate(src, dst, tolerances=tolerances, device=device,
+                                                inputs=inputs_file, batch=batch, seed=seed,
+                                                per_layer=per_layer))
+    if as_json:
+        click.echo(json.dumps({"ok": report.passed, **report.to_json()}, indent=2))
+    else:
+        from .runtime.parity import format_table
+
+        click.echo(f"{report.source} vs {report.target}")
+        for line in format_table(report):
+            click.echo(f"  {line}")
+    sys.exit(0 if report.passed else ParityError.exit_code)
 
 
 @main.command()

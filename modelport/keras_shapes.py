@@ -148,7 +148,9 @@ def _infer_functional(model: LayersModel, feed: list[TensorSpec] | None,
                 waiting.append((layer, k))
                 continue
             args, kwargs = _substitute(node.args, specs), _substitute(node.kwargs, specs)
-            for i, out in enumerate(_apply(layer, k, _flat_specs(args), kwargs)):
+            outs = _apply_operation(layer, args) if layer.is_operation else \
+                _apply(layer, k, _flat_specs(args), kwargs)
+            for i, out in enumerate(outs):
                 specs[(layer.name, k, i)] = out
         if len(waiting) == len(pending):
             layer, k = waiting[0]
@@ -634,3 +636,63 @@ def _multi_head_attention(cfg: dict, inputs: list, kwargs: dict) -> list[TensorS
     scores = (query.shape[0], *others, int(cfg["num_heads"]), *(query.shape[a] for a in axes),
               *(key.shape[a] for a in axes))
     return outs + _out(cfg, scores)
+
+
+# --- keras.ops nodes ----------------------------------------------------------------------------
+# Keras 3 records mask computations and Python arithmetic on Keras tensors as operation nodes
+# (``NotEqual(ids, 0)``, ``x + 3.0``). Their positional args mix tensors and Python scalars.
+
+_COMPARE = {"NotEqual", "Equal", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd",
+            "LogicalOr", "LogicalXor"}
+_ARITHMETIC = {"Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum",
+               "Power"}
+_SAME = {"Negative", "LogicalNot", "ZerosLike", "OnesLike", "Abs", "Sqrt", "Exp", "Relu",
+         "Sigmoid", "Tanh"}
+
+
+def _apply_operation(layer: Layer, args: list) -> list[TensorSpec]:
+    tensors = _flat_specs(args)
+    if not tensors:
+        raise UnsupportedError(f"operation {layer.class_name} has no tensor operand",
+                               layer=layer.name)
+    cfg = layer.config
+    op = layer.class_name
+    if op in _COMPARE or op in _ARITHMETIC:
+        shape = tensors[0].shape
+        for t in tensors[1:]:
+            shape = _broadcast(shape, t.shape)
+        if op in _COMPARE:
+            return [TensorSpec(shape, "bool")]
+        floats = [t.dtype for t in tensors if t.dtype.startswith(("float", "bfloat"))]
+        return [TensorSpec(shape, floats[0] if floats else tensors[0].dtype)]
+    x = tensors[0]
+    if op in _SAME:
+        dtype = "bool" if op == "LogicalNot" else cfg.get("dtype") or x.dtype
+        return [TensorSpec(x.shape, dtype)]
+    if op == "Concatenate":
+        axis = int(cfg.get("axis", 0)) % len(x.shape)
+        sizes = [t.shape[axis] for t in tensors]
+        total = None if any(d is None for d in sizes) else sum(sizes)
+        return [TensorSpec(x.shape[:axis] + (total,) + x.shape[axis + 1:], x.dtype)]
+    if op == "Cast":
+        return [TensorSpec(x.shape, cfg["dtype"])]
+    if op in ("Any", "All"):
+        rank = len(x.shape)
+        axis = cfg.get("axis")
+        axes = list(range(rank)) if axis is None else [a % rank for a in (
+            axis if isinstance(axis, (list, tuple)) else [axis])]
+        if cfg.get("keepdims"):
+            shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return [TensorSpec(shape, "bool")]
+    if op == "ExpandDims":
+        axis = int(cfg["axis"]) % (len(x.shape) + 1)
+        return [TensorSpec(x.shape[:axis] + (1,) + x.shape[axis:], x.dtype)]
+    if op == "Squeeze":
+        axis = cfg.get("axis")
+        rank = len(x.shape)
+        axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else \
+            [a % rank for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+        return [TensorSpec(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)]
+    raise UnsupportedError(f"no shape rule for the keras.ops operation {op!r}", layer=layer.name)

@@ -92,6 +92,13 @@ class Layer:
     inbound_nodes: list[Node] = field(default_factory=list)
     weights: list[Weight] = field(default_factory=list)
     model: "LayersModel | None" = None
+    # Set for the keras.ops nodes Keras 3 records in functional graphs (``keras.src.ops.numpy``
+    # for a mask's NotEqual, or ``x + 3.0``): operations, not layers, though some share names.
+    module: str | None = None
+
+    @property
+    def is_operation(self) -> bool:
+        return bool(self.module and self.module.startswith("keras.src.ops"))
 
     def all_weights(self) -> Iterator[tuple[str, Weight]]:
         """(owner layer path, weight) for this layer and, for nested models, every inner layer."""
@@ -182,6 +189,7 @@ def _layer_structure(layer: Layer) -> dict:
         ],
         "weights": [(w.path, list(w.array.shape), str(w.array.dtype)) for w in layer.weights],
         "model": layer.model.structure() if layer.model is not None else None,
+        "module": layer.module,
     }
 
 

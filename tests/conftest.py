@@ -73,7 +73,25 @@ def tfjs_cases() -> list[Case]:
     return cases
 
 
+def layer_cases() -> list[Case]:
+    """One tiny model per layer class and variant (fixtures/layers, made by real Keras)."""
+    index = FIXTURES / "layers" / "cases.json"
+    if not index.exists():
+        return []
+    cases = []
+    for case_id, entry in sorted(json.loads(index.read_text()).items()):
+        path = FIXTURES / "layers" / entry["file"]
+        ins, outs = _npz_io(path.with_name(case_id + ".npz"))
+        case = Case(f"layers/{case_id}", path, case_id, entry.get("generation", "keras3"),
+                    "h5" if path.suffix == ".h5" else "keras", ins, outs)
+        case.layer_class = entry["class"]
+        case.entry = entry
+        cases.append(case)
+    return cases
+
+
 ALL_CASES = keras_cases() + tfjs_cases()
+LAYER_CASES = layer_cases()
 
 
 def case_params(cases=None):

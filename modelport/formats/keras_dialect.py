@@ -256,6 +256,9 @@ def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
         return Layer(inner.kind, name, {}, nodes, model=inner)
     canonical = canonical_layer_config(class_name, config, dialect)
     canonical["name"] = name
+    module = entry.get("module")
+    if isinstance(module, str) and module.startswith("keras.src.ops"):
+        return Layer(class_name, name, canonical, nodes, module=module)
     return Layer(class_name, name, canonical, nodes)
 
 
@@ -457,7 +460,9 @@ def _layer_entry(layer: Layer, dialect: str, modules: bool, *, sequential: bool,
         config = (_keras3_layer_config(layer.class_name, layer.config) if dialect == KERAS3
                   else _keras2_layer_config(layer.class_name, layer.config))
         entry = {"class_name": layer.class_name, "config": config}
-        if modules and dialect == KERAS3:
+        if layer.is_operation and dialect == KERAS3:
+            entry = {"module": layer.module, **entry, "registered_name": None}
+        elif modules and dialect == KERAS3:
             entry = {"module": "keras.layers", **entry, "registered_name": None}
     if not sequential:
         entry["name"] = layer.name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, ModelportError, UnsafeInputError
+from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import keras_dialect
@@ -137,6 +137,8 @@ def read(path: str | os.PathLike) -> LayersModel:
 
 def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, str, bool]] | None:
     """``(owner, path, trainable)`` in natural order for a top-level layer, nested models expanded."""
+    if layer.is_operation:
+        return []
     if layer.model is not None:
         inner_frozen = frozen or layer.model.config.get("trainable", True) is False
         out: list[tuple[Layer, str, bool]] = []
@@ -209,6 +211,13 @@ def _read_unknown(layer: Layer, group, names: list[str]) -> None:
 def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) -> Path:
     """Write ``model`` as a Keras 3 legacy ``.h5`` file (all-or-nothing)."""
     dst = Path(dst)
+    operations = [layer for layer in model.iter_layers() if layer.is_operation]
+    if operations:
+        op = operations[0]
+        raise UnsupportedError(
+            f"the graph holds keras.ops nodes ({op.class_name}, e.g. a mask computation); "
+            "Keras 3's legacy .h5 loader cannot rebuild them, not even from its own files",
+            layer=op.name, hint="write a .keras file instead")
     config = keras_dialect.model_to_config(model, keras_dialect.KERAS3)
     plan = []
     for layer in model.layers:

@@ -130,9 +130,13 @@ def _read_weights(archive: _Archive, model: LayersModel) -> None:
 
 
 def _folder_names(layers: list[Layer]) -> list[str]:
+    """Folder of each layer; keras.ops nodes are not layers, own nothing and get ""."""
     used: dict[str, int] = {}
     out = []
     for layer in layers:
+        if layer.is_operation:
+            out.append("")
+            continue
         base = snake_case(layer.model.kind if layer.model is not None else layer.class_name)
         if base in used:
             used[base] += 1
@@ -146,6 +150,8 @@ def _folder_names(layers: list[Layer]) -> list[str]:
 def _read_container(group, layers: list[Layer], where: str) -> None:
     h5py = _h5py()
     for layer, folder in zip(layers, _folder_names(layers)):
+        if layer.is_operation:
+            continue
         sub = group.get(folder)
         if layer.model is not None:
             if sub is None or "layers" not in sub:
@@ -192,6 +198,8 @@ def variable_locations(layers: list[Layer], where: str = "layers"
     its path in a ``.keras`` weights file (``layers/dense_1/vars/0``)."""
     out = []
     for layer, folder in zip(layers, _folder_names(layers)):
+        if layer.is_operation:
+            continue
         base = f"{where}/{folder}"
         if layer.model is not None:
             out.extend(variable_locations(layer.model.layers, f"{base}/layers"))
@@ -268,6 +276,8 @@ _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_
 
 def _write_container(group, layers: list[Layer]) -> None:
     for layer, folder in zip(layers, _folder_names(layers)):
+        if layer.is_operation:
+            continue
         sub = group.create_group(folder)
         sub.create_group("vars").attrs["name"] = layer.name
         if layer.model is not None:

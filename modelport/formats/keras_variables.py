@@ -49,12 +49,19 @@ def _norm(config: dict) -> list[str]:
 
 
 # Leaf layers: the variable names, in the order Keras creates them.
+def _layer_norm(config: dict) -> list[str]:
+    # rms_scaling: Keras creates gamma only (whatever center says).
+    if config.get("rms_scaling"):
+        return ["gamma"]
+    return _norm(config)
+
+
 LEAF_VARIABLES: dict[str, Callable[[dict], list[str]]] = {
     "Dense": lambda c: ["kernel"] + _bias(c),
     "Embedding": lambda c: ["embeddings"],
     "PReLU": lambda c: ["alpha"],
     "BatchNormalization": lambda c: _norm(c) + ["moving_mean", "moving_variance"],
-    "LayerNormalization": _norm,
+    "LayerNormalization": _layer_norm,
     "GroupNormalization": _norm,
     "LSTMCell": lambda c: ["kernel", "recurrent_kernel"] + _bias(c),
     "GRUCell": lambda c: ["kernel", "recurrent_kernel"] + _bias(c),
@@ -69,6 +76,30 @@ for _dw in ("DepthwiseConv1D", "DepthwiseConv2D"):
     LEAF_VARIABLES[_dw] = lambda c: ["depthwise_kernel"] + _bias(c)
 for _sep in ("SeparableConv1D", "SeparableConv2D"):
     LEAF_VARIABLES[_sep] = lambda c: ["depthwise_kernel", "pointwise_kernel"] + _bias(c)
+
+# EinsumDense: a bias only where bias_axes is set (Keras 3 also names it "bias").
+LEAF_VARIABLES["EinsumDense"] = lambda c: ["kernel"] + (["bias"] if c.get("bias_axes") else [])
+
+
+def _multi_head_attention(config: dict) -> list[str]:
+    """MultiHeadAttention owns EinsumDense sub-layers, each a kernel and (use_bias) a bias.
+
+    Paths are the attribute names ``.keras`` files key them by (``query_dense/vars/0``), in
+    the order Keras creates them, which is also its legacy HDF5 order (weight_names
+    ``mha/query/kernel``, ``mha/key/kernel``, ``mha/gate/kernel``, ``mha/value/kernel``,
+    ``mha/attention_output/kernel``: the sub-layers' *names*, checked against Keras 3.15.1).
+    The gate (``use_gate=True``) has no public attribute, so its folder is ``_gate_dense``.
+    """
+    subs = ["query_dense", "key_dense"] + (["_gate_dense"] if config.get("use_gate") else []) \
+        + ["value_dense", "output_dense"]
+    names = ["kernel"] + (["bias"] if config.get("use_bias", True) else [])
+    return [f"{sub}/{name}" for sub in subs for name in names]
+
+
+# Layers made of sub-layers that are not themselves in the config: variable paths per class.
+COMPOSITE_VARIABLES: dict[str, Callable[[dict], list[str]]] = {
+    "MultiHeadAttention": _multi_head_attention,
+}
 
 NON_TRAINABLE = {"moving_mean", "moving_variance", "mean", "variance", "count"}
 # Names other versions give the same variable (Keras 3 calls DepthwiseConv2D's kernel "kernel").
@@ -85,7 +116,7 @@ _CELL_OF = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell",
 
 def is_known(class_name: str) -> bool:
     return (class_name in NO_VARIABLES or class_name in LEAF_VARIABLES or class_name in RNN_CLASSES
-            or class_name in WRAPPER_CLASSES)
+            or class_name in WRAPPER_CLASSES or class_name in COMPOSITE_VARIABLES)
 
 
 def layer_variables(class_name: str, config: dict) -> list[tuple[str, bool]] | None:
@@ -100,6 +131,8 @@ def layer_variables(class_name: str, config: dict) -> list[tuple[str, bool]] | N
     if class_name in LEAF_VARIABLES:
         names = LEAF_VARIABLES[class_name](config)
         return [(n, n not in NON_TRAINABLE and not frozen) for n in names]
+    if class_name in COMPOSITE_VARIABLES:
+        return [(p, not frozen) for p in COMPOSITE_VARIABLES[class_name](config)]
     if class_name in RNN_CLASSES:
         names = LEAF_VARIABLES[_CELL_OF[class_name]](config)
         return [(f"cell/{n}", not frozen) for n in names]

@@ -1,0 +1,243 @@
+"""Keras layer graph (``LayersModel``) -> ONNX model, one registered lowering per layer class.
+
+``lower`` walks the calls in dependency order, hands each one to its lowering (family modules:
+core, activations, conv, pooling, normalization, merging, recurrent, attention) and assembles an
+``onnx_ir`` model. Every lowering is correct on its own in the Keras (channels-last) layout;
+``converters.layout`` then removes the Transposes that cancel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import onnx_ir as ir
+
+from ... import keras_graph, keras_shapes
+from ...errors import ModelportError, UnsupportedError
+from ...keras_shapes import TensorSpec
+from ...models import Layer, LayersModel, TensorRef
+from .. import layout
+from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
+
+# Importing the families registers their lowerings.
+from . import (  # noqa: E402,F401
+    activations, attention, conv, core, merging, normalization, operations, pooling, recurrent,
+    reshaping)
+
+MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 21, 17
+
+# Layers whose output carries their input's Keras mask unchanged (Keras: supports_masking with
+# the default compute_mask). Producers (Embedding, Masking) and consumers return masks themselves.
+PROPAGATES_MASK = {
+    "Dense", "Activation", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
+    "AlphaDropout", "ActivityRegularization", "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU",
+    "ThresholdedReLU", "Softmax", "BatchNormalization", "LayerNormalization",
+    "UnitNormalization", "Rescaling", "Add", "Subtract", "Multiply", "Average", "Maximum",
+    "Minimum",
+}
+
+
+@dataclass
+class LoweredModel:
+    model: ir.Model
+    input_names: list[str]
+    output_names: list[str]
+    # ONNX value holding each Keras tensor (layer, call, output index), in the Keras layout;
+    # complete when lowered with optimize=False (the layout pass may fold some away).
+    tensor_names: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    transposes: int = 0
+    opset: int = DEFAULT_OPSET
+
+
+def unsupported_layers(model: LayersModel) -> list[tuple[str, str]]:
+    """(layer, class) of every layer, wrapped ones included, that has no lowering."""
+    found = []
+
+    def visit(name: str, class_name: str, config: dict, operation: bool = False) -> None:
+        if class_name not in (OPERATIONS if operation else LOWERINGS):
+            found.append((name, class_name))
+        for key in ("layer", "backward_layer"):
+            inner = config.get(key)
+            if isinstance(inner, dict) and "class_name" in inner:
+                visit(name, inner["class_name"], inner.get("config") or {})
+
+    for layer in model.iter_layers():
+        if layer.model is None:
+            visit(layer.name, layer.class_name, layer.config, layer.is_operation)
+    return found
+
+
+def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inputs: bool = False,
+          optimize: bool = True) -> LoweredModel:
+    """Lower ``model`` to ONNX at ``opset``; ``channels_first_inputs`` exposes image inputs as
+    NCHW (the first op transposes them back)."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedError(f"opset {opset} is outside the supported {MIN_OPSET}-{MAX_OPSET}")
+    missing = unsupported_layers(model)
+    if missing:
+        listed = ", ".join(f"{n} ({c})" for n, c in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise UnsupportedError(f"no ONNX lowering for: {listed}{more}", layer=missing[0][0],
+                               hint=f"supported classes: {len(LOWERINGS.names())}; "
+                                    "see `modelport inspect`")
+    graph_model = keras_graph.as_functional(model)
+    builder = Builder(opset)
+    inputs, values = [], {}
+    for ref in graph_model.inputs:
+        layer = graph_model.layer(ref.layer)
+        spec = keras_shapes.input_specs(graph_model)[graph_model.inputs.index(ref)]
+        value = ir.Value(name=builder.unique(layer.name), type=ir.TensorType(_dtype(spec, layer)),
+                         shape=ir.Shape(_dims(spec, layer.name, channels_first_inputs)))
+        inputs.append(value)
+        x = value
+        if channels_first_inputs and len(spec.shape) >= 3:
+            x = builder.to_channels_last(value, len(spec.shape))
+        values[(ref.layer, ref.node, ref.tensor)] = x
+    tensor_names: dict = {}
+    outputs = _lower_graph(builder, graph_model, values, {}, tensor_names, prefix="")
+    out_values = []
+    for ref, value in zip(graph_model.outputs, outputs):
+        if value in inputs or value in out_values:
+            value = builder.op("Identity", value)
+            value.name = builder.unique(ref.layer)
+        out_values.append(value)
+    specs = keras_shapes.output_specs(graph_model)
+    for value, spec in zip(out_values, specs):
+        value.type = ir.TensorType(ONNX_DTYPES.get(spec.dtype, ir.DataType.FLOAT))
+        value.shape = ir.Shape(_dims(spec, value.name, False))
+    graph = ir.Graph(inputs, out_values, nodes=builder.tape.nodes,
+                     initializers=builder.tape.initializers, opset_imports={"": opset},
+                     name=model.name)
+    from ...formats.onnx import ir_version_for
+
+    result = ir.Model(graph, ir_version=ir_version_for(opset), producer_name="modelport",
+                      producer_version=_version())
+    transposes = layout.optimize(result) if optimize else layout.count_transposes(result)
+    return LoweredModel(result, [v.name for v in inputs], [v.name for v in out_values],
+                        tensor_names, transposes, opset)
+
+
+def _version() -> str:
+    from ... import __version__
+
+    return __version__
+
+
+def _dtype(spec: TensorSpec, layer: Layer) -> ir.DataType:
+    if spec.dtype not in ONNX_DTYPES:
+        raise UnsupportedError(f"input dtype {spec.dtype!r} has no ONNX equivalent here",
+                               layer=layer.name)
+    return ONNX_DTYPES[spec.dtype]
+
+
+def _dims(spec: TensorSpec, name: str, channels_first: bool) -> list:
+    dims: list = [d if d is not None else ("batch" if i == 0 else f"{name}_d{i}")
+                  for i, d in enumerate(spec.shape)]
+    if channels_first and len(dims) >= 3:
+        dims = [dims[0], dims[-1]] + dims[1:-1]
+    return dims
+
+
+def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict,
+                 tensor_names: dict, prefix: str) -> list[ir.Value]:
+    specs = keras_shapes.infer(model)
+    if prefix == "":
+        tensor_names.update({key: value.name for key, value in values.items()})
+    for layer, k in keras_graph.call_order(model):
+        node = layer.inbound_nodes[k]
+        refs = node.inputs()
+        arg_refs = [r for r in refs if not _is_kwarg(node, r)]
+        kwargs = _kwargs(node.kwargs, values)
+        in_masks = [masks.get(_key(r)) for r in arg_refs]
+        if isinstance(kwargs.get("mask"), ir.Value) and in_masks:
+            in_masks[0] = kwargs["mask"]  # Keras 3 records the mask a layer consumes explicitly
+        call = Call(layer=layer, node=k,
+                    inputs=[values[_key(r)] for r in arg_refs],
+                    in_specs=[specs[_key(r)] for r in arg_refs],
+                    out_specs=_out_specs(specs, layer, k),
+                    kwargs=kwargs, masks=in_masks, args=_kwargs(node.args, values),
+                    kwarg_masks={k: masks.get(_key(v)) for k, v in node.kwargs.items()
+                                 if isinstance(v, TensorRef)})
+        builder.prefix = f"{prefix}{layer.name}/"
+        try:
+            if layer.model is not None:
+                inner_values = _inner_inputs(builder, layer, call)
+                outs = _lower_graph(builder, keras_graph.as_functional(layer.model), inner_values,
+                                    {}, {}, prefix=f"{prefix}{layer.name}/")
+                lowered = Lowered(outs)
+            else:
+                table = OPERATIONS if layer.is_operation else LOWERINGS
+                result = table.get(layer.class_name, layer=layer.name)(builder, call)
+                lowered = result if isinstance(result, Lowered) else Lowered(list(result))
+        except ModelportError as e:
+            if e.layer is None:
+                e.layer = f"{prefix}{layer.name}"
+                e.args = (str(e),)
+            raise
+        if len(lowered.outputs) != len(call.out_specs):
+            raise UnsupportedError(f"lowering produced {len(lowered.outputs)} outputs, Keras "
+                                   f"has {len(call.out_specs)}", layer=layer.name)
+        out_masks = lowered.masks
+        if out_masks is None:
+            inherited = call.masks[0] if (call.masks and layer.class_name in PROPAGATES_MASK
+                                          and not layer.is_operation) else None
+            out_masks = [inherited] * len(lowered.outputs)
+        for i, (value, mask) in enumerate(zip(lowered.outputs, out_masks)):
+            key = (layer.name, k, i)
+            values[key] = value
+            if mask is not None:
+                masks[key] = mask
+            if value.name is None or value.name.startswith("val_"):
+                value.name = builder.unique(f"{prefix}{layer.name}" if (k, i) == (0, 0)
+                                            else f"{prefix}{layer.name}:{k}:{i}")
+            if prefix == "":
+                tensor_names[key] = value.name
+    builder.prefix = prefix
+    return [values[_key(r)] for r in model.outputs]
+
+
+def _inner_inputs(builder: Builder, layer: Layer, call: Call) -> dict:
+    inner = keras_graph.as_functional(layer.model)
+    out = {}
+    for ref, value, spec in zip(inner.inputs, call.inputs, call.in_specs):
+        declared = inner.layer(ref.layer).config.get("dtype", "float32")
+        if declared != spec.dtype and declared in ONNX_DTYPES:
+            value = builder.cast(value, declared)  # Keras casts to the inner Input's dtype
+        out[_key(ref)] = value
+    return out
+
+
+def _out_specs(specs: dict, layer: Layer, k: int) -> list[TensorSpec]:
+    out, i = [], 0
+    while (layer.name, k, i) in specs:
+        out.append(specs[(layer.name, k, i)])
+        i += 1
+    return out
+
+
+def _is_kwarg(node, ref: TensorRef) -> bool:
+    def contains(obj) -> bool:
+        if isinstance(obj, TensorRef):
+            return obj == ref
+        if isinstance(obj, dict):
+            return any(contains(v) for v in obj.values())
+        if isinstance(obj, (list, tuple)):
+            return any(contains(v) for v in obj)
+        return False
+    return contains(node.kwargs) and not contains(node.args)
+
+
+def _kwargs(kwargs: dict, values: dict) -> dict:
+    def sub(obj):
+        if isinstance(obj, TensorRef):
+            return values[_key(obj)]
+        if isinstance(obj, dict):
+            return {k: sub(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [sub(v) for v in obj]
+        return obj
+    return sub(kwargs)
+
+
+def _key(ref: TensorRef) -> tuple[str, int, int]:
+    return (ref.layer, ref.node, ref.tensor)

@@ -1,0 +1,294 @@
+"""Attention layers: MultiHeadAttention.
+
+Keras 3's MultiHeadAttention, step by step (``keras/src/layers/attention/
+multi_head_attention.py``):
+
+1. Project query, key and value with EinsumDense sub-layers: kernel ``(features, heads, dim)``,
+   bias ``(heads, dim)``. Here: one MatMul against the kernel flattened to ``(features,
+   heads * dim)``, then a Reshape that splits the heads (batch and other axes copied with 0).
+2. Scale the projected query by ``1/sqrt(key_dim)`` and take the dot product with the key over
+   ``attention_axes`` (default: every axis between the batch and the features). Scores have
+   the layout ``(batch, <other axes>, heads, <query attention axes>, <key attention axes>)``.
+   One attention axis (the usual case): Transposes + MatMul; several: ONNX Einsum with Keras's
+   own equations.
+3. Softmax over the key attention axes, masked: the query's Keras mask ``(B, T, 1)``, the
+   value's and key's ``(B, 1, S)``, ``use_causal_mask`` ``(1, T, S)``, ``sliding_window`` and
+   ``attention_mask`` are ANDed, expanded for the heads, and masked logits replaced by a large
+   negative number. Keras has two paths that differ only on a row where every key is masked:
+   the explicit one (scores returned, dropout > 0, or inputs of rank != 3) zeroes masked
+   probabilities, so the row attends to nothing; the fused ``dot_product_attention`` one
+   attends uniformly to every key. Both are followed.
+4. Combine with the value, apply the optional sigmoid gate, project with the output EinsumDense
+   to ``output_shape`` (default: the query's feature size).
+
+Dropout is the identity at inference. The output carries the query's Keras mask.
+
+The call's tensors arrive positionally (``call.inputs``, with Keras masks in ``call.masks``) or
+as keywords (``call.kwargs``); Keras 3 records ``mha(query=q, value=v)`` with no positional
+argument at all, and Keras 2 ``mha(q, v)`` as ``args=[q], kwargs={value: v}``. The Keras masks
+of keyword tensors are read from ``call.kwarg_masks`` where the driver provides it; without it
+a Keras mask reaching MultiHeadAttention through a keyword is not seen.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import numpy as np
+import onnx_ir as ir
+
+from ...errors import UnsupportedError
+from ...models import TensorRef
+from .context import LOWERINGS, Builder, Call, Lowered
+
+# Keras 3's MultiHeadAttention.call parameters, in positional order.
+PARAMS = ["query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
+          "return_attention_scores", "training", "use_causal_mask"]
+
+
+def _bind(call: Call) -> tuple[dict, dict]:
+    """Arguments by parameter name, and the Keras masks of the tensor ones (None if unknown)."""
+    nodes = call.layer.inbound_nodes
+    # A call made up by a wrapper (no recorded node) passes its tensors positionally.
+    args = nodes[call.node].args if call.node < len(nodes) else \
+        [TensorRef(call.name)] * len(call.inputs)
+    values: dict = {}
+    masks: dict = {}
+    positional = iter(zip(call.inputs, call.masks or [None] * len(call.inputs)))
+    for name, arg in zip(PARAMS, args):
+        if isinstance(arg, TensorRef):
+            values[name], masks[name] = next(positional)
+        else:
+            values[name] = arg
+    values.update({k: v for k, v in call.kwargs.items() if k in PARAMS})
+    # Keyword tensors' Keras masks, where the driver provides them.
+    for name, mask in (call.kwarg_masks).items():
+        if name in PARAMS and masks.get(name) is None:
+            masks[name] = mask
+    return values, masks
+
+
+def _variable(call: Call, sub: str, name: str) -> np.ndarray | None:
+    """A sub-layer variable: ``query_dense/kernel`` (.keras attribute path) or, as older
+    readers named it, ``query/kernel`` (the sub-layer's name)."""
+    alias = {"query_dense": "query", "key_dense": "key", "value_dense": "value",
+             "output_dense": "attention_output", "_gate_dense": "gate"}[sub]
+    for path in (f"{sub}/{name}", f"{alias}/{name}"):
+        if call.has_weight(path):
+            return call.weight(path)
+    return None
+
+
+def _project(ctx: Builder, call: Call, sub: str, x: ir.Value, rank: int) -> ir.Value:
+    """EinsumDense ``...f,fnd->...nd`` (+ bias): (batch, ..., features) -> (..., heads, dim)."""
+    kernel = _variable(call, sub, "kernel")
+    if kernel is None:
+        raise UnsupportedError(f"MultiHeadAttention has no {sub} kernel", layer=call.name)
+    features, heads, dim = kernel.shape
+    y = ctx.op("MatMul", x, ctx.const(kernel.reshape(features, heads * dim),
+                                      f"{call.name}/{sub}/kernel"))
+    bias = _variable(call, sub, "bias")
+    if bias is not None:
+        y = ctx.op("Add", y, ctx.const(bias.reshape(-1), f"{call.name}/{sub}/bias"))
+    return ctx.reshape(y, [0] * (rank - 1) + [heads, dim])
+
+
+def _output(ctx: Builder, call: Call, x: ir.Value, rank: int) -> ir.Value:
+    """EinsumDense ``...nd,nd<out>-><out>`` (+ bias) to the output shape."""
+    kernel = _variable(call, "output_dense", "kernel")
+    if kernel is None:
+        raise UnsupportedError("MultiHeadAttention has no output kernel", layer=call.name)
+    heads, dim, *out = kernel.shape
+    flat_out = int(np.prod(out))
+    y = ctx.reshape(x, [0] * (rank - 1) + [heads * dim])
+    y = ctx.op("MatMul", y, ctx.const(kernel.reshape(heads * dim, flat_out),
+                                      f"{call.name}/output_dense/kernel"))
+    bias = _variable(call, "output_dense", "bias")
+    if bias is not None:
+        y = ctx.op("Add", y, ctx.const(bias.reshape(-1), f"{call.name}/output_dense/bias"))
+    return ctx.reshape(y, [0] * (rank - 1) + out) if len(out) > 1 else y
+
+
+@LOWERINGS.register("MultiHeadAttention")
+def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
+    cfg = call.config
+    if cfg.get("flash_attention"):
+        raise UnsupportedError("flash_attention=True (supported: the default attention)",
+                               layer=call.name)
+    args, kmasks = _bind(call)
+    query, value = args.get("query"), args.get("value")
+    if not isinstance(query, ir.Value) or not isinstance(value, ir.Value):
+        raise UnsupportedError("MultiHeadAttention called without query and value tensors",
+                               layer=call.name)
+    key_given = isinstance(args.get("key"), ir.Value)
+    key = args["key"] if key_given else value
+    rank = len(call.out_specs[0].shape)  # the query's rank (the output's shape otherwise)
+    if cfg.get("output_shape"):
+        out_shape = cfg["output_shape"]
+        rank -= (len(out_shape) if isinstance(out_shape, (list, tuple)) else 1) - 1
+    want_scores = bool(args.get("return_attention_scores"))
+
+    q = _project(ctx, call, "query_dense", query, rank)
+    k = _project(ctx, call, "key_dense", key, rank)
+    v = _project(ctx, call, "value_dense", value, rank)
+    projected = rank + 1
+    axes = _attention_axes(cfg.get("attention_axes"), projected)
+    dtype = call.out_specs[0].dtype
+    key_dim = int(cfg["key_dim"])
+    scale = np.asarray(1.0 / math.sqrt(float(key_dim)), dtype=np.dtype(dtype))
+    q = ctx.op("Mul", q, ctx.const(scale, f"{call.name}/scale"))
+    scores = _dot(ctx, k, q, axes, projected)
+    scores_rank = projected - 1 + len(axes)
+
+    mask = _mask(ctx, call, args, kmasks, query, value, key_given, scores_rank, len(axes))
+    # Keras's fused path (JAX dot_product_attention) is taken when nothing needs the
+    # explicit scores; it differs only on fully masked rows (see the module docstring).
+    explicit = want_scores or float(cfg.get("dropout") or 0.0) > 0.0 or projected != 4
+    probs = _masked_softmax(ctx, scores, mask, len(axes), dtype, zero_masked=explicit)
+    attended = _combine(ctx, probs, v, axes, projected)
+    if cfg.get("use_gate"):
+        gate = ctx.op("Sigmoid", _project(ctx, call, "_gate_dense", query, rank))
+        attended = ctx.op("Mul", attended, gate)
+    out = _output(ctx, call, attended, rank)
+    query_mask = kmasks.get("query")
+    outputs = [out, probs] if want_scores else [out]
+    return Lowered(outputs, [query_mask] + [None] * (len(outputs) - 1))
+
+
+def _attention_axes(axes: object, projected: int) -> list[int]:
+    if axes is None:
+        return list(range(1, projected - 2))
+    listed = [axes] if isinstance(axes, int) else list(axes)  # type: ignore[arg-type]
+    return [a if a >= 0 else (projected - 1) + a for a in listed]
+
+
+def _batch_dims(axes: list[int], projected: int) -> list[int]:
+    return [i for i in range(projected) if i not in axes and i != projected - 1]
+
+
+def _dot(ctx: Builder, k: ir.Value, q: ir.Value, axes: list[int], projected: int) -> ir.Value:
+    """Scores ``(batch dims, <query attention axes>, <key attention axes>)``."""
+    if len(axes) == 1:
+        batch = _batch_dims(axes, projected)
+        q_t = ctx.transpose(q, batch + [axes[0], projected - 1])  # (..., T, key_dim)
+        k_t = ctx.transpose(k, batch + [projected - 1, axes[0]])  # (..., key_dim, S)
+        return ctx.op("MatMul", q_t, k_t)
+    dot_equation, _ = _equations(projected, axes)
+    return ctx.op("Einsum", k, q, equation=dot_equation)
+
+
+def _combine(ctx: Builder, probs: ir.Value, v: ir.Value, axes: list[int], projected: int
+             ) -> ir.Value:
+    """Attention-weighted values, back in the projected query's layout."""
+    if len(axes) == 1:
+        batch = _batch_dims(axes, projected)
+        perm = batch + [axes[0], projected - 1]
+        out = ctx.op("MatMul", probs, ctx.transpose(v, perm))  # (..., T, value_dim)
+        return ctx.transpose(out, list(np.argsort(perm)))
+    _, combine_equation = _equations(projected, axes)
+    return ctx.op("Einsum", probs, v, equation=combine_equation)
+
+
+def _equations(rank: int, axes: list[int]) -> tuple[str, str]:
+    """Keras's ``_build_attention_equation``: (key, query -> scores), (scores, value -> out)."""
+    letters = string.ascii_lowercase
+    target = letters[:rank]
+    batch = [i for i in range(rank) if i not in axes and i != rank - 1]
+    source, offset = "", rank
+    for i in range(rank):
+        if i in batch or i == rank - 1:
+            source += target[i]
+        else:
+            source += letters[offset]
+            offset += 1
+    product = "".join([target[i] for i in batch] + [target[i] for i in axes]
+                      + [source[i] for i in axes])
+    return f"{source},{target}->{product}", f"{product},{source}->{target}"
+
+
+def _mask(ctx: Builder, call: Call, args: dict, kmasks: dict, query: ir.Value, value: ir.Value,
+          key_given: bool, scores_rank: int, n_axes: int) -> ir.Value | None:
+    """Keras's ``_compute_attention_mask``, expanded to the scores' rank (or None)."""
+    parts = _input_masks(ctx, args, kmasks, key_given)  # (bool mask, its rank)
+    causal = bool(args.get("use_causal_mask"))
+    window = call.config.get("sliding_window")
+    if causal or window:
+        rows, cols = _positions(ctx, query, value)
+        if causal:
+            parts.append((ctx.unsqueeze(ctx.op("GreaterOrEqual", rows, cols), [0]), 3))
+        if window:
+            distance = ctx.op("Abs", ctx.op("Sub", rows, cols))
+            near = ctx.op("Less", distance, ctx.const(np.asarray(int(window), np.int64),
+                                                      f"{call.name}/sliding_window"))
+            parts.append((ctx.unsqueeze(near, [0]), 3))
+    attention_mask = args.get("attention_mask")
+    if isinstance(attention_mask, ir.Value):
+        known = attention_mask.shape
+        parts.append((ctx.cast(attention_mask, "bool"),
+                      len(known) if known is not None else 1 + 2 * n_axes))
+    if not parts:
+        return None
+    mask, mask_rank = parts[0]
+    for m, r in parts[1:]:
+        mask, mask_rank = ctx.op("And", mask, m), max(mask_rank, r)
+    missing = scores_rank - mask_rank
+    if missing > 0:
+        # Keras expands at axis -2 * len(attention_axes) - 1 (before the query/key axes).
+        first = mask_rank - 2 * n_axes
+        mask = ctx.unsqueeze(mask, list(range(first, first + missing)))
+    return mask
+
+
+def _input_masks(ctx: Builder, args: dict, kmasks: dict, key_given: bool
+                 ) -> list[tuple[ir.Value, int]]:
+    """The inputs' masks as (B, T, 1) and (B, 1, S): the query's Keras mask (Keras 3 ignores a
+    query_mask argument), value_mask/key_mask arguments, else the value's and key's Keras
+    masks."""
+    def given(name: str) -> ir.Value | None:
+        return args[name] if isinstance(args.get(name), ir.Value) else None
+
+    query_mask = kmasks.get("query")
+    value_mask = given("value_mask") if given("value_mask") is not None else kmasks.get("value")
+    key_mask = given("key_mask") if given("key_mask") is not None else \
+        (kmasks.get("key") if key_given else None)
+    parts = []
+    if query_mask is not None:
+        parts.append((ctx.unsqueeze(ctx.cast(query_mask, "bool"), [-1]), 3))
+    for m in (value_mask, key_mask):
+        if m is not None:
+            parts.append((ctx.unsqueeze(ctx.cast(m, "bool"), [-2]), 3))
+    return parts
+
+
+def _positions(ctx: Builder, query: ir.Value, value: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """Query positions ``(T, 1)`` and key positions ``(S,)`` along axis 1 (dynamic lengths)."""
+    def length(x: ir.Value) -> ir.Value:
+        return ctx.squeeze(ctx.slice(ctx.op("Shape", x), [1], [2], [0]), [0])
+
+    zero = ctx.const(np.asarray(0, np.int64), f"{ctx.prefix}zero")
+    one = ctx.const(np.asarray(1, np.int64), f"{ctx.prefix}one")
+    rows = ctx.unsqueeze(ctx.op("Range", zero, length(query), one), [-1])
+    cols = ctx.op("Range", zero, length(value), one)
+    return rows, cols
+
+
+def _masked_softmax(ctx: Builder, scores: ir.Value, mask: ir.Value | None, n_axes: int,
+                    dtype: str, *, zero_masked: bool) -> ir.Value:
+    """Softmax over the last ``n_axes`` axes; masked logits become a large negative number,
+    and (``zero_masked``) masked probabilities zero."""
+    if mask is not None:
+        large = -3e4 if dtype == "float16" else -1e9  # Keras's _large_negative_number
+        scores = ctx.op("Where", mask, scores,
+                        ctx.const(np.asarray(large, np.dtype(dtype)), f"{ctx.prefix}masked"))
+    if n_axes == 1:
+        probs = ctx.op("Softmax", scores, axis=-1)
+    else:
+        axes = list(range(-n_axes, 0))
+        shifted = ctx.op("Sub", scores, ctx.reduce("ReduceMax", scores, axes, keepdims=True))
+        e = ctx.op("Exp", shifted)
+        probs = ctx.op("Div", e, ctx.reduce("ReduceSum", e, axes, keepdims=True))
+    if mask is not None and zero_masked:
+        probs = ctx.op("Where", mask, probs,
+                       ctx.const(np.asarray(0.0, np.dtype(dtype)), f"{ctx.prefix}zero_prob"))
+    return probs

@@ -1,0 +1,196 @@
+"""Normalization layers: BatchNormalization (folded into a per-channel scale and shift),
+LayerNormalization, GroupNormalization, UnitNormalization, Normalization."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from ...errors import UnsupportedError
+from .context import LOWERINGS, Builder, Call
+
+
+def _channel_shape(call: Call, axes: list[int]) -> list[int]:
+    """Broadcast shape of per-axis parameters against the input (batch axis included)."""
+    shape = [1] * call.rank
+    for a in axes:
+        shape[a] = call.spec.shape[a]
+    return shape
+
+
+@LOWERINGS.register("BatchNormalization")
+def lower_batch_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    # Inference: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
+    cfg = call.config
+    axis = cfg.get("axis", -1)
+    axes = [a % call.rank for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+    mean = call.weight("moving_mean").astype(np.float64)
+    var = call.weight("moving_variance").astype(np.float64)
+    gamma = call.weight("gamma").astype(np.float64) if call.has_weight("gamma") else 1.0
+    beta = call.weight("beta").astype(np.float64) if call.has_weight("beta") else 0.0
+    inv = 1.0 / np.sqrt(var + float(cfg.get("epsilon", 1e-3)))
+    scale = (gamma * inv).astype(np.float32)
+    shift = (beta - mean * gamma * inv).astype(np.float32)
+    shape = _channel_shape(call, axes)
+    y = ctx.op("Mul", call.x, ctx.const(scale.reshape(shape), f"{call.name}/scale"))
+    return [ctx.op("Add", y, ctx.const(shift.reshape(shape), f"{call.name}/shift"))]
+
+
+def _axes(call: Call, default: object = -1) -> list[int]:
+    axis = call.config.get("axis", default)
+    if axis is None:
+        return []
+    return [int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis])]
+
+
+def _param(call: Call, path: str, shape: list[int]) -> np.ndarray:
+    """A gamma/beta as Keras broadcasts it: reshaped (row-major) to ``shape``."""
+    return call.weight(path).astype(np.float32).reshape(shape)
+
+
+def _standardize(ctx: Builder, call: Call, x: ir.Value, axes: list[int], eps: float
+                 ) -> tuple[ir.Value, ir.Value]:
+    """(x - mean, rsqrt(var + eps)) over ``axes``, the biased variance like jnp.var."""
+    centred = ctx.op("Sub", x, ctx.reduce("ReduceMean", x, axes, keepdims=True))
+    var = ctx.reduce("ReduceMean", ctx.op("Mul", centred, centred), axes, keepdims=True)
+    inv = ctx.op("Reciprocal", ctx.op("Sqrt", ctx.op("Add", var, ctx.scalar(eps, call.spec))))
+    return centred, inv
+
+
+@LOWERINGS.register("LayerNormalization")
+def lower_layer_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    cfg = call.config
+    rank = call.rank
+    # Keras sorts the axes as given (negative ones first) to lay out gamma/beta.
+    given = sorted(_axes(call))
+    axes = sorted(a % rank for a in given)
+    eps = float(cfg.get("epsilon", 1e-3))
+    rms = bool(cfg.get("rms_scaling", False))
+    shape = [1] * rank
+    for a in given:
+        shape[a] = call.spec.shape[a]
+    gamma = _param(call, "gamma", shape) if (cfg.get("scale", True) or rms) else None
+    beta = _param(call, "beta", shape) if (cfg.get("center", True) and not rms) else None
+    trailing = axes == list(range(axes[0], rank))
+    if ctx.opset >= 17 and not rms and trailing:
+        # ONNX LayerNormalization normalizes the trailing axes from `axis` on, exactly this.
+        norm_shape = [int(d) for d in call.spec.shape[axes[0]:]]
+        scale = gamma if gamma is not None else np.ones(norm_shape, np.float32)
+        inputs = [call.x, ctx.const(np.reshape(scale, norm_shape), f"{call.name}/gamma")]
+        if beta is not None:
+            inputs.append(ctx.const(np.reshape(beta, norm_shape), f"{call.name}/beta"))
+        return [ctx.op("LayerNormalization", *inputs, axis=axes[0], epsilon=eps)]
+    # Decomposed: (x - mean) * rsqrt(var + eps) * gamma + beta; Keras's deprecated rms_scaling
+    # scales x itself by the (centred) variance: x * rsqrt(var + eps) * gamma.
+    centred, inv = _standardize(ctx, call, call.x, axes, eps)
+    y = ctx.op("Mul", call.x if rms else centred, inv)
+    if gamma is not None:
+        y = ctx.op("Mul", y, ctx.const(gamma, f"{call.name}/gamma"))
+    if beta is not None:
+        y = ctx.op("Add", y, ctx.const(beta, f"{call.name}/beta"))
+    return [y]
+
+
+@LOWERINGS.register("GroupNormalization")
+def lower_group_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    cfg = call.config
+    rank = call.rank
+    axis = int(cfg.get("axis", -1)) % rank
+    channels = int(call.spec.shape[axis])
+    groups = int(cfg.get("groups", 32))
+    groups = channels if groups == -1 else groups
+    if channels % groups:
+        raise UnsupportedError(f"{channels} channels do not split into {groups} groups",
+                               layer=call.name)
+    if ctx.opset >= 18 and rank >= 3 and axis in (1, rank - 1):
+        return [_group_norm_op(ctx, call, axis, groups)]
+    # Statistics per (sample, group) over everything else: view the input as
+    # (batch, before, groups, rest) where `before` is the axes between batch and channels and
+    # `rest` is channels/groups times the axes after them. Only one of the two may be unknown.
+    before, after = call.spec.shape[1:axis], call.spec.shape[axis + 1:]
+    rest = channels // groups * math.prod(after) if None not in after else -1
+    if None not in before:
+        view = [0, math.prod(before), groups, rest]
+    elif rest != -1:
+        view = [0, -1, groups, rest]
+    else:
+        raise UnsupportedError("more than one unknown dimension around the channels axis",
+                               layer=call.name)
+    grouped = ctx.reshape(call.x, view)
+    centred, inv = _standardize(ctx, call, grouped, [1, 3], float(cfg.get("epsilon", 1e-3)))
+    y = ctx.op("Reshape", ctx.op("Mul", centred, inv), ctx.op("Shape", call.x))
+    shape = _channel_shape(call, [axis])
+    if cfg.get("scale", True):
+        y = ctx.op("Mul", y, ctx.const(call.weight("gamma").reshape(shape), f"{call.name}/gamma"))
+    if cfg.get("center", True):
+        y = ctx.op("Add", y, ctx.const(call.weight("beta").reshape(shape), f"{call.name}/beta"))
+    return [y]
+
+
+def _group_norm_op(ctx: Builder, call: Call, axis: int, groups: int) -> ir.Value:
+    """ONNX GroupNormalization (channels-first, so wrapped in Transposes for channels-last).
+
+    Opset 18's scale/bias are per group, so it normalizes with ones/zeros and gamma/beta follow
+    as a broadcast Mul/Add in the Keras layout (the layout pass moves Transposes through them);
+    opset 21 takes them per channel."""
+    cfg, rank = call.config, call.rank
+    channels = int(call.spec.shape[axis])
+    last = axis == rank - 1 and axis != 1
+    x = ctx.to_channels_first(call.x, rank) if last else call.x
+    gamma = call.weight("gamma").astype(np.float32) if cfg.get("scale", True) else None
+    beta = call.weight("beta").astype(np.float32) if cfg.get("center", True) else None
+    eps = float(cfg.get("epsilon", 1e-3))
+    if ctx.opset >= 21:
+        scale = gamma if gamma is not None else np.ones(channels, np.float32)
+        bias = beta if beta is not None else np.zeros(channels, np.float32)
+        gamma = beta = None
+    else:
+        scale, bias = np.ones(groups, np.float32), np.zeros(groups, np.float32)
+    y = ctx.op("GroupNormalization", x, ctx.const(scale, f"{call.name}/scale"),
+               ctx.const(bias, f"{call.name}/bias"), num_groups=groups, epsilon=eps)
+    y = ctx.to_channels_last(y, rank) if last else y
+    shape = _channel_shape(call, [axis])
+    if gamma is not None:
+        y = ctx.op("Mul", y, ctx.const(gamma.reshape(shape), f"{call.name}/gamma"))
+    if beta is not None:
+        y = ctx.op("Add", y, ctx.const(beta.reshape(shape), f"{call.name}/beta"))
+    return y
+
+
+@LOWERINGS.register("UnitNormalization")
+def lower_unit_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    # Keras: x * min(rsqrt(sum(x^2)), 1 / 1e-12) = x / max(||x||, 1e-12).
+    norm = ctx.reduce("ReduceL2", call.x, _axes(call), keepdims=True)
+    return [ctx.op("Div", call.x, ctx.op("Max", norm, ctx.scalar(1e-12, call.spec)))]
+
+
+@LOWERINGS.register("Normalization")
+def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
+    # Keras: (x - mean) / max(sqrt(variance), epsilon), or mean + x * max(...) with invert;
+    # epsilon is the backend's, 1e-7. mean/variance come from adapt() (layer variables, in the
+    # kept axes' shape) or from the config (a scalar, or aligned right to the kept axes).
+    cfg = call.config
+    rank = call.rank
+    keep = sorted(a % rank for a in _axes(call))
+    broadcast = [int(call.spec.shape[d]) if d in keep else 1 for d in range(rank)]
+    if cfg.get("mean") is not None:
+        mean, var = (np.asarray(cfg[k], np.float64) for k in ("mean", "variance"))
+        expanded = [1] * rank
+        for i in range(1, mean.ndim + 1):
+            expanded[keep[-i]] = mean.shape[-i]
+        mean = np.broadcast_to(mean.reshape(expanded), broadcast)
+        var = np.broadcast_to(var.reshape(expanded), broadcast)
+    else:
+        mean = call.weight("mean").astype(np.float64).reshape(broadcast)
+        var = call.weight("variance").astype(np.float64).reshape(broadcast)
+    # Keras casts mean/variance to float32 first, then takes sqrt and the maximum.
+    std = np.maximum(np.sqrt(var.astype(np.float32)), np.float32(1e-7))
+    mean = mean.astype(np.float32)
+    x = call.x if call.spec.dtype == "float32" else ctx.cast(call.x, "float32")
+    if cfg.get("invert"):
+        y = ctx.op("Mul", x, ctx.const(std, f"{call.name}/std"))
+        return [ctx.op("Add", y, ctx.const(mean, f"{call.name}/mean"))]
+    y = ctx.op("Sub", x, ctx.const(mean, f"{call.name}/mean"))
+    return [ctx.op("Div", y, ctx.const(std, f"{call.name}/std"))]

@@ -1,0 +1,173 @@
+"""The executors a parity check runs: the NumPy Keras reference and onnxruntime.
+
+Each engine knows its inputs (names, shapes with None for free dimensions, dtypes) and runs on a
+list of arrays in input order. Seeded inputs respect each input's dtype and range: an integer
+input that feeds an Embedding gets indices below its vocabulary size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .. import keras_graph, keras_shapes
+from ..errors import FormatError, UnsupportedError
+from ..models import LayersModel
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: list[int | None]
+    dtype: str
+    high: int | None = None  # exclusive upper bound for integer inputs
+
+
+class Engine(Protocol):
+    label: str
+
+    def inputs(self) -> list[InputSpec]: ...
+
+    def output_names(self) -> list[str]: ...
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class KerasReference:
+    """modelport's NumPy executor of Keras layer semantics."""
+
+    label = "keras-reference (NumPy)"
+
+    def __init__(self, model: LayersModel) -> None:
+        self.model = model
+
+    def inputs(self) -> list[InputSpec]:
+        graph = keras_graph.as_functional(self.model)
+        specs = keras_shapes.input_specs(graph)
+        out = []
+        for ref, spec in zip(graph.inputs, specs):
+            out.append(InputSpec(ref.layer, list(spec.shape), spec.dtype,
+                                 _vocabulary(graph, ref.layer)))
+        return out
+
+    def output_names(self) -> list[str]:
+        graph = keras_graph.as_functional(self.model)
+        return [r.layer for r in graph.outputs]
+
+    def run(self, arrays: list[np.ndarray], *, capture: bool = False):
+        from .keras_reference import run
+
+        result = run(self.model, list(arrays), capture=capture)
+        return result if capture else result.outputs
+
+
+def _vocabulary(model: LayersModel, input_name: str) -> int | None:
+    """The smallest input_dim of the Embeddings this input feeds, directly."""
+    highs = []
+    for layer in model.layers:
+        if layer.class_name != "Embedding":
+            continue
+        for node in layer.inbound_nodes:
+            if any(r.layer == input_name for r in node.inputs()):
+                highs.append(int(layer.config["input_dim"]))
+    return min(highs) if highs else None
+
+
+class OnnxRuntime:
+    """onnxruntime on a model file or serialized bytes."""
+
+    def __init__(self, model: bytes | str | os.PathLike, *, device: str = "auto") -> None:
+        from .onnxruntime import session
+
+        self.session = session(model, device=device)
+        self.label = f"onnxruntime {self.session.provider}" + (
+            " (use_tf32=0)" if self.session.provider == "CUDAExecutionProvider" else "")
+        self._bounds = _gather_bounds(model)
+
+    def inputs(self) -> list[InputSpec]:
+        out = []
+        for i in self.session.session.get_inputs():
+            shape = [d if isinstance(d, int) else None for d in i.shape]
+            dtype = _ORT_TYPES.get(i.type)
+            if dtype is None:
+                raise UnsupportedError(f"ONNX input {i.name!r} has type {i.type}, which "
+                                       "modelport cannot generate inputs for")
+            out.append(InputSpec(i.name, shape, dtype, self._bounds.get(i.name)))
+        return out
+
+    def output_names(self) -> list[str]:
+        return self.session.output_names
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = {spec.name: a for spec, a in zip(self.inputs(), arrays)}
+        return self.session.run(feeds)
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+              "tensor(double)": "float64", "tensor(int32)": "int32", "tensor(int64)": "int64",
+              "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
+
+
+def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
+    """Integer graph inputs used as Gather indices: the gathered table's first dimension."""
+    import onnx
+
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else \
+            onnx.load(os.fspath(model), load_external_data=False)
+    except Exception:  # unreadable here means the session already failed; no bounds then
+        return {}
+    shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
+    bounds: dict[str, int] = {}
+    inputs = {i.name for i in proto.graph.input}
+    for node in proto.graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in inputs \
+                and node.input[0] in shapes and shapes[node.input[0]]:
+            bounds[node.input[1]] = min(bounds.get(node.input[1], 1 << 62),
+                                        shapes[node.input[0]][0])
+    return bounds
+
+
+def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
+                  free_dim: int = 8) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in specs:
+        shape = [batch if i == 0 and d is None else (free_dim if d is None else d)
+                 for i, d in enumerate(spec.shape)]
+        if spec.dtype.startswith(("int", "uint")):
+            arrays.append(rng.integers(0, spec.high or 10, shape).astype(spec.dtype))
+        elif spec.dtype == "bool":
+            arrays.append(rng.integers(0, 2, shape).astype(bool))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(spec.dtype))
+    return arrays
+
+
+def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np.ndarray]:
+    """Arrays from an ``.npz``: by input name (``name`` or ``input:name``), else in order."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            files = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise FormatError(f"cannot read inputs ({e})", file=path) from None
+    arrays = []
+    ordered = list(files.values())
+    for i, spec in enumerate(specs):
+        array = files.get(spec.name, files.get(f"input:{spec.name}"))
+        if array is None:
+            if len(files) != len(specs):
+                raise FormatError(f"no array named {spec.name!r} (found: {', '.join(files)})",
+                                  file=path)
+            array = ordered[i]
+        if array.ndim != len(spec.shape) or any(
+                d is not None and d != s for d, s in zip(spec.shape, array.shape)):
+            raise FormatError(f"input {spec.name!r} has shape {list(array.shape)}, the model "
+                              f"takes {spec.shape}", file=path)
+        arrays.append(array.astype(spec.dtype, copy=False))
+    return arrays

@@ -1,0 +1,212 @@
+"""Convolutions: Conv1D/2D/3D, their transposes, depthwise and separable convolutions.
+
+Everything runs channels-last internally (``channels_first`` is moved there and back). A
+convolution is an im2col: ``sliding_window_view`` over the padded input, strided and dilated by
+slicing, contracted with the kernel by ``tensordot`` (BLAS). Keras's definitions:
+
+* kernel ``(*k, in_channels / groups, filters)``; group ``g`` reads input channels
+  ``[g*Cg, (g+1)*Cg)`` and writes filters ``[g*Fg, (g+1)*Fg)``;
+* ``same`` pads ``max((ceil(n/s) - 1) s + (k - 1) d + 1 - n, 0)`` in total, the smaller half
+  before; ``causal`` (1D) pads ``(k - 1) d`` before only;
+* depthwise kernel ``(*k, C, M)``; output channel ``c*M + m``; separable = depthwise (strides,
+  padding, dilation) then a 1x1 pointwise convolution, then one bias;
+* transposed: kernel ``(*k, filters, in_channels)``; the scatter ``y[i s + k d] += x[i] W[k]``
+  over the full length ``(n - 1) s + (k - 1) d + 1``, cropped by Keras's padding rule (below).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._base import (Call, as_float, from_spatial_last, ints, register, to_spatial_last,
+                    unsupported)
+from .activations import apply_activation
+
+
+# --- the primitives (channels-last) -------------------------------------------------------------
+
+def same_pads(size: int, k_eff: int, stride: int) -> tuple[int, int]:
+    total = max((math.ceil(size / stride) - 1) * stride + k_eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_pads(padding: str, shape: tuple, kernel: tuple, strides: tuple,
+              dilation: tuple) -> list[tuple[int, int]]:
+    padding = str(padding).lower()
+    pads = []
+    for size, k, s, d in zip(shape, kernel, strides, dilation):
+        k_eff = (k - 1) * d + 1
+        if padding == "valid":
+            pads.append((0, 0))
+        elif padding == "same":
+            pads.append(same_pads(size, k_eff, s))
+        elif padding == "causal":
+            pads.append((k_eff - 1, 0))
+        else:
+            raise ValueError(f"padding {padding!r}")
+    return pads
+
+
+def windows(x: np.ndarray, kernel: tuple, strides: tuple, dilation: tuple,
+            pads: list[tuple[int, int]], pad_value: float = 0.0) -> np.ndarray:
+    """(N, *out, C, *k) view of every receptive field (im2col without the copy)."""
+    n = x.ndim - 2
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=pad_value)
+    k_eff = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    if any(e > s for e, s in zip(k_eff, x.shape[1:-1])):
+        raise ValueError(f"window {k_eff} is larger than the padded input {x.shape[1:-1]}")
+    view = sliding_window_view(x, k_eff, axis=tuple(range(1, n + 1)))
+    index = ((slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+             + tuple(slice(None, None, d) for d in dilation))
+    return view[index]
+
+
+def conv(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple, padding: str,
+         groups: int = 1) -> np.ndarray:
+    """Keras ``ops.conv`` on channels-last ``x`` with kernel ``(*k, C/groups, F)``."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    win = windows(x, ksize, strides, dilation, conv_pads(padding, x.shape[1:-1], ksize, strides,
+                                                         dilation))
+    win_axes = list(range(n + 1, 2 * n + 2))  # C, *k
+    ker_axes = [n] + list(range(n))  # C, *k
+    if groups == 1:
+        return np.tensordot(win, kernel, axes=(win_axes, ker_axes))
+    cg, fg = kernel.shape[n], kernel.shape[-1] // groups
+    channel = (slice(None),) * (n + 1)  # win is (N, *out, C, *k): C is axis n + 1
+    parts = [np.tensordot(win[channel + (slice(g * cg, (g + 1) * cg),)],
+                          kernel[..., g * fg:(g + 1) * fg], axes=(win_axes, ker_axes))
+             for g in range(groups)]
+    return np.concatenate(parts, axis=-1)
+
+
+def depthwise(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple,
+              padding: str) -> np.ndarray:
+    """Depthwise convolution, kernel ``(*k, C, M)`` -> channels ``C*M`` (``c*M + m``)."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    win = windows(x, ksize, strides, dilation, conv_pads(padding, x.shape[1:-1], ksize, strides,
+                                                         dilation))
+    sp, kl = "abc"[:n], "xyz"[:n]
+    y = np.einsum(f"n{sp}c{kl},{kl}cm->n{sp}cm", win, kernel, optimize=True)
+    return y.reshape(*y.shape[:-2], -1)
+
+
+def transpose_pads(size_k_eff: int, stride: int, padding: str,
+                   output_padding: int | None) -> tuple[int, int]:
+    """Keras's (left, right) padding of the stride-dilated input for a transposed conv."""
+    k = size_k_eff
+    if padding == "valid":
+        extra = max(k, stride) - k if output_padding is None else output_padding
+        return k - 1, k - 1 + extra
+    total = stride + k - 2 if output_padding is None else k + k % 2 - 2 + output_padding
+    left = min(total // 2 + total % 2, k - 1)
+    return left, total - left
+
+
+def conv_transpose(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple,
+                   padding: str, output_padding: tuple | None) -> np.ndarray:
+    """Transposed convolution, channels-last ``x``, kernel ``(*k, F, C)``."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    sizes = x.shape[1:-1]
+    offsets, lengths = [], []
+    for i in range(n):
+        k_eff = (ksize[i] - 1) * dilation[i] + 1
+        op = None if output_padding is None else output_padding[i]
+        left, right = transpose_pads(k_eff, strides[i], padding, op)
+        offsets.append(k_eff - 1 - left)
+        lengths.append((sizes[i] - 1) * strides[i] + 1 + left + right - k_eff + 1)
+    # Every tap's contribution at once: (N, *in, *k, F).
+    contrib = np.tensordot(x, kernel, axes=([n + 1], [n + 1]))
+    y = np.zeros((x.shape[0], *lengths, kernel.shape[n]), dtype=np.result_type(x, kernel))
+    for tap in np.ndindex(*ksize):
+        src, dst = [slice(None)], [slice(None)]
+        for i, k in enumerate(tap):
+            shift = k * dilation[i] - offsets[i]  # output position of input 0
+            lo = max(0, (-shift + strides[i] - 1) // strides[i])  # first i with i s + shift >= 0
+            hi = min(sizes[i] - 1, (lengths[i] - 1 - shift) // strides[i])
+            if hi < lo:
+                break
+            src.append(slice(lo, hi + 1))
+            dst.append(slice(lo * strides[i] + shift, hi * strides[i] + shift + 1, strides[i]))
+        else:
+            y[tuple(dst)] += contrib[tuple(src) + tap]
+    return y
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+def _geometry(call: Call, n: int) -> tuple[tuple, tuple, str]:
+    cfg = call.cfg
+    padding = str(cfg.get("padding", "valid")).lower()
+    if padding == "causal" and n != 1:
+        raise unsupported(call, "padding='causal' exists only for 1D convolutions")
+    return ints(cfg.get("strides", 1), n, "strides"), ints(cfg.get("dilation_rate", 1), n,
+                                                           "dilation_rate"), padding
+
+
+def _finish(call: Call, y: np.ndarray) -> list[np.ndarray]:
+    if call.cfg.get("use_bias", True) and call.w.has("bias"):
+        y = y + call.w["bias"].astype(y.dtype)
+    y = apply_activation(call.cfg, y, call.name)
+    return [from_spatial_last(y, call.cfg)]
+
+
+def _refuse_lora(call: Call) -> None:
+    if call.cfg.get("lora_rank") or call.cfg.get("quantization_config"):
+        raise unsupported(call, "quantized or LoRA-enabled layers are not implemented")
+
+
+def _conv_layer(n: int):
+    def fn(call: Call) -> list[np.ndarray]:
+        _refuse_lora(call)
+        x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
+        strides, dilation, padding = _geometry(call, n)
+        kernel = call.w["kernel"].astype(x.dtype)
+        y = conv(x, kernel, strides, dilation, padding, int(call.cfg.get("groups", 1) or 1))
+        return _finish(call, y)
+    return fn
+
+
+def _transpose_layer(n: int):
+    def fn(call: Call) -> list[np.ndarray]:
+        x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
+        strides, dilation, padding = _geometry(call, n)
+        op = call.cfg.get("output_padding")
+        op = None if op is None else ints(op, n, "output_padding")
+        y = conv_transpose(x, call.w["kernel"].astype(x.dtype), strides, dilation, padding, op)
+        return _finish(call, y)
+    return fn
+
+
+def _depthwise_layer(n: int):
+    def fn(call: Call) -> list[np.ndarray]:
+        x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
+        strides, dilation, padding = _geometry(call, n)
+        y = depthwise(x, call.w["depthwise_kernel"].astype(x.dtype), strides, dilation, padding)
+        return _finish(call, y)
+    return fn
+
+
+def _separable_layer(n: int):
+    def fn(call: Call) -> list[np.ndarray]:
+        x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
+        strides, dilation, padding = _geometry(call, n)
+        y = depthwise(x, call.w["depthwise_kernel"].astype(x.dtype), strides, dilation, padding)
+        pointwise = call.w["pointwise_kernel"].astype(x.dtype)  # (1, ..., C*M, F)
+        y = np.tensordot(y, pointwise.reshape(pointwise.shape[-2:]), axes=([-1], [0]))
+        return _finish(call, y)
+    return fn
+
+
+for _n in (1, 2, 3):
+    register(f"Conv{_n}D")(_conv_layer(_n))
+    register(f"Conv{_n}DTranspose")(_transpose_layer(_n))
+for _n in (1, 2):
+    register(f"DepthwiseConv{_n}D")(_depthwise_layer(_n))
+    register(f"SeparableConv{_n}D")(_separable_layer(_n))

@@ -1,0 +1,94 @@
+"""Keras operations that Keras 3 records as nodes of a functional graph.
+
+When a Keras 3 functional model is built, the masks that layers compute (``compute_mask``) are
+computed symbolically, outside any layer, so each ``keras.ops`` call becomes a graph node (an
+"operation layer" with a config holding its arguments), and a mask a layer consumes is
+serialized as an explicit ``mask=`` argument of that layer's node. ``Embedding(mask_zero=True)``
+records ``NotEqual(ids, 0)``; ``Masking`` records ``NotEqual`` + ``Any``; merge layers
+``LogicalOr``; ``Concatenate`` ``ExpandDims``/``ZerosLike``/``OnesLike``/``LogicalOr``/an op
+``Concatenate``/``Any``. These are those operations (``Concatenate``'s op form shares the
+layer's semantics and registration). Operations carry no masks.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+
+from ._base import Call, register
+
+
+def _operands(call: Call) -> list:
+    """Positional operands: tensors as arrays, Python scalars as they are."""
+    return [a for a in call.args]
+
+
+def _dtype(name, like: np.ndarray) -> np.dtype:
+    return like.dtype if name is None else np.dtype(name)
+
+
+@register("NotEqual")
+def _not_equal(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.not_equal(a, b)]
+
+
+@register("Equal")
+def _equal(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.equal(a, b)]
+
+
+def _reduction(fn):
+    def run(call: Call) -> list[np.ndarray]:
+        axis = call.cfg.get("axis")
+        axis = tuple(axis) if isinstance(axis, list) else axis
+        return [fn(call.x, axis=axis, keepdims=bool(call.cfg.get("keepdims", False)))]
+    return run
+
+
+register("Any")(_reduction(np.any))
+register("All")(_reduction(np.all))
+
+
+@register("LogicalOr")
+def _logical_or(call: Call) -> list[np.ndarray]:
+    return [reduce(np.logical_or, _operands(call))]
+
+
+@register("LogicalAnd")
+def _logical_and(call: Call) -> list[np.ndarray]:
+    return [reduce(np.logical_and, _operands(call))]
+
+
+@register("LogicalNot")
+def _logical_not(call: Call) -> list[np.ndarray]:
+    return [np.logical_not(call.x)]
+
+
+@register("ExpandDims")
+def _expand_dims(call: Call) -> list[np.ndarray]:
+    axis = call.cfg.get("axis", -1)
+    return [np.expand_dims(call.x, tuple(axis) if isinstance(axis, list) else axis)]
+
+
+@register("Squeeze")
+def _squeeze(call: Call) -> list[np.ndarray]:
+    axis = call.cfg.get("axis")
+    return [np.squeeze(call.x, tuple(axis) if isinstance(axis, list) else axis)]
+
+
+@register("ZerosLike")
+def _zeros_like(call: Call) -> list[np.ndarray]:
+    return [np.zeros(call.x.shape, _dtype(call.cfg.get("dtype"), call.x))]
+
+
+@register("OnesLike")
+def _ones_like(call: Call) -> list[np.ndarray]:
+    return [np.ones(call.x.shape, _dtype(call.cfg.get("dtype"), call.x))]
+
+
+@register("Cast")
+def _cast(call: Call) -> list[np.ndarray]:
+    return [call.x.astype(np.dtype(call.cfg["dtype"]))]
