@@ -147,3 +147,30 @@ def test_inspect_onnx(tmp_path):
     doc = json.loads(result.output)
     assert doc["format"] == "onnx" and doc["onnx"]["transposes"] == 1
     assert doc["inputs"][0]["shape"][1:] == [16, 16, 3] and doc["layers_by_class"]["Conv"] == 3
+
+
+def test_external_data_is_standard_and_loads(tmp_path):
+    """Models over 2 GB go to external data; the same code path, forced on a small model."""
+    import modelport
+    from modelport.converters.keras_to_onnx import lower
+    from modelport.formats import onnx as onnx_format
+    from modelport.runtime.engines import OnnxRuntime
+
+    lowered = lower(modelport.load(CNN))
+    out = onnx_format.write(lowered.model, tmp_path / "m.onnx", external=True)
+    data = tmp_path / "m.onnx.data"
+    proto = onnx.load(str(out), load_external_data=False)
+    external = [t for t in proto.graph.initializer if t.external_data]
+    locations = {e.value for t in external for e in t.external_data if e.key == "location"}
+    assert locations == {"m.onnx.data"}
+    assert data.stat().st_size >= sum(  # every tensor of 1 kB and more lives in the data file
+        np.prod(t.dims) * 4 for t in external) > 0
+    assert all(np.prod(t.dims) * 4 < 1024 for t in proto.graph.initializer if not t.external_data)
+    onnx.checker.check_model(str(out), full_check=True)
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype(np.float32)
+    inline = tmp_path / "inline.onnx"
+    onnx_format.write(lowered.model, inline)
+    assert inline.stat().st_size > data.stat().st_size
+    a = OnnxRuntime(out, device="cpu").run([x])[0]
+    b = OnnxRuntime(inline, device="cpu").run([x])[0]
+    assert np.array_equal(a, b)
