@@ -1,0 +1,362 @@
+"""TF.js graph-models: ``model.json`` with ``format: "graph-model"`` and binary weight shards.
+
+``modelTopology`` is a GraphDef in protobuf's JSON mapping: ``{"node": [{"name", "op",
+"input", "attr", "device"}], "library", "versions"}``; attribute values are AttrValue JSON
+(``{"i": "3"}`` — int64 as a string —, ``{"f": 0.5}``, ``{"b": true}``, ``{"s": <base64>}``,
+``{"type": "DT_FLOAT"}``, ``{"shape": {"dim": [{"size": "-1"}]}}``, ``{"list": {...}}``).
+Every ``Const`` node's value is a weight of the same name in ``weightsManifest`` (any number of
+groups; shards, quantization and strings as in ``tfjs_manifest``). ``signature`` names the
+inputs and outputs (``{"inputs": {key: {"name": "x:0", "dtype", "tensorShape"}}}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import FormatError, ModelportError, UnsupportedError
+from ..fsutil import atomic_output
+from ..models import SourceInfo, TensorInfo, TfjsGraph, TfNode
+from . import tfjs_manifest
+from .tfjs_layers import MODEL_JSON, load_model_json, model_json_path
+
+DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool", "DT_STRING": "string",
+          "DT_INT64": "int64", "DT_HALF": "float16", "DT_DOUBLE": "float64",
+          "DT_UINT8": "uint8", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT16": "uint16",
+          "DT_COMPLEX64": "complex64", "DT_RESOURCE": "resource", "DT_VARIANT": "variant"}
+DT_OF = {v: k for k, v in DTYPES.items()}
+
+
+# --- attribute values ---------------------------------------------------------------------------
+
+def attr_int(node: TfNode, name: str, default: int | None = None) -> int | None:
+    value = node.attrs.get(name)
+    return default if value is None or "i" not in value else int(value["i"])
+
+
+def attr_float(node: TfNode, name: str, default: float | None = None) -> float | None:
+    value = node.attrs.get(name)
+    return default if value is None or "f" not in value else float(value["f"])
+
+
+def attr_bool(node: TfNode, name: str, default: bool | None = None) -> bool | None:
+    value = node.attrs.get(name)
+    return default if value is None or "b" not in value else bool(value["b"])
+
+
+def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
+    value = node.attrs.get(name)
+    if value is None or "s" not in value:
+        return default
+    return base64.b64decode(value["s"]).decode("utf8")
+
+
+def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None:
+    value = node.attrs.get(name)
+    if value is None or "type" not in value:
+        return default
+    return DTYPES.get(value["type"], value["type"])
+
+
+def attr_shape(node: TfNode, name: str) -> list[int | None] | None:
+    value = node.attrs.get(name)
+    if value is None or "shape" not in value:
+        return None
+    return decode_shape(value["shape"])
+
+
+def attr_list(node: TfNode, name: str, kind: str) -> list:
+    """A list attribute's items: ``kind`` is i, f, b, s, type or shape."""
+    value = node.attrs.get(name)
+    if value is None or "list" not in value:
+        return []
+    items = value["list"].get(kind, [])
+    if kind == "i":
+        return [int(v) for v in items]
+    if kind == "f":
+        return [float(v) for v in items]
+    if kind == "s":
+        return [base64.b64decode(v).decode("utf8") for v in items]
+    if kind == "type":
+        return [DTYPES.get(v, v) for v in items]
+    if kind == "shape":
+        return [decode_shape(v) for v in items]
+    return list(items)
+
+
+def decode_shape(shape: dict) -> list[int | None] | None:
+    if shape.get("unknownRank"):
+        return None
+    return [None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in shape.get("dim", [])]
+
+
+def encode_shape(shape: list[int | None] | None) -> dict:
+    if shape is None:
+        return {"unknownRank": True}
+    return {"dim": [{"size": str(-1 if d is None else int(d))} for d in shape]}
+
+
+def a_int(v: int) -> dict:
+    return {"i": str(int(v))}
+
+
+def a_float(v: float) -> dict:
+    return {"f": float(v)}
+
+
+def a_bool(v: bool) -> dict:
+    return {"b": bool(v)}
+
+
+def a_str(v: str) -> dict:
+    return {"s": base64.b64encode(v.encode("utf8")).decode("ascii")}
+
+
+def a_type(dtype: str) -> dict:
+    return {"type": DT_OF[dtype]}
+
+
+def a_shape(shape: list[int | None] | None) -> dict:
+    return {"shape": encode_shape(shape)}
+
+
+def a_list(kind: str, values: list) -> dict:
+    if kind == "i":
+        values = [str(int(v)) for v in values]
+    elif kind == "f":
+        values = [float(v) for v in values]
+    elif kind == "s":
+        values = [base64.b64encode(v.encode("utf8")).decode("ascii") for v in values]
+    elif kind == "type":
+        values = [DT_OF[v] for v in values]
+    elif kind == "shape":
+        values = [encode_shape(v) for v in values]
+    return {"list": {kind: values}}
+
+
+def input_name(ref: str) -> tuple[str, int]:
+    """``"node:k"`` -> (node, k); control inputs ``^node`` -> (node, -1)."""
+    if ref.startswith("^"):
+        return ref[1:], -1
+    name, _, index = ref.partition(":")
+    return name, int(index) if index else 0
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read(path: str | os.PathLike) -> TfjsGraph:
+    path = Path(path)
+    json_path = model_json_path(path)
+    try:
+        if not json_path.is_file():
+            raise FormatError("no model.json here")
+        data = load_model_json(json_path)
+        if data.get("format") not in ("graph-model", None):
+            raise FormatError(f"format is {data.get('format')!r}, not graph-model")
+        topology = data.get("modelTopology")
+        if not isinstance(topology, dict) or not isinstance(topology.get("node"), list):
+            raise FormatError("modelTopology has no node list")
+        nodes = [_node(n) for n in topology["node"]]
+        stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
+                                             file=json_path)
+        weights = {w.name: w.array for w in stored}
+        quantization = {w.name: w.quantization for w in stored if w.quantization}
+        graph = TfjsGraph(nodes, weights, [], [], versions=topology.get("versions") or {},
+                          extra={k: data[k] for k in ("userDefinedMetadata", "modelInitializer",
+                                                      "generatedBy", "convertedBy",
+                                                      "initializerSignature") if k in data},
+                          quantization=quantization)
+        _inline_constants(graph)
+        signature = data.get("signature") or {}
+        graph.inputs = _signature(signature.get("inputs")) or _placeholders(graph)
+        graph.outputs = _signature(signature.get("outputs")) or _sinks(graph)
+        check(graph)
+    except ModelportError as e:
+        raise e.with_file(json_path)
+    except OSError as e:
+        raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
+    graph.source = SourceInfo("tfjs-graph", str(json_path), "tf-graph",
+                              data.get("generatedBy"))
+    return graph
+
+
+def _node(raw: Any) -> TfNode:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) \
+            or not isinstance(raw.get("op"), str):
+        raise FormatError(f"a graph node lacks a name or an op: {str(raw)[:80]}")
+    inputs = raw.get("input", [])
+    attrs = raw.get("attr", {})
+    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+        raise FormatError(f"node {raw['name']!r} has malformed inputs")
+    if not isinstance(attrs, dict) or not all(isinstance(v, dict) for v in attrs.values()):
+        raise FormatError(f"node {raw['name']!r} has malformed attributes")
+    return TfNode(raw["name"], raw["op"], list(inputs), dict(attrs), raw.get("device"))
+
+
+def _inline_constants(graph: TfjsGraph) -> None:
+    """Const nodes whose value is written in the topology (older converters), not a weight."""
+    for node in graph.nodes:
+        if node.op != "Const" or node.name in graph.weights:
+            continue
+        tensor = (node.attrs.get("value") or {}).get("tensor")
+        if tensor is None:
+            raise FormatError(f"Const node {node.name!r} has no weight and no value")
+        graph.weights[node.name] = _decode_tensor(node.name, tensor)
+
+
+def _decode_tensor(name: str, tensor: dict) -> np.ndarray:
+    dtype = DTYPES.get(tensor.get("dtype", "DT_FLOAT"))
+    shape = decode_shape(tensor.get("tensorShape", {})) or []
+    if dtype in (None, "string", "resource", "variant") or any(d is None for d in shape):
+        raise UnsupportedError(f"inline constant {name!r} of type {tensor.get('dtype')}")
+    count = int(np.prod(shape)) if shape else 1
+    if "tensorContent" in tensor:
+        raw = base64.b64decode(tensor["tensorContent"])
+        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+    else:
+        key = {"float32": "floatVal", "float64": "doubleVal", "bool": "boolVal",
+               "int64": "int64Val", "float16": "halfVal"}.get(dtype, "intVal")
+        values = [float(v) if dtype.startswith("float") else int(v) if dtype != "bool" else bool(v)
+                  for v in tensor.get(key, [])]
+        array = np.asarray(values, dtype=dtype)
+        if array.size == 1 and count > 1:
+            array = np.full(count, array[0], dtype=dtype)
+    if array.size != count:
+        raise FormatError(f"constant {name!r} holds {array.size} values for shape {shape}")
+    return array.reshape(shape).astype(dtype)
+
+
+def _signature(entries: Any) -> list[TensorInfo]:
+    if not isinstance(entries, dict):
+        return []
+    out = []
+    for key, entry in entries.items():
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise FormatError(f"signature entry {key!r} has no tensor name")
+        out.append(TensorInfo(key, entry["name"], DTYPES.get(entry.get("dtype"), "float32"),
+                              decode_shape(entry.get("tensorShape", {}))))
+    return out
+
+
+def _placeholders(graph: TfjsGraph) -> list[TensorInfo]:
+    return [TensorInfo(n.name, f"{n.name}:0", attr_type(n, "dtype", "float32"),
+                       attr_shape(n, "shape")) for n in graph.nodes if n.op == "Placeholder"]
+
+
+def _sinks(graph: TfjsGraph) -> list[TensorInfo]:
+    used = {input_name(i)[0] for n in graph.nodes for i in n.inputs}
+    return [TensorInfo(n.name, f"{n.name}:0", attr_type(n, "T", "float32"), None)
+            for n in graph.nodes if n.name not in used and n.op not in ("Const", "NoOp")]
+
+
+def check(graph: TfjsGraph) -> None:
+    """Names unique, inputs exist, Consts have values, every weight has a node, no cycle."""
+    by_name: dict[str, TfNode] = {}
+    for node in graph.nodes:
+        if node.name in by_name:
+            raise FormatError(f"two graph nodes are named {node.name!r}")
+        by_name[node.name] = node
+    for node in graph.nodes:
+        for ref in node.inputs:
+            source, _ = input_name(ref)
+            if source not in by_name:
+                raise FormatError(f"node {node.name!r} reads {ref!r}, which no node produces")
+        if node.op == "Const" and node.name not in graph.weights:
+            raise FormatError(f"Const node {node.name!r} has no value in the weights")
+    extra = [name for name in graph.weights if name not in by_name]
+    if extra:
+        raise FormatError(f"the weights manifest has weights no node uses: {extra[:5]}")
+    for info in graph.inputs + graph.outputs:
+        if input_name(info.tensor)[0] not in by_name:
+            raise FormatError(f"signature tensor {info.tensor!r} is not in the graph")
+    order(graph)
+
+
+def order(graph: TfjsGraph) -> list[TfNode]:
+    """Nodes in dependency order (Kahn); a cycle is a FormatError."""
+    by_name = {n.name: n for n in graph.nodes}
+    pending = {n.name: {input_name(i)[0] for i in n.inputs} for n in graph.nodes}
+    users: dict[str, list[str]] = {}
+    for name, deps in pending.items():
+        for d in deps:
+            users.setdefault(d, []).append(name)
+    ready = [n for n, deps in pending.items() if not deps]
+    out = []
+    while ready:
+        name = ready.pop()
+        out.append(by_name[name])
+        for user in users.get(name, []):
+            pending[user].discard(name)
+            if not pending[user]:
+                ready.append(user)
+    if len(out) != len(graph.nodes):
+        stuck = sorted(n for n, deps in pending.items() if deps)[:3]
+        raise FormatError(f"the graph has a cycle through {', '.join(stuck)}")
+    return out
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def to_model_json(graph: TfjsGraph, manifest: list) -> dict:
+    def node_json(n: TfNode) -> dict:
+        out: dict = {"name": n.name, "op": n.op}
+        if n.inputs:
+            out["input"] = list(n.inputs)
+        if n.device:
+            out["device"] = n.device
+        if n.attrs:
+            out["attr"] = n.attrs
+        return out
+
+    def entries(infos: list[TensorInfo]) -> dict:
+        return {i.key: {"name": i.tensor, "dtype": DT_OF.get(i.dtype, "DT_FLOAT"),
+                        "tensorShape": encode_shape(i.shape)} for i in infos}
+    doc = {"format": "graph-model",
+           "generatedBy": graph.extra.get("generatedBy", "modelport"),
+           "convertedBy": f"modelport v{__version__}",
+           "signature": {"inputs": entries(graph.inputs), "outputs": entries(graph.outputs)},
+           "modelTopology": {"node": [node_json(n) for n in graph.nodes], "library": {},
+                             "versions": graph.versions or {}},
+           "weightsManifest": manifest}
+    for key in ("userDefinedMetadata", "modelInitializer"):
+        if key in graph.extra:
+            doc[key] = graph.extra[key]
+    return doc
+
+
+def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
+          shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
+          quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> Path:
+    """Write a graph-model folder (``dst``, or ``dst``'s folder for a ``.json`` name)."""
+    check(graph)
+    dst = Path(dst)
+    folder = dst.parent if dst.suffix == ".json" else dst
+    json_name = dst.name if dst.suffix == ".json" else MODEL_JSON
+    consts = [n.name for n in graph.nodes if n.op == "Const"]
+    weights = [(name, _tfjs_array(name, graph.weights[name])) for name in consts]
+    chosen = tfjs_manifest.choose_quantization(
+        [n for n, a in weights if a.dtype.kind == "f"], quantize or [])
+    with atomic_output(folder, directory=True, force=force) as tmp:
+        group = tfjs_manifest.write_group(tmp, 0, weights, shard_size=shard_size,
+                                          quantization=chosen)
+        (tmp / json_name).write_text(json.dumps(to_model_json(graph, [group])))
+    return folder / json_name
+
+
+def _tfjs_array(name: str, array: np.ndarray) -> np.ndarray:
+    # TF.js keeps int64 constants as int32 (its loader narrows them); refuse what would wrap.
+    if array.dtype == np.int64:
+        if array.size and (array.max() > np.iinfo(np.int32).max or
+                           array.min() < np.iinfo(np.int32).min):
+            raise UnsupportedError(f"int64 constant {name!r} does not fit in int32, which is "
+                                   "all TF.js stores")
+        return array.astype(np.int32)
+    if array.dtype == np.float64:
+        return array.astype(np.float32)
+    return array
