@@ -17,7 +17,7 @@ import numpy as np
 from .errors import ModelportError, UnsupportedError
 from .fsutil import check_destination
 from . import keras_shapes
-from .models import LayersModel
+from .models import LayersModel, TfjsGraph
 from .formats import keras_dialect, keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
     tfjs_support
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _READERS = {sniff.KERAS_H5: keras_h5.read, sniff.KERAS_V3: keras_v3.read,
             sniff.TFJS_LAYERS: tfjs_layers.read}
 _LAYERS_FORMATS = (sniff.KERAS_H5, sniff.KERAS_V3, sniff.TFJS_LAYERS)
-_PENDING = {sniff.TFJS_GRAPH: "TF.js graph-model"}
+_PENDING: dict[str, str] = {}
 
 Progress = Callable[[str], None]
 
@@ -43,6 +43,10 @@ def load(path: str | os.PathLike, *, format: str | None = None):
         from .formats import onnx as onnx_format
 
         return onnx_format.read(path)
+    if fmt == sniff.TFJS_GRAPH:
+        from .formats import tfjs_graph
+
+        return tfjs_graph.read(path)
     reader = _READERS.get(fmt)
     if reader is None:
         raise UnsupportedError(f"reading {_PENDING.get(fmt, fmt)} models is not supported yet",
@@ -50,12 +54,26 @@ def load(path: str | os.PathLike, *, format: str | None = None):
     return reader(path)
 
 
-def save(model: LayersModel, dst: str | os.PathLike, *, to: str | None = None,
+def save(model, dst: str | os.PathLike, *, to: str | None = None,
          force: bool = False, quantize: list[str] | None = None,
          shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE) -> Path:
-    """Write ``model`` in the format ``dst`` (or ``to``) names; nothing is left on failure."""
-    target = sniff.target_format(dst, to)
+    """Write ``model`` in the format ``dst`` (or ``to``) names; nothing is left on failure.
+
+    A ``LayersModel`` goes to .h5, .keras or a TF.js layers-model; an ``onnx_ir.Model`` to
+    .onnx; a ``TfjsGraph`` to a TF.js graph-model folder (use ``convert`` to change family).
+    """
     rules = tfjs_manifest.parse_quantize(quantize or [])
+    if isinstance(model, TfjsGraph):
+        from .formats import tfjs_graph
+
+        return tfjs_graph.write(model, dst, force=force, shard_size=shard_size, quantize=rules)
+    if not isinstance(model, LayersModel):
+        from .formats import onnx as onnx_format
+
+        if rules:
+            raise UnsupportedError("--quantize applies to TF.js targets only")
+        return onnx_format.write(model, dst, force=force)
+    target = sniff.target_format(dst, to)
     if rules and target != sniff.TFJS_LAYERS:
         raise UnsupportedError("--quantize applies to TF.js targets only")
     try:
@@ -88,6 +106,7 @@ class ConversionReport:
     check: dict = field(default_factory=dict)
     parity: dict | None = None  # ONNX targets: the numerical check, see runtime/parity.py
     onnx: dict | None = None  # opset, IR version, Transposes left
+    tfjs_graph: dict | None = None  # nodes, Transposes left
     quantization: dict = field(default_factory=dict)
     rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
     seconds: float = 0.0
@@ -100,30 +119,33 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
             force: bool = False, quantize: list[str] | None = None,
             shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
             opset: int | None = None, channels_first_inputs: bool = False,
-            validate: bool = True, device: str = "auto", tolerances=None,
+            validate: bool = True, device: str = "auto", engine: str = "auto", tolerances=None,
             inputs: str | os.PathLike | None = None,
             progress: Progress = _quiet) -> ConversionReport:
-    """Convert ``src`` to ``dst``, then read the result back and check it.
+    """Convert ``src`` to ``dst`` and check the result.
 
-    The check is structural and bit-exact for lossless targets: the written file must read back
-    to the same layer graph and the same weight bytes. Quantized weights report their error.
+    Keras and TF.js layers-model targets are read back and compared structurally and bit for
+    bit. ONNX and TF.js graph-model targets are checked numerically: the source runs in its
+    executor, the result in its own, on the same inputs (``validate=False`` skips that).
     """
     started = time.perf_counter()
+    src_format = sniff.sniff(src)
     target = sniff.target_format(dst, to)
+    if to is None and target == sniff.TFJS_LAYERS and src_format in _OP_FORMATS:
+        target = sniff.TFJS_GRAPH  # a folder, from an op graph: a graph-model
     check_destination(Path(dst), force)
-    if target in _PENDING:
-        raise UnsupportedError(f"converting to {_PENDING[target]} is not supported yet",
-                               file=dst)
     progress(f"reading {src}")
-    model = load(src)
-    if target == sniff.ONNX:
-        return _convert_to_onnx(model, src, Path(dst), force=force, opset=opset,
-                                channels_first_inputs=channels_first_inputs, validate=validate,
-                                device=device, tolerances=tolerances, inputs=inputs,
-                                progress=progress, started=started)
+    model = load(src, format=src_format)
+    if target in _OP_FORMATS:
+        return _convert_ops(model, src, Path(dst), target, force=force, opset=opset,
+                            channels_first_inputs=channels_first_inputs, validate=validate,
+                            device=device, engine=engine, tolerances=tolerances, inputs=inputs,
+                            quantize=quantize, shard_size=shard_size, progress=progress,
+                            started=started)
     if not isinstance(model, LayersModel):
-        raise UnsupportedError("converting ONNX models to Keras or TF.js is not supported yet",
-                               file=src)
+        raise UnsupportedError(f"converting {src_format} models to Keras layers is not "
+                               "supported yet", file=src, hint="ONNX and TF.js graph-models "
+                               "convert to each other")
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
@@ -147,14 +169,45 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     return report
 
 
-def _convert_to_onnx(model, src, dst: Path, *, force: bool, opset: int | None,
-                     channels_first_inputs: bool, validate: bool, device: str, tolerances,
-                     inputs, progress: Progress, started: float) -> ConversionReport:
-    from .converters.keras_to_onnx import DEFAULT_OPSET, lower
-    from .formats import onnx as onnx_format
+_OP_FORMATS = (sniff.ONNX, sniff.TFJS_GRAPH)
 
-    if not isinstance(model, LayersModel):
-        raise UnsupportedError("the source is already ONNX", file=src)
+
+def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs: bool,
+                 progress: Progress):
+    """Route ``model`` to ``target``'s representation: onnx_ir.Model or TfjsGraph.
+
+    Keras layers are lowered to ONNX; ONNX is the hub between Keras and TF.js graphs.
+    """
+    from .converters.keras_to_onnx import DEFAULT_OPSET, lower
+
+    opset = opset or DEFAULT_OPSET
+    if isinstance(model, LayersModel):
+        progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset {opset}")
+        model = lower(model, opset=opset, channels_first_inputs=channels_first_inputs).model
+    elif channels_first_inputs:
+        raise UnsupportedError("--inputs-layout applies to Keras sources")
+    if target == sniff.ONNX:
+        if isinstance(model, TfjsGraph):
+            from .converters.onnx_tfjs import from_tfjs
+
+            progress(f"mapping {len(model.nodes)} TF ops to ONNX opset {opset}")
+            model = from_tfjs.convert(model, opset=opset)
+        return model
+    if isinstance(model, TfjsGraph):
+        return model
+    from .converters.onnx_tfjs import to_tfjs
+
+    progress(f"mapping {model.graph.num_nodes()} ONNX ops to TF ops")
+    return to_tfjs.convert(model)
+
+
+def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int | None,
+                 channels_first_inputs: bool, validate: bool, device: str, engine: str,
+                 tolerances, inputs, quantize, shard_size: int, progress: Progress,
+                 started: float) -> ConversionReport:
+    from .formats import onnx as onnx_format
+    from .formats import tfjs_graph
+
     if validate and device == "cuda":
         from .runtime.onnxruntime import cuda_usable
 
@@ -162,118 +215,100 @@ def _convert_to_onnx(model, src, dst: Path, *, force: bool, opset: int | None,
             raise UnsupportedError("--device cuda was requested but onnxruntime's CUDA provider "
                                    "cannot run here (no GPU, or CUDA/cuDNN libraries missing)",
                                    hint="use --device auto or cpu")
-    opset = opset or DEFAULT_OPSET
-    progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset {opset}")
+    rules = tfjs_manifest.parse_quantize(quantize or [])
+    if rules and target != sniff.TFJS_GRAPH:
+        raise UnsupportedError("--quantize applies to TF.js targets only")
     try:
-        lowered = lower(model, opset=opset, channels_first_inputs=channels_first_inputs)
+        result = _to_op_graph(model, target, opset=opset,
+                              channels_first_inputs=channels_first_inputs, progress=progress)
     except ModelportError as e:
         raise e.with_file(src)
-    progress(f"writing {dst} ({human_bytes(model.weight_bytes())} of weights)")
+    weight_bytes = _weight_bytes(model)
+    progress(f"writing {dst} ({human_bytes(weight_bytes)} of weights)")
     # Written and checked in a staging folder next to dst, moved into place at the end: an
     # error on the way (including in the parity check) leaves nothing at dst.
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=dst.parent or "."))
+    parent = dst.parent if str(dst.parent) else Path(".")
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
     try:
-        staged = onnx_format.write(lowered.model, staging / dst.name)
-        report = _onnx_report(model, src, staged, lowered, opset, channels_first_inputs)
+        if target == sniff.ONNX:
+            staged = onnx_format.write(result, staging / dst.name)
+            details = {"onnx": {"opset": _opset_of(result), "ir_version": result.ir_version,
+                                "transposes": sum(1 for n in result.graph
+                                                  if n.op_type == "Transpose"),
+                                "inputs_layout": "channels_first" if channels_first_inputs
+                                else "channels_last"}}
+        else:
+            staged = tfjs_graph.write(result, staging / dst.name, shard_size=shard_size,
+                                      quantize=rules)
+            details = {"tfjs_graph": {"nodes": len(result.nodes),
+                                      "transposes": sum(1 for n in result.nodes
+                                                        if n.op == "Transpose")}}
+        report = ConversionReport(
+            source=str(src), destination=str(dst), source_format=_source_format(model),
+            target_format=target,
+            dialect=model.source.dialect if getattr(model, "source", None) else "-",
+            layers=_size(model), parameters=_parameters(model), weight_bytes=weight_bytes,
+            files=[], **details)
         if validate:
-            progress(f"checking parity: NumPy Keras reference vs onnxruntime ({device})")
+            from .validation import validate_models
+
+            progress("checking parity on the same inputs")
             parity = validate_models(model, staged, tolerances=tolerances, device=device,
-                                     inputs=inputs, per_layer=True, opset=opset,
-                                     source_label=str(src))
+                                     inputs=inputs, per_layer=isinstance(model, LayersModel)
+                                     and target == sniff.ONNX, opset=opset,
+                                     source_label=str(src), source_path=src, engine=engine)
             parity.target = str(dst)
             report.parity = parity.to_json()
         check_destination(dst, force)
-        for item in sorted(staging.iterdir(), key=lambda p: p.suffix != ".data"):
-            os.replace(item, dst.parent / item.name)  # the data file first, the model last
+        _place(staging, dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report.destination = str(dst)
-    report.files = _files(dst, sniff.ONNX)
+    written = dst / "model.json" if target == sniff.TFJS_GRAPH and dst.suffix != ".json" else dst
+    report.destination = str(written)
+    report.files = _files(written, target)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _onnx_report(model: LayersModel, src, written: Path, lowered, opset: int,
-                 channels_first_inputs: bool) -> ConversionReport:
-    return ConversionReport(
-        source=str(src), destination=str(written), source_format=_source_format(model),
-        target_format=sniff.ONNX, dialect=model.source.dialect if model.source else "?",
-        layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
-        weight_bytes=model.weight_bytes(), files=_files(written, sniff.ONNX),
-        onnx={"opset": opset, "ir_version": lowered.model.ir_version,
-              "transposes": lowered.transposes,
-              "inputs_layout": "channels_first" if channels_first_inputs else "channels_last"})
+def _place(staging: Path, dst: Path) -> None:
+    """Move what staging holds to dst's folder: data files first, the model last."""
+    for item in sorted(staging.iterdir(), key=lambda p: (p.name == dst.name, p.name)):
+        target = dst.parent / item.name
+        if target.is_dir() and not target.is_symlink():
+            trash = Path(tempfile.mkdtemp(prefix=f".{item.name}.modelport-old-", dir=dst.parent))
+            os.replace(target, trash / item.name)
+            os.replace(item, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(item, target)
 
 
-def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
-             device: str = "auto", inputs: str | os.PathLike | None = None, batch: int = 2,
-             seed: int = 0, per_layer: bool = False):
-    """Run ``src`` and ``dst`` on the same inputs and compare every output (a ParityReport)."""
-    source = load(src)
-    return validate_models(source, dst, tolerances=tolerances, device=device, inputs=inputs,
-                           batch=batch, seed=seed, per_layer=per_layer, source_label=str(src))
+def _opset_of(model) -> int:
+    return int(model.graph.opset_imports.get("", 0))
 
 
-def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: str = "auto",
-                    inputs: str | os.PathLike | None = None, batch: int = 2, seed: int = 0,
-                    per_layer: bool = False, opset: int | None = None,
-                    source_label: str | None = None):
-    from .runtime import engines, parity
-
-    tolerances = tolerances or parity.Tolerances()
-    a = _engine(source, device)
-    target = load(dst) if sniff.sniff(dst) != sniff.ONNX else None
-    b = _engine(target if target is not None else Path(dst), device)
-    specs_a, specs_b = a.inputs(), b.inputs()
-    if len(specs_a) != len(specs_b):
-        raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
-    if inputs is not None:
-        arrays = engines.inputs_from_file(inputs, specs_a)
-        described = {"description": f"inputs from {inputs}", "file": str(inputs)}
-    else:
-        arrays = engines.seeded_inputs(specs_a, batch=batch, seed=seed)
-        described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
-                     "seed": seed, "batch": batch}
-    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs_a, arrays)}
-    arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
-    expected = a.run(arrays)
-    actual = b.run(arrays_b)
-    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
-    report = parity.ParityReport(
-        source=source_label or _describe(source), target=str(dst), source_engine=a.label,
-        target_engine=b.label, inputs=described, outputs=outputs,
-        passed=all(o.passed for o in outputs))
-    if not report.passed and per_layer and isinstance(source, LayersModel) and target is None:
-        from .converters.keras_to_onnx import DEFAULT_OPSET
-        from .runtime.divergence import first_divergence
-
-        report.first_divergence = first_divergence(source, arrays, tolerances,
-                                                   opset=opset or DEFAULT_OPSET,
-                                                   device="cpu")
-        if report.first_divergence is None:
-            report.notes.append("every layer matches before the layout pass: the difference "
-                                "comes from Transpose optimisation")
-    return report
+def _weight_bytes(model) -> int:
+    if isinstance(model, (LayersModel, TfjsGraph)):
+        return model.weight_bytes()
+    return int(sum(v.const_value.nbytes for v in model.graph.initializers.values()
+                   if v.const_value is not None))
 
 
-def _describe(model) -> str:
-    return model.source.path if isinstance(model, LayersModel) and model.source else "model"
-
-
-def _engine(model, device: str):
-    from .runtime import engines
-
+def _parameters(model) -> int:
     if isinstance(model, LayersModel):
-        return engines.KerasReference(model)
-    return engines.OnnxRuntime(model, device=device)
+        return model.parameter_count()
+    if isinstance(model, TfjsGraph):
+        return int(sum(a.size for a in model.weights.values()))
+    return int(sum(v.const_value.size for v in model.graph.initializers.values()
+                   if v.const_value is not None))
 
 
-def _match_layout(array: np.ndarray, spec) -> np.ndarray:
-    """Feed a channels-last array to a model that exposes channels-first inputs."""
-    if array.ndim >= 3 and all(d is None or d == s for d, s in zip(spec.shape, array.shape)):
-        return array
-    moved = np.moveaxis(array, -1, 1) if array.ndim >= 3 else array
-    return np.ascontiguousarray(moved)
+def _size(model) -> int:
+    if isinstance(model, LayersModel):
+        return sum(1 for _ in model.iter_layers())
+    if isinstance(model, TfjsGraph):
+        return len(model.nodes)
+    return model.graph.num_nodes()
 
 
 def _label(target: str) -> str:
@@ -289,8 +324,9 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _source_format(model: LayersModel) -> str:
-    return model.source.format if model.source else "?"
+def _source_format(model) -> str:
+    source = getattr(model, "source", None)
+    return source.format if source else "onnx"
 
 
 def _files(written: Path, target: str) -> list[dict]:
@@ -298,7 +334,7 @@ def _files(written: Path, target: str) -> list[dict]:
         data = written.with_name(written.name + ".data")
         return [{"path": str(p), "bytes": p.stat().st_size} for p in (written, data)
                 if p.exists()]
-    if target == sniff.TFJS_LAYERS:
+    if target in (sniff.TFJS_LAYERS, sniff.TFJS_GRAPH):
         folder = written.parent
         doc = tfjs_layers.load_model_json(written)
         names = [written.name] + [p for g in doc["weightsManifest"] for p in g["paths"]]
@@ -359,97 +395,17 @@ def _quantization_summary(model: LayersModel) -> dict:
     return dict(counts)
 
 
-# --- inspect ------------------------------------------------------------------------------------
+
+
+def validate(*args, **kwargs):
+    """See ``modelport.validation.validate``."""
+    from .validation import validate as run
+
+    return run(*args, **kwargs)
+
 
 def inspect(path: str | os.PathLike) -> dict:
-    """Everything a user asks before converting: format, I/O, layers, size, targets."""
-    model = load(path)
-    if not isinstance(model, LayersModel):
-        return _inspect_onnx(model, path)
-    classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
-    nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
-    quant = _quantization_summary(model)
-    targets = {}
-    for name, fmt in sniff.TARGETS.items():
-        if fmt == sniff.ONNX:
-            from .converters.keras_to_onnx import unsupported_layers
+    """See ``modelport.inspection.inspect``."""
+    from .inspection import inspect as run
 
-            missing = unsupported_layers(model)
-            targets[name] = {"ok": not missing, "blockers": [
-                {"layer": n, "class": c, "reason": f"no ONNX lowering for {c}"}
-                for n, c in missing]}
-            continue
-        if fmt in _PENDING:
-            targets[name] = {"ok": False, "blockers": [],
-                             "note": f"writing {_PENDING[fmt]} is not supported yet"}
-            continue
-        if fmt == sniff.TFJS_LAYERS:
-            found = tfjs_support.blockers(tfjs_support.prepare(model))
-        else:
-            found = keras_dialect.keras3_blockers(model)
-        targets[name] = {"ok": not found, "blockers": [
-            {"layer": n, "class": c, "reason": r} for n, c, r in found]}
-    return {
-        "path": str(path),
-        "format": model.source.format if model.source else None,
-        "dialect": model.source.dialect if model.source else None,
-        "keras_version": model.source.keras_version if model.source else None,
-        "model": {"name": model.name, "kind": model.kind, "nested_models": nested},
-        "inputs": _io_description(model, inputs=True),
-        "outputs": _io_description(model, inputs=False),
-        "layers": sum(classes.values()),
-        "layers_by_class": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": model.parameter_count(),
-        "weight_bytes": model.weight_bytes(),
-        "weight_dtypes": dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
-        "quantization": quant,
-        "targets": targets,
-    }
-
-
-def _io_description(model: LayersModel, *, inputs: bool) -> list[dict]:
-    if model.kind == "Sequential":
-        names = [model.layers[0].name if inputs else model.layers[-1].name] if model.layers else []
-    else:
-        names = [ref.layer for ref in (model.inputs if inputs else model.outputs)]
-    try:
-        specs = keras_shapes.input_specs(model) if inputs else keras_shapes.output_specs(model)
-    except ModelportError as e:
-        log.info("no static shapes for %s: %s", model.name, e)
-        specs = [None] * len(names)
-    return [{"name": name, "shape": list(spec.shape) if spec else None,
-             "dtype": spec.dtype if spec else None} for name, spec in zip(names, specs)]
-
-
-def _inspect_onnx(model, path) -> dict:
-    import onnx_ir as ir
-
-    graph = model.graph
-    ops = Counter(node.op_type for node in graph.all_nodes())
-    inits = [v.const_value for v in graph.initializers.values() if v.const_value is not None]
-
-    def describe(values) -> list[dict]:
-        return [{"name": v.name, "shape": [d if isinstance(d, int) else None for d in v.shape]
-                 if v.shape is not None else None,
-                 "dtype": str(v.dtype).rsplit(".", 1)[-1].lower() if v.dtype is not None else None}
-                for v in values]
-    targets = {name: {"ok": False, "blockers": [],
-                      "note": "converting ONNX models is not supported yet"}
-               for name in sniff.TARGETS if name != "onnx"}
-    del ir
-    return {
-        "path": str(path), "format": sniff.ONNX, "dialect": None,
-        "keras_version": None,
-        "onnx": {"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
-                 "producer": f"{model.producer_name or ''} {model.producer_version or ''}".strip(),
-                 "transposes": ops.get("Transpose", 0)},
-        "model": {"name": graph.name, "kind": "ONNX graph", "nested_models": []},
-        "inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
-        "layers": sum(ops.values()),
-        "layers_by_class": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": int(sum(t.size for t in inits)),
-        "weight_bytes": int(sum(t.nbytes for t in inits)),
-        "weight_dtypes": dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
-        "quantization": {},
-        "targets": targets,
-    }
+    return run(path)

@@ -85,7 +85,8 @@ def main() -> None:
       model.h5 / model.hdf5   Keras HDF5 (read: Keras 2 and 3; written: Keras 3)
       model.keras             Keras 3 zip (or its unzipped folder)
       folder/ or model.json   TF.js layers-model (model.json + binary weight shards)
-      model.onnx              ONNX (written from Keras and TF.js layers-models, checked)
+      model.onnx              ONNX (written from Keras, TF.js layers- and graph-models)
+      folder/ (from ONNX)     TF.js graph-model (--to tfjs-graph from Keras sources)
 
     \b
     Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
@@ -113,6 +114,11 @@ def main() -> None:
               help="ONNX targets: skip the parity check (NumPy reference vs onnxruntime).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="onnxruntime device for the parity check.")
+@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
+              show_default=True,
+              help="TF.js graph-model targets: run them in real @tensorflow/tfjs under Node "
+                   "(tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
+                   "Node and tfjs are installed (auto).")
 @click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
 @click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
@@ -121,8 +127,8 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Replace DST if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
-def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validate, device, atol,
-            rtol, inputs_file, force, as_json, quiet):
+def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validate, device,
+            engine, atol, rtol, inputs_file, force, as_json, quiet):
     """Convert SRC to DST and check the result.
 
     Keras and TF.js targets are read back and compared with SRC: the layer graph must be equal
@@ -149,8 +155,8 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     report = _run(as_json, lambda: api.convert(
         src, dst, to=to, force=force, quantize=list(quantize), shard_size=shard_size,
         opset=opset, channels_first_inputs=inputs_layout == "channels_first",
-        validate=not no_validate, device=device, tolerances=tolerances, inputs=inputs_file,
-        progress=progress))
+        validate=not no_validate, device=device, engine=engine, tolerances=tolerances,
+        inputs=inputs_file, progress=progress))
     passed = report.parity is None or report.parity["passed"]
     if as_json:
         click.echo(json.dumps({"ok": passed, **report.to_json()}, indent=2))
@@ -186,6 +192,9 @@ def _print_report(report) -> None:
                    "weights bit-identical)")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
+    if report.tfjs_graph:
+        click.echo(f"  TF.js graph-model: {report.tfjs_graph['nodes']} nodes, "
+                   f"{report.tfjs_graph['transposes']} Transpose(s)")
     if report.onnx:
         o = report.onnx
         click.echo(f"  ONNX opset {o['opset']}, IR version {o['ir_version']}, "
@@ -226,11 +235,14 @@ def _parity_from_json(doc: dict):
               help="match: NaN/Inf must sit where the source has them; fail: any NaN fails.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="onnxruntime device (CUDA runs with TF32 off).")
+@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
+              show_default=True, help="How TF.js graph-models run: real tfjs, the NumPy "
+                                      "reference of TF ops, or tfjs when present.")
 @click.option("--per-layer", is_flag=True,
               help="On mismatch, name the first Keras layer whose output diverges.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_policy, device,
-             per_layer, as_json):
+             engine, per_layer, as_json):
     """Run SRC and DST on the same inputs and compare every output.
 
     Keras and TF.js layers-models run in modelport's NumPy executor of Keras semantics; ONNX
@@ -255,7 +267,7 @@ def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_pol
         tolerances.per_output[name] = tol
     report = _run(as_json, lambda: api.validate(src, dst, tolerances=tolerances, device=device,
                                                 inputs=inputs_file, batch=batch, seed=seed,
-                                                per_layer=per_layer))
+                                                per_layer=per_layer, engine=engine))
     if as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_json()}, indent=2))
     else:

@@ -171,3 +171,60 @@ def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np
                               f"takes {spec.shape}", file=path)
         arrays.append(array.astype(spec.dtype, copy=False))
     return arrays
+
+
+class TfjsGraphEngine:
+    """A TF.js graph-model: real @tensorflow/tfjs under Node (``tfjs``), or modelport's NumPy
+    executor of TF op semantics (``reference``); ``auto`` prefers real tfjs when present."""
+
+    def __init__(self, graph, *, path: str | os.PathLike | None = None,
+                 engine: str = "auto") -> None:
+        from . import tfjs_node
+
+        if engine not in ("auto", "tfjs", "reference"):
+            raise UnsupportedError(f"unknown engine {engine!r}; choose auto, tfjs or reference")
+        missing = tfjs_node.available()
+        if engine == "tfjs" and missing:
+            raise UnsupportedError(f"--engine tfjs was requested but real tfjs cannot run: "
+                                   f"{missing}")
+        self.graph = graph
+        self.path = Path(path) if path is not None else None
+        self.real = engine == "tfjs" or (engine == "auto" and not missing
+                                         and self.path is not None)
+        self.label = ("tfjs (real @tensorflow/tfjs, Node.js, CPU backend)" if self.real
+                      else "tfjs-reference (NumPy TF ops)")
+
+    def inputs(self) -> list[InputSpec]:
+        return [InputSpec(i.tensor, list(i.shape) if i.shape is not None else [None],
+                          "int32" if i.dtype == "int64" else i.dtype,
+                          _graph_bound(self.graph, i.tensor))
+                for i in self.graph.inputs]
+
+    def output_names(self) -> list[str]:
+        return [o.key for o in self.graph.outputs]
+
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self.real:
+            from . import tfjs_node
+
+            return tfjs_node.run_graph(self.path, [(i.tensor, a) for i, a in
+                                                   zip(self.graph.inputs, arrays)],
+                                       [o.tensor for o in self.graph.outputs])
+        from .tfjs_reference import run
+
+        return run(self.graph, list(arrays), [o.tensor for o in self.graph.outputs])
+
+
+def _graph_bound(graph, tensor: str) -> int | None:
+    """An integer input read by GatherV2 as indices: the gathered table's first dimension."""
+    from ..formats.tfjs_graph import input_name
+
+    name = input_name(tensor)[0]
+    highs = []
+    for node in graph.nodes:
+        if node.op in ("GatherV2", "ResourceGather") and len(node.inputs) >= 2 and \
+                input_name(node.inputs[1])[0] == name:
+            table = graph.weights.get(input_name(node.inputs[0])[0])
+            if table is not None and table.ndim:
+                highs.append(int(table.shape[0]))
+    return min(highs) if highs else None

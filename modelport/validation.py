@@ -1,0 +1,94 @@
+"""``modelport validate``: run two models on the same inputs and compare every output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .api import load
+from .errors import UnsupportedError
+from .models import LayersModel, TfjsGraph
+
+
+def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
+             device: str = "auto", inputs: str | os.PathLike | None = None, batch: int = 2,
+             seed: int = 0, per_layer: bool = False, engine: str = "auto"):
+    """Run ``src`` and ``dst`` on the same inputs and compare every output (a ParityReport)."""
+    source = load(src)
+    return validate_models(source, dst, tolerances=tolerances, device=device, inputs=inputs,
+                           batch=batch, seed=seed, per_layer=per_layer, source_label=str(src),
+                           source_path=src, engine=engine)
+
+
+def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: str = "auto",
+                    inputs: str | os.PathLike | None = None, batch: int = 2, seed: int = 0,
+                    per_layer: bool = False, opset: int | None = None,
+                    source_label: str | None = None, source_path=None, engine: str = "auto"):
+    from .runtime import engines, parity
+
+    tolerances = tolerances or parity.Tolerances()
+    a = _engine(source, source_path, device, "reference")
+    target = load(dst)
+    b = _engine(target, dst, device, engine)
+    specs_a, specs_b = a.inputs(), b.inputs()
+    if len(specs_a) != len(specs_b):
+        raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
+    if inputs is not None:
+        arrays = engines.inputs_from_file(inputs, specs_a)
+        described = {"description": f"inputs from {inputs}", "file": str(inputs)}
+    else:
+        arrays = engines.seeded_inputs(specs_a, batch=batch, seed=seed)
+        described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
+                     "seed": seed, "batch": batch}
+    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs_a, arrays)}
+    arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
+    expected = a.run(arrays)
+    actual = b.run(arrays_b)
+    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
+    report = parity.ParityReport(
+        source=source_label or _describe(source), target=str(dst), source_engine=a.label,
+        target_engine=b.label, inputs=described, outputs=outputs,
+        passed=all(o.passed for o in outputs))
+    if not report.passed and per_layer and isinstance(source, LayersModel) and \
+            not isinstance(target, (LayersModel, TfjsGraph)):
+        from .converters.keras_to_onnx import DEFAULT_OPSET
+        from .runtime.divergence import first_divergence
+
+        report.first_divergence = first_divergence(source, arrays, tolerances,
+                                                   opset=opset or DEFAULT_OPSET,
+                                                   device="cpu")
+        if report.first_divergence is None:
+            report.notes.append("every layer matches before the layout pass: the difference "
+                                "comes from Transpose optimisation")
+    return report
+
+
+def _describe(model) -> str:
+    return model.source.path if isinstance(model, LayersModel) and model.source else "model"
+
+
+def _engine(model, path, device: str, engine: str):
+    """The executor for a model: Keras reference, onnxruntime, or real tfjs / TF reference."""
+    from .runtime import engines
+
+    if isinstance(model, LayersModel):
+        return engines.KerasReference(model)
+    if isinstance(model, TfjsGraph):
+        return engines.TfjsGraphEngine(model, path=path, engine=engine)
+    if path is not None:
+        return engines.OnnxRuntime(Path(path), device=device)
+    import onnx_ir as ir
+
+    return engines.OnnxRuntime(ir.to_proto(model).SerializeToString(), device=device)
+
+
+def _match_layout(array: np.ndarray, spec) -> np.ndarray:
+    """Feed a channels-last array to a model that exposes channels-first inputs."""
+    if array.ndim >= 3 and all(d is None or d == s for d, s in zip(spec.shape, array.shape)):
+        return array
+    moved = np.moveaxis(array, -1, 1) if array.ndim >= 3 else array
+    return np.ascontiguousarray(moved)
+
+
