@@ -145,13 +145,47 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
 
 
 def read(path: str | os.PathLike) -> ir.Model:
+    """Read an ONNX model; external data must stay inside the model's folder."""
     path = Path(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and onnx's errors share no useful base
+        raise FormatError(f"not a readable ONNX model ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:160] if str(e) else 'decode error'})",
+                          file=path) from None
+    check_external_data(proto, path)
     try:
         return ir.load(path)
     except (OSError, ValueError) as e:
         raise FormatError(f"not a readable ONNX model ({str(e).splitlines()[0][:160]})",
                           file=path) from None
-    except Exception as e:  # protobuf's DecodeError has no common base with the above
-        if type(e).__name__ == "DecodeError":
-            raise FormatError("not an ONNX protobuf (decode error)", file=path) from None
-        raise
+
+
+def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
+    """Every external-data reference names a regular file inside the model's folder and a
+    byte range that file has (CVE-2022-25882, CVE-2024-27318: ``..``, absolute paths and links
+    out of the folder are refused)."""
+    from ..fsutil import contained_path
+
+    tensors = list(proto.graph.initializer)
+    for node in proto.graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = contained_path(path.parent, location,
+                                what=f"external data location of {tensor.name!r}", file=path)
+        if not target.is_file():
+            raise FormatError(f"external data {location!r} of {tensor.name!r} is missing",
+                              file=path)
+        offset = int(info.get("offset", 0) or 0)
+        length = info.get("length")
+        size = target.stat().st_size
+        if offset < 0 or offset > size or (length is not None and offset + int(length) > size):
+            raise FormatError(f"external data of {tensor.name!r} claims bytes {offset}.."
+                              f"{offset + int(length or 0)} of {location!r}, which has {size}",
+                              file=path)

@@ -1,0 +1,196 @@
+"""What every op function of the TF reference shares: the registry, the op record, helpers.
+
+An op function is ``fn(op: Op) -> np.ndarray | list[np.ndarray]``: it receives the node (typed
+attribute access through ``Op``) and the values of its data inputs (control inputs ``^name``
+are not values), and returns the node's outputs in TensorFlow's order (output ``k`` becomes
+tensor ``name:k``). Nothing here imports TensorFlow, TF.js or modelport's converters: NumPy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ...errors import FormatError, UnsupportedError
+from ...formats import tfjs_graph as tg
+from ...models import TfNode
+
+OpFn = Callable[["Op"], "np.ndarray | list[np.ndarray]"]
+REGISTRY: dict[str, OpFn] = {}
+
+
+def register(*ops: str) -> Callable[[OpFn], OpFn]:
+    """Register ``fn`` as the implementation of the TF ops ``ops``."""
+    def deco(fn: OpFn) -> OpFn:
+        for name in ops:
+            if name in REGISTRY:
+                raise ValueError(f"{name} is registered twice")
+            REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+# TF dtypes as NumPy dtypes (bfloat16, strings, resources: not computed here).
+NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64,
+                "int32": np.int32, "int64": np.int64, "int16": np.int16, "int8": np.int8,
+                "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
+                "bool": np.bool_, "complex64": np.complex64}
+
+
+@dataclass
+class Op:
+    """One node's evaluation: the node, its data inputs' values and, for Placeholder/Const, the
+    value the graph gives it (the feed, the weight)."""
+
+    node: TfNode
+    inputs: list[np.ndarray]
+    value: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def type(self) -> str:
+        return self.node.op
+
+    # --- inputs ---
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.arg(0)
+
+    def arg(self, k: int) -> np.ndarray:
+        if k >= len(self.inputs):
+            raise FormatError(f"{self.type} node {self.name!r} needs input {k}, it has "
+                              f"{len(self.inputs)}")
+        return self.inputs[k]
+
+    def int_arg(self, k: int) -> int:
+        """A scalar (or one-element) integer input: an axis, a count."""
+        v = np.asarray(self.arg(k))
+        if v.size != 1:
+            raise FormatError(f"{self.type} node {self.name!r}: input {k} should be a scalar, "
+                              f"got shape {list(v.shape)}")
+        return int(v.reshape(()))
+
+    def ints_arg(self, k: int) -> list[int]:
+        return [int(v) for v in np.asarray(self.arg(k)).reshape(-1)]
+
+    # --- attributes ---
+
+    def i(self, name: str, default: int | None = None) -> int | None:
+        return tg.attr_int(self.node, name, default)
+
+    def f(self, name: str, default: float | None = None) -> float | None:
+        return tg.attr_float(self.node, name, default)
+
+    def b(self, name: str, default: bool = False) -> bool:
+        return bool(tg.attr_bool(self.node, name, default))
+
+    def s(self, name: str, default: str | None = None) -> str | None:
+        return tg.attr_str(self.node, name, default)
+
+    def dtype(self, name: str, default: str = "float32") -> np.dtype:
+        tf_name = tg.attr_type(self.node, name, default)
+        if tf_name not in NUMPY_DTYPES:
+            raise self.unsupported(f"dtype {tf_name!r} (attribute {name})")
+        return np.dtype(NUMPY_DTYPES[tf_name])
+
+    def ints(self, name: str) -> list[int]:
+        return tg.attr_list(self.node, name, "i")
+
+    def strs(self, name: str) -> list[str]:
+        return tg.attr_list(self.node, name, "s")
+
+    def data_format(self, default: str = "NHWC") -> str:
+        return self.s("data_format", default) or default
+
+    def channels_first(self) -> bool:
+        fmt = self.data_format()
+        if fmt not in ("NHWC", "NCHW", "NDHWC", "NCDHW", "NWC", "NCW"):
+            raise self.unsupported(f"data_format {fmt!r}")
+        return fmt.startswith("NC")
+
+    # --- errors ---
+
+    def unsupported(self, what: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.type} node {self.name!r}: {what} is not supported by "
+                                "the TF reference")
+
+    def invalid(self, what: str) -> FormatError:
+        return FormatError(f"{self.type} node {self.name!r}: {what}")
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+def to_last(x: np.ndarray, channels_first: bool) -> np.ndarray:
+    """Channels-first -> channels-last (a view); channels-last untouched."""
+    return np.moveaxis(x, 1, -1) if channels_first else x
+
+
+def from_last(y: np.ndarray, channels_first: bool) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(y, -1, 1)) if channels_first else y
+
+
+def spatial(values: list[int], channels_first: bool, what: str, op: Op) -> list[int]:
+    """The spatial entries of a per-dimension attribute (strides, ksize, dilations) given in
+    data_format order; the batch and channel entries must be 1."""
+    if channels_first:
+        outer, inner = [values[0], values[1]], values[2:]
+    else:
+        outer, inner = [values[0], values[-1]], values[1:-1]
+    if any(v != 1 for v in outer):
+        raise op.unsupported(f"{what} {values} (batch and channel entries must be 1)")
+    return inner
+
+
+# --- windows (im2col) ---------------------------------------------------------------------------
+
+def padding_amounts(op: Op, sizes: tuple, k_eff: tuple, strides: tuple,
+                    channels_first: bool) -> list[tuple[int, int]]:
+    """TF's padding: VALID none; SAME ``max((ceil(n/s) - 1) s + k - n, 0)`` in total, the
+    smaller half before; EXPLICIT from ``explicit_paddings`` (pairs in data_format order)."""
+    padding = op.s("padding", "VALID")
+    if padding == "VALID":
+        return [(0, 0)] * len(sizes)
+    if padding == "SAME":
+        out = []
+        for n, k, s in zip(sizes, k_eff, strides):
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            out.append((total // 2, total - total // 2))
+        return out
+    if padding == "EXPLICIT":
+        flat = op.ints("explicit_paddings")
+        rank = len(sizes) + 2
+        if len(flat) != 2 * rank:
+            raise op.invalid(f"explicit_paddings has {len(flat)} entries for a rank-{rank} input")
+        pairs = [(flat[2 * i], flat[2 * i + 1]) for i in range(rank)]
+        pairs = pairs[2:] if channels_first else pairs[1:-1]
+        return pairs
+    raise op.unsupported(f"padding {padding!r}")
+
+
+def windows(x: np.ndarray, ksize: tuple, strides: tuple, dilations: tuple,
+            pads: list[tuple[int, int]], pad_value: float = 0.0) -> np.ndarray:
+    """(N, *out, C, *k) strided view of every receptive field of channels-last ``x``."""
+    n = x.ndim - 2
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=pad_value)
+    k_eff = tuple((k - 1) * d + 1 for k, d in zip(ksize, dilations))
+    if any(e > s for e, s in zip(k_eff, x.shape[1:-1])):
+        raise ValueError(f"window {list(k_eff)} is larger than the padded input "
+                         f"{list(x.shape[1:-1])}")
+    view = sliding_window_view(x, k_eff, axis=tuple(range(1, n + 1)))
+    index = ((slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
+             + tuple(slice(None, None, d) for d in dilations))
+    return view[index]
+
+
+def float_result(y: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Results keep the input's float dtype (float32 in, float32 out)."""
+    return y.astype(like.dtype, copy=False) if like.dtype.kind == "f" else y
