@@ -189,8 +189,3 @@ def windows(x: np.ndarray, ksize: tuple, strides: tuple, dilations: tuple,
     index = ((slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
              + tuple(slice(None, None, d) for d in dilations))
     return view[index]
-
-
-def float_result(y: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """Results keep the input's float dtype (float32 in, float32 out)."""
-    return y.astype(like.dtype, copy=False) if like.dtype.kind == "f" else y

@@ -14,6 +14,11 @@ def _placeholder(op: Op) -> np.ndarray:
     return op.value
 
 
+@register("PlaceholderWithDefault")
+def _placeholder_with_default(op: Op) -> np.ndarray:
+    return op.x if op.value is None else op.value
+
+
 @register("Const")
 def _const(op: Op) -> np.ndarray:
     if op.value is None:
