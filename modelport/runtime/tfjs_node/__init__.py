@@ -7,6 +7,7 @@ Needs ``node`` and the npm package ``@tensorflow/tfjs`` (4.x). modelport looks f
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -47,22 +48,30 @@ def available() -> str | None:
     return None
 
 
+_WIRE = {"float32": "<f4", "int32": "<i4", "bool": "u1"}
+
+
 def _encode(name: str, array: np.ndarray) -> dict:
+    """A tensor for the Node runners: base64 of its bytes (JSON numbers cannot carry NaN)."""
     array = np.asarray(array)
-    if array.dtype.kind in "iu":
-        dtype, data = "int32", array.astype(np.int64).reshape(-1).tolist()
-    elif array.dtype == np.bool_:
-        dtype, data = "bool", array.reshape(-1).tolist()
-    elif array.dtype.kind in "OSU":
-        dtype, data = "string", [str(v) for v in array.reshape(-1)]
-    else:
-        dtype, data = "float32", array.astype(np.float32).reshape(-1).tolist()
-    return {"name": name, "dtype": dtype, "shape": list(array.shape), "data": data}
+    if array.dtype.kind in "OSU":
+        return {"name": name, "dtype": "string", "shape": list(array.shape),
+                "data": [str(v) for v in array.reshape(-1)]}
+    dtype = "int32" if array.dtype.kind in "iu" else "bool" if array.dtype == np.bool_ \
+        else "float32"
+    raw = np.ascontiguousarray(array, dtype=_WIRE[dtype]).tobytes()
+    return {"name": name, "dtype": dtype, "shape": list(array.shape),
+            "b64": base64.b64encode(raw).decode("ascii")}
 
 
 def _decode(item: dict) -> np.ndarray:
-    dtype = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}.get(item["dtype"], object)
-    return np.asarray(item["data"], dtype=dtype).reshape(item["shape"])
+    if any(not isinstance(d, int) for d in item["shape"]):
+        raise TfjsError(f"tfjs returned {item['name']!r} with an invalid shape {item['shape']}")
+    if item["dtype"] not in _WIRE:
+        return np.asarray(item["data"], dtype=object).reshape(item["shape"])
+    array = np.frombuffer(base64.b64decode(item["b64"]), dtype=_WIRE[item["dtype"]])
+    array = array.astype(bool) if item["dtype"] == "bool" else array.astype(array.dtype.newbyteorder("="))
+    return array.reshape(item["shape"])
 
 
 def _run(script: str, model_json: Path, spec: dict, timeout: float) -> dict:

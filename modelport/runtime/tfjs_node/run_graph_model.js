@@ -17,6 +17,27 @@ const path = require('path');
 // tfjs prints a banner about tfjs-node; results go to a file, so console output is noise.
 console.log = console.warn = console.info = () => {};
 const tf = require('@tensorflow/tfjs');
+
+// Tensors travel as base64 of their little-endian bytes: JSON numbers cannot hold NaN or Inf.
+const ARRAYS = {float32: Float32Array, int32: Int32Array, bool: Uint8Array};
+
+function fromWire(t) {
+  if (t.dtype === 'string') return tf.tensor(t.data, t.shape, 'string');
+  const bytes = Buffer.from(t.b64, 'base64');
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  const values = new ARRAYS[t.dtype](copy.buffer);
+  return tf.tensor(t.dtype === 'bool' ? Array.from(values, v => v !== 0) : values, t.shape,
+                   t.dtype);
+}
+
+async function toWire(name, y) {
+  const data = await y.data();
+  if (y.dtype === 'string') return {name, dtype: y.dtype, shape: y.shape, data: Array.from(data)};
+  const typed = y.dtype === 'bool' ? Uint8Array.from(data) : data;
+  return {name, dtype: y.dtype, shape: y.shape,
+          b64: Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength).toString('base64')};
+}
 const ORIGIN = 'http://modelport.invalid';
 
 function localFetch(url) {
@@ -27,11 +48,6 @@ function localFetch(url) {
   return Promise.resolve(new Response(fs.readFileSync(file), {status: 200}));
 }
 
-function decode(t) {
-  if (t.dtype === 'string') return tf.tensor(t.data, t.shape, 'string');
-  return tf.tensor(t.data, t.shape, t.dtype);
-}
-
 async function main() {
   const [modelJson, inputsPath, outputsPath] = process.argv.slice(2);
   await tf.setBackend('cpu');
@@ -39,16 +55,12 @@ async function main() {
   const model = await tf.loadGraphModel(tf.io.http(url, {fetchFunc: localFetch}));
   const spec = JSON.parse(fs.readFileSync(inputsPath, 'utf8'));
   const feeds = {};
-  for (const t of spec.inputs) feeds[t.name] = decode(t);
+  for (const t of spec.inputs) feeds[t.name] = fromWire(t);
   const names = spec.outputs && spec.outputs.length ? spec.outputs : model.outputNodes;
   let ys = await model.executeAsync(feeds, names);
   if (!Array.isArray(ys)) ys = [ys];
   const outputs = [];
-  for (let i = 0; i < ys.length; i++) {
-    const y = ys[i];
-    outputs.push({name: names[i], dtype: y.dtype, shape: y.shape,
-                  data: Array.from(await y.data())});
-  }
+  for (let i = 0; i < ys.length; i++) outputs.push(await toWire(names[i], ys[i]));
   fs.writeFileSync(outputsPath, JSON.stringify({outputs}));
 }
 

@@ -21,6 +21,27 @@ const path = require('path');
 // to stderr below, so console output is only noise here.
 console.log = console.warn = console.info = () => {};
 const tf = require('@tensorflow/tfjs');
+
+// Tensors travel as base64 of their little-endian bytes: JSON numbers cannot hold NaN or Inf.
+const ARRAYS = {float32: Float32Array, int32: Int32Array, bool: Uint8Array};
+
+function fromWire(t) {
+  if (t.dtype === 'string') return tf.tensor(t.data, t.shape, 'string');
+  const bytes = Buffer.from(t.b64, 'base64');
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  const values = new ARRAYS[t.dtype](copy.buffer);
+  return tf.tensor(t.dtype === 'bool' ? Array.from(values, v => v !== 0) : values, t.shape,
+                   t.dtype);
+}
+
+async function toWire(name, y) {
+  const data = await y.data();
+  if (y.dtype === 'string') return {name, dtype: y.dtype, shape: y.shape, data: Array.from(data)};
+  const typed = y.dtype === 'bool' ? Uint8Array.from(data) : data;
+  return {name, dtype: y.dtype, shape: y.shape,
+          b64: Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength).toString('base64')};
+}
 const ORIGIN = 'http://modelport.invalid';
 
 function localFetch(url) {
@@ -38,15 +59,11 @@ async function main() {
   const model = await tf.loadLayersModel(tf.io.http(url, {fetchFunc: localFetch}),
                                          {strict: true});
   const spec = JSON.parse(fs.readFileSync(inputsPath, 'utf8'));
-  const xs = spec.inputs.map(t => tf.tensor(t.data, t.shape, t.dtype));
+  const xs = spec.inputs.map(fromWire);
   let ys = model.predict(xs.length === 1 ? xs[0] : xs);
   if (!Array.isArray(ys)) ys = [ys];
-  const outputs = ys.map((y, i) => ({
-    name: model.outputNames[i],
-    dtype: y.dtype,
-    shape: y.shape,
-    data: Array.from(y.dataSync()),
-  }));
+  const outputs = [];
+  for (let i = 0; i < ys.length; i++) outputs.push(await toWire(model.outputNames[i], ys[i]));
   fs.writeFileSync(outputsPath, JSON.stringify({
     outputs,
     inputNames: model.inputNames,
