@@ -16,9 +16,8 @@ import numpy as np
 
 from .errors import ModelportError, UnsupportedError
 from .fsutil import check_destination
-from . import keras_shapes
 from .models import LayersModel, TfjsGraph
-from .formats import keras_dialect, keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
+from .formats import keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
     tfjs_support
 
 log = logging.getLogger(__name__)

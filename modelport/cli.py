@@ -200,7 +200,7 @@ def _print_report(report) -> None:
         click.echo(f"  ONNX opset {o['opset']}, IR version {o['ir_version']}, "
                    f"{o['transposes']} Transpose(s), inputs {o['inputs_layout']}")
     if report.parity:
-        from .runtime.parity import ParityReport, format_table
+        from .runtime.parity import format_table
 
         for line in format_table(_parity_from_json(report.parity)):
             click.echo(f"  {line}")

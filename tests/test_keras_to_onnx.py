@@ -3,7 +3,6 @@ outputs Keras recorded (atol 1e-4, rtol 1e-3, float32)."""
 
 from __future__ import annotations
 
-import numpy as np
 import onnx_ir as ir
 import pytest
 

@@ -8,7 +8,7 @@ import modelport
 from modelport.api import compare
 from modelport.formats import tfjs_support
 
-from .conftest import ALL_CASES, case_params
+from .conftest import ALL_CASES
 from .expectations import KERAS3_REFUSED, TFJS_REFUSED, refusal
 
 # (route name, target sequence, which sources): each hop writes, then reads back.
