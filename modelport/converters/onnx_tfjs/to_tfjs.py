@@ -1,0 +1,195 @@
+"""ONNX -> TF.js graph-model: prepare the ONNX graph, refuse up front, then emit TF nodes.
+
+``convert(model)`` runs, in order:
+
+1. ``to_tfjs_prepare``: one opset (17, or the model's own when newer), shape inference,
+   constant folding, the channels-last rewrite of layout-sensitive ops, ``layout.optimize``
+   (Transposes cancelled between neighbours) and shape inference again.
+2. The up-front check: every node without a rule (unknown op, other domain) and every node
+   whose rule's ``check`` refuses it, plus graph inputs/outputs of dtypes tfjs cannot hold, go
+   into ONE ``UnsupportedError`` naming each node (type and name) and why — before anything is
+   emitted, so a user sees the whole list at once.
+3. Emission in topological order: a Placeholder per graph input, each node through its rule,
+   an Identity named after each graph output; the signature names them with ONNX's names.
+   ``formats.tfjs_graph.check`` validates the result.
+
+The rules live in the family modules (``to_tfjs_math``, ``to_tfjs_shape``, ``to_tfjs_nn``,
+``to_tfjs_resize``); importing them registers them in ``to_tfjs_core.RULES``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import onnx_ir as ir
+
+from ...errors import UnsupportedError
+from ...formats import tfjs_graph
+from ...formats.tfjs_graph import a_shape, a_type
+from ...models import TensorInfo, TfjsGraph, TfNode
+from .. import layout
+from . import to_tfjs_math, to_tfjs_nn, to_tfjs_resize, to_tfjs_shape  # noqa: F401 (rules)
+from .to_tfjs_core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
+from .to_tfjs_prepare import NHWC, fold_constants, normalize, reinfer, to_channels_last
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EMITS", "RULES", "convert", "mapped_ops"]
+
+STANDARD = ("", "ai.onnx")
+# ONNX tensor types tfjs has a faithful tensor for (float32, int32 and narrower ints held as
+# int32, int64 held as int32 when the values fit, bool, string).
+IO_DTYPES = {ir.DataType.FLOAT, ir.DataType.INT32, ir.DataType.INT64, ir.DataType.INT8,
+             ir.DataType.INT16, ir.DataType.UINT8, ir.DataType.UINT16, ir.DataType.BOOL,
+             ir.DataType.STRING}
+MAX_LISTED = 50  # nodes named in the error; the count says how many more
+
+
+def mapped_ops() -> list[str]:
+    """The ONNX op types (standard domain) that have a rule."""
+    return sorted(RULES)
+
+
+def convert(model: ir.Model) -> TfjsGraph:
+    """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
+    model = normalize(model)
+    fold_constants(model)
+    problems = _unmapped(model.graph)
+    skip = {id(n) for n, _ in problems}
+    for node in model.graph:
+        rule = RULES.get(node.op_type)
+        if node.domain in STANDARD and rule is not None and rule.layout and id(node) not in skip \
+                and _rank(node) is None:
+            problems.append((node, ("the rank of its input is unknown (ONNX shape inference "
+                                    "found none), so its channels-last form cannot be built")))
+            skip.add(id(node))
+    layout_ops = {op for op, r in RULES.items() if r.layout}
+    to_channels_last(model, layout_ops, skip)
+    left = layout.optimize(model)
+    reinfer(model)
+    model.graph.sort()
+    ctx = Ctx(model.graph)
+    problems += _refused(ctx, model.graph, skip)
+    problems += _io_dtypes(model.graph)
+    if problems:
+        raise UnsupportedError(_listing(problems), layer=problems[0][0].name
+                               if len(problems) == 1 and isinstance(problems[0][0], ir.Node)
+                               else None,
+                               hint="no file was written; the ops tfjs can run are listed by "
+                                    "modelport.converters.onnx_tfjs.to_tfjs.mapped_ops()")
+    graph = _emit(ctx, model.graph)
+    tfjs_graph.check(graph)
+    log.info("ONNX -> TF.js graph: %d TF nodes, %d Transposes in ONNX after the layout pass",
+             len(graph.nodes), left)
+    return graph
+
+
+# --- the up-front check --------------------------------------------------------------------------
+
+def _rank(node: ir.Node) -> int | None:
+    for v in (node.inputs[0] if node.inputs else None, node.outputs[0]):
+        if v is not None and v.shape is not None:
+            return len(v.shape)
+    return None
+
+
+def _unmapped(graph: ir.Graph) -> list[tuple[ir.Node, str]]:
+    out = []
+    for node in graph:
+        if node.domain not in STANDARD:
+            out.append((node, f"op of domain {node.domain!r}, which has no TF mapping"))
+        elif node.op_type not in RULES:
+            out.append((node, "no TF mapping for this op"))
+    return out
+
+
+def _refused(ctx: Ctx, graph: ir.Graph, skip: set[int]) -> list[tuple[ir.Node, str]]:
+    out = []
+    for node in graph:
+        if id(node) in skip or node.domain not in (*STANDARD, NHWC):
+            continue
+        rule = RULES.get(node.op_type)
+        if rule is None:
+            continue  # listed by _unmapped
+        if rule.layout != (node.domain == NHWC):
+            out.append((node, "internal: the channels-last rewrite missed this node"))
+            continue
+        if rule.check is None:
+            continue
+        try:
+            why = rule.check(ctx, node)
+        except UnsupportedError as e:
+            why = e.message
+        if why:
+            out.append((node, why))
+    return out
+
+
+def _io_dtypes(graph: ir.Graph) -> list[tuple[object, str]]:
+    out = []
+    for kind, values in (("input", graph.inputs), ("output", graph.outputs)):
+        for v in values:
+            if v.dtype is not None and v.dtype not in IO_DTYPES:
+                why = "tfjs has no double" if v.dtype == ir.DataType.DOUBLE else \
+                    f"tfjs has no {v.dtype.name.lower()} tensors"
+                out.append((_IO(kind, v.name), f"graph {kind} of type {v.dtype.name} ({why})"))
+    return out
+
+
+class _IO:
+    """A graph input or output in the problem list (it has a name, no op type)."""
+
+    def __init__(self, kind: str, name: str | None) -> None:
+        self.op_type, self.name = f"graph {kind}", name
+
+
+def _listing(problems: list) -> str:
+    lines = [f"{getattr(n, 'op_type', '?')} node {n.name!r}: {why}"
+             for n, why in problems[:MAX_LISTED]]
+    more = len(problems) - MAX_LISTED
+    ops = sorted({getattr(n, 'op_type', '?') for n, _ in problems})
+    head = (f"{len(problems)} node(s) cannot be mapped to TF.js ops "
+            f"({', '.join(ops)}): ")
+    return head + "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+
+
+# --- emission ------------------------------------------------------------------------------------
+
+def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
+    # Placeholders and output Identities get the ONNX names (sanitized), reserved first so that
+    # no internal node takes them.
+    in_names = [ctx.reserve(v.name or f"input_{i}") for i, v in enumerate(graph.inputs)]
+    out_names = [ctx.reserve(v.name or f"output_{i}") for i, v in enumerate(graph.outputs)]
+    inputs = []
+    for v, name in zip(graph.inputs, in_names):
+        dtype = tfjs_dtype(ctx.np_dtype(v))
+        shape = ctx.shape(v)
+        ctx.used.add(name)
+        ctx.nodes.append(TfNode(name, "Placeholder", [], {"dtype": a_type(dtype),
+                                                          **a_shape_attr(shape)}))
+        ctx.bind(v, name)
+        inputs.append(TensorInfo(v.name or name, f"{name}:0", dtype, shape))
+    for node in graph:
+        rule: Rule = RULES[node.op_type]
+        ctx.scope = sanitize(node.name or node.op_type)
+        outs = rule.fn(ctx, node)
+        for i, v in enumerate(node.outputs):
+            if i < len(outs):
+                ctx.bind(v, outs[i])
+            elif v.uses() or v.is_graph_output():
+                raise UnsupportedError(f"{node.op_type} node {node.name!r}: output {i} "
+                                       f"({v.name!r}) has no TF counterpart", layer=node.name)
+    outputs = []
+    ctx.scope = "outputs"
+    for v, name in zip(graph.outputs, out_names):
+        ctx.used.add(name)
+        ctx.nodes.append(TfNode(name, "Identity", [ctx.x(v)], {}))
+        outputs.append(TensorInfo(v.name or name, f"{name}:0", tfjs_dtype(ctx.np_dtype(v)),
+                                  ctx.shape(v)))
+    return TfjsGraph(nodes=ctx.nodes, weights=ctx.weights, inputs=inputs, outputs=outputs,
+                     versions={"producer": 1982}, extra={"generatedBy": "modelport (ONNX)"})
+
+
+def a_shape_attr(shape: list[int | None] | None) -> dict:
+    return {"shape": a_shape(shape)["shape"]} if shape is not None else {}
+

@@ -1,0 +1,326 @@
+"""The machinery of ONNX -> TF.js graph-model mapping: rules, the emission context, dtypes.
+
+A rule maps one ONNX node (standard domain, or its channels-last twin in ``ai.modelport.nhwc``
+for ``layout=True`` rules) to TF nodes through a ``Ctx``, and may have a ``check`` that says up
+front why a node cannot be mapped (the converter lists every such node in one error before it
+writes anything). Every TF op and attribute a rule may write is declared in ``EMITS``; ``Ctx.op``
+refuses anything else, and a test checks ``EMITS`` against the op list of the tfjs-converter
+that ships in the npm package, so the mapping only ever writes what tfjs executes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from ...errors import ModelportError, UnsupportedError
+from ...formats.tfjs_graph import a_shape, a_type
+from ...models import TfNode
+from .to_tfjs_prepare import is_const
+
+# TF op -> the attributes the mapping may write on it (each must be in tfjs's op list).
+EMITS: dict[str, frozenset[str]] = {}
+
+
+def emits(op: str, *attrs: str) -> None:
+    EMITS[op] = EMITS.get(op, frozenset()) | frozenset(attrs)
+
+
+for _op, _attrs in {
+    "Placeholder": ("dtype", "shape"), "Const": ("dtype", "value"), "Identity": (),
+    "Fill": ("T",), "Cast": ("DstT",), "Shape": (), "Size": (), "Reshape": (),
+    "Transpose": (), "ExpandDims": (), "Squeeze": ("squeeze_dims",), "ConcatV2": ("N",),
+    "Pack": ("axis", "N"), "StridedSlice": ("begin_mask", "end_mask", "ellipsis_mask",
+                                             "new_axis_mask", "shrink_axis_mask"),
+    "SplitV": (), "Split": ("num_split",), "GatherV2": ("batch_dims",), "GatherNd": (),
+    "TensorScatterUpdate": (), "PadV2": (), "MirrorPad": ("mode",), "BroadcastTo": (),
+    "BroadcastArgs": (), "Range": ("Tidx",), "Where": (), "ReverseV2": (), "Tile": (),
+    "OneHot": ("T",), "TopKV2": ("sorted",), "ArgMax": (), "ArgMin": (),
+    "Mean": ("keep_dims",), "Sum": ("keep_dims",), "Max": ("keep_dims",),
+    "Min": ("keep_dims",), "Prod": ("keep_dims",), "All": ("keep_dims",),
+    "Any": ("keep_dims",), "Cumsum": ("exclusive", "reverse"),
+    "Cumprod": ("exclusive", "reverse"),
+    "MatMul": ("transpose_a", "transpose_b"), "BatchMatMulV2": ("adj_x", "adj_y"),
+    "Einsum": ("equation", "N"), "Softmax": (), "LogSoftmax": (),
+    "Square": (), "Rsqrt": (), "FloorDiv": (), "FloorMod": (), "NotEqual": (),
+    "SelectV2": (), "LogicalAnd": (), "LogicalOr": (), "LogicalNot": (),
+    "Conv2D": ("strides", "padding", "explicit_paddings", "dilations", "data_format"),
+    "DepthwiseConv2dNative": ("strides", "padding", "explicit_paddings", "dilations",
+                              "data_format"),
+    "Conv3D": ("strides", "padding", "dilations", "data_format"),
+    "Conv2DBackpropInput": ("strides", "padding"),
+    "MaxPool": ("ksize", "strides", "padding"), "AvgPool": ("ksize", "strides", "padding"),
+    "MaxPool3D": ("ksize", "strides", "padding"), "AvgPool3D": ("ksize", "strides", "padding"),
+    "LRN": ("depth_radius", "bias", "alpha", "beta"),
+    "ResizeBilinear": ("align_corners", "half_pixel_centers"),
+    "ResizeNearestNeighbor": ("align_corners", "half_pixel_centers"),
+    "DepthToSpace": ("block_size", "data_format"),
+    "SpaceToBatchND": (), "BatchToSpaceND": (),
+    "MatrixBandPart": (),
+}.items():
+    emits(_op, *_attrs)
+
+
+@dataclass
+class Rule:
+    op: str
+    fn: Callable[[Ctx, ir.Node], list]
+    check: Callable[[Ctx, ir.Node], str | None] | None = None
+    layout: bool = False  # mapped from its channels-last twin (see to_tfjs_prepare)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(*ops: str, check: Callable | None = None, layout: bool = False):
+    def deco(fn):
+        for op in ops:
+            RULES[op] = Rule(op, fn, check, layout)
+        return fn
+    return deco
+
+
+# --- dtypes -------------------------------------------------------------------------------------
+
+def tfjs_dtype(dtype: np.dtype | None) -> str:
+    """What tfjs holds an ONNX/NumPy dtype as: float32, int32, bool or string."""
+    if dtype is None:
+        return "float32"
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind in "iu":
+        return "int32"
+    if dtype.kind in "OSU":
+        return "string"
+    return "float32"
+
+
+def onnx_enum_dtype(enum: int) -> str:
+    return tfjs_dtype(ir.DataType(int(enum)).numpy())
+
+
+def to_tfjs_array(array: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    kind = tfjs_dtype(array.dtype)
+    if kind == "int32" and array.dtype != np.int32:
+        if array.size and (int(array.max()) > np.iinfo(np.int32).max or
+                           int(array.min()) < np.iinfo(np.int32).min):
+            raise UnsupportedError(f"{what}: integer constant outside int32, which is all "
+                                   "TF.js holds")
+        return array.astype(np.int32)
+    if kind == "float32" and array.dtype != np.float32:
+        return array.astype(np.float32)
+    return array
+
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
+def sanitize(name: str | None) -> str:
+    name = _NAME_OK.sub("_", name or "")
+    name = name.strip("/")
+    if not name or not re.match(r"[A-Za-z0-9.]", name[0]):
+        name = "n" + name
+    return name
+
+
+# --- context ------------------------------------------------------------------------------------
+
+class Ctx:
+    """Emits TF nodes; knows ONNX values' constants, shapes and dtypes."""
+
+    def __init__(self, graph: ir.Graph) -> None:
+        self.graph = graph
+        self.nodes: list[TfNode] = []
+        self.weights: dict[str, np.ndarray] = {}
+        self.refs: dict[int, str] = {}  # id(ir.Value) -> TF tensor reference
+        self.used: set[str] = set()
+        self.reserved: set[str] = set()
+        self.scope = "graph"
+        self._shape_cache: dict[str, str] = {}
+
+    # names
+    def unique(self, base: str) -> str:
+        base = sanitize(base)
+        name, i = base, 0
+        while name in self.used or name in self.reserved:
+            i += 1
+            name = f"{base}_{i}"
+        self.used.add(name)
+        return name
+
+    def reserve(self, name: str) -> str:
+        name = sanitize(name)
+        base, i = name, 0
+        while name in self.reserved:
+            i += 1
+            name = f"{base}_{i}"
+        self.reserved.add(name)
+        return name
+
+    # emission
+    def op(self, op: str, inputs: list[str], attrs: dict | None = None, *, n_out: int = 1,
+           name: str | None = None, hint: str | None = None):
+        attrs = attrs or {}
+        allowed = EMITS.get(op)
+        if allowed is None or not set(attrs) <= allowed:
+            raise ModelportError(f"internal error: the ONNX -> TF.js mapping writes {op} "
+                                 f"with {sorted(attrs)}, not declared in EMITS")
+        if name is None:
+            name = self.unique(f"{self.scope}/{hint or op}")
+        self.nodes.append(TfNode(name, op, list(inputs), dict(attrs)))
+        if n_out == 1:
+            return name
+        return [name if k == 0 else f"{name}:{k}" for k in range(n_out)]
+
+    def const(self, array, hint: str = "const", *, name: str | None = None) -> str:
+        array = to_tfjs_array(np.asarray(array), f"constant {hint}")
+        if array.size >= 256 and array.dtype != object and _uniform(array):
+            shape = self.const(np.asarray(array.shape, np.int32), f"{hint}_shape")
+            value = self.const(array.reshape(-1)[:1].reshape(()), f"{hint}_value")
+            return self.op("Fill", [shape, value], {"T": a_type(tfjs_dtype(array.dtype))},
+                           name=name, hint=hint)
+        name = name or self.unique(f"{self.scope}/{hint}")
+        dtype = tfjs_dtype(array.dtype)
+        self.nodes.append(TfNode(name, "Const", [], {
+            "dtype": a_type(dtype),
+            "value": {"tensor": {"dtype": a_type(dtype)["type"],
+                                 "tensorShape": a_shape(list(array.shape))["shape"]}}}))
+        self.weights[name] = np.ascontiguousarray(array)
+        return name
+
+    def i32(self, values, hint: str = "const") -> str:
+        return self.const(np.asarray(values, np.int32), hint)
+
+    def scalar(self, value, dtype: str = "float32", hint: str = "const") -> str:
+        return self.const(np.asarray(value, dtype=dtype), hint)
+
+    # ONNX values
+    def x(self, v: ir.Value) -> str:
+        ref = self.refs.get(id(v))
+        if ref is not None:
+            return ref
+        if is_const(v):
+            ref = self.const(v.const_value.numpy(), name=self.unique(v.name or "const"))
+            self.refs[id(v)] = ref
+            return ref
+        raise ModelportError(f"internal error: value {v.name!r} has no TF tensor yet")
+
+    def bind(self, v: ir.Value, ref: str) -> None:
+        self.refs[id(v)] = ref
+
+    @staticmethod
+    def value(v: ir.Value | None) -> np.ndarray | None:
+        return v.const_value.numpy() if is_const(v) else None
+
+    @staticmethod
+    def shape(v: ir.Value | None) -> list[int | None] | None:
+        if v is None or v.shape is None:
+            return None
+        return [d if isinstance(d, int) and d >= 0 else None for d in v.shape]
+
+    def rank(self, v: ir.Value) -> int | None:
+        s = self.shape(v)
+        return None if s is None else len(s)
+
+    def need_rank(self, v: ir.Value, node: ir.Node) -> int:
+        r = self.rank(v)
+        if r is None:
+            raise UnsupportedError(f"{node.op_type} node {node.name!r}: the rank of "
+                                   f"{v.name!r} is unknown (ONNX shape inference found none)",
+                                   layer=node.name)
+        return r
+
+    @staticmethod
+    def np_dtype(v: ir.Value) -> np.dtype | None:
+        return None if v is None or v.dtype is None else np.dtype(v.dtype.numpy())
+
+    def tf_dtype(self, v: ir.Value) -> str:
+        return tfjs_dtype(self.np_dtype(v))
+
+    def is_float(self, v: ir.Value) -> bool:
+        return self.tf_dtype(v) == "float32"
+
+    # shapes at run time
+    def shape_of(self, ref: str) -> str:
+        if ref not in self._shape_cache:
+            self._shape_cache[ref] = self.op("Shape", [ref], hint="shape")
+        return self._shape_cache[ref]
+
+    def dim_of(self, ref: str, axis: int) -> str:
+        """A 1-element int32 tensor: dimension ``axis`` (>= 0) of ``ref`` at run time."""
+        return self.slice1(self.shape_of(ref), axis, axis + 1)
+
+    def slice1(self, ref: str, begin: int, end: int | None) -> str:
+        """ref[begin:end] of a 1-D tensor (end None = to the end)."""
+        return self.op("StridedSlice", [ref, self.i32([begin]), self.i32([end or 0]),
+                                        self.i32([1])],
+                       strided_attrs(end_mask=1 if end is None else 0), hint="slice")
+
+    def shape_vector(self, parts: list) -> str:
+        """An int32 shape tensor from ints and 1-element int32 refs (run-time dims)."""
+        if all(isinstance(p, (int, np.integer)) for p in parts):
+            return self.i32(parts, "shape")
+        pieces, run = [], []
+        for p in parts:
+            if isinstance(p, (int, np.integer)):
+                run.append(int(p))
+            else:
+                if run:
+                    pieces.append(self.i32(run, "shape"))
+                    run = []
+                pieces.append(p)
+        if run:
+            pieces.append(self.i32(run, "shape"))
+        return concat(self, pieces, 0)
+
+
+def _uniform(array: np.ndarray) -> bool:
+    if all(s == 0 for s in array.strides):
+        return True
+    first = array.reshape(-1)[0]
+    return bool(np.all(array == first)) if array.dtype.kind != "f" or not np.isnan(first) \
+        else False
+
+
+def strided_attrs(begin_mask=0, end_mask=0, shrink_axis_mask=0, new_axis_mask=0,
+                  ellipsis_mask=0) -> dict:
+    from ...formats.tfjs_graph import a_int
+
+    return {"begin_mask": a_int(begin_mask), "end_mask": a_int(end_mask),
+            "ellipsis_mask": a_int(ellipsis_mask), "new_axis_mask": a_int(new_axis_mask),
+            "shrink_axis_mask": a_int(shrink_axis_mask)}
+
+
+def concat(ctx: Ctx, refs: list[str], axis: int) -> str:
+    from ...formats.tfjs_graph import a_int
+
+    if len(refs) == 1:
+        return refs[0]
+    return ctx.op("ConcatV2", [*refs, ctx.i32(axis, "axis")], {"N": a_int(len(refs))})
+
+
+def attr(node: ir.Node, name: str, default=None):
+    """An ONNX attribute as a Python value (ints, floats, strings, lists, arrays)."""
+    a = node.attributes.get(name)
+    if a is None:
+        return default
+    value = a.value
+    if a.type in (ir.AttributeType.INTS, ir.AttributeType.FLOATS):
+        return list(value)
+    if a.type == ir.AttributeType.STRINGS:
+        return [s.decode() if isinstance(s, bytes) else s for s in value]
+    if a.type == ir.AttributeType.STRING:
+        return value.decode() if isinstance(value, bytes) else value
+    if a.type == ir.AttributeType.TENSOR:
+        return value.numpy()
+    return value
+
+
+def unsupported(node: ir.Node, why: str) -> UnsupportedError:
+    return UnsupportedError(f"{node.op_type} node {node.name!r}: {why}", layer=node.name)

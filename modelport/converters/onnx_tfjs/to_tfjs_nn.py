@@ -1,0 +1,516 @@
+"""ONNX -> TF.js: the layout-sensitive ops, mapped from their channels-last twins.
+
+Each rule here has ``layout=True``: ``to_tfjs_prepare.to_channels_last`` has replaced the ONNX
+node by Transpose ∘ X' ∘ Transpose, X' carrying X's attributes and inputs with tensor 0
+channels-last ([N, *spatial, C]). Attributes keep ONNX's meaning and order (pads are
+[x1_begin, x2_begin, ..., x1_end, ...] over the spatial axes, scales/sizes of Resize are in
+NCHW order). TF's convolutions and pools are NHWC; 1-D ones run as 2-D with a unit height.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from ...formats.tfjs_graph import a_float, a_int, a_list, a_str
+from .to_tfjs_core import Ctx, attr, concat, rule, strided_attrs, unsupported
+from .to_tfjs_math import _extra_outputs_unused, binary, fconst, reduce, unary
+
+# --- geometry -----------------------------------------------------------------------------------
+
+def spatial(ctx: Ctx, node: ir.Node) -> list[int | None] | None:
+    s = ctx.shape(node.inputs[0])
+    return None if s is None else s[1:-1]
+
+
+def _pads(node: ir.Node, dims: list[int | None], kernel: list[int], strides: list[int],
+          dilations: list[int]) -> list[tuple[int, int]] | None:
+    """(begin, end) padding per spatial axis; None when it depends on unknown sizes."""
+    n = len(kernel)
+    auto = attr(node, "auto_pad", "NOTSET")
+    if auto in ("NOTSET", "VALID"):
+        p = attr(node, "pads", [0] * 2 * n) if auto == "NOTSET" else [0] * 2 * n
+        return [(p[i], p[i + n]) for i in range(n)]
+    out = []
+    for d, k, s, dl in zip(dims, kernel, strides, dilations):
+        if d is None:
+            return None
+        total = max((-(-d // s) - 1) * s + (k - 1) * dl + 1 - d, 0)
+        small = total // 2
+        out.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+    return out
+
+
+def _geometry(ctx: Ctx, node: ir.Node, kernel: list[int]):
+    n = len(kernel)
+    strides = attr(node, "strides", [1] * n)
+    dilations = attr(node, "dilations", [1] * n)
+    dims = spatial(ctx, node) or [None] * n
+    pads = _pads(node, dims, kernel, strides, dilations)
+    return strides, dilations, dims, pads
+
+
+def _to_2d(ctx: Ctx, x: str, n: int) -> str:
+    return ctx.op("ExpandDims", [x, ctx.i32(1, "axis")]) if n == 1 else x
+
+
+def _from_2d(ctx: Ctx, y: str, n: int) -> str:
+    return ctx.op("Squeeze", [y], {"squeeze_dims": a_list("i", [1])}) if n == 1 else y
+
+
+def _pad_spatial(ctx: Ctx, x: str, pads: list[tuple[int, int]], value: float,
+                 dtype: str = "float32") -> str:
+    if not any(b or e for b, e in pads):
+        return x
+    paddings = [[0, 0], *[[b, e] for b, e in pads], [0, 0]]
+    return ctx.op("PadV2", [x, ctx.i32(paddings, "paddings"), ctx.scalar(value, dtype)])
+
+
+# --- convolution --------------------------------------------------------------------------------
+
+def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
+    rank = ctx.rank(node.inputs[0])
+    if rank is None or ctx.rank(node.inputs[1]) is None:
+        return "the rank of the input or weight is unknown"
+    n = rank - 2
+    if n not in (1, 2, 3):
+        return f"{n}-D convolution (tfjs has 1-D to 3-D)"
+    kernel = attr(node, "kernel_shape") or (ctx.shape(node.inputs[1]) or [None] * rank)[2:]
+    if None in kernel:
+        return "the kernel size is unknown"
+    if attr(node, "auto_pad", "NOTSET") == "SAME_LOWER" and None in (spatial(ctx, node) or [None]):
+        return "auto_pad=SAME_LOWER on run-time sizes"
+    if node.op_type == "ConvTranspose":
+        if n == 3:
+            return "3-D ConvTranspose (tfjs has no Conv3DBackpropInput)"
+        if ctx.value(node.inputs[1]) is None and max(attr(node, "dilations", [1])) > 1:
+            return "dilated ConvTranspose with a run-time weight"
+        if None in (spatial(ctx, node) or [None]):
+            return "ConvTranspose needs static spatial sizes"
+    return None
+
+
+def _weight(ctx: Ctx, v: ir.Value, perm: list[int], array: np.ndarray | None = None) -> str:
+    """A weight transposed to TF's layout: folded when constant, else a Transpose op."""
+    if array is None:
+        array = ctx.value(v)
+    if array is not None:
+        return ctx.const(np.ascontiguousarray(np.transpose(array, perm)), "filter")
+    return ctx.op("Transpose", [ctx.x(v), ctx.i32(perm, "perm")])
+
+
+def _bias(ctx: Ctx, node: ir.Node, y: str, index: int) -> str:
+    if len(node.inputs) > index and node.inputs[index] is not None:
+        y = binary(ctx, "AddV2", y, ctx.x(node.inputs[index]))
+    return y
+
+
+def _conv2d_like(ctx: Ctx, op: str, x: str, w: str, strides, dilations, pads) -> str:
+    if any(pads_ for pad in pads for pads_ in pad):
+        padding = {"padding": a_str("EXPLICIT"), "explicit_paddings": a_list(
+            "i", [0, 0, *[p for pad in pads for p in pad], 0, 0])}
+    else:
+        padding = {"padding": a_str("VALID")}
+    step = [1] * len(strides) if max(dilations) > 1 and max(strides) > 1 else strides
+    y = ctx.op(op, [x, w], {"strides": a_list("i", [1, *step, 1]),
+                            "dilations": a_list("i", [1, *dilations, 1]),
+                            "data_format": a_str("NHWC"), **padding})
+    if step != strides:  # tfjs wants strides or dilations to be 1: stride by slicing
+        rank = len(strides) + 2
+        y = ctx.op("StridedSlice", [y, ctx.i32([0] * rank, "begin"), ctx.i32([0] * rank, "end"),
+                                    ctx.i32([1, *strides, 1], "strides")],
+                   strided_attrs(begin_mask=(1 << rank) - 1, end_mask=(1 << rank) - 1))
+    return y
+
+
+@rule("Conv", check=_conv_check, layout=True)
+def conv(ctx: Ctx, node: ir.Node) -> list[str]:
+    xv, wv = node.inputs[0], node.inputs[1]
+    wshape = ctx.shape(wv)
+    n = len(wshape) - 2
+    kernel = attr(node, "kernel_shape") or wshape[2:]
+    strides, dilations, _, pads = _geometry(ctx, node, kernel)
+    group = attr(node, "group", 1)
+    c_in = (ctx.shape(xv) or [None])[-1]
+    m = wshape[0]
+    x = ctx.x(xv)
+    wval = ctx.value(wv)
+    if pads is None:  # SAME_UPPER on run-time sizes: TF's SAME is SAME_UPPER
+        pads = "SAME"
+    if n == 1:
+        x = _to_2d(ctx, x, 1)
+        kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
+        pads = pads if pads == "SAME" else [(0, 0), *pads]
+        if wval is not None:
+            wval = wval[:, :, None, :]
+    if n == 3:
+        if pads == "SAME":
+            raise unsupported(node, "3-D SAME_UPPER padding on run-time sizes")
+        x = _pad_spatial(ctx, x, pads, 0.0)
+        w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval)
+        if group != 1:
+            raise unsupported(node, "grouped 3-D convolution")
+        y = ctx.op("Conv3D", [x, w], {"strides": a_list("i", [1, *strides, 1]),
+                                      "dilations": a_list("i", [1, *dilations, 1]),
+                                      "padding": a_str("VALID"), "data_format": a_str("NDHWC")})
+        return [_bias(ctx, node, y, 2)]
+
+    def run(op, x_, w_):
+        if pads == "SAME":
+            step = strides
+            return ctx.op(op, [x_, w_], {"strides": a_list("i", [1, *step, 1]),
+                                         "dilations": a_list("i", [1, *dilations, 1]),
+                                         "data_format": a_str("NHWC"),
+                                         "padding": a_str("SAME")})
+        return _conv2d_like(ctx, op, x_, w_, strides, dilations, pads)
+
+    w_shape4 = None if wval is None else wval.shape
+    if group == 1:
+        if wval is None and n == 1:  # a run-time 1-D weight [M, C, k] -> [1, k, C, M]
+            w = ctx.op("ExpandDims", [_weight(ctx, wv, [2, 1, 0]), ctx.i32(0, "axis")])
+        else:
+            w = _weight(ctx, wv, [2, 3, 1, 0], wval)
+        y = run("Conv2D", x, w)
+    elif c_in is not None and group == c_in and m % group == 0 and wval is not None:
+        mult = m // group
+        # ONNX output channel c*mult + j reads input channel c: TF's depthwise order.
+        kh, kw = w_shape4[2], w_shape4[3]
+        filt = wval.reshape(group, mult, kh, kw).transpose(2, 3, 0, 1)
+        y = run("DepthwiseConv2dNative", x, ctx.const(np.ascontiguousarray(filt), "filter"))
+    else:
+        if wval is None:
+            raise unsupported(node, "grouped convolution with a run-time weight")
+        xs = ctx.op("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
+                    n_out=group) if group > 1 else [x]
+        per = m // group
+        ys = [run("Conv2D", xs[g], ctx.const(np.ascontiguousarray(
+            wval[g * per:(g + 1) * per].transpose(2, 3, 1, 0)), "filter"))
+            for g in range(group)]
+        y = concat(ctx, ys, 3)
+    y = _bias(ctx, node, y, 2)
+    return [_from_2d(ctx, y, n)]
+
+
+@rule("ConvTranspose", check=_conv_check, layout=True)
+def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
+    xv, wv = node.inputs[0], node.inputs[1]
+    wshape = ctx.shape(wv)
+    n = len(wshape) - 2
+    kernel = attr(node, "kernel_shape") or wshape[2:]
+    strides = attr(node, "strides", [1] * n)
+    dilations = attr(node, "dilations", [1] * n)
+    group = attr(node, "group", 1)
+    out_pad = attr(node, "output_padding", [0] * n)
+    dims = spatial(ctx, node)
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    full = [(d - 1) * s + k for d, s, k in zip(dims, strides, k_eff)]
+    out_shape = attr(node, "output_shape")
+    auto = attr(node, "auto_pad", "NOTSET")
+    if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = out_shape[-n:] if out_shape is not None else [d * s for d, s in
+                                                               zip(dims, strides)]
+        pads = []
+        for i in range(n):
+            total = full[i] + out_pad[i] - target[i]
+            half = total // 2
+            pads.append((half, total - half) if auto == "SAME_UPPER" else (total - half, half))
+    elif auto == "VALID":
+        pads = [(0, 0)] * n
+    else:
+        p = attr(node, "pads", [0] * 2 * n)
+        pads = [(p[i], p[i + n]) for i in range(n)]
+    wval = ctx.value(wv)
+    if wval is not None and max(dilations) > 1:  # tfjs has no dilated transposed conv
+        dilated = np.zeros(wval.shape[:2] + tuple(k_eff), wval.dtype)
+        dilated[(slice(None), slice(None), *[slice(None, None, d) for d in dilations])] = wval
+        wval = dilated
+    x = ctx.x(xv)
+    c_in = wshape[0]
+    m = wshape[1] * group
+    if n == 1:
+        x = _to_2d(ctx, x, 1)
+        full, strides, pads, out_pad = [1, *full], [1, *strides], [(0, 0), *pads], [0, *out_pad]
+        if wval is not None:
+            wval = wval[:, :, None, :]
+    batch = (ctx.shape(xv) or [None])[0]
+    per_in, per_out = c_in // group, m // group
+    xs = ctx.op("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
+                n_out=group) if group > 1 else [x]
+    ys = []
+    for g in range(group):
+        if wval is not None:
+            w = ctx.const(np.ascontiguousarray(
+                wval[g * per_in:(g + 1) * per_in].transpose(2, 3, 1, 0)), "filter")
+        else:
+            w = _weight(ctx, wv, [2, 3, 1, 0])
+        shape = ctx.shape_vector([batch if batch is not None else ctx.dim_of(x, 0),
+                                  *full, per_out])
+        ys.append(ctx.op("Conv2DBackpropInput", [shape, w, xs[g]], {
+            "strides": a_list("i", [1, *strides, 1]), "padding": a_str("VALID")}))
+    y = concat(ctx, ys, 3)
+    # ONNX crops pads[begin] and pads[end] - output_padding from the full result.
+    extra = [op_ - e for (b, e), op_ in zip(pads, out_pad)]
+    if any(e > 0 for e in extra):
+        y = _pad_spatial(ctx, y, [(0, max(e, 0)) for e in extra], 0.0)
+    if any(b for b, _ in pads) or any(e < 0 for e in extra):
+        rank = len(full) + 2
+        begin = [0, *[b for b, _ in pads], 0]
+        end = [0, *[min(0, e) for e in extra], 0]
+        mask = 1 | (1 << (rank - 1)) | sum(1 << (i + 1) for i, e in enumerate(extra) if e >= 0)
+        y = ctx.op("StridedSlice", [y, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+                                    ctx.i32([1] * rank, "strides")],
+                   strided_attrs(begin_mask=1 | (1 << (rank - 1)), end_mask=mask))
+    y = _bias(ctx, node, y, 2)
+    return [_from_2d(ctx, y, n)]
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+def _pool_check(ctx: Ctx, node: ir.Node) -> str | None:
+    rank = ctx.rank(node.inputs[0])
+    if rank is None:
+        return "the input's rank is unknown"
+    if rank - 2 not in (1, 2, 3):
+        return f"{rank - 2}-D pooling"
+    if len(node.outputs) > 1 and (node.outputs[1].uses() or node.outputs[1].is_graph_output()):
+        return "the Indices output is used (tfjs has no MaxPoolWithArgmax for ONNX's layout)"
+    static = None not in (spatial(ctx, node) or [None])
+    n = rank - 2
+    dil = attr(node, "dilations", [1] * n)
+    needs_static = attr(node, "ceil_mode", 0) or max(dil) > 1 or attr(
+        node, "auto_pad", "NOTSET") == "SAME_LOWER" or (
+        node.op_type == "AveragePool" and not attr(node, "count_include_pad", 0) and
+        any(attr(node, "pads", [0]))) or attr(node, "auto_pad", "NOTSET") not in ("NOTSET",
+                                                                               "VALID")
+    if needs_static and not static:
+        return "ceil_mode, dilations, auto_pad or excluded padding on run-time sizes"
+    if ctx.tf_dtype(node.inputs[0]) != "float32":
+        return "pooling of non-float tensors"
+    return None
+
+
+def _counts(d: int, k: int, s: int, dl: int, b: int, e: int, out: int, include_pad: bool):
+    lo, hi = (-b, d + e) if include_pad else (0, d)
+    count = np.zeros(out)
+    for o in range(out):
+        taps = o * s - b + np.arange(k) * dl
+        count[o] = np.count_nonzero((taps >= lo) & (taps < hi))
+    return count
+
+
+@rule("MaxPool", "AveragePool", "LpPool", check=_pool_check, layout=True)
+def pool(ctx: Ctx, node: ir.Node) -> list[str]:
+    op = node.op_type
+    kernel = attr(node, "kernel_shape")
+    n = len(kernel)
+    strides, dilations, dims, pads = _geometry(ctx, node, kernel)
+    x = ctx.x(node.inputs[0])
+    k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    static = None not in dims
+    outs, extra = None, [0] * n
+    if static:
+        outs = []
+        for i in range(n):
+            span = dims[i] + pads[i][0] + pads[i][1] - k_eff[i]
+            if attr(node, "ceil_mode", 0):
+                o = -(-span // strides[i]) + 1
+                if (o - 1) * strides[i] >= dims[i] + pads[i][0]:
+                    o -= 1
+            else:
+                o = span // strides[i] + 1
+            outs.append(o)
+            extra[i] = max((o - 1) * strides[i] + k_eff[i] - (dims[i] + sum(pads[i])), 0)
+    if op == "LpPool":
+        p = attr(node, "p", 2)
+        x = unary(ctx, "Square", x) if p == 2 else binary(ctx, "Pow", unary(ctx, "Abs", x),
+                                                          fconst(ctx, p))
+    fill = -np.inf if op == "MaxPool" else 0.0
+    full_pads = [(b, e + x_) for (b, e), x_ in zip(pads, extra)]
+    x = _pad_spatial(ctx, x, full_pads, fill)
+    tf_op = "MaxPool" if op == "MaxPool" else "AvgPool"
+    if max(dilations) > 1:
+        y = _dilated_pool(ctx, x, tf_op, kernel, strides, dilations, outs)
+    else:
+        x2 = _to_2d(ctx, x, n)
+        k2, s2 = ([1, *kernel], [1, *strides]) if n == 1 else (kernel, strides)
+        name = tf_op + ("3D" if n == 3 else "")
+        y = ctx.op(name, [x2], {"ksize": a_list("i", [1, *k2, 1]),
+                                "strides": a_list("i", [1, *s2, 1]),
+                                "padding": a_str("VALID")})
+        y = _from_2d(ctx, y, n)
+    window = int(np.prod(kernel))
+    if op == "AveragePool" and static:
+        include = bool(attr(node, "count_include_pad", 0))
+        count = np.ones([1])
+        for i in range(n):
+            c = _counts(dims[i], kernel[i], strides[i], dilations[i], pads[i][0], pads[i][1],
+                        outs[i], include)
+            count = np.multiply.outer(count, c)
+        count = count.reshape([1, *outs, 1])
+        if (count != window).any():
+            y = binary(ctx, "Mul", y, ctx.const((window / count).astype(np.float32), "count"))
+    if op == "LpPool":
+        y = binary(ctx, "Mul", y, fconst(ctx, window))
+        p = attr(node, "p", 2)
+        y = unary(ctx, "Sqrt", y) if p == 2 else binary(ctx, "Pow", y, fconst(ctx, 1.0 / p))
+    return [y]
+
+
+def _dilated_pool(ctx: Ctx, x: str, tf_op: str, kernel, strides, dilations, outs) -> str:
+    """Max/mean over kernel taps, each tap a strided slice of the padded input."""
+    n = len(kernel)
+    rank = n + 2
+    y = None
+    for tap in np.ndindex(*kernel):
+        begin = [0, *[t * d for t, d in zip(tap, dilations)], 0]
+        end = [0, *[b + (o - 1) * s + 1 for b, o, s in zip(begin[1:-1], outs, strides)], 0]
+        part = ctx.op("StridedSlice", [x, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+                                       ctx.i32([1, *strides, 1], "strides")],
+                      strided_attrs(begin_mask=1 | 1 << (rank - 1),
+                                    end_mask=1 | 1 << (rank - 1)))
+        y = part if y is None else binary(ctx, "Maximum" if tf_op == "MaxPool" else "AddV2",
+                                          y, part)
+    if tf_op == "AvgPool":
+        y = binary(ctx, "RealDiv", y, fconst(ctx, int(np.prod(kernel))))
+    return y
+
+
+def _global_check(ctx: Ctx, node: ir.Node) -> str | None:
+    return None if ctx.rank(node.inputs[0]) is not None else "the input's rank is unknown"
+
+
+@rule("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", check=_global_check, layout=True)
+def global_pool(ctx: Ctx, node: ir.Node) -> list[str]:
+    rank = ctx.need_rank(node.inputs[0], node)
+    axes = list(range(1, rank - 1))
+    x = ctx.x(node.inputs[0])
+    if node.op_type == "GlobalAveragePool":
+        return [reduce(ctx, "Mean", x, axes, True)]
+    if node.op_type == "GlobalMaxPool":
+        return [reduce(ctx, "Max", x, axes, True)]
+    p = attr(node, "p", 2)
+    s = reduce(ctx, "Sum", binary(ctx, "Pow", unary(ctx, "Abs", x), fconst(ctx, p)), axes, True)
+    return [binary(ctx, "Pow", s, fconst(ctx, 1.0 / p))]
+
+
+# --- normalization over the channel axis --------------------------------------------------------
+
+def _bn_check(ctx: Ctx, node: ir.Node) -> str | None:
+    if attr(node, "training_mode", 0):
+        return "training_mode=1"
+    return _extra_outputs_unused(node)
+
+
+@rule("BatchNormalization", check=_bn_check, layout=True)
+def batch_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    x = ctx.x(node.inputs[0])
+    eps = attr(node, "epsilon", 1e-5)
+    vals = [ctx.value(v) for v in node.inputs[1:5]]
+    if all(v is not None for v in vals):
+        scale, bias, mean, var = (v.astype(np.float64) for v in vals)
+        k = scale / np.sqrt(var + eps)
+        b = bias - mean * k
+        y = binary(ctx, "Mul", x, ctx.const(k.astype(np.float32), "scale"))
+        return [binary(ctx, "AddV2", y, ctx.const(b.astype(np.float32), "offset"))]
+    scale, bias, mean, var = (ctx.x(v) for v in node.inputs[1:5])
+    k = binary(ctx, "Mul", scale, unary(ctx, "Rsqrt", binary(ctx, "AddV2", var,
+                                                             fconst(ctx, eps))))
+    b = binary(ctx, "Sub", bias, binary(ctx, "Mul", mean, k))
+    return [binary(ctx, "AddV2", binary(ctx, "Mul", x, k), b)]
+
+
+@rule("InstanceNormalization", check=_global_check, layout=True)
+def instance_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    from .to_tfjs_math import normalize_over
+
+    rank = ctx.need_rank(node.inputs[0], node)
+    return [normalize_over(ctx, ctx.x(node.inputs[0]), list(range(1, rank - 1)),
+                           attr(node, "epsilon", 1e-5), ctx.x(node.inputs[1]),
+                           ctx.x(node.inputs[2]))]
+
+
+def _group_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = ctx.shape(node.inputs[0])
+    if s is None or s[-1] is None:
+        return "the channel count is unknown"
+    return None
+
+
+@rule("GroupNormalization", check=_group_norm_check, layout=True)
+def group_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    from .to_tfjs_math import normalize_over
+
+    v = node.inputs[0]
+    shape = ctx.shape(v)
+    c = shape[-1]
+    groups = attr(node, "num_groups")
+    x = ctx.x(v)
+    grouped = ctx.op("Reshape", [x, ctx.i32([0 if shape[0] is None else shape[0], -1, groups,
+                                             c // groups], "shape")]) if shape[0] is not None \
+        else ctx.op("Reshape", [x, ctx.shape_vector([ctx.dim_of(x, 0), -1, groups,
+                                                     c // groups])])
+    y = normalize_over(ctx, grouped, [1, 3], attr(node, "epsilon", 1e-5), None, None)
+    y = ctx.op("Reshape", [y, ctx.shape_of(x)])
+    scale, bias = ctx.value(node.inputs[1]), ctx.value(node.inputs[2])
+    if scale is not None and bias is not None and scale.shape[-1] == groups and groups != c:
+        scale, bias = np.repeat(scale, c // groups), np.repeat(bias, c // groups)  # opset 18
+        return [binary(ctx, "AddV2", binary(ctx, "Mul", y, ctx.const(scale, "scale")),
+                       ctx.const(bias, "bias"))]
+    return [binary(ctx, "AddV2", binary(ctx, "Mul", y, ctx.x(node.inputs[1])),
+                   ctx.x(node.inputs[2]))]
+
+
+def _lrn_check(ctx: Ctx, node: ir.Node) -> str | None:
+    if ctx.rank(node.inputs[0]) != 4:
+        return "LRN of a tensor that is not 4-D (tfjs's LRN is 4-D only)"
+    if attr(node, "size") % 2 == 0:
+        return "an even size (TF's window is symmetric)"
+    return None
+
+
+@rule("LRN", check=_lrn_check, layout=True)
+def lrn(ctx: Ctx, node: ir.Node) -> list[str]:
+    size = attr(node, "size")
+    return [ctx.op("LRN", [ctx.x(node.inputs[0])], {
+        "depth_radius": a_int((size - 1) // 2), "bias": a_float(attr(node, "bias", 1.0)),
+        "alpha": a_float(attr(node, "alpha", 1e-4) / size), "beta": a_float(attr(node, "beta",
+                                                                                 0.75))})]
+
+
+# --- depth <-> space ----------------------------------------------------------------------------
+
+def _d2s_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = ctx.shape(node.inputs[0])
+    if s is None or len(s) != 4:
+        return "the input is not 4-D"
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "DCR":
+        return None
+    return None if None not in s[1:] else "the input's spatial and channel sizes are unknown"
+
+
+@rule("DepthToSpace", "SpaceToDepth", check=_d2s_check, layout=True)
+def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
+    from .to_tfjs_shape import transpose_ref
+
+    b = attr(node, "blocksize")
+    x = ctx.x(node.inputs[0])
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "DCR":
+        return [ctx.op("DepthToSpace", [x], {"block_size": a_int(b),
+                                             "data_format": a_str("NHWC")})]
+    _, h, w, c = ctx.shape(node.inputs[0])
+    if node.op_type == "DepthToSpace":  # CRD: depth = c * b * b + i * b + j
+        t = ctx.op("Reshape", [x, ctx.i32([-1, h, w, c // (b * b), b, b], "shape")])
+        t = transpose_ref(ctx, t, [0, 1, 4, 2, 5, 3], None)
+        return [ctx.op("Reshape", [t, ctx.i32([-1, h * b, w * b, c // (b * b)], "shape")])]
+    t = ctx.op("Reshape", [x, ctx.i32([-1, h // b, b, w // b, b, c], "shape")])
+    t = transpose_ref(ctx, t, [0, 1, 3, 2, 4, 5], None)
+    return [ctx.op("Reshape", [t, ctx.i32([-1, h // b, w // b, b * b * c], "shape")])]
+
+
+# --- resize -------------------------------------------------------------------------------------
+
+from .to_tfjs_resize import resize, resize_check  # noqa: F401  (registers Resize/Upsample)
+
+del math

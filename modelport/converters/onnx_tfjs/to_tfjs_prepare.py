@@ -1,0 +1,313 @@
+"""ONNX -> ONNX steps before the TF mapping: one opset, static shapes, constants, layout.
+
+1. ``normalize``: opsets 9..16 are converted to 17 with ``onnx.version_converter`` (older ones
+   too where the converter can); 17 up to what this onnx knows stay as they are — the mapping
+   handles each op's versions. Then ONNX shape inference (with data propagation).
+2. ``fold_constants``: Constant nodes and nodes whose inputs are all constant become
+   initializers (evaluated with ``onnx.reference``; ConstantOfShape as a zero-stride NumPy view,
+   so the "light" models' uniform weights cost no memory), as do Shape/Size of tensors whose
+   shape is static.
+3. ``to_channels_last``: each layout-sensitive node X (convolutions, pools, normalizations
+   over the channel axis, Resize, DepthToSpace, ...) becomes Transpose(NHWC->NCHW) ∘ X' ∘
+   Transpose(NCHW->NHWC), X' a node of the private domain ``ai.modelport.nhwc`` with X's
+   attributes and inputs whose tensor 0 (in and out) is channels-last; ``layout.optimize`` then
+   cancels the Transposes between neighbours. X' nodes are barriers to that pass.
+4. ``reinfer``: names for new values, and shapes for them by ONNX shape inference (X' outputs
+   carry the shapes set here; inference skips the unknown domain).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+from onnx import version_converter
+
+from ...errors import UnsupportedError
+
+log = logging.getLogger(__name__)
+
+NHWC = "ai.modelport.nhwc"
+TARGET_OPSET = 17
+MIN_OPSET = 1
+NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
+                    "Multinomial", "Bernoulli", "Dropout"}
+FOLD_LIMIT = 1 << 26  # elements; bigger results stay computed at run time
+
+
+def opset_of(model: ir.Model) -> int:
+    for domain in ("", "ai.onnx"):
+        if domain in model.opset_imports:
+            return int(model.opset_imports[domain])
+    raise UnsupportedError("the model imports no ai.onnx opset")
+
+
+def normalize(model: ir.Model) -> ir.Model:
+    opset = opset_of(model)
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise UnsupportedError(f"opset {opset} is newer than onnx {onnx.__version__} knows "
+                               f"({newest})")
+    proto = ir.to_proto(model)
+    if opset < TARGET_OPSET:
+        try:
+            proto = version_converter.convert_version(proto, TARGET_OPSET)
+        except (RuntimeError, TypeError, version_converter.ConvertError) as e:
+            raise UnsupportedError(f"onnx's version converter cannot take opset {opset} to "
+                                   f"{TARGET_OPSET}: {str(e).splitlines()[0][:200]}") from None
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
+                                                  data_prop=True)
+    except (onnx.shape_inference.InferenceError, RuntimeError) as e:
+        log.warning("ONNX shape inference failed (%s); shapes stay as declared", e)
+    out = ir.from_proto(proto)
+    # IR < 4 lists initializers as graph inputs too: they are weights, not inputs.
+    init_names = set(out.graph.initializers)
+    for v in list(out.graph.inputs):
+        if v.name in init_names:
+            out.graph.inputs.remove(v)
+    return out
+
+
+# --- constant folding ---------------------------------------------------------------------------
+
+def is_const(v: ir.Value | None) -> bool:
+    return v is not None and v.const_value is not None and not v.is_graph_input()
+
+
+def static_shape(v: ir.Value) -> list[int] | None:
+    if v.shape is None:
+        return None
+    dims = [d if isinstance(d, int) else None for d in v.shape]
+    return None if any(d is None for d in dims) else dims
+
+
+def _constant_attr(node: ir.Node) -> np.ndarray:
+    for name, attr in node.attributes.items():
+        value = attr.value
+        if name == "value":
+            return value.numpy()
+        if name == "value_float":
+            return np.asarray(value, np.float32)
+        if name == "value_floats":
+            return np.asarray(list(value), np.float32)
+        if name == "value_int":
+            return np.asarray(value, np.int64)
+        if name == "value_ints":
+            return np.asarray(list(value), np.int64)
+        if name == "value_string":
+            return np.asarray(value, dtype=object)
+        if name == "value_strings":
+            return np.asarray(list(value), dtype=object)
+    raise UnsupportedError(f"Constant node {node.name!r} has no value attribute it can read "
+                           f"({', '.join(node.attributes)})")
+
+
+def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
+    op = node.op_type
+    if op == "Constant":
+        return [_constant_attr(node)]
+    if op in ("Shape", "Size"):
+        shape = static_shape(node.inputs[0])
+        if shape is None:
+            return None
+        if op == "Size":
+            return [np.asarray(int(np.prod(shape)), np.int64)]
+        start = node.attributes["start"].value if "start" in node.attributes else 0
+        end = node.attributes["end"].value if "end" in node.attributes else None
+        return [np.asarray(shape[start:end], np.int64)]
+    inputs = node.inputs
+    if not all(v is None or is_const(v) for v in inputs) or not any(v is not None
+                                                                    for v in inputs):
+        return None
+    arrays = [None if v is None else v.const_value.numpy() for v in inputs]
+    if op == "ConstantOfShape":
+        value = node.attributes["value"].value.numpy().reshape(-1) if "value" in \
+            node.attributes else np.zeros(1, np.float32)
+        shape = tuple(int(d) for d in arrays[0].reshape(-1))
+        return [np.broadcast_to(value[0], shape)]
+    if op == "Identity":
+        return [arrays[0]]
+    for out in node.outputs:
+        shape = static_shape(out) if out.shape is not None else None
+        if shape is not None and int(np.prod(shape)) > FOLD_LIMIT:
+            return None
+    from onnx.reference import ReferenceEvaluator
+
+    proto = ir.serde.serialize_node(node)
+    names = [f"in{i}" for i in range(len(inputs))]
+    del proto.input[:]
+    proto.input.extend(["" if v is None else n for v, n in zip(inputs, names)])
+    del proto.output[:]
+    proto.output.extend([f"out{i}" if o.uses() or o.is_graph_output() else ""
+                         for i, o in enumerate(node.outputs)])
+    feeds = {n: a for n, a, v in zip(names, arrays, inputs) if v is not None}
+    try:
+        results = ReferenceEvaluator(proto, opsets={"": opset}).run(None, feeds)
+    except Exception as e:  # noqa: BLE001 - a node the reference cannot fold stays a node
+        log.debug("not folding %s %s: %s", op, node.name, e)
+        return None
+    outs, k = [], 0
+    for name in proto.output:
+        if name:
+            outs.append(np.asarray(results[k]))
+            k += 1
+        else:
+            outs.append(None)
+    return outs
+
+
+def fold_constants(model: ir.Model) -> int:
+    """Replace constant sub-computations by initializers; returns how many nodes went."""
+    graph = model.graph
+    opset = opset_of(model)
+    folded = 0
+    for node in list(graph):
+        if node.domain not in ("", "ai.onnx") or node.op_type in NONDETERMINISTIC or any(
+                a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+                for a in node.attributes.values()):
+            continue
+        results = _evaluate(node, opset)
+        if results is None:
+            continue
+        if any(a is not None and a.dtype == object for a in results):
+            continue  # strings stay nodes (tfjs has few string ops to feed)
+        for out, array in zip(node.outputs, results):
+            if array is None:
+                continue
+            if out.dtype is not None and array.dtype != out.dtype.numpy():
+                array = array.astype(out.dtype.numpy())
+            name = out.name or f"folded_{folded}_{out.index()}"
+            out.name = None
+            value = ir.Value(name=name, shape=ir.Shape(array.shape),
+                             type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+                             const_value=ir.Tensor(array))
+            out.replace_all_uses_with(value, replace_graph_outputs=True)
+            graph.register_initializer(value)
+        graph.remove(node, safe=True)
+        folded += 1
+    _drop_unused_initializers(graph)
+    return folded
+
+
+def _drop_unused_initializers(graph: ir.Graph) -> None:
+    for name, v in list(graph.initializers.items()):
+        if not v.uses() and not v.is_graph_output():
+            graph.initializers.pop(name)
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+def to_nhwc_perm(rank: int) -> list[int]:
+    return [0, *range(2, rank), 1]
+
+
+def to_nchw_perm(rank: int) -> list[int]:
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
+def to_channels_last(model: ir.Model, layout_ops: set[str],
+                     skip: set[int] | frozenset[int] = frozenset()) -> int:
+    """Wrap each layout-sensitive node in Transposes around its channels-last twin.
+
+    ``skip``: ids of nodes to leave alone (the converter has already refused them).
+    """
+    graph = model.graph
+    wrapped = 0
+    for node in list(graph):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in layout_ops or \
+                id(node) in skip:
+            continue
+        x = node.inputs[0]
+        rank = len(x.shape) if x.shape is not None else None
+        if rank is None:
+            out_shape = node.outputs[0].shape
+            rank = len(out_shape) if out_shape is not None else None
+        if rank is None:
+            raise UnsupportedError(f"{node.op_type} node {node.name!r}: the rank of its input "
+                                   "is unknown", layer=node.name)
+        inputs = list(node.inputs)
+        new_nodes = []
+        if rank > 2:
+            t_in = ir.node("Transpose", [x], {"perm": to_nhwc_perm(rank)})
+            t_in.outputs[0].type = x.type
+            if x.shape is not None:
+                t_in.outputs[0].shape = ir.Shape([x.shape[p] for p in to_nhwc_perm(rank)])
+            new_nodes.append(t_in)
+            inputs[0] = t_in.outputs[0]
+        twin = ir.Node(NHWC, node.op_type, inputs,
+                       attributes=[a for a in node.attributes.values()],
+                       num_outputs=len(node.outputs), name=node.name)
+        new_nodes.append(twin)
+        replacements = []
+        for i, out in enumerate(node.outputs):
+            t_out = twin.outputs[i]
+            t_out.type = out.type
+            if i == 0 and rank > 2:
+                if out.shape is not None:
+                    t_out.shape = ir.Shape([out.shape[p] for p in to_nhwc_perm(len(out.shape))])
+                back = ir.node("Transpose", [t_out], {"perm": to_nchw_perm(rank)})
+                back.outputs[0].type, back.outputs[0].shape = out.type, out.shape
+                new_nodes.append(back)
+                replacements.append((out, back.outputs[0]))
+            else:
+                t_out.shape = out.shape
+                replacements.append((out, t_out))
+        graph.insert_after(node, new_nodes)
+        for old, new in replacements:
+            name = old.name
+            was_output = old.is_graph_output()
+            old.replace_all_uses_with(new, replace_graph_outputs=True)
+            if was_output:
+                old.name = None
+                new.name = name
+        graph.remove(node, safe=True)
+        wrapped += 1
+    if wrapped:
+        model.opset_imports[NHWC] = 1
+    return wrapped
+
+
+# --- names and shapes after the rewrites --------------------------------------------------------
+
+def reinfer(model: ir.Model) -> None:
+    """Name every value, then fill in shapes the rewrites left unknown (ONNX inference)."""
+    from onnx_ir.passes.common import NameFixPass
+
+    NameFixPass()(model)
+    graph = model.graph
+    big = {name: v for name, v in graph.initializers.items()
+           if v.const_value is not None and v.const_value.size > 4096}
+    for name in big:
+        graph.initializers.pop(name)
+    try:
+        proto = ir.to_proto(model)
+    finally:
+        for v in big.values():
+            graph.register_initializer(v)
+    for name, v in big.items():
+        proto.graph.input.append(onnx.helper.make_tensor_value_info(
+            name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
+                                                     data_prop=True)
+    except (onnx.shape_inference.InferenceError, RuntimeError) as e:
+        log.warning("shape inference after the layout pass failed: %s", e)
+        return
+    by_name = {}
+    for node in graph:
+        for out in node.outputs:
+            if out.name:
+                by_name[out.name] = out
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
+        v = by_name.get(info.name)
+        if v is None or not info.type.HasField("tensor_type"):
+            continue
+        tt = info.type.tensor_type
+        if v.type is None and tt.elem_type:
+            v.type = ir.TensorType(ir.DataType(tt.elem_type))
+        if v.shape is None and tt.HasField("shape"):
+            v.shape = ir.Shape([d.dim_value if d.HasField("dim_value") else
+                                (d.dim_param or None) for d in tt.shape.dim])

@@ -1,0 +1,265 @@
+"""ONNX -> TF.js: Resize and Upsample, mapped from their channels-last twins.
+
+ONNX's Resize is separable: along each resized axis, output position ``x`` reads the input at
+a coordinate ``x_original`` (``coordinate_transformation_mode``), then picks one element
+(``nearest`` with ``nearest_mode``) or blends neighbours (``linear``, ``cubic``). With static
+input and output sizes the converter computes, per axis, which input elements each output
+reads and with what weights (``onnx_plan``), and the same for tfjs's ResizeBilinear and
+ResizeNearestNeighbor under each (align_corners, half_pixel_centers) setting (``tfjs_plan``,
+from the kernels' documented formulas). Where a tfjs kernel reads exactly the same elements
+with the same weights on every resized axis of a 4-D image, that kernel is emitted. Otherwise
+each axis becomes a GatherV2 with constant indices (nearest) or a batched matrix product with a
+constant interpolation matrix (linear, cubic): exact, whatever the mode.
+
+Refused up front: run-time sizes or scales, antialiasing, ``tf_crop_and_resize``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from ...formats.tfjs_graph import a_bool, a_int
+from .to_tfjs_core import Ctx, attr, rule
+from .to_tfjs_prepare import to_nhwc_perm
+
+COORD_MODES = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+               "asymmetric", "tf_half_pixel_for_nn"}
+NEAREST_MODES = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}
+
+
+def _inputs(node: ir.Node):
+    """(scales value, sizes value) as ONNX inputs (either may be None or empty)."""
+    ins = list(node.inputs) + [None] * 4
+    if node.op_type == "Upsample" or len(node.inputs) == 2:  # Upsample, Resize-10: X, scales
+        return ins[1], None
+    return ins[2], ins[3]
+
+
+def _settings(node: ir.Node) -> dict:
+    if node.op_type == "Upsample":
+        mode = attr(node, "mode", "nearest")
+        return {"mode": "linear" if mode in ("linear", "bilinear") else mode,
+                "coord": "asymmetric", "nearest": "floor", "cubic_a": -0.75, "exclude": 0}
+    coord = attr(node, "coordinate_transformation_mode", "half_pixel")
+    if len(node.inputs) == 2:  # Resize-10 is asymmetric with nearest floor
+        coord = attr(node, "coordinate_transformation_mode", "asymmetric")
+    return {"mode": attr(node, "mode", "nearest"), "coord": coord,
+            "nearest": attr(node, "nearest_mode", "round_prefer_floor" if len(node.inputs) > 2
+                            else "floor"),
+            "cubic_a": attr(node, "cubic_coeff_a", -0.75),
+            "exclude": attr(node, "exclude_outside", 0)}
+
+
+def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list[int], list[int], list[float]] | str:
+    """(input sizes, output sizes, scales) per axis in ONNX (NCHW) order, or why not."""
+    shape = ctx.shape(node.inputs[0])
+    if shape is None or None in shape:
+        return "Resize needs static input sizes"
+    rank = len(shape)
+    nchw = [shape[p] for p in _to_nchw(rank)]
+    sv, zv = _inputs(node)
+    scales = ctx.value(sv) if sv is not None else None
+    sizes = ctx.value(zv) if zv is not None else None
+    if sv is not None and scales is None or zv is not None and sizes is None:
+        return "scales or sizes computed at run time"
+    axes = attr(node, "axes")
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    policy = attr(node, "keep_aspect_ratio_policy", "stretch")
+    if sizes is not None and sizes.size:
+        want = {a: int(s) for a, s in zip(axes, sizes.reshape(-1))}
+        if policy == "stretch":
+            out = [want.get(a, nchw[a]) for a in range(rank)]
+            scale = [out[a] / nchw[a] for a in range(rank)]
+        elif policy in ("not_larger", "not_smaller"):
+            ratios = [want[a] / nchw[a] for a in axes]
+            common = min(ratios) if policy == "not_larger" else max(ratios)
+            scale = [common if a in want else 1.0 for a in range(rank)]
+            # the spec rounds half away from zero here (not Python's round-half-even)
+            out = [math.floor(nchw[a] * scale[a] + 0.5) if a in want else nchw[a]
+                   for a in range(rank)]
+        else:
+            return f"keep_aspect_ratio_policy={policy!r}"
+    elif scales is not None and scales.size:
+        given = {a: float(s) for a, s in zip(axes, scales.reshape(-1))}
+        scale = [given.get(a, 1.0) for a in range(rank)]
+        out = [math.floor(nchw[a] * scale[a]) for a in range(rank)]
+    else:
+        return "neither scales nor sizes is given"
+    if any(o <= 0 for o in out):
+        return f"an empty output {out}"
+    return nchw, out, scale
+
+
+def _to_nchw(rank: int) -> list[int]:
+    """For each NCHW axis, the channels-last axis that holds it."""
+    if rank <= 2:
+        return list(range(rank))
+    nhwc = to_nhwc_perm(rank)  # nhwc axis j holds nchw axis nhwc[j]
+    return [nhwc.index(a) for a in range(rank)]
+
+
+def resize_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = _settings(node)
+    if s["mode"] not in ("nearest", "linear", "cubic"):
+        return f"mode={s['mode']!r}"
+    if s["coord"] == "tf_crop_and_resize":
+        return "coordinate_transformation_mode='tf_crop_and_resize'"
+    if s["coord"] not in COORD_MODES:
+        return f"coordinate_transformation_mode={s['coord']!r}"
+    if s["mode"] == "nearest" and s["nearest"] not in NEAREST_MODES:
+        return f"nearest_mode={s['nearest']!r}"
+    if attr(node, "antialias", 0) and s["mode"] != "nearest":
+        return "antialias=1"
+    if ctx.tf_dtype(node.inputs[0]) != "float32" and s["mode"] != "nearest":
+        return "linear/cubic resizing of a non-float tensor"
+    sizes = _axis_sizes(ctx, node)
+    return sizes if isinstance(sizes, str) else None
+
+
+# --- per-axis plans: (out, in) weight matrices ---------------------------------------------------
+
+def _original(coord: str, x: np.ndarray, n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """ONNX's x_original for output positions ``x`` (the spec's formulas)."""
+    if coord == "half_pixel":
+        return (x + 0.5) / scale - 0.5
+    if coord == "half_pixel_symmetric":
+        adjustment = n_out / (scale * n_in)
+        center = n_in / 2
+        return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
+    if coord == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if n_out > 1 else np.zeros_like(x)
+    if coord == "align_corners":
+        return x * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(x)
+    if coord == "asymmetric":
+        return x / scale
+    return (x + 0.5) / scale  # tf_half_pixel_for_nn
+
+
+def _cubic(d: np.ndarray, a: float) -> np.ndarray:
+    d = np.abs(d)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+
+
+def onnx_plan(s: dict, n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """The (n_out, n_in) matrix of ONNX's resize along one axis."""
+    x = _original(s["coord"], np.arange(n_out, dtype=np.float64), n_in, n_out, scale)
+    w = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if s["mode"] == "nearest":
+        mode = s["nearest"]
+        if mode == "round_prefer_floor":
+            idx = np.ceil(x - 0.5)
+        elif mode == "round_prefer_ceil":
+            idx = np.floor(x + 0.5)
+        elif mode == "floor":
+            idx = np.floor(x)
+        else:
+            idx = np.ceil(x)
+        w[rows, np.clip(idx, 0, n_in - 1).astype(int)] = 1.0
+        return w
+    if s["mode"] == "linear":
+        x = np.clip(x, 0, n_in - 1)  # beyond the edges: the edge value
+        lo = np.floor(x)
+        t = x - lo
+        lo = lo.astype(int)
+        np.add.at(w, (rows, lo), 1 - t)
+        np.add.at(w, (rows, np.minimum(lo + 1, n_in - 1)), t)
+        return w
+    lo = np.floor(x)
+    t = x - lo
+    for k in (-1, 0, 1, 2):
+        idx = lo.astype(int) + k
+        coeff = _cubic(t - k, s["cubic_a"])
+        inside = (idx >= 0) & (idx < n_in)
+        if s["exclude"]:
+            coeff = np.where(inside, coeff, 0.0)
+        np.add.at(w, (rows, np.clip(idx, 0, n_in - 1)), coeff)
+    if s["exclude"]:
+        w /= w.sum(axis=1, keepdims=True)
+    return w
+
+
+def tfjs_plan(kind: str, n_in: int, n_out: int, align: bool, half: bool) -> np.ndarray:
+    """The (n_out, n_in) matrix tfjs's ResizeBilinear / ResizeNearestNeighbor compute."""
+    eff_in = n_in - 1 if align and n_out > 1 else n_in
+    eff_out = n_out - 1 if align and n_out > 1 else n_out
+    ratio = eff_in / eff_out
+    r = np.arange(n_out, dtype=np.float64)
+    w = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if kind == "nearest":
+        src = ratio * (r + 0.5) if half else ratio * r
+        idx = np.floor(src + 0.5) if align else np.floor(src)
+        idx = np.minimum(n_in - 1, idx)
+        if half:
+            idx = np.maximum(0, idx)
+        w[rows, idx.astype(int)] = 1.0
+        return w
+    src = ratio * (r + 0.5) - 0.5 if half else ratio * r
+    lo = np.maximum(0, np.floor(src))
+    frac = src - lo
+    hi = np.minimum(n_in - 1, np.ceil(src))
+    np.add.at(w, (rows, lo.astype(int)), 1 - frac)
+    np.add.at(w, (rows, hi.astype(int)), frac)
+    return w
+
+
+# TF's two flags; TF refuses both at once.
+TFJS_SETTINGS = ((False, True), (True, False), (False, False))
+
+
+def _kernel_settings(s: dict, plans: dict[int, np.ndarray], sizes) -> tuple[bool, bool] | None:
+    kind = "nearest" if s["mode"] == "nearest" else "bilinear" if s["mode"] == "linear" \
+        else None
+    if kind is None:
+        return None
+    n_in, n_out = sizes
+    for align, half in TFJS_SETTINGS:
+        if all(np.allclose(tfjs_plan(kind, n_in[a], n_out[a], align, half), w, atol=1e-6)
+               for a, w in plans.items()):
+            return align, half
+    return None
+
+
+@rule("Resize", "Upsample", check=resize_check, layout=True)
+def resize(ctx: Ctx, node: ir.Node) -> list[str]:
+    s = _settings(node)
+    n_in, n_out, scale = _axis_sizes(ctx, node)
+    rank = len(n_in)
+    where = _to_nchw(rank)  # NCHW axis -> channels-last axis
+    plans = {a: onnx_plan(s, n_in[a], n_out[a], scale[a]) for a in range(rank)
+             if n_in[a] != n_out[a] or not np.array_equal(onnx_plan(s, n_in[a], n_out[a],
+                                                                     scale[a]), np.eye(n_in[a]))}
+    x = ctx.x(node.inputs[0])
+    if not plans:
+        return [ctx.op("Identity", [x])]
+    if rank == 4 and set(plans) <= {2, 3}:
+        for a in (2, 3):
+            plans.setdefault(a, np.eye(n_in[a]))
+        flags = _kernel_settings(s, plans, (n_in, n_out))
+        if flags is not None:
+            op = "ResizeNearestNeighbor" if s["mode"] == "nearest" else "ResizeBilinear"
+            y = ctx.op(op, [x, ctx.i32([n_out[2], n_out[3]], "size")],
+                       {"align_corners": a_bool(flags[0]), "half_pixel_centers": a_bool(flags[1])})
+            return [y]
+    shape = [n_in[where.index(j)] for j in range(rank)]  # channels-last shape, updated per axis
+    for a, w in sorted(plans.items()):
+        j = where[a]
+        if s["mode"] == "nearest":
+            idx = np.argmax(w, axis=1).astype(np.int32)
+            x = ctx.op("GatherV2", [x, ctx.i32(idx, "indices"), ctx.i32(j, "axis")],
+                       {"batch_dims": a_int(0)})
+        else:
+            outer, inner = int(np.prod(shape[:j])), int(np.prod(shape[j + 1:]))
+            x3 = ctx.op("Reshape", [x, ctx.i32([outer, shape[j], inner], "shape")])
+            y3 = ctx.op("BatchMatMulV2", [ctx.const(w[None].astype(np.float32), "interp"), x3],
+                        {"adj_x": a_bool(False), "adj_y": a_bool(False)})
+            shape[j] = n_out[a]
+            x = ctx.op("Reshape", [y3, ctx.i32(shape, "shape")])
+        shape[j] = n_out[a]
+    return [x]

@@ -1,0 +1,566 @@
+"""ONNX -> TF.js: shapes, indexing, padding and the like (layout-agnostic ops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ...formats.tfjs_graph import a_bool, a_int, a_list, a_str, a_type
+from .to_tfjs_core import (
+    Ctx,
+    attr,
+    concat,
+    onnx_enum_dtype,
+    rule,
+    strided_attrs,
+    unsupported,
+)
+from .to_tfjs_math import binary, unary
+
+INT32_MAX = 2**31 - 1
+
+
+def _const_input(ctx: Ctx, node: ir.Node, index: int):
+    v = node.inputs[index] if len(node.inputs) > index else None
+    return None if v is None else ctx.value(v)
+
+
+def _needs_const(*indices: int, what: str = "input"):
+    def check(ctx: Ctx, node: ir.Node) -> str | None:
+        for i in indices:
+            if len(node.inputs) > i and node.inputs[i] is not None and \
+                    ctx.value(node.inputs[i]) is None:
+                return f"{what} {node.inputs[i].name!r} is computed at run time"
+        return None
+    return check
+
+
+def _rank_check(ctx: Ctx, node: ir.Node) -> str | None:
+    return None if ctx.rank(node.inputs[0]) is not None else "the input's rank is unknown"
+
+
+def _both(*checks):
+    def check(ctx: Ctx, node: ir.Node) -> str | None:
+        for c in checks:
+            why = c(ctx, node)
+            if why:
+                return why
+        return None
+    return check
+
+
+# --- reshaping ----------------------------------------------------------------------------------
+
+@rule("Reshape")
+def reshape(ctx: Ctx, node: ir.Node) -> list[str]:
+    v, s = node.inputs[0], node.inputs[1]
+    x = ctx.x(v)
+    shape = ctx.value(s)
+    if shape is None:
+        return [ctx.op("Reshape", [x, ctx.x(s)])]  # a computed shape: no 0 to copy expected
+    dims = [int(d) for d in shape.reshape(-1)]
+    if 0 in dims and not attr(node, "allowzero", 0):
+        in_shape = ctx.shape(v) or []
+        parts = []
+        for i, d in enumerate(dims):
+            if d != 0:
+                parts.append(d)
+            elif i < len(in_shape) and in_shape[i] is not None:
+                parts.append(in_shape[i])
+            else:
+                parts.append(ctx.dim_of(x, i))
+        return [ctx.op("Reshape", [x, ctx.shape_vector(parts)])]
+    return [ctx.op("Reshape", [x, ctx.i32(dims, "shape")])]
+
+
+def static_reshape_target(ctx: Ctx, x: str, shape: list[int | None]) -> str:
+    """Shape tensor for a reshape to ``shape``: one unknown becomes -1, more are computed."""
+    unknown = [i for i, d in enumerate(shape) if d is None]
+    if len(unknown) <= 1:
+        return ctx.i32([-1 if d is None else d for d in shape], "shape")
+    return ctx.shape_vector([d if d is not None else ctx.dim_of(x, i)
+                             for i, d in enumerate(shape)])
+
+
+@rule("Flatten", check=_rank_check)
+def flatten(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    rank = ctx.need_rank(v, node)
+    axis = attr(node, "axis", 1) % (rank + 1) if rank else 0
+    shape = ctx.shape(v)
+    x = ctx.x(v)
+    head, tail = shape[:axis], shape[axis:]
+    a = int(np.prod(head)) if None not in head else None
+    b = int(np.prod(tail)) if None not in tail else None
+    if a is not None or b is not None:
+        return [ctx.op("Reshape", [x, ctx.i32([-1 if a is None else a,
+                                               -1 if b is None else b], "shape")])]
+    prod = ctx.op("Prod", [ctx.slice1(ctx.shape_of(x), 0, axis), ctx.i32([0], "axes")],
+                  {"keep_dims": a_bool(True)})
+    return [ctx.op("Reshape", [x, concat(ctx, [prod, ctx.i32([-1])], 0)])]
+
+
+def _axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
+    if "axes" in node.attributes:
+        return list(attr(node, "axes"))
+    value = _const_input(ctx, node, 1)
+    return None if value is None else [int(a) for a in value.reshape(-1)]
+
+
+@rule("Squeeze", check=_needs_const(1, what="axes"))
+def squeeze(ctx: Ctx, node: ir.Node) -> list[str]:
+    x = ctx.x(node.inputs[0])
+    axes = _axes(ctx, node)
+    rank = ctx.rank(node.inputs[0])
+    if not axes:
+        if rank is None:
+            return [ctx.op("Squeeze", [x])]  # tfjs: every dimension of size 1
+        shape = ctx.shape(node.inputs[0])
+        if None in shape:
+            return [ctx.op("Squeeze", [x])]
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    if rank is not None:
+        axes = sorted(a % rank for a in axes)
+    return [ctx.op("Squeeze", [x], {"squeeze_dims": a_list("i", axes)})]
+
+
+@rule("Unsqueeze", check=_needs_const(1, what="axes"))
+def unsqueeze(ctx: Ctx, node: ir.Node) -> list[str]:
+    x = ctx.x(node.inputs[0])
+    axes = _axes(ctx, node)
+    rank = ctx.rank(node.inputs[0])
+    if any(a < 0 for a in axes):
+        if rank is None:
+            raise unsupported(node, "negative axes on an input of unknown rank")
+        axes = [a % (rank + len(axes)) for a in axes]
+    for a in sorted(axes):
+        x = ctx.op("ExpandDims", [x, ctx.i32(a, "axis")])
+    return [x]
+
+
+def transpose_ref(ctx: Ctx, x: str, perm: list[int], shape: list[int | None] | None) -> str:
+    """Transpose; a Reshape when only dimensions of size 1 move (no data moves then)."""
+    if perm == list(range(len(perm))):
+        return ctx.op("Identity", [x])
+    if shape is not None and len(shape) == len(perm):
+        moved = [shape[p] for p in perm]
+        kept = [i for i in perm if shape[i] != 1]
+        if kept == sorted(kept) and moved.count(None) <= 1:
+            return ctx.op("Reshape", [x, ctx.i32([-1 if d is None else d for d in moved],
+                                                 "shape")])
+    return ctx.op("Transpose", [x, ctx.i32(perm, "perm")])
+
+
+@rule("Transpose")
+def transpose(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    perm = attr(node, "perm")
+    if perm is None:
+        rank = ctx.need_rank(v, node)
+        perm = list(reversed(range(rank)))
+    return [transpose_ref(ctx, ctx.x(v), list(perm), ctx.shape(v))]
+
+
+@rule("Concat")
+def concat_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    refs = [ctx.x(v) for v in node.inputs if v is not None]
+    axis = attr(node, "axis")
+    rank = next((ctx.rank(v) for v in node.inputs if ctx.rank(v) is not None), None)
+    if axis < 0 and rank is not None:
+        axis %= rank
+    if len(refs) == 1:
+        return [ctx.op("Identity", refs)]
+    return [concat(ctx, refs, axis)]
+
+
+@rule("Split", check=_both(_rank_check, _needs_const(1, what="split sizes")))
+def split(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    rank = ctx.need_rank(v, node)
+    axis = attr(node, "axis", 0) % rank
+    n = len(node.outputs)
+    sizes = attr(node, "split")
+    if sizes is None:
+        value = _const_input(ctx, node, 1)
+        sizes = None if value is None else [int(s) for s in value.reshape(-1)]
+    dim = ctx.shape(v)[axis]
+    if sizes is None and dim is not None:
+        chunk = -(-dim // n)
+        sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
+    x = ctx.x(v)
+    if sizes is None:
+        outs = ctx.op("Split", [ctx.i32(axis, "axis"), x], {"num_split": a_int(n)}, n_out=n)
+    else:
+        outs = ctx.op("SplitV", [x, ctx.i32(sizes, "sizes"), ctx.i32(axis, "axis")], n_out=n)
+    return outs if n > 1 else [outs]
+
+
+# --- slicing and indexing -----------------------------------------------------------------------
+
+def _slice_check(ctx: Ctx, node: ir.Node) -> str | None:
+    if ctx.rank(node.inputs[0]) is None:
+        return "the input's rank is unknown"
+    if "starts" in node.attributes:
+        return None
+    return _needs_const(1, 2, 3, 4, what="slice parameter")(ctx, node)
+
+
+@rule("Slice", check=_slice_check)
+def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    rank = ctx.need_rank(v, node)
+    shape = ctx.shape(v)
+    if "starts" in node.attributes:  # opset < 10
+        starts, ends = attr(node, "starts"), attr(node, "ends")
+        axes, steps = attr(node, "axes", list(range(len(starts)))), [1] * len(starts)
+    else:
+        starts = [int(s) for s in _const_input(ctx, node, 1).reshape(-1)]
+        ends = [int(e) for e in _const_input(ctx, node, 2).reshape(-1)]
+        a = _const_input(ctx, node, 3)
+        axes = list(range(len(starts))) if a is None else [int(x) for x in a.reshape(-1)]
+        s = _const_input(ctx, node, 4)
+        steps = [1] * len(starts) if s is None else [int(x) for x in s.reshape(-1)]
+    begin, end, stride = [0] * rank, [0] * rank, [1] * rank
+    begin_mask = end_mask = (1 << rank) - 1
+    for start, stop, axis, step in zip(starts, ends, axes, steps):
+        axis %= rank
+        bit = 1 << axis
+        stride[axis] = step
+        d = shape[axis]
+        if d is not None:  # ONNX's clamping rules, exactly
+            start = start + d if start < 0 else start
+            stop = stop + d if stop < 0 else stop
+            if step > 0:
+                start, stop = min(max(start, 0), d), min(max(stop, 0), d)
+            else:
+                start, stop = min(max(start, 0), d - 1), min(max(stop, -1), d - 1)
+            begin[axis] = start
+            begin_mask &= ~bit
+            if stop == -1 and step < 0:
+                continue  # through index 0: only the end mask says so
+            end[axis] = stop
+            end_mask &= ~bit
+            continue
+        if (step > 0 and start > -INT32_MAX) or (step < 0 and start < INT32_MAX):
+            begin[axis] = max(min(start, INT32_MAX), -INT32_MAX)
+            begin_mask &= ~bit
+        if (step > 0 and stop < INT32_MAX) or (step < 0 and stop > -INT32_MAX):
+            end[axis] = max(min(stop, INT32_MAX), -INT32_MAX)
+            end_mask &= ~bit
+    return [ctx.op("StridedSlice", [ctx.x(v), ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+                                    ctx.i32(stride, "strides")],
+                   strided_attrs(begin_mask=begin_mask, end_mask=end_mask))]
+
+
+def _nonneg_indices(ctx: Ctx, iv: ir.Value, data: ir.Value, axis: int, x: str) -> str:
+    """ONNX indices may be negative (from the end); tfjs's gather wants 0..n-1."""
+    value = ctx.value(iv)
+    dim = (ctx.shape(data) or [None] * (axis + 1))[axis]
+    if value is not None:
+        if not (value < 0).any():
+            return ctx.x(iv)
+        if dim is not None:
+            return ctx.const(np.where(value < 0, value + dim, value).astype(np.int32), "indices")
+    d = ctx.i32(dim) if dim is not None else ctx.op(
+        "Squeeze", [ctx.dim_of(x, axis)], {"squeeze_dims": a_list("i", [0])})
+    idx = ctx.x(iv)
+    return binary(ctx, "FloorMod", idx, d)
+
+
+@rule("Gather", check=_rank_check)
+def gather(ctx: Ctx, node: ir.Node) -> list[str]:
+    v, iv = node.inputs
+    rank = ctx.need_rank(v, node)
+    axis = attr(node, "axis", 0) % rank
+    x = ctx.x(v)
+    idx = _nonneg_indices(ctx, iv, v, axis, x)
+    return [ctx.op("GatherV2", [x, idx, ctx.i32(axis, "axis")], {"batch_dims": a_int(0)})]
+
+
+def _static_indices_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = ctx.shape(node.inputs[1])
+    if s is None or None in s or ctx.shape(node.inputs[0]) is None:
+        return "the indices' shape is not static"
+    return None
+
+
+def _element_coords(ctx: Ctx, node: ir.Node, data: ir.Value, iv: ir.Value) -> str:
+    """[..., rank] coordinates for GatherNd/TensorScatterUpdate from per-element indices."""
+    rank = ctx.need_rank(data, node)
+    axis = attr(node, "axis", 0) % rank
+    ishape = ctx.shape(iv)
+    x = ctx.x(data)
+    idx = _nonneg_indices(ctx, iv, data, axis, x)
+    grids = np.indices(ishape, dtype=np.int32)
+    parts = [idx if d == axis else ctx.const(grids[d], "grid") for d in range(rank)]
+    return ctx.op("Pack", parts, {"axis": a_int(rank), "N": a_int(rank)})
+
+
+@rule("GatherElements", check=_static_indices_check)
+def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
+    data, iv = node.inputs
+    coords = _element_coords(ctx, node, data, iv)
+    return [ctx.op("GatherNd", [ctx.x(data), coords])]
+
+
+@rule("ScatterElements", check=lambda ctx, n: _static_indices_check(ctx, n) or (
+    None if attr(n, "reduction", "none") == "none" else f"reduction={attr(n, 'reduction')!r}"))
+def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
+    data, iv, upd = node.inputs
+    coords = _element_coords(ctx, node, data, iv)
+    return [ctx.op("TensorScatterUpdate", [ctx.x(data), coords, ctx.x(upd)])]
+
+
+@rule("GatherND", check=lambda ctx, n: None if attr(n, "batch_dims", 0) == 0
+      else "batch_dims > 0")
+def gather_nd(ctx: Ctx, node: ir.Node) -> list[str]:
+    return [ctx.op("GatherNd", [ctx.x(node.inputs[0]), ctx.x(node.inputs[1])])]
+
+
+@rule("ScatterND", check=lambda ctx, n: None if attr(n, "reduction", "none") == "none"
+      else f"reduction={attr(n, 'reduction')!r}")
+def scatter_nd(ctx: Ctx, node: ir.Node) -> list[str]:
+    return [ctx.op("TensorScatterUpdate", [ctx.x(v) for v in node.inputs])]
+
+
+# --- padding, tiling, broadcasting --------------------------------------------------------------
+
+def _pad_check(ctx: Ctx, node: ir.Node) -> str | None:
+    mode = attr(node, "mode", "constant")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        return f"mode={mode!r}"
+    if ctx.rank(node.inputs[0]) is None:
+        return "the input's rank is unknown"
+    if "pads" not in node.attributes:
+        why = _needs_const(1, 3, what="pads")(ctx, node)
+        if why:
+            return why
+    if mode in ("edge", "wrap") and None in ctx.shape(node.inputs[0]):
+        return f"mode={mode!r} on a tensor with run-time dimensions"
+    return None
+
+
+@rule("Pad", check=_pad_check)
+def pad(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    rank = ctx.need_rank(v, node)
+    mode = attr(node, "mode", "constant")
+    if "pads" in node.attributes:
+        pads = np.asarray(attr(node, "pads"), np.int64)
+        value = attr(node, "value", 0.0)
+        value_ref = ctx.scalar(value, ctx.tf_dtype(v))
+    else:
+        pads = _const_input(ctx, node, 1).reshape(-1).astype(np.int64)
+        cv = node.inputs[2] if len(node.inputs) > 2 else None
+        value_ref = None
+        if cv is not None:
+            cval = ctx.value(cv)
+            value_ref = ctx.x(cv) if cval is None else ctx.scalar(
+                cval.reshape(-1)[0] if cval.size else 0, ctx.tf_dtype(v))
+            if cval is None and ctx.rank(cv):
+                value_ref = ctx.op("Reshape", [value_ref, ctx.i32([], "shape")])
+        if value_ref is None:
+            value_ref = ctx.scalar(0, ctx.tf_dtype(v))
+    axes_value = _const_input(ctx, node, 3)
+    axes = list(range(rank)) if axes_value is None else [int(a) % rank
+                                                        for a in axes_value.reshape(-1)]
+    full = np.zeros((rank, 2), np.int64)
+    for i, a in enumerate(axes):
+        full[a] = (pads[i], pads[i + len(axes)])
+    x = ctx.x(v)
+    grow, crop = np.maximum(full, 0), np.minimum(full, 0)
+    if mode == "constant":
+        y = ctx.op("PadV2", [x, ctx.i32(grow, "paddings"), value_ref])
+    elif mode == "reflect":
+        y = ctx.op("MirrorPad", [x, ctx.i32(grow, "paddings")], {"mode": a_str("REFLECT")})
+    else:  # edge / wrap: gather with clamped (or wrapped) indices, axis by axis
+        shape = ctx.shape(v)
+        y = x
+        for a in range(rank):
+            if not grow[a].any():
+                continue
+            idx = np.arange(-grow[a, 0], shape[a] + grow[a, 1])
+            idx = np.clip(idx, 0, shape[a] - 1) if mode == "edge" else idx % shape[a]
+            y = ctx.op("GatherV2", [y, ctx.i32(idx, "indices"), ctx.i32(a, "axis")],
+                       {"batch_dims": a_int(0)})
+    if crop.any():
+        begin = [-int(c[0]) for c in crop]
+        end = [int(c[1]) if c[1] else 0 for c in crop]
+        mask = sum(1 << a for a in range(rank) if crop[a, 1] == 0)
+        y = ctx.op("StridedSlice", [y, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+                                    ctx.i32([1] * rank, "strides")],
+                   strided_attrs(end_mask=mask))
+    return [y]
+
+
+@rule("Expand")
+def expand(ctx: Ctx, node: ir.Node) -> list[str]:
+    v, s = node.inputs
+    x = ctx.x(v)
+    target = ctx.value(s)
+    shape = ctx.shape(v)
+    if target is not None and shape is not None and None not in shape:
+        out = list(np.broadcast_shapes(tuple(shape), tuple(int(d) for d in target.reshape(-1))))
+        if out == shape:
+            return [ctx.op("Identity", [x])]
+        return [ctx.op("BroadcastTo", [x, ctx.i32(out, "shape")])]
+    # ONNX broadcasts both ways (a 1 in the shape keeps x's dimension); BroadcastTo only one.
+    full = ctx.op("BroadcastArgs", [ctx.shape_of(x), ctx.x(s)])
+    return [ctx.op("BroadcastTo", [x, full])]
+
+
+@rule("ConstantOfShape")
+def constant_of_shape(ctx: Ctx, node: ir.Node) -> list[str]:
+    value = attr(node, "value")
+    value = np.zeros(1, np.float32) if value is None else value.reshape(-1)
+    dtype = ctx.tf_dtype(node.outputs[0]) if node.outputs[0].dtype is not None else \
+        "float32"
+    return [ctx.op("Fill", [ctx.x(node.inputs[0]), ctx.scalar(value[0], dtype)],
+                   {"T": a_type(dtype)})]
+
+
+@rule("Range")
+def range_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    dtype = ctx.tf_dtype(node.inputs[0])
+    refs = []
+    for v in node.inputs:
+        r = ctx.x(v)
+        if ctx.rank(v):  # tfjs reads each as a number; a [1] tensor works too
+            r = ctx.op("Reshape", [r, ctx.i32([], "shape")])
+        refs.append(r)
+    return [ctx.op("Range", refs, {"Tidx": a_type(dtype)})]
+
+
+@rule("Shape")
+def shape_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    x = ctx.x(node.inputs[0])
+    s = ctx.op("Shape", [x])
+    start, end = attr(node, "start", 0), attr(node, "end")
+    if start == 0 and end is None:
+        return [s]
+    rank = ctx.rank(node.inputs[0])
+    if rank is not None:
+        start = max(0, min(rank, start + rank if start < 0 else start))
+        end = rank if end is None else max(0, min(rank, end + rank if end < 0 else end))
+        return [ctx.slice1(s, start, end)]
+    return [ctx.slice1(s, start, end)]
+
+
+@rule("NonZero")
+def nonzero(ctx: Ctx, node: ir.Node) -> list[str]:
+    coords = ctx.op("Where", [ctx.x(node.inputs[0])])  # [n, rank]; ONNX wants [rank, n]
+    return [ctx.op("Transpose", [coords, ctx.i32([1, 0], "perm")])]
+
+
+@rule("OneHot", check=_rank_check)
+def one_hot(ctx: Ctx, node: ir.Node) -> list[str]:
+    iv, dv, vv = node.inputs
+    rank = ctx.need_rank(iv, node) + 1
+    axis = attr(node, "axis", -1) % rank
+    idx = ctx.x(iv)
+    if ctx.tf_dtype(iv) != "int32":
+        idx = ctx.op("Cast", [idx], {"DstT": a_type("int32")})
+    depth = ctx.x(dv)
+    if ctx.tf_dtype(dv) != "int32":
+        depth = ctx.op("Cast", [depth], {"DstT": a_type("int32")})
+    if ctx.rank(dv):
+        depth = ctx.op("Reshape", [depth, ctx.i32([], "shape")])
+    # ONNX: negative indices count from the end of depth.
+    idx = ctx.op("SelectV2", [binary(ctx, "Less", idx, ctx.i32(0)),
+                              binary(ctx, "AddV2", idx, depth), idx])
+    values = ctx.x(vv)
+    dtype = ctx.tf_dtype(vv)
+    off = ctx.slice1(values, 0, 1)
+    on = ctx.slice1(values, 1, 2)
+    y = ctx.op("OneHot", [idx, depth, on, off], {"T": a_type(dtype)})
+    if axis != rank - 1:
+        perm = list(range(axis)) + [rank - 1] + list(range(axis, rank - 1))
+        y = ctx.op("Transpose", [y, ctx.i32(perm, "perm")])
+    return [y]
+
+
+@rule("TopK", check=_rank_check)
+def topk(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    rank = ctx.need_rank(v, node)
+    axis = attr(node, "axis", -1) % rank
+    x = ctx.x(v)
+    if axis != rank - 1:
+        perm = [d for d in range(rank) if d != axis] + [axis]
+        x = ctx.op("Transpose", [x, ctx.i32(perm, "perm")])
+    largest = attr(node, "largest", 1)
+    if not largest:
+        x = unary(ctx, "Neg", x)
+    k = ctx.x(node.inputs[1])
+    if ctx.rank(node.inputs[1]):
+        k = ctx.op("Reshape", [k, ctx.i32([], "shape")])
+    values, indices = ctx.op("TopKV2", [x, k], {"sorted": a_bool(True)}, n_out=2)
+    if not largest:
+        values = unary(ctx, "Neg", values)
+    if axis != rank - 1:
+        inverse = [int(i) for i in np.argsort(perm)]
+        values = ctx.op("Transpose", [values, ctx.i32(inverse, "perm")])
+        indices = ctx.op("Transpose", [indices, ctx.i32(inverse, "perm")])
+    return [values, indices]
+
+
+# --- misc ---------------------------------------------------------------------------------------
+
+def _dropout_check(ctx: Ctx, node: ir.Node) -> str | None:
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        training = ctx.value(node.inputs[2])
+        if training is None or bool(training.reshape(-1)[0]):
+            return "training_mode is (or may be) true"
+    return None
+
+
+@rule("Dropout", check=_dropout_check)
+def dropout(ctx: Ctx, node: ir.Node) -> list[str]:
+    x = ctx.x(node.inputs[0])
+    outs = [ctx.op("Identity", [x])]
+    if len(node.outputs) > 1:
+        outs.append(ctx.op("Fill", [ctx.shape_of(x), ctx.scalar(True, "bool")],
+                           {"T": a_type("bool")}))
+    return outs
+
+
+@rule("CastLike")
+def cast_like(ctx: Ctx, node: ir.Node) -> list[str]:
+    return [ctx.op("Cast", [ctx.x(node.inputs[0])],
+                   {"DstT": a_type(ctx.tf_dtype(node.inputs[1]))})]
+
+
+@rule("Cast")
+def cast(ctx: Ctx, node: ir.Node) -> list[str]:
+    to = onnx_enum_dtype(attr(node, "to"))
+    if to == "string" or ctx.tf_dtype(node.inputs[0]) == "string":
+        raise unsupported(node, "casts from or to strings")
+    return [ctx.op("Cast", [ctx.x(node.inputs[0])], {"DstT": a_type(to)})]
+
+
+def _static_shape_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = ctx.shape(node.inputs[0])
+    return None if s is not None and None not in s else "the input's shape is not static"
+
+
+@rule("Trilu", check=_both(_static_shape_check, _needs_const(1, what="k")))
+def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
+    v = node.inputs[0]
+    shape = ctx.shape(v)
+    kv = _const_input(ctx, node, 1)
+    k = 0 if kv is None else int(kv.reshape(-1)[0])
+    n, m = shape[-2], shape[-1]
+    mask = np.triu(np.ones((n, m), bool), k) if attr(node, "upper", 1) else \
+        np.tril(np.ones((n, m), bool), k)
+    return [ctx.op("SelectV2", [ctx.const(mask, "mask"), ctx.x(v),
+                                ctx.scalar(0, ctx.tf_dtype(v))])]
+
+
+@rule("EyeLike", check=_static_shape_check)
+def eye_like(ctx: Ctx, node: ir.Node) -> list[str]:
+    n, m = ctx.shape(node.inputs[0])
+    dtype = attr(node, "dtype")
+    np_dtype = ir.DataType(dtype).numpy() if dtype is not None else \
+        ctx.np_dtype(node.inputs[0])
+    eye = np.eye(n, m, attr(node, "k", 0), dtype=np_dtype)
+    return [ctx.op("Identity", [ctx.const(eye, "eye")])]
