@@ -1,0 +1,537 @@
+"""TF.js graph-model (``TfjsGraph``) -> ONNX, one registered mapping per TF op.
+
+``convert`` walks the TF nodes in dependency order and hands each to its mapping: a function
+registered in ``MAPPINGS`` (family modules ``from_tfjs_nn`` — convolutions, pooling, matmuls,
+normalization, activations — and ``from_tfjs_ops`` — elementwise math, reductions, shapes,
+slicing), or else a 1:1 row of ``table.RENAMES`` (read through ``table.BY_TF``).
+
+Values inside the ONNX graph keep TF's dtypes (an ``int32`` TF tensor is an ``int32`` ONNX
+value); where ONNX insists on ``int64`` (shapes, axes, pads, repeats, TopK's k, GatherND
+indices) the mapping casts, and where ONNX produces ``int64`` (Shape, ArgMax, TopK indices) it
+casts back to the dtype TF declares. The graph's ``int64`` inputs are ``int32`` at the ONNX
+boundary, as in TF.js itself (it has no int64 tensors; the TF.js engine feeds int32), and are
+widened right after.
+
+Static facts the mappings need (a tensor's rank and dimensions, the value of constant
+subgraphs such as a ``Pack`` of constants) come from ``probe``: the graph is evaluated twice
+with the NumPy TF executor on dummy inputs whose free dimensions differ (2, then 3); a
+dimension that agrees in both runs is static. Only shapes and constant-only subgraphs are
+taken from it, so the numerical check against that executor still judges the op mapping.
+
+Convolutions and pooling are NHWC in TF and NCHW in ONNX: each mapping wraps its op in
+Transposes and ``converters.layout`` cancels the pairs between consecutive ops afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from ...errors import FormatError, ModelportError, UnsupportedError
+from ...formats import tfjs_graph as tg
+from ...models import TfjsGraph, TfNode
+from .. import layout
+from ..keras_to_onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from ..keras_to_onnx.context import ONNX_DTYPES, Builder
+from ..registry import Registry
+from . import table
+
+log = logging.getLogger(__name__)
+
+MAPPINGS: Registry = Registry("TF -> ONNX mapping")
+# Ops with nothing to compute: their node becomes no ONNX node at all.
+PASSIVE = {"Placeholder", "PlaceholderWithDefault", "Const", "NoOp"}
+INT64_MAX = np.iinfo(np.int64).max
+INT64_MIN = np.iinfo(np.int64).min
+
+
+@dataclass
+class Probe:
+    """What the dummy runs learnt about each TF tensor (``node:k``)."""
+
+    shapes: dict[str, list[int | None]] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    consts: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class TfOp:
+    """One TF node being mapped: its data inputs as ONNX values and what is known of them."""
+
+    node: TfNode
+    inputs: list[ir.Value]
+    refs: list[str]
+    probe: Probe
+    ctx: Ctx
+
+    # --- node facts ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def op(self) -> str:
+        return self.node.op
+
+    def fail(self, message: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.op} node {self.name!r}: {message}")
+
+    def bad(self, message: str) -> FormatError:
+        return FormatError(f"{self.op} node {self.name!r}: {message}")
+
+    def i(self, name: str, default: int | None = None) -> int:
+        value = tg.attr_int(self.node, name, default)
+        if value is None:
+            raise self.bad(f"has no integer attribute {name!r}")
+        return value
+
+    def f(self, name: str, default: float | None = None) -> float:
+        value = tg.attr_float(self.node, name, default)
+        if value is None:
+            raise self.bad(f"has no float attribute {name!r}")
+        return value
+
+    def b(self, name: str, default: bool = False) -> bool:
+        return bool(tg.attr_bool(self.node, name, default))
+
+    def s(self, name: str, default: str | None = None) -> str:
+        value = tg.attr_str(self.node, name, default)
+        if value is None:
+            raise self.bad(f"has no string attribute {name!r}")
+        return value
+
+    def ints(self, name: str, length: int | None = None, default: list[int] | None = None
+             ) -> list[int]:
+        values = tg.attr_list(self.node, name, "i")
+        if not values and default is not None:
+            return list(default)
+        if length is not None and len(values) != length:
+            raise self.bad(f"attribute {name!r} has {len(values)} values, not {length}")
+        return values
+
+    # --- input facts -----------------------------------------------------------------------
+    def dtype(self, k: int) -> str:
+        dtype = self.probe.dtypes.get(self.refs[k])
+        if dtype is None:
+            dtype = tg.attr_type(self.node, "T", "float32") or "float32"
+        return dtype
+
+    def out_dtype(self, k: int = 0) -> str | None:
+        return self.probe.dtypes.get(f"{self.name}:{k}")
+
+    def shape(self, k: int) -> list[int | None] | None:
+        return self.probe.shapes.get(self.refs[k])
+
+    def out_shape(self, k: int = 0) -> list[int | None] | None:
+        return self.probe.shapes.get(f"{self.name}:{k}")
+
+    def rank(self, k: int) -> int:
+        shape = self.shape(k)
+        if shape is None:
+            raise self.fail(f"needs the rank of {self.refs[k]!r}, which is unknown")
+        return len(shape)
+
+    def const(self, k: int) -> np.ndarray | None:
+        return self.probe.consts.get(self.refs[k]) if k < len(self.refs) else None
+
+    def const_ints(self, k: int, what: str) -> list[int]:
+        value = self.const(k)
+        if value is None:
+            raise self.fail(f"its {what} (input {k}) is computed at run time; only constant "
+                            f"{what}s are supported")
+        return [int(v) for v in np.asarray(value).reshape(-1)]
+
+    def const_int(self, k: int, what: str) -> int:
+        values = self.const_ints(k, what)
+        if len(values) != 1:
+            raise self.bad(f"its {what} has {len(values)} values, not one")
+        return values[0]
+
+    def is_float(self, k: int = 0) -> bool:
+        return self.dtype(k).startswith(("float", "bfloat"))
+
+    # --- building --------------------------------------------------------------------------
+    @property
+    def b_(self) -> Builder:
+        return self.ctx.builder
+
+    def emit(self, op_type: str, *inputs: ir.Value | None, **attrs: Any) -> ir.Value:
+        return self.ctx.builder.op(op_type, *inputs, **attrs)
+
+    def emits(self, op_type: str, *inputs: ir.Value | None, outputs: int, **attrs: Any
+              ) -> list[ir.Value]:
+        return self.ctx.builder.ops(op_type, *inputs, outputs=outputs, **attrs)
+
+    def scalar(self, value: float, dtype: str | None = None) -> ir.Value:
+        return self.ctx.builder.const(np.asarray(value, dtype=dtype or self.dtype(0)),
+                                      f"{self.name}/scalar")
+
+    def int64(self, k: int) -> ir.Value:
+        """Input ``k`` as int64 (ONNX's type for shapes, axes, pads, repeats, k)."""
+        value = self.const(k)
+        if value is not None:
+            return self.ctx.builder.const(np.asarray(value, dtype=np.int64), f"{self.name}/i64")
+        if self.dtype(k) == "int64":
+            return self.inputs[k]
+        return self.emit("Cast", self.inputs[k], to=ir.DataType.INT64)
+
+    def cast_to(self, x: ir.Value, dtype: str) -> ir.Value:
+        if dtype not in ONNX_DTYPES:
+            raise self.fail(f"dtype {dtype} has no ONNX equivalent")
+        return self.emit("Cast", x, to=ONNX_DTYPES[dtype])
+
+    def axis(self, axis: int, rank: int) -> int:
+        if not -rank <= axis < rank:
+            raise self.bad(f"axis {axis} is out of range for rank {rank}")
+        return axis % rank
+
+
+class _Builder(Builder):
+    def const(self, array: Any, name: str | None = None, dtype: Any = None) -> ir.Value:
+        # np.ascontiguousarray (used by the shared Builder) turns a 0-d array into shape [1];
+        # TF scalars must stay scalars (Concat of Unsqueezed scalars, Clip bounds, Pad value).
+        data = np.array(array, dtype=dtype, copy=True, order="C") if dtype is not None \
+            else np.array(array, copy=True, order="C")
+        if data.dtype == np.float64 and dtype is None:
+            data = data.astype(np.float32)
+        label = self.unique(name or f"{self.prefix}const")
+        return self.tape.initializer(ir.tensor(data, name=label), name=label)
+
+
+class Ctx:
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.builder = _Builder(opset)
+
+
+def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
+    """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``)."""
+    from . import from_tfjs_nn, from_tfjs_ops  # noqa: F401  (register the mappings)
+
+    opset = opset or DEFAULT_OPSET
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedError(f"opset {opset} is outside the supported {MIN_OPSET}-{MAX_OPSET}")
+    nodes = tg.order(graph)
+    needed = _needed(graph)
+    missing = [(n.name, n.op) for n in nodes if n.name in needed and n.op not in PASSIVE
+               and n.op not in MAPPINGS and n.op not in table.BY_TF]
+    if missing:
+        listed = ", ".join(f"{name} ({op})" for name, op in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise UnsupportedError(
+            f"no ONNX mapping for {len(missing)} TF node(s): {listed}{more}",
+            hint=f"mapped ops: {len(supported_ops())}; see modelport.converters.onnx_tfjs."
+                 "from_tfjs.supported_ops()")
+    probe = run_probe(graph, needed)
+    ctx = Ctx(opset)
+    builder = ctx.builder
+    # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
+    for info in graph.inputs + graph.outputs:
+        builder.unique(info.key)
+    values: dict[str, ir.Value] = {}
+    onnx_inputs = []
+    by_name = {n.name: n for n in graph.nodes}
+    for info in graph.inputs:
+        node_name, k = tg.input_name(info.tensor)
+        node = by_name[node_name]
+        if node.op not in ("Placeholder", "PlaceholderWithDefault") or k != 0:
+            raise UnsupportedError(f"signature input {info.key!r} is {info.tensor!r}, not a "
+                                   "Placeholder")
+        dtype = info.dtype if info.dtype != "int64" else "int32"
+        if dtype not in ONNX_DTYPES:
+            raise UnsupportedError(f"input {info.key!r} has dtype {info.dtype}, which has no "
+                                   "ONNX equivalent here")
+        shape = info.shape if info.shape is not None else tg.attr_shape(node, "shape")
+        if shape is None:
+            raise UnsupportedError(f"input {info.key!r} has an unknown rank")
+        dims = [d if d is not None else f"{info.key}_d{i}"
+                for i, d in enumerate(shape)]
+        value = ir.Value(name=info.key, type=ir.TensorType(ONNX_DTYPES[dtype]),
+                         shape=ir.Shape(dims))
+        onnx_inputs.append(value)
+        x = value
+        if info.dtype == "int64":  # TF.js feeds int32; the graph computes in int64
+            x = builder.op("Cast", value, to=ir.DataType.INT64)
+        values[f"{node_name}:0"] = x
+    for node in nodes:
+        if node.name not in needed:
+            continue
+        builder.prefix = f"{node.name}/"
+        try:
+            _map_node(ctx, node, values, probe)
+        except ModelportError as e:
+            if e.layer is None and node.name not in e.message:
+                e.layer = node.name
+                e.args = (str(e),)
+            raise
+    builder.prefix = ""
+    outputs = []
+    for info in graph.outputs:
+        if info.tensor not in values:
+            raise FormatError(f"signature output {info.key!r} ({info.tensor}) is not produced "
+                              "by the graph")
+        value = values[info.tensor]
+        if value in onnx_inputs or value in outputs or value.is_initializer() or \
+                value.name in {i.key for i in graph.outputs if i is not info}:
+            value = builder.op("Identity", value)
+        value.name = info.key
+        dtype = probe.dtypes.get(info.tensor, info.dtype)
+        if dtype in ONNX_DTYPES:
+            value.type = ir.TensorType(ONNX_DTYPES[dtype])
+        shape = probe.shapes.get(info.tensor) or _shape_hint(by_name, info.tensor, probe)
+        if shape is not None:
+            value.shape = ir.Shape([d if d is not None else f"{info.key}_d{i}"
+                                    for i, d in enumerate(shape)])
+        outputs.append(value)
+    onnx_graph = ir.Graph(onnx_inputs, outputs, nodes=builder.tape.nodes,
+                          initializers=builder.tape.initializers, opset_imports={"": opset},
+                          name="tfjs_graph")
+    from ... import __version__
+    from ...formats.onnx import ir_version_for
+
+    model = ir.Model(onnx_graph, ir_version=ir_version_for(opset), producer_name="modelport",
+                     producer_version=__version__)
+    left = layout.optimize(model)
+    # Constants that mappings consumed as attributes (axes, perms, sizes) are left unused.
+    for name, value in list(model.graph.initializers.items()):
+        if not value.uses() and not value.is_graph_output():
+            del model.graph.initializers[name]
+    _infer_missing_output_shapes(model)
+    log.info("TF.js graph -> ONNX: %d nodes, %d Transposes left", model.graph.num_nodes(), left)
+    return model
+
+
+def _shape_hint(by_name: dict[str, TfNode], tensor: str, probe: Probe
+                ) -> list[int | None] | None:
+    """The rank of a tensor the probe could not size, when its op's shape input has a known
+    length (Reshape, Fill, BroadcastTo to a computed shape)."""
+    node_name, k = tg.input_name(tensor)
+    node = by_name.get(node_name)
+    if node is not None and node.op in ("Identity", "StopGradient", "Snapshot") and k == 0:
+        ref = node.inputs[0]
+        return probe.shapes.get(ref if ":" in ref else f"{ref}:0") or _shape_hint(
+            by_name, ref if ":" in ref else f"{ref}:0", probe)
+    if node is None or k != 0 or node.op not in ("Reshape", "Fill", "BroadcastTo"):
+        return None
+    ref = node.inputs[0 if node.op == "Fill" else 1]
+    length = probe.shapes.get(ref if ":" in ref else f"{ref}:0")
+    producer = by_name.get(tg.input_name(ref)[0])
+    if length is None and producer is not None and producer.op == "Pack":
+        # A shape vector packed from scalars has one element per input.
+        length = [len([r for r in producer.inputs if not r.startswith("^")])]
+    if length is None or len(length) != 1 or length[0] is None:
+        return None
+    return [None] * length[0]
+
+
+def _infer_missing_output_shapes(model: ir.Model) -> None:
+    """Outputs the probe could not size get the shape ONNX's own inference gives them (a
+    graph output needs at least its rank)."""
+    missing = [v for v in model.graph.outputs if v.shape is None]
+    if not missing:
+        return
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(ir.to_proto(model), data_prop=True)
+    found = {o.name: o for o in inferred.graph.output}
+    for value in missing:
+        proto = found.get(value.name)
+        if proto is None or not proto.type.tensor_type.HasField("shape"):
+            raise UnsupportedError(f"the shape of output {value.name!r} cannot be determined")
+        dims = [d.dim_value if d.HasField("dim_value") else f"{value.name}_d{i}"
+                for i, d in enumerate(proto.type.tensor_type.shape.dim)]
+        value.shape = ir.Shape(dims)
+
+
+def supported_ops() -> list[str]:
+    """Every TF op with a mapping (functions and 1:1 renames)."""
+    from . import from_tfjs_nn, from_tfjs_ops  # noqa: F401
+
+    return sorted(set(MAPPINGS.names()) | set(table.BY_TF) | PASSIVE)
+
+
+def _needed(graph: TfjsGraph) -> set[str]:
+    """Nodes the signature outputs depend on (control inputs included: they order nothing
+    here, but a dangling one is still a broken graph, caught by the reader)."""
+    by_name = {n.name: n for n in graph.nodes}
+    stack = [tg.input_name(o.tensor)[0] for o in graph.outputs]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        stack.extend(tg.input_name(r)[0] for r in by_name[name].inputs if not r.startswith("^"))
+    return seen
+
+
+def _map_node(ctx: Ctx, node: TfNode, values: dict[str, ir.Value], probe: Probe) -> None:
+    if node.op in ("Placeholder", "PlaceholderWithDefault"):
+        if f"{node.name}:0" in values:
+            return
+        if node.op == "PlaceholderWithDefault" and node.inputs:
+            values[f"{node.name}:0"] = values[node.inputs[0]] if ":" in node.inputs[0] \
+                else values[f"{node.inputs[0]}:0"]
+            return
+        raise UnsupportedError(f"Placeholder {node.name!r} is not a signature input")
+    if node.op == "NoOp":
+        return
+    refs = [r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")]
+    ref0 = f"{node.name}:0"
+    if node.op == "Const" or (ref0 in probe.consts and _all_const(node, refs, probe)):
+        # Constants, and subgraphs of constants folded by the probe, become initializers.
+        k = 0
+        while f"{node.name}:{k}" in probe.consts:
+            values[f"{node.name}:{k}"] = _initializer(ctx, node, probe.consts[f"{node.name}:{k}"],
+                                                      k)
+            k += 1
+        if node.op == "Const" and k == 0:
+            raise FormatError(f"Const node {node.name!r} has no value")
+        return
+    try:
+        inputs = [values[r] for r in refs]
+    except KeyError as e:
+        raise FormatError(f"node {node.name!r} reads {e.args[0]!r}, which its producer does "
+                          "not output") from None
+    op = TfOp(node, inputs, refs, probe, ctx)
+    if node.op in MAPPINGS:
+        result = MAPPINGS.get(node.op)(op)
+    else:
+        result = _rename(op, table.BY_TF[node.op])
+    outs = [result] if isinstance(result, ir.Value) else list(result)
+    for k, value in enumerate(outs):
+        if value.name is None or value.name.startswith("val_"):
+            value.name = ctx.builder.unique(node.name if k == 0 else f"{node.name}:{k}")
+        values[f"{node.name}:{k}"] = value
+
+
+def _all_const(node: TfNode, refs: list[str], probe: Probe) -> bool:
+    return bool(refs) and all(r in probe.consts for r in refs)
+
+
+def _initializer(ctx: Ctx, node: TfNode, array: np.ndarray, k: int) -> ir.Value:
+    array = np.asarray(array)
+    if array.dtype.kind in "OUS":
+        raise UnsupportedError(f"constant {node.name!r} holds strings, which ONNX models here "
+                               "cannot compute with")
+    name = node.name if k == 0 else f"{node.name}:{k}"
+    return ctx.builder.const(array, name, dtype=array.dtype)
+
+
+# --- 1:1 renames ----------------------------------------------------------------------------
+
+def _rename(op: TfOp, row: table.Rename) -> ir.Value:
+    if len(op.inputs) != row.inputs:
+        raise op.bad(f"has {len(op.inputs)} inputs, TF's {op.op} takes {row.inputs}")
+    if row.dtypes == "float" and not op.is_float(0):
+        raise op.fail(f"on {op.dtype(0)} tensors has no 1:1 ONNX equivalent")
+    attrs: dict[str, Any] = dict(row.fixed)
+    for a in row.attrs:
+        if a.kind == "type":
+            dtype = tg.attr_type(op.node, a.tf)
+            if dtype not in ONNX_DTYPES:
+                raise op.fail(f"{a.tf} {dtype} has no ONNX equivalent")
+            attrs[a.onnx] = ONNX_DTYPES[dtype]
+        elif a.kind == "f":
+            attrs[a.onnx] = op.f(a.tf, a.onnx_default)
+        elif a.kind in ("i", "b"):
+            value = tg.attr_bool(op.node, a.tf) if a.kind == "b" else tg.attr_int(op.node, a.tf)
+            attrs[a.onnx] = int(value if value is not None else a.onnx_default or 0)
+        else:
+            attrs[a.onnx] = op.s(a.tf, a.onnx_default)
+    return op.emit(row.onnx, *op.inputs, **attrs)
+
+
+# --- the probe ------------------------------------------------------------------------------
+
+def run_probe(graph: TfjsGraph, needed: set[str]) -> Probe:
+    """Shapes, dtypes and constant values of every tensor, from two dummy runs."""
+    first = _dummy_run(graph, needed, 2)
+    second = _dummy_run(graph, needed, 3)
+    probe = Probe()
+    for ref, (a, const) in first.items():
+        b = second.get(ref)
+        if b is None:
+            continue
+        sa, sb = a.shape, b[0].shape
+        if len(sa) == len(sb):
+            probe.shapes[ref] = [x if x == y else None for x, y in zip(sa, sb)]
+        probe.dtypes[ref] = a.dtype.name if a.dtype.kind != "U" else "string"
+        if const:
+            probe.consts[ref] = a
+    return probe
+
+
+def _dummy_run(graph: TfjsGraph, needed: set[str], free: int
+               ) -> dict[str, tuple[np.ndarray, bool]]:
+    """Evaluate with the NumPy TF executor; a node it cannot run leaves its outputs (and
+    everything downstream) unknown rather than failing the conversion here."""
+    from ...runtime.tfjs_reference import REGISTRY
+    from ...runtime.tfjs_reference._base import NUMPY_DTYPES, Op
+
+    rng = np.random.default_rng(0)
+    feeds: dict[str, np.ndarray] = {}
+    for info in graph.inputs:
+        node = tg.input_name(info.tensor)[0]
+        if info.shape is None or info.dtype not in NUMPY_DTYPES:
+            continue
+        shape = [free if d is None else d for d in info.shape]
+        dtype = NUMPY_DTYPES[info.dtype]
+        feeds[node] = (rng.standard_normal(shape).astype(dtype)
+                       if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype))
+    out: dict[str, tuple[np.ndarray, bool]] = {}
+    consts: set[str] = set()
+    with np.errstate(all="ignore"):
+        for node in tg.order(graph):
+            if node.name not in needed:
+                continue
+            refs = [r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")]
+            if any(r not in out for r in refs):
+                continue
+            fn = REGISTRY.get(node.op)
+            if fn is None:
+                continue
+            value = feeds.get(node.name) if node.op in ("Placeholder",
+                                                        "PlaceholderWithDefault") \
+                else graph.weights.get(node.name) if node.op == "Const" else None
+            if node.op == "Placeholder" and value is None:
+                continue
+            try:
+                result = fn(Op(node, [out[r][0] for r in refs], value))
+            except (ModelportError, ValueError, TypeError, IndexError, KeyError,
+                    ZeroDivisionError, OverflowError, MemoryError):
+                continue
+            results = list(result) if isinstance(result, (list, tuple)) else [result]
+            is_const = node.op == "Const" or (bool(refs) and node.op not in (
+                "Placeholder", "PlaceholderWithDefault") and all(r in consts for r in refs))
+            for k, r in enumerate(results):
+                ref = f"{node.name}:{k}"
+                out[ref] = (np.asarray(r), is_const)
+                if is_const:
+                    consts.add(ref)
+    return out
+
+
+def perm_to_nchw(rank: int) -> list[int]:
+    return [0, rank - 1] + list(range(1, rank - 1))
+
+
+def perm_to_nhwc(rank: int) -> list[int]:
+    return [0] + list(range(2, rank)) + [1]
+
+
+def to_first(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
+    return op.b_.transpose(x, perm_to_nchw(rank))
+
+
+def to_last(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
+    return op.b_.transpose(x, perm_to_nhwc(rank))
+
+
+def as_list(values: Sequence[int]) -> list[int]:
+    return [int(v) for v in values]

@@ -1,0 +1,384 @@
+"""TF -> ONNX mappings for the neural-network ops: convolutions (plain and fused), pooling,
+matrix products, batch normalization, bias and the activations TF fuses into them.
+
+TF convolutions and pooling are NHWC with HWIO filters; ONNX's are NCHW with OIHW weights. Each
+mapping transposes its input to NCHW, runs the ONNX op and transposes back; constant filters are
+re-laid-out in NumPy. The layout pass removes the Transposes that cancel between ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .from_tfjs import MAPPINGS, TfOp, to_first, to_last
+
+# Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
+# _FusedMatMul (after the bias or the batch norm), and their standalone ops.
+FUSABLE = {"Relu", "Relu6", "Elu", "LeakyRelu", "Sigmoid", "Tanh", "Prelu", "Selu",
+           "GeluExact", "GeluApproximate"}
+
+
+def activation(op: TfOp, name: str, x: ir.Value, extra: list[ir.Value], dtype: str
+               ) -> ir.Value:
+    """Apply a fused activation ``name``; ``extra`` holds Prelu's alpha."""
+    def scalar(v: float) -> ir.Value:
+        return op.scalar(v, dtype)
+
+    if name == "Relu":
+        return op.emit("Relu", x)
+    if name == "Relu6":
+        return op.emit("Clip", x, scalar(0.0), scalar(6.0))
+    if name == "Elu":
+        return op.emit("Elu", x, alpha=1.0)
+    if name == "Selu":
+        return op.emit("Selu", x)
+    if name == "LeakyRelu":
+        return op.emit("LeakyRelu", x, alpha=op.f("leakyrelu_alpha", 0.2)
+                       if op.op != "LeakyRelu" else op.f("alpha", 0.2))
+    if name == "Sigmoid":
+        return op.emit("Sigmoid", x)
+    if name == "Tanh":
+        return op.emit("Tanh", x)
+    if name == "Prelu":
+        if not extra:
+            raise op.bad("fuses Prelu but has no alpha input")
+        return op.emit("PRelu", x, extra[0])
+    if name == "GeluExact":
+        # 0.5 x (1 + erf(x / sqrt 2)), written out: Gelu is an ONNX op only from opset 20.
+        inner = op.emit("Erf", op.emit("Mul", x, scalar(1 / np.sqrt(2.0))))
+        return op.emit("Mul", op.emit("Mul", x, scalar(0.5)),
+                       op.emit("Add", inner, scalar(1.0)))
+    if name == "GeluApproximate":
+        cube = op.emit("Mul", op.emit("Mul", x, x), x)
+        inner = op.emit("Mul", op.emit("Add", x, op.emit("Mul", cube, scalar(0.044715))),
+                        scalar(np.sqrt(2 / np.pi)))
+        return op.emit("Mul", op.emit("Mul", x, scalar(0.5)),
+                       op.emit("Add", op.emit("Tanh", inner), scalar(1.0)))
+    raise op.fail(f"fused activation {name!r} is not supported (supported: "
+                  f"{', '.join(sorted(FUSABLE))})")
+
+
+for _name in ("Relu6", "Selu", "Sigmoid", "Tanh", "Relu", "Elu"):
+    MAPPINGS.register(_name)(lambda op, _n=_name: activation(op, _n, op.inputs[0], [],
+                                                             op.dtype(0)))
+
+
+@MAPPINGS.register("LeakyRelu")
+def _leaky_relu(op: TfOp) -> ir.Value:
+    # TF's default alpha is 0.2 (ONNX's is 0.01): always written explicitly.
+    return op.emit("LeakyRelu", op.inputs[0], alpha=op.f("alpha", 0.2))
+
+
+@MAPPINGS.register("Prelu")
+def _prelu(op: TfOp) -> ir.Value:
+    return op.emit("PRelu", op.inputs[0], op.inputs[1])
+
+
+@MAPPINGS.register("Softsign")
+def _softsign(op: TfOp) -> ir.Value:
+    return op.emit("Softsign", op.inputs[0])
+
+
+@MAPPINGS.register("Softmax", "LogSoftmax")
+def _softmax(op: TfOp) -> ir.Value:
+    # TF normalises over the last axis; ONNX >= 13 over ``axis`` alone (not the flattened tail).
+    return op.emit(op.op, op.inputs[0], axis=-1)
+
+
+# --- fused-op bookkeeping -------------------------------------------------------------------
+
+def _fused(op: TfOp) -> tuple[list[str], list[ir.Value], list[int]]:
+    """(fused ops, their extra inputs, those inputs' indices) of a fused conv / matmul."""
+    ops = [f for f in _list_s(op, "fused_ops")]
+    return ops, op.inputs[2:], list(range(2, len(op.inputs)))
+
+
+def _list_s(op: TfOp, name: str) -> list[str]:
+    from ...formats.tfjs_graph import attr_list
+
+    return attr_list(op.node, name, "s")
+
+
+def _split_fused(op: TfOp, fused: list[str]) -> tuple[str | None, str | None]:
+    """(the bias-like step, the activation) of ``fused_ops``."""
+    if not fused:
+        return None, None
+    first, rest = fused[0], fused[1:]
+    if first not in ("BiasAdd", "FusedBatchNorm", "FusedBatchNormV3", "Add"):
+        if len(fused) == 1 and first in FUSABLE:
+            return None, first
+        raise op.fail(f"fused_ops {fused} are not supported")
+    if len(rest) > 1 or (rest and rest[0] not in FUSABLE):
+        raise op.fail(f"fused_ops {fused} are not supported")
+    return first, rest[0] if rest else None
+
+
+def _bn_fold(op: TfOp, idx: list[int], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch-norm inputs (scale, offset, mean, variance) as one scale and one shift."""
+    if len(idx) < 4:
+        raise op.bad("fuses FusedBatchNorm but has fewer than four of its inputs")
+    arrays = [op.const(k) for k in idx[:4]]
+    if any(a is None for a in arrays):
+        raise op.fail("fuses a batch norm with computed statistics; only constants fold")
+    scale, offset, mean, var = (np.asarray(a, np.float64).reshape(-1) for a in arrays)
+    factor = scale / np.sqrt(var + op.f("epsilon", 1e-3))
+    shift = offset - mean * factor
+    if factor.size not in (1, channels):
+        raise op.bad(f"batch norm has {factor.size} channels, the op produces {channels}")
+    return factor, shift
+
+
+# --- convolutions ---------------------------------------------------------------------------
+
+def _spatial_pads(op: TfOp, in_dims: list[int | None], kernel: list[int], strides: list[int],
+                  dilations: list[int], data_format: str) -> dict:
+    """ONNX padding attributes for TF's SAME / VALID / EXPLICIT."""
+    padding = op.s("padding")
+    n = len(kernel)
+    if padding == "VALID":
+        return {"pads": [0] * (2 * n)}
+    if padding == "EXPLICIT":
+        explicit = op.ints("explicit_paddings")
+        if len(explicit) != 2 * (n + 2):
+            raise op.bad(f"explicit_paddings has {len(explicit)} values, not {2 * (n + 2)}")
+        pairs = [explicit[2 * i: 2 * i + 2] for i in range(n + 2)]
+        spatial = pairs[1:-1] if data_format.endswith("C") else pairs[2:]
+        return {"pads": [p[0] for p in spatial] + [p[1] for p in spatial]}
+    if padding != "SAME":
+        raise op.bad(f"padding {padding!r} is not SAME, VALID or EXPLICIT")
+    if any(d is None for d in in_dims):
+        # Spatial size unknown until run time: ONNX's SAME_UPPER is TF's SAME (extra at the end).
+        return {"auto_pad": "SAME_UPPER"}
+    begins, ends = [], []
+    for size, k, s, d in zip(in_dims, kernel, strides, dilations):
+        out = -(-size // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        begins.append(total // 2)
+        ends.append(total - total // 2)
+    return {"pads": begins + ends}
+
+
+def _layout(op: TfOp) -> tuple[str, int]:
+    data_format = op.s("data_format", "NHWC")
+    if data_format not in ("NHWC", "NCHW"):
+        raise op.fail(f"data_format {data_format!r} is not supported")
+    return data_format, op.rank(0)
+
+
+def _nhwc_attr(op: TfOp, name: str, data_format: str, rank: int, default: int = 1
+               ) -> list[int]:
+    values = op.ints(name, rank, [default] * rank)
+    spatial = values[1:-1] if data_format == "NHWC" else values[2:]
+    outer = [values[0], values[-1]] if data_format == "NHWC" else values[:2]
+    if any(v != 1 for v in outer):
+        raise op.fail(f"{name} {values} moves along the batch or channel axis")
+    return spatial
+
+
+def _conv(op: TfOp, depthwise: bool) -> ir.Value:
+    data_format, rank = _layout(op)
+    if rank != 4:
+        raise op.fail(f"input of rank {rank}; 2-D convolutions take rank 4")
+    kernel = op.const(1)
+    if kernel is None:
+        raise op.fail("has a filter computed at run time; only constant filters are supported")
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 4:
+        raise op.bad(f"filter of rank {kernel.ndim}, not 4")
+    kh, kw, cin, mult = kernel.shape
+    if depthwise:
+        weight = kernel.reshape(kh, kw, 1, cin * mult).transpose(3, 2, 0, 1)
+        group, cout = cin, cin * mult
+    else:
+        weight = kernel.transpose(3, 2, 0, 1)
+        cout = mult
+        x_channels = op.shape(0)[-1 if data_format == "NHWC" else 1]
+        group = 1 if x_channels is None or x_channels == cin else x_channels // cin
+    strides = _nhwc_attr(op, "strides", data_format, 4)
+    dilations = _nhwc_attr(op, "dilations", data_format, 4)
+    shape = op.shape(0)
+    in_dims = shape[1:3] if data_format == "NHWC" else shape[2:4]
+    pads = _spatial_pads(op, in_dims, [kh, kw], strides, dilations, data_format)
+    fused, extra, idx = _fused(op) if op.op != "Conv2D" and op.op != \
+        "DepthwiseConv2dNative" else ([], [], [])
+    step, act = _split_fused(op, fused)
+    bias = None
+    rest = extra
+    if step in ("BiasAdd", "Add"):
+        b = op.const(idx[0])
+        if b is None or np.asarray(b).size != cout:
+            raise op.fail("has a bias that is not a constant vector of the output channels")
+        bias = np.asarray(b, np.float64).reshape(-1)
+        rest = extra[1:]
+    elif step is not None:  # a folded batch norm: scale the filter, shift the bias
+        factor, shift = _bn_fold(op, idx, cout)
+        weight = weight * factor.reshape(-1, 1, 1, 1)
+        bias = np.broadcast_to(shift, (cout,)).copy()
+        rest = extra[4:]
+    dtype = kernel.dtype if kernel.dtype.kind == "f" else np.float32
+    w = op.b_.const(weight.astype(dtype), f"{op.name}/weight")
+    inputs = [w] + ([op.b_.const(bias.astype(dtype), f"{op.name}/bias")] if bias is not None
+                    else [])
+    x = to_first(op, op.inputs[0], 4) if data_format == "NHWC" else op.inputs[0]
+    y = op.emit("Conv", x, *inputs, kernel_shape=[kh, kw], strides=strides,
+                dilations=dilations, group=group, **pads)
+    if data_format == "NHWC":
+        y = to_last(op, y, 4)
+    if act is not None:
+        if act == "Prelu" and not rest:
+            raise op.bad("fuses Prelu but has no alpha input")
+        y = activation(op, act, y, rest, np.dtype(dtype).name)
+    return y
+
+
+@MAPPINGS.register("Conv2D", "_FusedConv2D")
+def _conv2d(op: TfOp) -> ir.Value:
+    return _conv(op, depthwise=False)
+
+
+@MAPPINGS.register("DepthwiseConv2dNative", "FusedDepthwiseConv2dNative",
+                   "_FusedDepthwiseConv2dNative")
+def _depthwise(op: TfOp) -> ir.Value:
+    return _conv(op, depthwise=True)
+
+
+@MAPPINGS.register("Conv2DBackpropInput")
+def _conv_transpose(op: TfOp) -> ir.Value:
+    data_format = op.s("data_format", "NHWC")
+    if data_format != "NHWC":
+        raise op.fail(f"data_format {data_format!r} is not supported")
+    sizes = op.const_ints(0, "output size")
+    kernel = op.const(1)
+    shape = op.shape(2)
+    if kernel is None or shape is None or len(sizes) != 4 or any(
+            d is None for d in shape[1:3]):
+        raise op.fail("needs a constant filter, a constant output size and a static input size")
+    kernel = np.asarray(kernel)
+    kh, kw = kernel.shape[:2]
+    strides = _nhwc_attr(op, "strides", "NHWC", 4)
+    dilations = _nhwc_attr(op, "dilations", "NHWC", 4)
+    # The forward convolution's padding, for an input of the requested output size.
+    pads = _spatial_pads(op, sizes[1:3], [kh, kw], strides, dilations, "NHWC")
+    if "pads" not in pads:
+        raise op.fail("SAME padding with unknown sizes")
+    p = pads["pads"]
+    extra = []
+    for i, (size, k, s, d) in enumerate(zip(sizes[1:3], [kh, kw], strides, dilations)):
+        natural = s * (shape[1 + i] - 1) + (k - 1) * d + 1 - p[i] - p[2 + i]
+        extra.append(size - natural)
+    if any(e < 0 or e >= max(s, d) for e, s, d in zip(extra, strides, dilations)):
+        raise op.bad(f"output size {sizes} does not fit input {shape} with these strides")
+    w = op.b_.const(kernel.transpose(3, 2, 0, 1), f"{op.name}/weight")
+    x = to_first(op, op.inputs[2], 4)
+    y = op.emit("ConvTranspose", x, w, kernel_shape=[kh, kw], strides=strides,
+                dilations=dilations, pads=p, output_padding=extra if any(extra) else None)
+    return to_last(op, y, 4)
+
+
+# --- pooling --------------------------------------------------------------------------------
+
+@MAPPINGS.register("MaxPool", "AvgPool")
+def _pool(op: TfOp) -> ir.Value:
+    data_format, rank = _layout(op)
+    if rank != 4:
+        raise op.fail(f"input of rank {rank}; 2-D pooling takes rank 4")
+    kernel = _nhwc_attr(op, "ksize", data_format, 4)
+    strides = _nhwc_attr(op, "strides", data_format, 4)
+    shape = op.shape(0)
+    in_dims = shape[1:3] if data_format == "NHWC" else shape[2:4]
+    pads = _spatial_pads(op, in_dims, kernel, strides, [1, 1], data_format)
+    x = to_first(op, op.inputs[0], 4) if data_format == "NHWC" else op.inputs[0]
+    if op.op == "MaxPool":
+        y = op.emit("MaxPool", x, kernel_shape=kernel, strides=strides, **pads)
+    else:
+        # TF averages over the window's valid cells only.
+        y = op.emit("AveragePool", x, kernel_shape=kernel, strides=strides,
+                    count_include_pad=0, **pads)
+    return to_last(op, y, 4) if data_format == "NHWC" else y
+
+
+# --- matrix products ------------------------------------------------------------------------
+
+def _swap_last(op: TfOp, x: ir.Value, k: int) -> ir.Value:
+    const = op.const(k)
+    if const is not None:
+        return op.b_.const(np.swapaxes(np.asarray(const), -1, -2), f"{op.name}/transposed")
+    rank = op.rank(k)
+    return op.b_.transpose(x, list(range(rank - 2)) + [rank - 1, rank - 2])
+
+
+@MAPPINGS.register("MatMul", "_FusedMatMul")
+def _matmul(op: TfOp) -> ir.Value:
+    a, b = op.inputs[0], op.inputs[1]
+    if op.b("transpose_a"):
+        a = _swap_last(op, a, 0)
+    if op.b("transpose_b"):
+        b = _swap_last(op, b, 1)
+    y = op.emit("MatMul", a, b)
+    if op.op == "MatMul":
+        return y
+    fused, extra, _ = _fused(op)
+    step, act = _split_fused(op, fused)
+    rest = extra
+    if step in ("BiasAdd", "Add"):
+        y = op.emit("Add", y, extra[0])
+        rest = extra[1:]
+    elif step is not None:
+        raise op.fail(f"fused_ops {fused} are not supported on a matmul")
+    if act is not None:
+        y = activation(op, act, y, rest, op.dtype(0))
+    return y
+
+
+@MAPPINGS.register("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
+def _batch_matmul(op: TfOp) -> ir.Value:
+    a, b = op.inputs[0], op.inputs[1]
+    if op.b("adj_x"):
+        a = _swap_last(op, a, 0)
+    if op.b("adj_y"):
+        b = _swap_last(op, b, 1)
+    y = op.emit("MatMul", a, b)
+    out = op.out_dtype()
+    if out is not None and out != op.dtype(0):  # V3's Tout
+        y = op.cast_to(y, out)
+    return y
+
+
+@MAPPINGS.register("Einsum")
+def _einsum(op: TfOp) -> ir.Value:
+    return op.emit("Einsum", *op.inputs, equation=op.s("equation"))
+
+
+# --- normalization and bias -----------------------------------------------------------------
+
+@MAPPINGS.register("BiasAdd", "BiasAddV1")
+def _bias_add(op: TfOp) -> ir.Value:
+    data_format = op.s("data_format", "NHWC")
+    bias = op.inputs[1]
+    if data_format == "NCHW" or data_format.startswith("NC"):
+        rank = op.rank(0)
+        bias = op.b_.unsqueeze(bias, list(range(1, rank - 1)))
+    return op.emit("Add", op.inputs[0], bias)
+
+
+@MAPPINGS.register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
+def _batch_norm(op: TfOp) -> list[ir.Value]:
+    if op.b("is_training", False):
+        raise op.fail("is_training=true (batch statistics) is not supported for inference")
+    shape = op.shape(0)
+    data_format = op.s("data_format", "NHWC")
+    channels = None if shape is None else shape[-1 if data_format.endswith("C") else 1]
+    factor, shift = _bn_fold(op, [1, 2, 3, 4], channels if channels is not None else -1) \
+        if channels is not None else _bn_fold(op, [1, 2, 3, 4], 1)
+    dtype = op.dtype(0)
+    scale = factor.astype(dtype)
+    offset = shift.astype(dtype)
+    if not data_format.endswith("C"):
+        rank = op.rank(0)
+        scale = scale.reshape([-1] + [1] * (rank - 2))
+        offset = offset.reshape([-1] + [1] * (rank - 2))
+    y = op.emit("Add", op.emit("Mul", op.inputs[0], op.b_.const(scale, f"{op.name}/scale")),
+                op.b_.const(offset, f"{op.name}/offset"))
+    # The other outputs (batch statistics) are the moving ones at inference.
+    return [y, op.inputs[3], op.inputs[4], op.inputs[3], op.inputs[4], op.inputs[3]]
