@@ -3,16 +3,35 @@
 A writer builds its output in a temporary sibling of the destination and renames it into place
 only when everything succeeded, so a failed conversion leaves nothing at the destination, and
 an existing destination is replaced only with ``force``.
+
+What a model may reference (TF.js shard ``paths``, ONNX external-data ``location``, the members
+of an unzipped ``.keras`` folder) is a *relative* path to a *regular file* inside the model's
+folder, checked on the resolved path:
+
+* absolute paths, drive letters, ``..`` components and NUL bytes are refused as written;
+* the path is resolved (symbolic links followed, also in intermediate folders) and must stay
+  inside the resolved model folder, so a symlink pointing out is refused;
+* the file must be a regular file (no FIFO, device or folder) with exactly one link: a hard
+  link is the same inode as some other name that may sit anywhere on the file system
+  (``/etc/shadow``, another user's data), and nothing in the file can tell where the other
+  names are, so modelport refuses every referenced file whose link count is above one. Copy
+  such a file (``cp``, which makes a new inode) to convert it.
+
+The checks run when the model is read; a folder changed while modelport reads it (a race) is
+outside this model. JSON documents from a model are parsed with size and nesting limits
+(``parse_json``), so a hostile file gives a FormatError, never a MemoryError or RecursionError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import FormatError, OutputExistsError, UnsafeInputError
 
@@ -92,3 +111,66 @@ def contained_path(folder: Path, relative: str, *, what: str, file: Path) -> Pat
         raise UnsafeInputError(f"{what} resolves outside the model's folder: {relative!r}",
                                file=file)
     return target
+
+
+def check_model_file(target: Path, *, what: str, relative: str, file: Path) -> os.stat_result:
+    """Refuse anything but a regular, singly-linked file (see the module docstring)."""
+    try:
+        st = os.stat(target)
+    except OSError as e:
+        raise FormatError(f"{what} {relative!r} cannot be read ({e.strerror})", file=file) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeInputError(f"{what} {relative!r} is not a regular file", file=file)
+    if st.st_nlink > 1:
+        raise UnsafeInputError(
+            f"{what} {relative!r} is a hard link ({st.st_nlink} names for one file); a hard "
+            "link may be a file from outside the model's folder, so it is refused", file=file,
+            hint="copy the file (cp gives it its own inode) if it is meant to be there")
+    return st
+
+
+MAX_JSON_BYTES = 256 * 1024 * 1024
+MAX_JSON_DEPTH = 128  # Keras configs nest ~10 levels per nested model; TF.js graphs ~8
+
+
+def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
+               what: str | None = None) -> object:
+    """Parse a JSON document from a model: at most MAX_JSON_BYTES, nested at most
+    MAX_JSON_DEPTH levels (the readers walk configs recursively), else a FormatError.
+
+    ``what`` names the document when it is not ``file`` itself (a member of an archive).
+    """
+    def fail(problem: str) -> FormatError:
+        return FormatError(f"{what} {problem}" if what else problem, file=file)
+
+    if len(data) > MAX_JSON_BYTES:
+        raise fail(f"is larger than {MAX_JSON_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        raise fail(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, over-long integers
+        raise (fail(f"is not valid JSON ({str(e)[:160]})") if what else
+               FormatError(f"not valid JSON ({str(e)[:160]})", file=file)) from None
+    stack = [(doc, 1)] if isinstance(doc, (dict, list)) else []
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise fail(f"is nested more than {MAX_JSON_DEPTH} levels deep")
+        items = obj.values() if isinstance(obj, dict) else obj
+        stack.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return doc
+
+
+def read_json_file(path: Path) -> object:
+    """``parse_json`` on a file, refused by its size before anything is read."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise FormatError(f"larger than {MAX_JSON_BYTES} bytes ({size}): refused as JSON",
+                              file=path)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+    except OSError as e:
+        raise FormatError(f"cannot read ({e.strerror})", file=path) from None
+    return parse_json(data, file=path)

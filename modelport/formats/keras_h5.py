@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
-from ..fsutil import atomic_output
+from ..fsutil import atomic_output, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import keras_dialect
+from . import checks, keras_dialect
 from .keras_variables import layer_variables, legacy_order, same_variable
 
 HDF5_ATTR_LIMIT = 64512  # Keras's HDF5_OBJECT_HEADER_LIMIT
@@ -116,10 +116,8 @@ def read(path: str | os.PathLike) -> LayersModel:
                 raise FormatError("HDF5 file has no model_config: it holds weights only, and "
                                   "modelport needs the architecture too",
                                   hint="save the whole model with model.save('x.h5')")
-            try:
-                model_config = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"model_config is not valid JSON ({e.msg} at {e.pos})") from None
+            model_config = parse_json(raw, file=path, what="model_config")
+            checks.check_layer_names(model_config, file=path)
             keras_version = _text_attr(f, "keras_version")
             backend = _text_attr(f, "backend")
             dialect = keras_dialect.detect_dialect(model_config, keras_version)
@@ -132,6 +130,7 @@ def read(path: str | os.PathLike) -> LayersModel:
             raise FormatError(f"corrupt or truncated HDF5 content ({_short(e)})",
                               file=path) from None
     model.source = SourceInfo("keras-h5", str(path), dialect, keras_version, backend)
+    checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
 
 
@@ -189,8 +188,13 @@ def _read_weights(root, model: LayersModel) -> None:
 
 
 def _dataset_array(ds) -> np.ndarray:
+    """A numeric dataset's values, its declared size checked against what the file stores
+    first: a crafted chunked dataset may declare terabytes and store nothing."""
     if ds.dtype.kind not in "biuf":
         raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
+    count = checks.check_element_count(ds.shape or (), what=f"dataset {ds.name}", file=None)
+    checks.check_declared_bytes(count * ds.dtype.itemsize, ds.id.get_storage_size(),
+                                what=f"dataset {ds.name}", file=None)
     return np.asarray(ds[()])
 
 
@@ -198,7 +202,7 @@ def _read_unknown(layer: Layer, group, names: list[str]) -> None:
     """A class this module does not know: keep its variables under their stored names."""
     prefix = layer.name + "/"
     for name in names:
-        short = name[len(prefix):] if name.startswith(prefix) else name
+        short = name.removeprefix(prefix)
         short = short.split(":")[0]
         item = group.get(name)
         if item is None:

@@ -16,16 +16,16 @@ import datetime
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 
-import numpy as np
-
-from ..errors import FormatError, ModelportError, UnsupportedError
-from ..fsutil import atomic_output, contained_path
+from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
+from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import keras_dialect
-from .keras_h5 import WRITTEN_KERAS_VERSION, _h5py, refuse_links
+from . import checks, keras_dialect
+from .checks import SLACK_BYTES
+from .keras_h5 import WRITTEN_KERAS_VERSION, _dataset_array, _h5py, refuse_links
 from .keras_variables import layer_variables, snake_case
 
 CONFIG = "config.json"
@@ -35,8 +35,18 @@ MAX_JSON_BYTES = 512 * 1024 * 1024
 MAX_RATIO = 200  # compressed members expanding more than this are treated as zip bombs
 
 
+MAX_TOTAL_BYTES = 64 << 30  # all members together, inflated: past this it is not a model
+
+
 class _Archive:
-    """Uniform read access to the zip and the folder forms."""
+    """Uniform read access to the zip and the folder forms.
+
+    Nothing is ever extracted, but a zip whose member names could escape a folder if extracted
+    (absolute, ``..``), that names a member twice (which copy is "the" config depends on the
+    tool), or whose members inflate like a zip bomb is refused as a whole: such an archive was
+    crafted, and another tool would extract it. Members of the folder form must be regular,
+    singly-linked files inside the folder (see ``fsutil``).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,8 +57,40 @@ class _Archive:
             raise FormatError("not a .keras file: neither a zip archive nor a folder", file=path)
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise FormatError(f"corrupt zip archive ({e})", file=path) from None
+        try:
+            self._check_members()
+        except BaseException:
+            self.zip.close()
+            raise
+
+    def _check_members(self) -> None:
+        seen: set[str] = set()
+        total = 0
+        for info in self.zip.infolist():
+            name = info.filename
+            parts = name.replace("\\", "/").split("/")
+            if "\x00" in name:
+                raise UnsafeInputError(f"zip member {name!r} contains a NUL byte", file=self.path)
+            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                raise UnsafeInputError(f"zip member {name!r} is an absolute path", file=self.path)
+            if ".." in parts:
+                raise UnsafeInputError(f"zip member {name!r} climbs out of the archive's folder",
+                                       file=self.path)
+            if name in seen:
+                raise FormatError(f"zip member {name!r} appears twice in the archive",
+                                  file=self.path)
+            seen.add(name)
+            if info.file_size > SLACK_BYTES and \
+                    info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise UnsafeInputError(
+                    f"zip member {name} expands {info.file_size} bytes from "
+                    f"{info.compress_size}: refused as a zip bomb", file=self.path)
+            total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise UnsafeInputError(f"zip members inflate to {total} bytes in all (more than "
+                                   f"{MAX_TOTAL_BYTES}): refused as a zip bomb", file=self.path)
 
     def names(self) -> set[str]:
         if self.zip is not None:
@@ -57,23 +99,17 @@ class _Archive:
 
     def open(self, name: str) -> IO[bytes]:
         if self.zip is not None:
-            info = self.zip.getinfo(name)
-            if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_RATIO \
-                    and info.file_size > 1 << 20:
-                raise FormatError(f"zip member {name} expands {info.file_size} bytes from "
-                                  f"{info.compress_size}: refused as a zip bomb", file=self.path)
             return self.zip.open(name)
-        return open(contained_path(self.path, name, what="member", file=self.path), "rb")
+        target = contained_path(self.path, name, what="member", file=self.path)
+        check_model_file(target, what="member", relative=name, file=self.path)
+        return open(target, "rb")
 
     def read_json(self, name: str) -> dict:
         if self.zip is not None and self.zip.getinfo(name).file_size > MAX_JSON_BYTES:
             raise FormatError(f"{name} is larger than {MAX_JSON_BYTES} bytes", file=self.path)
         with self.open(name) as fh:
             data = fh.read(MAX_JSON_BYTES + 1)
-        try:
-            return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FormatError(f"{name} is not valid JSON ({e})", file=self.path) from None
+        return parse_json(data, file=self.path, what=name)
 
     def close(self) -> None:
         if self.zip is not None:
@@ -90,8 +126,10 @@ def read(path: str | os.PathLike) -> LayersModel:
         config = archive.read_json(CONFIG)
         metadata = archive.read_json(METADATA) if METADATA in names else {}
         keras_version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        checks.check_layer_names(config, file=path)
         dialect = keras_dialect.detect_dialect(config, keras_version)
         model = keras_dialect.model_from_config(config, dialect)
+        _refuse_unknown_classes(model)
         if WEIGHTS in names:
             _read_weights(archive, model)
         elif "model.weights.json" in names:
@@ -100,10 +138,28 @@ def read(path: str | os.PathLike) -> LayersModel:
             raise FormatError(f"no {WEIGHTS} in the .keras archive")
     except ModelportError as e:
         raise e.with_file(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        # a member whose local header or deflate stream is broken (the central directory,
+        # checked on open, can be intact while the data is not)
+        raise FormatError(f"corrupt zip archive ({str(e)[:160]})", file=path) from None
+    except OSError as e:
+        raise FormatError(f"cannot read ({e.strerror or e})", file=path) from None
     finally:
         archive.close()
     model.source = SourceInfo("keras-v3", str(path), dialect, keras_version)
+    checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
+
+
+def _refuse_unknown_classes(model: LayersModel) -> None:
+    """A class modelport does not know cannot be given its weights folder, and every later
+    layer's folder name depends on it (``dense_1`` counts the Dense layers before it): refuse
+    it by name rather than misplace weights."""
+    for layer in model.iter_layers():
+        if layer.model is None and not layer.is_operation and \
+                layer_variables(layer.class_name, layer.config) is None:
+            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
+                                   layer=layer.name)
 
 
 def _has_variables(model: LayersModel) -> bool:
@@ -189,7 +245,7 @@ def _read_container(group, layers: list[Layer], where: str) -> None:
                 if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
                     raise FormatError(f"{where}/{folder}/{vars_path}/{i} is not a numeric dataset",
                                       layer=layer.name)
-                layer.weights.append(Weight(path, np.asarray(ds[()]), trainable))
+                layer.weights.append(Weight(path, _dataset_array(ds), trainable))
 
 
 def variable_locations(layers: list[Layer], where: str = "layers"

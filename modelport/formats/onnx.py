@@ -16,7 +16,8 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
-from ..fsutil import atomic_output
+from ..fsutil import atomic_output, check_model_file, contained_path
+from . import checks
 
 PROTOBUF_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # initializers at least this big go to the data file, when one is used
@@ -145,28 +146,98 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
 
 
 def read(path: str | os.PathLike) -> ir.Model:
-    """Read an ONNX model; external data must stay inside the model's folder."""
+    """Read an ONNX model, checked before anything is trusted: external data stays inside the
+    model's folder, every initializer's declared shape matches the bytes stored for it, and the
+    graph passes ``onnx.checker`` (known ops, inputs defined before use, so no cycles and no
+    dangling inputs, each value produced once)."""
     path = Path(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and onnx's errors share no useful base
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
         raise FormatError(f"not a readable ONNX model ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:160] if str(e) else 'decode error'})",
                           file=path) from None
     check_external_data(proto, path)
+    check_initializers(proto, path)
     try:
-        return ir.load(path)
-    except (OSError, ValueError) as e:
-        raise FormatError(f"not a readable ONNX model ({str(e).splitlines()[0][:160]})",
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError) as e:
+        raise FormatError(f"invalid ONNX model: {_first_line(e)}", file=path) from None
+    try:
+        model = ir.load(path)
+    except Exception as e:  # noqa: BLE001 - onnx_ir raises its own SerdeError, ValueError, OSError, ...
+        raise FormatError(f"not a readable ONNX model ({type(e).__name__}: {_first_line(e)})",
                           file=path) from None
+    checks.warn_non_finite(
+        ((f"initializer {v.name!r}", v.const_value.numpy())
+         for v in model.graph.initializers.values()
+         if v.const_value is not None and v.const_value.dtype.is_floating_point()), file=path)
+    return model
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+# Bytes per element of the fixed-size tensor types, by TensorProto.DataType (sub-byte types are
+# packed: their byte count is computed from the element count below).
+_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
+             14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 24: 1}
+_PACKED = {21: 2, 22: 2, 23: 2, 25: 4, 26: 4}  # UINT4, INT4, FLOAT4E2M1, UINT2, INT2: per byte
+
+
+def _stored_bytes(data_type: int, count: int) -> int | None:
+    if data_type in _ITEMSIZE:
+        return count * _ITEMSIZE[data_type]
+    if data_type in _PACKED:
+        return -(-count // _PACKED[data_type])
+    return None
+
+
+def check_initializers(proto: onnx.ModelProto, path: Path) -> None:
+    """Each initializer's declared shape fits what is stored for it, before anything is
+    allocated: a tensor declaring 2**62 elements over 48 bytes is refused here, not met later
+    as a MemoryError or a shape-inference failure."""
+    for tensor in proto.graph.initializer:
+        what = f"initializer {tensor.name!r}"
+        count = checks.check_element_count(tensor.dims, what=what, file=path)
+        if tensor.data_type in (onnx.TensorProto.UNDEFINED, onnx.TensorProto.STRING):
+            if tensor.data_type == onnx.TensorProto.UNDEFINED or tensor.HasField("raw_data"):
+                raise FormatError(f"{what} has data type "
+                                  f"{onnx.TensorProto.DataType.Name(tensor.data_type)} with "
+                                  f"{'raw bytes' if tensor.HasField('raw_data') else 'no type'}",
+                                  file=path)
+            if len(tensor.string_data) != count:
+                raise FormatError(f"{what} declares {count} strings and stores "
+                                  f"{len(tensor.string_data)}", file=path)
+            continue
+        expected = _stored_bytes(tensor.data_type, count)
+        if expected is None:
+            continue  # a type newer than this table: the element count check above still held
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in tensor.external_data}
+            length = info.get("length")
+            if length is not None and int(length) != expected:
+                raise FormatError(f"{what} declares {count} elements ({expected} bytes) but its "
+                                  f"external data holds {length} bytes", file=path)
+        elif tensor.HasField("raw_data"):
+            if len(tensor.raw_data) != expected:
+                raise FormatError(f"{what} declares {count} elements ({expected} bytes) but "
+                                  f"stores {len(tensor.raw_data)} bytes", file=path)
+        else:
+            stored = max(len(tensor.float_data), len(tensor.int32_data), len(tensor.int64_data),
+                         len(tensor.double_data), len(tensor.uint64_data))
+            # complex types store two numbers per element, sub-byte/16-bit types pack in int32
+            if stored < count and not (tensor.data_type in (14, 15) and stored == 2 * count):
+                raise FormatError(f"{what} declares {count} elements but stores {stored}",
+                                  file=path)
 
 
 def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
-    """Every external-data reference names a regular file inside the model's folder and a
-    byte range that file has (CVE-2022-25882, CVE-2024-27318: ``..``, absolute paths and links
-    out of the folder are refused)."""
-    from ..fsutil import contained_path
-
+    """Every external-data reference names a regular, singly-linked file inside the model's
+    folder and a byte range that file has (CVE-2022-25882, CVE-2024-27318: ``..``, absolute
+    paths, and symbolic or hard links out of the folder are refused)."""
     tensors = list(proto.graph.initializer)
     for node in proto.graph.node:
         for attr in node.attribute:
@@ -177,15 +248,20 @@ def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
-        target = contained_path(path.parent, location,
-                                what=f"external data location of {tensor.name!r}", file=path)
-        if not target.is_file():
+        what = f"external data location of {tensor.name!r}"
+        target = contained_path(path.parent, location, what=what, file=path)
+        if not os.path.lexists(target):
             raise FormatError(f"external data {location!r} of {tensor.name!r} is missing",
                               file=path)
-        offset = int(info.get("offset", 0) or 0)
-        length = info.get("length")
-        size = target.stat().st_size
-        if offset < 0 or offset > size or (length is not None and offset + int(length) > size):
+        size = check_model_file(target, what=what, relative=location, file=path).st_size
+        try:
+            offset = int(info.get("offset", 0) or 0)
+            length = int(info["length"]) if info.get("length") else None
+        except ValueError:
+            raise FormatError(f"external data of {tensor.name!r} has a non-numeric offset or "
+                              "length", file=path) from None
+        if offset < 0 or offset > size or (length is not None and
+                                           (length < 0 or offset + length > size)):
             raise FormatError(f"external data of {tensor.name!r} claims bytes {offset}.."
-                              f"{offset + int(length or 0)} of {location!r}, which has {size}",
+                              f"{offset + (length or 0)} of {location!r}, which has {size}",
                               file=path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
 
 from ..errors import FormatError, UnsupportedError
+from ..fsutil import read_json_file
 
 KERAS_H5 = "keras-h5"
 KERAS_V3 = "keras-v3"
@@ -34,6 +34,8 @@ def sniff(path: str | os.PathLike) -> str:
             return KERAS_V3
         raise FormatError("folder holds neither model.json (TF.js) nor config.json (unzipped "
                           ".keras)", file=path)
+    if not path.is_file():
+        raise FormatError("not a regular file or folder", file=path)
     with open(path, "rb") as fh:
         head = fh.read(8)
         if _is_hdf5(fh, head):
@@ -62,11 +64,7 @@ def _is_hdf5(fh, head: bytes) -> bool:
 
 
 def _sniff_model_json(path: Path) -> str:
-    try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read(1 << 30))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"not valid JSON ({e})", file=path) from None
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise FormatError("model.json is not a JSON object", file=path)
     fmt = data.get("format")

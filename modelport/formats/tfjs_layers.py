@@ -20,13 +20,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
-from ..fsutil import atomic_output, check_destination
+from ..fsutil import atomic_output, check_destination, read_json_file
 from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import keras_dialect, keras_v3, tfjs_manifest, tfjs_support
+from . import checks, keras_dialect, keras_v3, tfjs_manifest, tfjs_support
 from .keras_h5 import expected_variables
 
 MODEL_JSON = "model.json"
-MAX_JSON_BYTES = 1 << 30
 
 
 def model_json_path(path: Path) -> Path:
@@ -34,12 +33,8 @@ def model_json_path(path: Path) -> Path:
 
 
 def load_model_json(path: Path) -> dict:
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise FormatError(f"model.json is larger than {MAX_JSON_BYTES} bytes", file=path)
-    try:
-        data = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"not valid JSON ({e})", file=path) from None
+    """model.json, parsed with fsutil's size and nesting limits."""
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise FormatError("model.json is not a JSON object", file=path)
     return data
@@ -91,6 +86,7 @@ def read(path: str | os.PathLike) -> LayersModel:
         keras_version = topology.get("keras_version") if "model_config" in topology else None
         if isinstance(keras_version, str) and not keras_version[:1].isdigit():
             keras_version = None  # "tfjs-layers 4.22.0": the dialect is Keras 2
+        checks.check_layer_names(config, file=json_path)
         dialect = keras_dialect.detect_dialect(config, keras_version)
         model = keras_dialect.model_from_config(config, dialect)
         stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
@@ -101,6 +97,7 @@ def read(path: str | os.PathLike) -> LayersModel:
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
     model.source = SourceInfo("tfjs-layers", str(json_path), dialect, keras_version)
+    checks.warn_non_finite(checks.layers_model_weights(model), file=json_path)
     return model
 
 

@@ -16,21 +16,23 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import FormatError, UnsupportedError
-from ..fsutil import contained_path
+from ..fsutil import check_model_file, contained_path
+from .checks import check_element_count
 
 DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
 DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("bool"),
           "uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2"),
           "complex64": np.dtype("<c8")}
 QUANTIZED = ("uint8", "uint16", "float16")
-MAX_ELEMENTS = 1 << 34  # a declared shape larger than this is corrupt, not a model
 
 
 @dataclass
@@ -52,11 +54,14 @@ def read_manifest(folder: Path, manifest: object, *, file: Path) -> list[StoredW
         if not isinstance(group, dict) or not isinstance(group.get("paths"), list) \
                 or not isinstance(group.get("weights"), list):
             raise FormatError(f"weightsManifest group {g} lacks 'paths' or 'weights'", file=file)
-        shards = [contained_path(folder, p, what=f"shard path of group {g}", file=file)
-                  for p in group["paths"]]
-        for shard in shards:
-            if not shard.is_file():
+        shards = []
+        for p in group["paths"]:
+            what = f"shard path of group {g}"
+            shard = contained_path(folder, p, what=what, file=file)
+            if not os.path.lexists(shard):
                 raise FormatError(f"shard {shard.name} of group {g} is missing", file=file)
+            check_model_file(shard, what=what, relative=p, file=file)
+            shards.append(shard)
         with _ShardReader(shards) as reader:
             for entry in group["weights"]:
                 weight = _read_entry(reader, entry, file=file, group=g)
@@ -88,7 +93,7 @@ class _ShardReader:
     def remaining(self) -> int:
         return self.total - self.consumed
 
-    def __enter__(self) -> "_ShardReader":
+    def __enter__(self) -> _ShardReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,9 +124,7 @@ def _shape(entry: dict, *, file: Path) -> tuple[int, ...]:
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
                                               and d >= 0 for d in shape):
         raise FormatError(f"weight {entry.get('name')!r} has an invalid shape {shape!r}", file=file)
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise FormatError(f"weight {entry.get('name')!r} declares {math.prod(shape)} elements",
-                          file=file)
+    check_element_count(shape, what=f"weight {entry.get('name')!r}", file=file)
     return tuple(shape)
 
 
@@ -135,6 +138,8 @@ def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) 
     quant = entry.get("quantization")
     try:
         if dtype == "string":
+            if count * 4 > reader.remaining:  # each string needs at least its length prefix
+                raise EOFError(count)
             values = [reader.read(int.from_bytes(reader.read(4), "little")) for _ in range(count)]
             array = np.array(values, dtype=object).reshape(shape)
             return StoredWeight(name, array)
@@ -293,7 +298,7 @@ class _ShardWriter:
         self.in_shard = 0
         self.handle: BinaryIO | None = open(folder / paths[0], "wb")
 
-    def __enter__(self) -> "_ShardWriter":
+    def __enter__(self) -> _ShardWriter:
         return self
 
     def __exit__(self, *exc) -> None:
