@@ -54,6 +54,7 @@ def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
     model = normalize(model)
     fold_constants(model)
+    _explicit_perms(model.graph)
     problems = _unmapped(model.graph)
     skip = {id(n) for n, _ in problems}
     for node in model.graph:
@@ -82,6 +83,14 @@ def convert(model: ir.Model) -> TfjsGraph:
     log.info("ONNX -> TF.js graph: %d TF nodes, %d Transposes in ONNX after the layout pass",
              len(graph.nodes), left)
     return graph
+
+
+def _explicit_perms(graph: ir.Graph) -> None:
+    """Write ONNX's default perm (reversed axes) on Transposes: the layout pass reads it."""
+    for node in graph:
+        if node.op_type == "Transpose" and node.domain in STANDARD and \
+                "perm" not in node.attributes and _rank(node) is not None:
+            node.attributes["perm"] = ir.AttrInt64s("perm", list(reversed(range(_rank(node)))))
 
 
 # --- the up-front check --------------------------------------------------------------------------

@@ -180,6 +180,11 @@ class Ctx:
 
     def const(self, array, hint: str = "const", *, name: str | None = None) -> str:
         array = to_tfjs_array(np.asarray(array), f"constant {hint}")
+        if array.size == 0 and array.ndim and array.dtype != object:  # no bytes to store
+            shape = self.const(np.asarray(array.shape, np.int32), f"{hint}_shape")
+            value = self.const(np.zeros((), array.dtype), f"{hint}_value")
+            return self.op("Fill", [shape, value], {"T": a_type(tfjs_dtype(array.dtype))},
+                           name=name, hint=hint)
         if array.size >= 256 and array.dtype != object and _uniform(array):
             shape = self.const(np.asarray(array.shape, np.int32), f"{hint}_shape")
             value = self.const(array.reshape(-1)[:1].reshape(()), f"{hint}_value")
@@ -191,7 +196,8 @@ class Ctx:
             "dtype": a_type(dtype),
             "value": {"tensor": {"dtype": a_type(dtype)["type"],
                                  "tensorShape": a_shape(list(array.shape))["shape"]}}}))
-        self.weights[name] = np.ascontiguousarray(array)
+        # (not np.ascontiguousarray: it turns a 0-d array into a 1-d one)
+        self.weights[name] = array if array.flags.c_contiguous else array.copy(order="C")
         return name
 
     def i32(self, values, hint: str = "const") -> str:

@@ -67,6 +67,9 @@ def _row_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 for _row in table.RENAMES:
     RULES[_row.onnx] = Rule(_row.onnx, rename, _row_check)
+# tfjs 4.22's BitwiseAnd executor reads inputs named 'a' and 'b' where its op list names them
+# 'x' and 'y', so every graph-model BitwiseAnd fails in tfjs: not mapped in this direction.
+del RULES["BitwiseAnd"]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -596,7 +599,9 @@ def lp_norm(ctx: Ctx, node: ir.Node) -> list[str]:
         norm = reduce(ctx, "Sum", unary(ctx, "Abs", x), [axis], True)
     else:
         norm = unary(ctx, "Sqrt", reduce(ctx, "Sum", unary(ctx, "Square", x), [axis], True))
-    return [binary(ctx, "RealDiv", x, norm)]
+    # ONNX: where the norm is 0 the result is 0 (not 0/0)
+    zero = binary(ctx, "Equal", norm, fconst(ctx, 0))
+    return [ctx.op("SelectV2", [zero, fconst(ctx, 0), binary(ctx, "RealDiv", x, norm)])]
 
 
 @rule("MeanVarianceNormalization")

@@ -239,12 +239,21 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
     xs = ctx.op("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
                 n_out=group) if group > 1 else [x]
     ys = []
+    if wval is None:  # a run-time weight [C, M/g, k...] -> [kh, kw, M/g, C]
+        wfull = _weight(ctx, wv, [2, 1, 0] if n == 1 else [2, 3, 1, 0])
+        if n == 1:
+            wfull = ctx.op("ExpandDims", [wfull, ctx.i32(0, "axis")])
     for g in range(group):
         if wval is not None:
             w = ctx.const(np.ascontiguousarray(
                 wval[g * per_in:(g + 1) * per_in].transpose(2, 3, 1, 0)), "filter")
-        else:
-            w = _weight(ctx, wv, [2, 3, 1, 0])
+        elif group == 1:
+            w = wfull
+        else:  # this group's input channels: the last axis
+            w = ctx.op("StridedSlice", [wfull, ctx.i32([0, 0, 0, g * per_in], "begin"),
+                                        ctx.i32([0, 0, 0, (g + 1) * per_in], "end"),
+                                        ctx.i32([1, 1, 1, 1], "strides")],
+                       strided_attrs(begin_mask=7, end_mask=7))
         shape = ctx.shape_vector([batch if batch is not None else ctx.dim_of(x, 0),
                                   *full, per_out])
         ys.append(ctx.op("Conv2DBackpropInput", [shape, w, xs[g]], {
@@ -487,6 +496,8 @@ def _d2s_check(ctx: Ctx, node: ir.Node) -> str | None:
         return "the input is not 4-D"
     if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "DCR":
         return None
+    if attr(node, "mode", "DCR") not in ("DCR", "CRD"):
+        return f"mode={attr(node, 'mode')!r}"
     return None if None not in s[1:] else "the input's spatial and channel sizes are unknown"
 
 
@@ -505,7 +516,9 @@ def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
         t = transpose_ref(ctx, t, [0, 1, 4, 2, 5, 3], None)
         return [ctx.op("Reshape", [t, ctx.i32([-1, h * b, w * b, c // (b * b)], "shape")])]
     t = ctx.op("Reshape", [x, ctx.i32([-1, h // b, b, w // b, b, c], "shape")])
-    t = transpose_ref(ctx, t, [0, 1, 3, 2, 4, 5], None)
+    # DCR (the default): depth = (i * b + j) * c + ch; CRD: depth = ch * b * b + i * b + j
+    perm = [0, 1, 3, 2, 4, 5] if attr(node, "mode", "DCR") == "DCR" else [0, 1, 3, 5, 2, 4]
+    t = transpose_ref(ctx, t, perm, None)
     return [ctx.op("Reshape", [t, ctx.i32([-1, h // b, w // b, b * b * c], "shape")])]
 
 

@@ -131,8 +131,8 @@ def _original(coord: str, x: np.ndarray, n_in: int, n_out: int, scale: float) ->
         return center * (1 - adjustment) + (x + 0.5) / scale - 0.5
     if coord == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if n_out > 1 else np.zeros_like(x)
-    if coord == "align_corners":
-        return x * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(x)
+    if coord == "align_corners":  # the resized length here is n_in * scale, not floored
+        return x * (n_in - 1) / (n_in * scale - 1) if n_out > 1 else np.zeros_like(x)
     if coord == "asymmetric":
         return x / scale
     return (x + 0.5) / scale  # tf_half_pixel_for_nn

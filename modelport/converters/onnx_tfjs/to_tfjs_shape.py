@@ -51,13 +51,31 @@ def _both(*checks):
 
 # --- reshaping ----------------------------------------------------------------------------------
 
-@rule("Reshape")
+def _reshape_check(ctx: Ctx, node: ir.Node) -> str | None:
+    s = node.inputs[1]
+    if ctx.value(s) is None and not attr(node, "allowzero", 0) and (
+            (ctx.shape(s) or [None])[0] is None or ctx.rank(node.inputs[0]) is None):
+        return "a run-time shape of unknown length (its 0s would copy input dimensions)"
+    return None
+
+
+@rule("Reshape", check=_reshape_check)
 def reshape(ctx: Ctx, node: ir.Node) -> list[str]:
     v, s = node.inputs[0], node.inputs[1]
     x = ctx.x(v)
     shape = ctx.value(s)
     if shape is None:
-        return [ctx.op("Reshape", [x, ctx.x(s)])]  # a computed shape: no 0 to copy expected
+        target = ctx.x(s)
+        if not attr(node, "allowzero", 0):  # ONNX: a 0 copies the input's dimension
+            n, rank = ctx.shape(s)[0], ctx.rank(v)
+            dims = ctx.shape_of(x)
+            if n > rank:
+                dims = concat(ctx, [dims, ctx.i32([0] * (n - rank), "zeros")], 0)
+            elif n < rank:
+                dims = ctx.slice1(dims, 0, n)
+            target = ctx.op("SelectV2", [binary(ctx, "Equal", target, ctx.i32(0)), dims,
+                                         target])
+        return [ctx.op("Reshape", [x, target])]
     dims = [int(d) for d in shape.reshape(-1)]
     if 0 in dims and not attr(node, "allowzero", 0):
         in_shape = ctx.shape(v) or []
@@ -86,7 +104,8 @@ def static_reshape_target(ctx: Ctx, x: str, shape: list[int | None]) -> str:
 def flatten(ctx: Ctx, node: ir.Node) -> list[str]:
     v = node.inputs[0]
     rank = ctx.need_rank(v, node)
-    axis = attr(node, "axis", 1) % (rank + 1) if rank else 0
+    axis = attr(node, "axis", 1)
+    axis = axis + rank if axis < 0 else axis  # ONNX: axis in [-rank, rank]
     shape = ctx.shape(v)
     x = ctx.x(v)
     head, tail = shape[:axis], shape[axis:]

@@ -98,6 +98,43 @@ def run_graph(model_json: Path, inputs: list[tuple[str, np.ndarray]], outputs: l
     return [_decode(o) for o in result["outputs"]]
 
 
+def run_graph_batch(jobs: list[tuple[Path, list[tuple[str, np.ndarray]], list[str]]],
+                    timeout: float = 600) -> list[list[np.ndarray] | TfjsError]:
+    """Run many graph-models in one Node process (tfjs loads once).
+
+    ``jobs``: (model.json, inputs by signature tensor name, output tensor names). Returns, per
+    job in order, its outputs or the ``TfjsError`` that tfjs raised for it; one job's failure
+    does not stop the others.
+    """
+    reason = available()
+    if reason:
+        raise ModelportError(f"real tfjs cannot run here: {reason}")
+    results: list = []
+    while len(results) < len(jobs):  # a process stops after a failing job: go on in a new one
+        done = _batch(jobs[len(results):], timeout)
+        if not done:
+            raise TfjsError("the tfjs batch runner returned no result")
+        results += done
+    return results
+
+
+def _batch(jobs: list, timeout: float) -> list:
+    spec = {"jobs": [{"model": str(Path(m).resolve()), "inputs": [_encode(n, a) for n, a in ins],
+                      "outputs": outs} for m, ins, outs in jobs]}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp, "jobs.json"), Path(tmp, "results.json")
+        src.write_text(json.dumps(spec))
+        env = dict(os.environ, NODE_PATH=str(node_modules()))
+        proc = subprocess.run(["node", str(HERE / "run_graph_batch.js"), str(src), str(out)], check=False,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+        if proc.returncode != 0:
+            raise TfjsError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
+                            else f"node exited {proc.returncode}")
+        results = json.loads(out.read_text())["results"]
+    return [TfjsError(r["error"], file=m) if "error" in r else [_decode(o) for o in r["outputs"]]
+            for r, (m, _, _) in zip(results, jobs)]
+
+
 def run_layers(model_json: Path, inputs: list[tuple[str, np.ndarray]],
                timeout: float = 300) -> dict:
     """Run a layers-model; the result has ``arrays`` (outputs in model order), ``weights``

@@ -1,0 +1,328 @@
+"""ONNX's own node tests, converted to TF.js graph-models and run in real @tensorflow/tfjs.
+
+The case table is the ONNX package's backend node tests (``onnx.backend.test.case.node``: one
+model per case with inputs and expected outputs). onnx 1.23's ``python -m
+onnx.backend.test.cmd_tools generate-data`` writes only the model tests, so a session fixture
+writes the node cases in the same layout (``<case>/model.onnx``,
+``test_data_set_0/input_*.pb``, ``output_*.pb``) once, into a cache folder in the system temp
+folder keyed by the onnx version, and reads them from there.
+
+A case belongs to the op of its model's one node; a model of several nodes (``_expanded``
+cases: the op's function body inlined) to the op its name tests (``test_<op>_...``). For every op in
+the mapping table (``to_tfjs_core.RULES``) there is one test: each of its cases must convert,
+run in real tfjs (all models in a few Node processes, see ``tfjs_node.run_graph_batch``) and
+match the expected outputs within ``TOL``, or be listed in ``LISTED`` with a reason — listed as
+``refused`` (the converter must raise UnsupportedError) or ``differs`` (converts, tfjs's result
+differs; the test fails if it starts to pass, like ``xfail(strict=True)``). No case is skipped.
+The pass table by op is printed at the end of the session (``-s``) and written to
+``onnx_node_suite.txt`` in pytest's base temp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import numpy_helper
+
+from modelport.converters.onnx_tfjs.to_tfjs import RULES
+from modelport.errors import ModelportError, UnsupportedError
+from modelport.runtime import tfjs_node
+
+# float32 outputs: |got - want| <= atol + rtol * |want|; integers and bools exactly.
+TOL = {"atol": 1e-4, "rtol": 1e-3}
+# Looser, with the reason.
+LOOSE = {
+    # tfjs's float32 transcendental functions (JS Math in float64, rounded) agree with NumPy's
+    # to ~1e-6 relative; inputs near the poles/asymptotes amplify that.
+}
+
+# case -> ("refused" | "differs", reason). Every listed case is asserted to behave so.
+LISTED: dict[str, tuple[str, str]] = {}
+
+CHUNK = 150  # models per Node process
+
+# ONNX's node tests feed parameters (axes, pads, scales, starts, k, ...) as graph inputs; real
+# models hold them as constants, and tfjs needs many of them when the model is converted. A
+# case refused for that is listed, and its variant with every input but the first frozen to
+# its test value (``<case>[const]``) runs too and must pass.
+RUN_TIME = "computed at run time"
+FROZEN = "[const]"
+
+
+# --- the case table ---------------------------------------------------------------------------
+
+def _cache_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"modelport-onnx-node-{onnx.__version__}"
+
+
+def generate(root: Path) -> None:
+    """Write ONNX's node test cases as generate-data would (model + one data set each)."""
+    import onnx.backend.test.case.node as node_cases
+
+    tmp = Path(tempfile.mkdtemp(prefix=".gen-", dir=root.parent))
+    for case in node_cases.collect_testcases(None):
+        folder = tmp / case.name
+        data = folder / "test_data_set_0"
+        data.mkdir(parents=True)
+        (folder / "model.onnx").write_bytes(case.model.SerializeToString())
+        if not case.data_sets:
+            continue
+        inputs, outputs = case.data_sets[0]
+        for kind, arrays, infos in (("input", inputs, case.model.graph.input),
+                                    ("output", outputs, case.model.graph.output)):
+            for j, (array, info) in enumerate(zip(arrays, infos)):
+                if not info.type.HasField("tensor_type"):
+                    break  # sequences, maps, optionals: no tensor file (tfjs has none either)
+                proto = array if isinstance(array, onnx.TensorProto) else \
+                    numpy_helper.from_array(np.asarray(array), info.name)
+                (data / f"{kind}_{j}.pb").write_bytes(proto.SerializeToString())
+    (tmp / "COMPLETE").write_text(onnx.__version__)
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+
+
+def case_root() -> Path:
+    root = _cache_dir()
+    if not (root / "COMPLETE").exists():
+        generate(root)
+    return root
+
+
+_OPS_BY_LOWER: dict[str, str] = {}
+# Case names that spell their op otherwise.
+ALIASES = {"batchnorm": "BatchNormalization", "basic_conv": "Conv",
+           "instancenorm": "InstanceNormalization", "mvn": "MeanVarianceNormalization",
+           "rms_normalization": "RMSNormalization", "training_dropout": "Dropout",
+           "greater_equal": "GreaterOrEqual", "less_equal": "LessOrEqual",
+           "gathernd": "GatherND", "scatternd": "ScatterND"}
+
+
+def op_of(name: str) -> str | None:
+    """The ONNX op a case tests, from its name: the longest op name that prefixes it."""
+    if not _OPS_BY_LOWER:
+        for schema in onnx.defs.get_all_schemas_with_history():
+            if schema.domain in ("", "ai.onnx"):
+                _OPS_BY_LOWER[re.sub(r"(?<!^)(?=[A-Z])", "_", schema.name).lower()] = schema.name
+                _OPS_BY_LOWER[schema.name.lower()] = schema.name
+        _OPS_BY_LOWER.update(ALIASES)
+    stem = name[len("test_"):]
+    best = None
+    for key, op in _OPS_BY_LOWER.items():
+        if re.match(re.escape(key) + r"($|_|\d)", stem) and (best is None or len(key) > len(best[0])):
+            best = (key, op)
+    return best[1] if best else None
+
+
+@dataclass
+class Outcome:
+    case: str
+    op: str
+    kind: str  # "pass" | "refused" | "differs" | "error"
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _load(folder: Path):
+    model = onnx.load(str(folder / "model.onnx"))
+    data = folder / "test_data_set_0"
+    ins = [numpy_helper.to_array(onnx.load_tensor(str(data / f"input_{j}.pb")))
+           for j in range(len(model.graph.input)) if (data / f"input_{j}.pb").exists()]
+    outs = [numpy_helper.to_array(onnx.load_tensor(str(data / f"output_{j}.pb")))
+            for j in range(len(model.graph.output)) if (data / f"output_{j}.pb").exists()]
+    return model, ins, outs
+
+
+def compare(got: np.ndarray, want: np.ndarray, tol: dict) -> str | None:
+    """None when ``got`` (tfjs) matches ``want`` (ONNX's expected output), else how not."""
+    got = np.asarray(got)
+    if tuple(got.shape) != tuple(want.shape):
+        return f"shape {list(got.shape)}, expected {list(want.shape)}"
+    if want.dtype == np.bool_ or want.dtype.kind in "iu":
+        if not np.array_equal(got.astype(np.int64), want.astype(np.int64)):
+            bad = int(np.count_nonzero(got.astype(np.int64) != want.astype(np.int64)))
+            return f"{bad} of {want.size} values differ"
+        return None
+    if want.dtype.kind in "OSU":
+        return None if np.array_equal(got.astype(str), want.astype(str)) else "strings differ"
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    if not np.array_equal(np.isnan(g), np.isnan(w)):
+        return "NaN positions differ"
+    finite = ~np.isnan(w)
+    same_inf = (g == w) | ~finite
+    err = np.abs(g - w)
+    bad = finite & ~same_inf & (err > tol["atol"] + tol["rtol"] * np.abs(w))
+    if bad.any():
+        return (f"{int(bad.sum())} of {want.size} values beyond atol {tol['atol']} rtol "
+                f"{tol['rtol']} (max abs err {float(np.nanmax(np.where(bad, err, 0))):.3g})")
+    return None
+
+
+def _convert_all(root: Path, work: Path, cases: list[tuple[str, str]]):
+    from modelport.converters.onnx_tfjs import to_tfjs
+    from modelport.formats import onnx as onnx_format
+    from modelport.formats import tfjs_graph
+
+    outcomes, jobs = {}, []
+    todo = [(name, op, None) for name, op in cases]
+    while todo:
+        name, op, frozen = todo.pop(0)
+        folder = root / name
+        try:
+            model, ins, outs = _load(folder)
+            if len(ins) != len(model.graph.input) or len(outs) != len(model.graph.output):
+                raise UnsupportedError("inputs or outputs that are not tensors")
+            if frozen:
+                model, ins = _freeze(model, ins)
+                name = frozen
+            graph = to_tfjs.convert(ir.from_proto(model) if frozen else
+                                    onnx_format.read(folder / "model.onnx"))
+            dst = tfjs_graph.write(graph, work / name.replace(FROZEN, "_const"))
+        except UnsupportedError as e:
+            outcomes[name] = Outcome(name, op, "refused", e.message)
+            if not frozen and RUN_TIME in e.message and len(ins) > 1:
+                todo.append((name, op, name + FROZEN))
+            continue
+        except ModelportError as e:
+            outcomes[name] = Outcome(name, op, "error", f"{type(e).__name__}: {e.message}")
+            continue
+        except Exception as e:  # noqa: BLE001 - a converter crash is this case's failure
+            outcomes[name] = Outcome(name, op, "error", f"crash {type(e).__name__}: {e}")
+            continue
+        feeds = [(info.tensor, _feed(a)) for info, a in zip(graph.inputs, ins)]
+        jobs.append((name, op, dst, feeds, [o.tensor for o in graph.outputs], outs))
+    return outcomes, jobs
+
+
+def _freeze(model: onnx.ModelProto, ins: list[np.ndarray]):
+    """The case with every input but the first made an initializer holding its test value."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for info, array in list(zip(model.graph.input, ins))[1:]:
+        model.graph.initializer.append(numpy_helper.from_array(array, info.name))
+    keep = model.graph.input[0]
+    del model.graph.input[:]
+    model.graph.input.append(keep)
+    return model, ins[:1]
+
+
+def _feed(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind in "iu":
+        return array.astype(np.int32)
+    if array.dtype.kind == "f":
+        return array.astype(np.float32)
+    return array
+
+
+def _run_chunk(chunk) -> list:
+    try:
+        return tfjs_node.run_graph_batch([(dst, feeds, outs) for _, _, dst, feeds, outs, _ in
+                                          chunk])
+    except ModelportError as e:  # the whole process died: run the halves apart
+        if len(chunk) == 1:
+            return [e]
+        half = len(chunk) // 2
+        return _run_chunk(chunk[:half]) + _run_chunk(chunk[half:])
+
+
+def run_suite(root: Path, work: Path, cases: list[tuple[str, str]]) -> dict[str, Outcome]:
+    outcomes, jobs = _convert_all(root, work, cases)
+    chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = [r for rs in pool.map(_run_chunk, chunks) for r in rs]
+    for (name, op, _, _, _, want), got in zip(jobs, results):
+        if isinstance(got, Exception):
+            outcomes[name] = Outcome(name, op, "differs", f"tfjs: {got.message}")
+            continue
+        tol = LOOSE.get(name, (TOL, ""))[0] if name in LOOSE else TOL
+        problems = [f"output {i}: {why}" for i, (g, w) in enumerate(zip(got, want))
+                    if (why := compare(g, w, tol))]
+        outcomes[name] = Outcome(name, op, "differs" if problems else "pass",
+                                 "; ".join(problems))
+    return outcomes
+
+
+def all_cases(root: Path) -> list[tuple[str, str]]:
+    out = []
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and folder.name.startswith("test_"):
+            model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+            nodes = model.graph.node
+            # a one-node model tests that node's op; others (expanded functions) by name
+            op = nodes[0].op_type if len(nodes) == 1 and nodes[0].domain in ("", "ai.onnx") \
+                else op_of(folder.name)
+            if op in RULES:
+                out.append((folder.name, op))
+    return out
+
+
+# --- fixtures and tests ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory, tfjs) -> dict[str, Outcome]:
+    # ``tfjs`` (conftest): without node and @tensorflow/tfjs this fails under CI.
+    root = case_root()
+    work = tmp_path_factory.mktemp("onnx_node_tfjs")
+    outcomes = run_suite(root, work, all_cases(root))
+    table = pass_table(outcomes)
+    path = tmp_path_factory.getbasetemp() / "onnx_node_suite.txt"
+    path.write_text(table)
+    print("\n" + table + f"\n(written to {path})")
+    return outcomes
+
+
+def pass_table(outcomes: dict[str, Outcome]) -> str:
+    by_op: dict[str, list[Outcome]] = {}
+    for o in outcomes.values():
+        by_op.setdefault(o.op, []).append(o)
+    lines = [f"{'op':28} {'cases':>5} {'passed':>6} {'listed':>6} {'unexpected':>10}"]
+    totals = [0, 0, 0, 0]
+    for op in sorted(by_op):
+        group = by_op[op]
+        passed = sum(1 for o in group if o.kind == "pass" and o.case not in LISTED)
+        listed = sum(1 for o in group if o.case in LISTED and o.kind == LISTED[o.case][0])
+        bad = len(group) - passed - listed
+        for i, v in enumerate((len(group), passed, listed, bad)):
+            totals[i] += v
+        lines.append(f"{op:28} {len(group):5d} {passed:6d} {listed:6d} {bad:10d}")
+    lines.append(f"{'total':28} {totals[0]:5d} {totals[1]:6d} {totals[2]:6d} {totals[3]:10d}")
+    return "ONNX node tests -> TF.js graph-model -> real tfjs\n" + "\n".join(lines)
+
+
+def _ops_with_cases() -> list[str]:
+    return sorted(RULES)
+
+
+@pytest.mark.parametrize("op", _ops_with_cases())
+def test_node_cases(op: str, suite: dict[str, Outcome]) -> None:
+    mine = [o for o in suite.values() if o.op == op]
+    failures = []
+    for o in mine:
+        if o.case in LISTED:
+            kind, reason = LISTED[o.case]
+            if o.kind != kind:
+                failures.append(f"{o.case}: listed as {kind} ({reason}) but {o.kind}: "
+                                f"{o.detail}")
+        elif o.kind != "pass":
+            failures.append(f"{o.case}: {o.kind}: {o.detail}")
+    assert not failures, "\n".join(failures)
+    assert mine or op in NO_NODE_TESTS, f"ONNX ships no node test for {op}"
+
+
+# Ops in the mapping table for which ONNX's suite has no case of its own.
+NO_NODE_TESTS: dict[str, str] = {}
+
+
+def test_listed_cases_exist(suite: dict[str, Outcome]) -> None:
+    """A listed case that no longer exists (renamed upstream) must leave the table."""
+    assert not set(LISTED) - set(suite), sorted(set(LISTED) - set(suite))
