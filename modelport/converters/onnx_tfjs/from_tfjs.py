@@ -200,6 +200,14 @@ class _Builder(Builder):
         if data.dtype == np.float64 and dtype is None:
             data = data.astype(np.float32)
         label = self.unique(name or f"{self.prefix}const")
+        if data.ndim == 0:
+            # A Constant node, not an initializer: formats.onnx's streaming writer stores 0-d
+            # initializers as shape [1]. const_value still lets passes see the number.
+            value = self.tape.op("Constant", [], {"value": ir.tensor(data, name=label)},
+                                 name=self.unique(f"{label}/Constant"))
+            value.name = label
+            value.const_value = ir.tensor(data, name=label)
+            return value
         return self.tape.initializer(ir.tensor(data, name=label), name=label)
 
 
@@ -280,10 +288,14 @@ def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
                 value.name in {i.key for i in graph.outputs if i is not info}:
             value = builder.op("Identity", value)
         value.name = info.key
-        dtype = probe.dtypes.get(info.tensor, info.dtype)
+        # Unknown to the probe: left to ONNX's shape inference (_infer_missing_output_shapes).
+        dtype = probe.dtypes.get(info.tensor)
+        shape = probe.shapes.get(info.tensor)
+        if shape is None:
+            shape = _shape_hint(by_name, info.tensor, probe)
+            dtype = info.dtype if shape is not None else None  # the signature's word then
         if dtype in ONNX_DTYPES:
             value.type = ir.TensorType(ONNX_DTYPES[dtype])
-        shape = probe.shapes.get(info.tensor) or _shape_hint(by_name, info.tensor, probe)
         if shape is not None:
             value.shape = ir.Shape([d if d is not None else f"{info.key}_d{i}"
                                     for i, d in enumerate(shape)])
@@ -332,7 +344,7 @@ def _shape_hint(by_name: dict[str, TfNode], tensor: str, probe: Probe
 def _infer_missing_output_shapes(model: ir.Model) -> None:
     """Outputs the probe could not size get the shape ONNX's own inference gives them (a
     graph output needs at least its rank)."""
-    missing = [v for v in model.graph.outputs if v.shape is None]
+    missing = [v for v in model.graph.outputs if v.shape is None or v.type is None]
     if not missing:
         return
     import onnx
@@ -341,8 +353,10 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
     found = {o.name: o for o in inferred.graph.output}
     for value in missing:
         proto = found.get(value.name)
-        if proto is None or not proto.type.tensor_type.HasField("shape"):
+        if proto is None or not proto.type.tensor_type.HasField("shape") or \
+                not proto.type.tensor_type.elem_type:
             raise UnsupportedError(f"the shape of output {value.name!r} cannot be determined")
+        value.type = ir.TensorType(ir.DataType(proto.type.tensor_type.elem_type))
         dims = [d.dim_value if d.HasField("dim_value") else f"{value.name}_d{i}"
                 for i, d in enumerate(proto.type.tensor_type.shape.dim)]
         value.shape = ir.Shape(dims)

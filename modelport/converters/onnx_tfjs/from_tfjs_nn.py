@@ -109,6 +109,9 @@ def _split_fused(op: TfOp, fused: list[str]) -> tuple[str | None, str | None]:
         if len(fused) == 1 and first in FUSABLE:
             return None, first
         raise op.fail(f"fused_ops {fused} are not supported")
+    if rest and rest[0] == "Add":  # a residual input added after the bias
+        rest = rest[1:]
+        first = f"{first}+Add"
     if len(rest) > 1 or (rest and rest[0] not in FUSABLE):
         raise op.fail(f"fused_ops {fused} are not supported")
     return first, rest[0] if rest else None
@@ -205,6 +208,10 @@ def _conv(op: TfOp, depthwise: bool) -> ir.Value:
     step, act = _split_fused(op, fused)
     bias = None
     rest = extra
+    residual = None
+    if step is not None and step.endswith("+Add"):
+        step = step[:-4]
+        residual = True
     if step in ("BiasAdd", "Add"):
         b = op.const(idx[0])
         if b is None or np.asarray(b).size != cout:
@@ -216,6 +223,10 @@ def _conv(op: TfOp, depthwise: bool) -> ir.Value:
         weight = weight * factor.reshape(-1, 1, 1, 1)
         bias = np.broadcast_to(shift, (cout,)).copy()
         rest = extra[4:]
+    if residual:
+        if not rest:
+            raise op.bad("fuses an Add but has no tensor to add")
+        residual, rest = rest[0], rest[1:]
     dtype = kernel.dtype if kernel.dtype.kind == "f" else np.float32
     w = op.b_.const(weight.astype(dtype), f"{op.name}/weight")
     inputs = [w] + ([op.b_.const(bias.astype(dtype), f"{op.name}/bias")] if bias is not None
@@ -225,6 +236,8 @@ def _conv(op: TfOp, depthwise: bool) -> ir.Value:
                 dilations=dilations, group=group, **pads)
     if data_format == "NHWC":
         y = to_last(op, y, 4)
+    if residual is not None:
+        y = op.emit("Add", y, residual)
     if act is not None:
         if act == "Prelu" and not rest:
             raise op.bad("fuses Prelu but has no alpha input")
@@ -321,7 +334,12 @@ def _matmul(op: TfOp) -> ir.Value:
     fused, extra, _ = _fused(op)
     step, act = _split_fused(op, fused)
     rest = extra
-    if step in ("BiasAdd", "Add"):
+    if step is not None and step.endswith("+Add"):
+        if len(extra) < 2:
+            raise op.bad("fuses BiasAdd and Add but lacks their inputs")
+        y = op.emit("Add", op.emit("Add", y, extra[0]), extra[1])
+        rest = extra[2:]
+    elif step in ("BiasAdd", "Add"):
         y = op.emit("Add", y, extra[0])
         rest = extra[1:]
     elif step is not None:
@@ -352,7 +370,7 @@ def _einsum(op: TfOp) -> ir.Value:
 
 # --- normalization and bias -----------------------------------------------------------------
 
-@MAPPINGS.register("BiasAdd", "BiasAddV1")
+@MAPPINGS.register("BiasAdd")
 def _bias_add(op: TfOp) -> ir.Value:
     data_format = op.s("data_format", "NHWC")
     bias = op.inputs[1]
@@ -382,3 +400,15 @@ def _batch_norm(op: TfOp) -> list[ir.Value]:
                 op.b_.const(offset, f"{op.name}/offset"))
     # The other outputs (batch statistics) are the moving ones at inference.
     return [y, op.inputs[3], op.inputs[4], op.inputs[3], op.inputs[4], op.inputs[3]]
+
+
+@MAPPINGS.register("LRN")
+def _lrn(op: TfOp) -> ir.Value:
+    # TF sums squares over depth_radius channels each side and scales by alpha; ONNX's LRN
+    # takes the window size and divides alpha by it.
+    radius = op.i("depth_radius", 5)
+    size = 2 * radius + 1
+    x = to_first(op, op.inputs[0], 4)
+    y = op.emit("LRN", x, size=size, alpha=op.f("alpha", 1.0) * size, beta=op.f("beta", 0.5),
+                bias=op.f("bias", 1.0))
+    return to_last(op, y, 4)

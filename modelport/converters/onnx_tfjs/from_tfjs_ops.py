@@ -7,11 +7,15 @@ int64 (Shape, Size, ArgMax, TopK) the result is cast back to the dtype TF declar
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx_ir as ir
 
 from ...formats import tfjs_graph as tg
 from .from_tfjs import INT64_MAX, INT64_MIN, MAPPINGS, TfOp, to_first, to_last
+
+log = logging.getLogger(__name__)
 
 # --- elementwise ----------------------------------------------------------------------------
 
@@ -64,6 +68,28 @@ def _floor_mod(op: TfOp) -> ir.Value:
         return op.emit("Mod", a, b, fmod=0)
     # ONNX's Mod needs fmod=1 on floats (C fmod); TF's FloorMod follows the divisor's sign.
     return op.emit("Sub", a, op.emit("Mul", op.emit("Floor", op.emit("Div", a, b)), b))
+
+
+@MAPPINGS.register("Mod", "TruncateMod")
+def _truncate_mod(op: TfOp) -> ir.Value:
+    # TF's Mod is C's: the remainder of a truncating division, with the dividend's sign.
+    return op.emit("Mod", op.inputs[0], op.inputs[1], fmod=1)
+
+
+@MAPPINGS.register("TruncateDiv")
+def _truncate_div(op: TfOp) -> ir.Value:
+    if op.is_float(0):
+        q = op.emit("Div", op.inputs[0], op.inputs[1])
+        # Truncation toward zero: floor of |q| with q's sign.
+        return op.emit("Mul", op.emit("Sign", q), op.emit("Floor", op.emit("Abs", q)))
+    return op.emit("Div", op.inputs[0], op.inputs[1])
+
+
+@MAPPINGS.register("BitwiseAnd", "BitwiseOr", "BitwiseXor")
+def _bitwise(op: TfOp) -> ir.Value:
+    if op.ctx.opset < 18:
+        raise op.fail(f"ONNX has {op.op} from opset 18 (converting at {op.ctx.opset})")
+    return op.emit(op.op, op.inputs[0], op.inputs[1])
 
 
 @MAPPINGS.register("ClipByValue")
@@ -183,9 +209,15 @@ def _reshape(op: TfOp) -> ir.Value:
     if shape is not None and 0 not in np.asarray(shape).reshape(-1):
         return op.emit("Reshape", op.inputs[0], op.int64(1))
     # A 0 in TF's shape means an empty dimension; ONNX reads it as "copy" unless allowzero.
-    if op.ctx.opset < 14:
-        raise op.fail("a computed or zero-sized target shape needs opset >= 14 (allowzero)")
-    return op.emit("Reshape", op.inputs[0], op.int64(1), allowzero=1)
+    if op.ctx.opset >= 14:
+        return op.emit("Reshape", op.inputs[0], op.int64(1), allowzero=1)
+    if shape is not None:
+        raise op.fail("a target shape with a 0 (an empty dimension) needs opset >= 14")
+    # Opset 13 has no allowzero: a computed shape is taken as is; it would only differ from
+    # TF if it held a 0 at run time (an empty tensor).
+    log.warning("Reshape %r: computed shape at opset 13 (no allowzero); empty dimensions "
+                "would be read as 'copy'", op.name)
+    return op.emit("Reshape", op.inputs[0], op.int64(1))
 
 
 @MAPPINGS.register("Squeeze")
@@ -389,7 +421,7 @@ def _pad(op: TfOp) -> ir.Value:
 
 # --- gathering ------------------------------------------------------------------------------
 
-@MAPPINGS.register("GatherV2", "Gather")
+@MAPPINGS.register("GatherV2")
 def _gather(op: TfOp) -> ir.Value:
     if op.i("batch_dims", 0) != 0:
         raise op.fail("batch_dims other than 0 is not supported")
@@ -407,7 +439,20 @@ def _one_hot(op: TfOp) -> ir.Value:
     indices, _, on, off = op.inputs
     values = op.emit("Concat", op.b_.reshape(off, [1]), op.b_.reshape(on, [1]), axis=0)
     depth = op.b_.reshape(op.int64(1), [1])
+    # onnxruntime implements OneHot for int64 indices (not int32); TF gives an all-off row
+    # for an index outside [0, depth), ONNX counts negative ones from the end: mask those.
+    indices = op.int64(0)
+    valid = op.emit("GreaterOrEqual", indices, op.b_.const(np.asarray(0, np.int64)))
+    indices = op.emit("Where", valid, indices, depth)
     return op.emit("OneHot", indices, depth, values, axis=op.i("axis", -1))
+
+
+@MAPPINGS.register("Where")
+def _where(op: TfOp) -> ir.Value:
+    if len(op.inputs) != 1:
+        raise op.bad(f"has {len(op.inputs)} inputs; the one-input Where lists true positions")
+    # TF: [count, rank] int64 coordinates in row-major order; ONNX NonZero: [rank, count].
+    return op.emit("Transpose", op.emit("NonZero", op.inputs[0]), perm=[1, 0])
 
 
 @MAPPINGS.register("IdentityN")
@@ -418,7 +463,9 @@ def _identity_n(op: TfOp) -> list[ir.Value]:
 # --- images ---------------------------------------------------------------------------------
 
 def _resize_sizes(op: TfOp, x_nchw: ir.Value) -> ir.Value:
-    batch_channels = op.b_.slice(op.emit("Shape", x_nchw), [0], [2], [0])
+    # Gather, not Slice: its output length (2) is known to shape inference even when the
+    # indices are not visible as data (formats.onnx checks with initializers as inputs).
+    batch_channels = op.emit("Gather", op.emit("Shape", x_nchw), op.b_.ints([0, 1]), axis=0)
     return op.emit("Concat", batch_channels, op.int64(1), axis=0)
 
 
