@@ -196,7 +196,72 @@ def _node(raw: Any) -> TfNode:
         raise FormatError(f"node {raw['name']!r} has malformed inputs")
     if not isinstance(attrs, dict) or not all(isinstance(v, dict) for v in attrs.values()):
         raise FormatError(f"node {raw['name']!r} has malformed attributes")
+    for key, value in attrs.items():
+        problem = _attr_problem(value)
+        if problem:
+            raise FormatError(f"node {raw['name']!r} ({raw['op']}): attribute {key!r} is "
+                              f"malformed ({problem})")
     return TfNode(raw["name"], raw["op"], list(inputs), dict(attrs), raw.get("device"))
+
+
+def _is_int(v: Any) -> bool:
+    # AttrValue JSON writes int64 as a decimal string; plain JSON integers are accepted too.
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    if isinstance(v, str):
+        body = v[1:] if v[:1] == "-" else v
+        return body.isdigit()
+    return False
+
+
+def _is_float(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
+        v in ("NaN", "Infinity", "-Infinity")
+
+
+def _is_b64(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        base64.b64decode(v, validate=True)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_shape(v: Any) -> bool:
+    if not isinstance(v, dict):
+        return False
+    dims = v.get("dim", [])
+    return isinstance(dims, list) and all(isinstance(d, dict) and _is_int(d.get("size", "-1"))
+                                          for d in dims)
+
+
+_CHECKS = {"i": _is_int, "f": _is_float, "b": lambda v: isinstance(v, bool), "s": _is_b64,
+           "type": lambda v: isinstance(v, str) and v in DTYPES, "shape": _is_shape}
+
+
+def _attr_problem(value: dict) -> str | None:
+    """What is wrong with one AttrValue JSON, or None: every typed field must hold its kind,
+    so that the typed accessors below never meet a value they cannot decode."""
+    for kind, ok in _CHECKS.items():
+        if kind in value and not ok(value[kind]):
+            return f"{kind!r} holds {str(value[kind])[:40]!r}"
+    if "list" in value:
+        items = value["list"]
+        if not isinstance(items, dict):
+            return "'list' is not an object"
+        for kind, entries in items.items():
+            if kind not in _CHECKS:
+                continue
+            if not isinstance(entries, list):
+                return f"list {kind!r} is not a list"
+            bad = [e for e in entries if not _CHECKS[kind](e)]
+            if bad:
+                return f"list {kind!r} holds {str(bad[0])[:40]!r}"
+    return None
 
 
 def _inline_constants(graph: TfjsGraph) -> None:
@@ -205,8 +270,11 @@ def _inline_constants(graph: TfjsGraph) -> None:
         if node.op != "Const" or node.name in graph.weights:
             continue
         tensor = (node.attrs.get("value") or {}).get("tensor")
-        if tensor is None:
-            raise FormatError(f"Const node {node.name!r} has no weight and no value")
+        if not isinstance(tensor, dict) or not any(
+                k == "tensorContent" or k.endswith("Val") for k in tensor):
+            # The converter keeps only dtype and shape in the node; the value is a weight.
+            raise FormatError(f"Const node {node.name!r} has no value in the weights "
+                              "manifest (and none inline)")
         graph.weights[node.name] = _decode_tensor(node.name, tensor)
 
 
