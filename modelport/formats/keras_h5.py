@@ -106,6 +106,50 @@ def _text_attr(f, name: str) -> str | None:
 
 # --- reading ------------------------------------------------------------------------------------
 
+def config_to_model(config: object, keras_version: str | None) -> tuple[LayersModel, str]:
+    """The model a Keras config describes, and its dialect; shared by every Keras-config reader.
+
+    ``keras_dialect`` walks the structure Keras writes and trusts its shape; a hostile or
+    corrupt config (a string where a layer dict belongs, a number for a list) breaks those
+    assumptions in many places. This is the boundary where such breakage becomes a FormatError
+    naming what went wrong, instead of a TypeError from deep inside.
+    """
+    if not isinstance(config, dict):
+        raise FormatError(f"the model config is a JSON {type(config).__name__}, not an object")
+    try:
+        dialect = keras_dialect.detect_dialect(config, keras_version)
+        model = keras_dialect.model_from_config(config, dialect)
+    except ModelportError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as e:
+        raise FormatError(f"malformed model config ({type(e).__name__}: {_short(e)})") from None
+    for layer in model.iter_layers():
+        # names become HDF5 group names, file names and dictionary keys everywhere downstream
+        for what, value in (("class name", layer.class_name), ("name", layer.name)):
+            if not isinstance(value, str) or not value or "\x00" in value:
+                raise FormatError(f"a layer's {what} is {value!r}, not a non-empty string")
+    _check_shape_rules(model)
+    return model, dialect
+
+
+def _check_shape_rules(model: LayersModel) -> None:
+    """Run shape inference once, as every later stage (inspect, writers, lowering) does, and
+    turn a crash on a mistyped config value (``"units": "../x"``, a dict for a shape) into a
+    FormatError here, naming the layer. A ModelportError from it (a layer without a shape rule,
+    an unknown input shape) is not the reader's business: the stage that needs shapes reports
+    it."""
+    from ..keras_shapes import infer  # heavier than reading needs, loaded only here
+
+    try:
+        infer(model)
+    except ModelportError:
+        return
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, OverflowError,
+            ZeroDivisionError, RecursionError) as e:
+        raise FormatError(f"malformed layer config: shape inference fails with "
+                          f"{type(e).__name__}: {_short(e)}") from None
+
+
 def read(path: str | os.PathLike) -> LayersModel:
     path = Path(path)
     with open_h5(path) as f:
@@ -120,13 +164,14 @@ def read(path: str | os.PathLike) -> LayersModel:
             checks.check_layer_names(model_config, file=path)
             keras_version = _text_attr(f, "keras_version")
             backend = _text_attr(f, "backend")
-            dialect = keras_dialect.detect_dialect(model_config, keras_version)
-            model = keras_dialect.model_from_config(model_config, dialect)
+            model, dialect = config_to_model(model_config, keras_version)
             root = f["model_weights"] if "model_weights" in f else f
             _read_weights(root, model)
         except ModelportError as e:
             raise e.with_file(path)
-        except (OSError, KeyError, ValueError, TypeError) as e:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+            # h5py reports corrupt structures as any of these (RuntimeError: bad B-tree or
+            # symbol table nodes)
             raise FormatError(f"corrupt or truncated HDF5 content ({_short(e)})",
                               file=path) from None
     model.source = SourceInfo("keras-h5", str(path), dialect, keras_version, backend)

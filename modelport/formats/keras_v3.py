@@ -25,7 +25,13 @@ from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import checks, keras_dialect
 from .checks import SLACK_BYTES
-from .keras_h5 import WRITTEN_KERAS_VERSION, _dataset_array, _h5py, refuse_links
+from .keras_h5 import (
+    WRITTEN_KERAS_VERSION,
+    _dataset_array,
+    _h5py,
+    config_to_model,
+    refuse_links,
+)
 from .keras_variables import layer_variables, snake_case
 
 CONFIG = "config.json"
@@ -127,8 +133,7 @@ def read(path: str | os.PathLike) -> LayersModel:
         metadata = archive.read_json(METADATA) if METADATA in names else {}
         keras_version = metadata.get("keras_version") if isinstance(metadata, dict) else None
         checks.check_layer_names(config, file=path)
-        dialect = keras_dialect.detect_dialect(config, keras_version)
-        model = keras_dialect.model_from_config(config, dialect)
+        model, dialect = config_to_model(config, keras_version)
         _refuse_unknown_classes(model)
         if WEIGHTS in names:
             _read_weights(archive, model)
@@ -181,7 +186,7 @@ def _read_weights(archive: _Archive, model: LayersModel) -> None:
                         raise FormatError(f"{WEIGHTS} has no 'layers' group")
                     return
                 _read_container(layers, model.layers, "layers")
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             raise FormatError(f"corrupt {WEIGHTS} ({str(e).splitlines()[0][:160]})") from None
 
 

@@ -184,14 +184,16 @@ def _first_line(e: Exception) -> str:
 # packed: their byte count is computed from the element count below).
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
              14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 24: 1}
-_PACKED = {21: 2, 22: 2, 23: 2, 25: 4, 26: 4}  # UINT4, INT4, FLOAT4E2M1, UINT2, INT2: per byte
+# Sub-byte types, packed: bits per element (UINT4, INT4, FLOAT4E2M1, UINT2, INT2, FLOAT6E2M3,
+# FLOAT6E3M2).
+_PACKED_BITS = {21: 4, 22: 4, 23: 4, 25: 2, 26: 2, 27: 6, 28: 6}
 
 
 def _stored_bytes(data_type: int, count: int) -> int | None:
     if data_type in _ITEMSIZE:
         return count * _ITEMSIZE[data_type]
-    if data_type in _PACKED:
-        return -(-count // _PACKED[data_type])
+    if data_type in _PACKED_BITS:
+        return -(-count * _PACKED_BITS[data_type] // 8)
     return None
 
 

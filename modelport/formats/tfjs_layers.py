@@ -23,7 +23,7 @@ from ..errors import FormatError, ModelportError, OutputExistsError, Unsupported
 from ..fsutil import atomic_output, check_destination, read_json_file
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import checks, keras_dialect, keras_v3, tfjs_manifest, tfjs_support
-from .keras_h5 import expected_variables
+from .keras_h5 import config_to_model, expected_variables
 
 MODEL_JSON = "model.json"
 
@@ -87,8 +87,7 @@ def read(path: str | os.PathLike) -> LayersModel:
         if isinstance(keras_version, str) and not keras_version[:1].isdigit():
             keras_version = None  # "tfjs-layers 4.22.0": the dialect is Keras 2
         checks.check_layer_names(config, file=json_path)
-        dialect = keras_dialect.detect_dialect(config, keras_version)
-        model = keras_dialect.model_from_config(config, dialect)
+        model, dialect = config_to_model(config, keras_version)
         stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
                                              file=json_path)
         _assign_weights(model, stored)

@@ -143,7 +143,7 @@ def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) 
             values = [reader.read(int.from_bytes(reader.read(4), "little")) for _ in range(count)]
             array = np.array(values, dtype=object).reshape(shape)
             return StoredWeight(name, array)
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise FormatError(f"weight {name!r} has unsupported dtype {dtype!r}", file=file)
         if quant is None:
             raw = reader.read(count * DTYPES[dtype].itemsize)
@@ -157,7 +157,8 @@ def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) 
 
 def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, ...],
                 quant: object, file: Path) -> np.ndarray:
-    if not isinstance(quant, dict) or quant.get("dtype") not in QUANTIZED:
+    if not isinstance(quant, dict) or not isinstance(quant.get("dtype"), str) \
+            or quant["dtype"] not in QUANTIZED:
         raise FormatError(f"weight {name!r} has an unknown quantization {quant!r}", file=file)
     qdtype = quant["dtype"]
     count = math.prod(shape)

@@ -1,0 +1,67 @@
+"""Property: whatever a mutated model file holds, modelport answers with one of its own errors
+(``ModelportError``) or a result, never another exception (see ``harness.py`` for the
+mutations). Bounded for CI: the whole module runs in well under a minute; under ``CI=true`` the
+examples are derandomized so a run is reproducible. ``bench/fuzz.py`` is the long run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from . import harness
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+EXAMPLES = 300  # per target: 2-8 s each here (2 shared cores)
+
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=IN_CI, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+
+# Findings in the TF.js graph-model reader (formats/tfjs_graph.py), owned elsewhere when this
+# was written: mistyped shape and attribute values in model.json raise AttributeError/ValueError
+# instead of a FormatError. Derandomized so the expected failure is deterministic; strict, so
+# the fix there shows up here as a test to unmark.
+GRAPH_READER_FINDINGS = ("formats/tfjs_graph.py decodes mistyped shapes/attributes in model.json "
+                         "without type checks (AttributeError/ValueError, not FormatError)")
+
+
+def _check(target: str, seed: int, scratch: Path) -> None:
+    error = harness.run_one(target, seed, scratch)
+    if error is not None:
+        where = "".join(traceback.format_exception(error)[-6:])
+        pytest.fail(f"{target} seed {seed}: {type(error).__name__}: {error}\n{where}"
+                    f"replay: python bench/fuzz.py --target {target} --seed {seed} "
+                    "--iterations 1 --traceback")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_warnings():
+    # NaN/Inf weights are a common mutation; their warnings are expected, not interesting
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+@pytest.mark.parametrize("target", ["keras-h5", "keras-v3", "tfjs-layers", "onnx"])
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1))
+def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
+    _check(target, seed, tmp_path)
+
+
+@pytest.mark.xfail(strict=True, reason=GRAPH_READER_FINDINGS)
+@settings(SETTINGS, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_mutated_graph_model_gives_modelport_error_or_result(seed, tmp_path):
+    _check("tfjs-graph", seed, tmp_path)
+
+
+def test_targets_cover_every_format():
+    assert set(harness.TARGETS) == {"keras-h5", "keras-v3", "tfjs-layers", "tfjs-graph", "onnx"}
