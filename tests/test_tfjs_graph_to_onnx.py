@@ -8,8 +8,8 @@
 2. The CLI converts every fixture with its parity check, and the report names the engine that
    ran the TF.js side.
 3. Per-op parity: every case of ``fixtures/tf_ops`` (one small TF graph per op variant, with
-   TensorFlow's outputs) converts and matches, except the few listed in ``UNSUPPORTED`` with
-   the reason; those must fail up front with an UnsupportedError naming the op.
+   TensorFlow's outputs) converts and matches; ops TF defines as textbook math with no TF-made
+   case are checked against NumPy; every mapped op is exercised somewhere.
 4. Every opset 13-21 passes ``onnx.checker`` (full check); constructed graphs check attribute
    variants the fixtures lack (NCHW, EXPLICIT padding, transposes of MatMul, fused Add).
 """
@@ -38,16 +38,6 @@ ALL = json.loads((FIXTURES / "manifest.json").read_text())
 GRAPH_CASES = ALL["tfjs_graph"]["cases"]
 OP_CASES = ALL["tf_ops"]["cases"]
 
-# tf_ops cases whose op (or attribute) has no ONNX mapping yet, and why.
-UNSUPPORTED = {
-    "AvgPool3D-same": "AvgPool3D: 3-D pooling is not mapped",
-    "MaxPool3D-same": "MaxPool3D: 3-D pooling is not mapped",
-    "Conv3D-ncdhw": "Conv3D: 3-D convolutions are not mapped",
-    "Conv3D-same": "Conv3D: 3-D convolutions are not mapped",
-    "Conv3D-valid-dilated": "Conv3D: 3-D convolutions are not mapped",
-    "Conv2DBackpropInput-nchw": "Conv2DBackpropInput: only NHWC",
-    "GatherV2-batch_dims": "GatherV2: batch_dims other than 0",
-}
 
 
 def _session(path_or_bytes):
@@ -190,7 +180,7 @@ def _op_case(case_id: str):
     return entry, graph, inputs, wants
 
 
-@pytest.mark.parametrize("case_id", sorted(c for c in OP_CASES if c not in UNSUPPORTED))
+@pytest.mark.parametrize("case_id", sorted(OP_CASES))
 def test_op_case_matches_tensorflow(case_id):
     import onnx_ir as ir
 
@@ -203,11 +193,12 @@ def test_op_case_matches_tensorflow(case_id):
         _compare(value, want, entry["atol"], entry["rtol"], f"{case_id} output {k}")
 
 
-@pytest.mark.parametrize("case_id", sorted(UNSUPPORTED))
-def test_unsupported_op_cases_fail_up_front(case_id):
-    _, graph, _, _ = _op_case(case_id)
-    op = UNSUPPORTED[case_id].split(":")[0]
-    with pytest.raises(UnsupportedError, match=op):
+def test_unsupported_attribute_fails_with_the_node_named():
+    x = TfNode("bn", "FusedBatchNormV3", ["x", "s", "s", "s", "s"],
+               {"is_training": a_bool(True), "T": a_type("float32")})
+    s1 = np.ones(2, np.float32)
+    graph = _graph([x], {"s": s1}, [("x", [1, 2, 2, 2], "float32")], ["bn"])
+    with pytest.raises(UnsupportedError, match="FusedBatchNormV3 node 'bn': is_training"):
         from_tfjs.convert(graph)
 
 
@@ -381,3 +372,22 @@ def test_bitwise_needs_opset_18():
                    [("a", [3], "int32")], ["y"])
     with pytest.raises(UnsupportedError, match="BitwiseAnd from opset 18"):
         from_tfjs.convert(graph, opset=17)
+
+
+def test_fused_conv_with_batch_norm_and_relu6():
+    """_FusedConv2D with fused_ops [FusedBatchNorm, Relu6] (what grappler emits when the
+    converter does not fold the norm): args scale, offset, mean, variance, and epsilon."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    scale, offset, mean = (rng.standard_normal(4).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.5, 2, 4).astype(np.float32)
+    node = TfNode("conv", "_FusedConv2D", ["x", "w", "scale", "offset", "mean", "var"], {
+        "padding": a_str("VALID"), "strides": a_list("i", [1, 1, 1, 1]),
+        "data_format": a_str("NHWC"), "fused_ops": a_list("s", ["FusedBatchNorm", "Relu6"]),
+        "epsilon": a_float(0.001), "num_args": {"i": "4"}, "T": a_type("float32")})
+    graph = _graph([node], {"w": w, "scale": scale, "offset": offset, "mean": mean,
+                            "var": var}, [("x", [2, 5, 5, 3], "float32")], ["conv"])
+    (got,) = _ort(graph, [x])
+    z = (_conv_ref(x, w, [(0, 0), (0, 0)]) - mean) / np.sqrt(var + 0.001) * scale + offset
+    np.testing.assert_allclose(got, np.clip(z, 0, 6), atol=1e-4)

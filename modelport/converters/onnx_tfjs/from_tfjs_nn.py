@@ -162,49 +162,60 @@ def _spatial_pads(op: TfOp, in_dims: list[int | None], kernel: list[int], stride
     return {"pads": begins + ends}
 
 
-def _layout(op: TfOp) -> tuple[str, int]:
-    data_format = op.s("data_format", "NHWC")
-    if data_format not in ("NHWC", "NCHW"):
-        raise op.fail(f"data_format {data_format!r} is not supported")
-    return data_format, op.rank(0)
+CHANNELS_LAST = ("NHWC", "NDHWC")
+CHANNELS_FIRST = ("NCHW", "NCDHW")
 
 
-def _nhwc_attr(op: TfOp, name: str, data_format: str, rank: int, default: int = 1
-               ) -> list[int]:
-    values = op.ints(name, rank, [default] * rank)
-    spatial = values[1:-1] if data_format == "NHWC" else values[2:]
-    outer = [values[0], values[-1]] if data_format == "NHWC" else values[:2]
+def _layout(op: TfOp, rank: int) -> tuple[str, bool]:
+    """(data_format, channels_last) for an op over tensors of ``rank`` (4: 2-D, 5: 3-D)."""
+    data_format = op.s("data_format", "NHWC" if rank == 4 else "NDHWC")
+    if data_format not in CHANNELS_LAST + CHANNELS_FIRST or len(data_format) != rank:
+        raise op.fail(f"data_format {data_format!r} on a rank-{rank} input is not supported")
+    if op.rank(0 if op.op != "Conv2DBackpropInput" else 2) != rank:
+        raise op.fail(f"input of rank {op.rank(0)}; {op.op} takes rank {rank}")
+    return data_format, data_format in CHANNELS_LAST
+
+
+def _spatial_attr(op: TfOp, name: str, last: bool, rank: int) -> list[int]:
+    """A per-axis attribute (strides, dilations, ksize) for the spatial axes only."""
+    values = op.ints(name, rank, [1] * rank)
+    spatial = values[1:-1] if last else values[2:]
+    outer = [values[0], values[-1]] if last else values[:2]
     if any(v != 1 for v in outer):
         raise op.fail(f"{name} {values} moves along the batch or channel axis")
     return spatial
 
 
-def _conv(op: TfOp, depthwise: bool) -> ir.Value:
-    data_format, rank = _layout(op)
-    if rank != 4:
-        raise op.fail(f"input of rank {rank}; 2-D convolutions take rank 4")
+def _spatial_dims(op: TfOp, k: int, last: bool) -> list[int | None]:
+    shape = op.shape(k)
+    return shape[1:-1] if last else shape[2:]
+
+
+def _conv(op: TfOp, depthwise: bool, rank: int = 4) -> ir.Value:
+    data_format, last = _layout(op, rank)
+    n = rank - 2
     kernel = op.const(1)
     if kernel is None:
         raise op.fail("has a filter computed at run time; only constant filters are supported")
     kernel = np.asarray(kernel)
-    if kernel.ndim != 4:
-        raise op.bad(f"filter of rank {kernel.ndim}, not 4")
-    kh, kw, cin, mult = kernel.shape
+    if kernel.ndim != rank:
+        raise op.bad(f"filter of rank {kernel.ndim}, not {rank}")
+    spatial_k, cin, mult = list(kernel.shape[:n]), kernel.shape[n], kernel.shape[n + 1]
+    # TF's [*k, in, out] filters -> ONNX's [out, in/group, *k].
+    to_oi = (n + 1, n) + tuple(range(n))
     if depthwise:
-        weight = kernel.reshape(kh, kw, 1, cin * mult).transpose(3, 2, 0, 1)
+        weight = kernel.reshape(*spatial_k, 1, cin * mult).transpose(to_oi)
         group, cout = cin, cin * mult
     else:
-        weight = kernel.transpose(3, 2, 0, 1)
+        weight = kernel.transpose(to_oi)
         cout = mult
-        x_channels = op.shape(0)[-1 if data_format == "NHWC" else 1]
+        x_channels = op.shape(0)[-1 if last else 1]
         group = 1 if x_channels is None or x_channels == cin else x_channels // cin
-    strides = _nhwc_attr(op, "strides", data_format, 4)
-    dilations = _nhwc_attr(op, "dilations", data_format, 4)
-    shape = op.shape(0)
-    in_dims = shape[1:3] if data_format == "NHWC" else shape[2:4]
-    pads = _spatial_pads(op, in_dims, [kh, kw], strides, dilations, data_format)
-    fused, extra, idx = _fused(op) if op.op != "Conv2D" and op.op != \
-        "DepthwiseConv2dNative" else ([], [], [])
+    strides = _spatial_attr(op, "strides", last, rank)
+    dilations = _spatial_attr(op, "dilations", last, rank)
+    pads = _spatial_pads(op, _spatial_dims(op, 0, last), spatial_k, strides, dilations,
+                         data_format)
+    fused, extra, idx = _fused(op) if op.op.startswith(("_Fused", "Fused")) else ([], [], [])
     step, act = _split_fused(op, fused)
     bias = None
     rest = extra
@@ -220,7 +231,7 @@ def _conv(op: TfOp, depthwise: bool) -> ir.Value:
         rest = extra[1:]
     elif step is not None:  # a folded batch norm: scale the filter, shift the bias
         factor, shift = _bn_fold(op, idx, cout)
-        weight = weight * factor.reshape(-1, 1, 1, 1)
+        weight = weight * factor.reshape([-1] + [1] * (rank - 1))
         bias = np.broadcast_to(shift, (cout,)).copy()
         rest = extra[4:]
     if residual:
@@ -231,11 +242,11 @@ def _conv(op: TfOp, depthwise: bool) -> ir.Value:
     w = op.b_.const(weight.astype(dtype), f"{op.name}/weight")
     inputs = [w] + ([op.b_.const(bias.astype(dtype), f"{op.name}/bias")] if bias is not None
                     else [])
-    x = to_first(op, op.inputs[0], 4) if data_format == "NHWC" else op.inputs[0]
-    y = op.emit("Conv", x, *inputs, kernel_shape=[kh, kw], strides=strides,
+    x = to_first(op, op.inputs[0], rank) if last else op.inputs[0]
+    y = op.emit("Conv", x, *inputs, kernel_shape=spatial_k, strides=strides,
                 dilations=dilations, group=group, **pads)
-    if data_format == "NHWC":
-        y = to_last(op, y, 4)
+    if last:
+        y = to_last(op, y, rank)
     if residual is not None:
         y = op.emit("Add", y, residual)
     if act is not None:
@@ -250,6 +261,11 @@ def _conv2d(op: TfOp) -> ir.Value:
     return _conv(op, depthwise=False)
 
 
+@MAPPINGS.register("Conv3D")
+def _conv3d(op: TfOp) -> ir.Value:
+    return _conv(op, depthwise=False, rank=5)
+
+
 @MAPPINGS.register("DepthwiseConv2dNative", "FusedDepthwiseConv2dNative",
                    "_FusedDepthwiseConv2dNative")
 def _depthwise(op: TfOp) -> ir.Value:
@@ -258,57 +274,52 @@ def _depthwise(op: TfOp) -> ir.Value:
 
 @MAPPINGS.register("Conv2DBackpropInput")
 def _conv_transpose(op: TfOp) -> ir.Value:
-    data_format = op.s("data_format", "NHWC")
-    if data_format != "NHWC":
-        raise op.fail(f"data_format {data_format!r} is not supported")
+    data_format, last = _layout(op, 4)
     sizes = op.const_ints(0, "output size")
     kernel = op.const(1)
-    shape = op.shape(2)
-    if kernel is None or shape is None or len(sizes) != 4 or any(
-            d is None for d in shape[1:3]):
+    in_dims = _spatial_dims(op, 2, last)
+    if kernel is None or len(sizes) != 4 or any(d is None for d in in_dims):
         raise op.fail("needs a constant filter, a constant output size and a static input size")
+    out_dims = sizes[1:3] if last else sizes[2:4]
     kernel = np.asarray(kernel)
     kh, kw = kernel.shape[:2]
-    strides = _nhwc_attr(op, "strides", "NHWC", 4)
-    dilations = _nhwc_attr(op, "dilations", "NHWC", 4)
+    strides = _spatial_attr(op, "strides", last, 4)
+    dilations = _spatial_attr(op, "dilations", last, 4)
     # The forward convolution's padding, for an input of the requested output size.
-    pads = _spatial_pads(op, sizes[1:3], [kh, kw], strides, dilations, "NHWC")
-    if "pads" not in pads:
-        raise op.fail("SAME padding with unknown sizes")
+    pads = _spatial_pads(op, out_dims, [kh, kw], strides, dilations, data_format)
     p = pads["pads"]
     extra = []
-    for i, (size, k, s, d) in enumerate(zip(sizes[1:3], [kh, kw], strides, dilations)):
-        natural = s * (shape[1 + i] - 1) + (k - 1) * d + 1 - p[i] - p[2 + i]
+    for i, (size, k, s, d) in enumerate(zip(out_dims, [kh, kw], strides, dilations)):
+        natural = s * (in_dims[i] - 1) + (k - 1) * d + 1 - p[i] - p[2 + i]
         extra.append(size - natural)
     if any(e < 0 or e >= max(s, d) for e, s, d in zip(extra, strides, dilations)):
-        raise op.bad(f"output size {sizes} does not fit input {shape} with these strides")
+        raise op.bad(f"output size {sizes} does not fit input {op.shape(2)} with these strides")
+    # TF's [h, w, out, in] filter is ONNX ConvTranspose's [in, out, h, w].
     w = op.b_.const(kernel.transpose(3, 2, 0, 1), f"{op.name}/weight")
-    x = to_first(op, op.inputs[2], 4)
+    x = to_first(op, op.inputs[2], 4) if last else op.inputs[2]
     y = op.emit("ConvTranspose", x, w, kernel_shape=[kh, kw], strides=strides,
                 dilations=dilations, pads=p, output_padding=extra if any(extra) else None)
-    return to_last(op, y, 4)
+    return to_last(op, y, 4) if last else y
 
 
 # --- pooling --------------------------------------------------------------------------------
 
-@MAPPINGS.register("MaxPool", "AvgPool")
+@MAPPINGS.register("MaxPool", "AvgPool", "MaxPool3D", "AvgPool3D")
 def _pool(op: TfOp) -> ir.Value:
-    data_format, rank = _layout(op)
-    if rank != 4:
-        raise op.fail(f"input of rank {rank}; 2-D pooling takes rank 4")
-    kernel = _nhwc_attr(op, "ksize", data_format, 4)
-    strides = _nhwc_attr(op, "strides", data_format, 4)
-    shape = op.shape(0)
-    in_dims = shape[1:3] if data_format == "NHWC" else shape[2:4]
-    pads = _spatial_pads(op, in_dims, kernel, strides, [1, 1], data_format)
-    x = to_first(op, op.inputs[0], 4) if data_format == "NHWC" else op.inputs[0]
-    if op.op == "MaxPool":
+    rank = 5 if op.op.endswith("3D") else 4
+    data_format, last = _layout(op, rank)
+    kernel = _spatial_attr(op, "ksize", last, rank)
+    strides = _spatial_attr(op, "strides", last, rank)
+    pads = _spatial_pads(op, _spatial_dims(op, 0, last), kernel, strides, [1] * (rank - 2),
+                         data_format)
+    x = to_first(op, op.inputs[0], rank) if last else op.inputs[0]
+    if op.op.startswith("MaxPool"):
         y = op.emit("MaxPool", x, kernel_shape=kernel, strides=strides, **pads)
     else:
         # TF averages over the window's valid cells only.
         y = op.emit("AveragePool", x, kernel_shape=kernel, strides=strides,
                     count_include_pad=0, **pads)
-    return to_last(op, y, 4) if data_format == "NHWC" else y
+    return to_last(op, y, rank) if last else y
 
 
 # --- matrix products ------------------------------------------------------------------------

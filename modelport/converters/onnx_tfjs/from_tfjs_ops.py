@@ -423,10 +423,30 @@ def _pad(op: TfOp) -> ir.Value:
 
 @MAPPINGS.register("GatherV2")
 def _gather(op: TfOp) -> ir.Value:
-    if op.i("batch_dims", 0) != 0:
-        raise op.fail("batch_dims other than 0 is not supported")
     axis = op.const_int(2, "axis") if len(op.inputs) > 2 else 0
-    return op.emit("Gather", op.inputs[0], op.inputs[1], axis=axis)
+    batch = op.i("batch_dims", 0)
+    if batch == 0:
+        return op.emit("Gather", op.inputs[0], op.inputs[1], axis=axis)
+    return _batched_gather(op, axis, batch)
+
+
+def _batched_gather(op: TfOp, axis: int, batch: int) -> ir.Value:
+    """GatherV2 with batch_dims b: out[B.., M.., I.., R..] = params[B.., M.., idx[B.., I..],
+    R..]. ONNX's GatherND batches only leading axes and puts the gathered ones right after
+    them: move the gathered axis to b, GatherND, then move the index axes behind M."""
+    r, ri = op.rank(0), op.rank(1)
+    b = batch + ri if batch < 0 else batch
+    a = op.axis(axis, r)
+    if not 0 <= b <= a or b > ri:
+        raise op.bad(f"batch_dims {batch} does not fit axis {axis} and indices of rank {ri}")
+    perm1 = list(range(b)) + [a] + list(range(b, a)) + list(range(a + 1, r))
+    params = op.b_.transpose(op.inputs[0], perm1)
+    indices = op.b_.unsqueeze(op.int64(1), [-1])
+    y = op.emit("GatherND", params, indices, batch_dims=b)
+    ni, mid = ri - b, a - b
+    perm2 = list(range(b)) + list(range(b + ni, b + ni + mid)) + list(range(b, b + ni)) + \
+        list(range(b + ni + mid, b + ni + mid + r - a - 1))
+    return op.b_.transpose(y, perm2)
 
 
 @MAPPINGS.register("GatherNd")
