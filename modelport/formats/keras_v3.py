@@ -339,6 +339,9 @@ def _write_container(group, layers: list[Layer]) -> None:
     for layer, folder in zip(layers, _folder_names(layers)):
         if layer.is_operation:
             continue
+        if not folder:  # "???" has no snake_case form: Keras itself could not save it
+            raise UnsupportedError(f"layer class {layer.class_name!r} has no .keras weights "
+                                   "folder name (not an identifier)", layer=layer.name)
         sub = group.create_group(folder)
         sub.create_group("vars").attrs["name"] = layer.name
         if layer.model is not None:

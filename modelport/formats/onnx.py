@@ -160,7 +160,9 @@ def read(path: str | os.PathLike) -> ir.Model:
     check_external_data(proto, path)
     check_initializers(proto, path)
     try:
-        onnx.checker.check_model(proto)
+        # by path, not by proto: the checker resolves external data next to the model (already
+        # vetted above), where given a proto it would look in the working directory
+        onnx.checker.check_model(str(path))
     except (onnx.checker.ValidationError, ValueError) as e:
         raise FormatError(f"invalid ONNX model: {_first_line(e)}", file=path) from None
     try:

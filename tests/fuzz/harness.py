@@ -367,7 +367,7 @@ def run_one(target: str, seed: int, scratch: Path) -> BaseException | None:
             exercise(path, out)
         except ModelportError:
             return None
-        except BaseException as e:
+        except BaseException as e:  # every other exception, MemoryError included, is a finding
             if isinstance(e, KeyboardInterrupt):
                 raise
             return e
