@@ -43,7 +43,6 @@ for _op, _attrs in {
     "Mean": ("keep_dims",), "Sum": ("keep_dims",), "Max": ("keep_dims",),
     "Min": ("keep_dims",), "Prod": ("keep_dims",), "All": ("keep_dims",),
     "Any": ("keep_dims",), "Cumsum": ("exclusive", "reverse"),
-    "Cumprod": ("exclusive", "reverse"),
     "MatMul": ("transpose_a", "transpose_b"), "BatchMatMulV2": ("adj_x", "adj_y"),
     "Einsum": ("equation", "N"), "Softmax": (), "LogSoftmax": (),
     "Square": (), "Rsqrt": (), "FloorDiv": (), "FloorMod": (), "NotEqual": (),
@@ -59,8 +58,6 @@ for _op, _attrs in {
     "ResizeBilinear": ("align_corners", "half_pixel_centers"),
     "ResizeNearestNeighbor": ("align_corners", "half_pixel_centers"),
     "DepthToSpace": ("block_size", "data_format"),
-    "SpaceToBatchND": (), "BatchToSpaceND": (),
-    "MatrixBandPart": (),
 }.items():
     emits(_op, *_attrs)
 

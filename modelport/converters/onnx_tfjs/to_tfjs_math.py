@@ -91,8 +91,10 @@ def like(ctx: Ctx, v: ir.Value, value, hint="const") -> str:
     return ctx.scalar(value, ctx.tf_dtype(v), hint)
 
 
-def reduce(ctx: Ctx, op: str, x: str, axes: list[int], keep: bool) -> str:
-    return ctx.op(op, [x, ctx.i32(axes, "axes")], {"keep_dims": a_bool(keep)}, hint=op)
+def reduce(ctx: Ctx, op: str, x: str, axes: list[int] | str, keep: bool) -> str:
+    """TF reduction over ``axes``: a list, or a reference to a run-time int32 axes tensor."""
+    axes_ref = axes if isinstance(axes, str) else ctx.i32(axes, "axes")
+    return ctx.op(op, [x, axes_ref], {"keep_dims": a_bool(keep)}, hint=op)
 
 
 # --- elementwise with surgery -------------------------------------------------------------------
@@ -343,7 +345,7 @@ def hardmax(ctx: Ctx, node: ir.Node) -> list[str]:
 # --- reductions ---------------------------------------------------------------------------------
 
 def reduce_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
-    """Normalized axes; [] = reduce nothing (noop_with_empty_axes); None = not static."""
+    """Normalized axes; [] = reduce nothing (noop_with_empty_axes); None = a run-time tensor."""
     rank = ctx.need_rank(node.inputs[0], node)
     if "axes" in node.attributes:
         axes = attr(node, "axes")
@@ -362,8 +364,13 @@ def reduce_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
 def _reduce_check(ctx: Ctx, node: ir.Node) -> str | None:
     if ctx.rank(node.inputs[0]) is None:
         return "the input's rank is unknown"
-    if len(node.inputs) > 1 and node.inputs[1] is not None and ctx.value(node.inputs[1]) is None:
-        return "axes computed at run time"
+    axes = node.inputs[1] if len(node.inputs) > 1 else None
+    if axes is not None and ctx.value(axes) is None:
+        # TF's reductions take their axes as a tensor, so run-time axes map as they are, as
+        # long as there is at least one (ONNX's empty axes mean all, or none, instead).
+        n = ctx.shape(axes)
+        if n is None or len(n) != 1 or n[0] is None or n[0] == 0:
+            return "axes computed at run time, of a length unknown when converting"
     return None
 
 
@@ -376,6 +383,8 @@ REDUCE = {"ReduceMean": "Mean", "ReduceSum": "Sum", "ReduceMax": "Max", "ReduceM
 def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
     x = ctx.x(node.inputs[0])
     axes = reduce_axes(ctx, node)
+    if axes is None:
+        axes = ctx.x(node.inputs[1])  # at run time (negative axes count from the end in TF too)
     keep = bool(attr(node, "keepdims", 1))
     op = node.op_type
     if not axes:
@@ -403,8 +412,8 @@ def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
     m = reduce(ctx, "Max", x, axes, True)
     finite = ctx.op("SelectV2", [unary(ctx, "IsInf", m), fconst(ctx, 0), m])
     s = reduce(ctx, "Sum", unary(ctx, "Exp", binary(ctx, "Sub", x, finite)), axes, keep)
-    if not keep:
-        finite = ctx.op("Squeeze", [finite], {"squeeze_dims": _list_i(axes)})
+    if not keep:  # drop the kept size-1 axes (a max over them), also for run-time axes
+        finite = reduce(ctx, "Max", finite, axes, False)
     return [binary(ctx, "AddV2", unary(ctx, "Log", s), finite)]
 
 

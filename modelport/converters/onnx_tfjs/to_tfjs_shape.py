@@ -192,7 +192,7 @@ def concat_op(ctx: Ctx, node: ir.Node) -> list[str]:
     return [concat(ctx, refs, axis)]
 
 
-@rule("Split", check=_both(_rank_check, _needs_const(1, what="split sizes")))
+@rule("Split", check=_rank_check)
 def split(ctx: Ctx, node: ir.Node) -> list[str]:
     v = node.inputs[0]
     rank = ctx.need_rank(v, node)
@@ -203,11 +203,15 @@ def split(ctx: Ctx, node: ir.Node) -> list[str]:
         value = _const_input(ctx, node, 1)
         sizes = None if value is None else [int(s) for s in value.reshape(-1)]
     dim = ctx.shape(v)[axis]
-    if sizes is None and dim is not None:
+    run_time = sizes is None and len(node.inputs) > 1 and node.inputs[1] is not None
+    if sizes is None and dim is not None and not run_time:
         chunk = -(-dim // n)
         sizes = [chunk] * (n - 1) + [dim - chunk * (n - 1)]
     x = ctx.x(v)
-    if sizes is None:
+    if run_time:
+        # run-time sizes: SplitV reads them as a tensor (the number of outputs is static)
+        outs = ctx.op("SplitV", [x, ctx.x(node.inputs[1]), ctx.i32(axis, "axis")], n_out=n)
+    elif sizes is None:
         outs = ctx.op("Split", [ctx.i32(axis, "axis"), x], {"num_split": a_int(n)}, n_out=n)
     else:
         outs = ctx.op("SplitV", [x, ctx.i32(sizes, "sizes"), ctx.i32(axis, "axis")], n_out=n)
@@ -562,17 +566,26 @@ def _static_shape_check(ctx: Ctx, node: ir.Node) -> str | None:
     return None if s is not None and None not in s else "the input's shape is not static"
 
 
-@rule("Trilu", check=_both(_static_shape_check, _needs_const(1, what="k")))
+@rule("Trilu", check=_static_shape_check)
 def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
     v = node.inputs[0]
     shape = ctx.shape(v)
-    kv = _const_input(ctx, node, 1)
-    k = 0 if kv is None else int(kv.reshape(-1)[0])
     n, m = shape[-2], shape[-1]
-    mask = np.triu(np.ones((n, m), bool), k) if attr(node, "upper", 1) else \
-        np.tril(np.ones((n, m), bool), k)
-    return [ctx.op("SelectV2", [ctx.const(mask, "mask"), ctx.x(v),
-                                ctx.scalar(0, ctx.tf_dtype(v))])]
+    upper = bool(attr(node, "upper", 1))
+    kin = node.inputs[1] if len(node.inputs) > 1 else None
+    if kin is not None and ctx.value(kin) is None:
+        # k at run time: keep element (i, j) where j - i >= k (upper) or <= k (lower)
+        diag = np.arange(m, dtype=np.int32)[None, :] - np.arange(n, dtype=np.int32)[:, None]
+        k = ctx.x(kin)
+        if ctx.rank(kin):
+            k = ctx.op("Reshape", [k, ctx.i32([], "shape")])
+        mask = binary(ctx, "GreaterEqual" if upper else "LessEqual", ctx.const(diag, "diag"), k)
+    else:
+        kv = _const_input(ctx, node, 1)
+        k = 0 if kv is None else int(kv.reshape(-1)[0])
+        mask = ctx.const(np.triu(np.ones((n, m), bool), k) if upper else
+                         np.tril(np.ones((n, m), bool), k), "mask")
+    return [ctx.op("SelectV2", [mask, ctx.x(v), ctx.scalar(0, ctx.tf_dtype(v))])]
 
 
 @rule("EyeLike", check=_static_shape_check)
