@@ -81,6 +81,20 @@ def test_existing_external_data_file_is_not_replaced_without_force(tmp_path):
     assert onnx_format.read(tmp_path / "m.onnx") is not None
 
 
+def test_failed_external_write_leaves_nothing(tmp_path, monkeypatch):
+    model, _ = _small_model()
+    real_save = onnx_format.ir.save
+
+    def save_then_fail(*args, **kwargs):
+        real_save(*args, **kwargs)  # both files complete in staging...
+        raise OSError(28, "No space left on device")  # ...and then the disk fills up
+
+    monkeypatch.setattr(onnx_format.ir, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        onnx_format.write(model, tmp_path / "m.onnx", external=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.large
 def test_model_over_2gb_converts_to_onnx_with_external_data(tmp_path):
     """A Keras model with 2 GiB + 2 MB of weights (Dense 16384 -> 32768 -> 16 -> 3) goes to

@@ -50,17 +50,21 @@ def _short(e: Exception) -> str:
 def refuse_links(f) -> None:
     """HDF5 soft and external links can point anywhere, other files included: refuse them."""
     h5py = _h5py()
-
-    def check(group, prefix: str) -> None:
-        for key in group.keys():
+    # Hard links may make a group its own descendant (a cycle): each group is walked once.
+    seen = set()
+    todo = [(f, "")]
+    while todo:
+        group, prefix = todo.pop()
+        if group.id in seen:
+            continue
+        seen.add(group.id)
+        for key in group:
             link = group.get(key, getlink=True)
             if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
                 raise UnsafeInputError(f"HDF5 {type(link).__name__} at /{prefix}{key} is refused")
             item = group.get(key)
             if isinstance(item, h5py.Group):
-                check(item, f"{prefix}{key}/")
-
-    check(f, "")
+                todo.append((item, f"{prefix}{key}/"))
 
 
 def load_attribute(group, name: str) -> list:

@@ -9,6 +9,8 @@ file next to the ``.onnx`` (``<name>.onnx.data``), referenced by relative locati
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +56,23 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
         if external:
             data_name = f"{dst.name}.data"
             data_final = dst.parent / data_name
-            if data_final.exists() and not force:
+            if (data_final.exists() or data_final.is_symlink()) and not force:
                 raise OutputExistsError("the external data file exists", file=data_final,
                                         hint="pass --force to replace it")
-            ir.save(model, tmp, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
-            os.replace(tmp.with_name(data_name), data_final)
+            if data_final.is_symlink():
+                raise OutputExistsError("the external data file is a symbolic link; refusing "
+                                        "to replace it", file=data_final)
+            # The location written into the model is the data file's final name, so the pair
+            # is written in a staging folder next to dst under final names; the data file
+            # moves into place only once both are complete, the model last (on leaving).
+            stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=tmp.parent))
+            try:
+                ir.save(model, stage / dst.name, external_data=data_name,
+                        size_threshold_bytes=EXTERNAL_THRESHOLD)
+                os.replace(stage / data_name, data_final)
+                os.replace(stage / dst.name, tmp)
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
         else:
             with open(tmp, "wb") as fh:
                 _stream(skeleton, values, fh)

@@ -232,6 +232,16 @@ def h5_soft_link(folder: Path) -> Path:
     return path
 
 
+def h5_hard_link_cycle(folder: Path) -> Path:
+    """A group hard-linked into itself: legal HDF5, an endless walk for a naive reader."""
+    import h5py
+
+    path = _copy(K3_H5, folder, "model.h5")
+    with h5py.File(path, "a") as f:
+        f["model_weights"]["loop"] = f["model_weights"]
+    return path
+
+
 def h5_config_not_json(folder: Path) -> Path:
     return _h5_config(_copy(K3_H5, folder, "model.h5"), lambda c: '{"class_name": "Seq')
 
@@ -747,6 +757,8 @@ CASES: list[Case] = [
          r"model\.h5: HDF5 ExternalLink at /model_weights/stolen is refused"),
     Case("h5-soft-link", "keras-h5", h5_soft_link, "convert", 3, UNSAFE,
          r"model\.h5: HDF5 SoftLink at /model_weights/alias is refused"),
+    Case("h5-hard-link-cycle", "keras-h5", h5_hard_link_cycle, "inspect", 0, None,
+         r"mlp_sequential"),
     Case("h5-config-not-json", "keras-h5", h5_config_not_json, "convert", 3, FORMAT,
          r"model\.h5: model_config is not valid JSON"),
     Case("h5-config-deeply-nested", "keras-h5", h5_config_deep, "inspect", 3, FORMAT,
