@@ -334,6 +334,8 @@ UNARY = {
     "Sinh": (np.sinh, _floats(-2, 2)), "Cosh": (np.cosh, _floats(-2, 2)),
     "Tan": (np.tan, _floats(-1.2, 1.2)), "IsNan": (np.isnan, _specials),
     "IsInf": (np.isinf, _specials), "Snapshot": (lambda x: x, _floats(-1, 1)),
+    "Expm1": (np.expm1, _floats(-2, 2)), "IsFinite": (np.isfinite, _specials),
+    "Rint": (np.rint, lambda rng, shape: (rng.integers(-8, 8, shape) / 2).astype(np.float32)),
 }
 BINARY = {
     "BitwiseAnd": (np.bitwise_and, _ints, _ints),  # ONNX opset 18+
@@ -391,3 +393,98 @@ def test_fused_conv_with_batch_norm_and_relu6():
     (got,) = _ort(graph, [x])
     z = (_conv_ref(x, w, [(0, 0), (0, 0)]) - mean) / np.sqrt(var + 0.001) * scale + offset
     np.testing.assert_allclose(got, np.clip(z, 0, 6), atol=1e-4)
+
+
+
+def _atan2_inputs(rng, shape):
+    y = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y.reshape(-1)[:4], x.reshape(-1)[:4] = [0, 1, -1, 0], [0, 0, 0, -1]
+    return y, x
+
+
+def test_atan2_every_quadrant_and_axis():
+    y, x = _atan2_inputs(np.random.default_rng(5), (4, 5))
+    graph = _graph([TfNode("a", "Atan2", ["y", "x"], {"T": a_type("float32")})], {},
+                   [("y", [4, 5], "float32"), ("x", [4, 5], "float32")], ["a"])
+    (got,) = _ort(graph, [y, x])
+    np.testing.assert_allclose(got, np.arctan2(y, x), atol=1e-5)
+
+
+def _i32(*values):
+    return np.asarray(values, np.int32)
+
+
+# op -> (nodes, constants, inputs, NumPy of the inputs, opset); checked against NumPy. Each
+# graph reads a fed input, so the op is mapped, never folded away as a constant.
+def _structural():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 6, 3)).astype(np.float32)
+    s2b = ("SpaceToBatchND", ["x", "block", "pads"])
+    b2s_in = rng.standard_normal((8, 3, 2, 3)).astype(np.float32)
+
+    def space_to_batch(a):
+        a = np.pad(a, [(0, 0), (1, 1), (0, 2), (0, 0)])
+        b, h, w, c = a.shape
+        a = a.reshape(b, h // 2, 2, w // 4, 4, c).transpose(2, 4, 0, 1, 3, 5)
+        return a.reshape(b * 8, h // 2, w // 4, c)
+
+    def batch_to_space(a):
+        a = a.reshape(2, 4, 1, 3, 2, 3).transpose(2, 3, 0, 4, 1, 5).reshape(1, 6, 8, 3)
+        return a[:, 1:5, 0:7]
+
+    indices = _i32(0, 2, 0).reshape(3, 1)
+    updates = rng.standard_normal((3, 4)).astype(np.float32)
+    base = rng.standard_normal((3, 4)).astype(np.float32)
+
+    def scatter(into, add):
+        out = into.copy()
+        for i, u in zip(indices[:, 0], updates):
+            out[i] = out[i] + u if add else u
+        return out
+
+    return {
+        "SpaceToBatchND": ([TfNode("y", *s2b, {})],
+                           {"block": _i32(2, 4), "pads": _i32(1, 1, 0, 2).reshape(2, 2)},
+                           [("x", x)], lambda: space_to_batch(x), None),
+        "BatchToSpaceND": ([TfNode("y", "BatchToSpaceND", ["x", "block", "crops"], {})],
+                           {"block": _i32(2, 4), "crops": _i32(1, 1, 0, 1).reshape(2, 2)},
+                           [("x", b2s_in)], lambda: batch_to_space(b2s_in), None),
+        "ReverseV2": ([TfNode("y", "ReverseV2", ["x", "axes"], {})], {"axes": _i32(1, -1)},
+                      [("x", x)], lambda: x[:, ::-1, :, ::-1], None),
+        "EuclideanNorm": ([TfNode("y", "EuclideanNorm", ["x", "axes"],
+                                  {"keep_dims": a_bool(True)})], {"axes": _i32(1, 2)},
+                          [("x", x)],
+                          lambda: np.sqrt((x.astype(np.float64) ** 2).sum((1, 2), keepdims=True)),
+                          None),
+        "ShapeN": ([TfNode("y", "ShapeN", ["x", "x"], {"out_type": a_type("int32")})], {},
+                   [("x", x)], lambda: np.asarray(x.shape, np.int32), None),
+        "BroadcastArgs": ([TfNode("y", "BroadcastArgs", ["s0", "s1"], {})],
+                          {"s1": _i32(4, 1)},
+                          [("s0", _i32(3, 1, 5))], lambda: _i32(3, 4, 5), None),
+        "ScatterNd": ([TfNode("y", "ScatterNd", ["i", "u", "shape"], {})],
+                      {"i": indices, "shape": _i32(3, 4)}, [("u", updates)],
+                      lambda: scatter(np.zeros((3, 4), np.float32), True), 16),
+        "TensorScatterUpdate": ([TfNode("y", "TensorScatterUpdate", ["b", "i1", "u1"], {})],
+                                {"i1": _i32(2, 0).reshape(2, 1),
+                                 "u1": updates[:2]}, [("b", base)],
+                                lambda: np.stack([updates[1], base[1], updates[0]]), None),
+        "TensorScatterAdd": ([TfNode("y", "TensorScatterAdd", ["b", "i", "u"], {})],
+                             {"i": indices, "u": updates}, [("b", base)],
+                             lambda: scatter(base, True), 16),
+    }
+
+
+STRUCTURAL = _structural()
+CONSTRUCTED_OPS |= set(STRUCTURAL) | {"Atan2"}
+
+
+@pytest.mark.parametrize("op", sorted(STRUCTURAL))
+def test_structural_op(op):
+    nodes, consts, inputs, expected, opset = STRUCTURAL[op]
+    graph = _graph(nodes, consts, [(name, list(a.shape), str(a.dtype)) for name, a in inputs],
+                   ["y"])
+    (got,) = _ort(graph, [a for _, a in inputs], opset=opset)
+    want = expected()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), atol=1e-5)

@@ -2,8 +2,8 @@
 
 ``convert`` walks the TF nodes in dependency order and hands each to its mapping: a function
 registered in ``MAPPINGS`` (family modules ``from_tfjs_nn`` — convolutions, pooling, matmuls,
-normalization, activations — and ``from_tfjs_ops`` — elementwise math, reductions, shapes,
-slicing), or else a 1:1 row of ``table.RENAMES`` (read through ``table.BY_TF``).
+normalization, activations —, ``from_tfjs_ops`` — elementwise math, reductions, shapes,
+slicing — and ``from_tfjs_extra`` — rarer math, scatter, space/batch), or else a 1:1 row of ``table.RENAMES`` (read through ``table.BY_TF``).
 
 Values inside the ONNX graph keep TF's dtypes (an ``int32`` TF tensor is an ``int32`` ONNX
 value); where ONNX insists on ``int64`` (shapes, axes, pads, repeats, TopK's k, GatherND
@@ -219,7 +219,7 @@ class Ctx:
 
 def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
     """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``)."""
-    from . import from_tfjs_nn, from_tfjs_ops  # noqa: F401  (register the mappings)
+    from . import from_tfjs_extra, from_tfjs_nn, from_tfjs_ops  # noqa: F401  (register the mappings)
 
     opset = opset or DEFAULT_OPSET
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -364,7 +364,7 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
 
 def supported_ops() -> list[str]:
     """Every TF op with a mapping (functions and 1:1 renames)."""
-    from . import from_tfjs_nn, from_tfjs_ops  # noqa: F401
+    from . import from_tfjs_extra, from_tfjs_nn, from_tfjs_ops  # noqa: F401
 
     return sorted(set(MAPPINGS.names()) | set(table.BY_TF) | PASSIVE)
 

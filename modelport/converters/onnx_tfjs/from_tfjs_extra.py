@@ -1,0 +1,148 @@
+"""TF -> ONNX mappings for the less common ops: extra math (Expm1, Atan2, IsFinite...),
+reversal, scatter, broadcast-shape helpers, and SpaceToBatchND / BatchToSpaceND (how older
+graphs write dilated convolutions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ...formats import tfjs_graph as tg
+from .from_tfjs import INT64_MIN, MAPPINGS, TfOp
+
+# --- more math ------------------------------------------------------------------------------
+
+@MAPPINGS.register("Expm1")
+def _expm1(op: TfOp) -> ir.Value:
+    return op.emit("Sub", op.emit("Exp", op.inputs[0]), op.scalar(1.0))
+
+
+@MAPPINGS.register("Rint")
+def _rint(op: TfOp) -> ir.Value:
+    return op.emit("Round", op.inputs[0])  # both round half to even
+
+
+@MAPPINGS.register("IsFinite")
+def _is_finite(op: TfOp) -> ir.Value:
+    x = op.inputs[0]
+    return op.emit("Not", op.emit("Or", op.emit("IsNaN", x), op.emit("IsInf", x)))
+
+
+@MAPPINGS.register("Atan2")
+def _atan2(op: TfOp) -> ir.Value:
+    # atan(y / x) moved by pi into the right quadrant; x = 0 gives +-pi/2 (the sign of y).
+    y, x = op.inputs
+    zero, pi = op.scalar(0.0), op.scalar(np.pi)
+    base = op.emit("Atan", op.emit("Div", y, x))
+    sign_y = op.emit("Where", op.emit("Less", y, zero), op.scalar(-1.0), op.scalar(1.0))
+    shifted = op.emit("Add", base, op.emit("Mul", sign_y, pi))
+    result = op.emit("Where", op.emit("Less", x, zero), shifted, base)
+    half = op.emit("Mul", sign_y, op.scalar(np.pi / 2))
+    on_axis = op.emit("Where", op.emit("Equal", y, zero), zero, half)
+    return op.emit("Where", op.emit("Equal", x, zero), on_axis, result)
+
+
+@MAPPINGS.register("EuclideanNorm")
+def _euclidean_norm(op: TfOp) -> ir.Value:
+    axes = op.const_ints(1, "axes")
+    if not axes:
+        return op.emit("Abs", op.inputs[0])
+    return op.b_.reduce("ReduceL2", op.inputs[0], axes, op.b("keep_dims"))
+
+
+@MAPPINGS.register("ReverseV2")
+def _reverse(op: TfOp) -> ir.Value:
+    axes = op.const_ints(1, "axis")
+    if not axes:
+        return op.emit("Identity", op.inputs[0])
+    n = len(axes)
+    return op.b_.slice(op.inputs[0], [-1] * n, [INT64_MIN] * n, axes, [-1] * n)
+
+
+@MAPPINGS.register("ShapeN")
+def _shape_n(op: TfOp) -> list[ir.Value]:
+    dtype = tg.attr_type(op.node, "out_type", "int32")
+    outs = [op.emit("Shape", x) for x in op.inputs]
+    return [op.cast_to(y, dtype) if dtype != "int64" else y for y in outs]
+
+
+@MAPPINGS.register("BroadcastArgs")
+def _broadcast_args(op: TfOp) -> ir.Value:
+    # The broadcast shape of two shapes: the shape of Expand(Expand(0, s0), s1).
+    zero = op.b_.const(np.asarray(0, np.int8), f"{op.name}/zero")
+    both = op.emit("Expand", op.emit("Expand", zero, op.int64(0)), op.int64(1))
+    shape = op.emit("Shape", both)
+    dtype = op.dtype(0)
+    return op.cast_to(shape, dtype) if dtype != "int64" else shape
+
+
+@MAPPINGS.register("ScatterNd")
+def _scatter_nd(op: TfOp) -> ir.Value:
+    # TF adds the updates of repeated indices into zeros; ONNX's ScatterND sums with
+    # reduction="add" (opset 16+).
+    if op.ctx.opset < 16:
+        raise op.fail(f"duplicate-index sums need ScatterND reduction (opset 16+, converting "
+                      f"at {op.ctx.opset})")
+    zeros = op.emit("Expand", op.scalar(0, op.dtype(1)), op.int64(2))
+    return op.emit("ScatterND", zeros, op.int64(0), op.inputs[1], reduction="add")
+
+
+@MAPPINGS.register("TensorScatterUpdate", "TensorScatterAdd")
+def _tensor_scatter(op: TfOp) -> ir.Value:
+    x, _, updates = op.inputs
+    if op.op == "TensorScatterAdd":
+        if op.ctx.opset < 16:
+            raise op.fail(f"needs ScatterND reduction (opset 16+, converting at "
+                          f"{op.ctx.opset})")
+        return op.emit("ScatterND", x, op.int64(1), updates, reduction="add")
+    return op.emit("ScatterND", x, op.int64(1), updates)
+
+
+# --- space <-> batch (the dilated convolutions of older graphs) -----------------------------
+
+def _static(op: TfOp, k: int) -> list[int]:
+    shape = op.shape(k)
+    if shape is None or any(d is None for d in shape[1:]):
+        raise op.fail("needs static sizes for every axis but the batch")
+    return shape
+
+
+@MAPPINGS.register("SpaceToBatchND")
+def _space_to_batch(op: TfOp) -> ir.Value:
+    shape = _static(op, 0)
+    block = op.const_ints(1, "block_shape")
+    pads = np.asarray(op.const_ints(2, "paddings")).reshape(-1, 2)
+    m = len(block)
+    rest = shape[1 + m:]
+    padded = [shape[1 + i] + int(pads[i].sum()) for i in range(m)]
+    if any(p % b for p, b in zip(padded, block)):
+        raise op.bad(f"padded sizes {padded} are not multiples of the block {block}")
+    flat = [0] + [int(a) for a, _ in pads] + [0] * len(rest) + \
+        [0] + [int(b) for _, b in pads] + [0] * len(rest)
+    x = op.emit("Pad", op.inputs[0], op.b_.ints(flat), mode="constant")
+    split = [0] + [v for p, b in zip(padded, block) for v in (p // b, b)] + rest
+    x = op.b_.reshape(x, split)
+    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)] + \
+        list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
+    x = op.emit("Transpose", x, perm=perm)
+    return op.b_.reshape(x, [-1] + [p // b for p, b in zip(padded, block)] + rest)
+
+
+@MAPPINGS.register("BatchToSpaceND")
+def _batch_to_space(op: TfOp) -> ir.Value:
+    shape = _static(op, 0)
+    block = op.const_ints(1, "block_shape")
+    crops = np.asarray(op.const_ints(2, "crops")).reshape(-1, 2)
+    m = len(block)
+    spatial, rest = shape[1:1 + m], shape[1 + m:]
+    x = op.b_.reshape(op.inputs[0], block + [-1] + spatial + rest)
+    perm = [m] + [v for i in range(m) for v in (m + 1 + i, i)] + \
+        list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
+    x = op.emit("Transpose", x, perm=perm)
+    full = [s * b for s, b in zip(spatial, block)]
+    x = op.b_.reshape(x, [-1] + full + rest)
+    if crops.any():
+        x = op.b_.slice(x, [int(c) for c in crops[:, 0]],
+                        [f - int(c) for f, c in zip(full, crops[:, 1])], list(range(1, 1 + m)))
+    return x
