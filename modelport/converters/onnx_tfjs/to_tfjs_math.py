@@ -571,20 +571,30 @@ def _extra_outputs_unused(node: ir.Node) -> str | None:
     return None
 
 
+def _rank_known(ctx: Ctx, node: ir.Node) -> str | None:
+    return None if ctx.rank(node.inputs[0]) is not None else "the input's rank is unknown"
+
+
 def _layer_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
-    if ctx.rank(node.inputs[0]) is None:
-        return "the input's rank is unknown"
-    return _extra_outputs_unused(node)
+    return _rank_known(ctx, node) or _extra_outputs_unused(node)
 
 
-@rule("LayerNormalization", check=_layer_norm_check)
+@rule("LayerNormalization", check=_rank_known)
 def layer_norm(ctx: Ctx, node: ir.Node) -> list[str]:
     rank = ctx.need_rank(node.inputs[0], node)
-    axis = attr(node, "axis", -1) % rank
+    axes = list(range(attr(node, "axis", -1) % rank, rank))
     bias = node.inputs[2] if len(node.inputs) > 2 else None
-    return [normalize_over(ctx, ctx.x(node.inputs[0]), list(range(axis, rank)),
-                           attr(node, "epsilon", 1e-5), ctx.x(node.inputs[1]),
-                           ctx.x(bias) if bias is not None else None)]
+    x = ctx.x(node.inputs[0])
+    # Outputs: Y, and (optional) Mean and InvStdDev over the normalized axes, kept as size 1.
+    mean = reduce(ctx, "Mean", x, axes, True)
+    d = binary(ctx, "Sub", x, mean)
+    var = reduce(ctx, "Mean", unary(ctx, "Square", d), axes, True)
+    inv = unary(ctx, "Rsqrt", binary(ctx, "AddV2", var, fconst(ctx, attr(node, "epsilon",
+                                                                          1e-5))))
+    y = binary(ctx, "Mul", binary(ctx, "Mul", d, inv), ctx.x(node.inputs[1]))
+    if bias is not None:
+        y = binary(ctx, "AddV2", y, ctx.x(bias))
+    return [y, mean, inv]
 
 
 @rule("RMSNormalization", check=_layer_norm_check)
