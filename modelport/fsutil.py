@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -145,6 +146,11 @@ def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
 
     if len(data) > MAX_JSON_BYTES:
         raise fail(f"is larger than {MAX_JSON_BYTES} bytes")
+    if isinstance(data, str):
+        try:
+            data.encode("utf8")  # a str from h5py may carry raw lone surrogates
+        except UnicodeEncodeError:
+            raise fail("holds text that is not valid Unicode (a lone surrogate)") from None
     try:
         doc = json.loads(data)
     except RecursionError:
@@ -159,7 +165,36 @@ def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
             raise fail(f"is nested more than {MAX_JSON_DEPTH} levels deep")
         items = obj.values() if isinstance(obj, dict) else obj
         stack.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    if _LONE_SURROGATE_ESCAPE.search(data if isinstance(data, str) else
+                                     data.decode("utf8", "replace")):
+        _refuse_lone_surrogates(doc, fail)
     return doc
+
+
+# JSON may escape half of a UTF-16 surrogate pair ("\udcff"): Python decodes it to a string
+# that cannot be encoded again, so every writer (UTF-8 JSON, HDF5 names) would fail on it. Such
+# text is not Unicode; it is refused when read. (Matched pairs decode to one character.)
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_lone_surrogates(doc: object, fail) -> None:
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        texts = []
+        if isinstance(obj, dict):
+            texts = list(obj)
+            stack.extend(obj.values())
+        elif isinstance(obj, list):
+            stack.extend(obj)
+        elif isinstance(obj, str):
+            texts = [obj]
+        for text in texts:
+            try:
+                text.encode("utf8")
+            except UnicodeEncodeError:
+                raise fail(f"holds text that is not valid Unicode (a lone surrogate in "
+                           f"{text[:40]!r})") from None
 
 
 def read_json_file(path: Path) -> object:
