@@ -521,6 +521,7 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int
                     ZeroDivisionError, OverflowError, MemoryError):
                 continue
             results = list(result) if isinstance(result, (list, tuple)) else [result]
+            results = _scalars_kept(node, [out[r][0] for r in refs], results)
             is_const = node.op == "Const" or (bool(refs) and node.op not in (
                 "Placeholder", "PlaceholderWithDefault") and all(r in consts for r in refs))
             for k, r in enumerate(results):
@@ -529,6 +530,33 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int
                 if is_const:
                     consts.add(ref)
     return out
+
+
+def _expected_rank(node: TfNode, args: list[np.ndarray]) -> int | None:
+    if not args:
+        return None
+    rank = np.ndim(args[0])
+    if node.op == "Unpack":
+        return rank - 1
+    if node.op == "Transpose":
+        return rank
+    if node.op == "StridedSlice":
+        new = tg.attr_int(node, "new_axis_mask", 0) or 0
+        shrink = tg.attr_int(node, "shrink_axis_mask", 0) or 0
+        ellipsis = tg.attr_int(node, "ellipsis_mask", 0) or 0
+        return rank + (new & ~ellipsis).bit_count() - (shrink & ~new & ~ellipsis).bit_count()
+    return None
+
+
+def _scalars_kept(node: TfNode, args: list[np.ndarray], results: list) -> list:
+    """The NumPy executor returns some 0-d results as shape [1] (np.ascontiguousarray makes
+    arrays at least 1-d): Unpack of a vector, StridedSlice down to a scalar, Transpose of a
+    scalar. The probe restores the rank TF gives them, so that shapes and folded constants
+    are TF's."""
+    expected = _expected_rank(node, args)
+    if expected != 0:
+        return results
+    return [np.asarray(r).reshape(()) if np.shape(r) == (1,) else r for r in results]
 
 
 def perm_to_nchw(rank: int) -> list[int]:
