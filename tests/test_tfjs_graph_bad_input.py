@@ -136,6 +136,19 @@ def _signature_missing(doc: dict) -> None:
     doc["signature"]["outputs"]["features"]["name"] = "nowhere:0"
 
 
+def _bad_output_number(doc: dict) -> None:
+    elu = _node(doc, "Elu")
+    elu["input"] = [elu["input"][0] + ":first"]
+
+
+def _bad_signature_shape(doc: dict) -> None:
+    doc["signature"]["inputs"]["image"]["tensorShape"] = {"dim": [{"size": "two"}]}
+
+
+def _bad_signature_dtype(doc: dict) -> None:
+    doc["signature"]["inputs"]["image"]["dtype"] = "DT_FLOAT128"
+
+
 # (case, fixture, how to break it, exit code, what the message says)
 CASES = [
     ("unknown-op", "cnn", _edit(_unknown_op), UnsupportedError.exit_code,
@@ -157,6 +170,12 @@ CASES = [
      r"two graph nodes are named"),
     ("signature-output-missing", "cnn", _edit(_signature_missing), FormatError.exit_code,
      r"nowhere:0"),
+    ("bad-output-number", "cnn", _edit(_bad_output_number), FormatError.exit_code,
+     r":first.*no output number"),
+    ("signature-bad-shape", "cnn", _edit(_bad_signature_shape), FormatError.exit_code,
+     r"signature entry 'image' has a malformed tensorShape"),
+    ("signature-bad-dtype", "cnn", _edit(_bad_signature_dtype), FormatError.exit_code,
+     r"unknown dtype 'DT_FLOAT128'"),
     ("node-list-not-a-list", "cnn", _edit(_no_nodes), FormatError.exit_code,
      r"no node list"),
     ("not-json", "cnn", _not_json, FormatError.exit_code, r"model.json"),

@@ -145,6 +145,8 @@ def input_name(ref: str) -> tuple[str, int]:
     if ref.startswith("^"):
         return ref[1:], -1
     name, _, index = ref.partition(":")
+    if index and not index.isdigit():
+        raise FormatError(f"tensor reference {ref!r} has no output number after the colon")
     return name, int(index) if index else 0
 
 
@@ -305,8 +307,13 @@ def _signature(entries: Any) -> list[TensorInfo]:
         return []
     out = []
     for key, entry in entries.items():
-        if not isinstance(entry, dict) or "name" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise FormatError(f"signature entry {key!r} has no tensor name")
+        if "tensorShape" in entry and not _is_shape(entry["tensorShape"]):
+            raise FormatError(f"signature entry {key!r} has a malformed tensorShape")
+        if "dtype" in entry and entry["dtype"] not in DTYPES:
+            raise FormatError(f"signature entry {key!r} has an unknown dtype "
+                              f"{str(entry['dtype'])[:40]!r}")
         out.append(TensorInfo(key, entry["name"], DTYPES.get(entry.get("dtype"), "float32"),
                               decode_shape(entry.get("tensorShape", {}))))
     return out
