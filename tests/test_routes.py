@@ -75,3 +75,16 @@ def test_tfjs_graph_through_onnx_and_back(case, tmp_path):
         for key, value in zip(entry["outputs"], got):
             np.testing.assert_allclose(value, data[f"output:{key}"], atol=entry["atol"],
                                        rtol=entry["rtol"], err_msg=f"{case} {key}")
+
+
+def test_keras_application_to_tfjs_graph_and_on_to_onnx(tmp_path):
+    """A keras.applications network (MobileNetV2): Keras -> TF.js graph -> ONNX, each step
+    with its parity check; the ONNX end keeps at most one Transpose per boundary."""
+    web = tmp_path / "web"
+    first = _convert(str(FIXTURES / "applications" / "MobileNetV2.keras"), str(web), "--to",
+                     "tfjs-graph", "--engine", "reference")
+    assert first["parity"]["passed"], first["parity"]
+    onnx_path = tmp_path / "m.onnx"
+    second = _convert(str(web), str(onnx_path))
+    assert second["parity"]["passed"], second["parity"]
+    assert second["onnx"]["transposes"] <= 2
