@@ -488,3 +488,31 @@ def test_structural_op(op):
     want = expected()
     assert got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), atol=1e-5)
+
+
+def test_tf1_while_loop_is_unsupported_not_corrupt():
+    """A TF1 while loop's NextIteration -> Merge back edge is a legal cycle: the graph reads,
+    and the conversion lists the control-flow ops it cannot map."""
+    nodes = [
+        TfNode("enter", "Enter", ["x"], {"frame_name": a_str("loop")}),
+        TfNode("merge", "Merge", ["enter", "next"], {}),
+        TfNode("less", "Less", ["merge", "limit"], {}),
+        TfNode("cond", "LoopCond", ["less"], {}),
+        TfNode("switch", "Switch", ["merge", "cond"], {}),
+        TfNode("body", "AddV2", ["switch:1", "one"], {}),
+        TfNode("next", "NextIteration", ["body"], {}),
+        TfNode("exit", "Exit", ["switch"], {}),
+    ]
+    graph = _graph(nodes, {"limit": np.float32(10), "one": np.float32(1)},
+                   [("x", [], "float32")], ["exit"])
+    assert [n.name for n in tfjs_graph.order(graph)].index("merge") < \
+        [n.name for n in tfjs_graph.order(graph)].index("next")
+    with pytest.raises(UnsupportedError, match=r"Enter.*Merge.*LoopCond.*Switch.*Exit|"
+                                               r"no ONNX mapping for 6 TF node"):
+        from_tfjs.convert(graph)
+
+
+def test_other_cycles_stay_format_errors():
+    nodes = [TfNode("a", "Relu", ["b"], {}), TfNode("b", "Relu", ["a"], {})]
+    with pytest.raises(FormatError, match="cycle"):
+        _graph(nodes, {}, [("x", [2], "float32")], ["a"])

@@ -356,7 +356,16 @@ def check(graph: TfjsGraph) -> None:
 def order(graph: TfjsGraph) -> list[TfNode]:
     """Nodes in dependency order (Kahn); a cycle is a FormatError."""
     by_name = {n.name: n for n in graph.nodes}
-    pending = {n.name: {input_name(i)[0] for i in n.inputs} for n in graph.nodes}
+
+    def deps(node: TfNode) -> set[str]:
+        found = {input_name(i)[0] for i in node.inputs}
+        if node.op in ("Merge", "RefMerge"):
+            # A TF1 while loop feeds NextIteration back into its Merge: the one legal cycle.
+            found = {d for d in found if d not in by_name or
+                     by_name[d].op not in ("NextIteration", "RefNextIteration")}
+        return found
+
+    pending = {n.name: deps(n) for n in graph.nodes}
     users: dict[str, list[str]] = {}
     for name, deps in pending.items():
         for d in deps:
