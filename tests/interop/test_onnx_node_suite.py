@@ -425,8 +425,11 @@ class Outcome:
 def _load(folder: Path):
     model = onnx.load(str(folder / "model.onnx"))
     data = folder / "test_data_set_0"
+    # (IR < 4 models also list their initializers as graph inputs: those are no inputs)
+    inits = {t.name for t in model.graph.initializer}
+    n_in = sum(1 for i in model.graph.input if i.name not in inits)
     ins = [numpy_helper.to_array(onnx.load_tensor(str(data / f"input_{j}.pb")))
-           for j in range(len(model.graph.input)) if (data / f"input_{j}.pb").exists()]
+           for j in range(n_in) if (data / f"input_{j}.pb").exists()]
     outs = [numpy_helper.to_array(onnx.load_tensor(str(data / f"output_{j}.pb")))
             for j in range(len(model.graph.output)) if (data / f"output_{j}.pb").exists()]
     return model, ins, outs
@@ -470,7 +473,9 @@ def _convert_all(root: Path, work: Path, cases: list[tuple[str, str]]):
         folder = root / name
         try:
             model, ins, outs = _load(folder)
-            if len(ins) != len(model.graph.input) or len(outs) != len(model.graph.output):
+            inits = {t.name for t in model.graph.initializer}
+            n_in = sum(1 for i in model.graph.input if i.name not in inits)
+            if len(ins) != n_in or len(outs) != len(model.graph.output):
                 raise UnsupportedError("inputs or outputs that are not tensors")
             if frozen:
                 model, ins = _freeze(model, ins)

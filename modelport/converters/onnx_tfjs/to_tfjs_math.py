@@ -99,6 +99,19 @@ def reduce(ctx: Ctx, op: str, x: str, axes: list[int] | str, keep: bool) -> str:
 
 # --- elementwise with surgery -------------------------------------------------------------------
 
+@rule("PRelu", check=_row_check)
+def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
+    x, slope = node.inputs
+    xs, ss = ctx.shape(x), ctx.shape(slope)
+    s = ctx.x(slope)
+    if xs is not None and ss is not None and len(ss) == 1 and len(xs) > 2 and \
+            ss[0] not in (1, xs[-1]) and ss[0] == xs[1]:
+        # A per-channel slope [C] of models from before numpy broadcasting (PRelu < 7, kept by
+        # the version converter): it meant axis 1, which broadcasting spells [C, 1, ..., 1].
+        s = ctx.op("Reshape", [s, ctx.i32([ss[0]] + [1] * (len(xs) - 2), "shape")])
+    return [ctx.op("Prelu", [ctx.x(x), s])]
+
+
 @rule("Elu", check=lambda ctx, n: None)
 def elu(ctx: Ctx, node: ir.Node) -> list[str]:
     row = table.BY_ONNX["Elu"]

@@ -82,6 +82,12 @@ def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
         return "the kernel size is unknown"
     if attr(node, "auto_pad", "NOTSET") == "SAME_LOWER" and None in (spatial(ctx, node) or [None]):
         return "auto_pad=SAME_LOWER on run-time sizes"
+    if node.op_type == "Conv" and n == 3:
+        if attr(node, "auto_pad", "NOTSET").startswith("SAME") and \
+                None in (spatial(ctx, node) or [None]):
+            return "3-D SAME padding on run-time sizes"
+        if attr(node, "group", 1) != 1 and ctx.value(node.inputs[1]) is None:
+            return "grouped 3-D convolution with a run-time weight"
     if node.op_type == "ConvTranspose":
         if n == 3:
             return "3-D ConvTranspose (tfjs has no Conv3DBackpropInput)"
@@ -146,15 +152,24 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
         if wval is not None:
             wval = wval[:, :, None, :]
     if n == 3:
-        if pads == "SAME":
-            raise unsupported(node, "3-D SAME_UPPER padding on run-time sizes")
         x = _pad_spatial(ctx, x, pads, 0.0)
-        w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval)
-        if group != 1:
-            raise unsupported(node, "grouped 3-D convolution")
-        y = ctx.op("Conv3D", [x, w], {"strides": a_list("i", [1, *strides, 1]),
-                                      "dilations": a_list("i", [1, *dilations, 1]),
-                                      "padding": a_str("VALID"), "data_format": a_str("NDHWC")})
+        # tfjs wants strides or dilations to be 1: with both, stride by slicing afterwards
+        step = [1] * 3 if max(dilations) > 1 and max(strides) > 1 else strides
+        xs = ctx.op("Split", [ctx.i32(4, "axis"), x], {"num_split": a_int(group)},
+                    n_out=group) if group > 1 else [x]
+        per = m // group
+        ys = []
+        for g in range(group):
+            w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval if group == 1 else
+                        wval[g * per:(g + 1) * per])
+            ys.append(ctx.op("Conv3D", [xs[g], w], {
+                "strides": a_list("i", [1, *step, 1]), "dilations": a_list("i", [1, *dilations, 1]),
+                "padding": a_str("VALID"), "data_format": a_str("NDHWC")}))
+        y = concat(ctx, ys, 4)
+        if step != strides:
+            y = ctx.op("StridedSlice", [y, ctx.i32([0] * 5, "begin"), ctx.i32([0] * 5, "end"),
+                                        ctx.i32([1, *strides, 1], "strides")],
+                       strided_attrs(begin_mask=31, end_mask=31))
         return [_bias(ctx, node, y, 2)]
 
     def run(op, x_, w_):
