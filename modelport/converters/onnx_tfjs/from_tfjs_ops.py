@@ -114,15 +114,24 @@ def _select(op: TfOp) -> ir.Value:
     return op.emit("Where", cond, x, y)
 
 
+def _constant_of_shape(op: TfOp, shape: ir.Value, value: float, dtype: str) -> ir.Value:
+    return op.emit("ConstantOfShape", shape,
+                   value=ir.tensor(np.asarray([value], dtype=dtype), name=f"{op.name}/value"))
+
+
 @MAPPINGS.register("ZerosLike", "OnesLike")
 def _fill_like(op: TfOp) -> ir.Value:
-    # Expand of a scalar, not x*0, which would keep NaN and Inf.
-    value = op.scalar(0 if op.op == "ZerosLike" else 1, op.dtype(0))
-    return op.emit("Expand", value, op.emit("Shape", op.inputs[0]))
+    # A constant of x's shape, not x*0, which would keep NaN and Inf.
+    return _constant_of_shape(op, op.emit("Shape", op.inputs[0]),
+                              0 if op.op == "ZerosLike" else 1, op.dtype(0))
 
 
 @MAPPINGS.register("Fill")
 def _fill(op: TfOp) -> ir.Value:
+    value = op.const(1)
+    if value is not None and np.size(value) == 1 and op.dtype(1) != "string":
+        return _constant_of_shape(op, op.int64(0), np.asarray(value).reshape(-1)[0],
+                                  op.dtype(1))
     return op.emit("Expand", op.inputs[1], op.int64(0))
 
 
