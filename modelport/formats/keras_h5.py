@@ -128,10 +128,14 @@ def config_to_model(config: object, keras_version: str | None) -> tuple[LayersMo
     except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as e:
         raise FormatError(f"malformed model config ({type(e).__name__}: {_short(e)})") from None
     for layer in model.iter_layers():
-        # names become HDF5 group names, file names and dictionary keys everywhere downstream
+        # names become HDF5 group names and attributes (no NUL there), file names and
+        # dictionary keys everywhere downstream
         for what, value in (("class name", layer.class_name), ("name", layer.name)):
             if not isinstance(value, str) or not value or "\x00" in value:
                 raise FormatError(f"a layer's {what} is {value!r}, not a non-empty string")
+    for inner in [model] + [la.model for la in model.iter_layers() if la.model is not None]:
+        if not isinstance(inner.name, str) or "\x00" in inner.name:
+            raise FormatError(f"the model's name is {inner.name!r}, not a string without NUL")
     _check_shape_rules(model)
     return model, dialect
 
