@@ -180,3 +180,33 @@ def test_resize_plans_match_onnxruntime(attrs, scales, op, tmp_path) -> None:
     graph = _check(m, {"x": x}, tmp_path)
     if op is not None:
         assert op in {n.op for n in graph.nodes}
+
+
+def test_constants_rewritten_by_the_layout_pass_keep_shapes(tmp_path) -> None:
+    """DenseNet's pattern: BatchNorm, then Mul/Add by [C, 1, 1] constants, then a pool.
+
+    The layout pass rewrites those constants to channels-last; the pool after them must still
+    see its input's rank (it did not, once: every later Conv and pool was refused).
+    """
+    rng = np.random.default_rng(3)
+    c = 4
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in
+             (("w", (c, 3, 3, 3)), ("scale", (c,)), ("bias", (c,)), ("mean", (c,)),
+              ("var", (c,)), ("k", (c, 1, 1)), ("b2", (c, 1, 1)))]
+    inits[4] = numpy_helper.from_array(np.abs(numpy_helper.to_array(inits[4])) + 0.5, "var")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node("Mul", ["bn", "k"], ["m"]),
+        helper.make_node("Add", ["m", "b2"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w2"], ["y"]),
+    ]
+    inits.append(numpy_helper.from_array(rng.standard_normal((2, c, 1, 1)).astype(np.float32),
+                                         "w2"))
+    m = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 9, 9])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], inits,
+               opset=9)
+    graph = _check(m, {"x": rng.standard_normal((1, 3, 9, 9)).astype(np.float32)}, tmp_path)
+    assert sum(n.op == "Transpose" for n in graph.nodes) == 2  # in and out only

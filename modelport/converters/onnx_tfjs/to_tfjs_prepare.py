@@ -278,6 +278,18 @@ def reinfer(model: ir.Model) -> None:
 
     NameFixPass()(model)
     graph = model.graph
+    # Constants the layout pass rewrote carry their values but no type or shape yet: give them
+    # theirs (and make them initializers), or inference knows nothing downstream of them.
+    for node in graph:
+        for v in node.inputs:
+            if v is None or v.const_value is None or v.is_graph_input():
+                continue
+            if v.shape is None:
+                v.shape = ir.Shape(v.const_value.shape)
+            if v.type is None:
+                v.type = ir.TensorType(v.const_value.dtype)
+            if not v.is_initializer() and v.producer() is None and v.name:
+                graph.register_initializer(v)
     big = {name: v for name, v in graph.initializers.items()
            if v.const_value is not None and v.const_value.size > 4096}
     for name in big:
