@@ -210,3 +210,15 @@ def test_constants_rewritten_by_the_layout_pass_keep_shapes(tmp_path) -> None:
                opset=9)
     graph = _check(m, {"x": rng.standard_normal((1, 3, 9, 9)).astype(np.float32)}, tmp_path)
     assert sum(n.op == "Transpose" for n in graph.nodes) == 2  # in and out only
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic", "nearest"])
+def test_resize_with_a_run_time_batch(mode: str, tmp_path) -> None:
+    """Only the resized axes need sizes when converting; the batch may be dynamic."""
+    x = np.random.default_rng(4).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    sc = numpy_helper.from_array(np.asarray([1, 1, 2, 1.5], np.float32), "scales")
+    m = _model([helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode)],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 5])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [sc])
+    graph = _check(m, {"x": x}, tmp_path)
+    assert graph.inputs[0].shape == [None, 3, 4, 5]

@@ -22,7 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...formats.tfjs_graph import a_bool, a_int
-from .to_tfjs_core import Ctx, attr, rule
+from .to_tfjs_core import Ctx, attr, rule, unsupported
 from .to_tfjs_prepare import to_nhwc_perm
 
 COORD_MODES = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -53,11 +53,15 @@ def _settings(node: ir.Node) -> dict:
             "exclude": attr(node, "exclude_outside", 0)}
 
 
-def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list[int], list[int], list[float]] | str:
-    """(input sizes, output sizes, scales) per axis in ONNX (NCHW) order, or why not."""
+def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list, list, list[float]] | str:
+    """(input sizes, output sizes, scales) per axis in ONNX (NCHW) order, or why not.
+
+    A size may be None (known only at run time, a dynamic batch) on an axis that is not
+    resized; every resized axis needs its sizes when converting.
+    """
     shape = ctx.shape(node.inputs[0])
-    if shape is None or None in shape:
-        return "Resize needs static input sizes"
+    if shape is None:
+        return "the input's rank is unknown"
     rank = len(shape)
     nchw = [shape[p] for p in _to_nchw(rank)]
     sv, zv = _inputs(node)
@@ -70,6 +74,8 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list[int], list[int], list[flo
     policy = attr(node, "keep_aspect_ratio_policy", "stretch")
     if sizes is not None and sizes.size:
         want = {a: int(s) for a, s in zip(axes, sizes.reshape(-1))}
+        if any(nchw[a] is None for a in want):
+            return "sizes given for an axis whose size is known only at run time"
         if policy == "stretch":
             out = [want.get(a, nchw[a]) for a in range(rank)]
             scale = [out[a] / nchw[a] for a in range(rank)]
@@ -85,10 +91,13 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list[int], list[int], list[flo
     elif scales is not None and scales.size:
         given = {a: float(s) for a, s in zip(axes, scales.reshape(-1))}
         scale = [given.get(a, 1.0) for a in range(rank)]
-        out = [math.floor(nchw[a] * scale[a]) for a in range(rank)]
+        if any(nchw[a] is None and scale[a] != 1.0 for a in range(rank)):
+            return "an axis whose size is known only at run time is resized"
+        out = [None if nchw[a] is None else math.floor(nchw[a] * scale[a])
+               for a in range(rank)]
     else:
         return "neither scales nor sizes is given"
-    if any(o <= 0 for o in out):
+    if any(o is not None and o <= 0 for o in out):
         return f"an empty output {out}"
     return nchw, out, scale
 
@@ -233,12 +242,12 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
     rank = len(n_in)
     where = _to_nchw(rank)  # NCHW axis -> channels-last axis
     plans = {a: onnx_plan(s, n_in[a], n_out[a], scale[a]) for a in range(rank)
-             if n_in[a] != n_out[a] or not np.array_equal(onnx_plan(s, n_in[a], n_out[a],
-                                                                     scale[a]), np.eye(n_in[a]))}
+             if n_in[a] is not None and (n_in[a] != n_out[a] or not np.array_equal(
+                 onnx_plan(s, n_in[a], n_out[a], scale[a]), np.eye(n_in[a])))}
     x = ctx.x(node.inputs[0])
     if not plans:
         return [ctx.op("Identity", [x])]
-    if rank == 4 and set(plans) <= {2, 3}:
+    if rank == 4 and set(plans) <= {2, 3} and None not in (n_in[2], n_in[3]):
         for a in (2, 3):
             plans.setdefault(a, np.eye(n_in[a]))
         flags = _kernel_settings(s, plans, (n_in, n_out))
@@ -255,11 +264,15 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
             x = ctx.op("GatherV2", [x, ctx.i32(idx, "indices"), ctx.i32(j, "axis")],
                        {"batch_dims": a_int(0)})
         else:
-            outer, inner = int(np.prod(shape[:j])), int(np.prod(shape[j + 1:]))
+            if None in shape[:j] and None in shape[j + 1:] or shape.count(None) > 1:
+                raise unsupported(node, "more than one dimension known only at run time")
+            outer = -1 if None in shape[:j] else int(np.prod(shape[:j]))
+            inner = -1 if None in shape[j + 1:] else int(np.prod(shape[j + 1:]))
             x3 = ctx.op("Reshape", [x, ctx.i32([outer, shape[j], inner], "shape")])
             y3 = ctx.op("BatchMatMulV2", [ctx.const(w[None].astype(np.float32), "interp"), x3],
                         {"adj_x": a_bool(False), "adj_y": a_bool(False)})
             shape[j] = n_out[a]
-            x = ctx.op("Reshape", [y3, ctx.i32(shape, "shape")])
+            x = ctx.op("Reshape", [y3, ctx.i32([-1 if d is None else d for d in shape],
+                                               "shape")])
         shape[j] = n_out[a]
     return [x]
