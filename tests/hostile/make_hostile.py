@@ -46,10 +46,12 @@ class Case:
     make: Callable[[Path], Path]
     command: str  # convert | inspect | validate
     exit_code: int
-    kind: str | None  # ModelportError.kind; None when the command succeeds
+    kind: str | None  # ModelportError.kind; None when the command succeeds; "parity" when
+    # validate runs and reports a mismatch
     pattern: str  # regular expression the one-line error (or, if accepted, the output or a
     # logged warning) must match
-    target: str = "out.keras"  # convert's destination name (inside the test's own folder)
+    target: str = "out.keras"  # convert's destination (inside the test's own folder), or
+    # validate's second model (an absolute path)
     extra: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -782,6 +784,8 @@ CASES: list[Case] = [
          r"model\.h5: layer 'dense' weight 'kernel' holds 1 NaN and 1 Inf"),
     Case("h5-lambda-to-tfjs", "keras-h5", h5_lambda_to_tfjs, "convert", 4, UNSUPPORTED,
          r"lambda\.h5: layer 'lambda': Lambda", target="web"),
+    Case("h5-nan-weights-validate", "keras-h5", h5_nan_weights, "validate", 6, "parity",
+         r"NaN", target=str(K3_H5)),
     # Keras .keras
     Case("keras-truncated", "keras-v3", keras_truncated, "convert", 3, FORMAT,
          r"model\.keras: .*(zip|unrecognised)"),
@@ -844,6 +848,9 @@ CASES: list[Case] = [
          r"model\.json: layer '[^']+'.*'EvalLayer'.* unknown"),
     Case("tfjs-inf-weights", "tfjs-layers", tfjs_inf_weights, "convert", 0, None,
          r"model\.json: layer 'hidden1' weight 'kernel' holds 1 NaN and 1 Inf"),
+    Case("tfjs-path-dotdot-validate", "tfjs-layers", tfjs_path_dotdot, "validate", 3, UNSAFE,
+         r"model\.json: shard path of group 0 climbs out of the model's folder",
+         target=str(K3_H5)),
     # ONNX
     Case("onnx-truncated", "onnx", onnx_truncated, "inspect", 3, FORMAT,
          r"model\.onnx: not a readable ONNX model"),
