@@ -73,10 +73,7 @@ def convert(model: ir.Model) -> TfjsGraph:
     problems += _refused(ctx, model.graph, skip)
     problems += _io_dtypes(model.graph)
     if problems:
-        raise UnsupportedError(_listing(problems), layer=problems[0][0].name
-                               if len(problems) == 1 and isinstance(problems[0][0], ir.Node)
-                               else None,
-                               hint="no file was written; the ops tfjs can run are listed by "
+        raise UnsupportedError(_listing(problems), hint="no file was written; the ops tfjs can run are listed by "
                                     "modelport.converters.onnx_tfjs.to_tfjs.mapped_ops()")
     graph = _emit(ctx, model.graph)
     tfjs_graph.check(graph)
@@ -153,12 +150,11 @@ class _IO:
 
 
 def _listing(problems: list) -> str:
-    lines = [f"{getattr(n, 'op_type', '?')} node {n.name!r}: {why}"
+    lines = [f"{n.op_type} {'' if isinstance(n, _IO) else 'node '}{n.name!r}: {why}"
              for n, why in problems[:MAX_LISTED]]
     more = len(problems) - MAX_LISTED
-    ops = sorted({getattr(n, 'op_type', '?') for n, _ in problems})
-    head = (f"{len(problems)} node(s) cannot be mapped to TF.js ops "
-            f"({', '.join(ops)}): ")
+    ops = sorted({n.op_type for n, _ in problems})
+    head = f"{len(problems)} node(s) cannot be mapped to TF.js ops ({', '.join(ops)}): "
     return head + "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
 
 
