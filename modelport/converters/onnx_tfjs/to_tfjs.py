@@ -13,8 +13,8 @@
    an Identity named after each graph output; the signature names them with ONNX's names.
    ``formats.tfjs_graph.check`` validates the result.
 
-The rules live in the family modules (``to_tfjs_math``, ``to_tfjs_shape``, ``to_tfjs_nn``,
-``to_tfjs_resize``); importing them registers them in ``to_tfjs_core.RULES``.
+The rules live in the family modules (``to_tfjs_math``, ``to_tfjs_norm``, ``to_tfjs_shape``,
+``to_tfjs_nn``, ``to_tfjs_resize``); importing them registers them in ``to_tfjs_core.RULES``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ...formats import tfjs_graph
 from ...formats.tfjs_graph import a_shape, a_type
 from ...models import TensorInfo, TfjsGraph, TfNode
 from .. import layout
-from . import to_tfjs_math, to_tfjs_nn, to_tfjs_resize, to_tfjs_shape  # noqa: F401 (rules)
+from . import to_tfjs_math, to_tfjs_nn, to_tfjs_norm, to_tfjs_resize, to_tfjs_shape  # noqa: F401
 from .to_tfjs_core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
 from .to_tfjs_prepare import NHWC, fold_constants, normalize, reinfer, to_channels_last
 

@@ -16,7 +16,8 @@ import onnx_ir as ir
 
 from ...formats.tfjs_graph import a_float, a_int, a_list, a_str
 from .to_tfjs_core import Ctx, attr, concat, rule, strided_attrs, unsupported
-from .to_tfjs_math import _extra_outputs_unused, binary, fconst, reduce, unary
+from .to_tfjs_math import binary, fconst, reduce, unary
+from .to_tfjs_norm import _extra_outputs_unused, normalize_over
 
 # --- geometry -----------------------------------------------------------------------------------
 
@@ -447,8 +448,6 @@ def batch_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("InstanceNormalization", check=_global_check, layout=True)
 def instance_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    from .to_tfjs_math import normalize_over
-
     rank = ctx.need_rank(node.inputs[0], node)
     return [normalize_over(ctx, ctx.x(node.inputs[0]), list(range(1, rank - 1)),
                            attr(node, "epsilon", 1e-5), ctx.x(node.inputs[1]),
@@ -464,8 +463,6 @@ def _group_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("GroupNormalization", check=_group_norm_check, layout=True)
 def group_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    from .to_tfjs_math import normalize_over
-
     v = node.inputs[0]
     shape = ctx.shape(v)
     c = shape[-1]
