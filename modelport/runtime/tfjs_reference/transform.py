@@ -57,7 +57,7 @@ def _expand_dims(op: Op) -> np.ndarray:
 
 @register("Transpose")
 def _transpose(op: Op) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(op.x, op.ints_arg(1)))
+    return np.array(np.transpose(op.x, op.ints_arg(1)), copy=True, order="C")
 
 
 @register("ConcatV2")
@@ -77,7 +77,7 @@ def _pack(op: Op) -> np.ndarray:
 def _unpack(op: Op) -> list[np.ndarray]:
     x = op.x
     axis = _axis(op, op.i("axis", 0), x.ndim)
-    return [np.ascontiguousarray(v) for v in np.moveaxis(x, axis, 0)]
+    return [np.array(v, copy=True, order="C") for v in np.moveaxis(x, axis, 0)]
 
 
 @register("Split")
@@ -137,7 +137,7 @@ def _strided_slice(op: Op) -> np.ndarray:
                 raise op.invalid("a stride is 0")
             index.append(slice(None if masks["begin_mask"] & bit else b,
                                None if masks["end_mask"] & bit else e, s))
-    return np.ascontiguousarray(x[tuple(index)])
+    return np.array(x[tuple(index)], copy=True, order="C")
 
 
 def _paddings(op: Op, x: np.ndarray) -> list[tuple[int, int]]:
@@ -204,7 +204,7 @@ def _gather(op: Op) -> np.ndarray:
     k = indices.ndim - batch
     order = (list(range(batch)) + list(range(indices.ndim, indices.ndim + middle))
              + list(range(batch, batch + k)) + list(range(indices.ndim + middle, y.ndim)))
-    return np.ascontiguousarray(np.transpose(y, order))
+    return np.array(np.transpose(y, order), copy=True, order="C")
 
 
 @register("GatherNd")
