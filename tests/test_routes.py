@@ -60,10 +60,8 @@ def test_tfjs_graph_to_onnx(case, tmp_path):
     assert doc["parity"]["source_engine"] == "tfjs-reference (NumPy TF ops)"
 
 
-# embedding is left out: the NumPy TF executor that checks its first step cannot run it (see
-# test_tfjs_graph_to_onnx.CLI_CASES).
-@pytest.mark.parametrize("case", ["attention", "cnn", "dense", "lstm_cell", "lstm_groups", "math",
-                                  "prelu", "shapes"])
+@pytest.mark.parametrize("case", ["attention", "cnn", "dense", "embedding", "lstm_cell",
+                                  "lstm_groups", "math", "prelu", "shapes"])
 def test_tfjs_graph_through_onnx_and_back(case, tmp_path):
     onnx_path = tmp_path / "m.onnx"
     _convert(str(FIXTURES / "tfjs_graph" / case), str(onnx_path))

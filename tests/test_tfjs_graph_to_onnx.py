@@ -117,10 +117,7 @@ def test_fixture_matches_tensorflow(case, tmp_path):
     assert transposes <= 2 * len(entry["outputs"]), transposes
 
 
-# The NumPy TF executor that runs the source side of the parity check cannot evaluate the
-# embedding fixture (its StridedSlice returns shape [1] for a shrink to a scalar), so the CLI
-# parity check covers the others; test_fixture_matches_tensorflow covers embedding.
-CLI_CASES = sorted(c for c in GRAPH_CASES if c != "embedding")
+CLI_CASES = sorted(GRAPH_CASES)
 
 
 @pytest.mark.parametrize("case", CLI_CASES)
