@@ -374,11 +374,16 @@ def generate(root: Path) -> None:
                     numpy_helper.from_array(np.asarray(array), info.name)
                 (data / f"{kind}_{j}.pb").write_bytes(proto.SerializeToString())
     (tmp / "COMPLETE").write_text(onnx.__version__)
-    if root.exists():
-        import shutil
+    import shutil
 
-        shutil.rmtree(root, ignore_errors=True)
-    os.replace(tmp, root)
+    if root.exists() and not (root / "COMPLETE").exists():
+        shutil.rmtree(root, ignore_errors=True)  # an interrupted generation
+    try:
+        os.replace(tmp, root)
+    except OSError:  # another session finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / "COMPLETE").exists():
+            raise
 
 
 def case_root() -> Path:
