@@ -245,6 +245,15 @@ def _dataset_array(ds) -> np.ndarray:
     first: a crafted chunked dataset may declare terabytes and store nothing."""
     if ds.dtype.kind not in "biuf":
         raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
+    # HDF5 lets a dataset keep its bytes in other files: "external storage" (raw files at any
+    # path) and virtual datasets (mapped from other HDF5 files). Reading either would read a
+    # file the model names, anywhere on the file system.
+    if ds.external:
+        raise UnsafeInputError(f"dataset {ds.name} stores its data in external files "
+                               f"({ds.external[0][0]!r}...): refused")
+    if ds.is_virtual:
+        raise UnsafeInputError(f"dataset {ds.name} is a virtual dataset mapped from other files: "
+                               "refused")
     count = checks.check_element_count(ds.shape or (), what=f"dataset {ds.name}", file=None)
     checks.check_declared_bytes(count * ds.dtype.itemsize, ds.id.get_storage_size(),
                                 what=f"dataset {ds.name}", file=None)

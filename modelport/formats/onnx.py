@@ -134,7 +134,7 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
     written as: the model without its graph, then the graph field, whose payload is the graph
     without initializers followed by one initializer record per weight.
     """
-    arrays = [np.ascontiguousarray(v.const_value.numpy()) for v in values]
+    arrays = [np.require(v.const_value.numpy(), requirements="C") for v in values]
     graph_bytes = skeleton.graph.SerializeToString()
     head_proto = onnx.ModelProto()
     head_proto.CopyFrom(skeleton)
@@ -217,7 +217,7 @@ def check_initializers(proto: onnx.ModelProto, path: Path) -> None:
     """Each initializer's declared shape fits what is stored for it, before anything is
     allocated: a tensor declaring 2**62 elements over 48 bytes is refused here, not met later
     as a MemoryError or a shape-inference failure."""
-    for tensor in proto.graph.initializer:
+    for tensor in _all_tensors(proto.graph):
         what = f"initializer {tensor.name!r}"
         count = checks.check_element_count(tensor.dims, what=what, file=path)
         if tensor.data_type in (onnx.TensorProto.UNDEFINED, onnx.TensorProto.STRING):
@@ -252,16 +252,32 @@ def check_initializers(proto: onnx.ModelProto, path: Path) -> None:
                                   file=path)
 
 
+def _all_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers (sparse ones too), tensor attributes, and the
+    same in every subgraph (If/Loop/Scan bodies), which can reference external data too."""
+    out: list[onnx.TensorProto] = []
+    graphs = [graph]
+    while graphs:
+        g = graphs.pop()
+        out.extend(g.initializer)
+        for sparse in g.sparse_initializer:
+            out.extend((sparse.values, sparse.indices))
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    out.append(attr.t)
+                out.extend(attr.tensors)
+                if attr.HasField("g"):
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
+    return out
+
+
 def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
     """Every external-data reference names a regular, singly-linked file inside the model's
     folder and a byte range that file has (CVE-2022-25882, CVE-2024-27318: ``..``, absolute
     paths, and symbolic or hard links out of the folder are refused)."""
-    tensors = list(proto.graph.initializer)
-    for node in proto.graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                tensors.append(attr.t)
-    for tensor in tensors:
+    for tensor in _all_tensors(proto.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in tensor.external_data}

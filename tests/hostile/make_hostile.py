@@ -244,6 +244,43 @@ def h5_hard_link_cycle(folder: Path) -> Path:
     return path
 
 
+def _replace_first_weight(path: Path, make) -> Path:
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        group = _first_weight_group(f)
+        name = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]][0]
+        shape = group[name].shape
+        del group[name]
+        make(group, name, shape)
+    return path
+
+
+def h5_external_storage(folder: Path) -> Path:
+    """A dataset whose bytes live in another file (HDF5 external storage)."""
+    secret = _outside(folder)
+    return _replace_first_weight(_copy(K3_H5, folder, "model.h5"), lambda g, n, shape: (
+        g.create_dataset(n, shape=(len(SECRET) // 4,), dtype="f4",
+                         external=[(str(secret), 0, len(SECRET))])))
+
+
+def h5_virtual_dataset(folder: Path) -> Path:
+    """A virtual dataset mapped from another HDF5 file outside the folder."""
+    import h5py
+
+    other = folder.parent / "outside" / "weights.h5"
+    _outside(folder)
+    if not other.exists():
+        with h5py.File(other, "w") as f:
+            f["data"] = np.arange(112, dtype="f4")
+
+    def make(group, name, shape):
+        layout = h5py.VirtualLayout(shape=(112,), dtype="f4")
+        layout[:] = h5py.VirtualSource(str(other), "data", shape=(112,))
+        group.create_virtual_dataset(name, layout)
+    return _replace_first_weight(_copy(K3_H5, folder, "model.h5"), make)
+
+
 def h5_config_not_json(folder: Path) -> Path:
     return _h5_config(_copy(K3_H5, folder, "model.h5"), lambda c: '{"class_name": "Seq')
 
@@ -637,6 +674,32 @@ def onnx_external_missing(folder: Path) -> Path:
     return _onnx_external(folder, "w.data")
 
 
+def onnx_subgraph_external(folder: Path) -> Path:
+    """External data hidden in an If branch's Constant: subgraphs are models too."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    _outside(folder)
+    value = helper.make_tensor("c", TensorProto.FLOAT, [4], [0.0] * 4)
+    value.ClearField("float_data")
+    value.data_location = TensorProto.EXTERNAL
+    for key, val in (("location", "../../outside/secret.bin"), ("offset", "0"), ("length", "16")):
+        entry = value.external_data.add()
+        entry.key, entry.value = key, val
+    branch = helper.make_graph([helper.make_node("Constant", [], ["c_out"], value=value)],
+                               "branch", [], [helper.make_tensor_value_info(
+                                   "c_out", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch)],
+        "with_if", [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "model.onnx"
+    path.write_bytes(onnx.ModelProto.SerializeToString(model))
+    return path
+
+
 def onnx_huge_dims(folder: Path) -> Path:
     model = _onnx_model()
     w = model.graph.initializer[0]
@@ -761,6 +824,10 @@ CASES: list[Case] = [
          r"model\.h5: HDF5 SoftLink at /model_weights/alias is refused"),
     Case("h5-hard-link-cycle", "keras-h5", h5_hard_link_cycle, "inspect", 0, None,
          r"mlp_sequential"),
+    Case("h5-external-storage", "keras-h5", h5_external_storage, "convert", 3, UNSAFE,
+         r"model\.h5: .*stores its data in external files .*secret\.bin.*refused"),
+    Case("h5-virtual-dataset", "keras-h5", h5_virtual_dataset, "convert", 3, UNSAFE,
+         r"model\.h5: .*is a virtual dataset mapped from other files: refused"),
     Case("h5-config-not-json", "keras-h5", h5_config_not_json, "convert", 3, FORMAT,
          r"model\.h5: model_config is not valid JSON"),
     Case("h5-config-deeply-nested", "keras-h5", h5_config_deep, "inspect", 3, FORMAT,
@@ -869,6 +936,8 @@ CASES: list[Case] = [
          r"model\.onnx: external data of 'W' claims bytes 40\.\.88 of 'w\.data', which has 48"),
     Case("onnx-external-missing", "onnx", onnx_external_missing, "inspect", 3, FORMAT,
          r"model\.onnx: external data 'w\.data' of 'W' is missing"),
+    Case("onnx-subgraph-external", "onnx", onnx_subgraph_external, "inspect", 3, UNSAFE,
+         r"model\.onnx: external data location of 'c' climbs out of the model's folder"),
     Case("onnx-huge-dims", "onnx", onnx_huge_dims, "convert", 3, FORMAT,
          r"model\.onnx: initializer 'W' declares \d+ elements", target="out.onnx",
          extra=("--no-validate",)),
