@@ -111,13 +111,13 @@ def main() -> None:
               default="channels_last", show_default=True,
               help="ONNX targets: expose image inputs as NHWC (like Keras) or NCHW.")
 @click.option("--no-validate", is_flag=True,
-              help="ONNX targets: skip the parity check (NumPy reference vs onnxruntime).")
+              help="ONNX and TF.js graph targets: skip the numerical parity check.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="onnxruntime device for the parity check.")
 @click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
               show_default=True,
-              help="TF.js graph-model targets: run them in real @tensorflow/tfjs under Node "
-                   "(tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
+              help="TF.js graph-models (source or target): run them in real @tensorflow/tfjs "
+                   "under Node (tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
                    "Node and tfjs are installed (auto).")
 @click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
 @click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
@@ -132,10 +132,15 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     """Convert SRC to DST and check the result.
 
     Keras and TF.js targets are read back and compared with SRC: the layer graph must be equal
-    and every weight bit-identical (quantized weights report their error instead). ONNX targets
-    are checked numerically: modelport's NumPy executor of Keras semantics runs SRC, onnxruntime
-    runs DST, on the same inputs; a mismatch exits with code 6 and names the first layer whose
-    output diverges.
+    and every weight bit-identical (quantized weights report their error instead). ONNX and
+    TF.js graph-model targets are checked numerically on the same inputs: SRC runs in its
+    engine (NumPy executor of Keras semantics, onnxruntime, or for a TF.js graph real tfjs or
+    the NumPy executor of TF ops), DST in another; a mismatch exits with code 6 (for Keras
+    sources it names the first layer whose output diverges). The report says which engines ran.
+
+    ONNX and TF.js graph-models are converted through each other: Keras -> TF.js graph goes
+    Keras -> ONNX -> TF.js graph. Ops with no mapping are all listed in one error, before
+    anything is written (exit 4).
 
     \b
     Examples:
@@ -144,6 +149,9 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
       modelport convert web_model/model.json model.keras        # TF.js -> Keras 3
       modelport convert old_keras2.h5 upgraded.keras            # Keras 2 -> Keras 3
       modelport convert model.keras model.onnx --opset 18       # Keras -> ONNX, checked
+      modelport convert model.onnx web_graph/                   # ONNX -> TF.js graph-model
+      modelport convert web_graph/ model.onnx --engine reference  # TF.js graph -> ONNX
+      modelport convert model.keras web_graph/ --to tfjs-graph  # Keras -> TF.js graph
     """
     from . import api
 
