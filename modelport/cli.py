@@ -117,8 +117,8 @@ def main() -> None:
 @click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
               show_default=True,
               help="TF.js graph-models (source or target): run them in real @tensorflow/tfjs "
-                   "under Node (tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
-                   "Node and tfjs are installed (auto).")
+                   "under Node (tfjs), in modelport's NumPy executor of TF ops (reference), "
+                   "or tfjs when Node and tfjs are installed (auto).")
 @click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
 @click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
