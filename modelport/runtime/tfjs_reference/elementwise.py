@@ -1,5 +1,6 @@
-"""Elementwise math: binary arithmetic (NumPy broadcasting is TF's), unary math, comparisons,
-logic, selection and clipping.
+"""Elementwise math: binary arithmetic (NumPy broadcasting is TF's), unary math (including the
+trigonometric and hyperbolic functions and their inverses), IsNan/IsInf, comparisons, logic,
+selection and clipping.
 
 TF's integer semantics differ from Python's in places:
 
@@ -7,6 +8,8 @@ TF's integer semantics differ from Python's in places:
   remainder takes the divisor's sign), for floats too: ``FloorMod`` is ``fmod`` moved by ``y``
   when the signs differ.
 * ``Round`` rounds half to even; ``Sign(0) = 0``.
+* Outside their domains the inverse functions give NaN (``Asin(2)``, ``Acosh(0.5)``) and
+  ``Atanh(±1) = ±inf``, as in C; ``IsInf`` is true for both infinities.
 * ``Select`` (v1) with a vector condition and a higher-rank value picks whole rows (first axis);
   ``SelectV2`` broadcasts all three. ``Where`` with one input (TF's only form) returns the int64
   coordinates of the true (non-zero) elements, row-major; given three inputs (as some TF.js
@@ -82,7 +85,9 @@ UNARY = {
     "Sqrt": np.sqrt, "Rsqrt": _rsqrt, "Square": np.square,
     "Reciprocal": lambda x: (1 / x) if x.dtype.kind == "f" else _truncate_div(np.ones_like(x), x),
     "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign,
-    "Erf": lambda x: erf(x), "Sin": np.sin, "Cos": np.cos,
+    "Erf": lambda x: erf(x), "Sin": np.sin, "Cos": np.cos, "Tan": np.tan,
+    "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan, "Sinh": np.sinh, "Cosh": np.cosh,
+    "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh,
 }
 
 
@@ -91,12 +96,23 @@ def _unary(fn):
         x = op.x
         if x.dtype.kind in "iu" and fn in (np.floor, np.ceil, np.round):
             return x
-        return np.asarray(fn(x)).astype(x.dtype, copy=False)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return np.asarray(fn(x)).astype(x.dtype, copy=False)
     return op_fn
 
 
 for _name, _fn in UNARY.items():
     register(_name)(_unary(_fn))
+
+
+@register("IsNan")
+def _is_nan(op: Op) -> np.ndarray:
+    return np.isnan(op.x)
+
+
+@register("IsInf")
+def _is_inf(op: Op) -> np.ndarray:
+    return np.isinf(op.x)  # either sign (TF's IsInf has no detect_* attributes)
 
 
 COMPARE = {"Equal": np.equal, "NotEqual": np.not_equal, "Greater": np.greater,

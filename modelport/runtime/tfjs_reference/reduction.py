@@ -3,6 +3,8 @@
 * The axes come from input 1 (a scalar or a vector, negative counts from the end, an empty
   vector reduces nothing); ``keep_dims`` keeps reduced axes as 1.
 * ``Mean`` of integers truncates toward zero (integer division of the sum).
+* ``Max``/``Min`` over an empty axis give their identity: ``-inf``/``+inf`` for floats, the
+  dtype's lowest/highest value for integers.
 * ``ArgMax``/``ArgMin`` return the first extreme index, as ``output_type`` (int64 default).
 * ``Cumsum`` accumulates sequentially in the input dtype (as TF's scan does); ``exclusive``
   shifts by one (starting at 0), ``reverse`` scans from the end.
@@ -54,10 +56,24 @@ def _prod(x: np.ndarray, axes: tuple, keep: bool) -> np.ndarray:
     return x.prod(axis=axes, keepdims=keep, dtype=wide).astype(x.dtype)
 
 
+def _identity(x: np.ndarray, largest: bool):
+    """Max's (``largest=False``) or Min's starting value: what an empty reduction returns."""
+    if x.dtype.kind == "f":
+        return -np.inf if not largest else np.inf
+    info = np.iinfo(x.dtype)
+    return info.max if largest else info.min
+
+
+def _max(x: np.ndarray, axes: tuple, keep: bool) -> np.ndarray:
+    return x.max(axis=axes, keepdims=keep, initial=_identity(x, False))
+
+
+def _min(x: np.ndarray, axes: tuple, keep: bool) -> np.ndarray:
+    return x.min(axis=axes, keepdims=keep, initial=_identity(x, True))
+
+
 REDUCERS = {
-    "Mean": _mean, "Sum": _sum, "Prod": _prod,
-    "Max": lambda x, axes, keep: x.max(axis=axes, keepdims=keep),
-    "Min": lambda x, axes, keep: x.min(axis=axes, keepdims=keep),
+    "Mean": _mean, "Sum": _sum, "Prod": _prod, "Max": _max, "Min": _min,
     "All": lambda x, axes, keep: np.all(x, axis=axes, keepdims=keep),
     "Any": lambda x, axes, keep: np.any(x, axis=axes, keepdims=keep),
 }

@@ -1,6 +1,6 @@
 """Shape and data movement: Reshape, Squeeze, ExpandDims, Transpose, ConcatV2, Pack, Unpack,
-Split, SplitV, Slice, StridedSlice, Pad, PadV2, MirrorPad, Tile, BroadcastTo, GatherV2,
-GatherNd, DepthToSpace, SpaceToDepth.
+Split, SplitV, Slice, StridedSlice, Pad, PadV2, MirrorPad, Tile, BroadcastTo, BroadcastArgs,
+ReverseV2, GatherV2, GatherNd, TensorScatterUpdate, DepthToSpace, SpaceToDepth.
 
 TF's rules worth knowing:
 
@@ -15,6 +15,11 @@ TF's rules worth knowing:
 * ``GatherV2(params, indices, axis)`` with ``batch_dims`` b: the first b axes of params and
   indices are matched, not gathered; indices out of ``[0, n)`` are an error (TF's CPU kernel).
 * ``MirrorPad`` ``REFLECT`` excludes the edge, ``SYMMETRIC`` repeats it.
+* ``BroadcastArgs(s0, s1)`` is the broadcast shape of two shape vectors, in their dtype.
+* ``ReverseV2(tensor, axis)`` flips the listed axes (negative count from the end; none: a copy).
+* ``TensorScatterUpdate(tensor, indices, updates)``: indices ``[..., K]`` address slices of the
+  first K axes, replaced by ``updates`` (shape ``indices.shape[:-1] + tensor.shape[K:]``);
+  indices out of range are an error (TF's CPU kernel); a repeated index keeps the last update.
 * ``DepthToSpace``/``SpaceToDepth`` use TF's "DCR" order: depth index ``(i * b + j) * C' + c``.
 """
 
@@ -174,6 +179,50 @@ def _tile(op: Op) -> np.ndarray:
 @register("BroadcastTo")
 def _broadcast_to(op: Op) -> np.ndarray:
     return np.array(np.broadcast_to(op.x, op.ints_arg(1)))
+
+
+@register("BroadcastArgs")
+def _broadcast_args(op: Op) -> np.ndarray:
+    s0, s1 = np.asarray(op.arg(0)), np.asarray(op.arg(1))
+    if s0.ndim != 1 or s1.ndim != 1:
+        raise op.invalid(f"shapes must be vectors, got ranks {s0.ndim} and {s1.ndim}")
+    a, b = [int(d) for d in s0], [int(d) for d in s1]
+    try:
+        shape = np.broadcast_shapes(tuple(a), tuple(b))
+    except ValueError:
+        raise op.invalid(f"shapes {a} and {b} do not broadcast") from None
+    return np.asarray(shape, dtype=np.result_type(s0, s1))
+
+
+@register("ReverseV2")
+def _reverse(op: Op) -> np.ndarray:
+    x = op.x
+    axes = [_axis(op, a, x.ndim) for a in op.ints_arg(1)]
+    if len(set(axes)) != len(axes):
+        raise op.invalid(f"axis {op.ints_arg(1)} names an axis twice")
+    return np.ascontiguousarray(np.flip(x, tuple(axes))) if axes else x
+
+
+@register("TensorScatterUpdate")
+def _tensor_scatter_update(op: Op) -> np.ndarray:
+    x, indices, updates = op.x, np.asarray(op.arg(1)).astype(np.int64), np.asarray(op.arg(2))
+    if indices.ndim < 1:
+        raise op.invalid("indices must have rank >= 1")
+    k = indices.shape[-1]
+    if k > x.ndim:
+        raise op.invalid(f"index depth {k} for a tensor of rank {x.ndim}")
+    want = indices.shape[:-1] + x.shape[k:]
+    if updates.shape != want:
+        raise op.invalid(f"updates of shape {list(updates.shape)}, expected {list(want)}")
+    coords = indices.reshape(-1, k)
+    bounds = np.asarray(x.shape[:k])
+    if coords.size and ((coords < 0).any() or (coords >= bounds).any()):
+        raise op.invalid(f"indices out of range for shape {list(x.shape)}")
+    y = np.array(x, copy=True)
+    rows = updates.reshape((coords.shape[0],) + x.shape[k:])
+    for index, row in zip(coords, rows):  # in order: a repeated index keeps the last update
+        y[tuple(index)] = row
+    return y
 
 
 @register("GatherV2")
