@@ -24,12 +24,10 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=IN_CI, dat
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
-# Findings in the TF.js graph-model reader (formats/tfjs_graph.py), owned elsewhere when this
-# was written: mistyped shape and attribute values in model.json raise AttributeError/ValueError
-# instead of a FormatError. Derandomized so the expected failure is deterministic; strict, so
-# the fix there shows up here as a test to unmark.
-GRAPH_READER_FINDINGS = ("formats/tfjs_graph.py decodes mistyped shapes/attributes in model.json "
-                         "without type checks (AttributeError/ValueError, not FormatError)")
+# The TF.js graph-model reader (formats/tfjs_graph.py) is owned elsewhere; the long run still
+# finds a rare crash there (bench/fuzz.py --target tfjs-graph --seed 101235: a dict where
+# _signature expects a hashable name), so its test is derandomized everywhere: reproducible,
+# and not flaky for other work until that is fixed.
 
 
 def _check(target: str, seed: int, scratch: Path) -> None:
@@ -56,7 +54,6 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     _check(target, seed, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=GRAPH_READER_FINDINGS)
 @settings(SETTINGS, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_mutated_graph_model_gives_modelport_error_or_result(seed, tmp_path):
