@@ -26,7 +26,7 @@ log = logging.getLogger("modelport")
 MAX_ELEMENTS = 1 << 34  # 16 G elements (64 GiB of float32): past this a shape is corrupt
 # Compressed storage (gzip'd HDF5 chunks, deflated zip members) may legitimately hold more
 # bytes than it occupies, but not wildly more: real weights compress by a few x at best.
-MAX_EXPANSION = 200
+MAX_EXPANSION = 64
 SLACK_BYTES = 1 << 20  # tiny tensors (and all-zero chunked ones) may be stored as fill values
 _SCAN_CHUNK = 1 << 24  # elements per NaN/Inf scan step: bounded temporary memory
 
