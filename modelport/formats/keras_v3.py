@@ -64,7 +64,8 @@ class _Archive:
             raise FormatError("not a .keras file: neither a zip archive nor a folder", file=path)
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
+            # NotImplementedError: zipfile's word for "version/compression not supported"
             raise FormatError(f"corrupt zip archive ({e})", file=path) from None
         try:
             self._check_members()
@@ -218,7 +219,7 @@ def read(path: str | os.PathLike) -> LayersModel:
             raise FormatError(f"no {WEIGHTS} in the .keras archive")
     except ModelportError as e:
         raise e.with_file(path)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         # a member whose local header or deflate stream is broken (the central directory,
         # checked on open, can be intact while the data is not)
         raise FormatError(f"corrupt zip archive ({str(e)[:160]})", file=path) from None
