@@ -180,11 +180,31 @@ def _reduce(op: TfOp) -> ir.Value:
     x = op.inputs[0]
     if not axes:  # TF reduces nothing over an empty axis list; ONNX would reduce everything
         return op.emit("Identity", x)
+    shape = op.shape(0)
+    if shape is not None and any(shape[a] == 0 for a in axes if -len(shape) <= a < len(shape)):
+        return _reduce_empty(op)
     if op.op in ("All", "Any"):
         as_int = op.cast_to(x, "int32")
         y = op.b_.reduce("ReduceMin" if op.op == "All" else "ReduceMax", as_int, axes, keep)
         return op.cast_to(y, "bool")
     return op.b_.reduce(REDUCE[op.op], x, axes, keep)
+
+
+def _reduce_empty(op: TfOp) -> ir.Value:
+    """TF's value of a reduction over a zero-size axis, as a constant: onnxruntime returns an
+    empty tensor for ReduceMin/ReduceMax there, where TF (and ONNX's spec) fill in the identity."""
+    out = op.out_shape(0)
+    dtype = np.dtype(op.out_dtype(0) or op.dtype(0))
+    if out is None or any(d is None for d in out):
+        raise op.fail("a reduction over a zero-size axis needs a static output shape")
+    if dtype == np.bool_:
+        value = op.op == "All"
+    elif dtype.kind == "f":
+        value = {"Sum": 0.0, "Prod": 1.0, "Max": -np.inf, "Min": np.inf, "Mean": np.nan}[op.op]
+    else:
+        info = np.iinfo(dtype)
+        value = {"Sum": 0, "Prod": 1, "Max": info.min, "Min": info.max, "Mean": 0}[op.op]
+    return op.b_.const(np.full(out, value, dtype=dtype))
 
 
 @MAPPINGS.register("ArgMax", "ArgMin")
