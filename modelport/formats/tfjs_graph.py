@@ -311,7 +311,8 @@ def _signature(entries: Any) -> list[TensorInfo]:
             raise FormatError(f"signature entry {key!r} has no tensor name")
         if "tensorShape" in entry and not _is_shape(entry["tensorShape"]):
             raise FormatError(f"signature entry {key!r} has a malformed tensorShape")
-        if "dtype" in entry and entry["dtype"] not in DTYPES:
+        if "dtype" in entry and (not isinstance(entry["dtype"], str)
+                                 or entry["dtype"] not in DTYPES):
             raise FormatError(f"signature entry {key!r} has an unknown dtype "
                               f"{str(entry['dtype'])[:40]!r}")
         out.append(TensorInfo(key, entry["name"], DTYPES.get(entry.get("dtype"), "float32"),
