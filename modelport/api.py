@@ -259,6 +259,8 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
             parity.target = str(dst)
             report.parity = parity.to_json()
         check_destination(dst, force)
+        for item in staging.iterdir():  # the external-data file next to an .onnx, too
+            check_destination(dst.parent / item.name, force)
         _place(staging, dst)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

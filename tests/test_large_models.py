@@ -127,3 +127,25 @@ def test_model_over_2gb_converts_to_onnx_with_external_data(tmp_path):
               onnx_format.read(dst).graph.initializers.values()}
     assert (inputs, hidden) in shapes.values()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.h5", "big.onnx", "big.onnx.data"]
+
+
+def test_convert_does_not_replace_a_data_file_next_to_dst_without_force(tmp_path, monkeypatch):
+    model, _ = _small_model()
+    (tmp_path / "src").mkdir()
+    src = onnx_format.write(model, tmp_path / "src" / "m.onnx", external=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "copy.onnx.data").write_bytes(b"someone else's data")
+    # Every model goes external from here on, as one over 2 GB would.
+    monkeypatch.setattr(onnx_format, "PROTOBUF_LIMIT", (64 << 20) + 1)
+    args = ["convert", str(src), str(out / "copy.onnx"), "-q", "--no-validate"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 5, result.output
+    assert "copy.onnx.data" in result.output and "exists" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["copy.onnx.data"]
+    assert (out / "copy.onnx.data").read_bytes() == b"someone else's data"
+    result = CliRunner().invoke(main, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["copy.onnx", "copy.onnx.data"]
+    assert np.array_equal(_initializers(onnx_format.read(out / "copy.onnx"))["W"],
+                          _initializers(onnx_format.read(src))["W"])
