@@ -8,6 +8,7 @@ file next to the ``.onnx`` (``<name>.onnx.data``), referenced by relative locati
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import tempfile
@@ -163,24 +164,60 @@ def read(path: str | os.PathLike) -> ir.Model:
     """Read an ONNX model, checked before anything is trusted: external data stays inside the
     model's folder, every initializer's declared shape matches the bytes stored for it, and the
     graph passes ``onnx.checker`` (known ops, inputs defined before use, so no cycles and no
-    dangling inputs, each value produced once)."""
+    dangling inputs, each value produced once).
+
+    The file is parsed once, and without its weights: the protobuf is scanned for the graph's
+    initializers, whose ``raw_data`` (at least ``MAP_THRESHOLD`` bytes of a fixed-size type)
+    is left out of the parsed message and memory-mapped (copy-on-write) instead. The checker
+    sees those initializers as typed graph inputs, the way ``write`` checks its skeleton; the
+    byte counts are checked against the declared shapes all the same. A file the scan does not
+    understand (text formats, groups, a graph split over several fields, ...) is parsed whole.
+    """
     path = Path(path)
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
-        raise FormatError(f"not a readable ONNX model ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:160] if str(e) else 'decode error'})",
-                          file=path) from None
+    mapped = _scan(path)
+    if mapped is not None:
+        skeleton_bytes, stripped, whole = mapped
+        try:
+            proto = onnx.ModelProto.FromString(skeleton_bytes)
+        except Exception:  # noqa: BLE001 - the whole parse below names the problem
+            mapped = None
+        else:
+            del skeleton_bytes
+            inits = proto.graph.initializer
+            names = collections.Counter(t.name for t in inits)
+            if any(i >= len(inits) or not inits[i].name or names[inits[i].name] != 1
+                   for i in stripped):
+                mapped = None  # nameless or duplicate initializers: checked the ordinary way
+    if mapped is None:
+        stripped, whole = {}, None
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base
+            raise FormatError(f"not a readable ONNX model ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else 'decode error'})",
+                              file=path) from None
     check_external_data(proto, path)
-    check_initializers(proto, path)
+    check_initializers(proto, path, raw_lengths={i: n for i, (_, n) in stripped.items()})
     try:
-        # by path, not by proto: the checker resolves external data next to the model (already
-        # vetted above), where given a proto it would look in the working directory
-        onnx.checker.check_model(str(path))
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(proto.graph)):
+            # by path, not by proto: the checker resolves external data next to the model
+            # (already vetted above), where given a proto it would look in the working
+            # directory. The weights are in the data file, so the .onnx itself is small.
+            onnx.checker.check_model(str(path))
+        else:
+            onnx.checker.check_model(_probe(proto, stripped))
     except (onnx.checker.ValidationError, ValueError) as e:
         raise FormatError(f"invalid ONNX model: {_first_line(e)}", file=path) from None
     try:
-        model = ir.load(path)
+        model = ir.serde.deserialize_model(proto)
+        # relative external-data locations resolve next to the model (as ir.load does)
+        ir.external_data.set_base_dir(model.graph, os.path.dirname(path))
+        for i, (offset, length) in stripped.items():
+            tensor = proto.graph.initializer[i]
+            dtype = ir.DataType(tensor.data_type)
+            array = whole[offset:offset + length].view(dtype.numpy()).reshape(tuple(tensor.dims))
+            model.graph.initializers[tensor.name].const_value = ir.Tensor(
+                array, dtype, name=tensor.name, doc_string=tensor.doc_string or None)
     except Exception as e:  # noqa: BLE001 - onnx_ir raises its own SerdeError, ValueError, OSError, ...
         raise FormatError(f"not a readable ONNX model ({type(e).__name__}: {_first_line(e)})",
                           file=path) from None
@@ -189,6 +226,153 @@ def read(path: str | os.PathLike) -> ir.Model:
          for v in model.graph.initializers.values()
          if v.const_value is not None and v.const_value.dtype.is_floating_point()), file=path)
     return model
+
+
+def _probe(proto: onnx.ModelProto, stripped: dict[int, tuple[int, int]]) -> onnx.ModelProto:
+    """What ``onnx.checker`` sees: ``proto`` with the initializers whose bytes were left out
+    as typed graph inputs (an input of the same name, as IR < 4 lists them, stays as it is)."""
+    if not stripped:
+        return proto
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    inits = list(probe.graph.initializer)
+    inputs = {v.name for v in probe.graph.input}
+    del probe.graph.initializer[:]
+    probe.graph.initializer.extend(t for i, t in enumerate(inits) if i not in stripped)
+    for i in sorted(stripped):
+        t = inits[i]
+        if t.name not in inputs:
+            probe.graph.input.append(onnx.helper.make_tensor_value_info(
+                t.name, t.data_type, list(t.dims)))
+    return probe
+
+
+# --- scanning a binary ONNX file for its initializers' bytes ------------------------------------
+
+MAP_THRESHOLD = 4096  # raw_data at least this big is memory-mapped rather than parsed
+# Fixed-size types NumPy (or ml_dtypes) views as they are stored: FLOAT, UINT8, INT8, UINT16,
+# INT16, INT32, INT64, BOOL, FLOAT16, DOUBLE, UINT32, UINT64, BFLOAT16.
+_MAPPABLE = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16}
+_TENSOR_DATA_TYPE, _TENSOR_SEGMENT, _TENSOR_DATA_LOCATION = 2, 3, 14
+
+
+class _Unscannable(Exception):
+    pass
+
+
+def _read_varint(buf, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end or shift > 63:
+            raise _Unscannable
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, wire type, field start, payload start, field end) for each field."""
+    pos = start
+    while pos < end:
+        key, p = _read_varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _Unscannable
+        if wire == 0:
+            _, q = _read_varint(buf, p, end)
+        elif wire == 1:
+            q = p + 8
+        elif wire == 5:
+            q = p + 4
+        elif wire == 2:
+            length, p = _read_varint(buf, p, end)
+            q = p + length
+        else:  # groups: let protobuf itself deal with them
+            raise _Unscannable
+        if q > end:
+            raise _Unscannable
+        yield number, wire, pos, p, q
+        pos = q
+
+
+def _tensor_skeleton(buf, start: int, end: int) -> tuple[bytes, int, int] | None:
+    """The TensorProto at ``buf[start:end]`` without its raw_data, and where that is; None if
+    the tensor is not one to map (small, external, segmented, an unusual type or layout)."""
+    raw = None
+    data_type = location = 0
+    kept = []
+    for number, wire, fs, ps, fe in _fields(buf, start, end):
+        if number == _TENSOR_RAW_DATA and wire == 2:
+            if raw is not None:
+                return None
+            raw = (ps, fe - ps)
+            continue
+        if number == _TENSOR_SEGMENT:
+            return None
+        if number in (_TENSOR_DATA_TYPE, _TENSOR_DATA_LOCATION):
+            if wire != 0:
+                return None
+            value = _read_varint(buf, ps, fe)[0]
+            if number == _TENSOR_DATA_TYPE:
+                data_type = value
+            else:
+                location = value
+        kept.append(buf[fs:fe])
+    if raw is None or raw[1] < MAP_THRESHOLD or data_type not in _MAPPABLE or location != 0:
+        return None
+    return b"".join(kept), raw[0], raw[1]
+
+
+def _scan(path: Path) -> tuple[bytes, dict[int, tuple[int, int]], np.ndarray] | None:
+    """A binary ONNX file's bytes without the large initializers' raw_data, those initializers
+    (index in graph.initializer -> offset and length of their bytes in the file), and the file
+    mapped copy-on-write; None where the file is better parsed whole."""
+    import mmap
+    import sys
+
+    if path.suffix != ".onnx" or sys.byteorder != "little":
+        return None
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                return None
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                out = bytearray()
+                stripped: dict[int, tuple[int, int]] = {}
+                graphs = 0
+                for number, wire, fs, ps, fe in _fields(buf, 0, size):
+                    if number != _MODEL_GRAPH or wire != 2:
+                        out += buf[fs:fe]
+                        continue
+                    graphs += 1
+                    if graphs > 1:
+                        return None  # protobuf merges a repeated graph field: parse it whole
+                    graph = bytearray()
+                    index = 0
+                    for n, w, gfs, gps, gfe in _fields(buf, ps, fe):
+                        tensor = (_tensor_skeleton(buf, gps, gfe)
+                                  if n == _GRAPH_INITIALIZER and w == 2 else None)
+                        if tensor is None:
+                            graph += buf[gfs:gfe]
+                        else:
+                            body, offset, length = tensor
+                            graph += _field(_GRAPH_INITIALIZER, len(body))
+                            graph += body
+                            stripped[index] = (offset, length)
+                        if n == _GRAPH_INITIALIZER and w == 2:
+                            index += 1
+                    out += _field(_MODEL_GRAPH, len(graph))
+                    out += graph
+            if not stripped:
+                return None
+            whole = np.asarray(np.memmap(fh, dtype=np.uint8, mode="c", shape=(size,)))
+    except (_Unscannable, OSError, ValueError):
+        return None
+    return bytes(out), stripped, whole
 
 
 def _first_line(e: Exception) -> str:
@@ -213,11 +397,17 @@ def _stored_bytes(data_type: int, count: int) -> int | None:
     return None
 
 
-def check_initializers(proto: onnx.ModelProto, path: Path) -> None:
+def check_initializers(proto: onnx.ModelProto, path: Path,
+                       raw_lengths: dict[int, int] | None = None) -> None:
     """Each initializer's declared shape fits what is stored for it, before anything is
     allocated: a tensor declaring 2**62 elements over 48 bytes is refused here, not met later
-    as a MemoryError or a shape-inference failure."""
-    for tensor in _all_tensors(proto.graph):
+    as a MemoryError or a shape-inference failure.
+
+    ``raw_lengths``: index in ``proto.graph.initializer`` -> length of raw bytes that were left
+    out of the parsed message (``read`` maps them from the file instead)."""
+    raw_lengths = raw_lengths or {}
+    # _all_tensors lists the main graph's initializers first, in order
+    for index, tensor in enumerate(_all_tensors(proto.graph)):
         what = f"initializer {tensor.name!r}"
         count = checks.check_element_count(tensor.dims, what=what, file=path)
         if tensor.data_type in (onnx.TensorProto.UNDEFINED, onnx.TensorProto.STRING):
@@ -239,10 +429,11 @@ def check_initializers(proto: onnx.ModelProto, path: Path) -> None:
             if length is not None and int(length) != expected:
                 raise FormatError(f"{what} declares {count} elements ({expected} bytes) but its "
                                   f"external data holds {length} bytes", file=path)
-        elif tensor.HasField("raw_data"):
-            if len(tensor.raw_data) != expected:
+        elif index in raw_lengths or tensor.HasField("raw_data"):
+            stored = raw_lengths.get(index, len(tensor.raw_data))
+            if stored != expected:
                 raise FormatError(f"{what} declares {count} elements ({expected} bytes) but "
-                                  f"stores {len(tensor.raw_data)} bytes", file=path)
+                                  f"stores {stored} bytes", file=path)
         else:
             stored = max(len(tensor.float_data), len(tensor.int32_data), len(tensor.int64_data),
                          len(tensor.double_data), len(tensor.uint64_data))

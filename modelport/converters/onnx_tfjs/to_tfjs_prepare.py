@@ -44,13 +44,57 @@ def opset_of(model: ir.Model) -> int:
     raise UnsupportedError("the model imports no ai.onnx opset")
 
 
+SKELETON_THRESHOLD = 1024  # bytes: initializers this big skip the proto round trip in normalize
+
+
 def normalize(model: ir.Model) -> ir.Model:
+    """``model`` at one opset, with ONNX's inferred shapes.
+
+    The version converter and shape inference work on protos: the round trip is made on a
+    skeleton whose big initializers (``SKELETON_THRESHOLD`` bytes and up) are typed graph
+    inputs, which inference treats the same, and the original tensors are attached again by
+    name afterwards, so the weights are never copied. Small ones stay, since data propagation
+    and the converter's adapters read them (Reshape shapes, Resize scales, ...). Should the
+    converter rename or drop one of the big ones, the model takes the round trip whole.
+    """
     opset = opset_of(model)
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
         raise UnsupportedError(f"opset {opset} is newer than onnx {onnx.__version__} knows "
                                f"({newest})")
-    proto = ir.to_proto(model)
+    graph = model.graph
+    big = {name: v for name, v in graph.initializers.items()
+           if v.const_value is not None and v.const_value.nbytes >= SKELETON_THRESHOLD}
+    for name in big:
+        graph.initializers.pop(name)
+    try:
+        proto = ir.to_proto(model)
+    finally:
+        for v in big.values():
+            graph.register_initializer(v)
+    declared = {v.name for v in proto.graph.input}
+    for name, v in big.items():
+        if name not in declared:  # IR < 4 lists initializers as inputs already
+            proto.graph.input.append(onnx.helper.make_tensor_value_info(
+                name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+    out = _normalize_proto(proto, opset)
+    inputs = {v.name: v for v in out.graph.inputs}
+    # renamed or dropped: no input of that name, or one nothing uses any more
+    missing = [name for name, v in big.items()
+               if name not in inputs or (v.uses() and not inputs[name].uses())]
+    if missing:
+        log.debug("normalize: the version converter renamed or dropped initializer(s) %s; "
+                  "converting the model with its weights", ", ".join(missing[:5]))
+        return _fix_inputs(_normalize_proto(ir.to_proto(model), opset))
+    for name, v in big.items():
+        value = inputs[name]
+        out.graph.inputs.remove(value)
+        value.const_value = v.const_value
+        out.graph.register_initializer(value)
+    return _fix_inputs(out)
+
+
+def _normalize_proto(proto: onnx.ModelProto, opset: int) -> ir.Model:
     if opset < TARGET_OPSET:
         try:
             proto = version_converter.convert_version(proto, TARGET_OPSET)
@@ -62,7 +106,10 @@ def normalize(model: ir.Model) -> ir.Model:
                                                   data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
         log.warning("ONNX shape inference failed (%s); shapes stay as declared", e)
-    out = ir.from_proto(proto)
+    return ir.from_proto(proto)
+
+
+def _fix_inputs(out: ir.Model) -> ir.Model:
     # IR < 4 lists initializers as graph inputs too: they are weights, not inputs.
     init_names = set(out.graph.initializers)
     for v in list(out.graph.inputs):
