@@ -8,17 +8,24 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .errors import ModelportError, UnsupportedError
+from .formats import (
+    deferred,
+    keras_h5,
+    keras_v3,
+    sniff,
+    tfjs_layers,
+    tfjs_manifest,
+    tfjs_support,
+)
 from .fsutil import check_destination
 from .models import LayersModel, TfjsGraph
-from .formats import keras_h5, keras_v3, sniff, tfjs_layers, tfjs_manifest, \
-    tfjs_support
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +155,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
-    back = load(written, format=target)
+    back = _read_back(written, target)
     rewrites: list[str] = []
     expected = model
     if target == sniff.TFJS_LAYERS:
@@ -355,18 +362,50 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
     for (owner_a, x), (_owner_b, y) in zip(wa, wb):
         if y.quantization is not None:
             quantized += 1
-        if x.array.shape != y.array.shape or x.array.dtype != y.array.dtype or \
-                x.array.tobytes() != y.array.tobytes():
+        # A deferred weight (a read-back check's) is read here and dropped after the comparison:
+        # one weight at a time, never a second copy of the model.
+        xa = deferred.materialize(x.array)
+        ya = deferred.materialize(y.array)
+        if not same_bits(xa, ya):
             differing += 1
-            if x.array.shape == y.array.shape and x.array.size:
+            if xa.shape == ya.shape and xa.size and not xa.dtype.hasobject:
                 max_abs = max(max_abs, float(np.max(np.abs(
-                    x.array.astype(np.float64) - y.array.astype(np.float64)))))
+                    xa.astype(np.float64) - ya.astype(np.float64)))))
             if y.quantization is None and first is None:
                 first = f"weight {owner_a}/{x.path} differs"
+        del xa, ya
     return {"structure_equal": first is None or first.startswith("weight"),
             "weights_compared": len(wa), "weights_differing": differing,
             "quantized": quantized, "max_abs_weight_error": max_abs,
             "first_difference": first}
+
+
+_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    """Same shape, dtype and bit pattern (NaN payloads and -0.0 included); object (string)
+    arrays are compared by value. No byte copies of either array are made."""
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return False
+    if x.dtype.hasobject:
+        return bool(np.array_equal(x, y))
+    as_uint = _UINTS.get(x.dtype.itemsize)
+    if as_uint is None or x.dtype.fields is not None:  # complex128, long double, strings, records
+        x = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
+        y = np.ascontiguousarray(y).reshape(-1).view(np.uint8)
+        return bool(np.array_equal(x, y))
+    return bool(np.array_equal(x.view(as_uint), y.view(as_uint)))
+
+
+def _read_back(written: Path, target: str) -> LayersModel:
+    """The written model, read again for ``compare``: its large weights are left on disk until
+    ``compare`` reads each one, so the check never holds a second copy of the weights."""
+    reader = {sniff.TFJS_LAYERS: tfjs_layers.read, sniff.KERAS_H5: keras_h5.read,
+              sniff.KERAS_V3: keras_v3.read}.get(target)
+    if reader is not None:
+        return reader(written, deferred=True)
+    return load(written, format=target)
 
 
 def _first_difference(x: object, y: object, where: str) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedE
 from ..fsutil import atomic_output, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import checks, keras_dialect
+from .deferred import DEFER_MIN_BYTES, stand_in
 from .keras_variables import layer_variables, legacy_order, same_variable
 
 HDF5_ATTR_LIMIT = 64512  # Keras's HDF5_OBJECT_HEADER_LIMIT
@@ -158,7 +160,10 @@ def _check_shape_rules(model: LayersModel) -> None:
                           f"{type(e).__name__}: {_short(e)}") from None
 
 
-def read(path: str | os.PathLike) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+    """Read a Keras ``.h5`` model. ``deferred=True`` leaves the large weights in the file as
+    ``deferred.Deferred`` stand-ins (each ``load()`` reopens the file and reads its dataset), for
+    a caller that looks at them one at a time; everything else is read and checked as usual."""
     path = Path(path)
     with open_h5(path) as f:
         try:
@@ -174,7 +179,7 @@ def read(path: str | os.PathLike) -> LayersModel:
             backend = _text_attr(f, "backend")
             model, dialect = config_to_model(model_config, keras_version)
             root = f["model_weights"] if "model_weights" in f else f
-            _read_weights(root, model)
+            _read_weights(root, model, _reopening(path) if deferred else None)
         except ModelportError as e:
             raise e.with_file(path)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -183,7 +188,8 @@ def read(path: str | os.PathLike) -> LayersModel:
             raise FormatError(f"corrupt or truncated HDF5 content ({_short(e)})",
                               file=path) from None
     model.source = SourceInfo("keras-h5", str(path), dialect, keras_version, backend)
-    checks.warn_non_finite(checks.layers_model_weights(model), file=path)
+    if not deferred:  # deferred weights are not here to look at
+        checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
 
 
@@ -206,7 +212,21 @@ def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, 
     return [(layer, p, t and not frozen) for p, t in found]
 
 
-def _read_weights(root, model: LayersModel) -> None:
+def _reopening(path: Path) -> Callable[[str], np.ndarray]:
+    """A reader of one dataset (by its full name) of the .h5 file at ``path``, for later."""
+    def load(name: str) -> np.ndarray:
+        with open_h5(path) as f:
+            try:
+                return np.asarray(f[name][()])
+            except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+                raise FormatError(f"cannot read dataset {name} again ({_short(e)})",
+                                  file=path) from None
+
+    return load
+
+
+def _read_weights(root, model: LayersModel,
+                  reopen: Callable[[str], np.ndarray] | None = None) -> None:
     h5py = _h5py()
     stored = set(load_attribute(root, "layer_names")) if (
         "layer_names" in root.attrs or "layer_names0" in root.attrs) else None
@@ -232,7 +252,7 @@ def _read_weights(root, model: LayersModel) -> None:
             item = group.get(name)
             if not isinstance(item, h5py.Dataset):
                 raise FormatError(f"variable {name!r} is listed but not stored", layer=layer.name)
-            owner.weights.append(Weight(var_path, _dataset_array(item), trainable))
+            owner.weights.append(Weight(var_path, _dataset_array(item, reopen), trainable))
     if stored is not None:
         missing = [layer.name for layer in model.layers
                    if layer.name not in stored and any(True for _ in layer.all_weights())]
@@ -240,9 +260,11 @@ def _read_weights(root, model: LayersModel) -> None:
             raise FormatError(f"layers with variables are absent from layer_names: {missing}")
 
 
-def _dataset_array(ds) -> np.ndarray:
+def _dataset_array(ds, reopen: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
     """A numeric dataset's values, its declared size checked against what the file stores
-    first: a crafted chunked dataset may declare terabytes and store nothing."""
+    first: a crafted chunked dataset may declare terabytes and store nothing. With ``reopen``,
+    a large dataset is not read: a ``deferred.Deferred`` stand-in reads it with
+    ``reopen(ds.name)`` when asked."""
     if ds.dtype.kind not in "biuf":
         raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
     # HDF5 lets a dataset keep its bytes in other files: "external storage" (raw files at any
@@ -257,6 +279,9 @@ def _dataset_array(ds) -> np.ndarray:
     count = checks.check_element_count(ds.shape or (), what=f"dataset {ds.name}", file=None)
     checks.check_declared_bytes(count * ds.dtype.itemsize, ds.id.get_storage_size(),
                                 what=f"dataset {ds.name}", file=None)
+    if reopen is not None and count * ds.dtype.itemsize >= DEFER_MIN_BYTES:
+        name = ds.name
+        return stand_in(tuple(ds.shape or ()), ds.dtype, lambda: reopen(name))
     return np.asarray(ds[()])
 
 

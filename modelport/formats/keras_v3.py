@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
@@ -198,7 +200,11 @@ class _StoredMember(io.RawIOBase):
         super().close()
 
 
-def read(path: str | os.PathLike) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+    """Read a ``.keras`` model. ``deferred=True`` leaves the large weights in the (uncompressed)
+    weights member as ``deferred.Deferred`` stand-ins, read from the still open member when
+    asked, for a caller that looks at them one at a time; the rest is read and checked as
+    usual."""
     path = Path(path)
     archive = _Archive(path)
     try:
@@ -212,7 +218,7 @@ def read(path: str | os.PathLike) -> LayersModel:
         model, dialect = config_to_model(config, keras_version)
         _refuse_unknown_classes(model)
         if WEIGHTS in names:
-            _read_weights(archive, model)
+            _read_weights(archive, model, deferred)
         elif "model.weights.json" in names:
             raise UnsupportedError("sharded .keras weights (model.weights.json) are not supported yet")
         elif any(True for _ in model.all_weights()) or _has_variables(model):
@@ -228,7 +234,8 @@ def read(path: str | os.PathLike) -> LayersModel:
     finally:
         archive.close()
     model.source = SourceInfo("keras-v3", str(path), dialect, keras_version)
-    checks.warn_non_finite(checks.layers_model_weights(model), file=path)
+    if not deferred:  # deferred weights are not here to look at
+        checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
 
 
@@ -250,20 +257,47 @@ def _has_variables(model: LayersModel) -> bool:
     return False
 
 
-def _read_weights(archive: _Archive, model: LayersModel) -> None:
+def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False) -> None:
     h5py = _h5py()
-    with archive.open(WEIGHTS) as fh:
+    fh = archive.open(WEIGHTS)
+    # Deferred weights are read later from this same open member (its CRC was checked once,
+    # on opening); only an uncompressed member allows that random access cheaply.
+    keep = deferred and isinstance(fh, _StoredMember)
+    f = None
+    try:
         try:
-            with h5py.File(fh, "r") as f:
-                refuse_links(f)
-                layers = f.get("layers")
-                if layers is None:
-                    if _has_variables(model):
-                        raise FormatError(f"{WEIGHTS} has no 'layers' group")
-                    return
-                _read_container(layers, model.layers, "layers")
+            f = h5py.File(fh, "r")
+            refuse_links(f)
+            layers = f.get("layers")
+            if layers is None:
+                if _has_variables(model):
+                    raise FormatError(f"{WEIGHTS} has no 'layers' group")
+                keep = False
+                return
+            _read_container(layers, model.layers, "layers", _later(f, archive.path)
+                            if keep else None)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             raise FormatError(f"corrupt {WEIGHTS} ({str(e).splitlines()[0][:160]})") from None
+    except BaseException:
+        keep = False
+        raise
+    finally:
+        if not keep:  # else the deferred weights' loaders hold f (and fh) until they are freed
+            if f is not None:
+                f.close()
+            fh.close()
+
+
+def _later(f, path: Path):
+    """A reader of one dataset (by its full name) of the open weights file ``f``, for later."""
+    def load(name: str) -> np.ndarray:
+        try:
+            return np.asarray(f[name][()])
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+            raise FormatError(f"cannot read {WEIGHTS}:{name} again "
+                              f"({str(e).splitlines()[0][:160]})", file=path) from None
+
+    return load
 
 
 def _folder_names(layers: list[Layer]) -> list[str]:
@@ -284,7 +318,7 @@ def _folder_names(layers: list[Layer]) -> list[str]:
     return out
 
 
-def _read_container(group, layers: list[Layer], where: str) -> None:
+def _read_container(group, layers: list[Layer], where: str, reopen=None) -> None:
     h5py = _h5py()
     for layer, folder in zip(layers, _folder_names(layers)):
         if layer.is_operation:
@@ -295,7 +329,8 @@ def _read_container(group, layers: list[Layer], where: str) -> None:
                 if _has_variables(layer.model):
                     raise FormatError(f"no weights at {where}/{folder}", layer=layer.name)
                 continue
-            _read_container(sub["layers"], layer.model.layers, f"{where}/{folder}/layers")
+            _read_container(sub["layers"], layer.model.layers, f"{where}/{folder}/layers",
+                            reopen)
             continue
         expected = layer_variables(layer.class_name, layer.config)
         if expected is None:
@@ -326,7 +361,7 @@ def _read_container(group, layers: list[Layer], where: str) -> None:
                 if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
                     raise FormatError(f"{where}/{folder}/{vars_path}/{i} is not a numeric dataset",
                                       layer=layer.name)
-                layer.weights.append(Weight(path, _dataset_array(ds), trainable))
+                layer.weights.append(Weight(path, _dataset_array(ds, reopen), trainable))
 
 
 def variable_locations(layers: list[Layer], where: str = "layers"

@@ -68,7 +68,10 @@ def _shortened(name: str) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def read(path: str | os.PathLike) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+    """Read a layers-model. ``deferred=True`` leaves the large unquantized weights in their
+    shards as ``deferred.Deferred`` stand-ins (see ``read_manifest``), for a caller that
+    looks at them one at a time; everything else is read and checked as usual."""
     path = Path(path)
     json_path = model_json_path(path)
     try:
@@ -89,14 +92,15 @@ def read(path: str | os.PathLike) -> LayersModel:
         checks.check_layer_names(config, file=json_path)
         model, dialect = config_to_model(config, keras_version)
         stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
-                                             file=json_path)
+                                             file=json_path, deferred=deferred)
         _assign_weights(model, stored)
     except ModelportError as e:
         raise e.with_file(json_path)
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
     model.source = SourceInfo("tfjs-layers", str(json_path), dialect, keras_version)
-    checks.warn_non_finite(checks.layers_model_weights(model), file=json_path)
+    if not deferred:  # deferred weights are not here to look at
+        checks.warn_non_finite(checks.layers_model_weights(model), file=json_path)
     return model
 
 

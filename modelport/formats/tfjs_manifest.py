@@ -9,7 +9,8 @@ so that 0.0 is exact; dequantization is ``q * scale + min``, computed in double 
 stored as float32, as TF.js does. Strings are, per element, a 4-byte little-endian length and the
 UTF-8 bytes.
 
-Reading streams each entry from its byte range across shard files; nothing is concatenated.
+Reading streams each entry from its byte range across shard files straight into the entry's
+array; nothing is concatenated or copied.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from ..errors import FormatError, UnsupportedError
 from ..fsutil import check_model_file, contained_path
 from .checks import check_element_count
+from .deferred import DEFER_MIN_BYTES, stand_in
 
 DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
 DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("bool"),
@@ -44,8 +46,15 @@ class StoredWeight:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def read_manifest(folder: Path, manifest: object, *, file: Path) -> list[StoredWeight]:
-    """Every weight of every group, dequantized, in manifest order."""
+def read_manifest(folder: Path, manifest: object, *, file: Path,
+                  deferred: bool = False) -> list[StoredWeight]:
+    """Every weight of every group, dequantized, in manifest order.
+
+    ``deferred=True`` checks everything as usual (paths, shapes, dtypes, byte counts) but does
+    not read the unquantized numeric weights of ``DEFER_MIN_BYTES`` or more: their arrays are
+    ``deferred.Deferred`` stand-ins whose ``load()`` reads them when needed (a read-back check
+    compares them one at a time instead of holding a second copy of the model).
+    """
     if not isinstance(manifest, list):
         raise FormatError("weightsManifest is not a list of groups", file=file)
     out: list[StoredWeight] = []
@@ -64,7 +73,7 @@ def read_manifest(folder: Path, manifest: object, *, file: Path) -> list[StoredW
             shards.append(shard)
         with _ShardReader(shards) as reader:
             for entry in group["weights"]:
-                weight = _read_entry(reader, entry, file=file, group=g)
+                weight = _read_entry(reader, entry, file=file, group=g, deferred=deferred)
                 if weight.name in seen:
                     raise FormatError(f"weight {weight.name!r} appears twice in the manifest",
                                       file=file)
@@ -79,13 +88,15 @@ def read_manifest(folder: Path, manifest: object, *, file: Path) -> list[StoredW
 
 
 class _ShardReader:
-    """Reads consecutive byte ranges over a list of shard files."""
+    """Reads consecutive byte ranges over a list of shard files, straight into the caller's
+    buffers (no intermediate bytes objects)."""
 
-    def __init__(self, shards: list[Path]) -> None:
+    def __init__(self, shards: list[Path], sizes: list[int] | None = None) -> None:
         self.shards = shards
-        self.sizes = [s.stat().st_size for s in shards]
+        self.sizes = sizes if sizes is not None else [s.stat().st_size for s in shards]
         self.total = sum(self.sizes)
-        self.index = 0
+        self.index = 0  # shard holding position ``consumed``
+        self.offset = 0  # position inside that shard
         self.handle: BinaryIO | None = None
         self.consumed = 0
 
@@ -97,26 +108,61 @@ class _ShardReader:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._close()
+
+    def _close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+            self.handle = None
 
-    def read(self, n: int) -> bytes:
+    def skip(self, n: int) -> None:
+        """Move ``n`` bytes on without reading them."""
         if n > self.remaining:
             raise EOFError(n)
-        parts = []
-        while n > 0:
-            if self.handle is None:
-                self.handle = open(self.shards[self.index], "rb")
-            chunk = self.handle.read(n)
-            if not chunk:
-                self.handle.close()
-                self.handle = None
+        self.consumed += n
+        self.offset += n
+        if self.handle is not None:
+            if self.offset < self.sizes[self.index]:
+                self.handle.seek(self.offset)
+            else:
+                self._close()
+
+    def readinto(self, out: memoryview) -> None:
+        """Fill ``out`` (a writable byte buffer) with the next ``len(out)`` bytes."""
+        n = len(out)
+        if n > self.remaining:
+            raise EOFError(n)
+        done = 0
+        while done < n:
+            if self.offset >= self.sizes[self.index]:
+                self._close()
+                self.offset -= self.sizes[self.index]
                 self.index += 1
                 continue
-            parts.append(chunk)
-            n -= len(chunk)
-            self.consumed += len(chunk)
-        return b"".join(parts)
+            if self.handle is None:
+                self.handle = open(self.shards[self.index], "rb")
+                self.handle.seek(self.offset)
+            want = min(n - done, self.sizes[self.index] - self.offset)
+            got = self.handle.readinto(out[done:done + want])
+            if not got:  # the shard shrank since it was measured
+                raise EOFError(n)
+            done += got
+            self.offset += got
+            self.consumed += got
+
+    def read(self, n: int) -> bytes:
+        buffer = bytearray(n)
+        self.readinto(memoryview(buffer))
+        return bytes(buffer)
+
+    def read_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The next ``prod(shape)`` elements of ``dtype``, read into a new (writable) array."""
+        count = math.prod(shape)
+        if count * dtype.itemsize > self.remaining:
+            raise EOFError(count)
+        array = np.empty(shape, dtype)
+        self.readinto(memoryview(array.reshape(-1).view(np.uint8)))
+        return array
 
 
 def _shape(entry: dict, *, file: Path) -> tuple[int, ...]:
@@ -128,7 +174,8 @@ def _shape(entry: dict, *, file: Path) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) -> StoredWeight:
+def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int,
+                deferred: bool = False) -> StoredWeight:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise FormatError(f"a weight entry of group {group} has no name", file=file)
     name = entry["name"]
@@ -146,13 +193,27 @@ def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int) 
         if not isinstance(dtype, str) or dtype not in DTYPES:
             raise FormatError(f"weight {name!r} has unsupported dtype {dtype!r}", file=file)
         if quant is None:
-            raw = reader.read(count * DTYPES[dtype].itemsize)
-            return StoredWeight(name, np.frombuffer(raw, DTYPES[dtype]).reshape(shape).copy())
+            nbytes = count * DTYPES[dtype].itemsize
+            if deferred and nbytes >= DEFER_MIN_BYTES:
+                return StoredWeight(name, _deferred(reader, shape, DTYPES[dtype]))
+            return StoredWeight(name, reader.read_array(shape, DTYPES[dtype]))
         return StoredWeight(name, _dequantize(reader, name, dtype, shape, quant, file), dict(quant))
     except EOFError:
         raise FormatError(
             f"the shards of group {group} end before weight {name!r}: the manifest needs more "
             f"bytes than the {reader.total} stored (truncated shard?)", file=file) from None
+
+
+def _deferred(reader: _ShardReader, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    shards, sizes, start = reader.shards, reader.sizes, reader.consumed
+    reader.skip(math.prod(shape) * dtype.itemsize)
+
+    def load() -> np.ndarray:
+        with _ShardReader(shards, sizes) as again:
+            again.skip(start)
+            return again.read_array(shape, dtype)
+
+    return stand_in(shape, dtype, load)
 
 
 def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, ...],
@@ -161,8 +222,7 @@ def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, .
             or quant["dtype"] not in QUANTIZED:
         raise FormatError(f"weight {name!r} has an unknown quantization {quant!r}", file=file)
     qdtype = quant["dtype"]
-    count = math.prod(shape)
-    raw = np.frombuffer(reader.read(count * DTYPES[qdtype].itemsize), DTYPES[qdtype])
+    raw = reader.read_array((math.prod(shape),), DTYPES[qdtype])
     if qdtype == "float16":
         if dtype != "float32":
             raise FormatError(f"weight {name!r}: float16 quantization of {dtype}", file=file)
@@ -275,8 +335,8 @@ def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndar
     paths = [f"group{group_index + 1}-shard{i + 1}of{count}.bin" for i in range(count)]
     with _ShardWriter(folder, paths, shard_size) as writer:
         for blob, _ in blobs:
-            writer.write(memoryview(blob).cast("B") if isinstance(blob, np.ndarray)
-                         else memoryview(blob))
+            writer.write(memoryview(blob.reshape(-1).view(np.uint8))
+                         if isinstance(blob, np.ndarray) else memoryview(blob))
     return {"paths": paths, "weights": entries}
 
 

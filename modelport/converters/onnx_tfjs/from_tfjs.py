@@ -195,10 +195,16 @@ class _Builder(Builder):
     def const(self, array: Any, name: str | None = None, dtype: Any = None) -> ir.Value:
         # np.ascontiguousarray (used by the shared Builder) turns a 0-d array into shape [1];
         # TF scalars must stay scalars (Concat of Unsqueezed scalars, Clip bounds, Pad value).
-        data = np.array(array, dtype=dtype, copy=True, order="C") if dtype is not None \
-            else np.array(array, copy=True, order="C")
+        # No copy of a weight that is already C-ordered and of the right dtype: the initializer
+        # is a read-only view of the source graph's array (nothing may write through it, and
+        # the source graph stays as it was for the parity check).
+        data = np.asarray(array, dtype=dtype) if dtype is not None else np.asarray(array)
         if data.dtype == np.float64 and dtype is None:
             data = data.astype(np.float32)
+        if not data.flags.c_contiguous:
+            data = np.array(data, order="C")
+        data = data.view()
+        data.flags.writeable = False
         label = self.unique(name or f"{self.prefix}const")
         if data.ndim == 0:
             # A Constant node, not an initializer: formats.onnx's streaming writer stores 0-d

@@ -1,0 +1,95 @@
+"""The read-back check reads large weights one at a time (deferred), still bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelport
+from modelport import api
+from modelport.formats import deferred, keras_h5, keras_v3, tfjs_layers
+from modelport.formats import tfjs_manifest as tm
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture
+def defer_all(monkeypatch):
+    """Defer every weight, however small (the fixtures are far below DEFER_MIN_BYTES)."""
+    for module in (tm, keras_h5):
+        monkeypatch.setattr(module, "DEFER_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("shard_size", [1, 7, 4096])
+def test_deferred_manifest_reads_the_same_bits(tmp_path, defer_all, shard_size):
+    rng = np.random.default_rng(0)
+    weights = [("a/kernel", rng.normal(size=(5, 7)).astype(np.float32)),
+               ("a/bias", rng.normal(size=(7,)).astype(np.float32)),
+               ("b/ids", rng.integers(-5, 5, size=(3, 2)).astype(np.int32)),
+               ("c/flag", np.array([True, False, True])),
+               ("d/scalar", np.array(2.5, np.float32)),
+               ("e/empty", np.zeros((0, 3), np.float32))]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=shard_size)
+    back = tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json", deferred=True)
+    for (name, array), stored in zip(weights, back):
+        assert isinstance(stored.array, deferred.Deferred)
+        assert stored.array.shape == array.shape and stored.array.dtype == array.dtype
+        loaded = deferred.materialize(stored.array)
+        assert not isinstance(loaded, deferred.Deferred) and loaded.flags.writeable
+        assert loaded.tobytes() == array.tobytes()
+    # out of order, twice: each load reads its own byte range
+    assert deferred.materialize(back[2].array).tobytes() == weights[2][1].tobytes()
+    assert deferred.materialize(back[0].array).tobytes() == weights[0][1].tobytes()
+
+
+def test_deferred_manifest_keeps_the_byte_count_checks(tmp_path, defer_all):
+    weights = [("a", np.arange(10, dtype=np.float32))]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=16)
+    shard = tmp_path / group["paths"][-1]
+    shard.write_bytes(shard.read_bytes()[:-4])
+    with pytest.raises(Exception, match="end before weight 'a'"):
+        tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json", deferred=True)
+
+
+def test_same_bits():
+    a = np.array([0.0, 1.0, np.nan], np.float32)
+    assert api.same_bits(a, a.copy())
+    assert not api.same_bits(a, np.array([-0.0, 1.0, np.nan], np.float32))
+    other_nan = a.copy()
+    other_nan.view(np.uint32)[2] ^= 1
+    assert not api.same_bits(a, other_nan)
+    assert not api.same_bits(a, a.astype(np.float64))
+    assert not api.same_bits(a, a.reshape(3, 1))
+    assert api.same_bits(np.array(3, np.int32), np.array(3, np.int32))
+    assert api.same_bits(a[::2], np.ascontiguousarray(a[::2]))
+    c = np.array([1 + 2j, 3 - 1j], np.complex128)
+    assert api.same_bits(c, c.copy()) and not api.same_bits(c, c.conj())
+    s = np.array([b"x", b"yz"], dtype=object)
+    assert api.same_bits(s, np.array([b"x", b"yz"], dtype=object))
+    assert not api.same_bits(s, np.array([b"x", b"y"], dtype=object))
+
+
+@pytest.mark.parametrize("suffix", ["_tfjs", ".h5", ".keras"])
+def test_convert_checks_deferred_weights(tmp_path, defer_all, suffix):
+    src = FIXTURES / "keras2" / "advanced_activations.h5"
+    report = modelport.convert(src, tmp_path / f"out{suffix}")
+    assert report.check["weights_compared"] > 0
+    assert report.check["weights_differing"] == 0 and report.check["structure_equal"]
+
+
+@pytest.mark.parametrize("suffix", ["_tfjs", ".h5", ".keras"])
+def test_deferred_read_back_sees_a_changed_weight(tmp_path, defer_all, suffix):
+    src = FIXTURES / "keras2" / "advanced_activations.h5"
+    model = modelport.load(src)
+    written = modelport.save(model, tmp_path / f"out{suffix}")
+    reader = {"_tfjs": tfjs_layers.read, ".h5": keras_h5.read, ".keras": keras_v3.read}[suffix]
+    back = reader(written, deferred=True)
+    assert all(isinstance(w.array, deferred.Deferred) for _, w in back.all_weights())
+    assert api.compare(model, back)["weights_differing"] == 0
+    # the same read-back against an expectation that differs in one bit of one weight
+    owner, weight = next((o, w) for o, w in model.all_weights() if w.array.size)
+    changed = weight.array.copy()
+    changed.reshape(-1).view(np.uint8)[0] ^= 1
+    weight.array = changed
+    check = api.compare(model, reader(written, deferred=True))
+    assert check["weights_differing"] == 1
+    assert check["first_difference"] == f"weight {owner}/{weight.path} differs"
