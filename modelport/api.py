@@ -357,6 +357,7 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
     wa = list(a.all_weights())
     wb = list(b.all_weights())
     differing, max_abs, quantized = 0, 0.0, 0
+    scratch_a, scratch_b = deferred.Scratch(), deferred.Scratch()
     if len(wa) != len(wb):
         first = first or f"{len(wa)} weights vs {len(wb)}"
     for (owner_a, x), (_owner_b, y) in zip(wa, wb):
@@ -364,8 +365,8 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
             quantized += 1
         # A deferred weight (a read-back check's) is read here and dropped after the comparison:
         # one weight at a time, never a second copy of the model.
-        xa = deferred.materialize(x.array)
-        ya = deferred.materialize(y.array)
+        xa = deferred.materialize(x.array, scratch_a)
+        ya = deferred.materialize(y.array, scratch_b)
         if not same_bits(xa, ya):
             differing += 1
             if xa.shape == ya.shape and xa.size and not xa.dtype.hasobject:

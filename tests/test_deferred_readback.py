@@ -93,3 +93,17 @@ def test_deferred_read_back_sees_a_changed_weight(tmp_path, defer_all, suffix):
     check = api.compare(model, reader(written, deferred=True))
     assert check["weights_differing"] == 1
     assert check["first_difference"] == f"weight {owner}/{weight.path} differs"
+
+
+def test_scratch_reads_each_weight_in_turn(tmp_path, defer_all):
+    rng = np.random.default_rng(1)
+    weights = [("small", rng.normal(size=(3,)).astype(np.float32)),
+               ("big", rng.normal(size=(40, 9)).astype(np.float32)),
+               ("ids", rng.integers(0, 9, size=(5,)).astype(np.int32))]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=64)
+    back = tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json", deferred=True)
+    scratch = deferred.Scratch()
+    for (_, array), stored in zip(weights, back):
+        loaded = deferred.materialize(stored.array, scratch)
+        assert loaded.shape == array.shape and loaded.dtype == array.dtype
+        assert loaded.tobytes() == array.tobytes()

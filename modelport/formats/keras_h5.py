@@ -13,6 +13,7 @@ The writer emits the Keras 3 dialect, which Keras 3 loads whatever generation th
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import checks, keras_dialect
+from . import checks, keras_dialect, memory
 from .deferred import DEFER_MIN_BYTES, stand_in
 from .keras_variables import layer_variables, legacy_order, same_variable
 
@@ -212,12 +213,13 @@ def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, 
     return [(layer, p, t and not frozen) for p, t in found]
 
 
-def _reopening(path: Path) -> Callable[[str], np.ndarray]:
+def _reopening(path: Path) -> Reopen:
     """A reader of one dataset (by its full name) of the .h5 file at ``path``, for later."""
-    def load(name: str) -> np.ndarray:
+    def load(name: str, out: np.ndarray | None) -> np.ndarray:
         with open_h5(path) as f:
             try:
-                return np.asarray(f[name][()])
+                ds = f[name]
+                return _values(ds, math.prod(ds.shape or ()), out)
             except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
                 raise FormatError(f"cannot read dataset {name} again ({_short(e)})",
                                   file=path) from None
@@ -226,7 +228,7 @@ def _reopening(path: Path) -> Callable[[str], np.ndarray]:
 
 
 def _read_weights(root, model: LayersModel,
-                  reopen: Callable[[str], np.ndarray] | None = None) -> None:
+                  reopen: Reopen | None = None) -> None:
     h5py = _h5py()
     stored = set(load_attribute(root, "layer_names")) if (
         "layer_names" in root.attrs or "layer_names0" in root.attrs) else None
@@ -260,7 +262,11 @@ def _read_weights(root, model: LayersModel,
             raise FormatError(f"layers with variables are absent from layer_names: {missing}")
 
 
-def _dataset_array(ds, reopen: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
+# reads a dataset (by its full name) into an array of its shape and dtype, or a new one
+Reopen = Callable[[str, "np.ndarray | None"], np.ndarray]
+
+
+def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     """A numeric dataset's values, its declared size checked against what the file stores
     first: a crafted chunked dataset may declare terabytes and store nothing. With ``reopen``,
     a large dataset is not read: a ``deferred.Deferred`` stand-in reads it with
@@ -281,8 +287,19 @@ def _dataset_array(ds, reopen: Callable[[str], np.ndarray] | None = None) -> np.
                                 what=f"dataset {ds.name}", file=None)
     if reopen is not None and count * ds.dtype.itemsize >= DEFER_MIN_BYTES:
         name = ds.name
-        return stand_in(tuple(ds.shape or ()), ds.dtype, lambda: reopen(name))
-    return np.asarray(ds[()])
+        return stand_in(tuple(ds.shape or ()), ds.dtype, lambda out=None: reopen(name, out))
+    return _values(ds, count)
+
+
+def _values(ds, count: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The dataset's values, read into ``out`` when given; a large one is read straight into a
+    pre-faulted buffer."""
+    if out is None and count * ds.dtype.itemsize < memory.POPULATE_MIN_BYTES:
+        return np.asarray(ds[()])
+    array = memory.empty(tuple(ds.shape), ds.dtype) if out is None else out
+    if count:
+        ds.read_direct(array)
+    return array
 
 
 def _read_unknown(layer: Layer, group, names: list[str]) -> None:

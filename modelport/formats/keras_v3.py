@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -32,6 +33,7 @@ from .keras_h5 import (
     WRITTEN_KERAS_VERSION,
     _dataset_array,
     _h5py,
+    _values,
     config_to_model,
     refuse_links,
 )
@@ -290,9 +292,10 @@ def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False)
 
 def _later(f, path: Path):
     """A reader of one dataset (by its full name) of the open weights file ``f``, for later."""
-    def load(name: str) -> np.ndarray:
+    def load(name: str, out: np.ndarray | None) -> np.ndarray:
         try:
-            return np.asarray(f[name][()])
+            ds = f[name]
+            return _values(ds, math.prod(ds.shape or ()), out)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             raise FormatError(f"cannot read {WEIGHTS}:{name} again "
                               f"({str(e).splitlines()[0][:160]})", file=path) from None

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import FormatError, UnsupportedError
 from ..fsutil import check_model_file, contained_path
+from . import memory
 from .checks import check_element_count
 from .deferred import DEFER_MIN_BYTES, stand_in
 
@@ -155,12 +156,14 @@ class _ShardReader:
         self.readinto(memoryview(buffer))
         return bytes(buffer)
 
-    def read_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """The next ``prod(shape)`` elements of ``dtype``, read into a new (writable) array."""
+    def read_array(self, shape: tuple[int, ...], dtype: np.dtype,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """The next ``prod(shape)`` elements of ``dtype``, read into ``out`` (C-ordered, of
+        that shape and dtype) or a new (writable) array."""
         count = math.prod(shape)
         if count * dtype.itemsize > self.remaining:
             raise EOFError(count)
-        array = np.empty(shape, dtype)
+        array = memory.empty(shape, dtype) if out is None else out
         self.readinto(memoryview(array.reshape(-1).view(np.uint8)))
         return array
 
@@ -208,10 +211,10 @@ def _deferred(reader: _ShardReader, shape: tuple[int, ...], dtype: np.dtype) -> 
     shards, sizes, start = reader.shards, reader.sizes, reader.consumed
     reader.skip(math.prod(shape) * dtype.itemsize)
 
-    def load() -> np.ndarray:
+    def load(out: np.ndarray | None = None) -> np.ndarray:
         with _ShardReader(shards, sizes) as again:
             again.skip(start)
-            return again.read_array(shape, dtype)
+            return again.read_array(shape, dtype, out)
 
     return stand_in(shape, dtype, load)
 
