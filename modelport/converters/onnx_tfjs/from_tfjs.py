@@ -25,6 +25,7 @@ Transposes and ``converters.layout`` cancels the pairs between consecutive ops a
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -470,30 +471,39 @@ def _rename(op: TfOp, row: table.Rename) -> ir.Value:
 # --- the probe ------------------------------------------------------------------------------
 
 def run_probe(graph: TfjsGraph, needed: set[str]) -> Probe:
-    """Shapes, dtypes and constant values of every tensor, from two dummy runs."""
+    """Shapes, dtypes and constant values of every tensor, from two dummy runs.
+
+    Only constants are kept: an activation is dropped once the last node reading it has run.
+    The second run reuses the first's constants (they do not depend on the inputs' free
+    dimensions) instead of computing a second copy of every folded weight.
+    """
     first = _dummy_run(graph, needed, 2)
-    second = _dummy_run(graph, needed, 3)
+    second = _dummy_run(graph, needed, 3,
+                        known={ref: v for ref, (_, _, v) in first.items() if v is not None})
     probe = Probe()
-    for ref, (a, const) in first.items():
+    for ref, (sa, dtype, const) in first.items():
         b = second.get(ref)
         if b is None:
             continue
-        sa, sb = a.shape, b[0].shape
+        sb = b[0]
         if len(sa) == len(sb):
             probe.shapes[ref] = [x if x == y else None for x, y in zip(sa, sb)]
-        probe.dtypes[ref] = a.dtype.name if a.dtype.kind != "U" else "string"
-        if const:
-            probe.consts[ref] = a
+        probe.dtypes[ref] = dtype.name if dtype.kind != "U" else "string"
+        if const is not None:
+            probe.consts[ref] = const
     return probe
 
 
-def _dummy_run(graph: TfjsGraph, needed: set[str], free: int
-               ) -> dict[str, tuple[np.ndarray, bool]]:
-    """Evaluate with the NumPy TF executor; a node it cannot run leaves its outputs (and
-    everything downstream) unknown rather than failing the conversion here."""
+def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
+               known: dict[str, np.ndarray] | None = None
+               ) -> dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray | None]]:
+    """Evaluate with the NumPy TF executor: (shape, dtype, value if constant) per tensor. A node
+    it cannot run leaves its outputs (and everything downstream) unknown rather than failing
+    the conversion here. ``known`` constants are taken as they are, not computed again."""
     from ...runtime.tfjs_reference import REGISTRY
     from ...runtime.tfjs_reference._base import NUMPY_DTYPES, Op
 
+    known = known or {}
     rng = np.random.default_rng(0)
     feeds: dict[str, np.ndarray] = {}
     for info in graph.inputs:
@@ -504,38 +514,61 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int
         dtype = NUMPY_DTYPES[info.dtype]
         feeds[node] = (rng.standard_normal(shape).astype(dtype)
                        if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype))
-    out: dict[str, tuple[np.ndarray, bool]] = {}
+    order = [node for node in tg.order(graph) if node.name in needed]
+    inputs = {node.name: [r if ":" in r else f"{r}:0" for r in node.inputs
+                          if not r.startswith("^")] for node in order}
+    readers: Counter[str] = Counter(r for refs in inputs.values() for r in refs)
+    out: dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray | None]] = {}
+    live: dict[str, np.ndarray] = {}  # values some node still has to read
     consts: set[str] = set()
     with np.errstate(all="ignore"):
-        for node in tg.order(graph):
-            if node.name not in needed:
-                continue
-            refs = [r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")]
-            if any(r not in out for r in refs):
-                continue
-            fn = REGISTRY.get(node.op)
-            if fn is None:
-                continue
-            value = feeds.get(node.name) if node.op in ("Placeholder",
-                                                        "PlaceholderWithDefault") \
-                else graph.weights.get(node.name) if node.op == "Const" else None
-            if node.op == "Placeholder" and value is None:
-                continue
-            try:
-                result = fn(Op(node, [out[r][0] for r in refs], value))
-            except (ModelportError, ValueError, TypeError, IndexError, KeyError,
-                    ZeroDivisionError, OverflowError, MemoryError):
-                continue
-            results = list(result) if isinstance(result, (list, tuple)) else [result]
-            results = _scalars_kept(node, [out[r][0] for r in refs], results)
-            is_const = node.op == "Const" or (bool(refs) and node.op not in (
-                "Placeholder", "PlaceholderWithDefault") and all(r in consts for r in refs))
-            for k, r in enumerate(results):
-                ref = f"{node.name}:{k}"
-                out[ref] = (np.asarray(r), is_const)
-                if is_const:
-                    consts.add(ref)
+        for node in order:
+            refs = inputs[node.name]
+            results = _probe_node(node, refs, live, graph, feeds, known, REGISTRY, Op)
+            if results is not None:
+                is_const = node.op == "Const" or (bool(refs) and node.op not in (
+                    "Placeholder", "PlaceholderWithDefault") and all(r in consts for r in refs))
+                for k, r in enumerate(results):
+                    ref = f"{node.name}:{k}"
+                    value = np.asarray(r)
+                    out[ref] = (value.shape, value.dtype, value if is_const else None)
+                    if readers[ref]:
+                        live[ref] = value
+                    if is_const:
+                        consts.add(ref)
+            for ref in refs:  # free what no later node reads
+                readers[ref] -= 1
+                if readers[ref] <= 0:
+                    live.pop(ref, None)
     return out
+
+
+def _probe_node(node: TfNode, refs: list[str], live: dict[str, np.ndarray], graph: TfjsGraph,
+                feeds: dict[str, np.ndarray], known: dict[str, np.ndarray], registry,
+                op_class) -> list | None:
+    """One node's outputs in a dummy run, or None where it cannot run."""
+    if f"{node.name}:0" in known:
+        results = []
+        while f"{node.name}:{len(results)}" in known:
+            results.append(known[f"{node.name}:{len(results)}"])
+        return results
+    if any(r not in live for r in refs):
+        return None
+    fn = registry.get(node.op)
+    if fn is None:
+        return None
+    value = feeds.get(node.name) if node.op in ("Placeholder", "PlaceholderWithDefault") \
+        else graph.weights.get(node.name) if node.op == "Const" else None
+    if node.op == "Placeholder" and value is None:
+        return None
+    args = [live[r] for r in refs]
+    try:
+        result = fn(op_class(node, args, value))
+    except (ModelportError, ValueError, TypeError, IndexError, KeyError,
+            ZeroDivisionError, OverflowError, MemoryError):
+        return None
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
+    return _scalars_kept(node, args, results)
 
 
 def _expected_rank(node: TfNode, args: list[np.ndarray]) -> int | None:
