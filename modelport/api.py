@@ -382,6 +382,7 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
 
 
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_CHUNK = 1 << 18
 
 
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
@@ -396,7 +397,14 @@ def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
         x = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
         y = np.ascontiguousarray(y).reshape(-1).view(np.uint8)
         return bool(np.array_equal(x, y))
-    return bool(np.array_equal(x.view(as_uint), y.view(as_uint)))
+    x, y = x.view(as_uint), y.view(as_uint)
+    if x.size > _CHUNK and x.flags.c_contiguous and y.flags.c_contiguous:
+        # in slices: the temporaries stay small (and in cache) instead of a bool array as big
+        # as the weight, freshly allocated for every weight
+        x, y = x.reshape(-1), y.reshape(-1)
+        return all(np.array_equal(x[i:i + _CHUNK], y[i:i + _CHUNK])
+                   for i in range(0, x.size, _CHUNK))
+    return bool(np.array_equal(x, y))
 
 
 def _read_back(written: Path, target: str) -> LayersModel:

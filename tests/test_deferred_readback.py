@@ -63,6 +63,10 @@ def test_same_bits():
     assert api.same_bits(a[::2], np.ascontiguousarray(a[::2]))
     c = np.array([1 + 2j, 3 - 1j], np.complex128)
     assert api.same_bits(c, c.copy()) and not api.same_bits(c, c.conj())
+    big = np.arange(3 * (1 << 18) + 5, dtype=np.float32)  # compared in slices
+    changed = big.copy()
+    changed[-1] = -changed[-1]
+    assert api.same_bits(big, big.copy()) and not api.same_bits(big, changed)
     s = np.array([b"x", b"yz"], dtype=object)
     assert api.same_bits(s, np.array([b"x", b"yz"], dtype=object))
     assert not api.same_bits(s, np.array([b"x", b"y"], dtype=object))
@@ -107,3 +111,23 @@ def test_scratch_reads_each_weight_in_turn(tmp_path, defer_all):
         loaded = deferred.materialize(stored.array, scratch)
         assert loaded.shape == array.shape and loaded.dtype == array.dtype
         assert loaded.tobytes() == array.tobytes()
+
+
+def test_large_h5_datasets_are_mapped_copy_on_write(tmp_path, monkeypatch):
+    from modelport.formats import memory
+
+    src = FIXTURES / "keras2" / "advanced_activations.h5"
+    plain = modelport.load(src)
+    copy = tmp_path / "model.h5"
+    copy.write_bytes(src.read_bytes())
+    before = copy.read_bytes()
+    monkeypatch.setattr(memory, "POPULATE_MIN_BYTES", 0)  # map every dataset, however small
+    mapped = modelport.load(copy)
+    pairs = [(a.array, b.array) for (_, a), (_, b) in zip(plain.all_weights(),
+                                                           mapped.all_weights())]
+    assert pairs and all(api.same_bits(a, b) for a, b in pairs)
+    assert any(isinstance(b.base, np.memmap) for _, b in pairs if b.size)
+    for _, b in pairs:
+        b[...] = 0  # private to this process: the file is unchanged
+    assert copy.read_bytes() == before
+    assert api.compare(plain, modelport.load(copy))["weights_differing"] == 0

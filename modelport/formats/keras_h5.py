@@ -262,6 +262,25 @@ def _read_weights(root, model: LayersModel,
             raise FormatError(f"layers with variables are absent from layer_names: {missing}")
 
 
+def _mapped(ds, nbytes: int) -> np.ndarray | None:
+    """A copy-on-write memory map of a contiguous dataset's bytes in its file (writes to the
+    array stay private), or None where the data is not one plain block of a file h5py opened
+    by name (chunked, compact, filtered, in a file object, or past the end of the file)."""
+    h5py = _h5py()
+    try:
+        if ds.dtype.kind not in "biuf" or ds.file.driver != "sec2" or \
+                ds.id.get_create_plist().get_layout() != h5py.h5d.CONTIGUOUS:
+            return None
+        offset = ds.id.get_offset()
+        path = Path(ds.file.filename)
+        if offset is None or offset + nbytes > path.stat().st_size:
+            return None
+        return np.asarray(np.memmap(path, dtype=ds.dtype, mode="c", offset=offset,
+                                    shape=tuple(ds.shape)))
+    except (OSError, ValueError, TypeError, RuntimeError):
+        return None
+
+
 # reads a dataset (by its full name) into an array of its shape and dtype, or a new one
 Reopen = Callable[[str, "np.ndarray | None"], np.ndarray]
 
@@ -292,10 +311,16 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
 
 
 def _values(ds, count: int, out: np.ndarray | None = None) -> np.ndarray:
-    """The dataset's values, read into ``out`` when given; a large one is read straight into a
+    """The dataset's values. A large one is memory-mapped from the file when it is stored there
+    as one contiguous, unfiltered block, else read into ``out`` when given or straight into a
     pre-faulted buffer."""
-    if out is None and count * ds.dtype.itemsize < memory.POPULATE_MIN_BYTES:
+    nbytes = count * ds.dtype.itemsize
+    if out is None and nbytes < memory.POPULATE_MIN_BYTES:
         return np.asarray(ds[()])
+    if nbytes >= memory.POPULATE_MIN_BYTES:
+        mapped = _mapped(ds, nbytes)
+        if mapped is not None:
+            return mapped
     array = memory.empty(tuple(ds.shape), ds.dtype) if out is None else out
     if count:
         ds.read_direct(array)
