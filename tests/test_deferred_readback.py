@@ -131,3 +131,24 @@ def test_large_h5_datasets_are_mapped_copy_on_write(tmp_path, monkeypatch):
         b[...] = 0  # private to this process: the file is unchanged
     assert copy.read_bytes() == before
     assert api.compare(plain, modelport.load(copy))["weights_differing"] == 0
+
+
+@pytest.mark.parametrize("shard_size", [5, 64, 1 << 20])
+def test_tfjs_weights_within_one_shard_are_mapped_copy_on_write(tmp_path, monkeypatch,
+                                                                shard_size):
+    from modelport.formats import memory
+
+    monkeypatch.setattr(memory, "POPULATE_MIN_BYTES", 0)  # map every weight, however small
+    rng = np.random.default_rng(2)
+    weights = [("a", rng.normal(size=(4, 3)).astype(np.float32)),
+               ("b", rng.integers(0, 9, size=(7,)).astype(np.int32)),
+               ("c", rng.normal(size=(2,)).astype(np.float32))]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=shard_size)
+    files = {p: (tmp_path / p).read_bytes() for p in group["paths"]}
+    back = tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json")
+    mapped = [isinstance(w.array.base, np.memmap) for w in back]
+    assert all(mapped) if shard_size == 1 << 20 else not all(mapped)
+    for (_, array), stored in zip(weights, back):
+        assert api.same_bits(array, stored.array) and stored.array.flags.writeable
+        stored.array[...] = 0  # private: the shards are unchanged
+    assert files == {p: (tmp_path / p).read_bytes() for p in group["paths"]}

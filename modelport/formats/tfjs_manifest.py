@@ -158,13 +158,37 @@ class _ShardReader:
 
     def read_array(self, shape: tuple[int, ...], dtype: np.dtype,
                    out: np.ndarray | None = None) -> np.ndarray:
-        """The next ``prod(shape)`` elements of ``dtype``, read into ``out`` (C-ordered, of
-        that shape and dtype) or a new (writable) array."""
+        """The next ``prod(shape)`` elements of ``dtype``: memory-mapped (copy-on-write) when
+        large and within one shard, else read into ``out`` (C-ordered, of that shape and
+        dtype) or a new writable array."""
         count = math.prod(shape)
-        if count * dtype.itemsize > self.remaining:
+        nbytes = count * dtype.itemsize
+        if nbytes > self.remaining:
             raise EOFError(count)
+        if nbytes >= memory.POPULATE_MIN_BYTES:
+            mapped = self._mapped(shape, dtype, nbytes)
+            if mapped is not None:
+                return mapped
         array = memory.empty(shape, dtype) if out is None else out
         self.readinto(memoryview(array.reshape(-1).view(np.uint8)))
+        return array
+
+
+    def _mapped(self, shape: tuple[int, ...], dtype: np.dtype, nbytes: int) -> np.ndarray | None:
+        """The next ``nbytes`` as a copy-on-write memory map (writes stay private) when they
+        lie within one shard; None when they straddle shards."""
+        index, offset = self.index, self.offset
+        while index < len(self.sizes) and offset >= self.sizes[index]:
+            offset -= self.sizes[index]
+            index += 1
+        if index == len(self.sizes) or offset + nbytes > self.sizes[index]:
+            return None
+        try:
+            array = np.asarray(np.memmap(self.shards[index], dtype=dtype, mode="c",
+                                         offset=offset, shape=shape))
+        except (OSError, ValueError):
+            return None
+        self.skip(nbytes)
         return array
 
 
