@@ -179,10 +179,11 @@ _OP_FORMATS = (sniff.ONNX, sniff.TFJS_GRAPH)
 
 
 def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs: bool,
-                 progress: Progress):
+                 progress: Progress, release: bool = False):
     """Route ``model`` to ``target``'s representation: onnx_ir.Model or TfjsGraph.
 
     Keras layers are lowered to ONNX; ONNX is the hub between Keras and TF.js graphs.
+    ``release``: ``model`` is not needed afterwards, its weights may go as they are used.
     """
     from .converters.keras_to_onnx import DEFAULT_OPSET, lower
 
@@ -197,7 +198,7 @@ def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs
             from .converters.onnx_tfjs import from_tfjs
 
             progress(f"mapping {len(model.nodes)} TF ops to ONNX opset {opset}")
-            model = from_tfjs.convert(model, opset=opset)
+            model = from_tfjs.convert(model, opset=opset, release=release)
         return model
     if isinstance(model, TfjsGraph):
         return model
@@ -224,12 +225,18 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
     rules = tfjs_manifest.parse_quantize(quantize or [])
     if rules and target != sniff.TFJS_GRAPH:
         raise UnsupportedError("--quantize applies to TF.js targets only")
+    # Without the parity check nothing runs the source again: the conversion may drop its
+    # weights as it goes (a TF.js graph's filters, once transposed for ONNX); they are counted
+    # first.
+    release = not validate and isinstance(model, TfjsGraph) and target == sniff.ONNX
+    counted = (_weight_bytes(model), _parameters(model)) if release else None
     try:
         result = _to_op_graph(model, target, opset=opset,
-                              channels_first_inputs=channels_first_inputs, progress=progress)
+                              channels_first_inputs=channels_first_inputs, progress=progress,
+                              release=release)
     except ModelportError as e:
         raise e.with_file(src)
-    weight_bytes = _weight_bytes(model)
+    weight_bytes, parameters = counted or (_weight_bytes(model), _parameters(model))
     progress(f"writing {dst} ({human_bytes(weight_bytes)} of weights)")
     # Written and checked in a staging folder next to dst, moved into place at the end: an
     # error on the way (including in the parity check) leaves nothing at dst.
@@ -253,7 +260,7 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
             source=str(src), destination=str(dst), source_format=_source_format(model),
             target_format=target,
             dialect=model.source.dialect if getattr(model, "source", None) else "-",
-            layers=_size(model), parameters=_parameters(model), weight_bytes=weight_bytes,
+            layers=_size(model), parameters=parameters, weight_bytes=weight_bytes,
             files=[], **details)
         if validate:
             from .validation import validate_models

@@ -152,3 +152,22 @@ def test_tfjs_weights_within_one_shard_are_mapped_copy_on_write(tmp_path, monkey
         assert api.same_bits(array, stored.array) and stored.array.flags.writeable
         stored.array[...] = 0  # private: the shards are unchanged
     assert files == {p: (tmp_path / p).read_bytes() for p in group["paths"]}
+
+
+@pytest.mark.parametrize("case", ["cnn", "cnn_uint8", "prelu", "shapes"])
+def test_graph_to_onnx_release_drops_source_weights_same_model(monkeypatch, case):
+    import onnx_ir as ir
+
+    from modelport.converters.onnx_tfjs import from_tfjs
+    from modelport.formats import tfjs_graph
+
+    monkeypatch.setattr(from_tfjs, "RELEASE_MIN_BYTES", 0)
+    path = FIXTURES / "tfjs_graph" / case
+    plain = from_tfjs.convert(tfjs_graph.read(path))
+    graph = tfjs_graph.read(path)
+    before = len(graph.weights)
+    released = from_tfjs.convert(graph, release=True)
+    assert ir.serde.serialize_model(plain).SerializeToString() == \
+        ir.serde.serialize_model(released).SerializeToString()
+    if case.startswith("cnn"):
+        assert len(graph.weights) < before  # the filters, transposed for ONNX, went

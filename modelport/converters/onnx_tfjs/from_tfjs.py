@@ -224,8 +224,15 @@ class Ctx:
         self.builder = _Builder(opset)
 
 
-def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
-    """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``)."""
+def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False) -> ir.Model:
+    """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``).
+
+    ``release=True`` is for a caller that reads ``graph`` only to convert it: a large weight
+    the mappings turned into a new initializer (a convolution's filter, transposed to ONNX's
+    layout) is dropped from ``graph.weights`` once its last reader is mapped, so that the
+    source and the converted weights are not both held to the end. ``graph`` cannot be run
+    afterwards.
+    """
     from . import from_tfjs_extra, from_tfjs_nn, from_tfjs_ops  # noqa: F401  (register the mappings)
 
     opset = opset or DEFAULT_OPSET
@@ -273,6 +280,10 @@ def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
         if info.dtype == "int64":  # TF.js feeds int32; the graph computes in int64
             x = builder.op("Cast", value, to=ir.DataType.INT64)
         values[f"{node_name}:0"] = x
+    readers: Counter[str] = Counter(r if ":" in r else f"{r}:0" for n in nodes
+                                    if n.name in needed for r in n.inputs
+                                    if not r.startswith("^"))
+    kept = {info.tensor for info in graph.outputs}
     for node in nodes:
         if node.name not in needed:
             continue
@@ -284,6 +295,8 @@ def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
                 e.layer = node.name
                 e.args = (str(e),)
             raise
+        if release:
+            _release(node, readers, kept, values, probe, graph, builder)
     builder.prefix = ""
     outputs = []
     for info in graph.outputs:
@@ -323,6 +336,35 @@ def convert(graph: TfjsGraph, opset: int | None = None) -> ir.Model:
     _infer_missing_output_shapes(model)
     log.info("TF.js graph -> ONNX: %d nodes, %d Transposes left", model.graph.num_nodes(), left)
     return model
+
+
+RELEASE_MIN_BYTES = 1 << 20
+
+
+def _release(node: TfNode, readers: Counter[str], kept: set[str], values: dict[str, ir.Value],
+             probe: Probe, graph: TfjsGraph, builder: _Builder) -> None:
+    """Drop the large constants ``node`` was the last reader of that no ONNX node reads: the
+    mapping made what it needed from them (see ``convert(release=True)``)."""
+    initializers = getattr(builder.tape, "_initializers", None)
+    for ref in (r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")):
+        readers[ref] -= 1
+        array = probe.consts.get(ref)
+        if readers[ref] > 0 or ref in kept or array is None or \
+                np.asarray(array).nbytes < RELEASE_MIN_BYTES:
+            continue
+        value = values.get(ref)
+        if value is not None:
+            # an initializer of the tape (the graph is not built yet) that nothing reads
+            where = [i for i, v in enumerate(initializers) if v is value] \
+                if isinstance(initializers, list) else []
+            if value.uses() or not where:
+                continue
+            del initializers[where[0]]
+            del values[ref]
+        del probe.consts[ref]
+        name, k = tg.input_name(ref)
+        if k == 0:
+            graph.weights.pop(name, None)
 
 
 def _shape_hint(by_name: dict[str, TfNode], tensor: str, probe: Probe
