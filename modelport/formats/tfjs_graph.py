@@ -176,6 +176,8 @@ def read(path: str | os.PathLike) -> TfjsGraph:
                           quantization=quantization)
         _inline_constants(graph)
         signature = data.get("signature") or {}
+        if not isinstance(signature, dict):
+            raise FormatError("model.json's signature is not an object")
         graph.inputs = _signature(signature.get("inputs")) or _placeholders(graph)
         graph.outputs = _signature(signature.get("outputs")) or _sinks(graph)
         check(graph)
