@@ -73,6 +73,8 @@ _FLOOR = r"""
 import os, sys
 src, out = sys.argv[1], sys.argv[2]
 paths = [src] if os.path.isfile(src) else [os.path.join(src, n) for n in sorted(os.listdir(src))]
+if os.path.isfile(src + ".data"):  # ONNX external data belongs to the source
+    paths.append(src + ".data")
 with open(out, "wb") as sink:
     for p in paths:
         with open(p, "rb") as fh:
@@ -103,7 +105,8 @@ def _measure(cmd: list[str], env: dict | None = None) -> dict:
 
 def _size(path: Path) -> int:
     if path.is_file():
-        return path.stat().st_size
+        data = path.with_name(path.name + ".data")
+        return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
