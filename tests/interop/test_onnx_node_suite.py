@@ -524,14 +524,11 @@ def _feed(array: np.ndarray) -> np.ndarray:
 
 
 def _run_chunk(chunk) -> list:
-    try:
-        return tfjs_node.run_graph_batch([(dst, feeds, outs) for _, _, dst, feeds, outs, _ in
-                                          chunk])
-    except ModelportError as e:  # the whole process died: run the halves apart
-        if len(chunk) == 1:
-            return [e]
-        half = len(chunk) // 2
-        return _run_chunk(chunk[:half]) + _run_chunk(chunk[half:])
+    """Each job's outputs, or tfjs's error (a crash of the Node process is charged to the job
+    that was running, see ``tfjs_node.run_graph_batch``)."""
+    results = tfjs_node.run_graph_batch([tfjs_node.GraphJob(dst, feeds, outs, budget_s=60)
+                                         for _, _, dst, feeds, outs, _ in chunk])
+    return [r.error if r.error is not None else r.outputs for r in results]
 
 
 def run_suite(root: Path, work: Path, cases: list[tuple[str, str]]) -> dict[str, Outcome]:

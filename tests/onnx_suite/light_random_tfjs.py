@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from modelport.runtime import tfjs_node
 from tests.interop.test_onnx_roundtrip_light import _run, _softmax_producing
 from tests.onnx_suite.cases import discover
-from tests.onnx_suite.tfjs_batch import Job, run_batch
 from tests.test_onnx_light_random_weights import randomized
 
 
@@ -55,15 +55,15 @@ def main(argv: list[str] | None = None) -> int:
             signature = json.loads(model_json.read_text())["signature"]
             fetch = [o["name"] for o in signature["outputs"].values()]
             feeds = [(i["name"], a) for i, (_, a) in zip(signature["inputs"].values(), inputs)]
-            jobs.append(Job(case.name, model_json, feeds, fetch, budget_s=600))
+            jobs.append(tfjs_node.GraphJob(model_json, feeds, fetch, budget_s=600))
             expected[case.name] = want
         started = time.perf_counter()
-        results = run_batch(jobs)
+        results = dict(zip([c.name for c in cases], tfjs_node.run_graph_batch(jobs)))
         print(f"{'model':14} {'output max abs':>15} {'logit max abs':>14} {'largest logit':>14}")
         for case in cases:
             result, want = results[case.name], expected[case.name]
-            if not result.ok:
-                print(f"{case.name:14} tfjs failed: {result.error}")
+            if result.error is not None:
+                print(f"{case.name:14} tfjs failed: {result.error.message}")
                 failed = True
                 continue
             out, w = result.outputs[0].reshape(want[0].shape), want[0]

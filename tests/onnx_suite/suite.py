@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from modelport.runtime import tfjs_node
+
 from .cases import SuiteCase
-from .tfjs_batch import Job, run_batch
 
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -181,15 +182,14 @@ def run_cases(cases: list[SuiteCase], out_dir: Path, *, keep: bool = False,
         else:
             converted.append(item)
     progress(f"running {len(converted)} graph-models in real tfjs")
-    ran = run_batch([Job(c.case.id, c.model_json, c.feeds, c.fetch,
-                         budget_s=300.0 if c.case.collection == "light" else 60.0)
-                     for c in converted])
-    for c in converted:
-        r = ran[c.case.id]
+    ran = tfjs_node.run_graph_batch([tfjs_node.GraphJob(
+        c.model_json, c.feeds, c.fetch, budget_s=300.0 if c.case.collection == "light" else 60.0)
+        for c in converted])
+    for c, r in zip(converted, ran):
         base = {"ops": c.case.ops, "convert_s": round(c.seconds, 3), "tfjs_s": round(r.seconds, 3)}
-        if not r.ok:
+        if r.error is not None:
             results[c.case.id] = CaseResult(c.case.id, c.case.collection, "tfjs-error",
-                                            _one_line(r.error or ""), **base)
+                                            _one_line(r.error.message), **base)
             continue
         outcome, detail, abs_err, rel_err = compare(c.case.id, r.outputs, c.case.io()[1])
         atol, rtol, _ = TOLERANCES.get(c.case.id, (ATOL, RTOL, ""))

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,8 @@ def _run(script: str, model_json: Path, spec: dict, timeout: float) -> dict:
         src.write_text(json.dumps(spec))
         env = dict(os.environ, NODE_PATH=str(node_modules()))
         proc = subprocess.run(["node", str(HERE / script), str(model_json), str(src), str(out)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
         if proc.returncode != 0:
             raise TfjsError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
                             else f"node exited {proc.returncode}", file=model_json)
@@ -93,46 +95,79 @@ def _run(script: str, model_json: Path, spec: dict, timeout: float) -> dict:
 def run_graph(model_json: Path, inputs: list[tuple[str, np.ndarray]], outputs: list[str],
               timeout: float = 300) -> list[np.ndarray]:
     """Run a graph-model: ``inputs`` by signature tensor name, ``outputs`` tensor names."""
-    result = _run("run_graph_model.js", Path(model_json),
-                  {"inputs": [_encode(n, a) for n, a in inputs], "outputs": outputs}, timeout)
-    return [_decode(o) for o in result["outputs"]]
+    result, = run_graph_batch([GraphJob(Path(model_json), inputs, outputs, timeout)])
+    if result.error is not None:
+        raise result.error
+    return result.outputs
 
 
-def run_graph_batch(jobs: list[tuple[Path, list[tuple[str, np.ndarray]], list[str]]],
-                    timeout: float = 600) -> list[list[np.ndarray] | TfjsError]:
-    """Run many graph-models in one Node process (tfjs loads once).
+@dataclass
+class GraphJob:
+    model_json: Path
+    inputs: list[tuple[str, np.ndarray]]  # by signature tensor name
+    outputs: list[str]  # tensor names to fetch
+    budget_s: float = 300.0  # time this job may take before its Node process is killed
 
-    ``jobs``: (model.json, inputs by signature tensor name, output tensor names). Returns, per
-    job in order, its outputs or the ``TfjsError`` that tfjs raised for it; one job's failure
-    does not stop the others.
+
+@dataclass
+class GraphResult:
+    outputs: list[np.ndarray] | None  # None when the job failed
+    error: TfjsError | None
+    seconds: float
+
+
+def run_graph_batch(jobs: list[GraphJob]) -> list[GraphResult]:
+    """Run graph-models one after another in as few Node processes as possible (tfjs loads
+    once per process); a result for every job, in order.
+
+    A job that tfjs fails on gets tfjs's error and the rest go on in a fresh process (see
+    run_graph_batch.js for why). When the process itself dies (out of memory, over its time
+    budget), the job that was running is charged with it, so one bad model hides nothing.
     """
     reason = available()
     if reason:
         raise ModelportError(f"real tfjs cannot run here: {reason}")
-    results: list = []
-    while len(results) < len(jobs):  # a process stops after a failing job: go on in a new one
-        done = _batch(jobs[len(results):], timeout)
-        if not done:
-            raise TfjsError("the tfjs batch runner returned no result")
+    results: list[GraphResult] = []
+    while len(results) < len(jobs):
+        pending = jobs[len(results):]
+        done, crash = _batch(pending)
         results += done
+        if len(done) < len(pending) and (not done or done[-1].error is None):
+            results.append(GraphResult(None, TfjsError(
+                crash or "the tfjs batch runner stopped without a result",
+                file=pending[len(done)].model_json), 0.0))
     return results
 
 
-def _batch(jobs: list, timeout: float) -> list:
-    spec = {"jobs": [{"model": str(Path(m).resolve()), "inputs": [_encode(n, a) for n, a in ins],
-                      "outputs": outs} for m, ins, outs in jobs]}
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp, "jobs.json"), Path(tmp, "results.json")
+def _batch(jobs: list[GraphJob]) -> tuple[list[GraphResult], str | None]:
+    spec = {"jobs": [{"model": str(Path(j.model_json).resolve()), "outputs": j.outputs,
+                      "inputs": [_encode(n, a) for n, a in j.inputs]} for j in jobs]}
+    budget = 10.0 + sum(j.budget_s for j in jobs)  # 10 s: Node start and tfjs import
+    crash = None
+    with tempfile.TemporaryDirectory(prefix="modelport-tfjs-") as tmp:
+        src, out = Path(tmp, "jobs.json"), Path(tmp, "results.jsonl")
         src.write_text(json.dumps(spec))
         env = dict(os.environ, NODE_PATH=str(node_modules()))
-        proc = subprocess.run(["node", str(HERE / "run_graph_batch.js"), str(src), str(out)], check=False,
-                              capture_output=True, text=True, timeout=timeout, env=env)
-        if proc.returncode != 0:
-            raise TfjsError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip()
-                            else f"node exited {proc.returncode}")
-        results = json.loads(out.read_text())["results"]
-    return [TfjsError(r["error"], file=m) if "error" in r else [_decode(o) for o in r["outputs"]]
-            for r, (m, _, _) in zip(results, jobs)]
+        try:
+            proc = subprocess.run(["node", str(HERE / "run_graph_batch.js"), str(src), str(out)],
+                                  capture_output=True, text=True, timeout=budget, env=env,
+                                  check=False)
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines()
+                crash = lines[-1] if lines else f"node exited {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            crash = f"the Node process ran over its {budget:.0f} s budget"
+        lines = out.read_text().splitlines() if out.exists() else []
+    done = []
+    for line, job in zip(lines, jobs):
+        item = json.loads(line)
+        if "error" in item:
+            done.append(GraphResult(None, TfjsError(item["error"], file=job.model_json),
+                                    item["ms"] / 1000))
+        else:
+            done.append(GraphResult([_decode(o) for o in item["outputs"]], None,
+                                    item["ms"] / 1000))
+    return done, crash
 
 
 def run_layers(model_json: Path, inputs: list[tuple[str, np.ndarray]],

@@ -15,49 +15,11 @@
 'use strict';
 
 const fs = require('fs');
-const path = require('path');
+const {tf, fromWire, toWire, handler, run} = require('./wire');
 
-// tfjs prints a banner about tfjs-node when its backend starts; results go to a file, errors
-// to stderr below, so console output is only noise here.
-console.log = console.warn = console.info = () => {};
-const tf = require('@tensorflow/tfjs');
-
-// Tensors travel as base64 of their little-endian bytes: JSON numbers cannot hold NaN or Inf.
-const ARRAYS = {float32: Float32Array, int32: Int32Array, bool: Uint8Array};
-
-function fromWire(t) {
-  if (t.dtype === 'string') return tf.tensor(t.data, t.shape, 'string');
-  const bytes = Buffer.from(t.b64, 'base64');
-  const copy = new Uint8Array(bytes.length);
-  copy.set(bytes);
-  const values = new ARRAYS[t.dtype](copy.buffer);
-  return tf.tensor(t.dtype === 'bool' ? Array.from(values, v => v !== 0) : values, t.shape,
-                   t.dtype);
-}
-
-async function toWire(name, y) {
-  const data = await y.data();
-  if (y.dtype === 'string') return {name, dtype: y.dtype, shape: y.shape, data: Array.from(data)};
-  const typed = y.dtype === 'bool' ? Uint8Array.from(data) : data;
-  return {name, dtype: y.dtype, shape: y.shape,
-          b64: Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength).toString('base64')};
-}
-const ORIGIN = 'http://modelport.invalid';
-
-function localFetch(url) {
-  const file = decodeURIComponent(new URL(url).pathname);
-  if (!fs.existsSync(file)) {
-    return Promise.resolve(new Response('not found', {status: 404}));
-  }
-  return Promise.resolve(new Response(fs.readFileSync(file), {status: 200}));
-}
-
-async function main() {
+run(async () => {
   const [modelJson, inputsPath, outputsPath] = process.argv.slice(2);
-  await tf.setBackend('cpu');
-  const url = ORIGIN + encodeURI(path.resolve(modelJson));
-  const model = await tf.loadLayersModel(tf.io.http(url, {fetchFunc: localFetch}),
-                                         {strict: true});
+  const model = await tf.loadLayersModel(handler(modelJson), {strict: true});
   const spec = JSON.parse(fs.readFileSync(inputsPath, 'utf8'));
   const xs = spec.inputs.map(fromWire);
   let ys = model.predict(xs.length === 1 ? xs[0] : xs);
@@ -72,9 +34,4 @@ async function main() {
     weightValues: Object.fromEntries(model.weights.map(
         w => [w.originalName, Array.from(w.read().dataSync())])),
   }));
-}
-
-main().catch(err => {
-  process.stderr.write(`${err && err.message ? err.message : err}\n`);
-  process.exit(1);
 });
