@@ -51,8 +51,8 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
     dst = Path(dst)
     if external is None:
         external = initializer_bytes(model) >= PROTOBUF_LIMIT - (64 << 20)
-    skeleton, values = _skeleton(model)
-    _check(skeleton, values, dst)
+    bare, values = skeleton(model)
+    _check(bare, values, dst)
     with atomic_output(dst, directory=False, force=force) as tmp:
         if external:
             data_name = f"{dst.name}.data"
@@ -76,13 +76,16 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
                 shutil.rmtree(stage, ignore_errors=True)
         else:
             with open(tmp, "wb") as fh:
-                _stream(skeleton, values, fh)
+                _stream(bare, values, fh)
     return dst
 
 
-def _skeleton(model: ir.Model) -> tuple[onnx.ModelProto, list[ir.Value]]:
-    """The model as a proto without its initializers, and the initializers."""
-    values = [v for v in model.graph.initializers.values() if v.const_value is not None]
+def skeleton(model: ir.Model, min_bytes: int = 0) -> tuple[onnx.ModelProto, list[ir.Value]]:
+    """The model as a proto without its initializers of at least ``min_bytes``, and those
+    initializers: everything that needs a proto (checker, shape inference, version conversion)
+    runs on it without copying the weights."""
+    values = [v for v in model.graph.initializers.values()
+              if v.const_value is not None and v.const_value.nbytes >= min_bytes]
     for v in values:
         model.graph.initializers.pop(v.name)
     try:
@@ -93,12 +96,21 @@ def _skeleton(model: ir.Model) -> tuple[onnx.ModelProto, list[ir.Value]]:
     return proto, values
 
 
+def declare_as_inputs(proto: onnx.ModelProto, values: list[ir.Value]) -> onnx.ModelProto:
+    """``proto`` with each of ``values`` declared as a typed graph input (unless it is one
+    already, as IR < 4 lists initializers), so checker and inference know their shapes."""
+    declared = {v.name for v in proto.graph.input}
+    for v in values:
+        if v.name not in declared:
+            proto.graph.input.append(onnx.helper.make_tensor_value_info(
+                v.name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+    return proto
+
+
 def _check(skeleton: onnx.ModelProto, values: list[ir.Value], dst: Path) -> None:
     probe = onnx.ModelProto()
     probe.CopyFrom(skeleton)
-    for v in values:
-        probe.graph.input.append(onnx.helper.make_tensor_value_info(
-            v.name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+    declare_as_inputs(probe, values)
     try:
         onnx.checker.check_model(probe, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

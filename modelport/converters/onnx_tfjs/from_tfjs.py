@@ -398,7 +398,10 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
         return
     import onnx
 
-    inferred = onnx.shape_inference.infer_shapes(ir.to_proto(model), data_prop=True)
+    from ...formats import onnx as onnx_format
+
+    bare = onnx_format.declare_as_inputs(*onnx_format.skeleton(model, 1024))  # no weight copies
+    inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
     found = {o.name: o for o in inferred.graph.output}
     for value in missing:
         proto = found.get(value.name)

@@ -26,6 +26,7 @@ import onnx_ir as ir
 from onnx import version_converter
 
 from ...errors import UnsupportedError
+from ...formats import onnx as onnx_format
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def opset_of(model: ir.Model) -> int:
     raise UnsupportedError("the model imports no ai.onnx opset")
 
 
-SKELETON_THRESHOLD = 1024  # bytes: initializers this big skip the proto round trip in normalize
+SKELETON_THRESHOLD = 1024  # bytes: initializers this big skip the proto round trips
 
 
 def normalize(model: ir.Model) -> ir.Model:
@@ -62,22 +63,9 @@ def normalize(model: ir.Model) -> ir.Model:
     if opset > newest:
         raise UnsupportedError(f"opset {opset} is newer than onnx {onnx.__version__} knows "
                                f"({newest})")
-    graph = model.graph
-    big = {name: v for name, v in graph.initializers.items()
-           if v.const_value is not None and v.const_value.nbytes >= SKELETON_THRESHOLD}
-    for name in big:
-        graph.initializers.pop(name)
-    try:
-        proto = ir.to_proto(model)
-    finally:
-        for v in big.values():
-            graph.register_initializer(v)
-    declared = {v.name for v in proto.graph.input}
-    for name, v in big.items():
-        if name not in declared:  # IR < 4 lists initializers as inputs already
-            proto.graph.input.append(onnx.helper.make_tensor_value_info(
-                name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
-    out = _normalize_proto(proto, opset)
+    proto, values = onnx_format.skeleton(model, SKELETON_THRESHOLD)
+    big = {v.name: v for v in values}
+    out = _normalize_proto(onnx_format.declare_as_inputs(proto, values), opset)
     inputs = {v.name: v for v in out.graph.inputs}
     # renamed or dropped: no input of that name, or one nothing uses any more
     missing = [name for name, v in big.items()
@@ -337,18 +325,7 @@ def reinfer(model: ir.Model) -> None:
                 v.type = ir.TensorType(v.const_value.dtype)
             if not v.is_initializer() and v.producer() is None and v.name:
                 graph.register_initializer(v)
-    big = {name: v for name, v in graph.initializers.items()
-           if v.const_value is not None and v.const_value.size > 4096}
-    for name in big:
-        graph.initializers.pop(name)
-    try:
-        proto = ir.to_proto(model)
-    finally:
-        for v in big.values():
-            graph.register_initializer(v)
-    for name, v in big.items():
-        proto.graph.input.append(onnx.helper.make_tensor_value_info(
-            name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+    proto = onnx_format.declare_as_inputs(*onnx_format.skeleton(model, SKELETON_THRESHOLD))
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
                                                      data_prop=True)
