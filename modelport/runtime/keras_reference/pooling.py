@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..windows import windows
 from ._base import Call, Masked, as_float, from_spatial_last, ints, register, to_spatial_last
-from .conv import conv_pads, windows
+from .conv import conv_pads
 
 
 def _pool(call: Call, n: int, mode: str) -> list[np.ndarray]:

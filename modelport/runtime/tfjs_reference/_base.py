@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ...errors import FormatError, UnsupportedError
 from ...formats import tfjs_graph as tg
@@ -149,7 +148,7 @@ def spatial(values: list[int], channels_first: bool, what: str, op: Op) -> list[
     return inner
 
 
-# --- windows (im2col) ---------------------------------------------------------------------------
+# --- padding of receptive fields (the fields themselves: runtime.windows) -----------------------
 
 def padding_amounts(op: Op, sizes: tuple, k_eff: tuple, strides: tuple,
                     channels_first: bool) -> list[tuple[int, int]]:
@@ -173,19 +172,3 @@ def padding_amounts(op: Op, sizes: tuple, k_eff: tuple, strides: tuple,
         pairs = pairs[2:] if channels_first else pairs[1:-1]
         return pairs
     raise op.unsupported(f"padding {padding!r}")
-
-
-def windows(x: np.ndarray, ksize: tuple, strides: tuple, dilations: tuple,
-            pads: list[tuple[int, int]], pad_value: float = 0.0) -> np.ndarray:
-    """(N, *out, C, *k) strided view of every receptive field of channels-last ``x``."""
-    n = x.ndim - 2
-    if any(p != (0, 0) for p in pads):
-        x = np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=pad_value)
-    k_eff = tuple((k - 1) * d + 1 for k, d in zip(ksize, dilations))
-    if any(e > s for e, s in zip(k_eff, x.shape[1:-1])):
-        raise ValueError(f"window {list(k_eff)} is larger than the padded input "
-                         f"{list(x.shape[1:-1])}")
-    view = sliding_window_view(x, k_eff, axis=tuple(range(1, n + 1)))
-    index = ((slice(None),) + tuple(slice(None, None, s) for s in strides) + (slice(None),)
-             + tuple(slice(None, None, d) for d in dilations))
-    return view[index]

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import (Op, from_last, padding_amounts, register, spatial, to_last, windows)
+from ..windows import windows
+from ._base import Op, from_last, padding_amounts, register, spatial, to_last
 from .activations import FUSED_ACTIVATIONS, prelu
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Op, from_last, padding_amounts, register, spatial, to_last, windows
+from ..windows import windows
+from ._base import Op, from_last, padding_amounts, register, spatial, to_last
 
 
 def _pool(op: Op, n: int, mode: str) -> np.ndarray:
