@@ -72,6 +72,21 @@ for _row in table.RENAMES:
 del RULES["BitwiseAnd"]
 
 
+def beyond_row(op: str):
+    """Register ``fn`` for the ``op`` nodes its rename row does not cover (other attribute
+    values): the row maps the rest, so ``fn`` holds only the surgery."""
+    row = table.BY_ONNX[op]
+
+    def deco(fn):
+        def mapped(ctx: Ctx, node: ir.Node) -> list[str]:
+            if row_applies(ctx, node, row) is None:
+                return rename(ctx, node, row)
+            return fn(ctx, node)
+        RULES[op] = Rule(op, mapped)
+        return fn
+    return deco
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 def binary(ctx: Ctx, op: str, a: str, b: str) -> str:
@@ -112,22 +127,16 @@ def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
     return [ctx.op("Prelu", [ctx.x(x), s])]
 
 
-@rule("Elu", check=lambda ctx, n: None)
+@beyond_row("Elu")
 def elu(ctx: Ctx, node: ir.Node) -> list[str]:
-    row = table.BY_ONNX["Elu"]
-    if row_applies(ctx, node, row) is None:
-        return rename(ctx, node, row)
     x = ctx.x(node.inputs[0])
     alpha = attr(node, "alpha", 1.0)
     neg = binary(ctx, "Mul", unary(ctx, "Elu", x), fconst(ctx, alpha))
     return [ctx.op("SelectV2", [binary(ctx, "Greater", x, fconst(ctx, 0)), x, neg])]
 
 
-@rule("Selu", check=lambda ctx, n: None)
+@beyond_row("Selu")
 def selu(ctx: Ctx, node: ir.Node) -> list[str]:
-    row = table.BY_ONNX["Selu"]
-    if row_applies(ctx, node, row) is None:
-        return rename(ctx, node, row)
     x = ctx.x(node.inputs[0])
     alpha, gamma = attr(node, "alpha", table.SELU_ALPHA), attr(node, "gamma", table.SELU_GAMMA)
     neg = binary(ctx, "Mul", binary(ctx, "Sub", unary(ctx, "Exp", x), fconst(ctx, 1)),
@@ -136,11 +145,8 @@ def selu(ctx: Ctx, node: ir.Node) -> list[str]:
     return [binary(ctx, "Mul", y, fconst(ctx, gamma))]
 
 
-@rule("IsInf", check=lambda ctx, n: None)
+@beyond_row("IsInf")
 def isinf(ctx: Ctx, node: ir.Node) -> list[str]:
-    row = table.BY_ONNX["IsInf"]
-    if row_applies(ctx, node, row) is None:
-        return rename(ctx, node, row)
     x = ctx.x(node.inputs[0])
     pos, neg = attr(node, "detect_positive", 1), attr(node, "detect_negative", 1)
     if not pos and not neg:
