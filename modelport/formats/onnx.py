@@ -107,10 +107,19 @@ def declare_as_inputs(proto: onnx.ModelProto, values: list[ir.Value]) -> onnx.Mo
     return proto
 
 
+CHECK_DATA_BYTES = 1024
+
+
 def _check(skeleton: onnx.ModelProto, values: list[ir.Value], dst: Path) -> None:
     probe = onnx.ModelProto()
     probe.CopyFrom(skeleton)
-    declare_as_inputs(probe, values)
+    # Small ones (shapes, sizes, axes) go back in as data: inference reads them, and onnx
+    # 1.23.1 refuses a Resize whose ``sizes`` is a graph input.
+    small = [v for v in values if v.const_value.nbytes <= CHECK_DATA_BYTES]
+    probe.graph.initializer.extend(ir.serde.serialize_tensor(v.const_value) for v in small)
+    for proto, v in zip(probe.graph.initializer[-len(small):] if small else [], small):
+        proto.name = v.name
+    declare_as_inputs(probe, [v for v in values if v.const_value.nbytes > CHECK_DATA_BYTES])
     try:
         onnx.checker.check_model(probe, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
