@@ -113,6 +113,7 @@ class ConversionReport:
     parity: dict | None = None  # ONNX targets: the numerical check, see runtime/parity.py
     onnx: dict | None = None  # opset, IR version, Transposes left
     tfjs_graph: dict | None = None  # nodes, Transposes left
+    keras: dict | None = None  # raised from ONNX: inputs layout, I/O permutations, Permutes
     quantization: dict = field(default_factory=dict)
     rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
     seconds: float = 0.0
@@ -149,9 +150,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                             quantize=quantize, shard_size=shard_size, progress=progress,
                             started=started)
     if not isinstance(model, LayersModel):
-        raise UnsupportedError(f"converting {src_format} models to Keras layers is not "
-                               "supported yet", file=src, hint="ONNX and TF.js graph-models "
-                               "convert to each other")
+        return _convert_raise(model, src, Path(dst), target, force=force,
+                              channels_first_inputs=channels_first_inputs, validate=validate,
+                              device=device, tolerances=tolerances, inputs=inputs,
+                              quantize=quantize, shard_size=shard_size, progress=progress,
+                              started=started)
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
@@ -279,6 +282,80 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     written = dst / "model.json" if target == sniff.TFJS_GRAPH and dst.suffix != ".json" else dst
+    report.destination = str(written)
+    report.files = _files(written, target)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
+                   channels_first_inputs: bool, validate: bool, device: str, tolerances,
+                   inputs, quantize, shard_size: int, progress: Progress,
+                   started: float) -> ConversionReport:
+    """ONNX (or a TF.js graph, through ONNX) raised to Keras layers, written as ``target``
+    (.h5, .keras or a TF.js layers-model), read back, and run against the source."""
+    from .converters.onnx_to_keras import raise_model
+
+    source_model = model
+    try:
+        if isinstance(model, TfjsGraph):
+            from .converters.onnx_tfjs import from_tfjs
+
+            progress(f"mapping {len(model.nodes)} TF ops to ONNX")
+            model = from_tfjs.convert(model)
+        progress(f"raising {model.graph.num_nodes()} ONNX nodes to Keras layers")
+        raised = raise_model(model, channels_first_inputs=channels_first_inputs,
+                             for_tfjs=target == sniff.TFJS_LAYERS, name=Path(src).stem,
+                             source=str(src))
+    except ModelportError as e:
+        raise e.with_file(src)
+    result = raised.model
+    progress(f"writing {_label(target)} to {dst} ({human_bytes(result.weight_bytes())} of "
+             "weights)")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
+    try:
+        to_name = next(k for k, v in sniff.TARGETS.items() if v == target)
+        written = save(result, staging / dst.name, to=to_name, quantize=quantize,
+                       shard_size=shard_size)
+        back = _read_back(written, target)
+        expected = result
+        rewrites: list[str] = []
+        if target == sniff.TFJS_LAYERS:
+            expected, rewrites = tfjs_support.prepare_with_notes(result)
+        check = compare(expected, back)
+        if not check["structure_equal"] or check["weights_differing"] and \
+                not check["quantized"]:
+            raise ModelportError("internal check failed: the written model does not read "
+                                 f"back identical ({check['first_difference']})", file=dst)
+        report = ConversionReport(
+            source=str(src), destination=str(dst), source_format=_source_format(source_model),
+            target_format=target, dialect="keras3",
+            layers=len(result.layers), parameters=result.parameter_count(),
+            weight_bytes=result.weight_bytes(), files=[], check=check,
+            quantization=_quantization_summary(back), rewrites=rewrites)
+        report.keras = {"inputs_layout": "channels_first" if channels_first_inputs
+                        else "channels_last", "input_perms": raised.input_perms,
+                        "output_perms": raised.output_perms, "permutes": raised.permutes}
+        if validate:
+            from .validation import validate_models
+
+            progress("checking parity on the same inputs")
+            parity = validate_models(source_model, written, tolerances=tolerances,
+                                     device=device, inputs=inputs, source_label=str(src),
+                                     source_path=src, perms=(raised.input_perms,
+                                                             raised.output_perms),
+                                     raised=raised)
+            parity.target = str(dst)
+            report.parity = parity.to_json()
+        check_destination(dst, force)
+        for item in staging.iterdir():
+            check_destination(dst.parent / item.name, force)
+        _place(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = dst / "model.json" if target == sniff.TFJS_LAYERS and dst.suffix != ".json" \
+        else dst
     report.destination = str(written)
     report.files = _files(written, target)
     report.seconds = round(time.perf_counter() - started, 3)

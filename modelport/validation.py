@@ -25,7 +25,11 @@ def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
 def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: str = "auto",
                     inputs: str | os.PathLike | None = None, batch: int = 2, seed: int = 0,
                     per_layer: bool = False, opset: int | None = None,
-                    source_label: str | None = None, source_path=None, engine: str = "auto"):
+                    source_label: str | None = None, source_path=None, engine: str = "auto",
+                    perms: tuple[list, list] | None = None, raised=None):
+    """``perms``: (input, output) permutations p with target_array = source_array.transpose(p)
+    (None entries: same layout), as a raising conversion reports them; without them a
+    channels-first/last difference is recognised from the input shapes."""
     from .runtime import engines, parity
 
     tolerances = tolerances or parity.Tolerances()
@@ -43,14 +47,26 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
         described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
                      "seed": seed, "batch": batch}
     described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs_a, arrays)}
-    arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
+    if perms is not None:
+        arrays_b = [np.ascontiguousarray(x.transpose(p)) if p else x
+                    for x, p in zip(arrays, perms[0])]
+    else:
+        arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
     expected = a.run(arrays)
     actual = b.run(arrays_b)
+    if perms is not None:
+        expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
+                    for y, p in zip(expected, perms[1])]
     outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
     report = parity.ParityReport(
         source=source_label or _describe(source), target=str(dst), source_engine=a.label,
         target_engine=b.label, inputs=described, outputs=outputs,
         passed=all(o.passed for o in outputs))
+    if not report.passed and raised is not None:
+        from .runtime.divergence import first_raised_divergence
+
+        report.first_divergence = first_raised_divergence(source_path, raised, target, arrays,
+                                                          arrays_b, tolerances)
     if not report.passed and per_layer and isinstance(source, LayersModel) and \
             not isinstance(target, (LayersModel, TfjsGraph)):
         from .converters.keras_to_onnx import DEFAULT_OPSET

@@ -66,3 +66,61 @@ def _key_of(tensor_names: dict, name: str):
         if value == name:
             return key
     return None
+
+
+def first_raised_divergence(source_path, raised, written: LayersModel, arrays: list[np.ndarray],
+                            keras_arrays: list[np.ndarray], tolerances: Tolerances
+                            ) -> dict | None:
+    """For an ONNX -> Keras raising: the first Keras layer (in call order) whose output leaves
+    tolerance against the ONNX node it was raised from.
+
+    The source model runs in onnxruntime with those nodes' outputs exposed (found by node name,
+    which raising keeps, and compared in whichever of ONNX's or the channels-last layout has
+    the Keras tensor's shape); layers made by the layout pass itself have no node to compare.
+    """
+    import onnx
+
+    from .engines import KerasReference, OnnxRuntime
+
+    from ..converters.onnx_to_keras import name_nodes
+
+    proto = onnx.load(str(source_path))
+    name_nodes(proto.graph)
+    by_node = {n.name: n for n in proto.graph.node if n.name}
+    wanted: dict[str, str] = {}
+    present = {o.name for o in proto.graph.output}
+    for layer, (_value, node_name) in raised.origin.items():
+        node = by_node.get(node_name)
+        if node is None or not node.output or not node.output[0]:
+            continue
+        wanted[layer] = node.output[0]
+        if node.output[0] not in present:
+            proto.graph.output.append(onnx.ValueInfoProto(name=node.output[0]))
+            present.add(node.output[0])
+    if not wanted:
+        return None
+    try:
+        engine = OnnxRuntime(proto.SerializeToString(), device="cpu")
+        got = dict(zip(engine.output_names(), engine.run(arrays)))
+    except Exception:  # noqa: BLE001 - the localisation is a hint; the parity result stands
+        return None
+    reference = KerasReference(written).run(keras_arrays, capture=True)
+    graph = keras_graph.as_functional(written)
+    for layer, k in keras_graph.call_order(graph):
+        name = wanted.get(layer.name)
+        key = (layer.name, k, 0)
+        if name is None or name not in got or key not in reference.tensors:
+            continue
+        ours = np.asarray(reference.tensors[key])
+        theirs = np.asarray(got[name])
+        if theirs.shape != ours.shape and theirs.ndim >= 3:
+            moved = np.moveaxis(theirs, 1, -1)
+            theirs = moved if moved.shape == ours.shape else theirs
+        if theirs.shape != ours.shape:
+            continue
+        result = compare_output(name, theirs, ours, tolerances.default, tolerances.nan_policy)
+        if not result.passed:
+            return {"layer": layer.name, "class": layer.class_name, "onnx_node":
+                    raised.origin[layer.name][1], "max_abs": result.max_abs,
+                    "mismatched": result.mismatched, "total": result.total}
+    return None

@@ -1,0 +1,134 @@
+"""Activations: one Keras layer each, or a short exact composition where Keras has none.
+
+Keras 3 and tfjs-layers disagree on ``hard_sigmoid`` (relu6(x + 3) / 6 against 0.2x + 0.5), so
+HardSigmoid and HardSwish are built from Rescaling and ReLU(max_value), which both read alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .core import Ctx, attr, rule
+
+_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
+                "Softsign": "softsign", "Relu": "relu"}
+
+
+@rule(*_ACTIVATIONS)
+def activation(ctx: Ctx, node: ir.Node) -> None:
+    ctx.output(ctx.layer("Activation", {"activation": _ACTIVATIONS[node.op_type]},
+                         ctx.ref(node.inputs[0])))
+
+
+@rule("Selu")
+def selu(ctx: Ctx, node: ir.Node) -> None:
+    alpha = float(attr(node, "alpha", 1.67326319217681884765625))
+    gamma = float(attr(node, "gamma", 1.05070102214813232421875))
+    if not (np.isclose(alpha, 1.6732632423543772, rtol=1e-6) and
+            np.isclose(gamma, 1.0507009873554805, rtol=1e-6)):
+        raise ctx.refuse(f"Keras's selu has fixed constants; this one has alpha={alpha}, "
+                         f"gamma={gamma}")
+    ctx.output(ctx.layer("Activation", {"activation": "selu"}, ctx.ref(node.inputs[0])))
+
+
+@rule("LeakyRelu")
+def leaky_relu(ctx: Ctx, node: ir.Node) -> None:
+    ctx.output(ctx.layer("LeakyReLU", {"negative_slope": float(attr(node, "alpha", 0.01))},
+                         ctx.ref(node.inputs[0])))
+
+
+@rule("Elu")
+def elu(ctx: Ctx, node: ir.Node) -> None:
+    ctx.output(ctx.layer("ELU", {"alpha": float(attr(node, "alpha", 1.0))},
+                         ctx.ref(node.inputs[0])))
+
+
+@rule("ThresholdedRelu")
+def thresholded_relu(ctx: Ctx, node: ir.Node) -> None:
+    ctx.output(ctx.layer("ThresholdedReLU", {"theta": float(attr(node, "alpha", 1.0))},
+                         ctx.ref(node.inputs[0])))
+
+
+@rule("PRelu")
+def prelu(ctx: Ctx, node: ir.Node) -> None:
+    x, slope_v = node.inputs
+    slope = ctx.const(slope_v)
+    if slope is None:
+        raise ctx.refuse("its slope is computed at run time")
+    shape = ctx.shape(x)
+    if any(d is None for d in shape[1:]):
+        raise ctx.refuse(f"PReLU needs a static shape, not {shape}")
+    rank = len(shape)
+    slope = slope.astype(np.float32)
+    if slope.ndim > rank - 1 and slope.shape[0] != 1 and slope.ndim == rank:
+        raise ctx.refuse("a slope that varies along the batch axis")
+    slope = slope.reshape((1,) * (rank - slope.ndim) + slope.shape)[0]  # drop batch
+    shared = [i + 1 for i, d in enumerate(slope.shape) if d == 1 and shape[i + 1] != 1]
+    full = [1 if (i + 1) in shared else shape[i + 1] for i in range(rank - 1)]
+    alpha = np.broadcast_to(slope, full).copy()
+    ctx.output(ctx.layer("PReLU", {"shared_axes": shared or None}, ctx.ref(x),
+                         weights=[("alpha", alpha)]))
+
+
+@rule("Softmax")
+def softmax(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    axis = int(attr(node, "axis", -1)) % rank
+    if axis == 0:
+        raise ctx.refuse("softmax over the batch axis")
+    ctx.output(ctx.layer("Softmax", {"axis": axis - rank}, ctx.ref(x)))
+
+
+def affine(ctx: Ctx, x, scale: float, offset: float, suffix: str = ""):
+    return ctx.layer("Rescaling", {"scale": float(scale), "offset": float(offset)}, x,
+                     suffix=suffix)
+
+
+def relu(ctx: Ctx, x, max_value: float | None = None, suffix: str = ""):
+    return ctx.layer("ReLU", {"max_value": max_value, "negative_slope": 0.0,
+                              "threshold": 0.0}, x, suffix=suffix)
+
+
+@rule("HardSigmoid")
+def hard_sigmoid(ctx: Ctx, node: ir.Node) -> None:
+    alpha, beta = float(attr(node, "alpha", 0.2)), float(attr(node, "beta", 0.5))
+    y = affine(ctx, ctx.ref(node.inputs[0]), alpha, beta, "affine")
+    ctx.output(relu(ctx, y, 1.0))
+
+
+@rule("HardSwish")
+def hard_swish(ctx: Ctx, node: ir.Node) -> None:
+    x = ctx.ref(node.inputs[0])
+    gate = relu(ctx, affine(ctx, x, 1 / 6, 0.5, "affine"), 1.0, "gate")
+    ctx.output(ctx.layer("Multiply", {}, [x, gate]))
+
+
+@rule("Clip")
+def clip(ctx: Ctx, node: ir.Node) -> None:
+    x = ctx.ref(node.inputs[0])
+    bounds = []
+    for i in (1, 2):
+        v = node.inputs[i] if len(node.inputs) > i else None
+        if v is None:
+            bounds.append(None)
+            continue
+        c = ctx.const(v)
+        if c is None:
+            raise ctx.refuse("its bounds are computed at run time")
+        bounds.append(float(np.asarray(c).reshape(-1)[0]))
+    lo, hi = bounds
+    if lo == 0.0:
+        ctx.output(relu(ctx, x, hi))
+    elif lo is not None and np.isfinite(lo):
+        # lo + relu(x - lo) capped at hi - lo: exact up to the rounding of the shift
+        shifted = affine(ctx, x, 1.0, -lo, "shift")
+        capped = relu(ctx, shifted, None if hi is None else hi - lo, "relu")
+        ctx.output(affine(ctx, capped, 1.0, lo, "unshift"))
+    elif hi is not None:
+        # min(x, hi) = hi - relu(hi - x)
+        flipped = relu(ctx, affine(ctx, x, -1.0, hi, "flip"), None, "relu")
+        ctx.output(affine(ctx, flipped, -1.0, hi, "unflip"))
+    else:
+        ctx.output(x)

@@ -1,0 +1,239 @@
+"""The machinery of ONNX -> Keras raising: rules, and the context that builds Keras layers.
+
+A rule maps one ONNX node (standard domain, or its channels-last twin in ``ai.modelport.nhwc``
+for ``layout=True`` rules) to Keras layers through a ``Ctx``, and may have a ``check`` that
+says up front why the node cannot be raised (the converter lists every such node in one error
+before it writes anything).
+
+Every value the rules see is in the layout the Keras model holds it in: the prepare step has put
+layout-sensitive ops in channels-last form and left explicit Transposes wherever the layout
+changes. Keras tensors always have the batch on axis 0, so a rule that would touch axis 0
+(reshape across it, concatenate along it, ...) refuses. A value that depends on no graph input
+is a constant (folded by the prepare step); rules fold constants into layer weights or
+settings, since Keras layers take no constant inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from ...errors import UnsupportedError
+from ...models import Layer, Node, TensorRef, Weight
+from ..onnx_tfjs.to_tfjs_prepare import is_const
+
+
+@dataclass
+class Rule:
+    op: str
+    fn: Callable[["Ctx", ir.Node], None]
+    check: Callable[["Ctx", ir.Node], str | None] | None = None
+    layout: bool = False  # raised from its channels-last twin
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(*ops: str, check: Callable | None = None, layout: bool = False):
+    def deco(fn):
+        for op in ops:
+            if op in RULES:
+                raise ValueError(f"ONNX -> Keras: {op} registered twice")
+            RULES[op] = Rule(op, fn, check, layout)
+        return fn
+    return deco
+
+
+# Pre-passes, run once before emission: ``fn(ctx, graph)`` may claim nodes that a rule raises
+# together with a neighbour (``ctx.absorbed``), e.g. the time-major Transposes around an LSTM.
+PATTERNS: list[Callable[["Ctx", ir.Graph], None]] = []
+
+
+def pattern(fn):
+    PATTERNS.append(fn)
+    return fn
+
+
+def attr(node: ir.Node, name: str, default=None):
+    a = node.attributes.get(name)
+    if a is None:
+        return default
+    value = a.value
+    if isinstance(value, (list, tuple)) or type(value).__name__.endswith("Sequence"):
+        return list(value)
+    return value
+
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def sanitize(name: str | None) -> str:
+    name = _NAME_OK.sub("_", name or "").strip("_.")
+    if not name or not name[0].isalpha():
+        name = "n_" + name
+    return name[:120]
+
+
+class Ctx:
+    """Builds the Keras layer graph; knows ONNX values' constants, shapes and Keras tensors."""
+
+    def __init__(self, graph: ir.Graph, *, for_tfjs: bool = False) -> None:
+        self.graph = graph
+        self.for_tfjs = for_tfjs
+        self.layers: list[Layer] = []
+        self.tensors: dict[int, TensorRef] = {}
+        # Keras layer name -> (ONNX value name, node name): where first-divergence looks.
+        self.origin: dict[str, tuple[str, str]] = {}
+        self._names: set[str] = set()
+        self.node: ir.Node | None = None
+        self.absorbed: set[int] = set()  # nodes a rule has raised together with its own
+        self.input_shapes: dict[int, list] = {}  # graph input -> its Keras shape (with batch)
+        self._ones: TensorRef | None = None
+
+    # --- values ---------------------------------------------------------------------------
+
+    def const(self, v: ir.Value | None) -> np.ndarray | None:
+        return v.const_value.numpy() if is_const(v) else None
+
+    def is_tensor(self, v: ir.Value | None) -> bool:
+        return v is not None and id(v) in self.tensors
+
+    def ref(self, v: ir.Value) -> TensorRef:
+        try:
+            return self.tensors[id(v)]
+        except KeyError:
+            raise self.refuse(f"input {v.name!r} is not computed from the model's inputs by "
+                              "Keras layers (a constant where a layer input is needed)") from None
+
+    def shape(self, v: ir.Value) -> list[int | None]:
+        if v.shape is None:
+            raise self.refuse(f"the shape of {v.name!r} is unknown (ONNX shape inference found "
+                              "none)")
+        return [d if isinstance(d, int) else None for d in v.shape]
+
+    def rank(self, v: ir.Value) -> int:
+        return len(self.shape(v))
+
+    def bind(self, v: ir.Value, ref: TensorRef) -> None:
+        self.tensors[id(v)] = ref
+
+    # --- layers ---------------------------------------------------------------------------
+
+    def unique(self, base: str) -> str:
+        name = sanitize(base)
+        if name in self._names:
+            k = 1
+            while f"{name}_{k}" in self._names:
+                k += 1
+            name = f"{name}_{k}"
+        self._names.add(name)
+        return name
+
+    def layer(self, class_name: str, config: dict, inputs: list[TensorRef] | TensorRef, *,
+              weights: list[tuple[str, np.ndarray]] = (), suffix: str = "",
+              out: ir.Value | None = None) -> TensorRef:
+        """Add a layer called once on ``inputs`` (a list means a merge layer's list argument);
+        bind ``out`` (default: the node's first output) when given."""
+        node = self.node
+        base = (node.name or node.op_type) if node is not None else class_name
+        name = self.unique(base + (f"_{suffix}" if suffix else ""))
+        cfg = {"name": name, "trainable": True, "dtype": "float32", **config}
+        args = [inputs] if isinstance(inputs, list) else [inputs]
+        weights_ = [Weight(path, np.ascontiguousarray(np.asarray(a, np.float32)))
+                    for path, a in weights]
+        self.layers.append(Layer(class_name, name, cfg, [Node(args)], weights_))
+        ref = TensorRef(name, 0, 0)
+        if node is not None:
+            target = out if out is not None else node.outputs[0]
+            self.origin[name] = (target.name or "", node.name or node.op_type)
+        if out is not None:
+            self.bind(out, ref)
+        return ref
+
+    def output(self, ref: TensorRef, i: int = 0) -> None:
+        """Bind the current node's output ``i`` to ``ref``."""
+        self.bind(self.node.outputs[i], ref)
+        if ref.layer not in self.origin or self.origin[ref.layer][0] == "":
+            self.origin[ref.layer] = (self.node.outputs[i].name or "", self.node.name or "")
+
+    def constant(self, value: np.ndarray) -> TensorRef:
+        """A Keras tensor holding ``value`` (shape without the batch) for every sample.
+
+        Keras layers take no constant inputs, so the constant is computed from the model's
+        first float input: global pooling, then Dense layers with zero kernels whose biases are
+        1 and then ``value`` (0 * x + b is b exactly for finite x; a NaN or Inf input makes the
+        constant NaN too).
+        """
+        value = np.asarray(value, np.float32)
+        if self._ones is None:
+            self._ones = self._make_ones()
+        ref = self.layer("Dense", {"units": int(value.size), "activation": "linear",
+                                   "use_bias": True}, self._ones, suffix="const",
+                         weights=[("kernel", np.zeros((1, value.size), np.float32)),
+                                  ("bias", value.reshape(-1))])
+        if value.ndim != 1:
+            ref = self.layer("Reshape", {"target_shape": list(value.shape)}, ref,
+                             suffix="const_shape")
+        return ref
+
+    def _make_ones(self) -> TensorRef:
+        for x in self.graph.inputs:
+            if x.dtype != ir.DataType.FLOAT or id(x) not in self.tensors:
+                continue
+            ref = self.tensors[id(x)]
+            shape = self.input_shapes.get(id(x))
+            if shape is None:
+                continue
+            rank = len(shape)
+            if rank > 2:
+                if rank > 5:
+                    continue
+                ref = self.layer(f"GlobalAveragePooling{rank - 2}D",
+                                 {"data_format": "channels_last", "keepdims": False}, ref,
+                                 suffix="ones_pool")
+            features = shape[-1]
+            if features is None:
+                continue
+            return self.layer("Dense", {"units": 1, "activation": "linear", "use_bias": True},
+                              ref, suffix="ones",
+                              weights=[("kernel", np.zeros((features, 1), np.float32)),
+                                       ("bias", np.ones(1, np.float32))])
+        raise self.refuse("a constant operand needs a float model input of known feature size "
+                          "to be computed from")
+
+    def refuse(self, why: str) -> UnsupportedError:
+        node = self.node
+        where = f"{node.op_type} node {node.name!r}" if node is not None else "the graph"
+        return UnsupportedError(f"{where}: {why}", layer=node.name if node is not None else None)
+
+
+# --- small shared helpers -----------------------------------------------------------------------
+
+def spatial_pads(pads: list[int] | None, n: int) -> list[tuple[int, int]]:
+    pads = list(pads or [0] * (2 * n))
+    return [(int(pads[i]), int(pads[i + n])) for i in range(n)]
+
+
+def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
+    """TF/Keras 'same' padding for one axis of static ``size``."""
+    eff = (k - 1) * d + 1
+    out = -(-size // s)
+    total = max((out - 1) * s + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def padding_layer(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], *,
+                  suffix: str = "pad") -> TensorRef:
+    n = len(pads)
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"{n}-D padding has no Keras layer")
+    if n == 1:
+        padding = list(pads[0])
+    else:
+        padding = [list(p) for p in pads]
+    return ctx.layer(f"ZeroPadding{n}D", {"padding": padding, "data_format": "channels_last"}
+                     if n > 1 else {"padding": padding}, x, suffix=suffix)

@@ -1,0 +1,104 @@
+"""Matrix products with constant weights (Dense) and LayerNormalization."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .core import Ctx, attr, rule
+
+
+def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Node] | None:
+    """A following ``Add`` of a constant vector over the units, absorbed as the bias."""
+    uses = out.uses()
+    if len(uses) != 1 or out.is_graph_output():
+        return None
+    add = uses[0].node
+    if add.op_type != "Add" or len(add.inputs) != 2:
+        return None
+    other = add.inputs[1 - uses[0].idx]
+    c = ctx.const(other)
+    if c is None or c.size not in (1, units) or (c.ndim and c.shape[-1] not in (1, units)) or \
+            c.size != max(1, int(np.prod(c.shape[-1:]))):
+        return None
+    return np.broadcast_to(c.reshape(-1).astype(np.float32), (units,)).copy(), add
+
+
+def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None, out: ir.Value):
+    units = int(kernel.shape[1])
+    weights = [("kernel", kernel.astype(np.float32))]
+    if bias is not None:
+        weights.append(("bias", bias.astype(np.float32)))
+    return ctx.layer("Dense", {"units": units, "activation": "linear",
+                               "use_bias": bias is not None}, ctx.ref(x), weights=weights,
+                     out=out)
+
+
+@rule("Gemm")
+def gemm(ctx: Ctx, node: ir.Node) -> None:
+    a, b = node.inputs[0], node.inputs[1]
+    c_v = node.inputs[2] if len(node.inputs) > 2 else None
+    if int(attr(node, "transA", 0)):
+        raise ctx.refuse("transA=1 transposes the batch axis away")
+    w = ctx.const(b)
+    if w is None:
+        raise ctx.refuse("its B operand is computed at run time; Dense holds constant weights")
+    w = (w.T if int(attr(node, "transB", 0)) else w) * float(attr(node, "alpha", 1.0))
+    bias = None
+    if c_v is not None:
+        c = ctx.const(c_v)
+        if c is None:
+            raise ctx.refuse("its C operand is computed at run time")
+        units = w.shape[1]
+        if c.size not in (1, units) or c.ndim == 2 and c.shape[0] != 1:
+            raise ctx.refuse(f"C of shape {list(c.shape)} varies along the batch axis")
+        bias = np.broadcast_to(c.reshape(-1), (units,)) * float(attr(node, "beta", 1.0))
+    dense(ctx, a, w, bias, node.outputs[0])
+
+
+@rule("MatMul")
+def matmul(ctx: Ctx, node: ir.Node) -> None:
+    a, b = node.inputs
+    w = ctx.const(b)
+    if w is None or ctx.const(a) is not None:
+        if ctx.is_tensor(a) and ctx.is_tensor(b) and ctx.rank(a) == 3 and ctx.rank(b) == 3:
+            return ctx.output(ctx.layer("Dot", {"axes": [2, 1], "normalize": False},
+                                        [ctx.ref(a), ctx.ref(b)]))
+        raise ctx.refuse("a product whose right operand is not a constant matrix (or both "
+                         "rank-3 tensors) has no Keras layer")
+    if w.ndim != 2:
+        raise ctx.refuse(f"a right operand of rank {w.ndim}: Dense holds a matrix")
+    if ctx.rank(a) < 2:
+        raise ctx.refuse("a vector left operand has no batch axis")
+    fused = _bias_after(ctx, node.outputs[0], w.shape[1])
+    if fused is not None:
+        bias, add = fused
+        ctx.absorbed.add(id(add))
+        dense(ctx, a, w, bias, add.outputs[0])
+        ctx.bind(node.outputs[0], ctx.tensors[id(add.outputs[0])])
+        return
+    dense(ctx, a, w, None, node.outputs[0])
+
+
+@rule("LayerNormalization")
+def layer_norm(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    axis = int(attr(node, "axis", -1)) % rank
+    if axis != rank - 1:
+        raise ctx.refuse("normalization over several axes is raised only for the last one")
+    if int(attr(node, "stash_type", 1)) != 1 or len(node.outputs) > 1 and any(
+            o.uses() for o in node.outputs[1:]):
+        raise ctx.refuse("mean/inv-std outputs have no Keras equivalent")
+    units = ctx.shape(x)[-1]
+    scale = ctx.const(node.inputs[1])
+    bias = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
+        else np.zeros(units, np.float32)
+    if scale is None or bias is None:
+        raise ctx.refuse("its scale and bias are computed at run time")
+    scale = np.broadcast_to(scale.reshape(-1), (units,)).astype(np.float32)
+    bias = np.broadcast_to(bias.reshape(-1), (units,)).astype(np.float32)
+    config = {"axis": -1, "epsilon": float(attr(node, "epsilon", 1e-5)), "center": True,
+              "scale": True}
+    ctx.output(ctx.layer("LayerNormalization", config, ctx.ref(x),
+                         weights=[("gamma", scale), ("beta", bias)]))

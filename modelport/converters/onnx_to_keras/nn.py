@@ -1,0 +1,393 @@
+"""Convolutions, pooling, normalizations and resizing: raised from their channels-last twins.
+
+The twin (see ``onnx_tfjs.to_tfjs_prepare``) reads and writes tensor 0 channels-last; its other
+inputs (weights, scales) and attributes are ONNX's own, so kernels are still OIHW here and are
+transposed to Keras's HWIO. ONNX's explicit pads become Keras 'same' where they are exactly
+what 'same' computes for the static input size, and a ZeroPadding layer before a 'valid' one
+otherwise (for max pooling only where the input is provably non-negative, since Keras pads a
+max pool with -inf and a ZeroPadding with zeros).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .core import Ctx, attr, padding_layer, rule, same_pads, spatial_pads
+
+_NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
+
+
+def _static_spatial(ctx: Ctx, v: ir.Value) -> list[int]:
+    shape = ctx.shape(v)
+    dims = shape[1:-1]
+    if any(d is None for d in dims):
+        raise ctx.refuse(f"the spatial size of {v.name!r} is not static ({shape}); explicit "
+                         "pads are only proven equal to Keras padding for a known size")
+    return dims
+
+
+def _resolve_pads(ctx: Ctx, node: ir.Node, sizes: list[int], kernel: list[int],
+                  strides: list[int], dilations: list[int]) -> list[tuple[int, int]]:
+    n = len(kernel)
+    auto = attr(node, "auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        out = []
+        for size, k, s, d in zip(sizes, kernel, strides, dilations):
+            lo, hi = same_pads(size, k, s, d)
+            out.append((lo, hi) if auto == "SAME_UPPER" else (hi, lo))
+        return out
+    if auto == "VALID":
+        return [(0, 0)] * n
+    return spatial_pads(attr(node, "pads"), n)
+
+
+def _padding(ctx: Ctx, x, pads, sizes, kernel, strides, dilations, *, same_ok: bool = True):
+    """('valid' | 'same', input after any ZeroPadding)."""
+    if all(p == (0, 0) for p in pads):
+        return "valid", x
+    if same_ok and sizes is not None and all(
+            p == same_pads(size, k, s, d)
+            for p, size, k, s, d in zip(pads, sizes, kernel, strides, dilations)):
+        return "same", x
+    return "valid", padding_layer(ctx, x, pads)
+
+
+# --- convolutions -------------------------------------------------------------------------------
+
+def _conv_common(ctx: Ctx, node: ir.Node):
+    x, w = node.inputs[0], node.inputs[1]
+    kernel = ctx.const(w)
+    if kernel is None:
+        raise ctx.refuse("its weights are computed at run time; Keras layers hold constant "
+                         "weights")
+    n = kernel.ndim - 2
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"{n}-D convolution has no Keras layer")
+    ks = list(kernel.shape[2:])
+    strides = [int(s) for s in attr(node, "strides", [1] * n)]
+    dilations = [int(d) for d in attr(node, "dilations", [1] * n)]
+    bias = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
+        else None
+    if len(node.inputs) > 2 and node.inputs[2] is not None and bias is None:
+        raise ctx.refuse("its bias is computed at run time")
+    return x, kernel.astype(np.float32), n, ks, strides, dilations, bias
+
+
+@rule("Conv", layout=True)
+def conv(ctx: Ctx, node: ir.Node) -> None:
+    x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
+    if any(s > 1 for s in strides) and any(d > 1 for d in dilations):
+        raise ctx.refuse("Keras convolutions take strides > 1 or dilations > 1, not both")
+    group = int(attr(node, "group", 1))
+    sizes = _static_spatial(ctx, x) if any(attr(node, "pads", [0]) or [0]) or \
+        attr(node, "auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID") \
+        else None
+    pads = _resolve_pads(ctx, node, sizes or [0] * n, ks, strides, dilations)
+    padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations)
+    cin = ctx.shape(x)[-1]
+    out_ch = kernel.shape[0]
+    common = {"kernel_size": ks, "strides": strides, "padding": padding,
+              "dilation_rate": dilations, "use_bias": bias is not None,
+              "activation": "linear"}
+    if n > 1:
+        common["data_format"] = "channels_last"
+    weights = []
+    if group > 1 and kernel.shape[1] == 1 and cin == group and n == 2:
+        mult = out_ch // group
+        dw = kernel.reshape(group, mult, *ks).transpose(2, 3, 0, 1)
+        weights.append(("kernel", dw))
+        if bias is not None:
+            weights.append(("bias", bias))
+        ctx.output(ctx.layer("DepthwiseConv2D", {**common, "depth_multiplier": mult},
+                             xin, weights=weights))
+        return
+    hwio = kernel.transpose(*range(2, 2 + n), 1, 0)  # (k..., in/group, out)
+    if group > 1 and ctx.for_tfjs:
+        hwio = _block_diagonal(hwio, group)
+        group = 1
+    weights.append(("kernel", hwio))
+    if bias is not None:
+        weights.append(("bias", bias))
+    config = {"filters": int(out_ch), **common, "groups": group}
+    ctx.output(ctx.layer(f"Conv{n}D", config, xin, weights=weights))
+
+
+def _block_diagonal(hwio: np.ndarray, group: int) -> np.ndarray:
+    """A grouped kernel (k..., in/g, out) as one dense kernel (k..., in, out): exact, since
+    the added taps are zeros."""
+    per_in, out = hwio.shape[-2], hwio.shape[-1]
+    per_out = out // group
+    full = np.zeros((*hwio.shape[:-2], per_in * group, out), np.float32)
+    for g in range(group):
+        full[..., g * per_in:(g + 1) * per_in, g * per_out:(g + 1) * per_out] = \
+            hwio[..., g * per_out:(g + 1) * per_out]
+    return full
+
+
+@rule("ConvTranspose", layout=True)
+def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
+    x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
+    if n not in (2, 3):
+        raise ctx.refuse(f"Keras has no {n}-D transposed convolution that tfjs also runs")
+    if int(attr(node, "group", 1)) != 1:
+        raise ctx.refuse("Keras transposed convolutions have no groups")
+    if any(d != 1 for d in dilations):
+        raise ctx.refuse("dilated transposed convolution is not raised")
+    if attr(node, "output_shape") is not None or \
+            attr(node, "auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        raise ctx.refuse("output_shape/auto_pad on ConvTranspose are not raised; explicit "
+                         "pads are")
+    pads = spatial_pads(attr(node, "pads"), n)
+    out_pad = [int(p) for p in attr(node, "output_padding", [0] * n)]
+    if any(p >= s for p, s in zip(out_pad, strides)):
+        raise ctx.refuse("output_padding must be smaller than the stride in Keras")
+    weights = [("kernel", kernel.transpose(*range(2, 2 + n), 1, 0))]  # (k..., out, in)
+    if bias is not None:
+        weights.append(("bias", bias))
+    config = {"filters": int(kernel.shape[1]), "kernel_size": ks, "strides": strides,
+              "padding": "valid", "dilation_rate": [1] * n, "use_bias": bias is not None,
+              "activation": "linear", "data_format": "channels_last",
+              "output_padding": out_pad if any(out_pad) else None}
+    y = ctx.layer(f"Conv{n}DTranspose", config, ctx.ref(x), weights=weights)
+    if any(p != (0, 0) for p in pads):
+        crop = [list(p) for p in pads]
+        y = ctx.layer(f"Cropping{n}D", {"cropping": crop, "data_format": "channels_last"}, y,
+                      suffix="crop")
+    ctx.output(y)
+
+
+# --- pooling ------------------------------------------------------------------------------------
+
+def nonnegative(v: ir.Value) -> bool:
+    """Provably >= 0: made by an op whose outputs are (ReLU, ...), or by max pooling, padding
+    or layout moves of such a value."""
+    node = v.producer()
+    if node is None:
+        return False
+    op = node.op_type
+    if op in _NONNEGATIVE:
+        return True
+    if op == "Clip" and len(node.inputs) > 1 and node.inputs[1] is not None and \
+            node.inputs[1].const_value is not None:
+        return float(node.inputs[1].const_value.numpy()) >= 0
+    if op in ("MaxPool", "Transpose", "Identity", "Reshape", "Flatten", "Dropout") or \
+            op == "Concat" and all(nonnegative(i) for i in node.inputs):
+        return op == "Concat" or nonnegative(node.inputs[0])
+    return False
+
+
+@rule("MaxPool", "AveragePool", layout=True)
+def pool(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    ks = [int(k) for k in attr(node, "kernel_shape")]
+    n = len(ks)
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"{n}-D pooling has no Keras layer")
+    strides = [int(s) for s in attr(node, "strides", [1] * n)]
+    if any(int(d) != 1 for d in attr(node, "dilations", [1] * n)):
+        raise ctx.refuse("Keras pooling has no dilations")
+    if len(node.outputs) > 1 and node.outputs[1].uses():
+        raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
+    sizes = _static_spatial(ctx, x)
+    outs = _static_spatial(ctx, node.outputs[0])
+    pads = _resolve_pads(ctx, node, sizes, ks, strides, [1] * n)
+    # what a 'valid' pool over the padded input must cover to give ONNX's output size
+    # (ceil_mode adds windows that run past the end pad)
+    covered = [(o - 1) * s + k - size - lo
+               for o, s, k, size, (lo, _) in zip(outs, strides, ks, sizes, pads)]
+    ends = [max(c, 0) for c in covered]
+    is_max = node.op_type == "MaxPool"
+    count_pad = bool(attr(node, "count_include_pad", 0))
+    full = [(lo, e) for (lo, _), e in zip(pads, ends)]
+    cls = f"{'Max' if is_max else 'Average'}Pooling{n}D"
+    base = {"pool_size": ks, "strides": strides}
+    if n > 1:
+        base["data_format"] = "channels_last"
+    if all(p == (0, 0) for p in full):
+        ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, ctx.ref(x)))
+        return
+    if (is_max or not count_pad) and all(p == same_pads(size, k, s) for p, size, k, s
+                                         in zip(full, sizes, ks, strides)):
+        ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
+        return
+    if is_max and not nonnegative(x):
+        raise ctx.refuse(f"pads {full} are not Keras 'same' for this size, and zero padding "
+                         "would change a max pool of values that may be negative")
+    padded = padding_layer(ctx, ctx.ref(x), full)
+    y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
+    if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):
+        # ONNX divides by the cells inside the input (and, with count_include_pad, its pads),
+        # Keras by the whole window: rescale by window / count, a constant map.
+        bounds = [(-lo, size + hi) if count_pad else (0, size)
+                  for (lo, hi), size in zip(pads, sizes)]
+        counts = [_window_counts(o, s, k, lo, a, b) for o, s, k, (lo, _), (a, b)
+                  in zip(outs, strides, ks, pads, bounds)]
+        grid = np.ones(outs, np.float64)
+        for axis, c in enumerate(counts):
+            grid = grid * c.reshape([-1 if i == axis else 1 for i in range(n)])
+        factor = (np.prod(ks) / grid).astype(np.float32)
+        channels = ctx.shape(x)[-1]
+        const = ctx.constant(np.broadcast_to(factor[..., None], (*outs, channels)))
+        y = ctx.layer("Multiply", {}, [y, const], suffix="count")
+    ctx.output(y)
+
+
+def _window_counts(out: int, stride: int, k: int, lo: int, a: int, b: int) -> np.ndarray:
+    """Per output position, how many of the window's cells fall in [a, b) of the input
+    (coordinates with the left pad at -lo)."""
+    starts = np.arange(out) * stride
+    first = np.maximum(starts, lo + a)
+    last = np.minimum(starts + k, lo + b)
+    return np.maximum(last - first, 0).astype(np.float64)
+
+
+@rule("GlobalAveragePool", "GlobalMaxPool", layout=True)
+def global_pool(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    shape = ctx.shape(x)
+    n = len(shape) - 2
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"{n}-D global pooling has no Keras layer")
+    kind = "Average" if node.op_type == "GlobalAveragePool" else "Max"
+    config = {"data_format": "channels_last", "keepdims": False}
+    y = ctx.layer(f"Global{kind}Pooling{n}D", config, ctx.ref(x))
+    # ONNX keeps the pooled axes; tfjs-layers ignores keepdims, so it is a Reshape
+    ctx.output(ctx.layer("Reshape", {"target_shape": [1] * n + [shape[-1]]}, y,
+                         suffix="keepdims"))
+
+
+# --- normalization ------------------------------------------------------------------------------
+
+def _consts(ctx: Ctx, node: ir.Node, first: int) -> list[np.ndarray]:
+    out = []
+    for v in node.inputs[first:]:
+        c = ctx.const(v)
+        if c is None:
+            raise ctx.refuse(f"{v.name!r} is computed at run time; Keras layers hold constant "
+                             "weights")
+        out.append(c.astype(np.float32).reshape(-1))
+    return out
+
+
+@rule("BatchNormalization", layout=True)
+def batch_norm(ctx: Ctx, node: ir.Node) -> None:
+    if int(attr(node, "training_mode", 0)):
+        raise ctx.refuse("training_mode=1 (batch statistics) is not an inference layer")
+    scale, bias, mean, var = _consts(ctx, node, 1)[:4]
+    config = {"axis": -1, "epsilon": float(attr(node, "epsilon", 1e-5)),
+              "momentum": float(attr(node, "momentum", 0.9)), "center": True, "scale": True}
+    ctx.output(ctx.layer("BatchNormalization", config, ctx.ref(node.inputs[0]),
+                         weights=[("gamma", scale), ("beta", bias), ("moving_mean", mean),
+                                  ("moving_variance", var)]))
+
+
+@rule("InstanceNormalization", layout=True)
+def instance_norm(ctx: Ctx, node: ir.Node) -> None:
+    scale, bias = _consts(ctx, node, 1)
+    config = {"groups": int(scale.size), "axis": -1,
+              "epsilon": float(attr(node, "epsilon", 1e-5)), "center": True, "scale": True}
+    ctx.output(ctx.layer("GroupNormalization", config, ctx.ref(node.inputs[0]),
+                         weights=[("gamma", scale), ("beta", bias)]))
+
+
+# --- resizing -----------------------------------------------------------------------------------
+
+def _text(value, default: str) -> str:
+    if value is None:
+        return default
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@rule("Resize", "Upsample", layout=True)
+def resize(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    shape_in = ctx.shape(x)
+    shape_out = ctx.shape(node.outputs[0])
+    n = len(shape_in) - 2
+    if n != 2 or any(d is None for d in shape_in[1:] + shape_out[1:]):
+        raise ctx.refuse("only 2-D resizing of static size is raised (UpSampling2D)")
+    factors = []
+    for i, o in zip(shape_in[1:-1], shape_out[1:-1]):
+        if o % i:
+            raise ctx.refuse(f"a non-integer scale ({i} -> {o}) has no exact UpSampling2D")
+        factors.append(o // i)
+    if shape_out[-1] != shape_in[-1]:
+        raise ctx.refuse("resizing the channel axis has no Keras layer")
+    mode = _text(attr(node, "mode"), "nearest")
+    coord = _text(attr(node, "coordinate_transformation_mode"),
+                  "asymmetric" if node.op_type == "Upsample" else "half_pixel")
+    if mode == "nearest":
+        nearest = _text(attr(node, "nearest_mode"), "round_prefer_floor")
+        for size, f in zip(shape_in[1:-1], factors):
+            if not np.array_equal(_nearest_sources(size, f, coord, nearest),
+                                  np.arange(size * f) // f):
+                raise ctx.refuse(f"nearest resizing with coordinate_transformation_mode="
+                                 f"{coord!r} and nearest_mode={nearest!r} does not repeat "
+                                 "pixels the way UpSampling2D does")
+        interpolation = "nearest"
+    elif mode == "linear":
+        if coord not in ("half_pixel", "pytorch_half_pixel"):
+            raise ctx.refuse(f"linear resizing with coordinate_transformation_mode={coord!r} "
+                             "is not UpSampling2D's half-pixel bilinear")
+        interpolation = "bilinear"
+    else:
+        raise ctx.refuse(f"mode {mode!r} has no UpSampling2D equivalent")
+    ctx.output(ctx.layer("UpSampling2D", {"size": factors, "data_format": "channels_last",
+                                          "interpolation": interpolation}, ctx.ref(x)))
+
+
+def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.ndarray:
+    """The input index ONNX's nearest Resize reads for each output index along one axis."""
+    o = np.arange(size * factor, dtype=np.float64)
+    if coord == "asymmetric":
+        src = o / factor
+    elif coord == "half_pixel" or coord == "pytorch_half_pixel" and size * factor > 1:
+        src = (o + 0.5) / factor - 0.5
+    elif coord == "align_corners":
+        src = o * (size - 1) / max(size * factor - 1, 1)
+    else:
+        return np.full(o.shape, -1)
+    if nearest == "floor":
+        idx = np.floor(src)
+    elif nearest == "ceil":
+        idx = np.ceil(src)
+    elif nearest == "round_prefer_ceil":
+        idx = np.floor(src + 0.5)
+    else:
+        idx = np.ceil(src - 0.5)
+    return np.clip(idx, 0, size - 1).astype(np.int64)
+
+
+@rule("ReduceMean", "ReduceMax")
+def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
+    """A mean/max over every spatial axis, the channels last or first: global pooling."""
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    axes = attr(node, "axes")
+    if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+        c = ctx.const(node.inputs[1])
+        axes = None if c is None else c.reshape(-1).tolist()
+    if axes is None:
+        raise ctx.refuse("a reduction over all axes includes the batch")
+    axes = sorted(int(a) % rank for a in axes)
+    n = rank - 2
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"a reduction over axes {axes} of a rank-{rank} tensor has no Keras "
+                         "layer")
+    if axes == list(range(1, rank - 1)):
+        data_format = "channels_last"
+    elif axes == list(range(2, rank)):
+        data_format = "channels_first"
+    else:
+        raise ctx.refuse(f"a reduction over axes {axes} is global pooling only when it takes "
+                         "every spatial axis")
+    kind = "Average" if node.op_type == "ReduceMean" else "Max"
+    y = ctx.layer(f"Global{kind}Pooling{n}D", {"data_format": data_format, "keepdims": False},
+                  ctx.ref(x))
+    if int(attr(node, "keepdims", 1)):
+        channels = ctx.shape(x)[-1 if data_format == "channels_last" else 1]
+        target = [1] * n + [channels] if data_format == "channels_last" else [channels] + [1] * n
+        y = ctx.layer("Reshape", {"target_shape": target}, y, suffix="keepdims")
+    ctx.output(y)

@@ -1,0 +1,200 @@
+"""Shape and layout ops: Reshape, Flatten, Permute, Concatenate, ZeroPadding; pass-throughs.
+
+Keras shapes leave the batch out, so every rule here proves that axis 0 stays where it is and
+keeps its size; the rest of the target shape comes from ONNX's inferred output shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from .core import Ctx, attr, padding_layer, rule
+
+
+@rule("Identity", "Dropout")
+def identity(ctx: Ctx, node: ir.Node) -> None:
+    if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1].uses():
+        raise ctx.refuse("Dropout's mask output has no Keras equivalent")
+    if node.op_type == "Dropout" and len(node.inputs) > 2 and node.inputs[2] is not None:
+        mode = ctx.const(node.inputs[2])
+        if mode is None or bool(mode):
+            raise ctx.refuse("training_mode may be true at run time")
+    ctx.output(ctx.ref(node.inputs[0]))
+
+
+@rule("Cast")
+def cast(ctx: Ctx, node: ir.Node) -> None:
+    src, dst = node.inputs[0].dtype, node.outputs[0].dtype
+    ints = {ir.DataType.INT32, ir.DataType.INT64}
+    if src != dst and not (src in ints and dst in ints):
+        raise ctx.refuse(f"a cast from {src} to {dst} has no Keras layer")
+    ctx.output(ctx.ref(node.inputs[0]))
+
+
+def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = ""):
+    """A Keras Reshape from ``x`` to ``out``'s inferred shape, batch kept."""
+    src, dst = ctx.shape(x), ctx.shape(out)
+    if not dst:
+        raise ctx.refuse("the result has no batch axis (a scalar)")
+    if src[0] is not None and dst[0] is not None and src[0] != dst[0]:
+        raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
+    rest = dst[1:]
+    if sum(d is None for d in rest) > 1:
+        raise ctx.refuse(f"the target shape {dst} has more than one unknown axis")
+    if src[0] is None and dst[0] is not None or dst[0] is None and src[0] is not None:
+        pass  # one side known: the sizes of the other axes decide below
+    if all(d is not None for d in src[1:]) and all(d is not None for d in rest):
+        if int(np.prod(src[1:], dtype=np.int64)) != int(np.prod(rest, dtype=np.int64)):
+            raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
+    target = [-1 if d is None else int(d) for d in rest]
+    if list(src[1:]) == list(rest):
+        return ctx.ref(x)
+    return ctx.layer("Reshape", {"target_shape": target}, ctx.ref(x), suffix=suffix)
+
+
+@rule("Reshape", "Squeeze", "Unsqueeze")
+def reshape(ctx: Ctx, node: ir.Node) -> None:
+    ctx.output(reshape_to(ctx, node.inputs[0], node.outputs[0]))
+
+
+@rule("Flatten")
+def flatten(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    axis = int(attr(node, "axis", 1)) % max(rank, 1)
+    if axis == 0 and rank > 0:
+        raise ctx.refuse("Flatten(axis=0) folds the batch axis away")
+    if axis == 1:
+        ctx.output(ctx.ref(x) if rank == 2 else ctx.layer("Flatten", {"data_format":
+                                                                       "channels_last"},
+                                                          ctx.ref(x)))
+        return
+    ctx.output(reshape_to(ctx, x, node.outputs[0]))
+
+
+@rule("Transpose")
+def transpose(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    perm = [int(p) for p in attr(node, "perm")]
+    if perm[0] != 0:
+        raise ctx.refuse(f"perm {perm} moves the batch axis")
+    if perm == list(range(len(perm))):
+        return ctx.output(ctx.ref(x))
+    shape = ctx.shape(x)
+    moved = [p for p in perm if shape[p] != 1]
+    if moved == sorted(moved) and all(d is not None for d in shape[1:]):
+        # only size-1 axes move: the same elements in the same order, a Reshape
+        return ctx.output(reshape_to(ctx, x, node.outputs[0]))
+    ctx.output(ctx.layer("Permute", {"dims": perm[1:]}, ctx.ref(x)))
+
+
+@rule("Concat")
+def concat(ctx: Ctx, node: ir.Node) -> None:
+    values = [v for v in node.inputs if v is not None]
+    rank = ctx.rank(node.outputs[0])
+    axis = int(attr(node, "axis")) % rank
+    if axis == 0:
+        raise ctx.refuse("concatenation along the batch axis")
+    for v in values:
+        if not ctx.is_tensor(v):
+            raise ctx.refuse(f"input {v.name!r} is a constant; Concatenate joins tensors "
+                             "computed from the inputs")
+    if len(values) == 1:
+        return ctx.output(ctx.ref(values[0]))
+    ctx.output(ctx.layer("Concatenate", {"axis": axis - rank},
+                         [ctx.ref(v) for v in values]))
+
+
+@rule("Pad")
+def pad(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    mode = attr(node, "mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise ctx.refuse(f"{mode!r} padding has no Keras layer (ZeroPadding pads zeros)")
+    pads = ctx.const(node.inputs[1])
+    if pads is None:
+        raise ctx.refuse("its pads are computed at run time")
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        value = ctx.const(node.inputs[2])
+        if value is None or np.any(value != 0):
+            raise ctx.refuse("padding with a value other than zero has no Keras layer")
+    if len(node.inputs) > 3 and node.inputs[3] is not None:
+        raise ctx.refuse("Pad with axes is not raised")
+    rank = ctx.rank(x)
+    pads = [int(p) for p in pads.reshape(-1)]
+    pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ctx.refuse("negative pads (cropping) are not raised")
+    if pairs[0] != (0, 0):
+        raise ctx.refuse("padding the batch axis")
+    if rank >= 3 and pairs[-1] == (0, 0):
+        return ctx.output(padding_layer(ctx, ctx.ref(x), pairs[1:-1]) if any(
+            p != (0, 0) for p in pairs[1:-1]) else ctx.ref(x))
+    if rank == 4 and pairs[1] == (0, 0):
+        return ctx.output(ctx.layer("ZeroPadding2D", {"padding": [list(p) for p in pairs[2:]],
+                                                      "data_format": "channels_first"},
+                                    ctx.ref(x)))
+    raise ctx.refuse(f"pads {pads} pad the last axis of a rank-{rank} tensor, which "
+                     "ZeroPadding does not")
+
+
+@rule("Slice")
+def slice_(ctx: Ctx, node: ir.Node) -> None:
+    """Constant slices of the middle axes, step 1: a Cropping layer."""
+    x = node.inputs[0]
+    shape = ctx.shape(x)
+    rank = len(shape)
+    given = list(node.inputs[1:5]) + [None] * (5 - len(node.inputs))
+    consts = [ctx.const(v) if v is not None else None for v in given]
+    if any(c is None for c in consts[:2]) or any(
+            v is not None and c is None for v, c in zip(given[2:], consts[2:])):
+        raise ctx.refuse("its starts/ends/axes/steps are computed at run time")
+    starts, ends = consts[0].reshape(-1), consts[1].reshape(-1)
+    axes = consts[2].reshape(-1) if consts[2] is not None else np.arange(len(starts))
+    steps = consts[3].reshape(-1) if consts[3] is not None else np.ones(len(starts), np.int64)
+    crop = [[0, 0] for _ in range(rank)]
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = int(axis) % rank
+        size = shape[axis]
+        if int(step) != 1:
+            raise ctx.refuse("a strided slice has no Keras layer")
+        if size is None:
+            raise ctx.refuse(f"axis {axis} has no static size")
+        lo = min(max(int(start) + size if start < 0 else int(start), 0), size)
+        hi = min(max(int(end) + size if end < 0 else int(end), 0), size)
+        if hi <= lo:
+            raise ctx.refuse("an empty slice")
+        crop[axis] = [lo, size - hi]
+    if crop[0] != [0, 0]:
+        raise ctx.refuse("slicing the batch axis")
+    middle = crop[1:-1]
+    n = rank - 2
+    if crop[-1] == [0, 0] and n in (1, 2, 3):
+        if all(c == [0, 0] for c in middle):
+            return ctx.output(ctx.ref(x))
+        config = {"cropping": middle[0] if n == 1 else middle}
+        if n > 1:
+            config["data_format"] = "channels_last"
+        return ctx.output(ctx.layer(f"Cropping{n}D", config, ctx.ref(x)))
+    if rank == 4 and crop[1] == [0, 0]:
+        return ctx.output(ctx.layer("Cropping2D", {"cropping": crop[2:],
+                                                   "data_format": "channels_first"},
+                                    ctx.ref(x)))
+    raise ctx.refuse(f"a slice of the last axis of a rank-{rank} tensor has no Keras layer")
+
+
+@rule("Gather")
+def gather(ctx: Ctx, node: ir.Node) -> None:
+    """Rows of a constant matrix picked by integer indices: an Embedding."""
+    table, indices = node.inputs
+    weights = ctx.const(table)
+    if weights is None or not ctx.is_tensor(indices) or int(attr(node, "axis", 0)) != 0 or \
+            weights.ndim != 2:
+        raise ctx.refuse("only rows of a constant matrix picked by computed indices "
+                         "(an Embedding) are raised")
+    ctx.output(ctx.layer("Embedding", {"input_dim": int(weights.shape[0]),
+                                       "output_dim": int(weights.shape[1]),
+                                       "mask_zero": False},
+                         ctx.ref(indices), weights=[("embeddings", weights)]))
