@@ -95,6 +95,7 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
             skip.add(id(node))
     to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
     layout.optimize(model)
+    _hoist_transposes(model.graph)  # not optimized again: that would push them back down
     reinfer(model)
     model.graph.sort()
     graph = model.graph
@@ -154,6 +155,49 @@ def name_nodes(graph) -> None:
     for i, node in enumerate(graph.node if isinstance(graph, onnx.GraphProto) else graph):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
+
+
+def _hoist_transposes(graph: ir.Graph) -> int:
+    """Move each Transpose above the chain of elementwise unary ops it follows (Relu,
+    Sigmoid, ...), so that a graph input read through such a chain is read through the
+    Transpose first and can become a channels-last Keras input. (``layout.optimize`` pushes
+    Transposes towards the outputs; this is the other direction, for the input side.)"""
+    moved = 0
+    for _ in range(10_000):
+        for node in graph:
+            if node.op_type != "Transpose" or node.domain not in STANDARD:
+                continue
+            unary = node.inputs[0].producer()
+            if unary is None or unary.op_type not in layout.UNARY or \
+                    unary.domain not in STANDARD or len(unary.outputs[0].uses()) != 1 or \
+                    unary.outputs[0].is_graph_output() or \
+                    any(v is not None and v.const_value is None
+                        for v in unary.inputs[1:]):
+                continue
+            perm = _perm(node)
+            source = unary.inputs[0]
+            t = ir.node("Transpose", [source], {"perm": perm})
+            t.outputs[0].type = source.type
+            if source.shape is not None:
+                t.outputs[0].shape = ir.Shape([source.shape[p] for p in perm])
+            u = ir.Node(unary.domain, unary.op_type, [t.outputs[0], *unary.inputs[1:]],
+                        attributes=list(unary.attributes.values()), name=unary.name)
+            u.outputs[0].type, u.outputs[0].shape = node.outputs[0].type, \
+                node.outputs[0].shape
+            graph.insert_before(unary, [t, u])
+            out = node.outputs[0]
+            was_output, name = out.is_graph_output(), out.name
+            out.replace_all_uses_with(u.outputs[0], replace_graph_outputs=True)
+            if was_output:
+                out.name = None
+                u.outputs[0].name = name
+            graph.remove(node, safe=True)
+            graph.remove(unary, safe=True)
+            moved += 1
+            break
+        else:
+            break
+    return moved
 
 
 def _rank(node: ir.Node) -> int | None:
