@@ -231,7 +231,33 @@ def _dense_and_shape_cases():
     ]
 
 
-CASES = (_conv_cases() + _pool_cases() + _norm_cases() + _activation_cases() +
+def _pattern_cases():
+    r2 = np.float32(1 / np.sqrt(2))
+    return [
+        OpCase("Exp", ["Exp"], [N("Exp", ["x"], ["y"])], {"x": [2, 5]}, ["y"]),
+        OpCase("LogSoftmax", ["LogSoftmax"], [N("LogSoftmax", ["x"], ["y"], axis=-1)],
+               {"x": [2, 3, 5]}, ["y"]),
+        OpCase("Tile-RepeatVector", ["Tile", "Unsqueeze"],
+               [N("Unsqueeze", ["x", "a"], ["u"]), N("Tile", ["u", "r"], ["y"])],
+               {"x": [2, 4]}, ["y"],
+               {"a": np.asarray([1], np.int64), "r": np.asarray([1, 3, 1], np.int64)}),
+        OpCase("Gelu-keras-order", ["Erf"],
+               [N("Mul", ["x", "k"], ["s"]), N("Erf", ["s"], ["e"]),
+                N("Add", ["e", "one"], ["a"]), N("Mul", ["x", "half"], ["h"]),
+                N("Mul", ["h", "a"], ["y"])],
+               {"x": [2, 6]}, ["y"], {"k": np.asarray(r2), "one": np.asarray(1, np.float32),
+                                      "half": np.asarray(0.5, np.float32)}),
+        OpCase("Gelu-pytorch-order", ["Erf"],
+               [N("Div", ["x", "k"], ["s"]), N("Erf", ["s"], ["e"]),
+                N("Add", ["e", "one"], ["a"]), N("Mul", ["x", "a"], ["m"]),
+                N("Mul", ["m", "half"], ["y"])],
+               {"x": [2, 6]}, ["y"], {"k": np.asarray(np.sqrt(2), np.float32),
+                                      "one": np.asarray(1, np.float32),
+                                      "half": np.asarray(0.5, np.float32)}),
+    ]
+
+
+CASES = (_pattern_cases() + _conv_cases() + _pool_cases() + _norm_cases() + _activation_cases() +
          _elementwise_cases() + _dense_and_shape_cases())
 
 
@@ -285,7 +311,10 @@ def test_rule_matches_onnxruntime(case):
 
 
 def test_every_rule_has_a_case():
+    from modelport.converters.onnx_to_keras.core import PATTERN_OPS
+
     covered = {op for c in CASES for op in c.ops}
+    assert PATTERN_OPS <= covered
     # recurrent rules have their own table (test_onnx_to_keras_recurrent.py)
     missing = sorted(set(RULES) - covered - {"LSTM", "GRU", "RNN", "Upsample"})
     assert not missing, f"rules without a case: {missing}"
@@ -339,8 +368,8 @@ def test_data_dependent_op_is_refused_up_front_with_the_graph_route_hint():
 
 
 def test_every_unraisable_node_is_listed_in_one_error():
-    message = _refusal([N("LRN", ["x"], ["a"], size=3), N("Erf", ["a"], ["y"])],
-                       {"x": [2, 3, 4, 4]})
+    message = _refusal([N("LRN", ["x"], ["a"], size=3), N("Erf", ["x"], ["b"]),
+                        N("Add", ["a", "b"], ["y"])], {"x": [2, 3, 4, 4]})
     assert "2 node(s)" in message and "LRN node" in message and "Erf node" in message
 
 

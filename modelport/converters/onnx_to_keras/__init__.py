@@ -32,8 +32,8 @@ from ...models import LayersModel, Layer, SourceInfo, TensorRef
 from .. import layout
 from ..onnx_tfjs.to_tfjs import _explicit_perms
 from ..onnx_tfjs.to_tfjs_prepare import NHWC, fold_constants, normalize, reinfer, to_channels_last
-from . import activations, dense, elementwise, nn, recurrent, shape  # noqa: F401
-from .core import PATTERNS, RULES, Ctx, sanitize
+from . import activations, dense, elementwise, nn, patterns, recurrent, shape  # noqa: F401
+from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,10 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         if node.domain not in STANDARD:
             problems.append((node, f"op of domain {node.domain!r}, which has no Keras layer"))
             skip.add(id(node))
-        elif node.op_type not in RULES:
+        elif node.op_type not in RULES and node.op_type not in PATTERN_OPS:
             problems.append((node, "no Keras layer computes this op"))
             skip.add(id(node))
-        elif RULES[node.op_type].layout and _rank(node) is None:
+        elif node.op_type in RULES and RULES[node.op_type].layout and _rank(node) is None:
             problems.append((node, "the rank of its input is unknown (ONNX shape inference "
                                    "found none), so its channels-last form cannot be built"))
             skip.add(id(node))
@@ -116,6 +116,9 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
             failed.update(id(v) for v in node.outputs)
             continue
         rule = RULES.get(node.op_type)
+        fused = ctx.fused.get(id(node))
+        if fused is not None:
+            rule = Rule(node.op_type, fused, None, node.domain == NHWC)
         if rule is None or rule.layout != (node.domain == NHWC):
             if (node.op_type, node.name) not in {(n.op_type, n.name) for n, _ in problems
                                                  if n is not None}:

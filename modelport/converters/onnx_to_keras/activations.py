@@ -12,7 +12,7 @@ import onnx_ir as ir
 from .core import Ctx, attr, rule
 
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
-                "Softsign": "softsign", "Relu": "relu"}
+                "Softsign": "softsign", "Relu": "relu", "Exp": "exponential"}
 
 
 @rule(*_ACTIVATIONS)
@@ -79,6 +79,15 @@ def softmax(ctx: Ctx, node: ir.Node) -> None:
     if axis == 0:
         raise ctx.refuse("softmax over the batch axis")
     ctx.output(ctx.layer("Softmax", {"axis": axis - rank}, ctx.ref(x)))
+
+
+@rule("LogSoftmax")
+def log_softmax(ctx: Ctx, node: ir.Node) -> None:
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    if int(attr(node, "axis", -1)) % rank != rank - 1:
+        raise ctx.refuse("Keras's log_softmax activation is over the last axis only")
+    ctx.output(ctx.layer("Activation", {"activation": "log_softmax"}, ctx.ref(x)))
 
 
 def affine(ctx: Ctx, x, scale: float, offset: float, suffix: str = ""):

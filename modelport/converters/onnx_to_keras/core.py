@@ -51,6 +51,8 @@ def rule(*ops: str, check: Callable | None = None, layout: bool = False):
 # Pre-passes, run once before emission: ``fn(ctx, graph)`` may claim nodes that a rule raises
 # together with a neighbour (``ctx.absorbed``), e.g. the time-major Transposes around an LSTM.
 PATTERNS: list[Callable[["Ctx", ir.Graph], None]] = []
+# Ops with no rule of their own that a pattern may take in; left over, they are refused.
+PATTERN_OPS: set[str] = set()
 
 
 def pattern(fn):
@@ -92,6 +94,8 @@ class Ctx:
         self.node: ir.Node | None = None
         self.absorbed: set[int] = set()  # nodes a rule has raised together with its own
         self.input_shapes: dict[int, list] = {}  # graph input -> its Keras shape (with batch)
+        # node -> what raises it instead of its rule: the last node of a pattern (Gelu, ...)
+        self.fused: dict[int, Callable[["Ctx", ir.Node], None]] = {}
         self._ones: TensorRef | None = None
 
     # --- values ---------------------------------------------------------------------------

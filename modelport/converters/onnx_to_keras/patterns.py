@@ -1,0 +1,102 @@
+"""Subgraphs that are one Keras layer: found before emission, raised at their last node.
+
+- GELU (exact), as exporters write it without the opset-20 ``Gelu`` op:
+  ``0.5 * x * (1 + erf(x / sqrt(2)))`` with the products in either order, the scaling of x a
+  Mul by 1/sqrt(2) or a Div by sqrt(2) -> Activation('gelu').
+- ``Tile`` of an ``Unsqueeze(axis 1)`` of a 2-D tensor, repeated along axis 1 only ->
+  RepeatVector.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from .core import PATTERN_OPS, Ctx, pattern, rule
+
+PATTERN_OPS.add("Erf")
+
+
+def _const_value(ctx: Ctx, v: ir.Value | None) -> float | None:
+    c = ctx.const(v)
+    if c is None or c.size != 1:
+        return None
+    return float(np.asarray(c).reshape(-1)[0])
+
+
+def _other(node: ir.Node, v: ir.Value) -> ir.Value | None:
+    ins = list(node.inputs)
+    if len(ins) != 2 or v not in ins:
+        return None
+    return ins[1 - ins.index(v)]
+
+
+def _only_use(v: ir.Value) -> ir.Node | None:
+    uses = v.uses()
+    if len(uses) != 1 or v.is_graph_output():
+        return None
+    return uses[0].node
+
+
+def _close(a: float | None, b: float) -> bool:
+    return a is not None and math.isclose(a, b, rel_tol=1e-6)
+
+
+@pattern
+def gelu(ctx: Ctx, graph: ir.Graph) -> None:
+    for erf in list(graph):
+        if erf.op_type != "Erf":
+            continue
+        scale = erf.inputs[0].producer()
+        if scale is None or scale.op_type not in ("Mul", "Div"):
+            continue
+        x = next((v for v in scale.inputs if ctx.const(v) is None), None)
+        k = _const_value(ctx, _other(scale, x)) if x is not None else None
+        if not (scale.op_type == "Mul" and _close(k, 1 / math.sqrt(2)) or
+                scale.op_type == "Div" and scale.inputs[0] is x and _close(k, math.sqrt(2))):
+            continue
+        add = _only_use(erf.outputs[0])
+        if add is None or add.op_type != "Add" or \
+                not _close(_const_value(ctx, _other(add, erf.outputs[0])), 1.0):
+            continue
+        m1 = _only_use(add.outputs[0])
+        if m1 is None or m1.op_type != "Mul":
+            continue
+        o = _other(m1, add.outputs[0])
+        half = o.producer() if o is not None else None
+        if half is not None and half.op_type == "Mul" and x in half.inputs and \
+                _close(_const_value(ctx, _other(half, x)), 0.5) and \
+                _only_use(half.outputs[0]) is m1:
+            inner, last = [scale, erf, add, half], m1  # 0.5 x * (1 + erf)
+        elif o is x:
+            m2 = _only_use(m1.outputs[0])
+            if m2 is None or m2.op_type != "Mul" or \
+                    not _close(_const_value(ctx, _other(m2, m1.outputs[0])), 0.5):
+                continue
+            inner, last = [scale, erf, add, m1], m2  # (x * (1 + erf)) * 0.5
+        else:
+            continue
+        if _only_use(scale.outputs[0]) is not erf:
+            continue
+        ctx.absorbed.update(id(n) for n in inner)
+        ctx.fused[id(last)] = lambda c, node, x=x: c.output(
+            c.layer("Activation", {"activation": "gelu"}, c.ref(x)))
+
+
+@rule("Tile")
+def tile(ctx: Ctx, node: ir.Node) -> None:
+    x, repeats_v = node.inputs
+    repeats = ctx.const(repeats_v)
+    unsqueeze = x.producer()
+    if repeats is None or unsqueeze is None or unsqueeze.op_type not in ("Unsqueeze",
+                                                                         "Reshape"):
+        raise ctx.refuse("only a Tile of a 2-D tensor unsqueezed at axis 1 (RepeatVector) is "
+                         "raised")
+    source = unsqueeze.inputs[0]
+    reps = [int(r) for r in repeats.reshape(-1)]
+    if ctx.rank(source) != 2 or ctx.shape(x)[1] != 1 or len(reps) != 3 or \
+            reps[0] != 1 or reps[2] != 1:
+        raise ctx.refuse(f"repeats {reps} of a {ctx.shape(x)} tensor is not a RepeatVector")
+    ctx.output(ctx.layer("RepeatVector", {"n": reps[1]}, ctx.ref(source)))
