@@ -87,6 +87,8 @@ def main() -> None:
       folder/ or model.json   TF.js layers-model (model.json + binary weight shards)
       model.onnx              ONNX (written from Keras, TF.js layers- and graph-models)
       folder/ (from ONNX)     TF.js graph-model (--to tfjs-graph from Keras sources)
+      ONNX -> .h5/.keras      raised to Keras layers, channels-last (--to tfjs-layers for a
+                              TF.js layers-model); ops with no Keras layer are all listed
 
     \b
     Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
@@ -109,7 +111,8 @@ def main() -> None:
               help="ONNX opset for .onnx targets (13-21; default 17).")
 @click.option("--inputs-layout", type=click.Choice(["channels_last", "channels_first"]),
               default="channels_last", show_default=True,
-              help="ONNX targets: expose image inputs as NHWC (like Keras) or NCHW.")
+              help="Image inputs of the result: NHWC (like Keras) or NCHW, for ONNX targets "
+                   "from Keras, and Keras targets from ONNX (NCHW: a leading Permute).")
 @click.option("--no-validate", is_flag=True,
               help="ONNX and TF.js graph targets: skip the numerical parity check.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -142,6 +145,12 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     Keras -> ONNX -> TF.js graph. Ops with no mapping are all listed in one error, before
     anything is written (exit 4).
 
+    ONNX -> Keras (.h5, .keras, --to tfjs-layers) raises ops to Keras layers and makes the
+    model channels-last; the parity check runs onnxruntime on SRC and the NumPy Keras
+    executor on DST (inputs and outputs permuted as the --json report's "keras" entry says)
+    and names the first diverging layer on a mismatch. Data-dependent ops have no Keras
+    layer: convert those models to a TF.js graph-model instead.
+
     \b
     Examples:
       modelport convert model.h5 web_model/                     # Keras -> TF.js layers-model
@@ -152,6 +161,8 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
       modelport convert model.onnx web_graph/                   # ONNX -> TF.js graph-model
       modelport convert web_graph/ model.onnx --engine reference  # TF.js graph -> ONNX
       modelport convert model.keras web_graph/ --to tfjs-graph  # Keras -> TF.js graph
+      modelport convert resnet.onnx resnet.h5                  # ONNX -> Keras, channels-last
+      modelport convert model.onnx web_model/ --to tfjs-layers  # ONNX -> TF.js layers-model
     """
     from . import api
 

@@ -414,12 +414,18 @@ def test_cli_converts_onnx_to_h5_with_parity_and_layouts_in_json(tmp_path):
     assert report["check"]["structure_equal"]
 
 
-@pytest.mark.parametrize("target,to", [("m.keras", None), ("web", "tfjs-layers")])
-def test_route_writes_keras_and_tfjs_layers(tmp_path, target, to):
+@pytest.mark.parametrize("case_id,target,to", [
+    ("Conv-grouped", "m.keras", None), ("Conv-grouped", "web", "tfjs-layers"),
+    ("Conv-depthwise-mult2", "m.h5", None), ("BatchNormalization", "m.h5", None),
+    ("ConvTranspose-pads-outpad", "m.keras", None), ("Gather-embedding", "m.h5", None)])
+def test_route_writes_keras_and_tfjs_layers(tmp_path, case_id, target, to):
     import modelport
 
-    src = _write("Conv-grouped", tmp_path / "m.onnx")
-    report = modelport.convert(src, tmp_path / target, to=to)
+    src = _write(case_id, tmp_path / "m.onnx")
+    case = next(c for c in CASES if c.id == case_id)
+    npz = tmp_path / "inputs.npz"
+    np.savez(npz, **dict(zip(case.inputs, feeds(case))))  # indices within the vocabulary
+    report = modelport.convert(src, tmp_path / target, to=to, inputs=npz)
     assert report.parity["passed"]
     assert (tmp_path / target).exists()
 
@@ -454,3 +460,24 @@ def test_mismatch_names_the_first_diverging_layer(tmp_path, monkeypatch):
     assert not report.parity["passed"]
     divergence = report.parity["first_divergence"]
     assert divergence["onnx_node"] == "relu_r" and divergence["class"] == "Activation"
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_uint8", "prelu", "dense", "dense_float16"])
+def test_tfjs_graph_models_raise_to_keras_through_onnx(tmp_path, name):
+    """Graph-models written by the real tensorflowjs_converter, TF ops -> ONNX -> Keras."""
+    import modelport
+    from tests.conftest import FIXTURES
+
+    report = modelport.convert(FIXTURES / "tfjs_graph" / name, tmp_path / "m.h5",
+                               engine="reference")
+    assert report.parity["passed"], report.parity["outputs"]
+    assert report.source_format == "tfjs-graph"
+
+
+def test_tfjs_graph_with_unraisable_ops_names_them(tmp_path):
+    import modelport
+    from tests.conftest import FIXTURES
+
+    with pytest.raises(UnsupportedError, match="Einsum node"):
+        modelport.convert(FIXTURES / "tfjs_graph" / "attention", tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()

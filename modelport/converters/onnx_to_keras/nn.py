@@ -97,7 +97,7 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     if group > 1 and kernel.shape[1] == 1 and cin == group and n == 2:
         mult = out_ch // group
         dw = kernel.reshape(group, mult, *ks).transpose(2, 3, 0, 1)
-        weights.append(("kernel", dw))
+        weights.append(("depthwise_kernel", dw))
         if bias is not None:
             weights.append(("bias", bias))
         ctx.output(ctx.layer("DepthwiseConv2D", {**common, "depth_multiplier": mult},
