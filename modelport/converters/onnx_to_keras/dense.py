@@ -102,3 +102,22 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> None:
               "scale": True}
     ctx.output(ctx.layer("LayerNormalization", config, ctx.ref(x),
                          weights=[("gamma", scale), ("beta", bias)]))
+
+
+@rule("ReduceSum")
+def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
+    """sum(a * b, axis 1, keepdims) of two 2-D tensors: a row-wise dot product (Keras Dot)."""
+    x = node.inputs[0]
+    axes = ctx.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
+        else None
+    axes = attr(node, "axes") if axes is None else axes.reshape(-1).tolist()
+    mul = x.producer()
+    if mul is None or mul.op_type != "Mul" or axes is None or \
+            [int(a) % 2 for a in axes] != [1] or not int(attr(node, "keepdims", 1)) or \
+            ctx.rank(x) != 2 or not all(ctx.is_tensor(v) and ctx.rank(v) == 2
+                                        for v in mul.inputs) or \
+            ctx.shape(mul.inputs[0])[1:] != ctx.shape(mul.inputs[1])[1:]:
+        raise ctx.refuse("only a row-wise dot product, sum(a * b, axis=1) of two 2-D tensors "
+                         "(Keras Dot), is raised")
+    ctx.output(ctx.layer("Dot", {"axes": 1, "normalize": False},
+                         [ctx.ref(mul.inputs[0]), ctx.ref(mul.inputs[1])]))

@@ -5,6 +5,9 @@
   Mul by 1/sqrt(2) or a Div by sqrt(2) -> Activation('gelu').
 - ``Tile`` of an ``Unsqueeze(axis 1)`` of a 2-D tensor, repeated along axis 1 only ->
   RepeatVector.
+- ``x / max(ReduceL2(x, last axis), 1e-12)`` -> UnitNormalization (Keras's exact formula).
+- ``sum(l2n(a) * l2n(b), axis 1)`` with ``l2n(x) = x / sqrt(max(sum(x * x), 1e-12))`` (Keras's
+  ``l2_normalize``) -> Dot(axes=1, normalize=True).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import onnx_ir as ir
 
 from .core import PATTERN_OPS, Ctx, pattern, rule
 
-PATTERN_OPS.add("Erf")
+PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt"})
 
 
 def _const_value(ctx: Ctx, v: ir.Value | None) -> float | None:
@@ -100,3 +103,85 @@ def tile(ctx: Ctx, node: ir.Node) -> None:
             reps[0] != 1 or reps[2] != 1:
         raise ctx.refuse(f"repeats {reps} of a {ctx.shape(x)} tensor is not a RepeatVector")
     ctx.output(ctx.layer("RepeatVector", {"n": reps[1]}, ctx.ref(source)))
+
+
+def _last_axis_reduce(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> bool:
+    if node is None or node.op_type != op or node.inputs[0] is not x:
+        return False
+    axes = ctx.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
+        else None
+    axes = node.attributes["axes"].value if axes is None and "axes" in node.attributes \
+        else axes
+    rank = len(x.shape) if x.shape is not None else 0
+    keep = node.attributes["keepdims"].value if "keepdims" in node.attributes else 1
+    return axes is not None and [int(a) % max(rank, 1) for a in np.reshape(axes, -1)] == \
+        [rank - 1] and bool(keep) and rank >= 2
+
+
+def _max_eps(ctx: Ctx, node: ir.Node | None, eps: float) -> ir.Value | None:
+    """The non-constant operand of ``Max(v, eps)``."""
+    if node is None or node.op_type != "Max" or len(node.inputs) != 2:
+        return None
+    for v in node.inputs:
+        if _close(_const_value(ctx, _other(node, v)), eps) and ctx.const(v) is None:
+            return v
+    return None
+
+
+@pattern
+def unit_normalization(ctx: Ctx, graph: ir.Graph) -> None:
+    for div in list(graph):
+        if div.op_type != "Div" or len(div.inputs) != 2:
+            continue
+        x, den = div.inputs
+        mx = den.producer()
+        norm = _max_eps(ctx, mx, 1e-12)
+        l2 = norm.producer() if norm is not None else None
+        if not _last_axis_reduce(ctx, l2, "ReduceL2", x) or _only_use(den) is not div or \
+                _only_use(norm) is not mx:
+            continue
+        ctx.absorbed.update({id(mx), id(l2)})
+        ctx.fused[id(div)] = lambda c, node, x=x: c.output(
+            c.layer("UnitNormalization", {"axis": [-1]}, c.ref(x)))
+
+
+def _l2_normalized(ctx: Ctx, v: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
+    """(x, nodes) when v = x / sqrt(max(sum(x * x, last axis), 1e-12))."""
+    div = v.producer()
+    if div is None or div.op_type != "Div" or _only_use(v) is None:
+        return None
+    x, den = div.inputs
+    sqrt = den.producer()
+    if sqrt is None or sqrt.op_type != "Sqrt":
+        return None
+    mx = sqrt.inputs[0].producer()
+    ss = _max_eps(ctx, mx, 1e-12)
+    red = ss.producer() if ss is not None else None
+    if red is None or red.op_type != "ReduceSum":
+        return None
+    sq = red.inputs[0].producer()
+    if sq is None or sq.op_type != "Mul" or list(sq.inputs) != [x, x] or \
+            not _last_axis_reduce(ctx, red, "ReduceSum", red.inputs[0]):
+        return None
+    return x, [div, sqrt, mx, red, sq]
+
+
+@pattern
+def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
+    for red in list(graph):
+        if red.op_type != "ReduceSum":
+            continue
+        mul = red.inputs[0].producer()
+        if mul is None or mul.op_type != "Mul" or _only_use(mul.outputs[0]) is not red or \
+                not _last_axis_reduce(ctx, red, "ReduceSum", mul.outputs[0]) or \
+                len(red.inputs[0].shape or []) != 2:
+            continue
+        sides = [_l2_normalized(ctx, v) for v in mul.inputs]
+        if any(s is None for s in sides):
+            continue
+        for _, nodes in sides:
+            ctx.absorbed.update(id(n) for n in nodes)
+        ctx.absorbed.add(id(mul))
+        a, b = sides[0][0], sides[1][0]
+        ctx.fused[id(red)] = lambda c, node, a=a, b=b: c.output(
+            c.layer("Dot", {"axes": 1, "normalize": True}, [c.ref(a), c.ref(b)]))
