@@ -306,8 +306,8 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
     shape_in = ctx.shape(x)
     shape_out = ctx.shape(node.outputs[0])
     n = len(shape_in) - 2
-    if n != 2 or any(d is None for d in shape_in[1:] + shape_out[1:]):
-        raise ctx.refuse("only 2-D resizing of static size is raised (UpSampling2D)")
+    if n not in (1, 2, 3) or any(d is None for d in shape_in[1:] + shape_out[1:]):
+        raise ctx.refuse("only 1-D to 3-D resizing of static size is raised (UpSampling)")
     factors = []
     for i, o in zip(shape_in[1:-1], shape_out[1:-1]):
         if o % i:
@@ -328,14 +328,22 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
                                  "pixels the way UpSampling2D does")
         interpolation = "nearest"
     elif mode == "linear":
+        if n != 2:
+            raise ctx.refuse("linear resizing is raised in 2-D only (UpSampling2D bilinear)")
         if coord not in ("half_pixel", "pytorch_half_pixel"):
             raise ctx.refuse(f"linear resizing with coordinate_transformation_mode={coord!r} "
                              "is not UpSampling2D's half-pixel bilinear")
         interpolation = "bilinear"
     else:
         raise ctx.refuse(f"mode {mode!r} has no UpSampling2D equivalent")
-    ctx.output(ctx.layer("UpSampling2D", {"size": factors, "data_format": "channels_last",
-                                          "interpolation": interpolation}, ctx.ref(x)))
+    if n == 1:
+        config = {"size": factors[0]}
+    elif n == 3:
+        config = {"size": factors, "data_format": "channels_last"}
+    else:
+        config = {"size": factors, "data_format": "channels_last",
+                  "interpolation": interpolation}
+    ctx.output(ctx.layer(f"UpSampling{n}D", config, ctx.ref(x)))
 
 
 def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.ndarray:
