@@ -68,6 +68,9 @@ def _conv_cases():
                         [N("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2],
                            pads=[1, 1, 1, 1], output_padding=[1, 1])],
                         {"x": [2, 3, 5, 5]}, ["y"], {"w": _w(3, 4, 3, 3), "b": _w(4)}))
+    cases.append(OpCase("ConvTranspose-1d", ["ConvTranspose"],
+                        [N("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2], pads=[1, 0])],
+                        {"x": [2, 3, 6]}, ["y"], {"w": _w(3, 2, 3), "b": _w(2)}))
     cases.append(OpCase("ConvTranspose-valid", ["ConvTranspose"],
                         [N("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2])],
                         {"x": [2, 3, 4, 5]}, ["y"], {"w": _w(3, 2, 2, 2)}))

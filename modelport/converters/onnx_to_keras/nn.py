@@ -129,8 +129,8 @@ def _block_diagonal(hwio: np.ndarray, group: int) -> np.ndarray:
 @rule("ConvTranspose", layout=True)
 def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
     x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
-    if n not in (2, 3):
-        raise ctx.refuse(f"Keras has no {n}-D transposed convolution that tfjs also runs")
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"Keras has no {n}-D transposed convolution")
     if int(attr(node, "group", 1)) != 1:
         raise ctx.refuse("Keras transposed convolutions have no groups")
     if any(d != 1 for d in dilations):
@@ -153,8 +153,8 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
     y = ctx.layer(f"Conv{n}DTranspose", config, ctx.ref(x), weights=weights)
     if any(p != (0, 0) for p in pads):
         crop = [list(p) for p in pads]
-        y = ctx.layer(f"Cropping{n}D", {"cropping": crop, "data_format": "channels_last"}, y,
-                      suffix="crop")
+        y = ctx.layer(f"Cropping{n}D", {"cropping": crop[0]} if n == 1 else
+                      {"cropping": crop, "data_format": "channels_last"}, y, suffix="crop")
     ctx.output(y)
 
 
