@@ -56,6 +56,8 @@ def _conv_cases():
         ("Conv-same-upper-stride", [2, 3, 10, 9], _w(4, 3, 3, 3),
          {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
         ("Conv-dilated", [2, 2, 11, 11], _w(3, 2, 3, 3), {"dilations": [2, 2]}),
+        ("Conv-dilated-strided", [2, 2, 12, 11], _w(3, 2, 3, 3),
+         {"dilations": [2, 2], "strides": [2, 3], "pads": [1, 2, 1, 0]}),
         ("Conv-depthwise", [2, 4, 8, 8], _w(4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
         ("Conv-depthwise-mult2", [2, 3, 8, 8], _w(6, 1, 3, 3), {"group": 3}),
         ("Conv-grouped", [2, 6, 7, 7], _w(4, 3, 3, 3), {"group": 2}),
@@ -133,6 +135,10 @@ def _activation_cases():
              "HardSwish": {}, "Softmax": {"axis": 1}, "Neg": {}, "Identity": {}}
     cases = [OpCase(op, [op], [N(op, ["x"], ["y"], **attrs)], {"x": [2, 3, 4]}, ["y"])
              for op, attrs in unary.items()]
+    cases.append(OpCase("Softsign-pattern", ["Abs"],
+                        [N("Abs", ["x"], ["a"]), N("Add", ["a", "one"], ["d"]),
+                         N("Div", ["x", "d"], ["y"])], {"x": [2, 5]}, ["y"],
+                        {"one": np.asarray(1, np.float32)}))
     cases.append(OpCase("PRelu-channel", ["PRelu"], [N("PRelu", ["x", "s"], ["y"])],
                         {"x": [2, 3, 4, 4]}, ["y"], {"s": _w(3, 1, 1)}))
     for cid, lo, hi in [("Clip-relu6", 0.0, 6.0), ("Clip-range", -1.0, 2.0),
@@ -214,6 +220,10 @@ def _dense_and_shape_cases():
                [N("Conv", ["x", "w"], ["t"]), N("Pad", ["t", "p"], ["y"])],
                {"x": [2, 3, 4, 4]}, ["y"],
                {"w": _w(2, 3, 1, 1), "p": np.asarray([0, 0, 1, 2, 0, 0, 3, 0], np.int64)}),
+        OpCase("Pad-constant-value", ["Pad"], [N("Pad", ["x", "p", "v"], ["y"])],
+               {"x": [2, 3, 4, 4]}, ["y"],
+               {"p": np.asarray([0, 0, 1, 0, 0, 0, 2, 1], np.int64),
+                "v": np.asarray(1.5, np.float32)}),
         OpCase("Slice-spatial", ["Slice", "Conv"],
                [N("Conv", ["x", "w"], ["t"]), N("Slice", ["t", "st", "en", "ax"], ["y"])],
                {"x": [2, 3, 6, 6]}, ["y"],

@@ -78,14 +78,19 @@ def _conv_common(ctx: Ctx, node: ir.Node):
 @rule("Conv", layout=True)
 def conv(ctx: Ctx, node: ir.Node) -> None:
     x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
-    if any(s > 1 for s in strides) and any(d > 1 for d in dilations):
-        raise ctx.refuse("Keras convolutions take strides > 1 or dilations > 1, not both")
+    # Keras takes strides > 1 or dilations > 1, not both: such a convolution runs at stride 1
+    # and a 1-wide pooling with the strides keeps every s-th output (exactly those ONNX keeps).
+    subsample = strides if any(s > 1 for s in strides) and any(d > 1 for d in dilations) \
+        else None
     group = int(attr(node, "group", 1))
     sizes = _static_spatial(ctx, x) if any(attr(node, "pads", [0]) or [0]) or \
         attr(node, "auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID") \
         else None
     pads = _resolve_pads(ctx, node, sizes or [0] * n, ks, strides, dilations)
-    padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations)
+    if subsample is not None:
+        strides = [1] * n
+    padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations,
+                            same_ok=subsample is None)
     cin = ctx.shape(x)[-1]
     out_ch = kernel.shape[0]
     common = {"kernel_size": ks, "strides": strides, "padding": padding,
@@ -100,8 +105,9 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
         weights.append(("depthwise_kernel", dw))
         if bias is not None:
             weights.append(("bias", bias))
-        ctx.output(ctx.layer("DepthwiseConv2D", {**common, "depth_multiplier": mult},
-                             xin, weights=weights))
+        y = ctx.layer("DepthwiseConv2D", {**common, "depth_multiplier": mult}, xin,
+                      weights=weights)
+        ctx.output(_subsample(ctx, y, subsample, n))
         return
     hwio = kernel.transpose(*range(2, 2 + n), 1, 0)  # (k..., in/group, out)
     if group > 1 and ctx.for_tfjs:
@@ -111,7 +117,17 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     if bias is not None:
         weights.append(("bias", bias))
     config = {"filters": int(out_ch), **common, "groups": group}
-    ctx.output(ctx.layer(f"Conv{n}D", config, xin, weights=weights))
+    y = ctx.layer(f"Conv{n}D", config, xin, weights=weights)
+    ctx.output(_subsample(ctx, y, subsample, n))
+
+
+def _subsample(ctx: Ctx, y, strides: list[int] | None, n: int):
+    if strides is None:
+        return y
+    pool = {"pool_size": [1] * n, "strides": strides, "padding": "valid"}
+    if n > 1:
+        pool["data_format"] = "channels_last"
+    return ctx.layer(f"AveragePooling{n}D", pool, y, suffix="stride")
 
 
 def _block_diagonal(hwio: np.ndarray, group: int) -> np.ndarray:

@@ -5,6 +5,7 @@
   Mul by 1/sqrt(2) or a Div by sqrt(2) -> Activation('gelu').
 - ``Tile`` of an ``Unsqueeze(axis 1)`` of a 2-D tensor, repeated along axis 1 only ->
   RepeatVector.
+- ``x / (1 + |x|)`` -> Activation('softsign').
 - ``x / max(ReduceL2(x, last axis), 1e-12)`` -> UnitNormalization (Keras's exact formula).
 - ``sum(l2n(a) * l2n(b), axis 1)`` with ``l2n(x) = x / sqrt(max(sum(x * x), 1e-12))`` (Keras's
   ``l2_normalize``) -> Dot(axes=1, normalize=True).
@@ -19,7 +20,7 @@ import onnx_ir as ir
 
 from .core import PATTERN_OPS, Ctx, pattern, rule
 
-PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt"})
+PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt", "Abs"})
 
 
 def _const_value(ctx: Ctx, v: ir.Value | None) -> float | None:
@@ -185,3 +186,23 @@ def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
         a, b = sides[0][0], sides[1][0]
         ctx.fused[id(red)] = lambda c, node, a=a, b=b: c.output(
             c.layer("Dot", {"axes": 1, "normalize": True}, [c.ref(a), c.ref(b)]))
+
+
+@pattern
+def softsign(ctx: Ctx, graph: ir.Graph) -> None:
+    for div in list(graph):
+        if div.op_type != "Div" or len(div.inputs) != 2:
+            continue
+        x, den = div.inputs
+        add = den.producer()
+        if add is None or add.op_type != "Add" or _only_use(den) is not div:
+            continue
+        absval = next((v for v in add.inputs if v.producer() is not None and
+                       v.producer().op_type == "Abs"), None)
+        if absval is None or absval.producer().inputs[0] is not x or \
+                not _close(_const_value(ctx, _other(add, absval)), 1.0) or \
+                _only_use(absval) is not add:
+            continue
+        ctx.absorbed.update({id(add), id(absval.producer())})
+        ctx.fused[id(div)] = lambda c, node, x=x: c.output(
+            c.layer("Activation", {"activation": "softsign"}, c.ref(x)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from .activations import affine
 from .core import Ctx, attr, padding_layer, rule
 
 
@@ -116,10 +117,12 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     pads = ctx.const(node.inputs[1])
     if pads is None:
         raise ctx.refuse("its pads are computed at run time")
+    fill = 0.0
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         value = ctx.const(node.inputs[2])
-        if value is None or np.any(value != 0):
-            raise ctx.refuse("padding with a value other than zero has no Keras layer")
+        if value is None:
+            raise ctx.refuse("its padding value is computed at run time")
+        fill = float(np.asarray(value).reshape(-1)[0])
     if len(node.inputs) > 3 and node.inputs[3] is not None:
         raise ctx.refuse("Pad with axes is not raised")
     rank = ctx.rank(x)
@@ -129,15 +132,20 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("negative pads (cropping) are not raised")
     if pairs[0] != (0, 0):
         raise ctx.refuse("padding the batch axis")
+    if all(p == (0, 0) for p in pairs):
+        return ctx.output(ctx.ref(x))
+    ref = ctx.ref(x)
+    if fill != 0.0:  # pad (x - v) with zeros, then add v back
+        ref = affine(ctx, ref, 1.0, -fill, "shift")
     if rank >= 3 and pairs[-1] == (0, 0):
-        return ctx.output(padding_layer(ctx, ctx.ref(x), pairs[1:-1]) if any(
-            p != (0, 0) for p in pairs[1:-1]) else ctx.ref(x))
-    if rank == 4 and pairs[1] == (0, 0):
-        return ctx.output(ctx.layer("ZeroPadding2D", {"padding": [list(p) for p in pairs[2:]],
-                                                      "data_format": "channels_first"},
-                                    ctx.ref(x)))
-    raise ctx.refuse(f"pads {pads} pad the last axis of a rank-{rank} tensor, which "
-                     "ZeroPadding does not")
+        ref = padding_layer(ctx, ref, pairs[1:-1])
+    elif rank == 4 and pairs[1] == (0, 0):
+        ref = ctx.layer("ZeroPadding2D", {"padding": [list(p) for p in pairs[2:]],
+                                          "data_format": "channels_first"}, ref)
+    else:
+        raise ctx.refuse(f"pads {pads} pad the last axis of a rank-{rank} tensor, which "
+                         "ZeroPadding does not")
+    ctx.output(affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref)
 
 
 @rule("Slice")
