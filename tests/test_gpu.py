@@ -55,3 +55,15 @@ def _onnx(src):
     import onnx_ir as ir
 
     return ir.to_proto(lower(modelport.load(src)).model).SerializeToString()
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121", "inception_v2", "squeezenet",
+                                  "vgg19", "shufflenet"])
+def test_onnx_to_keras_on_cuda(name, tmp_path):
+    """ONNX -> Keras raising with the source run by the CUDA provider (TF32 off)."""
+    import onnx
+
+    light = onnx.__file__.rsplit("/", 1)[0] + f"/backend/test/data/light/light_{name}.onnx"
+    report = modelport.convert(light, tmp_path / "m.h5", device="cuda")
+    assert report.parity["source_engine"].startswith("onnxruntime CUDAExecutionProvider")
+    assert report.parity["passed"], report.parity["outputs"]
