@@ -42,7 +42,7 @@ class OpCase:
     opset: int = OPSET
 
 
-def N(op, ins, outs, **attrs):  # noqa: N802 - reads like onnx.helper.make_node
+def N(op, ins, outs, **attrs):
     return helper.make_node(op, ins, outs, name=f"{op.lower()}_{outs[0]}", **attrs)
 
 

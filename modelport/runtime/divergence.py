@@ -80,9 +80,8 @@ def first_raised_divergence(source_path, raised, written: LayersModel, arrays: l
     """
     import onnx
 
-    from .engines import KerasReference, OnnxRuntime
-
     from ..converters.onnx_to_keras import name_nodes
+    from .engines import KerasReference, OnnxRuntime
 
     proto = onnx.load(str(source_path))
     name_nodes(proto.graph)

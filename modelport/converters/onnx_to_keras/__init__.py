@@ -28,10 +28,16 @@ import onnx
 import onnx_ir as ir
 
 from ...errors import ModelportError, UnsupportedError
-from ...models import LayersModel, Layer, SourceInfo, TensorRef
+from ...models import Layer, LayersModel, SourceInfo, TensorRef
 from .. import layout
 from ..onnx_tfjs.to_tfjs import _explicit_perms
-from ..onnx_tfjs.to_tfjs_prepare import NHWC, fold_constants, normalize, reinfer, to_channels_last
+from ..onnx_tfjs.to_tfjs_prepare import (
+    NHWC,
+    fold_constants,
+    normalize,
+    reinfer,
+    to_channels_last,
+)
 from . import activations, dense, elementwise, nn, patterns, recurrent, shape  # noqa: F401
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
@@ -90,8 +96,8 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
             problems.append((node, "no Keras layer computes this op"))
             skip.add(id(node))
         elif node.op_type in RULES and RULES[node.op_type].layout and _rank(node) is None:
-            problems.append((node, "the rank of its input is unknown (ONNX shape inference "
-                                   "found none), so its channels-last form cannot be built"))
+            problems.append((node, ("the rank of its input is unknown (ONNX shape inference "
+                                    "found none), so its channels-last form cannot be built")))
             skip.add(id(node))
     to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
     layout.optimize(model)
@@ -226,10 +232,10 @@ def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
             problems.append((None, f"graph input {x.name!r}: {why}"))
             perms.append(None)
             continue
-        shape = [d if isinstance(d, int) else None for d in x.shape]
+        dims = [d if isinstance(d, int) else None for d in x.shape]
         users = [u.node for u in x.uses()]
         perm = None
-        if not channels_first and len(shape) >= 3 and users and all(
+        if not channels_first and len(dims) >= 3 and users and all(
                 n.op_type == "Transpose" and n.domain in STANDARD for n in users):
             candidates = {tuple(_perm(n)) for n in users}
             if len(candidates) == 1:
@@ -237,19 +243,19 @@ def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
                 if p[0] == 0:
                     perm = p
         if perm is not None:
-            shape = [shape[p] for p in perm]
-        if not shape:
-            problems.append((None, f"graph input {x.name!r} is a scalar: Keras inputs have a "
-                                   "batch axis"))
+            dims = [dims[p] for p in perm]
+        if not dims:
+            problems.append((None, (f"graph input {x.name!r} is a scalar: Keras inputs have "
+                                    "a batch axis")))
             perms.append(None)
             continue
         name = ctx.unique(x.name or "input")
-        layer = Layer("InputLayer", name, {"batch_shape": [None, *shape[1:]], "dtype": dtype,
+        layer = Layer("InputLayer", name, {"batch_shape": [None, *dims[1:]], "dtype": dtype,
                                            "sparse": False, "name": name})
         layers.append(layer)
         ref = TensorRef(name)
         ctx.bind(x, ref)
-        ctx.input_shapes[id(x)] = shape
+        ctx.input_shapes[id(x)] = dims
         if perm is not None:
             for n in users:
                 ctx.bind(n.outputs[0], ref)
@@ -297,7 +303,7 @@ def _needed(graph: ir.Graph, outputs: list[ir.Value], done: set[int]) -> set[int
 
 def _reason(e: ModelportError, node: ir.Node) -> str:
     prefix = f"{node.op_type} node {node.name!r}: "
-    return e.message[len(prefix):] if e.message.startswith(prefix) else e.message
+    return e.message.removeprefix(prefix)
 
 
 def _listing(problems: list[tuple[ir.Node | None, str]]) -> str:

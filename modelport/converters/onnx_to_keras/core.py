@@ -30,8 +30,8 @@ from ..onnx_tfjs.to_tfjs_prepare import is_const
 @dataclass
 class Rule:
     op: str
-    fn: Callable[["Ctx", ir.Node], None]
-    check: Callable[["Ctx", ir.Node], str | None] | None = None
+    fn: Callable[[Ctx, ir.Node], None]
+    check: Callable[[Ctx, ir.Node], str | None] | None = None
     layout: bool = False  # raised from its channels-last twin
 
 
@@ -50,7 +50,7 @@ def rule(*ops: str, check: Callable | None = None, layout: bool = False):
 
 # Pre-passes, run once before emission: ``fn(ctx, graph)`` may claim nodes that a rule raises
 # together with a neighbour (``ctx.absorbed``), e.g. the time-major Transposes around an LSTM.
-PATTERNS: list[Callable[["Ctx", ir.Graph], None]] = []
+PATTERNS: list[Callable[[Ctx, ir.Graph], None]] = []
 # Ops with no rule of their own that a pattern may take in; left over, they are refused.
 PATTERN_OPS: set[str] = set()
 
@@ -95,7 +95,7 @@ class Ctx:
         self.absorbed: set[int] = set()  # nodes a rule has raised together with its own
         self.input_shapes: dict[int, list] = {}  # graph input -> its Keras shape (with batch)
         # node -> what raises it instead of its rule: the last node of a pattern (Gelu, ...)
-        self.fused: dict[int, Callable[["Ctx", ir.Node], None]] = {}
+        self.fused: dict[int, Callable[[Ctx, ir.Node], None]] = {}
         self._ones: TensorRef | None = None
 
     # --- values ---------------------------------------------------------------------------
@@ -146,7 +146,7 @@ class Ctx:
         base = (node.name or node.op_type) if node is not None else class_name
         name = self.unique(base + (f"_{suffix}" if suffix else ""))
         cfg = {"name": name, "trainable": True, "dtype": "float32", **config}
-        args = [inputs] if isinstance(inputs, list) else [inputs]
+        args = [inputs]  # a merge layer's list is its one positional argument
         weights_ = [Weight(path, np.ascontiguousarray(np.asarray(a, np.float32)))
                     for path, a in weights]
         self.layers.append(Layer(class_name, name, cfg, [Node(args)], weights_))

@@ -43,11 +43,9 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = ""):
     rest = dst[1:]
     if sum(d is None for d in rest) > 1:
         raise ctx.refuse(f"the target shape {dst} has more than one unknown axis")
-    if src[0] is None and dst[0] is not None or dst[0] is None and src[0] is not None:
-        pass  # one side known: the sizes of the other axes decide below
-    if all(d is not None for d in src[1:]) and all(d is not None for d in rest):
-        if int(np.prod(src[1:], dtype=np.int64)) != int(np.prod(rest, dtype=np.int64)):
-            raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
+    static = all(d is not None for d in src[1:]) and all(d is not None for d in rest)
+    if static and int(np.prod(src[1:], dtype=np.int64)) != int(np.prod(rest, dtype=np.int64)):
+        raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
     target = [-1 if d is None else int(d) for d in rest]
     if list(src[1:]) == list(rest):
         return ctx.ref(x)
