@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import load
-from .errors import UnsupportedError
+from .errors import ModelportError, UnsupportedError
 from .models import LayersModel, TfjsGraph
 
 
@@ -94,7 +94,12 @@ def _engine(model, path, device: str, engine: str):
     if isinstance(model, TfjsGraph):
         return engines.TfjsGraphEngine(model, path=path, engine=engine)
     if path is not None:
-        return engines.OnnxRuntime(Path(path), device=device)
+        try:
+            return engines.OnnxRuntime(Path(path), device=device)
+        except ModelportError as e:
+            if "NOT_IMPLEMENTED" not in str(e) or not hasattr(model, "opset_imports"):
+                raise
+            return _upgraded(model, device, e)
     import onnx_ir as ir
 
     return engines.OnnxRuntime(ir.to_proto(model).SerializeToString(), device=device)
@@ -108,3 +113,21 @@ def _match_layout(array: np.ndarray, spec) -> np.ndarray:
     return np.ascontiguousarray(moved)
 
 
+
+
+def _upgraded(model, device: str, why: ModelportError):
+    """onnxruntime has no kernel for an op at an old opset of the source: run the source
+    upgraded to opset 17 by onnx's version converter instead, and say so in the label."""
+    import onnx_ir as ir
+
+    from .converters.onnx_tfjs.to_tfjs_prepare import TARGET_OPSET, normalize, opset_of
+    from .runtime import engines
+
+    old = opset_of(model)
+    if old >= TARGET_OPSET:
+        raise why
+    upgraded = normalize(ir.from_proto(ir.to_proto(model)))
+    engine = engines.OnnxRuntime(ir.to_proto(upgraded).SerializeToString(), device=device)
+    engine.label += (f" (source upgraded from opset {old} to {TARGET_OPSET} by onnx's version "
+                     "converter: onnxruntime has no kernel for it at its own opset)")
+    return engine

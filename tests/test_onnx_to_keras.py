@@ -518,3 +518,33 @@ def test_tfjs_graph_with_unraisable_ops_names_them(tmp_path):
     with pytest.raises(UnsupportedError, match="Einsum node"):
         modelport.convert(FIXTURES / "tfjs_graph" / "attention", tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_old_opset_source_runs_upgraded_when_onnxruntime_has_no_kernel(tmp_path):
+    """onnxruntime has no AveragePool-1 kernel: the parity check runs the source upgraded by
+    onnx's version converter and says so."""
+    import modelport
+
+    case = OpCase("old", [], [N("AveragePool", ["x"], ["y"], kernel_shape=[2, 2])],
+                  {"x": [2, 3, 4, 4]}, ["y"], opset=6)
+    src = tmp_path / "m.onnx"
+    proto = build(case)
+    proto.ir_version = 3
+    onnx.save(proto, str(src))
+    report = modelport.convert(src, tmp_path / "m.h5")
+    assert report.parity["passed"]
+    assert "upgraded from opset 6 to 17" in report.parity["source_engine"]
+
+
+def test_rank5_batch_norm_is_refused_for_tfjs_layers(tmp_path):
+    import modelport
+
+    c = 2
+    case = OpCase("bn3d", [], [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+                  {"x": [2, c, 3, 3, 3]}, ["y"],
+                  {"s": _w(c), "b": _w(c), "m": _w(c), "v": np.abs(_w(c)) + 0.5})
+    src = tmp_path / "m.onnx"
+    onnx.save(build(case), str(src))
+    with pytest.raises(UnsupportedError, match="batchNormalization for inputs up to rank 4"):
+        modelport.convert(src, tmp_path / "web", to="tfjs-layers")
+    assert modelport.convert(src, tmp_path / "m.keras").parity["passed"]

@@ -186,8 +186,27 @@ def blockers(model: LayersModel) -> list[tuple[str, str, str]]:
             continue
         for reason in layer_blockers(layer.class_name, layer.config):
             found.append((layer.name, layer.class_name, reason))
+        if layer.class_name == "BatchNormalization" and _input_rank(model, layer) > 4:
+            found.append((layer.name, layer.class_name, "tfjs-layers 4.22 implements "
+                          "batchNormalization for inputs up to rank 4"))
         if layer.class_name == "InputLayer" and layer.config.get("dtype") not in (
                 None, "float32", "int32", "bool"):
             found.append((layer.name, "InputLayer",
                           f"input dtype {layer.config.get('dtype')!r} is not a tfjs dtype"))
     return found
+
+
+def _input_rank(model: LayersModel, layer) -> int:
+    """The rank of a layer's first input where the graph's shapes say it (else 0)."""
+    from ..keras_shapes import infer
+
+    try:
+        specs = infer(model)
+    except ModelportError:
+        return 0
+    for node in layer.inbound_nodes:
+        refs = node.inputs()
+        spec = specs.get((refs[0].layer, refs[0].node, refs[0].tensor)) if refs else None
+        if spec is not None:
+            return len(spec.shape)
+    return 0
