@@ -396,12 +396,13 @@ def test_bidirectional_directions_taken_and_summed():
 
 
 def test_refuses_split_of_the_directions():
-    """Split has no rule (nor does this module take it in): refused by name."""
+    """A Split of Y's direction axis is neither a concatenation of the directions nor one of
+    them: refused, naming the Split."""
     tail = [helper.make_node("Split", ["Y", "halves"], ["Yf", "Yb"], axis=1),
             *_squeeze("Yf", "yf", 1), *_squeeze("Yb", "yb", 1),
             helper.make_node("Add", ["yf", "yb"], ["ysum"]), _batch_first("ysum", "y")]
-    _refused(_bidirectional("RNN", tail, ["y"], _ints("halves", [1, 1])), "Split",
-             "no Keras layer")
+    _refused(_bidirectional("RNN", tail, ["y"], _ints("halves", [1, 1])), "RNN",
+             "used by Split node '[^']+', which neither concatenates")
 
 
 def test_bidirectional_directions_as_two_outputs():

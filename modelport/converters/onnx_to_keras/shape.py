@@ -184,11 +184,51 @@ def slice_(ctx: Ctx, node: ir.Node) -> None:
         if n > 1:
             config["data_format"] = "channels_last"
         return ctx.output(ctx.layer(f"Cropping{n}D", config, ctx.ref(x)))
-    if rank == 4 and crop[1] == [0, 0]:
-        return ctx.output(ctx.layer("Cropping2D", {"cropping": crop[2:],
-                                                   "data_format": "channels_first"},
-                                    ctx.ref(x)))
-    raise ctx.refuse(f"a slice of the last axis of a rank-{rank} tensor has no Keras layer")
+    if any(d is None for d in shape[1:]):
+        raise ctx.refuse(f"slicing a tensor of unknown shape {shape}")
+    ref, dims = ctx.ref(x), list(shape)
+    for axis in range(1, rank):
+        if crop[axis] != [0, 0]:
+            ref, dims = crop_axis(ctx, ref, dims, axis, *crop[axis])
+    ctx.output(ref)
+
+
+def crop_axis(ctx: Ctx, ref, dims: list, axis: int, lo: int, hi: int, suffix: str = ""):
+    """Crop ``lo``/``hi`` elements off one non-batch axis of a static-shape tensor: a Reshape
+    to [batch, before, axis, after], a channels-first Cropping2D of axis 2 (the one cropping
+    layer tfjs-layers also has) and a Reshape back. Returns (ref, new dims)."""
+    before = int(np.prod(dims[1:axis], dtype=np.int64))
+    after = int(np.prod(dims[axis + 1:], dtype=np.int64))
+    kept = dims[axis] - lo - hi
+    y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
+                  suffix=f"{suffix}to4d")
+    y = ctx.layer("Cropping2D", {"cropping": [[lo, hi], [0, 0]],
+                                 "data_format": "channels_first"}, y, suffix=f"{suffix}crop")
+    out = [*dims[:axis], kept, *dims[axis + 1:]]
+    return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
+
+
+@rule("Split")
+def split(ctx: Ctx, node: ir.Node) -> None:
+    """Each part a crop of the split axis."""
+    x = node.inputs[0]
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axis = int(attr(node, "axis", 0)) % rank
+    if axis == 0:
+        raise ctx.refuse("splitting the batch axis")
+    if any(d is None for d in shape[1:]):
+        raise ctx.refuse(f"splitting a tensor of unknown shape {shape}")
+    sizes = [ctx.shape(o)[axis] for o in node.outputs]
+    if any(d is None for d in sizes) or sum(sizes) != shape[axis]:
+        raise ctx.refuse(f"split sizes {sizes} are not known to cover axis {axis}")
+    start = 0
+    for i, (out, size) in enumerate(zip(node.outputs, sizes)):
+        if out.uses() or out.is_graph_output():
+            ref, _ = crop_axis(ctx, ctx.ref(x), list(shape), axis, start,
+                               shape[axis] - start - size, suffix=f"part{i}_")
+            ctx.output(ref, i)
+        start += size
 
 
 @rule("Gather")
