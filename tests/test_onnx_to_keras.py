@@ -251,6 +251,13 @@ def _dense_and_shape_cases():
                [N("Resize", ["x", "", "sc"], ["y"], mode="nearest",
                   coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
                {"x": [2, 2, 2, 3, 2]}, ["y"], {"sc": np.asarray([1, 1, 2, 1, 2], np.float32)}),
+        OpCase("Resize-linear-sizes-from-shape", ["Resize", "Conv"],
+               [N("Conv", ["x", "w"], ["t"]), N("Shape", ["t"], ["sh"]),
+                N("Slice", ["sh", "s0", "s2"], ["nc"]), N("Concat", ["nc", "hw"], ["sz"], axis=0),
+                N("Resize", ["t", "", "", "sz"], ["y"], mode="linear")],
+               {"x": [2, 3, 5, 4]}, ["y"],
+               {"w": _w(2, 3, 1, 1), "s0": np.asarray([0], np.int64),
+                "s2": np.asarray([2], np.int64), "hw": np.asarray([7, 3], np.int64)}),
         OpCase("Resize-linear-half-pixel", ["Resize", "Conv"],
                [N("Conv", ["x", "w"], ["t"]),
                 N("Resize", ["t", "", "sc"], ["y"], mode="linear")],
@@ -556,3 +563,14 @@ def test_rank5_batch_norm_is_refused_for_tfjs_layers(tmp_path):
     with pytest.raises(UnsupportedError, match="batchNormalization for inputs up to rank 4"):
         modelport.convert(src, tmp_path / "web", to="tfjs-layers")
     assert modelport.convert(src, tmp_path / "m.keras").parity["passed"]
+
+
+def test_shape_ops_that_only_feed_inferred_sizes_are_not_raised():
+    """Resize sizes computed from the run-time Shape of a dynamic batch: the rule reads the
+    inferred output shape, so the Shape/Slice/Concat feeding it need no Keras layer."""
+    case = next(c for c in CASES if c.id == "Resize-linear-sizes-from-shape")
+    proto = build(case)
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    raised = raise_and_compare(proto, feeds(case))
+    assert "Resizing" in [layer.class_name for layer in raised.model.layers]

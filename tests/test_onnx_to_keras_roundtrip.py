@@ -30,7 +30,7 @@ CASES = [c for c in ALL_CASES + LAYER_CASES if c.name != "lambda_layer"]
 # recurrent cells it writes as Scan loops (masks, non-default activations, GRU
 # reset_after=False, ConvLSTM2D), normalizations over several axes or RMS (Reciprocal/Sqrt),
 # MultiHeadAttention's batched products of activations (MatMul), ReLU with threshold and
-# negative slope at once, Resizing with run-time sizes, TimeDistributed's fold of time into
+# negative slope at once, nearest Resizing written as Gathers, TimeDistributed's fold of time into
 # the batch axis (Reshape across the batch).
 REFUSED: dict[str, str] = {
     'keras2/recurrent.h5': "Scan node 'gru/Scan'",
@@ -62,8 +62,6 @@ REFUSED: dict[str, str] = {
     'layers/MultiHeadAttention-return_scores-value_dim': "MatMul node 'multiheadattention_return_scores_value_dim/MatMul_4'",
     'layers/MultiHeadAttention-self': "MatMul node 'multiheadattention_self/MatMul_4'",
     'layers/ReLU-all': "GreaterOrEqual node 'relu_all/GreaterOrEqual'",
-    'layers/Resizing-bilinear': "Shape node 'resizing_bilinear/Shape'",
-    'layers/Resizing-bilinear-down': "Shape node 'resizing_bilinear_down/Shape'",
     'layers/Resizing-nearest': "Gather node 'resizing_nearest/Gather'",
     'layers/TimeDistributed-Conv2D': "Reshape node 'timedistributed_conv2d/Reshape'",
     'layers/TimeDistributed-Dense': "Reshape node 'timedistributed_dense/Reshape'",

@@ -87,18 +87,18 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     fold_constants(model)
     _explicit_perms(model.graph)
     problems: list[tuple[ir.Node | None, str]] = []
-    skip: set[int] = set()
+    # nodes that cannot be raised, listed only if the outputs need them (a Shape that only
+    # feeds a Resize's sizes, say, is not raised: the rule reads the inferred shape)
+    early: dict[int, tuple[ir.Node, str]] = {}
     for node in model.graph:
         if node.domain not in STANDARD:
-            problems.append((node, f"op of domain {node.domain!r}, which has no Keras layer"))
-            skip.add(id(node))
+            early[id(node)] = (node, f"op of domain {node.domain!r}, which has no Keras layer")
         elif node.op_type not in RULES and node.op_type not in PATTERN_OPS:
-            problems.append((node, "no Keras layer computes this op"))
-            skip.add(id(node))
+            early[id(node)] = (node, "no Keras layer computes this op")
         elif node.op_type in RULES and RULES[node.op_type].layout and _rank(node) is None:
-            problems.append((node, ("the rank of its input is unknown (ONNX shape inference "
-                                    "found none), so its channels-last form cannot be built")))
-            skip.add(id(node))
+            early[id(node)] = (node, "the rank of its input is unknown (ONNX shape inference "
+                                     "found none), so its channels-last form cannot be built")
+    skip = set(early)
     to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
     layout.optimize(model)
     _hoist_transposes(model.graph)  # not optimized again: that would push them back down
@@ -113,10 +113,11 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         fn(ctx, graph)
     failed: set[int] = set()
     for node in graph:
-        if id(node) in done or id(node) in ctx.absorbed or id(node) not in needed or \
-                id(node) in skip:
-            if id(node) in skip:
-                failed.update(id(v) for v in node.outputs)
+        if id(node) in done or id(node) in ctx.absorbed or id(node) not in needed:
+            continue
+        if id(node) in skip:
+            problems.append(early[id(node)])
+            failed.update(id(v) for v in node.outputs)
             continue
         if any(v is not None and id(v) in failed for v in node.inputs):
             failed.update(id(v) for v in node.outputs)

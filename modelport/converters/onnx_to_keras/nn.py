@@ -324,16 +324,24 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
     n = len(shape_in) - 2
     if n not in (1, 2, 3) or any(d is None for d in shape_in[1:] + shape_out[1:]):
         raise ctx.refuse("only 1-D to 3-D resizing of static size is raised (UpSampling)")
-    factors = []
-    for i, o in zip(shape_in[1:-1], shape_out[1:-1]):
-        if o % i:
-            raise ctx.refuse(f"a non-integer scale ({i} -> {o}) has no exact UpSampling2D")
-        factors.append(o // i)
     if shape_out[-1] != shape_in[-1]:
         raise ctx.refuse("resizing the channel axis has no Keras layer")
     mode = _text(attr(node, "mode"), "nearest")
     coord = _text(attr(node, "coordinate_transformation_mode"),
                   "asymmetric" if node.op_type == "Upsample" else "half_pixel")
+    if any(o % i for i, o in zip(shape_in[1:-1], shape_out[1:-1])):
+        # Keras's Resizing is half-pixel bilinear without antialiasing (what the Keras ->
+        # ONNX route writes it as); other modes have no exact Keras layer at these sizes.
+        if n == 2 and mode == "linear" and coord == "half_pixel" and \
+                not int(attr(node, "antialias", 0)):
+            ctx.output(ctx.layer("Resizing", {"height": shape_out[1], "width": shape_out[2],
+                                              "interpolation": "bilinear",
+                                              "crop_to_aspect_ratio": False,
+                                              "data_format": "channels_last"}, ctx.ref(x)))
+            return
+        raise ctx.refuse(f"a non-integer scale ({shape_in[1:-1]} -> {shape_out[1:-1]}) in "
+                         f"mode {mode!r} / {coord!r} has no exact Keras layer")
+    factors = [o // i for i, o in zip(shape_in[1:-1], shape_out[1:-1])]
     if mode == "nearest":
         nearest = _text(attr(node, "nearest_mode"), "round_prefer_floor")
         for size, f in zip(shape_in[1:-1], factors):
