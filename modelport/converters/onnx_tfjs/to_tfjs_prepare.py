@@ -73,13 +73,13 @@ def normalize(model: ir.Model) -> ir.Model:
     if missing:
         log.debug("normalize: the version converter renamed or dropped initializer(s) %s; "
                   "converting the model with its weights", ", ".join(missing[:5]))
-        return _fix_inputs(_normalize_proto(ir.to_proto(model), opset))
+        return _legacy_prelu(_fix_inputs(_normalize_proto(ir.to_proto(model), opset)), opset)
     for name, v in big.items():
         value = inputs[name]
         out.graph.inputs.remove(value)
         value.const_value = v.const_value
         out.graph.register_initializer(value)
-    return _fix_inputs(out)
+    return _legacy_prelu(_fix_inputs(out), opset)
 
 
 def _normalize_proto(proto: onnx.ModelProto, opset: int) -> ir.Model:
@@ -95,6 +95,30 @@ def _normalize_proto(proto: onnx.ModelProto, opset: int) -> ir.Model:
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
         log.warning("ONNX shape inference failed (%s); shapes stay as declared", e)
     return ir.from_proto(proto)
+
+
+def _legacy_prelu(model: ir.Model, opset: int) -> ir.Model:
+    """Before opset 7 a 1-D PRelu slope ran along axis 1 (the channels); the version converter
+    keeps the vector, which opset 7+ broadcasting lines up with the last axis instead (and
+    onnxruntime refuses where the sizes differ). Give such slopes their axes back."""
+    if opset >= 7:
+        return model
+    for node in model.graph:
+        if node.op_type != "PRelu" or len(node.inputs) < 2:
+            continue
+        x, slope = node.inputs[0], node.inputs[1]
+        if not is_const(slope) or x.shape is None or len(x.shape) < 3:
+            continue
+        value = slope.const_value.numpy()
+        if value.ndim == 1 and value.size > 1 and x.shape[1] == value.size:
+            shaped = value.reshape((-1,) + (1,) * (len(x.shape) - 2))
+            new = ir.Value(name=f"{slope.name}_channels", shape=ir.Shape(shaped.shape),
+                           type=slope.type, const_value=ir.Tensor(shaped))
+            model.graph.register_initializer(new)
+            node.replace_input_with(1, new)
+            if not slope.uses() and not slope.is_graph_output():
+                model.graph.initializers.pop(slope.name, None)
+    return model
 
 
 def _fix_inputs(out: ir.Model) -> ir.Model:

@@ -66,12 +66,7 @@ def prelu(ctx: Ctx, node: ir.Node) -> None:
     try:
         np.broadcast_shapes(slope.shape, tuple(shape[1:]))
     except ValueError:
-        # Opset < 7 PRelu broadcast a 1-D slope along axis 1 (the version converter keeps
-        # the vector); under opset 7+ rules the model would be invalid, so that is its meaning.
-        if slope.ndim != 1 or slope.size != shape[1]:
-            raise ctx.refuse(f"slope {list(slope.shape)} does not broadcast to {shape}") \
-                from None
-        slope = slope.reshape((-1,) + (1,) * (rank - 2))
+        raise ctx.refuse(f"slope {list(slope.shape)} does not broadcast to {shape}") from None
     slope = slope.reshape((1,) * (rank - slope.ndim) + slope.shape)[0]  # drop batch
     shared = [i + 1 for i, d in enumerate(slope.shape) if d == 1 and shape[i + 1] != 1]
     full = [1 if (i + 1) in shared else shape[i + 1] for i in range(rank - 1)]
