@@ -13,8 +13,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,10 +112,25 @@ class GraphJob:
 
 
 @dataclass
-class GraphResult:
+class LayersJob:
+    model_json: Path
+    inputs: list[tuple[str, np.ndarray]]  # in the model's input order
+    budget_s: float = 300.0  # time this job may take before its Node process is killed
+
+
+@dataclass
+class _BatchResult:
     outputs: list[np.ndarray] | None  # None when the job failed
     error: TfjsError | None
     seconds: float
+
+
+class GraphResult(_BatchResult):
+    """What one GraphJob gave: its outputs, or tfjs's error."""
+
+
+class LayersResult(_BatchResult):
+    """What one LayersJob gave: its outputs (the model's, in order), or tfjs's error."""
 
 
 def run_graph_batch(jobs: list[GraphJob]) -> list[GraphResult]:
@@ -124,32 +141,49 @@ def run_graph_batch(jobs: list[GraphJob]) -> list[GraphResult]:
     run_graph_batch.js for why). When the process itself dies (out of memory, over its time
     budget), the job that was running is charged with it, so one bad model hides nothing.
     """
+    return _run_batch("run_graph_batch.js", jobs, GraphResult,
+                      lambda j: {"model": str(Path(j.model_json).resolve()), "outputs": j.outputs,
+                                 "inputs": [_encode(n, a) for n, a in j.inputs]})
+
+
+def run_layers_batch(jobs: list[LayersJob]) -> list[LayersResult]:
+    """Run layers-models (``tf.loadLayersModel``, strict, then ``predict``) the way
+    run_graph_batch runs graph-models: as few Node processes as possible, a result for every
+    job in order, failures and crashes charged to their own job."""
+    return _run_batch("run_layers_batch.js", jobs, LayersResult,
+                      lambda j: {"model": str(Path(j.model_json).resolve()),
+                                 "inputs": [_encode(n, a) for n, a in j.inputs]})
+
+
+def _run_batch(script: str, jobs: list, result: type[_BatchResult],
+               encode: Callable[[Any], dict]) -> list:
+    """The loop both batch runners share: run the pending jobs in one ``script`` process,
+    charge a crash to the job that was running, resume after it in a fresh process."""
     reason = available()
     if reason:
         raise ModelportError(f"real tfjs cannot run here: {reason}")
-    results: list[GraphResult] = []
+    results: list = []
     while len(results) < len(jobs):
         pending = jobs[len(results):]
-        done, crash = _batch(pending)
+        done, crash = _batch(script, pending, result, encode)
         results += done
         if len(done) < len(pending) and (not done or done[-1].error is None):
-            results.append(GraphResult(None, TfjsError(
+            results.append(result(None, TfjsError(
                 crash or "the tfjs batch runner stopped without a result",
                 file=pending[len(done)].model_json), 0.0))
     return results
 
 
-def _batch(jobs: list[GraphJob]) -> tuple[list[GraphResult], str | None]:
-    spec = {"jobs": [{"model": str(Path(j.model_json).resolve()), "outputs": j.outputs,
-                      "inputs": [_encode(n, a) for n, a in j.inputs]} for j in jobs]}
+def _batch(script: str, jobs: list, result: type[_BatchResult],
+           encode: Callable[[Any], dict]) -> tuple[list, str | None]:
     budget = 10.0 + sum(j.budget_s for j in jobs)  # 10 s: Node start and tfjs import
     crash = None
     with tempfile.TemporaryDirectory(prefix="modelport-tfjs-") as tmp:
         src, out = Path(tmp, "jobs.json"), Path(tmp, "results.jsonl")
-        src.write_text(json.dumps(spec))
+        src.write_text(json.dumps({"jobs": [encode(j) for j in jobs]}))
         env = dict(os.environ, NODE_PATH=str(node_modules()))
         try:
-            proc = subprocess.run(["node", str(HERE / "run_graph_batch.js"), str(src), str(out)],
+            proc = subprocess.run(["node", str(HERE / script), str(src), str(out)],
                                   capture_output=True, text=True, timeout=budget, env=env,
                                   check=False)
             if proc.returncode != 0:
@@ -162,11 +196,10 @@ def _batch(jobs: list[GraphJob]) -> tuple[list[GraphResult], str | None]:
     for line, job in zip(lines, jobs):
         item = json.loads(line)
         if "error" in item:
-            done.append(GraphResult(None, TfjsError(item["error"], file=job.model_json),
-                                    item["ms"] / 1000))
+            done.append(result(None, TfjsError(item["error"], file=job.model_json),
+                               item["ms"] / 1000))
         else:
-            done.append(GraphResult([_decode(o) for o in item["outputs"]], None,
-                                    item["ms"] / 1000))
+            done.append(result([_decode(o) for o in item["outputs"]], None, item["ms"] / 1000))
     return done, crash
 
 

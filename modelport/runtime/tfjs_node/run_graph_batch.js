@@ -15,8 +15,7 @@
  */
 'use strict';
 
-const fs = require('fs');
-const {tf, fromWire, toWire, handler, message, run} = require('./wire');
+const {tf, fromWire, toWire, handler, runJobs} = require('./wire');
 
 async function runJob(job) {
   const model = await tf.loadGraphModel(handler(job.model));
@@ -37,18 +36,4 @@ async function runJob(job) {
   }
 }
 
-run(async () => {
-  const [jobsPath, resultsPath] = process.argv.slice(2);
-  const {jobs} = JSON.parse(fs.readFileSync(jobsPath, 'utf8'));
-  for (const job of jobs) {
-    const started = Date.now();
-    try {
-      const outputs = await runJob(job);
-      fs.appendFileSync(resultsPath, JSON.stringify({outputs, ms: Date.now() - started}) + '\n');
-    } catch (err) {
-      fs.appendFileSync(resultsPath,
-                        JSON.stringify({error: message(err), ms: Date.now() - started}) + '\n');
-      break;
-    }
-  }
-});
+runJobs(runJob);

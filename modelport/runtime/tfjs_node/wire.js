@@ -62,4 +62,28 @@ function run(main) {
   });
 }
 
-module.exports = {tf, fromWire, toWire, handler, message, run};
+/**
+ * The batch runners' main: `node <runner>.js <jobs.json> <results.jsonl>`. Each job goes through
+ * `runJob(job) -> [wire tensors]`; results.jsonl gets one line per job as soon as it finishes,
+ * {"outputs", "ms"} or {"error", "ms"}, and the batch stops after the first failing job (see
+ * run_graph_batch.js for why).
+ */
+function runJobs(runJob) {
+  run(async () => {
+    const [jobsPath, resultsPath] = process.argv.slice(2);
+    const {jobs} = JSON.parse(fs.readFileSync(jobsPath, 'utf8'));
+    for (const job of jobs) {
+      const started = Date.now();
+      try {
+        const outputs = await runJob(job);
+        fs.appendFileSync(resultsPath, JSON.stringify({outputs, ms: Date.now() - started}) + '\n');
+      } catch (err) {
+        fs.appendFileSync(resultsPath,
+                          JSON.stringify({error: message(err), ms: Date.now() - started}) + '\n');
+        break;
+      }
+    }
+  });
+}
+
+module.exports = {tf, fromWire, toWire, handler, message, run, runJobs};
