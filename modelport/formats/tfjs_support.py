@@ -181,12 +181,13 @@ def layer_blockers(class_name: str, config: dict) -> list[str]:
 def blockers(model: LayersModel) -> list[tuple[str, str, str]]:
     """``(layer name, class, reason)`` for everything that keeps ``model`` out of tfjs-layers."""
     found = []
+    specs: dict = {}  # the graph's shapes, inferred once when a layer needs them
     for layer in model.iter_layers():
         if layer.model is not None:
             continue
         for reason in layer_blockers(layer.class_name, layer.config):
             found.append((layer.name, layer.class_name, reason))
-        if layer.class_name == "BatchNormalization" and _input_rank(model, layer) > 4:
+        if layer.class_name == "BatchNormalization" and _input_rank(model, layer, specs) > 4:
             found.append((layer.name, layer.class_name, "tfjs-layers 4.22 implements "
                           "batchNormalization for inputs up to rank 4"))
         if layer.class_name == "InputLayer" and layer.config.get("dtype") not in (
@@ -196,17 +197,20 @@ def blockers(model: LayersModel) -> list[tuple[str, str, str]]:
     return found
 
 
-def _input_rank(model: LayersModel, layer) -> int:
-    """The rank of a layer's first input where the graph's shapes say it (else 0)."""
+def _input_rank(model: LayersModel, layer, specs: dict) -> int:
+    """The rank of a layer's first input where the graph's shapes say it (else 0); ``specs``
+    caches the inferred shapes across calls."""
     from ..keras_shapes import infer
 
-    try:
-        specs = infer(model)
-    except ModelportError:
-        return 0
+    if "shapes" not in specs:
+        try:
+            specs["shapes"] = infer(model)
+        except ModelportError:
+            specs["shapes"] = {}
+    shapes = specs["shapes"]
     for node in layer.inbound_nodes:
         refs = node.inputs()
-        spec = specs.get((refs[0].layer, refs[0].node, refs[0].tensor)) if refs else None
+        spec = shapes.get((refs[0].layer, refs[0].node, refs[0].tensor)) if refs else None
         if spec is not None:
             return len(spec.shape)
     return 0
