@@ -6,11 +6,12 @@ The public API is small::
     model = modelport.load("model.h5")               # a LayersModel
     modelport.save(model, "web_model/", quantize=["uint8"])
     report = modelport.convert("model.keras", "web_model/")
+    parity = modelport.validate("model.onnx", "model.h5")   # a ParityReport
 """
 
 __version__ = "0.1.0"
 
-from .api import ConversionReport, convert, inspect, load, save  # noqa: E402
+from .api import ConversionReport, convert, inspect, load, save, validate  # noqa: E402
 from .errors import (  # noqa: E402
     FormatError,
     ModelportError,
@@ -22,7 +23,8 @@ from .errors import (  # noqa: E402
 from .models import LayersModel  # noqa: E402
 
 __all__ = [
-    "__version__", "load", "save", "convert", "inspect", "ConversionReport", "LayersModel",
+    "__version__", "load", "save", "convert", "validate", "inspect", "ConversionReport",
+    "LayersModel",
     "ModelportError", "FormatError", "UnsafeInputError", "UnsupportedError", "OutputExistsError",
     "ParityError",
 ]

@@ -57,6 +57,8 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
     if perms is not None:
         expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
                     for y, p in zip(expected, perms[1])]
+    else:
+        expected = [_match_output(y, z) for y, z in zip(expected, actual)]
     outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
     report = parity.ParityReport(
         source=source_label or _describe(source), target=str(dst), source_engine=a.label,
@@ -105,12 +107,33 @@ def _engine(model, path, device: str, engine: str):
     return engines.OnnxRuntime(ir.to_proto(model).SerializeToString(), device=device)
 
 
+def _fits(shape, spec_shape) -> bool:
+    return len(shape) == len(spec_shape) and all(d is None or d == s
+                                                 for d, s in zip(spec_shape, shape))
+
+
 def _match_layout(array: np.ndarray, spec) -> np.ndarray:
-    """Feed a channels-last array to a model that exposes channels-first inputs."""
-    if array.ndim >= 3 and all(d is None or d == s for d, s in zip(spec.shape, array.shape)):
+    """Feed an array to a model that takes it in the other layout (channels-first ONNX from
+    Keras, or a channels-last Keras model raised from ONNX), recognised by the shapes."""
+    if array.ndim < 3 or _fits(array.shape, spec.shape):
         return array
-    moved = np.moveaxis(array, -1, 1) if array.ndim >= 3 else array
-    return np.ascontiguousarray(moved)
+    for moved in (np.moveaxis(array, -1, 1), np.moveaxis(array, 1, -1)):
+        if _fits(moved.shape, spec.shape):
+            return np.ascontiguousarray(moved)
+    return np.ascontiguousarray(np.moveaxis(array, -1, 1))
+
+
+def _match_output(expected, actual):
+    """The source's output in the target's layout, when only a channel move tells them
+    apart."""
+    expected = np.asarray(expected)
+    actual = np.asarray(actual)
+    if expected.ndim < 3 or expected.shape == actual.shape:
+        return expected
+    for moved in (np.moveaxis(expected, 1, -1), np.moveaxis(expected, -1, 1)):
+        if moved.shape == actual.shape:
+            return np.ascontiguousarray(moved)
+    return expected
 
 
 

@@ -574,3 +574,14 @@ def test_shape_ops_that_only_feed_inferred_sizes_are_not_raised():
     proto = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     raised = raise_and_compare(proto, feeds(case))
     assert "Resizing" in [layer.class_name for layer in raised.model.layers]
+
+
+def test_validate_compares_an_onnx_model_with_its_channels_last_keras_model(tmp_path):
+    """``modelport validate model.onnx model.h5`` without a conversion report: the NCHW/NHWC
+    difference is recognised from the input and output shapes."""
+    import modelport
+
+    src = _write("Conv-same-pads", tmp_path / "m.onnx")
+    modelport.convert(src, tmp_path / "m.h5")
+    report = modelport.validate(src, tmp_path / "m.h5")
+    assert report.passed, report.outputs
