@@ -14,6 +14,7 @@ the very same files. Routes, each in a fresh process, the way a user runs them
     h5-tfjs     .h5 -> TF.js layers-model
     onnx-graph  .onnx (written by h5-onnx) -> TF.js graph-model
     graph-onnx  that TF.js graph-model -> .onnx (the way back)
+    onnx-h5     the .onnx (written by h5-onnx) raised back to Keras layers, .h5
 
 The floor reads every byte of the source's files and writes them to one file, in a fresh
 Python process: no tool can convert for less. Peak RSS is the child's ``ru_maxrss`` from
@@ -40,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-ROUTES = ("h5-onnx", "h5-tfjs", "onnx-graph", "graph-onnx")
+ROUTES = ("h5-onnx", "h5-tfjs", "onnx-graph", "graph-onnx", "onnx-h5")
 
 _MAKE = r"""
 import os, sys
@@ -156,7 +157,7 @@ def bench_model(name: str, h5: Path, routes: tuple[str, ...], work: Path,
     if tf_python:
         tf_env = dict(os.environ, PYTHONPATH=str(stub_dir), TF_USE_LEGACY_KERAS="1",
                       TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    needs_onnx = any(r in routes for r in ("h5-onnx", "onnx-graph", "graph-onnx"))
+    needs_onnx = any(r in routes for r in ("h5-onnx", "onnx-graph", "graph-onnx", "onnx-h5"))
     if needs_onnx:
         competitor = None
         if tf_python:
@@ -182,6 +183,8 @@ def bench_model(name: str, h5: Path, routes: tuple[str, ...], work: Path,
             _measure(_modelport(onnx_path, graph_path))
     if "graph-onnx" in routes:
         row("graph-onnx", graph_path, work / f"{name}_back.onnx")
+    if "onnx-h5" in routes:
+        row("onnx-h5", onnx_path, work / f"{name}_raised.h5")
     for p in work.iterdir():  # keep the disk footprint at one model's worth
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     return rows

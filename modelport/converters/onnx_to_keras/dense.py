@@ -26,9 +26,11 @@ def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Nod
 
 def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None, out: ir.Value):
     units = int(kernel.shape[1])
-    weights = [("kernel", kernel.astype(np.float32))]
+    # no copies of big weights here: the layer holds views of the source's (memory-mapped)
+    # arrays where their layout already is Keras's
+    weights = [("kernel", np.asarray(kernel, np.float32))]
     if bias is not None:
-        weights.append(("bias", bias.astype(np.float32)))
+        weights.append(("bias", np.asarray(bias, np.float32)))
     return ctx.layer("Dense", {"units": units, "activation": "linear",
                                "use_bias": bias is not None}, ctx.ref(x), weights=weights,
                      out=out)
@@ -43,7 +45,10 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
     w = ctx.const(b)
     if w is None:
         raise ctx.refuse("its B operand is computed at run time; Dense holds constant weights")
-    w = (w.T if int(attr(node, "transB", 0)) else w) * float(attr(node, "alpha", 1.0))
+    w = w.T if int(attr(node, "transB", 0)) else w
+    alpha = float(attr(node, "alpha", 1.0))
+    if alpha != 1.0:
+        w = w * alpha
     bias = None
     if c_v is not None:
         c = ctx.const(c_v)
@@ -52,7 +57,10 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
         units = w.shape[1]
         if c.size not in (1, units) or c.ndim == 2 and c.shape[0] != 1:
             raise ctx.refuse(f"C of shape {list(c.shape)} varies along the batch axis")
-        bias = np.broadcast_to(c.reshape(-1), (units,)) * float(attr(node, "beta", 1.0))
+        bias = np.broadcast_to(c.reshape(-1), (units,))
+        beta = float(attr(node, "beta", 1.0))
+        if beta != 1.0:
+            bias = bias * beta
     dense(ctx, a, w, bias, node.outputs[0])
 
 

@@ -72,7 +72,7 @@ def _conv_common(ctx: Ctx, node: ir.Node):
         else None
     if len(node.inputs) > 2 and node.inputs[2] is not None and bias is None:
         raise ctx.refuse("its bias is computed at run time")
-    return x, kernel.astype(np.float32), n, ks, strides, dilations, bias
+    return x, np.asarray(kernel, np.float32), n, ks, strides, dilations, bias
 
 
 @rule("Conv", layout=True)
