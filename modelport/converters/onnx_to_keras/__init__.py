@@ -96,8 +96,9 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         elif node.op_type not in RULES and node.op_type not in PATTERN_OPS:
             early[id(node)] = (node, "no Keras layer computes this op")
         elif node.op_type in RULES and RULES[node.op_type].layout and _rank(node) is None:
-            early[id(node)] = (node, "the rank of its input is unknown (ONNX shape inference "
-                                     "found none), so its channels-last form cannot be built")
+            early[id(node)] = (node, ("the rank of its input is unknown (ONNX shape "
+                                      "inference found none), so its channels-last form "
+                                      "cannot be built"))
     skip = set(early)
     to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
     layout.optimize(model)

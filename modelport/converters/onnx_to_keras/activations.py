@@ -32,21 +32,16 @@ def selu(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(ctx.layer("Activation", {"activation": "selu"}, ctx.ref(node.inputs[0])))
 
 
-@rule("LeakyRelu")
-def leaky_relu(ctx: Ctx, node: ir.Node) -> None:
-    ctx.output(ctx.layer("LeakyReLU", {"negative_slope": float(attr(node, "alpha", 0.01))},
-                         ctx.ref(node.inputs[0])))
+# ONNX op -> Keras layer, its one setting, and ONNX's attribute (alpha) default for it.
+_ONE_PARAMETER = {"LeakyRelu": ("LeakyReLU", "negative_slope", 0.01),
+                  "Elu": ("ELU", "alpha", 1.0),
+                  "ThresholdedRelu": ("ThresholdedReLU", "theta", 1.0)}
 
 
-@rule("Elu")
-def elu(ctx: Ctx, node: ir.Node) -> None:
-    ctx.output(ctx.layer("ELU", {"alpha": float(attr(node, "alpha", 1.0))},
-                         ctx.ref(node.inputs[0])))
-
-
-@rule("ThresholdedRelu")
-def thresholded_relu(ctx: Ctx, node: ir.Node) -> None:
-    ctx.output(ctx.layer("ThresholdedReLU", {"theta": float(attr(node, "alpha", 1.0))},
+@rule(*_ONE_PARAMETER)
+def one_parameter(ctx: Ctx, node: ir.Node) -> None:
+    cls, key, default = _ONE_PARAMETER[node.op_type]
+    ctx.output(ctx.layer(cls, {key: float(attr(node, "alpha", default))},
                          ctx.ref(node.inputs[0])))
 
 

@@ -164,6 +164,19 @@ class Ctx:
         if ref.layer not in self.origin or self.origin[ref.layer][0] == "":
             self.origin[ref.layer] = (self.node.outputs[i].name or "", self.node.name or "")
 
+    def fuse(self, inner: list[ir.Node], last: ir.Node, class_name: str, config: dict,
+             inputs: list[ir.Value]) -> None:
+        """Claim a subgraph that is one Keras layer (a pattern's find): the ``inner`` nodes are
+        absorbed, and ``last`` is raised as ``class_name`` over ``inputs`` (several: the list
+        argument of a merge layer)."""
+        self.absorbed.update(id(n) for n in inner)
+
+        def emit(ctx: Ctx, node: ir.Node) -> None:
+            refs = [ctx.ref(v) for v in inputs]
+            ctx.output(ctx.layer(class_name, config, refs if len(refs) > 1 else refs[0]))
+
+        self.fused[id(last)] = emit
+
     def constant(self, value: np.ndarray) -> TensorRef:
         """A Keras tensor holding ``value`` (shape without the batch) for every sample.
 

@@ -188,9 +188,10 @@ def nonnegative(v: ir.Value) -> bool:
     if op == "Clip" and len(node.inputs) > 1 and node.inputs[1] is not None and \
             node.inputs[1].const_value is not None:
         return float(node.inputs[1].const_value.numpy()) >= 0
-    if op in ("MaxPool", "Transpose", "Identity", "Reshape", "Flatten", "Dropout") or \
-            op == "Concat" and all(nonnegative(i) for i in node.inputs):
-        return op == "Concat" or nonnegative(node.inputs[0])
+    if op == "Concat":
+        return all(nonnegative(i) for i in node.inputs)
+    if op in ("MaxPool", "Transpose", "Identity", "Reshape", "Flatten", "Dropout"):
+        return nonnegative(node.inputs[0])
     return False
 
 

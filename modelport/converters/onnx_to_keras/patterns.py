@@ -44,6 +44,14 @@ def _only_use(v: ir.Value) -> ir.Node | None:
     return uses[0].node
 
 
+def _divisions(graph: ir.Graph):
+    """(node, numerator, denominator) of each Div whose denominator only it reads."""
+    for div in list(graph):
+        if div.op_type == "Div" and len(div.inputs) == 2 and \
+                _only_use(div.inputs[1]) is div:
+            yield div, div.inputs[0], div.inputs[1]
+
+
 def _close(a: float | None, b: float) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=1e-6)
 
@@ -84,9 +92,7 @@ def gelu(ctx: Ctx, graph: ir.Graph) -> None:
             continue
         if _only_use(scale.outputs[0]) is not erf:
             continue
-        ctx.absorbed.update(id(n) for n in inner)
-        ctx.fused[id(last)] = lambda c, node, x=x: c.output(
-            c.layer("Activation", {"activation": "gelu"}, c.ref(x)))
+        ctx.fuse(inner, last, "Activation", {"activation": "gelu"}, [x])
 
 
 @rule("Tile")
@@ -131,19 +137,13 @@ def _max_eps(ctx: Ctx, node: ir.Node | None, eps: float) -> ir.Value | None:
 
 @pattern
 def unit_normalization(ctx: Ctx, graph: ir.Graph) -> None:
-    for div in list(graph):
-        if div.op_type != "Div" or len(div.inputs) != 2:
-            continue
-        x, den = div.inputs
+    for div, x, den in _divisions(graph):
         mx = den.producer()
         norm = _max_eps(ctx, mx, 1e-12)
         l2 = norm.producer() if norm is not None else None
-        if not _last_axis_reduce(ctx, l2, "ReduceL2", x) or _only_use(den) is not div or \
-                _only_use(norm) is not mx:
+        if not _last_axis_reduce(ctx, l2, "ReduceL2", x) or _only_use(norm) is not mx:
             continue
-        ctx.absorbed.update({id(mx), id(l2)})
-        ctx.fused[id(div)] = lambda c, node, x=x: c.output(
-            c.layer("UnitNormalization", {"axis": [-1]}, c.ref(x)))
+        ctx.fuse([mx, l2], div, "UnitNormalization", {"axis": [-1]}, [x])
 
 
 def _l2_normalized(ctx: Ctx, v: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
@@ -180,22 +180,15 @@ def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
         sides = [_l2_normalized(ctx, v) for v in mul.inputs]
         if any(s is None for s in sides):
             continue
-        for _, nodes in sides:
-            ctx.absorbed.update(id(n) for n in nodes)
-        ctx.absorbed.add(id(mul))
-        a, b = sides[0][0], sides[1][0]
-        ctx.fused[id(red)] = lambda c, node, a=a, b=b: c.output(
-            c.layer("Dot", {"axes": 1, "normalize": True}, [c.ref(a), c.ref(b)]))
+        inner = [mul, *sides[0][1], *sides[1][1]]
+        ctx.fuse(inner, red, "Dot", {"axes": 1, "normalize": True}, [sides[0][0], sides[1][0]])
 
 
 @pattern
 def softsign(ctx: Ctx, graph: ir.Graph) -> None:
-    for div in list(graph):
-        if div.op_type != "Div" or len(div.inputs) != 2:
-            continue
-        x, den = div.inputs
+    for div, x, den in _divisions(graph):
         add = den.producer()
-        if add is None or add.op_type != "Add" or _only_use(den) is not div:
+        if add is None or add.op_type != "Add":
             continue
         absval = next((v for v in add.inputs if v.producer() is not None and
                        v.producer().op_type == "Abs"), None)
@@ -203,6 +196,4 @@ def softsign(ctx: Ctx, graph: ir.Graph) -> None:
                 not _close(_const_value(ctx, _other(add, absval)), 1.0) or \
                 _only_use(absval) is not add:
             continue
-        ctx.absorbed.update({id(add), id(absval.producer())})
-        ctx.fused[id(div)] = lambda c, node, x=x: c.output(
-            c.layer("Activation", {"activation": "softsign"}, c.ref(x)))
+        ctx.fuse([add, absval.producer()], div, "Activation", {"activation": "softsign"}, [x])
