@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -158,16 +159,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
-    back = _read_back(written, target)
-    rewrites: list[str] = []
-    expected = model
-    if target == sniff.TFJS_LAYERS:
-        expected, rewrites = tfjs_support.prepare_with_notes(model)
-    check = compare(expected, back)
-    if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
-        raise ModelportError(
-            "internal check failed: the written model does not read back identical "
-            f"({check['first_difference']})", file=written)
+    back, check, rewrites = _check_written(model, written, target)
     report = ConversionReport(
         source=str(src), destination=str(written), source_format=_source_format(model),
         target_format=target, dialect=model.source.dialect if model.source else "?",
@@ -176,6 +168,21 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         check=check, quantization=_quantization_summary(back), rewrites=rewrites,
         seconds=round(time.perf_counter() - started, 3))
     return report
+
+
+def _check_written(model: LayersModel, written: Path, target: str):
+    """Read a Keras/TF.js layers target back and compare it with what was meant to be written
+    (for TF.js, the model with the rewrites tfjs-layers needs): (read back, check, rewrites)."""
+    back = _read_back(written, target)
+    expected, rewrites = model, []
+    if target == sniff.TFJS_LAYERS:
+        expected, rewrites = tfjs_support.prepare_with_notes(model)
+    check = compare(expected, back)
+    if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
+        raise ModelportError(
+            "internal check failed: the written model does not read back identical "
+            f"({check['first_difference']})", file=written)
+    return back, check, rewrites
 
 
 _OP_FORMATS = (sniff.ONNX, sniff.TFJS_GRAPH)
@@ -241,11 +248,7 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
         raise e.with_file(src)
     weight_bytes, parameters = counted or (_weight_bytes(model), _parameters(model))
     progress(f"writing {dst} ({human_bytes(weight_bytes)} of weights)")
-    # Written and checked in a staging folder next to dst, moved into place at the end: an
-    # error on the way (including in the parity check) leaves nothing at dst.
-    parent = dst.parent if str(dst.parent) else Path(".")
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
-    try:
+    with _staged(dst, force) as staging:
         if target == sniff.ONNX:
             staged = onnx_format.write(result, staging / dst.name)
             details = {"onnx": {"opset": _opset_of(result), "ir_version": result.ir_version,
@@ -275,12 +278,6 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
                                      source_label=str(src), source_path=src, engine=engine)
             parity.target = str(dst)
             report.parity = parity.to_json()
-        check_destination(dst, force)
-        for item in staging.iterdir():  # the external-data file next to an .onnx, too
-            check_destination(dst.parent / item.name, force)
-        _place(staging, dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     written = dst / "model.json" if target == sniff.TFJS_GRAPH and dst.suffix != ".json" else dst
     report.destination = str(written)
     report.files = _files(written, target)
@@ -312,22 +309,11 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
     result = raised.model
     progress(f"writing {_label(target)} to {dst} ({human_bytes(result.weight_bytes())} of "
              "weights)")
-    parent = dst.parent if str(dst.parent) else Path(".")
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
-    try:
+    with _staged(dst, force) as staging:
         to_name = next(k for k, v in sniff.TARGETS.items() if v == target)
         written = save(result, staging / dst.name, to=to_name, quantize=quantize,
                        shard_size=shard_size)
-        back = _read_back(written, target)
-        expected = result
-        rewrites: list[str] = []
-        if target == sniff.TFJS_LAYERS:
-            expected, rewrites = tfjs_support.prepare_with_notes(result)
-        check = compare(expected, back)
-        if not check["structure_equal"] or check["weights_differing"] and \
-                not check["quantized"]:
-            raise ModelportError("internal check failed: the written model does not read "
-                                 f"back identical ({check['first_difference']})", file=dst)
+        back, check, rewrites = _check_written(result, written, target)
         report = ConversionReport(
             source=str(src), destination=str(dst), source_format=_source_format(source_model),
             target_format=target, dialect="keras3",
@@ -348,18 +334,30 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
                                      raised=raised)
             parity.target = str(dst)
             report.parity = parity.to_json()
-        check_destination(dst, force)
-        for item in staging.iterdir():
-            check_destination(dst.parent / item.name, force)
-        _place(staging, dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     written = dst / "model.json" if target == sniff.TFJS_LAYERS and dst.suffix != ".json" \
         else dst
     report.destination = str(written)
     report.files = _files(written, target)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+@contextlib.contextmanager
+def _staged(dst: Path, force: bool):
+    """A staging folder next to dst to write and check the result in; when the block ends
+    without an error, what it holds is moved into place (the external-data file next to an
+    .onnx too, each name checked against --force). An error on the way, the parity check's
+    included, leaves nothing at dst."""
+    parent = dst.parent if str(dst.parent) else Path(".")
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
+    try:
+        yield staging
+        check_destination(dst, force)
+        for item in staging.iterdir():
+            check_destination(dst.parent / item.name, force)
+        _place(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _place(staging: Path, dst: Path) -> None:
