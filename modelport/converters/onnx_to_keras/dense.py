@@ -18,8 +18,8 @@ def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Nod
         return None
     other = add.inputs[1 - uses[0].idx]
     c = ctx.const(other)
-    if c is None or c.size not in (1, units) or (c.ndim and c.shape[-1] not in (1, units)) or \
-            c.size != max(1, int(np.prod(c.shape[-1:]))):
+    # one number, or a vector along the last axis (any leading axes of size 1)
+    if c is None or c.size not in (1, units) or c.ndim and c.size != c.shape[-1]:
         return None
     return np.broadcast_to(c.reshape(-1).astype(np.float32), (units,)).copy(), add
 
