@@ -58,7 +58,7 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
         expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
                     for y, p in zip(expected, perms[1])]
     else:
-        expected = [_match_output(y, z) for y, z in zip(expected, actual)]
+        expected = [match_output(y, z) for y, z in zip(expected, actual)]
     outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
     report = parity.ParityReport(
         source=source_label or _describe(source), target=str(dst), source_engine=a.label,
@@ -123,7 +123,7 @@ def _match_layout(array: np.ndarray, spec) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(array, -1, 1))
 
 
-def _match_output(expected, actual):
+def match_output(expected, actual):
     """The source's output in the target's layout, when only a channel move tells them
     apart."""
     expected = np.asarray(expected)

@@ -81,6 +81,7 @@ def first_raised_divergence(source_path, raised, written: LayersModel, arrays: l
     import onnx
 
     from ..converters.onnx_to_keras import name_nodes
+    from ..validation import match_output
     from .engines import KerasReference, OnnxRuntime
 
     proto = onnx.load(str(source_path))
@@ -111,10 +112,7 @@ def first_raised_divergence(source_path, raised, written: LayersModel, arrays: l
         if name is None or name not in got or key not in reference.tensors:
             continue
         ours = np.asarray(reference.tensors[key])
-        theirs = np.asarray(got[name])
-        if theirs.shape != ours.shape and theirs.ndim >= 3:
-            moved = np.moveaxis(theirs, 1, -1)
-            theirs = moved if moved.shape == ours.shape else theirs
+        theirs = match_output(got[name], ours)
         if theirs.shape != ours.shape:
             continue
         result = compare_output(name, theirs, ours, tolerances.default, tolerances.nan_policy)
