@@ -11,6 +11,10 @@ The public API is small::
 
 __version__ = "0.1.0"
 
+from ._lazy import defer_heavy_imports  # noqa: E402
+
+defer_heavy_imports()
+
 from .api import ConversionReport, convert, inspect, load, save, validate  # noqa: E402
 from .errors import (  # noqa: E402
     FormatError,
