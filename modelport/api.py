@@ -117,6 +117,8 @@ class ConversionReport:
     keras: dict | None = None  # raised from ONNX: inputs layout, I/O permutations, Permutes
     quantization: dict = field(default_factory=dict)
     rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
+    # modelport's own layer classes the result uses (Keras and TF.js load them once registered)
+    custom_layers: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -166,8 +168,15 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
         check=check, quantization=_quantization_summary(back), rewrites=rewrites,
-        seconds=round(time.perf_counter() - started, 3))
+        custom_layers=_custom_layers(model), seconds=round(time.perf_counter() - started, 3))
     return report
+
+
+def _custom_layers(model: LayersModel) -> list[str]:
+    from .formats.keras_dialect import MODELPORT_LAYERS
+
+    return sorted({layer.class_name for layer in model.iter_layers()
+                   if layer.class_name in MODELPORT_LAYERS})
 
 
 def _check_written(model: LayersModel, written: Path, target: str):
@@ -319,7 +328,8 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
             target_format=target, dialect="keras3",
             layers=len(result.layers), parameters=result.parameter_count(),
             weight_bytes=result.weight_bytes(), files=[], check=check,
-            quantization=_quantization_summary(back), rewrites=rewrites)
+            quantization=_quantization_summary(back), rewrites=rewrites,
+            custom_layers=_custom_layers(result))
         report.keras = {"inputs_layout": "channels_first" if channels_first_inputs
                         else "channels_last", "input_perms": raised.input_perms,
                         "output_perms": raised.output_perms, "permutes": raised.permutes}

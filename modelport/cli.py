@@ -149,7 +149,10 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     model channels-last; the parity check runs onnxruntime on SRC and the NumPy Keras
     executor on DST (inputs and outputs permuted as the --json report's "keras" entry says)
     and names the first diverging layer on a mismatch. Data-dependent ops have no Keras
-    layer: convert those models to a TF.js graph-model instead.
+    layer: convert those models to a TF.js graph-model instead. LRN has no stock layer either;
+    it becomes modelport's LocalResponseNormalization, which Keras 3 loads after
+    `import modelport.keras_layers` and TF.js after modelport/js/modelport_layers.js's
+    register(tf) (the report says so when a model uses it).
 
     \b
     Examples:
@@ -211,6 +214,11 @@ def _print_report(report) -> None:
                    "weights bit-identical)")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
+    if report.custom_layers:
+        from .formats.keras_dialect import MODELPORT_LOAD_HINT
+
+        click.echo(f"  note: uses modelport's own {', '.join(report.custom_layers)} (no stock "
+                   f"layer computes it); {MODELPORT_LOAD_HINT}")
     if report.tfjs_graph:
         click.echo(f"  TF.js graph-model: {report.tfjs_graph['nodes']} nodes, "
                    f"{report.tfjs_graph['transposes']} Transpose(s)")

@@ -330,7 +330,7 @@ def _dense(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
           "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Masking",
           "BatchNormalization", "LayerNormalization", "GroupNormalization", "UnitNormalization",
           "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "ThresholdedReLU", "Rescaling",
-          "Normalization")
+          "Normalization", "modelport>LocalResponseNormalization")
 def _same_shape(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
     return _out(cfg, _one(inputs).shape)
 

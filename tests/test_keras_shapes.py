@@ -174,6 +174,12 @@ def test_bad_input_shapes_are_refused():
 
 # --- real Keras 3 for the classes the fixtures do not exercise ----------------------------------
 
+def _modelport_layers():
+    from modelport import keras_layers  # imports Keras: only when the case is built
+
+    return keras_layers
+
+
 @dataclass
 class K:
     """One Keras ground-truth case: ``make(layers)`` built and called on Inputs of ``shapes``."""
@@ -332,6 +338,8 @@ KERAS_CASES = [
       lambda L: L.LayerNormalization(dtype="mixed_bfloat16")),
     K("group_normalization", "GroupNormalization", lambda L: L.GroupNormalization(2), [(4, 4, 6)]),
     K("unit_normalization", "UnitNormalization", lambda L: L.UnitNormalization()),
+    K("modelport_local_response_normalization", "modelport>LocalResponseNormalization",
+      lambda L: _modelport_layers().LocalResponseNormalization(size=3), [(4, 5, 6)]),
     K("normalization_int_input", "Normalization",
       lambda L: L.Normalization(mean=1.0, variance=2.0), dtypes=("int32",)),
     # merging

@@ -47,6 +47,12 @@ _KERAS2_ONLY = {
 }
 _GROUPS_DROPPED = {"DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
                    "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
+# Layers modelport writes where stock Keras has none (see modelport/keras_layers.py and
+# modelport/js/modelport_layers.js). Canonically named by their registered name, as Keras writes
+# them in .h5 and TF.js files, so that a user's own class of the same short name stays unknown.
+MODELPORT_LAYERS = {"modelport>LocalResponseNormalization": "modelport.keras_layers"}
+MODELPORT_LOAD_HINT = ("load it in Keras 3 after `import modelport.keras_layers`, in TF.js after "
+                       "registering modelport/js/modelport_layers.js (`register(tf)`)")
 _SUBOBJECT_MODULE = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
                      "constraint": "keras.constraints"}
 
@@ -242,6 +248,8 @@ def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise FormatError(f"a layer entry is not a {{class_name, config}} object: {str(entry)[:80]}")
     class_name = entry["class_name"]
+    if entry.get("registered_name") in MODELPORT_LAYERS:  # .keras: short class + registered name
+        class_name = entry["registered_name"]
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         raise FormatError(f"the config of a {class_name} layer is not an object")
@@ -462,6 +470,10 @@ def _layer_entry(layer: Layer, dialect: str, modules: bool, *, sequential: bool,
         entry = {"class_name": layer.class_name, "config": config}
         if layer.is_operation and dialect == KERAS3:
             entry = {"module": layer.module, **entry, "registered_name": None}
+        elif modules and dialect == KERAS3 and layer.class_name in MODELPORT_LAYERS:
+            entry = {"module": MODELPORT_LAYERS[layer.class_name],
+                     "class_name": layer.class_name.split(">", 1)[1], "config": config,
+                     "registered_name": layer.class_name}
         elif modules and dialect == KERAS3:
             entry = {"module": "keras.layers", **entry, "registered_name": None}
     if not sequential:

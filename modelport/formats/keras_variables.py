@@ -32,6 +32,7 @@ NO_VARIABLES = {
     "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
     "ReLU", "LeakyReLU", "ELU", "Softmax", "ThresholdedReLU",
     "Rescaling", "CenterCrop", "Resizing", "UnitNormalization",
+    "modelport>LocalResponseNormalization",
 }
 
 

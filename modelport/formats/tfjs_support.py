@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..errors import ModelportError
 from ..models import LayersModel
-from .keras_dialect import LEGACY_HARD_SIGMOID
+from .keras_dialect import LEGACY_HARD_SIGMOID, MODELPORT_LAYERS
 
 # Layer classes registered by tfjs-layers 4.22 (tf.serialization.SerializationMap).
 TFJS_LAYER_CLASSES = {
@@ -153,7 +153,8 @@ def _resolved_reshape(layer, specs: dict) -> list[int] | None:
 
 def layer_blockers(class_name: str, config: dict) -> list[str]:
     """Reasons tfjs-layers cannot run this layer config (empty when it can)."""
-    if class_name not in TFJS_LAYER_CLASSES:
+    # modelport's own layers load once modelport/js/modelport_layers.js has registered them
+    if class_name not in TFJS_LAYER_CLASSES and class_name not in MODELPORT_LAYERS:
         return [f"tfjs-layers 4.22 has no {class_name} layer"]
     reasons = [rule.reason for rule in RULES if class_name in rule.classes and rule.applies(config)]
     for key in ("activation", "recurrent_activation"):

@@ -37,12 +37,8 @@ CASES = discover("light") + discover("pytorch-converted")
 BY_ID = {c.id: c for c in CASES}
 LIGHT = [c for c in CASES if c.collection == "light"]
 
-_LRN = (("LRN",), "local response normalization: Keras and tfjs-layers have no LRN layer")
 _DILATED_POOL = (("MaxPool",), "Keras pooling has no dilations")
 REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
-    "light/bvlc_alexnet": _LRN,
-    "light/inception_v1": _LRN,
-    "light/zfnet512": _LRN,
     "pytorch-converted/test_MaxPool1d_stride_padding_dilation": _DILATED_POOL,
     "pytorch-converted/test_MaxPool2d_stride_padding_dilation": _DILATED_POOL,
     "pytorch-converted/test_MaxPool3d_stride_padding": (

@@ -215,6 +215,8 @@ def run_keras(path: Path, feeds: list[tuple[str, np.ndarray]], *, eager: bool = 
     ``model.predict``, or with ``eager`` ``model(x)`` layer by layer."""
     import keras
 
+    import modelport.keras_layers  # noqa: F401 - registers modelport>LocalResponseNormalization
+
     model = keras.models.load_model(path, compile=False)
     try:
         xs = [a for _, a in feeds]

@@ -33,7 +33,7 @@ PROPAGATES_MASK = {
     "AlphaDropout", "ActivityRegularization", "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU",
     "ThresholdedReLU", "Softmax", "BatchNormalization", "LayerNormalization",
     "UnitNormalization", "Rescaling", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum",
+    "Minimum", "modelport>LocalResponseNormalization",
 }
 
 

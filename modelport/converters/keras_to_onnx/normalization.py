@@ -1,5 +1,6 @@
 """Normalization layers: BatchNormalization (folded into a per-channel scale and shift),
-LayerNormalization, GroupNormalization, UnitNormalization, Normalization."""
+LayerNormalization, GroupNormalization, UnitNormalization, Normalization, and modelport's
+LocalResponseNormalization (ONNX's LRN, raised from ONNX, lowered back to it)."""
 
 from __future__ import annotations
 
@@ -164,6 +165,21 @@ def lower_unit_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # Keras: x * min(rsqrt(sum(x^2)), 1 / 1e-12) = x / max(||x||, 1e-12).
     norm = ctx.reduce("ReduceL2", call.x, _axes(call), keepdims=True)
     return [ctx.op("Div", call.x, ctx.op("Max", norm, ctx.scalar(1e-12, call.spec)))]
+
+
+@LOWERINGS.register("modelport>LocalResponseNormalization")
+def lower_local_response_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    # The layer is ONNX's LRN over the last axis; ONNX's sums over axis 1, so it runs between
+    # Transposes that the layout pass cancels against its neighbours' (channels-last in and out).
+    if call.rank < 3:
+        raise UnsupportedError(f"LocalResponseNormalization of a rank-{call.rank} tensor: ONNX's "
+                               "LRN needs a batch, a channel and at least one spatial axis",
+                               layer=call.name)
+    cfg = call.config
+    y = ctx.op("LRN", ctx.to_channels_first(call.x, call.rank), size=int(cfg["size"]),
+               alpha=float(cfg.get("alpha", 1e-4)), beta=float(cfg.get("beta", 0.75)),
+               bias=float(cfg.get("bias", 1.0)))
+    return [ctx.to_channels_last(y, call.rank)]
 
 
 @LOWERINGS.register("Normalization")

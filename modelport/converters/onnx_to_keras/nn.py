@@ -309,6 +309,17 @@ def instance_norm(ctx: Ctx, node: ir.Node) -> None:
                          weights=[("gamma", scale), ("beta", bias)]))
 
 
+@rule("LRN", layout=True)
+def lrn(ctx: Ctx, node: ir.Node) -> None:
+    # Stock Keras and tfjs-layers have no LRN and cannot compose its fractional power; the layer
+    # is modelport's registered one (modelport/keras_layers.py, modelport/js), same attributes.
+    if attr(node, "size") is None:
+        raise ctx.refuse("LRN without its required size attribute")
+    config = {"size": int(attr(node, "size")), "alpha": float(attr(node, "alpha", 1e-4)),
+              "beta": float(attr(node, "beta", 0.75)), "bias": float(attr(node, "bias", 1.0))}
+    ctx.output(ctx.layer("modelport>LocalResponseNormalization", config, ctx.ref(node.inputs[0])))
+
+
 # --- resizing -----------------------------------------------------------------------------------
 
 def _text(value, default: str) -> str:

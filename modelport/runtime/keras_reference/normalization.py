@@ -10,6 +10,9 @@ definitions (3.x):
 * GroupNormalization: the channel axis split into ``groups`` (group-major), moments over every
   axis but batch and group.
 * UnitNormalization: ``x * min(1 / ||x||, 1e12)`` over ``axis``.
+* modelport>LocalResponseNormalization (ONNX's LRN on the last axis, ``modelport/keras_layers.py``):
+  ``x / (bias + alpha / size * sum(x[c - lo .. c + hi] ** 2)) ** beta``, ``lo = (size - 1) // 2``,
+  ``hi = size - 1 - lo``, channels outside the tensor counting as 0.
 * Normalization: ``(x - mean) / max(sqrt(variance), 1e-7)`` (or its inverse with ``invert``),
   mean/variance broadcast over the kept ``axis`` dimensions.
 """
@@ -100,6 +103,20 @@ def _unit_norm(call: Call) -> list[np.ndarray]:
     with np.errstate(divide="ignore"):
         inv = np.minimum(1.0 / np.sqrt(norm2), 1e12)
     return [(x64 * inv).astype(x.dtype)]
+
+
+@register("modelport>LocalResponseNormalization", mask="propagate")
+def _local_response_norm(call: Call) -> list[np.ndarray]:
+    x = as_float(call.x, call.cfg)
+    size = int(call.cfg["size"])
+    lo = (size - 1) // 2
+    x64 = x.astype(np.float64)
+    pads = [(0, 0)] * (x.ndim - 1) + [(lo, size - 1 - lo)]
+    squared = np.pad(x64 * x64, pads)
+    channels = x.shape[-1]
+    total = sum(squared[..., i:i + channels] for i in range(size))
+    scale = float(call.cfg.get("bias", 1.0)) + float(call.cfg.get("alpha", 1e-4)) / size * total
+    return [(x64 / scale ** float(call.cfg.get("beta", 0.75))).astype(x.dtype)]
 
 
 @register("Normalization", mask="propagate")

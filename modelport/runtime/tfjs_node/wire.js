@@ -16,6 +16,8 @@ const path = require('path');
 // output is only noise.
 console.log = console.warn = console.info = () => {};
 const tf = require('@tensorflow/tfjs');
+// modelport's own layers (modelport/js), which a converted layers-model may use.
+require('../../js/modelport_layers.js').register(tf);
 
 const ARRAYS = {float32: Float32Array, int32: Int32Array, bool: Uint8Array};
 const ORIGIN = 'http://modelport.invalid';
