@@ -275,6 +275,106 @@ def _dense_and_shape_cases():
     ]
 
 
+def _relu_nodes(cmp: str = "Greater", with_min: bool = True, shift: bool = True):
+    nodes = [N(cmp, ["x", "t"], ["c"])]
+    nodes += [N("Sub", ["x", "t"], ["d"]), N("Mul", ["d", "s"], ["b"])] if shift else \
+        [N("Mul", ["s", "x"], ["b"])]
+    nodes.append(N("Where", ["c", "x", "b"], ["w" if with_min else "y"]))
+    if with_min:
+        nodes.append(N("Min", ["w", "m"], ["y"]))
+    return nodes
+
+
+def _relu_consts(t: float, s: float = 0.2, m: float = 2.0):
+    return {"t": np.asarray(t, np.float32), "s": np.asarray(s, np.float32),
+            "m": np.asarray(m, np.float32)}
+
+
+def _relu_pattern_cases():
+    """Keras's ReLU(negative_slope, threshold, max_value) as modelport's lowering writes it,
+    and a leaky ReLU with a non-strict comparison at 0."""
+    return [
+        OpCase("ReLU-threshold-slope-max", ["Where", "Greater"], _relu_nodes(),
+               {"x": [2, 3, 7]}, ["y"], _relu_consts(0.5)),
+        OpCase("ReLU-threshold-slope", ["Where", "Greater"], _relu_nodes(with_min=False),
+               {"x": [2, 9]}, ["y"], {k: v for k, v in _relu_consts(-0.7, 0.4).items()
+                                       if k != "m"}),
+        # t < 0: Keras would clip (t, 0) to 0, so the Min stays a layer of its own
+        OpCase("ReLU-negative-threshold-then-Min", ["Where", "Greater"], _relu_nodes(),
+               {"x": [2, 9]}, ["y"], _relu_consts(-0.5, 0.2, 1.0)),
+        OpCase("ReLU-leaky-at-0", ["Where", "GreaterOrEqual"],
+               _relu_nodes("GreaterOrEqual", with_min=False, shift=False),
+               {"x": [2, 9]}, ["y"], {k: v for k, v in _relu_consts(0.0, 0.3).items()
+                                       if k != "m"}),
+    ]
+
+
+def test_relu_pattern_is_exact_at_the_threshold():
+    """x == t: Keras's strict comparison gives 0, so must the ONNX graph that is raised."""
+    case = _relu_pattern_cases()[0]
+    x = np.linspace(-1, 3, 42, dtype=np.float32).reshape(2, 3, 7)
+    x[0, 0, :3] = 0.5
+    raised = raise_and_compare(build(case), [x])  # 0.5 there if the comparison were >=
+    assert [layer.class_name for layer in raised.model.layers] == ["InputLayer", "ReLU"]
+
+
+@pytest.mark.parametrize("cmp,t,s,m,why", [
+    ("GreaterOrEqual", 0.5, 0.2, 2.0, "GreaterOrEqual node"),  # x == t: ONNX gives t, Keras 0
+    ("Greater", 0.5, -0.2, None, "Greater node"),              # Keras refuses negative slopes
+])
+def test_relu_pattern_is_refused_where_keras_differs(cmp, t, s, m, why):
+    consts = _relu_consts(t, s, m if m is not None else 1.0)
+    if m is None:
+        consts.pop("m")
+    message = _refusal(_relu_nodes(cmp, with_min=m is not None), {"x": [2, 5]}, consts)
+    assert why in message
+
+
+def _layer_norm_nodes(form: str, axes: list[int]):
+    """Moments over ``axes`` as modelport's lowering ("keras", "rms") or PyTorch's exports
+    before opset 17 ("pytorch": Pow and Div) write them, then gamma and beta (not for rms)."""
+    nodes = [N("ReduceMean", ["x"], ["mu"], axes=axes, keepdims=1), N("Sub", ["x", "mu"], ["c"])]
+    nodes.append(N("Pow", ["c", "two"], ["sq"]) if form == "pytorch" else
+                 N("Mul", ["c", "c"], ["sq"]))
+    nodes += [N("ReduceMean", ["sq"], ["var"], axes=axes, keepdims=1),
+              N("Add", ["var", "eps"], ["ve"]), N("Sqrt", ["ve"], ["sd"])]
+    factor = "x" if form == "rms" else "c"
+    if form == "pytorch":
+        nodes.append(N("Div", [factor, "sd"], ["n"]))
+    else:
+        nodes += [N("Reciprocal", ["sd"], ["inv"]), N("Mul", [factor, "inv"], ["n"])]
+    nodes.append(N("Mul", ["n", "gamma"], ["g" if form != "rms" else "y"]))
+    if form != "rms":
+        nodes.append(N("Add", ["g", "beta"], ["y"]))
+    return nodes
+
+
+def _layer_norm_cases():
+    shape = [2, 4, 5, 3]
+    consts = {"eps": np.asarray(1e-3, np.float32), "two": np.asarray(2.0, np.float32),
+              "gamma": _w(1, 4, 5, 1), "beta": _w(4, 5, 1)}
+    return [
+        OpCase("LayerNorm-axes12-decomposed", ["Reciprocal", "Sqrt", "ReduceMean"],
+               _layer_norm_nodes("keras", [1, 2]), {"x": shape}, ["y"],
+               {k: v for k, v in consts.items() if k != "two"}),
+        OpCase("LayerNorm-rms-decomposed", ["Reciprocal", "Sqrt"],
+               _layer_norm_nodes("rms", [3]), {"x": shape}, ["y"],
+               {"eps": consts["eps"], "gamma": _w(3)}),
+        OpCase("LayerNorm-pytorch-pre17", ["Pow", "Sqrt", "Div"],
+               _layer_norm_nodes("pytorch", [-1]), {"x": [2, 6, 8]}, ["y"],
+               {**consts, "gamma": _w(8), "beta": _w(8)}, opset=13),
+    ]
+
+
+def test_layer_norm_pattern_keeps_a_value_read_elsewhere():
+    """The variance is also a graph output: fusing would lose it, so nothing is fused."""
+    nodes = _layer_norm_nodes("keras", [2])
+    message = _refusal(nodes, {"x": [2, 3, 6]},
+                       {"eps": np.asarray(1e-3, np.float32), "gamma": _w(6), "beta": _w(6)},
+                       outputs=["y", "var"])
+    assert "Sqrt node" in message
+
+
 def _pattern_cases():
     r2 = np.float32(1 / np.sqrt(2))
     return [
@@ -298,6 +398,8 @@ def _pattern_cases():
                 N("Mul", ["xn", "zn"], ["p"]), N("ReduceSum", ["p", "a"], ["y"], keepdims=1)],
                {"x": [2, 5], "z": [2, 5]}, ["y"], {"a": np.asarray([1], np.int64),
                                                    "eps": np.asarray(1e-12, np.float32)}),
+        *_relu_pattern_cases(),
+        *_layer_norm_cases(),
         OpCase("Gelu-keras-order", ["Erf"],
                [N("Mul", ["x", "k"], ["s"]), N("Erf", ["s"], ["e"]),
                 N("Add", ["e", "one"], ["a"]), N("Mul", ["x", "half"], ["h"]),
@@ -410,8 +512,8 @@ def test_grouped_convolution_for_tfjs_is_block_diagonal():
 
 # --- refusals ---------------------------------------------------------------------------------
 
-def _refusal(nodes, inputs, consts=None, out="y"):
-    case = OpCase("refusal", [], nodes, inputs, [out], consts or {})
+def _refusal(nodes, inputs, consts=None, out="y", outputs=None):
+    case = OpCase("refusal", [], nodes, inputs, outputs or [out], consts or {})
     with pytest.raises(UnsupportedError) as info:
         raise_model(ir.from_proto(build(case)))
     return str(info.value)

@@ -28,10 +28,9 @@ CASES = [c for c in ALL_CASES + LAYER_CASES if c.name != "lambda_layer"]
 # case id -> the node (as the error names it) with no Keras layer. What the Keras -> ONNX
 # lowering writes for these has no Keras inverse once decomposed: Keras masks (Equal/Not/Where),
 # recurrent cells it writes as Scan loops (masks, non-default activations, GRU
-# reset_after=False, ConvLSTM2D), normalizations over several axes or RMS (Reciprocal/Sqrt),
-# MultiHeadAttention's batched products of activations (MatMul), ReLU with threshold and
-# negative slope at once, nearest Resizing written as Gathers, TimeDistributed's fold of time into
-# the batch axis (Reshape across the batch).
+# reset_after=False, ConvLSTM2D), MultiHeadAttention's batched products of activations
+# (MatMul), nearest Resizing written as Gathers, TimeDistributed's fold of time into the batch
+# axis (Reshape across the batch).
 REFUSED: dict[str, str] = {
     'keras2/recurrent.h5': "Scan node 'gru/Scan'",
     'keras2/recurrent.keras': "Scan node 'gru/Scan'",
@@ -51,17 +50,13 @@ REFUSED: dict[str, str] = {
     'layers/GRU-reset_after-false-go_backwards-return_sequences': "Scan node 'gru_reset_after_false_go_backwards_return_sequences/Scan'",
     'layers/GRU-reset_after-false-return_sequences': "Scan node 'gru_reset_after_false_return_sequences/Scan'",
     'layers/GRU-reset_after-false-return_state': "Scan node 'gru_reset_after_false_return_state/Scan'",
-    'layers/GroupNormalization-groups2': "Reciprocal node 'groupnormalization_groups2/Reciprocal'",
     'layers/LSTM-activations': "Scan node 'lstm_activations/Scan'",
-    'layers/LayerNormalization-axis12': "Reciprocal node 'layernormalization_axis12/Reciprocal'",
-    'layers/LayerNormalization-rms_scaling': "Reciprocal node 'layernormalization_rms_scaling/Reciprocal'",
     'layers/Masking-LSTM-return_sequences': "Scan node 'lstm/Scan'",
-    'layers/MultiHeadAttention-attention_mask': "Where node 'multiheadattention_attention_mask/Where'",
+    'layers/MultiHeadAttention-attention_mask': "MatMul node 'multiheadattention_attention_mask/MatMul_4'",
     'layers/MultiHeadAttention-causal': "Shape node 'multiheadattention_causal/Shape'",
     'layers/MultiHeadAttention-cross-key': "MatMul node 'multiheadattention_cross_key/MatMul_4'",
     'layers/MultiHeadAttention-return_scores-value_dim': "MatMul node 'multiheadattention_return_scores_value_dim/MatMul_4'",
     'layers/MultiHeadAttention-self': "MatMul node 'multiheadattention_self/MatMul_4'",
-    'layers/ReLU-all': "GreaterOrEqual node 'relu_all/GreaterOrEqual'",
     'layers/Resizing-nearest': "Gather node 'resizing_nearest/Gather'",
     'layers/TimeDistributed-Conv2D': "Reshape node 'timedistributed_conv2d/Reshape'",
     'layers/TimeDistributed-Dense': "Reshape node 'timedistributed_dense/Reshape'",

@@ -94,9 +94,10 @@ def lower_relu(ctx: Builder, call: Call) -> list[ir.Value]:
     if slope == 0.0 and threshold == 0.0:
         y = ctx.op("Relu", x)
     else:
-        # x >= threshold: x; otherwise slope * (x - threshold)
+        # Keras: x * (x > threshold) - slope * relu(threshold - x), which is x above the
+        # threshold and slope * (x - threshold) at or below it (0 at x == threshold: strict >)
         below = ctx.op("Mul", ctx.op("Sub", x, ctx.scalar(threshold)), ctx.scalar(slope))
-        y = ctx.op("Where", ctx.op("GreaterOrEqual", x, ctx.scalar(threshold)), x, below)
+        y = ctx.op("Where", ctx.op("Greater", x, ctx.scalar(threshold)), x, below)
     if max_value is not None:
         y = ctx.op("Min", y, ctx.scalar(float(max_value)))
     return [y]

@@ -165,7 +165,7 @@ class Ctx:
             self.origin[ref.layer] = (self.node.outputs[i].name or "", self.node.name or "")
 
     def fuse(self, inner: list[ir.Node], last: ir.Node, class_name: str, config: dict,
-             inputs: list[ir.Value]) -> None:
+             inputs: list[ir.Value], weights: list[tuple[str, np.ndarray]] = ()) -> None:
         """Claim a subgraph that is one Keras layer (a pattern's find): the ``inner`` nodes are
         absorbed, and ``last`` is raised as ``class_name`` over ``inputs`` (several: the list
         argument of a merge layer)."""
@@ -173,7 +173,8 @@ class Ctx:
 
         def emit(ctx: Ctx, node: ir.Node) -> None:
             refs = [ctx.ref(v) for v in inputs]
-            ctx.output(ctx.layer(class_name, config, refs if len(refs) > 1 else refs[0]))
+            ctx.output(ctx.layer(class_name, config, refs if len(refs) > 1 else refs[0],
+                                 weights=weights))
 
         self.fused[id(last)] = emit
 

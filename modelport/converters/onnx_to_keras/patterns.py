@@ -7,6 +7,12 @@
   RepeatVector.
 - ``x / (1 + |x|)`` -> Activation('softsign').
 - ``x / max(ReduceL2(x, last axis), 1e-12)`` -> UnitNormalization (Keras's exact formula).
+- ``Where(x > t, x, (x - t) * s)``, optionally then ``Min(., m)`` -> ReLU(negative_slope=s,
+  threshold=t, max_value=m), where proven equal to Keras's formula (see ``leaky_threshold``).
+- ``(x - mean) * 1 / sqrt(var + eps)`` or ``(x - mean) / sqrt(var + eps)`` over any non-batch
+  axes (``var`` the mean of the squared centred x, by Mul or Pow), then ``* gamma`` and ``+ beta`` -> LayerNormalization(axis=axes); with ``x`` in
+  place of the centred factor, ``rms_scaling=True`` (Keras's formula: centred variance, x not
+  centred).
 - ``sum(l2n(a) * l2n(b), axis 1)`` with ``l2n(x) = x / sqrt(max(sum(x * x), 1e-12))`` (Keras's
   ``l2_normalize``) -> Dot(axes=1, normalize=True).
 """
@@ -20,7 +26,8 @@ import onnx_ir as ir
 
 from .core import PATTERN_OPS, Ctx, pattern, rule
 
-PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt", "Abs"})
+PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt", "Abs", "Where", "Greater", "GreaterOrEqual",
+                    "Reciprocal", "Pow"})
 
 
 def _const_value(ctx: Ctx, v: ir.Value | None) -> float | None:
@@ -95,6 +102,59 @@ def gelu(ctx: Ctx, graph: ir.Graph) -> None:
         ctx.fuse(inner, last, "Activation", {"activation": "gelu"}, [x])
 
 
+def _sub_const(ctx: Ctx, node: ir.Node | None, x: ir.Value) -> float | None:
+    """t of ``Sub(x, t)`` or ``Add(x, -t)``."""
+    if node is None or len(node.inputs) != 2 or node.inputs[0] is not x:
+        return None
+    k = _const_value(ctx, node.inputs[1])
+    if k is None or node.op_type not in ("Sub", "Add"):
+        return None
+    return k if node.op_type == "Sub" else -k
+
+
+@pattern
+def leaky_threshold(ctx: Ctx, graph: ir.Graph) -> None:
+    # Keras's ReLU is x * (x > t) [clipped to [0, m]] - s * relu(t - x). The ONNX form equals it
+    # exactly when: the comparison is strict (or t == 0, where x == t gives 0 both ways); with a
+    # Min(., m) also t >= 0 (else Keras clips (t, 0) to 0), s >= 0 and m >= 0 (so s (x - t) <= m
+    # below t, which Keras never clips).
+    for where in list(graph):
+        if where.op_type != "Where" or len(where.inputs) != 3:
+            continue
+        cond, above, below = where.inputs
+        cmp = cond.producer()
+        if cmp is None or cmp.op_type not in ("Greater", "GreaterOrEqual") or \
+                _only_use(cond) is not where or cmp.inputs[0] is not above:
+            continue
+        x = above
+        t = _const_value(ctx, cmp.inputs[1])
+        mul = below.producer()
+        if t is None or mul is None or mul.op_type != "Mul" or _only_use(below) is not where:
+            continue
+        if cmp.op_type == "GreaterOrEqual" and t != 0.0:
+            continue
+        shifted = next((v for v in mul.inputs if ctx.const(v) is None), None)
+        s = _const_value(ctx, _other(mul, shifted)) if shifted is not None else None
+        sub = shifted.producer() if shifted is not None else None
+        if s is None or s < 0.0:  # Keras's ReLU refuses a negative slope
+            continue
+        if t == 0.0 and shifted is x:
+            inner = [cmp, mul]
+        elif _close(_sub_const(ctx, sub, x), t) and _only_use(shifted) is mul:
+            inner = [cmp, sub, mul]
+        else:
+            continue
+        config = {"negative_slope": s, "threshold": t, "max_value": None}
+        last = where
+        low = _only_use(where.outputs[0])
+        m = _const_value(ctx, _other(low, where.outputs[0])) if low is not None and \
+            low.op_type == "Min" else None
+        if m is not None and t >= 0.0 and s >= 0.0 and m >= 0.0:
+            inner, last = inner + [where], low
+            config["max_value"] = m
+        ctx.fuse(inner, last, "ReLU", config, [x])
+
+
 @rule("Tile")
 def tile(ctx: Ctx, node: ir.Node) -> None:
     x, repeats_v = node.inputs
@@ -112,17 +172,24 @@ def tile(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(ctx.layer("RepeatVector", {"n": reps[1]}, ctx.ref(source)))
 
 
-def _last_axis_reduce(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> bool:
+def _reduce_axes(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> list[int] | None:
+    """Sorted axes of ``op(x, axes, keepdims=1)`` (attribute or input), else None."""
     if node is None or node.op_type != op or node.inputs[0] is not x:
-        return False
+        return None
     axes = ctx.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
         else None
     axes = node.attributes["axes"].value if axes is None and "axes" in node.attributes \
         else axes
     rank = len(x.shape) if x.shape is not None else 0
     keep = node.attributes["keepdims"].value if "keepdims" in node.attributes else 1
-    return axes is not None and [int(a) % max(rank, 1) for a in np.reshape(axes, -1)] == \
-        [rank - 1] and bool(keep) and rank >= 2
+    if axes is None or not keep or rank < 2:
+        return None
+    return sorted({int(a) % rank for a in np.reshape(axes, -1)})
+
+
+def _last_axis_reduce(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> bool:
+    rank = len(x.shape) if x.shape is not None else 0
+    return _reduce_axes(ctx, node, op, x) == [rank - 1]
 
 
 def _max_eps(ctx: Ctx, node: ir.Node | None, eps: float) -> ir.Value | None:
@@ -133,6 +200,101 @@ def _max_eps(ctx: Ctx, node: ir.Node | None, eps: float) -> ir.Value | None:
         if _close(_const_value(ctx, _other(node, v)), eps) and ctx.const(v) is None:
             return v
     return None
+
+
+def _affine_const(ctx: Ctx, node: ir.Node | None, y: ir.Value, op: str, x: ir.Value,
+                  axes: list[int]) -> np.ndarray | None:
+    """The constant of ``op(y, c)`` (``y`` read only there), as Keras's per-``axes`` weight:
+    ``c`` broadcasts over every other axis of ``x`` and spans ``axes`` exactly."""
+    if node is None or node.op_type != op or _only_use(y) is not node:
+        return None
+    c = ctx.const(_other(node, y))
+    shape = ctx.shape(x)
+    if c is None or c.ndim > len(shape) or None in [shape[a] for a in axes]:
+        return None
+    full = [1] * (len(shape) - c.ndim) + list(c.shape)
+    if any(d != 1 for a, d in enumerate(full) if a not in axes):
+        return None
+    return np.broadcast_to(c.reshape(full), [shape[a] if a in axes else 1
+                                             for a in range(len(shape))]
+                           ).reshape([shape[a] for a in axes]).astype(np.float32)
+
+
+def _square_of(ctx: Ctx, node: ir.Node | None) -> ir.Value | None:
+    """v of ``Mul(v, v)`` or ``Pow(v, 2)``."""
+    if node is None:
+        return None
+    if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] is node.inputs[1]:
+        return node.inputs[0]
+    if node.op_type == "Pow" and _const_value(ctx, node.inputs[1]) == 2.0:
+        return node.inputs[0]
+    return None
+
+
+@pattern
+def layer_normalization(ctx: Ctx, graph: ir.Graph) -> None:
+    # Keras: moments over `axes` (biased variance), rsqrt(var + eps); with rms_scaling the
+    # centred variance scales x itself. modelport's lowering writes Mul(c, Reciprocal(Sqrt)),
+    # PyTorch's exports before opset 17 Div(c, Sqrt) with Pow(c, 2). The chain must read only
+    # what it makes, so no intermediate value is lost when it becomes one layer.
+    for sqrt in list(graph):
+        if sqrt.op_type != "Sqrt":
+            continue
+        add = sqrt.inputs[0].producer()
+        if add is None or add.op_type != "Add" or _only_use(add.outputs[0]) is not sqrt:
+            continue
+        var = next((v for v in add.inputs if ctx.const(v) is None), None)
+        eps = _const_value(ctx, _other(add, var)) if var is not None else None
+        var_node = var.producer() if var is not None else None
+        square = var_node.inputs[0].producer() if var_node is not None else None
+        centred = _square_of(ctx, square)
+        if eps is None or centred is None or _only_use(var) is not add or \
+                _only_use(square.outputs[0]) is not var_node:
+            continue
+        sub = centred.producer()
+        if sub is None or sub.op_type != "Sub":
+            continue
+        x, mean = sub.inputs
+        axes = _reduce_axes(ctx, mean.producer(), "ReduceMean", x)
+        if not axes or 0 in axes or _only_use(mean) is not sub or \
+                _reduce_axes(ctx, var_node, "ReduceMean", square.outputs[0]) != axes:
+            continue
+        inner = [mean.producer(), sub, square, var_node, add]
+        user = _only_use(sqrt.outputs[0])
+        if user is not None and user.op_type == "Div" and user.inputs[1] is sqrt.outputs[0]:
+            scale, factor = user, user.inputs[0]
+        elif user is not None and user.op_type == "Reciprocal":
+            scale = _only_use(user.outputs[0])
+            factor = _other(scale, user.outputs[0]) if scale is not None and \
+                scale.op_type == "Mul" else None
+            inner.append(user)
+        else:
+            continue
+        rms = factor is x
+        if factor is not centred and not rms:
+            continue
+        if {id(u.node) for u in centred.uses()} != ({id(square), id(scale)} if not rms
+                                                   else {id(square)}):
+            continue
+        inner, last, y = inner + [sqrt], scale, scale.outputs[0]
+        weights = []
+        gamma_node = _only_use(y)
+        gamma = _affine_const(ctx, gamma_node, y, "Mul", x, axes)
+        if gamma is not None:
+            inner, last, y = inner + [last], gamma_node, gamma_node.outputs[0]
+        beta_node = _only_use(y) if not rms else None
+        beta = _affine_const(ctx, beta_node, y, "Add", x, axes)
+        if beta is not None:
+            inner, last = inner + [last], beta_node
+        if rms and gamma is None:
+            gamma = np.ones([ctx.shape(x)[a] for a in axes], np.float32)
+        if gamma is not None:
+            weights.append(("gamma", gamma))
+        if beta is not None:
+            weights.append(("beta", beta))
+        config = {"axis": axes, "epsilon": eps, "center": beta is not None,
+                  "scale": gamma is not None, "rms_scaling": rms}
+        ctx.fuse(inner, last, "LayerNormalization", config, [x], weights)
 
 
 @pattern
