@@ -3,6 +3,7 @@ outputs Keras recorded (atol 1e-4, rtol 1e-3, float32)."""
 
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
 import pytest
 
@@ -63,3 +64,17 @@ def test_every_lowering_has_a_case():
         covered.update(layer.class_name for layer in model.iter_layers())
     missing = [name for name in LOWERINGS.names() if name not in covered]
     assert not missing, f"lowerings without a case made by real Keras: {missing}"
+
+
+def test_relu_with_threshold_is_zero_at_the_threshold():
+    """Keras 3 and tf_keras both give ReLU(threshold=0.3, negative_slope=0.2, max_value=1.2)
+    0 at x == 0.3 (a strict comparison); seen in both: [0.3, 0.29, 0.31, 0, 2] ->
+    [0, -0.002, 0.31, -0.06, 1.2]."""
+    case = next(c for c in LAYER_CASES if c.name == "ReLU-all")
+    lowered = lower(modelport.load(case.path))
+    x = np.array([[0.3, 0.29, 0.31], [0.0, 2.0, 0.3]] * 5, np.float32).reshape(2, 5, 3)
+    sess = session(ir.to_proto(lowered.model).SerializeToString(), device="cpu")
+    got = sess.run({lowered.input_names[0]: x})[0]
+    expected = np.array([[0.0, -0.002, 0.31], [-0.06, 1.2, 0.0]] * 5,
+                        np.float32).reshape(2, 5, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
