@@ -8,6 +8,7 @@ core, activations, conv, pooling, normalization, merging, recurrent, attention) 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import onnx_ir as ir
@@ -25,6 +26,13 @@ from . import (  # noqa: E402,F401
     reshaping)
 
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 21, 17
+
+# Layers whose lowering no op-by-op rule can read back (a recurrent cell as a Scan loop, ...).
+# Their class, config and call are recorded in the model's metadata under HINT_KEY; raising
+# takes a record only as a hypothesis and proves it by lowering it again (onnx_to_keras.relower).
+HINT_KEY = "modelport.keras_layers"
+RELOWERED = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
+             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing"}
 
 # Layers whose output carries their input's Keras mask unchanged (Keras: supports_masking with
 # the default compute_mask). Producers (Embedding, Masking) and consumers return masks themselves.
@@ -94,7 +102,8 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
             x = builder.to_channels_last(value, len(spec.shape))
         values[(ref.layer, ref.node, ref.tensor)] = x
     tensor_names: dict = {}
-    outputs = _lower_graph(builder, graph_model, values, {}, tensor_names, prefix="")
+    hints: list[dict] = []
+    outputs = _lower_graph(builder, graph_model, values, {}, tensor_names, prefix="", hints=hints)
     out_values = []
     for ref, value in zip(graph_model.outputs, outputs):
         if value in inputs or value in out_values:
@@ -112,6 +121,8 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
 
     result = ir.Model(graph, ir_version=ir_version_for(opset), producer_name="modelport",
                       producer_version=_version())
+    if hints:
+        result.metadata_props[HINT_KEY] = json.dumps(hints, separators=(",", ":"))
     transposes = layout.optimize(result) if optimize else layout.count_transposes(result)
     return LoweredModel(result, [v.name for v in inputs], [v.name for v in out_values],
                         tensor_names, transposes, opset)
@@ -139,7 +150,7 @@ def _dims(spec: TensorSpec, name: str, channels_first: bool) -> list:
 
 
 def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict,
-                 tensor_names: dict, prefix: str) -> list[ir.Value]:
+                 tensor_names: dict, prefix: str, hints: list | None = None) -> list[ir.Value]:
     specs = keras_shapes.infer(model)
     if prefix == "":
         tensor_names.update({key: value.name for key, value in values.items()})
@@ -192,8 +203,38 @@ def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict
                                             else f"{prefix}{layer.name}:{k}:{i}")
             if prefix == "":
                 tensor_names[key] = value.name
+        if hints is not None and layer.class_name in RELOWERED and layer.model is None and \
+                len(layer.inbound_nodes) == 1 and not any(m is not None for m in call.masks):
+            hint = _hint(layer, node, [values[_key(r)].name for r in dict.fromkeys(refs)],
+                         [v.name for v in lowered.outputs])
+            try:
+                json.dumps(hint)
+            except (TypeError, ValueError):  # a config that is not JSON: no hint, no raising
+                pass
+            else:
+                hints.append(hint)
     builder.prefix = prefix
     return [values[_key(r)] for r in model.outputs]
+
+
+def _hint(layer: Layer, node, inputs: list[str], outputs: list[str]) -> dict:
+    """What re-lowering ``layer`` needs: its class, config, call (tensors as input indices),
+    the ONNX values it reads and makes, and its weights' paths, shapes and dtypes."""
+    refs = list(dict.fromkeys(node.inputs()))
+
+    def encode(obj):
+        if isinstance(obj, TensorRef):
+            return {"__input__": refs.index(obj)}
+        if isinstance(obj, dict):
+            return {k: encode(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [encode(v) for v in obj]
+        return obj
+
+    return {"name": layer.name, "class_name": layer.class_name, "config": layer.config,
+            "args": encode(node.args), "kwargs": encode(node.kwargs), "inputs": inputs,
+            "outputs": outputs,
+            "weights": [[w.path, list(w.array.shape), str(w.array.dtype)] for w in layer.weights]}
 
 
 def _inner_inputs(builder: Builder, layer: Layer, call: Call) -> dict:

@@ -35,10 +35,11 @@ from ..onnx_tfjs.to_tfjs_prepare import (
     NHWC,
     fold_constants,
     normalize,
+    opset_of,
     reinfer,
     to_channels_last,
 )
-from . import activations, dense, elementwise, nn, patterns, recurrent, shape  # noqa: F401
+from . import activations, dense, elementwise, nn, patterns, recurrent, relower, shape  # noqa: F401
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
 
@@ -83,7 +84,10 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     a block-diagonal kernel, global pooling without keepdims) where Keras has a shorter one.
     """
     name_nodes(model.graph)
+    opset = opset_of(model)
     model = normalize(model)
+    # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
+    proven = relower.replace_proven(model, opset)
     fold_constants(model)
     _explicit_perms(model.graph)
     problems: list[tuple[ir.Node | None, str]] = []
@@ -91,6 +95,8 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     # feeds a Resize's sizes, say, is not raised: the rule reads the inferred shape)
     early: dict[int, tuple[ir.Node, str]] = {}
     for node in model.graph:
+        if node.domain == relower.DOMAIN and node.name in proven:
+            continue
         if node.domain not in STANDARD:
             early[id(node)] = (node, f"op of domain {node.domain!r}, which has no Keras layer")
         elif node.op_type not in RULES and node.op_type not in PATTERN_OPS:
@@ -110,6 +116,9 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     inputs, input_perms, done = _inputs(ctx, graph, channels_first_inputs, problems)
     outputs, output_perms = _plan_outputs(ctx, graph, channels_first_inputs)
     needed = _needed(graph, outputs, done)
+    for node in graph:
+        if node.domain == relower.DOMAIN and node.name in proven:
+            ctx.fused[id(node)] = proven[node.name].emit
     for fn in PATTERNS:
         fn(ctx, graph)
     failed: set[int] = set()

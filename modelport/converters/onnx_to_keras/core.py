@@ -139,9 +139,10 @@ class Ctx:
 
     def layer(self, class_name: str, config: dict, inputs: list[TensorRef] | TensorRef, *,
               weights: list[tuple[str, np.ndarray]] = (), suffix: str = "",
-              out: ir.Value | None = None) -> TensorRef:
-        """Add a layer called once on ``inputs`` (a list means a merge layer's list argument);
-        bind ``out`` (default: the node's first output) when given."""
+              out: ir.Value | None = None, call: Node | None = None) -> TensorRef:
+        """Add a layer called once on ``inputs`` (a list means a merge layer's list argument),
+        or as ``call`` says when given; bind ``out`` (default: the node's first output) when
+        given."""
         node = self.node
         base = (node.name or node.op_type) if node is not None else class_name
         name = self.unique(base + (f"_{suffix}" if suffix else ""))
@@ -149,7 +150,7 @@ class Ctx:
         args = [inputs]  # a merge layer's list is its one positional argument
         weights_ = [Weight(path, np.ascontiguousarray(np.asarray(a, np.float32)))
                     for path, a in weights]
-        self.layers.append(Layer(class_name, name, cfg, [Node(args)], weights_))
+        self.layers.append(Layer(class_name, name, cfg, [call or Node(args)], weights_))
         ref = TensorRef(name, 0, 0)
         if node is not None:
             target = out if out is not None else node.outputs[0]
