@@ -18,7 +18,7 @@ DEFERRED = frozenset({"sympy", "onnx_ir._symbolic_shapes"})
 
 
 class _LazyFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - the finder protocol
+    def find_spec(self, fullname, path, target=None):
         if fullname not in DEFERRED:
             return None
         for finder in sys.meta_path:

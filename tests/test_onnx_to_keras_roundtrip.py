@@ -1,10 +1,15 @@
 """Round trip Keras -> ONNX -> Keras: every Keras fixture (made by real Keras / real TF.js)
 converted to ONNX by modelport and raised back to Keras layers must reproduce the outputs the
 real framework recorded (atol 1e-4, rtol 1e-3), in modelport's NumPy Keras executor; the Keras 3
-models also as .h5 files loaded by real Keras 3.
+models, and every layer case raised by re-lowering, also as files loaded by real Keras 3.
 
-Cases the raising refuses are listed in ``REFUSED`` with the op that stops them, so a
-regression either way fails; ``python -m tests.test_onnx_to_keras_roundtrip`` prints the table.
+Layers whose lowering has no op-by-op inverse (recurrent cells as Scan loops, ConvLSTM2D,
+MultiHeadAttention, TimeDistributed, nearest Resizing, Masking and the keras.ops that compute
+Keras 3's explicit masks) are raised by re-lowering them (``onnx_to_keras/relower.py``).
+
+Cases the raising refuses would be listed in ``REFUSED`` with the op that stops them, so a
+regression either way fails; none is left. ``python -m tests.test_onnx_to_keras_roundtrip``
+prints the table.
 """
 
 from __future__ import annotations
@@ -25,22 +30,8 @@ from .conftest import ALL_CASES, LAYER_CASES
 ATOL, RTOL = 1e-4, 1e-3
 CASES = [c for c in ALL_CASES + LAYER_CASES if c.name != "lambda_layer"]
 
-# case id -> the node (as the error names it) with no Keras layer. Layers whose lowering has no
-# op-by-op inverse (recurrent cells as Scan loops, MultiHeadAttention, TimeDistributed, nearest
-# Resizing, ConvLSTM2D) are raised by re-lowering them (onnx_to_keras.relower); left are Keras
-# masks, which the lowering computes as graph ops (Equal/Not) that an RNN or a pooling then
-# reads, and a boolean attention-mask input (Keras inputs are float or integer here).
-_MASK = "Equal node 'not_equal/Equal'"
-REFUSED: dict[str, str] = {
-    'layers/Embedding-mask_zero-Add-masks': _MASK,
-    'layers/Embedding-mask_zero-Concatenate-masks': _MASK,
-    'layers/Embedding-mask_zero-GRU': _MASK,
-    'layers/Embedding-mask_zero-GlobalAveragePooling1D': _MASK,
-    'layers/Embedding-mask_zero-LSTM': _MASK,
-    'layers/Masking-LSTM-return_sequences': _MASK,
-    'layers/MultiHeadAttention-attention_mask': "graph input 'attention_mask': Keras inputs here "
-                                                "are float32 or integer, not BOOL",
-}
+# case id -> the node (as the error names it) with no Keras layer.
+REFUSED: dict[str, str] = {}
 
 
 def _raise(case, tmp_path):
@@ -71,9 +62,9 @@ def test_keras_onnx_keras(case, tmp_path):
 
 # Plus every layer case raised by re-lowering (onnx_to_keras/relower.py): their configs are
 # Keras's own, and real Keras must take them as the NumPy reference does.
-RELOWERED_CASES = [c for c in LAYER_CASES if c.layer_class in (
-    "GRU", "LSTM", "ConvLSTM2D", "TimeDistributed", "MultiHeadAttention", "Resizing")
-    and c.id not in REFUSED and c.generation == "keras3"]
+RELOWERED_CASES = [c for c in LAYER_CASES if (c.layer_class in (
+    "GRU", "LSTM", "ConvLSTM2D", "TimeDistributed", "MultiHeadAttention", "Resizing") or
+    "mask" in c.name) and c.generation == "keras3"]
 KERAS3_FILES = [c for c in CASES if c.generation == "keras3" and c.id.startswith("keras3/")
                 and c.id.endswith(".keras") and c.id not in REFUSED] + RELOWERED_CASES
 
@@ -81,9 +72,12 @@ KERAS3_FILES = [c for c in CASES if c.generation == "keras3" and c.id.startswith
 @pytest.mark.parametrize("case", KERAS3_FILES, ids=[c.id for c in KERAS3_FILES])
 def test_raised_h5_loads_in_real_keras(case, tmp_path, keras3):
     raised, onnx_path = _raise(case, tmp_path)
-    report = modelport.convert(onnx_path, tmp_path / "back.h5")
+    # Keras 3's .h5 loader cannot rebuild keras.ops nodes (a mask's NotEqual): those as .keras
+    back = tmp_path / ("back.keras" if any(layer.is_operation for layer in raised.model.layers)
+                       else "back.h5")
+    report = modelport.convert(onnx_path, back)
     assert report.parity["passed"], report.parity["outputs"]
-    model = keras3.models.load_model(tmp_path / "back.h5", compile=False)
+    model = keras3.models.load_model(back, compile=False)
     arrays = [np.ascontiguousarray(a.transpose(p)) if p else a
               for (_, a), p in zip(case.inputs, raised.input_perms)]
     got = model.predict(arrays if len(arrays) > 1 else arrays[0], verbose=0)

@@ -27,9 +27,9 @@ from ..conftest import assert_close
 RNG = np.random.default_rng(11)
 # (id, input shape without batch, LRN settings)
 CASES = [
-    ("alexnet-window", (6, 7, 9), dict(size=5, alpha=1e-2, beta=0.75, bias=2.0)),
-    ("even-window", (5, 8), dict(size=4, alpha=3e-2, beta=0.5, bias=1.0)),
-    ("wide-window", (4, 4, 3), dict(size=7, alpha=0.5, beta=1.3, bias=0.7)),
+    ("alexnet-window", (6, 7, 9), {"size": 5, "alpha": 1e-2, "beta": 0.75, "bias": 2.0}),
+    ("even-window", (5, 8), {"size": 4, "alpha": 3e-2, "beta": 0.5, "bias": 1.0}),
+    ("wide-window", (4, 4, 3), {"size": 7, "alpha": 0.5, "beta": 1.3, "bias": 0.7}),
 ]
 
 

@@ -32,7 +32,7 @@ MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 21, 17
 # takes a record only as a hypothesis and proves it by lowering it again (onnx_to_keras.relower).
 HINT_KEY = "modelport.keras_layers"
 RELOWERED = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
-             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing"}
+             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing", "Masking"}
 
 # Layers whose output carries their input's Keras mask unchanged (Keras: supports_masking with
 # the default compute_mask). Producers (Embedding, Masking) and consumers return masks themselves.
@@ -152,6 +152,7 @@ def _dims(spec: TensorSpec, name: str, channels_first: bool) -> list:
 def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict,
                  tensor_names: dict, prefix: str, hints: list | None = None) -> list[ir.Value]:
     specs = keras_shapes.infer(model)
+    mask_ops = _mask_operations(model) if hints is not None else set()
     if prefix == "":
         tensor_names.update({key: value.name for key, value in values.items()})
     for layer, k in keras_graph.call_order(model):
@@ -203,8 +204,10 @@ def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict
                                             else f"{prefix}{layer.name}:{k}:{i}")
             if prefix == "":
                 tensor_names[key] = value.name
-        if hints is not None and layer.class_name in RELOWERED and layer.model is None and \
-                len(layer.inbound_nodes) == 1 and not any(m is not None for m in call.masks):
+        explicit_mask = isinstance(node.kwargs.get("mask"), TensorRef)
+        if hints is not None and layer.model is None and len(layer.inbound_nodes) == 1 and (
+                layer.name in mask_ops or explicit_mask or layer.class_name in RELOWERED
+                and not any(m is not None for m in call.masks)):
             hint = _hint(layer, node, [values[_key(r)].name for r in dict.fromkeys(refs)],
                          [v.name for v in lowered.outputs])
             try:
@@ -215,6 +218,22 @@ def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict
                 hints.append(hint)
     builder.prefix = prefix
     return [values[_key(r)] for r in model.outputs]
+
+
+def _mask_operations(model: LayersModel) -> set[str]:
+    """Keras 3 records the masks it hands a layer explicitly (``mask=`` a NotEqual or Any
+    operation's output): the operations that compute them, which the raising re-lowers too."""
+    by_name = {layer.name: layer for layer in model.layers}
+    found: set[str] = set()
+    todo = [n.kwargs["mask"] for layer in model.layers for n in layer.inbound_nodes
+            if isinstance(n.kwargs.get("mask"), TensorRef)]
+    while todo:
+        layer = by_name.get(todo.pop().layer)
+        if layer is None or not layer.is_operation or layer.name in found:
+            continue
+        found.add(layer.name)
+        todo.extend(r for n in layer.inbound_nodes for r in n.inputs())
+    return found
 
 
 def _hint(layer: Layer, node, inputs: list[str], outputs: list[str]) -> dict:
@@ -231,7 +250,8 @@ def _hint(layer: Layer, node, inputs: list[str], outputs: list[str]) -> dict:
             return [encode(v) for v in obj]
         return obj
 
-    return {"name": layer.name, "class_name": layer.class_name, "config": layer.config,
+    return {"name": layer.name, "class_name": layer.class_name, "module": layer.module,
+            "config": layer.config,
             "args": encode(node.args), "kwargs": encode(node.kwargs), "inputs": inputs,
             "outputs": outputs,
             "weights": [[w.path, list(w.array.shape), str(w.array.dtype)] for w in layer.weights]}

@@ -237,6 +237,9 @@ def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
     layers, perms, done = [], [], set()
     for x in graph.inputs:
         dtype = INPUT_DTYPES.get(x.dtype)
+        if x.dtype == ir.DataType.BOOL and x.uses() and all(
+                u.node.domain == relower.DOMAIN for u in x.uses()):
+            dtype = "bool"  # only proven Keras layers read it (an attention mask, say)
         if dtype is None or x.shape is None:
             why = "its shape is unknown" if x.shape is None else \
                 f"Keras inputs here are float32 or integer, not {x.dtype}"

@@ -139,12 +139,14 @@ class Ctx:
 
     def layer(self, class_name: str, config: dict, inputs: list[TensorRef] | TensorRef, *,
               weights: list[tuple[str, np.ndarray]] = (), suffix: str = "",
-              out: ir.Value | None = None, call: Node | None = None) -> TensorRef:
+              out: ir.Value | None = None, call: Node | None = None,
+              base: str | None = None) -> TensorRef:
         """Add a layer called once on ``inputs`` (a list means a merge layer's list argument),
         or as ``call`` says when given; bind ``out`` (default: the node's first output) when
         given."""
         node = self.node
-        base = (node.name or node.op_type) if node is not None else class_name
+        if base is None:
+            base = (node.name or node.op_type) if node is not None else class_name
         name = self.unique(base + (f"_{suffix}" if suffix else ""))
         cfg = {"name": name, "trainable": True, "dtype": "float32", **config}
         args = [inputs]  # a merge layer's list is its one positional argument

@@ -55,18 +55,33 @@ class Proven:
     outputs: list[int]  # per Keras output, the KerasLayer node output holding it
     args: list  # the call, tensors as {"__input__": i} (the KerasLayer node's input i)
     kwargs: dict
+    module: str | None = None  # a Keras 3 operation's (keras.src.ops.numpy for NotEqual)
 
     def emit(self, ctx, node: ir.Node) -> None:
         """The rule for this KerasLayer node (registered as a pattern's ``ctx.fused``)."""
         refs = [ctx.ref(v) for v in node.inputs]
         config = {k: v for k, v in self.config.items() if k != "name"}
         call = Node(_decode(self.args, refs), _decode(self.kwargs, refs))
-        first = ctx.layer(self.class_name, config, refs, weights=self.weights, call=call)
+        first = ctx.layer(self.class_name, config, refs, weights=self.weights, call=call,
+                          base=self.config.get("name") or self.class_name)
+        if self.module is not None:  # an operation's config is its name and its own keys only
+            ctx.layers[-1].module = self.module
+            ctx.layers[-1].config = {"name": first.layer, **config}
         bound: set[int] = set()
         for i, k in enumerate(self.outputs):
             if k not in bound:  # a layer may return one ONNX value twice (an RNN's state)
                 ctx.output(TensorRef(first.layer, 0, i), k)
                 bound.add(k)
+
+
+def _module(record: dict) -> str | None:
+    """Only Keras 3 operations carry a module; anything else is not a layer we emit."""
+    module = record.get("module")
+    if module is None:
+        return None
+    if not isinstance(module, str) or not module.startswith("keras.src.ops."):
+        raise ValueError(f"module {module!r} is not a Keras operation's")
+    return module
 
 
 def _decode(obj, refs: list):
@@ -81,7 +96,7 @@ def _decode(obj, refs: list):
 
 def replace_proven(model: ir.Model, opset: int) -> dict[str, Proven]:
     """Replace each recorded layer's subgraph that is proven equal to it; by node name."""
-    from ..keras_to_onnx import HINT_KEY, RELOWERED
+    from ..keras_to_onnx import HINT_KEY
 
     text = model.metadata_props.get(HINT_KEY)
     if not text or opset < MIN_OPSET:
@@ -92,7 +107,7 @@ def replace_proven(model: ir.Model, opset: int) -> dict[str, Proven]:
         return {}
     proven: dict[str, Proven] = {}
     for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict) or record.get("class_name") not in RELOWERED:
+        if not isinstance(record, dict):
             continue
         try:
             found = _prove(model, record, opset)
@@ -106,7 +121,7 @@ def replace_proven(model: ir.Model, opset: int) -> dict[str, Proven]:
         node = _replace(model.graph, nodes, inputs, distinct, str(record["name"]))
         proven[node.name] = Proven(record["class_name"], dict(record["config"]), weights,
                                    [distinct.index(v) for v in outputs], record["args"],
-                                   record["kwargs"])
+                                   record["kwargs"], _module(record))
     if proven:
         model.opset_imports[DOMAIN] = 1
     return proven
@@ -168,9 +183,9 @@ def _prove(model: ir.Model, record: dict, opset: int):
     inside = {id(n) for n in nodes}
     for n in nodes:
         for v in n.outputs:
-            if any(id(u.node) not in inside for u in v.uses()) or v.is_graph_output():
-                if not any(v is o for o in outputs):
-                    return f"value {v.name!r} from inside the layer is read outside it"
+            read_outside = any(id(u.node) not in inside for u in v.uses()) or v.is_graph_output()
+            if read_outside and not any(v is o for o in outputs):
+                return f"value {v.name!r} from inside the layer is read outside it"
     # Shape inference stops at the KerasLayer node: its outputs keep the shapes Keras gives.
     for old, spec in zip(outputs, final.graph.outputs):
         old.type = old.type or spec.type
@@ -204,7 +219,7 @@ def _lower_one(record: dict, inputs: list[ir.Value], weights: list[tuple[str, np
     name = str(record["name"])
     layer = Layer(str(record["class_name"]), name, json.loads(json.dumps(record["config"])),
                   [Node(_decode(record["args"], refs), _decode(record["kwargs"], refs))],
-                  [Weight(path, array) for path, array in weights])
+                  [Weight(path, array) for path, array in weights], module=_module(record))
     model = LayersModel(name="relowered", kind="Functional", layers=[*layers, layer],
                         inputs=refs,
                         outputs=[TensorRef(name, 0, i) for i in range(len(record["outputs"]))],
