@@ -184,8 +184,23 @@ def _elementwise_cases():
     return cases
 
 
-def _dense_and_shape_cases():
+def _mirror_pad_cases():
+    """Reflect and edge padding as PyTorch's ReflectionPad2d / ReplicationPad2d export them
+    (NCHW, so the spatial axes are the channels-last ones after raising), and on a rank-3
+    tensor's last axis."""
+    pads = np.asarray([0, 0, 2, 1, 0, 0, 1, 3], np.int64)
     return [
+        OpCase("Pad-reflect-2d", ["Pad"], [N("Pad", ["x", "p"], ["y"], mode="reflect")],
+               {"x": [2, 3, 5, 6]}, ["y"], {"p": pads}),
+        OpCase("Pad-edge-2d", ["Pad"], [N("Pad", ["x", "p"], ["y"], mode="edge")],
+               {"x": [2, 3, 5, 6]}, ["y"], {"p": pads}),
+        OpCase("Pad-reflect-last-axis", ["Pad"], [N("Pad", ["x", "p"], ["y"], mode="reflect")],
+               {"x": [2, 3, 5]}, ["y"], {"p": np.asarray([0, 0, 3, 0, 0, 2], np.int64)}),
+    ]
+
+
+def _dense_and_shape_cases():
+    return [*_mirror_pad_cases(),
         OpCase("Gemm-transB", ["Gemm"], [N("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5,
                                            beta=2.0)],
                {"x": [2, 6]}, ["y"], {"w": _w(4, 6), "b": _w(4)}),
@@ -540,7 +555,7 @@ def test_every_unraisable_node_is_listed_in_one_error():
     ([N("Concat", ["x", "x"], ["y"], axis=0)], {"x": [2, 3]}, {}, "batch axis"),
     ([N("Div", ["x", "x"], ["y"])], {"x": [2, 3]}, {}, "division"),
     ([N("Pad", ["x", "p"], ["y"], mode="reflect")], {"x": [2, 3, 4, 4]},
-     {"p": np.asarray([0, 0, 1, 1, 0, 0, 1, 1], np.int64)}, "'reflect' padding"),
+     {"p": np.asarray([0, 0, 4, 1, 0, 0, 1, 1], np.int64)}, "wider than axis 2"),
     ([N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 0, 0])],
      {"x": [2, 3, 6, 6]}, {}, "may be negative"),
     ([N("Resize", ["x", "", "s"], ["y"], mode="cubic")], {"x": [2, 3, 4, 4]},

@@ -47,8 +47,6 @@ REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
     "pytorch-converted/test_PoissonNLLLLoss_no_reduce": (
         ("Mul",), ("a [10, 10] constant operand spans the batch axis; a Keras layer's "
                    "weights cannot depend on the batch")),
-    "pytorch-converted/test_ReflectionPad2d": (("Pad",), "Keras pads zeros only"),
-    "pytorch-converted/test_ReplicationPad2d": (("Pad",), "Keras pads zeros only"),
 }
 
 _LOG_SOFTMAX = (("Activation",), "tfjs-layers has no 'log_softmax' activation")

@@ -110,8 +110,8 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     x = node.inputs[0]
     mode = attr(node, "mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
-        raise ctx.refuse(f"{mode!r} padding has no Keras layer (ZeroPadding pads zeros)")
+    if mode not in ("constant", "reflect", "edge"):
+        raise ctx.refuse(f"{mode!r} padding has no Keras layer")
     pads = ctx.const(node.inputs[1])
     if pads is None:
         raise ctx.refuse("its pads are computed at run time")
@@ -132,6 +132,8 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("padding the batch axis")
     if all(p == (0, 0) for p in pairs):
         return ctx.output(ctx.ref(x))
+    if mode != "constant":
+        return ctx.output(_mirror_pad(ctx, x, pairs, mode))
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")
@@ -144,6 +146,39 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse(f"pads {pads} pad the last axis of a rank-{rank} tensor, which "
                          "ZeroPadding does not")
     ctx.output(affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref)
+
+
+def _mirror_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], mode: str):
+    """Reflect / edge padding, one axis at a time: the rows it copies, each a crop of one row
+    (``crop_axis``), concatenated around the tensor in ONNX's order. Exact: only copies."""
+    dims = list(ctx.shape(x))
+    if any(d is None for d in dims[1:]):
+        raise ctx.refuse(f"{mode!r} padding of a tensor of unknown shape {dims}")
+    ref = ctx.ref(x)
+    for axis, (lo, hi) in enumerate(pairs):
+        if (lo, hi) == (0, 0):
+            continue
+        n = dims[axis]
+        if mode == "reflect":
+            if max(lo, hi) > n - 1:
+                raise ctx.refuse(f"reflect pads ({lo}, {hi}) wider than axis {axis} ({n}) "
+                                 "allows")
+            rows = [*range(lo, 0, -1), None, *range(n - 2, n - 2 - hi, -1)]
+        else:
+            rows = [0] * lo + [None] + [n - 1] * hi
+        crops: dict[int, object] = {}
+        pieces = []
+        for row in rows:
+            if row is None:
+                pieces.append(ref)
+                continue
+            if row not in crops:
+                crops[row], _ = crop_axis(ctx, ref, dims, axis, row, n - 1 - row,
+                                          suffix=f"axis{axis}_row{row}_")
+            pieces.append(crops[row])
+        ref = ctx.layer("Concatenate", {"axis": axis}, pieces, suffix=f"pad_axis{axis}")
+        dims[axis] = n + lo + hi
+    return ref
 
 
 @rule("Slice")
