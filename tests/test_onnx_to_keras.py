@@ -184,6 +184,20 @@ def _elementwise_cases():
     return cases
 
 
+def _edge_padded_pool_cases():
+    """Max pools whose -inf pads are neither Keras 'same' nor safe to zero (the input may be
+    negative): edge padding, as PyTorch's MaxPool3d(stride=2, padding=1) exports."""
+    return [
+        OpCase("MaxPool-asym-pads-negative-input", ["MaxPool"],
+               [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 0, 0])],
+               {"x": [2, 3, 6, 6]}, ["y"]),
+        OpCase("MaxPool3d-stride-pads-ceil", ["MaxPool"],
+               [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 2, 3], strides=[2, 2, 2],
+                  pads=[1, 1, 1, 1, 0, 1], ceil_mode=1)],
+               {"x": [2, 2, 5, 6, 7]}, ["y"]),
+    ]
+
+
 def _mirror_pad_cases():
     """Reflect and edge padding as PyTorch's ReflectionPad2d / ReplicationPad2d export them
     (NCHW, so the spatial axes are the channels-last ones after raising), and on a rank-3
@@ -200,7 +214,7 @@ def _mirror_pad_cases():
 
 
 def _dense_and_shape_cases():
-    return [*_mirror_pad_cases(),
+    return [*_mirror_pad_cases(), *_edge_padded_pool_cases(),
         OpCase("Gemm-transB", ["Gemm"], [N("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5,
                                            beta=2.0)],
                {"x": [2, 6]}, ["y"], {"w": _w(4, 6), "b": _w(4)}),
@@ -556,12 +570,12 @@ def test_every_unraisable_node_is_listed_in_one_error():
     ([N("Div", ["x", "x"], ["y"])], {"x": [2, 3]}, {}, "division"),
     ([N("Pad", ["x", "p"], ["y"], mode="reflect")], {"x": [2, 3, 4, 4]},
      {"p": np.asarray([0, 0, 4, 1, 0, 0, 1, 1], np.int64)}, "wider than axis 2"),
-    ([N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 0, 0])],
-     {"x": [2, 3, 6, 6]}, {}, "may be negative"),
+    ([N("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[2, 0, 0, 0])],
+     {"x": [2, 3, 6, 6]}, {}, "leave a window with no input cell"),
     ([N("Resize", ["x", "", "s"], ["y"], mode="cubic")], {"x": [2, 3, 4, 4]},
      {"s": np.asarray([1, 1, 2, 2], np.float32)}, "mode 'cubic'"),
 ], ids=["transpose-batch", "reshape-batch", "concat-batch", "div-tensors", "reflect-pad",
-        "maxpool-negative-pad", "cubic-resize"])
+        "maxpool-window-outside", "cubic-resize"])
 def test_unprovable_cases_are_refused_naming_why(nodes, inputs, consts, why):
     assert why in _refusal(nodes, inputs, consts)
 

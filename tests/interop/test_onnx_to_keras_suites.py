@@ -41,9 +41,6 @@ _DILATED_POOL = (("MaxPool",), "Keras pooling has no dilations")
 REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
     "pytorch-converted/test_MaxPool1d_stride_padding_dilation": _DILATED_POOL,
     "pytorch-converted/test_MaxPool2d_stride_padding_dilation": _DILATED_POOL,
-    "pytorch-converted/test_MaxPool3d_stride_padding": (
-        ("MaxPool",), ("asymmetric pads (1, 0) are not Keras 'same' here, and zero padding "
-                       "would change a max pool of negative values")),
     "pytorch-converted/test_PoissonNLLLLoss_no_reduce": (
         ("Mul",), ("a [10, 10] constant operand spans the batch axis; a Keras layer's "
                    "weights cannot depend on the batch")),

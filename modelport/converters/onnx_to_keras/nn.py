@@ -4,8 +4,9 @@ The twin (see ``onnx_tfjs.to_tfjs_prepare``) reads and writes tensor 0 channels-
 inputs (weights, scales) and attributes are ONNX's own, so kernels are still OIHW here and are
 transposed to Keras's HWIO. ONNX's explicit pads become Keras 'same' where they are exactly
 what 'same' computes for the static input size, and a ZeroPadding layer before a 'valid' one
-otherwise (for max pooling only where the input is provably non-negative, since Keras pads a
-max pool with -inf and a ZeroPadding with zeros).
+otherwise (for max pooling only where the input is provably non-negative, since ONNX pads a
+max pool with -inf and a ZeroPadding with zeros; elsewhere edge padding, which is the same
+wherever every window holds an input cell).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from .core import Ctx, attr, padding_layer, rule, same_pads, spatial_pads
+from .shape import mirror_pad
 
 _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
 
@@ -230,8 +232,16 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
         return
     if is_max and not nonnegative(x):
-        raise ctx.refuse(f"pads {full} are not Keras 'same' for this size, and zero padding "
-                         "would change a max pool of values that may be negative")
+        # ONNX pads a max pool with -inf. Where every window holds an input cell, edge padding
+        # is the same: a contiguous window that runs past an end holds that end's cell, which
+        # is all edge padding repeats.
+        if not all(lo < k and (o - 1) * s - lo <= size - 1
+                   for (lo, _), k, s, o, size in zip(full, ks, strides, outs, sizes)):
+            raise ctx.refuse(f"pads {full} leave a window with no input cell (Keras pooling "
+                             "has no -inf padding)")
+        padded = mirror_pad(ctx, x, [(0, 0), *full, (0, 0)], "edge")
+        ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, padded))
+        return
     padded = padding_layer(ctx, ctx.ref(x), full)
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
     if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):

@@ -133,7 +133,7 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     if all(p == (0, 0) for p in pairs):
         return ctx.output(ctx.ref(x))
     if mode != "constant":
-        return ctx.output(_mirror_pad(ctx, x, pairs, mode))
+        return ctx.output(mirror_pad(ctx, x, pairs, mode))
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")
@@ -148,7 +148,7 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref)
 
 
-def _mirror_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], mode: str):
+def mirror_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], mode: str):
     """Reflect / edge padding, one axis at a time: the rows it copies, each a crop of one row
     (``crop_axis``), concatenated around the tensor in ONNX's order. Exact: only copies."""
     dims = list(ctx.shape(x))
