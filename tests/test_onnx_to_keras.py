@@ -687,18 +687,33 @@ def test_old_opset_source_runs_upgraded_when_onnxruntime_has_no_kernel(tmp_path)
     assert "upgraded from opset 6 to 17" in report.parity["source_engine"]
 
 
-def test_rank5_batch_norm_is_refused_for_tfjs_layers(tmp_path):
-    import modelport
+def _tfjs_case(case: OpCase) -> list[str]:
+    """Raised for tfjs-layers, the case matches onnxruntime; its layer classes."""
+    raised = raise_and_compare(build(case), feeds(case), for_tfjs=True)
+    from modelport.formats import tfjs_support
 
+    assert not tfjs_support.blockers(raised.model)
+    return [layer.class_name for layer in raised.model.layers]
+
+
+def test_tfjs_forms_of_what_tfjs_layers_lacks():
+    """tfjs-layers 4.22 normalizes up to rank 4, runs ELU with alpha 1 only, has no
+    ZeroPadding3D and ignores output_padding: raised for it, these take other exact forms."""
     c = 2
-    case = OpCase("bn3d", [], [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
-                  {"x": [2, c, 3, 3, 3]}, ["y"],
-                  {"s": _w(c), "b": _w(c), "m": _w(c), "v": np.abs(_w(c)) + 0.5})
-    src = tmp_path / "m.onnx"
-    onnx.save(build(case), str(src))
-    with pytest.raises(UnsupportedError, match="batchNormalization for inputs up to rank 4"):
-        modelport.convert(src, tmp_path / "web", to="tfjs-layers")
-    assert modelport.convert(src, tmp_path / "m.keras").parity["passed"]
+    bn = OpCase("bn3d", [], [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+                {"x": [2, c, 3, 4, 3]}, ["y"],
+                {"s": _w(c), "b": _w(c), "m": _w(c), "v": np.abs(_w(c)) + 0.5})
+    assert _tfjs_case(bn).count("Reshape") == 2
+    elu = OpCase("elu", [], [N("Elu", ["x"], ["y"], alpha=0.4)], {"x": [2, 7]}, ["y"])
+    assert "ELU" not in _tfjs_case(elu)
+    conv3d = OpCase("conv3d-pads", [], [N("Conv", ["x", "w"], ["y"], pads=[1, 0, 2, 0, 1, 1],
+                                          strides=[2, 1, 2])],
+                    {"x": [2, 2, 5, 4, 6]}, ["y"], {"w": _w(3, 2, 2, 2, 3)})
+    assert "ZeroPadding3D" not in _tfjs_case(conv3d)
+    deconv = next(c for c in CASES if c.id == "ConvTranspose-pads-outpad")
+    raised = raise_and_compare(build(deconv), feeds(deconv), for_tfjs=True)
+    (layer,) = [lay for lay in raised.model.layers if lay.class_name == "Conv2DTranspose"]
+    assert layer.config["output_padding"] is None
 
 
 def test_shape_ops_that_only_feed_inferred_sizes_are_not_raised():

@@ -47,17 +47,7 @@ REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 _LOG_SOFTMAX = (("Activation",), "tfjs-layers has no 'log_softmax' activation")
-_OUTPUT_PADDING = (("Conv2DTranspose",), "tfjs-layers ignores Conv2DTranspose's output_padding")
-_RANK5_BN = (("BatchNormalization",),
-             "tfjs-layers 4.22 implements batchNormalization for inputs up to rank 4")
 TFJS_REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
-    "pytorch-converted/test_BatchNorm3d_eval": _RANK5_BN,
-    "pytorch-converted/test_BatchNorm3d_momentum_eval": _RANK5_BN,
-    "pytorch-converted/test_Conv3d_stride_padding": (("ZeroPadding3D",),
-                                                     "tfjs-layers 4.22 has no ZeroPadding3D"),
-    "pytorch-converted/test_ConvTranspose2d": _OUTPUT_PADDING,
-    "pytorch-converted/test_ConvTranspose2d_no_bias": _OUTPUT_PADDING,
-    "pytorch-converted/test_ELU": (("ELU",), "tfjs-layers 4.22 runs ELU only with alpha=1"),
     "pytorch-converted/test_LogSoftmax": _LOG_SOFTMAX,
     "pytorch-converted/test_log_softmax_dim3": _LOG_SOFTMAX,
     "pytorch-converted/test_log_softmax_lastdim": _LOG_SOFTMAX,

@@ -41,8 +41,17 @@ _ONE_PARAMETER = {"LeakyRelu": ("LeakyReLU", "negative_slope", 0.01),
 @rule(*_ONE_PARAMETER)
 def one_parameter(ctx: Ctx, node: ir.Node) -> None:
     cls, key, default = _ONE_PARAMETER[node.op_type]
-    ctx.output(ctx.layer(cls, {key: float(attr(node, "alpha", default))},
-                         ctx.ref(node.inputs[0])))
+    value = float(attr(node, "alpha", default))
+    if cls == "ELU" and value != 1.0 and ctx.for_tfjs:
+        # tfjs-layers runs ELU with alpha 1 only: relu(x) - alpha * relu(-elu(x)), which is x
+        # above 0 and alpha * (exp(x) - 1) below
+        x = ctx.ref(node.inputs[0])
+        unit = ctx.layer("Activation", {"activation": "elu"}, x, suffix="elu1")
+        below = relu(ctx, affine(ctx, unit, -1.0, 0.0, suffix="neg"), suffix="below")
+        ctx.output(ctx.layer("Add", {}, [relu(ctx, x, suffix="above"),
+                                         affine(ctx, below, -value, 0.0, suffix="alpha")]))
+        return
+    ctx.output(ctx.layer(cls, {key: value}, ctx.ref(node.inputs[0])))
 
 
 @rule("PRelu")

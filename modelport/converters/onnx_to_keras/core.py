@@ -247,11 +247,36 @@ def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def pad_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
+             suffix: str = "") -> tuple[TensorRef, list]:
+    """Zero-pad one non-batch axis of a static-shape tensor: a Reshape to [batch, before, axis,
+    after], a channels-first ZeroPadding2D of axis 2 (tfjs-layers has it) and a Reshape back."""
+    before = int(np.prod(dims[1:axis], dtype=np.int64))
+    after = int(np.prod(dims[axis + 1:], dtype=np.int64))
+    y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
+                  suffix=f"{suffix}to4d")
+    y = ctx.layer("ZeroPadding2D", {"padding": [[lo, hi], [0, 0]],
+                                    "data_format": "channels_first"}, y, suffix=f"{suffix}pad")
+    out = [*dims[:axis], dims[axis] + lo + hi, *dims[axis + 1:]]
+    return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
+
+
 def padding_layer(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], *,
-                  suffix: str = "pad") -> TensorRef:
+                  suffix: str = "pad", shape: list | None = None) -> TensorRef:
+    """Zero padding of the spatial axes of a channels-last ``x`` (``shape``: its Keras shape,
+    needed for 3-D padding in tfjs-layers, which has no ZeroPadding3D)."""
     n = len(pads)
     if n not in (1, 2, 3):
         raise ctx.refuse(f"{n}-D padding has no Keras layer")
+    if n == 3 and ctx.for_tfjs:
+        if shape is None or any(d is None for d in shape[1:]):
+            raise ctx.refuse("3-D padding of a tensor of unknown shape: tfjs-layers has no "
+                             "ZeroPadding3D")
+        dims = list(shape)
+        for axis, (lo, hi) in enumerate(pads, start=1):
+            if (lo, hi) != (0, 0):
+                x, dims = pad_axis(ctx, x, dims, axis, lo, hi, suffix=f"{suffix}{axis}_")
+        return x
     if n == 1:
         padding = list(pads[0])
     else:

@@ -45,15 +45,16 @@ def _resolve_pads(ctx: Ctx, node: ir.Node, sizes: list[int], kernel: list[int],
     return spatial_pads(attr(node, "pads"), n)
 
 
-def _padding(ctx: Ctx, x, pads, sizes, kernel, strides, dilations, *, same_ok: bool = True):
-    """('valid' | 'same', input after any ZeroPadding)."""
+def _padding(ctx: Ctx, x, pads, sizes, kernel, strides, dilations, *, same_ok: bool = True,
+             shape: list | None = None):
+    """('valid' | 'same', input after any ZeroPadding); ``shape``: the input's Keras shape."""
     if all(p == (0, 0) for p in pads):
         return "valid", x
     if same_ok and sizes is not None and all(
             p == same_pads(size, k, s, d)
             for p, size, k, s, d in zip(pads, sizes, kernel, strides, dilations)):
         return "same", x
-    return "valid", padding_layer(ctx, x, pads)
+    return "valid", padding_layer(ctx, x, pads, shape=shape)
 
 
 # --- convolutions -------------------------------------------------------------------------------
@@ -92,7 +93,7 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     if subsample is not None:
         strides = [1] * n
     padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations,
-                            same_ok=subsample is None)
+                            same_ok=subsample is None, shape=ctx.shape(x))
     cin = ctx.shape(x)[-1]
     out_ch = kernel.shape[0]
     common = {"kernel_size": ks, "strides": strides, "padding": padding,
@@ -164,13 +165,22 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
     weights = [("kernel", kernel.transpose(*range(2, 2 + n), 1, 0))]  # (k..., out, in)
     if bias is not None:
         weights.append(("bias", bias))
+    crop = [list(p) for p in pads]
+    if any(out_pad):
+        # Keras's 'valid' output is in * s + max(k - s, 0) long; past (in - 1) * s + k only the
+        # bias reaches it, as past ONNX's. Where ONNX's output fits in it, a crop is all that
+        # output_padding changes, and tfjs-layers (which ignores output_padding) runs it too.
+        sizes, outs = _static_spatial(ctx, x), _static_spatial(ctx, node.outputs[0])
+        ends = [i * s + max(k - s, 0) - lo - o
+                for i, s, k, (lo, _), o in zip(sizes, strides, ks, pads, outs)]
+        if all(e >= 0 for e in ends):
+            crop, out_pad = [[lo, e] for (lo, _), e in zip(pads, ends)], [0] * n
     config = {"filters": int(kernel.shape[1]), "kernel_size": ks, "strides": strides,
               "padding": "valid", "dilation_rate": [1] * n, "use_bias": bias is not None,
               "activation": "linear", "data_format": "channels_last",
               "output_padding": out_pad if any(out_pad) else None}
     y = ctx.layer(f"Conv{n}DTranspose", config, ctx.ref(x), weights=weights)
-    if any(p != (0, 0) for p in pads):
-        crop = [list(p) for p in pads]
+    if any(c != [0, 0] for c in crop):
         y = ctx.layer(f"Cropping{n}D", {"cropping": crop[0]} if n == 1 else
                       {"cropping": crop, "data_format": "channels_last"}, y, suffix="crop")
     ctx.output(y)
@@ -242,7 +252,7 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         padded = mirror_pad(ctx, x, [(0, 0), *full, (0, 0)], "edge")
         ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, padded))
         return
-    padded = padding_layer(ctx, ctx.ref(x), full)
+    padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
     if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):
         # ONNX divides by the cells inside the input (and, with count_include_pad, its pads),
@@ -305,9 +315,22 @@ def batch_norm(ctx: Ctx, node: ir.Node) -> None:
     scale, bias, mean, var = _consts(ctx, node, 1)[:4]
     config = {"axis": -1, "epsilon": float(attr(node, "epsilon", 1e-5)),
               "momentum": float(attr(node, "momentum", 0.9)), "center": True, "scale": True}
-    ctx.output(ctx.layer("BatchNormalization", config, ctx.ref(node.inputs[0]),
-                         weights=[("gamma", scale), ("beta", bias), ("moving_mean", mean),
-                                  ("moving_variance", var)]))
+    x = node.inputs[0]
+    shape = ctx.shape(x)
+    ref = ctx.ref(x)
+    flat = ctx.for_tfjs and len(shape) > 4
+    if flat:  # tfjs-layers normalizes up to rank 4: the spatial axes as one (per channel alike)
+        if any(d is None for d in shape[1:]):
+            raise ctx.refuse(f"a rank-{len(shape)} input of unknown shape: tfjs-layers' batch "
+                             "normalization takes rank 4 at most")
+        ref = ctx.layer("Reshape", {"target_shape": [int(np.prod(shape[1:-1])), shape[-1]]},
+                        ref, suffix="flat")
+    y = ctx.layer("BatchNormalization", config, ref,
+                  weights=[("gamma", scale), ("beta", bias), ("moving_mean", mean),
+                           ("moving_variance", var)])
+    if flat:
+        y = ctx.layer("Reshape", {"target_shape": list(shape[1:])}, y, suffix="unflat")
+    ctx.output(y)
 
 
 @rule("InstanceNormalization", layout=True)

@@ -138,7 +138,7 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")
     if rank >= 3 and pairs[-1] == (0, 0):
-        ref = padding_layer(ctx, ref, pairs[1:-1])
+        ref = padding_layer(ctx, ref, pairs[1:-1], shape=ctx.shape(x))
     elif rank == 4 and pairs[1] == (0, 0):
         ref = ctx.layer("ZeroPadding2D", {"padding": [list(p) for p in pairs[2:]],
                                           "data_format": "channels_first"}, ref)
