@@ -8,13 +8,16 @@
    ``layout.optimize``, which cancels the Transposes between neighbours. What is left is a graph
    whose every value is in the layout the Keras model will hold it in, with an explicit
    Transpose wherever the layout really changes (before a Flatten of a feature map, say).
+   Between shape inference and the rest, layers that modelport's own Keras -> ONNX route
+   recorded in the metadata are proven by re-lowering and replaced by one ``KerasLayer`` node
+   each (``relower.py``); the record is a hypothesis, never trusted.
 2. Inputs: a graph input whose every use is the same Transpose (NCHW -> NHWC) becomes a
    channels-last Keras input (unless ``channels_first_inputs``, which keeps ONNX's layout and
    raises those Transposes as a leading Permute). Outputs produced by a Transpose back to NCHW
    are likewise taken channels-last. The permutations are returned, so that a parity check
    feeds and compares the same numbers.
-3. Every node through its rule (``core.RULES``, filled by the family modules), in topological
-   order. A node that cannot be raised is collected, not raised at once, and ONE
+3. Patterns claim subgraphs that are one Keras layer (``patterns.py``), then every node goes
+   through its rule (``core.RULES``, filled by the family modules), in topological order. A node that cannot be raised is collected, not raised at once, and ONE
    ``UnsupportedError`` lists all of them (type, name, why) before anything is written, with a
    hint to the TF.js graph-model route, which maps ops instead of layers.
 """
