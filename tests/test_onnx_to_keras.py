@@ -198,6 +198,23 @@ def _edge_padded_pool_cases():
     ]
 
 
+def _dilated_pool_cases():
+    """Dilated max pools whose stride is a multiple of the dilation, as PyTorch's
+    MaxPool1d/2d(stride=10, padding=..., dilation=10) tests export (smaller here)."""
+    return [
+        OpCase("MaxPool-dilated-1d", ["MaxPool"],
+               [N("MaxPool", ["x"], ["y"], kernel_shape=[4], strides=[3], dilations=[3],
+                  pads=[2, 2])], {"x": [2, 3, 29]}, ["y"]),
+        OpCase("MaxPool-dilated-2d-stride-twice", ["MaxPool"],
+               [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 2], strides=[4, 2],
+                  dilations=[2, 2], pads=[1, 1, 1, 0])], {"x": [2, 2, 13, 11]}, ["y"]),
+        OpCase("MaxPool-dilated-ceil", ["MaxPool"],
+               [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                  dilations=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)],
+               {"x": [2, 2, 10, 9]}, ["y"]),
+    ]
+
+
 def _mirror_pad_cases():
     """Reflect and edge padding as PyTorch's ReflectionPad2d / ReplicationPad2d export them
     (NCHW, so the spatial axes are the channels-last ones after raising), and on a rank-3
@@ -214,7 +231,7 @@ def _mirror_pad_cases():
 
 
 def _dense_and_shape_cases():
-    return [*_mirror_pad_cases(), *_edge_padded_pool_cases(),
+    return [*_mirror_pad_cases(), *_edge_padded_pool_cases(), *_dilated_pool_cases(),
         OpCase("Gemm-transB", ["Gemm"], [N("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5,
                                            beta=2.0)],
                {"x": [2, 6]}, ["y"], {"w": _w(4, 6), "b": _w(4)}),

@@ -37,10 +37,7 @@ CASES = discover("light") + discover("pytorch-converted")
 BY_ID = {c.id: c for c in CASES}
 LIGHT = [c for c in CASES if c.collection == "light"]
 
-_DILATED_POOL = (("MaxPool",), "Keras pooling has no dilations")
 REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
-    "pytorch-converted/test_MaxPool1d_stride_padding_dilation": _DILATED_POOL,
-    "pytorch-converted/test_MaxPool2d_stride_padding_dilation": _DILATED_POOL,
     "pytorch-converted/test_PoissonNLLLLoss_no_reduce": (
         ("Mul",), ("a [10, 10] constant operand spans the batch axis; a Keras layer's "
                    "weights cannot depend on the batch")),

@@ -15,7 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from .core import Ctx, attr, padding_layer, rule, same_pads, spatial_pads
-from .shape import mirror_pad
+from .shape import crop_axis, mirror_pad
 
 _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
 
@@ -215,8 +215,11 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
     if n not in (1, 2, 3):
         raise ctx.refuse(f"{n}-D pooling has no Keras layer")
     strides = [int(s) for s in attr(node, "strides", [1] * n)]
-    if any(int(d) != 1 for d in attr(node, "dilations", [1] * n)):
-        raise ctx.refuse("Keras pooling has no dilations")
+    dilations = [int(d) for d in attr(node, "dilations", [1] * n)]
+    if any(d != 1 for d in dilations):
+        if node.op_type != "MaxPool":
+            raise ctx.refuse("Keras pooling has no dilations")
+        return _dilated_max_pool(ctx, node, ks, strides, dilations)
     if len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
     sizes = _static_spatial(ctx, x)
@@ -249,7 +252,8 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
                    for (lo, _), k, s, o, size in zip(full, ks, strides, outs, sizes)):
             raise ctx.refuse(f"pads {full} leave a window with no input cell (Keras pooling "
                              "has no -inf padding)")
-        padded = mirror_pad(ctx, x, [(0, 0), *full, (0, 0)], "edge")
+        padded = mirror_pad(ctx, ctx.ref(x), list(ctx.shape(x)), [(0, 0), *full, (0, 0)],
+                            "edge")
         ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, padded))
         return
     padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
@@ -269,6 +273,50 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         const = ctx.constant(np.broadcast_to(factor[..., None], (*outs, channels)))
         y = ctx.layer("Multiply", {}, [y, const], suffix="count")
     ctx.output(y)
+
+
+def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int],
+                      dilations: list[int]) -> None:
+    """A dilated max pool whose stride is a multiple of its dilation d reads one phase of each
+    axis only: position o*s - lo + j*d is r + (o*(s/d) - c + j)*d with r = -lo mod d and
+    c = (r + lo)/d. So it is a plain max pool (kernel k, stride s/d, pads c before) of z, the
+    input from r on taken every d-th cell (a crop and a 1-wide strided pool). z's -inf pads are
+    edge padding where every window holds a cell of z, as for any contiguous max pool."""
+    x = node.inputs[0]
+    n = len(ks)
+    if any(s % d for s, d in zip(strides, dilations)):
+        raise ctx.refuse(f"dilations {dilations} that do not divide the strides {strides} read "
+                         "every phase of the input: Keras pooling has no dilations")
+    if len(node.outputs) > 1 and node.outputs[1].uses():
+        raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
+    sizes = _static_spatial(ctx, x)
+    outs = _static_spatial(ctx, node.outputs[0])
+    pads = _resolve_pads(ctx, node, sizes, ks, strides, dilations)
+    dims = list(ctx.shape(x))
+    ref = ctx.ref(x)
+    phase = [(-lo) % d for (lo, _), d in zip(pads, dilations)]
+    before = [(r + lo) // d for r, (lo, _), d in zip(phase, pads, dilations)]
+    for axis, r in enumerate(phase, start=1):
+        if r:
+            ref, dims = crop_axis(ctx, ref, dims, axis, r, 0, suffix=f"phase{axis}_")
+    base = {"data_format": "channels_last"} if n > 1 else {}
+    if any(d > 1 for d in dilations):
+        ref = ctx.layer(f"MaxPooling{n}D", {**base, "pool_size": [1] * n, "strides": dilations,
+                                            "padding": "valid"}, ref, suffix="every_d")
+        dims = [dims[0], *[-(-size // d) for size, d in zip(dims[1:-1], dilations)], dims[-1]]
+    steps = [s // d for s, d in zip(strides, dilations)]
+    full = []
+    for axis, (o, k, m, c) in enumerate(zip(outs, ks, steps, before), start=1):
+        have, need = dims[axis], (o - 1) * m + k - c  # cells of z the windows run over
+        if have > need:
+            ref, dims = crop_axis(ctx, ref, dims, axis, 0, have - need, suffix=f"tail{axis}_")
+        if not (c < k and (o - 1) * m - c <= min(have, need) - 1):
+            raise ctx.refuse("a window with no input cell (Keras pooling has no -inf padding)")
+        full.append((c, max(need - have, 0)))
+    if any(p != (0, 0) for p in full):
+        ref = mirror_pad(ctx, ref, dims, [(0, 0), *full, (0, 0)], "edge")
+    ctx.output(ctx.layer(f"MaxPooling{n}D", {**base, "pool_size": ks, "strides": steps,
+                                             "padding": "valid"}, ref))
 
 
 def _window_counts(out: int, stride: int, k: int, lo: int, a: int, b: int) -> np.ndarray:

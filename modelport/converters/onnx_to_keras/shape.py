@@ -133,7 +133,7 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     if all(p == (0, 0) for p in pairs):
         return ctx.output(ctx.ref(x))
     if mode != "constant":
-        return ctx.output(mirror_pad(ctx, x, pairs, mode))
+        return ctx.output(mirror_pad(ctx, ctx.ref(x), list(ctx.shape(x)), pairs, mode))
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")
@@ -148,13 +148,13 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref)
 
 
-def mirror_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], mode: str):
-    """Reflect / edge padding, one axis at a time: the rows it copies, each a crop of one row
-    (``crop_axis``), concatenated around the tensor in ONNX's order. Exact: only copies."""
-    dims = list(ctx.shape(x))
+def mirror_pad(ctx: Ctx, ref, dims: list, pairs: list[tuple[int, int]], mode: str):
+    """Reflect / edge padding of ``ref`` (Keras shape ``dims``), one axis at a time: the rows
+    it copies, each a crop of one row (``crop_axis``), concatenated around the tensor in ONNX's
+    order. Exact: only copies."""
+    dims = list(dims)
     if any(d is None for d in dims[1:]):
         raise ctx.refuse(f"{mode!r} padding of a tensor of unknown shape {dims}")
-    ref = ctx.ref(x)
     for axis, (lo, hi) in enumerate(pairs):
         if (lo, hi) == (0, 0):
             continue
