@@ -342,6 +342,29 @@ def test_pytorch_lstm_batch_first_with_states():
     assert layer.config["return_sequences"] and layer.config["return_state"]
 
 
+@pytest.mark.parametrize("how", ["ConstantOfShape", "Expand"])
+def test_pytorch_zero_states_made_at_run_time(how):
+    """h0 = torch.zeros(1, x.size(0), H) exports as ConstantOfShape (or Expand of a zero) of
+    [1, batch, H] from Shape(x): zeros, which Keras starts from; the shape ops are not raised."""
+    shape = [helper.make_node("Shape", ["x"], ["xs"]),
+             helper.make_node("Gather", ["xs", "zero_i"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "axis0"], ["n1"]),
+             helper.make_node("Concat", ["one_i", "n1", "hid"], ["hshape"], axis=0)]
+    if how == "ConstantOfShape":
+        make = [helper.make_node("ConstantOfShape", ["hshape"], ["h0"],
+                                 value=numpy_helper.from_array(np.zeros(1, np.float32)))]
+    else:
+        make = [helper.make_node("Expand", ["zero_f", "hshape"], ["h0"])]
+    inits = {**_weights("LSTM"), "zero_i": np.asarray(0, np.int64),
+             "one_i": np.asarray([1], np.int64), "hid": np.asarray([H], np.int64),
+             "zero_f": np.zeros(1, np.float32)}
+    nodes = [*shape, *make, _batch_first("x", "xt"),
+             helper.make_node("LSTM", ["xt", "W", "R", "B", "", "h0", "h0"], ["Y", "Yh", "Yc"],
+                              hidden_size=H),
+             *_squeeze("Y", "ys", 1), _batch_first("ys", "y")]
+    _check(_model(nodes, ["y"], inits), ["LSTM"])
+
+
 def _bidirectional(op: str, tail: list[onnx.NodeProto], outputs: list[str],
                    extra: dict | None = None, **attrs) -> onnx.ModelProto:
     inits = {**_weights(op, dirs=2), **(extra or {})}

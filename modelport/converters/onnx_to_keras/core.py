@@ -261,6 +261,23 @@ def pad_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
     return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
 
 
+def runtime_zeros(v: ir.Value | None) -> bool:
+    """Zeros whose shape is only known at run time: ConstantOfShape (value 0) or an Expand of
+    a zero constant, as PyTorch exports ``torch.zeros(layers, x.size(0), hidden)``."""
+    node = v.producer() if v is not None else None
+    while node is not None and node.op_type in ("Cast", "Identity"):
+        node = node.inputs[0].producer()
+    if node is None:
+        return False
+    if node.op_type == "ConstantOfShape":
+        value = node.attributes.get("value")
+        return value is None or not np.any(value.value.numpy())
+    if node.op_type == "Expand":
+        fill = node.inputs[0]
+        return is_const(fill) and not np.any(fill.const_value.numpy())
+    return False
+
+
 def padding_layer(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], *,
                   suffix: str = "pad", shape: list | None = None) -> TensorRef:
     """Zero padding of the spatial axes of a channels-last ``x`` (``shape``: its Keras shape,

@@ -26,7 +26,7 @@ import weakref
 import numpy as np
 import onnx_ir as ir
 
-from .core import Ctx, attr, pattern, rule
+from .core import Ctx, attr, pattern, rule, runtime_zeros
 from .recurrent_views import (
     GATES,
     STATES,
@@ -226,7 +226,8 @@ def _initial(ctx: Ctx, state: _State, node: ir.Node) -> tuple[list[ir.Value], se
              for i in ([5, 6] if node.op_type == "LSTM" else [5])]
     if all(v is None for v in given):
         return [], set()
-    consts = [ctx.const(v) if v is not None else np.zeros(1) for v in given]
+    # absent, or zeros made at run time (PyTorch's torch.zeros(..., x.size(0), ...)): zeros
+    consts = [np.zeros(1) if v is None or runtime_zeros(v) else ctx.const(v) for v in given]
     if all(c is not None and not np.any(c) for c in consts):
         return [], set()
     states, absorbed = [], set()
