@@ -715,7 +715,8 @@ def _tfjs_case(case: OpCase) -> list[str]:
 
 def test_tfjs_forms_of_what_tfjs_layers_lacks():
     """tfjs-layers 4.22 normalizes up to rank 4, runs ELU with alpha 1 only, has no
-    ZeroPadding3D and ignores output_padding: raised for it, these take other exact forms."""
+    ZeroPadding3D or log_softmax and ignores output_padding: raised for it, these take other
+    exact forms."""
     c = 2
     bn = OpCase("bn3d", [], [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
                 {"x": [2, c, 3, 4, 3]}, ["y"],
@@ -727,6 +728,9 @@ def test_tfjs_forms_of_what_tfjs_layers_lacks():
                                           strides=[2, 1, 2])],
                     {"x": [2, 2, 5, 4, 6]}, ["y"], {"w": _w(3, 2, 2, 2, 3)})
     assert "ZeroPadding3D" not in _tfjs_case(conv3d)
+    logsm = OpCase("logsoftmax", [], [N("LogSoftmax", ["x"], ["y"], axis=-1)],
+                   {"x": [2, 3, 7]}, ["y"], low=-30, high=30)
+    assert "Activation" in _tfjs_case(logsm)  # softplus, not log_softmax
     deconv = next(c for c in CASES if c.id == "ConvTranspose-pads-outpad")
     raised = raise_and_compare(build(deconv), feeds(deconv), for_tfjs=True)
     (layer,) = [lay for lay in raised.model.layers if lay.class_name == "Conv2DTranspose"]

@@ -43,12 +43,7 @@ REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
                    "weights cannot depend on the batch")),
 }
 
-_LOG_SOFTMAX = (("Activation",), "tfjs-layers has no 'log_softmax' activation")
-TFJS_REFUSED: dict[str, tuple[tuple[str, ...], str]] = {
-    "pytorch-converted/test_LogSoftmax": _LOG_SOFTMAX,
-    "pytorch-converted/test_log_softmax_dim3": _LOG_SOFTMAX,
-    "pytorch-converted/test_log_softmax_lastdim": _LOG_SOFTMAX,
-}
+TFJS_REFUSED: dict[str, tuple[tuple[str, ...], str]] = {}
 
 # Diagnosed defects, (case id, target) -> reason, xfail(strict=True).
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}

@@ -11,6 +11,10 @@ import onnx_ir as ir
 
 from .core import Ctx, attr, rule
 
+# tfjs-layers has no log_softmax (nor any log): x - logsumexp(x), the sum folded one cell at a
+# time with softplus, takes 5 layers a cell; wider axes are refused for tfjs.
+MAX_FOLDED_LOG_SOFTMAX = 256
+
 _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
                 "Softsign": "softsign", "Relu": "relu", "Exp": "exponential"}
 
@@ -95,7 +99,37 @@ def log_softmax(ctx: Ctx, node: ir.Node) -> None:
     rank = ctx.rank(x)
     if int(attr(node, "axis", -1)) % rank != rank - 1:
         raise ctx.refuse("Keras's log_softmax activation is over the last axis only")
+    if ctx.for_tfjs:
+        return ctx.output(_folded_log_softmax(ctx, x))
     ctx.output(ctx.layer("Activation", {"activation": "log_softmax"}, ctx.ref(x)))
+
+
+def _folded_log_softmax(ctx: Ctx, x: ir.Value):
+    """x - logsumexp(x) with logsumexp(a, b) = a + softplus(b - a), folded over the cells of
+    the last axis (tfjs-layers has softplus, no log, and no Subtract: a - b is a + (-1) * b).
+    x is viewed as [batch, before, n, 1] so that each cell is one channels-first Cropping2D;
+    the sum is repeated along n by a Concatenate, since tfjs-layers' merges do not broadcast."""
+    dims = list(ctx.shape(x))
+    n = dims[-1]
+    if any(d is None for d in dims[1:]) or n > MAX_FOLDED_LOG_SOFTMAX:
+        raise ctx.refuse(f"tfjs-layers has no log_softmax; it is composed for a static last "
+                         f"axis of at most {MAX_FOLDED_LOG_SOFTMAX} cells, not {dims}")
+    before = int(np.prod(dims[1:-1], dtype=np.int64))
+    view = ctx.layer("Reshape", {"target_shape": [before, n, 1]}, ctx.ref(x), suffix="cells")
+    first = {"data_format": "channels_first"}
+    cells = [ctx.layer("Cropping2D", {"cropping": [[k, n - 1 - k], [0, 0]], **first}, view,
+                       suffix=f"cell{k}") for k in range(n)]
+    total = cells[0]
+    for k, cell in enumerate(cells[1:], start=1):
+        gap = ctx.layer("Add", {}, [cell, affine(ctx, total, -1.0, 0.0, suffix=f"neg{k}")],
+                        suffix=f"gap{k}")
+        more = ctx.layer("Activation", {"activation": "softplus"}, gap, suffix=f"softplus{k}")
+        total = ctx.layer("Add", {}, [total, more], suffix=f"lse{k}")
+    spread = ctx.layer("Concatenate", {"axis": 2}, [total] * n, suffix="spread") if n > 1 \
+        else total
+    y = ctx.layer("Add", {}, [view, affine(ctx, spread, -1.0, 0.0, suffix="neg")],
+                  suffix="log_softmax")
+    return ctx.layer("Reshape", {"target_shape": dims[1:]}, y, suffix="back")
 
 
 def affine(ctx: Ctx, x, scale: float, offset: float, suffix: str = ""):

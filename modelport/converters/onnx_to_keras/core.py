@@ -247,6 +247,21 @@ def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def crop_axis(ctx: Ctx, ref, dims: list, axis: int, lo: int, hi: int, suffix: str = ""):
+    """Crop ``lo``/``hi`` elements off one non-batch axis of a static-shape tensor: a Reshape
+    to [batch, before, axis, after], a channels-first Cropping2D of axis 2 (the one cropping
+    layer tfjs-layers also has) and a Reshape back. Returns (ref, new dims)."""
+    before = int(np.prod(dims[1:axis], dtype=np.int64))
+    after = int(np.prod(dims[axis + 1:], dtype=np.int64))
+    kept = dims[axis] - lo - hi
+    y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
+                  suffix=f"{suffix}to4d")
+    y = ctx.layer("Cropping2D", {"cropping": [[lo, hi], [0, 0]],
+                                 "data_format": "channels_first"}, y, suffix=f"{suffix}crop")
+    out = [*dims[:axis], kept, *dims[axis + 1:]]
+    return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
+
+
 def pad_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
              suffix: str = "") -> tuple[TensorRef, list]:
     """Zero-pad one non-batch axis of a static-shape tensor: a Reshape to [batch, before, axis,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .core import Ctx, attr, padding_layer, rule, same_pads, spatial_pads
-from .shape import crop_axis, mirror_pad
+from .core import Ctx, attr, crop_axis, padding_layer, rule, same_pads, spatial_pads
+from .shape import mirror_pad
 
 _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from .activations import affine
-from .core import Ctx, attr, padding_layer, rule
+from .core import Ctx, attr, crop_axis, padding_layer, rule
 
 
 @rule("Identity", "Dropout")
@@ -226,21 +226,6 @@ def slice_(ctx: Ctx, node: ir.Node) -> None:
         if crop[axis] != [0, 0]:
             ref, dims = crop_axis(ctx, ref, dims, axis, *crop[axis])
     ctx.output(ref)
-
-
-def crop_axis(ctx: Ctx, ref, dims: list, axis: int, lo: int, hi: int, suffix: str = ""):
-    """Crop ``lo``/``hi`` elements off one non-batch axis of a static-shape tensor: a Reshape
-    to [batch, before, axis, after], a channels-first Cropping2D of axis 2 (the one cropping
-    layer tfjs-layers also has) and a Reshape back. Returns (ref, new dims)."""
-    before = int(np.prod(dims[1:axis], dtype=np.int64))
-    after = int(np.prod(dims[axis + 1:], dtype=np.int64))
-    kept = dims[axis] - lo - hi
-    y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
-                  suffix=f"{suffix}to4d")
-    y = ctx.layer("Cropping2D", {"cropping": [[lo, hi], [0, 0]],
-                                 "data_format": "channels_first"}, y, suffix=f"{suffix}crop")
-    out = [*dims[:axis], kept, *dims[axis + 1:]]
-    return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
 
 
 @rule("Split")
