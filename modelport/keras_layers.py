@@ -30,7 +30,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        self.size, self.alpha, self.beta, self.bias = int(size), float(alpha), float(beta), float(bias)
+        self.size, self.alpha = int(size), float(alpha)
+        self.beta, self.bias = float(beta), float(bias)
         self.supports_masking = True
 
     def call(self, inputs):

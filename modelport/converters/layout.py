@@ -76,7 +76,7 @@ def _one_step(graph: ir.Graph) -> bool:
             if composed == list(range(len(composed))):
                 new = ir.node("Identity", [source]) if y.is_graph_output() else None
             else:
-                new = ir.node("Transpose", [source], {"perm": composed})
+                new = ir.node("Transpose", [source], {"perm": ir.AttrInt64s("perm", composed)})
             _replace(graph, node, new, source)
             if not producer.outputs[0].uses() and not producer.outputs[0].is_graph_output():
                 graph.remove(producer, safe=True)
@@ -101,7 +101,7 @@ def _fold_into_reshape(graph: ir.Graph, node: ir.Node, reshape: ir.Node, perm: l
     moved = [shape[p] for p in perm]
     if [d for d in moved if d != 1] != [d for d in shape if d != 1]:
         return False
-    new_shape = ir.Value(name=None, const_value=ir.tensor(np.asarray(moved, np.int64)))
+    new_shape = ir.Value(name=None, const_value=ir.Tensor(np.asarray(moved, np.int64)))
     graph.register_initializer(_named(graph, new_shape, "shape"))
     new = ir.node("Reshape", [reshape.inputs[0], new_shape])
     _replace(graph, node, new, reshape.inputs[0])
@@ -170,7 +170,7 @@ def _push(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node) -> bool:
         # y = transpose(x, perm): y axis i is x axis perm[i]; pads follow the axes.
         moved = np.zeros_like(p)
         moved[:, perm] = p
-        pads_value = ir.Value(name=None, const_value=ir.tensor(moved.reshape(-1).astype(np.int64)))
+        pads_value = ir.Value(name=None, const_value=ir.Tensor(moved.reshape(-1).astype(np.int64)))
         graph.register_initializer(_named(graph, pads_value, "pads"))
         return _rewrite(graph, consumer, [transpose.inputs[0], pads_value,
                                           *consumer.inputs[2:]], {}, perm)
@@ -189,7 +189,7 @@ def _push_slice(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: li
         return False
     rank = len(perm)
     axes = [perm[int(a) % rank] for a in inputs[3].const_value.numpy().reshape(-1)]
-    axes_value = ir.Value(name=None, const_value=ir.tensor(np.asarray(axes, np.int64)))
+    axes_value = ir.Value(name=None, const_value=ir.Tensor(np.asarray(axes, np.int64)))
     graph.register_initializer(_named(graph, axes_value, "axes"))
     return _rewrite(graph, consumer, [transpose.inputs[0], inputs[1], inputs[2], axes_value,
                                       *inputs[4:]], {}, perm)
@@ -231,7 +231,7 @@ def _in_source_layout(graph: ir.Graph, value: ir.Value | None, perm: list[int],
         return value
     full = array.reshape((1,) * (rank - array.ndim) + array.shape)
     moved = np.ascontiguousarray(np.transpose(full, _inverse(perm)))
-    new = ir.Value(name=None, const_value=ir.tensor(moved))
+    new = ir.Value(name=None, const_value=ir.Tensor(moved))
     graph.register_initializer(_named(graph, new, (value.name or "const").replace("/", "_")))
     return new
 
@@ -245,7 +245,7 @@ def _rewrite(graph: ir.Graph, consumer: ir.Node, inputs: list, attrs: dict,
                   num_outputs=1, name=consumer.name)
     out = consumer.outputs[0]
     new.outputs[0].type = out.type
-    after = ir.node("Transpose", [new.outputs[0]], {"perm": perm})
+    after = ir.node("Transpose", [new.outputs[0]], {"perm": ir.AttrInt64s("perm", perm)})
     after.outputs[0].type = out.type
     after.outputs[0].shape = out.shape
     graph.insert_after(consumer, [new, after])
@@ -272,7 +272,7 @@ def _push_reduce(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: l
     source_axes = sorted(perm[a] for a in axes)
     inputs = [transpose.inputs[0]]
     if axes_input:
-        axes_value = ir.Value(name=None, const_value=ir.tensor(np.asarray(source_axes, np.int64)))
+        axes_value = ir.Value(name=None, const_value=ir.Tensor(np.asarray(source_axes, np.int64)))
         graph.register_initializer(_named(graph, axes_value, "axes"))
         inputs.append(axes_value)
     attributes = {a.name: a for a in consumer.attributes.values()}
@@ -291,7 +291,7 @@ def _push_reduce(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: l
     nodes = [new]
     result = new.outputs[0]
     if remaining != sorted(remaining):
-        after = ir.node("Transpose", [result], {"perm": remaining})
+        after = ir.node("Transpose", [result], {"perm": ir.AttrInt64s("perm", remaining)})
         nodes.append(after)
         result = after.outputs[0]
     result.type = out.type

@@ -18,6 +18,7 @@ from onnx_ir import tape
 from ...errors import UnsupportedError
 from ...keras_shapes import TensorSpec
 from ...models import Layer
+from ..irbuild import tensor, typed
 from ..registry import Registry
 
 ONNX_DTYPES = {"float32": ir.DataType.FLOAT, "float16": ir.DataType.FLOAT16,
@@ -108,7 +109,7 @@ class Builder:
         if data.dtype == np.float64 and dtype is None:
             data = data.astype(np.float32)
         label = self.unique(name or f"{self.prefix}const")
-        return self.tape.initializer(ir.tensor(np.ascontiguousarray(data), name=label), name=label)
+        return self.tape.initializer(tensor(np.ascontiguousarray(data), name=label), name=label)
 
     def ints(self, values: Sequence[int], name: str | None = None) -> ir.Value:
         return self.const(np.asarray(list(values), dtype=np.int64), name)
@@ -127,14 +128,12 @@ class Builder:
     # --- nodes ----------------------------------------------------------------------------------
 
     def op(self, op_type: str, *inputs: ir.Value | None, **attrs: Any) -> ir.Value:
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        return self.tape.op(op_type, list(inputs), attrs or None,
+        return self.tape.op(op_type, list(inputs), typed(attrs),
                             name=self.unique(f"{self.prefix}{op_type}"))
 
     def ops(self, op_type: str, *inputs: ir.Value | None, outputs: int, **attrs: Any
             ) -> list[ir.Value]:
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        return list(self.tape.op_multi_out(op_type, list(inputs), attrs or None,
+        return list(self.tape.op_multi_out(op_type, list(inputs), typed(attrs),
                                            num_outputs=outputs,
                                            name=self.unique(f"{self.prefix}{op_type}")))
 

@@ -37,6 +37,7 @@ from ...errors import FormatError, ModelportError, UnsupportedError
 from ...formats import tfjs_graph as tg
 from ...models import TfjsGraph, TfNode
 from .. import layout
+from ..irbuild import tensor
 from ..keras_to_onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from ..keras_to_onnx.context import ONNX_DTYPES, Builder
 from ..registry import Registry
@@ -210,12 +211,12 @@ class _Builder(Builder):
         if data.ndim == 0:
             # A Constant node, not an initializer: formats.onnx's streaming writer stores 0-d
             # initializers as shape [1]. const_value still lets passes see the number.
-            value = self.tape.op("Constant", [], {"value": ir.tensor(data, name=label)},
+            value = self.tape.op("Constant", [], {"value": tensor(data, name=label)},
                                  name=self.unique(f"{label}/Constant"))
             value.name = label
-            value.const_value = ir.tensor(data, name=label)
+            value.const_value = tensor(data, name=label)
             return value
-        return self.tape.initializer(ir.tensor(data, name=label), name=label)
+        return self.tape.initializer(tensor(data, name=label), name=label)
 
 
 class Ctx:

@@ -17,8 +17,9 @@
    are likewise taken channels-last. The permutations are returned, so that a parity check
    feeds and compares the same numbers.
 3. Patterns claim subgraphs that are one Keras layer (``patterns.py``), then every node goes
-   through its rule (``core.RULES``, filled by the family modules), in topological order. A node that cannot be raised is collected, not raised at once, and ONE
-   ``UnsupportedError`` lists all of them (type, name, why) before anything is written, with a
+   through its rule (``core.RULES``, filled by the family modules), in topological order. A
+   node that cannot be raised is collected, not raised at once, and ONE ``UnsupportedError``
+   lists all of them (type, name, why) before anything is written, with a
    hint to the TF.js graph-model route, which maps ops instead of layers.
 """
 

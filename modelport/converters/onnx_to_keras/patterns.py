@@ -10,9 +10,9 @@
 - ``Where(x > t, x, (x - t) * s)``, optionally then ``Min(., m)`` -> ReLU(negative_slope=s,
   threshold=t, max_value=m), where proven equal to Keras's formula (see ``leaky_threshold``).
 - ``(x - mean) * 1 / sqrt(var + eps)`` or ``(x - mean) / sqrt(var + eps)`` over any non-batch
-  axes (``var`` the mean of the squared centred x, by Mul or Pow), then ``* gamma`` and ``+ beta`` -> LayerNormalization(axis=axes); with ``x`` in
-  place of the centred factor, ``rms_scaling=True`` (Keras's formula: centred variance, x not
-  centred).
+  axes (``var`` the mean of the squared centred x, by Mul or Pow), then ``* gamma`` and
+  ``+ beta`` -> LayerNormalization(axis=axes); with ``x`` in place of the centred factor,
+  ``rms_scaling=True`` (Keras's formula: centred variance, x not centred).
 - ``sum(l2n(a) * l2n(b), axis 1)`` with ``l2n(x) = x / sqrt(max(sum(x * x), 1e-12))`` (Keras's
   ``l2_normalize``) -> Dot(axes=1, normalize=True).
 """
