@@ -125,3 +125,21 @@ def test_huge_declared_weights_are_not_probed(tmp_path):
     hints[0]["weights"][0][1] = [100000, 100000]
     _set_hints(proto, hints)
     _refused_naming_the_scan(proto)
+
+
+def test_a_record_giving_other_shapes_is_not_lowered(tmp_path):
+    """A config whose output shape differs from the graph's is rejected before lowering, so a
+    record cannot make the lowering build tensors bigger than the file has."""
+    proto, _ = _onnx(tmp_path)
+    hints = _hints(proto)
+    hints[0]["config"]["units"] = 10**6
+    _set_hints(proto, hints)
+    _refused_naming_the_scan(proto)
+
+
+def test_a_record_that_breaks_the_lowering_proves_nothing(tmp_path):
+    proto, _ = _onnx(tmp_path)
+    hints = _hints(proto)
+    hints[0]["config"] = {"units": "many", "activation": ["not", "a", "name"]}
+    _set_hints(proto, hints)
+    _refused_naming_the_scan(proto)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import ModelportError
+from ... import keras_shapes
 from ...models import Layer, LayersModel, Node, TensorRef, Weight
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def replace_proven(model: ir.Model, opset: int) -> dict[str, Proven]:
             continue
         try:
             found = _prove(model, record, opset)
-        except (ModelportError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        except Exception as e:  # noqa: BLE001 - a record that breaks anything proves nothing
             found = f"{type(e).__name__}: {e}"
         if isinstance(found, str):
             log.debug("re-lowering %s: not proven (%s)", record.get("name"), found)
@@ -166,7 +166,7 @@ def _prove(model: ir.Model, record: dict, opset: int):
         found[idx], seen[idx] = got, True
         return None
 
-    hypothesis = _lower_one(record, inputs, probes, opset)
+    hypothesis = _lower_one(record, inputs, outputs, probes, opset)
     problem = _match_top(hypothesis, nodes, inputs, outputs, read_back)
     if problem:
         return problem
@@ -176,7 +176,7 @@ def _prove(model: ir.Model, record: dict, opset: int):
     for (path, shape, _), size in zip(specs, sizes):
         weights.append((path, found[offset:offset + size].reshape(shape).copy()))
         offset += size
-    final = _lower_one(record, inputs, weights, opset)
+    final = _lower_one(record, inputs, outputs, weights, opset)
     problem = _match_top(final, nodes, inputs, outputs, _identical)
     if problem:
         return f"lowered again with the weights read back: {problem}"
@@ -199,8 +199,8 @@ def _identical(h: np.ndarray, a: np.ndarray) -> str | None:
     return None
 
 
-def _lower_one(record: dict, inputs: list[ir.Value], weights: list[tuple[str, np.ndarray]],
-               opset: int) -> ir.Model:
+def _lower_one(record: dict, inputs: list[ir.Value], outputs: list[ir.Value],
+               weights: list[tuple[str, np.ndarray]], opset: int) -> ir.Model:
     """The recorded layer alone, called on Inputs shaped like ``inputs``, lowered at ``opset``."""
     from ..keras_to_onnx import lower
 
@@ -224,6 +224,14 @@ def _lower_one(record: dict, inputs: list[ir.Value], weights: list[tuple[str, np
                         inputs=refs,
                         outputs=[TensorRef(name, 0, i) for i in range(len(record["outputs"]))],
                         config={"trainable": True})
+    # Before lowering: the config must give the shapes the graph has, so that a record cannot
+    # make the lowering build anything bigger than the tensors already in the file.
+    for spec, v in zip(keras_shapes.output_specs(model), outputs):
+        known = list(v.shape) if v.shape is not None else []
+        if len(known) != len(spec.shape) or any(
+                isinstance(a, int) and b is not None and a != b
+                for a, b in zip(known[1:], spec.shape[1:])):
+            raise ValueError(f"the layer gives {spec.shape} where the graph has {known}")
     return lower(model, opset=opset, optimize=True).model
 
 
