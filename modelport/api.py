@@ -284,7 +284,8 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
             parity = validate_models(model, staged, tolerances=tolerances, device=device,
                                      inputs=inputs, per_layer=isinstance(model, LayersModel)
                                      and target == sniff.ONNX, opset=opset,
-                                     source_label=str(src), source_path=src, engine=engine)
+                                     source_label=str(src), source_path=src, engine=engine,
+                                     written=True)
             parity.target = str(dst)
             report.parity = parity.to_json()
     written = dst / "model.json" if target == sniff.TFJS_GRAPH and dst.suffix != ".json" else dst

@@ -181,7 +181,7 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
         fh.write(memoryview(array).cast("B") if array.size else b"")
 
 
-def read(path: str | os.PathLike) -> ir.Model:
+def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
     """Read an ONNX model, checked before anything is trusted: external data stays inside the
     model's folder, every initializer's declared shape matches the bytes stored for it, and the
     graph passes ``onnx.checker`` (known ops, inputs defined before use, so no cycles and no
@@ -193,6 +193,10 @@ def read(path: str | os.PathLike) -> ir.Model:
     sees those initializers as typed graph inputs, the way ``write`` checks its skeleton; the
     byte counts are checked against the declared shapes all the same. A file the scan does not
     understand (text formats, groups, a graph split over several fields, ...) is parsed whole.
+
+    ``scan_values=False`` skips the NaN/Inf warning, the one step that reads every weight: for
+    a file modelport has just written and only hands to onnxruntime, reading it would map a
+    second copy of the weights into memory.
     """
     path = Path(path)
     mapped = _scan(path)
@@ -242,10 +246,12 @@ def read(path: str | os.PathLike) -> ir.Model:
     except Exception as e:  # noqa: BLE001 - onnx_ir raises its own SerdeError, ValueError, OSError, ...
         raise FormatError(f"not a readable ONNX model ({type(e).__name__}: {_first_line(e)})",
                           file=path) from None
-    checks.warn_non_finite(
-        ((f"initializer {v.name!r}", v.const_value.numpy())
-         for v in model.graph.initializers.values()
-         if v.const_value is not None and v.const_value.dtype.is_floating_point()), file=path)
+    if scan_values:
+        checks.warn_non_finite(
+            ((f"initializer {v.name!r}", v.const_value.numpy())
+             for v in model.graph.initializers.values()
+             if v.const_value is not None and v.const_value.dtype.is_floating_point()),
+            file=path)
     return model
 
 

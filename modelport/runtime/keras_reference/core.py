@@ -17,7 +17,7 @@ def _refuse_quantized(call: Call) -> None:
 def _dense(call: Call) -> list[np.ndarray]:
     _refuse_quantized(call)
     x = as_float(call.x, call.cfg)
-    y = np.matmul(x, call.w["kernel"].astype(x.dtype))
+    y = np.matmul(x, call.w["kernel"].astype(x.dtype, copy=False))  # no copy of a big kernel
     if call.cfg.get("use_bias", True) and call.w.has("bias"):
         y = y + call.w["bias"].astype(x.dtype)
     return [apply_activation(call.cfg, y, call.name)]
