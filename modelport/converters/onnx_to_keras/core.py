@@ -247,33 +247,45 @@ def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def crop_axis(ctx: Ctx, ref, dims: list, axis: int, lo: int, hi: int, suffix: str = ""):
-    """Crop ``lo``/``hi`` elements off one non-batch axis of a static-shape tensor: a Reshape
-    to [batch, before, axis, after], a channels-first Cropping2D of axis 2 (the one cropping
-    layer tfjs-layers also has) and a Reshape back. Returns (ref, new dims)."""
-    before = int(np.prod(dims[1:axis], dtype=np.int64))
-    after = int(np.prod(dims[axis + 1:], dtype=np.int64))
-    kept = dims[axis] - lo - hi
-    y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
-                  suffix=f"{suffix}to4d")
-    y = ctx.layer("Cropping2D", {"cropping": [[lo, hi], [0, 0]],
-                                 "data_format": "channels_first"}, y, suffix=f"{suffix}crop")
-    out = [*dims[:axis], kept, *dims[axis + 1:]]
-    return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
+def crop_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
+              suffix: str = "") -> tuple[TensorRef, list]:
+    """Crop ``lo``/``hi`` cells off one non-batch axis of a static-shape tensor (Cropping2D is
+    the one cropping layer tfjs-layers also has). Returns (ref, new dims)."""
+    return _on_axis(ctx, ref, dims, axis, ("Cropping2D", "cropping", "crop"), lo, hi,
+                    dims[axis] - lo - hi, suffix)
 
 
 def pad_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
              suffix: str = "") -> tuple[TensorRef, list]:
-    """Zero-pad one non-batch axis of a static-shape tensor: a Reshape to [batch, before, axis,
-    after], a channels-first ZeroPadding2D of axis 2 (tfjs-layers has it) and a Reshape back."""
+    """Zero-pad one non-batch axis of a static-shape tensor (tfjs-layers has ZeroPadding2D
+    only). Returns (ref, new dims)."""
+    return _on_axis(ctx, ref, dims, axis, ("ZeroPadding2D", "padding", "pad"), lo, hi,
+                    dims[axis] + lo + hi, suffix)
+
+
+def _on_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, layer: tuple[str, str, str],
+             lo: int, hi: int, size: int, suffix: str) -> tuple[TensorRef, list]:
+    """A Reshape to [batch, before, axis, after], ``layer`` (class, config key, suffix) acting
+    channels-first on axis 2 only, and a Reshape back to the axis's new ``size``."""
+    cls, key, tag = layer
     before = int(np.prod(dims[1:axis], dtype=np.int64))
     after = int(np.prod(dims[axis + 1:], dtype=np.int64))
     y = ctx.layer("Reshape", {"target_shape": [before, dims[axis], after]}, ref,
                   suffix=f"{suffix}to4d")
-    y = ctx.layer("ZeroPadding2D", {"padding": [[lo, hi], [0, 0]],
-                                    "data_format": "channels_first"}, y, suffix=f"{suffix}pad")
-    out = [*dims[:axis], dims[axis] + lo + hi, *dims[axis + 1:]]
+    y = ctx.layer(cls, {key: [[lo, hi], [0, 0]], "data_format": "channels_first"}, y,
+                  suffix=f"{suffix}{tag}")
+    out = [*dims[:axis], size, *dims[axis + 1:]]
     return ctx.layer("Reshape", {"target_shape": out[1:]}, y, suffix=f"{suffix}back"), out
+
+
+def reduction_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
+    """A reduction's axes as given: the attribute (opset < 18) or a constant input; None for
+    all axes, or axes computed at run time."""
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        c = ctx.const(node.inputs[1])
+        return None if c is None else [int(a) for a in np.reshape(c, -1)]
+    axes = attr(node, "axes")
+    return None if axes is None else [int(a) for a in axes]
 
 
 def runtime_zeros(v: ir.Value | None) -> bool:

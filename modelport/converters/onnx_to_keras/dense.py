@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .core import Ctx, attr, rule
+from .core import Ctx, attr, reduction_axes, rule
 
 
 def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Node] | None:
@@ -116,9 +116,7 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> None:
 def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
     """sum(a * b, axis 1, keepdims) of two 2-D tensors: a row-wise dot product (Keras Dot)."""
     x = node.inputs[0]
-    axes = ctx.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
-        else None
-    axes = attr(node, "axes") if axes is None else axes.reshape(-1).tolist()
+    axes = reduction_axes(ctx, node)
     mul = x.producer()
     if mul is None or mul.op_type != "Mul" or axes is None or \
             [int(a) % 2 for a in axes] != [1] or not int(attr(node, "keepdims", 1)) or \

@@ -14,7 +14,16 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .core import Ctx, attr, crop_axis, padding_layer, rule, same_pads, spatial_pads
+from .core import (
+    Ctx,
+    attr,
+    crop_axis,
+    padding_layer,
+    reduction_axes,
+    rule,
+    same_pads,
+    spatial_pads,
+)
 from .shape import mirror_pad
 
 _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
@@ -245,16 +254,8 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
         return
     if is_max and not nonnegative(x):
-        # ONNX pads a max pool with -inf. Where every window holds an input cell, edge padding
-        # is the same: a contiguous window that runs past an end holds that end's cell, which
-        # is all edge padding repeats.
-        if not all(lo < k and (o - 1) * s - lo <= size - 1
-                   for (lo, _), k, s, o, size in zip(full, ks, strides, outs, sizes)):
-            raise ctx.refuse(f"pads {full} leave a window with no input cell (Keras pooling "
-                             "has no -inf padding)")
-        padded = mirror_pad(ctx, ctx.ref(x), list(ctx.shape(x)), [(0, 0), *full, (0, 0)],
-                            "edge")
-        ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, padded))
+        ctx.output(_edge_padded_max_pool(ctx, ctx.ref(x), list(ctx.shape(x)), full, ks,
+                                         strides, outs))
         return
     padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
@@ -310,13 +311,26 @@ def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int]
         have, need = dims[axis], (o - 1) * m + k - c  # cells of z the windows run over
         if have > need:
             ref, dims = crop_axis(ctx, ref, dims, axis, 0, have - need, suffix=f"tail{axis}_")
-        if not (c < k and (o - 1) * m - c <= min(have, need) - 1):
-            raise ctx.refuse("a window with no input cell (Keras pooling has no -inf padding)")
         full.append((c, max(need - have, 0)))
-    if any(p != (0, 0) for p in full):
-        ref = mirror_pad(ctx, ref, dims, [(0, 0), *full, (0, 0)], "edge")
-    ctx.output(ctx.layer(f"MaxPooling{n}D", {**base, "pool_size": ks, "strides": steps,
-                                             "padding": "valid"}, ref))
+    ctx.output(_edge_padded_max_pool(ctx, ref, dims, full, ks, steps, outs))
+
+
+def _edge_padded_max_pool(ctx: Ctx, ref, dims: list, pads: list[tuple[int, int]],
+                          ks: list[int], strides: list[int], outs: list[int]):
+    """A 'valid' max pool after ``pads``, which ONNX fills with -inf. Where every window holds
+    an input cell, edge padding is the same: a contiguous window that runs past an end holds
+    that end's cell, which is all edge padding repeats."""
+    n = len(ks)
+    if not all(lo < k and (o - 1) * s - lo <= size - 1
+               for (lo, _), k, s, o, size in zip(pads, ks, strides, outs, dims[1:-1])):
+        raise ctx.refuse(f"pads {pads} leave a window with no input cell (Keras pooling has no "
+                         "-inf padding)")
+    if any(p != (0, 0) for p in pads):
+        ref = mirror_pad(ctx, ref, dims, [(0, 0), *pads, (0, 0)], "edge")
+    config = {"pool_size": ks, "strides": strides, "padding": "valid"}
+    if n > 1:
+        config["data_format"] = "channels_last"
+    return ctx.layer(f"MaxPooling{n}D", config, ref)
 
 
 def _window_counts(out: int, stride: int, k: int, lo: int, a: int, b: int) -> np.ndarray:
@@ -490,10 +504,7 @@ def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
     """A mean/max over every spatial axis, the channels last or first: global pooling."""
     x = node.inputs[0]
     rank = ctx.rank(x)
-    axes = attr(node, "axes")
-    if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
-        c = ctx.const(node.inputs[1])
-        axes = None if c is None else c.reshape(-1).tolist()
+    axes = reduction_axes(ctx, node)
     if axes is None:
         raise ctx.refuse("a reduction over all axes includes the batch")
     axes = sorted(int(a) % rank for a in axes)

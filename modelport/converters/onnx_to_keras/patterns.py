@@ -24,7 +24,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from .core import PATTERN_OPS, Ctx, pattern, rule
+from .core import PATTERN_OPS, Ctx, attr, pattern, reduction_axes, rule
 
 PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt", "Abs", "Where", "Greater", "GreaterOrEqual",
                     "Reciprocal", "Pow"})
@@ -176,15 +176,11 @@ def _reduce_axes(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> list[i
     """Sorted axes of ``op(x, axes, keepdims=1)`` (attribute or input), else None."""
     if node is None or node.op_type != op or node.inputs[0] is not x:
         return None
-    axes = ctx.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
-        else None
-    axes = node.attributes["axes"].value if axes is None and "axes" in node.attributes \
-        else axes
+    axes = reduction_axes(ctx, node)
     rank = len(x.shape) if x.shape is not None else 0
-    keep = node.attributes["keepdims"].value if "keepdims" in node.attributes else 1
-    if axes is None or not keep or rank < 2:
+    if axes is None or not int(attr(node, "keepdims", 1)) or rank < 2:
         return None
-    return sorted({int(a) % rank for a in np.reshape(axes, -1)})
+    return sorted({a % rank for a in axes})
 
 
 def _last_axis_reduce(ctx: Ctx, node: ir.Node | None, op: str, x: ir.Value) -> bool:
