@@ -185,16 +185,17 @@ def _elementwise_cases():
 
 
 def _edge_padded_pool_cases():
-    """Max pools whose -inf pads are neither Keras 'same' nor safe to zero (the input may be
-    negative): edge padding, as PyTorch's MaxPool3d(stride=2, padding=1) exports."""
+    """Max pools whose -inf pads are neither Keras 'same' nor safe to zero: edge padding, as
+    PyTorch's MaxPool3d(stride=2, padding=1) exports. The inputs are all negative, so zero
+    padding (or any fill above the window's cells) would show in every border window."""
     return [
         OpCase("MaxPool-asym-pads-negative-input", ["MaxPool"],
                [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 0, 0])],
-               {"x": [2, 3, 6, 6]}, ["y"]),
+               {"x": [2, 3, 6, 6]}, ["y"], low=-3.0, high=-0.5),
         OpCase("MaxPool3d-stride-pads-ceil", ["MaxPool"],
                [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 2, 3], strides=[2, 2, 2],
                   pads=[1, 1, 1, 1, 0, 1], ceil_mode=1)],
-               {"x": [2, 2, 5, 6, 7]}, ["y"]),
+               {"x": [2, 2, 5, 6, 7]}, ["y"], low=-3.0, high=-0.5),
     ]
 
 
@@ -204,14 +205,14 @@ def _dilated_pool_cases():
     return [
         OpCase("MaxPool-dilated-1d", ["MaxPool"],
                [N("MaxPool", ["x"], ["y"], kernel_shape=[4], strides=[3], dilations=[3],
-                  pads=[2, 2])], {"x": [2, 3, 29]}, ["y"]),
+                  pads=[2, 2])], {"x": [2, 3, 29]}, ["y"], low=-3.0, high=-0.5),
         OpCase("MaxPool-dilated-2d-stride-twice", ["MaxPool"],
                [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 2], strides=[4, 2],
                   dilations=[2, 2], pads=[1, 1, 1, 0])], {"x": [2, 2, 13, 11]}, ["y"]),
         OpCase("MaxPool-dilated-ceil", ["MaxPool"],
                [N("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
                   dilations=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)],
-               {"x": [2, 2, 10, 9]}, ["y"]),
+               {"x": [2, 2, 10, 9]}, ["y"], low=-3.0, high=-0.5),
     ]
 
 
