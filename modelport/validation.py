@@ -145,8 +145,6 @@ def match_output(expected, actual):
     return expected
 
 
-
-
 def _upgraded(model, device: str, why: ModelportError):
     """onnxruntime has no kernel for an op at an old opset of the source: run the source
     upgraded to opset 17 by onnx's version converter instead, and say so in the label."""
