@@ -31,9 +31,8 @@ def count_transposes(model: ir.Model) -> int:
 
 def optimize(model: ir.Model) -> int:
     graph = model.graph
-    for _ in range(10_000):
-        if not _one_step(graph):
-            break
+    while _one_pass(graph):
+        pass
     _remove_dead(graph)
     graph.sort()
     return count_transposes(model)
@@ -54,38 +53,48 @@ def _perm(node: ir.Node) -> list[int]:
     return list(node.attributes["perm"].value)
 
 
-def _one_step(graph: ir.Graph) -> bool:
-    for node in list(graph):
-        if node.op_type != "Transpose" or node.graph is None:
-            continue
-        perm = _perm(node)
-        x = node.inputs[0]
-        y = node.outputs[0]
-        if perm == list(range(len(perm))) and not y.is_graph_output():
-            y.replace_all_uses_with(x)
-            graph.remove(node, safe=True)
+def _one_pass(graph: ir.Graph) -> bool:
+    """One walk over the graph, moving every Transpose as far as it goes. The walk is live:
+    a rewrite inserts its new Transpose after the node it replaces, so the same walk reaches
+    it. A later pass is needed only where a push waited on a Transpose made further on (a
+    broadcast or Concat whose other input was not yet transposed), which keeps the whole pass
+    linear in the graph instead of a rescan from the top after every rewrite."""
+    changed = False
+    for node in graph:
+        while node.graph is not None and node.op_type == "Transpose" and _step(graph, node):
+            changed = True
+    return changed
+
+
+def _step(graph: ir.Graph, node: ir.Node) -> bool:
+    perm = _perm(node)
+    x = node.inputs[0]
+    y = node.outputs[0]
+    if perm == list(range(len(perm))) and not y.is_graph_output():
+        y.replace_all_uses_with(x)
+        graph.remove(node, safe=True)
+        return True
+    producer = x.producer()
+    if producer is not None and producer.op_type == "Reshape" and _fold_into_reshape(
+            graph, node, producer, perm):
+        return True
+    if producer is not None and producer.op_type == "Transpose":
+        inner = _perm(producer)
+        composed = [inner[p] for p in perm]
+        source = producer.inputs[0]
+        if composed == list(range(len(composed))):
+            new = ir.node("Identity", [source]) if y.is_graph_output() else None
+        else:
+            new = ir.node("Transpose", [source], {"perm": ir.AttrInt64s("perm", composed)})
+        _replace(graph, node, new, source)
+        if not producer.outputs[0].uses() and not producer.outputs[0].is_graph_output():
+            graph.remove(producer, safe=True)
+        return True
+    for consumer in list(y.consumers()):
+        if _push(graph, node, consumer):
+            if not y.uses() and not y.is_graph_output():
+                graph.remove(node, safe=True)
             return True
-        producer = x.producer()
-        if producer is not None and producer.op_type == "Reshape" and _fold_into_reshape(
-                graph, node, producer, perm):
-            return True
-        if producer is not None and producer.op_type == "Transpose":
-            inner = _perm(producer)
-            composed = [inner[p] for p in perm]
-            source = producer.inputs[0]
-            if composed == list(range(len(composed))):
-                new = ir.node("Identity", [source]) if y.is_graph_output() else None
-            else:
-                new = ir.node("Transpose", [source], {"perm": ir.AttrInt64s("perm", composed)})
-            _replace(graph, node, new, source)
-            if not producer.outputs[0].uses() and not producer.outputs[0].is_graph_output():
-                graph.remove(producer, safe=True)
-            return True
-        for consumer in list(y.consumers()):
-            if _push(graph, node, consumer):
-                if not y.uses() and not y.is_graph_output():
-                    graph.remove(node, safe=True)
-                return True
     return False
 
 
@@ -196,10 +205,9 @@ def _push_slice(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: li
 
 
 def _named(graph: ir.Graph, value: ir.Value, base: str) -> ir.Value:
-    existing = set(graph.initializers)
     i = 0
     name = f"layout_{base}"
-    while name in existing:
+    while name in graph.initializers:
         i += 1
         name = f"layout_{base}_{i}"
     value.name = name
