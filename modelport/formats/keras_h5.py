@@ -51,23 +51,22 @@ def _short(e: Exception) -> str:
 
 
 def refuse_links(f) -> None:
-    """HDF5 soft and external links can point anywhere, other files included: refuse them."""
-    h5py = _h5py()
-    # Hard links may make a group its own descendant (a cycle): each group is walked once.
-    seen = set()
-    todo = [(f, "")]
-    while todo:
-        group, prefix = todo.pop()
-        if group.id in seen:
-            continue
-        seen.add(group.id)
-        for key in group:
-            link = group.get(key, getlink=True)
-            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-                raise UnsafeInputError(f"HDF5 {type(link).__name__} at /{prefix}{key} is refused")
-            item = group.get(key)
-            if isinstance(item, h5py.Group):
-                todo.append((item, f"{prefix}{key}/"))
+    """HDF5 soft, external and user-defined links can point anywhere, other files included:
+    refuse them. HDF5's own link walk (H5Lvisit) reads link types without opening objects,
+    and visits a group reached by several hard links once, so a cycle ends."""
+    from h5py import h5l
+
+    kinds = {h5l.TYPE_SOFT: "SoftLink", h5l.TYPE_EXTERNAL: "ExternalLink"}
+
+    def not_hard(name: bytes, info) -> tuple[str, str] | None:
+        if info.type == h5l.TYPE_HARD:
+            return None
+        return name.decode("utf8", "replace"), kinds.get(info.type, "user-defined link")
+
+    found = f.id.links.visit(not_hard, info=True)
+    if found is not None:
+        name, kind = found
+        raise UnsafeInputError(f"HDF5 {kind} at /{name} is refused")
 
 
 def load_attribute(group, name: str) -> list:
