@@ -155,7 +155,7 @@ def make_model(kind: str, tf_python: str | None) -> Path:
     path = OUT / f"{name}_k2.h5" if tf_python else OUT / f"{name}_k3.h5"
     if not path.exists():
         python = tf_python or sys.executable
-        env = dict(os.environ, KERAS_BACKEND="jax")
+        env = {"KERAS_BACKEND": "jax", **os.environ}  # a backend the caller chose wins
         proc = subprocess.run([python, "-c", _MAKE, kind, str(path)], cwd=ROOT, env=env,
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
