@@ -31,8 +31,9 @@ def count_transposes(model: ir.Model) -> int:
 
 def optimize(model: ir.Model) -> int:
     graph = model.graph
-    while _one_pass(graph):
-        pass
+    for _ in range(1_000):  # each pass moves something; a bound all the same (hostile graphs)
+        if not _one_pass(graph):
+            break
     _remove_dead(graph)
     graph.sort()
     return count_transposes(model)
