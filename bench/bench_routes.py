@@ -43,6 +43,7 @@ import compileall
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,9 @@ def _measure(cmd: list[str], env: dict | None = None) -> dict:
     result = {"wall": wall, "rss": usage.ru_maxrss * 1024}
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()
-        result["error"] = tail[-1][:200] if tail else f"exit {proc.returncode}"
+        status = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                  else f"exit {proc.returncode}")
+        result["error"] = f"{status}: {tail[-1][:200]}" if tail else status
     return result
 
 
