@@ -27,9 +27,7 @@ def typed(attrs: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _attr(name: str, value: Any) -> Any:
-    if isinstance(value, bool):
-        return ir.AttrInt64(name, int(value))
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, (int, np.integer)):  # bool too: ONNX has no bool attribute
         return ir.AttrInt64(name, int(value))
     if isinstance(value, (float, np.floating)):
         return ir.AttrFloat32(name, float(value))
