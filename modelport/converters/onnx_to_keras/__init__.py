@@ -44,7 +44,7 @@ from ..onnx_tfjs.to_tfjs_prepare import (
     to_channels_last,
 )
 from . import activations, dense, elementwise, nn, patterns, recurrent, relower, shape  # noqa: F401
-from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, runtime_zeros, sanitize
+from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
 
 log = logging.getLogger(__name__)
@@ -315,10 +315,8 @@ def _needed(graph: ir.Graph, outputs: list[ir.Value], done: set[int]) -> set[int
             continue
         needed.add(id(node))
         data = DATA_INPUTS.get(node.op_type)
-        inputs = list(node.inputs if data is None else node.inputs[:data])
-        if node.op_type in ("LSTM", "GRU", "RNN"):  # zero initial states Keras starts from
-            inputs = [v for i, v in enumerate(inputs) if i not in (5, 6) or not runtime_zeros(v)]
-        stack.extend(inputs)
+        inputs = node.inputs if data is None else node.inputs[:data]
+        stack.extend(v for i, v in enumerate(inputs) if not recurrent.zero_initial_state(node, i))
     return needed
 
 

@@ -219,11 +219,21 @@ def _source(ctx: Ctx, state: _State, node: ir.Node) -> View:
     return view
 
 
+# ONNX's initial_h (and LSTM's initial_c) inputs
+INITIAL_STATES = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
+
+
+def zero_initial_state(node: ir.Node, i: int) -> bool:
+    """Input ``i`` of a recurrent op is an initial state made of zeros at run time, the zeros
+    Keras starts from: nothing upstream of it is raised."""
+    return i in INITIAL_STATES.get(node.op_type, ()) and runtime_zeros(node.inputs[i])
+
+
 def _initial(ctx: Ctx, state: _State, node: ir.Node) -> tuple[list[ir.Value], set[int]]:
     """Keras initial states (values bound to batch-first tensors) and the Unsqueezes they come
     through; [] where ONNX starts from zeros, as Keras does by default."""
     given = [node.inputs[i] if len(node.inputs) > i else None
-             for i in ([5, 6] if node.op_type == "LSTM" else [5])]
+             for i in INITIAL_STATES[node.op_type]]
     if all(v is None for v in given):
         return [], set()
     # absent, or zeros made at run time (PyTorch's torch.zeros(..., x.size(0), ...)): zeros
