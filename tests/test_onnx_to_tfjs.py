@@ -222,3 +222,19 @@ def test_resize_with_a_run_time_batch(mode: str, tmp_path) -> None:
                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [sc])
     graph = _check(m, {"x": x}, tmp_path)
     assert graph.inputs[0].shape == [None, 3, 4, 5]
+
+
+def test_uniform_constants_are_told_by_their_bits() -> None:
+    from modelport.converters.onnx_tfjs.to_tfjs_core import _uniform
+
+    assert _uniform(np.zeros((300, 7), np.float32))
+    assert _uniform(np.broadcast_to(np.float32(3), (1000,)))
+    assert _uniform(np.full((2000,), np.nan, np.float32))  # one NaN payload: a Fill is exact
+    late = np.zeros(1 << 20, np.float32)
+    late[-1] = 1e-30  # a difference in the very last slice
+    assert not _uniform(late)
+    signed = np.zeros(600, np.float32)
+    signed[500] = -0.0  # equal in value, not in bits: a Fill of 0.0 would lose it
+    assert not _uniform(signed)
+    assert not _uniform(np.arange(512, dtype=np.int32))
+    assert _uniform(np.ones((40, 40), np.float32).T)  # not C-ordered

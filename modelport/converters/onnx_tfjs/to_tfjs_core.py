@@ -284,11 +284,23 @@ class Ctx:
 
 
 def _uniform(array: np.ndarray) -> bool:
+    """Every element has the first one's bits (so a Fill of it is exact, -0.0 and NaN
+    payloads included). Read in slices that stop at the first difference: a trained weight
+    differs within its first few elements, and a whole-array comparison would cost a pass over
+    it and a temporary as big as its element count."""
     if all(s == 0 for s in array.strides):
         return True
-    first = array.reshape(-1)[0]
-    return bool(np.all(array == first)) if array.dtype.kind != "f" or not np.isnan(first) \
-        else False
+    flat = array.reshape(-1)
+    as_uint = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}.get(flat.dtype.itemsize)
+    if as_uint is not None and flat.dtype.fields is None and flat.dtype.kind in "biuf":
+        flat = flat.view(as_uint)
+    first = flat[0]
+    step = 1 << 12
+    for start in range(0, flat.size, step):
+        if not np.all(flat[start:start + step] == first):
+            return False
+        step = min(step * 4, 1 << 18)
+    return True
 
 
 def strided_attrs(begin_mask=0, end_mask=0, shrink_axis_mask=0, new_axis_mask=0,
