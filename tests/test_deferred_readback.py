@@ -99,6 +99,51 @@ def test_deferred_read_back_sees_a_changed_weight(tmp_path, defer_all, suffix):
     assert check["first_difference"] == f"weight {owner}/{weight.path} differs"
 
 
+@pytest.mark.parametrize("shard_size,piece", [(1, 3), (7, 3), (64, 8), (4096, 1 << 20)])
+def test_streamed_comparison_reads_pieces_across_shards(tmp_path, defer_all, monkeypatch,
+                                                        shard_size, piece):
+    monkeypatch.setattr(deferred, "PIECE_BYTES", piece)  # pieces that straddle shard ends
+    rng = np.random.default_rng(2)
+    weights = [("a/kernel", rng.normal(size=(9, 7)).astype(np.float32)),
+               ("b/ids", rng.integers(-5, 5, size=(11,)).astype(np.int32)),
+               ("c/flag", np.array([True, False, True])),
+               ("d/scalar", np.array(2.5, np.float32))]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=shard_size)
+    back = tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json", deferred=True)
+    for (_, array), stored in zip(weights, back):
+        assert deferred.streamed_same_bits(array, stored.array) is True
+        changed = array.copy()
+        changed.reshape(-1).view(np.uint8)[-1] ^= 1  # the very last byte
+        assert deferred.streamed_same_bits(changed, stored.array) is False
+        # what it cannot tell piece by piece it leaves to the caller
+        assert deferred.streamed_same_bits(array.astype(np.float64), stored.array) is None
+        assert deferred.streamed_same_bits(array, array) is None
+    # the same values in Fortran order: not compared piece by piece
+    assert deferred.streamed_same_bits(np.asfortranarray(weights[0][1]), back[0].array) is None
+
+
+def test_convert_read_back_streams_instead_of_loading(tmp_path, defer_all, monkeypatch):
+    """The layers-model check compares each stored weight piece by piece: no weight is loaded
+    whole (a loader that fails proves it), and the check still sees a changed byte."""
+    made = []
+    real = tm._deferred
+
+    def no_whole_loads(*args, **kwargs):
+        stood = real(*args, **kwargs)
+        made.append(stood)
+
+        def refuse(out=None):
+            raise AssertionError("a weight was loaded whole")
+        stood.load = refuse
+        return stood
+
+    monkeypatch.setattr(tm, "_deferred", no_whole_loads)
+    src = FIXTURES / "keras2" / "advanced_activations.h5"
+    report = modelport.convert(src, tmp_path / "out_tfjs")
+    assert made and report.check["weights_compared"] == len(made)
+    assert report.check["weights_differing"] == 0
+
+
 def test_scratch_reads_each_weight_in_turn(tmp_path, defer_all):
     rng = np.random.default_rng(1)
     weights = [("small", rng.normal(size=(3,)).astype(np.float32)),

@@ -6,12 +6,17 @@ would hold a second copy of the weights. Readers called with ``deferred=True`` p
 ``Deferred`` stand-in where each large weight goes: it has the weight's shape and dtype (a
 read-only broadcast zero, no data), and ``load()`` reads the stored bytes into a new array.
 Everything else (structure, names, shapes, dtypes, declared sizes) is read and checked as usual.
+
+A reader that can also hand out the stored bytes piece by piece (``stream``) lets the check
+compare them with what was written without ever holding the weight: each piece is read into
+one small buffer and compared while it is still in the CPU cache. Reading a whole weight into
+memory and comparing it afterwards costs twice the memory traffic.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +27,11 @@ DEFER_MIN_BYTES = 1 << 20
 
 
 Loader = Callable[[np.ndarray | None], np.ndarray]
+# stream(n): the stored bytes in order, in pieces of at most n bytes; each is valid until the next
+Streamer = Callable[[int], Iterator[memoryview]]
+
+# Bytes per piece when streaming: small enough to stay in the CPU cache between read and compare.
+PIECE_BYTES = 1 << 20
 
 
 class Deferred(np.ndarray):
@@ -29,12 +39,41 @@ class Deferred(np.ndarray):
     ``out`` (an array of its shape and dtype) or, with ``None``, into a new array."""
 
     load: Loader
+    stream: Streamer | None = None
 
 
-def stand_in(shape: tuple[int, ...], dtype: np.dtype, load: Loader) -> Deferred:
+def stand_in(shape: tuple[int, ...], dtype: np.dtype, load: Loader,
+             stream: Streamer | None = None) -> Deferred:
     array = np.broadcast_to(np.zeros((), dtype), tuple(shape)).view(Deferred)
     array.load = load
+    array.stream = stream
     return array
+
+
+def streamed_same_bits(expected: np.ndarray, stored: np.ndarray) -> bool | None:
+    """Whether ``stored`` (a ``Deferred`` that can stream) holds exactly ``expected``'s bytes,
+    read piece by piece; ``None`` when that cannot be told this way (``stored`` is not a
+    streaming stand-in, or the two differ in shape or dtype, or ``expected`` is not a plain
+    C-ordered array), and the caller compares loaded arrays instead."""
+    stream = getattr(stored, "stream", None) if isinstance(stored, Deferred) else None
+    if (stream is None or isinstance(expected, Deferred) or expected.shape != stored.shape
+            or expected.dtype != stored.dtype or expected.dtype.hasobject
+            or not expected.flags.c_contiguous):
+        return None
+    want = expected.reshape(-1).view(np.uint8)
+    done = 0
+    for piece in stream(PIECE_BYTES):
+        got = np.frombuffer(piece, np.uint8)
+        n = got.size
+        if done + n > want.size:
+            return False
+        mine = want[done:done + n]
+        if n % 8 == 0:  # the same bytes compared as fewer, wider elements
+            got, mine = got.view(np.uint64), mine.view(np.uint64)
+        if not np.array_equal(got, mine):
+            return False
+        done += n
+    return done == want.size
 
 
 class Scratch:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -233,14 +233,26 @@ def _read_entry(reader: _ShardReader, entry: object, *, file: Path, group: int,
 
 def _deferred(reader: _ShardReader, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     shards, sizes, start = reader.shards, reader.sizes, reader.consumed
-    reader.skip(math.prod(shape) * dtype.itemsize)
+    nbytes = math.prod(shape) * dtype.itemsize
+    reader.skip(nbytes)
 
     def load(out: np.ndarray | None = None) -> np.ndarray:
         with _ShardReader(shards, sizes) as again:
             again.skip(start)
             return again.read_array(shape, dtype, out)
 
-    return stand_in(shape, dtype, load)
+    def stream(n: int) -> Iterator[memoryview]:
+        with _ShardReader(shards, sizes) as again:
+            again.skip(start)
+            view = memoryview(bytearray(max(1, min(n, nbytes))))
+            left = nbytes
+            while left:
+                k = min(len(view), left)
+                again.readinto(view[:k])
+                left -= k
+                yield view[:k]
+
+    return stand_in(shape, dtype, load, stream)
 
 
 def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, ...],
