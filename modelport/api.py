@@ -25,7 +25,7 @@ from .formats import (
     tfjs_manifest,
     tfjs_support,
 )
-from .formats.checks import same_bits
+from .formats.checks import BackgroundScan, layers_model_weights, same_bits
 from .fsutil import check_destination
 from .models import LayersModel, TfjsGraph
 
@@ -43,14 +43,15 @@ def _quiet(_: str) -> None:
     pass
 
 
-def load(path: str | os.PathLike, *, format: str | None = None):
+def load(path: str | os.PathLike, *, format: str | None = None, scan_values: bool = True):
     """Read a model: a ``LayersModel`` for Keras ``.h5``/``.keras`` files and TF.js
-    layers-models, an ``onnx_ir.Model`` for ``.onnx`` files."""
+    layers-models, an ``onnx_ir.Model`` for ``.onnx`` files. Weights holding NaN or Inf are
+    logged as warnings (``scan_values=False``: left to the caller, see ``_scan``)."""
     fmt = format or sniff.sniff(path)
     if fmt == sniff.ONNX:
         from .formats import onnx as onnx_format
 
-        return onnx_format.read(path)
+        return onnx_format.read(path, scan_values=scan_values)
     if fmt == sniff.TFJS_GRAPH:
         from .formats import tfjs_graph
 
@@ -59,7 +60,22 @@ def load(path: str | os.PathLike, *, format: str | None = None):
     if reader is None:
         raise UnsupportedError(f"reading {_PENDING.get(fmt, fmt)} models is not supported yet",
                                file=path)
-    return reader(path)
+    return reader(path, scan_values=scan_values)
+
+
+def _scan(model, src: str | os.PathLike) -> BackgroundScan | None:
+    """The NaN/Inf warning ``load`` gives, for a model loaded with ``scan_values=False``, run
+    while the conversion works (``None``: nothing to scan; TF.js graph-models are not)."""
+    if isinstance(model, LayersModel):
+        named = list(layers_model_weights(model))
+        file = model.source.path if model.source is not None else src
+    elif isinstance(model, TfjsGraph):
+        return None
+    else:
+        from .formats import onnx as onnx_format
+
+        named, file = onnx_format.float_initializers(model), src
+    return BackgroundScan(named, file=file) if named else None
 
 
 def save(model, dst: str | os.PathLike, *, to: str | None = None,
@@ -146,7 +162,26 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         target = sniff.TFJS_GRAPH  # a folder, from an op graph: a graph-model
     check_destination(Path(dst), force)
     progress(f"reading {src}")
-    model = load(src, format=src_format)
+    model = load(src, format=src_format, scan_values=False)
+    scan = _scan(model, src)
+    try:
+        report = _convert_loaded(model, src, dst, target, to=to, force=force,
+                                 quantize=quantize, shard_size=shard_size, opset=opset,
+                                 channels_first_inputs=channels_first_inputs,
+                                 validate=validate, device=device, engine=engine,
+                                 tolerances=tolerances, inputs=inputs, progress=progress,
+                                 started=started)
+    finally:
+        if scan is not None:
+            scan.result()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _convert_loaded(model, src, dst, target: str, *, to: str | None, force: bool, quantize,
+                    shard_size: int, opset: int | None, channels_first_inputs: bool,
+                    validate: bool, device: str, engine: str, tolerances, inputs,
+                    progress: Progress, started: float) -> ConversionReport:
     if target in _OP_FORMATS:
         return _convert_ops(model, src, Path(dst), target, force=force, opset=opset,
                             channels_first_inputs=channels_first_inputs, validate=validate,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -110,6 +111,43 @@ def warn_non_finite(named: Iterable[tuple[str, np.ndarray]], *,
             log.warning("%s: %s holds %d NaN and %d Inf values (converted as they are)",
                         os.fspath(file) if file is not None else "model", name, nans, infs)
     return found
+
+
+class BackgroundScan:
+    """``warn_non_finite`` on a worker thread, for a conversion that reads its source's weights
+    anyway: the scan (a pass over every weight, 0.13 s a GB from memory) overlaps the
+    conversion's own work instead of coming first. numpy releases the GIL while it sums.
+
+    ``named`` is taken as a list up front, so the conversion may change its model (drop or
+    replace weights) meanwhile; each array is let go once scanned. ``result()`` waits for the
+    scan and returns what ``warn_non_finite`` returns, raising what it raised."""
+
+    def __init__(self, named: Iterable[tuple[str, np.ndarray]], *,
+                 file: str | os.PathLike | None) -> None:
+        self._todo = list(named)
+        self._file = file
+        self._found: list[tuple[str, int, int]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="modelport-non-finite-scan",
+                                        daemon=True)
+        self._thread.start()
+
+    def _drain(self):
+        self._todo.reverse()
+        while self._todo:
+            yield self._todo.pop()
+
+    def _run(self) -> None:
+        try:
+            self._found = warn_non_finite(self._drain(), file=self._file)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller in result()
+            self._error = e
+
+    def result(self) -> list[tuple[str, int, int]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
 
 
 def layers_model_weights(model) -> Iterable[tuple[str, np.ndarray]]:

@@ -160,10 +160,12 @@ def _check_shape_rules(model: LayersModel) -> None:
                           f"{type(e).__name__}: {_short(e)}") from None
 
 
-def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False,
+         scan_values: bool = True) -> LayersModel:
     """Read a Keras ``.h5`` model. ``deferred=True`` leaves the large weights in the file as
     ``deferred.Deferred`` stand-ins (each ``load()`` reopens the file and reads its dataset), for
-    a caller that looks at them one at a time; everything else is read and checked as usual."""
+    a caller that looks at them one at a time; everything else is read and checked as usual.
+    ``scan_values=False`` leaves the NaN/Inf warning to the caller (``checks.BackgroundScan``)."""
     path = Path(path)
     with open_h5(path) as f:
         try:
@@ -188,7 +190,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
             raise FormatError(f"corrupt or truncated HDF5 content ({_short(e)})",
                               file=path) from None
     model.source = SourceInfo("keras-h5", str(path), dialect, keras_version, backend)
-    if not deferred:  # deferred weights are not here to look at
+    if scan_values and not deferred:  # deferred weights are not here to look at
         checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
 

@@ -202,11 +202,12 @@ class _StoredMember(io.RawIOBase):
         super().close()
 
 
-def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False,
+         scan_values: bool = True) -> LayersModel:
     """Read a ``.keras`` model. ``deferred=True`` leaves the large weights in the (uncompressed)
     weights member as ``deferred.Deferred`` stand-ins, read from the still open member when
     asked, for a caller that looks at them one at a time; the rest is read and checked as
-    usual."""
+    usual. ``scan_values=False`` leaves the NaN/Inf warning to the caller."""
     path = Path(path)
     archive = _Archive(path)
     try:
@@ -236,7 +237,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
     finally:
         archive.close()
     model.source = SourceInfo("keras-v3", str(path), dialect, keras_version)
-    if not deferred:  # deferred weights are not here to look at
+    if scan_values and not deferred:  # deferred weights are not here to look at
         checks.warn_non_finite(checks.layers_model_weights(model), file=path)
     return model
 

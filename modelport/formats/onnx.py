@@ -196,7 +196,8 @@ def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
 
     ``scan_values=False`` skips the NaN/Inf warning, the one step that reads every weight: for
     a file modelport has just written and only hands to onnxruntime, reading it would map a
-    second copy of the weights into memory.
+    second copy of the weights into memory; a conversion scans its source on a worker thread
+    instead (``checks.BackgroundScan``).
     """
     path = Path(path)
     mapped = _scan(path)
@@ -247,12 +248,16 @@ def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
         raise FormatError(f"not a readable ONNX model ({type(e).__name__}: {_first_line(e)})",
                           file=path) from None
     if scan_values:
-        checks.warn_non_finite(
-            ((f"initializer {v.name!r}", v.const_value.numpy())
-             for v in model.graph.initializers.values()
-             if v.const_value is not None and v.const_value.dtype.is_floating_point()),
-            file=path)
+        checks.warn_non_finite(float_initializers(model), file=path)
     return model
+
+
+def float_initializers(model: ir.Model) -> list[tuple[str, np.ndarray]]:
+    """(``initializer 'w'``, values) of every floating-point initializer: what the NaN/Inf
+    scan looks at."""
+    return [(f"initializer {v.name!r}", v.const_value.numpy())
+            for v in model.graph.initializers.values()
+            if v.const_value is not None and v.const_value.dtype.is_floating_point()]
 
 
 def _probe(proto: onnx.ModelProto, stripped: dict[int, tuple[int, int]]) -> onnx.ModelProto:

@@ -68,10 +68,12 @@ def _shortened(name: str) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
+def read(path: str | os.PathLike, *, deferred: bool = False,
+         scan_values: bool = True) -> LayersModel:
     """Read a layers-model. ``deferred=True`` leaves the large unquantized weights in their
     shards as ``deferred.Deferred`` stand-ins (see ``read_manifest``), for a caller that
-    looks at them one at a time; everything else is read and checked as usual."""
+    looks at them one at a time; everything else is read and checked as usual.
+    ``scan_values=False`` leaves the NaN/Inf warning to the caller."""
     path = Path(path)
     json_path = model_json_path(path)
     try:
@@ -99,7 +101,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False) -> LayersModel:
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
     model.source = SourceInfo("tfjs-layers", str(json_path), dialect, keras_version)
-    if not deferred:  # deferred weights are not here to look at
+    if scan_values and not deferred:  # deferred weights are not here to look at
         checks.warn_non_finite(checks.layers_model_weights(model), file=json_path)
     return model
 

@@ -1,0 +1,71 @@
+"""A conversion scans its source for NaN/Inf on a worker thread while it works: the same
+warnings as ``load`` gives, once each, before ``convert`` returns."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+import modelport
+from modelport.formats import checks
+from tests.conftest import FIXTURES
+from tests.hostile import make_hostile
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+            and "NaN" in r.getMessage()]
+
+
+@pytest.mark.parametrize("make,suffix", [(make_hostile.h5_nan_weights, ".onnx"),
+                                         (make_hostile.h5_nan_weights, "_tfjs"),
+                                         (make_hostile.onnx_nan_weights, "_graph")])
+def test_convert_warns_once_as_load_does(tmp_path, caplog, make, suffix):
+    src = make(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        modelport.load(src)
+    loaded = _warnings(caplog)
+    assert loaded
+    caplog.clear()
+    threads = []
+    real = checks.BackgroundScan._run
+
+    def run(self):
+        threads.append(threading.current_thread())
+        real(self)
+
+    with caplog.at_level(logging.WARNING), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checks.BackgroundScan, "_run", run)
+        dst = tmp_path / f"out{suffix}"
+        modelport.convert(src, dst, to="tfjs-graph" if suffix == "_graph" else None,
+                          validate=False)
+    assert _warnings(caplog) == loaded  # the same words, once, and not from the reader too
+    assert threads and threads[0] is not threading.main_thread()
+    assert not threads[0].is_alive()  # finished before convert returned
+
+
+def test_background_scan_lets_each_array_go_and_reports_errors():
+    arrays = [("a", np.array([1.0, np.nan], np.float32)), ("b", np.ones(3, np.float32)),
+              ("c", np.array([np.inf, -np.inf], np.float64))]
+    scan = checks.BackgroundScan(arrays, file="m.h5")
+    assert scan.result() == [("a", 1, 0), ("c", 0, 2)]
+    assert scan._todo == []
+
+    class Broken:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("unreadable")
+
+    scan = checks.BackgroundScan([("x", Broken())], file="m.h5")
+    with pytest.raises(RuntimeError, match="unreadable"):
+        scan.result()
+
+
+def test_load_still_scans_by_default(caplog):
+    src = FIXTURES / "keras2" / "advanced_activations.h5"
+    with caplog.at_level(logging.WARNING):
+        modelport.load(src)
+        modelport.load(src, scan_values=False)
+    assert _warnings(caplog) == []  # a clean model: nothing to say either way
