@@ -489,13 +489,16 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
     scratch_a, scratch_b = deferred.Scratch(), deferred.Scratch()
     if len(wa) != len(wb):
         first = first or f"{len(wa)} weights vs {len(wb)}"
-    for (owner_a, x), (_owner_b, y) in zip(wa, wb):
+    pairs = list(zip(wa, wb))
+    # A deferred weight (a read-back check's) that can stream is compared piece by piece as it
+    # is read, several at once; what that cannot tell is read whole below and dropped after the
+    # comparison: one weight at a time, never a second copy of the model.
+    streamed = deferred.streamed_verdicts([(x.array, y.array) for (_, x), (_, y) in pairs])
+    for ((owner_a, x), (_owner_b, y)), same in zip(pairs, streamed):
         if y.quantization is not None:
             quantized += 1
-        # A deferred weight (a read-back check's) is read here and dropped after the comparison:
-        # one weight at a time, never a second copy of the model.
-        if deferred.streamed_same_bits(x.array, y.array):
-            continue  # read piece by piece and found identical; anything else is looked at whole
+        if same:
+            continue
         xa = deferred.materialize(x.array, scratch_a)
         ya = deferred.materialize(y.array, scratch_b)
         if not same_bits(xa, ya):

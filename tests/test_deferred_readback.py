@@ -122,6 +122,30 @@ def test_streamed_comparison_reads_pieces_across_shards(tmp_path, defer_all, mon
     assert deferred.streamed_same_bits(np.asfortranarray(weights[0][1]), back[0].array) is None
 
 
+def test_streamed_verdicts_compare_several_weights_at_once(tmp_path, defer_all, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(deferred, "WORKERS", 3)
+    rng = np.random.default_rng(3)
+    weights = [(f"w{i}", rng.normal(size=(17, 5)).astype(np.float32)) for i in range(8)]
+    group = tm.write_group(tmp_path, 0, weights, shard_size=100)
+    back = tm.read_manifest(tmp_path, [group], file=tmp_path / "model.json", deferred=True)
+    expected = [array.copy() for _, array in weights]
+    expected[5].reshape(-1)[-1] += 1  # one weight differs
+    threads, real = set(), deferred.streamed_same_bits
+
+    def slow(x, y):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for the others to start meanwhile
+        return real(x, y)
+
+    monkeypatch.setattr(deferred, "streamed_same_bits", slow)
+    pairs = [(e, s.array) for e, s in zip(expected, back)] + [(expected[0], expected[0])]
+    assert deferred.streamed_verdicts(pairs) == [True] * 5 + [False] + [True] * 2 + [None]
+    assert len(threads) == 3 and all(t.startswith("modelport-read-back") for t in threads)
+
+
 def test_convert_read_back_streams_instead_of_loading(tmp_path, defer_all, monkeypatch):
     """The layers-model check compares each stored weight piece by piece: no weight is loaded
     whole (a loader that fails proves it), and the check still sees a changed byte."""

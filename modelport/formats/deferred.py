@@ -16,7 +16,9 @@ memory and comparing it afterwards costs twice the memory traffic.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,6 +34,9 @@ Streamer = Callable[[int], Iterator[memoryview]]
 
 # Bytes per piece when streaming: small enough to stay in the CPU cache between read and compare.
 PIECE_BYTES = 1 << 20
+# Weights compared at once: file reads and numpy comparisons release the GIL, so a read-back
+# check runs at the speed of several cores; each worker holds one piece.
+WORKERS = min(4, os.cpu_count() or 1)
 
 
 class Deferred(np.ndarray):
@@ -98,3 +103,20 @@ def materialize(array: np.ndarray, scratch: Scratch | None = None) -> np.ndarray
     if load is None:
         return array
     return load(scratch.take(array.shape, array.dtype) if scratch is not None else None)
+
+
+def streamed_verdicts(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[bool | None]:
+    """``streamed_same_bits(expected, stored)`` of each pair, up to ``WORKERS`` at a time (each
+    reads its own byte range through its own file handles)."""
+    verdicts: list[bool | None] = [None] * len(pairs)
+    todo = [i for i, (_, stored) in enumerate(pairs)
+            if isinstance(stored, Deferred) and stored.stream is not None]
+    workers = min(WORKERS, len(todo))
+    if workers <= 1:
+        for i in todo:
+            verdicts[i] = streamed_same_bits(*pairs[i])
+        return verdicts
+    with ThreadPoolExecutor(workers, thread_name_prefix="modelport-read-back") as pool:
+        for i, verdict in zip(todo, pool.map(lambda i: streamed_same_bits(*pairs[i]), todo)):
+            verdicts[i] = verdict
+    return verdicts
