@@ -35,6 +35,29 @@ def test_weights_straddle_shards_losslessly(tmp_path, shard_size):
     assert [e["dtype"] for e in group["weights"]] == ["float32", "float32", "int32", "bool"]
 
 
+@pytest.mark.parametrize("shard_size", [1, 7, 64, 1 << 22])
+def test_shards_written_at_once_hold_the_same_bytes(tmp_path, monkeypatch, shard_size):
+    rng = np.random.default_rng(4)
+    weights = [(f"w{i}", rng.normal(size=(13, 3 + i)).astype(np.float32)) for i in range(6)]
+    weights.insert(2, ("empty", np.zeros((0, 4), np.float32)))
+    stream = b"".join(w.tobytes() for _, w in weights)
+    for writers in (1, 3):
+        monkeypatch.setattr(tm, "WRITERS", writers)
+        folder = tmp_path / str(writers)
+        folder.mkdir()
+        group = tm.write_group(folder, 0, weights, shard_size=shard_size)
+        assert b"".join((folder / p).read_bytes() for p in group["paths"]) == stream
+        assert len(group["paths"]) == -(-len(stream) // shard_size)
+
+
+def test_a_shard_that_cannot_be_written_fails_the_group(tmp_path, monkeypatch):
+    monkeypatch.setattr(tm, "WRITERS", 3)
+    weights = [("w", np.arange(100, dtype=np.float32))]
+    (tmp_path / "group1-shard3of4.bin").mkdir()  # a folder where a shard goes
+    with pytest.raises(IsADirectoryError):
+        tm.write_group(tmp_path, 0, weights, shard_size=100)
+
+
 def test_string_weights_use_length_prefixes(tmp_path):
     strings = np.array([["a", "héllo"], ["", "x" * 300]], dtype=object)
     group, back = _roundtrip(tmp_path, [("vocab", strings)])
