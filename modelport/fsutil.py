@@ -37,6 +37,13 @@ from pathlib import Path
 from .errors import FormatError, OutputExistsError, UnsafeInputError
 
 
+def io_workers(limit: int = 4) -> int:
+    """Threads worth giving to concurrent file reads and writes: the CPUs this process may run
+    on (not the machine's, which a container or ``taskset`` can restrict), at most ``limit``."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(limit, cpus or 1))
+
+
 def check_destination(dst: Path, force: bool) -> None:
     if dst.exists() or dst.is_symlink():
         if not force:

@@ -16,12 +16,12 @@ memory and comparing it afterwards costs twice the memory traffic.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..fsutil import io_workers
 from . import memory
 
 # Weights smaller than this are read at once even when deferring.
@@ -36,7 +36,7 @@ Streamer = Callable[[int], Iterator[memoryview]]
 PIECE_BYTES = 1 << 20
 # Weights compared at once: file reads and numpy comparisons release the GIL, so a read-back
 # check runs at the speed of several cores; each worker holds one piece.
-WORKERS = min(4, os.cpu_count() or 1)
+WORKERS = io_workers()
 
 
 class Deferred(np.ndarray):

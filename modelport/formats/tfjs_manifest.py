@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError, UnsupportedError
-from ..fsutil import check_model_file, contained_path
+from ..fsutil import check_model_file, contained_path, io_workers
 from . import memory
 from .checks import check_element_count
 from .deferred import DEFER_MIN_BYTES, stand_in
 
 DEFAULT_SHARD_SIZE = 4 * 1024 * 1024
-WRITERS = min(4, os.cpu_count() or 1)  # shards written at once, see _write_shards
+WRITERS = io_workers()  # shards written at once, see _write_shards
 DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("bool"),
           "uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2"),
           "complex64": np.dtype("<c8")}
