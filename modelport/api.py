@@ -171,9 +171,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                                  validate=validate, device=device, engine=engine,
                                  tolerances=tolerances, inputs=inputs, progress=progress,
                                  started=started)
-    finally:
+    finally:  # a failed conversion waits too, but its own error is the one to tell
         if scan is not None:
-            scan.result()
+            scan.wait()
+    if scan is not None:
+        scan.result()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

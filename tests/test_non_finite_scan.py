@@ -69,3 +69,28 @@ def test_load_still_scans_by_default(caplog):
         modelport.load(src)
         modelport.load(src, scan_values=False)
     assert _warnings(caplog) == []  # a clean model: nothing to say either way
+
+
+@pytest.mark.parametrize("to", [None, "tfjs-graph"])
+def test_external_data_is_loaded_on_the_converting_thread_only(tmp_path, monkeypatch, to):
+    """An external-data tensor maps its file on first use, once (onnx_ir asserts it): the scan
+    thread must never be the one to load it, or it races the conversion doing the same (a
+    3 GB model failed so, now and then, before the scan got arrays)."""
+    import onnx_ir as ir
+
+    from modelport.formats import onnx as onnx_format
+    from tests.test_large_models import _small_model
+
+    model, _ = _small_model()
+    src = onnx_format.write(model, tmp_path / "m.onnx", external=True)
+    loads = []
+    real = ir.ExternalTensor._load
+
+    def load(self):
+        loads.append(threading.current_thread())
+        return real(self)
+
+    monkeypatch.setattr(ir.ExternalTensor, "_load", load)
+    dst = tmp_path / ("out.onnx" if to is None else "out_graph")
+    modelport.convert(src, dst, to=to, validate=False)
+    assert loads and all(t is threading.main_thread() for t in loads), loads

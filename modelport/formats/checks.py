@@ -100,9 +100,10 @@ def count_non_finite(array: np.ndarray) -> tuple[int, int]:
     return nans, infs
 
 
-def warn_non_finite(named: Iterable[tuple[str, np.ndarray]], *,
+def warn_non_finite(named: Iterable[tuple[str, object]], *,
                     file: str | os.PathLike | None) -> list[tuple[str, int, int]]:
-    """Log one WARNING per weight holding NaN or Inf; return (name, NaNs, Infs) of those."""
+    """Log one WARNING per weight holding NaN or Inf; return (name, NaNs, Infs) of those. Each
+    weight is an array or anything ``np.asarray`` makes one of (an ONNX tensor)."""
     found = []
     for name, array in named:
         nans, infs = count_non_finite(np.asarray(array))
@@ -119,8 +120,9 @@ class BackgroundScan:
     conversion's own work instead of coming first. numpy releases the GIL while it sums.
 
     ``named`` is taken as a list up front, so the conversion may change its model (drop or
-    replace weights) meanwhile; each array is let go once scanned. ``result()`` waits for the
-    scan and returns what ``warn_non_finite`` returns, raising what it raised."""
+    replace weights) meanwhile; each array is let go once scanned. ``wait()`` waits for the
+    scan; ``result()`` waits and returns what ``warn_non_finite`` returns, raising what it
+    raised."""
 
     def __init__(self, named: Iterable[tuple[str, np.ndarray]], *,
                  file: str | os.PathLike | None) -> None:
@@ -142,6 +144,9 @@ class BackgroundScan:
             self._found = warn_non_finite(self._drain(), file=self._file)
         except BaseException as e:  # noqa: BLE001 - handed to the caller in result()
             self._error = e
+
+    def wait(self) -> None:
+        self._thread.join()
 
     def result(self) -> list[tuple[str, int, int]]:
         self._thread.join()

@@ -252,12 +252,23 @@ def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
     return model
 
 
-def float_initializers(model: ir.Model) -> list[tuple[str, np.ndarray]]:
+def float_initializers(model: ir.Model) -> list[tuple[str, np.ndarray | ir.TensorProtocol]]:
     """(``initializer 'w'``, values) of every floating-point initializer: what the NaN/Inf
-    scan looks at."""
-    return [(f"initializer {v.name!r}", v.const_value.numpy())
-            for v in model.graph.initializers.values()
-            if v.const_value is not None and v.const_value.dtype.is_floating_point()]
+    scan looks at, safe to hand to another thread.
+
+    Values come as arrays, obtained here, on the caller's thread: an external-data tensor
+    maps its file on first use and asserts it does so once, so two threads asking at the same
+    time break it (a conversion and its background scan did). Only a tensor left in the parsed
+    protobuf stays a tensor: it decodes a new array on every use, so the scan makes each when
+    it comes to it, and the list costs no memory of its own."""
+    named: list[tuple[str, np.ndarray | ir.TensorProtocol]] = []
+    for v in model.graph.initializers.values():
+        value = v.const_value
+        if value is None or not value.dtype.is_floating_point():
+            continue
+        named.append((f"initializer {v.name!r}",
+                      value if isinstance(value, ir.serde.TensorProtoTensor) else value.numpy()))
+    return named
 
 
 def _probe(proto: onnx.ModelProto, stripped: dict[int, tuple[int, int]]) -> onnx.ModelProto:
