@@ -19,12 +19,14 @@ the very same files. Routes, each in a fresh process, the way a user runs them
 The floor reads every byte of the source's files into one reused buffer and writes them to
 one file, in a fresh Python process: no tool can convert for less (a ``read()`` per chunk,
 into fresh memory each time, was up to 8x slower on the bench machine, a floor too kind to
-the converters; a memory-mapped copy is within 10% of this one). Each row runs the floor and the conversion
-``--repeat`` times, interleaved, each writing a new file after ``sync`` (so no run pays for
-the previous run's writeback), and reports the medians: on a shared virtual disk single runs
-of the same copy vary by 3x. modelport's bytecode is compiled first, as ``pip install`` does;
-an editable checkout under ``PYTHONDONTWRITEBYTECODE`` would otherwise recompile it on every
-run (0.1 s). ``start-up`` is a bare process importing numpy, h5py and onnx, the libraries
+the converters; a memory-mapped copy is within 10% of this one). Each row runs the floor and
+the conversion ``--repeat`` times, interleaved, each writing a new file after ``sync`` (so no
+run pays for the previous run's writeback), and reports the fastest floor and the median
+conversion: on a shared virtual disk single runs of the same copy vary by 8x, and the fastest
+copy is what the machine can do (a stricter yardstick than the median copy). modelport
+writes TF.js shards and compares a read-back with up to 4 threads; the floor is one thread, as
+``cp`` is. modelport's bytecode is compiled first, as ``pip install`` does; an editable
+checkout under ``PYTHONDONTWRITEBYTECODE`` would otherwise recompile it on every run (0.1 s). ``start-up`` is a bare process importing numpy, h5py and onnx, the libraries
 modelport is made of; ``net`` is the ratio with it taken off the conversion, what the
 conversion itself costs above the floor. Peak RSS is the child's ``ru_maxrss`` from
 ``wait4``; this parent stays small (it never loads a model), so what the child inherits at
@@ -143,6 +145,10 @@ def _median(runs: list[dict]) -> dict:
             "rss": max(r["rss"] for r in runs), **({"error": errors[0]} if errors else {})}
 
 
+def _fastest(runs: list[dict]) -> dict:
+    return {**_median(runs), "wall": min(r["wall"] for r in runs)}
+
+
 def startup_seconds(repeat: int) -> float:
     """A bare process importing the libraries modelport is made of."""
     cmd = [sys.executable, "-c", "import numpy, h5py, onnx"]
@@ -189,7 +195,10 @@ def bench_model(name: str, h5: Path, routes: tuple[str, ...], work: Path,
             floors.append(_fresh(floor_cmd, work / "floor.bin"))
             _remove(work / "floor.bin")
             convs.append(_fresh(_modelport(src, dst), dst))
-        floor, conv = _median(floors), _median(convs)
+        # the floor is the fastest copy, what the machine does when nothing gets in the way
+        # (on a shared virtual disk the same copy took 0.4 to 3.3 s within a minute); the
+        # conversion is the median run: a stricter yardstick than comparing medians
+        floor, conv = _fastest(floors), _median(convs)
         r = {"model": name, "route": route, "weight_bytes": weight_bytes,
              "source_bytes": _size(src), "floor_s": floor["wall"], "convert_s": conv["wall"],
              "ratio": conv["wall"] / max(floor["wall"], 1e-9), "rss": conv["rss"],
@@ -281,7 +290,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tf-python", help="a Python with tensorflow, tf_keras, tensorflowjs and "
                     "tf2onnx: builds Keras 2 files and times the older tools on them")
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of the floor and of each conversion; the medians are reported")
+                    help="runs of the floor and of each conversion: the fastest floor and the "
+                    "median conversion are reported")
     ap.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args(argv)
     compileall.compile_dir(str(ROOT / "modelport"), quiet=1)
@@ -301,7 +311,7 @@ def main(argv=None) -> int:
             name = kind if not kind.replace(".", "").isdigit() else f"Dense {kind} GB"
             rows += bench_model(name, h5, tuple(args.routes), work, args.tf_python,
                                 stub.parent, args.repeat, startup)
-    print("goals: ratio <= 2 (median wall vs reading and writing the source's bytes once, "
+    print("goals: ratio <= 2 (median wall vs the fastest read and write of the source's bytes, "
           "fresh process each), RSS/goal <= 1 (peak RSS vs 1.3x weight bytes + 200 MB); "
           "net: the ratio with the start-up of numpy, h5py and onnx taken off")
     if args.json:
