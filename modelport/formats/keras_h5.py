@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -181,7 +182,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             backend = _text_attr(f, "backend")
             model, dialect = config_to_model(model_config, keras_version)
             root = f["model_weights"] if "model_weights" in f else f
-            _read_weights(root, model, _reopening(path) if deferred else None)
+            _read_weights(root, model, _Reopening(path) if deferred else None)
         except ModelportError as e:
             raise e.with_file(path)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -214,18 +215,56 @@ def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, 
     return [(layer, p, t and not frozen) for p, t in found]
 
 
-def _reopening(path: Path) -> Reopen:
-    """A reader of one dataset (by its full name) of the .h5 file at ``path``, for later."""
-    def load(name: str, out: np.ndarray | None) -> np.ndarray:
-        with open_h5(path) as f:
+class _Reopening:
+    """Readers of one dataset (by its full name) of the .h5 file at ``path``, for later: all
+    of it at once (``load``), or piece by piece (``stream``, see ``deferred``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, name: str, out: np.ndarray | None) -> np.ndarray:
+        with open_h5(self.path) as f:
             try:
                 ds = f[name]
                 return _values(ds, math.prod(ds.shape or ()), out)
             except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
-                raise FormatError(f"cannot read dataset {name} again ({_short(e)})",
-                                  file=path) from None
+                raise self._failed(name, e) from None
 
-    return load
+    def stream(self, name: str, n: int) -> Iterator[memoryview]:
+        """The dataset's bytes in pieces of about ``n``: slices of a memory map of the file
+        where the dataset is one plain block (no HDF5 call after the map is made, so several
+        can be read at once), else rows read through HDF5 into one buffer."""
+        with open_h5(self.path) as f:
+            try:
+                ds = f[name]
+                nbytes = math.prod(ds.shape or ()) * ds.dtype.itemsize
+                mapped = _mapped(ds, nbytes)
+                if mapped is None:
+                    yield from _rows(ds, n)
+                    return
+            except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+                raise self._failed(name, e) from None
+        flat = mapped.reshape(-1).view(np.uint8)
+        for start in range(0, flat.size, n):
+            yield memoryview(flat[start:start + n])
+
+    def _failed(self, name: str, e: Exception) -> FormatError:
+        return FormatError(f"cannot read dataset {name} again ({_short(e)})", file=self.path)
+
+
+def _rows(ds, n: int) -> Iterator[memoryview]:
+    """A dataset's bytes, read along its first axis about ``n`` bytes at a time into one
+    buffer (each piece valid until the next)."""
+    if not ds.shape:
+        yield memoryview(np.asarray(ds[()]).reshape(-1).view(np.uint8))
+        return
+    row = math.prod(ds.shape[1:]) * ds.dtype.itemsize
+    rows = max(1, n // max(row, 1))
+    buffer = np.empty((min(rows, ds.shape[0]), *ds.shape[1:]), ds.dtype)
+    for start in range(0, ds.shape[0], rows):
+        k = min(rows, ds.shape[0] - start)
+        ds.read_direct(buffer, source_sel=np.s_[start:start + k], dest_sel=np.s_[0:k])
+        yield memoryview(buffer[:k].reshape(-1).view(np.uint8))
 
 
 def _read_weights(root, model: LayersModel,
@@ -282,15 +321,18 @@ def _mapped(ds, nbytes: int) -> np.ndarray | None:
         return None
 
 
-# reads a dataset (by its full name) into an array of its shape and dtype, or a new one
-Reopen = Callable[[str, "np.ndarray | None"], np.ndarray]
+class Reopen(Protocol):
+    """Reads a dataset (by its full name) again later: ``load`` reads it whole into ``out`` (or
+    a new array); an optional ``stream(name, n)`` yields its bytes piece by piece."""
+
+    def load(self, name: str, out: np.ndarray | None) -> np.ndarray: ...
 
 
 def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     """A numeric dataset's values, its declared size checked against what the file stores
     first: a crafted chunked dataset may declare terabytes and store nothing. With ``reopen``,
-    a large dataset is not read: a ``deferred.Deferred`` stand-in reads it with
-    ``reopen(ds.name)`` when asked."""
+    a large dataset is not read: a ``deferred.Deferred`` stand-in reads it through ``reopen``
+    when asked."""
     if ds.dtype.kind not in "biuf":
         raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
     # HDF5 lets a dataset keep its bytes in other files: "external storage" (raw files at any
@@ -307,7 +349,10 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
                                 what=f"dataset {ds.name}", file=None)
     if reopen is not None and count * ds.dtype.itemsize >= DEFER_MIN_BYTES:
         name = ds.name
-        return stand_in(tuple(ds.shape or ()), ds.dtype, lambda out=None: reopen(name, out))
+        stream = getattr(reopen, "stream", None)
+        return stand_in(tuple(ds.shape or ()), ds.dtype,
+                        lambda out=None: reopen.load(name, out),
+                        (lambda n: stream(name, n)) if stream is not None else None)
     return _values(ds, count)
 
 

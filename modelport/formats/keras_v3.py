@@ -277,7 +277,7 @@ def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False)
                     raise FormatError(f"{WEIGHTS} has no 'layers' group")
                 keep = False
                 return
-            _read_container(layers, model.layers, "layers", _later(f, archive.path)
+            _read_container(layers, model.layers, "layers", _Later(f, archive.path)
                             if keep else None)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             raise FormatError(f"corrupt {WEIGHTS} ({str(e).splitlines()[0][:160]})") from None
@@ -291,17 +291,22 @@ def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False)
             fh.close()
 
 
-def _later(f, path: Path):
-    """A reader of one dataset (by its full name) of the open weights file ``f``, for later."""
-    def load(name: str, out: np.ndarray | None) -> np.ndarray:
+class _Later:
+    """A reader of one dataset (by its full name) of the open weights file ``f``, for later.
+    It has no ``stream``: the member is read through the zip, so a deferred weight is loaded
+    whole when compared."""
+
+    def __init__(self, f, path: Path) -> None:
+        self.f, self.path = f, path
+
+    def load(self, name: str, out: np.ndarray | None) -> np.ndarray:
+        f, path = self.f, self.path
         try:
             ds = f[name]
             return _values(ds, math.prod(ds.shape or ()), out)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             raise FormatError(f"cannot read {WEIGHTS}:{name} again "
                               f"({str(e).splitlines()[0][:160]})", file=path) from None
-
-    return load
 
 
 def _folder_names(layers: list[Layer]) -> list[str]:
