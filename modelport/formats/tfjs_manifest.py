@@ -414,8 +414,7 @@ def _write_shards(folder: Path, paths: list[str], shard_size: int,
 
     def write(i: int) -> None:
         with open(folder / paths[i], "wb") as fh:
-            for piece in plans[i]:
-                fh.write(piece)
+            fh.writelines(plans[i])
 
     workers = min(WRITERS, len(paths))
     if workers <= 1:
