@@ -171,7 +171,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                                  validate=validate, device=device, engine=engine,
                                  tolerances=tolerances, inputs=inputs, progress=progress,
                                  started=started)
-    finally:  # a failed conversion waits too, but its own error is the one to tell
+    except BaseException:
+        if scan is not None:  # its error is the one to tell; the source's NaNs can wait
+            scan.cancel()
+        raise
+    finally:
         if scan is not None:
             scan.wait()
     if scan is not None:

@@ -94,3 +94,42 @@ def test_external_data_is_loaded_on_the_converting_thread_only(tmp_path, monkeyp
     dst = tmp_path / ("out.onnx" if to is None else "out_graph")
     modelport.convert(src, dst, to=to, validate=False)
     assert loads and all(t is threading.main_thread() for t in loads), loads
+
+
+def test_a_cancelled_scan_stops_after_the_weight_in_hand(monkeypatch):
+    started, go, seen = threading.Event(), threading.Event(), []
+    real = checks.count_non_finite
+
+    def slow(array):
+        seen.append(array.size)
+        started.set()
+        go.wait(5)
+        return real(array)
+
+    monkeypatch.setattr(checks, "count_non_finite", slow)
+    scan = checks.BackgroundScan([(f"w{i}", np.ones(i + 1, np.float32)) for i in range(50)],
+                                 file="m.h5")
+    assert started.wait(5)
+    scan.cancel()
+    go.set()
+    assert scan.result() == [] and seen == [1] and scan._todo == []
+
+
+def test_a_failed_conversion_cancels_its_scan(tmp_path, monkeypatch):
+    from modelport import api
+
+    made = []
+    real = checks.BackgroundScan
+
+    def record(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("conversion broke")
+
+    monkeypatch.setattr(api, "BackgroundScan", record)
+    monkeypatch.setattr(api, "_convert_loaded", fail)
+    with pytest.raises(RuntimeError, match="conversion broke"):
+        modelport.convert(FIXTURES / "keras2" / "advanced_activations.h5", tmp_path / "o.onnx")
+    assert made and made[0]._cancelled.is_set() and not made[0]._thread.is_alive()

@@ -122,7 +122,8 @@ class BackgroundScan:
     ``named`` is taken as a list up front, so the conversion may change its model (drop or
     replace weights) meanwhile; each array is let go once scanned. ``wait()`` waits for the
     scan; ``result()`` waits and returns what ``warn_non_finite`` returns, raising what it
-    raised."""
+    raised; ``cancel()`` makes it stop after the weight in hand (a conversion that failed, or
+    was interrupted, does not wait for a scan of gigabytes)."""
 
     def __init__(self, named: Iterable[tuple[str, np.ndarray]], *,
                  file: str | os.PathLike | None) -> None:
@@ -130,20 +131,25 @@ class BackgroundScan:
         self._file = file
         self._found: list[tuple[str, int, int]] = []
         self._error: BaseException | None = None
+        self._cancelled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelport-non-finite-scan",
                                         daemon=True)
         self._thread.start()
 
     def _drain(self):
         self._todo.reverse()
-        while self._todo:
+        while self._todo and not self._cancelled.is_set():
             yield self._todo.pop()
+        self._todo.clear()
 
     def _run(self) -> None:
         try:
             self._found = warn_non_finite(self._drain(), file=self._file)
         except BaseException as e:  # noqa: BLE001 - handed to the caller in result()
             self._error = e
+
+    def cancel(self) -> None:
+        self._cancelled.set()
 
     def wait(self) -> None:
         self._thread.join()
