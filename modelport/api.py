@@ -26,7 +26,7 @@ from .formats import (
     tfjs_support,
 )
 from .formats.checks import BackgroundScan, layers_model_weights, same_bits
-from .fsutil import check_destination
+from .fsutil import as_output_error, check_destination, write_errors
 from .models import LayersModel, TfjsGraph
 
 log = logging.getLogger(__name__)
@@ -402,13 +402,16 @@ def _staged(dst: Path, force: bool):
     .onnx too, each name checked against --force). An error on the way, the parity check's
     included, leaves nothing at dst."""
     parent = dst.parent if str(dst.parent) else Path(".")
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
+    with write_errors(dst):
+        staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
     try:
         yield staging
         check_destination(dst, force)
         for item in staging.iterdir():
             check_destination(dst.parent / item.name, force)
         _place(staging, dst)
+    except OSError as e:
+        raise as_output_error(e, dst) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

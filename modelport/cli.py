@@ -1,7 +1,8 @@
 """The ``modelport`` command: parse options, call the API, render the result.
 
 Exit codes: 0 success, 2 usage error, 3 unreadable or unsafe input, 4 unsupported model or
-target, 5 destination exists (no --force), 6 parity mismatch, 70 internal error.
+target, 5 destination exists (no --force, or not replaceable), 6 parity mismatch, 7 destination
+cannot be written, 70 internal error.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main() -> None:
 
     \b
     Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
-    5 destination exists (use --force), 6 parity mismatch, 70 internal error.
+    5 destination exists (use --force), 6 parity mismatch, 7 destination cannot be written
+    (permissions, disk full), 70 internal error.
     """
 
 
@@ -127,7 +129,9 @@ def main() -> None:
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
               help="Parity: inputs from an .npz (arrays named after the model's inputs) "
                    "instead of seeded random ones.")
-@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+@click.option("--force", is_flag=True,
+              help="Replace DST if it exists: a regular file, or a TF.js model folder (model.json "
+                   "and .bin shards only); anything else is refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validate, device,

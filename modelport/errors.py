@@ -88,6 +88,13 @@ class OutputExistsError(ModelportError):
     kind = "output-exists"
 
 
+class OutputError(ModelportError):
+    """The destination cannot be written: permissions, a full disk, a read-only file system."""
+
+    exit_code = 7
+    kind = "output"
+
+
 class ParityError(ModelportError):
     """Source and result disagree beyond tolerance."""
 

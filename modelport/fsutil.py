@@ -2,7 +2,8 @@
 
 A writer builds its output in a temporary sibling of the destination and renames it into place
 only when everything succeeded, so a failed conversion leaves nothing at the destination, and
-an existing destination is replaced only with ``force``.
+an existing destination is replaced only with ``force``, and only when it is a regular file or
+a TF.js model folder. A write that fails (permissions, a full disk) is an ``OutputError``.
 
 What a model may reference (TF.js shard ``paths``, ONNX external-data ``location``, the members
 of an unzipped ``.keras`` folder) is a *relative* path to a *regular file* inside the model's
@@ -34,7 +35,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import FormatError, OutputExistsError, UnsafeInputError
+from .errors import FormatError, OutputError, OutputExistsError, UnsafeInputError
 
 
 def io_workers(limit: int = 4) -> int:
@@ -44,7 +45,15 @@ def io_workers(limit: int = 4) -> int:
     return max(1, min(limit, cpus or 1))
 
 
+# What a TF.js model folder holds (shards were named without ".bin" before tfjs 1.0): the only
+# kind of folder --force replaces.
+_TFJS_FOLDER_ENTRY = re.compile(r"model\.json|.+\.bin|group\d+-shard\d+of\d+")
+
+
 def check_destination(dst: Path, force: bool) -> None:
+    """Refuse an existing ``dst`` unless ``force``; even then, replace only a regular file or a
+    TF.js model folder (``--force`` on a mistyped path must not delete a home folder or swap
+    out a device node)."""
     if dst.exists() or dst.is_symlink():
         if not force:
             raise OutputExistsError("destination exists", file=dst,
@@ -52,6 +61,37 @@ def check_destination(dst: Path, force: bool) -> None:
         if dst.is_symlink():
             raise OutputExistsError("destination is a symbolic link; refusing to replace it",
                                     file=dst)
+        mode = dst.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            _check_replaceable_folder(dst)
+        elif not stat.S_ISREG(mode):
+            raise OutputExistsError(f"destination is a {_kind(mode)}, not a regular file or "
+                                    "folder; refusing to replace it", file=dst)
+
+
+def _check_replaceable_folder(dst: Path) -> None:
+    try:
+        entries = list(os.scandir(dst))
+    except OSError as e:
+        raise OutputExistsError(f"destination is a folder that cannot be listed "
+                                f"({e.strerror}); refusing to replace it", file=dst) from None
+    names = {e.name for e in entries}
+    stray = sorted(e.name for e in entries if not e.is_file(follow_symlinks=False)
+                   or not _TFJS_FOLDER_ENTRY.fullmatch(e.name))
+    if stray or "model.json" not in names:
+        found = f"it holds {stray[0]!r}" if stray else "it has no model.json"
+        raise OutputExistsError(
+            f"destination is a folder that is not a TF.js model ({found}); --force replaces "
+            "only a TF.js model folder (model.json and its .bin shards)", file=dst,
+            hint="remove it yourself, or choose another destination")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 @contextlib.contextmanager
@@ -66,7 +106,8 @@ def atomic_output(dst: str | os.PathLike, *, directory: bool, force: bool) -> It
     if not parent.is_dir():
         raise FormatError("the destination's folder does not exist", file=parent)
     prefix = f".{dst.name}.modelport-"
-    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    with write_errors(dst):
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     # A file is yielded as a name not yet taken in a private folder, not as a file made in
     # advance: writers open with truncation, and ext4 writes a truncated file back to disk
     # when it is closed (auto_da_alloc), which cost 0.3-0.6 s a GB.
@@ -90,9 +131,43 @@ def atomic_output(dst: str | os.PathLike, *, directory: bool, force: bool) -> It
         else:
             os.chmod(dst, 0o644)
             shutil.rmtree(stage, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise as_output_error(e, dst) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def as_output_error(e: OSError, dst: Path) -> OSError | OutputError:
+    """``e`` as an OutputError when it came from writing ``dst`` (no file named, or ``dst``,
+    a file inside it, a sibling named after it such as ``m.onnx.data``, or a staging or trash
+    folder of modelport's next to it); else ``e`` itself (reading a source failed, say)."""
+    if e.filename is not None and not _ours(Path(os.fsdecode(e.filename)), dst):
+        return e
+    return OutputError(f"cannot write the result ({e.strerror or e}); nothing was written",
+                       file=dst)
+
+
+@contextlib.contextmanager
+def write_errors(dst: Path) -> Iterator[None]:
+    """Turn an OSError from writing ``dst`` into an OutputError (see ``as_output_error``)."""
+    try:
+        yield
+    except OSError as e:
+        raise as_output_error(e, dst) from None
+
+
+def _ours(path: Path, dst: Path) -> bool:
+    dst = Path(os.path.abspath(dst))
+    path = Path(os.path.abspath(path))
+    if path == dst or dst in path.parents:
+        return True
+    for p in (path, *path.parents):
+        if p.parent == dst.parent and (p.name.startswith(dst.name)
+                                       or p.name.startswith(f".{dst.name}.modelport-")):
+            return True
+    return False
 
 
 def contained_path(folder: Path, relative: str, *, what: str, file: Path) -> Path:

@@ -205,12 +205,23 @@ def test_existing_destination_needs_force(tmp_path):
 def test_existing_tfjs_folder_is_replaced_only_with_force(tmp_path):
     web = tmp_path / "web"
     web.mkdir()
-    (web / "keep.txt").write_text("x")
+    (web / "model.json").write_text("{}")
+    (web / "group1-shard1of3.bin").write_text("old")
     assert CliRunner().invoke(main, ["convert", str(K3_H5), str(web), "-q"]).exit_code == 5
-    assert (web / "keep.txt").exists()
+    assert (web / "group1-shard1of3.bin").exists()
     assert CliRunner().invoke(main, ["convert", str(K3_H5), str(web), "-q", "--force"]).exit_code == 0
-    assert sorted(p.name for p in web.iterdir())[0] == "group1-shard1of1.bin"
-    assert not (web / "keep.txt").exists()
+    assert sorted(p.name for p in web.iterdir()) == ["group1-shard1of1.bin", "model.json"]
+
+
+def test_force_does_not_replace_a_folder_that_is_not_a_model(tmp_path):
+    """--force replaces a TF.js model folder, not any folder: a mistyped destination must not
+    take a folder of the user's files with it."""
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "keep.txt").write_text("x")
+    result = CliRunner().invoke(main, ["convert", str(K3_H5), str(web), "-q", "--force"])
+    assert result.exit_code == 5 and "not a TF.js model (it holds 'keep.txt')" in result.output
+    assert (web / "keep.txt").read_text() == "x" and sorted(tmp_path.iterdir()) == [web]
 
 
 def test_failure_leaves_existing_destination_untouched(tmp_path):

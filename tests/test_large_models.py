@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from modelport.cli import main
-from modelport.errors import OutputExistsError
+from modelport.errors import OutputError, OutputExistsError
 from modelport.formats import onnx as onnx_format
 
 
@@ -90,7 +90,7 @@ def test_failed_external_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")  # ...and then the disk fills up
 
     monkeypatch.setattr(onnx_format.ir, "save", save_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match=r"m\.onnx: cannot write the result \(No space left"):
         onnx_format.write(model, tmp_path / "m.onnx", external=True)
     assert list(tmp_path.iterdir()) == []
 

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
-from ..fsutil import atomic_output, check_destination, read_json_file
+from ..fsutil import (
+    as_output_error,
+    atomic_output,
+    check_destination,
+    read_json_file,
+    write_errors,
+)
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import checks, keras_dialect, keras_v3, tfjs_manifest, tfjs_support
 from .keras_h5 import config_to_model, expected_variables
@@ -221,7 +227,8 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
         return folder / json_name
     # Into an existing folder: stage next to it, then move the files in, model.json last.
     check_destination(dst, force)
-    staging = Path(tempfile.mkdtemp(prefix=f".{json_name}.modelport-", dir=folder))
+    with write_errors(dst):
+        staging = Path(tempfile.mkdtemp(prefix=f".{json_name}.modelport-", dir=folder))
     try:
         fill(staging)
         produced = sorted(p.name for p in staging.iterdir())
@@ -233,6 +240,8 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
             if n != json_name:
                 os.replace(staging / n, folder / n)
         os.replace(staging / json_name, dst)
+    except OSError as e:
+        raise as_output_error(e, dst) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dst
