@@ -26,7 +26,7 @@ from .formats import (
     tfjs_support,
 )
 from .formats.checks import BackgroundScan, layers_model_weights, same_bits
-from .fsutil import as_output_error, check_destination, write_errors
+from .fsutil import as_output_error, check_destination, check_parent, write_errors
 from .models import LayersModel, TfjsGraph
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     if to is None and target == sniff.TFJS_LAYERS and src_format in _OP_FORMATS:
         target = sniff.TFJS_GRAPH  # a folder, from an op graph: a graph-model
     check_destination(Path(dst), force)
+    # a TF.js model named by its model.json is a folder, made if missing
+    tfjs_json = target in (sniff.TFJS_LAYERS, sniff.TFJS_GRAPH) and Path(dst).suffix == ".json"
+    check_parent(Path(dst).parent if tfjs_json else Path(dst))
     progress(f"reading {src}")
     model = load(src, format=src_format, scan_values=False)
     scan = _scan(model, src)
@@ -402,6 +405,7 @@ def _staged(dst: Path, force: bool):
     .onnx too, each name checked against --force). An error on the way, the parity check's
     included, leaves nothing at dst."""
     parent = dst.parent if str(dst.parent) else Path(".")
+    check_parent(dst)
     with write_errors(dst):
         staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
     try:

@@ -69,6 +69,14 @@ def check_destination(dst: Path, force: bool) -> None:
                                     "folder; refusing to replace it", file=dst)
 
 
+def check_parent(dst: Path) -> None:
+    """The folder ``dst`` goes in must exist (an OutputError, told before any work)."""
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError("the destination's folder does not exist", file=parent,
+                          hint="create it first")
+
+
 def _check_replaceable_folder(dst: Path) -> None:
     try:
         entries = list(os.scandir(dst))
@@ -101,10 +109,9 @@ def atomic_output(dst: str | os.PathLike, *, directory: bool, force: bool) -> It
     ``directory`` says whether the output is a folder (created empty) or a single file.
     """
     dst = Path(dst)
+    check_parent(dst)
     check_destination(dst, force)
     parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        raise FormatError("the destination's folder does not exist", file=parent)
     prefix = f".{dst.name}.modelport-"
     with write_errors(dst):
         stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

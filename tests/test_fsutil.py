@@ -129,3 +129,26 @@ def test_a_read_error_is_not_taken_for_a_write_error(tmp_path):
     for mine in (dst, tmp_path / "m.onnx.data", tmp_path / ".m.onnx.modelport-x1" / "m.onnx"):
         assert isinstance(as_output_error(OSError(errno.EIO, "x", str(mine)), dst), OutputError)
     assert isinstance(as_output_error(OSError(errno.ENOSPC, "full"), dst), OutputError)
+
+
+def test_a_missing_destination_folder_is_told_before_any_work(tmp_path, monkeypatch):
+    from modelport import api
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the source was read")
+
+    monkeypatch.setattr(api, "load", no_reading)
+    for name in ("web", "m.onnx", "m.h5", "m.keras", "web/model.json"):
+        result = _convert(tmp_path / "missing" / name)
+        assert result.exit_code == 7, result.output
+        # (web/model.json names a folder to be made: its own folder is the one missing)
+        assert f"{tmp_path / 'missing'}: the destination's folder does not exist (create it " \
+            "first)" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tfjs_model_json_destination_makes_its_folder(tmp_path):
+    result = _convert(tmp_path / "web" / "model.json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "web").iterdir()) == ["group1-shard1of1.bin",
+                                                                    "model.json"]
