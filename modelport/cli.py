@@ -94,7 +94,7 @@ def main() -> None:
     \b
     Exit codes: 0 ok, 2 usage, 3 unreadable or unsafe input, 4 unsupported model or target,
     5 destination exists (use --force), 6 parity mismatch, 7 destination cannot be written
-    (permissions, disk full), 70 internal error.
+    (missing folder, permissions, disk full), 70 internal error.
     """
 
 
