@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from .formats import (
     tfjs_support,
 )
 from .formats.checks import BackgroundScan, layers_model_weights, same_bits
-from .fsutil import as_output_error, check_destination, check_parent, write_errors
+from .fsutil import check_destination, check_parent, move_into_place, staging
 from .models import LayersModel, TfjsGraph
 
 log = logging.getLogger(__name__)
@@ -404,33 +402,14 @@ def _staged(dst: Path, force: bool):
     without an error, what it holds is moved into place (the external-data file next to an
     .onnx too, each name checked against --force). An error on the way, the parity check's
     included, leaves nothing at dst."""
-    parent = dst.parent if str(dst.parent) else Path(".")
-    check_parent(dst)
-    with write_errors(dst):
-        staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
-    try:
-        yield staging
+    with staging(dst) as stage:
+        yield stage
         check_destination(dst, force)
-        for item in staging.iterdir():
+        for item in stage.iterdir():
             check_destination(dst.parent / item.name, force)
-        _place(staging, dst)
-    except OSError as e:
-        raise as_output_error(e, dst) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _place(staging: Path, dst: Path) -> None:
-    """Move what staging holds to dst's folder: data files first, the model last."""
-    for item in sorted(staging.iterdir(), key=lambda p: (p.name == dst.name, p.name)):
-        target = dst.parent / item.name
-        if target.is_dir() and not target.is_symlink():
-            trash = Path(tempfile.mkdtemp(prefix=f".{item.name}.modelport-old-", dir=dst.parent))
-            os.replace(target, trash / item.name)
-            os.replace(item, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(item, target)
+        # data files first, the model last
+        for item in sorted(stage.iterdir(), key=lambda p: (p.name == dst.name, p.name)):
+            move_into_place(item, dst.parent / item.name)
 
 
 def _opset_of(model) -> int:

@@ -109,41 +109,49 @@ def atomic_output(dst: str | os.PathLike, *, directory: bool, force: bool) -> It
     ``directory`` says whether the output is a folder (created empty) or a single file.
     """
     dst = Path(dst)
-    check_parent(dst)
     check_destination(dst, force)
-    parent = dst.parent if str(dst.parent) else Path(".")
-    prefix = f".{dst.name}.modelport-"
-    with write_errors(dst):
-        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    # A file is yielded as a name not yet taken in a private folder, not as a file made in
-    # advance: writers open with truncation, and ext4 writes a truncated file back to disk
-    # when it is closed (auto_da_alloc), which cost 0.3-0.6 s a GB.
-    tmp = stage if directory else stage / dst.name
-    try:
+    with staging(dst) as stage:
+        # A file is yielded as a name not yet taken in a private folder, not as a file made in
+        # advance: writers open with truncation, and ext4 writes a truncated file back to disk
+        # when it is closed (auto_da_alloc), which cost 0.3-0.6 s a GB.
+        tmp = stage if directory else stage / dst.name
         yield tmp
-        if dst.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-old-", dir=parent))
-            old = trash / dst.name
-            os.replace(dst, old)
-            try:
-                os.replace(tmp, dst)
-            except BaseException:
-                os.replace(old, dst)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, dst)
-        if directory:
-            os.chmod(dst, 0o755)
-        else:
-            os.chmod(dst, 0o644)
+        move_into_place(tmp, dst)
+        os.chmod(dst, 0o755 if directory else 0o644)
+
+
+@contextlib.contextmanager
+def staging(dst: Path) -> Iterator[Path]:
+    """A private (0700) folder next to ``dst`` to build the result in, removed when the block
+    ends, whatever happens (a folder result renamed into place has gone already). An OSError
+    from writing there or at ``dst`` becomes an OutputError."""
+    check_parent(dst)
+    parent = dst.parent if str(dst.parent) else Path(".")
+    with write_errors(dst):
+        stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=parent))
+        try:
+            yield stage
+        finally:
             shutil.rmtree(stage, ignore_errors=True)
-    except OSError as e:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise as_output_error(e, dst) from None
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+
+
+def move_into_place(new: Path, dst: Path) -> None:
+    """Rename ``new`` to ``dst``. A file replaces a file in one rename; where a folder is
+    involved (a rename cannot replace one, nor put a folder where a file is) what is at ``dst``
+    goes aside first and comes back if the rename fails."""
+    if not os.path.lexists(dst) or not (dst.is_dir() or new.is_dir()):
+        os.replace(new, dst)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-old-", dir=dst.parent))
+    try:
+        os.replace(dst, trash / dst.name)
+        try:
+            os.replace(new, dst)
+        except BaseException:
+            os.replace(trash / dst.name, dst)
+            raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def as_output_error(e: OSError, dst: Path) -> OSError | OutputError:

@@ -14,19 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from .. import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
-from ..fsutil import (
-    as_output_error,
-    atomic_output,
-    check_destination,
-    read_json_file,
-    write_errors,
-)
+from ..fsutil import atomic_output, check_destination, read_json_file, staging
 from ..models import Layer, LayersModel, SourceInfo, Weight
 from . import checks, keras_dialect, keras_v3, tfjs_manifest, tfjs_support
 from .keras_h5 import config_to_model, expected_variables
@@ -227,21 +219,15 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
         return folder / json_name
     # Into an existing folder: stage next to it, then move the files in, model.json last.
     check_destination(dst, force)
-    with write_errors(dst):
-        staging = Path(tempfile.mkdtemp(prefix=f".{json_name}.modelport-", dir=folder))
-    try:
-        fill(staging)
-        produced = sorted(p.name for p in staging.iterdir())
+    with staging(dst) as stage:
+        fill(stage)
+        produced = sorted(p.name for p in stage.iterdir())
         clashes = [n for n in produced if n != json_name and (folder / n).exists()]
         if clashes and not force:
             raise OutputExistsError(f"shard files already exist: {clashes[:3]}", file=folder,
                                     hint="pass --force to replace them")
         for n in produced:
             if n != json_name:
-                os.replace(staging / n, folder / n)
-        os.replace(staging / json_name, dst)
-    except OSError as e:
-        raise as_output_error(e, dst) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+                os.replace(stage / n, folder / n)
+        os.replace(stage / json_name, dst)
     return dst
