@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
-from ..fsutil import atomic_output, check_model_file, contained_path
+from ..fsutil import atomic_output, check_destination, check_model_file, contained_path
 from . import checks
 
 PROTOBUF_LIMIT = 2 * 1024**3
@@ -57,23 +55,16 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
         if external:
             data_name = f"{dst.name}.data"
             data_final = dst.parent / data_name
-            if (data_final.exists() or data_final.is_symlink()) and not force:
+            if os.path.lexists(data_final) and not force:
                 raise OutputExistsError("the external data file exists", file=data_final,
                                         hint="pass --force to replace it")
-            if data_final.is_symlink():
-                raise OutputExistsError("the external data file is a symbolic link; refusing "
-                                        "to replace it", file=data_final)
-            # The location written into the model is the data file's final name, so the pair
-            # is written in a staging folder next to dst under final names; the data file
-            # moves into place only once both are complete, the model last (on leaving).
-            stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.modelport-", dir=tmp.parent))
-            try:
-                ir.save(model, stage / dst.name, external_data=data_name,
-                        size_threshold_bytes=EXTERNAL_THRESHOLD)
-                os.replace(stage / data_name, data_final)
-                os.replace(stage / dst.name, tmp)
-            finally:
-                shutil.rmtree(stage, ignore_errors=True)
+            check_destination(data_final, force)
+            # The location written into the model is the data file's final name: tmp has
+            # dst's name, in atomic_output's private staging folder, so the pair is written
+            # there under final names; the data file moves into place once both are
+            # complete, the model last (on leaving).
+            ir.save(model, tmp, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+            os.replace(tmp.with_name(data_name), data_final)
         else:
             with open(tmp, "wb") as fh:
                 _stream(bare, values, fh)
