@@ -159,9 +159,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     if to is None and target == sniff.TFJS_LAYERS and src_format in _OP_FORMATS:
         target = sniff.TFJS_GRAPH  # a folder, from an op graph: a graph-model
     check_destination(Path(dst), force)
-    # a TF.js model named by its model.json is a folder, made if missing
-    tfjs_json = target in (sniff.TFJS_LAYERS, sniff.TFJS_GRAPH) and Path(dst).suffix == ".json"
-    check_parent(Path(dst).parent if tfjs_json else Path(dst))
+    check_parent(tfjs_layers.destination(dst)[0] if target in (sniff.TFJS_LAYERS,
+                                                                sniff.TFJS_GRAPH) else Path(dst))
     progress(f"reading {src}")
     model = load(src, format=src_format, scan_values=False)
     scan = _scan(model, src)
@@ -331,7 +330,7 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
                                      written=True)
             parity.target = str(dst)
             report.parity = parity.to_json()
-    written = dst / "model.json" if target == sniff.TFJS_GRAPH and dst.suffix != ".json" else dst
+    written = _tfjs_json(dst) if target == sniff.TFJS_GRAPH else dst
     report.destination = str(written)
     report.files = _files(written, target)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -388,8 +387,7 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
                                      raised=raised)
             parity.target = str(dst)
             report.parity = parity.to_json()
-    written = dst / "model.json" if target == sniff.TFJS_LAYERS and dst.suffix != ".json" \
-        else dst
+    written = _tfjs_json(dst) if target == sniff.TFJS_LAYERS else dst
     report.destination = str(written)
     report.files = _files(written, target)
     report.seconds = round(time.perf_counter() - started, 3)
@@ -410,6 +408,11 @@ def _staged(dst: Path, force: bool):
         # data files first, the model last
         for item in sorted(stage.iterdir(), key=lambda p: (p.name == dst.name, p.name)):
             move_into_place(item, dst.parent / item.name)
+
+
+def _tfjs_json(dst: Path) -> Path:
+    folder, name = tfjs_layers.destination(dst)
+    return folder / name
 
 
 def _opset_of(model) -> int:

@@ -23,8 +23,8 @@ from .. import __version__
 from ..errors import FormatError, ModelportError, UnsupportedError
 from ..fsutil import atomic_output
 from ..models import SourceInfo, TensorInfo, TfjsGraph, TfNode
-from . import tfjs_manifest
-from .tfjs_layers import MODEL_JSON, load_model_json, model_json_path
+from . import tfjs_layers, tfjs_manifest
+from .tfjs_layers import load_model_json, model_json_path
 
 DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool", "DT_STRING": "string",
           "DT_INT64": "int64", "DT_HALF": "float16", "DT_DOUBLE": "float64",
@@ -422,9 +422,7 @@ def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
           quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> Path:
     """Write a graph-model folder (``dst``, or ``dst``'s folder for a ``.json`` name)."""
     check(graph)
-    dst = Path(dst)
-    folder = dst.parent if dst.suffix == ".json" else dst
-    json_name = dst.name if dst.suffix == ".json" else MODEL_JSON
+    folder, json_name = tfjs_layers.destination(dst)
     consts = [n.name for n in graph.nodes if n.op == "Const"]
     weights = [(name, _tfjs_array(name, graph.weights[name])) for name in consts]
     chosen = tfjs_manifest.choose_quantization(

@@ -30,6 +30,13 @@ def model_json_path(path: Path) -> Path:
     return path / MODEL_JSON if path.is_dir() else path
 
 
+def destination(dst: str | os.PathLike) -> tuple[Path, str]:
+    """The folder a TF.js model goes to, and its model.json's name: ``web`` is web/model.json,
+    ``web/m.json`` is m.json in web (made if missing)."""
+    dst = Path(dst)
+    return (dst.parent, dst.name) if dst.suffix == ".json" else (dst, MODEL_JSON)
+
+
 def load_model_json(path: Path) -> dict:
     """model.json, parsed with fsutil's size and nesting limits."""
     data = read_json_file(path)
@@ -204,8 +211,7 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
     chosen = tfjs_manifest.choose_quantization(
         [n for n, w in weights if w.array.dtype.kind in "fi"], quantize or [])
     dst = Path(dst)
-    json_name = dst.name if dst.suffix == ".json" else MODEL_JSON
-    folder = dst.parent if dst.suffix == ".json" else dst
+    folder, json_name = destination(dst)
 
     def fill(target: Path) -> None:
         group = tfjs_manifest.write_group(target, 0, [(n, w.array) for n, w in weights],
