@@ -169,8 +169,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                                  quantize=quantize, shard_size=shard_size, opset=opset,
                                  channels_first_inputs=channels_first_inputs,
                                  validate=validate, device=device, engine=engine,
-                                 tolerances=tolerances, inputs=inputs, progress=progress,
-                                 started=started)
+                                 tolerances=tolerances, inputs=inputs, progress=progress)
     except BaseException:
         if scan is not None:  # its error is the one to tell; the source's NaNs can wait
             scan.cancel()
@@ -187,19 +186,17 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
 def _convert_loaded(model, src, dst, target: str, *, to: str | None, force: bool, quantize,
                     shard_size: int, opset: int | None, channels_first_inputs: bool,
                     validate: bool, device: str, engine: str, tolerances, inputs,
-                    progress: Progress, started: float) -> ConversionReport:
+                    progress: Progress) -> ConversionReport:
     if target in _OP_FORMATS:
         return _convert_ops(model, src, Path(dst), target, force=force, opset=opset,
                             channels_first_inputs=channels_first_inputs, validate=validate,
                             device=device, engine=engine, tolerances=tolerances, inputs=inputs,
-                            quantize=quantize, shard_size=shard_size, progress=progress,
-                            started=started)
+                            quantize=quantize, shard_size=shard_size, progress=progress)
     if not isinstance(model, LayersModel):
         return _convert_raise(model, src, Path(dst), target, force=force,
                               channels_first_inputs=channels_first_inputs, validate=validate,
                               device=device, tolerances=tolerances, inputs=inputs,
-                              quantize=quantize, shard_size=shard_size, progress=progress,
-                              started=started)
+                              quantize=quantize, shard_size=shard_size, progress=progress)
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
@@ -210,7 +207,7 @@ def _convert_loaded(model, src, dst, target: str, *, to: str | None, force: bool
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
         check=check, quantization=_quantization_summary(back), rewrites=rewrites,
-        custom_layers=_custom_layers(model), seconds=round(time.perf_counter() - started, 3))
+        custom_layers=_custom_layers(model))
     return report
 
 
@@ -271,8 +268,8 @@ def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs
 
 def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int | None,
                  channels_first_inputs: bool, validate: bool, device: str, engine: str,
-                 tolerances, inputs, quantize, shard_size: int, progress: Progress,
-                 started: float) -> ConversionReport:
+                 tolerances, inputs, quantize, shard_size: int,
+                 progress: Progress) -> ConversionReport:
     from .formats import onnx as onnx_format
     from .formats import tfjs_graph
 
@@ -333,14 +330,13 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
     written = _tfjs_json(dst) if target == sniff.TFJS_GRAPH else dst
     report.destination = str(written)
     report.files = _files(written, target)
-    report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
 def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
                    channels_first_inputs: bool, validate: bool, device: str, tolerances,
-                   inputs, quantize, shard_size: int, progress: Progress,
-                   started: float) -> ConversionReport:
+                   inputs, quantize, shard_size: int,
+                   progress: Progress) -> ConversionReport:
     """ONNX (or a TF.js graph, through ONNX) raised to Keras layers, written as ``target``
     (.h5, .keras or a TF.js layers-model), read back, and run against the source."""
     from .converters.onnx_to_keras import raise_model
@@ -390,7 +386,6 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
     written = _tfjs_json(dst) if target == sniff.TFJS_LAYERS else dst
     report.destination = str(written)
     report.files = _files(written, target)
-    report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
