@@ -63,12 +63,18 @@ def test_background_scan_lets_each_array_go_and_reports_errors():
         scan.result()
 
 
-def test_load_still_scans_by_default(caplog):
+def test_load_still_scans_by_default(tmp_path, caplog):
     src = FIXTURES / "keras2" / "advanced_activations.h5"
     with caplog.at_level(logging.WARNING):
         modelport.load(src)
-        modelport.load(src, scan_values=False)
-    assert _warnings(caplog) == []  # a clean model: nothing to say either way
+    assert _warnings(caplog) == []  # a clean model: nothing to say
+    nan = make_hostile.h5_nan_weights(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        modelport.load(nan, scan_values=False)
+    assert _warnings(caplog) == []  # left to the caller
+    with caplog.at_level(logging.WARNING):
+        modelport.load(nan)
+    assert len(_warnings(caplog)) == 1 and "1 NaN and 1 Inf" in _warnings(caplog)[0]
 
 
 @pytest.mark.parametrize("to", [None, "tfjs-graph"])
