@@ -72,12 +72,13 @@ def refuse_links(f) -> None:
 
 def load_attribute(group, name: str) -> list:
     """A list attribute, joined from Keras's chunks (``name0``, ``name1``, ...) when split."""
-    if name in group.attrs:
-        values = list(group.attrs[name])
+    attrs = group.attrs  # h5py makes a new manager on each access
+    if name in attrs:
+        values = list(attrs[name])
     else:
         values, i = [], 0
-        while f"{name}{i}" in group.attrs:
-            values.extend(group.attrs[f"{name}{i}"])
+        while f"{name}{i}" in attrs:
+            values.extend(attrs[f"{name}{i}"])
             i += 1
     return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -273,7 +274,7 @@ def _read_weights(root, model: LayersModel,
     stored = set(load_attribute(root, "layer_names")) if (
         "layer_names" in root.attrs or "layer_names0" in root.attrs) else None
     for layer in model.layers:
-        group = root.get(layer.name) if layer.name in root else None
+        group = root.get(layer.name)
         names = load_attribute(group, "weight_names") if group is not None else []
         expected = expected_variables(layer)
         if expected is None:
@@ -333,24 +334,29 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     first: a crafted chunked dataset may declare terabytes and store nothing. With ``reopen``,
     a large dataset is not read: a ``deferred.Deferred`` stand-in reads it through ``reopen``
     when asked."""
-    if ds.dtype.kind not in "biuf":
-        raise FormatError(f"dataset {ds.name} has dtype {ds.dtype}, not a number type")
+    # Each h5py property (dtype, external, name, ...) is a fresh query of the HDF5 library,
+    # which a model with hundreds of weights pays hundreds of times: ask each one once.
+    name, dtype, shape = ds.name, ds.dtype, ds.shape
+    if dtype.kind not in "biuf":
+        raise FormatError(f"dataset {name} has dtype {dtype}, not a number type")
+    if shape is None:  # h5py.Empty: not a zero-size array, no array at all
+        raise FormatError(f"dataset {name} holds no value (a null dataspace)")
     # HDF5 lets a dataset keep its bytes in other files: "external storage" (raw files at any
     # path) and virtual datasets (mapped from other HDF5 files). Reading either would read a
     # file the model names, anywhere on the file system.
-    if ds.external:
-        raise UnsafeInputError(f"dataset {ds.name} stores its data in external files "
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_external_count():
+        raise UnsafeInputError(f"dataset {name} stores its data in external files "
                                f"({ds.external[0][0]!r}...): refused")
-    if ds.is_virtual:
-        raise UnsafeInputError(f"dataset {ds.name} is a virtual dataset mapped from other files: "
+    if dcpl.get_layout() == _h5py().h5d.VIRTUAL:
+        raise UnsafeInputError(f"dataset {name} is a virtual dataset mapped from other files: "
                                "refused")
-    count = checks.check_element_count(ds.shape or (), what=f"dataset {ds.name}", file=None)
-    checks.check_declared_bytes(count * ds.dtype.itemsize, ds.id.get_storage_size(),
-                                what=f"dataset {ds.name}", file=None)
-    if reopen is not None and count * ds.dtype.itemsize >= DEFER_MIN_BYTES:
-        name = ds.name
+    count = checks.check_element_count(shape, what=f"dataset {name}", file=None)
+    checks.check_declared_bytes(count * dtype.itemsize, ds.id.get_storage_size(),
+                                what=f"dataset {name}", file=None)
+    if reopen is not None and count * dtype.itemsize >= DEFER_MIN_BYTES:
         stream = getattr(reopen, "stream", None)
-        return stand_in(tuple(ds.shape or ()), ds.dtype,
+        return stand_in(shape, dtype,
                         lambda out=None: reopen.load(name, out),
                         (lambda n: stream(name, n)) if stream is not None else None)
     return _values(ds, count)
@@ -360,9 +366,15 @@ def _values(ds, count: int, out: np.ndarray | None = None) -> np.ndarray:
     """The dataset's values. A large one is memory-mapped from the file when it is stored there
     as one contiguous, unfiltered block, else read into ``out`` when given or straight into a
     pre-faulted buffer."""
-    nbytes = count * ds.dtype.itemsize
+    dtype = ds.dtype
+    nbytes = count * dtype.itemsize
     if out is None and nbytes < memory.POPULATE_MIN_BYTES:
-        return np.asarray(ds[()])
+        # h5py's ds[()] parses a selection first: reading the whole dataset through its id is
+        # a third of the cost, which a model with hundreds of small weights pays each time.
+        small = np.empty(tuple(ds.shape or ()), dtype)
+        if count:
+            ds.id.read(_h5py().h5s.ALL, _h5py().h5s.ALL, small)
+        return small
     if nbytes >= memory.POPULATE_MIN_BYTES:
         mapped = _mapped(ds, nbytes)
         if mapped is not None:

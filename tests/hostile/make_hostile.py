@@ -344,6 +344,14 @@ def h5_weight_string_dtype(folder: Path) -> Path:
     return path
 
 
+def h5_weight_without_value(folder: Path) -> Path:
+    """A weight stored with a null dataspace (h5py.Empty): a dataset that holds no value at all."""
+    import h5py
+
+    return _replace_first_weight(_copy(K3_H5, folder, "model.h5"), lambda g, n, shape: (
+        g.create_dataset(n, data=h5py.Empty("f4"))))
+
+
 def h5_huge_declared_shape(folder: Path) -> Path:
     """A chunked dataset that declares 32 GiB but stores nothing: reading it must not allocate."""
     import h5py
@@ -843,6 +851,8 @@ CASES: list[Case] = [
          r"model\.h5: .*no_such_layer"),
     Case("h5-weight-string-dtype", "keras-h5", h5_weight_string_dtype, "convert", 3, FORMAT,
          r"model\.h5: .*dtype .*not a number type"),
+    Case("h5-weight-without-value", "keras-h5", h5_weight_without_value, "convert", 3, FORMAT,
+         r"model\.h5: .*dataset \S+ holds no value \(a null dataspace\)"),
     Case("h5-huge-declared-shape", "keras-h5", h5_huge_declared_shape, "convert", 3, FORMAT,
          r"model\.h5: .*declares \d+ bytes"),
     Case("h5-weight-count-mismatch", "keras-h5", h5_weight_count_mismatch, "convert", 3, FORMAT,
