@@ -214,12 +214,14 @@ def _mutate_weight_names(rng: random.Random, f) -> None:
 
 
 def _mutate_dataset(rng: random.Random, f) -> None:
+    import h5py
+
     datasets: list[str] = []
     f.visititems(lambda n, o: datasets.append(n) if hasattr(o, "dtype") else None)
     name = rng.choice(datasets)
     old = f[name]
     shape = list(old.shape)
-    op = rng.randrange(5)
+    op = rng.randrange(7)
     if op == 0 and shape:
         shape[rng.randrange(len(shape))] += rng.choice([-1, 1, 7])
         shape = [max(d, 0) for d in shape]
@@ -227,7 +229,10 @@ def _mutate_dataset(rng: random.Random, f) -> None:
         shape = shape[:-1] if shape else [3]
     elif op == 2:
         shape = shape + [1]
-    dtype = rng.choice(["f4", "f2", "f8", "i8", "u1", "?", "c8", "S4", old.dtype.str])
+    # numbers of every width and byte order, and the HDF5 classes that are not numbers at all:
+    # fixed and variable-length strings, opaque bytes, compounds, enums, object references
+    dtype = rng.choice(["f4", "f2", "f8", "i8", "u1", "?", "c8", "S4", ">f4", ">i2", "V4",
+                        "compound", "vlen-str", "enum", "ref", old.dtype.str])
     del f[name]
     if op == 3:
         f.create_group(name)  # a group where a dataset was
@@ -236,13 +241,26 @@ def _mutate_dataset(rng: random.Random, f) -> None:
         f.create_dataset(name, shape=tuple(rng.choice([1 << 20, 3]) for _ in shape or [1]),
                          dtype="f4", chunks=True)  # declared, not stored
         return
+    if op == 5:
+        f.create_dataset(name, data=h5py.Empty(rng.choice(["f4", "i8", "S4"])))  # no value
+        return
     size = int(np.prod(shape)) if shape else 1
     values = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(size)
     if dtype == "S4":
         data = np.asarray([b"ab"] * size, dtype="S4").reshape(shape)
+    elif dtype == "vlen-str":
+        data = np.asarray(["ab"] * size, dtype=h5py.string_dtype()).reshape(shape)
+    elif dtype == "compound":
+        data = np.zeros(shape, dtype=[("a", "f4"), ("b", "i4")])
+    elif dtype == "enum":
+        data = np.zeros(shape, dtype=h5py.enum_dtype({"RED": 0, "GREEN": 1}, basetype="i1"))
+    elif dtype == "ref":
+        data = np.full(shape, f.ref, dtype=h5py.ref_dtype)
     else:
         data = values.astype(dtype).reshape(shape)
-    f.create_dataset(name, data=data)
+    # stored whole, or chunked and compressed as other writers do
+    layout = {"chunks": True, "compression": "gzip"} if op == 6 and data.size else {}
+    f.create_dataset(name, data=data, **layout)
 
 
 def keras_zip(rng: random.Random, folder: Path) -> Path:

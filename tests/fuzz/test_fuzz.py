@@ -53,6 +53,7 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("tfjs-graph", 101235),  # a dict as a signature dtype: TypeError in _signature (fixed)
     ("tfjs-graph", 3008124),
     ("tfjs-graph", 4991),  # a list as the signature: AttributeError in read (fixed)
+    ("keras-h5", 1122),  # a weight with a null dataspace: TypeError when written (fixed)
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)
