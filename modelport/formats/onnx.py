@@ -213,6 +213,7 @@ def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
             raise FormatError(f"not a readable ONNX model ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:160] if str(e) else 'decode error'})",
                               file=path) from None
+    check_text(proto, path)
     check_external_data(proto, path)
     check_initializers(proto, path, raw_lengths={i: n for i, (_, n) in stripped.items()})
     try:
@@ -407,6 +408,51 @@ def _scan(path: Path) -> tuple[bytes, dict[int, tuple[int, int]], np.ndarray] | 
     except (_Unscannable, OSError, ValueError):
         return None
     return bytes(out), stripped, whole
+
+
+def check_text(proto: onnx.ModelProto, path: Path) -> None:
+    """Every string field (names, op types, domains, attribute strings) is UTF-8 text.
+
+    ONNX's schema is proto2, whose parser keeps a string field that is not valid UTF-8 as
+    bytes; the checker passes it, and the first writer (onnx_ir, json, HDF5) then fails on a
+    type it never expected. Weights are ``bytes`` fields and are not looked at.
+    """
+    stack: list = [proto]
+    while stack:
+        msg = stack.pop()
+        for name, is_message, repeated in _text_fields(msg.DESCRIPTOR):
+            if is_message:
+                if repeated:
+                    stack.extend(getattr(msg, name))
+                elif msg.HasField(name):
+                    stack.append(getattr(msg, name))
+                continue
+            for text in (getattr(msg, name) if repeated else (getattr(msg, name),)):
+                if isinstance(text, bytes):
+                    raise FormatError(f"{msg.DESCRIPTOR.name}.{name} holds {text[:40]!r}, "
+                                      "which is not UTF-8 text", file=path)
+
+
+_TEXT_FIELDS: dict = {}
+
+
+def _text_fields(descriptor) -> list[tuple[str, bool, bool]]:
+    """(name, is a message, is repeated) of a message type's string and message fields; bytes
+    and number fields (the weights) are never touched, so never copied out of the parse."""
+    found = _TEXT_FIELDS.get(descriptor.full_name)
+    if found is None:
+        from google.protobuf.descriptor import FieldDescriptor as Field
+
+        found = []
+        for field in descriptor.fields:
+            if field.type not in (Field.TYPE_MESSAGE, Field.TYPE_STRING):
+                continue
+            # protobuf 7 dropped ``label``; ``is_repeated`` is younger than onnx's oldest pin
+            repeated = (field.is_repeated if hasattr(field, "is_repeated")
+                        else field.label == Field.LABEL_REPEATED)
+            found.append((field.name, field.type == Field.TYPE_MESSAGE, repeated))
+        _TEXT_FIELDS[descriptor.full_name] = found
+    return found
 
 
 def _first_line(e: Exception) -> str:

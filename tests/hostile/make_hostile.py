@@ -755,6 +755,14 @@ def onnx_wrong_dtype(folder: Path) -> Path:
     return _onnx_save(model, folder / "model.onnx")
 
 
+def onnx_name_not_utf8(folder: Path) -> Path:
+    """A node name whose bytes are not UTF-8: proto2 parses it as bytes, and the checker
+    passes it."""
+    data = _onnx_model().SerializeToString().replace(b"matmul", b"\xedatmul")
+    (folder / "model.onnx").write_bytes(data)
+    return folder / "model.onnx"
+
+
 def onnx_nan_weights(folder: Path) -> Path:
     w = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
     w[0, 0], w[1, 1] = np.nan, np.inf
@@ -963,6 +971,9 @@ CASES: list[Case] = [
          r"model\.onnx: .*'h'"),
     Case("onnx-wrong-dtype", "onnx", onnx_wrong_dtype, "inspect", 3, FORMAT,
          r"model\.onnx: initializer 'b'"),
+    Case("onnx-name-not-utf8", "onnx", onnx_name_not_utf8, "convert", 3, FORMAT,
+         r"model\.onnx: NodeProto\.name holds b'\\xedatmul', which is not UTF-8 text",
+         target="web"),
     Case("onnx-nan-weights", "onnx", onnx_nan_weights, "convert", 0, None,
          r"model\.onnx: initializer 'W' holds 1 NaN and 1 Inf",
          target="out.onnx", extra=("--no-validate",)),
