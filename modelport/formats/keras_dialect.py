@@ -8,7 +8,8 @@ This is the one module that knows how the two generations spell the same model.
   by one (its own Input-to-output node is counted but not serialized).
 * Keras 3: ``batch_shape``, ``DTypePolicy`` objects, ``{"args", "kwargs"}`` nodes holding
   ``__keras_tensor__`` objects, ``module``/``registered_name`` on serialized objects,
-  ``LeakyReLU(negative_slope)``, unshifted node indices.
+  ``LeakyReLU(negative_slope)``, node indices unshifted in layer arguments but shifted by one
+  in ``input_layers``/``output_layers`` where they point into a nested Functional model.
 
 The canonical form (what ``LayersModel`` holds) is the Keras 3 form with the serialization noise
 removed: dtypes are policy names, sub-objects are ``{"class_name", "config"}``, activations are
@@ -138,10 +139,15 @@ def _functional_from(config: dict, dialect: str) -> LayersModel:
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise FormatError(f"duplicate layer names in the model config: {', '.join(dup)}")
+    # Keras 3 numbers a nested Functional model's calls from 0 in the layers' arguments but
+    # from 1 in input_layers/output_layers (its loader takes 1 off there: "Functional models
+    # start out with a built-in node"); Keras 2 shifts both.
+    io_shifted = shifted if dialect == KERAS2 else {
+        e.get("name") for e in entries if e.get("class_name") == "Functional"}
     model = LayersModel(
         name=str(config.get("name", "model")), kind="Functional", layers=layers,
-        inputs=_io_refs(config.get("input_layers"), shifted, known, "input_layers"),
-        outputs=_io_refs(config.get("output_layers"), shifted, known, "output_layers"),
+        inputs=_io_refs(config.get("input_layers"), io_shifted, known, "input_layers"),
+        outputs=_io_refs(config.get("output_layers"), io_shifted, known, "output_layers"),
         config=_model_level_config(config), tensor_specs=specs)
     _check_graph(model)
     return model
@@ -413,9 +419,12 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
     entries = [_layer_entry(layer, dialect, modules, sequential=False, shifted=shifted,
                             specs=specs)
                for layer in model.layers]
+    io_shifted = shifted if dialect == KERAS2 else {
+        layer.name for layer in model.layers
+        if layer.model is not None and layer.model.kind == "Functional"}  # see _functional_from
     config = {"name": model.name, **_model_config_out(model, dialect), "layers": entries,
-              "input_layers": _io_out(model.inputs, dialect, shifted),
-              "output_layers": _io_out(model.outputs, dialect, shifted)}
+              "input_layers": _io_out(model.inputs, dialect, io_shifted),
+              "output_layers": _io_out(model.outputs, dialect, io_shifted)}
     out = {"class_name": "Functional", "config": config}
     if modules and dialect == KERAS3:
         out = {"module": "keras.src.models.functional", **out, "registered_name": "Functional"}
