@@ -184,6 +184,8 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             model, dialect = config_to_model(model_config, keras_version)
             root = f["model_weights"] if "model_weights" in f else f
             _read_weights(root, model, _Reopening(path) if deferred else None)
+            from ..weight_shapes import check as check_weight_shapes  # loads shape rules
+            check_weight_shapes(model)
         except ModelportError as e:
             raise e.with_file(path)
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
@@ -354,12 +356,17 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     count = checks.check_element_count(shape, what=f"dataset {name}", file=None)
     checks.check_declared_bytes(count * dtype.itemsize, ds.id.get_storage_size(),
                                 what=f"dataset {name}", file=None)
-    if reopen is not None and count * dtype.itemsize >= DEFER_MIN_BYTES:
+    if reopen is not None and count * dtype.itemsize >= DEFER_MIN_BYTES and dtype.isnative:
         stream = getattr(reopen, "stream", None)
         return stand_in(shape, dtype,
                         lambda out=None: reopen.load(name, out),
                         (lambda n: stream(name, n)) if stream is not None else None)
-    return _values(ds, count)
+    values = _values(ds, count)
+    if not values.dtype.isnative:
+        # HDF5 keeps the writer's byte order; NumPy computes in either, but ONNX, TF.js and
+        # the checks downstream take the machine's own
+        values = values.astype(values.dtype.newbyteorder("="))
+    return values
 
 
 def _values(ds, count: int, out: np.ndarray | None = None) -> np.ndarray:

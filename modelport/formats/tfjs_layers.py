@@ -101,6 +101,8 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
         stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
                                              file=json_path, deferred=deferred)
         _assign_weights(model, stored)
+        from ..weight_shapes import check as check_weight_shapes  # loads shape rules
+        check_weight_shapes(model)
     except ModelportError as e:
         raise e.with_file(json_path)
     except OSError as e:

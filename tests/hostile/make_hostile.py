@@ -352,6 +352,34 @@ def h5_weight_without_value(folder: Path) -> Path:
         g.create_dataset(n, data=h5py.Empty("f4"))))
 
 
+def _one_more_unit(layers: list[dict]) -> None:
+    """The first Dense layer's units, one more than its stored kernel has columns."""
+    dense = next(layer for layer in layers if layer["class_name"] == "Dense")
+    dense["config"]["units"] += 1
+
+
+def h5_config_contradicts_weights(folder: Path) -> Path:
+    """units edited in the config: Keras refuses to load it ("Shape mismatch ... Weight expects
+    shape (7, 17). Received saved weight with shape (7, 16)")."""
+    return _h5_config(_copy(K3_H5, folder, "model.h5"),
+                      lambda c: _one_more_unit(c["config"]["layers"]))
+
+
+def keras_config_contradicts_weights(folder: Path) -> Path:
+    members = dict(_keras_members())
+    config = json.loads(members["config.json"])
+    _one_more_unit(config["config"]["layers"])
+    members["config.json"] = json.dumps(config).encode()
+    return _keras_zip(folder, "model.keras", list(members.items()))
+
+
+def tfjs_config_contradicts_weights(folder: Path) -> Path:
+    web = _tfjs(folder)
+    doc = _tfjs_doc(web)
+    _one_more_unit(doc["modelTopology"]["config"]["layers"])
+    return _tfjs_save(web, doc)
+
+
 def h5_huge_declared_shape(folder: Path) -> Path:
     """A chunked dataset that declares 32 GiB but stores nothing: reading it must not allocate."""
     import h5py
@@ -861,6 +889,12 @@ CASES: list[Case] = [
          r"model\.h5: .*dtype .*not a number type"),
     Case("h5-weight-without-value", "keras-h5", h5_weight_without_value, "convert", 3, FORMAT,
          r"model\.h5: .*dataset \S+ holds no value \(a null dataspace\)"),
+    Case("h5-config-contradicts-weights", "keras-h5", h5_config_contradicts_weights, "convert", 3, FORMAT,
+         r"model\.h5: layer '\w+': variable 'kernel' is stored with shape \[\d+, 16\], but the layer's config and its input \[None, \d+\] imply \[\d+, 17\]"),
+    Case("keras-config-contradicts-weights", "keras-v3", keras_config_contradicts_weights, "convert", 3, FORMAT,
+         r"model\.keras: layer '\w+': variable 'kernel' is stored with shape \[\d+, 16\], but the layer's config and its input \[None, \d+\] imply \[\d+, 17\]"),
+    Case("tfjs-config-contradicts-weights", "tfjs-layers", tfjs_config_contradicts_weights, "convert", 3, FORMAT,
+         r"model\.json: layer '\w+': variable 'kernel' is stored with shape \[\d+, 16\], but the layer's config and its input \[None, \d+\] imply \[\d+, 17\]"),
     Case("h5-huge-declared-shape", "keras-h5", h5_huge_declared_shape, "convert", 3, FORMAT,
          r"model\.h5: .*declares \d+ bytes"),
     Case("h5-weight-count-mismatch", "keras-h5", h5_weight_count_mismatch, "convert", 3, FORMAT,
