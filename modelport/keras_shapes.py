@@ -250,6 +250,8 @@ def _compute_dtype(cfg: dict) -> str:
     name = cfg.get("dtype") or "float32"
     if isinstance(name, dict):  # a policy object that escaped canonicalisation
         name = (name.get("config") or {}).get("name", "float32")
+    if not isinstance(name, str):
+        raise FormatError(f"dtype {name!r} is not a dtype name")
     if "_from_" in name:  # quantized policies ("int8_from_mixed_bfloat16") compute in their source
         name = name.split("_from_", 1)[1]
     return {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}.get(name, name)
@@ -317,8 +319,10 @@ def _input_layer(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
     shape = cfg.get("batch_shape")
     if shape is None:
         raise FormatError("InputLayer has no batch_shape")
-    return [TensorSpec(tuple(None if d is None else int(d) for d in shape),
-                       cfg.get("dtype") or "float32")]
+    dtype = cfg.get("dtype") or "float32"
+    if not isinstance(dtype, str):
+        raise FormatError(f"InputLayer dtype {dtype!r} is not a dtype name")
+    return [TensorSpec(tuple(None if d is None else int(d) for d in shape), dtype)]
 
 
 @register("Dense")

@@ -3,8 +3,8 @@
 
 A *target* takes a ``random.Random`` and a scratch folder, writes one mutated model there
 (starting from a small valid fixture) and returns its path. ``exercise`` then does with it what
-a user would: ``inspect`` it (which reads it) and, for Keras/TF.js layers-models, convert it to
-``.keras`` (written, read back, compared). The only acceptable failure is a
+a user would: ``inspect`` it (which reads it) and convert it, checked, to two other formats
+(a layers-model to ``.keras`` and ONNX, an op graph to the other op format and to ``.h5``). The only acceptable failure is a
 ``modelport.errors.ModelportError``: anything else (KeyError, MemoryError, RecursionError, a
 NumPy or h5py exception) is a finding, i.e. a reader bug.
 
@@ -356,15 +356,26 @@ TARGETS: dict[str, Callable[[random.Random, Path], Path]] = {
 
 
 def exercise(path: Path, out: Path) -> None:
-    """What a user does with a downloaded model: inspect it, and convert a layers-model to
-    .keras. Raises whatever modelport raises."""
+    """What a user does with a downloaded model: inspect it, and convert it, checked, to the
+    other formats: a layers-model to .keras (written, read back, compared) and to ONNX; an
+    ONNX model or a TF.js graph-model to the other of the two and to Keras (raised to layers).
+    Each conversion may fail with a ``ModelportError`` (the mutated file is usually not a model
+    any more), and the next one is still tried. Raises any other exception."""
     from modelport import api
+    from modelport.errors import ModelportError
     from modelport.models import LayersModel
 
     model = api.load(path)
     api.inspect(path)
     if isinstance(model, LayersModel):
-        api.convert(path, out / "out.keras")
+        targets = ["out.keras", "out.onnx"]
+    else:
+        targets = ["out.onnx" if path.suffix != ".onnx" else "graph", "out.h5"]
+    for target in targets:
+        try:
+            api.convert(path, out / target)
+        except ModelportError:
+            continue
 
 
 def run_one(target: str, seed: int, scratch: Path) -> BaseException | None:

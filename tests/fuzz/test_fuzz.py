@@ -54,6 +54,12 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("tfjs-graph", 3008124),
     ("tfjs-graph", 4991),  # a list as the signature: AttributeError in read (fixed)
     ("keras-h5", 1122),  # a weight with a null dataspace: TypeError when written (fixed)
+    # found once conversions were exercised too (fixed):
+    ("onnx", 342),  # a node name that is not UTF-8: SerdeError when written
+    ("onnx", 1162),  # Gemm with a rank-1 B: IndexError raising it to Dense
+    ("tfjs-graph", 575),  # LogSoftmax without inputs: IndexError mapping it
+    ("tfjs-graph", 2217),  # _FusedMatMul fusing BiasAdd without its bias input
+    ("keras-h5", 138),  # a dict as an InputLayer dtype: TypeError lowering it
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)

@@ -61,6 +61,26 @@ class Probe:
     consts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+class NodeInputs(list):
+    """A TF node's data inputs (values or their refs). A model.json may give any op any
+    number of inputs, so reading one the node does not have is a FormatError that names the
+    node, wherever a mapping reads it, slices included."""
+
+    def __init__(self, items, node: TfNode, total: int | None = None) -> None:
+        super().__init__(items)
+        self.node = node
+        self.total = len(self) if total is None else total
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return NodeInputs(list.__getitem__(self, k), self.node, self.total)
+        try:
+            return list.__getitem__(self, k)
+        except IndexError:
+            raise FormatError(f"{self.node.op} node {self.node.name!r} has {self.total} data "
+                              f"input(s), too few for {self.node.op}") from None
+
+
 @dataclass
 class TfOp:
     """One TF node being mapped: its data inputs as ONNX values and what is known of them."""
@@ -465,7 +485,7 @@ def _map_node(ctx: Ctx, node: TfNode, values: dict[str, ir.Value], probe: Probe)
     except KeyError as e:
         raise FormatError(f"node {node.name!r} reads {e.args[0]!r}, which its producer does "
                           "not output") from None
-    op = TfOp(node, inputs, refs, probe, ctx)
+    op = TfOp(node, NodeInputs(inputs, node), NodeInputs(refs, node), probe, ctx)
     if node.op in MAPPINGS:
         result = MAPPINGS.get(node.op)(op)
     else:

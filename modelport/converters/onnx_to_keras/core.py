@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import UnsupportedError
+from ...errors import FormatError, UnsupportedError
 from ...models import Layer, Node, TensorRef, Weight
 from ..onnx_tfjs.to_tfjs_prepare import is_const
 
@@ -230,6 +230,12 @@ class Ctx:
         node = self.node
         where = f"{node.op_type} node {node.name!r}" if node is not None else "the graph"
         return UnsupportedError(f"{where}: {why}", layer=node.name if node is not None else None)
+
+    def malformed(self, why: str) -> FormatError:
+        """The node breaks its op's own rules (ONNX's checker does not look at shapes)."""
+        node = self.node
+        where = f"{node.op_type} node {node.name!r}" if node is not None else "the graph"
+        return FormatError(f"{where}: {why}")
 
 
 # --- small shared helpers -----------------------------------------------------------------------

@@ -45,6 +45,8 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
     w = ctx.const(b)
     if w is None:
         raise ctx.refuse("its B operand is computed at run time; Dense holds constant weights")
+    if w.ndim != 2:
+        raise ctx.malformed(f"its B operand has rank {w.ndim}; Gemm multiplies matrices")
     w = w.T if int(attr(node, "transB", 0)) else w
     alpha = float(attr(node, "alpha", 1.0))
     if alpha != 1.0:
