@@ -174,3 +174,24 @@ def test_external_data_is_standard_and_loads(tmp_path):
     a = OnnxRuntime(out, device="cpu").run([x])[0]
     b = OnnxRuntime(inline, device="cpu").run([x])[0]
     assert np.array_equal(a, b)
+
+
+def test_a_failing_kernel_is_reported_once_without_onnxruntime_log_lines(capfd):
+    """onnxruntime logs a kernel's failure (a coloured '[E:onnxruntime:...]' line on stderr)
+    before raising it; modelport reports the error itself, so the log line is silenced."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from modelport.errors import ModelportError
+    from modelport.runtime.onnxruntime import session
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "k"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((3, 3), np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    s = session(model.SerializeToString(), device="cpu")
+    with pytest.raises(ModelportError, match="onnxruntime failed to run the model: .*MatMul"):
+        s.run({"x": np.ones((1, 4), np.float32)})
+    assert "onnxruntime:" not in capfd.readouterr().err

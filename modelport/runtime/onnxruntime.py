@@ -87,7 +87,8 @@ def session(model: bytes | str | os.PathLike, *, device: str = "auto") -> Sessio
         raise UnsupportedError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     ort = _ort()
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # a kernel that fails logs its error before raising it; run() reports it once, in one line
+    options.log_severity_level = 4
     # Prepacking copies every MatMul/Gemm weight into a second, kernel-friendly layout: a
     # parity check runs a batch or two, so the copy buys nothing and doubles the weights in
     # memory (a 2.1 GB model: 4.1 GB peak with it, 2.1 GB without).
