@@ -174,7 +174,7 @@ def _apply(layer: Layer, node: int, inputs: list[TensorSpec], kwargs: dict) -> l
             raise
     rule = _rule(layer.class_name, layer.name)
     try:
-        return rule(layer.config, inputs, kwargs)
+        return _sized(rule(layer.config, inputs, kwargs), f"{layer.class_name} node {node}")
     except ModelportError as e:
         if e.layer is None:
             _attach_layer(e, layer.name)
@@ -183,6 +183,20 @@ def _apply(layer: Layer, node: int, inputs: list[TensorSpec], kwargs: dict) -> l
         raise FormatError(f"{layer.class_name} node {node}: cannot infer its output from its "
                           f"config and inputs {[s.shape for s in inputs]} "
                           f"({type(e).__name__}: {e})", layer=layer.name) from e
+
+
+# What ONNX (int64 dims) and every array library can hold; a config that asks for more (or for a
+# negative size) is refused here, not by the writer of the converted file.
+MAX_DIM = 2**63 - 1
+
+
+def _sized(specs: list[TensorSpec], what: str) -> list[TensorSpec]:
+    for spec in specs:
+        for d in spec.shape:
+            if d is not None and not 0 <= d <= MAX_DIM:
+                raise FormatError(f"{what}: a dimension of {d} in shape {list(spec.shape)} "
+                                  "(sizes are 0 to 2**63-1)")
+    return specs
 
 
 def _rule(class_name: str, layer_name: str | None) -> Rule:
@@ -322,7 +336,8 @@ def _input_layer(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
     dtype = cfg.get("dtype") or "float32"
     if not isinstance(dtype, str):
         raise FormatError(f"InputLayer dtype {dtype!r} is not a dtype name")
-    return [TensorSpec(tuple(None if d is None else int(d) for d in shape), dtype)]
+    return _sized([TensorSpec(tuple(None if d is None else int(d) for d in shape), dtype)],
+                  "InputLayer")
 
 
 @register("Dense")

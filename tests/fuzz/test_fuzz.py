@@ -60,6 +60,8 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("tfjs-graph", 575),  # LogSoftmax without inputs: IndexError mapping it
     ("tfjs-graph", 2217),  # _FusedMatMul fusing BiasAdd without its bias input
     ("keras-h5", 138),  # a dict as an InputLayer dtype: TypeError lowering it
+    ("tfjs-layers", 311269),  # a negative input dimension: ValueError making inputs
+    ("keras-h5", 313795),  # a 10**40 input dimension: SerdeError writing the ONNX shape
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)
