@@ -172,10 +172,14 @@ def _check_graph(model: LayersModel) -> None:
             raise FormatError(f"model input {ref.layer!r} is not an InputLayer")
     for ref in model.outputs:
         check(ref, "output_layers")
+    declared = {ref.layer for ref in model.inputs}
     for layer in model.layers:
         for node in layer.inbound_nodes:
             for ref in node.inputs():
                 check(ref, f"layer {layer.name!r}")
+                if by_name[ref.layer].class_name == "InputLayer" and ref.layer not in declared:
+                    raise FormatError(f"layer {layer.name!r} reads InputLayer {ref.layer!r}, "
+                                      "which input_layers does not list as a model input")
     state: dict[tuple[str, int], int] = {}  # 1 visiting, 2 done
 
     def visit(key: tuple[str, int]) -> None:

@@ -12,6 +12,7 @@ inputs and outputs (``{"inputs": {key: {"name": "x:0", "dtype", "tensorShape"}}}
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 from pathlib import Path
@@ -35,21 +36,40 @@ DT_OF = {v: k for k, v in DTYPES.items()}
 
 # --- attribute values ---------------------------------------------------------------------------
 
+def _checked(read):
+    """An attribute reader whose malformed value (``{"i": "x"}``, base64 that is not UTF-8, a
+    list where a dict belongs) is a FormatError naming the node and attribute."""
+    @functools.wraps(read)
+    def wrapper(node: TfNode, name: str, *args, **kwargs):
+        try:
+            return read(node, name, *args, **kwargs)
+        except (ValueError, TypeError, AttributeError, KeyError) as e:  # binascii.Error and
+            # UnicodeDecodeError are ValueErrors
+            value = repr(node.attrs.get(name))[:80]
+            raise FormatError(f"{node.op} node {node.name!r}: attribute {name!r} is malformed "
+                              f"({value}: {type(e).__name__})") from None
+    return wrapper
+
+
+@_checked
 def attr_int(node: TfNode, name: str, default: int | None = None) -> int | None:
     value = node.attrs.get(name)
     return default if value is None or "i" not in value else int(value["i"])
 
 
+@_checked
 def attr_float(node: TfNode, name: str, default: float | None = None) -> float | None:
     value = node.attrs.get(name)
     return default if value is None or "f" not in value else float(value["f"])
 
 
+@_checked
 def attr_bool(node: TfNode, name: str, default: bool | None = None) -> bool | None:
     value = node.attrs.get(name)
     return default if value is None or "b" not in value else bool(value["b"])
 
 
+@_checked
 def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
     value = node.attrs.get(name)
     if value is None or "s" not in value:
@@ -57,6 +77,7 @@ def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
     return base64.b64decode(value["s"]).decode("utf8")
 
 
+@_checked
 def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None:
     value = node.attrs.get(name)
     if value is None or "type" not in value:
@@ -64,6 +85,7 @@ def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None
     return DTYPES.get(value["type"], value["type"])
 
 
+@_checked
 def attr_shape(node: TfNode, name: str) -> list[int | None] | None:
     value = node.attrs.get(name)
     if value is None or "shape" not in value:
@@ -71,6 +93,7 @@ def attr_shape(node: TfNode, name: str) -> list[int | None] | None:
     return decode_shape(value["shape"])
 
 
+@_checked
 def attr_list(node: TfNode, name: str, kind: str) -> list:
     """A list attribute's items: ``kind`` is i, f, b, s, type or shape."""
     value = node.attrs.get(name)
