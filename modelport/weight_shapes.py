@@ -1,7 +1,8 @@
 """The shapes a layer's variables must have, given its config and its input: the check Keras
 makes when it loads weights ("Shape mismatch in layer ... Weight expects shape (7, 17).
 Received saved weight with shape (7, 16)"), which a file's weights must pass before anything
-is converted.
+is converted. The variables of the classes here are floating point, as Keras saves them; an
+integer one (which Keras would cast on load) is refused rather than guessed at.
 
 Without it, a config that disagrees with its weights (``units`` edited, a kernel from another
 model) converts "successfully": every route computes with the stored arrays, the parity check
@@ -59,6 +60,11 @@ def check(model: LayersModel) -> None:
         for weight in layer.weights:
             want = expected.get(weight.path.rsplit("/", 1)[-1])
             have = tuple(weight.array.shape)
+            if want is not None and weight.array.dtype.kind != "f":
+                # Keras saves a variable in its own dtype, and these classes' are floats
+                raise FormatError(f"variable {weight.path!r} is stored as "
+                                  f"{weight.array.dtype}, not as floating point",
+                                  layer=layer.name)
             if want is not None and not _fits(have, want):
                 raise FormatError(
                     f"variable {weight.path!r} is stored with shape {list(have)}, but the "

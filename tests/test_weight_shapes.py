@@ -92,3 +92,14 @@ def test_nested_model_is_checked_on_its_own_input(keras3, tmp_path):
     with pytest.raises(FormatError, match=r"layer 'd': variable 'kernel' is stored with shape "
                                           r"\[4, 3\], but .* imply \[4, 2\]"):
         weight_shapes.check(model)
+
+
+def test_integer_variable_of_a_float_layer_is_refused(keras3, tmp_path):
+    path, layer = _model_file(keras3, tmp_path, lambda L: L.Dense(3), (4,))
+    model = api.load(path)
+    dense = next(la for la in model.layers if la.name == layer.name)
+    kernel = dense.weights[0]
+    dense.weights[0] = dataclasses.replace(kernel, array=kernel.array.astype(np.int16))
+    with pytest.raises(FormatError, match=rf"layer '{layer.name}': variable 'kernel' is stored "
+                                          r"as int16, not as floating point"):
+        weight_shapes.check(model)
