@@ -17,7 +17,8 @@ shapes it needs from the arrays themselves.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 from .errors import FormatError, ModelportError
 from .keras_shapes import TensorSpec, infer
@@ -157,11 +158,11 @@ def _separable(config: dict, spec: TensorSpec, rank: int) -> dict[str, Shape]:
 
 
 for _rank in (1, 2, 3):
-    RULES[f"Conv{_rank}D"] = (lambda r: lambda c, s: _conv(c, s, r))(_rank)
-    RULES[f"Conv{_rank}DTranspose"] = (lambda r: lambda c, s: _conv_transpose(c, s, r))(_rank)
+    RULES[f"Conv{_rank}D"] = partial(_conv, rank=_rank)
+    RULES[f"Conv{_rank}DTranspose"] = partial(_conv_transpose, rank=_rank)
 for _rank in (1, 2):
-    RULES[f"DepthwiseConv{_rank}D"] = (lambda r: lambda c, s: _depthwise(c, s, r))(_rank)
-    RULES[f"SeparableConv{_rank}D"] = (lambda r: lambda c, s: _separable(c, s, r))(_rank)
+    RULES[f"DepthwiseConv{_rank}D"] = partial(_depthwise, rank=_rank)
+    RULES[f"SeparableConv{_rank}D"] = partial(_separable, rank=_rank)
 
 
 @register("BatchNormalization")
@@ -201,6 +202,6 @@ def _recurrent(config: dict, spec: TensorSpec, gates: int) -> dict[str, Shape]:
             "bias": bias}
 
 
-RULES["LSTM"] = lambda c, s: _recurrent(c, s, 4)
-RULES["GRU"] = lambda c, s: _recurrent(c, s, 3)
-RULES["SimpleRNN"] = lambda c, s: _recurrent(c, s, 1)
+RULES["LSTM"] = partial(_recurrent, gates=4)
+RULES["GRU"] = partial(_recurrent, gates=3)
+RULES["SimpleRNN"] = partial(_recurrent, gates=1)

@@ -4,7 +4,8 @@ Keras passes the check, and a stored variable of any other shape is refused by n
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

@@ -184,7 +184,9 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             model, dialect = config_to_model(model_config, keras_version)
             root = f["model_weights"] if "model_weights" in f else f
             _read_weights(root, model, _Reopening(path) if deferred else None)
-            from ..weight_shapes import check as check_weight_shapes  # loads shape rules
+            # shape rules: loaded on the first read, not on import
+            from ..weight_shapes import check as check_weight_shapes
+
             check_weight_shapes(model)
         except ModelportError as e:
             raise e.with_file(path)

@@ -226,7 +226,9 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             raise UnsupportedError("sharded .keras weights (model.weights.json) are not supported yet")
         elif any(True for _ in model.all_weights()) or _has_variables(model):
             raise FormatError(f"no {WEIGHTS} in the .keras archive")
-        from ..weight_shapes import check as check_weight_shapes  # loads shape rules
+        # shape rules: loaded on the first read, not on import
+        from ..weight_shapes import check as check_weight_shapes
+
         check_weight_shapes(model)
     except ModelportError as e:
         raise e.with_file(path)

@@ -101,7 +101,9 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
         stored = tfjs_manifest.read_manifest(json_path.parent, data.get("weightsManifest", []),
                                              file=json_path, deferred=deferred)
         _assign_weights(model, stored)
-        from ..weight_shapes import check as check_weight_shapes  # loads shape rules
+        # shape rules: loaded on the first read, not on import
+        from ..weight_shapes import check as check_weight_shapes
+
         check_weight_shapes(model)
     except ModelportError as e:
         raise e.with_file(json_path)
