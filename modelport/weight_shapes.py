@@ -205,3 +205,22 @@ def _recurrent(config: dict, spec: TensorSpec, gates: int) -> dict[str, Shape]:
 RULES["LSTM"] = partial(_recurrent, gates=4)
 RULES["GRU"] = partial(_recurrent, gates=3)
 RULES["SimpleRNN"] = partial(_recurrent, gates=1)
+
+
+@register("Bidirectional")
+def _bidirectional(config: dict, spec: TensorSpec) -> dict[str, Shape]:
+    """Both directions' variables, keyed by their last name; where the backward layer's
+    shapes differ from the forward one's, that key cannot tell them apart: not checked."""
+    expected = [RULES[inner["class_name"]](inner["config"], spec)
+                for inner in (config["layer"], config.get("backward_layer") or config["layer"])]
+    if expected[0] != expected[1]:
+        raise ValueError("the two directions differ")
+    return expected[0]
+
+
+@register("TimeDistributed")
+def _time_distributed(config: dict, spec: TensorSpec) -> dict[str, Shape]:
+    """The wrapped layer's variables, for one time step's input."""
+    inner = config["layer"]
+    step = TensorSpec(spec.shape[:1] + spec.shape[2:], spec.dtype)
+    return RULES[inner["class_name"]](inner["config"], step)

@@ -40,6 +40,10 @@ CASES: list[tuple[str, Callable[[Any], Any], tuple]] = [
     ("gru", lambda L: L.GRU(3), (5, 4)),
     ("gru_reset_before", lambda L: L.GRU(3, reset_after=False), (5, 4)),
     ("simple_rnn", lambda L: L.SimpleRNN(3), (5, 4)),
+    ("bidirectional_lstm", lambda L: L.Bidirectional(L.LSTM(3)), (5, 4)),
+    ("bidirectional_gru", lambda L: L.Bidirectional(L.GRU(2, return_sequences=True)), (5, 4)),
+    ("time_distributed_dense", lambda L: L.TimeDistributed(L.Dense(3)), (5, 4)),
+    ("time_distributed_conv", lambda L: L.TimeDistributed(L.Conv2D(2, 3)), (3, 6, 6, 2)),
 ]
 
 
