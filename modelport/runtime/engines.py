@@ -132,6 +132,12 @@ def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
     return bounds
 
 
+# Past this many elements in one input (1 GiB of float32), a parity check's seeded input is
+# not made: a fixed dimension that large is a crafted or broken shape far more often than a
+# model anyone checks on a CPU, and NumPy would otherwise fail with a MemoryError.
+MAX_INPUT_ELEMENTS = 1 << 28
+
+
 def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
                   free_dim: int = 8) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -139,6 +145,12 @@ def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
     for spec in specs:
         shape = [batch if i == 0 and d is None else (free_dim if d is None else d)
                  for i, d in enumerate(spec.shape)]
+        if int(np.prod(shape, dtype=object)) > MAX_INPUT_ELEMENTS:
+            raise UnsupportedError(
+                f"input {spec.name!r} has shape {shape}: more than {MAX_INPUT_ELEMENTS} "
+                "elements to generate for the parity check",
+                hint="check it with your own inputs (--inputs) of a smaller size where the "
+                     "model allows one, or skip the check (--no-validate)")
         if spec.dtype.startswith(("int", "uint")):
             arrays.append(rng.integers(0, spec.high or 10, shape).astype(spec.dtype))
         elif spec.dtype == "bool":

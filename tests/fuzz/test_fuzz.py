@@ -64,6 +64,7 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("keras-h5", 313795),  # a 10**40 input dimension: SerdeError writing the ONNX shape
     ("keras-h5", 401835),  # input_layers missing, its InputLayers read: KeyError lowering
     ("tfjs-graph", 409358),  # fused_ops whose base64 is not UTF-8: UnicodeDecodeError
+    ("keras-h5", 502510),  # a fixed batch of 2**31: MemoryError making parity inputs
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)
