@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ..errors import FormatError
+
 UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Elu", "Selu", "Softplus", "Softsign",
          "HardSigmoid", "HardSwish", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Erf",
          "Cast", "Identity", "Mish", "Gelu", "Floor", "Ceil", "Round", "Sign", "Not",
@@ -50,8 +52,16 @@ def _remove_dead(graph: ir.Graph) -> None:
                 changed = True
 
 
+def _label(node: ir.Node) -> str:
+    """The node's name, or (ONNX leaves names optional) the name of what it computes."""
+    return repr(node.name) if node.name else f"computing {node.outputs[0].name!r}"
+
+
 def _perm(node: ir.Node) -> list[int]:
-    return list(node.attributes["perm"].value)
+    perm = list(node.attributes["perm"].value)
+    if sorted(perm) != list(range(len(perm))):
+        raise FormatError(f"Transpose node {_label(node)}: perm {perm} is not a permutation")
+    return perm
 
 
 def _one_pass(graph: ir.Graph) -> bool:
@@ -81,6 +91,9 @@ def _step(graph: ir.Graph, node: ir.Node) -> bool:
         return True
     if producer is not None and producer.op_type == "Transpose":
         inner = _perm(producer)
+        if len(inner) != len(perm):
+            raise FormatError(f"Transpose node {_label(node)}: perm {perm} does not fit the "
+                              f"rank-{len(inner)} output of Transpose node {_label(producer)}")
         composed = [inner[p] for p in perm]
         source = producer.inputs[0]
         if composed == list(range(len(composed))):

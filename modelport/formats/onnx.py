@@ -469,6 +469,11 @@ _ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4
 _PACKED_BITS = {21: 4, 22: 4, 23: 4, 25: 2, 26: 2, 27: 6, 28: 6}
 
 
+# Types both onnx and onnx_ir know (onnx_ir cannot hold a tensor of any other).
+_KNOWN_TYPES = (frozenset(onnx.TensorProto.DataType.values())
+                & frozenset(int(t) for t in ir.DataType))
+
+
 def _stored_bytes(data_type: int, count: int) -> int | None:
     if data_type in _ITEMSIZE:
         return count * _ITEMSIZE[data_type]
@@ -500,6 +505,10 @@ def check_initializers(proto: onnx.ModelProto, path: Path,
                 raise FormatError(f"{what} declares {count} strings and stores "
                                   f"{len(tensor.string_data)}", file=path)
             continue
+        if tensor.data_type not in _KNOWN_TYPES:
+            raise FormatError(f"{what} has data type {tensor.data_type}, which is not an ONNX "
+                              f"tensor type (onnx {onnx.__version__}, onnx_ir "
+                              f"{ir.__version__})", file=path)
         expected = _stored_bytes(tensor.data_type, count)
         if expected is None:
             continue  # a type newer than this table: the element count check above still held

@@ -143,6 +143,14 @@ def tfjs_graph(rng: random.Random, folder: Path) -> Path:
     return _mutate_tfjs_folder(rng, web)
 
 
+def tfjs_graph_fixtures(rng: random.Random, folder: Path) -> Path:
+    """The same mutations of the other graph-models the TF.js converter wrote (convolutions,
+    attention, LSTM cells, quantized and float16 weights, shape ops)."""
+    seeds = sorted(p for p in GRAPH_SEED.parent.iterdir() if (p / "model.json").is_file())
+    web = shutil.copytree(rng.choice(seeds), folder / "web")
+    return _mutate_tfjs_folder(rng, web)
+
+
 def _mutate_tfjs_folder(rng: random.Random, web: Path) -> Path:
     doc = json.loads((web / "model.json").read_text())
     choice = rng.random()
@@ -301,9 +309,33 @@ def keras_zip(rng: random.Random, folder: Path) -> Path:
 
 def onnx_proto(rng: random.Random, folder: Path) -> Path:
     """Field mutations through the onnx proto objects, or byte flips of the serialized form."""
+    return _mutate_onnx(rng, make_hostile._onnx_model(), folder)
+
+
+def onnx_pytorch(rng: random.Random, folder: Path) -> Path:
+    """The same mutations of ONNX files PyTorch's exporter wrote (onnx's own test data):
+    convolutions, pooling, batch norm, embeddings, so the conversions meet more ops."""
+    import onnx
+
+    return _mutate_onnx(rng, onnx.load(str(rng.choice(_pytorch_seeds()))), folder)
+
+
+def _pytorch_seeds() -> list[Path]:
+    import onnx
+
+    root = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
+    return [root / name / "model.onnx" for name in PYTORCH_SEEDS]
+
+
+PYTORCH_SEEDS = ["test_Conv2d", "test_Conv2d_depthwise", "test_Conv1d_groups",
+                 "test_ConvTranspose2d", "test_BatchNorm2d_eval", "test_MaxPool2d",
+                 "test_AvgPool2d_stride", "test_Linear", "test_Embedding", "test_PReLU_2d",
+                 "test_Softmax", "test_PixelShuffle", "test_ZeroPad2d"]
+
+
+def _mutate_onnx(rng: random.Random, model, folder: Path) -> Path:
     from onnx import TensorProto
 
-    model = make_hostile._onnx_model()
     path = folder / "model.onnx"
     if rng.random() < 0.3:
         path.write_bytes(mutate_bytes(rng, model.SerializeToString()))
@@ -312,7 +344,9 @@ def onnx_proto(rng: random.Random, folder: Path) -> Path:
     for _ in range(rng.randint(1, 3)):
         op = rng.randrange(12)
         node = rng.choice(g.node)
-        tensor = rng.choice(g.initializer)
+        if op in (3, 4, 5, 6, 10) and not g.initializer:
+            op = 11
+        tensor = rng.choice(g.initializer) if g.initializer else None
         if op == 0:
             node.op_type = rng.choice(["Conv", "Gemm", "Nope", "", "Reshape", "If", "Loop"])
         elif op == 1 and node.input:
@@ -352,6 +386,8 @@ TARGETS: dict[str, Callable[[random.Random, Path], Path]] = {
     "keras-h5": keras_h5,
     "keras-v3": keras_zip,
     "onnx": onnx_proto,
+    "onnx-pytorch": onnx_pytorch,
+    "tfjs-graph-fixtures": tfjs_graph_fixtures,
 }
 
 

@@ -177,6 +177,7 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
     for node in graph:
         rule: Rule = RULES[node.op_type]
         ctx.scope = sanitize(node.name or node.op_type)
+        ctx.node = node
         outs = rule.fn(ctx, node)
         for i, v in enumerate(node.outputs):
             if i < len(outs):
@@ -185,7 +186,7 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
                 raise UnsupportedError(f"{node.op_type} node {node.name!r}: output {i} "
                                        f"({v.name!r}) has no TF counterpart", layer=node.name)
     outputs = []
-    ctx.scope = "outputs"
+    ctx.scope, ctx.node = "outputs", None
     for v, name in zip(graph.outputs, out_names):
         ctx.used.add(name)
         ctx.nodes.append(TfNode(name, "Identity", [ctx.x(v)], {}))

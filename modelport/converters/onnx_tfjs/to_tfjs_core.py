@@ -139,7 +139,12 @@ class Ctx:
         self.used: set[str] = set()
         self.reserved: set[str] = set()
         self.scope = "graph"
+        self.node: ir.Node | None = None  # the ONNX node being emitted, for messages
         self._shape_cache: dict[str, str] = {}
+
+    def where(self) -> str:
+        node = self.node
+        return f"{node.op_type} node {node.name!r}" if node is not None else self.scope
 
     # names
     def unique(self, base: str) -> str:
@@ -198,6 +203,10 @@ class Ctx:
         return name
 
     def i32(self, values, hint: str = "const") -> str:
+        flat = np.asarray(values, dtype=object).reshape(-1)  # Python ints: no wrap-around
+        if any(not -2**31 <= int(v) < 2**31 for v in flat):
+            raise UnsupportedError(f"{self.where()}: {hint} {flat.tolist()} does not fit the "
+                                   "int32 TF.js computes shapes and indices in")
         return self.const(np.asarray(values, np.int32), hint)
 
     def scalar(self, value, dtype: str = "float32", hint: str = "const") -> str:

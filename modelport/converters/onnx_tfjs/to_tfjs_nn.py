@@ -14,6 +14,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import FormatError
 from ...formats.tfjs_graph import a_float, a_int, a_list, a_str
 from .to_tfjs_core import Ctx, attr, concat, rule, strided_attrs, unsupported
 from .to_tfjs_math import binary, fconst, reduce, unary
@@ -78,6 +79,8 @@ def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
     n = rank - 2
     if n not in (1, 2, 3):
         return f"{n}-D convolution (tfjs has 1-D to 3-D)"
+    if ctx.rank(node.inputs[1]) != rank:
+        return f"a rank-{ctx.rank(node.inputs[1])} weight for a rank-{rank} input"
     kernel = attr(node, "kernel_shape") or (ctx.shape(node.inputs[1]) or [None] * rank)[2:]
     if None in kernel:
         return "the kernel size is unknown"
@@ -104,6 +107,9 @@ def _weight(ctx: Ctx, v: ir.Value, perm: list[int], array: np.ndarray | None = N
     if array is None:
         array = ctx.value(v)
     if array is not None:
+        if array.ndim != len(perm):
+            raise FormatError(f"{ctx.where()}: a weight of shape {list(array.shape)} where a "
+                              f"rank-{len(perm)} filter belongs")
         return ctx.const(np.ascontiguousarray(np.transpose(array, perm)), "filter")
     return ctx.op("Transpose", [ctx.x(v), ctx.i32(perm, "perm")])
 

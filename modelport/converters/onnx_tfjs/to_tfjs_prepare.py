@@ -25,7 +25,7 @@ import onnx
 import onnx_ir as ir
 from onnx import version_converter
 
-from ...errors import UnsupportedError
+from ...errors import FormatError, UnsupportedError
 from ...formats import onnx as onnx_format
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ def _normalize_proto(proto: onnx.ModelProto, opset: int) -> ir.Model:
     if opset < TARGET_OPSET:
         try:
             proto = version_converter.convert_version(proto, TARGET_OPSET)
+        except onnx.shape_inference.InferenceError as e:  # it infers shapes as it converts
+            raise FormatError(f"the model's declared shapes contradict its ops: "
+                              f"{str(e).splitlines()[0][:200]}") from None
         except (RuntimeError, TypeError, version_converter.ConvertError) as e:
             raise UnsupportedError(f"onnx's version converter cannot take opset {opset} to "
                                    f"{TARGET_OPSET}: {str(e).splitlines()[0][:200]}") from None

@@ -108,6 +108,10 @@ def _evaluate(node: TfNode, args: list[np.ndarray], value: np.ndarray | None
         raise FormatError(f"{node.op} node {node.name!r}: cannot evaluate it on inputs of "
                           f"shapes {[list(np.shape(a)) for a in args]} "
                           f"({type(e).__name__}: {e})") from e
+    except MemoryError:
+        raise UnsupportedError(f"{node.op} node {node.name!r}: its result on inputs of shapes "
+                               f"{[list(np.shape(a)) for a in args]} does not fit in memory"
+                               ) from None
     if isinstance(result, (list, tuple)):
         return [np.asarray(r) for r in result]
     return [np.asarray(result)]
