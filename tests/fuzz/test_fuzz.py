@@ -71,6 +71,8 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("onnx-pytorch", 10442),  # a Conv weight of rank 1: ValueError transposing it
     ("onnx-pytorch", 14302),  # a Reshape to a 2**39 dimension: OverflowError into int32
     ("tfjs-graph-fixtures", 12319),  # MirrorPad to 560 GiB: MemoryError in the reference
+    ("onnx-pytorch", 20858),  # a Pad with 6 pads on rank 4: IndexError in both converters
+    ("onnx-pytorch", 23062),  # a Pad mode that is not UTF-8: UnicodeDecodeError
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import ModelportError, UnsupportedError
+from ...errors import FormatError, ModelportError, UnsupportedError
 from ...formats.tfjs_graph import a_shape, a_type
 from ...models import TfNode
 from .to_tfjs_prepare import is_const
@@ -337,10 +337,14 @@ def attr(node: ir.Node, name: str, default=None):
     value = a.value
     if a.type in (ir.AttributeType.INTS, ir.AttributeType.FLOATS):
         return list(value)
-    if a.type == ir.AttributeType.STRINGS:
-        return [s.decode() if isinstance(s, bytes) else s for s in value]
-    if a.type == ir.AttributeType.STRING:
-        return value.decode() if isinstance(value, bytes) else value
+    try:  # ONNX keeps string attributes as bytes, and any bytes parse
+        if a.type == ir.AttributeType.STRINGS:
+            return [s.decode() if isinstance(s, bytes) else s for s in value]
+        if a.type == ir.AttributeType.STRING:
+            return value.decode() if isinstance(value, bytes) else value
+    except UnicodeDecodeError:
+        raise FormatError(f"{node.op_type} node {node.name!r}: attribute {name!r} is not UTF-8 "
+                          "text") from None
     if a.type == ir.AttributeType.TENSOR:
         return value.numpy()
     return value

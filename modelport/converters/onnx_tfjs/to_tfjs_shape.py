@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import FormatError
 from ...formats.tfjs_graph import a_bool, a_int, a_list, a_str, a_type
 from .to_tfjs_core import (
     Ctx,
@@ -387,6 +388,9 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
     axes_value = _const_input(ctx, node, 3)
     axes = list(range(rank)) if axes_value is None else [int(a) % rank
                                                         for a in axes_value.reshape(-1)]
+    if len(pads) != 2 * len(axes):
+        raise FormatError(f"Pad node {node.name!r}: {len(pads)} pads for {len(axes)} axes "
+                          f"(ONNX wants two per axis)")
     full = np.zeros((rank, 2), np.int64)
     for i, a in enumerate(axes):
         full[a] = (pads[i], pads[i + len(axes)])

@@ -65,9 +65,13 @@ def attr(node: ir.Node, name: str, default=None):
     if a is None:
         return default
     value = a.value
-    if isinstance(value, (list, tuple)) or type(value).__name__.endswith("Sequence"):
-        return list(value)
-    return value
+    try:  # ONNX keeps string attributes as bytes, and any bytes parse
+        if isinstance(value, (list, tuple)) or type(value).__name__.endswith("Sequence"):
+            return [v.decode() if isinstance(v, bytes) else v for v in value]
+        return value.decode() if isinstance(value, bytes) else value
+    except UnicodeDecodeError:
+        raise FormatError(f"{node.op_type} node {node.name!r}: attribute {name!r} is not UTF-8 "
+                          "text") from None
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")

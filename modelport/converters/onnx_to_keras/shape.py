@@ -125,6 +125,9 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("Pad with axes is not raised")
     rank = ctx.rank(x)
     pads = [int(p) for p in pads.reshape(-1)]
+    if len(pads) != 2 * rank:
+        raise ctx.malformed(f"{len(pads)} pads for a rank-{rank} input (ONNX wants two per "
+                            "axis)")
     pairs = [(pads[i], pads[i + rank]) for i in range(rank)]
     if any(p < 0 for pair in pairs for p in pair):
         raise ctx.refuse("negative pads (cropping) are not raised")
