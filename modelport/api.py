@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelportError, UnsupportedError
+from .errors import FormatError, ModelportError, UnsupportedError
 from .formats import (
     deferred,
     keras_h5,
@@ -289,9 +289,10 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
     release = not validate and isinstance(model, TfjsGraph) and target == sniff.ONNX
     counted = (_weight_bytes(model), _parameters(model)) if release else None
     try:
-        result = _to_op_graph(model, target, opset=opset,
-                              channels_first_inputs=channels_first_inputs, progress=progress,
-                              release=release)
+        with _diagnosed(src, model):
+            result = _to_op_graph(model, target, opset=opset,
+                                  channels_first_inputs=channels_first_inputs,
+                                  progress=progress, release=release)
     except ModelportError as e:
         raise e.with_file(src)
     weight_bytes, parameters = counted or (_weight_bytes(model), _parameters(model))
@@ -333,6 +334,25 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
     return report
 
 
+@contextlib.contextmanager
+def _diagnosed(src, model):
+    """An unexpected exception while converting an ONNX model becomes a FormatError when
+    ONNX's full check refuses the model too (the model, not modelport, is at fault)."""
+    try:
+        yield
+    except ModelportError:
+        raise
+    except Exception as e:
+        if isinstance(model, TfjsGraph):
+            raise
+        from .formats import onnx as onnx_format
+
+        reason = onnx_format.invalid_reason(src)
+        if reason is None:
+            raise
+        raise FormatError(f"not a valid ONNX model: {reason}") from e
+
+
 def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
                    channels_first_inputs: bool, validate: bool, device: str, tolerances,
                    inputs, quantize, shard_size: int,
@@ -349,9 +369,10 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
             progress(f"mapping {len(model.nodes)} TF ops to ONNX")
             model = from_tfjs.convert(model)
         progress(f"raising {model.graph.num_nodes()} ONNX nodes to Keras layers")
-        raised = raise_model(model, channels_first_inputs=channels_first_inputs,
-                             for_tfjs=target == sniff.TFJS_LAYERS, name=Path(src).stem,
-                             source=str(src))
+        with _diagnosed(src, source_model):
+            raised = raise_model(model, channels_first_inputs=channels_first_inputs,
+                                 for_tfjs=target == sniff.TFJS_LAYERS, name=Path(src).stem,
+                                 source=str(src))
     except ModelportError as e:
         raise e.with_file(src)
     result = raised.model

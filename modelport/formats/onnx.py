@@ -263,6 +263,27 @@ def float_initializers(model: ir.Model) -> list[tuple[str, np.ndarray | ir.Tenso
     return named
 
 
+def invalid_reason(path: str | os.PathLike) -> str | None:
+    """Why ONNX's full check (the checker with strict shape inference) refuses the model at
+    ``path``, or None when it passes or cannot be run. Reading runs the checker without shape
+    inference, which a valid model's exporter may leave incomplete; this is asked only after a
+    conversion failed unexpectedly, to tell a model that breaks ONNX's own rules (a Conv
+    weight of the wrong rank, pads not two per axis) from a modelport bug."""
+    path = Path(path)
+    mapped = _scan(path)
+    try:
+        if mapped is not None:
+            proto = _probe(onnx.ModelProto.FromString(mapped[0]), mapped[1])
+        else:
+            proto = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        return _first_line(e)
+    except Exception:  # noqa: BLE001 - no verdict: the caller reports its own error
+        return None
+    return None
+
+
 def _probe(proto: onnx.ModelProto, stripped: dict[int, tuple[int, int]]) -> onnx.ModelProto:
     """What ``onnx.checker`` sees: ``proto`` with the initializers whose bytes were left out
     as typed graph inputs (an input of the same name, as IR < 4 lists them, stays as it is)."""

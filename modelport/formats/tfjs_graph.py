@@ -51,10 +51,18 @@ def _checked(read):
     return wrapper
 
 
+def _int64(value) -> int:
+    """An AttrValue int: int64 in TF (JSON carries it as a string of any length)."""
+    number = int(value)
+    if not -2**63 <= number < 2**63:
+        raise ValueError(f"{number} is not an int64")
+    return number
+
+
 @_checked
 def attr_int(node: TfNode, name: str, default: int | None = None) -> int | None:
     value = node.attrs.get(name)
-    return default if value is None or "i" not in value else int(value["i"])
+    return default if value is None or "i" not in value else _int64(value["i"])
 
 
 @_checked
@@ -101,7 +109,7 @@ def attr_list(node: TfNode, name: str, kind: str) -> list:
         return []
     items = value["list"].get(kind, [])
     if kind == "i":
-        return [int(v) for v in items]
+        return [_int64(v) for v in items]
     if kind == "f":
         return [float(v) for v in items]
     if kind == "s":

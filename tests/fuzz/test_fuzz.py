@@ -73,6 +73,11 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("tfjs-graph-fixtures", 12319),  # MirrorPad to 560 GiB: MemoryError in the reference
     ("onnx-pytorch", 20858),  # a Pad with 6 pads on rank 4: IndexError in both converters
     ("onnx-pytorch", 23062),  # a Pad mode that is not UTF-8: UnicodeDecodeError
+    ("onnx-pytorch", 42016),  # AveragePool pads of the wrong size: IndexError (now told by
+    #                           ONNX's full check, which a crash in conversion consults)
+    ("tfjs-graph-fixtures", 48341),  # a 10**40 stride: SerdeError writing the ONNX attribute
+    ("tfjs-graph-fixtures", 50137),  # a fused BiasAdd without its bias: IndexError
+    ("tfjs-graph-fixtures", 39916801),  # a Pack without inputs: IndexError mapping it
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)

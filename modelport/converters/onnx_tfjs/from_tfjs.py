@@ -486,10 +486,18 @@ def _map_node(ctx: Ctx, node: TfNode, values: dict[str, ir.Value], probe: Probe)
         raise FormatError(f"node {node.name!r} reads {e.args[0]!r}, which its producer does "
                           "not output") from None
     op = TfOp(node, NodeInputs(inputs, node), NodeInputs(refs, node), probe, ctx)
-    if node.op in MAPPINGS:
-        result = MAPPINGS.get(node.op)(op)
-    else:
-        result = _rename(op, table.BY_TF[node.op])
+    try:
+        if node.op in MAPPINGS:
+            result = MAPPINGS.get(node.op)(op)
+        else:
+            result = _rename(op, table.BY_TF[node.op])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        # A graph-model has no checker of its own (ONNX's has); as the TF reference does when
+        # it evaluates a node, a node whose inputs or attributes break its op is named here.
+        raise FormatError(f"{node.op} node {node.name!r}: cannot be mapped to ONNX from "
+                          f"inputs of shapes {[op.shape(k) for k in range(len(refs))]} "
+                          f"({type(e).__name__}: {e}); if tfjs runs this model, please "
+                          "report it") from e
     outs = [result] if isinstance(result, ir.Value) else list(result)
     for k, value in enumerate(outs):
         if value.name is None or value.name.startswith("val_"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .from_tfjs import MAPPINGS, TfOp, to_first, to_last
+from .from_tfjs import MAPPINGS, NodeInputs, TfOp, to_first, to_last
 
 # Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
 # _FusedMatMul (after the bias or the batch norm), and their standalone ops.
@@ -91,7 +91,8 @@ def _softmax(op: TfOp) -> ir.Value:
 def _fused(op: TfOp) -> tuple[list[str], list[ir.Value], list[int]]:
     """(fused ops, their extra inputs, those inputs' indices) of a fused conv / matmul."""
     ops = [f for f in _list_s(op, "fused_ops")]
-    return ops, op.inputs[2:], list(range(2, len(op.inputs)))
+    # the indices too: a fused op listed without its input is the node's fault, named
+    return ops, op.inputs[2:], NodeInputs(range(2, len(op.inputs)), op.node, len(op.inputs))
 
 
 def _list_s(op: TfOp, name: str) -> list[str]:
