@@ -124,7 +124,10 @@ def attr_list(node: TfNode, name: str, kind: str) -> list:
 def decode_shape(shape: dict) -> list[int | None] | None:
     if shape.get("unknownRank"):
         return None
-    return [None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in shape.get("dim", [])]
+    dims = [int(d.get("size", -1)) for d in shape.get("dim", [])]
+    if any(d >= 2**63 for d in dims):
+        raise FormatError(f"a tensorShape with a dimension past int64: {dims}")
+    return [None if d < 0 else d for d in dims]
 
 
 def encode_shape(shape: list[int | None] | None) -> dict:

@@ -78,6 +78,7 @@ def test_mutated_model_gives_modelport_error_or_result(target, seed, tmp_path):
     ("tfjs-graph-fixtures", 48341),  # a 10**40 stride: SerdeError writing the ONNX attribute
     ("tfjs-graph-fixtures", 50137),  # a fused BiasAdd without its bias: IndexError
     ("tfjs-graph-fixtures", 39916801),  # a Pack without inputs: IndexError mapping it
+    ("tfjs-graph", 685328),  # a signature dimension of 2**63: a 2**63-row probe input
 ])
 def test_past_findings_stay_fixed(target, seed, tmp_path):
     _check(target, seed, tmp_path)

@@ -25,6 +25,7 @@ Transposes and ``converters.layout`` cancels the pairs between consecutive ops a
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -574,6 +575,7 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
     """Evaluate with the NumPy TF executor: (shape, dtype, value if constant) per tensor. A node
     it cannot run leaves its outputs (and everything downstream) unknown rather than failing
     the conversion here. ``known`` constants are taken as they are, not computed again."""
+    from ...runtime.engines import MAX_INPUT_ELEMENTS
     from ...runtime.tfjs_reference import REGISTRY
     from ...runtime.tfjs_reference._base import NUMPY_DTYPES, Op
 
@@ -585,6 +587,8 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
         if info.shape is None or info.dtype not in NUMPY_DTYPES:
             continue
         shape = [free if d is None else d for d in info.shape]
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            continue  # a crafted size: left unknown here; the parity check names it
         dtype = NUMPY_DTYPES[info.dtype]
         feeds[node] = (rng.standard_normal(shape).astype(dtype)
                        if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype))
