@@ -1,5 +1,5 @@
-"""Long mutation-fuzzing run of every reader (the bounded version runs in CI as
-tests/fuzz/test_fuzz.py; both use tests/fuzz/harness.py).
+"""Long mutation-fuzzing run of every reader and of the conversions from what it read (the
+bounded version runs in CI as tests/fuzz/test_fuzz.py; both use tests/fuzz/harness.py).
 
     python bench/fuzz.py --iterations 20000 [--seconds 600] [--target onnx] [--seed 0]
 
