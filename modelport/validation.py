@@ -61,6 +61,8 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
                     for x, p in zip(arrays, perms[0])]
     else:
         arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
+    for model, feed in ((source, arrays), (target, arrays_b)):
+        _check_sizes(model, [s.name for s in (specs_a if model is source else specs_b)], feed)
     expected = a.run(arrays)
     actual = b.run(arrays_b)
     if perms is not None:
@@ -161,3 +163,44 @@ def _upgraded(model, device: str, why: ModelportError):
     engine.label += (f" (source upgraded from opset {old} to {TARGET_OPSET} by onnx's version "
                      "converter: onnxruntime has no kernel for it at its own opset)")
     return engine
+
+
+def _check_sizes(model, names: list[str], feed: list[np.ndarray]) -> None:
+    """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
+    ``MAX_OUTPUT_ELEMENTS`` on these inputs (a crafted Pad or Tile can ask for any amount of
+    memory; an overcommitting system grants it and kills the process when it is filled).
+    Shapes come from ONNX's shape inference with the inputs' shapes fixed; values it cannot
+    size are not checked."""
+    import onnx
+    import onnx_ir as ir
+
+    from .formats import onnx as onnx_format
+    from .runtime.tfjs_reference._base import MAX_OUTPUT_ELEMENTS
+
+    if not isinstance(model, ir.Model):
+        return
+    proto, values = onnx_format.skeleton(model, min_bytes=1024)
+    proto = onnx_format.declare_as_inputs(proto, values)
+    shapes = dict(zip(names, (x.shape for x in feed)))
+    for vi in proto.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for d in shapes[vi.name]:
+                dims.add().dim_value = int(d)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
+        return
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if not dims or any(not d.HasField("dim_value") for d in dims):
+            continue
+        count = 1
+        for d in dims:
+            count *= max(d.dim_value, 0)
+        if count > MAX_OUTPUT_ELEMENTS:
+            raise UnsupportedError(
+                f"the parity check would hold {count} elements in {vi.name!r} (shape "
+                f"{[d.dim_value for d in dims]}), past what a check allocates "
+                f"({MAX_OUTPUT_ELEMENTS})", hint="skip the check with --no-validate")

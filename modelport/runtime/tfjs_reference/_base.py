@@ -34,6 +34,10 @@ def register(*ops: str) -> Callable[[OpFn], OpFn]:
 
 
 # TF dtypes as NumPy dtypes (bfloat16, strings, resources: not computed here).
+# One output of more elements than this (4 GiB of float32) is refused before it is allocated:
+# a check on a CPU holds several tensors at once, and a crafted Pad asks for any size.
+MAX_OUTPUT_ELEMENTS = 1 << 30
+
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64,
                 "int32": np.int32, "int64": np.int64, "int16": np.int16, "int8": np.int8,
                 "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
@@ -116,6 +120,22 @@ class Op:
         return fmt.startswith("NC")
 
     # --- errors ---
+
+    def sized(self, shape) -> list[int]:
+        """``shape``, checked before an output of that shape is allocated: a size taken from a
+        constant (paddings, multiples, fill dims) can ask for any amount of memory, and an
+        allocation that succeeds on an overcommitting system is only killed when filled."""
+        dims = [int(d) for d in shape]
+        count = 1
+        for d in dims:
+            if d < 0:
+                raise self.invalid(f"a negative size in {dims}")
+            count *= d
+        if count > MAX_OUTPUT_ELEMENTS:
+            raise UnsupportedError(f"{self.type} node {self.name!r}: an output of shape {dims} "
+                                   f"({count} elements) is past what a check allocates "
+                                   f"({MAX_OUTPUT_ELEMENTS})")
+        return dims
 
     def unsupported(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{self.type} node {self.name!r}: {what} is not supported by "

@@ -48,7 +48,7 @@ def _fill(op: Op) -> np.ndarray:
     value = np.asarray(op.arg(1))
     if value.size != 1:
         raise op.invalid("the fill value is not a scalar")
-    return np.full(op.ints_arg(0), value.reshape(()), dtype=value.dtype)
+    return np.full(op.sized(op.ints_arg(0)), value.reshape(()), dtype=value.dtype)
 
 
 @register("ZerosLike")
@@ -71,10 +71,10 @@ def _range(op: Op) -> np.ndarray:
         raise op.invalid(f"start {start}, limit {limit} and delta {delta} run backwards")
     if dtype.kind in "iu":
         s, l, d = int(start), int(limit), int(delta)
-        count = (abs(l - s) + abs(d) - 1) // abs(d)
+        count = op.sized([(abs(l - s) + abs(d) - 1) // abs(d)])[0]
         return (s + d * np.arange(count, dtype=np.int64)).astype(dtype)
     s, l, d = (np.asarray(v, dtype=dtype) for v in (start, limit, delta))
-    count = int(np.ceil(np.abs((l - s) / d)))
+    count = op.sized([int(np.ceil(np.abs((l - s) / d)))])[0]
     return (np.arange(count).astype(dtype) * d + s).astype(dtype)  # start + i * delta
 
 
@@ -87,6 +87,7 @@ def _one_hot(op: Op) -> np.ndarray:
     rank = indices.ndim + 1
     if not -1 <= axis < rank:
         raise op.invalid(f"axis {axis} for output rank {rank}")
+    op.sized([*indices.shape, depth])
     hot = indices[..., None] == np.arange(depth)
     y = np.where(hot, on, off).astype(np.result_type(on, off))
     return np.ascontiguousarray(np.moveaxis(y, -1, axis)) if axis != -1 else y

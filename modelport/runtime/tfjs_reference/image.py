@@ -27,6 +27,7 @@ def _sizes(op: Op) -> tuple[np.ndarray, int, int, bool, bool]:
     size = op.ints_arg(1)
     if len(size) != 2 or min(size) <= 0:
         raise op.invalid(f"size {size} (must be two positive numbers)")
+    op.sized([x.shape[0], size[0], size[1], x.shape[3]])
     align, half = op.b("align_corners"), op.b("half_pixel_centers")
     if align and half:
         raise op.invalid("align_corners and half_pixel_centers are both set")

@@ -149,7 +149,9 @@ def _paddings(op: Op, x: np.ndarray) -> list[tuple[int, int]]:
     p = np.asarray(op.arg(1)).reshape(-1, 2)
     if p.shape[0] != x.ndim:
         raise op.invalid(f"paddings for rank {p.shape[0]}, input rank {x.ndim}")
-    return [(int(a), int(b)) for a, b in p]
+    pads = [(int(a), int(b)) for a, b in p]
+    op.sized([d + a + b for d, (a, b) in zip(x.shape, pads)])
+    return pads
 
 
 @register("Pad", "PadV2")
@@ -173,12 +175,13 @@ def _tile(op: Op) -> np.ndarray:
     reps = op.ints_arg(1)
     if len(reps) != op.x.ndim:
         raise op.invalid(f"{len(reps)} multiples for rank {op.x.ndim}")
+    op.sized([d * r for d, r in zip(op.x.shape, reps)])
     return np.tile(op.x, reps)
 
 
 @register("BroadcastTo")
 def _broadcast_to(op: Op) -> np.ndarray:
-    return np.array(np.broadcast_to(op.x, op.ints_arg(1)))
+    return np.array(np.broadcast_to(op.x, op.sized(op.ints_arg(1))))
 
 
 @register("BroadcastArgs")
