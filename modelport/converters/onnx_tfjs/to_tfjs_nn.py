@@ -81,6 +81,8 @@ def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
         return f"{n}-D convolution (tfjs has 1-D to 3-D)"
     if ctx.rank(node.inputs[1]) != rank:
         return f"a rank-{ctx.rank(node.inputs[1])} weight for a rank-{rank} input"
+    if attr(node, "group", 1) < 1:
+        return f"group {attr(node, 'group', 1)} (ONNX wants at least 1)"
     kernel = attr(node, "kernel_shape") or (ctx.shape(node.inputs[1]) or [None] * rank)[2:]
     if None in kernel:
         return "the kernel size is unknown"
