@@ -167,15 +167,13 @@ def _upgraded(model, device: str, why: ModelportError):
 
 def _check_sizes(model, names: list[str], feed: list[np.ndarray]) -> None:
     """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
-    ``MAX_OUTPUT_ELEMENTS`` on these inputs (a crafted Pad or Tile can ask for any amount of
-    memory; an overcommitting system grants it and kills the process when it is filled).
-    Shapes come from ONNX's shape inference with the inputs' shapes fixed; values it cannot
-    size are not checked."""
+    ``checks.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
+    shape inference with the inputs' shapes fixed; values it cannot size are not checked."""
     import onnx
     import onnx_ir as ir
 
     from .formats import onnx as onnx_format
-    from .runtime.tfjs_reference._base import MAX_OUTPUT_ELEMENTS
+    from .formats.checks import MAX_CHECK_TENSOR_ELEMENTS
 
     if not isinstance(model, ir.Model):
         return
@@ -199,8 +197,8 @@ def _check_sizes(model, names: list[str], feed: list[np.ndarray]) -> None:
         count = 1
         for d in dims:
             count *= max(d.dim_value, 0)
-        if count > MAX_OUTPUT_ELEMENTS:
+        if count > MAX_CHECK_TENSOR_ELEMENTS:
             raise UnsupportedError(
                 f"the parity check would hold {count} elements in {vi.name!r} (shape "
                 f"{[d.dim_value for d in dims]}), past what a check allocates "
-                f"({MAX_OUTPUT_ELEMENTS})", hint="skip the check with --no-validate")
+                f"({MAX_CHECK_TENSOR_ELEMENTS})", hint="skip the check with --no-validate")

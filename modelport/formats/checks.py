@@ -27,6 +27,12 @@ from ..errors import FormatError
 log = logging.getLogger("modelport")
 
 MAX_ELEMENTS = 1 << 34  # 16 G elements (64 GiB of float32): past this a shape is corrupt
+# What a parity check allocates at most. It runs the model on a CPU and holds several tensors
+# at once; a fixed dimension or a constant (a Pad's paddings, a Tile's multiples) from a
+# crafted file can ask for any size, and an overcommitting system grants the allocation and
+# kills the process only when it is filled.
+MAX_CHECK_INPUT_ELEMENTS = 1 << 28  # one generated input: 1 GiB of float32
+MAX_CHECK_TENSOR_ELEMENTS = 1 << 30  # any one tensor of a run: 4 GiB of float32
 # Compressed storage (gzip'd HDF5 chunks, deflated zip members) may legitimately hold more
 # bytes than it occupies, but not wildly more: real weights compress by a few x at best.
 MAX_EXPANSION = 64

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import keras_graph, keras_shapes
 from ..errors import FormatError, UnsupportedError
+from ..formats import checks
 from ..models import LayersModel
 
 
@@ -132,10 +133,7 @@ def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
     return bounds
 
 
-# Past this many elements in one input (1 GiB of float32), a parity check's seeded input is
-# not made: a fixed dimension that large is a crafted or broken shape far more often than a
-# model anyone checks on a CPU, and NumPy would otherwise fail with a MemoryError.
-MAX_INPUT_ELEMENTS = 1 << 28
+MAX_INPUT_ELEMENTS = checks.MAX_CHECK_INPUT_ELEMENTS  # see there
 
 
 def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,

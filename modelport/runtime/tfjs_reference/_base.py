@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ...errors import FormatError, UnsupportedError
+from ...formats import checks
 from ...formats import tfjs_graph as tg
 from ...models import TfNode
 
@@ -34,9 +35,7 @@ def register(*ops: str) -> Callable[[OpFn], OpFn]:
 
 
 # TF dtypes as NumPy dtypes (bfloat16, strings, resources: not computed here).
-# One output of more elements than this (4 GiB of float32) is refused before it is allocated:
-# a check on a CPU holds several tensors at once, and a crafted Pad asks for any size.
-MAX_OUTPUT_ELEMENTS = 1 << 30
+MAX_OUTPUT_ELEMENTS = checks.MAX_CHECK_TENSOR_ELEMENTS  # refused before it is allocated
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64,
                 "int32": np.int32, "int64": np.int64, "int16": np.int16, "int8": np.int8,
