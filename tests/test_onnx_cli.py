@@ -195,3 +195,29 @@ def test_a_failing_kernel_is_reported_once_without_onnxruntime_log_lines(capfd):
     with pytest.raises(ModelportError, match="onnxruntime failed to run the model: .*MatMul"):
         s.run({"x": np.ones((1, 4), np.float32)})
     assert "onnxruntime:" not in capfd.readouterr().err
+
+
+def test_parity_check_refuses_an_onnx_value_past_its_memory_cap():
+    """A constant Pad of 2**31 columns: ONNX shape inference sizes the value before
+    onnxruntime would allocate 8 GiB for it; the same graph with a small pad is let through."""
+    import numpy as np
+    import onnx_ir as ir
+    from onnx import TensorProto, helper, numpy_helper
+
+    from modelport.errors import UnsupportedError
+    from modelport.validation import _check_sizes
+
+    def model(columns: int):
+        graph = helper.make_graph(
+            [helper.make_node("Pad", ["x", "pads"], ["y"], name="pad")], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(np.array([0, 0, 0, columns], np.int64), "pads")])
+        return ir.from_proto(helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+
+    feed = [np.zeros((2, 4), np.float32)]
+    _check_sizes(model(3), ["x"], feed)
+    with pytest.raises(UnsupportedError, match=r"would hold 4294967304 elements in 'y' "
+                                               r"\(shape \[2, 2147483652\]\)"):
+        _check_sizes(model(2**31), ["x"], feed)

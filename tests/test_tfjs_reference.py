@@ -387,3 +387,24 @@ def test_broadcast_args_refuses_incompatible_shapes():
     graph = _graph(nodes, {}, ["a", "b"], ["ba:0"])
     with pytest.raises(FormatError, match=r"BroadcastArgs node 'ba'.*do not broadcast"):
         run(graph, [np.array([2, 3], np.int32), np.array([4], np.int32)])
+
+
+@pytest.mark.parametrize("op,small,huge", [
+    ("Pad", [[0, 0], [0, 1]], [[0, 0], [0, 1 << 31]]),  # paddings
+    ("MirrorPad", [[0, 0], [0, 1]], [[0, 0], [0, 1 << 31]]),
+    ("Tile", [1, 2], [1, 1 << 30]),  # multiples
+])
+def test_output_past_the_check_cap_is_refused_before_it_is_made(op, small, huge):
+    """A constant asking for a 2**31-column output (8 GiB) is refused by name before NumPy
+    allocates it; the same node with a small constant runs."""
+    def graph(value):
+        const, array = _const("k", np.asarray(value, np.int64))
+        attrs = {"mode": a_str("REFLECT")} if op == "MirrorPad" else {}
+        return _graph([_placeholder("x"), const, TfNode("y", op, ["x", "k"], attrs)],
+                      {"k": array}, ["x"], ["y:0"])
+
+    x = np.ones((2, 3), np.float32)
+    assert run(graph(small), [x])[0].shape == (2, 4 if "Pad" in op else 6)
+    with pytest.raises(UnsupportedError, match=rf"{op} node 'y': an output of shape \[2, \d+\] "
+                                               r"\(\d+ elements\) is past what a check allocates"):
+        run(graph(huge), [x])
