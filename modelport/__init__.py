@@ -9,13 +9,13 @@ The public API is small::
     parity = modelport.validate("model.onnx", "model.h5")   # a ParityReport
 """
 
-__version__ = "0.1.0"
-
-from ._lazy import defer_heavy_imports  # noqa: E402
+from ._lazy import defer_heavy_imports
+from ._version import __version__
 
 defer_heavy_imports()
 
-from .api import ConversionReport, convert, inspect, load, save, validate  # noqa: E402
+from .api import ConversionReport, Model, convert, inspect, load, save, validate  # noqa: E402
+from .check.parity import OutputReport, ParityReport, Tolerance, Tolerances  # noqa: E402
 from .errors import (  # noqa: E402
     FormatError,
     ModelportError,
@@ -24,11 +24,11 @@ from .errors import (  # noqa: E402
     UnsafeInputError,
     UnsupportedError,
 )
-from .models import LayersModel  # noqa: E402
+from .models import LayersModel, TfjsGraph  # noqa: E402
 
 __all__ = [
-    "__version__", "load", "save", "convert", "validate", "inspect", "ConversionReport",
-    "LayersModel",
+    "__version__", "load", "save", "convert", "validate", "inspect", "ConversionReport", "Model",
+    "ParityReport", "OutputReport", "Tolerance", "Tolerances", "LayersModel", "TfjsGraph",
     "ModelportError", "FormatError", "UnsafeInputError", "UnsupportedError", "OutputExistsError",
     "ParityError",
 ]

@@ -15,7 +15,7 @@ import traceback
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import ModelportError, ParityError
 
 
@@ -193,7 +193,7 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
 
 
 def _tolerances(atol, rtol):
-    from .runtime.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance, Tolerances
+    from .check.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance, Tolerances
 
     return Tolerances(Tolerance(DEFAULT_ATOL if atol is None else atol,
                                 DEFAULT_RTOL if rtol is None else rtol))
@@ -219,7 +219,7 @@ def _print_report(report) -> None:
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
     if report.custom_layers:
-        from .formats.keras_dialect import MODELPORT_LOAD_HINT
+        from .models.keras_dialect import MODELPORT_LOAD_HINT
 
         click.echo(f"  note: uses modelport's own {', '.join(report.custom_layers)} (no stock "
                    f"layer computes it); {MODELPORT_LOAD_HINT}")
@@ -231,7 +231,7 @@ def _print_report(report) -> None:
         click.echo(f"  ONNX opset {o['opset']}, IR version {o['ir_version']}, "
                    f"{o['transposes']} Transpose(s), inputs {o['inputs_layout']}")
     if report.parity:
-        from .runtime.parity import format_table
+        from .check.parity import format_table
 
         for line in format_table(_parity_from_json(report.parity)):
             click.echo(f"  {line}")
@@ -242,7 +242,7 @@ def _print_report(report) -> None:
 
 
 def _parity_from_json(doc: dict):
-    from .runtime.parity import OutputReport, ParityReport
+    from .check.parity import OutputReport, ParityReport
 
     outputs = [OutputReport(**o) for o in doc["outputs"]]
     return ParityReport(**{**doc, "outputs": outputs})
@@ -282,7 +282,7 @@ def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_pol
     mismatch.
     """
     from . import api
-    from .runtime.parity import Tolerance
+    from .check.parity import Tolerance
 
     tolerances = _tolerances(atol, rtol)
     tolerances.nan_policy = nan_policy
@@ -302,7 +302,7 @@ def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_pol
     if as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_json()}, indent=2))
     else:
-        from .runtime.parity import format_table
+        from .check.parity import format_table
 
         click.echo(f"{report.source} vs {report.target}")
         for line in format_table(report):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport import api
+from modelport.check.readback import compare
 from modelport.formats import deferred, keras_h5, keras_v3, tfjs_layers
 from modelport.formats import tfjs_manifest as tm
+from modelport.models.arrays import same_bits
 from tests.conftest import FIXTURES
 
 
@@ -52,24 +53,24 @@ def test_deferred_manifest_keeps_the_byte_count_checks(tmp_path, defer_all):
 
 def test_same_bits():
     a = np.array([0.0, 1.0, np.nan], np.float32)
-    assert api.same_bits(a, a.copy())
-    assert not api.same_bits(a, np.array([-0.0, 1.0, np.nan], np.float32))
+    assert same_bits(a, a.copy())
+    assert not same_bits(a, np.array([-0.0, 1.0, np.nan], np.float32))
     other_nan = a.copy()
     other_nan.view(np.uint32)[2] ^= 1
-    assert not api.same_bits(a, other_nan)
-    assert not api.same_bits(a, a.astype(np.float64))
-    assert not api.same_bits(a, a.reshape(3, 1))
-    assert api.same_bits(np.array(3, np.int32), np.array(3, np.int32))
-    assert api.same_bits(a[::2], np.ascontiguousarray(a[::2]))
+    assert not same_bits(a, other_nan)
+    assert not same_bits(a, a.astype(np.float64))
+    assert not same_bits(a, a.reshape(3, 1))
+    assert same_bits(np.array(3, np.int32), np.array(3, np.int32))
+    assert same_bits(a[::2], np.ascontiguousarray(a[::2]))
     c = np.array([1 + 2j, 3 - 1j], np.complex128)
-    assert api.same_bits(c, c.copy()) and not api.same_bits(c, c.conj())
+    assert same_bits(c, c.copy()) and not same_bits(c, c.conj())
     big = np.arange(3 * (1 << 18) + 5, dtype=np.float32)  # compared in slices
     changed = big.copy()
     changed[-1] = -changed[-1]
-    assert api.same_bits(big, big.copy()) and not api.same_bits(big, changed)
+    assert same_bits(big, big.copy()) and not same_bits(big, changed)
     s = np.array([b"x", b"yz"], dtype=object)
-    assert api.same_bits(s, np.array([b"x", b"yz"], dtype=object))
-    assert not api.same_bits(s, np.array([b"x", b"y"], dtype=object))
+    assert same_bits(s, np.array([b"x", b"yz"], dtype=object))
+    assert not same_bits(s, np.array([b"x", b"y"], dtype=object))
 
 
 @pytest.mark.parametrize("suffix", ["_tfjs", ".h5", ".keras"])
@@ -88,13 +89,13 @@ def test_deferred_read_back_sees_a_changed_weight(tmp_path, defer_all, suffix):
     reader = {"_tfjs": tfjs_layers.read, ".h5": keras_h5.read, ".keras": keras_v3.read}[suffix]
     back = reader(written, deferred=True)
     assert all(isinstance(w.array, deferred.Deferred) for _, w in back.all_weights())
-    assert api.compare(model, back)["weights_differing"] == 0
+    assert compare(model, back)["weights_differing"] == 0
     # the same read-back against an expectation that differs in one bit of one weight
     owner, weight = next((o, w) for o, w in model.all_weights() if w.array.size)
     changed = weight.array.copy()
     changed.reshape(-1).view(np.uint8)[0] ^= 1
     weight.array = changed
-    check = api.compare(model, reader(written, deferred=True))
+    check = compare(model, reader(written, deferred=True))
     assert check["weights_differing"] == 1
     assert check["first_difference"] == f"weight {owner}/{weight.path} differs"
 
@@ -227,12 +228,12 @@ def test_large_h5_datasets_are_mapped_copy_on_write(tmp_path, monkeypatch):
     mapped = modelport.load(copy)
     pairs = [(a.array, b.array) for (_, a), (_, b) in zip(plain.all_weights(),
                                                            mapped.all_weights())]
-    assert pairs and all(api.same_bits(a, b) for a, b in pairs)
+    assert pairs and all(same_bits(a, b) for a, b in pairs)
     assert any(isinstance(b.base, np.memmap) for _, b in pairs if b.size)
     for _, b in pairs:
         b[...] = 0  # private to this process: the file is unchanged
     assert copy.read_bytes() == before
-    assert api.compare(plain, modelport.load(copy))["weights_differing"] == 0
+    assert compare(plain, modelport.load(copy))["weights_differing"] == 0
 
 
 @pytest.mark.parametrize("shard_size", [5, 64, 1 << 20])
@@ -251,7 +252,7 @@ def test_tfjs_weights_within_one_shard_are_mapped_copy_on_write(tmp_path, monkey
     mapped = [isinstance(w.array.base, np.memmap) for w in back]
     assert all(mapped) if shard_size == 1 << 20 else not all(mapped)
     for (_, array), stored in zip(weights, back):
-        assert api.same_bits(array, stored.array) and stored.array.flags.writeable
+        assert same_bits(array, stored.array) and stored.array.flags.writeable
         stored.array[...] = 0  # private: the shards are unchanged
     assert files == {p: (tmp_path / p).read_bytes() for p in group["paths"]}
 
@@ -260,7 +261,7 @@ def test_tfjs_weights_within_one_shard_are_mapped_copy_on_write(tmp_path, monkey
 def test_graph_to_onnx_release_drops_source_weights_same_model(monkeypatch, case):
     import onnx_ir as ir
 
-    from modelport.converters.onnx_tfjs import from_tfjs
+    from modelport.converters.tfjs_to_onnx import driver as from_tfjs
     from modelport.formats import tfjs_graph
 
     monkeypatch.setattr(from_tfjs, "RELEASE_MIN_BYTES", 0)

@@ -51,8 +51,9 @@ def test_applications_on_cuda(name, tmp_path):
 
 
 def _onnx(src):
-    from modelport.converters.keras_to_onnx import lower
     import onnx_ir as ir
+
+    from modelport.converters.keras_to_onnx import lower
 
     return ir.to_proto(lower(modelport.load(src)).model).SerializeToString()
 

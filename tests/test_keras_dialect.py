@@ -8,8 +8,8 @@ import h5py
 import pytest
 
 from modelport.errors import FormatError, UnsupportedError
-from modelport.formats import keras_dialect as kd
 from modelport.models import TensorRef
+from modelport.models import keras_dialect as kd
 
 from .conftest import FIXTURES
 

@@ -118,8 +118,7 @@ def _from_keras(keras_model) -> LayersModel:
     parser, and its variables by path (``mha/query/kernel`` -> ``query/kernel``)."""
     import json
 
-    from modelport.formats import keras_dialect
-    from modelport.models import Weight
+    from modelport.models import Weight, keras_dialect
 
     lm = keras_dialect.model_from_config(json.loads(keras_model.to_json()), keras_dialect.KERAS3)
     for layer in lm.layers:

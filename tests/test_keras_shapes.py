@@ -1,4 +1,4 @@
-"""Static shape inference (``modelport.keras_shapes``) against what real Keras recorded or computed.
+"""Static shape inference (``modelport.models.keras_shapes``) against what real Keras recorded or computed.
 
 Two sources of truth, never hand-computed shapes:
 
@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport import keras_shapes as ks
 from modelport.errors import FormatError, UnsupportedError
-from modelport.formats.keras_dialect import KERAS3, model_from_config
 from modelport.models import Layer, LayersModel, TensorRef
+from modelport.models import keras_shapes as ks
+from modelport.models.keras_dialect import KERAS3, model_from_config
 from tests.conftest import ALL_CASES, case_params
 
 TensorSpec = ks.TensorSpec

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from modelport.cli import main
 from modelport.converters.keras_to_onnx import LOWERINGS
-from modelport.formats.onnx import ir_version_for
+from modelport.models.onnx_model import ir_version_for
 
 from .conftest import FIXTURES
 
@@ -204,8 +204,8 @@ def test_parity_check_refuses_an_onnx_value_past_its_memory_cap():
     import onnx_ir as ir
     from onnx import TensorProto, helper, numpy_helper
 
+    from modelport.check.validate import _check_sizes
     from modelport.errors import UnsupportedError
-    from modelport.validation import _check_sizes
 
     def model(columns: int):
         graph = helper.make_graph(

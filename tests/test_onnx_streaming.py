@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelport.converters.onnx_tfjs import to_tfjs_prepare
+from modelport.converters import onnx_normalize as to_tfjs_prepare
 from modelport.errors import FormatError
 from modelport.formats import onnx as onnx_format
 
@@ -58,7 +58,7 @@ def test_big_initializers_are_mapped_and_survive_normalize(tmp_path, opset, ir_v
 
     weight = model.graph.initializers["W"].const_value
     out = to_tfjs_prepare.normalize(model)
-    assert to_tfjs_prepare.opset_of(out) == max(opset, to_tfjs_prepare.TARGET_OPSET)
+    assert to_tfjs_prepare.opset_of(out) == max(opset, to_tfjs_prepare.NORMALIZED_OPSET)
     assert out.graph.initializers["W"].const_value is weight  # attached again, not copied
     assert [v.name for v in out.graph.inputs] == ["x"]
     assert set(out.graph.initializers) == set(arrays)

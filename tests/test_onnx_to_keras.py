@@ -708,7 +708,7 @@ def test_old_opset_source_runs_upgraded_when_onnxruntime_has_no_kernel(tmp_path)
 def _tfjs_case(case: OpCase) -> list[str]:
     """Raised for tfjs-layers, the case matches onnxruntime; its layer classes."""
     raised = raise_and_compare(build(case), feeds(case), for_tfjs=True)
-    from modelport.formats import tfjs_support
+    from modelport.models import tfjs_support
 
     assert not tfjs_support.blockers(raised.model)
     return [layer.class_name for layer in raised.model.layers]

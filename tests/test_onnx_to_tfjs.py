@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from modelport.cli import main
-from modelport.converters.onnx_tfjs import to_tfjs
+from modelport.converters.onnx_to_tfjs import driver as to_tfjs
 from modelport.errors import UnsupportedError
 from modelport.formats import tfjs_graph
 from modelport.runtime import tfjs_reference
@@ -225,7 +225,7 @@ def test_resize_with_a_run_time_batch(mode: str, tmp_path) -> None:
 
 
 def test_uniform_constants_are_told_by_their_bits() -> None:
-    from modelport.converters.onnx_tfjs.to_tfjs_core import _uniform
+    from modelport.converters.onnx_to_tfjs.core import _uniform
 
     assert _uniform(np.zeros((300, 7), np.float32))
     assert _uniform(np.broadcast_to(np.float32(3), (1000,)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import modelport
-from modelport.api import compare
-from modelport.formats import tfjs_support
+from modelport.check.readback import compare
+from modelport.models import tfjs_support
 
 from .conftest import ALL_CASES
 from .expectations import KERAS3_REFUSED, TFJS_REFUSED, refusal

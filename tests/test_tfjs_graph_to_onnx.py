@@ -25,11 +25,12 @@ from click.testing import CliRunner
 
 import modelport
 from modelport.cli import main
-from modelport.converters.onnx_tfjs import from_tfjs
+from modelport.converters.tfjs_to_onnx import driver as from_tfjs
 from modelport.errors import FormatError, UnsupportedError
 from modelport.formats import tfjs_graph
-from modelport.formats.tfjs_graph import a_bool, a_float, a_list, a_str, a_type
 from modelport.models import TensorInfo, TfjsGraph, TfNode
+from modelport.models import tfjs_graph as tg_model
+from modelport.models.tfjs_graph import a_bool, a_float, a_list, a_str, a_type
 
 from .conftest import FIXTURES
 
@@ -220,7 +221,7 @@ def _graph(nodes: list[TfNode], weights: dict, inputs: list[tuple[str, list, str
               for name, v in weights.items()]
     graph = TfjsGraph(placeholders + consts + nodes, dict(weights), infos,
                       [TensorInfo(o, f"{o}:0", "float32", None) for o in outputs])
-    tfjs_graph.check(graph)
+    tg_model.check(graph)
     return graph
 
 
@@ -502,8 +503,8 @@ def test_tf1_while_loop_is_unsupported_not_corrupt():
     ]
     graph = _graph(nodes, {"limit": np.float32(10), "one": np.float32(1)},
                    [("x", [], "float32")], ["exit"])
-    assert [n.name for n in tfjs_graph.order(graph)].index("merge") < \
-        [n.name for n in tfjs_graph.order(graph)].index("next")
+    assert [n.name for n in tg_model.order(graph)].index("merge") < \
+        [n.name for n in tg_model.order(graph)].index("next")
     with pytest.raises(UnsupportedError, match=r"Enter.*Merge.*LoopCond.*Switch.*Exit|"
                                                r"no ONNX mapping for 6 TF node"):
         from_tfjs.convert(graph)

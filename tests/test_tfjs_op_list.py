@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport.converters.onnx_tfjs.to_tfjs import EMITS, mapped_ops
+from modelport.converters.onnx_to_tfjs.driver import EMITS, mapped_ops
 from tests.conftest import require_tool
 
 LIST_OPS = Path(__file__).parent / "interop" / "node" / "list_tfjs_ops.js"

@@ -19,8 +19,8 @@ import pytest
 
 from modelport.errors import FormatError, UnsupportedError
 from modelport.formats import tfjs_graph
-from modelport.formats.tfjs_graph import a_float, a_int, a_list, a_str, a_type
 from modelport.models import TensorInfo, TfjsGraph, TfNode
+from modelport.models.tfjs_graph import a_float, a_int, a_list, a_str, a_type
 from modelport.runtime.tfjs_reference import REGISTRY, run, supported_ops
 from tests.conftest import FIXTURES
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelport import api, keras_shapes, weight_shapes
+from modelport import api
 from modelport.errors import FormatError
+from modelport.models import keras_shapes, weight_shapes
 
 CASES: list[tuple[str, Callable[[Any], Any], tuple]] = [
     ("dense", lambda L: L.Dense(5), (7,)),

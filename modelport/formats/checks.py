@@ -1,4 +1,4 @@
-"""Checks every reader applies to what a model file declares, before trusting it.
+"""Checks every reader applies to what a model file declares, before trusting it. The limits themselves are in ``modelport.limits``.
 
 * Declared sizes: a weight whose declared shape needs more bytes than the file can hold is a
   FormatError raised *before* anything is allocated (a 4 TiB shape must never reach NumPy as a
@@ -8,8 +8,6 @@
 * Non-finite weights (NaN/Inf) are legal and converted, but logged as a WARNING naming the file
   and the weights: they are almost always a training accident, and a conversion that silently
   carries them would pass a parity check (NaN matches NaN) while the model is useless.
-* ``same_bits``: what "identical" means wherever modelport proves a copy (a written model read
-  back, a subgraph lowered again): same shape, dtype and bit pattern.
 """
 
 from __future__ import annotations
@@ -23,16 +21,10 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..errors import FormatError
+from ..limits import MAX_ELEMENTS
 
 log = logging.getLogger("modelport")
 
-MAX_ELEMENTS = 1 << 34  # 16 G elements (64 GiB of float32): past this a shape is corrupt
-# What a parity check allocates at most. It runs the model on a CPU and holds several tensors
-# at once; a fixed dimension or a constant (a Pad's paddings, a Tile's multiples) from a
-# crafted file can ask for any size, and an overcommitting system grants the allocation and
-# kills the process only when it is filled.
-MAX_CHECK_INPUT_ELEMENTS = 1 << 28  # one generated input: 1 GiB of float32
-MAX_CHECK_TENSOR_ELEMENTS = 1 << 30  # any one tensor of a run: 4 GiB of float32
 # Compressed storage (gzip'd HDF5 chunks, deflated zip members) may legitimately hold more
 # bytes than it occupies, but not wildly more: real weights compress by a few x at best.
 MAX_EXPANSION = 64
@@ -171,29 +163,3 @@ def layers_model_weights(model) -> Iterable[tuple[str, np.ndarray]]:
     """(``layer 'x' weight 'kernel'``, array) for every weight of a LayersModel."""
     for owner, weight in model.all_weights():
         yield f"layer {owner!r} weight {weight.path!r}", weight.array
-
-
-_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-_CHUNK = 1 << 18
-
-
-def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
-    """Same shape, dtype and bit pattern (NaN payloads and -0.0 included); object (string)
-    arrays are compared by value. No byte copies of either array are made."""
-    if x.shape != y.shape or x.dtype != y.dtype:
-        return False
-    if x.dtype.hasobject:
-        return bool(np.array_equal(x, y))
-    as_uint = _UINTS.get(x.dtype.itemsize)
-    if as_uint is None or x.dtype.fields is not None:  # complex128, long double, strings, records
-        x = np.ascontiguousarray(x).reshape(-1).view(np.uint8)
-        y = np.ascontiguousarray(y).reshape(-1).view(np.uint8)
-        return bool(np.array_equal(x, y))
-    x, y = x.view(as_uint), y.view(as_uint)
-    if x.size > _CHUNK and x.flags.c_contiguous and y.flags.c_contiguous:
-        # in slices: the temporaries stay small (and in cache) instead of a bool array as big
-        # as the weight, freshly allocated for every weight
-        x, y = x.reshape(-1), y.reshape(-1)
-        return all(np.array_equal(x[i:i + _CHUNK], y[i:i + _CHUNK])
-                   for i in range(0, x.size, _CHUNK))
-    return bool(np.array_equal(x, y))

@@ -23,10 +23,10 @@ import numpy as np
 
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, parse_json
-from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import checks, keras_dialect, memory
+from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect
+from ..models.keras_variables import layer_variables, legacy_order, same_variable
+from . import checks, memory
 from .deferred import DEFER_MIN_BYTES, stand_in
-from .keras_variables import layer_variables, legacy_order, same_variable
 
 HDF5_ATTR_LIMIT = 64512  # Keras's HDF5_OBJECT_HEADER_LIMIT
 WRITTEN_KERAS_VERSION = "3.15.1"  # the Keras 3 format these files follow
@@ -150,7 +150,9 @@ def _check_shape_rules(model: LayersModel) -> None:
     FormatError here, naming the layer. A ModelportError from it (a layer without a shape rule,
     an unknown input shape) is not the reader's business: the stage that needs shapes reports
     it."""
-    from ..keras_shapes import infer  # heavier than reading needs, loaded only here
+    from ..models.keras_shapes import (
+        infer,  # heavier than reading needs, loaded only here
+    )
 
     try:
         infer(model)
@@ -185,7 +187,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             root = f["model_weights"] if "model_weights" in f else f
             _read_weights(root, model, _Reopening(path) if deferred else None)
             # shape rules: loaded on the first read, not on import
-            from ..weight_shapes import check as check_weight_shapes
+            from ..models.weight_shapes import check as check_weight_shapes
 
             check_weight_shapes(model)
         except ModelportError as e:

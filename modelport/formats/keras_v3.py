@@ -26,8 +26,9 @@ import numpy as np
 
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
-from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import checks, keras_dialect
+from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect
+from ..models.keras_variables import layer_variables, snake_case
+from . import checks
 from .checks import SLACK_BYTES
 from .keras_h5 import (
     WRITTEN_KERAS_VERSION,
@@ -37,7 +38,6 @@ from .keras_h5 import (
     config_to_model,
     refuse_links,
 )
-from .keras_variables import layer_variables, snake_case
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -227,7 +227,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
         elif any(True for _ in model.all_weights()) or _has_variables(model):
             raise FormatError(f"no {WEIGHTS} in the .keras archive")
         # shape rules: loaded on the first read, not on import
-        from ..weight_shapes import check as check_weight_shapes
+        from ..models.weight_shapes import check as check_weight_shapes
 
         check_weight_shapes(model)
     except ModelportError as e:

@@ -16,20 +16,13 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
+from ..errors import FormatError, ModelportError, OutputExistsError
 from ..fsutil import atomic_output, check_destination, check_model_file, contained_path
+from ..models.onnx_model import declare_as_inputs, skeleton
 from . import checks
 
 PROTOBUF_LIMIT = 2 * 1024**3
 EXTERNAL_THRESHOLD = 1024  # initializers at least this big go to the data file, when one is used
-
-
-def ir_version_for(opset: int) -> int:
-    """The IR version of the first onnx release that supports ``opset`` (ai.onnx)."""
-    for _release, ir_version, ai_onnx, *_ in onnx.helper.VERSION_TABLE:
-        if ai_onnx >= opset:
-            return ir_version
-    raise UnsupportedError(f"onnx {onnx.__version__} does not know opset {opset}")
 
 
 def initializer_bytes(model: ir.Model) -> int:
@@ -69,33 +62,6 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
             with open(tmp, "wb") as fh:
                 _stream(bare, values, fh)
     return dst
-
-
-def skeleton(model: ir.Model, min_bytes: int = 0) -> tuple[onnx.ModelProto, list[ir.Value]]:
-    """The model as a proto without its initializers of at least ``min_bytes``, and those
-    initializers: everything that needs a proto (checker, shape inference, version conversion)
-    runs on it without copying the weights."""
-    values = [v for v in model.graph.initializers.values()
-              if v.const_value is not None and v.const_value.nbytes >= min_bytes]
-    for v in values:
-        model.graph.initializers.pop(v.name)
-    try:
-        proto = ir.to_proto(model)
-    finally:
-        for v in values:
-            model.graph.register_initializer(v)
-    return proto, values
-
-
-def declare_as_inputs(proto: onnx.ModelProto, values: list[ir.Value]) -> onnx.ModelProto:
-    """``proto`` with each of ``values`` declared as a typed graph input (unless it is one
-    already, as IR < 4 lists initializers), so checker and inference know their shapes."""
-    declared = {v.name for v in proto.graph.input}
-    for v in values:
-        if v.name not in declared:
-            proto.graph.input.append(onnx.helper.make_tensor_value_info(
-                v.name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
-    return proto
 
 
 CHECK_DATA_BYTES = 1024

@@ -12,7 +12,6 @@ inputs and outputs (``{"inputs": {key: {"name": "x:0", "dtype", "tensorShape"}}}
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 from pathlib import Path
@@ -20,169 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FormatError, ModelportError, UnsupportedError
 from ..fsutil import atomic_output
 from ..models import SourceInfo, TensorInfo, TfjsGraph, TfNode
+from ..models.tfjs_graph import (
+    DT_OF,
+    DTYPES,
+    attr_shape,
+    attr_type,
+    check,
+    decode_shape,
+    encode_shape,
+    input_name,
+)
 from . import tfjs_layers, tfjs_manifest
 from .tfjs_layers import load_model_json, model_json_path
-
-DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool", "DT_STRING": "string",
-          "DT_INT64": "int64", "DT_HALF": "float16", "DT_DOUBLE": "float64",
-          "DT_UINT8": "uint8", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT16": "uint16",
-          "DT_COMPLEX64": "complex64", "DT_RESOURCE": "resource", "DT_VARIANT": "variant"}
-DT_OF = {v: k for k, v in DTYPES.items()}
-
-
-# --- attribute values ---------------------------------------------------------------------------
-
-def _checked(read):
-    """An attribute reader whose malformed value (``{"i": "x"}``, base64 that is not UTF-8, a
-    list where a dict belongs) is a FormatError naming the node and attribute."""
-    @functools.wraps(read)
-    def wrapper(node: TfNode, name: str, *args, **kwargs):
-        try:
-            return read(node, name, *args, **kwargs)
-        except (ValueError, TypeError, AttributeError, KeyError) as e:  # binascii.Error and
-            # UnicodeDecodeError are ValueErrors
-            value = repr(node.attrs.get(name))[:80]
-            raise FormatError(f"{node.op} node {node.name!r}: attribute {name!r} is malformed "
-                              f"({value}: {type(e).__name__})") from None
-    return wrapper
-
-
-def _int64(value) -> int:
-    """An AttrValue int: int64 in TF (JSON carries it as a string of any length)."""
-    number = int(value)
-    if not -2**63 <= number < 2**63:
-        raise ValueError(f"{number} is not an int64")
-    return number
-
-
-@_checked
-def attr_int(node: TfNode, name: str, default: int | None = None) -> int | None:
-    value = node.attrs.get(name)
-    return default if value is None or "i" not in value else _int64(value["i"])
-
-
-@_checked
-def attr_float(node: TfNode, name: str, default: float | None = None) -> float | None:
-    value = node.attrs.get(name)
-    return default if value is None or "f" not in value else float(value["f"])
-
-
-@_checked
-def attr_bool(node: TfNode, name: str, default: bool | None = None) -> bool | None:
-    value = node.attrs.get(name)
-    return default if value is None or "b" not in value else bool(value["b"])
-
-
-@_checked
-def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
-    value = node.attrs.get(name)
-    if value is None or "s" not in value:
-        return default
-    return base64.b64decode(value["s"]).decode("utf8")
-
-
-@_checked
-def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None:
-    value = node.attrs.get(name)
-    if value is None or "type" not in value:
-        return default
-    return DTYPES.get(value["type"], value["type"])
-
-
-@_checked
-def attr_shape(node: TfNode, name: str) -> list[int | None] | None:
-    value = node.attrs.get(name)
-    if value is None or "shape" not in value:
-        return None
-    return decode_shape(value["shape"])
-
-
-@_checked
-def attr_list(node: TfNode, name: str, kind: str) -> list:
-    """A list attribute's items: ``kind`` is i, f, b, s, type or shape."""
-    value = node.attrs.get(name)
-    if value is None or "list" not in value:
-        return []
-    items = value["list"].get(kind, [])
-    if kind == "i":
-        return [_int64(v) for v in items]
-    if kind == "f":
-        return [float(v) for v in items]
-    if kind == "s":
-        return [base64.b64decode(v).decode("utf8") for v in items]
-    if kind == "type":
-        return [DTYPES.get(v, v) for v in items]
-    if kind == "shape":
-        return [decode_shape(v) for v in items]
-    return list(items)
-
-
-def decode_shape(shape: dict) -> list[int | None] | None:
-    if shape.get("unknownRank"):
-        return None
-    dims = [int(d.get("size", -1)) for d in shape.get("dim", [])]
-    if any(d >= 2**63 for d in dims):
-        raise FormatError(f"a tensorShape with a dimension past int64: {dims}")
-    return [None if d < 0 else d for d in dims]
-
-
-def encode_shape(shape: list[int | None] | None) -> dict:
-    if shape is None:
-        return {"unknownRank": True}
-    return {"dim": [{"size": str(-1 if d is None else int(d))} for d in shape]}
-
-
-def a_int(v: int) -> dict:
-    return {"i": str(int(v))}
-
-
-def a_float(v: float) -> dict:
-    return {"f": float(v)}
-
-
-def a_bool(v: bool) -> dict:
-    return {"b": bool(v)}
-
-
-def a_str(v: str) -> dict:
-    return {"s": base64.b64encode(v.encode("utf8")).decode("ascii")}
-
-
-def a_type(dtype: str) -> dict:
-    return {"type": DT_OF[dtype]}
-
-
-def a_shape(shape: list[int | None] | None) -> dict:
-    return {"shape": encode_shape(shape)}
-
-
-def a_list(kind: str, values: list) -> dict:
-    if kind == "i":
-        values = [str(int(v)) for v in values]
-    elif kind == "f":
-        values = [float(v) for v in values]
-    elif kind == "s":
-        values = [base64.b64encode(v.encode("utf8")).decode("ascii") for v in values]
-    elif kind == "type":
-        values = [DT_OF[v] for v in values]
-    elif kind == "shape":
-        values = [encode_shape(v) for v in values]
-    return {"list": {kind: values}}
-
-
-def input_name(ref: str) -> tuple[str, int]:
-    """``"node:k"`` -> (node, k); control inputs ``^node`` -> (node, -1)."""
-    if ref.startswith("^"):
-        return ref[1:], -1
-    name, _, index = ref.partition(":")
-    if index and not index.isdigit():
-        raise FormatError(f"tensor reference {ref!r} has no output number after the colon")
-    return name, int(index) if index else 0
-
 
 # --- reading ------------------------------------------------------------------------------------
 
@@ -365,61 +217,6 @@ def _sinks(graph: TfjsGraph) -> list[TensorInfo]:
     used = {input_name(i)[0] for n in graph.nodes for i in n.inputs}
     return [TensorInfo(n.name, f"{n.name}:0", attr_type(n, "T", "float32"), None)
             for n in graph.nodes if n.name not in used and n.op not in ("Const", "NoOp")]
-
-
-def check(graph: TfjsGraph) -> None:
-    """Names unique, inputs exist, Consts have values, every weight has a node, no cycle."""
-    by_name: dict[str, TfNode] = {}
-    for node in graph.nodes:
-        if node.name in by_name:
-            raise FormatError(f"two graph nodes are named {node.name!r}")
-        by_name[node.name] = node
-    for node in graph.nodes:
-        for ref in node.inputs:
-            source, _ = input_name(ref)
-            if source not in by_name:
-                raise FormatError(f"node {node.name!r} reads {ref!r}, which no node produces")
-        if node.op == "Const" and node.name not in graph.weights:
-            raise FormatError(f"Const node {node.name!r} has no value in the weights")
-    extra = [name for name in graph.weights if name not in by_name]
-    if extra:
-        raise FormatError(f"the weights manifest has weights no node uses: {extra[:5]}")
-    for info in graph.inputs + graph.outputs:
-        if input_name(info.tensor)[0] not in by_name:
-            raise FormatError(f"signature tensor {info.tensor!r} is not in the graph")
-    order(graph)
-
-
-def order(graph: TfjsGraph) -> list[TfNode]:
-    """Nodes in dependency order (Kahn); a cycle is a FormatError."""
-    by_name = {n.name: n for n in graph.nodes}
-
-    def deps(node: TfNode) -> set[str]:
-        found = {input_name(i)[0] for i in node.inputs}
-        if node.op in ("Merge", "RefMerge"):
-            # A TF1 while loop feeds NextIteration back into its Merge: the one legal cycle.
-            found = {d for d in found if d not in by_name or
-                     by_name[d].op not in ("NextIteration", "RefNextIteration")}
-        return found
-
-    pending = {n.name: deps(n) for n in graph.nodes}
-    users: dict[str, list[str]] = {}
-    for name, deps in pending.items():
-        for d in deps:
-            users.setdefault(d, []).append(name)
-    ready = [n for n, deps in pending.items() if not deps]
-    out = []
-    while ready:
-        name = ready.pop()
-        out.append(by_name[name])
-        for user in users.get(name, []):
-            pending[user].discard(name)
-            if not pending[user]:
-                ready.append(user)
-    if len(out) != len(graph.nodes):
-        stuck = sorted(n for n, deps in pending.items() if deps)[:3]
-        raise FormatError(f"the graph has a cycle through {', '.join(stuck)}")
-    return out
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ import os
 import re
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
 from ..fsutil import atomic_output, check_destination, read_json_file, staging
-from ..models import Layer, LayersModel, SourceInfo, Weight
-from . import checks, keras_dialect, keras_v3, tfjs_manifest, tfjs_support
+from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect, tfjs_support
+from . import checks, keras_v3, tfjs_manifest
 from .keras_h5 import config_to_model, expected_variables
 
 MODEL_JSON = "model.json"
@@ -102,7 +102,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
                                              file=json_path, deferred=deferred)
         _assign_weights(model, stored)
         # shape rules: loaded on the first read, not on import
-        from ..weight_shapes import check as check_weight_shapes
+        from ..models.weight_shapes import check as check_weight_shapes
 
         check_weight_shapes(model)
     except ModelportError as e:

@@ -14,10 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .. import keras_graph, keras_shapes
 from ..errors import FormatError, UnsupportedError
-from ..formats import checks
-from ..models import LayersModel
+from ..limits import MAX_CHECK_INPUT_ELEMENTS
+from ..models import LayersModel, keras_graph, keras_shapes
 
 
 @dataclass
@@ -133,7 +132,7 @@ def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
     return bounds
 
 
-MAX_INPUT_ELEMENTS = checks.MAX_CHECK_INPUT_ELEMENTS  # see there
+MAX_INPUT_ELEMENTS = MAX_CHECK_INPUT_ELEMENTS  # see there
 
 
 def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
@@ -227,7 +226,7 @@ class TfjsGraphEngine:
 
 def _graph_bound(graph, tensor: str) -> int | None:
     """An integer input read by GatherV2 as indices: the gathered table's first dimension."""
-    from ..formats.tfjs_graph import input_name
+    from ..models.tfjs_graph import input_name
 
     name = input_name(tensor)[0]
     highs = []

@@ -33,7 +33,7 @@ import onnx_ir as ir
 import pytest
 from onnx import numpy_helper
 
-from modelport.converters.onnx_tfjs.to_tfjs import RULES
+from modelport.converters.onnx_to_tfjs.driver import RULES
 from modelport.errors import ModelportError, UnsupportedError
 from modelport.runtime import tfjs_node
 
@@ -467,7 +467,7 @@ def compare(got: np.ndarray, want: np.ndarray, tol: dict) -> str | None:
 
 
 def _convert_all(root: Path, work: Path, cases: list[tuple[str, str]]):
-    from modelport.converters.onnx_tfjs import to_tfjs
+    from modelport.converters.onnx_to_tfjs import driver as to_tfjs
     from modelport.formats import onnx as onnx_format
     from modelport.formats import tfjs_graph
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import modelport
-from modelport.api import compare
+from modelport.check.readback import compare
 
-from ..conftest import FIXTURES, assert_close, _npz_io
+from ..conftest import FIXTURES, _npz_io, assert_close
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())["tfjs_converter"]["models"]
 CASES = sorted(MANIFEST)

@@ -12,7 +12,7 @@ import pytest
 
 import modelport
 from modelport.formats import tfjs_layers
-from modelport.formats.keras_dialect import LEGACY_HARD_SIGMOID
+from modelport.models.keras_dialect import LEGACY_HARD_SIGMOID
 
 from ..conftest import ALL_CASES, assert_close, case_params
 from ..expectations import TFJS_REFUSED, refusal

@@ -13,19 +13,33 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
-from ... import keras_graph, keras_shapes
+from ..._version import __version__
 from ...errors import ModelportError, UnsupportedError
-from ...keras_shapes import TensorSpec
-from ...models import Layer, LayersModel, TensorRef
+from ...models import Layer, LayersModel, TensorRef, keras_graph, keras_shapes
+from ...models.keras_shapes import TensorSpec
+from ...models.onnx_model import (  # noqa: F401 - the opsets, re-exported for the lowering's users
+    DEFAULT_OPSET,
+    MAX_OPSET,
+    MIN_OPSET,
+    ir_version_for,
+    resolve_opset,
+)
 from .. import layout
-from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
 
 # Importing the families registers their lowerings.
 from . import (  # noqa: E402,F401
-    activations, attention, conv, core, merging, normalization, operations, pooling, recurrent,
-    reshaping)
-
-MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 21, 17
+    activations,
+    attention,
+    conv,
+    core,
+    merging,
+    normalization,
+    operations,
+    pooling,
+    recurrent,
+    reshaping,
+)
+from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
 
 # Layers whose lowering no op-by-op rule can read back (a recurrent cell as a Scan loop, ...).
 # Their class, config and call are recorded in the model's metadata under HINT_KEY; raising
@@ -79,8 +93,7 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
           optimize: bool = True) -> LoweredModel:
     """Lower ``model`` to ONNX at ``opset``; ``channels_first_inputs`` exposes image inputs as
     NCHW (the first op transposes them back)."""
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedError(f"opset {opset} is outside the supported {MIN_OPSET}-{MAX_OPSET}")
+    opset = resolve_opset(opset)
     missing = unsupported_layers(model)
     if missing:
         listed = ", ".join(f"{n} ({c})" for n, c in missing[:8])
@@ -117,8 +130,6 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
     graph = ir.Graph(inputs, out_values, nodes=builder.tape.nodes,
                      initializers=builder.tape.initializers, opset_imports={"": opset},
                      name=model.name)
-    from ...formats.onnx import ir_version_for
-
     result = ir.Model(graph, ir_version=ir_version_for(opset), producer_name="modelport",
                       producer_version=_version())
     if hints:
@@ -129,8 +140,6 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
 
 
 def _version() -> str:
-    from ... import __version__
-
     return __version__
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
-from ...formats.keras_dialect import LEGACY_HARD_SIGMOID
+from ...models.keras_dialect import LEGACY_HARD_SIGMOID
 from ..registry import Registry
 from .context import LOWERINGS, Builder, Call
 

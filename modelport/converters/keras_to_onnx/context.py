@@ -16,8 +16,8 @@ import onnx_ir as ir
 from onnx_ir import tape
 
 from ...errors import UnsupportedError
-from ...keras_shapes import TensorSpec
 from ...models import Layer
+from ...models.keras_shapes import TensorSpec
 from ..irbuild import tensor, typed
 from ..registry import Registry
 

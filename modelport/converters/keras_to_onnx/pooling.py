@@ -12,7 +12,14 @@ import onnx_ir as ir
 
 from ...errors import UnsupportedError
 from .context import LOWERINGS, Builder, Call
-from .conv import _tuple, channels_first, into_nchw, out_of_nchw, padding_attrs, spatial_rank
+from .conv import (
+    _tuple,
+    channels_first,
+    into_nchw,
+    out_of_nchw,
+    padding_attrs,
+    spatial_rank,
+)
 
 _WINDOWED = {f"{kind}Pooling{n}D": kind for kind in ("Max", "Average") for n in (1, 2, 3)}
 

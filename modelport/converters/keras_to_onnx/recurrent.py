@@ -43,8 +43,8 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
-from ...keras_shapes import TensorSpec
 from ...models import Layer, TensorRef, Weight
+from ...models.keras_shapes import TensorSpec
 from .activations import activation
 from .context import LOWERINGS, ONNX_DTYPES, Builder, Call, Lowered
 

@@ -34,8 +34,7 @@ import onnx_ir as ir
 from ...errors import ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, SourceInfo, TensorRef
 from .. import layout
-from ..onnx_tfjs.to_tfjs import _explicit_perms
-from ..onnx_tfjs.to_tfjs_prepare import (
+from ..onnx_normalize import (
     NHWC,
     fold_constants,
     normalize,
@@ -43,6 +42,7 @@ from ..onnx_tfjs.to_tfjs_prepare import (
     reinfer,
     to_channels_last,
 )
+from ..onnx_to_tfjs.driver import _explicit_perms
 from . import activations, dense, elementwise, nn, patterns, recurrent, relower, shape  # noqa: F401
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order

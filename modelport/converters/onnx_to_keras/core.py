@@ -24,7 +24,7 @@ import onnx_ir as ir
 
 from ...errors import FormatError, UnsupportedError
 from ...models import Layer, Node, TensorRef, Weight
-from ..onnx_tfjs.to_tfjs_prepare import is_const
+from ..onnx_normalize import is_const
 
 
 @dataclass

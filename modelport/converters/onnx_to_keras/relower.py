@@ -30,9 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ... import keras_shapes
-from ...formats.checks import same_bits
-from ...models import Layer, LayersModel, Node, TensorRef, Weight
+from ...models import Layer, LayersModel, Node, TensorRef, Weight, keras_shapes
+from ...models.arrays import same_bits
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,18 @@ import numpy as np
 
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, Node, TensorRef
-from . import (activations, attention, conv, core, merging, normalization, ops,  # noqa: F401
-               pooling, recurrent, reshaping)  # (imported to register their layers)
+from . import (  # noqa: F401
+    activations,
+    attention,
+    conv,
+    core,
+    merging,
+    normalization,
+    ops,
+    pooling,  # (imported to register their layers)
+    recurrent,
+    reshaping,
+)
 from ._base import REGISTRY, Call, Masked, Weights, dispatch, is_array
 from .activations import erf
 

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from ._base import Call, as_float, register
 from ...errors import UnsupportedError
+from ._base import Call, as_float, register
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

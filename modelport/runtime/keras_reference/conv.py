@@ -21,8 +21,15 @@ import math
 import numpy as np
 
 from ..windows import windows
-from ._base import (Call, as_float, from_spatial_last, ints, register, to_spatial_last,
-                    unsupported)
+from ._base import (
+    Call,
+    as_float,
+    from_spatial_last,
+    ints,
+    register,
+    to_spatial_last,
+    unsupported,
+)
 from .activations import apply_activation
 
 # --- the primitives (channels-last) -------------------------------------------------------------

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Call, Masked, as_float, channels_first, compute_dtype, register, unsupported
+from ._base import (
+    Call,
+    Masked,
+    as_float,
+    channels_first,
+    compute_dtype,
+    register,
+    unsupported,
+)
 from .activations import apply_activation
 
 

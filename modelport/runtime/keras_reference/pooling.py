@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..windows import windows
-from ._base import Call, Masked, as_float, from_spatial_last, ints, register, to_spatial_last
+from ._base import (
+    Call,
+    Masked,
+    as_float,
+    from_spatial_last,
+    ints,
+    register,
+    to_spatial_last,
+)
 from .conv import conv_pads
 
 

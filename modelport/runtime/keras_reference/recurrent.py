@@ -26,8 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import (Call, Masked, as_float, channels_first, dispatch, ints, register,
-                    unsupported)
+from ._base import (
+    Call,
+    Masked,
+    as_float,
+    channels_first,
+    dispatch,
+    ints,
+    register,
+    unsupported,
+)
 from .activations import activation
 from .conv import conv
 

@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Call, as_float, channels_first, compute_dtype, ints, pairs, register, unsupported
-
+from ._base import (
+    Call,
+    as_float,
+    channels_first,
+    compute_dtype,
+    ints,
+    pairs,
+    register,
+    unsupported,
+)
 
 # --- cropping, padding, upsampling --------------------------------------------------------------
 

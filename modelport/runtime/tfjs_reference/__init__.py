@@ -24,10 +24,20 @@ from typing import Iterable
 import numpy as np
 
 from ...errors import FormatError, ModelportError, UnsupportedError
-from ...formats.tfjs_graph import attr_type, input_name, order
 from ...models import TfjsGraph, TfNode
-from . import (activations, conv, creation, elementwise, image, matmul, nn,  # noqa: F401
-               plumbing, reduction, transform)  # (imported to register their ops)
+from ...models.tfjs_graph import attr_type, input_name, order
+from . import (  # noqa: F401
+    activations,
+    conv,
+    creation,
+    elementwise,
+    image,
+    matmul,
+    nn,
+    plumbing,  # (imported to register their ops)
+    reduction,
+    transform,
+)
 from ._base import NUMPY_DTYPES, REGISTRY, Op
 
 log = logging.getLogger(__name__)

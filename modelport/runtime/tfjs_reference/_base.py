@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 
 from ...errors import FormatError, UnsupportedError
-from ...formats import checks
-from ...formats import tfjs_graph as tg
+from ...limits import MAX_CHECK_TENSOR_ELEMENTS
 from ...models import TfNode
+from ...models import tfjs_graph as tg
 
 OpFn = Callable[["Op"], "np.ndarray | list[np.ndarray]"]
 REGISTRY: dict[str, OpFn] = {}
@@ -35,7 +35,7 @@ def register(*ops: str) -> Callable[[OpFn], OpFn]:
 
 
 # TF dtypes as NumPy dtypes (bfloat16, strings, resources: not computed here).
-MAX_OUTPUT_ELEMENTS = checks.MAX_CHECK_TENSOR_ELEMENTS  # refused before it is allocated
+MAX_OUTPUT_ELEMENTS = MAX_CHECK_TENSOR_ELEMENTS  # refused before it is allocated
 
 NUMPY_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64,
                 "int32": np.int32, "int64": np.int64, "int16": np.int16, "int8": np.int8,

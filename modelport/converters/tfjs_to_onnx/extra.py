@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ...formats import tfjs_graph as tg
-from .from_tfjs import INT64_MIN, MAPPINGS, TfOp
+from ...models import tfjs_graph as tg
+from .core import INT64_MIN, MAPPINGS, TfOp
 
 # --- more math ------------------------------------------------------------------------------
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .. import keras_graph, keras_shapes
-from ..models import LayersModel
+from ..models import LayersModel, keras_graph, keras_shapes
+from .layouts import match_output
 from .parity import Tolerances, compare_output
 
 
 def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: Tolerances, *,
                      opset: int, device: str = "cpu") -> dict | None:
     from ..converters.keras_to_onnx import ONNX_DTYPES, lower
-    from .engines import KerasReference, OnnxRuntime
+    from ..runtime.engines import KerasReference, OnnxRuntime
 
     lowered = lower(model, opset=opset, optimize=False)
     graph = keras_graph.as_functional(model)
@@ -81,8 +81,7 @@ def first_raised_divergence(source_path, raised, written: LayersModel, arrays: l
     import onnx
 
     from ..converters.onnx_to_keras import name_nodes
-    from ..validation import match_output
-    from .engines import KerasReference, OnnxRuntime
+    from ..runtime.engines import KerasReference, OnnxRuntime
 
     proto = onnx.load(str(source_path))
     name_nodes(proto.graph)

@@ -15,10 +15,10 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import FormatError
-from ...formats.tfjs_graph import a_float, a_int, a_list, a_str
-from .to_tfjs_core import Ctx, attr, concat, rule, strided_attrs, unsupported
-from .to_tfjs_math import binary, fconst, reduce, unary
-from .to_tfjs_norm import _extra_outputs_unused, normalize_over
+from ...models.tfjs_graph import a_float, a_int, a_list, a_str
+from .core import Ctx, attr, concat, rule, strided_attrs, unsupported
+from .math_ops import binary, fconst, reduce, unary
+from .norm import _extra_outputs_unused, normalize_over
 
 # --- geometry -----------------------------------------------------------------------------------
 
@@ -523,7 +523,7 @@ def _d2s_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("DepthToSpace", "SpaceToDepth", check=_d2s_check, layout=True)
 def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
-    from .to_tfjs_shape import transpose_ref
+    from .shape import transpose_ref
 
     b = attr(node, "blocksize")
     x = ctx.x(node.inputs[0])
@@ -544,6 +544,6 @@ def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
 
 # --- resize -------------------------------------------------------------------------------------
 
-from .to_tfjs_resize import resize, resize_check  # noqa: F401  (registers Resize/Upsample)
+from .resize import resize, resize_check  # noqa: F401  (registers Resize/Upsample)
 
 del math

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from .errors import FormatError, UnsupportedError
-from .models import Layer, LayersModel, Node, TensorRef
+from ..errors import FormatError, UnsupportedError
+from . import Layer, LayersModel, Node, TensorRef
 
 
 def as_functional(model: LayersModel) -> LayersModel:

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from ...formats.tfjs_graph import a_bool, a_float, a_int, a_str, a_type
-from . import table
-from .to_tfjs_core import (
+from ...models.tfjs_graph import a_bool, a_float, a_int, a_str, a_type
+from .. import tf_op_table as table
+from .core import (
     RULES,
     Ctx,
     Rule,
@@ -437,7 +437,7 @@ def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 
 def _list_i(values):
-    from ...formats.tfjs_graph import a_list
+    from ...models.tfjs_graph import a_list
 
     return a_list("i", values)
 

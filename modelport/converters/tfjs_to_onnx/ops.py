@@ -12,8 +12,8 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
-from ...formats import tfjs_graph as tg
-from .from_tfjs import INT64_MAX, INT64_MIN, MAPPINGS, TfOp, to_first, to_last
+from ...models import tfjs_graph as tg
+from .core import INT64_MAX, INT64_MIN, MAPPINGS, TfOp, to_first, to_last
 
 log = logging.getLogger(__name__)
 

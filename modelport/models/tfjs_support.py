@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ModelportError
-from ..models import LayersModel
+from . import LayersModel
 from .keras_dialect import LEGACY_HARD_SIGMOID, MODELPORT_LAYERS
 
 # Layer classes registered by tfjs-layers 4.22 (tf.serialization.SerializationMap).
@@ -111,7 +111,7 @@ def prepare_with_notes(model: LayersModel) -> tuple[LayersModel, list[str]]:
       after it cannot create their weights; where the input shape is static, the ``-1`` is
       replaced by the size it stands for (the same reshape for every input Keras accepts).
     """
-    from ..keras_shapes import infer
+    from .keras_shapes import infer
 
     out = copy.copy(model)
     out.layers = [copy.copy(layer) for layer in model.layers]
@@ -201,7 +201,7 @@ def blockers(model: LayersModel) -> list[tuple[str, str, str]]:
 def _input_rank(model: LayersModel, layer, specs: dict) -> int:
     """The rank of a layer's first input where the graph's shapes say it (else 0); ``specs``
     caches the inferred shapes across calls."""
-    from ..keras_shapes import infer
+    from .keras_shapes import infer
 
     if "shapes" not in specs:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .from_tfjs import MAPPINGS, NodeInputs, TfOp, to_first, to_last
+from .core import MAPPINGS, NodeInputs, TfOp, to_first, to_last
 
 # Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
 # _FusedMatMul (after the bias or the batch norm), and their standalone ops.
@@ -96,7 +96,7 @@ def _fused(op: TfOp) -> tuple[list[str], list[ir.Value], list[int]]:
 
 
 def _list_s(op: TfOp, name: str) -> list[str]:
-    from ...formats.tfjs_graph import attr_list
+    from ...models.tfjs_graph import attr_list
 
     return attr_list(op.node, name, "s")
 

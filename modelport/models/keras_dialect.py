@@ -24,7 +24,7 @@ import copy
 from typing import Any
 
 from ..errors import FormatError, ModelportError, UnsupportedError
-from ..models import Layer, LayersModel, Node, TensorRef
+from . import Layer, LayersModel, Node, TensorRef
 from .keras_variables import MODEL_CLASSES
 
 KERAS2 = "keras2"
@@ -437,7 +437,7 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
 
 def _tensor_specs(model: LayersModel) -> dict:
     """Shapes for Keras 3's ``__keras_tensor__`` node form: recorded, else inferred."""
-    from ..keras_shapes import infer  # shape rules are heavier than this module's needs
+    from .keras_shapes import infer  # shape rules are heavier than this module's needs
 
     specs = dict(model.tensor_specs)
     try:

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import load
-from .errors import ModelportError, UnsupportedError
-from .formats import sniff
-from .models import LayersModel, TfjsGraph
+from ..errors import ModelportError, UnsupportedError
+from ..formats import sniff
+from ..formats.loading import load
+from ..models import LayersModel, TfjsGraph
+from ..models.onnx_model import (
+    NORMALIZED_OPSET,
+    declare_as_inputs,
+    opset_of,
+    resolve_opset,
+    skeleton,
+)
+from .layouts import match_input, match_output
 
 
 def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
@@ -33,13 +41,14 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
     (None entries: same layout), as a raising conversion reports them; without them a
     channels-first/last difference is recognised from the input shapes. ``written``: dst is
     what a conversion just wrote from ``source``, whose weights were checked on reading."""
-    from .runtime import engines, parity
+    from ..runtime import engines
+    from . import parity
 
     tolerances = tolerances or parity.Tolerances()
     a = _engine(source, source_path, device, "reference")
     if written and sniff.sniff(dst) == sniff.ONNX:
         # onnxruntime reads the weights itself; scanning them here would map a second copy
-        from .formats import onnx as onnx_format
+        from ..formats import onnx as onnx_format
 
         target = onnx_format.read(dst, scan_values=False)
     else:
@@ -60,7 +69,7 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
         arrays_b = [np.ascontiguousarray(x.transpose(p)) if p else x
                     for x, p in zip(arrays, perms[0])]
     else:
-        arrays_b = [_match_layout(x, s) for x, s in zip(arrays, specs_b)]
+        arrays_b = [match_input(x, s) for x, s in zip(arrays, specs_b)]
     for model, feed in ((source, arrays), (target, arrays_b)):
         _check_sizes(model, [s.name for s in (specs_a if model is source else specs_b)], feed)
     expected = a.run(arrays)
@@ -76,17 +85,16 @@ def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: 
         target_engine=b.label, inputs=described, outputs=outputs,
         passed=all(o.passed for o in outputs))
     if not report.passed and raised is not None:
-        from .runtime.divergence import first_raised_divergence
+        from .divergence import first_raised_divergence
 
         report.first_divergence = first_raised_divergence(source_path, raised, target, arrays,
                                                           arrays_b, tolerances)
     if not report.passed and per_layer and isinstance(source, LayersModel) and \
             not isinstance(target, (LayersModel, TfjsGraph)):
-        from .converters.keras_to_onnx import DEFAULT_OPSET
-        from .runtime.divergence import first_divergence
+        from .divergence import first_divergence
 
         report.first_divergence = first_divergence(source, arrays, tolerances,
-                                                   opset=opset or DEFAULT_OPSET,
+                                                   opset=resolve_opset(opset),
                                                    device="cpu")
         if report.first_divergence is None:
             report.notes.append("every layer matches before the layout pass: the difference "
@@ -100,7 +108,7 @@ def _describe(model) -> str:
 
 def _engine(model, path, device: str, engine: str):
     """The executor for a model: Keras reference, onnxruntime, or real tfjs / TF reference."""
-    from .runtime import engines
+    from ..runtime import engines
 
     if isinstance(model, LayersModel):
         return engines.KerasReference(model)
@@ -118,67 +126,37 @@ def _engine(model, path, device: str, engine: str):
     return engines.OnnxRuntime(ir.to_proto(model).SerializeToString(), device=device)
 
 
-def _fits(shape, spec_shape) -> bool:
-    return len(shape) == len(spec_shape) and all(d is None or d == s
-                                                 for d, s in zip(spec_shape, shape))
-
-
-def _match_layout(array: np.ndarray, spec) -> np.ndarray:
-    """Feed an array to a model that takes it in the other layout (channels-first ONNX from
-    Keras, or a channels-last Keras model raised from ONNX), recognised by the shapes."""
-    if array.ndim < 3 or _fits(array.shape, spec.shape):
-        return array
-    for moved in (np.moveaxis(array, -1, 1), np.moveaxis(array, 1, -1)):
-        if _fits(moved.shape, spec.shape):
-            return np.ascontiguousarray(moved)
-    return np.ascontiguousarray(np.moveaxis(array, -1, 1))
-
-
-def match_output(expected, actual):
-    """The source's output in the target's layout, when only a channel move tells them
-    apart."""
-    expected = np.asarray(expected)
-    actual = np.asarray(actual)
-    if expected.ndim < 3 or expected.shape == actual.shape:
-        return expected
-    for moved in (np.moveaxis(expected, 1, -1), np.moveaxis(expected, -1, 1)):
-        if moved.shape == actual.shape:
-            return np.ascontiguousarray(moved)
-    return expected
-
-
 def _upgraded(model, device: str, why: ModelportError):
     """onnxruntime has no kernel for an op at an old opset of the source: run the source
     upgraded to opset 17 by onnx's version converter instead, and say so in the label."""
     import onnx_ir as ir
 
-    from .converters.onnx_tfjs.to_tfjs_prepare import TARGET_OPSET, normalize, opset_of
-    from .runtime import engines
+    from ..converters.onnx_normalize import normalize
+    from ..runtime import engines
 
     old = opset_of(model)
-    if old >= TARGET_OPSET:
+    if old >= NORMALIZED_OPSET:
         raise why
     upgraded = normalize(ir.from_proto(ir.to_proto(model)))
     engine = engines.OnnxRuntime(ir.to_proto(upgraded).SerializeToString(), device=device)
-    engine.label += (f" (source upgraded from opset {old} to {TARGET_OPSET} by onnx's version "
+    engine.label += (f" (source upgraded from opset {old} to {NORMALIZED_OPSET} by onnx's version "
                      "converter: onnxruntime has no kernel for it at its own opset)")
     return engine
 
 
 def _check_sizes(model, names: list[str], feed: list[np.ndarray]) -> None:
     """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
-    ``checks.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
+    ``limits.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
     shape inference with the inputs' shapes fixed; values it cannot size are not checked."""
     import onnx
     import onnx_ir as ir
 
-    from .formats import onnx as onnx_format
-    from .formats.checks import MAX_CHECK_TENSOR_ELEMENTS
+    from ..limits import MAX_CHECK_TENSOR_ELEMENTS
 
     if not isinstance(model, ir.Model):
         return
-    proto, values = onnx_format.skeleton(model, min_bytes=1024)
-    proto = onnx_format.declare_as_inputs(proto, values)
+    proto, values = skeleton(model, min_bytes=1024)
+    proto = declare_as_inputs(proto, values)
     shapes = dict(zip(names, (x.shape for x in feed)))
     for vi in proto.graph.input:
         if vi.name in shapes:

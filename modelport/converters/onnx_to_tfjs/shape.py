@@ -6,8 +6,8 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import FormatError
-from ...formats.tfjs_graph import a_bool, a_int, a_list, a_str, a_type
-from .to_tfjs_core import (
+from ...models.tfjs_graph import a_bool, a_int, a_list, a_str, a_type
+from .core import (
     Ctx,
     attr,
     concat,
@@ -16,7 +16,7 @@ from .to_tfjs_core import (
     strided_attrs,
     unsupported,
 )
-from .to_tfjs_math import binary, unary
+from .math_ops import binary, unary
 
 INT32_MAX = 2**31 - 1
 

@@ -6,59 +6,32 @@ import contextlib
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .errors import FormatError, ModelportError, UnsupportedError
-from .formats import (
-    deferred,
+from ..check.readback import check_written, quantization_summary
+from ..errors import FormatError, ModelportError, UnsupportedError
+from ..formats import (
     keras_h5,
     keras_v3,
     sniff,
     tfjs_layers,
     tfjs_manifest,
-    tfjs_support,
 )
-from .formats.checks import BackgroundScan, layers_model_weights, same_bits
-from .fsutil import check_destination, check_parent, move_into_place, staging
-from .models import LayersModel, TfjsGraph
+from ..formats.checks import BackgroundScan, layers_model_weights
+from ..formats.loading import load
+from ..fsutil import check_destination, check_parent, move_into_place, staging
+from ..models import LayersModel, TfjsGraph
+from ..models.onnx_model import resolve_opset
 
 log = logging.getLogger(__name__)
-
-_READERS = {sniff.KERAS_H5: keras_h5.read, sniff.KERAS_V3: keras_v3.read,
-            sniff.TFJS_LAYERS: tfjs_layers.read}
-_LAYERS_FORMATS = (sniff.KERAS_H5, sniff.KERAS_V3, sniff.TFJS_LAYERS)
-_PENDING: dict[str, str] = {}
 
 Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-def load(path: str | os.PathLike, *, format: str | None = None, scan_values: bool = True):
-    """Read a model: a ``LayersModel`` for Keras ``.h5``/``.keras`` files and TF.js
-    layers-models, an ``onnx_ir.Model`` for ``.onnx`` files. Weights holding NaN or Inf are
-    logged as warnings (``scan_values=False``: left to the caller, see ``_scan``)."""
-    fmt = format or sniff.sniff(path)
-    if fmt == sniff.ONNX:
-        from .formats import onnx as onnx_format
-
-        return onnx_format.read(path, scan_values=scan_values)
-    if fmt == sniff.TFJS_GRAPH:
-        from .formats import tfjs_graph
-
-        return tfjs_graph.read(path)
-    reader = _READERS.get(fmt)
-    if reader is None:
-        raise UnsupportedError(f"reading {_PENDING.get(fmt, fmt)} models is not supported yet",
-                               file=path)
-    return reader(path, scan_values=scan_values)
 
 
 def _scan(model, src: str | os.PathLike) -> BackgroundScan | None:
@@ -70,7 +43,7 @@ def _scan(model, src: str | os.PathLike) -> BackgroundScan | None:
     elif isinstance(model, TfjsGraph):
         return None
     else:
-        from .formats import onnx as onnx_format
+        from ..formats import onnx as onnx_format
 
         named, file = onnx_format.float_initializers(model), src
     return BackgroundScan(named, file=file) if named else None
@@ -86,11 +59,11 @@ def save(model, dst: str | os.PathLike, *, to: str | None = None,
     """
     rules = tfjs_manifest.parse_quantize(quantize or [])
     if isinstance(model, TfjsGraph):
-        from .formats import tfjs_graph
+        from ..formats import tfjs_graph
 
         return tfjs_graph.write(model, dst, force=force, shard_size=shard_size, quantize=rules)
     if not isinstance(model, LayersModel):
-        from .formats import onnx as onnx_format
+        from ..formats import onnx as onnx_format
 
         if rules:
             raise UnsupportedError("--quantize applies to TF.js targets only")
@@ -110,7 +83,7 @@ def save(model, dst: str | os.PathLike, *, to: str | None = None,
         if model.source is not None and e.file is None:
             e.with_file(model.source.path)
         raise
-    raise UnsupportedError(f"writing {_PENDING.get(target, target)} is not supported yet",
+    raise UnsupportedError(f"writing {target} is not supported yet",
                            file=dst)
 
 
@@ -200,37 +173,22 @@ def _convert_loaded(model, src, dst, target: str, *, to: str | None, force: bool
     progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
     written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
     progress("reading the result back to check it")
-    back, check, rewrites = _check_written(model, written, target)
+    back, check, rewrites = check_written(model, written, target)
     report = ConversionReport(
         source=str(src), destination=str(written), source_format=_source_format(model),
         target_format=target, dialect=model.source.dialect if model.source else "?",
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
-        check=check, quantization=_quantization_summary(back), rewrites=rewrites,
+        check=check, quantization=quantization_summary(back), rewrites=rewrites,
         custom_layers=_custom_layers(model))
     return report
 
 
 def _custom_layers(model: LayersModel) -> list[str]:
-    from .formats.keras_dialect import MODELPORT_LAYERS
+    from ..models.keras_dialect import MODELPORT_LAYERS
 
     return sorted({layer.class_name for layer in model.iter_layers()
                    if layer.class_name in MODELPORT_LAYERS})
-
-
-def _check_written(model: LayersModel, written: Path, target: str):
-    """Read a Keras/TF.js layers target back and compare it with what was meant to be written
-    (for TF.js, the model with the rewrites tfjs-layers needs): (read back, check, rewrites)."""
-    back = _read_back(written, target)
-    expected, rewrites = model, []
-    if target == sniff.TFJS_LAYERS:
-        expected, rewrites = tfjs_support.prepare_with_notes(model)
-    check = compare(expected, back)
-    if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
-        raise ModelportError(
-            "internal check failed: the written model does not read back identical "
-            f"({check['first_difference']})", file=written)
-    return back, check, rewrites
 
 
 _OP_FORMATS = (sniff.ONNX, sniff.TFJS_GRAPH)
@@ -243,9 +201,9 @@ def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs
     Keras layers are lowered to ONNX; ONNX is the hub between Keras and TF.js graphs.
     ``release``: ``model`` is not needed afterwards, its weights may go as they are used.
     """
-    from .converters.keras_to_onnx import DEFAULT_OPSET, lower
+    from ..converters.keras_to_onnx import lower
 
-    opset = opset or DEFAULT_OPSET
+    opset = resolve_opset(opset)
     if isinstance(model, LayersModel):
         progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset {opset}")
         model = lower(model, opset=opset, channels_first_inputs=channels_first_inputs).model
@@ -253,14 +211,14 @@ def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs
         raise UnsupportedError("--inputs-layout applies to Keras sources")
     if target == sniff.ONNX:
         if isinstance(model, TfjsGraph):
-            from .converters.onnx_tfjs import from_tfjs
+            from ..converters.tfjs_to_onnx import driver as from_tfjs
 
             progress(f"mapping {len(model.nodes)} TF ops to ONNX opset {opset}")
             model = from_tfjs.convert(model, opset=opset, release=release)
         return model
     if isinstance(model, TfjsGraph):
         return model
-    from .converters.onnx_tfjs import to_tfjs
+    from ..converters.onnx_to_tfjs import driver as to_tfjs
 
     progress(f"mapping {model.graph.num_nodes()} ONNX ops to TF ops")
     return to_tfjs.convert(model)
@@ -270,11 +228,11 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
                  channels_first_inputs: bool, validate: bool, device: str, engine: str,
                  tolerances, inputs, quantize, shard_size: int,
                  progress: Progress) -> ConversionReport:
-    from .formats import onnx as onnx_format
-    from .formats import tfjs_graph
+    from ..formats import onnx as onnx_format
+    from ..formats import tfjs_graph
 
     if validate and device == "cuda":
-        from .runtime.onnxruntime import cuda_usable
+        from ..runtime.onnxruntime import cuda_usable
 
         if not cuda_usable():
             raise UnsupportedError("--device cuda was requested but onnxruntime's CUDA provider "
@@ -318,7 +276,7 @@ def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int 
             layers=_size(model), parameters=parameters, weight_bytes=weight_bytes,
             files=[], **details)
         if validate:
-            from .validation import validate_models
+            from ..check.validate import validate_models
 
             progress("checking parity on the same inputs")
             parity = validate_models(model, staged, tolerances=tolerances, device=device,
@@ -345,7 +303,7 @@ def _diagnosed(src, model):
     except Exception as e:
         if isinstance(model, TfjsGraph):
             raise
-        from .formats import onnx as onnx_format
+        from ..formats import onnx as onnx_format
 
         reason = onnx_format.invalid_reason(src)
         if reason is None:
@@ -359,12 +317,12 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
                    progress: Progress) -> ConversionReport:
     """ONNX (or a TF.js graph, through ONNX) raised to Keras layers, written as ``target``
     (.h5, .keras or a TF.js layers-model), read back, and run against the source."""
-    from .converters.onnx_to_keras import raise_model
+    from ..converters.onnx_to_keras import raise_model
 
     source_model = model
     try:
         if isinstance(model, TfjsGraph):
-            from .converters.onnx_tfjs import from_tfjs
+            from ..converters.tfjs_to_onnx import driver as from_tfjs
 
             progress(f"mapping {len(model.nodes)} TF ops to ONNX")
             model = from_tfjs.convert(model)
@@ -382,19 +340,19 @@ def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
         to_name = next(k for k, v in sniff.TARGETS.items() if v == target)
         written = save(result, staging / dst.name, to=to_name, quantize=quantize,
                        shard_size=shard_size)
-        back, check, rewrites = _check_written(result, written, target)
+        back, check, rewrites = check_written(result, written, target)
         report = ConversionReport(
             source=str(src), destination=str(dst), source_format=_source_format(source_model),
             target_format=target, dialect="keras3",
             layers=len(result.layers), parameters=result.parameter_count(),
             weight_bytes=result.weight_bytes(), files=[], check=check,
-            quantization=_quantization_summary(back), rewrites=rewrites,
+            quantization=quantization_summary(back), rewrites=rewrites,
             custom_layers=_custom_layers(result))
         report.keras = {"inputs_layout": "channels_first" if channels_first_inputs
                         else "channels_last", "input_perms": raised.input_perms,
                         "output_perms": raised.output_perms, "permutes": raised.permutes}
         if validate:
-            from .validation import validate_models
+            from ..check.validate import validate_models
 
             progress("checking parity on the same inputs")
             parity = validate_models(source_model, written, tolerances=tolerances,
@@ -488,90 +446,3 @@ def _files(written: Path, target: str) -> list[dict]:
         names = [written.name] + [p for g in doc["weightsManifest"] for p in g["paths"]]
         return [{"path": str(folder / n), "bytes": (folder / n).stat().st_size} for n in names]
     return [{"path": str(written), "bytes": written.stat().st_size}]
-
-
-def compare(a: LayersModel, b: LayersModel) -> dict:
-    """Structure equality and per-weight comparison of two LayersModels."""
-    sa, sb = a.structure(), b.structure()
-    first = _first_difference(sa, sb, "model")
-    wa = list(a.all_weights())
-    wb = list(b.all_weights())
-    differing, max_abs, quantized = 0, 0.0, 0
-    scratch_a, scratch_b = deferred.Scratch(), deferred.Scratch()
-    if len(wa) != len(wb):
-        first = first or f"{len(wa)} weights vs {len(wb)}"
-    pairs = list(zip(wa, wb))
-    # A deferred weight (a read-back check's) that can stream is compared piece by piece as it
-    # is read, several at once; what that cannot tell is read whole below and dropped after the
-    # comparison: one weight at a time, never a second copy of the model.
-    streamed = deferred.streamed_verdicts([(x.array, y.array) for (_, x), (_, y) in pairs])
-    for ((owner_a, x), (_owner_b, y)), same in zip(pairs, streamed):
-        if y.quantization is not None:
-            quantized += 1
-        if same:
-            continue
-        xa = deferred.materialize(x.array, scratch_a)
-        ya = deferred.materialize(y.array, scratch_b)
-        if not same_bits(xa, ya):
-            differing += 1
-            if xa.shape == ya.shape and xa.size and not xa.dtype.hasobject:
-                max_abs = max(max_abs, float(np.max(np.abs(
-                    xa.astype(np.float64) - ya.astype(np.float64)))))
-            if y.quantization is None and first is None:
-                first = f"weight {owner_a}/{x.path} differs"
-        del xa, ya
-    return {"structure_equal": first is None or first.startswith("weight"),
-            "weights_compared": len(wa), "weights_differing": differing,
-            "quantized": quantized, "max_abs_weight_error": max_abs,
-            "first_difference": first}
-
-
-def _read_back(written: Path, target: str) -> LayersModel:
-    """The written model, read again for ``compare``: its large weights are left on disk until
-    ``compare`` reads each one, so the check never holds a second copy of the weights."""
-    reader = {sniff.TFJS_LAYERS: tfjs_layers.read, sniff.KERAS_H5: keras_h5.read,
-              sniff.KERAS_V3: keras_v3.read}.get(target)
-    if reader is not None:
-        return reader(written, deferred=True)
-    return load(written, format=target)
-
-
-def _first_difference(x: object, y: object, where: str) -> str | None:
-    if type(x) is not type(y) and not (isinstance(x, (int, float)) and isinstance(y, (int, float))):
-        return f"{where}: {type(x).__name__} vs {type(y).__name__}"
-    if isinstance(x, dict):
-        for k in sorted(set(x) | set(y), key=str):
-            if k not in x or k not in y:
-                return f"{where}.{k}: present on one side only"
-            d = _first_difference(x[k], y[k], f"{where}.{k}")
-            if d:
-                return d
-        return None
-    if isinstance(x, (list, tuple)):
-        if len(x) != len(y):
-            return f"{where}: length {len(x)} vs {len(y)}"
-        for i, (p, q) in enumerate(zip(x, y)):
-            d = _first_difference(p, q, f"{where}[{i}]")
-            if d:
-                return d
-        return None
-    return None if x == y else f"{where}: {x!r} vs {y!r}"
-
-
-def _quantization_summary(model: LayersModel) -> dict:
-    counts = Counter(w.quantization["dtype"] for _, w in model.all_weights() if w.quantization)
-    return dict(counts)
-
-
-def validate(*args, **kwargs):
-    """See ``modelport.validation.validate``."""
-    from .validation import validate as run
-
-    return run(*args, **kwargs)
-
-
-def inspect(path: str | os.PathLike) -> dict:
-    """See ``modelport.inspection.inspect``."""
-    from .inspection import inspect as run
-
-    return run(path)

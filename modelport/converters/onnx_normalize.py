@@ -25,24 +25,16 @@ import onnx
 import onnx_ir as ir
 from onnx import version_converter
 
-from ...errors import FormatError, UnsupportedError
-from ...formats import onnx as onnx_format
+from ..errors import FormatError, UnsupportedError
+from ..models.onnx_model import NORMALIZED_OPSET, declare_as_inputs, opset_of, skeleton
 
 log = logging.getLogger(__name__)
 
 NHWC = "ai.modelport.nhwc"
-TARGET_OPSET = 17
-MIN_OPSET = 1
+TARGET_OPSET = NORMALIZED_OPSET
 NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
                     "Multinomial", "Bernoulli", "Dropout"}
 FOLD_LIMIT = 1 << 26  # elements; bigger results stay computed at run time
-
-
-def opset_of(model: ir.Model) -> int:
-    for domain in ("", "ai.onnx"):
-        if domain in model.opset_imports:
-            return int(model.opset_imports[domain])
-    raise UnsupportedError("the model imports no ai.onnx opset")
 
 
 SKELETON_THRESHOLD = 1024  # bytes: initializers this big skip the proto round trips
@@ -63,9 +55,9 @@ def normalize(model: ir.Model) -> ir.Model:
     if opset > newest:
         raise UnsupportedError(f"opset {opset} is newer than onnx {onnx.__version__} knows "
                                f"({newest})")
-    proto, values = onnx_format.skeleton(model, SKELETON_THRESHOLD)
+    proto, values = skeleton(model, SKELETON_THRESHOLD)
     big = {v.name: v for v in values}
-    out = _normalize_proto(onnx_format.declare_as_inputs(proto, values), opset)
+    out = _normalize_proto(declare_as_inputs(proto, values), opset)
     inputs = {v.name: v for v in out.graph.inputs}
     # renamed or dropped: no input of that name, or one nothing uses any more
     missing = [name for name, v in big.items()
@@ -352,7 +344,7 @@ def reinfer(model: ir.Model) -> None:
                 v.type = ir.TensorType(v.const_value.dtype)
             if not v.is_initializer() and v.producer() is None and v.name:
                 graph.register_initializer(v)
-    proto = onnx_format.declare_as_inputs(*onnx_format.skeleton(model, SKELETON_THRESHOLD))
+    proto = declare_as_inputs(*skeleton(model, SKELETON_THRESHOLD))
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
                                                      data_prop=True)

@@ -1,4 +1,4 @@
-"""In-memory representations shared by every format and converter.
+"""The Keras layers model: what Keras ``.h5``, ``.keras`` and TF.js layers-models hold.
 
 ``LayersModel`` is what Keras ``.h5``, Keras ``.keras`` and TF.js layers-models are read into and
 written from: the Keras layer graph in one canonical config dialect (the Keras 3 forms; see
@@ -201,53 +201,3 @@ def _refs_to_json(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_refs_to_json(v) for v in obj]
     return obj
-
-
-@dataclass
-class TfNode:
-    """A GraphDef node as TF.js graph-models store it.
-
-    ``inputs`` are ``"name"``, ``"name:k"`` (output k) or ``"^name"`` (control dependency).
-    ``attrs`` keeps TF's JSON AttrValue encoding as is (``{"i": "3"}``, ``{"type":
-    "DT_FLOAT"}``, ``{"s": <base64>}``, ``{"list": {...}}``, ``{"shape": {...}}``), so that
-    nothing is lost between reading and writing; ``formats.tfjs_graph`` has typed accessors.
-    """
-
-    name: str
-    op: str
-    inputs: list[str] = field(default_factory=list)
-    attrs: dict = field(default_factory=dict)
-    device: str | None = None
-
-
-@dataclass
-class TensorInfo:
-    """A signature entry: the graph tensor (``name:0``), dtype name, shape (None = unknown)."""
-
-    key: str
-    tensor: str
-    dtype: str
-    shape: list[int | None] | None
-
-
-@dataclass
-class TfjsGraph:
-    """A TF.js graph-model: GraphDef nodes, constant values by node name, and the signature."""
-
-    nodes: list[TfNode]
-    weights: dict[str, np.ndarray]
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-    versions: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)  # userDefinedMetadata, modelInitializer, ...
-    quantization: dict[str, dict] = field(default_factory=dict)  # weight name -> manifest entry
-    source: SourceInfo | None = None
-
-    def node(self, name: str) -> TfNode:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
-
-    def weight_bytes(self) -> int:
-        return int(sum(a.nbytes for a in self.weights.values() if a.dtype != object))

@@ -21,9 +21,9 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from ...formats.tfjs_graph import a_bool, a_int
-from .to_tfjs_core import Ctx, attr, rule, unsupported
-from .to_tfjs_prepare import to_nhwc_perm
+from ...models.tfjs_graph import a_bool, a_int
+from ..onnx_normalize import to_nhwc_perm
+from .core import Ctx, attr, rule, unsupported
 
 COORD_MODES = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                "asymmetric", "tf_half_pixel_for_nn"}

@@ -6,11 +6,11 @@ import logging
 import os
 from collections import Counter
 
-from . import keras_shapes
-from .api import _quantization_summary, load
-from .errors import ModelportError
-from .formats import keras_dialect, sniff, tfjs_support
-from .models import LayersModel, TfjsGraph
+from ..check.readback import quantization_summary
+from ..errors import ModelportError
+from ..formats import sniff
+from ..formats.loading import load
+from ..models import LayersModel, TfjsGraph, keras_dialect, keras_shapes, tfjs_support
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +24,11 @@ def inspect(path: str | os.PathLike) -> dict:
         return _inspect_onnx(model, path)
     classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
     nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
-    quant = _quantization_summary(model)
+    quant = quantization_summary(model)
     targets = {}
     for name, fmt in sniff.TARGETS.items():
         if fmt == sniff.ONNX:
-            from .converters.keras_to_onnx import unsupported_layers
+            from ..converters.keras_to_onnx import unsupported_layers
 
             missing = unsupported_layers(model)
             targets[name] = {"ok": not missing, "blockers": [
@@ -36,7 +36,7 @@ def inspect(path: str | os.PathLike) -> dict:
                 for n, c in missing]}
             continue
         if fmt == sniff.TFJS_GRAPH:
-            from .converters.keras_to_onnx import unsupported_layers
+            from ..converters.keras_to_onnx import unsupported_layers
 
             missing = unsupported_layers(model)
             targets[name] = {"ok": not missing, "note": "through ONNX", "blockers": [

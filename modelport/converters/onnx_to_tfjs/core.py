@@ -18,9 +18,9 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import FormatError, ModelportError, UnsupportedError
-from ...formats.tfjs_graph import a_shape, a_type
 from ...models import TfNode
-from .to_tfjs_prepare import is_const
+from ...models.tfjs_graph import a_shape, a_type
+from ..onnx_normalize import is_const
 
 # TF op -> the attributes the mapping may write on it (each must be in tfjs's op list).
 EMITS: dict[str, frozenset[str]] = {}
@@ -314,7 +314,7 @@ def _uniform(array: np.ndarray) -> bool:
 
 def strided_attrs(begin_mask=0, end_mask=0, shrink_axis_mask=0, new_axis_mask=0,
                   ellipsis_mask=0) -> dict:
-    from ...formats.tfjs_graph import a_int
+    from ...models.tfjs_graph import a_int
 
     return {"begin_mask": a_int(begin_mask), "end_mask": a_int(end_mask),
             "ellipsis_mask": a_int(ellipsis_mask), "new_axis_mask": a_int(new_axis_mask),
@@ -322,7 +322,7 @@ def strided_attrs(begin_mask=0, end_mask=0, shrink_axis_mask=0, new_axis_mask=0,
 
 
 def concat(ctx: Ctx, refs: list[str], axis: int) -> str:
-    from ...formats.tfjs_graph import a_int
+    from ...models.tfjs_graph import a_int
 
     if len(refs) == 1:
         return refs[0]

@@ -27,224 +27,28 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
+from ..._version import __version__
 from ...errors import FormatError, ModelportError, UnsupportedError
-from ...formats import tfjs_graph as tg
 from ...models import TfjsGraph, TfNode
+from ...models import tfjs_graph as tg
+from ...models.onnx_model import (
+    declare_as_inputs,
+    ir_version_for,
+    resolve_opset,
+    skeleton,
+)
 from .. import layout
-from ..irbuild import tensor
-from ..keras_to_onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
-from ..keras_to_onnx.context import ONNX_DTYPES, Builder
-from ..registry import Registry
-from . import table
+from .. import tf_op_table as table
+from ..keras_to_onnx.context import ONNX_DTYPES
+from . import extra, nn, ops  # noqa: F401 - each family registers its mappings on import
+from .core import MAPPINGS, PASSIVE, Ctx, NodeInputs, Probe, TfOp, _Builder
 
 log = logging.getLogger(__name__)
-
-MAPPINGS: Registry = Registry("TF -> ONNX mapping")
-# Ops with nothing to compute: their node becomes no ONNX node at all.
-PASSIVE = {"Placeholder", "PlaceholderWithDefault", "Const", "NoOp"}
-INT64_MAX = np.iinfo(np.int64).max
-INT64_MIN = np.iinfo(np.int64).min
-
-
-@dataclass
-class Probe:
-    """What the dummy runs learnt about each TF tensor (``node:k``)."""
-
-    shapes: dict[str, list[int | None]] = field(default_factory=dict)
-    dtypes: dict[str, str] = field(default_factory=dict)
-    consts: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class NodeInputs(list):
-    """A TF node's data inputs (values or their refs). A model.json may give any op any
-    number of inputs, so reading one the node does not have is a FormatError that names the
-    node, wherever a mapping reads it, slices included."""
-
-    def __init__(self, items, node: TfNode, total: int | None = None) -> None:
-        super().__init__(items)
-        self.node = node
-        self.total = len(self) if total is None else total
-
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return NodeInputs(list.__getitem__(self, k), self.node, self.total)
-        try:
-            return list.__getitem__(self, k)
-        except IndexError:
-            raise FormatError(f"{self.node.op} node {self.node.name!r} has {self.total} data "
-                              f"input(s), too few for {self.node.op}") from None
-
-
-@dataclass
-class TfOp:
-    """One TF node being mapped: its data inputs as ONNX values and what is known of them."""
-
-    node: TfNode
-    inputs: list[ir.Value]
-    refs: list[str]
-    probe: Probe
-    ctx: Ctx
-
-    # --- node facts ------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.node.name
-
-    @property
-    def op(self) -> str:
-        return self.node.op
-
-    def fail(self, message: str) -> UnsupportedError:
-        return UnsupportedError(f"{self.op} node {self.name!r}: {message}")
-
-    def bad(self, message: str) -> FormatError:
-        return FormatError(f"{self.op} node {self.name!r}: {message}")
-
-    def i(self, name: str, default: int | None = None) -> int:
-        value = tg.attr_int(self.node, name, default)
-        if value is None:
-            raise self.bad(f"has no integer attribute {name!r}")
-        return value
-
-    def f(self, name: str, default: float | None = None) -> float:
-        value = tg.attr_float(self.node, name, default)
-        if value is None:
-            raise self.bad(f"has no float attribute {name!r}")
-        return value
-
-    def b(self, name: str, default: bool = False) -> bool:
-        return bool(tg.attr_bool(self.node, name, default))
-
-    def s(self, name: str, default: str | None = None) -> str:
-        value = tg.attr_str(self.node, name, default)
-        if value is None:
-            raise self.bad(f"has no string attribute {name!r}")
-        return value
-
-    def ints(self, name: str, length: int | None = None, default: list[int] | None = None
-             ) -> list[int]:
-        values = tg.attr_list(self.node, name, "i")
-        if not values and default is not None:
-            return list(default)
-        if length is not None and len(values) != length:
-            raise self.bad(f"attribute {name!r} has {len(values)} values, not {length}")
-        return values
-
-    # --- input facts -----------------------------------------------------------------------
-    def dtype(self, k: int) -> str:
-        dtype = self.probe.dtypes.get(self.refs[k])
-        if dtype is None:
-            dtype = tg.attr_type(self.node, "T", "float32") or "float32"
-        return dtype
-
-    def out_dtype(self, k: int = 0) -> str | None:
-        return self.probe.dtypes.get(f"{self.name}:{k}")
-
-    def shape(self, k: int) -> list[int | None] | None:
-        return self.probe.shapes.get(self.refs[k])
-
-    def out_shape(self, k: int = 0) -> list[int | None] | None:
-        return self.probe.shapes.get(f"{self.name}:{k}")
-
-    def rank(self, k: int) -> int:
-        shape = self.shape(k)
-        if shape is None:
-            raise self.fail(f"needs the rank of {self.refs[k]!r}, which is unknown")
-        return len(shape)
-
-    def const(self, k: int) -> np.ndarray | None:
-        return self.probe.consts.get(self.refs[k]) if k < len(self.refs) else None
-
-    def const_ints(self, k: int, what: str) -> list[int]:
-        value = self.const(k)
-        if value is None:
-            raise self.fail(f"its {what} (input {k}) is computed at run time; only constant "
-                            f"{what}s are supported")
-        return [int(v) for v in np.asarray(value).reshape(-1)]
-
-    def const_int(self, k: int, what: str) -> int:
-        values = self.const_ints(k, what)
-        if len(values) != 1:
-            raise self.bad(f"its {what} has {len(values)} values, not one")
-        return values[0]
-
-    def is_float(self, k: int = 0) -> bool:
-        return self.dtype(k).startswith(("float", "bfloat"))
-
-    # --- building --------------------------------------------------------------------------
-    @property
-    def b_(self) -> Builder:
-        return self.ctx.builder
-
-    def emit(self, op_type: str, *inputs: ir.Value | None, **attrs: Any) -> ir.Value:
-        return self.ctx.builder.op(op_type, *inputs, **attrs)
-
-    def emits(self, op_type: str, *inputs: ir.Value | None, outputs: int, **attrs: Any
-              ) -> list[ir.Value]:
-        return self.ctx.builder.ops(op_type, *inputs, outputs=outputs, **attrs)
-
-    def scalar(self, value: float, dtype: str | None = None) -> ir.Value:
-        return self.ctx.builder.const(np.asarray(value, dtype=dtype or self.dtype(0)),
-                                      f"{self.name}/scalar")
-
-    def int64(self, k: int) -> ir.Value:
-        """Input ``k`` as int64 (ONNX's type for shapes, axes, pads, repeats, k)."""
-        value = self.const(k)
-        if value is not None:
-            return self.ctx.builder.const(np.asarray(value, dtype=np.int64), f"{self.name}/i64")
-        if self.dtype(k) == "int64":
-            return self.inputs[k]
-        return self.emit("Cast", self.inputs[k], to=ir.DataType.INT64)
-
-    def cast_to(self, x: ir.Value, dtype: str) -> ir.Value:
-        if dtype not in ONNX_DTYPES:
-            raise self.fail(f"dtype {dtype} has no ONNX equivalent")
-        return self.emit("Cast", x, to=ONNX_DTYPES[dtype])
-
-    def axis(self, axis: int, rank: int) -> int:
-        if not -rank <= axis < rank:
-            raise self.bad(f"axis {axis} is out of range for rank {rank}")
-        return axis % rank
-
-
-class _Builder(Builder):
-    def const(self, array: Any, name: str | None = None, dtype: Any = None) -> ir.Value:
-        # np.ascontiguousarray (used by the shared Builder) turns a 0-d array into shape [1];
-        # TF scalars must stay scalars (Concat of Unsqueezed scalars, Clip bounds, Pad value).
-        # No copy of a weight that is already C-ordered and of the right dtype: the initializer
-        # is a read-only view of the source graph's array (nothing may write through it, and
-        # the source graph stays as it was for the parity check).
-        data = np.asarray(array, dtype=dtype) if dtype is not None else np.asarray(array)
-        if data.dtype == np.float64 and dtype is None:
-            data = data.astype(np.float32)
-        if not data.flags.c_contiguous:
-            data = np.array(data, order="C")
-        data = data.view()
-        data.flags.writeable = False
-        label = self.unique(name or f"{self.prefix}const")
-        if data.ndim == 0:
-            # A Constant node, not an initializer: formats.onnx's streaming writer stores 0-d
-            # initializers as shape [1]. const_value still lets passes see the number.
-            value = self.tape.op("Constant", [], {"value": tensor(data, name=label)},
-                                 name=self.unique(f"{label}/Constant"))
-            value.name = label
-            value.const_value = tensor(data, name=label)
-            return value
-        return self.tape.initializer(tensor(data, name=label), name=label)
-
-
-class Ctx:
-    def __init__(self, opset: int) -> None:
-        self.opset = opset
-        self.builder = _Builder(opset)
-
 
 def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False) -> ir.Model:
     """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``).
@@ -255,11 +59,8 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     source and the converted weights are not both held to the end. ``graph`` cannot be run
     afterwards.
     """
-    from . import from_tfjs_extra, from_tfjs_nn, from_tfjs_ops  # noqa: F401  (register the mappings)
 
-    opset = opset or DEFAULT_OPSET
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UnsupportedError(f"opset {opset} is outside the supported {MIN_OPSET}-{MAX_OPSET}")
+    opset = resolve_opset(opset)
     nodes = tg.order(graph)
     needed = _needed(graph)
     missing = [(n.name, n.op) for n in nodes if n.name in needed and n.op not in PASSIVE
@@ -345,9 +146,6 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     onnx_graph = ir.Graph(onnx_inputs, outputs, nodes=builder.tape.nodes,
                           initializers=builder.tape.initializers, opset_imports={"": opset},
                           name="tfjs_graph")
-    from ... import __version__
-    from ...formats.onnx import ir_version_for
-
     model = ir.Model(onnx_graph, ir_version=ir_version_for(opset), producer_name="modelport",
                      producer_version=__version__)
     left = layout.optimize(model)
@@ -420,9 +218,8 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
         return
     import onnx
 
-    from ...formats import onnx as onnx_format
 
-    bare = onnx_format.declare_as_inputs(*onnx_format.skeleton(model, 1024))  # no weight copies
+    bare = declare_as_inputs(*skeleton(model, 1024))  # no weight copies
     inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
     found = {o.name: o for o in inferred.graph.output}
     for value in missing:
@@ -438,7 +235,6 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
 
 def supported_ops() -> list[str]:
     """Every TF op with a mapping (functions and 1:1 renames)."""
-    from . import from_tfjs_extra, from_tfjs_nn, from_tfjs_ops  # noqa: F401
 
     return sorted(set(MAPPINGS.names()) | set(table.BY_TF) | PASSIVE)
 
@@ -674,23 +470,3 @@ def _scalars_kept(node: TfNode, args: list[np.ndarray], results: list) -> list:
     if expected != 0:
         return results
     return [np.asarray(r).reshape(()) if np.shape(r) == (1,) else r for r in results]
-
-
-def perm_to_nchw(rank: int) -> list[int]:
-    return [0, rank - 1] + list(range(1, rank - 1))
-
-
-def perm_to_nhwc(rank: int) -> list[int]:
-    return [0] + list(range(2, rank)) + [1]
-
-
-def to_first(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
-    return op.b_.transpose(x, perm_to_nchw(rank))
-
-
-def to_last(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
-    return op.b_.transpose(x, perm_to_nhwc(rank))
-
-
-def as_list(values: Sequence[int]) -> list[int]:
-    return [int(v) for v in values]

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from .errors import FormatError, ModelportError
+from ..errors import FormatError, ModelportError
+from . import LayersModel
 from .keras_shapes import TensorSpec, infer
-from .models import LayersModel
 
 Shape = tuple
 Rule = Callable[[dict, TensorSpec], dict[str, Shape]]

@@ -2,7 +2,7 @@
 
 ``convert(model)`` runs, in order:
 
-1. ``to_tfjs_prepare``: one opset (17, or the model's own when newer), shape inference,
+1. ``converters.onnx_normalize``: one opset (17, or the model's own when newer), shape inference,
    constant folding, the channels-last rewrite of layout-sensitive ops, ``layout.optimize``
    (Transposes cancelled between neighbours) and shape inference again.
 2. The up-front check: every node without a rule (unknown op, other domain) and every node
@@ -11,10 +11,10 @@
    emitted, so a user sees the whole list at once.
 3. Emission in topological order: a Placeholder per graph input, each node through its rule,
    an Identity named after each graph output; the signature names them with ONNX's names.
-   ``formats.tfjs_graph.check`` validates the result.
+   ``models.tfjs_graph.check`` validates the result.
 
-The rules live in the family modules (``to_tfjs_math``, ``to_tfjs_norm``, ``to_tfjs_shape``,
-``to_tfjs_nn``, ``to_tfjs_resize``); importing them registers them in ``to_tfjs_core.RULES``.
+The rules live in the family modules (``math_ops``, ``norm``, ``shape``, ``nn``, ``resize``);
+importing them registers them in ``core.RULES``.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import logging
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
-from ...formats import tfjs_graph
-from ...formats.tfjs_graph import a_shape, a_type
-from ...models import TensorInfo, TfjsGraph, TfNode
+from ...models import TensorInfo, TfjsGraph, TfNode, tfjs_graph
+from ...models.tfjs_graph import a_shape, a_type
 from .. import layout
-from . import to_tfjs_math, to_tfjs_nn, to_tfjs_norm, to_tfjs_resize, to_tfjs_shape  # noqa: F401
-from .to_tfjs_core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
-from .to_tfjs_prepare import NHWC, fold_constants, normalize, reinfer, to_channels_last
+from ..onnx_normalize import NHWC, fold_constants, normalize, reinfer, to_channels_last
+from . import math_ops, nn, norm, resize, shape  # noqa: F401 - each family registers its rules on import
+from .core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def convert(model: ir.Model) -> TfjsGraph:
     problems += _io_dtypes(model.graph)
     if problems:
         raise UnsupportedError(_listing(problems), hint="no file was written; the ops tfjs can run are listed by "
-                                    "modelport.converters.onnx_tfjs.to_tfjs.mapped_ops()")
+                                    "modelport.converters.onnx_to_tfjs.driver.mapped_ops()")
     graph = _emit(ctx, model.graph)
     tfjs_graph.check(graph)
     log.info("ONNX -> TF.js graph: %d TF nodes, %d Transposes in ONNX after the layout pass",

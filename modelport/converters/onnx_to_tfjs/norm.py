@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from .to_tfjs_core import Ctx, attr, rule
-from .to_tfjs_math import binary, fconst, reduce, unary
+from .core import Ctx, attr, rule
+from .math_ops import binary, fconst, reduce, unary
 
 # --- normalizations that are not about the channel axis -----------------------------------------
 

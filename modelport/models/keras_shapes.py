@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-from .errors import FormatError, ModelportError, UnsupportedError
-from .models import Layer, LayersModel, TensorRef
+from ..errors import FormatError, ModelportError, UnsupportedError
+from . import Layer, LayersModel, TensorRef
 
 Key = tuple  # (layer name, node index, tensor index)
 
