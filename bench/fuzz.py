@@ -57,7 +57,7 @@ def main() -> int:
     targets = args.target or sorted(TARGETS)
     started = time.perf_counter()
     findings: dict[tuple[str, str], tuple[str, int, BaseException]] = {}
-    done = {t: 0 for t in targets}
+    done = dict.fromkeys(targets, 0)
     with tempfile.TemporaryDirectory(prefix="modelport-fuzz-") as scratch, \
             open(CURRENT, "w") as current:
         for i in range(args.iterations):

@@ -27,8 +27,24 @@ from .errors import (  # noqa: E402
 from .models import LayersModel, TfjsGraph  # noqa: E402
 
 __all__ = [
-    "__version__", "load", "save", "convert", "validate", "inspect", "ConversionReport", "Model",
-    "ParityReport", "OutputReport", "Tolerance", "Tolerances", "LayersModel", "TfjsGraph",
-    "ModelportError", "FormatError", "UnsafeInputError", "UnsupportedError", "OutputExistsError",
+    "ConversionReport",
+    "FormatError",
+    "LayersModel",
+    "Model",
+    "ModelportError",
+    "OutputExistsError",
+    "OutputReport",
     "ParityError",
+    "ParityReport",
+    "TfjsGraph",
+    "Tolerance",
+    "Tolerances",
+    "UnsafeInputError",
+    "UnsupportedError",
+    "__version__",
+    "convert",
+    "inspect",
+    "load",
+    "save",
+    "validate",
 ]

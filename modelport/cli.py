@@ -34,7 +34,7 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10
 class ByteSize(click.ParamType):
     name = "bytes"
 
-    def convert(self, value, param, ctx):  # noqa: D102 - click API
+    def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
         m = _SIZE.match(str(value))

@@ -29,7 +29,7 @@ class ModelportError(Exception):
         self.hint = hint
         super().__init__(str(self))
 
-    def with_file(self, file: str | os.PathLike) -> "ModelportError":
+    def with_file(self, file: str | os.PathLike) -> ModelportError:
         """Attach the file being processed, unless a more precise one is already set."""
         if self.file is None:
             self.file = os.fspath(file)

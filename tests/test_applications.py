@@ -14,7 +14,7 @@ import modelport
 from .conftest import FIXTURES, assert_close
 
 sys.path.insert(0, str(FIXTURES))
-import make_applications  # noqa: E402
+import make_applications
 
 NAMES = ["MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0", "DenseNet121"]
 

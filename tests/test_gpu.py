@@ -29,7 +29,7 @@ def test_cuda_sessions_run_without_tf32():
 
 
 GPU_CASES = [c for c in ALL_CASES + LAYER_CASES
-             if c.name != "lambda_layer" and c.kind != "tfjs" or c.generation == "tfjs"]
+             if (c.name != "lambda_layer" and c.kind != "tfjs") or c.generation == "tfjs"]
 
 
 @pytest.mark.parametrize("case", case_params(GPU_CASES))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -239,7 +240,7 @@ ACTIVATION_NAMES = [
 def _keras_cases() -> list[KerasCase]:
     C: list[KerasCase] = []
     add = C.append
-    f = lambda *s, **kw: [In(tuple(s), **kw)]  # noqa: E731
+    f = lambda *s, **kw: [In(tuple(s), **kw)]
 
     # core
     add(case("Dense-relu", ["Dense"], f(6), L("Dense", 4, activation="relu")))

@@ -520,7 +520,7 @@ def test_every_rule_has_a_case():
     from modelport.converters.onnx_to_keras.core import PATTERN_OPS
 
     covered = {op for c in CASES for op in c.ops}
-    assert PATTERN_OPS <= covered
+    assert covered >= PATTERN_OPS
     # recurrent rules have their own table (test_onnx_to_keras_recurrent.py)
     missing = sorted(set(RULES) - covered - {"LSTM", "GRU", "RNN", "Upsample"})
     assert not missing, f"rules without a case: {missing}"

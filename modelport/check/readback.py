@@ -24,7 +24,7 @@ def check_written(model: LayersModel, written: Path, target: str):
     if target == sniff.TFJS_LAYERS:
         expected, rewrites = tfjs_support.prepare_with_notes(model)
     check = compare(expected, back)
-    if not check["structure_equal"] or check["weights_differing"] and not check["quantized"]:
+    if not check["structure_equal"] or (check["weights_differing"] and not check["quantized"]):
         raise ModelportError(
             "internal check failed: the written model does not read back identical "
             f"({check['first_difference']})", file=written)

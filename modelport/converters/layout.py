@@ -162,8 +162,8 @@ def _push(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node) -> bool:
     if len(consumer.outputs) != 1 or consumer.domain not in ("", "ai.onnx"):
         return False
     if op in UNARY:
-        if consumer.inputs[0] is not transpose.outputs[0] or len(consumer.inputs) > 1 and \
-                any(v is not None and v.const_value is None for v in consumer.inputs[1:]):
+        if consumer.inputs[0] is not transpose.outputs[0] or (len(consumer.inputs) > 1 and \
+                any(v is not None and v.const_value is None for v in consumer.inputs[1:])):
             return False
         return _rewrite(graph, consumer, [transpose.inputs[0]] + list(consumer.inputs[1:]), {},
                         perm)

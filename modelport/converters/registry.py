@@ -6,7 +6,8 @@ an unsupported model fails up front with something a user can act on.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 from ..errors import UnsupportedError
 

@@ -435,25 +435,24 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) ->
                                     for w in owner.weights])
         plan.append((layer, entries))
     h5py = _h5py()
-    with atomic_output(dst, directory=False, force=force) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["model_config"] = json.dumps(config)
-            f.attrs["keras_version"] = WRITTEN_KERAS_VERSION
-            f.attrs["backend"] = "tensorflow"
-            root = f.create_group("model_weights")
-            save_attribute(root, "layer_names", [layer.name for layer in model.layers])
-            root.attrs["backend"] = "tensorflow"
-            root.attrs["keras_version"] = WRITTEN_KERAS_VERSION
-            for layer, entries in sorted(plan, key=lambda item: item[0].name):
-                g = root.create_group(layer.name)
-                names = []
-                for owner, weight in entries:
-                    name = _weight_name(layer, owner, weight)
-                    names.append(name)
-                    g.create_dataset(name, data=weight.array)
-                save_attribute(g, "weight_names", names)
-            root.create_group("top_level_model_weights").attrs["weight_names"] = np.asarray(
-                [], dtype="S1")
+    with atomic_output(dst, directory=False, force=force) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = WRITTEN_KERAS_VERSION
+        f.attrs["backend"] = "tensorflow"
+        root = f.create_group("model_weights")
+        save_attribute(root, "layer_names", [layer.name for layer in model.layers])
+        root.attrs["backend"] = "tensorflow"
+        root.attrs["keras_version"] = WRITTEN_KERAS_VERSION
+        for layer, entries in sorted(plan, key=lambda item: item[0].name):
+            g = root.create_group(layer.name)
+            names = []
+            for owner, weight in entries:
+                name = _weight_name(layer, owner, weight)
+                names.append(name)
+                g.create_dataset(name, data=weight.array)
+            save_attribute(g, "weight_names", names)
+        root.create_group("top_level_model_weights").attrs["weight_names"] = np.asarray(
+            [], dtype="S1")
     return dst
 
 

@@ -10,5 +10,14 @@ files, and it imports nothing of modelport but ``errors`` and ``limits``.
 from .layers import Layer, LayersModel, Node, SourceInfo, TensorRef, Weight
 from .tfjs_graph import TensorInfo, TfjsGraph, TfNode
 
-__all__ = ["Layer", "LayersModel", "Node", "SourceInfo", "TensorRef", "Weight", "TensorInfo",
-           "TfjsGraph", "TfNode"]
+__all__ = [
+           "Layer",
+           "LayersModel",
+           "Node",
+           "SourceInfo",
+           "TensorInfo",
+           "TensorRef",
+           "TfNode",
+           "TfjsGraph",
+           "Weight",
+]

@@ -570,9 +570,7 @@ def _keras2_layer_config(class_name: str, cfg: dict) -> dict:
                     "Keras 3's hard_sigmoid is relu6(x + 3) / 6; Keras 2 and TF.js have only "
                     "clip(0.2 x + 0.5, 0, 1) under that name", layer=cfg.get("name"))
             out[key] = _TO_KERAS2_ACTIVATION.get(out[key], out[key])
-    if class_name == "InputLayer" and "batch_shape" in out:
-        out["batch_input_shape"] = out.pop("batch_shape")
-    elif "batch_shape" in out:
+    if (class_name == "InputLayer" and "batch_shape" in out) or "batch_shape" in out:
         out["batch_input_shape"] = out.pop("batch_shape")
     if class_name == "LeakyReLU" and "negative_slope" in out:
         out["alpha"] = out.pop("negative_slope")

@@ -19,9 +19,10 @@ symbolic answer is not what the layer returns, this module says so:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import FormatError, ModelportError, UnsupportedError
 from . import Layer, LayersModel, TensorRef

@@ -12,7 +12,7 @@ real frameworks wrote: ``fixtures/keras2`` and ``fixtures/keras3``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 # Classes whose only state is a cell (Keras 3: attribute ``cell``; the file path has ``cell/``).
 RNN_CLASSES = {"LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}

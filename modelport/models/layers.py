@@ -7,8 +7,9 @@ written from: the Keras layer graph in one canonical config dialect (the Keras 3
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class Layer:
     config: dict
     inbound_nodes: list[Node] = field(default_factory=list)
     weights: list[Weight] = field(default_factory=list)
-    model: "LayersModel | None" = None
+    model: LayersModel | None = None
     # Set for the keras.ops nodes Keras 3 records in functional graphs (``keras.src.ops.numpy``
     # for a mask's NotEqual, or ``x + 3.0``): operations, not layers, though some share names.
     module: str | None = None

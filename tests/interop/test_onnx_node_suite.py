@@ -45,7 +45,7 @@ LOOSE: dict[str, tuple[dict, str]] = {}
 
 
 def _listed(kind: str, reason: str, *cases: str) -> dict[str, tuple[str, str]]:
-    return {case: (kind, reason) for case in cases}
+    return dict.fromkeys(cases, (kind, reason))
 
 
 # case -> ("refused" | "differs", reason). Every listed case is asserted to behave so:

@@ -206,7 +206,7 @@ def run_cases(cases: list[SuiteCase], out_dir: Path, *, keep: bool = False,
 def by_collection(results: list[CaseResult]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
     for r in results:
-        row = table.setdefault(r.collection, {"cases": 0, **{o: 0 for o in OUTCOMES}})
+        row = table.setdefault(r.collection, {"cases": 0, **dict.fromkeys(OUTCOMES, 0)})
         row["cases"] += 1
         row[r.outcome] += 1
     return table

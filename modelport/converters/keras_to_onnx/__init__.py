@@ -27,7 +27,7 @@ from ...models.onnx_model import (  # noqa: F401 - the opsets, re-exported for t
 from .. import layout
 
 # Importing the families registers their lowerings.
-from . import (  # noqa: E402,F401
+from . import (  # noqa: F401
     activations,
     attention,
     conv,
@@ -215,8 +215,8 @@ def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict
                 tensor_names[key] = value.name
         explicit_mask = isinstance(node.kwargs.get("mask"), TensorRef)
         if hints is not None and layer.model is None and len(layer.inbound_nodes) == 1 and (
-                layer.name in mask_ops or explicit_mask or layer.class_name in RELOWERED
-                and not any(m is not None for m in call.masks)):
+                layer.name in mask_ops or explicit_mask or (layer.class_name in RELOWERED
+                and not any(m is not None for m in call.masks))):
             hint = _hint(layer, node, [values[_key(r)].name for r in dict.fromkeys(refs)],
                          [v.name for v in lowered.outputs])
             try:

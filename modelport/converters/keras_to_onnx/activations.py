@@ -4,7 +4,7 @@ the activation layers (ReLU, LeakyReLU, PReLU, ELU, Softmax, ThresholdedReLU).""
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import onnx_ir as ir

@@ -8,8 +8,9 @@ and the layout pass removes the pairs that cancel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir

@@ -36,8 +36,8 @@ outputs in that (reversed) order; the output mask is the input mask, not reverse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import onnx_ir as ir
@@ -317,7 +317,7 @@ class _ScanBody:
     def __init__(self, ctx: Builder, dtype: str, state_dims: list[int]) -> None:
         self.b = Builder(ctx.opset)
         # One name space with the outer graph: a body value must not shadow an outer one.
-        self.b._names = ctx._names  # noqa: SLF001 - Builder keeps no other per-graph state
+        self.b._names = ctx._names  # the Builder keeps no other per-graph state
         self.b.prefix = f"{ctx.prefix}step/"
         self.outer_prefix = ctx.prefix
         self.dtype = dtype

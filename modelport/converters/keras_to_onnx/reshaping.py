@@ -13,7 +13,7 @@ with a Gather when the input size is known.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx_ir as ir
@@ -108,8 +108,8 @@ def _resize(ctx: Builder, call: Call, x: ir.Value, in_hw: Sequence[int], out_hw:
         return _resize_nearest(ctx, call, x, in_hw, out_hw)
     downsampling = any(o < i for i, o in zip(in_hw, out_hw))
     # onnxruntime's cubic Resize refuses to downsample NCHW, so that goes the matrix way too.
-    if method == "bilinear" and not (antialias and downsampling) or \
-            method == "bicubic" and not downsampling:
+    if (method == "bilinear" and not (antialias and downsampling)) or \
+            (method == "bicubic" and not downsampling):
         return _resize_onnx(ctx, call, method, x=x, sizes=list(out_hw))
     if method not in _KERNELS:
         raise UnsupportedError(f"interpolation {method!r}; supported: nearest, bilinear, "

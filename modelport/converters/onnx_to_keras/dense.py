@@ -19,7 +19,7 @@ def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Nod
     other = add.inputs[1 - uses[0].idx]
     c = ctx.const(other)
     # one number, or a vector along the last axis (any leading axes of size 1)
-    if c is None or c.size not in (1, units) or c.ndim and c.size != c.shape[-1]:
+    if c is None or c.size not in (1, units) or (c.ndim and c.size != c.shape[-1]):
         return None
     return np.broadcast_to(c.reshape(-1).astype(np.float32), (units,)).copy(), add
 
@@ -57,7 +57,7 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
         if c is None:
             raise ctx.refuse("its C operand is computed at run time")
         units = w.shape[1]
-        if c.size not in (1, units) or c.ndim == 2 and c.shape[0] != 1:
+        if c.size not in (1, units) or (c.ndim == 2 and c.shape[0] != 1):
             raise ctx.refuse(f"C of shape {list(c.shape)} varies along the batch axis")
         bias = np.broadcast_to(c.reshape(-1), (units,))
         beta = float(attr(node, "beta", 1.0))
@@ -86,7 +86,7 @@ def matmul(ctx: Ctx, node: ir.Node) -> None:
         ctx.absorbed.add(id(add))
         dense(ctx, a, w, bias, add.outputs[0])
         ctx.bind(node.outputs[0], ctx.tensors[id(add.outputs[0])])
-        return
+        return None
     dense(ctx, a, w, None, node.outputs[0])
 
 
@@ -97,8 +97,8 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> None:
     axis = int(attr(node, "axis", -1)) % rank
     if axis != rank - 1:
         raise ctx.refuse("normalization over several axes is raised only for the last one")
-    if int(attr(node, "stash_type", 1)) != 1 or len(node.outputs) > 1 and any(
-            o.uses() for o in node.outputs[1:]):
+    if int(attr(node, "stash_type", 1)) != 1 or (len(node.outputs) > 1 and any(
+            o.uses() for o in node.outputs[1:])):
         raise ctx.refuse("mean/inv-std outputs have no Keras equivalent")
     units = ctx.shape(x)[-1]
     scale = ctx.const(node.inputs[1])

@@ -248,15 +248,15 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         base["data_format"] = "channels_last"
     if all(p == (0, 0) for p in full):
         ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, ctx.ref(x)))
-        return
+        return None
     if (is_max or not count_pad) and all(p == same_pads(size, k, s) for p, size, k, s
                                          in zip(full, sizes, ks, strides)):
         ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
-        return
+        return None
     if is_max and not nonnegative(x):
         ctx.output(_edge_padded_max_pool(ctx, ctx.ref(x), list(ctx.shape(x)), full, ks,
                                          strides, outs))
-        return
+        return None
     padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
     if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):
@@ -482,7 +482,7 @@ def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.nda
     o = np.arange(size * factor, dtype=np.float64)
     if coord == "asymmetric":
         src = o / factor
-    elif coord == "half_pixel" or coord == "pytorch_half_pixel" and size * factor > 1:
+    elif coord == "half_pixel" or (coord == "pytorch_half_pixel" and size * factor > 1):
         src = (o + 0.5) / factor - 0.5
     elif coord == "align_corners":
         src = o * (size - 1) / max(size * factor - 1, 1)

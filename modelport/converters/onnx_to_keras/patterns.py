@@ -73,8 +73,8 @@ def gelu(ctx: Ctx, graph: ir.Graph) -> None:
             continue
         x = next((v for v in scale.inputs if ctx.const(v) is None), None)
         k = _const_value(ctx, _other(scale, x)) if x is not None else None
-        if not (scale.op_type == "Mul" and _close(k, 1 / math.sqrt(2)) or
-                scale.op_type == "Div" and scale.inputs[0] is x and _close(k, math.sqrt(2))):
+        if not ((scale.op_type == "Mul" and _close(k, 1 / math.sqrt(2))) or
+                (scale.op_type == "Div" and scale.inputs[0] is x and _close(k, math.sqrt(2)))):
             continue
         add = _only_use(erf.outputs[0])
         if add is None or add.op_type != "Add" or \

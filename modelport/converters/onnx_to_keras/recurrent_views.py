@@ -292,18 +292,18 @@ def _carry(ctx: Ctx, state: _State, node: ir.Node) -> None:
     bent = [(v, w) for v, w in zip(ins, views) if not w.plain]
     tainted = any(id(v) in state.tainted for v in ins)
     if id(node) in state.mine:
-        return  # raised with a recurrent op, which binds what the rest reads
+        return None  # raised with a recurrent op, which binds what the rest reads
     if id(node) in ctx.absorbed:  # raised by another pattern with a neighbour
         if bent or tainted:
             state.tainted.update(id(o) for o in node.outputs)
-        return
+        return None
     if not (bent or tainted or id(node) in state.openers):
-        return
+        return None
     out = node.outputs[0]
     if tainted or id(node) in ctx.fused:
         ctx.fused[id(node)] = _refusal("its input is a time-major or time-reversed view of a "
                                        "recurrent layer's tensor inside a pattern")
-        return
+        return None
     if _is_view_op(ctx, node):
         view = _through(ctx, node, views[0])
         if view is None:
@@ -313,7 +313,7 @@ def _carry(ctx: Ctx, state: _State, node: ir.Node) -> None:
             return _refuse_node(ctx, node, f"graph output {out.name!r} would be {view.how()}")
         state.views[id(out)] = view
         ctx.fused[id(node)] = _identity
-        return
+        return None
     why = _blocks_view(ctx, node, ins, views)
     if why is None and out.is_graph_output():
         why = f"graph output {out.name!r} would be {bent[0][1].how()}"

@@ -505,7 +505,7 @@ def _broadcast_batch(ctx: Ctx, va, vb, a: str, b: str) -> tuple[str, str]:
     if None in ba or None in bb:
         return a, b
     pa, pb = int(np.prod(ba)), int(np.prod(bb))
-    if pa == pb and list(ba) == list(bb) or pa == 1 or pb == 1:
+    if (pa == pb and list(ba) == list(bb)) or pa == 1 or pb == 1:
         return a, b
     batch = list(np.broadcast_shapes(tuple(ba), tuple(bb)))
     if list(ba) != batch:

@@ -67,7 +67,7 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list, list, list[float]] | str
     sv, zv = _inputs(node)
     scales = ctx.value(sv) if sv is not None else None
     sizes = ctx.value(zv) if zv is not None else None
-    if sv is not None and scales is None or zv is not None and sizes is None:
+    if (sv is not None and scales is None) or (zv is not None and sizes is None):
         return "scales or sizes computed at run time"
     axes = attr(node, "axes")
     axes = list(range(rank)) if axes is None else [a % rank for a in axes]
@@ -264,7 +264,7 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
             x = ctx.op("GatherV2", [x, ctx.i32(idx, "indices"), ctx.i32(j, "axis")],
                        {"batch_dims": a_int(0)})
         else:
-            if None in shape[:j] and None in shape[j + 1:] or shape.count(None) > 1:
+            if (None in shape[:j] and None in shape[j + 1:]) or shape.count(None) > 1:
                 raise unsupported(node, "more than one dimension known only at run time")
             outer = -1 if None in shape[:j] else int(np.prod(shape[:j]))
             inner = -1 if None in shape[j + 1:] else int(np.prod(shape[j + 1:]))

@@ -49,7 +49,7 @@ Key = tuple  # (layer name, node index, tensor index), as TensorRef
 # Classes the executor handles itself rather than through the registry.
 GRAPH_CLASSES = {"InputLayer", "Functional", "Model", "Sequential"}
 
-__all__ = ["run", "ReferenceResult", "supported_classes", "erf", "REGISTRY"]
+__all__ = ["REGISTRY", "ReferenceResult", "erf", "run", "supported_classes"]
 
 
 @dataclass

@@ -17,8 +17,9 @@ Nothing here imports Keras, TensorFlow, JAX or SciPy: NumPy only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class Weights:
         self.layer = layer
 
     @classmethod
-    def of(cls, weights: list, layer: str) -> "Weights":
+    def of(cls, weights: list, layer: str) -> Weights:
         return cls({w.path: np.asarray(w.array) for w in weights}, layer)
 
     def has(self, name: str) -> bool:
@@ -90,7 +91,7 @@ class Weights:
                 return self.arrays[candidate]
         return None
 
-    def sub(self, prefix: str) -> "Weights":
+    def sub(self, prefix: str) -> Weights:
         """The variables under ``prefix/`` (a sub-layer's), with the prefix removed."""
         start = prefix.rstrip("/") + "/"
         return Weights({p[len(start):]: a for p, a in self.arrays.items() if p.startswith(start)},
@@ -144,7 +145,7 @@ class Call:
         return masks[0] if masks else None
 
     def inner(self, entry: dict, prefix: str, args: list, arg_masks: list,
-              kwargs: dict | None = None) -> "Call":
+              kwargs: dict | None = None) -> Call:
         """A call of a wrapped layer given as ``{"class_name", "config"}``, weights under
         ``prefix/``."""
         cfg = entry.get("config") or {}

@@ -8,7 +8,7 @@ series below |x| = 2.5 and a continued fraction for erfc above, both accurate to
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

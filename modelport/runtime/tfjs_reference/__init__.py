@@ -19,7 +19,7 @@ here: there is no state). Values are freed once their last reader has run.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ._base import NUMPY_DTYPES, REGISTRY, Op
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "supported_ops", "REGISTRY"]
+__all__ = ["REGISTRY", "run", "supported_ops"]
 
 
 def supported_ops() -> set[str]:

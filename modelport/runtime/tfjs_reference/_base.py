@@ -9,8 +9,8 @@ tensor ``name:k``). Nothing here imports TensorFlow, TF.js or modelport's conver
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -97,9 +97,7 @@ def apply_fused(op: Op, y: np.ndarray, args: list[np.ndarray]) -> np.ndarray:
         return [a.astype(y.dtype, copy=False) for a in taken]
 
     for fused in op.strs("fused_ops"):
-        if fused == "BiasAdd":
-            y = y + take(1)[0]
-        elif fused == "Add":
+        if fused == "BiasAdd" or fused == "Add":
             y = y + take(1)[0]
         elif fused in ("FusedBatchNorm", "FusedBatchNormV3"):
             scale, offset, mean, var = take(4)
