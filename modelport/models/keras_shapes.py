@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import FormatError, ModelportError, UnsupportedError
+from ..registry import Registry
 from . import Layer, LayersModel, TensorRef
 
 Key = tuple  # (layer name, node index, tensor index)
@@ -39,14 +40,14 @@ class TensorSpec:
 
 
 Rule = Callable[[dict, list[TensorSpec], dict], list[TensorSpec]]
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry("Keras shape rule")
 
 
 def register(*class_names: str, **bound: Any) -> Callable[[Callable], Callable]:
     """Register a rule for ``class_names``; ``bound`` keyword arguments are fixed for them."""
     def deco(fn: Callable) -> Callable:
         for name in class_names:
-            RULES[name] = partial(fn, **bound) if bound else fn
+            RULES.add(name, partial(fn, **bound) if bound else fn)
         return fn
     return deco
 

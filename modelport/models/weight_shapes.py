@@ -21,18 +21,19 @@ from collections.abc import Callable
 from functools import partial
 
 from ..errors import FormatError, ModelportError
+from ..registry import Registry
 from . import LayersModel
 from .keras_shapes import TensorSpec, infer
 
 Shape = tuple
 Rule = Callable[[dict, TensorSpec], dict[str, Shape]]
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry("Keras variable shape rule")
 
 
 def register(*class_names: str) -> Callable[[Rule], Rule]:
     def deco(fn: Rule) -> Rule:
         for name in class_names:
-            RULES[name] = fn
+            RULES.add(name, fn)
         return fn
     return deco
 
@@ -158,11 +159,11 @@ def _separable(config: dict, spec: TensorSpec, rank: int) -> dict[str, Shape]:
 
 
 for _rank in (1, 2, 3):
-    RULES[f"Conv{_rank}D"] = partial(_conv, rank=_rank)
-    RULES[f"Conv{_rank}DTranspose"] = partial(_conv_transpose, rank=_rank)
+    RULES.add(f"Conv{_rank}D", partial(_conv, rank=_rank))
+    RULES.add(f"Conv{_rank}DTranspose", partial(_conv_transpose, rank=_rank))
 for _rank in (1, 2):
-    RULES[f"DepthwiseConv{_rank}D"] = partial(_depthwise, rank=_rank)
-    RULES[f"SeparableConv{_rank}D"] = partial(_separable, rank=_rank)
+    RULES.add(f"DepthwiseConv{_rank}D", partial(_depthwise, rank=_rank))
+    RULES.add(f"SeparableConv{_rank}D", partial(_separable, rank=_rank))
 
 
 @register("BatchNormalization")
@@ -202,9 +203,9 @@ def _recurrent(config: dict, spec: TensorSpec, gates: int) -> dict[str, Shape]:
             "bias": bias}
 
 
-RULES["LSTM"] = partial(_recurrent, gates=4)
-RULES["GRU"] = partial(_recurrent, gates=3)
-RULES["SimpleRNN"] = partial(_recurrent, gates=1)
+RULES.add("LSTM", partial(_recurrent, gates=4))
+RULES.add("GRU", partial(_recurrent, gates=3))
+RULES.add("SimpleRNN", partial(_recurrent, gates=1))
 
 
 @register("Bidirectional")

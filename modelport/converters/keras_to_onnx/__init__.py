@@ -188,7 +188,7 @@ def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict
                 lowered = Lowered(outs)
             else:
                 table = OPERATIONS if layer.is_operation else LOWERINGS
-                result = table.get(layer.class_name, layer=layer.name)(builder, call)
+                result = table.require(layer.class_name, layer=layer.name)(builder, call)
                 lowered = result if isinstance(result, Lowered) else Lowered(list(result))
         except ModelportError as e:
             if e.layer is None:

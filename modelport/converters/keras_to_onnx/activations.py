@@ -11,7 +11,7 @@ import onnx_ir as ir
 
 from ...errors import UnsupportedError
 from ...models.keras_dialect import LEGACY_HARD_SIGMOID
-from ..registry import Registry
+from ...registry import Registry
 from .context import LOWERINGS, Builder, Call
 
 Activation = Callable[[Builder, ir.Value], ir.Value]
@@ -76,7 +76,7 @@ def activation(ctx: Builder, x: ir.Value, name: object, *, layer: str | None = N
     if not isinstance(name, str):
         raise UnsupportedError(f"activation {name!r} is not a built-in activation name",
                                layer=layer)
-    return ACTIVATIONS.get(name, layer=layer)(ctx, x)
+    return ACTIVATIONS.require(name, layer=layer)(ctx, x)
 
 
 @LOWERINGS.register("Activation")

@@ -19,8 +19,8 @@ from onnx_ir import tape
 from ...errors import UnsupportedError
 from ...models import Layer
 from ...models.keras_shapes import TensorSpec
+from ...registry import Registry
 from ..irbuild import tensor, typed
-from ..registry import Registry
 
 ONNX_DTYPES = {"float32": ir.DataType.FLOAT, "float16": ir.DataType.FLOAT16,
                "float64": ir.DataType.DOUBLE, "int32": ir.DataType.INT32,

@@ -491,7 +491,7 @@ def lower_time_distributed(ctx: Builder, call: Call) -> Lowered:
     inner_call = Call(layer=inner, node=0, inputs=[folded],
                       in_specs=[TensorSpec((None, *rest), spec.dtype)],
                       out_specs=[TensorSpec((None, *out_spec.shape[2:]), out_spec.dtype)])
-    result = LOWERINGS.get(inner.class_name, layer=call.name)(ctx, inner_call)
+    result = LOWERINGS.require(inner.class_name, layer=call.name)(ctx, inner_call)
     outs = result.outputs if isinstance(result, Lowered) else list(result)
     if len(outs) != 1:
         raise UnsupportedError(f"TimeDistributed over {inner.class_name} with {len(outs)} "

@@ -24,6 +24,7 @@ import onnx_ir as ir
 
 from ...errors import FormatError, UnsupportedError
 from ...models import Layer, Node, TensorRef, Weight
+from ...registry import Registry
 from ..onnx_normalize import is_const
 
 
@@ -35,15 +36,13 @@ class Rule:
     layout: bool = False  # raised from its channels-last twin
 
 
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry("ONNX -> Keras raising")
 
 
 def rule(*ops: str, check: Callable | None = None, layout: bool = False):
     def deco(fn):
         for op in ops:
-            if op in RULES:
-                raise ValueError(f"ONNX -> Keras: {op} registered twice")
-            RULES[op] = Rule(op, fn, check, layout)
+            RULES.add(op, Rule(op, fn, check, layout))
         return fn
     return deco
 

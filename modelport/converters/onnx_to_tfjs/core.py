@@ -20,6 +20,7 @@ import onnx_ir as ir
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import TfNode
 from ...models.tfjs_graph import a_shape, a_type
+from ...registry import Registry
 from ..onnx_normalize import is_const
 
 # TF op -> the attributes the mapping may write on it (each must be in tfjs's op list).
@@ -70,13 +71,14 @@ class Rule:
     layout: bool = False  # mapped from its channels-last twin (see to_tfjs_prepare)
 
 
-RULES: dict[str, Rule] = {}
+RULES: Registry[Rule] = Registry("ONNX -> TF.js mapping")
 
 
-def rule(*ops: str, check: Callable | None = None, layout: bool = False):
+def rule(*ops: str, check: Callable | None = None, layout: bool = False, replace: bool = False):
+    """Register ``fn`` for ``ops``; ``replace``: it takes over the generic rename row of the op."""
     def deco(fn):
         for op in ops:
-            RULES[op] = Rule(op, fn, check, layout)
+            RULES.add(op, Rule(op, fn, check, layout), replace=replace)
         return fn
     return deco
 

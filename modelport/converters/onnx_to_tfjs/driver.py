@@ -13,7 +13,7 @@
    an Identity named after each graph output; the signature names them with ONNX's names.
    ``models.tfjs_graph.check`` validates the result.
 
-The rules live in the family modules (``math_ops``, ``norm``, ``shape``, ``nn``, ``resize``);
+The rules live in the family modules (``math_ops``, ``norm``, ``shapes``, ``nn``, ``resize``);
 importing them registers them in ``core.RULES``.
 """
 
@@ -28,7 +28,9 @@ from ...models import TensorInfo, TfjsGraph, TfNode, tfjs_graph
 from ...models.tfjs_graph import a_shape, a_type
 from .. import layout
 from ..onnx_normalize import NHWC, fold_constants, normalize, reinfer, to_channels_last
-from . import math_ops, nn, norm, resize, shape  # noqa: F401 - each family registers its rules on import
+
+# each family registers its rules on import
+from . import math_ops, nn, norm, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
 
 log = logging.getLogger(__name__)

@@ -66,10 +66,10 @@ def _row_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 
 for _row in table.RENAMES:
-    RULES[_row.onnx] = Rule(_row.onnx, rename, _row_check)
+    RULES.add(_row.onnx, Rule(_row.onnx, rename, _row_check))
 # tfjs 4.22's BitwiseAnd executor reads inputs named 'a' and 'b' where its op list names them
 # 'x' and 'y', so every graph-model BitwiseAnd fails in tfjs: not mapped in this direction.
-del RULES["BitwiseAnd"]
+RULES.remove("BitwiseAnd")
 
 
 def beyond_row(op: str):
@@ -82,7 +82,7 @@ def beyond_row(op: str):
             if row_applies(ctx, node, row) is None:
                 return rename(ctx, node, row)
             return fn(ctx, node)
-        RULES[op] = Rule(op, mapped)
+        RULES.add(op, Rule(op, mapped), replace=True)  # takes over the row's rename
         return fn
     return deco
 
@@ -114,7 +114,7 @@ def reduce(ctx: Ctx, op: str, x: str, axes: list[int] | str, keep: bool) -> str:
 
 # --- elementwise with surgery -------------------------------------------------------------------
 
-@rule("PRelu", check=_row_check)
+@rule("PRelu", check=_row_check, replace=True)
 def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
     x, slope = node.inputs
     xs, ss = ctx.shape(x), ctx.shape(slope)
@@ -155,7 +155,7 @@ def isinf(ctx: Ctx, node: ir.Node) -> list[str]:
     return [binary(ctx, "Equal", x, fconst(ctx, np.inf if pos else -np.inf))]
 
 
-@rule("Div", check=lambda ctx, n: None)
+@rule("Div", check=lambda ctx, n: None, replace=True)
 def div(ctx: Ctx, node: ir.Node) -> list[str]:
     if ctx.is_float(node.inputs[0]):
         return rename(ctx, node)
@@ -171,7 +171,7 @@ def div(ctx: Ctx, node: ir.Node) -> list[str]:
     return [binary(ctx, "AddV2", q, ctx.op("Cast", [fix], {"DstT": a_type("int32")}))]
 
 
-@rule("Pow", check=lambda ctx, n: None)
+@rule("Pow", check=lambda ctx, n: None, replace=True)
 def pow_(ctx: Ctx, node: ir.Node) -> list[str]:
     base, exp = node.inputs
     y = ctx.op("Pow", [ctx.x(base), ctx.x(exp)])
@@ -180,7 +180,7 @@ def pow_(ctx: Ctx, node: ir.Node) -> list[str]:
     return [y]
 
 
-@rule("Mod", check=lambda ctx, n: None)
+@rule("Mod", check=lambda ctx, n: None, replace=True)
 def mod(ctx: Ctx, node: ir.Node) -> list[str]:
     if not attr(node, "fmod", 0):
         return rename(ctx, node)
@@ -214,10 +214,10 @@ def _variadic(op: str):
     return fn
 
 
-RULES["Sum"] = Rule("Sum", _variadic("AddV2"))
-RULES["Mean"] = Rule("Mean", _variadic("AddV2"))
-RULES["Max"] = Rule("Max", _variadic("Maximum"))
-RULES["Min"] = Rule("Min", _variadic("Minimum"))
+RULES.add("Sum", Rule("Sum", _variadic("AddV2")))
+RULES.add("Mean", Rule("Mean", _variadic("AddV2")))
+RULES.add("Max", Rule("Max", _variadic("Maximum")), replace=True)  # over the 2-input row
+RULES.add("Min", Rule("Min", _variadic("Minimum")), replace=True)  # over the 2-input row
 
 
 @rule("Clip")

@@ -523,7 +523,7 @@ def _d2s_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("DepthToSpace", "SpaceToDepth", check=_d2s_check, layout=True)
 def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
-    from .shape import transpose_ref
+    from .shapes import transpose_ref
 
     b = attr(node, "blocksize")
     x = ctx.x(node.inputs[0])

@@ -14,9 +14,9 @@ import onnx_ir as ir
 from ...errors import FormatError, UnsupportedError
 from ...models import TfNode
 from ...models import tfjs_graph as tg
+from ...registry import Registry
 from ..irbuild import tensor
 from ..keras_to_onnx.context import ONNX_DTYPES, Builder
-from ..registry import Registry
 
 MAPPINGS: Registry = Registry("TF -> ONNX mapping")
 # Ops with nothing to compute: their node becomes no ONNX node at all.

@@ -285,7 +285,7 @@ def _map_node(ctx: Ctx, node: TfNode, values: dict[str, ir.Value], probe: Probe)
     op = TfOp(node, NodeInputs(inputs, node), NodeInputs(refs, node), probe, ctx)
     try:
         if node.op in MAPPINGS:
-            result = MAPPINGS.get(node.op)(op)
+            result = MAPPINGS.require(node.op)(op)
         else:
             result = _rename(op, table.BY_TF[node.op])
     except (KeyError, IndexError, TypeError, ValueError) as e:

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import FormatError, UnsupportedError
+from ...registry import Registry
 
 # --- registry -----------------------------------------------------------------------------------
 
 LayerFn = Callable[["Call"], "list[np.ndarray] | Masked"]
-REGISTRY: dict[str, LayerFn] = {}
-MASK_POLICY: dict[str, str] = {}
+REGISTRY: Registry[LayerFn] = Registry("Keras reference")
+MASK_POLICY: Registry[str] = Registry("Keras reference mask policy")
 
 
 def register(*class_names: str, mask: str = "drop") -> Callable[[LayerFn], LayerFn]:
@@ -39,10 +40,8 @@ def register(*class_names: str, mask: str = "drop") -> Callable[[LayerFn], Layer
 
     def deco(fn: LayerFn) -> LayerFn:
         for name in class_names:
-            if name in REGISTRY:
-                raise ValueError(f"{name} is registered twice")
-            REGISTRY[name] = fn
-            MASK_POLICY[name] = mask
+            REGISTRY.add(name, fn)
+            MASK_POLICY.add(name, mask)
         return fn
     return deco
 

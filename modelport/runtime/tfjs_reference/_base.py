@@ -18,18 +18,17 @@ from ...errors import FormatError, UnsupportedError
 from ...limits import MAX_CHECK_TENSOR_ELEMENTS
 from ...models import TfNode
 from ...models import tfjs_graph as tg
+from ...registry import Registry
 
 OpFn = Callable[["Op"], "np.ndarray | list[np.ndarray]"]
-REGISTRY: dict[str, OpFn] = {}
+REGISTRY: Registry[OpFn] = Registry("TF reference")
 
 
 def register(*ops: str) -> Callable[[OpFn], OpFn]:
     """Register ``fn`` as the implementation of the TF ops ``ops``."""
     def deco(fn: OpFn) -> OpFn:
         for name in ops:
-            if name in REGISTRY:
-                raise ValueError(f"{name} is registered twice")
-            REGISTRY[name] = fn
+            REGISTRY.add(name, fn)
         return fn
     return deco
 

@@ -557,7 +557,7 @@ def cast_like(ctx: Ctx, node: ir.Node) -> list[str]:
                    {"DstT": a_type(ctx.tf_dtype(node.inputs[1]))})]
 
 
-@rule("Cast")
+@rule("Cast", replace=True)
 def cast(ctx: Ctx, node: ir.Node) -> list[str]:
     to = onnx_enum_dtype(attr(node, "to"))
     if to == "string" or ctx.tf_dtype(node.inputs[0]) == "string":
