@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import FormatError
+from .onnx_normalize import input_of
 
 UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Elu", "Selu", "Softplus", "Softsign",
          "HardSigmoid", "HardSwish", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Erf",
@@ -79,7 +80,7 @@ def _one_pass(graph: ir.Graph) -> bool:
 
 def _step(graph: ir.Graph, node: ir.Node) -> bool:
     perm = _perm(node)
-    x = node.inputs[0]
+    x = input_of(node, 0)
     y = node.outputs[0]
     if perm == list(range(len(perm))) and not y.is_graph_output():
         y.replace_all_uses_with(x)
@@ -95,7 +96,7 @@ def _step(graph: ir.Graph, node: ir.Node) -> bool:
             raise FormatError(f"Transpose node {_label(node)}: perm {perm} does not fit the "
                               f"rank-{len(inner)} output of Transpose node {_label(producer)}")
         composed = [inner[p] for p in perm]
-        source = producer.inputs[0]
+        source = input_of(producer, 0)
         if composed == list(range(len(composed))):
             new = ir.node("Identity", [source]) if y.is_graph_output() else None
         else:
@@ -126,8 +127,9 @@ def _fold_into_reshape(graph: ir.Graph, node: ir.Node, reshape: ir.Node, perm: l
         return False
     new_shape = ir.Value(name=None, const_value=ir.Tensor(np.asarray(moved, np.int64)))
     graph.register_initializer(_named(graph, new_shape, "shape"))
-    new = ir.node("Reshape", [reshape.inputs[0], new_shape])
-    _replace(graph, node, new, reshape.inputs[0])
+    data = input_of(reshape, 0)
+    new = ir.node("Reshape", [data, new_shape])
+    _replace(graph, node, new, data)
     if not reshape.outputs[0].uses() and not reshape.outputs[0].is_graph_output():
         graph.remove(reshape, safe=True)
     return True
@@ -180,20 +182,23 @@ def _push(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node) -> bool:
         axis = axis % rank
         new_inputs = []
         for v in consumer.inputs:
-            moved = _source_of(v, perm)
+            moved = _source_of(v, perm) if v is not None else None
             if moved is None:
                 return False
             new_inputs.append(moved)
         return _rewrite(graph, consumer, new_inputs, {"axis": perm[axis]}, perm)
     if op == "Pad":
-        pads = consumer.inputs[1].const_value if len(consumer.inputs) > 1 else None
-        if pads is None or len(consumer.inputs) > 3 or consumer.inputs[0] is not transpose.outputs[0]:
+        pads_input = consumer.inputs[1] if len(consumer.inputs) > 1 else None
+        pads = pads_input.const_value if pads_input is not None else None
+        if pads is None or len(consumer.inputs) > 3 or \
+                consumer.inputs[0] is not transpose.outputs[0]:
             return False
         p = pads.numpy().reshape(2, rank)
         # y = transpose(x, perm): y axis i is x axis perm[i]; pads follow the axes.
-        moved = np.zeros_like(p)
-        moved[:, perm] = p
-        pads_value = ir.Value(name=None, const_value=ir.Tensor(moved.reshape(-1).astype(np.int64)))
+        pads_moved = np.zeros_like(p)
+        pads_moved[:, perm] = p
+        pads_value = ir.Value(name=None,
+                              const_value=ir.Tensor(pads_moved.reshape(-1).astype(np.int64)))
         graph.register_initializer(_named(graph, pads_value, "pads"))
         return _rewrite(graph, consumer, [transpose.inputs[0], pads_value,
                                           *consumer.inputs[2:]], {}, perm)
@@ -207,11 +212,12 @@ def _push(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node) -> bool:
 def _push_slice(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: list[int]) -> bool:
     # A Slice over axis a of Transpose(x, perm) is the same Slice over axis perm[a] of x.
     inputs = list(consumer.inputs)
-    if inputs[0] is not transpose.outputs[0] or len(inputs) < 4 or inputs[3] is None or \
+    axes_const = inputs[3].const_value if len(inputs) >= 4 and inputs[3] is not None else None
+    if inputs[0] is not transpose.outputs[0] or axes_const is None or \
             any(v is not None and v.const_value is None for v in inputs[1:]):
         return False
     rank = len(perm)
-    axes = [perm[int(a) % rank] for a in inputs[3].const_value.numpy().reshape(-1)]
+    axes = [perm[int(a) % rank] for a in axes_const.numpy().reshape(-1)]
     axes_value = ir.Value(name=None, const_value=ir.Tensor(np.asarray(axes, np.int64)))
     graph.register_initializer(_named(graph, axes_value, "axes"))
     return _rewrite(graph, consumer, [transpose.inputs[0], inputs[1], inputs[2], axes_value,

@@ -56,7 +56,7 @@ def normalize(model: ir.Model) -> ir.Model:
         raise UnsupportedError(f"opset {opset} is newer than onnx {onnx.__version__} knows "
                                f"({newest})")
     proto, values = skeleton(model, SKELETON_THRESHOLD)
-    big = {v.name: v for v in values}
+    big = {v.name: v for v in values if v.name is not None}  # initializers: all named
     out = _normalize_proto(declare_as_inputs(proto, values), opset)
     inputs = {v.name: v for v in out.graph.inputs}
     # renamed or dropped: no input of that name, or one nothing uses any more
@@ -102,16 +102,16 @@ def _legacy_prelu(model: ir.Model, opset: int) -> ir.Model:
         if node.op_type != "PRelu" or len(node.inputs) < 2:
             continue
         x, slope = node.inputs[0], node.inputs[1]
-        if not is_const(slope) or x.shape is None or len(x.shape) < 3:
+        value = const_array(slope)
+        if slope is None or value is None or x is None or x.shape is None or len(x.shape) < 3:
             continue
-        value = slope.const_value.numpy()
         if value.ndim == 1 and value.size > 1 and x.shape[1] == value.size:
             shaped = value.reshape((-1,) + (1,) * (len(x.shape) - 2))
             new = ir.Value(name=f"{slope.name}_channels", shape=ir.Shape(shaped.shape),
                            type=slope.type, const_value=ir.Tensor(shaped))
             model.graph.register_initializer(new)
             node.replace_input_with(1, new)
-            if not slope.uses() and not slope.is_graph_output():
+            if not slope.uses() and not slope.is_graph_output() and slope.name is not None:
                 model.graph.initializers.pop(slope.name, None)
     return model
 
@@ -125,17 +125,70 @@ def _fix_inputs(out: ir.Model) -> ir.Model:
     return out
 
 
+# --- node inputs --------------------------------------------------------------------------------
+
+def input_of(node: ir.Node, index: int) -> ir.Value:
+    """Input ``index`` of ``node``, one its op requires; a FormatError naming the node if the
+    model leaves it out (ONNX marks an omitted input by an empty name)."""
+    v = node.inputs[index] if index < len(node.inputs) else None
+    if v is None:
+        raise FormatError(f"{node.op_type} node {node.name!r}: input {index} is missing, and "
+                          f"{node.op_type} requires it", layer=node.name)
+    return v
+
+
+def optional_input(node: ir.Node, index: int) -> ir.Value | None:
+    """Input ``index`` of ``node``, or None where the model omits it."""
+    return node.inputs[index] if index < len(node.inputs) else None
+
+
+def inputs_of(node: ir.Node, count: int) -> list[ir.Value]:
+    """The ``count`` inputs of an op that takes exactly that many, all required."""
+    if len(node.inputs) != count:
+        raise FormatError(f"{node.op_type} node {node.name!r}: {len(node.inputs)} inputs, "
+                          f"{node.op_type} takes {count}", layer=node.name)
+    return [input_of(node, i) for i in range(count)]
+
+
+def node_rank(node: ir.Node) -> int | None:
+    """The rank of the node's first input, else of its first output; None when unknown."""
+    for v in (node.inputs[0] if node.inputs else None, node.outputs[0]):
+        if v is not None and v.shape is not None:
+            return len(v.shape)
+    return None
+
+
+def explicit_perms(graph: ir.Graph) -> None:
+    """Write ONNX's default perm (reversed axes) on Transposes: the layout pass reads it."""
+    for node in graph:
+        if node.op_type != "Transpose" or node.domain not in ("", "ai.onnx") or \
+                "perm" in node.attributes:
+            continue
+        rank = node_rank(node)
+        if rank is not None:
+            node.attributes["perm"] = ir.AttrInt64s("perm", list(reversed(range(rank))))
+
+
 # --- constant folding ---------------------------------------------------------------------------
 
 def is_const(v: ir.Value | None) -> bool:
+    """A value with a constant the converter may read (an initializer, not a graph input)."""
     return v is not None and v.const_value is not None and not v.is_graph_input()
 
 
+def const_array(v: ir.Value | None) -> np.ndarray | None:
+    """The value's constant as a NumPy array (see ``is_const``), else None."""
+    if v is None or v.const_value is None or v.is_graph_input():
+        return None
+    return v.const_value.numpy()
+
+
 def static_shape(v: ir.Value) -> list[int] | None:
+    """The value's shape when every dimension is a known int, else None."""
     if v.shape is None:
         return None
-    dims = [d if isinstance(d, int) else None for d in v.shape]
-    return None if any(d is None for d in dims) else dims
+    dims = [d for d in v.shape if isinstance(d, int)]
+    return dims if len(dims) == len(v.shape) else None
 
 
 def _constant_attr(node: ir.Node) -> np.ndarray:
@@ -159,12 +212,14 @@ def _constant_attr(node: ir.Node) -> np.ndarray:
                            f"({', '.join(node.attributes)})")
 
 
-def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
+def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
+    """The node's outputs computed from its constant inputs (None for an output nothing
+    reads), or None when it is not constant or cannot be evaluated here."""
     op = node.op_type
     if op == "Constant":
         return [_constant_attr(node)]
     if op in ("Shape", "Size"):
-        shape = static_shape(node.inputs[0])
+        shape = static_shape(input_of(node, 0))
         if shape is None:
             return None
         if op == "Size":
@@ -176,12 +231,14 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
     if not all(v is None or is_const(v) for v in inputs) or not any(v is not None
                                                                     for v in inputs):
         return None
-    arrays = [None if v is None else v.const_value.numpy() for v in inputs]
+    arrays = [const_array(v) for v in inputs]
     if op == "ConstantOfShape":
+        if arrays[0] is None:
+            return None  # no shape input: the converter names the node
         value = node.attributes["value"].value.numpy().reshape(-1) if "value" in \
             node.attributes else np.zeros(1, np.float32)
-        shape = tuple(int(d) for d in arrays[0].reshape(-1))
-        return [np.broadcast_to(value[0], shape)]
+        dims = tuple(int(d) for d in arrays[0].reshape(-1))
+        return [np.broadcast_to(value[0], dims)]
     if op == "Identity":
         return [arrays[0]]
     for out in node.outputs:
@@ -203,7 +260,10 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
     except Exception as e:  # noqa: BLE001 - a node the reference cannot fold stays a node
         log.debug("not folding %s %s: %s", op, node.name, e)
         return None
-    outs, k = [], 0
+    if not isinstance(results, list):  # (a list whenever no intermediate results are asked)
+        return None
+    outs: list[np.ndarray | None] = []
+    k = 0
     for name in proto.output:
         if name:
             outs.append(np.asarray(results[k]))
@@ -274,7 +334,7 @@ def to_channels_last(model: ir.Model, layout_ops: set[str],
         if node.domain not in ("", "ai.onnx") or node.op_type not in layout_ops or \
                 id(node) in skip:
             continue
-        x = node.inputs[0]
+        x = input_of(node, 0)
         rank = len(x.shape) if x.shape is not None else None
         if rank is None:
             out_shape = node.outputs[0].shape
@@ -292,7 +352,7 @@ def to_channels_last(model: ir.Model, layout_ops: set[str],
             new_nodes.append(t_in)
             inputs[0] = t_in.outputs[0]
         twin = ir.Node(NHWC, node.op_type, inputs,
-                       attributes=[a for a in node.attributes.values()],
+                       attributes=list(node.attributes.values()),
                        num_outputs=len(node.outputs), name=node.name)
         new_nodes.append(twin)
         replacements = []
@@ -339,7 +399,7 @@ def reinfer(model: ir.Model) -> None:
             if v is None or v.const_value is None or v.is_graph_input():
                 continue
             if v.shape is None:
-                v.shape = ir.Shape(v.const_value.shape)
+                v.shape = ir.Shape(v.const_value.shape.numpy())  # a tensor's shape is static
             if v.type is None:
                 v.type = ir.TensorType(v.const_value.dtype)
             if not v.is_initializer() and v.producer() is None and v.name:

@@ -36,13 +36,13 @@ from ...models import Layer, LayersModel, SourceInfo, TensorRef
 from .. import layout
 from ..onnx_normalize import (
     NHWC,
+    explicit_perms,
     fold_constants,
     normalize,
     opset_of,
     reinfer,
     to_channels_last,
 )
-from ..onnx_to_tfjs.driver import _explicit_perms
 from . import activations, dense, elementwise, nn, patterns, recurrent, relower, shape  # noqa: F401
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
@@ -93,7 +93,7 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
     proven = relower.replace_proven(model, opset)
     fold_constants(model)
-    _explicit_perms(model.graph)
+    explicit_perms(model.graph)
     problems: list[tuple[ir.Node | None, str]] = []
     # nodes that cannot be raised, listed only if the outputs need them (a Shape that only
     # feeds a Resize's sizes, say, is not raised: the rule reads the inferred shape)

@@ -27,7 +27,15 @@ from ...errors import UnsupportedError
 from ...models import TensorInfo, TfjsGraph, TfNode, tfjs_graph
 from ...models.tfjs_graph import a_shape, a_type
 from .. import layout
-from ..onnx_normalize import NHWC, fold_constants, normalize, reinfer, to_channels_last
+from ..onnx_normalize import (
+    NHWC,
+    explicit_perms,
+    fold_constants,
+    node_rank,
+    normalize,
+    reinfer,
+    to_channels_last,
+)
 
 # each family registers its rules on import
 from . import math_ops, nn, norm, resize, shapes  # noqa: F401
@@ -55,13 +63,13 @@ def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
     model = normalize(model)
     fold_constants(model)
-    _explicit_perms(model.graph)
-    problems = _unmapped(model.graph)
+    explicit_perms(model.graph)
+    problems: list[tuple[Problem, str]] = list(_unmapped(model.graph))
     skip = {id(n) for n, _ in problems}
     for node in model.graph:
         rule = RULES.get(node.op_type)
         if node.domain in STANDARD and rule is not None and rule.layout and id(node) not in skip \
-                and _rank(node) is None:
+                and node_rank(node) is None:
             problems.append((node, ("the rank of its input is unknown (ONNX shape inference "
                                     "found none), so its channels-last form cannot be built")))
             skip.add(id(node))
@@ -74,8 +82,9 @@ def convert(model: ir.Model) -> TfjsGraph:
     problems += _refused(ctx, model.graph, skip)
     problems += _io_dtypes(model.graph)
     if problems:
-        raise UnsupportedError(_listing(problems), hint="no file was written; the ops tfjs can run are listed by "
-                                    "modelport.converters.onnx_to_tfjs.driver.mapped_ops()")
+        raise UnsupportedError(_listing(problems), hint=(
+            "no file was written; the ops tfjs can run are listed by "
+            "modelport.converters.onnx_to_tfjs.driver.mapped_ops()"))
     graph = _emit(ctx, model.graph)
     tfjs_graph.check(graph)
     log.info("ONNX -> TF.js graph: %d TF nodes, %d Transposes in ONNX after the layout pass",
@@ -83,22 +92,7 @@ def convert(model: ir.Model) -> TfjsGraph:
     return graph
 
 
-def _explicit_perms(graph: ir.Graph) -> None:
-    """Write ONNX's default perm (reversed axes) on Transposes: the layout pass reads it."""
-    for node in graph:
-        if node.op_type == "Transpose" and node.domain in STANDARD and \
-                "perm" not in node.attributes and _rank(node) is not None:
-            node.attributes["perm"] = ir.AttrInt64s("perm", list(reversed(range(_rank(node)))))
-
-
 # --- the up-front check --------------------------------------------------------------------------
-
-def _rank(node: ir.Node) -> int | None:
-    for v in (node.inputs[0] if node.inputs else None, node.outputs[0]):
-        if v is not None and v.shape is not None:
-            return len(v.shape)
-    return None
-
 
 def _unmapped(graph: ir.Graph) -> list[tuple[ir.Node, str]]:
     out = []
@@ -132,8 +126,8 @@ def _refused(ctx: Ctx, graph: ir.Graph, skip: set[int]) -> list[tuple[ir.Node, s
     return out
 
 
-def _io_dtypes(graph: ir.Graph) -> list[tuple[object, str]]:
-    out = []
+def _io_dtypes(graph: ir.Graph) -> list[tuple[Problem, str]]:
+    out: list[tuple[Problem, str]] = []
     for kind, values in (("input", graph.inputs), ("output", graph.outputs)):
         for v in values:
             if v.dtype is not None and v.dtype not in IO_DTYPES:
@@ -150,7 +144,11 @@ class _IO:
         self.op_type, self.name = f"graph {kind}", name
 
 
-def _listing(problems: list) -> str:
+# What the problem list names: a node, or a graph input or output.
+Problem = ir.Node | _IO
+
+
+def _listing(problems: list[tuple[Problem, str]]) -> str:
     lines = [f"{n.op_type} {'' if isinstance(n, _IO) else 'node '}{n.name!r}: {why}"
              for n, why in problems[:MAX_LISTED]]
     more = len(problems) - MAX_LISTED
@@ -166,7 +164,7 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
     # no internal node takes them.
     in_names = [ctx.reserve(v.name or f"input_{i}") for i, v in enumerate(graph.inputs)]
     out_names = [ctx.reserve(v.name or f"output_{i}") for i, v in enumerate(graph.outputs)]
-    inputs = []
+    inputs: list[TensorInfo] = []
     for v, name in zip(graph.inputs, in_names):
         dtype = tfjs_dtype(ctx.np_dtype(v))
         shape = ctx.shape(v)
@@ -186,7 +184,7 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
             elif v.uses() or v.is_graph_output():
                 raise UnsupportedError(f"{node.op_type} node {node.name!r}: output {i} "
                                        f"({v.name!r}) has no TF counterpart", layer=node.name)
-    outputs = []
+    outputs: list[TensorInfo] = []
     ctx.scope, ctx.node = "outputs", None
     for v, name in zip(graph.outputs, out_names):
         ctx.used.add(name)
@@ -198,5 +196,6 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
 
 
 def a_shape_attr(shape: list[int | None] | None) -> dict:
+    """A Placeholder's shape attribute (none when the rank is unknown)."""
     return {"shape": a_shape(shape)["shape"]} if shape is not None else {}
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import onnx_ir as ir
 
-from ...models.tfjs_graph import a_bool, a_float, a_int, a_str, a_type
+from ...models.tfjs_graph import a_bool, a_float, a_int, a_list, a_str, a_type
 from .. import tf_op_table as table
 from .core import (
     RULES,
     Ctx,
     Rule,
+    RuleFn,
+    all_known,
     attr,
     emits,
     onnx_enum_dtype,
@@ -40,9 +43,10 @@ def row_applies(ctx: Ctx, node: ir.Node, row: table.Rename) -> str | None:
 
 
 def rename(ctx: Ctx, node: ir.Node, row: table.Rename | None = None) -> list[str]:
+    """Map ``node`` by its rename row: the TF op, its inputs in order, attributes renamed."""
     row = row or table.BY_ONNX[node.op_type]
-    inputs = [ctx.x(v) for v in node.inputs[:row.inputs]]
-    attrs = {}
+    inputs = [ctx.x(ctx.inp(node, i)) for i in range(min(row.inputs, len(node.inputs)))]
+    attrs: dict[str, dict] = {}
     for a in row.attrs:
         value = attr(node, a.onnx, a.onnx_default)
         if a.kind == "type":
@@ -72,12 +76,12 @@ for _row in table.RENAMES:
 RULES.remove("BitwiseAnd")
 
 
-def beyond_row(op: str):
+def beyond_row(op: str) -> Callable[[RuleFn], RuleFn]:
     """Register ``fn`` for the ``op`` nodes its rename row does not cover (other attribute
     values): the row maps the rest, so ``fn`` holds only the surgery."""
     row = table.BY_ONNX[op]
 
-    def deco(fn):
+    def deco(fn: RuleFn) -> RuleFn:
         def mapped(ctx: Ctx, node: ir.Node) -> list[str]:
             if row_applies(ctx, node, row) is None:
                 return rename(ctx, node, row)
@@ -90,18 +94,21 @@ def beyond_row(op: str):
 # --- helpers ------------------------------------------------------------------------------------
 
 def binary(ctx: Ctx, op: str, a: str, b: str) -> str:
+    """TF op ``op`` of two tensors."""
     return ctx.op(op, [a, b], hint=op)
 
 
 def unary(ctx: Ctx, op: str, a: str) -> str:
+    """TF op ``op`` of one tensor."""
     return ctx.op(op, [a], hint=op)
 
 
-def fconst(ctx: Ctx, value: float, hint="const") -> str:
+def fconst(ctx: Ctx, value: float, hint: str = "const") -> str:
+    """A float32 scalar constant."""
     return ctx.scalar(np.float32(value), "float32", hint)
 
 
-def like(ctx: Ctx, v: ir.Value, value, hint="const") -> str:
+def like(ctx: Ctx, v: ir.Value | None, value: float, hint: str = "const") -> str:
     """A scalar constant of ``v``'s tfjs dtype."""
     return ctx.scalar(value, ctx.tf_dtype(v), hint)
 
@@ -116,7 +123,7 @@ def reduce(ctx: Ctx, op: str, x: str, axes: list[int] | str, keep: bool) -> str:
 
 @rule("PRelu", check=_row_check, replace=True)
 def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x, slope = node.inputs
+    x, slope = ctx.inputs(node, 2)
     xs, ss = ctx.shape(x), ctx.shape(slope)
     s = ctx.x(slope)
     if xs is not None and ss is not None and len(ss) == 1 and len(xs) > 2 and \
@@ -129,7 +136,7 @@ def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("Elu")
 def elu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     neg = binary(ctx, "Mul", unary(ctx, "Elu", x), fconst(ctx, alpha))
     return [ctx.op("SelectV2", [binary(ctx, "Greater", x, fconst(ctx, 0)), x, neg])]
@@ -137,7 +144,7 @@ def elu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("Selu")
 def selu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     alpha, gamma = attr(node, "alpha", table.SELU_ALPHA), attr(node, "gamma", table.SELU_GAMMA)
     neg = binary(ctx, "Mul", binary(ctx, "Sub", unary(ctx, "Exp", x), fconst(ctx, 1)),
                  fconst(ctx, alpha))
@@ -147,7 +154,7 @@ def selu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("IsInf")
 def isinf(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     pos, neg = attr(node, "detect_positive", 1), attr(node, "detect_negative", 1)
     if not pos and not neg:
         return [ctx.op("Fill", [ctx.shape_of(x), ctx.scalar(False, "bool")],
@@ -161,7 +168,7 @@ def div(ctx: Ctx, node: ir.Node) -> list[str]:
         return rename(ctx, node)
     # Integers: ONNX truncates toward zero, tfjs's div floors. q = floor(a/b), plus one where
     # the remainder is non-zero and the signs differ.
-    a, b = ctx.x(node.inputs[0]), ctx.x(node.inputs[1])
+    a, b = ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1))
     q = binary(ctx, "FloorDiv", a, b)
     r = binary(ctx, "Sub", a, binary(ctx, "Mul", q, b))
     zero = ctx.i32(0)
@@ -173,7 +180,7 @@ def div(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Pow", check=lambda ctx, n: None, replace=True)
 def pow_(ctx: Ctx, node: ir.Node) -> list[str]:
-    base, exp = node.inputs
+    base, exp = ctx.inputs(node, 2)
     y = ctx.op("Pow", [ctx.x(base), ctx.x(exp)])
     if not ctx.is_float(base) and ctx.is_float(exp):
         y = ctx.op("Cast", [y], {"DstT": a_type("int32")})  # ONNX: the base's type
@@ -186,7 +193,7 @@ def mod(ctx: Ctx, node: ir.Node) -> list[str]:
         return rename(ctx, node)
     # fmod: the result takes the dividend's sign. FloorMod's takes the divisor's; where they
     # differ and the remainder is not zero, subtract the divisor.
-    a, b = ctx.x(node.inputs[0]), ctx.x(node.inputs[1])
+    a, b = ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1))
     zero = ctx.scalar(0, ctx.tf_dtype(node.inputs[0]))
     r = binary(ctx, "FloorMod", a, b)
     fix = binary(ctx, "LogicalAnd", binary(ctx, "NotEqual", r, zero),
@@ -197,10 +204,10 @@ def mod(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Xor")
 def xor(ctx: Ctx, node: ir.Node) -> list[str]:
-    return [binary(ctx, "NotEqual", ctx.x(node.inputs[0]), ctx.x(node.inputs[1]))]
+    return [binary(ctx, "NotEqual", ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1)))]
 
 
-def _variadic(op: str):
+def _variadic(op: str) -> RuleFn:
     def fn(ctx: Ctx, node: ir.Node) -> list[str]:
         refs = [ctx.x(v) for v in node.inputs if v is not None]
         y = refs[0]
@@ -224,7 +231,7 @@ RULES.add("Min", Rule("Min", _variadic("Minimum")), replace=True)  # over the 2-
 def clip(ctx: Ctx, node: ir.Node) -> list[str]:
     # Maximum then Minimum: also right where min > max (ONNX: all values become max), which
     # tfjs's ClipByValue refuses.
-    y = ctx.x(node.inputs[0])
+    y = ctx.x(ctx.inp(node, 0))
     lo = node.inputs[1] if len(node.inputs) > 1 else None
     hi = node.inputs[2] if len(node.inputs) > 2 else None
     if lo is None and "min" in node.attributes:  # opset < 11 (kept where the converter did)
@@ -235,7 +242,7 @@ def clip(ctx: Ctx, node: ir.Node) -> list[str]:
         y = binary(ctx, "Minimum", y, fconst(ctx, attr(node, "max")))
     if hi is not None:
         y = binary(ctx, "Minimum", y, ctx.x(hi))
-    if y == ctx.x(node.inputs[0]):
+    if y == ctx.x(ctx.inp(node, 0)):
         y = ctx.op("Identity", [y])
     return [y]
 
@@ -249,19 +256,19 @@ def _hard_sigmoid(ctx: Ctx, x: str, alpha: float, beta: float) -> str:
 
 @rule("HardSigmoid")
 def hard_sigmoid(ctx: Ctx, node: ir.Node) -> list[str]:
-    return [_hard_sigmoid(ctx, ctx.x(node.inputs[0]), attr(node, "alpha", 0.2),
+    return [_hard_sigmoid(ctx, ctx.x(ctx.inp(node, 0)), attr(node, "alpha", 0.2),
                           attr(node, "beta", 0.5))]
 
 
 @rule("HardSwish")
 def hard_swish(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "Mul", x, _hard_sigmoid(ctx, x, 1 / 6, 0.5))]
 
 
 @rule("Softsign")
 def softsign(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "RealDiv", x, binary(ctx, "AddV2", unary(ctx, "Abs", x),
                                              fconst(ctx, 1)))]
 
@@ -269,7 +276,7 @@ def softsign(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("Gelu", check=lambda ctx, n: None if attr(n, "approximate", "none") in ("none", "tanh")
       else f"approximate={attr(n, 'approximate')!r}")
 def gelu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     if attr(node, "approximate", "none") == "tanh":
         inner = binary(ctx, "AddV2", x, binary(ctx, "Mul", binary(
             ctx, "Mul", binary(ctx, "Mul", x, x), x), fconst(ctx, 0.044715)))
@@ -282,13 +289,13 @@ def gelu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Mish")
 def mish(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "Mul", x, unary(ctx, "Tanh", unary(ctx, "Softplus", x)))]
 
 
 @rule("Swish")
 def swish(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     z = x if alpha == 1.0 else binary(ctx, "Mul", x, fconst(ctx, alpha))
     return [binary(ctx, "Mul", x, unary(ctx, "Sigmoid", z))]
@@ -296,7 +303,7 @@ def swish(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Celu")
 def celu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     e = binary(ctx, "Sub", unary(ctx, "Exp", binary(ctx, "RealDiv", x, fconst(ctx, alpha))),
                fconst(ctx, 1))
@@ -306,15 +313,15 @@ def celu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("ThresholdedRelu")
 def thresholded_relu(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     cond = binary(ctx, "Greater", x, fconst(ctx, attr(node, "alpha", 1.0)))
     return [ctx.op("SelectV2", [cond, x, fconst(ctx, 0)])]
 
 
 @rule("Shrink")
 def shrink(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
-    v = node.inputs[0]
+    x = ctx.x(ctx.inp(node, 0))
+    v = ctx.inp(node, 0)
     lambd, bias = attr(node, "lambd", 0.5), attr(node, "bias", 0.0)
     low = binary(ctx, "Less", x, like(ctx, v, -lambd))
     high = binary(ctx, "Greater", x, like(ctx, v, lambd))
@@ -325,11 +332,11 @@ def shrink(ctx: Ctx, node: ir.Node) -> list[str]:
 # --- softmax ------------------------------------------------------------------------------------
 
 def _last_axis_op(ctx: Ctx, node: ir.Node, op: str, axis: int) -> str:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     rank = ctx.rank(node.inputs[0])
     if axis == -1 or (rank is not None and axis % rank == rank - 1):
         return ctx.op(op, [x])
-    rank = ctx.need_rank(node.inputs[0], node)
+    rank = ctx.need_rank(ctx.inp(node, 0), node)
     axis %= rank
     perm = [d for d in range(rank) if d != axis] + [axis]
     inverse = list(np.argsort(perm))
@@ -345,10 +352,10 @@ def softmax(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Hardmax")
 def hardmax(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", -1) % rank
-    dim = ctx.shape(v)[axis]
+    dim = ctx.need_shape(v, node)[axis]
     if dim is None:
         raise unsupported(node, "the size of the Hardmax axis is unknown")
     x = ctx.x(v)
@@ -365,7 +372,7 @@ def hardmax(ctx: Ctx, node: ir.Node) -> list[str]:
 
 def reduce_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
     """Normalized axes; [] = reduce nothing (noop_with_empty_axes); None = a run-time tensor."""
-    rank = ctx.need_rank(node.inputs[0], node)
+    rank = ctx.need_rank(ctx.inp(node, 0), node)
     if "axes" in node.attributes:
         axes = attr(node, "axes")
     elif len(node.inputs) > 1 and node.inputs[1] is not None:
@@ -400,10 +407,10 @@ REDUCE = {"ReduceMean": "Mean", "ReduceSum": "Sum", "ReduceMax": "Max", "ReduceM
 @rule("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
       "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", check=_reduce_check)
 def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
-    axes = reduce_axes(ctx, node)
-    if axes is None:
-        axes = ctx.x(node.inputs[1])  # at run time (negative axes count from the end in TF too)
+    x = ctx.x(ctx.inp(node, 0))
+    static_axes = reduce_axes(ctx, node)
+    # at run time (negative axes count from the end in TF too)
+    axes = ctx.x(ctx.inp(node, 1)) if static_axes is None else static_axes
     keep = bool(attr(node, "keepdims", 1))
     op = node.op_type
     if not axes:
@@ -436,9 +443,7 @@ def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
     return [binary(ctx, "AddV2", unary(ctx, "Log", s), finite)]
 
 
-def _list_i(values):
-    from ...models.tfjs_graph import a_list
-
+def _list_i(values: list[int]) -> dict:
     return a_list("i", values)
 
 
@@ -448,7 +453,7 @@ def _arg_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("ArgMax", "ArgMin", check=_arg_check)
 def argmax(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
     x = ctx.x(v)
@@ -458,7 +463,7 @@ def argmax(ctx: Ctx, node: ir.Node) -> list[str]:
     if attr(node, "select_last_index", 0):
         flipped = ctx.op("ReverseV2", [x, ctx.i32([axis], "axis")])
         idx = ctx.op(op, [flipped, ctx.i32(axis, "axis")])
-        dim = ctx.shape(v)[axis]
+        dim = ctx.need_shape(v, node)[axis]
         last = ctx.i32(dim - 1) if dim is not None else binary(
             ctx, "Sub", ctx.op("Squeeze", [ctx.dim_of(x, axis)], {"squeeze_dims": _list_i([0])}),
             ctx.i32(1))
@@ -474,7 +479,7 @@ def argmax(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("MatMul")
 def matmul(ctx: Ctx, node: ir.Node) -> list[str]:
-    va, vb = node.inputs
+    va, vb = ctx.inputs(node, 2)
     a, b = ctx.x(va), ctx.x(vb)
     ra, rb = ctx.rank(va), ctx.rank(vb)
     if ra is None or rb is None:
@@ -496,13 +501,13 @@ def matmul(ctx: Ctx, node: ir.Node) -> list[str]:
     return [y]
 
 
-def _broadcast_batch(ctx: Ctx, va, vb, a: str, b: str) -> tuple[str, str]:
+def _broadcast_batch(ctx: Ctx, va: ir.Value, vb: ir.Value, a: str, b: str) -> tuple[str, str]:
     """tfjs's batched matmul broadcasts only when one batch is 1 or both are equal."""
     sa, sb = ctx.shape(va), ctx.shape(vb)
     if sa is None or sb is None or len(sa) < 2 or len(sb) < 2:
         return a, b
-    ba, bb = sa[:-2], sb[:-2]
-    if None in ba or None in bb:
+    ba, bb = all_known(sa[:-2]), all_known(sb[:-2])
+    if ba is None or bb is None:
         return a, b
     pa, pb = int(np.prod(ba)), int(np.prod(bb))
     if (pa == pb and list(ba) == list(bb)) or pa == 1 or pb == 1:
@@ -517,8 +522,8 @@ def _broadcast_batch(ctx: Ctx, va, vb, a: str, b: str) -> tuple[str, str]:
 
 @rule("Gemm")
 def gemm(ctx: Ctx, node: ir.Node) -> list[str]:
-    va, vb = node.inputs[0], node.inputs[1]
-    vc = node.inputs[2] if len(node.inputs) > 2 else None
+    va, vb = ctx.inp(node, 0), ctx.inp(node, 1)
+    vc = ctx.opt(node, 2)
     alpha, beta = attr(node, "alpha", 1.0), attr(node, "beta", 1.0)
     trans_a, trans_b = bool(attr(node, "transA", 0)), bool(attr(node, "transB", 0))
     a = ctx.x(va)
@@ -563,6 +568,6 @@ def _einsum_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Einsum", check=_einsum_check)
 def einsum(ctx: Ctx, node: ir.Node) -> list[str]:
-    inputs = [ctx.x(v) for v in node.inputs]
+    inputs = [ctx.x(ctx.inp(node, i)) for i in range(len(node.inputs))]
     eq = attr(node, "equation").replace(" ", "")
     return [ctx.op("Einsum", inputs, {"equation": a_str(eq), "N": a_int(len(inputs))})]

@@ -1,34 +1,42 @@
 """ONNX -> TF.js: the layout-sensitive ops, mapped from their channels-last twins.
 
-Each rule here has ``layout=True``: ``to_tfjs_prepare.to_channels_last`` has replaced the ONNX
+Each rule here has ``layout=True``: ``onnx_normalize.to_channels_last`` has replaced the ONNX
 node by Transpose ∘ X' ∘ Transpose, X' carrying X's attributes and inputs with tensor 0
 channels-last ([N, *spatial, C]). Attributes keep ONNX's meaning and order (pads are
 [x1_begin, x2_begin, ..., x1_end, ...] over the spatial axes, scales/sizes of Resize are in
 NCHW order). TF's convolutions and pools are NHWC; 1-D ones run as 2-D with a unit height.
+Resize, also layout-sensitive, has its own module (``resize``).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import onnx_ir as ir
 
 from ...errors import FormatError
 from ...models.tfjs_graph import a_float, a_int, a_list, a_str
-from .core import Ctx, attr, concat, rule, strided_attrs, unsupported
+from ..padding import same_pads, split_pads
+from .core import Ctx, all_known, attr, concat, known, rule, strided_attrs, unsupported
 from .math_ops import binary, fconst, reduce, unary
-from .norm import _extra_outputs_unused, normalize_over
+from .norm import extra_outputs_unused, normalize_over
+
+Pads = list[tuple[int, int]]  # (begin, end) per spatial axis
 
 # --- geometry -----------------------------------------------------------------------------------
 
 def spatial(ctx: Ctx, node: ir.Node) -> list[int | None] | None:
-    s = ctx.shape(node.inputs[0])
+    """The spatial sizes of the node's (channels-last) input 0; None when its rank is unknown."""
+    s = ctx.shape(ctx.inp(node, 0))
     return None if s is None else s[1:-1]
 
 
+def _static_spatial(ctx: Ctx, node: ir.Node) -> list[int]:
+    """The spatial sizes, for rules whose check has asked for them static."""
+    return known(ctx.need_shape(ctx.inp(node, 0), node)[1:-1], node, "the spatial size")
+
+
 def _pads(node: ir.Node, dims: list[int | None], kernel: list[int], strides: list[int],
-          dilations: list[int]) -> list[tuple[int, int]] | None:
+          dilations: list[int]) -> Pads | None:
     """(begin, end) padding per spatial axis; None when it depends on unknown sizes."""
     n = len(kernel)
     auto = attr(node, "auto_pad", "NOTSET")
@@ -39,13 +47,13 @@ def _pads(node: ir.Node, dims: list[int | None], kernel: list[int], strides: lis
     for d, k, s, dl in zip(dims, kernel, strides, dilations):
         if d is None:
             return None
-        total = max((-(-d // s) - 1) * s + (k - 1) * dl + 1 - d, 0)
-        small = total // 2
-        out.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+        out.append(same_pads(d, k, s, dl, lower=auto != "SAME_UPPER"))
     return out
 
 
-def _geometry(ctx: Ctx, node: ir.Node, kernel: list[int]):
+def _geometry(ctx: Ctx, node: ir.Node, kernel: list[int]
+              ) -> tuple[list[int], list[int], list[int | None], Pads | None]:
+    """(strides, dilations, spatial sizes, pads) of a convolution or pool."""
     n = len(kernel)
     strides = attr(node, "strides", [1] * n)
     dilations = attr(node, "dilations", [1] * n)
@@ -62,7 +70,7 @@ def _from_2d(ctx: Ctx, y: str, n: int) -> str:
     return ctx.op("Squeeze", [y], {"squeeze_dims": a_list("i", [1])}) if n == 1 else y
 
 
-def _pad_spatial(ctx: Ctx, x: str, pads: list[tuple[int, int]], value: float,
+def _pad_spatial(ctx: Ctx, x: str, pads: Pads, value: float,
                  dtype: str = "float32") -> str:
     if not any(b or e for b, e in pads):
         return x
@@ -117,12 +125,14 @@ def _weight(ctx: Ctx, v: ir.Value, perm: list[int], array: np.ndarray | None = N
 
 
 def _bias(ctx: Ctx, node: ir.Node, y: str, index: int) -> str:
-    if len(node.inputs) > index and node.inputs[index] is not None:
-        y = binary(ctx, "AddV2", y, ctx.x(node.inputs[index]))
+    bias = ctx.opt(node, index)
+    if bias is not None:
+        y = binary(ctx, "AddV2", y, ctx.x(bias))
     return y
 
 
-def _conv2d_like(ctx: Ctx, op: str, x: str, w: str, strides, dilations, pads) -> str:
+def _conv2d_like(ctx: Ctx, op: str, x: str, w: str, strides: list[int], dilations: list[int],
+                 pads: Pads) -> str:
     if any(pads_ for pad in pads for pads_ in pad):
         padding = {"padding": a_str("EXPLICIT"), "explicit_paddings": a_list(
             "i", [0, 0, *[p for pad in pads for p in pad], 0, 0])}
@@ -142,34 +152,36 @@ def _conv2d_like(ctx: Ctx, op: str, x: str, w: str, strides, dilations, pads) ->
 
 @rule("Conv", check=_conv_check, layout=True)
 def conv(ctx: Ctx, node: ir.Node) -> list[str]:
-    xv, wv = node.inputs[0], node.inputs[1]
-    wshape = ctx.shape(wv)
+    xv, wv = ctx.inp(node, 0), ctx.inp(node, 1)
+    wshape = ctx.need_shape(wv, node)
     n = len(wshape) - 2
-    kernel = attr(node, "kernel_shape") or wshape[2:]
+    kernel = attr(node, "kernel_shape") or known(wshape[2:], node, "the kernel size")
+    # pads None: SAME_UPPER on run-time sizes, which is TF's SAME
     strides, dilations, _, pads = _geometry(ctx, node, kernel)
     group = attr(node, "group", 1)
     c_in = (ctx.shape(xv) or [None])[-1]
     m = wshape[0]
     x = ctx.x(xv)
     wval = ctx.value(wv)
-    if pads is None:  # SAME_UPPER on run-time sizes: TF's SAME is SAME_UPPER
-        pads = "SAME"
     if n == 1:
         x = _to_2d(ctx, x, 1)
         kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
-        pads = pads if pads == "SAME" else [(0, 0), *pads]
+        pads = None if pads is None else [(0, 0), *pads]
         if wval is not None:
             wval = wval[:, :, None, :]
     if n == 3:
+        if pads is None or (group > 1 and wval is None):  # (refused by _conv_check)
+            raise unsupported(node, "3-D SAME padding on run-time sizes, or a grouped 3-D "
+                              "convolution with a run-time weight")
         x = _pad_spatial(ctx, x, pads, 0.0)
         # tfjs wants strides or dilations to be 1: with both, stride by slicing afterwards
         step = [1] * 3 if max(dilations) > 1 and max(strides) > 1 else strides
-        xs = ctx.op("Split", [ctx.i32(4, "axis"), x], {"num_split": a_int(group)},
-                    n_out=group) if group > 1 else [x]
-        per = m // group
+        xs = ctx.op_n("Split", [ctx.i32(4, "axis"), x], {"num_split": a_int(group)},
+                      group) if group > 1 else [x]
+        per = ctx.need_dim(wv, 0, node) // group
         ys = []
         for g in range(group):
-            w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval if group == 1 else
+            w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval if wval is None or group == 1 else
                         wval[g * per:(g + 1) * per])
             ys.append(ctx.op("Conv3D", [xs[g], w], {
                 "strides": a_list("i", [1, *step, 1]), "dilations": a_list("i", [1, *dilations, 1]),
@@ -181,8 +193,8 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
                        strided_attrs(begin_mask=31, end_mask=31))
         return [_bias(ctx, node, y, 2)]
 
-    def run(op, x_, w_):
-        if pads == "SAME":
+    def run(op: str, x_: str, w_: str) -> str:
+        if pads is None:
             step = strides
             return ctx.op(op, [x_, w_], {"strides": a_list("i", [1, *step, 1]),
                                          "dilations": a_list("i", [1, *dilations, 1]),
@@ -190,25 +202,25 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
                                          "padding": a_str("SAME")})
         return _conv2d_like(ctx, op, x_, w_, strides, dilations, pads)
 
-    w_shape4 = None if wval is None else wval.shape
     if group == 1:
         if wval is None and n == 1:  # a run-time 1-D weight [M, C, k] -> [1, k, C, M]
             w = ctx.op("ExpandDims", [_weight(ctx, wv, [2, 1, 0]), ctx.i32(0, "axis")])
         else:
             w = _weight(ctx, wv, [2, 3, 1, 0], wval)
         y = run("Conv2D", x, w)
-    elif c_in is not None and group == c_in and m % group == 0 and wval is not None:
+    elif c_in is not None and group == c_in and m is not None and m % group == 0 and \
+            wval is not None:
         mult = m // group
         # ONNX output channel c*mult + j reads input channel c: TF's depthwise order.
-        kh, kw = w_shape4[2], w_shape4[3]
+        kh, kw = wval.shape[2], wval.shape[3]
         filt = wval.reshape(group, mult, kh, kw).transpose(2, 3, 0, 1)
         y = run("DepthwiseConv2dNative", x, ctx.const(np.ascontiguousarray(filt), "filter"))
     else:
         if wval is None:
             raise unsupported(node, "grouped convolution with a run-time weight")
-        xs = ctx.op("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
-                    n_out=group) if group > 1 else [x]
-        per = m // group
+        xs = ctx.op_n("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
+                      group) if group > 1 else [x]
+        per = ctx.need_dim(wv, 0, node) // group
         ys = [run("Conv2D", xs[g], ctx.const(np.ascontiguousarray(
             wval[g * per:(g + 1) * per].transpose(2, 3, 1, 0)), "filter"))
             for g in range(group)]
@@ -219,15 +231,15 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("ConvTranspose", check=_conv_check, layout=True)
 def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
-    xv, wv = node.inputs[0], node.inputs[1]
-    wshape = ctx.shape(wv)
+    xv, wv = ctx.inp(node, 0), ctx.inp(node, 1)
+    wshape = ctx.need_shape(wv, node)
     n = len(wshape) - 2
-    kernel = attr(node, "kernel_shape") or wshape[2:]
+    kernel = attr(node, "kernel_shape") or known(wshape[2:], node, "the kernel size")
     strides = attr(node, "strides", [1] * n)
     dilations = attr(node, "dilations", [1] * n)
     group = attr(node, "group", 1)
     out_pad = attr(node, "output_padding", [0] * n)
-    dims = spatial(ctx, node)
+    dims = _static_spatial(ctx, node)
     k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
     full = [(d - 1) * s + k for d, s, k in zip(dims, strides, k_eff)]
     out_shape = attr(node, "output_shape")
@@ -235,11 +247,9 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
     if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
         target = out_shape[-n:] if out_shape is not None else [d * s for d, s in
                                                                zip(dims, strides)]
-        pads = []
-        for i in range(n):
-            total = full[i] + out_pad[i] - target[i]
-            half = total // 2
-            pads.append((half, total - half) if auto == "SAME_UPPER" else (total - half, half))
+        # (an output_shape without auto_pad splits as SAME_LOWER does)
+        pads = [split_pads(full[i] + out_pad[i] - target[i], lower=auto != "SAME_UPPER")
+                for i in range(n)]
     elif auto == "VALID":
         pads = [(0, 0)] * n
     else:
@@ -248,11 +258,12 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
     wval = ctx.value(wv)
     if wval is not None and max(dilations) > 1:  # tfjs has no dilated transposed conv
         dilated = np.zeros(wval.shape[:2] + tuple(k_eff), wval.dtype)
-        dilated[(slice(None), slice(None), *[slice(None, None, d) for d in dilations])] = wval
+        taps = (slice(None), slice(None), *[slice(None, None, d) for d in dilations])
+        dilated[taps] = wval
         wval = dilated
     x = ctx.x(xv)
-    c_in = wshape[0]
-    m = wshape[1] * group
+    c_in = ctx.need_dim(wv, 0, node)
+    m = ctx.need_dim(wv, 1, node) * group
     if n == 1:
         x = _to_2d(ctx, x, 1)
         full, strides, pads, out_pad = [1, *full], [1, *strides], [(0, 0), *pads], [0, *out_pad]
@@ -260,8 +271,8 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
             wval = wval[:, :, None, :]
     batch = (ctx.shape(xv) or [None])[0]
     per_in, per_out = c_in // group, m // group
-    xs = ctx.op("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
-                n_out=group) if group > 1 else [x]
+    xs = ctx.op_n("Split", [ctx.i32(3, "axis"), x], {"num_split": a_int(group)},
+                  group) if group > 1 else [x]
     ys = []
     if wval is None:  # a run-time weight [C, M/g, k...] -> [kh, kw, M/g, C]
         wfull = _weight(ctx, wv, [2, 1, 0] if n == 1 else [2, 3, 1, 0])
@@ -324,7 +335,9 @@ def _pool_check(ctx: Ctx, node: ir.Node) -> str | None:
     return None
 
 
-def _counts(d: int, k: int, s: int, dl: int, b: int, e: int, out: int, include_pad: bool):
+def _counts(d: int, k: int, s: int, dl: int, b: int, e: int, out: int,
+            include_pad: bool) -> np.ndarray:
+    """How many taps of each output window of one axis an average divides by."""
     lo, hi = (-b, d + e) if include_pad else (0, d)
     count = np.zeros(out)
     for o in range(out):
@@ -339,22 +352,15 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
     kernel = attr(node, "kernel_shape")
     n = len(kernel)
     strides, dilations, dims, pads = _geometry(ctx, node, kernel)
-    x = ctx.x(node.inputs[0])
+    if pads is None:  # (refused by _pool_check)
+        raise unsupported(node, "auto_pad on run-time sizes")
+    x = ctx.x(ctx.inp(node, 0))
     k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    static = None not in dims
-    outs, extra = None, [0] * n
-    if static:
-        outs = []
-        for i in range(n):
-            span = dims[i] + pads[i][0] + pads[i][1] - k_eff[i]
-            if attr(node, "ceil_mode", 0):
-                o = -(-span // strides[i]) + 1
-                if (o - 1) * strides[i] >= dims[i] + pads[i][0]:
-                    o -= 1
-            else:
-                o = span // strides[i] + 1
-            outs.append(o)
-            extra[i] = max((o - 1) * strides[i] + k_eff[i] - (dims[i] + sum(pads[i])), 0)
+    static = all_known(dims)
+    outs: list[int] | None = None
+    extra = [0] * n
+    if static is not None:
+        outs, extra = _pool_sizes(node, static, pads, strides, k_eff)
     if op == "LpPool":
         p = attr(node, "p", 2)
         x = unary(ctx, "Square", x) if p == 2 else binary(ctx, "Pow", unary(ctx, "Abs", x),
@@ -364,6 +370,8 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
     x = _pad_spatial(ctx, x, full_pads, fill)
     tf_op = "MaxPool" if op == "MaxPool" else "AvgPool"
     if max(dilations) > 1:
+        if outs is None:  # (refused by _pool_check)
+            raise unsupported(node, "dilations on run-time sizes")
         y = _dilated_pool(ctx, x, tf_op, kernel, strides, dilations, outs)
     else:
         x2 = _to_2d(ctx, x, n)
@@ -374,11 +382,11 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
                                 "padding": a_str("VALID")})
         y = _from_2d(ctx, y, n)
     window = int(np.prod(kernel))
-    if op == "AveragePool" and static:
+    if op == "AveragePool" and static is not None and outs is not None:
         include = bool(attr(node, "count_include_pad", 0))
         count = np.ones([1])
         for i in range(n):
-            c = _counts(dims[i], kernel[i], strides[i], dilations[i], pads[i][0], pads[i][1],
+            c = _counts(static[i], kernel[i], strides[i], dilations[i], pads[i][0], pads[i][1],
                         outs[i], include)
             count = np.multiply.outer(count, c)
         count = count.reshape([1, *outs, 1])
@@ -391,20 +399,43 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
     return [y]
 
 
-def _dilated_pool(ctx: Ctx, x: str, tf_op: str, kernel, strides, dilations, outs) -> str:
+def _pool_sizes(node: ir.Node, dims: list[int], pads: Pads, strides: list[int],
+                k_eff: list[int]) -> tuple[list[int], list[int]]:
+    """Output sizes per spatial axis (ceil_mode included), and the padding a VALID pool
+    needs at the end beyond ``pads`` to give them."""
+    outs, extra = [], []
+    for i in range(len(k_eff)):
+        d, (b, e), s, k = dims[i], pads[i], strides[i], k_eff[i]
+        span = d + b + e - k
+        if attr(node, "ceil_mode", 0):
+            o = -(-span // s) + 1
+            if (o - 1) * s >= d + b:
+                o -= 1
+        else:
+            o = span // s + 1
+        outs.append(o)
+        extra.append(max((o - 1) * s + k - (d + b + e), 0))
+    return outs, extra
+
+
+def _dilated_pool(ctx: Ctx, x: str, tf_op: str, kernel: list[int], strides: list[int],
+                  dilations: list[int], outs: list[int]) -> str:
     """Max/mean over kernel taps, each tap a strided slice of the padded input."""
     n = len(kernel)
     rank = n + 2
-    y = None
-    for tap in np.ndindex(*kernel):
+
+    def tap_slice(tap: tuple[int, ...]) -> str:
         begin = [0, *[t * d for t, d in zip(tap, dilations)], 0]
         end = [0, *[b + (o - 1) * s + 1 for b, o, s in zip(begin[1:-1], outs, strides)], 0]
-        part = ctx.op("StridedSlice", [x, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+        return ctx.op("StridedSlice", [x, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
                                        ctx.i32([1, *strides, 1], "strides")],
                       strided_attrs(begin_mask=1 | 1 << (rank - 1),
                                     end_mask=1 | 1 << (rank - 1)))
-        y = part if y is None else binary(ctx, "Maximum" if tf_op == "MaxPool" else "AddV2",
-                                          y, part)
+
+    taps = np.ndindex(*kernel)
+    y = tap_slice(next(taps))
+    for tap in taps:
+        y = binary(ctx, "Maximum" if tf_op == "MaxPool" else "AddV2", y, tap_slice(tap))
     if tf_op == "AvgPool":
         y = binary(ctx, "RealDiv", y, fconst(ctx, int(np.prod(kernel))))
     return y
@@ -416,9 +447,9 @@ def _global_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", check=_global_check, layout=True)
 def global_pool(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
+    rank = ctx.need_rank(ctx.inp(node, 0), node)
     axes = list(range(1, rank - 1))
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     if node.op_type == "GlobalAveragePool":
         return [reduce(ctx, "Mean", x, axes, True)]
     if node.op_type == "GlobalMaxPool":
@@ -433,33 +464,34 @@ def global_pool(ctx: Ctx, node: ir.Node) -> list[str]:
 def _bn_check(ctx: Ctx, node: ir.Node) -> str | None:
     if attr(node, "training_mode", 0):
         return "training_mode=1"
-    return _extra_outputs_unused(node)
+    return extra_outputs_unused(node)
 
 
 @rule("BatchNormalization", check=_bn_check, layout=True)
 def batch_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     eps = attr(node, "epsilon", 1e-5)
-    vals = [ctx.value(v) for v in node.inputs[1:5]]
-    if all(v is not None for v in vals):
-        scale, bias, mean, var = (v.astype(np.float64) for v in vals)
+    params = ctx.inputs(node, 5)[1:]  # scale, bias, mean, var
+    consts = [a.astype(np.float64) for v in params if (a := ctx.value(v)) is not None]
+    if len(consts) == len(params):
+        scale, bias, mean, var = consts
         k = scale / np.sqrt(var + eps)
         b = bias - mean * k
         y = binary(ctx, "Mul", x, ctx.const(k.astype(np.float32), "scale"))
         return [binary(ctx, "AddV2", y, ctx.const(b.astype(np.float32), "offset"))]
-    scale, bias, mean, var = (ctx.x(v) for v in node.inputs[1:5])
-    k = binary(ctx, "Mul", scale, unary(ctx, "Rsqrt", binary(ctx, "AddV2", var,
-                                                             fconst(ctx, eps))))
-    b = binary(ctx, "Sub", bias, binary(ctx, "Mul", mean, k))
-    return [binary(ctx, "AddV2", binary(ctx, "Mul", x, k), b)]
+    scale_ref, bias_ref, mean_ref, var_ref = (ctx.x(v) for v in params)
+    k_ref = binary(ctx, "Mul", scale_ref, unary(ctx, "Rsqrt", binary(ctx, "AddV2", var_ref,
+                                                                     fconst(ctx, eps))))
+    b_ref = binary(ctx, "Sub", bias_ref, binary(ctx, "Mul", mean_ref, k_ref))
+    return [binary(ctx, "AddV2", binary(ctx, "Mul", x, k_ref), b_ref)]
 
 
 @rule("InstanceNormalization", check=_global_check, layout=True)
 def instance_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
-    return [normalize_over(ctx, ctx.x(node.inputs[0]), list(range(1, rank - 1)),
-                           attr(node, "epsilon", 1e-5), ctx.x(node.inputs[1]),
-                           ctx.x(node.inputs[2]))]
+    rank = ctx.need_rank(ctx.inp(node, 0), node)
+    return [normalize_over(ctx, ctx.x(ctx.inp(node, 0)), list(range(1, rank - 1)),
+                           attr(node, "epsilon", 1e-5), ctx.x(ctx.inp(node, 1)),
+                           ctx.x(ctx.inp(node, 2)))]
 
 
 def _group_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
@@ -471,9 +503,9 @@ def _group_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("GroupNormalization", check=_group_norm_check, layout=True)
 def group_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
-    shape = ctx.shape(v)
-    c = shape[-1]
+    v = ctx.inp(node, 0)
+    shape = ctx.need_shape(v, node)
+    c = ctx.need_dim(v, -1, node)
     groups = attr(node, "num_groups")
     x = ctx.x(v)
     grouped = ctx.op("Reshape", [x, ctx.i32([0 if shape[0] is None else shape[0], -1, groups,
@@ -487,8 +519,8 @@ def group_norm(ctx: Ctx, node: ir.Node) -> list[str]:
         scale, bias = np.repeat(scale, c // groups), np.repeat(bias, c // groups)  # opset 18
         return [binary(ctx, "AddV2", binary(ctx, "Mul", y, ctx.const(scale, "scale")),
                        ctx.const(bias, "bias"))]
-    return [binary(ctx, "AddV2", binary(ctx, "Mul", y, ctx.x(node.inputs[1])),
-                   ctx.x(node.inputs[2]))]
+    return [binary(ctx, "AddV2", binary(ctx, "Mul", y, ctx.x(ctx.inp(node, 1))),
+                   ctx.x(ctx.inp(node, 2)))]
 
 
 def _lrn_check(ctx: Ctx, node: ir.Node) -> str | None:
@@ -502,7 +534,7 @@ def _lrn_check(ctx: Ctx, node: ir.Node) -> str | None:
 @rule("LRN", check=_lrn_check, layout=True)
 def lrn(ctx: Ctx, node: ir.Node) -> list[str]:
     size = attr(node, "size")
-    return [ctx.op("LRN", [ctx.x(node.inputs[0])], {
+    return [ctx.op("LRN", [ctx.x(ctx.inp(node, 0))], {
         "depth_radius": a_int((size - 1) // 2), "bias": a_float(attr(node, "bias", 1.0)),
         "alpha": a_float(attr(node, "alpha", 1e-4) / size), "beta": a_float(attr(node, "beta",
                                                                                  0.75))})]
@@ -526,11 +558,11 @@ def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
     from .shapes import transpose_ref
 
     b = attr(node, "blocksize")
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "DCR":
         return [ctx.op("DepthToSpace", [x], {"block_size": a_int(b),
                                              "data_format": a_str("NHWC")})]
-    _, h, w, c = ctx.shape(node.inputs[0])
+    h, w, c = known(ctx.need_shape(ctx.inp(node, 0), node)[1:], node, "the input's size")
     if node.op_type == "DepthToSpace":  # CRD: depth = c * b * b + i * b + j
         t = ctx.op("Reshape", [x, ctx.i32([-1, h, w, c // (b * b), b, b], "shape")])
         t = transpose_ref(ctx, t, [0, 1, 4, 2, 5, 3], None)
@@ -541,9 +573,3 @@ def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
     t = transpose_ref(ctx, t, perm, None)
     return [ctx.op("Reshape", [t, ctx.i32([-1, h // b, w // b, b * b * c], "shape")])]
 
-
-# --- resize -------------------------------------------------------------------------------------
-
-from .resize import resize, resize_check  # noqa: F401  (registers Resize/Upsample)
-
-del math

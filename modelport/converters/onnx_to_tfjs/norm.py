@@ -16,6 +16,7 @@ from .math_ops import binary, fconst, reduce, unary
 
 def normalize_over(ctx: Ctx, x: str, axes: list[int], eps: float, scale: str | None,
                    bias: str | None) -> str:
+    """(x - mean) / sqrt(var + eps) over ``axes``, then times ``scale`` plus ``bias``."""
     mean = reduce(ctx, "Mean", x, axes, True)
     d = binary(ctx, "Sub", x, mean)
     var = reduce(ctx, "Mean", unary(ctx, "Square", d), axes, True)
@@ -27,7 +28,8 @@ def normalize_over(ctx: Ctx, x: str, axes: list[int], eps: float, scale: str | N
     return y
 
 
-def _extra_outputs_unused(node: ir.Node) -> str | None:
+def extra_outputs_unused(node: ir.Node) -> str | None:
+    """Why not, when an output after the first (training statistics) is read."""
     for out in node.outputs[1:]:
         if out.uses() or out.is_graph_output():
             return f"output {out.name!r} (training statistics) is used"
@@ -39,22 +41,23 @@ def _rank_known(ctx: Ctx, node: ir.Node) -> str | None:
 
 
 def _layer_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
-    return _rank_known(ctx, node) or _extra_outputs_unused(node)
+    return _rank_known(ctx, node) or extra_outputs_unused(node)
 
 
 @rule("LayerNormalization", check=_rank_known)
 def layer_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
+    xv = ctx.inp(node, 0)
+    rank = ctx.need_rank(xv, node)
     axes = list(range(attr(node, "axis", -1) % rank, rank))
-    bias = node.inputs[2] if len(node.inputs) > 2 else None
-    x = ctx.x(node.inputs[0])
+    bias = ctx.opt(node, 2)
+    x = ctx.x(xv)
     # Outputs: Y, and (optional) Mean and InvStdDev over the normalized axes, kept as size 1.
     mean = reduce(ctx, "Mean", x, axes, True)
     d = binary(ctx, "Sub", x, mean)
     var = reduce(ctx, "Mean", unary(ctx, "Square", d), axes, True)
     inv = unary(ctx, "Rsqrt", binary(ctx, "AddV2", var, fconst(ctx, attr(node, "epsilon",
                                                                           1e-5))))
-    y = binary(ctx, "Mul", binary(ctx, "Mul", d, inv), ctx.x(node.inputs[1]))
+    y = binary(ctx, "Mul", binary(ctx, "Mul", d, inv), ctx.x(ctx.inp(node, 1)))
     if bias is not None:
         y = binary(ctx, "AddV2", y, ctx.x(bias))
     return [y, mean, inv]
@@ -62,21 +65,23 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("RMSNormalization", check=_layer_norm_check)
 def rms_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
+    xv = ctx.inp(node, 0)
+    rank = ctx.need_rank(xv, node)
     axis = attr(node, "axis", -1) % rank
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(xv)
     ms = reduce(ctx, "Mean", unary(ctx, "Square", x), list(range(axis, rank)), True)
     inv = unary(ctx, "Rsqrt", binary(ctx, "AddV2", ms, fconst(ctx, attr(node, "epsilon",
                                                                          1e-5))))
-    return [binary(ctx, "Mul", binary(ctx, "Mul", x, inv), ctx.x(node.inputs[1]))]
+    return [binary(ctx, "Mul", binary(ctx, "Mul", x, inv), ctx.x(ctx.inp(node, 1)))]
 
 
 @rule("LpNormalization", check=lambda ctx, n: None if attr(n, "p", 2) in (1, 2)
       else f"p={attr(n, 'p')}")
 def lp_norm(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
+    xv = ctx.inp(node, 0)
+    rank = ctx.need_rank(xv, node)
     axis = attr(node, "axis", -1) % rank
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(xv)
     if attr(node, "p", 2) == 1:
         norm = reduce(ctx, "Sum", unary(ctx, "Abs", x), [axis], True)
     else:
@@ -88,9 +93,10 @@ def lp_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("MeanVarianceNormalization")
 def mvn(ctx: Ctx, node: ir.Node) -> list[str]:
-    rank = ctx.need_rank(node.inputs[0], node)
+    xv = ctx.inp(node, 0)
+    rank = ctx.need_rank(xv, node)
     axes = sorted(a % rank for a in attr(node, "axes", [0, 2, 3]))
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(xv)
     mean = reduce(ctx, "Mean", x, axes, True)
     d = binary(ctx, "Sub", x, mean)
     var = reduce(ctx, "Mean", unary(ctx, "Square", d), axes, True)

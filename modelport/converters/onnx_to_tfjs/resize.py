@@ -17,20 +17,22 @@ Refused up front: run-time sizes or scales, antialiasing, ``tf_crop_and_resize``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import ModelportError
 from ...models.tfjs_graph import a_bool, a_int
 from ..onnx_normalize import to_nhwc_perm
-from .core import Ctx, attr, rule, unsupported
+from .core import Ctx, all_known, attr, rule, unsupported
 
 COORD_MODES = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                "asymmetric", "tf_half_pixel_for_nn"}
 NEAREST_MODES = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}
 
 
-def _inputs(node: ir.Node):
+def _inputs(node: ir.Node) -> tuple[ir.Value | None, ir.Value | None]:
     """(scales value, sizes value) as ONNX inputs (either may be None or empty)."""
     ins = list(node.inputs) + [None] * 4
     if node.op_type == "Upsample" or len(node.inputs) == 2:  # Upsample, Resize-10: X, scales
@@ -38,7 +40,7 @@ def _inputs(node: ir.Node):
     return ins[2], ins[3]
 
 
-def _settings(node: ir.Node) -> dict:
+def _settings(node: ir.Node) -> dict[str, Any]:
     if node.op_type == "Upsample":
         mode = attr(node, "mode", "nearest")
         return {"mode": "linear" if mode in ("linear", "bilinear") else mode,
@@ -53,7 +55,10 @@ def _settings(node: ir.Node) -> dict:
             "exclude": attr(node, "exclude_outside", 0)}
 
 
-def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list, list, list[float]] | str:
+Sizes = list[int | None]
+
+
+def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | str:
     """(input sizes, output sizes, scales) per axis in ONNX (NCHW) order, or why not.
 
     A size may be None (known only at run time, a dynamic batch) on an axis that is not
@@ -72,19 +77,22 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list, list, list[float]] | str
     axes = attr(node, "axes")
     axes = list(range(rank)) if axes is None else [a % rank for a in axes]
     policy = attr(node, "keep_aspect_ratio_policy", "stretch")
+    out: Sizes
     if sizes is not None and sizes.size:
         want = {a: int(s) for a, s in zip(axes, sizes.reshape(-1))}
-        if any(nchw[a] is None for a in want):
+        sized = {a: d for a in want if (d := nchw[a]) is not None}  # their input sizes
+        if len(sized) != len(want):
             return "sizes given for an axis whose size is known only at run time"
         if policy == "stretch":
             out = [want.get(a, nchw[a]) for a in range(rank)]
-            scale = [out[a] / nchw[a] for a in range(rank)]
+            # (an axis not resized keeps its size: scale 1, its size known or not)
+            scale = [want[a] / sized[a] if a in want else 1.0 for a in range(rank)]
         elif policy in ("not_larger", "not_smaller"):
-            ratios = [want[a] / nchw[a] for a in axes]
+            ratios = [want[a] / sized[a] for a in axes]
             common = min(ratios) if policy == "not_larger" else max(ratios)
             scale = [common if a in want else 1.0 for a in range(rank)]
             # the spec rounds half away from zero here (not Python's round-half-even)
-            out = [math.floor(nchw[a] * scale[a] + 0.5) if a in want else nchw[a]
+            out = [math.floor(sized[a] * scale[a] + 0.5) if a in want else nchw[a]
                    for a in range(rank)]
         else:
             return f"keep_aspect_ratio_policy={policy!r}"
@@ -93,8 +101,7 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[list, list, list[float]] | str
         scale = [given.get(a, 1.0) for a in range(rank)]
         if any(nchw[a] is None and scale[a] != 1.0 for a in range(rank)):
             return "an axis whose size is known only at run time is resized"
-        out = [None if nchw[a] is None else math.floor(nchw[a] * scale[a])
-               for a in range(rank)]
+        out = [None if d is None else math.floor(d * f) for d, f in zip(nchw, scale)]
     else:
         return "neither scales nor sizes is given"
     if any(o is not None and o <= 0 for o in out):
@@ -222,15 +229,17 @@ def tfjs_plan(kind: str, n_in: int, n_out: int, align: bool, half: bool) -> np.n
 TFJS_SETTINGS = ((False, True), (True, False), (False, False))
 
 
-def _kernel_settings(s: dict, plans: dict[int, np.ndarray], sizes) -> tuple[bool, bool] | None:
+def _kernel_settings(s: dict[str, Any], plans: dict[int, np.ndarray],
+                     sizes: tuple[Sizes, Sizes]) -> tuple[bool, bool] | None:
+    """tfjs's flags whose kernel reads what ``plans`` read (on the axes they resize)."""
     kind = "nearest" if s["mode"] == "nearest" else "bilinear" if s["mode"] == "linear" \
         else None
     if kind is None:
         return None
     n_in, n_out = sizes
     for align, half in TFJS_SETTINGS:
-        if all(np.allclose(tfjs_plan(kind, n_in[a], n_out[a], align, half), w, atol=1e-6)
-               for a, w in plans.items()):
+        if all(np.allclose(tfjs_plan(kind, _int(n_in[a]), _int(n_out[a]), align, half), w,
+                           atol=1e-6) for a, w in plans.items()):
             return align, half
     return None
 
@@ -238,18 +247,27 @@ def _kernel_settings(s: dict, plans: dict[int, np.ndarray], sizes) -> tuple[bool
 @rule("Resize", "Upsample", check=resize_check, layout=True)
 def resize(ctx: Ctx, node: ir.Node) -> list[str]:
     s = _settings(node)
-    n_in, n_out, scale = _axis_sizes(ctx, node)
+    sizes = _axis_sizes(ctx, node)
+    if isinstance(sizes, str):  # (resize_check has refused the node already)
+        raise unsupported(node, sizes)
+    n_in, n_out, scale = sizes
     rank = len(n_in)
     where = _to_nchw(rank)  # NCHW axis -> channels-last axis
-    plans = {a: onnx_plan(s, n_in[a], n_out[a], scale[a]) for a in range(rank)
-             if n_in[a] is not None and (n_in[a] != n_out[a] or not np.array_equal(
-                 onnx_plan(s, n_in[a], n_out[a], scale[a]), np.eye(n_in[a])))}
-    x = ctx.x(node.inputs[0])
+    plans: dict[int, np.ndarray] = {}
+    for a in range(rank):
+        size_in = n_in[a]
+        if size_in is None:
+            continue
+        plan = onnx_plan(s, size_in, _int(n_out[a]), scale[a])
+        if size_in != n_out[a] or not np.array_equal(plan, np.eye(size_in)):
+            plans[a] = plan
+    x = ctx.x(ctx.inp(node, 0))
     if not plans:
         return [ctx.op("Identity", [x])]
-    if rank == 4 and set(plans) <= {2, 3} and None not in (n_in[2], n_in[3]):
-        for a in (2, 3):
-            plans.setdefault(a, np.eye(n_in[a]))
+    hw = all_known(n_in[2:4]) if rank == 4 else None
+    if hw is not None and set(plans) <= {2, 3}:
+        for a, size_in in zip((2, 3), hw):
+            plans.setdefault(a, np.eye(size_in))
         flags = _kernel_settings(s, plans, (n_in, n_out))
         if flags is not None:
             op = "ResizeNearestNeighbor" if s["mode"] == "nearest" else "ResizeBilinear"
@@ -266,8 +284,9 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
         else:
             if (None in shape[:j] and None in shape[j + 1:]) or shape.count(None) > 1:
                 raise unsupported(node, "more than one dimension known only at run time")
-            outer = -1 if None in shape[:j] else int(np.prod(shape[:j]))
-            inner = -1 if None in shape[j + 1:] else int(np.prod(shape[j + 1:]))
+            head, tail = all_known(shape[:j]), all_known(shape[j + 1:])
+            outer = -1 if head is None else int(np.prod(head))
+            inner = -1 if tail is None else int(np.prod(tail))
             x3 = ctx.op("Reshape", [x, ctx.i32([outer, shape[j], inner], "shape")])
             y3 = ctx.op("BatchMatMulV2", [ctx.const(w[None].astype(np.float32), "interp"), x3],
                         {"adj_x": a_bool(False), "adj_y": a_bool(False)})
@@ -276,3 +295,10 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
                                                "shape")])
         shape[j] = n_out[a]
     return [x]
+
+
+def _int(size: int | None) -> int:
+    """A size that is known here: every resized axis has static sizes (``_axis_sizes``)."""
+    if size is None:
+        raise ModelportError("internal error: a resized axis of unknown size")
+    return size

@@ -8,7 +8,9 @@ import onnx_ir as ir
 from ...errors import FormatError
 from ...models.tfjs_graph import a_bool, a_int, a_list, a_str, a_type
 from .core import (
+    CheckFn,
     Ctx,
+    all_known,
     attr,
     concat,
     onnx_enum_dtype,
@@ -21,17 +23,24 @@ from .math_ops import binary, unary
 INT32_MAX = 2**31 - 1
 
 
-def _const_input(ctx: Ctx, node: ir.Node, index: int):
-    v = node.inputs[index] if len(node.inputs) > index else None
-    return None if v is None else ctx.value(v)
+def _const_input(ctx: Ctx, node: ir.Node, index: int) -> np.ndarray | None:
+    return ctx.value(ctx.opt(node, index))
 
 
-def _needs_const(*indices: int, what: str = "input"):
+def _const_required(ctx: Ctx, node: ir.Node, index: int) -> np.ndarray:
+    """Input ``index``, required and constant (the rule's check refused a run-time one)."""
+    value = ctx.value(ctx.inp(node, index))
+    if value is None:
+        raise unsupported(node, f"input {index} is computed at run time")
+    return value
+
+
+def _needs_const(*indices: int, what: str = "input") -> CheckFn:
     def check(ctx: Ctx, node: ir.Node) -> str | None:
         for i in indices:
-            if len(node.inputs) > i and node.inputs[i] is not None and \
-                    ctx.value(node.inputs[i]) is None:
-                return f"{what} {node.inputs[i].name!r} is computed at run time"
+            v = ctx.opt(node, i)
+            if v is not None and ctx.value(v) is None:
+                return f"{what} {v.name!r} is computed at run time"
         return None
     return check
 
@@ -40,7 +49,7 @@ def _rank_check(ctx: Ctx, node: ir.Node) -> str | None:
     return None if ctx.rank(node.inputs[0]) is not None else "the input's rank is unknown"
 
 
-def _both(*checks):
+def _both(*checks: CheckFn) -> CheckFn:
     def check(ctx: Ctx, node: ir.Node) -> str | None:
         for c in checks:
             why = c(ctx, node)
@@ -53,7 +62,7 @@ def _both(*checks):
 # --- reshaping ----------------------------------------------------------------------------------
 
 def _reshape_check(ctx: Ctx, node: ir.Node) -> str | None:
-    s = node.inputs[1]
+    s = ctx.inp(node, 1)
     if ctx.value(s) is None and not attr(node, "allowzero", 0) and (
             (ctx.shape(s) or [None])[0] is None or ctx.rank(node.inputs[0]) is None):
         return "a run-time shape of unknown length (its 0s would copy input dimensions)"
@@ -62,30 +71,31 @@ def _reshape_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Reshape", check=_reshape_check)
 def reshape(ctx: Ctx, node: ir.Node) -> list[str]:
-    v, s = node.inputs[0], node.inputs[1]
+    v, s = ctx.inp(node, 0), ctx.inp(node, 1)
     x = ctx.x(v)
     shape = ctx.value(s)
     if shape is None:
         target = ctx.x(s)
         if not attr(node, "allowzero", 0):  # ONNX: a 0 copies the input's dimension
-            n, rank = ctx.shape(s)[0], ctx.rank(v)
-            dims = ctx.shape_of(x)
+            n, rank = ctx.need_dim(s, 0, node), ctx.need_rank(v, node)
+            in_dims = ctx.shape_of(x)
             if n > rank:
-                dims = concat(ctx, [dims, ctx.i32([0] * (n - rank), "zeros")], 0)
+                in_dims = concat(ctx, [in_dims, ctx.i32([0] * (n - rank), "zeros")], 0)
             elif n < rank:
-                dims = ctx.slice1(dims, 0, n)
-            target = ctx.op("SelectV2", [binary(ctx, "Equal", target, ctx.i32(0)), dims,
+                in_dims = ctx.slice1(in_dims, 0, n)
+            target = ctx.op("SelectV2", [binary(ctx, "Equal", target, ctx.i32(0)), in_dims,
                                          target])
         return [ctx.op("Reshape", [x, target])]
     dims = [int(d) for d in shape.reshape(-1)]
     if 0 in dims and not attr(node, "allowzero", 0):
         in_shape = ctx.shape(v) or []
-        parts = []
+        parts: list[int | str] = []
         for i, d in enumerate(dims):
+            known_dim = in_shape[i] if i < len(in_shape) else None
             if d != 0:
                 parts.append(d)
-            elif i < len(in_shape) and in_shape[i] is not None:
-                parts.append(in_shape[i])
+            elif known_dim is not None:
+                parts.append(known_dim)
             else:
                 parts.append(ctx.dim_of(x, i))
         return [ctx.op("Reshape", [x, ctx.shape_vector(parts)])]
@@ -103,15 +113,15 @@ def static_reshape_target(ctx: Ctx, x: str, shape: list[int | None]) -> str:
 
 @rule("Flatten", check=_rank_check)
 def flatten(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 1)
     axis = axis + rank if axis < 0 else axis  # ONNX: axis in [-rank, rank]
-    shape = ctx.shape(v)
+    shape = ctx.need_shape(v, node)
     x = ctx.x(v)
-    head, tail = shape[:axis], shape[axis:]
-    a = int(np.prod(head)) if None not in head else None
-    b = int(np.prod(tail)) if None not in tail else None
+    head, tail = all_known(shape[:axis]), all_known(shape[axis:])
+    a = int(np.prod(head)) if head is not None else None
+    b = int(np.prod(tail)) if tail is not None else None
     if a is not None or b is not None:
         return [ctx.op("Reshape", [x, ctx.i32([-1 if a is None else a,
                                                -1 if b is None else b], "shape")])]
@@ -129,14 +139,15 @@ def _axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
 
 @rule("Squeeze", check=_needs_const(1, what="axes"))
 def squeeze(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    xv = ctx.inp(node, 0)
+    x = ctx.x(xv)
     axes = _axes(ctx, node)
-    rank = ctx.rank(node.inputs[0])
+    rank = ctx.rank(xv)
     if not axes:
         if rank is None:
             return [ctx.op("Squeeze", [x])]  # tfjs: every dimension of size 1
-        shape = ctx.shape(node.inputs[0])
-        if None in shape:
+        shape = all_known(ctx.need_shape(xv, node))
+        if shape is None:
             return [ctx.op("Squeeze", [x])]
         axes = [i for i, d in enumerate(shape) if d == 1]
     if rank is not None:
@@ -146,9 +157,13 @@ def squeeze(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Unsqueeze", check=_needs_const(1, what="axes"))
 def unsqueeze(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    xv = ctx.inp(node, 0)
+    x = ctx.x(xv)
     axes = _axes(ctx, node)
-    rank = ctx.rank(node.inputs[0])
+    rank = ctx.rank(xv)
+    if axes is None:
+        raise FormatError(f"Unsqueeze node {node.name!r}: no axes (an attribute before opset "
+                          "13, input 1 since)", layer=node.name)
     if any(a < 0 for a in axes):
         if rank is None:
             raise unsupported(node, "negative axes on an input of unknown rank")
@@ -173,7 +188,7 @@ def transpose_ref(ctx: Ctx, x: str, perm: list[int], shape: list[int | None] | N
 
 @rule("Transpose")
 def transpose(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     perm = attr(node, "perm")
     if perm is None:
         rank = ctx.need_rank(v, node)
@@ -195,7 +210,7 @@ def concat_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Split", check=_rank_check)
 def split(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
     n = len(node.outputs)
@@ -203,7 +218,7 @@ def split(ctx: Ctx, node: ir.Node) -> list[str]:
     if sizes is None:
         value = _const_input(ctx, node, 1)
         sizes = None if value is None else [int(s) for s in value.reshape(-1)]
-    dim = ctx.shape(v)[axis]
+    dim = ctx.need_shape(v, node)[axis]
     run_time = sizes is None and len(node.inputs) > 1 and node.inputs[1] is not None
     if sizes is None and dim is not None and not run_time:
         chunk = -(-dim // n)
@@ -211,12 +226,12 @@ def split(ctx: Ctx, node: ir.Node) -> list[str]:
     x = ctx.x(v)
     if run_time:
         # run-time sizes: SplitV reads them as a tensor (the number of outputs is static)
-        outs = ctx.op("SplitV", [x, ctx.x(node.inputs[1]), ctx.i32(axis, "axis")], n_out=n)
+        outs = ctx.op_n("SplitV", [x, ctx.x(ctx.inp(node, 1)), ctx.i32(axis, "axis")], None, n)
     elif sizes is None:
-        outs = ctx.op("Split", [ctx.i32(axis, "axis"), x], {"num_split": a_int(n)}, n_out=n)
+        outs = ctx.op_n("Split", [ctx.i32(axis, "axis"), x], {"num_split": a_int(n)}, n)
     else:
-        outs = ctx.op("SplitV", [x, ctx.i32(sizes, "sizes"), ctx.i32(axis, "axis")], n_out=n)
-    return outs if n > 1 else [outs]
+        outs = ctx.op_n("SplitV", [x, ctx.i32(sizes, "sizes"), ctx.i32(axis, "axis")], None, n)
+    return outs
 
 
 # --- slicing and indexing -----------------------------------------------------------------------
@@ -231,15 +246,15 @@ def _slice_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Slice", check=_slice_check)
 def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
-    shape = ctx.shape(v)
+    shape = ctx.need_shape(v, node)
     if "starts" in node.attributes:  # opset < 10
         starts, ends = attr(node, "starts"), attr(node, "ends")
         axes, steps = attr(node, "axes", list(range(len(starts)))), [1] * len(starts)
     else:
-        starts = [int(s) for s in _const_input(ctx, node, 1).reshape(-1)]
-        ends = [int(e) for e in _const_input(ctx, node, 2).reshape(-1)]
+        starts = [int(s) for s in _const_required(ctx, node, 1).reshape(-1)]
+        ends = [int(e) for e in _const_required(ctx, node, 2).reshape(-1)]
         a = _const_input(ctx, node, 3)
         axes = list(range(len(starts))) if a is None else [int(x) for x in a.reshape(-1)]
         s = _const_input(ctx, node, 4)
@@ -293,7 +308,7 @@ def _nonneg_indices(ctx: Ctx, iv: ir.Value, data: ir.Value, axis: int, x: str) -
 
 @rule("Gather", check=_rank_check)
 def gather(ctx: Ctx, node: ir.Node) -> list[str]:
-    v, iv = node.inputs
+    v, iv = ctx.inputs(node, 2)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
     x = ctx.x(v)
@@ -312,7 +327,7 @@ def _element_coords(ctx: Ctx, node: ir.Node, data: ir.Value, iv: ir.Value) -> st
     """[..., rank] coordinates for GatherNd/TensorScatterUpdate from per-element indices."""
     rank = ctx.need_rank(data, node)
     axis = attr(node, "axis", 0) % rank
-    ishape = ctx.shape(iv)
+    ishape = ctx.static_shape(iv, node)
     x = ctx.x(data)
     idx = _nonneg_indices(ctx, iv, data, axis, x)
     grids = np.indices(ishape, dtype=np.int32)
@@ -322,7 +337,7 @@ def _element_coords(ctx: Ctx, node: ir.Node, data: ir.Value, iv: ir.Value) -> st
 
 @rule("GatherElements", check=_static_indices_check)
 def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
-    data, iv = node.inputs
+    data, iv = ctx.inputs(node, 2)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("GatherNd", [ctx.x(data), coords])]
 
@@ -330,7 +345,7 @@ def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("ScatterElements", check=lambda ctx, n: _static_indices_check(ctx, n) or (
     None if attr(n, "reduction", "none") == "none" else f"reduction={attr(n, 'reduction')!r}"))
 def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
-    data, iv, upd = node.inputs
+    data, iv, upd = ctx.inputs(node, 3)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("TensorScatterUpdate", [ctx.x(data), coords, ctx.x(upd)])]
 
@@ -338,13 +353,14 @@ def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("GatherND", check=lambda ctx, n: None if attr(n, "batch_dims", 0) == 0
       else "batch_dims > 0")
 def gather_nd(ctx: Ctx, node: ir.Node) -> list[str]:
-    return [ctx.op("GatherNd", [ctx.x(node.inputs[0]), ctx.x(node.inputs[1])])]
+    return [ctx.op("GatherNd", [ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1))])]
 
 
 @rule("ScatterND", check=lambda ctx, n: None if attr(n, "reduction", "none") == "none"
       else f"reduction={attr(n, 'reduction')!r}")
 def scatter_nd(ctx: Ctx, node: ir.Node) -> list[str]:
-    return [ctx.op("TensorScatterUpdate", [ctx.x(v) for v in node.inputs])]
+    return [ctx.op("TensorScatterUpdate",
+                   [ctx.x(ctx.inp(node, i)) for i in range(len(node.inputs))])]
 
 
 # --- padding, tiling, broadcasting --------------------------------------------------------------
@@ -359,14 +375,14 @@ def _pad_check(ctx: Ctx, node: ir.Node) -> str | None:
         why = _needs_const(1, 3, what="pads")(ctx, node)
         if why:
             return why
-    if mode in ("edge", "wrap") and None in ctx.shape(node.inputs[0]):
+    if mode in ("edge", "wrap") and None in ctx.need_shape(ctx.inp(node, 0), node):
         return f"mode={mode!r} on a tensor with run-time dimensions"
     return None
 
 
 @rule("Pad", check=_pad_check)
 def pad(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     mode = attr(node, "mode", "constant")
     if "pads" in node.attributes:
@@ -374,17 +390,8 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
         value = attr(node, "value", 0.0)
         value_ref = ctx.scalar(value, ctx.tf_dtype(v))
     else:
-        pads = _const_input(ctx, node, 1).reshape(-1).astype(np.int64)
-        cv = node.inputs[2] if len(node.inputs) > 2 else None
-        value_ref = None
-        if cv is not None:
-            cval = ctx.value(cv)
-            value_ref = ctx.x(cv) if cval is None else ctx.scalar(
-                cval.reshape(-1)[0] if cval.size else 0, ctx.tf_dtype(v))
-            if cval is None and ctx.rank(cv):
-                value_ref = ctx.op("Reshape", [value_ref, ctx.i32([], "shape")])
-        if value_ref is None:
-            value_ref = ctx.scalar(0, ctx.tf_dtype(v))
+        pads = _const_required(ctx, node, 1).reshape(-1).astype(np.int64)
+        value_ref = _pad_value(ctx, node, v)
     axes_value = _const_input(ctx, node, 3)
     axes = list(range(rank)) if axes_value is None else [int(a) % rank
                                                         for a in axes_value.reshape(-1)]
@@ -401,7 +408,7 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
     elif mode == "reflect":
         y = ctx.op("MirrorPad", [x, ctx.i32(grow, "paddings")], {"mode": a_str("REFLECT")})
     else:  # edge / wrap: gather with clamped (or wrapped) indices, axis by axis
-        shape = ctx.shape(v)
+        shape = ctx.static_shape(v, node)
         y = x
         for a in range(rank):
             if not grow[a].any():
@@ -420,15 +427,30 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
     return [y]
 
 
+def _pad_value(ctx: Ctx, node: ir.Node, v: ir.Value) -> str:
+    """The Pad's constant value, input 2 (0 when omitted), as a 0-d tensor of ``v``'s type."""
+    cv = ctx.opt(node, 2)
+    if cv is None:
+        return ctx.scalar(0, ctx.tf_dtype(v))
+    cval = ctx.value(cv)
+    if cval is not None:
+        return ctx.scalar(cval.reshape(-1)[0] if cval.size else 0, ctx.tf_dtype(v))
+    ref = ctx.x(cv)
+    if ctx.rank(cv):
+        ref = ctx.op("Reshape", [ref, ctx.i32([], "shape")])
+    return ref
+
+
 @rule("Expand")
 def expand(ctx: Ctx, node: ir.Node) -> list[str]:
-    v, s = node.inputs
+    v, s = ctx.inputs(node, 2)
     x = ctx.x(v)
     target = ctx.value(s)
     shape = ctx.shape(v)
-    if target is not None and shape is not None and None not in shape:
-        out = list(np.broadcast_shapes(tuple(shape), tuple(int(d) for d in target.reshape(-1))))
-        if out == shape:
+    static = None if shape is None else all_known(shape)
+    if target is not None and static is not None:
+        out = list(np.broadcast_shapes(tuple(static), tuple(int(d) for d in target.reshape(-1))))
+        if out == static:
             return [ctx.op("Identity", [x])]
         return [ctx.op("BroadcastTo", [x, ctx.i32(out, "shape")])]
     # ONNX broadcasts both ways (a 1 in the shape keeps x's dimension); BroadcastTo only one.
@@ -442,7 +464,7 @@ def constant_of_shape(ctx: Ctx, node: ir.Node) -> list[str]:
     value = np.zeros(1, np.float32) if value is None else value.reshape(-1)
     dtype = ctx.tf_dtype(node.outputs[0]) if node.outputs[0].dtype is not None else \
         "float32"
-    return [ctx.op("Fill", [ctx.x(node.inputs[0]), ctx.scalar(value[0], dtype)],
+    return [ctx.op("Fill", [ctx.x(ctx.inp(node, 0)), ctx.scalar(value[0], dtype)],
                    {"T": a_type(dtype)})]
 
 
@@ -450,7 +472,8 @@ def constant_of_shape(ctx: Ctx, node: ir.Node) -> list[str]:
 def range_op(ctx: Ctx, node: ir.Node) -> list[str]:
     dtype = ctx.tf_dtype(node.inputs[0])
     refs = []
-    for v in node.inputs:
+    for i in range(len(node.inputs)):
+        v = ctx.inp(node, i)
         r = ctx.x(v)
         if ctx.rank(v):  # tfjs reads each as a number; a [1] tensor works too
             r = ctx.op("Reshape", [r, ctx.i32([], "shape")])
@@ -460,7 +483,7 @@ def range_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Shape")
 def shape_op(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     s = ctx.op("Shape", [x])
     start, end = attr(node, "start", 0), attr(node, "end")
     if start == 0 and end is None:
@@ -475,13 +498,13 @@ def shape_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("NonZero")
 def nonzero(ctx: Ctx, node: ir.Node) -> list[str]:
-    coords = ctx.op("Where", [ctx.x(node.inputs[0])])  # [n, rank]; ONNX wants [rank, n]
+    coords = ctx.op("Where", [ctx.x(ctx.inp(node, 0))])  # [n, rank]; ONNX wants [rank, n]
     return [ctx.op("Transpose", [coords, ctx.i32([1, 0], "perm")])]
 
 
 @rule("OneHot", check=_rank_check)
 def one_hot(ctx: Ctx, node: ir.Node) -> list[str]:
-    iv, dv, vv = node.inputs
+    iv, dv, vv = ctx.inputs(node, 3)
     rank = ctx.need_rank(iv, node) + 1
     axis = attr(node, "axis", -1) % rank
     idx = ctx.x(iv)
@@ -508,7 +531,7 @@ def one_hot(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("TopK", check=_rank_check)
 def topk(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
+    v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", -1) % rank
     x = ctx.x(v)
@@ -518,10 +541,10 @@ def topk(ctx: Ctx, node: ir.Node) -> list[str]:
     largest = attr(node, "largest", 1)
     if not largest:
         x = unary(ctx, "Neg", x)
-    k = ctx.x(node.inputs[1])
+    k = ctx.x(ctx.inp(node, 1))
     if ctx.rank(node.inputs[1]):
         k = ctx.op("Reshape", [k, ctx.i32([], "shape")])
-    values, indices = ctx.op("TopKV2", [x, k], {"sorted": a_bool(True)}, n_out=2)
+    values, indices = ctx.op_n("TopKV2", [x, k], {"sorted": a_bool(True)}, 2)
     if not largest:
         values = unary(ctx, "Neg", values)
     if axis != rank - 1:
@@ -543,7 +566,7 @@ def _dropout_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Dropout", check=_dropout_check)
 def dropout(ctx: Ctx, node: ir.Node) -> list[str]:
-    x = ctx.x(node.inputs[0])
+    x = ctx.x(ctx.inp(node, 0))
     outs = [ctx.op("Identity", [x])]
     if len(node.outputs) > 1:
         outs.append(ctx.op("Fill", [ctx.shape_of(x), ctx.scalar(True, "bool")],
@@ -553,7 +576,7 @@ def dropout(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("CastLike")
 def cast_like(ctx: Ctx, node: ir.Node) -> list[str]:
-    return [ctx.op("Cast", [ctx.x(node.inputs[0])],
+    return [ctx.op("Cast", [ctx.x(ctx.inp(node, 0))],
                    {"DstT": a_type(ctx.tf_dtype(node.inputs[1]))})]
 
 
@@ -562,7 +585,7 @@ def cast(ctx: Ctx, node: ir.Node) -> list[str]:
     to = onnx_enum_dtype(attr(node, "to"))
     if to == "string" or ctx.tf_dtype(node.inputs[0]) == "string":
         raise unsupported(node, "casts from or to strings")
-    return [ctx.op("Cast", [ctx.x(node.inputs[0])], {"DstT": a_type(to)})]
+    return [ctx.op("Cast", [ctx.x(ctx.inp(node, 0))], {"DstT": a_type(to)})]
 
 
 def _static_shape_check(ctx: Ctx, node: ir.Node) -> str | None:
@@ -572,8 +595,8 @@ def _static_shape_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Trilu", check=_static_shape_check)
 def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
-    v = node.inputs[0]
-    shape = ctx.shape(v)
+    v = ctx.inp(node, 0)
+    shape = ctx.static_shape(v, node)
     n, m = shape[-2], shape[-1]
     upper = bool(attr(node, "upper", 1))
     kin = node.inputs[1] if len(node.inputs) > 1 else None
@@ -586,17 +609,17 @@ def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
         mask = binary(ctx, "GreaterEqual" if upper else "LessEqual", ctx.const(diag, "diag"), k)
     else:
         kv = _const_input(ctx, node, 1)
-        k = 0 if kv is None else int(kv.reshape(-1)[0])
-        mask = ctx.const(np.triu(np.ones((n, m), bool), k) if upper else
-                         np.tril(np.ones((n, m), bool), k), "mask")
+        diagonal = 0 if kv is None else int(kv.reshape(-1)[0])
+        mask = ctx.const(np.triu(np.ones((n, m), bool), diagonal) if upper else
+                         np.tril(np.ones((n, m), bool), diagonal), "mask")
     return [ctx.op("SelectV2", [mask, ctx.x(v), ctx.scalar(0, ctx.tf_dtype(v))])]
 
 
 @rule("EyeLike", check=_static_shape_check)
 def eye_like(ctx: Ctx, node: ir.Node) -> list[str]:
-    n, m = ctx.shape(node.inputs[0])
+    xv = ctx.inp(node, 0)
+    n, m = ctx.static_shape(xv, node)
     dtype = attr(node, "dtype")
-    np_dtype = ir.DataType(dtype).numpy() if dtype is not None else \
-        ctx.np_dtype(node.inputs[0])
+    np_dtype = ir.DataType(dtype).numpy() if dtype is not None else ctx.np_dtype(xv)
     eye = np.eye(n, m, attr(node, "k", 0), dtype=np_dtype)
     return [ctx.op("Identity", [ctx.const(eye, "eye")])]

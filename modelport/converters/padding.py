@@ -1,0 +1,39 @@
+"""TF's "SAME" padding, written once for every converter.
+
+Along one spatial axis of static size ``n``, a window of ``k`` taps ``d`` apart moved by
+stride ``s`` gives ``ceil(n / s)`` outputs; SAME pads
+``max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)`` in total, the smaller half before (TF,
+Keras and ONNX's ``SAME_UPPER`` put the odd one at the end, ONNX's ``SAME_LOWER`` at the
+start). The NumPy references in ``runtime/`` keep their own copy on purpose: they are an
+independent statement of the semantics the converters are checked against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def split_pads(total: int, *, lower: bool = False) -> tuple[int, int]:
+    """``total`` padding as (before, after): the odd one after, or before when ``lower``."""
+    small = total // 2
+    return (total - small, small) if lower else (small, total - small)
+
+
+def same_pads(size: int, kernel: int, stride: int = 1, dilation: int = 1, *,
+              lower: bool = False) -> tuple[int, int]:
+    """(before, after) SAME padding of one axis of static ``size`` (``lower``: SAME_LOWER)."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
+    return split_pads(total, lower=lower)
+
+
+def are_same_pads(pads: Sequence[tuple[int, int]], sizes: Sequence[int | None] | None,
+                  kernel: Sequence[int], strides: Sequence[int],
+                  dilations: Sequence[int] | None = None) -> bool:
+    """Whether explicit (before, after) pads per axis are exactly SAME for these sizes
+    (SAME_UPPER's split); never where a size is unknown."""
+    if sizes is None:
+        return False
+    dilations = dilations if dilations is not None else [1] * len(pads)
+    return all(size is not None and tuple(pad) == same_pads(size, k, s, d)
+               for pad, size, k, s, d in zip(pads, sizes, kernel, strides, dilations))
