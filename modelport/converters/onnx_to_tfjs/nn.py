@@ -170,28 +170,9 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
         if wval is not None:
             wval = wval[:, :, None, :]
     if n == 3:
-        if pads is None or (group > 1 and wval is None):  # (refused by _conv_check)
-            raise unsupported(node, "3-D SAME padding on run-time sizes, or a grouped 3-D "
-                              "convolution with a run-time weight")
-        x = _pad_spatial(ctx, x, pads, 0.0)
-        # tfjs wants strides or dilations to be 1: with both, stride by slicing afterwards
-        step = [1] * 3 if max(dilations) > 1 and max(strides) > 1 else strides
-        xs = ctx.op_n("Split", [ctx.i32(4, "axis"), x], {"num_split": a_int(group)},
-                      group) if group > 1 else [x]
-        per = ctx.need_dim(wv, 0, node) // group
-        ys = []
-        for g in range(group):
-            w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval if wval is None or group == 1 else
-                        wval[g * per:(g + 1) * per])
-            ys.append(ctx.op("Conv3D", [xs[g], w], {
-                "strides": a_list("i", [1, *step, 1]), "dilations": a_list("i", [1, *dilations, 1]),
-                "padding": a_str("VALID"), "data_format": a_str("NDHWC")}))
-        y = concat(ctx, ys, 4)
-        if step != strides:
-            y = ctx.op("StridedSlice", [y, ctx.i32([0] * 5, "begin"), ctx.i32([0] * 5, "end"),
-                                        ctx.i32([1, *strides, 1], "strides")],
-                       strided_attrs(begin_mask=31, end_mask=31))
-        return [_bias(ctx, node, y, 2)]
+        if pads is None:  # (refused by _conv_check)
+            raise unsupported(node, "3-D SAME padding on run-time sizes")
+        return [_bias(ctx, node, _conv3d(ctx, node, x, wv, wval, strides, dilations, pads), 2)]
 
     def run(op: str, x_: str, w_: str) -> str:
         if pads is None:
@@ -227,6 +208,33 @@ def conv(ctx: Ctx, node: ir.Node) -> list[str]:
         y = concat(ctx, ys, 3)
     y = _bias(ctx, node, y, 2)
     return [_from_2d(ctx, y, n)]
+
+
+def _conv3d(ctx: Ctx, node: ir.Node, x: str, wv: ir.Value, wval: np.ndarray | None,
+            strides: list[int], dilations: list[int], pads: Pads) -> str:
+    """A 3-D convolution (explicit pads, one Conv3D per group), before its bias."""
+    group = attr(node, "group", 1)
+    if group > 1 and wval is None:  # (refused by _conv_check)
+        raise unsupported(node, "grouped 3-D convolution with a run-time weight")
+    x = _pad_spatial(ctx, x, pads, 0.0)
+    # tfjs wants strides or dilations to be 1: with both, stride by slicing afterwards
+    step = [1] * 3 if max(dilations) > 1 and max(strides) > 1 else strides
+    xs = ctx.op_n("Split", [ctx.i32(4, "axis"), x], {"num_split": a_int(group)},
+                  group) if group > 1 else [x]
+    per = ctx.need_dim(wv, 0, node) // group
+    ys = []
+    for g in range(group):
+        w = _weight(ctx, wv, [2, 3, 4, 1, 0], wval if wval is None or group == 1 else
+                    wval[g * per:(g + 1) * per])
+        ys.append(ctx.op("Conv3D", [xs[g], w], {
+            "strides": a_list("i", [1, *step, 1]), "dilations": a_list("i", [1, *dilations, 1]),
+            "padding": a_str("VALID"), "data_format": a_str("NDHWC")}))
+    y = concat(ctx, ys, 4)
+    if step != strides:
+        y = ctx.op("StridedSlice", [y, ctx.i32([0] * 5, "begin"), ctx.i32([0] * 5, "end"),
+                                    ctx.i32([1, *strides, 1], "strides")],
+                   strided_attrs(begin_mask=31, end_mask=31))
+    return y
 
 
 @rule("ConvTranspose", check=_conv_check, layout=True)

@@ -76,26 +76,14 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | s
         return "scales or sizes computed at run time"
     axes = attr(node, "axes")
     axes = list(range(rank)) if axes is None else [a % rank for a in axes]
-    policy = attr(node, "keep_aspect_ratio_policy", "stretch")
     out: Sizes
     if sizes is not None and sizes.size:
         want = {a: int(s) for a, s in zip(axes, sizes.reshape(-1))}
-        sized = {a: d for a in want if (d := nchw[a]) is not None}  # their input sizes
-        if len(sized) != len(want):
-            return "sizes given for an axis whose size is known only at run time"
-        if policy == "stretch":
-            out = [want.get(a, nchw[a]) for a in range(rank)]
-            # (an axis not resized keeps its size: scale 1, its size known or not)
-            scale = [want[a] / sized[a] if a in want else 1.0 for a in range(rank)]
-        elif policy in ("not_larger", "not_smaller"):
-            ratios = [want[a] / sized[a] for a in axes]
-            common = min(ratios) if policy == "not_larger" else max(ratios)
-            scale = [common if a in want else 1.0 for a in range(rank)]
-            # the spec rounds half away from zero here (not Python's round-half-even)
-            out = [math.floor(sized[a] * scale[a] + 0.5) if a in want else nchw[a]
-                   for a in range(rank)]
-        else:
-            return f"keep_aspect_ratio_policy={policy!r}"
+        by_sizes = _from_sizes(nchw, axes, want, attr(node, "keep_aspect_ratio_policy",
+                                                      "stretch"))
+        if isinstance(by_sizes, str):
+            return by_sizes
+        out, scale = by_sizes
     elif scales is not None and scales.size:
         given = {a: float(s) for a, s in zip(axes, scales.reshape(-1))}
         scale = [given.get(a, 1.0) for a in range(rank)]
@@ -107,6 +95,27 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | s
     if any(o is not None and o <= 0 for o in out):
         return f"an empty output {out}"
     return nchw, out, scale
+
+
+def _from_sizes(nchw: Sizes, axes: list[int], want: dict[int, int],
+                policy: str) -> tuple[Sizes, list[float]] | str:
+    """(output sizes, scales) per axis for output sizes ``want`` (by axis), or why not."""
+    rank = len(nchw)
+    sized = {a: d for a in want if (d := nchw[a]) is not None}  # their input sizes
+    if len(sized) != len(want):
+        return "sizes given for an axis whose size is known only at run time"
+    if policy == "stretch":
+        # (an axis not resized keeps its size: scale 1, its size known or not)
+        return ([want.get(a, nchw[a]) for a in range(rank)],
+                [want[a] / sized[a] if a in want else 1.0 for a in range(rank)])
+    if policy not in ("not_larger", "not_smaller"):
+        return f"keep_aspect_ratio_policy={policy!r}"
+    ratios = [want[a] / sized[a] for a in axes]
+    common = min(ratios) if policy == "not_larger" else max(ratios)
+    scale = [common if a in want else 1.0 for a in range(rank)]
+    # the spec rounds half away from zero here (not Python's round-half-even)
+    return ([math.floor(sized[a] * scale[a] + 0.5) if a in want else nchw[a]
+             for a in range(rank)], scale)
 
 
 def _to_nchw(rank: int) -> list[int]:
