@@ -67,7 +67,8 @@ def test_keras3_tensor_shapes_are_kept_for_writing():
     assert arg["class_name"] == "__keras_tensor__" and arg["config"]["shape"] == [None, 8]
 
 
-@pytest.mark.parametrize("gen,key,value", [("keras2", "alpha", 0.2), ("keras3", "negative_slope", 0.2)])
+@pytest.mark.parametrize("gen,key,value", [("keras2", "alpha", 0.2),
+                                           ("keras3", "negative_slope", 0.2)])
 def test_leaky_relu_slope_is_renamed(gen, key, value):
     raw = _config(gen, "advanced_activations")
     assert any(l["config"].get(key) == pytest.approx(value) for l in raw["config"]["layers"]

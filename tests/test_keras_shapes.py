@@ -1,4 +1,5 @@
-"""Static shape inference (``modelport.models.keras_shapes``) against what real Keras recorded or computed.
+"""Static shape inference (``modelport.models.keras_shapes``) against what real Keras recorded
+or computed.
 
 Two sources of truth, never hand-computed shapes:
 

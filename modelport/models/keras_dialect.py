@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import FormatError, ModelportError, UnsupportedError
 from . import Layer, LayersModel, Node, TensorRef
-from .keras_variables import MODEL_CLASSES
+from .layer_facts import FACTS, MODEL_CLASSES, FactView
 
 KERAS2 = "keras2"
 KERAS3 = "keras3"
@@ -39,19 +39,18 @@ _TO_KERAS2_ACTIVATION = {"silu": "swish", LEGACY_HARD_SIGMOID: "hard_sigmoid"}
 # Serialization noise dropped from every serialized object.
 _NOISE_KEYS = ("module", "registered_name", "build_config", "compile_config", "shared_object_id")
 _DTYPE_POLICY_CLASSES = {"DTypePolicy", "Policy", "FloatDTypePolicy", "QuantizedDTypePolicy"}
-# Keras 2 keys that Keras 3 rejects, with the value at which dropping them changes nothing.
+# Keras 2 keys that Keras 3 rejects on every class, with the value at which dropping them
+# changes nothing (a class's own such keys are its facts' keras2_only).
 _KERAS2_ONLY = {
     "implementation": None,  # any value: only a kernel-selection hint
     "time_major": False,
-    "groups": 1,  # on Depthwise/Separable/Transpose convolutions only (see below)
     "input_length": None,
 }
-_GROUPS_DROPPED = {"DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-                   "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
 # Layers modelport writes where stock Keras has none (see modelport/keras_layers.py and
-# modelport/js/modelport_layers.js). Canonically named by their registered name, as Keras writes
-# them in .h5 and TF.js files, so that a user's own class of the same short name stays unknown.
-MODELPORT_LAYERS = {"modelport>LocalResponseNormalization": "modelport.keras_layers"}
+# modelport/js/modelport_layers.js), registered name -> Python module: the classes whose facts
+# name a module. Canonically named by their registered name, as Keras writes them in .h5 and
+# TF.js files, so that a user's own class of the same short name stays unknown.
+MODELPORT_LAYERS: FactView[str] = FactView("module")
 MODELPORT_LOAD_HINT = ("load it in Keras 3 after `import modelport.keras_layers`, in TF.js after "
                        "registering modelport/js/modelport_layers.js (`register(tf)`)")
 _SUBOBJECT_MODULE = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
@@ -381,17 +380,16 @@ def _keras2_to_canonical(class_name: str, cfg: dict) -> None:
             cfg["batch_shape"] = cfg.pop("batch_input_shape")
     elif "batch_input_shape" in cfg:
         cfg["batch_shape"] = cfg.pop("batch_input_shape")  # lifted into an InputLayer by caller
-    if class_name == "LeakyReLU" and "alpha" in cfg:
-        cfg["negative_slope"] = cfg.pop("alpha")
-    if class_name == "BatchNormalization" and isinstance(cfg.get("axis"), list) and len(cfg["axis"]) == 1:
-        cfg["axis"] = cfg["axis"][0]
-    if class_name in ("SeparableConv1D", "SeparableConv2D"):
-        for key in ("kernel_initializer", "kernel_regularizer", "kernel_constraint"):
-            cfg.pop(key, None)  # unused by the layer; Keras 3 and TF.js reject them
-    for key, neutral in _KERAS2_ONLY.items():
+    facts = FACTS.get(class_name)
+    if facts is not None:
+        for canonical, keras2 in facts.keras2_names.items():
+            if keras2 in cfg:
+                cfg[canonical] = cfg.pop(keras2)
+        if facts.from_keras2 is not None:
+            facts.from_keras2(cfg)
+    own = facts.keras2_only if facts is not None else {}
+    for key, neutral in {**own, **_KERAS2_ONLY}.items():
         if key not in cfg:
-            continue
-        if key == "groups" and class_name not in _GROUPS_DROPPED:
             continue
         if neutral is None or cfg[key] == neutral:
             del cfg[key]
@@ -572,8 +570,10 @@ def _keras2_layer_config(class_name: str, cfg: dict) -> dict:
             out[key] = _TO_KERAS2_ACTIVATION.get(out[key], out[key])
     if (class_name == "InputLayer" and "batch_shape" in out) or "batch_shape" in out:
         out["batch_input_shape"] = out.pop("batch_shape")
-    if class_name == "LeakyReLU" and "negative_slope" in out:
-        out["alpha"] = out.pop("negative_slope")
+    facts = FACTS.get(class_name)
+    for canonical, keras2 in (facts.keras2_names if facts is not None else {}).items():
+        if canonical in out:
+            out[keras2] = out.pop(canonical)
     for key in ("layer", "backward_layer"):
         inner = out.get(key)
         if isinstance(inner, dict) and "class_name" in inner:
@@ -606,16 +606,17 @@ def _keras3_layer_blockers(class_name: str, cfg: dict) -> list[str]:
         if cfg.get(key) == LEGACY_HARD_SIGMOID:
             reasons.append(f"{key} is Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1); Keras 3's "
                            "hard_sigmoid is relu6(x + 3) / 6 and it has no equivalent")
-    if class_name == "ThresholdedReLU":
-        reasons.append("Keras 3 has no ThresholdedReLU layer (ReLU(threshold=theta) differs "
-                       "from it at x == theta)")
+    facts = FACTS.get(class_name)
+    if facts is not None and facts.keras3_missing is not None:
+        reasons.append(facts.keras3_missing)
     if cfg.get("time_major"):
         reasons.append("time_major=True recurrent layers do not exist in Keras 3")
-    if class_name in _GROUPS_DROPPED and cfg.get("groups", 1) != 1:
-        reasons.append(f"{class_name} with groups={cfg['groups']} does not exist in Keras 3")
-    if class_name == "Lambda" and not isinstance(cfg.get("function"), dict):
-        reasons.append("a Keras 2 Lambda layer holds Python bytecode that Keras 3 stores "
-                       "differently; modelport never runs or rewrites bytecode")
+    for key, neutral in (facts.keras2_only if facts is not None else {}).items():
+        # a Keras 2 setting kept on reading because dropping it would change the layer
+        if neutral is not None and key in cfg and cfg[key] != neutral:
+            reasons.append(f"{class_name} with {key}={cfg[key]} does not exist in Keras 3")
+    if facts is not None and facts.keras3_blockers is not None:
+        reasons.extend(facts.keras3_blockers(cfg))
     for key in ("layer", "backward_layer"):
         inner = cfg.get(key)
         if isinstance(inner, dict) and "class_name" in inner:
