@@ -1,4 +1,5 @@
-"""The ``modelport`` command: parse options, call the API, render the result.
+"""The ``modelport`` command: parse options, build the option objects, call the API, render
+the typed result.
 
 Exit codes: 0 success, 2 usage error, 3 unreadable or unsafe input, 4 unsupported model or
 target, 5 destination exists (no --force, or not replaceable), 6 parity mismatch, 7 destination
@@ -12,18 +13,19 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from ._version import __version__
-from .errors import ModelportError, ParityError
+from .errors import ModelportError, ParityError, UsageError
 
+if TYPE_CHECKING:
+    from .api import CheckOptions, ConversionReport, ConvertOptions, Inspection
+    from .check.parity import Tolerances
 
-def human_bytes(n: float) -> str:
-    from .api import human_bytes as fmt
-
-    return fmt(n)
-
+T = TypeVar("T")
 INTERNAL_ERROR = 70
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10**6,
@@ -31,10 +33,21 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10
           "gib": 1 << 30}
 
 
+def human_bytes(n: float) -> str:
+    """``1.2 MB``, as the reports print sizes."""
+    from .api import human_bytes as fmt
+
+    return fmt(n)
+
+
 class ByteSize(click.ParamType):
+    """A size in bytes: ``4194304``, ``4MiB``, ``500kB``."""
+
     name = "bytes"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        """The size as an int; anything else is click's usage error."""
         if isinstance(value, int):
             return value
         m = _SIZE.match(str(value))
@@ -46,14 +59,31 @@ class ByteSize(click.ParamType):
         return size
 
 
+class JsonCommand(click.Command):
+    """A command with ``--json`` whose usage errors, click's own included (a bad --opset
+    value, a missing argument), print as the same JSON as every other error on stdout."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """click's parsing; with ``--json`` among the options, its error as JSON, exit 2."""
+        given = list(args)  # click's parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            options = given[:given.index("--")] if "--" in given else given
+            if "--json" not in options:
+                raise
+            _emit_error(UsageError(e.format_message()), True)
+            ctx.exit(UsageError.exit_code)
+
+
 def _emit_error(err: ModelportError, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"ok": False, **err.to_json()}, indent=2))
+        click.echo(json.dumps({"ok": False, **err.to_dict()}, indent=2))
     else:
         click.echo(f"modelport: error: {err}", err=True)
 
 
-def _run(as_json: bool, action):
+def _run(as_json: bool, action: Callable[[], T]) -> T:
     """Run ``action``; a ModelportError becomes a one-line message and its exit code."""
     try:
         return action()
@@ -63,17 +93,21 @@ def _run(as_json: bool, action):
     except KeyboardInterrupt:
         click.echo("modelport: interrupted; nothing was written", err=True)
         sys.exit(130)
-    except Exception as err:  # a bug in modelport, not in the input
-        if os.environ.get("MODELPORT_DEBUG"):
-            traceback.print_exc()
-        message = f"internal error: {type(err).__name__}: {err}"
-        if as_json:
-            click.echo(json.dumps({"ok": False, "error": "InternalError", "message": message,
-                                   "exit_code": INTERNAL_ERROR}, indent=2))
-        else:
-            click.echo(f"modelport: {message} (set MODELPORT_DEBUG=1 for a traceback; "
-                       "please report it)", err=True)
-        sys.exit(INTERNAL_ERROR)
+    except Exception as err:  # noqa: BLE001 - a bug in modelport, not in the input: said so
+        _internal_error(err, as_json)
+
+
+def _internal_error(err: Exception, as_json: bool) -> NoReturn:
+    if os.environ.get("MODELPORT_DEBUG"):
+        traceback.print_exc()
+    message = f"internal error: {type(err).__name__}: {err}"
+    if as_json:
+        click.echo(json.dumps({"ok": False, "error": "InternalError", "message": message,
+                               "exit_code": INTERNAL_ERROR}, indent=2))
+    else:
+        click.echo(f"modelport: {message} (set MODELPORT_DEBUG=1 for a traceback; "
+                   "please report it)", err=True)
+    sys.exit(INTERNAL_ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -98,7 +132,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(cls=JsonCommand)
 @click.argument("src", type=click.Path(exists=False, dir_okay=True))
 @click.argument("dst", type=click.Path(dir_okay=True))
 @click.option("--to", "to", type=click.Choice(["h5", "keras", "tfjs-layers", "tfjs-graph", "onnx"]),
@@ -106,24 +140,26 @@ def main() -> None:
 @click.option("--quantize", "quantize", multiple=True, metavar="DTYPE[:PATTERNS]",
               help="TF.js weight quantization: uint8, uint16 or float16 for every float weight, "
                    "or DTYPE:PATTERN[,PATTERN] for weights whose names match (fnmatch, e.g. "
-                   "'uint8:*/kernel'). Repeat for several rules.")
-@click.option("--shard-size", type=ByteSize(), default="4194304", show_default=True,
-              help="TF.js shard size in bytes (suffixes kB, MB, KiB, MiB accepted).")
+                   "'uint8:*/kernel'). Repeat for several rules. TF.js targets only.")
+@click.option("--shard-size", type=ByteSize(), default=None,
+              help="TF.js shard size in bytes (suffixes kB, MB, KiB, MiB accepted; default "
+                   "4194304). TF.js targets only.")
 @click.option("--opset", type=click.IntRange(13, 21), default=None,
-              help="ONNX opset for .onnx targets (13-21; default 17).")
+              help="ONNX opset of the ONNX modelport writes (13-21; default 17): .onnx targets, "
+                   "and TF.js graph-models from Keras.")
 @click.option("--inputs-layout", type=click.Choice(["channels_last", "channels_first"]),
-              default="channels_last", show_default=True,
-              help="Image inputs of the result: NHWC (like Keras) or NCHW, for ONNX targets "
-                   "from Keras, and Keras targets from ONNX (NCHW: a leading Permute).")
+              default=None,
+              help="Image inputs of the result: NHWC (like Keras; the default) or NCHW, for ONNX "
+                   "targets from Keras, and Keras targets from ONNX (NCHW: a leading Permute).")
 @click.option("--no-validate", is_flag=True,
               help="ONNX and TF.js graph targets: skip the numerical parity check.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="onnxruntime device for the parity check.")
-@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
-              show_default=True,
-              help="TF.js graph-models (source or target): run them in real @tensorflow/tfjs "
-                   "under Node (tfjs), in modelport's NumPy executor of TF ops (reference), "
-                   "or tfjs when Node and tfjs are installed (auto).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="onnxruntime device for the parity check (default auto).")
+@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default=None,
+              help="TF.js graph-model targets: run them in real @tensorflow/tfjs under Node "
+                   "(tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
+                   "Node and tfjs are installed (auto, the default). A graph-model source "
+                   "always runs in the reference.")
 @click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
 @click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
@@ -134,8 +170,7 @@ def main() -> None:
                    "and .bin shards only); anything else is refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
-def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validate, device,
-            engine, atol, rtol, inputs_file, force, as_json, quiet):
+def convert(src: str, dst: str, **flags: Any) -> None:
     """Convert SRC to DST and check the result.
 
     Keras and TF.js targets are read back and compared with SRC: the layer graph must be equal
@@ -148,6 +183,10 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     ONNX and TF.js graph-models are converted through each other: Keras -> TF.js graph goes
     Keras -> ONNX -> TF.js graph. Ops with no mapping are all listed in one error, before
     anything is written (exit 4).
+
+    An option the route does not use (--opset for a Keras target, --quantize for a non-TF.js
+    target, --device or --atol where no numeric check runs, ...) is a usage error (exit 2)
+    that names where the option applies; so is a --quantize pattern that matches no weight.
 
     ONNX -> Keras (.h5, .keras, --to tfjs-layers) raises ops to Keras layers and makes the
     model channels-last; the parity check runs onnxruntime on SRC and the NumPy Keras
@@ -173,33 +212,49 @@ def convert(src, dst, to, quantize, shard_size, opset, inputs_layout, no_validat
     """
     from . import api
 
+    as_json = bool(flags["as_json"])
+
     def progress(message: str) -> None:
-        if not quiet and not as_json:
+        if not flags["quiet"] and not as_json:
             click.echo(f"modelport: {message}", err=True)
 
-    tolerances = _tolerances(atol, rtol)
-    report = _run(as_json, lambda: api.convert(
-        src, dst, to=to, force=force, quantize=list(quantize), shard_size=shard_size,
-        opset=opset, channels_first_inputs=inputs_layout == "channels_first",
-        validate=not no_validate, device=device, engine=engine, tolerances=tolerances,
-        inputs=inputs_file, progress=progress))
-    passed = report.parity is None or report.parity["passed"]
+    def action() -> ConversionReport:
+        options, check = _convert_options(flags)
+        return api.convert_with(src, dst, options, check, progress)
+
+    report = _run(as_json, action)
     if as_json:
-        click.echo(json.dumps({"ok": passed, **report.to_json()}, indent=2))
+        click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
     else:
         _print_report(report)
-    if not passed:
+    if not report.passed:
         sys.exit(ParityError.exit_code)
 
 
-def _tolerances(atol, rtol):
+def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOptions]:
+    """The option objects for ``convert``: a flag not given stays None (not given)."""
+    from . import api
+    from .api.options import quantize_rules
+
+    options = api.ConvertOptions(
+        to=flags["to"], force=flags["force"], quantize=quantize_rules(flags["quantize"]),
+        shard_size=flags["shard_size"], opset=flags["opset"],
+        inputs_layout=flags["inputs_layout"], validate=not flags["no_validate"])
+    given = flags["atol"] is not None or flags["rtol"] is not None
+    check = api.CheckOptions(device=flags["device"], engine=flags["engine"],
+                             tolerances=_tolerances(flags["atol"], flags["rtol"]) if given
+                             else None, inputs=flags["inputs_file"])
+    return options, check
+
+
+def _tolerances(atol: float | None, rtol: float | None) -> Tolerances:
     from .check.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance, Tolerances
 
     return Tolerances(Tolerance(DEFAULT_ATOL if atol is None else atol,
                                 DEFAULT_RTOL if rtol is None else rtol))
 
 
-def _print_report(report) -> None:
+def _print_report(report: ConversionReport) -> None:
     total = sum(f["bytes"] for f in report.files)
     click.echo(f"converted {report.source} ({report.source_format}, {report.dialect} dialect)")
     click.echo(f"       -> {report.destination} ({report.target_format})")
@@ -207,14 +262,15 @@ def _print_report(report) -> None:
                f"{human_bytes(report.weight_bytes)} of weights; wrote {len(report.files)} "
                f"file(s), {human_bytes(total)}")
     check = report.check
-    if report.target_format == "onnx" or not check:  # op-level targets: no read-back check
+    if report.target_format == "onnx" or check is None:  # op-level targets: no read-back check
         pass
-    elif check["quantized"]:
-        click.echo(f"  check: structure equal; {check['quantized']} quantized weights "
-                   f"({', '.join(f'{k}: {v}' for k, v in report.quantization.items())}), max abs "
-                   f"weight error {check['max_abs_weight_error']:.3g}; the rest bit-identical")
+    elif check.quantized:
+        by_dtype = ", ".join(f"{k}: {v}" for k, v in report.quantization.by_dtype.items())
+        click.echo(f"  check: structure equal; {check.quantized} quantized weights "
+                   f"({by_dtype}), max abs weight error {check.max_abs_weight_error:.3g}; the "
+                   "rest bit-identical")
     else:
-        click.echo(f"  check: read back identical (structure equal, {check['weights_compared']} "
+        click.echo(f"  check: read back identical (structure equal, {check.weights_compared} "
                    "weights bit-identical)")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
@@ -224,31 +280,24 @@ def _print_report(report) -> None:
         click.echo(f"  note: uses modelport's own {', '.join(report.custom_layers)} (no stock "
                    f"layer computes it); {MODELPORT_LOAD_HINT}")
     if report.tfjs_graph:
-        click.echo(f"  TF.js graph-model: {report.tfjs_graph['nodes']} nodes, "
-                   f"{report.tfjs_graph['transposes']} Transpose(s)")
+        click.echo(f"  TF.js graph-model: {report.tfjs_graph.nodes} nodes, "
+                   f"{report.tfjs_graph.transposes} Transpose(s)")
     if report.onnx:
         o = report.onnx
-        click.echo(f"  ONNX opset {o['opset']}, IR version {o['ir_version']}, "
-                   f"{o['transposes']} Transpose(s), inputs {o['inputs_layout']}")
+        click.echo(f"  ONNX opset {o.opset}, IR version {o.ir_version}, "
+                   f"{o.transposes} Transpose(s), inputs {o.inputs_layout}")
     if report.parity:
         from .check.parity import format_table
 
-        for line in format_table(_parity_from_json(report.parity)):
+        for line in format_table(report.parity):
             click.echo(f"  {line}")
-        if not report.parity["passed"]:
+        if not report.parity.passed:
             click.echo(f"  the written file does not reproduce the source (kept for "
                        f"inspection: {report.destination})")
     click.echo(f"  {report.seconds:.2f} s")
 
 
-def _parity_from_json(doc: dict):
-    from .check.parity import OutputReport, ParityReport
-
-    outputs = [OutputReport(**o) for o in doc["outputs"]]
-    return ParityReport(**{**doc, "outputs": outputs})
-
-
-@main.command()
+@main.command(cls=JsonCommand)
 @click.argument("src", type=click.Path(exists=False, dir_okay=True))
 @click.argument("dst", type=click.Path(exists=False, dir_okay=True))
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
@@ -272,8 +321,7 @@ def _parity_from_json(doc: dict):
 @click.option("--per-layer", is_flag=True,
               help="On mismatch, name the first Keras layer whose output diverges.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
-def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_policy, device,
-             engine, per_layer, as_json):
+def validate(src: str, dst: str, **flags: Any) -> None:
     """Run SRC and DST on the same inputs and compare every output.
 
     Keras and TF.js layers-models run in modelport's NumPy executor of Keras semantics; ONNX
@@ -282,25 +330,11 @@ def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_pol
     mismatch.
     """
     from . import api
-    from .check.parity import Tolerance
 
-    tolerances = _tolerances(atol, rtol)
-    tolerances.nan_policy = nan_policy
-    for item in per_output:
-        name, _, values = item.partition("=")
-        parts = values.split(",")
-        try:
-            tol = Tolerance(float(parts[0]), float(parts[1]) if len(parts) > 1 else
-                            tolerances.default.rtol)
-        except ValueError:
-            raise click.BadParameter(f"{item!r} is not NAME=ATOL[,RTOL]",
-                                     param_hint="--output-tolerance") from None
-        tolerances.per_output[name] = tol
-    report = _run(as_json, lambda: api.validate(src, dst, tolerances=tolerances, device=device,
-                                                inputs=inputs_file, batch=batch, seed=seed,
-                                                per_layer=per_layer, engine=engine))
+    as_json = bool(flags["as_json"])
+    report = _run(as_json, lambda: api.validate_with(src, dst, _check_options(flags)))
     if as_json:
-        click.echo(json.dumps({"ok": report.passed, **report.to_json()}, indent=2))
+        click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
     else:
         from .check.parity import format_table
 
@@ -310,10 +344,32 @@ def validate(src, dst, inputs_file, batch, seed, atol, rtol, per_output, nan_pol
     sys.exit(0 if report.passed else ParityError.exit_code)
 
 
-@main.command()
+def _check_options(flags: dict[str, Any]) -> CheckOptions:
+    """The option object for ``validate`` (a bad --output-tolerance is a usage error)."""
+    from . import api
+    from .check.parity import Tolerance
+
+    tolerances = _tolerances(flags["atol"], flags["rtol"])
+    tolerances.nan_policy = flags["nan_policy"]
+    for item in flags["per_output"]:
+        name, _, values = item.partition("=")
+        parts = values.split(",")
+        try:
+            tol = Tolerance(float(parts[0]), float(parts[1]) if len(parts) > 1 else
+                            tolerances.default.rtol)
+        except ValueError:
+            raise UsageError(f"--output-tolerance {item!r} is not NAME=ATOL[,RTOL]") from None
+        tolerances.per_output[name] = tol
+    return api.CheckOptions(device=flags["device"], engine=flags["engine"],
+                            tolerances=tolerances, inputs=flags["inputs_file"],
+                            batch=flags["batch"], seed=flags["seed"],
+                            per_layer=flags["per_layer"])
+
+
+@main.command(cls=JsonCommand)
 @click.argument("model", type=click.Path(exists=False, dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
-def inspect(model, as_json):
+def inspect(model: str, as_json: bool) -> None:
     """Describe MODEL: format, inputs and outputs, layers, size, and where it can go.
 
     For each target format, lists the layers that keep the model from it and why.
@@ -322,35 +378,40 @@ def inspect(model, as_json):
 
     info = _run(as_json, lambda: api.inspect(model))
     if as_json:
-        click.echo(json.dumps({"ok": True, **info}, indent=2))
+        click.echo(json.dumps({"ok": True, **info.to_dict()}, indent=2))
         return
-    click.echo(f"{info['path']}: {info['format']} ({info['dialect']} dialect"
-               + (f", Keras {info['keras_version']}" if info.get("keras_version") else "") + ")")
-    m = info["model"]
-    click.echo(f"  model {m['name']!r}: {m['kind']}"
-               + (f", nested models: {', '.join(m['nested_models'])}" if m["nested_models"] else ""))
-    for label in ("inputs", "outputs"):
-        for t in info[label]:
-            shape = "?" if t["shape"] is None else "(" + ", ".join(
-                "None" if d is None else str(d) for d in t["shape"]) + ")"
-            click.echo(f"  {label[:-1]:6} {t['name']}: {shape} {t['dtype'] or '?'}")
-    click.echo(f"  {info['layers']} layers: " + ", ".join(
-        f"{cls} x{n}" if n > 1 else cls for cls, n in info["layers_by_class"].items()))
-    click.echo(f"  {info['parameters']:,} parameters, {human_bytes(info['weight_bytes'])} of "
-               f"weights ({', '.join(f'{k}: {v}' for k, v in info['weight_dtypes'].items()) or 'none'})")
-    if info["quantization"]:
+    _print_inspection(info)
+
+
+def _print_inspection(info: Inspection) -> None:
+    click.echo(f"{info.path}: {info.format} ({info.dialect} dialect"
+               + (f", Keras {info.keras_version}" if info.keras_version else "") + ")")
+    m = info.model
+    click.echo(f"  model {m.name!r}: {m.kind}"
+               + (f", nested models: {', '.join(m.nested_models)}" if m.nested_models else ""))
+    for label, tensors in (("inputs", info.inputs), ("outputs", info.outputs)):
+        for t in tensors:
+            shape = "?" if t.shape is None else "(" + ", ".join(
+                "None" if d is None else str(d) for d in t.shape) + ")"
+            click.echo(f"  {label[:-1]:6} {t.name}: {shape} {t.dtype or '?'}")
+    click.echo(f"  {info.layers} layers: " + ", ".join(
+        f"{cls} x{n}" if n > 1 else cls for cls, n in info.layers_by_class.items()))
+    dtypes = ", ".join(f"{k}: {v}" for k, v in info.weight_dtypes.items()) or "none"
+    click.echo(f"  {info.parameters:,} parameters, {human_bytes(info.weight_bytes)} of "
+               f"weights ({dtypes})")
+    if info.quantization:
         click.echo("  quantized weights: " + ", ".join(
-            f"{k}: {v}" for k, v in info["quantization"].items()))
+            f"{k}: {v}" for k, v in info.quantization.by_dtype.items()))
     click.echo("  targets:")
-    for name, t in info["targets"].items():
-        if t["ok"]:
+    for name, target in info.targets.items():
+        if target.ok:
             click.echo(f"    {name:12} yes")
-        elif t.get("note"):
-            click.echo(f"    {name:12} no: {t['note']}")
+        elif target.remark:
+            click.echo(f"    {name:12} no: {target.remark}")
         else:
             click.echo(f"    {name:12} no:")
-            for b in t["blockers"]:
-                click.echo(f"      {b['layer']} ({b['class']}): {b['reason']}")
+            for b in target.blockers:
+                click.echo(f"      {b.layer} ({b.class_name}): {b.reason}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ work instead. ``str(error)`` is the one line the CLI prints.
 
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -48,7 +49,8 @@ class ModelportError(Exception):
             text += f" ({self.hint})"
         return text
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict[str, str | int | None]:
+        """The error as the CLI's ``--json`` prints it (after ``"ok": false``)."""
         return {
             "error": type(self).__name__,
             "kind": self.kind,
@@ -58,6 +60,10 @@ class ModelportError(Exception):
             "hint": self.hint,
             "exit_code": self.exit_code,
         }
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2)
 
 
 class FormatError(ModelportError):
@@ -72,6 +78,15 @@ class UnsafeInputError(FormatError):
 
     exit_code = 3
     kind = "unsafe"
+
+
+class UsageError(ModelportError):
+    """An option or argument that cannot be honoured as given: a value out of range, or an
+    option the chosen route does not use (it would be ignored without a word). Found before
+    any model is read or written, where it can be; the CLI's usage exit code."""
+
+    exit_code = 2
+    kind = "usage"
 
 
 class UnsupportedError(ModelportError):

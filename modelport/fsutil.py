@@ -70,11 +70,25 @@ def check_destination(dst: Path, force: bool) -> None:
 
 
 def check_parent(dst: Path) -> None:
-    """The folder ``dst`` goes in must exist (an OutputError, told before any work)."""
+    """The folder ``dst`` goes in must be a folder this process may write in (an OutputError,
+    told before any work, not after minutes of conversion)."""
     parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError("the destination's folder does not exist", file=parent,
-                          hint="create it first")
+    if parent.is_dir():
+        effective = os.access in os.supports_effective_ids
+        if not os.access(parent, os.W_OK | os.X_OK, effective_ids=effective):
+            raise OutputError("the destination's folder cannot be written (no permission, "
+                              "or a read-only file system)", file=parent)
+        return
+    # the nearest thing that exists on the way: a file there means no folder can be made
+    there = next((p for p in (parent, *parent.parents) if os.path.lexists(p)), None)
+    if there == parent:
+        raise OutputError("the destination's folder is not a folder (a file is there)",
+                          file=parent)
+    if there is not None and not there.is_dir():
+        raise OutputError(f"the destination's folder cannot be made: {there} is not a folder",
+                          file=parent)
+    raise OutputError("the destination's folder does not exist", file=parent,
+                      hint="create it first")
 
 
 def _check_replaceable_folder(dst: Path) -> None:

@@ -27,8 +27,8 @@ def test_application_converts_and_matches_keras(name, tmp_path, keras3):
         expected = next(data[k] for k in data.files if k.startswith("output:"))
     report = modelport.convert(src, tmp_path / f"{name}.onnx", device="cpu",
                                inputs=src.with_suffix(".npz"))
-    assert report.onnx["transposes"] <= 2, report.onnx
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.onnx.transposes <= 2, report.onnx
+    assert report.parity.passed, report.parity.outputs
     from modelport.runtime.engines import OnnxRuntime
 
     got = OnnxRuntime(tmp_path / f"{name}.onnx", device="cpu").run([x])[0]

@@ -77,8 +77,8 @@ def test_same_bits():
 def test_convert_checks_deferred_weights(tmp_path, defer_all, suffix):
     src = FIXTURES / "keras2" / "advanced_activations.h5"
     report = modelport.convert(src, tmp_path / f"out{suffix}")
-    assert report.check["weights_compared"] > 0
-    assert report.check["weights_differing"] == 0 and report.check["structure_equal"]
+    assert report.check.weights_compared > 0
+    assert report.check.weights_differing == 0 and report.check.structure_equal
 
 
 @pytest.mark.parametrize("suffix", ["_tfjs", ".h5", ".keras"])
@@ -89,15 +89,15 @@ def test_deferred_read_back_sees_a_changed_weight(tmp_path, defer_all, suffix):
     reader = {"_tfjs": tfjs_layers.read, ".h5": keras_h5.read, ".keras": keras_v3.read}[suffix]
     back = reader(written, deferred=True)
     assert all(isinstance(w.array, deferred.Deferred) for _, w in back.all_weights())
-    assert compare(model, back)["weights_differing"] == 0
+    assert compare(model, back).weights_differing == 0
     # the same read-back against an expectation that differs in one bit of one weight
     owner, weight = next((o, w) for o, w in model.all_weights() if w.array.size)
     changed = weight.array.copy()
     changed.reshape(-1).view(np.uint8)[0] ^= 1
     weight.array = changed
     check = compare(model, reader(written, deferred=True))
-    assert check["weights_differing"] == 1
-    assert check["first_difference"] == f"weight {owner}/{weight.path} differs"
+    assert check.weights_differing == 1
+    assert check.first_difference == f"weight {owner}/{weight.path} differs"
 
 
 @pytest.mark.parametrize("shard_size,piece", [(1, 3), (7, 3), (64, 8), (4096, 1 << 20)])
@@ -165,8 +165,8 @@ def test_convert_read_back_streams_instead_of_loading(tmp_path, defer_all, monke
     monkeypatch.setattr(tm, "_deferred", no_whole_loads)
     src = FIXTURES / "keras2" / "advanced_activations.h5"
     report = modelport.convert(src, tmp_path / "out_tfjs")
-    assert made and report.check["weights_compared"] == len(made)
-    assert report.check["weights_differing"] == 0
+    assert made and report.check.weights_compared == len(made)
+    assert report.check.weights_differing == 0
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "chunked"])
@@ -199,7 +199,7 @@ def test_h5_read_back_streams_instead_of_loading(tmp_path, defer_all, monkeypatc
     monkeypatch.setattr(keras_h5._Reopening, "load", refuse)
     src = FIXTURES / "keras2" / "advanced_activations.h5"
     report = modelport.convert(src, tmp_path / "out.h5")
-    assert report.check["weights_compared"] > 0 and report.check["weights_differing"] == 0
+    assert report.check.weights_compared > 0 and report.check.weights_differing == 0
 
 
 def test_scratch_reads_each_weight_in_turn(tmp_path, defer_all):
@@ -233,7 +233,7 @@ def test_large_h5_datasets_are_mapped_copy_on_write(tmp_path, monkeypatch):
     for _, b in pairs:
         b[...] = 0  # private to this process: the file is unchanged
     assert copy.read_bytes() == before
-    assert compare(plain, modelport.load(copy))["weights_differing"] == 0
+    assert compare(plain, modelport.load(copy)).weights_differing == 0
 
 
 @pytest.mark.parametrize("shard_size", [5, 64, 1 << 20])

@@ -35,8 +35,8 @@ GPU_CASES = [c for c in ALL_CASES + LAYER_CASES
 @pytest.mark.parametrize("case", case_params(GPU_CASES))
 def test_parity_on_cuda(case, tmp_path):
     report = modelport.convert(case.path, tmp_path / "m.onnx", device="cuda")
-    assert report.parity["target_engine"].startswith("onnxruntime CUDAExecutionProvider")
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.parity.target_engine.startswith("onnxruntime CUDAExecutionProvider")
+    assert report.parity.passed, report.parity.outputs
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2", "MobileNetV3Small", "ResNet50",
@@ -47,7 +47,7 @@ def test_applications_on_cuda(name, tmp_path):
     src = make_applications.ensure(name)
     report = modelport.convert(src, tmp_path / "m.onnx", device="cuda",
                                inputs=src.with_suffix(".npz"))
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.parity.passed, report.parity.outputs
 
 
 def _onnx(src):
@@ -73,5 +73,5 @@ def test_onnx_to_keras_on_cuda(name, tmp_path):
     src = tmp_path / "m.onnx"
     onnx.save(randomized(case), str(src))
     report = modelport.convert(src, tmp_path / "m.h5", device="cuda")
-    assert report.parity["source_engine"].startswith("onnxruntime CUDAExecutionProvider")
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.parity.source_engine.startswith("onnxruntime CUDAExecutionProvider")
+    assert report.parity.passed, report.parity.outputs

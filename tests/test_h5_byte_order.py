@@ -41,7 +41,7 @@ def test_big_endian_weights_are_read_in_native_order_and_convert(tmp_path):
         assert got.dtype.isnative and got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
     report = api.convert(path, tmp_path / "m.onnx")
-    assert report.parity["passed"], report.parity
+    assert report.parity.passed, report.parity
     data = np.load(FIXTURES / "keras3" / "cnn_bn_pool.npz")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     (y,) = session.run(None, {session.get_inputs()[0].name: data["input:input_layer_2"]})

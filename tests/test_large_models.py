@@ -171,7 +171,7 @@ def test_validation_after_a_conversion_reads_no_second_copy_of_the_weights(tmp_p
     monkeypatch.setattr(checks, "warn_non_finite", record)
     dst = tmp_path / "m.onnx"
     report = modelport.convert(FIXTURES / "keras3" / "mlp_sequential.h5", dst)
-    assert report.parity["passed"]
+    assert report.parity.passed
     assert str(dst) not in scanned
     modelport.validate(FIXTURES / "keras3" / "mlp_sequential.h5", dst)
     assert str(dst) in scanned

@@ -122,7 +122,7 @@ def test_a_cancelled_scan_stops_after_the_weight_in_hand(monkeypatch):
 
 
 def test_a_failed_conversion_cancels_its_scan(tmp_path, monkeypatch):
-    from modelport import api
+    from modelport.api import core
 
     made = []
     real = checks.BackgroundScan
@@ -134,8 +134,8 @@ def test_a_failed_conversion_cancels_its_scan(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("conversion broke")
 
-    monkeypatch.setattr(api, "BackgroundScan", record)
-    monkeypatch.setattr(api, "_convert_loaded", fail)
+    monkeypatch.setattr(core, "BackgroundScan", record)
+    monkeypatch.setattr(core, "_run", fail)
     with pytest.raises(RuntimeError, match="conversion broke"):
         modelport.convert(FIXTURES / "keras2" / "advanced_activations.h5", tmp_path / "o.onnx")
     assert made and made[0]._cancelled.is_set() and not made[0]._thread.is_alive()

@@ -632,7 +632,7 @@ def test_route_writes_keras_and_tfjs_layers(tmp_path, case_id, target, to):
     npz = tmp_path / "inputs.npz"
     np.savez(npz, **dict(zip(case.inputs, feeds(case))))  # indices within the vocabulary
     report = modelport.convert(src, tmp_path / target, to=to, inputs=npz)
-    assert report.parity["passed"]
+    assert report.parity.passed
     assert (tmp_path / target).exists()
 
 
@@ -663,8 +663,8 @@ def test_mismatch_names_the_first_diverging_layer(tmp_path, monkeypatch):
     monkeypatch.setattr(core.RULES["Relu"], "fn", wrong)
     report = modelport.convert(src, tmp_path / "m.h5")
     monkeypatch.setattr(core.RULES["Relu"], "fn", original)
-    assert not report.parity["passed"]
-    divergence = report.parity["first_divergence"]
+    assert not report.parity.passed
+    divergence = report.parity.first_divergence
     assert divergence["onnx_node"] == "relu_r" and divergence["class"] == "Activation"
 
 
@@ -676,7 +676,7 @@ def test_tfjs_graph_models_raise_to_keras_through_onnx(tmp_path, name):
 
     report = modelport.convert(FIXTURES / "tfjs_graph" / name, tmp_path / "m.h5",
                                engine="reference")
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.parity.passed, report.parity.outputs
     assert report.source_format == "tfjs-graph"
 
 
@@ -701,8 +701,8 @@ def test_old_opset_source_runs_upgraded_when_onnxruntime_has_no_kernel(tmp_path)
     proto.ir_version = 3
     onnx.save(proto, str(src))
     report = modelport.convert(src, tmp_path / "m.h5")
-    assert report.parity["passed"]
-    assert "upgraded from opset 6 to 17" in report.parity["source_engine"]
+    assert report.parity.passed
+    assert "upgraded from opset 6 to 17" in report.parity.source_engine
 
 
 def _tfjs_case(case: OpCase) -> list[str]:

@@ -76,7 +76,7 @@ def test_raised_h5_loads_in_real_keras(case, tmp_path, keras3):
     back = tmp_path / ("back.keras" if any(layer.is_operation for layer in raised.model.layers)
                        else "back.h5")
     report = modelport.convert(onnx_path, back)
-    assert report.parity["passed"], report.parity["outputs"]
+    assert report.parity.passed, report.parity.outputs
     model = keras3.models.load_model(back, compile=False)
     arrays = [np.ascontiguousarray(a.transpose(p)) if p else a
               for (_, a), p in zip(case.inputs, raised.input_perms)]

@@ -59,6 +59,6 @@ def test_round_trip_is_lossless(case, hops, tmp_path):
             # result; test_tfjs_layers proves each one computes the same numbers in real tfjs.
             original = tfjs_support.prepare(original)
         check = compare(original, current)
-        assert check["first_difference"] is None, f"after {hop}: {check['first_difference']}"
-        assert check["weights_compared"] == sum(1 for _ in original.all_weights())
-        assert check["weights_differing"] == 0
+        assert check.first_difference is None, f"after {hop}: {check.first_difference}"
+        assert check.weights_compared == sum(1 for _ in original.all_weights())
+        assert check.weights_differing == 0

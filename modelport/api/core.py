@@ -1,4 +1,10 @@
-"""Orchestration: sniff, read, route, write, check. No layer or op knowledge lives here."""
+"""Orchestration: sniff, read, route, write, check. No layer or op knowledge lives here.
+
+``convert`` builds the option objects from its keywords; ``convert_with`` finds the route
+(``api.routes``), refuses an option the route would not use (``api.options``), makes the cheap
+checks (destination, CUDA) before the model is read, then runs the route's steps, writes the
+result and checks it as the route says.
+"""
 
 from __future__ import annotations
 
@@ -6,143 +12,121 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..check.readback import check_written, quantization_summary
+import onnx_ir as ir
+
+from ..check.options import CheckOptions
+from ..check.parity import Tolerances
+from ..check.readback import Written, check_written, quantization_summary
 from ..errors import FormatError, ModelportError, UnsupportedError
-from ..formats import (
-    keras_h5,
-    keras_v3,
-    sniff,
-    tfjs_layers,
-    tfjs_manifest,
-)
+from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
-from ..formats.loading import load
+from ..formats.loading import Model, load
 from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
-from ..models.onnx_model import resolve_opset
+from . import routes
+from .options import ConvertOptions, check_applies, quantize_rules
+from .report import (
+    ConversionReport,
+    KerasDetails,
+    OnnxDetails,
+    TfjsGraphDetails,
+    WrittenFile,
+)
+from .routes import TFJS_TARGETS, Route, Step
+
+if TYPE_CHECKING:
+    from ..converters.onnx_to_keras import Raised
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+PathLike = str | os.PathLike[str]
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def _scan(model, src: str | os.PathLike) -> BackgroundScan | None:
-    """The NaN/Inf warning ``load`` gives, for a model loaded with ``scan_values=False``, run
-    while the conversion works (``None``: nothing to scan; TF.js graph-models are not)."""
-    if isinstance(model, LayersModel):
-        named = list(layers_model_weights(model))
-        file = model.source.path if model.source is not None else src
-    elif isinstance(model, TfjsGraph):
-        return None
-    else:
-        from ..formats import onnx as onnx_format
-
-        named, file = onnx_format.float_initializers(model), src
-    return BackgroundScan(named, file=file) if named else None
-
-
-def save(model, dst: str | os.PathLike, *, to: str | None = None,
-         force: bool = False, quantize: list[str] | None = None,
-         shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE) -> Path:
+def save(model: Model, dst: PathLike, *, to: str | None = None, force: bool = False,
+         quantize: list[str] | None = None, shard_size: int | None = None) -> Path:
     """Write ``model`` in the format ``dst`` (or ``to``) names; nothing is left on failure.
 
     A ``LayersModel`` goes to .h5, .keras or a TF.js layers-model; an ``onnx_ir.Model`` to
     .onnx; a ``TfjsGraph`` to a TF.js graph-model folder (use ``convert`` to change family).
+    ``quantize`` and ``shard_size`` apply to TF.js targets (a UsageError elsewhere).
     """
-    rules = tfjs_manifest.parse_quantize(quantize or [])
+    options = ConvertOptions(to=to, force=force, quantize=quantize_rules(quantize),
+                             shard_size=shard_size)
     if isinstance(model, TfjsGraph):
-        from ..formats import tfjs_graph
-
-        return tfjs_graph.write(model, dst, force=force, shard_size=shard_size, quantize=rules)
-    if not isinstance(model, LayersModel):
-        from ..formats import onnx as onnx_format
-
-        if rules:
-            raise UnsupportedError("--quantize applies to TF.js targets only")
-        return onnx_format.write(model, dst, force=force)
-    target = sniff.target_format(dst, to)
-    if rules and target != sniff.TFJS_LAYERS:
-        raise UnsupportedError("--quantize applies to TF.js targets only")
-    try:
-        if target == sniff.KERAS_H5:
-            return keras_h5.write(model, dst, force=force)
-        if target == sniff.KERAS_V3:
-            return keras_v3.write(model, dst, force=force)
-        if target == sniff.TFJS_LAYERS:
-            return tfjs_layers.write(model, dst, force=force, shard_size=shard_size,
-                                     quantize=rules)
-    except ModelportError as e:
-        if model.source is not None and e.file is None:
-            e.with_file(model.source.path)
-        raise
-    raise UnsupportedError(f"writing {target} is not supported yet",
-                           file=dst)
+        kind, target = routes.GRAPH, sniff.TFJS_GRAPH
+    elif isinstance(model, LayersModel):
+        kind, target = routes.LAYERS, sniff.target_format(dst, to)
+    else:
+        kind, target = routes.ONNX, sniff.ONNX
+    route = routes.ROUTES.get(f"{kind} -> {target}")
+    if route is None or route.steps:
+        raise UnsupportedError(f"writing {target} is not supported yet", file=dst)
+    writing = replace(route, read_back=False, parity=False)
+    check_applies(writing, _source_format(model), options, CheckOptions())
+    return _write(model, Path(dst), target, options, force=force)
 
 
-@dataclass
-class ConversionReport:
-    source: str
-    destination: str
-    source_format: str
-    target_format: str
-    dialect: str
-    layers: int
-    parameters: int
-    weight_bytes: int
-    files: list[dict] = field(default_factory=list)
-    check: dict = field(default_factory=dict)
-    parity: dict | None = None  # ONNX targets: the numerical check, see runtime/parity.py
-    onnx: dict | None = None  # opset, IR version, Transposes left
-    tfjs_graph: dict | None = None  # nodes, Transposes left
-    keras: dict | None = None  # raised from ONNX: inputs layout, I/O permutations, Permutes
-    quantization: dict = field(default_factory=dict)
-    rewrites: list[str] = field(default_factory=list)  # equivalent config rewrites the target needed
-    # modelport's own layer classes the result uses (Keras and TF.js load them once registered)
-    custom_layers: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
-            force: bool = False, quantize: list[str] | None = None,
-            shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
-            opset: int | None = None, channels_first_inputs: bool = False,
-            validate: bool = True, device: str = "auto", engine: str = "auto", tolerances=None,
-            inputs: str | os.PathLike | None = None,
-            progress: Progress = _quiet) -> ConversionReport:
+def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool = False,
+            quantize: list[str] | None = None, shard_size: int | None = None,
+            opset: int | None = None, channels_first_inputs: bool | None = None,
+            validate: bool = True, device: str | None = None, engine: str | None = None,
+            tolerances: Tolerances | None = None, inputs: PathLike | None = None,
+            progress: Progress | None = None) -> ConversionReport:
     """Convert ``src`` to ``dst`` and check the result.
 
     Keras and TF.js layers-model targets are read back and compared structurally and bit for
     bit. ONNX and TF.js graph-model targets are checked numerically: the source runs in its
     executor, the result in its own, on the same inputs (``validate=False`` skips that).
+
+    Keywords, each as the CLI flag of the same name: ``to`` (target format, when ``dst``'s name
+    does not say it), ``force`` (replace ``dst``), ``quantize`` (TF.js weight quantization
+    specs, e.g. ``["uint8"]``), ``shard_size`` (TF.js shard bytes), ``opset`` (of the ONNX
+    modelport writes), ``channels_first_inputs`` (NCHW image inputs: ``--inputs-layout``),
+    ``validate``, and for the numeric check ``device``, ``engine``, ``tolerances``, ``inputs``
+    (an .npz). ``None`` means not given. An option given to a route it does not affect is a
+    ``UsageError`` (see ``api.options.SCOPES``). ``progress`` receives one line per stage.
     """
+    layout = None if channels_first_inputs is None else (
+        "channels_first" if channels_first_inputs else "channels_last")
+    options = ConvertOptions(to=to, force=force, quantize=quantize_rules(quantize),
+                             shard_size=shard_size, opset=opset, inputs_layout=layout,
+                             validate=validate)
+    check = CheckOptions(device=device, engine=engine, tolerances=tolerances, inputs=inputs)
+    return convert_with(src, dst, options, check, progress)
+
+
+def convert_with(src: PathLike, dst: PathLike, options: ConvertOptions,
+                 check: CheckOptions | None = None,
+                 progress: Progress | None = None) -> ConversionReport:
+    """``convert`` with its settings as option objects (what the CLI builds)."""
     started = time.perf_counter()
+    check = check or CheckOptions()
+    say = progress or _quiet
     src_format = sniff.sniff(src)
-    target = sniff.target_format(dst, to)
-    if to is None and target == sniff.TFJS_LAYERS and src_format in _OP_FORMATS:
-        target = sniff.TFJS_GRAPH  # a folder, from an op graph: a graph-model
-    check_destination(Path(dst), force)
-    check_parent(tfjs_layers.destination(dst)[0] if target in (sniff.TFJS_LAYERS,
-                                                                sniff.TFJS_GRAPH) else Path(dst))
-    progress(f"reading {src}")
+    target = routes.target_for(src_format, dst, options.to)
+    route = routes.find(src_format, target)
+    check_applies(route, src_format, options, check)
+    route = route.checked(options.validate)
+    if route.runs_onnxruntime and check.device == "cuda":
+        _require_cuda()
+    check_destination(Path(dst), options.force)
+    check_parent(tfjs_layers.destination(dst)[0] if target in TFJS_TARGETS else Path(dst))
+    say(f"reading {src}")
     model = load(src, format=src_format, scan_values=False)
     scan = _scan(model, src)
+    job = _Job(Path(src), Path(dst), options, replace(check, per_layer=route.per_layer), say)
     try:
-        report = _convert_loaded(model, src, dst, target, to=to, force=force,
-                                 quantize=quantize, shard_size=shard_size, opset=opset,
-                                 channels_first_inputs=channels_first_inputs,
-                                 validate=validate, device=device, engine=engine,
-                                 tolerances=tolerances, inputs=inputs, progress=progress)
+        report = _run(route, model, job)
     except BaseException:
         if scan is not None:  # its error is the one to tell; the source's NaNs can wait
             scan.cancel()
@@ -156,144 +140,212 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     return report
 
 
-def _convert_loaded(model, src, dst, target: str, *, to: str | None, force: bool, quantize,
-                    shard_size: int, opset: int | None, channels_first_inputs: bool,
-                    validate: bool, device: str, engine: str, tolerances, inputs,
-                    progress: Progress) -> ConversionReport:
-    if target in _OP_FORMATS:
-        return _convert_ops(model, src, Path(dst), target, force=force, opset=opset,
-                            channels_first_inputs=channels_first_inputs, validate=validate,
-                            device=device, engine=engine, tolerances=tolerances, inputs=inputs,
-                            quantize=quantize, shard_size=shard_size, progress=progress)
-    if not isinstance(model, LayersModel):
-        return _convert_raise(model, src, Path(dst), target, force=force,
-                              channels_first_inputs=channels_first_inputs, validate=validate,
-                              device=device, tolerances=tolerances, inputs=inputs,
-                              quantize=quantize, shard_size=shard_size, progress=progress)
-    progress(f"writing {_label(target)} to {dst} ({human_bytes(model.weight_bytes())} of weights)")
-    written = save(model, dst, to=to, force=force, quantize=quantize, shard_size=shard_size)
-    progress("reading the result back to check it")
-    back, check, rewrites = check_written(model, written, target)
-    report = ConversionReport(
-        source=str(src), destination=str(written), source_format=_source_format(model),
-        target_format=target, dialect=model.source.dialect if model.source else "?",
-        layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
-        weight_bytes=model.weight_bytes(), files=_files(Path(written), target),
-        check=check, quantization=quantization_summary(back), rewrites=rewrites,
-        custom_layers=_custom_layers(model))
+@dataclass(frozen=True)
+class _Job:
+    """One conversion under way: where from and to, its options, and whom to tell."""
+
+    src: Path
+    dst: Path
+    options: ConvertOptions
+    check: CheckOptions
+    progress: Progress
+
+
+def _require_cuda() -> None:
+    from ..runtime.onnxruntime import cuda_usable
+
+    if not cuda_usable():
+        raise UnsupportedError("--device cuda was requested but onnxruntime's CUDA provider "
+                               "cannot run here (no GPU, or CUDA/cuDNN libraries missing)",
+                               hint="use --device auto or cpu")
+
+
+def _scan(model: Model, src: PathLike) -> BackgroundScan | None:
+    """The NaN/Inf warning ``load`` gives, for a model loaded with ``scan_values=False``, run
+    while the conversion works (``None``: nothing to scan; TF.js graph-models are not)."""
+    named: list[tuple[str, object]]
+    if isinstance(model, LayersModel):
+        named = list(layers_model_weights(model))
+        file: PathLike = model.source.path if model.source is not None else src
+    elif isinstance(model, TfjsGraph):
+        return None
+    else:
+        from ..formats import onnx as onnx_format
+
+        named, file = list(onnx_format.float_initializers(model)), src
+    return BackgroundScan(named, file=file) if named else None
+
+
+def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
+    """Run ``route`` on the loaded ``source``: its steps, the write, and its checks."""
+    if route.read_back and not route.steps:
+        assert isinstance(source, LayersModel)  # layers rewritten as layers
+        return _rewrite_layers(route, source, job)
+    # Without the parity check nothing runs the source again: the steps may drop its weights
+    # as they go (a TF.js graph's filters, once transposed for ONNX); they are counted first.
+    release = not route.parity and route.source == routes.GRAPH
+    counted = (_weight_bytes(source), _parameters(source)) if release else None
+    raised: Raised | None = None
+    result: Model = source
+    try:
+        with _diagnosed(job.src, source):
+            for step in route.steps:
+                if step is Step.RAISE:
+                    assert isinstance(result, ir.Model)
+                    raised = _raise(result, route, job)
+                    result = raised.model
+                else:
+                    result = _translate(step, result, route, job, release)
+    except ModelportError as e:
+        e.with_file(job.src)
+        raise
+    if raised is not None:  # the report describes the Keras model raised
+        assert isinstance(result, LayersModel)
+        sizes = (result.weight_bytes(), result.parameter_count())
+        layers = len(result.layers)
+    else:  # the report describes the source
+        sizes = counted or (_weight_bytes(source), _parameters(source))
+        layers = _size(source)
+    label = f"{_label(route.target)} to {job.dst}" if raised else str(job.dst)
+    job.progress(f"writing {label} ({human_bytes(sizes[0])} of weights)")
+    with _staged(job.dst, job.options.force) as stage:
+        staged = _write(result, stage / job.dst.name, route.target, job.options, force=False)
+        written = check_written(result, staged, route.target) \
+            if route.read_back and isinstance(result, LayersModel) else None
+        report = ConversionReport(
+            source=str(job.src), destination=str(job.dst),
+            source_format=_source_format(source), target_format=route.target,
+            dialect="keras3" if raised else _dialect(source, "-"), layers=layers,
+            parameters=sizes[1], weight_bytes=sizes[0])
+        _describe_result(report, result, raised, written, job.options)
+        if route.parity:
+            _check_parity(report, source, staged, raised, job)
+    final = _tfjs_json(job.dst) if route.target in TFJS_TARGETS else job.dst
+    report.destination = str(final)
+    report.files = _files(final, route.target)
     return report
 
 
-def _custom_layers(model: LayersModel) -> list[str]:
-    from ..models.keras_dialect import MODELPORT_LAYERS
+def _rewrite_layers(route: Route, model: LayersModel, job: _Job) -> ConversionReport:
+    """A layers model written as a layers target in place, then read back and compared."""
+    job.progress(f"writing {_label(route.target)} to {job.dst} "
+                 f"({human_bytes(model.weight_bytes())} of weights)")
+    path = _write(model, job.dst, route.target, job.options, force=job.options.force)
+    job.progress("reading the result back to check it")
+    written = check_written(model, path, route.target)
+    return ConversionReport(
+        source=str(job.src), destination=str(path), source_format=_source_format(model),
+        target_format=route.target, dialect=_dialect(model, "?"),
+        layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
+        weight_bytes=model.weight_bytes(), files=_files(Path(path), route.target),
+        check=written.check, quantization=quantization_summary(written.back),
+        rewrites=written.rewrites, custom_layers=_custom_layers(model))
 
-    return sorted({layer.class_name for layer in model.iter_layers()
-                   if layer.class_name in MODELPORT_LAYERS})
 
+def _translate(step: Step, model: Model, route: Route, job: _Job, release: bool) -> Model:
+    """One step between op graphs: Keras layers lowered to ONNX, ONNX mapped to TF ops, TF
+    ops mapped to ONNX (``release``: the source may drop its weights as they are used)."""
+    opset = job.options.onnx_opset
+    if step is Step.LOWER:
+        from ..converters.keras_to_onnx import lower
 
-_OP_FORMATS = (sniff.ONNX, sniff.TFJS_GRAPH)
+        assert isinstance(model, LayersModel)
+        job.progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset "
+                     f"{opset}")
+        return lower(model, opset=opset,
+                     channels_first_inputs=job.options.channels_first).model
+    if step is Step.TF_TO_ONNX:
+        from ..converters.tfjs_to_onnx import driver as from_tfjs
 
-
-def _to_op_graph(model, target: str, *, opset: int | None, channels_first_inputs: bool,
-                 progress: Progress, release: bool = False):
-    """Route ``model`` to ``target``'s representation: onnx_ir.Model or TfjsGraph.
-
-    Keras layers are lowered to ONNX; ONNX is the hub between Keras and TF.js graphs.
-    ``release``: ``model`` is not needed afterwards, its weights may go as they are used.
-    """
-    from ..converters.keras_to_onnx import lower
-
-    opset = resolve_opset(opset)
-    if isinstance(model, LayersModel):
-        progress(f"lowering {sum(1 for _ in model.iter_layers())} layers to ONNX opset {opset}")
-        model = lower(model, opset=opset, channels_first_inputs=channels_first_inputs).model
-    elif channels_first_inputs:
-        raise UnsupportedError("--inputs-layout applies to Keras sources")
-    if target == sniff.ONNX:
-        if isinstance(model, TfjsGraph):
-            from ..converters.tfjs_to_onnx import driver as from_tfjs
-
-            progress(f"mapping {len(model.nodes)} TF ops to ONNX opset {opset}")
-            model = from_tfjs.convert(model, opset=opset, release=release)
-        return model
-    if isinstance(model, TfjsGraph):
-        return model
+        assert isinstance(model, TfjsGraph)
+        # raising reads ONNX at any opset: the opset is named only where the ONNX is kept
+        at = "" if Step.RAISE in route.steps else f" opset {opset}"
+        job.progress(f"mapping {len(model.nodes)} TF ops to ONNX{at}")
+        return from_tfjs.convert(model, opset=opset, release=release)
     from ..converters.onnx_to_tfjs import driver as to_tfjs
 
-    progress(f"mapping {model.graph.num_nodes()} ONNX ops to TF ops")
+    assert step is Step.ONNX_TO_TF and isinstance(model, ir.Model)
+    job.progress(f"mapping {model.graph.num_nodes()} ONNX ops to TF ops")
     return to_tfjs.convert(model)
 
 
-def _convert_ops(model, src, dst: Path, target: str, *, force: bool, opset: int | None,
-                 channels_first_inputs: bool, validate: bool, device: str, engine: str,
-                 tolerances, inputs, quantize, shard_size: int,
-                 progress: Progress) -> ConversionReport:
-    from ..formats import onnx as onnx_format
-    from ..formats import tfjs_graph
+def _raise(model: ir.Model, route: Route, job: _Job) -> Raised:
+    from ..converters.onnx_to_keras import raise_model
 
-    if validate and device == "cuda":
-        from ..runtime.onnxruntime import cuda_usable
+    job.progress(f"raising {model.graph.num_nodes()} ONNX nodes to Keras layers")
+    return raise_model(model, channels_first_inputs=job.options.channels_first,
+                       for_tfjs=route.target == sniff.TFJS_LAYERS, name=job.src.stem,
+                       source=str(job.src))
 
-        if not cuda_usable():
-            raise UnsupportedError("--device cuda was requested but onnxruntime's CUDA provider "
-                                   "cannot run here (no GPU, or CUDA/cuDNN libraries missing)",
-                                   hint="use --device auto or cpu")
-    rules = tfjs_manifest.parse_quantize(quantize or [])
-    if rules and target != sniff.TFJS_GRAPH:
-        raise UnsupportedError("--quantize applies to TF.js targets only")
-    # Without the parity check nothing runs the source again: the conversion may drop its
-    # weights as it goes (a TF.js graph's filters, once transposed for ONNX); they are counted
-    # first.
-    release = not validate and isinstance(model, TfjsGraph) and target == sniff.ONNX
-    counted = (_weight_bytes(model), _parameters(model)) if release else None
+
+def _describe_result(report: ConversionReport, result: Model, raised: Raised | None,
+                     written: Written | None, options: ConvertOptions) -> None:
+    """What the target format adds to the report, and the read-back check's findings."""
+    layout = "channels_first" if options.channels_first else "channels_last"
+    if isinstance(result, ir.Model):
+        report.onnx = OnnxDetails(
+            opset=int(result.graph.opset_imports.get("", 0)), ir_version=result.ir_version,
+            transposes=sum(1 for n in result.graph if n.op_type == "Transpose"),
+            inputs_layout=layout)
+    elif isinstance(result, TfjsGraph):
+        report.tfjs_graph = TfjsGraphDetails(
+            nodes=len(result.nodes), transposes=sum(1 for n in result.nodes
+                                                    if n.op == "Transpose"))
+    if written is not None:
+        assert isinstance(result, LayersModel)
+        report.check = written.check
+        report.quantization = quantization_summary(written.back)
+        report.rewrites = written.rewrites
+        report.custom_layers = _custom_layers(result)
+    if raised is not None:
+        report.keras = KerasDetails(inputs_layout=layout, input_perms=raised.input_perms,
+                                    output_perms=raised.output_perms,
+                                    permutes=raised.permutes)
+
+
+def _check_parity(report: ConversionReport, source: Model, staged: Path,
+                  raised: Raised | None, job: _Job) -> None:
+    """Run the source and the staged result on the same inputs; the verdict goes in the
+    report (a mismatch is reported, the result kept for inspection)."""
+    from ..check.validate import Pairing, validate_models
+
+    job.progress("checking parity on the same inputs")
+    parity = validate_models(source, staged, job.check, Pairing(
+        source_path=job.src, source_label=str(job.src), opset=job.options.onnx_opset,
+        raised=raised, written=True))
+    parity.target = str(job.dst)
+    report.parity = parity
+
+
+def _write(model: Model, path: Path, target: str, options: ConvertOptions, *,
+           force: bool) -> Path:
+    """Write ``model`` as ``target`` at ``path`` (the writers are all-or-nothing)."""
+    if isinstance(model, TfjsGraph):
+        from ..formats import tfjs_graph
+
+        return tfjs_graph.write(model, path, force=force, shard_size=options.shard_bytes,
+                                quantize=options.rules)
+    if not isinstance(model, LayersModel):
+        from ..formats import onnx as onnx_format
+
+        return onnx_format.write(model, path, force=force)
     try:
-        with _diagnosed(src, model):
-            result = _to_op_graph(model, target, opset=opset,
-                                  channels_first_inputs=channels_first_inputs,
-                                  progress=progress, release=release)
+        if target == sniff.KERAS_H5:
+            return keras_h5.write(model, path, force=force)
+        if target == sniff.KERAS_V3:
+            return keras_v3.write(model, path, force=force)
+        if target == sniff.TFJS_LAYERS:
+            return tfjs_layers.write(model, path, force=force,
+                                     shard_size=options.shard_bytes, quantize=options.rules)
     except ModelportError as e:
-        raise e.with_file(src)
-    weight_bytes, parameters = counted or (_weight_bytes(model), _parameters(model))
-    progress(f"writing {dst} ({human_bytes(weight_bytes)} of weights)")
-    with _staged(dst, force) as staging:
-        if target == sniff.ONNX:
-            staged = onnx_format.write(result, staging / dst.name)
-            details = {"onnx": {"opset": _opset_of(result), "ir_version": result.ir_version,
-                                "transposes": sum(1 for n in result.graph
-                                                  if n.op_type == "Transpose"),
-                                "inputs_layout": "channels_first" if channels_first_inputs
-                                else "channels_last"}}
-        else:
-            staged = tfjs_graph.write(result, staging / dst.name, shard_size=shard_size,
-                                      quantize=rules)
-            details = {"tfjs_graph": {"nodes": len(result.nodes),
-                                      "transposes": sum(1 for n in result.nodes
-                                                        if n.op == "Transpose")}}
-        report = ConversionReport(
-            source=str(src), destination=str(dst), source_format=_source_format(model),
-            target_format=target,
-            dialect=model.source.dialect if getattr(model, "source", None) else "-",
-            layers=_size(model), parameters=parameters, weight_bytes=weight_bytes,
-            files=[], **details)
-        if validate:
-            from ..check.validate import validate_models
-
-            progress("checking parity on the same inputs")
-            parity = validate_models(model, staged, tolerances=tolerances, device=device,
-                                     inputs=inputs, per_layer=isinstance(model, LayersModel)
-                                     and target == sniff.ONNX, opset=opset,
-                                     source_label=str(src), source_path=src, engine=engine,
-                                     written=True)
-            parity.target = str(dst)
-            report.parity = parity.to_json()
-    written = _tfjs_json(dst) if target == sniff.TFJS_GRAPH else dst
-    report.destination = str(written)
-    report.files = _files(written, target)
-    return report
+        if model.source is not None and e.file is None:
+            e.with_file(model.source.path)
+        raise
+    raise UnsupportedError(f"writing {target} is not supported yet", file=path)
 
 
 @contextlib.contextmanager
-def _diagnosed(src, model):
+def _diagnosed(src: Path, model: Model) -> Iterator[None]:
     """An unexpected exception while converting an ONNX model becomes a FormatError when
     ONNX's full check refuses the model too (the model, not modelport, is at fault)."""
     try:
@@ -301,7 +353,7 @@ def _diagnosed(src, model):
     except ModelportError:
         raise
     except Exception as e:
-        if isinstance(model, TfjsGraph):
+        if not isinstance(model, ir.Model):
             raise
         from ..formats import onnx as onnx_format
 
@@ -311,65 +363,8 @@ def _diagnosed(src, model):
         raise FormatError(f"not a valid ONNX model: {reason}") from e
 
 
-def _convert_raise(model, src, dst: Path, target: str, *, force: bool,
-                   channels_first_inputs: bool, validate: bool, device: str, tolerances,
-                   inputs, quantize, shard_size: int,
-                   progress: Progress) -> ConversionReport:
-    """ONNX (or a TF.js graph, through ONNX) raised to Keras layers, written as ``target``
-    (.h5, .keras or a TF.js layers-model), read back, and run against the source."""
-    from ..converters.onnx_to_keras import raise_model
-
-    source_model = model
-    try:
-        if isinstance(model, TfjsGraph):
-            from ..converters.tfjs_to_onnx import driver as from_tfjs
-
-            progress(f"mapping {len(model.nodes)} TF ops to ONNX")
-            model = from_tfjs.convert(model)
-        progress(f"raising {model.graph.num_nodes()} ONNX nodes to Keras layers")
-        with _diagnosed(src, source_model):
-            raised = raise_model(model, channels_first_inputs=channels_first_inputs,
-                                 for_tfjs=target == sniff.TFJS_LAYERS, name=Path(src).stem,
-                                 source=str(src))
-    except ModelportError as e:
-        raise e.with_file(src)
-    result = raised.model
-    progress(f"writing {_label(target)} to {dst} ({human_bytes(result.weight_bytes())} of "
-             "weights)")
-    with _staged(dst, force) as staging:
-        to_name = next(k for k, v in sniff.TARGETS.items() if v == target)
-        written = save(result, staging / dst.name, to=to_name, quantize=quantize,
-                       shard_size=shard_size)
-        back, check, rewrites = check_written(result, written, target)
-        report = ConversionReport(
-            source=str(src), destination=str(dst), source_format=_source_format(source_model),
-            target_format=target, dialect="keras3",
-            layers=len(result.layers), parameters=result.parameter_count(),
-            weight_bytes=result.weight_bytes(), files=[], check=check,
-            quantization=quantization_summary(back), rewrites=rewrites,
-            custom_layers=_custom_layers(result))
-        report.keras = {"inputs_layout": "channels_first" if channels_first_inputs
-                        else "channels_last", "input_perms": raised.input_perms,
-                        "output_perms": raised.output_perms, "permutes": raised.permutes}
-        if validate:
-            from ..check.validate import validate_models
-
-            progress("checking parity on the same inputs")
-            parity = validate_models(source_model, written, tolerances=tolerances,
-                                     device=device, inputs=inputs, source_label=str(src),
-                                     source_path=src, perms=(raised.input_perms,
-                                                             raised.output_perms),
-                                     raised=raised)
-            parity.target = str(dst)
-            report.parity = parity.to_json()
-    written = _tfjs_json(dst) if target == sniff.TFJS_LAYERS else dst
-    report.destination = str(written)
-    report.files = _files(written, target)
-    return report
-
-
 @contextlib.contextmanager
-def _staged(dst: Path, force: bool):
+def _staged(dst: Path, force: bool) -> Iterator[Path]:
     """A staging folder next to dst to write and check the result in; when the block ends
     without an error, what it holds is moved into place (the external-data file next to an
     .onnx too, each name checked against --force). An error on the way, the parity check's
@@ -384,23 +379,26 @@ def _staged(dst: Path, force: bool):
             move_into_place(item, dst.parent / item.name)
 
 
+def _custom_layers(model: LayersModel) -> list[str]:
+    from ..models.keras_dialect import MODELPORT_LAYERS
+
+    return sorted({layer.class_name for layer in model.iter_layers()
+                   if layer.class_name in MODELPORT_LAYERS})
+
+
 def _tfjs_json(dst: Path) -> Path:
     folder, name = tfjs_layers.destination(dst)
     return folder / name
 
 
-def _opset_of(model) -> int:
-    return int(model.graph.opset_imports.get("", 0))
-
-
-def _weight_bytes(model) -> int:
+def _weight_bytes(model: Model) -> int:
     if isinstance(model, (LayersModel, TfjsGraph)):
         return model.weight_bytes()
     return int(sum(v.const_value.nbytes for v in model.graph.initializers.values()
                    if v.const_value is not None))
 
 
-def _parameters(model) -> int:
+def _parameters(model: Model) -> int:
     if isinstance(model, LayersModel):
         return model.parameter_count()
     if isinstance(model, TfjsGraph):
@@ -409,7 +407,7 @@ def _parameters(model) -> int:
                    if v.const_value is not None))
 
 
-def _size(model) -> int:
+def _size(model: Model) -> int:
     if isinstance(model, LayersModel):
         return sum(1 for _ in model.iter_layers())
     if isinstance(model, TfjsGraph):
@@ -423,6 +421,7 @@ def _label(target: str) -> str:
 
 
 def human_bytes(n: float) -> str:
+    """``1.2 MB``: a byte count as the reports print it (powers of 1000)."""
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -430,19 +429,26 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _source_format(model) -> str:
+def _source_format(model: Model) -> str:
     source = getattr(model, "source", None)
     return source.format if source else "onnx"
 
 
-def _files(written: Path, target: str) -> list[dict]:
+def _dialect(model: Model, unknown: str) -> str:
+    source = getattr(model, "source", None)
+    return source.dialect if source else unknown
+
+
+def _files(written: Path, target: str) -> list[WrittenFile]:
     if target == sniff.ONNX:
         data = written.with_name(written.name + ".data")
-        return [{"path": str(p), "bytes": p.stat().st_size} for p in (written, data)
+        return [WrittenFile(path=str(p), bytes=p.stat().st_size) for p in (written, data)
                 if p.exists()]
-    if target in (sniff.TFJS_LAYERS, sniff.TFJS_GRAPH):
+    if target in TFJS_TARGETS:
         folder = written.parent
         doc = tfjs_layers.load_model_json(written)
         names = [written.name] + [p for g in doc["weightsManifest"] for p in g["paths"]]
-        return [{"path": str(folder / n), "bytes": (folder / n).stat().st_size} for n in names]
-    return [{"path": str(written), "bytes": written.stat().st_size}]
+        return [WrittenFile(path=str(folder / n), bytes=(folder / n).stat().st_size)
+                for n in names]
+    return [WrittenFile(path=str(written), bytes=written.stat().st_size)]
+

@@ -1,12 +1,18 @@
-"""``modelport inspect``: what a user asks before converting."""
+"""``modelport inspect``: what a user asks before converting, as a typed ``Inspection`` whose
+``to_dict()`` is exactly what ``inspect --json`` prints (after ``"ok"``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..check.readback import quantization_summary
+import onnx_ir as ir
+
+from ..check.readback import Quantization, quantization_summary
 from ..errors import ModelportError
 from ..formats import sniff
 from ..formats.loading import load
@@ -15,7 +21,118 @@ from ..models import LayersModel, TfjsGraph, keras_dialect, keras_shapes, tfjs_s
 log = logging.getLogger(__name__)
 
 
-def inspect(path: str | os.PathLike) -> dict:
+@dataclass(frozen=True)
+class TensorInfo:
+    """An input or output: its name (and a graph-model's tensor), shape (None: unknown
+    dimension) and dtype, None where modelport cannot tell."""
+
+    name: str | None  # None: an ONNX value without a name
+    shape: list[int | None] | None
+    dtype: str | None
+    tensor: str | None = None  # TF.js graph-models: the graph tensor behind the signature key
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``--json`` prints it."""
+        named: dict[str, Any] = {"name": self.name}
+        if self.tensor is not None:
+            named["tensor"] = self.tensor
+        return {**named, "shape": self.shape, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A layer that keeps the model from a target, and why."""
+
+    layer: str
+    class_name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """As ``--json`` prints it."""
+        return {"layer": self.layer, "class": self.class_name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Whether the model can go to one target: ``ok``, the layers that block it, and a note
+    (why a whole target is out, or how it is reached); ``through``: the format a route goes
+    through (Keras -> TF.js graph-model through ONNX)."""
+
+    ok: bool
+    blockers: list[Blocker] = field(default_factory=list)
+    note: str | None = None
+    through: str | None = None
+
+    @property
+    def remark(self) -> str | None:
+        """What the text report says instead of listing blockers."""
+        return self.note or (f"through {self.through}" if self.through else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``--json`` prints it."""
+        blockers = [b.to_dict() for b in self.blockers]
+        if self.through is not None:
+            return {"ok": self.ok, "note": f"through {self.through}", "blockers": blockers}
+        done: dict[str, Any] = {"ok": self.ok, "blockers": blockers}
+        if self.note is not None:
+            done["note"] = self.note
+        return done
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """The model's name, kind (Sequential, Functional, ONNX graph, TF.js graph) and the names
+    of the models nested in it."""
+
+    name: str | None  # None: an ONNX graph without a name
+    kind: str
+    nested_models: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``--json`` prints it."""
+        return {"name": self.name, "kind": self.kind, "nested_models": list(self.nested_models)}
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Everything ``inspect`` tells about a model: format, I/O, layers (ops for op graphs),
+    size, quantization, and for each target whether the model can go there."""
+
+    path: str
+    format: str | None
+    dialect: str | None
+    keras_version: str | None
+    model: ModelSummary
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    layers: int
+    layers_by_class: dict[str, int]
+    parameters: int
+    weight_bytes: int
+    weight_dtypes: dict[str, int]
+    quantization: Quantization
+    targets: dict[str, TargetInfo]
+    onnx: dict[str, Any] | None = None  # ONNX sources: IR version, opsets, producer, Transposes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The inspection as plain data, in the CLI's ``--json`` structure."""
+        head: dict[str, Any] = {"path": self.path, "format": self.format,
+                                "dialect": self.dialect, "keras_version": self.keras_version}
+        if self.onnx is not None:
+            head["onnx"] = self.onnx
+        return {
+            **head, "model": self.model.to_dict(),
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "layers": self.layers, "layers_by_class": dict(self.layers_by_class),
+            "parameters": self.parameters, "weight_bytes": self.weight_bytes,
+            "weight_dtypes": dict(self.weight_dtypes),
+            "quantization": self.quantization.to_dict(),
+            "targets": {name: t.to_dict() for name, t in self.targets.items()},
+        }
+
+
+def inspect(path: str | os.PathLike[str]) -> Inspection:
     """Everything a user asks before converting: format, I/O, layers, size, targets."""
     model = load(path)
     if isinstance(model, TfjsGraph):
@@ -24,119 +141,100 @@ def inspect(path: str | os.PathLike) -> dict:
         return _inspect_onnx(model, path)
     classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
     nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
-    quant = quantization_summary(model)
+    source = model.source
+    return Inspection(
+        path=str(path), format=source.format if source else None,
+        dialect=source.dialect if source else None,
+        keras_version=source.keras_version if source else None,
+        model=ModelSummary(model.name, model.kind, nested),
+        inputs=_io_description(model, inputs=True),
+        outputs=_io_description(model, inputs=False),
+        layers=sum(classes.values()), layers_by_class=_by_count(classes),
+        parameters=model.parameter_count(), weight_bytes=model.weight_bytes(),
+        weight_dtypes=dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
+        quantization=quantization_summary(model), targets=_layers_targets(model))
+
+
+def _layers_targets(model: LayersModel) -> dict[str, TargetInfo]:
+    """For each target, the layers that keep a layers model from it."""
     targets = {}
     for name, fmt in sniff.TARGETS.items():
-        if fmt == sniff.ONNX:
+        if fmt in (sniff.ONNX, sniff.TFJS_GRAPH):
             from ..converters.keras_to_onnx import unsupported_layers
 
             missing = unsupported_layers(model)
-            targets[name] = {"ok": not missing, "blockers": [
-                {"layer": n, "class": c, "reason": f"no ONNX lowering for {c}"}
-                for n, c in missing]}
-            continue
-        if fmt == sniff.TFJS_GRAPH:
-            from ..converters.keras_to_onnx import unsupported_layers
-
-            missing = unsupported_layers(model)
-            targets[name] = {"ok": not missing, "note": "through ONNX", "blockers": [
-                {"layer": n, "class": c, "reason": f"no ONNX lowering for {c}"}
-                for n, c in missing]}
+            blockers = [Blocker(n, c, f"no ONNX lowering for {c}") for n, c in missing]
+            through = "ONNX" if fmt == sniff.TFJS_GRAPH else None
+            targets[name] = TargetInfo(not missing, blockers, through=through)
             continue
         if fmt == sniff.TFJS_LAYERS:
             found = tfjs_support.blockers(tfjs_support.prepare(model))
         else:
             found = keras_dialect.keras3_blockers(model)
-        targets[name] = {"ok": not found, "blockers": [
-            {"layer": n, "class": c, "reason": r} for n, c, r in found]}
-    return {
-        "path": str(path),
-        "format": model.source.format if model.source else None,
-        "dialect": model.source.dialect if model.source else None,
-        "keras_version": model.source.keras_version if model.source else None,
-        "model": {"name": model.name, "kind": model.kind, "nested_models": nested},
-        "inputs": _io_description(model, inputs=True),
-        "outputs": _io_description(model, inputs=False),
-        "layers": sum(classes.values()),
-        "layers_by_class": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": model.parameter_count(),
-        "weight_bytes": model.weight_bytes(),
-        "weight_dtypes": dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
-        "quantization": quant,
-        "targets": targets,
-    }
+        targets[name] = TargetInfo(not found, [Blocker(n, c, r) for n, c, r in found])
+    return targets
 
 
-def _io_description(model: LayersModel, *, inputs: bool) -> list[dict]:
+def _by_count(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _io_description(model: LayersModel, *, inputs: bool) -> list[TensorInfo]:
     if model.kind == "Sequential":
         names = [model.layers[0].name if inputs else model.layers[-1].name] if model.layers else []
     else:
         names = [ref.layer for ref in (model.inputs if inputs else model.outputs)]
     try:
-        specs = keras_shapes.input_specs(model) if inputs else keras_shapes.output_specs(model)
+        specs: list[Any] = (keras_shapes.input_specs(model) if inputs
+                            else keras_shapes.output_specs(model))
     except ModelportError as e:
         log.info("no static shapes for %s: %s", model.name, e)
         specs = [None] * len(names)
-    return [{"name": name, "shape": list(spec.shape) if spec else None,
-             "dtype": spec.dtype if spec else None} for name, spec in zip(names, specs)]
+    return [TensorInfo(name, list(spec.shape) if spec else None, spec.dtype if spec else None)
+            for name, spec in zip(names, specs)]
 
 
-def _inspect_onnx(model, path) -> dict:
-    import onnx_ir as ir
+def _onnx_tensors(values: Iterable[ir.Value]) -> list[TensorInfo]:
+    return [TensorInfo(v.name, [d if isinstance(d, int) else None for d in v.shape]
+                       if v.shape is not None else None,
+                       str(v.dtype).rsplit(".", 1)[-1].lower() if v.dtype is not None
+                       else None) for v in values]
 
+
+def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str]) -> Inspection:
     graph = model.graph
     ops = Counter(node.op_type for node in graph.all_nodes())
     inits = [v.const_value for v in graph.initializers.values() if v.const_value is not None]
-
-    def describe(values) -> list[dict]:
-        return [{"name": v.name, "shape": [d if isinstance(d, int) else None for d in v.shape]
-                 if v.shape is not None else None,
-                 "dtype": str(v.dtype).rsplit(".", 1)[-1].lower() if v.dtype is not None else None}
-                for v in values]
-    targets = {name: {"ok": False, "blockers": [],
-                      "note": "converting ONNX models to Keras is not supported yet"}
-               for name in ("h5", "keras", "tfjs-layers")}
-    targets["tfjs-graph"] = {"ok": True, "blockers": [], "note": "op mapping"}
-    del ir
-    return {
-        "path": str(path), "format": sniff.ONNX, "dialect": None,
-        "keras_version": None,
-        "onnx": {"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
-                 "producer": f"{model.producer_name or ''} {model.producer_version or ''}".strip(),
-                 "transposes": ops.get("Transpose", 0)},
-        "model": {"name": graph.name, "kind": "ONNX graph", "nested_models": []},
-        "inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
-        "layers": sum(ops.values()),
-        "layers_by_class": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": int(sum(t.size for t in inits)),
-        "weight_bytes": int(sum(t.nbytes for t in inits)),
-        "weight_dtypes": dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
-        "quantization": {},
-        "targets": targets,
-    }
+    targets = {name: TargetInfo(False, note="converting ONNX models to Keras is not supported "
+                                "yet") for name in ("h5", "keras", "tfjs-layers")}
+    targets["tfjs-graph"] = TargetInfo(True, note="op mapping")
+    return Inspection(
+        path=str(path), format=sniff.ONNX, dialect=None, keras_version=None,
+        onnx={"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
+              "producer": f"{model.producer_name or ''} {model.producer_version or ''}".strip(),
+              "transposes": ops.get("Transpose", 0)},
+        model=ModelSummary(graph.name, "ONNX graph"),
+        inputs=_onnx_tensors(graph.inputs), outputs=_onnx_tensors(graph.outputs),
+        layers=sum(ops.values()), layers_by_class=_by_count(ops),
+        parameters=int(sum(t.size for t in inits)),
+        weight_bytes=int(sum(t.nbytes for t in inits)),
+        weight_dtypes=dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
+        quantization=Quantization(), targets=targets)
 
 
-def _inspect_tfjs_graph(graph: TfjsGraph, path) -> dict:
+def _inspect_tfjs_graph(graph: TfjsGraph, path: str | os.PathLike[str]) -> Inspection:
     ops = Counter(node.op for node in graph.nodes)
     weights = [a for a in graph.weights.values() if a.dtype != object]
-    quant = Counter(q["dtype"] for q in graph.quantization.values())
-
-    def describe(infos) -> list[dict]:
-        return [{"name": i.key, "tensor": i.tensor, "shape": i.shape, "dtype": i.dtype}
-                for i in infos]
-    return {
-        "path": str(path), "format": sniff.TFJS_GRAPH, "dialect": None,
-        "keras_version": None, "model": {"name": "graph-model", "kind": "TF.js graph",
-                                         "nested_models": []},
-        "inputs": describe(graph.inputs), "outputs": describe(graph.outputs),
-        "layers": len(graph.nodes),
-        "layers_by_class": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "parameters": int(sum(a.size for a in weights)),
-        "weight_bytes": graph.weight_bytes(),
-        "weight_dtypes": dict(Counter(str(a.dtype) for a in weights)),
-        "quantization": dict(quant),
-        "targets": {"onnx": {"ok": True, "blockers": [], "note": "op mapping"},
-                    **{name: {"ok": False, "blockers": [],
-                              "note": "raising graph ops to Keras layers is not supported yet"}
-                       for name in ("h5", "keras", "tfjs-layers")}},
-    }
+    quant = Counter(str(q["dtype"]) for q in graph.quantization.values())
+    return Inspection(
+        path=str(path), format=sniff.TFJS_GRAPH, dialect=None, keras_version=None,
+        model=ModelSummary("graph-model", "TF.js graph"),
+        inputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.inputs],
+        outputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.outputs],
+        layers=len(graph.nodes), layers_by_class=_by_count(ops),
+        parameters=int(sum(a.size for a in weights)), weight_bytes=graph.weight_bytes(),
+        weight_dtypes=dict(Counter(str(a.dtype) for a in weights)),
+        quantization=Quantization(dict(quant)),
+        targets={"onnx": TargetInfo(True, note="op mapping"),
+                 **{name: TargetInfo(False, note="raising graph ops to Keras layers is not "
+                                     "supported yet") for name in ("h5", "keras", "tfjs-layers")}})

@@ -7,6 +7,8 @@ run on the same inputs, and the calls are compared in execution order.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import onnx_ir as ir
 
@@ -14,9 +16,16 @@ from ..models import LayersModel, keras_graph, keras_shapes
 from .layouts import match_output
 from .parity import Tolerances, compare_output
 
+if TYPE_CHECKING:
+    from ..converters.onnx_to_keras import Raised
+
+Key = tuple[str, int, int]  # a Keras tensor: (layer, call, output index)
+
 
 def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: Tolerances, *,
-                     opset: int, device: str = "cpu") -> dict | None:
+                     opset: int, device: str = "cpu") -> dict[str, Any] | None:
+    """For a Keras -> ONNX conversion: the first Keras layer (in call order) whose output,
+    lowered without the layout pass, leaves tolerance against the NumPy reference."""
     from ..converters.keras_to_onnx import ONNX_DTYPES, lower
     from ..runtime.engines import KerasReference, OnnxRuntime
 
@@ -24,7 +33,7 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
     graph = keras_graph.as_functional(model)
     specs = keras_shapes.infer(graph)
     by_name = {v.name: v for n in lowered.model.graph for v in n.outputs}
-    exposed: dict[str, tuple] = {}
+    exposed: dict[str, Key] = {}
     outputs = list(lowered.model.graph.outputs)
     for key, name in lowered.tensor_names.items():
         value = by_name.get(name)
@@ -42,17 +51,19 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
     reference = KerasReference(model).run(arrays, capture=True)
     names = {key: name for name, key in exposed.items()}
     for name in lowered.output_names:
-        names.setdefault(_key_of(lowered.tensor_names, name), name)
+        found = _key_of(lowered.tensor_names, name)
+        if found is not None:
+            names.setdefault(found, name)
     for layer, k in keras_graph.call_order(graph):
         i = 0
         while (layer.name, k, i) in specs:
             key = (layer.name, k, i)
             i += 1
-            name = names.get(key)
-            if name is None or name not in got or key not in reference.tensors:
+            value_name = names.get(key)
+            if value_name is None or value_name not in got or key not in reference.tensors:
                 continue
             tol = tolerances.default
-            result = compare_output(name, reference.tensors[key], got[name], tol,
+            result = compare_output(value_name, reference.tensors[key], got[value_name], tol,
                                     tolerances.nan_policy)
             if not result.passed:
                 return {"layer": layer.name, "class": layer.class_name, "call": k,
@@ -61,16 +72,16 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
     return None
 
 
-def _key_of(tensor_names: dict, name: str):
+def _key_of(tensor_names: dict[Key, str], name: str) -> Key | None:
     for key, value in tensor_names.items():
         if value == name:
             return key
     return None
 
 
-def first_raised_divergence(source_path, raised, written: LayersModel, arrays: list[np.ndarray],
-                            keras_arrays: list[np.ndarray], tolerances: Tolerances
-                            ) -> dict | None:
+def first_raised_divergence(source_path: object, raised: Raised, written: LayersModel,
+                            arrays: list[np.ndarray], keras_arrays: list[np.ndarray],
+                            tolerances: Tolerances) -> dict[str, Any] | None:
     """For an ONNX -> Keras raising: the first Keras layer (in call order) whose output leaves
     tolerance against the ONNX node it was raised from.
 
@@ -88,11 +99,11 @@ def first_raised_divergence(source_path, raised, written: LayersModel, arrays: l
     by_node = {n.name: n for n in proto.graph.node if n.name}
     wanted: dict[str, str] = {}
     present = {o.name for o in proto.graph.output}
-    for layer, (_value, node_name) in raised.origin.items():
+    for layer_name, (_value, node_name) in raised.origin.items():
         node = by_node.get(node_name)
         if node is None or not node.output or not node.output[0]:
             continue
-        wanted[layer] = node.output[0]
+        wanted[layer_name] = node.output[0]
         if node.output[0] not in present:
             proto.graph.output.append(onnx.ValueInfoProto(name=node.output[0]))
             present.add(node.output[0])

@@ -9,7 +9,9 @@ The report says, per output, the tolerance that would have passed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +24,16 @@ NAN_POLICIES = ("match", "fail")
 
 @dataclass(frozen=True)
 class Tolerance:
+    """One output passes when ``|actual - expected| <= atol + rtol * |expected|``."""
+
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
 
 
 @dataclass
 class Tolerances:
+    """A default tolerance, per-output ones, and how NaN and Inf count (see the module)."""
+
     default: Tolerance = field(default_factory=Tolerance)
     per_output: dict[str, Tolerance] = field(default_factory=dict)
     nan_policy: str = "match"
@@ -38,11 +44,14 @@ class Tolerances:
                                    f"{', '.join(NAN_POLICIES)}")
 
     def for_output(self, name: str) -> Tolerance:
+        """The tolerance for output ``name``."""
         return self.per_output.get(name, self.default)
 
 
 @dataclass
 class OutputReport:
+    """One output compared: its statistics, the worst element, and the verdict."""
+
     name: str
     shape: list[int]
     dtype: str
@@ -67,22 +76,33 @@ class OutputReport:
 
 @dataclass
 class ParityReport:
+    """Two models run on the same inputs, every output compared (``passed``: all within
+    tolerance). ``inputs`` describes the inputs (seed and batch, or the file, and the shapes);
+    ``first_divergence`` names the first layer whose output leaves tolerance, when asked and
+    found."""
+
     source: str
     target: str
     source_engine: str
     target_engine: str
-    inputs: dict
+    inputs: dict[str, Any]
     outputs: list[OutputReport]
     passed: bool
-    first_divergence: dict | None = None
+    first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (what ``--json`` prints)."""
         return asdict(self)
+
+    def to_json(self) -> str:
+        """``to_dict()`` as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2)
 
 
 def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tolerance,
                    nan_policy: str = "match") -> OutputReport:
+    """Compare one output with its expected values (same shape, else it fails with a note)."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     if expected.shape != actual.shape:
@@ -112,7 +132,8 @@ def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tol
     worst = np.unravel_index(int(np.argmax(np.where(bad, diff + 1e300 * bad, diff))), e.shape)
     ef, af = np.where(finite, e, 0.0).ravel(), np.where(finite, a, 0.0).ravel()
     denom = float(np.linalg.norm(ef) * np.linalg.norm(af))
-    cosine = float(ef @ af / denom) if denom > 0 else (1.0 if not ef.any() and not af.any() else 0.0)
+    both_zero = not ef.any() and not af.any()
+    cosine = float(ef @ af / denom) if denom > 0 else (1.0 if both_zero else 0.0)
     return OutputReport(
         name=name, shape=list(a.shape), dtype=str(actual.dtype), atol=tol.atol, rtol=tol.rtol,
         passed=not bool(bad.any()),
@@ -125,6 +146,7 @@ def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tol
 
 def compare_outputs(names: list[str], expected: list[np.ndarray], actual: list[np.ndarray],
                     tolerances: Tolerances) -> list[OutputReport]:
+    """Compare every output, each at its own tolerance."""
     if len(expected) != len(actual):
         raise UnsupportedError(f"the models have {len(expected)} and {len(actual)} outputs")
     return [compare_output(n, e, a, tolerances.for_output(n), tolerances.nan_policy)
@@ -135,8 +157,8 @@ def format_table(report: ParityReport) -> list[str]:
     """The human-readable report."""
     lines = [f"parity: {report.source_engine} on the source vs {report.target_engine} on the "
              f"result, {report.inputs.get('description', '')}".rstrip(", ")]
-    header = f"  {'output':24} {'shape':16} {'max abs':>10} {'max rel':>10} {'mean abs':>10} " \
-             f"{'p99 abs':>10} {'cosine':>10} {'bad':>8}  tolerance"
+    header = (f"  {'output':24} {'shape':16} {'max abs':>10} {'max rel':>10} {'mean abs':>10} "
+              f"{'p99 abs':>10} {'cosine':>10} {'bad':>8}  tolerance")
     lines.append(header)
     for o in report.outputs:
         shape = "x".join(str(d) for d in o.shape)
@@ -145,8 +167,9 @@ def format_table(report: ParityReport) -> list[str]:
                      f"{o.mean_abs:10.3g} {o.p99_abs:10.3g} {o.cosine:10.7f} "
                      f"{o.mismatched:8d}  atol {o.atol:g} rtol {o.rtol:g} {status}")
         if not o.passed:
-            detail = o.note or (f"worst at {tuple(o.worst_index)}: expected {o.worst_expected:.6g}, "
-                                f"got {o.worst_actual:.6g}; atol {o.atol_needed:.3g} would pass")
+            detail = o.note or (f"worst at {tuple(o.worst_index)}: expected "
+                                f"{o.worst_expected:.6g}, got {o.worst_actual:.6g}; atol "
+                                f"{o.atol_needed:.3g} would pass")
             if o.nan_mismatches or o.inf_mismatches:
                 detail += f"; {o.nan_mismatches} NaN and {o.inf_mismatches} Inf mismatches"
             lines.append(f"    {detail}")
@@ -154,7 +177,6 @@ def format_table(report: ParityReport) -> list[str]:
         d = report.first_divergence
         lines.append(f"  first diverging layer: {d['layer']} ({d['class']}): max abs "
                      f"{d['max_abs']:.3g} against the reference")
-    for note in report.notes:
-        lines.append(f"  note: {note}")
+    lines.extend(f"  note: {note}" for note in report.notes)
     lines.append("  result: " + ("PASS" if report.passed else "MISMATCH"))
     return lines

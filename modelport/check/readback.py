@@ -5,33 +5,83 @@ weights report their error instead)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelportError
 from ..formats import deferred, keras_h5, keras_v3, sniff, tfjs_layers
-from ..formats.loading import load
 from ..models import LayersModel, tfjs_support
 from ..models.arrays import same_bits
 
 
-def check_written(model: LayersModel, written: Path, target: str):
+@dataclass(frozen=True)
+class ReadbackCheck:
+    """A written model read back and compared with the one meant: the layer graph, and every
+    weight bit for bit (a quantized weight reports its error instead)."""
+
+    structure_equal: bool
+    weights_compared: int
+    weights_differing: int
+    quantized: int  # weights stored quantized
+    max_abs_weight_error: float
+    first_difference: str | None  # where the two first differ, or None
+
+    def to_dict(self) -> dict[str, object]:
+        """The check as plain data (the ``"check"`` entry of ``--json``)."""
+        return {"structure_equal": self.structure_equal,
+                "weights_compared": self.weights_compared,
+                "weights_differing": self.weights_differing, "quantized": self.quantized,
+                "max_abs_weight_error": self.max_abs_weight_error,
+                "first_difference": self.first_difference}
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How many weights a model stores quantized, by dtype (``{"uint8": 3}``; empty: none)."""
+
+    by_dtype: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """The quantized weights, all dtypes together."""
+        return sum(self.by_dtype.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.by_dtype)
+
+    def to_dict(self) -> dict[str, int]:
+        """The counts by dtype (the ``"quantization"`` entry of ``--json``)."""
+        return dict(self.by_dtype)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A layers target written and checked: the model read back, the check, and the rewrites
+    tfjs-layers needed (equivalent configs, said in the report)."""
+
+    back: LayersModel
+    check: ReadbackCheck
+    rewrites: list[str]
+
+
+def check_written(model: LayersModel, written: Path, target: str) -> Written:
     """Read a Keras/TF.js layers target back and compare it with what was meant to be written
-    (for TF.js, the model with the rewrites tfjs-layers needs): (read back, check, rewrites)."""
+    (for TF.js, the model with the rewrites tfjs-layers needs)."""
     back = _read_back(written, target)
-    expected, rewrites = model, []
+    expected, rewrites = model, list[str]()
     if target == sniff.TFJS_LAYERS:
         expected, rewrites = tfjs_support.prepare_with_notes(model)
     check = compare(expected, back)
-    if not check["structure_equal"] or (check["weights_differing"] and not check["quantized"]):
+    if not check.structure_equal or (check.weights_differing and not check.quantized):
         raise ModelportError(
             "internal check failed: the written model does not read back identical "
-            f"({check['first_difference']})", file=written)
-    return back, check, rewrites
+            f"({check.first_difference})", file=written)
+    return Written(back, check, rewrites)
 
 
-def compare(a: LayersModel, b: LayersModel) -> dict:
+def compare(a: LayersModel, b: LayersModel) -> ReadbackCheck:
     """Structure equality and per-weight comparison of two LayersModels."""
     sa, sb = a.structure(), b.structure()
     first = _first_difference(sa, sb, "model")
@@ -61,26 +111,24 @@ def compare(a: LayersModel, b: LayersModel) -> dict:
             if y.quantization is None and first is None:
                 first = f"weight {owner_a}/{x.path} differs"
         del xa, ya
-    return {"structure_equal": first is None or first.startswith("weight"),
-            "weights_compared": len(wa), "weights_differing": differing,
-            "quantized": quantized, "max_abs_weight_error": max_abs,
-            "first_difference": first}
+    return ReadbackCheck(structure_equal=first is None or first.startswith("weight"),
+                         weights_compared=len(wa), weights_differing=differing,
+                         quantized=quantized, max_abs_weight_error=max_abs,
+                         first_difference=first)
 
 
 def _read_back(written: Path, target: str) -> LayersModel:
     """The written model, read again for ``compare``: its large weights are left on disk until
     ``compare`` reads each one, so the check never holds a second copy of the weights."""
-    reader = {sniff.TFJS_LAYERS: tfjs_layers.read, sniff.KERAS_H5: keras_h5.read,
-              sniff.KERAS_V3: keras_v3.read}.get(target)
-    if reader is not None:
-        return reader(written, deferred=True)
-    return load(written, format=target)
+    readers = {sniff.TFJS_LAYERS: tfjs_layers.read, sniff.KERAS_H5: keras_h5.read,
+               sniff.KERAS_V3: keras_v3.read}
+    return readers[target](written, deferred=True)
 
 
 def _first_difference(x: object, y: object, where: str) -> str | None:
     if type(x) is not type(y) and not (isinstance(x, (int, float)) and isinstance(y, (int, float))):
         return f"{where}: {type(x).__name__} vs {type(y).__name__}"
-    if isinstance(x, dict):
+    if isinstance(x, dict) and isinstance(y, dict):
         for k in sorted(set(x) | set(y), key=str):
             if k not in x or k not in y:
                 return f"{where}.{k}: present on one side only"
@@ -88,7 +136,7 @@ def _first_difference(x: object, y: object, where: str) -> str | None:
             if d:
                 return d
         return None
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
         if len(x) != len(y):
             return f"{where}: length {len(x)} vs {len(y)}"
         for i, (p, q) in enumerate(zip(x, y)):
@@ -99,7 +147,8 @@ def _first_difference(x: object, y: object, where: str) -> str | None:
     return None if x == y else f"{where}: {x!r} vs {y!r}"
 
 
-def quantization_summary(model: LayersModel) -> dict[str, int]:
-    """How many weights are stored quantized, by dtype (``{"uint8": 3}``)."""
-    counts = Counter(w.quantization["dtype"] for _, w in model.all_weights() if w.quantization)
-    return dict(counts)
+def quantization_summary(model: LayersModel) -> Quantization:
+    """How many weights are stored quantized, by dtype."""
+    counts = Counter(str(w.quantization["dtype"]) for _, w in model.all_weights()
+                     if w.quantization)
+    return Quantization(dict(counts))

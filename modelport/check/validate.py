@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import onnx_ir as ir
 
 from ..errors import ModelportError, UnsupportedError
 from ..formats import sniff
-from ..formats.loading import load
+from ..formats.loading import Model, load
 from ..models import LayersModel, TfjsGraph
 from ..models.onnx_model import (
     NORMALIZED_OPSET,
@@ -19,94 +22,154 @@ from ..models.onnx_model import (
     skeleton,
 )
 from .layouts import match_input, match_output
+from .options import CheckOptions
+from .parity import ParityReport, Tolerances
+
+if TYPE_CHECKING:
+    from ..converters.onnx_to_keras import Raised
+    from ..runtime.engines import Engine
 
 
-def validate(src: str | os.PathLike, dst: str | os.PathLike, *, tolerances=None,
-             device: str = "auto", inputs: str | os.PathLike | None = None, batch: int = 2,
-             seed: int = 0, per_layer: bool = False, engine: str = "auto"):
-    """Run ``src`` and ``dst`` on the same inputs and compare every output (a ParityReport)."""
+@dataclass(frozen=True)
+class Pairing:
+    """What a conversion knows about the two models its parity check runs.
+
+    ``raised``: the target was raised from the source (ONNX -> Keras): its input and output
+    permutations feed and compare the same numbers (without it a channels-first/last
+    difference is recognised from the input shapes), and a mismatch is localised through it.
+    ``opset``: the conversion's, for the per-layer localisation of a Keras -> ONNX mismatch.
+    ``written``: dst is what the conversion just wrote from the source, whose weights were
+    checked on reading.
+    """
+
+    source_path: str | os.PathLike[str] | None = None
+    source_label: str | None = None
+    opset: int | None = None
+    raised: Raised | None = None
+    written: bool = False
+
+
+def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+             tolerances: Tolerances | None = None, device: str = "auto",
+             inputs: str | os.PathLike[str] | None = None, batch: int = 2, seed: int = 0,
+             per_layer: bool = False, engine: str = "auto") -> ParityReport:
+    """Run ``src`` and ``dst`` on the same inputs and compare every output.
+
+    ``tolerances``: atol/rtol (default 1e-4, 1e-3), per output, and the NaN policy; ``device``:
+    onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
+    (``batch``, ``seed``); ``per_layer``: on a mismatch, name the first diverging Keras layer;
+    ``engine``: how TF.js graph-models run (auto, tfjs, reference).
+    """
+    return validate_with(src, dst, CheckOptions(
+        device=device, engine=engine, tolerances=tolerances, inputs=inputs, batch=batch,
+        seed=seed, per_layer=per_layer))
+
+
+def validate_with(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                  options: CheckOptions) -> ParityReport:
+    """``validate`` with its settings as one ``CheckOptions`` (what the CLI builds)."""
     source = load(src)
-    return validate_models(source, dst, tolerances=tolerances, device=device, inputs=inputs,
-                           batch=batch, seed=seed, per_layer=per_layer, source_label=str(src),
-                           source_path=src, engine=engine)
+    return validate_models(source, dst, options, Pairing(source_path=src,
+                                                         source_label=str(src)))
 
 
-def validate_models(source, dst: str | os.PathLike, *, tolerances=None, device: str = "auto",
-                    inputs: str | os.PathLike | None = None, batch: int = 2, seed: int = 0,
-                    per_layer: bool = False, opset: int | None = None,
-                    source_label: str | None = None, source_path=None, engine: str = "auto",
-                    perms: tuple[list, list] | None = None, raised=None,
-                    written: bool = False):
-    """``perms``: (input, output) permutations p with target_array = source_array.transpose(p)
-    (None entries: same layout), as a raising conversion reports them; without them a
-    channels-first/last difference is recognised from the input shapes. ``written``: dst is
-    what a conversion just wrote from ``source``, whose weights were checked on reading."""
-    from ..runtime import engines
+def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOptions,
+                    pairing: Pairing | None = None) -> ParityReport:
+    """Run the loaded ``source`` and the model at ``dst`` on the same inputs and compare every
+    output (see ``Pairing`` for what a conversion adds)."""
+    pairing = pairing or Pairing()
+    device = options.device_or_default
+    a = _engine(source, pairing.source_path, device, "reference")
+    target = _load_target(dst, pairing.written)
+    b = _engine(target, dst, device, options.engine_or_default)
+    specs_a, specs_b = a.inputs(), b.inputs()
+    if len(specs_a) != len(specs_b):
+        raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
+    arrays, described = _inputs(specs_a, options)
+    raised = pairing.raised
+    if raised is not None:
+        arrays_b = [np.ascontiguousarray(x.transpose(p)) if p else x
+                    for x, p in zip(arrays, raised.input_perms)]
+    else:
+        arrays_b = [match_input(x, s) for x, s in zip(arrays, specs_b)]
+    _check_sizes(source, [s.name for s in specs_a], arrays)
+    _check_sizes(target, [s.name for s in specs_b], arrays_b)
+    expected = a.run(arrays)
+    actual = b.run(arrays_b)
+    if raised is not None:
+        expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
+                    for y, p in zip(expected, raised.output_perms)]
+    else:
+        expected = [match_output(y, z) for y, z in zip(expected, actual)]
     from . import parity
 
-    tolerances = tolerances or parity.Tolerances()
-    a = _engine(source, source_path, device, "reference")
+    tolerances = options.tolerances_or_default
+    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
+    report = ParityReport(
+        source=pairing.source_label or _describe(source), target=str(dst),
+        source_engine=a.label, target_engine=b.label, inputs=described, outputs=outputs,
+        passed=all(o.passed for o in outputs))
+    if not report.passed:
+        _localise(report, source, target, (arrays, arrays_b), options, pairing)
+    return report
+
+
+def _load_target(dst: str | os.PathLike[str], written: bool) -> Model:
     if written and sniff.sniff(dst) == sniff.ONNX:
         # onnxruntime reads the weights itself; scanning them here would map a second copy
         from ..formats import onnx as onnx_format
 
-        target = onnx_format.read(dst, scan_values=False)
+        return onnx_format.read(dst, scan_values=False)
+    return load(dst)
+
+
+def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The check's inputs (from the file, or seeded) and their description for the report."""
+    from ..runtime import engines
+
+    described: dict[str, Any]
+    if options.inputs is not None:
+        arrays = engines.inputs_from_file(options.inputs, specs)
+        described = {"description": f"inputs from {options.inputs}",
+                     "file": str(options.inputs)}
     else:
-        target = load(dst)
-    b = _engine(target, dst, device, engine)
-    specs_a, specs_b = a.inputs(), b.inputs()
-    if len(specs_a) != len(specs_b):
-        raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
-    if inputs is not None:
-        arrays = engines.inputs_from_file(inputs, specs_a)
-        described = {"description": f"inputs from {inputs}", "file": str(inputs)}
-    else:
-        arrays = engines.seeded_inputs(specs_a, batch=batch, seed=seed)
+        batch, seed = options.batch_or_default, options.seed_or_default
+        arrays = engines.seeded_inputs(specs, batch=batch, seed=seed)
         described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
                      "seed": seed, "batch": batch}
-    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs_a, arrays)}
-    if perms is not None:
-        arrays_b = [np.ascontiguousarray(x.transpose(p)) if p else x
-                    for x, p in zip(arrays, perms[0])]
-    else:
-        arrays_b = [match_input(x, s) for x, s in zip(arrays, specs_b)]
-    for model, feed in ((source, arrays), (target, arrays_b)):
-        _check_sizes(model, [s.name for s in (specs_a if model is source else specs_b)], feed)
-    expected = a.run(arrays)
-    actual = b.run(arrays_b)
-    if perms is not None:
-        expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
-                    for y, p in zip(expected, perms[1])]
-    else:
-        expected = [match_output(y, z) for y, z in zip(expected, actual)]
-    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
-    report = parity.ParityReport(
-        source=source_label or _describe(source), target=str(dst), source_engine=a.label,
-        target_engine=b.label, inputs=described, outputs=outputs,
-        passed=all(o.passed for o in outputs))
-    if not report.passed and raised is not None:
+    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs, arrays)}
+    return arrays, described
+
+
+def _localise(report: ParityReport, source: Model, target: Model,
+              feeds: tuple[list[np.ndarray], list[np.ndarray]], options: CheckOptions,
+              pairing: Pairing) -> None:
+    """Name, on a mismatch, the first layer whose output leaves tolerance: for a raising
+    conversion always, for a Keras source against an ONNX model with ``per_layer``."""
+    tolerances = options.tolerances_or_default
+    if pairing.raised is not None and isinstance(target, LayersModel):
         from .divergence import first_raised_divergence
 
-        report.first_divergence = first_raised_divergence(source_path, raised, target, arrays,
-                                                          arrays_b, tolerances)
-    if not report.passed and per_layer and isinstance(source, LayersModel) and \
-            not isinstance(target, (LayersModel, TfjsGraph)):
+        report.first_divergence = first_raised_divergence(
+            pairing.source_path, pairing.raised, target, feeds[0], feeds[1], tolerances)
+    if options.per_layer and isinstance(source, LayersModel) and \
+            isinstance(target, ir.Model):
         from .divergence import first_divergence
 
-        report.first_divergence = first_divergence(source, arrays, tolerances,
-                                                   opset=resolve_opset(opset),
+        report.first_divergence = first_divergence(source, feeds[0], tolerances,
+                                                   opset=resolve_opset(pairing.opset),
                                                    device="cpu")
         if report.first_divergence is None:
             report.notes.append("every layer matches before the layout pass: the difference "
                                 "comes from Transpose optimisation")
-    return report
 
 
-def _describe(model) -> str:
+def _describe(model: Model) -> str:
     return model.source.path if isinstance(model, LayersModel) and model.source else "model"
 
 
-def _engine(model, path, device: str, engine: str):
+def _engine(model: Model, path: str | os.PathLike[str] | None, device: str,
+            engine: str) -> Engine:
     """The executor for a model: Keras reference, onnxruntime, or real tfjs / TF reference."""
     from ..runtime import engines
 
@@ -121,16 +184,12 @@ def _engine(model, path, device: str, engine: str):
             if "NOT_IMPLEMENTED" not in str(e) or not hasattr(model, "opset_imports"):
                 raise
             return _upgraded(model, device, e)
-    import onnx_ir as ir
-
     return engines.OnnxRuntime(ir.to_proto(model).SerializeToString(), device=device)
 
 
-def _upgraded(model, device: str, why: ModelportError):
+def _upgraded(model: ir.Model, device: str, why: ModelportError) -> Engine:
     """onnxruntime has no kernel for an op at an old opset of the source: run the source
     upgraded to opset 17 by onnx's version converter instead, and say so in the label."""
-    import onnx_ir as ir
-
     from ..converters.onnx_normalize import normalize
     from ..runtime import engines
 
@@ -144,12 +203,11 @@ def _upgraded(model, device: str, why: ModelportError):
     return engine
 
 
-def _check_sizes(model, names: list[str], feed: list[np.ndarray]) -> None:
+def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> None:
     """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
     ``limits.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
     shape inference with the inputs' shapes fixed; values it cannot size are not checked."""
     import onnx
-    import onnx_ir as ir
 
     from ..limits import MAX_CHECK_TENSOR_ELEMENTS
 

@@ -123,7 +123,7 @@ class BackgroundScan:
     raised; ``cancel()`` makes it stop after the weight in hand (a conversion that failed, or
     was interrupted, does not wait for a scan of gigabytes)."""
 
-    def __init__(self, named: Iterable[tuple[str, np.ndarray]], *,
+    def __init__(self, named: Iterable[tuple[str, object]], *,
                  file: str | os.PathLike | None) -> None:
         self._todo = list(named)
         self._file = file

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, UnsupportedError
+from ..errors import FormatError, UnsupportedError, UsageError
 from ..fsutil import check_model_file, contained_path, io_workers
 from . import memory
 from .checks import check_element_count
@@ -306,7 +306,14 @@ def choose_quantization(names: list[str], rules: list[QuantizeRule]) -> dict[str
     chosen: dict[str, str] = {}
     for rule in rules:
         for pattern in rule.patterns:
-            for name in fnmatch.filter(names, pattern):
+            matched = fnmatch.filter(names, pattern)
+            if not matched:  # a typo would otherwise quantize nothing without a word
+                shown = ", ".join(repr(n) for n in names[:4]) + (
+                    f", ... ({len(names)} in all)" if len(names) > 4 else "")
+                raise UsageError(f"--quantize pattern {pattern!r} ({rule.dtype}) matches none "
+                                 "of the weights the model can have quantized: "
+                                 f"{shown or 'it has none'}")
+            for name in matched:
                 if chosen.get(name, rule.dtype) != rule.dtype:
                     raise UnsupportedError(f"weight {name!r} matches both {chosen[name]} and "
                                            f"{rule.dtype} quantization")

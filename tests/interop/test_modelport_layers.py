@@ -74,7 +74,7 @@ def test_keras_lrn_lowers_to_onnx_lrn(tmp_path, keras3):
     model, x = _keras_model(keras3, (6, 7, 9), CASES[0][2], "onnx")
     model.save(tmp_path / "m.h5")
     report = modelport.convert(tmp_path / "m.h5", tmp_path / "m.onnx", inputs=None)
-    assert report.parity["passed"]
+    assert report.parity.passed
     ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
     assert "LRN" in ops
     import onnxruntime as ort
@@ -97,7 +97,7 @@ def test_onnx_lrn_raised_runs_in_real_keras(tmp_path, keras3):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
               str(tmp_path / "m.onnx"))
     report = modelport.convert(tmp_path / "m.onnx", tmp_path / "m.h5")
-    assert report.parity["passed"] and report.custom_layers
+    assert report.parity.passed and report.custom_layers
     x = RNG.normal(size=(2, 3, 6, 6)).astype(np.float32)
     import onnxruntime as ort
 

@@ -30,7 +30,7 @@ def test_converter_files_read_with_tfjs_dequantization(name):
     theirs = modelport.load(FIXTURES / "tfjs_converter" / name)
     keras = modelport.load(src)
     check = compare(keras, theirs)
-    assert check["first_difference"] is None
+    assert check.first_difference is None
     for (_, a), (_, b) in zip(keras.all_weights(), theirs.all_weights()):
         q = b.quantization
         if q is None:
@@ -39,7 +39,7 @@ def test_converter_files_read_with_tfjs_dequantization(name):
             assert np.array_equal(a.array.astype(np.float16).astype(np.float32), b.array)
         else:
             assert np.max(np.abs(a.array - b.array)) <= q["scale"] / 2 + 1e-7
-    assert bool(entry["quantization"]) == bool(check["quantized"])
+    assert bool(entry["quantization"]) == bool(check.quantized)
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if MANIFEST[n]["source"].endswith(".h5")])

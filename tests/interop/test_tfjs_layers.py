@@ -38,7 +38,7 @@ def test_tfjs_runs_modelport_output(case, tmp_path, tfjs):
     # tfjs looked every variable up by name, strictly; it saw exactly what modelport wrote.
     assert sorted(result["weights"]) == sorted(
         name for name, _ in tfjs_layers.ordered_weights(modelport.load(case.path)))
-    assert report.check["weights_differing"] == 0
+    assert report.check.weights_differing == 0
 
 
 QUANT_CASES = [c for c in ALL_CASES if c.generation == "keras3" and c.path.suffix == ".keras"
@@ -51,7 +51,7 @@ def test_tfjs_runs_quantized_output(case, dtype, tmp_path, tfjs):
     report = modelport.convert(case.path, tmp_path / "web", quantize=[dtype])
     float_weights = [w for _, w in modelport.load(case.path).all_weights()
                      if w.array.dtype == np.float32]
-    assert report.quantization == ({dtype: len(float_weights)} if float_weights else {})
+    assert report.quantization.by_dtype == ({dtype: len(float_weights)} if float_weights else {})
     result = tfjs.run_layers_model(tmp_path / "web" / "model.json", case.inputs)
     # modelport dequantizes exactly as tfjs does: same float32 bits for every variable.
     mine = dict(tfjs_layers.ordered_weights(modelport.load(tmp_path / "web")))
@@ -63,7 +63,7 @@ def test_tfjs_runs_quantized_output(case, dtype, tmp_path, tfjs):
         err = float(np.max(np.abs(actual - expected)))
         QUANT_RESULTS.append({"case": case.id, "output": name, "dtype": dtype,
                               "max_abs_error": err, "relative_to_range": err / scale,
-                              "max_abs_weight_error": report.check["max_abs_weight_error"]})
+                              "max_abs_weight_error": report.check.max_abs_weight_error})
         assert err / scale < QUANT_BOUNDS[dtype], f"{case.id} {name}: {err:.3g}"
 
 

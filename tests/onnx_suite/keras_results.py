@@ -32,11 +32,11 @@ Inputs are fed permuted by the report's ``input_perms`` and expected outputs per
 the TF.js graph suite's rule (atol 1e-4 + rtol 1e-3, NaN equals NaN, integers exact).
 
 modelport's own parity check of the .h5 conversion (onnxruntime on the source vs its NumPy
-Keras reference on the result, ``report.parity["passed"]``) is recorded as well (the
+Keras reference on the result, ``report.parity.passed``) is recorded as well (the
 layers-model is converted with ``validate=False``: real tfjs checks it). onnxruntime has no
 kernels for some ops at the opsets of the oldest pytorch-converted files (AveragePool-1,
 BatchNormalization-6, Gemm-6, PRelu-6); for those the check runs the source upgraded to opset
-17 by onnx's version converter and says so in ``report.parity["source_engine"]``, which the
+17 by onnx's version converter and says so in ``report.parity.source_engine``, which the
 table notes as "source upgraded".
 
 ``light`` with random weights: ONNX ships those models with every weight 0.02, which cannot see
@@ -171,16 +171,16 @@ def convert(src: Path, dst: Path, to: str, *, validate: bool = True) -> _Written
     try:
         report = modelport.convert(src, dst, validate=validate, **kwargs)
         if validate:
-            parity = "pass" if report.parity and report.parity.get("passed") else "fail"
-            upgraded = source_upgraded((report.parity or {}).get("source_engine", ""))
+            parity = "pass" if report.parity and report.parity.passed else "fail"
+            upgraded = source_upgraded(report.parity.source_engine if report.parity else "")
     except modelport.UnsupportedError as e:
         return TargetResult("unsupported", _detail(e, src), refused_ops(str(e)),
                             convert_s=_since(started))
     except Exception as e:  # noqa: BLE001 - every failure is a recorded outcome
         return TargetResult("convert-error", _detail(f"{type(e).__name__}: {e}", src),
                             convert_s=_since(started))
-    return _Written(Path(report.destination), report.keras["input_perms"],
-                    report.keras["output_perms"], parity, upgraded, _since(started))
+    return _Written(Path(report.destination), report.keras.input_perms,
+                    report.keras.output_perms, parity, upgraded, _since(started))
 
 
 def source_upgraded(engine_label: str) -> str | None:

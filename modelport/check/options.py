@@ -1,0 +1,74 @@
+"""How a numeric check runs: one frozen object for ``validate`` and for ``convert``'s parity
+check, instead of a row of keyword arguments handed from function to function.
+
+A field left ``None`` was not given: the check uses its default, and ``api.options`` may tell
+an option that was given from one that was not (given to a route it does not affect, it is a
+usage error rather than silently ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from ..errors import UsageError
+from .parity import Tolerances
+
+DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("auto", "tfjs", "reference")
+DEFAULT_BATCH = 2
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The numeric check's settings; ``None``: not given, the default applies."""
+
+    device: str | None = None  # onnxruntime's: auto, cpu or cuda
+    engine: str | None = None  # TF.js graph-models': auto, tfjs (real, under Node) or reference
+    tolerances: Tolerances | None = None  # atol/rtol, per output, NaN policy
+    inputs: str | os.PathLike[str] | None = None  # an .npz instead of seeded inputs
+    batch: int | None = None  # of the seeded inputs
+    seed: int | None = None  # of the seeded inputs
+    per_layer: bool = False  # on a mismatch, name the first diverging Keras layer
+
+    def __post_init__(self) -> None:
+        _choice("--device", self.device, DEVICES)
+        _choice("--engine", self.engine, ENGINES)
+        if self.batch is not None and self.batch < 1:
+            raise UsageError(f"--batch {self.batch}: the batch size must be at least 1")
+
+    @property
+    def device_or_default(self) -> str:
+        """The onnxruntime device to ask for (``auto`` when not given)."""
+        return self.device or "auto"
+
+    @property
+    def engine_or_default(self) -> str:
+        """How TF.js graph-models run (``auto`` when not given)."""
+        return self.engine or "auto"
+
+    @property
+    def tolerances_or_default(self) -> Tolerances:
+        """The tolerances (atol 1e-4, rtol 1e-3, NaN where the source has NaN by default)."""
+        return self.tolerances or Tolerances()
+
+    @property
+    def batch_or_default(self) -> int:
+        """The seeded inputs' batch size."""
+        return DEFAULT_BATCH if self.batch is None else self.batch
+
+    @property
+    def seed_or_default(self) -> int:
+        """The seeded inputs' seed."""
+        return DEFAULT_SEED if self.seed is None else self.seed
+
+    def given(self) -> dict[str, object]:
+        """The options given explicitly (not ``None``, ``per_layer`` only when set), by field."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) not in (None, False)}
+
+
+def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise UsageError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
