@@ -232,10 +232,7 @@ def _io_refs(value: Any, shifted: set, known: set, what: str) -> list[TensorRef]
     if isinstance(value, dict):
         raise UnsupportedError(f"{what} is a dict; modelport supports list-structured inputs "
                                "and outputs")
-    refs = []
-    for item in _list(value, what):
-        refs.append(_triple_ref(item, shifted, known, what))
-    return refs
+    return [_triple_ref(item, shifted, known, what) for item in _list(value, what)]
 
 
 def _triple_ref(item: Any, shifted: set, known: set, what: str) -> TensorRef:
@@ -255,7 +252,8 @@ def _triple_ref(item: Any, shifted: set, known: set, what: str) -> TensorRef:
 def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
                       specs: dict | None = None) -> Layer:
     if not isinstance(entry, dict) or "class_name" not in entry:
-        raise FormatError(f"a layer entry is not a {{class_name, config}} object: {str(entry)[:80]}")
+        raise FormatError("a layer entry is not a {class_name, config} object: "
+                          f"{str(entry)[:80]}")
     class_name = entry["class_name"]
     if entry.get("registered_name") in MODELPORT_LAYERS:  # .keras: short class + registered name
         class_name = entry["registered_name"]
@@ -266,7 +264,8 @@ def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
     if not isinstance(name, str) or not name:
         raise FormatError(f"a {class_name} layer has no name")
     nodes_data = entry.get("inbound_nodes") or []
-    nodes = [_node_from(n, dialect, shifted, known, specs, name) for n in _list(nodes_data, "inbound_nodes")]
+    nodes = [_node_from(n, dialect, shifted, known, specs, name)
+             for n in _list(nodes_data, "inbound_nodes")]
     if class_name in MODEL_CLASSES:
         inner = model_from_config({"class_name": class_name, "config": config}, dialect)
         inner.name = name
@@ -412,7 +411,7 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
             entry = _layer_entry(layer, dialect, modules, sequential=True, shifted=set())
             entries.append(entry)
         config = {"name": model.name, **_model_config_out(model, dialect), "layers": entries}
-        out = {"class_name": "Sequential", "config": config}
+        out: dict[str, Any] = {"class_name": "Sequential", "config": config}
         if modules and dialect == KERAS3:
             out = {"module": "keras", **out, "registered_name": None}
         return out
@@ -548,7 +547,8 @@ def _keras3_layer_config(class_name: str, cfg: dict) -> dict:
     for key, value in list(out.items()):
         if key == "dtype" and isinstance(value, str):
             out[key] = _dtype_policy(value)
-        elif isinstance(value, dict) and "class_name" in value and key in ("layer", "backward_layer"):
+        elif isinstance(value, dict) and "class_name" in value and key in (
+                "layer", "backward_layer"):
             out[key] = {"module": "keras.layers", "class_name": value["class_name"],
                         "config": _keras3_layer_config(value["class_name"], value["config"]),
                         "registered_name": None}
@@ -584,12 +584,9 @@ def _keras2_layer_config(class_name: str, cfg: dict) -> dict:
 
 def keras3_blockers(model: LayersModel) -> list[tuple[str, str, str]]:
     """``(layer, class, reason)`` for what Keras 3 cannot load or would compute differently."""
-    found = []
-    for layer in model.iter_layers():
-        if layer.model is None:
-            for reason in _keras3_layer_blockers(layer.class_name, layer.config):
-                found.append((layer.name, layer.class_name, reason))
-    return found
+    return [(layer.name, layer.class_name, reason) for layer in model.iter_layers()
+            if layer.model is None
+            for reason in _keras3_layer_blockers(layer.class_name, layer.config)]
 
 
 def check_keras3(model: LayersModel) -> None:
@@ -601,11 +598,9 @@ def check_keras3(model: LayersModel) -> None:
 
 
 def _keras3_layer_blockers(class_name: str, cfg: dict) -> list[str]:
-    reasons = []
-    for key in _ACTIVATION_KEYS:
-        if cfg.get(key) == LEGACY_HARD_SIGMOID:
-            reasons.append(f"{key} is Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1); Keras 3's "
-                           "hard_sigmoid is relu6(x + 3) / 6 and it has no equivalent")
+    reasons = [f"{key} is Keras 2's hard_sigmoid, clip(0.2 x + 0.5, 0, 1); Keras 3's "
+               "hard_sigmoid is relu6(x + 3) / 6 and it has no equivalent"
+               for key in _ACTIVATION_KEYS if cfg.get(key) == LEGACY_HARD_SIGMOID]
     facts = FACTS.get(class_name)
     if facts is not None and facts.keras3_missing is not None:
         reasons.append(facts.keras3_missing)

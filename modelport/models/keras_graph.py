@@ -26,7 +26,8 @@ def as_functional(model: LayersModel) -> LayersModel:
         layers.append(clone)
         previous = layer.name
     return LayersModel(model.name, "Functional", layers, inputs=[TensorRef(model.layers[0].name)],
-                       outputs=[TensorRef(previous)], config=model.config, source=model.source,
+                       outputs=[TensorRef(model.layers[-1].name)], config=model.config,
+                       source=model.source,
                        tensor_specs=model.tensor_specs)
 
 

@@ -2,7 +2,7 @@
 
 ``LayersModel`` is what Keras ``.h5``, Keras ``.keras`` and TF.js layers-models are read into and
 written from: the Keras layer graph in one canonical config dialect (the Keras 3 forms; see
-``formats/keras_dialect.py``) plus typed, ordered weights. Nothing in here knows about files.
+``models/keras_dialect.py``) plus typed, ordered weights. Nothing in here knows about files.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ class LayersModel:
     @property
     def input_layers(self) -> list[Layer]:
         if self.kind == "Sequential":
-            return [self.layers[0]] if self.layers and self.layers[0].class_name == "InputLayer" else []
+            first = self.layers[0] if self.layers else None
+            return [first] if first is not None and first.class_name == "InputLayer" else []
         return [self.layer(ref.layer) for ref in self.inputs]
 
     def parameter_count(self) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import onnx_ir as ir
 
-from ..errors import UnsupportedError
+from ..errors import FormatError, UnsupportedError
 
 if TYPE_CHECKING:
     import onnx
@@ -53,16 +53,16 @@ def skeleton(model: ir.Model, min_bytes: int = 0) -> tuple[onnx.ModelProto, list
     """The model as a proto without its initializers of at least ``min_bytes``, and those
     initializers: everything that needs a proto (checker, shape inference, version conversion)
     runs on it without copying the weights."""
-    values = [v for v in model.graph.initializers.values()
-              if v.const_value is not None and v.const_value.nbytes >= min_bytes]
-    for v in values:
-        model.graph.initializers.pop(v.name)
+    taken = {name: v for name, v in model.graph.initializers.items()
+             if v.const_value is not None and v.const_value.nbytes >= min_bytes}
+    for name in taken:
+        model.graph.initializers.pop(name)
     try:
         proto = ir.to_proto(model)
     finally:
-        for v in values:
+        for v in taken.values():
             model.graph.register_initializer(v)
-    return proto, values
+    return proto, list(taken.values())
 
 
 def declare_as_inputs(proto: onnx.ModelProto, values: list[ir.Value]) -> onnx.ModelProto:
@@ -72,7 +72,10 @@ def declare_as_inputs(proto: onnx.ModelProto, values: list[ir.Value]) -> onnx.Mo
 
     declared = {v.name for v in proto.graph.input}
     for v in values:
+        const = v.const_value
+        if v.name is None or const is None:
+            raise FormatError(f"initializer {v.name!r} has no name or no value")
         if v.name not in declared:
             proto.graph.input.append(onnx.helper.make_tensor_value_info(
-                v.name, int(v.const_value.dtype), [int(d) for d in v.const_value.shape]))
+                v.name, int(const.dtype), list(const.shape.numpy())))
     return proto

@@ -25,7 +25,8 @@ class TfNode:
     ``inputs`` are ``"name"``, ``"name:k"`` (output k) or ``"^name"`` (control dependency).
     ``attrs`` keeps TF's JSON AttrValue encoding as is (``{"i": "3"}``, ``{"type":
     "DT_FLOAT"}``, ``{"s": <base64>}``, ``{"list": {...}}``, ``{"shape": {...}}``), so that
-    nothing is lost between reading and writing; the ``attr_*`` functions below are its typed accessors.
+    nothing is lost between reading and writing; the ``attr_*`` functions below are its typed
+    accessors.
     """
 
     name: str
@@ -262,10 +263,10 @@ def order(graph: TfjsGraph) -> list[TfNode]:
 
     pending = {n.name: deps(n) for n in graph.nodes}
     users: dict[str, list[str]] = {}
-    for name, deps in pending.items():
-        for d in deps:
+    for name, waits_on in pending.items():
+        for d in waits_on:
             users.setdefault(d, []).append(name)
-    ready = [n for n, deps in pending.items() if not deps]
+    ready = [n for n, waits_on in pending.items() if not waits_on]
     out = []
     while ready:
         name = ready.pop()
