@@ -567,6 +567,21 @@ def _keras_cases() -> list[KerasCase]:
                   return_attention_scores=True),
               fmt="h5", why="explicit path: a fully masked query row attends to nothing"))
 
+    # Attention, AdditiveAttention, GroupQueryAttention, RMSNormalization
+    add(graph("Attention-token-masks-LSTM", ["Embedding", "Attention", "ConvertToTensor", "LSTM"],
+              [In((6,), "tokens")],
+              lambda k, t: k.layers.LSTM(3)(k.layers.Attention(use_scale=True)(
+                  [k.layers.Embedding(10, 4, mask_zero=True)(t)] * 2)),
+              why="Attention.compute_mask hands the query mask on through ops.convert_to_tensor"))
+    add(graph("AdditiveAttention-key-causal", ["AdditiveAttention"],
+              [In((4, 3), name="q"), In((5, 2), name="v"), In((5, 3), name="k")],
+              lambda k, q, v, kk: k.layers.AdditiveAttention()([q, v, kk], use_causal_mask=True)))
+    add(graph("GroupQueryAttention-mqa-causal-scores", ["GroupQueryAttention"], [In((5, 4))],
+              lambda k, x: k.layers.GroupQueryAttention(2, 4, 1)(
+                  x, x, use_causal_mask=True, return_attention_scores=True)))
+    add(case("RMSNormalization-axis-rank4", ["RMSNormalization"], f(3, 4, 5),
+             L("RMSNormalization", axis=[2, 3], epsilon=1e-3)))
+
     # graphs: nesting, sharing, several inputs and outputs
     add(graph("nested-shared-multi-io", ["Dense", "Concatenate", "LayerNormalization"],
               [In((4,), name="a"), In((4,), name="b")], _nested_shared))

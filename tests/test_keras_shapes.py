@@ -439,6 +439,16 @@ KERAS_CASES = [
     K("mha_keyword_value_key", "MultiHeadAttention", lambda L: L.MultiHeadAttention(2, 4),
       [(5, 8), (7, 6), (7, 3)], "kw", {"return_attention_scores": True},
       runtime="Keras's symbolic scores are (batch, heads, Tq, Tq), not (.., Tq, Tk)"),
+    K("attention_key_scores", "Attention", lambda L: L.Attention(),
+      [(5, 8), (7, 3), (7, 8)], "list", {"return_attention_scores": True}),
+    K("additive_attention", "AdditiveAttention", lambda L: L.AdditiveAttention(),
+      [(5, 8), (None, 4)], "list"),
+    K("gqa_self", "GroupQueryAttention", lambda L: L.GroupQueryAttention(3, 4, 2),
+      [(5, 8), (5, 8)], "args"),
+    K("gqa_key_scores", "GroupQueryAttention", lambda L: L.GroupQueryAttention(3, 4, 1),
+      [(5, 8), (7, 8), (7, 3)], "kw", {"return_attention_scores": True}),
+    K("rms_normalization_axes", "RMSNormalization", lambda L: L.RMSNormalization(axis=[-2, -1]),
+      [(3, 4, 5)]),
 ]
 
 

@@ -67,7 +67,16 @@ def _refused_naming_the_scan(proto: onnx.ModelProto) -> None:
                                       ("ConvLSTM2D-valid", "ConvLSTM2D"),
                                       ("TimeDistributed-Conv2D", "TimeDistributed"),
                                       ("MultiHeadAttention-self", "MultiHeadAttention"),
-                                      ("Resizing-nearest", "Resizing")])
+                                      ("Resizing-nearest", "Resizing"),
+                                      ("Attention-concat-use_scale-scores", "Attention"),
+                                      ("Attention-causal-scores", "Attention"),
+                                      ("AdditiveAttention-no_scale-key-scores",
+                                       "AdditiveAttention"),
+                                      ("GroupQueryAttention-gate-sliding_window",
+                                       "GroupQueryAttention"),
+                                      ("GroupQueryAttention-attention_mask-causal",
+                                       "GroupQueryAttention"),
+                                      ("RMSNormalization-axes-epsilon", "RMSNormalization")])
 def test_a_faithful_record_raises_the_layer(tmp_path, name, cls):
     proto, xs = _onnx(tmp_path, name)
     assert cls in _raised_matches(proto, xs)

@@ -45,13 +45,21 @@ CASES: list[tuple[str, Callable[[Any], Any], tuple]] = [
     ("bidirectional_gru", lambda L: L.Bidirectional(L.GRU(2, return_sequences=True)), (5, 4)),
     ("time_distributed_dense", lambda L: L.TimeDistributed(L.Dense(3)), (5, 4)),
     ("time_distributed_conv", lambda L: L.TimeDistributed(L.Conv2D(2, 3)), (3, 6, 6, 2)),
+    ("rms_norm", lambda L: L.RMSNormalization(), (3, 6)),
+    ("rms_norm_two_axes", lambda L: L.RMSNormalization(axis=[-1, -2]), (5, 3, 6)),
+    # called on [x, x] (see _model_file); Attention's variables are scalars
+    ("attention_scale_concat", lambda L: L.Attention(use_scale=True, score_mode="concat"),
+     (4, 3)),
+    ("additive_attention", lambda L: L.AdditiveAttention(), (4, 3)),
 ]
+# Layers called on a list [query, value] rather than on one tensor.
+LIST_CALLED = {"Attention", "AdditiveAttention"}
 
 
 def _model_file(keras, tmp_path, make, shape):
     x = keras.Input(shape)
     layer = make(keras.layers)
-    model = keras.Model(x, layer(x))
+    model = keras.Model(x, layer([x, x]) if type(layer).__name__ in LIST_CALLED else layer(x))
     path = tmp_path / "m.keras"
     model.save(path)
     return path, layer
@@ -71,8 +79,8 @@ def test_rule_gives_keras_shapes_and_catches_every_other(keras3, tmp_path, make,
     # one variable at a time, one size off: refused, naming the layer and the variable
     for k, weight in enumerate(ours.weights):
         good = weight.array
-        ours.weights[k] = dataclasses.replace(
-            weight, array=np.zeros(good.shape[:-1] + (good.shape[-1] + 1,), good.dtype))
+        wrong = good.shape[:-1] + (good.shape[-1] + 1,) if good.shape else (1,)
+        ours.weights[k] = dataclasses.replace(weight, array=np.zeros(wrong, good.dtype))
         with pytest.raises(FormatError, match=rf"layer '{ours.name}': variable "
                                               rf"'{weight.path}' is stored with shape"):
             weight_shapes.check(model)

@@ -171,6 +171,8 @@ def _layers_targets(model: LayersModel) -> dict[str, TargetInfo]:
             found = tfjs_support.blockers(tfjs_support.prepare(model))
         else:
             found = keras_dialect.keras3_blockers(model)
+            if fmt == sniff.KERAS_H5:
+                found += keras_dialect.legacy_h5_blockers(model)
         targets[name] = TargetInfo(not found, [Blocker(n, c, r) for n, c, r in found])
     return targets
 

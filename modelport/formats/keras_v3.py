@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect
-from ..models.keras_variables import layer_variables, snake_case
+from ..models.keras_variables import layer_variables, snake_case, weights_folder
 from . import checks
 from .checks import SLACK_BYTES
 from .keras_h5 import (
@@ -321,7 +321,8 @@ def _folder_names(layers: list[Layer]) -> list[str]:
         if layer.is_operation:
             out.append("")
             continue
-        base = snake_case(layer.model.kind if layer.model is not None else layer.class_name)
+        base = snake_case(layer.model.kind) if layer.model is not None else \
+            weights_folder(layer.class_name)
         if base in used:
             used[base] += 1
             out.append(f"{base}_{used[base]}")

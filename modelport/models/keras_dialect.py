@@ -51,6 +51,13 @@ _KERAS2_ONLY = {
 # name a module. Canonically named by their registered name, as Keras writes them in .h5 and
 # TF.js files, so that a user's own class of the same short name stays unknown.
 MODELPORT_LAYERS: FactView[str] = FactView("module")
+# Keras 3's legacy .h5 loader (keras/src/legacy/saving) knows classes by their Python names
+# (GroupedQueryAttention), turns a config string naming a function of keras.layers into that
+# function (score_mode="dot"), and drops an ``axis`` list of several axes (the layer gets its
+# default axis). The first is spelled, a default left out, anything else refused.
+PYTHON_CLASSES: FactView[str] = FactView("python_class")
+LEGACY_H5_FUNCTIONS = frozenset({"Input", "add", "average", "concatenate", "deserialize", "dot",
+                                 "maximum", "minimum", "multiply", "serialize", "subtract"})
 MODELPORT_LOAD_HINT = ("load it in Keras 3 after `import modelport.keras_layers`, in TF.js after "
                        "registering modelport/js/modelport_layers.js (`register(tf)`)")
 _SUBOBJECT_MODULE = {"initializer": "keras.initializers", "regularizer": "keras.regularizers",
@@ -254,7 +261,7 @@ def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
     if not isinstance(entry, dict) or "class_name" not in entry:
         raise FormatError("a layer entry is not a {class_name, config} object: "
                           f"{str(entry)[:80]}")
-    class_name = entry["class_name"]
+    class_name = _registered_name(entry["class_name"])
     if entry.get("registered_name") in MODELPORT_LAYERS:  # .keras: short class + registered name
         class_name = entry["registered_name"]
     config = entry.get("config") or {}
@@ -276,6 +283,12 @@ def _layer_from_entry(entry: Any, dialect: str, shifted: set, known: set,
     if isinstance(module, str) and module.startswith("keras.src.ops"):
         return Layer(class_name, name, canonical, nodes, module=module)
     return Layer(class_name, name, canonical, nodes)
+
+
+def _registered_name(class_name: Any) -> Any:
+    """The name configs give a class that a legacy ``.h5`` file names by its Python class."""
+    found = [name for name, python in PYTHON_CLASSES.items() if python == class_name]
+    return found[0] if found else class_name
 
 
 def _node_from(data: Any, dialect: str, shifted: set, known: set, specs: dict | None,
@@ -367,6 +380,9 @@ def canonical_layer_config(class_name: str, config: dict, dialect: str) -> dict:
                                                          inner.get("config") or {}, dialect)}
     if dialect == KERAS2:
         _keras2_to_canonical(class_name, cfg)
+    facts = FACTS.get(class_name)
+    for key, value in (facts.config_defaults if facts is not None else {}).items():
+        cfg.setdefault(key, value)
     return cfg
 
 
@@ -478,6 +494,9 @@ def _layer_entry(layer: Layer, dialect: str, modules: bool, *, sequential: bool,
         config = (_keras3_layer_config(layer.class_name, layer.config) if dialect == KERAS3
                   else _keras2_layer_config(layer.class_name, layer.config))
         entry = {"class_name": layer.class_name, "config": config}
+        if dialect == KERAS3 and not modules and not layer.is_operation:  # a legacy .h5
+            entry = {"class_name": PYTHON_CLASSES.get(layer.class_name, layer.class_name),
+                     "config": _legacy_h5_config(layer, config)}
         if layer.is_operation and dialect == KERAS3:
             entry = {"module": layer.module, **entry, "registered_name": None}
         elif modules and dialect == KERAS3 and layer.class_name in MODELPORT_LAYERS:
@@ -557,6 +576,40 @@ def _keras3_layer_config(class_name: str, cfg: dict) -> dict:
             if kind in _SUBOBJECT_MODULE:
                 out[key] = {"module": _SUBOBJECT_MODULE[kind], **value, "registered_name": None}
     return out
+
+
+def _legacy_h5_config(layer: Layer, cfg: dict) -> dict:
+    """A layer config as Keras 3's legacy ``.h5`` loader reads it as meant: a default it would
+    misread left out; anything else it would misread refused (``legacy_h5_blockers``)."""
+    reasons = _legacy_h5_reasons(layer.class_name, cfg)
+    if reasons:
+        raise UnsupportedError(f"{layer.class_name}: {reasons[0]}", layer=layer.name,
+                               hint="write a .keras file instead")
+    facts = FACTS.get(layer.class_name)
+    defaults = facts.config_defaults if facts is not None else {}
+    return {k: v for k, v in cfg.items()
+            if not (isinstance(v, str) and v in LEGACY_H5_FUNCTIONS and defaults.get(k) == v)}
+
+
+def _legacy_h5_reasons(class_name: str, cfg: dict) -> list[str]:
+    facts = FACTS.get(class_name)
+    defaults = facts.config_defaults if facts is not None else {}
+    reasons = [f"Keras 3's .h5 loader turns {key}={value!r} into the function "
+               f"keras.layers.{value}" for key, value in cfg.items()
+               if key != "name" and isinstance(value, str) and value in LEGACY_H5_FUNCTIONS
+               and defaults.get(key) != value]
+    axis = cfg.get("axis")
+    if isinstance(axis, (list, tuple)) and len(axis) > 1:
+        reasons.append(f"Keras 3's .h5 loader drops axis={list(axis)} (a list of several "
+                       "axes) and builds the layer with its default axis")
+    return reasons
+
+
+def legacy_h5_blockers(model: LayersModel) -> list[tuple[str, str, str]]:
+    """``(layer, class, reason)`` for what Keras 3's legacy ``.h5`` loader would misread."""
+    return [(layer.name, layer.class_name, reason) for layer in model.iter_layers()
+            if layer.model is None and not layer.is_operation
+            for reason in _legacy_h5_reasons(layer.class_name, layer.config)]
 
 
 def _keras2_layer_config(class_name: str, cfg: dict) -> dict:

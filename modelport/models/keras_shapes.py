@@ -266,7 +266,7 @@ def _arithmetic(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
 
 
 @OPERATIONS.register("Negative", "ZerosLike", "OnesLike", "Abs", "Sqrt", "Exp", "Relu",
-                     "Sigmoid", "Tanh")
+                     "Sigmoid", "Tanh", "ConvertToTensor")
 def _same(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, cfg.get("dtype") or tensors[0].dtype)
 

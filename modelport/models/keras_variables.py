@@ -18,7 +18,7 @@ from typing import TypeVar
 from .layer_facts import FACTS, MODEL_CLASSES, layer_variables
 
 __all__ = ["ALIASES", "MODEL_CLASSES", "is_known", "layer_variables", "legacy_order",
-           "same_variable", "snake_case"]
+           "same_variable", "snake_case", "weights_folder"]
 
 # Names other versions give the same variable (Keras 3 calls DepthwiseConv2D's kernel "kernel").
 ALIASES = {"depthwise_kernel": {"kernel"}}
@@ -49,3 +49,11 @@ def snake_case(class_name: str) -> str:
     name = re.sub(r"\W+", "", class_name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def weights_folder(class_name: str) -> str:
+    """The folder a ``.keras`` file keeps a layer's variables in (before Keras's ``_<n>``): its
+    Python class's name in snake case (``grouped_query_attention``)."""
+    facts = FACTS.get(class_name)
+    python = facts.python_class if facts is not None else None
+    return snake_case(python or class_name)

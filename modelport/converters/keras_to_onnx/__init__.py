@@ -46,7 +46,8 @@ from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
 # takes a record only as a hypothesis and proves it by lowering it again (onnx_to_keras.relower).
 HINT_KEY = "modelport.keras_layers"
 RELOWERED = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
-             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing", "Masking"}
+             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing", "Masking",
+             "Attention", "AdditiveAttention", "GroupQueryAttention", "RMSNormalization"}
 
 # Layers whose output carries their input's Keras mask unchanged (Keras: supports_masking with
 # the default compute_mask). Producers (Embedding, Masking) and consumers return masks themselves.

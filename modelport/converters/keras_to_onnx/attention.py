@@ -1,4 +1,4 @@
-"""Attention layers: MultiHeadAttention.
+"""Attention layers: MultiHeadAttention, GroupQueryAttention, Attention, AdditiveAttention.
 
 Keras 3's MultiHeadAttention, step by step (``keras/src/layers/attention/
 multi_head_attention.py``):
@@ -292,3 +292,176 @@ def _masked_softmax(ctx: Builder, scores: ir.Value, mask: ir.Value | None, n_axe
         probs = ctx.op("Where", mask, probs,
                        ctx.const(np.asarray(0.0, np.dtype(dtype)), f"{ctx.prefix}zero_prob"))
     return probs
+
+
+# --- Attention and AdditiveAttention --------------------------------------------------------------
+# Keras 3 (``keras/src/layers/attention/attention.py``, ``additive_attention.py``): called on
+# ``[query, value(, key)]`` (key defaults to value) with ``mask=[query_mask, value_mask]``, which
+# Keras fills in from the inputs' Keras masks. Scores ``(batch, Tq, Tv)``:
+#   Attention "dot":     q @ k^T, times the scalar ``scale`` with use_scale;
+#   Attention "concat":  concat_score_weight * sum(tanh([scale *] (q + k)), -1), broadcast
+#                        as (batch, Tq, 1, dim) + (batch, 1, Tv, dim);
+#   AdditiveAttention:   sum(scale * tanh(q + k), -1), ``scale`` per feature with use_scale.
+# The value mask (batch, 1, Tv) and use_causal_mask's lower triangle are ANDed; a masked score is
+# ``score - 1e9`` (not replaced), then softmax over Tv, a matmul with the value, and masked query
+# rows set to 0. The output carries the query's mask; the scores returned are the softmax.
+
+def _attention_inputs(call: Call) -> tuple[list[ir.Value], list[ir.Value | None]]:
+    """``[query, value(, key)]`` and ``[query_mask, value_mask]`` (explicit ``mask=`` first)."""
+    tensors = list(call.inputs)
+    if not tensors and isinstance(call.kwargs.get("inputs"), list):  # layer(inputs=[q, v])
+        tensors = [v for v in call.kwargs["inputs"] if isinstance(v, ir.Value)]
+    if len(tensors) not in (2, 3):
+        raise UnsupportedError(f"{call.layer.class_name} called on {len(tensors)} tensors, not "
+                               "[query, value(, key)]", layer=call.name)
+    masks: list = list(call.masks or [])
+    explicit = call.kwargs.get("mask")
+    if isinstance(explicit, list) and len(explicit) >= 2:
+        masks = [m if isinstance(m, ir.Value) else None for m in explicit]
+    return tensors, (masks + [None, None])[:2]
+
+
+def _length(ctx: Builder, x: ir.Value, axis: int) -> ir.Value:
+    """``x.shape[axis]`` as an int64 scalar (dynamic)."""
+    return ctx.squeeze(ctx.slice(ctx.op("Shape", x), [axis], [axis + 1 if axis != -1 else
+                                                               2**62], [0]), [0])
+
+
+def _causal(ctx: Builder, query: ir.Value, key: ir.Value) -> ir.Value:
+    """Keras's ``cumsum(rows) >= cumsum(columns)``: (Tq, Tv) bool, lower triangle."""
+    zero = ctx.const(np.asarray(0, np.int64), f"{ctx.prefix}zero")
+    one = ctx.const(np.asarray(1, np.int64), f"{ctx.prefix}one")
+    rows = ctx.unsqueeze(ctx.op("Range", zero, _length(ctx, query, -2), one), [-1])
+    cols = ctx.op("Range", zero, _length(ctx, key, -2), one)
+    return ctx.op("GreaterOrEqual", rows, cols)
+
+
+def _attention_scores(ctx: Builder, call: Call, q: ir.Value, k: ir.Value, rank: int
+                      ) -> ir.Value:
+    cfg = call.config
+    additive = call.layer.class_name == "AdditiveAttention"
+    mode = "additive" if additive else cfg.get("score_mode", "dot")
+    use_scale = bool(cfg.get("use_scale", additive))
+    scale = ctx.weight(call, "scale") if use_scale else None
+    if mode == "dot":
+        perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+        scores = ctx.op("MatMul", q, ctx.transpose(k, perm))
+        return ctx.op("Mul", scores, scale) if scale is not None else scores
+    if mode not in ("concat", "additive"):
+        raise UnsupportedError(f"score_mode {mode!r} (supported: 'dot', 'concat')",
+                               layer=call.name)
+    summed = ctx.op("Add", ctx.unsqueeze(q, [-2]), ctx.unsqueeze(k, [-3]))
+    if mode == "additive":
+        tanh = ctx.op("Tanh", summed)
+        weighted = ctx.op("Mul", scale, tanh) if scale is not None else tanh
+        return ctx.reduce("ReduceSum", weighted, [-1], keepdims=False)
+    if scale is not None:
+        summed = ctx.op("Mul", scale, summed)
+    total = ctx.reduce("ReduceSum", ctx.op("Tanh", summed), [-1], keepdims=False)
+    return ctx.op("Mul", ctx.weight(call, "concat_score_weight"), total)
+
+
+@LOWERINGS.register("Attention", "AdditiveAttention")
+def lower_attention(ctx: Builder, call: Call) -> Lowered:
+    tensors, (query_mask, value_mask) = _attention_inputs(call)
+    query, value = tensors[0], tensors[1]
+    key = tensors[2] if len(tensors) > 2 else value
+    rank = len(call.out_specs[0].shape)
+    dtype = call.out_specs[0].dtype
+    scores = _attention_scores(ctx, call, query, key, rank)
+    visible = None
+    if value_mask is not None:
+        visible = ctx.unsqueeze(ctx.cast(value_mask, "bool"), [-2])
+    if call.kwargs.get("use_causal_mask"):
+        causal = _causal(ctx, query, key)
+        visible = causal if visible is None else ctx.op("And", visible, causal)
+    if visible is not None:
+        big = ctx.const(np.asarray(65504.0 if dtype == "float16" else 1.0e9, np.dtype(dtype)),
+                        f"{call.name}/max_value")
+        scores = ctx.op("Where", visible, scores, ctx.op("Sub", scores, big))
+    weights = ctx.op("Softmax", scores, axis=-1)
+    out = ctx.op("MatMul", weights, value)
+    if query_mask is not None:
+        zero = ctx.const(np.asarray(0.0, np.dtype(dtype)), f"{call.name}/zero")
+        out = ctx.op("Where", ctx.unsqueeze(ctx.cast(query_mask, "bool"), [-1]), out, zero)
+    outputs = [out, weights] if call.kwargs.get("return_attention_scores") else [out]
+    return Lowered(outputs, [query_mask] + [None] * (len(outputs) - 1))
+
+
+# --- GroupQueryAttention --------------------------------------------------------------------------
+# Keras 3 (``grouped_query_attention.py``), inputs (batch, T, features): EinsumDense projections
+# ``_query_dense`` (features, Hq, D), ``_key_dense``/``_value_dense`` (features, Hkv, D), an
+# optional sigmoid ``_gate_dense`` on the query, and ``_output_dense`` (Hq, D, features); the key
+# and value heads repeated Hq // Hkv times each ([k0, k0, k1, k1]: Unsqueeze, Tile, Reshape);
+# the query scaled by 1/sqrt(D). Masks, their two softmax paths and the output mask as in
+# MultiHeadAttention (above), except that an explicit query_mask argument counts.
+
+def _gqa_project(ctx: Builder, call: Call, sub: str, x: ir.Value) -> ir.Value:
+    """``(batch, T, features) -> (batch, T, heads, D)``: MatMul, bias, Reshape."""
+    kernel = call.weight(f"{sub}/kernel")
+    if kernel.ndim != 3:
+        raise UnsupportedError(f"{sub}/kernel has shape {list(kernel.shape)}, not (features, "
+                               "heads, head_dim)", layer=call.name)
+    features, heads, dim = kernel.shape
+    y = ctx.op("MatMul", x, ctx.weight(call, f"{sub}/kernel",
+                                       kernel.reshape(features, heads * dim)))
+    if call.has_weight(f"{sub}/bias"):
+        y = ctx.op("Add", y, ctx.weight(call, f"{sub}/bias", call.weight(f"{sub}/bias")
+                                        .reshape(-1)))
+    return ctx.reshape(y, [0, 0, heads, dim])
+
+
+def _repeat_heads(ctx: Builder, x: ir.Value, repeats: int, heads: int, dim: int) -> ir.Value:
+    if repeats == 1:
+        return x
+    tiled = ctx.op("Tile", ctx.unsqueeze(x, [3]), ctx.ints([1, 1, 1, repeats, 1],
+                                                          f"{ctx.prefix}repeats"))
+    return ctx.reshape(tiled, [0, 0, heads, dim])
+
+
+@LOWERINGS.register("GroupQueryAttention")
+def lower_group_query_attention(ctx: Builder, call: Call) -> Lowered:
+    cfg = call.config
+    if cfg.get("flash_attention"):
+        raise UnsupportedError("flash_attention=True (supported: the default attention)",
+                               layer=call.name)
+    args, kmasks = _bind(call)
+    query, value = args.get("query"), args.get("value")
+    if not isinstance(query, ir.Value) or not isinstance(value, ir.Value):
+        raise UnsupportedError("GroupQueryAttention called without query and value tensors",
+                               layer=call.name)
+    if len(call.out_specs[0].shape) != 3:
+        raise UnsupportedError("GroupQueryAttention on inputs of rank "
+                               f"{len(call.out_specs[0].shape)} (Keras's equations are rank 3)",
+                               layer=call.name)
+    key_given = isinstance(args.get("key"), ir.Value)
+    key = args["key"] if key_given else value
+    heads, dim = int(cfg["num_query_heads"]), int(cfg["head_dim"])
+    repeats = heads // int(cfg["num_key_value_heads"])
+    dtype = call.out_specs[0].dtype
+    q = _gqa_project(ctx, call, "_query_dense", query)
+    q = ctx.op("Mul", q, ctx.const(np.asarray(1.0 / math.sqrt(float(dim)), np.dtype(dtype)),
+                                   f"{call.name}/scale"))
+    k = _repeat_heads(ctx, _gqa_project(ctx, call, "_key_dense", key), repeats, heads, dim)
+    v = _repeat_heads(ctx, _gqa_project(ctx, call, "_value_dense", value), repeats, heads, dim)
+    scores = ctx.op("MatMul", ctx.transpose(q, [0, 2, 1, 3]), ctx.transpose(k, [0, 2, 3, 1]))
+    masks = dict(kmasks)
+    if isinstance(args.get("query_mask"), ir.Value):  # GroupQueryAttention honours it
+        masks["query"] = args["query_mask"]
+    mask = _mask(ctx, call, args, masks, query, value, key_given, 4, 1)
+    want_scores = bool(args.get("return_attention_scores"))
+    explicit = want_scores or float(cfg.get("dropout") or 0.0) > 0.0
+    probs = _masked_softmax(ctx, scores, mask, 1, dtype, zero_masked=explicit)
+    attended = ctx.transpose(ctx.op("MatMul", probs, ctx.transpose(v, [0, 2, 1, 3])),
+                             [0, 2, 1, 3])  # (batch, T, heads, D)
+    if cfg.get("use_gate"):
+        attended = ctx.op("Mul", attended,
+                          ctx.op("Sigmoid", _gqa_project(ctx, call, "_gate_dense", query)))
+    kernel = call.weight("_output_dense/kernel")
+    out = ctx.op("MatMul", ctx.reshape(attended, [0, 0, heads * dim]),
+                 ctx.weight(call, "_output_dense/kernel",
+                            kernel.reshape(heads * dim, kernel.shape[-1])))
+    if call.has_weight("_output_dense/bias"):
+        out = ctx.op("Add", out, ctx.weight(call, "_output_dense/bias"))
+    outputs = [out, probs] if want_scores else [out]
+    return Lowered(outputs, [kmasks.get("query")] + [None] * (len(outputs) - 1))

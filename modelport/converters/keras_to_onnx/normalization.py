@@ -210,3 +210,20 @@ def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
         return [ctx.op("Add", y, ctx.const(mean, f"{call.name}/mean"))]
     y = ctx.op("Sub", x, ctx.const(mean, f"{call.name}/mean"))
     return [ctx.op("Div", y, ctx.const(std, f"{call.name}/std"))]
+
+
+@LOWERINGS.register("RMSNormalization")
+def lower_rms_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    # Keras 3's ops.rms_normalization: x * rsqrt(mean(x^2 over axis) + epsilon) * scale, in at
+    # least float32; the scale multiplies with NumPy broadcasting (trailing axes), as here.
+    dtype = call.spec.dtype
+    x = call.x if dtype in ("float32", "float64") else ctx.cast(call.x, "float32")
+    work = np.dtype(dtype if dtype in ("float32", "float64") else "float32")
+    epsilon = call.config.get("epsilon")
+    eps = 1e-7 if epsilon is None else float(epsilon)  # None: Keras's backend.epsilon()
+    mean = ctx.reduce("ReduceMean", ctx.op("Mul", x, x), _axes(call), keepdims=True)
+    rms = ctx.op("Sqrt", ctx.op("Add", mean, ctx.const(np.asarray(eps, work),
+                                                       f"{call.name}/epsilon")))
+    y = ctx.op("Div", x, rms)
+    y = ctx.op("Mul", y, ctx.const(call.weight("scale").astype(work), f"{call.name}/scale"))
+    return [y if work == np.dtype(dtype) else ctx.cast(y, dtype)]

@@ -65,6 +65,19 @@ def lower_cast(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.cast(call.x, dtype)]
 
 
+@OPERATIONS.register("ConvertToTensor")
+def lower_convert_to_tensor(ctx: Builder, call: Call) -> list[ir.Value]:
+    """``ops.convert_to_tensor`` (Attention records it on the mask it hands on)."""
+    if call.config.get("sparse") or call.config.get("ragged"):
+        raise UnsupportedError("a sparse or ragged convert_to_tensor", layer=call.name)
+    dtype = call.config.get("dtype")
+    if dtype is None or dtype == call.spec.dtype:
+        return [ctx.op("Identity", call.x)]
+    if dtype not in ONNX_DTYPES:
+        raise UnsupportedError(f"convert_to_tensor to {dtype}", layer=call.name)
+    return [ctx.cast(call.x, dtype)]
+
+
 @OPERATIONS.register("Any", "All")
 def lower_any_all(ctx: Builder, call: Call) -> list[ir.Value]:
     rank = call.rank

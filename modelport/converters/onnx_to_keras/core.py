@@ -153,7 +153,7 @@ class Ctx:
         name = self.unique(base + (f"_{suffix}" if suffix else ""))
         cfg = {"name": name, "trainable": True, "dtype": "float32", **config}
         args = [inputs]  # a merge layer's list is its one positional argument
-        weights_ = [Weight(path, np.ascontiguousarray(np.asarray(a, np.float32)))
+        weights_ = [Weight(path, np.asarray(a, np.float32, order="C"))  # 0-d stays 0-d
                     for path, a in weights]
         self.layers.append(Layer(class_name, name, cfg, [call or Node(args)], weights_))
         ref = TensorRef(name, 0, 0)

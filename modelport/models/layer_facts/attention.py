@@ -1,4 +1,5 @@
-"""Attention layers, and the EinsumDense projections MultiHeadAttention is made of."""
+"""Attention layers (MultiHeadAttention, GroupQueryAttention, Attention, AdditiveAttention),
+and the EinsumDense projections MultiHeadAttention is made of."""
 
 from __future__ import annotations
 
@@ -53,3 +54,66 @@ declare("MultiHeadAttention", shape=_multi_head_attention,
 # bias_axes is set (Keras 3 also names it "bias").
 declare("EinsumDense", variables=leaf(
     lambda c: ["kernel"] + (["bias"] if c.get("bias_axes") else [])))
+
+
+# --- Attention, AdditiveAttention --------------------------------------------------------------
+# Called on [query, value(, key)]. Attention's use_scale (default False) makes a scalar "scale",
+# score_mode "concat" a scalar "concat_score_weight" after it; AdditiveAttention's use_scale
+# (default True) a "scale" per query feature.
+
+def _attention(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
+    """``(*query[:-1], value[-1])``; with ``return_attention_scores`` also the scores
+    ``(*query[:-1], key[-2])``."""
+    if len(inputs) not in (2, 3):
+        raise FormatError(f"called on {len(inputs)} tensors, not [query, value(, key)]")
+    query, value = inputs[0], inputs[1]
+    key = inputs[2] if len(inputs) > 2 else value
+    outs = out(cfg, query.shape[:-1] + value.shape[-1:])
+    if kwargs.get("return_attention_scores"):
+        outs += out(cfg, query.shape[:-1] + key.shape[-2:-1])
+    return outs
+
+
+declare("Attention", shape=_attention,
+        variables=leaf(lambda c: (["scale"] if c.get("use_scale") else []) + (
+            ["concat_score_weight"] if c.get("score_mode", "dot") == "concat" else [])),
+        variable_shapes=lambda c, spec: {"scale": (), "concat_score_weight": ()},
+        config_defaults={"score_mode": "dot"})
+declare("AdditiveAttention", shape=_attention,
+        variables=leaf(lambda c: ["scale"] if c.get("use_scale", True) else []),
+        variable_shapes=lambda c, spec: {"scale": (spec.shape[-1],)})
+
+
+# --- GroupQueryAttention ------------------------------------------------------------------------
+
+def _group_query_attention(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
+    """The query's shape; with ``return_attention_scores`` also ``(batch, query heads, Tq,
+    Tk)``."""
+    positional = list(inputs)
+    query = kwargs["query"] if "query" in kwargs else positional.pop(0)
+    value = kwargs["value"] if "value" in kwargs else positional.pop(0)
+    key = kwargs.get("key") or (positional.pop(0) if positional else value)
+    if query.shape[-1] != value.shape[-1] or value.shape[1:-1] != key.shape[1:-1]:
+        raise FormatError(f"query {query.shape}, value {value.shape} and key {key.shape} do "
+                          "not fit (query and value share the feature size; value and key all "
+                          "but the last dimension)")
+    outs = out(cfg, query.shape)
+    if kwargs.get("return_attention_scores"):
+        outs += out(cfg, (query.shape[0], int(cfg["num_query_heads"]), query.shape[1],
+                          key.shape[1]))
+    return outs
+
+
+def _group_query_attention_variables(config: dict) -> list[tuple[str, bool]]:
+    """EinsumDense sub-layers held in private attributes (``_query_dense``), created query, key,
+    gate, value, output (HDF5 names ``query``, ``key``, ``gate``, ``value``,
+    ``attention_output``; checked against Keras 3.15.1)."""
+    subs = ["_query_dense", "_key_dense"] + (["_gate_dense"] if config.get("use_gate") else []) \
+        + ["_value_dense", "_output_dense"]
+    names = ["kernel"] + (["bias"] if config.get("use_bias", True) else [])
+    return [(f"{sub}/{name}", True) for sub in subs for name in names]
+
+
+# Keras 3 registers the class GroupedQueryAttention as keras.layers.GroupQueryAttention.
+declare("GroupQueryAttention", shape=_group_query_attention,
+        variables=_group_query_attention_variables, python_class="GroupedQueryAttention")

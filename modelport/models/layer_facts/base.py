@@ -67,6 +67,11 @@ class LayerFacts:
     keras3_missing: why Keras 3 has no such class (a Keras 2 class), None where it has one.
     keras3_blockers: reasons Keras 3 cannot load this config or would compute it differently.
     module: for modelport's own layers (``modelport>...``), the Python module defining them.
+    python_class: the Python class's name where it is not the name configs give the class
+        (Keras 3 registers GroupedQueryAttention as GroupQueryAttention): ``.keras`` weight
+        folders and Keras 3's legacy ``.h5`` configs use it.
+    config_defaults: what Keras assumes for a config key a file leaves out, filled in on
+        reading; the legacy ``.h5`` writer leaves out a default that loader would misread.
     family: the module that declared the class (``conv``): its lowering and its reference
         live in the modules of the same name (``converters/keras_to_onnx/conv.py``, ...).
     """
@@ -84,6 +89,8 @@ class LayerFacts:
     keras3_missing: str | None = None
     keras3_blockers: Callable[[dict], list[str]] | None = None
     module: str | None = None
+    python_class: str | None = None
+    config_defaults: Mapping[str, Any] = field(default_factory=dict)
     family: str = ""
 
 

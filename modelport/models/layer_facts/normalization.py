@@ -72,3 +72,15 @@ declare("Normalization", shape=same_shape, variables=leaf(
 # its registered name, as Keras writes it in .h5 and TF.js files.
 declare("modelport>LocalResponseNormalization", shape=same_shape, variables=no_variables,
         module="modelport.keras_layers")
+
+
+def _rms_norm_variable_shapes(config: dict, spec: TensorSpec) -> dict[str, tuple]:
+    # Keras sorts the axes as given (negative ones first) and multiplies by the scale with
+    # NumPy broadcasting, so only trailing axes build.
+    axis = config.get("axis", -1)
+    found = sorted(int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+    return {"scale": tuple(spec.shape[a] for a in found)}
+
+
+declare("RMSNormalization", shape=same_shape, variables=leaf(lambda c: ["scale"]),
+        variable_shapes=_rms_norm_variable_shapes)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ._base import Call, Masked, as_float, register, unsupported
+from ._base import Call, Masked, as_float, flatten, flatten_like, register, unsupported
 from .activations import activation
 
 _PARAMS = ["query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask",
@@ -147,3 +147,132 @@ def _attention_mask(cfg: dict, query, value, query_mask, value_mask, key_mask, a
         attention_mask = np.asarray(attention_mask).astype(bool)
         return attention_mask if auto is None else attention_mask & auto
     return auto
+
+
+# --- Attention and AdditiveAttention --------------------------------------------------------------
+# Keras 3 (``keras/src/layers/attention/attention.py``, ``additive_attention.py``): called on
+# ``[query, value(, key)]`` with ``mask=[query_mask, value_mask]`` (Keras fills it in from the
+# inputs' Keras masks). Computed in the compute dtype, as Keras does: a masked score is
+# ``score - 1e9``, which in float32 rounds every small score to the same number, so a row whose
+# keys are all masked attends to all of them alike.
+
+def _list_call(call: Call) -> tuple[list[np.ndarray], list]:
+    """The ``[query, value(, key)]`` tensors and the ``[query_mask, value_mask]`` Keras uses."""
+    tensors, masks = call.inputs, call.masks
+    if not tensors and "inputs" in call.kwargs:  # called as layer(inputs=[q, v])
+        tensors = flatten(call.kwargs["inputs"])
+        masks = flatten_like(call.kwarg_masks.get("inputs"), call.kwargs["inputs"])
+    if len(tensors) not in (2, 3):
+        raise unsupported(call, f"called on {len(tensors)} tensors, not [query, value(, key)]")
+    explicit = call.kwargs.get("mask")
+    if isinstance(explicit, (list, tuple)) and len(explicit) >= 2:
+        masks = list(explicit)
+    return tensors, (list(masks) + [None, None])[:2]
+
+
+def _scores(call: Call, q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``(batch, Tq, Tv)`` scores: dot (optionally scaled), concat or additive."""
+    cfg = call.cfg
+    if call.class_name == "AdditiveAttention":
+        scale = call.w["scale"].astype(q.dtype) if cfg.get("use_scale", True) else q.dtype.type(1)
+        return np.sum(scale * np.tanh(q[..., :, None, :] + k[..., None, :, :]), axis=-1)
+    mode = cfg.get("score_mode", "dot")
+    scale = call.w["scale"].astype(q.dtype) if cfg.get("use_scale") else None
+    if mode == "dot":
+        scores = q @ np.swapaxes(k, -1, -2)
+        return scores if scale is None else scores * scale
+    if mode == "concat":
+        summed = q[..., :, None, :] + k[..., None, :, :]
+        if scale is not None:
+            summed = scale * summed
+        return call.w["concat_score_weight"].astype(q.dtype) * np.sum(np.tanh(summed), axis=-1)
+    raise unsupported(call, f"score_mode {mode!r} is not 'dot' or 'concat'")
+
+
+@register("Attention", "AdditiveAttention")
+def _attention(call: Call) -> Masked:
+    tensors, (query_mask, value_mask) = _list_call(call)
+    q, v = (as_float(t, call.cfg) for t in tensors[:2])
+    k = as_float(tensors[2], call.cfg) if len(tensors) > 2 else v
+    scores = _scores(call, q, k)
+    visible = None if value_mask is None else np.asarray(value_mask, bool)[..., None, :]
+    bound = call.kwargs
+    if bound.get("use_causal_mask"):
+        t, s = scores.shape[-2:]
+        causal = np.tril(np.ones((t, s), bool))[None]  # cumsum rows >= cumsum columns
+        visible = causal if visible is None else visible & causal
+    if visible is not None:
+        big = scores.dtype.type(65504.0 if scores.dtype == np.float16 else 1.0e9)
+        scores = np.where(visible, scores, scores - big)
+    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    weights = weights / weights.sum(axis=-1, keepdims=True)
+    out = weights @ v
+    if query_mask is not None:
+        out = np.where(np.asarray(query_mask, bool)[..., None], out, out.dtype.type(0))
+    values = [out] + ([weights] if bound.get("return_attention_scores") else [])
+    return Masked(values, [query_mask] + [None] * (len(values) - 1))
+
+
+# --- GroupQueryAttention --------------------------------------------------------------------------
+# Keras 3 (``grouped_query_attention.py``): EinsumDense projections ``_query_dense (dim, Hq, D)``,
+# ``_key_dense``/``_value_dense (dim, Hkv, D)``, optional ``_gate_dense`` (sigmoid, on the
+# query), ``_output_dense (Hq, D, dim)``; key and value heads repeated ``Hq // Hkv`` times
+# (``[k0, k0, k1, k1]``). Masks as MultiHeadAttention's (query_mask/value_mask/key_mask, given or
+# the inputs' Keras masks, causal, sliding window, attention_mask), with the same two paths:
+# the fused kernel (no scores returned, no dropout) lets a fully masked row attend uniformly,
+# the explicit one zeroes it. The output carries the query's Keras mask.
+
+_GQA = {"query": "_query_dense", "key": "_key_dense", "value": "_value_dense",
+        "gate": "_gate_dense", "attention_output": "_output_dense"}
+
+
+def _gqa_project(call: Call, name: str, x: np.ndarray) -> np.ndarray:
+    kernel = call.w[f"{_GQA[name]}/kernel"].astype(np.float64)
+    y = np.tensordot(x.astype(np.float64), kernel, axes=([-1], [0]))
+    bias = call.w.get(f"{_GQA[name]}/bias")
+    return y if bias is None else y + bias.astype(np.float64)
+
+
+@register("GroupQueryAttention")
+def _group_query_attention(call: Call) -> Masked:
+    cfg = call.cfg
+    if cfg.get("flash_attention"):
+        raise unsupported(call, "flash_attention=True is not implemented")
+    bound, kmasks = _bind(call)
+    query = as_float(bound["query"], cfg)
+    value = as_float(bound["value"], cfg)
+    key_given = bound.get("key") is not None
+    key = as_float(bound["key"], cfg) if key_given else value
+
+    def given_or_keras(name: str, tensor: str):
+        explicit = bound.get(name)
+        return explicit if explicit is not None else kmasks.get(tensor)
+
+    mask = _attention_mask(cfg, query, value, given_or_keras("query_mask", "query"),
+                           given_or_keras("value_mask", "value"),
+                           given_or_keras("key_mask", "key") if key_given else None,
+                           bound.get("attention_mask"), bool(bound.get("use_causal_mask")))
+    repeats = int(cfg["num_query_heads"]) // int(cfg["num_key_value_heads"])
+    q = _gqa_project(call, "query", query) * (1.0 / math.sqrt(float(cfg["head_dim"])))
+    k = np.repeat(_gqa_project(call, "key", key), repeats, axis=2)
+    v = np.repeat(_gqa_project(call, "value", value), repeats, axis=2)
+    scores = np.einsum("bquh,bkuh->buqk", q, k)
+    if mask is not None:
+        while mask.ndim < scores.ndim:
+            mask = np.expand_dims(mask, axis=-3)
+        scores = np.where(mask, scores, -1e9)
+    probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs = probs / probs.sum(axis=-1, keepdims=True)
+    wanted = bool(bound.get("return_attention_scores"))
+    if mask is not None and (wanted or float(cfg.get("dropout") or 0.0) > 0):
+        probs = np.where(mask, probs, 0.0)
+    context = np.einsum("buqk,bkuh->bquh", probs, v)
+    if cfg.get("use_gate"):
+        context = context * activation("sigmoid")(_gqa_project(call, "gate", query))
+    out = np.tensordot(context, call.w["_output_dense/kernel"].astype(np.float64),
+                       axes=([-2, -1], [0, 1]))
+    bias = call.w.get("_output_dense/bias")
+    if bias is not None:
+        out = out + bias.astype(np.float64)
+    values = [out.astype(query.dtype)] + ([probs.astype(query.dtype)] if wanted else [])
+    return Masked(values, [kmasks.get("query")] + [None] * (len(values) - 1))

@@ -147,3 +147,17 @@ def _broadcast_stat(value, keep: list[int], shape: list[int]) -> np.ndarray:
     for i in range(1, v.ndim + 1):
         expanded[keep[-i]] = v.shape[-i]
     return np.broadcast_to(v.reshape(expanded), shape)
+
+
+@register("RMSNormalization")
+def _rms_norm(call: Call) -> list[np.ndarray]:
+    """``x * rsqrt(mean(x ** 2 over axis) + epsilon) * scale`` (Keras 3's
+    ``ops.rms_normalization``). The scale multiplies with NumPy broadcasting, as in Keras, so its
+    dimensions meet the trailing axes; the layer supports no mask (it drops one)."""
+    x = as_float(call.x, call.cfg)
+    x64 = x.astype(np.float64)
+    axes = tuple(_axes(call.cfg.get("axis", -1), x.ndim))
+    epsilon = call.cfg.get("epsilon")
+    eps = 1e-7 if epsilon is None else float(epsilon)  # None: Keras's backend.epsilon()
+    rrms = 1.0 / np.sqrt(np.mean(x64 * x64, axis=axes, keepdims=True) + eps)
+    return [(x64 * rrms * call.w["scale"].astype(np.float64)).astype(x.dtype)]

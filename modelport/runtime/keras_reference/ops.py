@@ -92,3 +92,9 @@ def _ones_like(call: Call) -> list[np.ndarray]:
 @register("Cast")
 def _cast(call: Call) -> list[np.ndarray]:
     return [call.x.astype(np.dtype(call.cfg["dtype"]))]
+
+
+@register("ConvertToTensor")
+def _convert_to_tensor(call: Call) -> list[np.ndarray]:
+    """``ops.convert_to_tensor``: Attention's ``compute_mask`` records it on the query mask."""
+    return [call.x.astype(_dtype(call.cfg.get("dtype"), call.x))]
