@@ -1,4 +1,6 @@
-"""Checks every reader applies to what a model file declares, before trusting it. The limits themselves are in ``modelport.limits``.
+"""Checks every reader applies to what a model file declares, before trusting it.
+
+The limits themselves are in ``modelport.limits``.
 
 * Declared sizes: a weight whose declared shape needs more bytes than the file can hold is a
   FormatError raised *before* anything is allocated (a 4 TiB shape must never reach NumPy as a

@@ -184,14 +184,15 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
             keras_version = _text_attr(f, "keras_version")
             backend = _text_attr(f, "backend")
             model, dialect = config_to_model(model_config, keras_version)
-            root = f["model_weights"] if "model_weights" in f else f
+            root = f.get("model_weights", f)
             _read_weights(root, model, _Reopening(path) if deferred else None)
             # shape rules: loaded on the first read, not on import
             from ..models.weight_shapes import check as check_weight_shapes
 
             check_weight_shapes(model)
         except ModelportError as e:
-            raise e.with_file(path)
+            e.with_file(path)
+            raise
         except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
             # h5py reports corrupt structures as any of these (RuntimeError: bad B-tree or
             # symbol table nodes)
@@ -203,8 +204,10 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
     return model
 
 
-def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, str, bool]] | None:
-    """``(owner, path, trainable)`` in natural order for a top-level layer, nested models expanded."""
+def expected_variables(layer: Layer, frozen: bool = False
+                       ) -> list[tuple[Layer, str, bool]] | None:
+    """``(owner, path, trainable)`` in natural order for a top-level layer, nested models
+    expanded."""
     if layer.is_operation:
         return []
     if layer.model is not None:
@@ -216,10 +219,10 @@ def expected_variables(layer: Layer, frozen: bool = False) -> list[tuple[Layer, 
                 return None
             out.extend(found)
         return out
-    found = layer_variables(layer.class_name, layer.config)
-    if found is None:
+    variables = layer_variables(layer.class_name, layer.config)
+    if variables is None:
         return None
-    return [(layer, p, t and not frozen) for p, t in found]
+    return [(layer, p, t and not frozen) for p, t in variables]
 
 
 class _Reopening:
@@ -253,7 +256,7 @@ class _Reopening:
                 raise self._failed(name, e) from None
         flat = mapped.reshape(-1).view(np.uint8)
         for start in range(0, flat.size, n):
-            yield memoryview(flat[start:start + n])
+            yield flat[start:start + n].data
 
     def _failed(self, name: str, e: Exception) -> FormatError:
         return FormatError(f"cannot read dataset {name} again ({_short(e)})", file=self.path)
@@ -263,7 +266,7 @@ def _rows(ds, n: int) -> Iterator[memoryview]:
     """A dataset's bytes, read along its first axis about ``n`` bytes at a time into one
     buffer (each piece valid until the next)."""
     if not ds.shape:
-        yield memoryview(np.asarray(ds[()]).reshape(-1).view(np.uint8))
+        yield np.asarray(ds[()]).reshape(-1).view(np.uint8).data
         return
     row = math.prod(ds.shape[1:]) * ds.dtype.itemsize
     rows = max(1, n // max(row, 1))
@@ -271,7 +274,7 @@ def _rows(ds, n: int) -> Iterator[memoryview]:
     for start in range(0, ds.shape[0], rows):
         k = min(rows, ds.shape[0] - start)
         ds.read_direct(buffer, source_sel=np.s_[start:start + k], dest_sel=np.s_[0:k])
-        yield memoryview(buffer[:k].reshape(-1).view(np.uint8))
+        yield buffer[:k].reshape(-1).view(np.uint8).data
 
 
 def _read_weights(root, model: LayersModel,
@@ -296,8 +299,8 @@ def _read_weights(root, model: LayersModel,
         for (owner, var_path, trainable), name in zip(ordered, names):
             leaf = name.split("/")[-1].split(":")[0]
             if not same_variable(leaf, var_path.split("/")[-1]):
-                raise FormatError(
-                    f"variable {name!r} is stored where {var_path!r} was expected", layer=layer.name)
+                raise FormatError(f"variable {name!r} is stored where {var_path!r} was expected",
+                                  layer=layer.name)
             item = group.get(name)
             if not isinstance(item, h5py.Dataset):
                 raise FormatError(f"variable {name!r} is listed but not stored", layer=layer.name)
@@ -361,9 +364,13 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     checks.check_declared_bytes(count * dtype.itemsize, ds.id.get_storage_size(),
                                 what=f"dataset {name}", file=None)
     if reopen is not None and count * dtype.itemsize >= DEFER_MIN_BYTES and dtype.isnative:
+        source: Reopen = reopen
         stream = getattr(reopen, "stream", None)
-        return stand_in(shape, dtype,
-                        lambda out=None: reopen.load(name, out),
+
+        def load(out: np.ndarray | None = None) -> np.ndarray:
+            return source.load(name, out)
+
+        return stand_in(shape, dtype, load,
                         (lambda n: stream(name, n)) if stream is not None else None)
     values = _values(ds, count)
     if not values.dtype.isnative:
@@ -427,7 +434,7 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) ->
         if expected is None:
             entries = [(layer, w) for w in layer.weights]
         else:
-            by_owner = {}
+            by_owner: dict[int, dict[str, bool]] = {}
             for owner, path, trainable in expected:
                 by_owner.setdefault(id(owner), {})[path] = trainable
             entries = legacy_order([((owner, w), by_owner[id(owner)].get(w.path, True))

@@ -20,7 +20,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -72,15 +72,15 @@ class _Archive:
             # NotImplementedError: zipfile's word for "version/compression not supported"
             raise FormatError(f"corrupt zip archive ({e})", file=path) from None
         try:
-            self._check_members()
+            self._check_members(self.zip)
         except BaseException:
             self.zip.close()
             raise
 
-    def _check_members(self) -> None:
+    def _check_members(self, archive: zipfile.ZipFile) -> None:
         seen: set[str] = set()
         total = 0
-        for info in self.zip.infolist():
+        for info in archive.infolist():
             name = info.filename
             parts = name.replace("\\", "/").split("/")
             if "\x00" in name:
@@ -113,13 +113,14 @@ class _Archive:
         if self.zip is not None:
             info = self.zip.getinfo(name)
             if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
-                return _StoredMember(self.path, info)
+                # a RawIOBase over a regular file: its read() never gives None
+                return cast(IO[bytes], _StoredMember(self.path, info))
             return self.zip.open(name)
         target = contained_path(self.path, name, what="member", file=self.path)
         check_model_file(target, what="member", relative=name, file=self.path)
         return open(target, "rb")
 
-    def read_json(self, name: str) -> dict:
+    def read_json(self, name: str) -> object:
         if self.zip is not None and self.zip.getinfo(name).file_size > MAX_JSON_BYTES:
             raise FormatError(f"{name} is larger than {MAX_JSON_BYTES} bytes", file=self.path)
         with self.open(name) as fh:
@@ -223,7 +224,8 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
         if WEIGHTS in names:
             _read_weights(archive, model, deferred)
         elif "model.weights.json" in names:
-            raise UnsupportedError("sharded .keras weights (model.weights.json) are not supported yet")
+            raise UnsupportedError(
+                "sharded .keras weights (model.weights.json) are not supported yet")
         elif any(True for _ in model.all_weights()) or _has_variables(model):
             raise FormatError(f"no {WEIGHTS} in the .keras archive")
         # shape rules: loaded on the first read, not on import
@@ -231,7 +233,8 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
 
         check_weight_shapes(model)
     except ModelportError as e:
-        raise e.with_file(path)
+        e.with_file(path)
+        raise
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         # a member whose local header or deflate stream is broken (the central directory,
         # checked on open, can be intact while the data is not)
@@ -364,7 +367,7 @@ def _read_container(group, layers: list[Layer], where: str, reopen=None) -> None
             if not isinstance(vars_group, h5py.Group):
                 raise FormatError(f"no {where}/{folder}/{vars_path} in the weights",
                                   layer=layer.name)
-            stored = len([k for k in vars_group.keys()])
+            stored = len(vars_group.keys())
             if stored != len(entries):
                 want = ", ".join(p for p, _ in entries)
                 raise FormatError(

@@ -67,16 +67,23 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
 CHECK_DATA_BYTES = 1024
 
 
+def _data(value: ir.Value) -> ir.TensorProtocol:
+    """An initializer's tensor (``skeleton`` hands out only initializers that have one)."""
+    if value.const_value is None:
+        raise ModelportError(f"internal error: initializer {value.name!r} has no value")
+    return value.const_value
+
+
 def _check(skeleton: onnx.ModelProto, values: list[ir.Value], dst: Path) -> None:
     probe = onnx.ModelProto()
     probe.CopyFrom(skeleton)
     # Small ones (shapes, sizes, axes) go back in as data: inference reads them, and onnx
     # 1.23.1 refuses a Resize whose ``sizes`` is a graph input.
-    small = [v for v in values if v.const_value.nbytes <= CHECK_DATA_BYTES]
-    probe.graph.initializer.extend(ir.serde.serialize_tensor(v.const_value) for v in small)
+    small = [v for v in values if _data(v).nbytes <= CHECK_DATA_BYTES]
+    probe.graph.initializer.extend(ir.serde.serialize_tensor(_data(v)) for v in small)
     for proto, v in zip(probe.graph.initializer[-len(small):] if small else [], small):
         proto.name = v.name
-    declare_as_inputs(probe, [v for v in values if v.const_value.nbytes > CHECK_DATA_BYTES])
+    declare_as_inputs(probe, [v for v in values if _data(v).nbytes > CHECK_DATA_BYTES])
     try:
         onnx.checker.check_model(probe, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
@@ -113,7 +120,7 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
     written as: the model without its graph, then the graph field, whose payload is the graph
     without initializers followed by one initializer record per weight.
     """
-    arrays = [np.require(v.const_value.numpy(), requirements="C") for v in values]
+    arrays = [np.require(_data(v).numpy(), requirements="C") for v in values]
     graph_bytes = skeleton.graph.SerializeToString()
     head_proto = onnx.ModelProto()
     head_proto.CopyFrom(skeleton)
@@ -124,7 +131,7 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
         array = array if array.dtype.byteorder in ("<", "=", "|") else array.astype(
             array.dtype.newbyteorder("<"))
         meta = onnx.TensorProto(name=v.name, dims=list(array.shape),
-                                data_type=int(v.const_value.dtype))
+                                data_type=int(_data(v).dtype))
         meta_bytes = meta.SerializeToString()
         raw = _field(_TENSOR_RAW_DATA, array.nbytes)
         tensor_len = len(meta_bytes) + len(raw) + array.nbytes
@@ -135,7 +142,7 @@ def _stream(skeleton: onnx.ModelProto, values: list[ir.Value], fh) -> None:
     fh.write(graph_bytes)
     for prefix, array in records:
         fh.write(prefix)
-        fh.write(memoryview(array).cast("B") if array.size else b"")
+        fh.write(array.data.cast("B") if array.size else b"")
 
 
 def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
@@ -172,7 +179,7 @@ def read(path: str | os.PathLike, *, scan_values: bool = True) -> ir.Model:
                    for i in stripped):
                 mapped = None  # nameless or duplicate initializers: checked the ordinary way
     if mapped is None:
-        stripped, whole = {}, None
+        stripped, whole = {}, np.empty(0, np.uint8)  # nothing stripped: nothing to map
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and onnx's errors share no useful base

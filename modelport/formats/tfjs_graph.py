@@ -68,7 +68,8 @@ def read(path: str | os.PathLike) -> TfjsGraph:
         graph.outputs = _signature(signature.get("outputs")) or _sinks(graph)
         check(graph)
     except ModelportError as e:
-        raise e.with_file(json_path)
+        e.with_file(json_path)
+        raise
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
     graph.source = SourceInfo("tfjs-graph", str(json_path), "tf-graph",
@@ -171,9 +172,10 @@ def _inline_constants(graph: TfjsGraph) -> None:
 def _decode_tensor(name: str, tensor: dict) -> np.ndarray:
     dtype = DTYPES.get(tensor.get("dtype", "DT_FLOAT"))
     shape = decode_shape(tensor.get("tensorShape", {})) or []
-    if dtype in (None, "string", "resource", "variant") or any(d is None for d in shape):
+    dims = [d for d in shape if d is not None]
+    if dtype in (None, "string", "resource", "variant") or len(dims) != len(shape):
         raise UnsupportedError(f"inline constant {name!r} of type {tensor.get('dtype')}")
-    count = int(np.prod(shape)) if shape else 1
+    count = int(np.prod(dims)) if dims else 1
     if "tensorContent" in tensor:
         raw = base64.b64decode(tensor["tensorContent"])
         array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
@@ -203,7 +205,8 @@ def _signature(entries: Any) -> list[TensorInfo]:
                                  or entry["dtype"] not in DTYPES):
             raise FormatError(f"signature entry {key!r} has an unknown dtype "
                               f"{str(entry['dtype'])[:40]!r}")
-        out.append(TensorInfo(key, entry["name"], DTYPES.get(entry.get("dtype"), "float32"),
+        dtype = DTYPES.get(entry.get("dtype", "DT_FLOAT"), "float32")
+        out.append(TensorInfo(key, entry["name"], dtype,
                               decode_shape(entry.get("tensorShape", {}))))
     return out
 

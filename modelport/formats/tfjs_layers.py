@@ -106,7 +106,8 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
 
         check_weight_shapes(model)
     except ModelportError as e:
-        raise e.with_file(json_path)
+        e.with_file(json_path)
+        raise
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=json_path) from None
     model.source = SourceInfo("tfjs-layers", str(json_path), dialect, keras_version)

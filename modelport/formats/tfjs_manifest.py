@@ -143,7 +143,8 @@ class _ShardReader:
                 self.index += 1
                 continue
             if self.handle is None:
-                self.handle = open(self.shards[self.index], "rb")
+                # kept open across reads; _close() ends it when the shard is done
+                self.handle = open(self.shards[self.index], "rb")  # noqa: SIM115
                 self.handle.seek(self.offset)
             want = min(n - done, self.sizes[self.index] - self.offset)
             got = self.handle.readinto(out[done:done + want])
@@ -172,7 +173,7 @@ class _ShardReader:
             if mapped is not None:
                 return mapped
         array = memory.empty(shape, dtype) if out is None else out
-        self.readinto(memoryview(array.reshape(-1).view(np.uint8)))
+        self.readinto(array.reshape(-1).view(np.uint8).data)
         return array
 
 
@@ -340,7 +341,7 @@ def quantize(array: np.ndarray, qdtype: str) -> tuple[np.ndarray, dict]:
         q = np.zeros(array.shape, target)
         scale = 1.0
     else:
-        qmax = float(np.iinfo(target).max)
+        qmax = float(np.iinfo(qdtype).max)  # uint8 or uint16, the name of ``target``
         scale = (hi - lo) / qmax
         if lo <= 0.0 <= hi:
             zero = float(np.round((0.0 - lo) / scale))
@@ -382,7 +383,7 @@ def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndar
     count = max(1, math.ceil(total / shard_size))
     paths = [f"group{group_index + 1}-shard{i + 1}of{count}.bin" for i in range(count)]
     _write_shards(folder, paths, shard_size,
-                  [memoryview(blob.reshape(-1).view(np.uint8)) if isinstance(blob, np.ndarray)
+                  [blob.reshape(-1).view(np.uint8).data if isinstance(blob, np.ndarray)
                    else memoryview(blob) for blob, _ in blobs])
     return {"paths": paths, "weights": entries}
 

@@ -67,13 +67,10 @@ class KerasReference:
 
 def _vocabulary(model: LayersModel, input_name: str) -> int | None:
     """The smallest input_dim of the Embeddings this input feeds, directly."""
-    highs = []
-    for layer in model.layers:
-        if layer.class_name != "Embedding":
-            continue
-        for node in layer.inbound_nodes:
-            if any(r.layer == input_name for r in node.inputs()):
-                highs.append(int(layer.config["input_dim"]))
+    highs = [int(layer.config["input_dim"])
+             for layer in model.layers if layer.class_name == "Embedding"
+             for node in layer.inbound_nodes
+             if any(r.layer == input_name for r in node.inputs())]
     return min(highs) if highs else None
 
 
@@ -119,7 +116,7 @@ def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
     try:
         proto = onnx.load_from_string(model) if isinstance(model, bytes) else \
             onnx.load(os.fspath(model), load_external_data=False)
-    except Exception:  # unreadable here means the session already failed; no bounds then
+    except Exception:  # noqa: BLE001 - unreadable here means the session already failed; no bounds
         return {}
     shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
     bounds: dict[str, int] = {}
@@ -216,6 +213,9 @@ class TfjsGraphEngine:
         if self.real:
             from . import tfjs_node
 
+            if self.path is None:
+                raise UnsupportedError("real tfjs runs a graph-model from its model.json; this "
+                                       "graph has no path (use --engine reference)")
             return tfjs_node.run_graph(self.path, [(i.tensor, a) for i, a in
                                                    zip(self.graph.inputs, arrays)],
                                        [o.tensor for o in self.graph.outputs])

@@ -39,7 +39,7 @@ class Session:
             ) -> list[np.ndarray]:
         try:
             return list(self.session.run(outputs, feeds))
-        except Exception as e:  # onnxruntime raises its own exception types
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelportError(f"onnxruntime failed to run the model: "
                                  f"{str(e).splitlines()[0][:300]}") from None
 
@@ -73,7 +73,7 @@ def cuda_usable() -> bool:
         options.log_severity_level = 4
         s = ort.InferenceSession(model.SerializeToString(), sess_options=options,
                                  providers=[("CUDAExecutionProvider", CUDA_OPTIONS)])
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure to start CUDA means it is not usable
         return False
     finally:
         ort.set_default_logger_severity(3)
@@ -102,7 +102,7 @@ def session(model: bytes | str | os.PathLike, *, device: str = "auto") -> Sessio
         ort.set_default_logger_severity(4)  # a failed CUDA load is reported below, in one line
     try:
         s = ort.InferenceSession(source, sess_options=options, providers=providers)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - onnxruntime's load errors share no useful base
         raise ModelportError(f"onnxruntime cannot load the model: "
                              f"{str(e).splitlines()[0][:300]}") from None
     finally:

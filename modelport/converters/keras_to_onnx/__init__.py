@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import onnx_ir as ir
 
 from ..._version import __version__
 from ...errors import ModelportError, UnsupportedError
-from ...models import Layer, LayersModel, TensorRef, keras_graph, keras_shapes
+from ...models import Layer, LayersModel, Node, TensorRef, keras_graph, keras_shapes
 from ...models.keras_shapes import TensorSpec
 from ...models.onnx_model import (  # noqa: F401 - the opsets, re-exported for the lowering's users
     DEFAULT_OPSET,
@@ -40,6 +41,9 @@ from . import (  # noqa: F401
     reshaping,
 )
 from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
+
+Key = tuple[str, int, int]  # a Keras tensor: (layer, call, output index)
+_T = TypeVar("_T")
 
 # Layers whose lowering no op-by-op rule can read back (a recurrent cell as a Scan loop, ...).
 # Their class, config and call are recorded in the model's metadata under HINT_KEY; raising
@@ -104,7 +108,8 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
                                     "see `modelport inspect`")
     graph_model = keras_graph.as_functional(model)
     builder = Builder(opset)
-    inputs, values = [], {}
+    inputs: list[ir.Value] = []
+    values: dict[Key, ir.Value] = {}
     for ref in graph_model.inputs:
         layer = graph_model.layer(ref.layer)
         spec = keras_shapes.input_specs(graph_model)[graph_model.inputs.index(ref)]
@@ -115,7 +120,7 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
         if channels_first_inputs and len(spec.shape) >= 3:
             x = builder.to_channels_last(value, len(spec.shape))
         values[(ref.layer, ref.node, ref.tensor)] = x
-    tensor_names: dict = {}
+    tensor_names: dict[Key, str | None] = {}
     hints: list[dict] = []
     outputs = _lower_graph(builder, graph_model, values, {}, tensor_names, prefix="", hints=hints)
     out_values = []
@@ -136,8 +141,10 @@ def lower(model: LayersModel, *, opset: int = DEFAULT_OPSET, channels_first_inpu
     if hints:
         result.metadata_props[HINT_KEY] = json.dumps(hints, separators=(",", ":"))
     transposes = layout.optimize(result) if optimize else layout.count_transposes(result)
-    return LoweredModel(result, [v.name for v in inputs], [v.name for v in out_values],
-                        tensor_names, transposes, opset)
+    # An input's layout Transpose has no name until the graph is built: nothing can look it up.
+    named = {key: name for key, name in tensor_names.items() if name is not None}
+    return LoweredModel(result, [_named(v) for v in inputs], [_named(v) for v in out_values],
+                        named, transposes, opset)
 
 
 def _version() -> str:
@@ -151,7 +158,7 @@ def _dtype(spec: TensorSpec, layer: Layer) -> ir.DataType:
     return ONNX_DTYPES[spec.dtype]
 
 
-def _dims(spec: TensorSpec, name: str, channels_first: bool) -> list:
+def _dims(spec: TensorSpec, name: str | None, channels_first: bool) -> list:
     dims: list = [d if d is not None else ("batch" if i == 0 else f"{name}_d{i}")
                   for i, d in enumerate(spec.shape)]
     if channels_first and len(dims) >= 3:
@@ -159,75 +166,119 @@ def _dims(spec: TensorSpec, name: str, channels_first: bool) -> list:
     return dims
 
 
-def _lower_graph(builder: Builder, model: LayersModel, values: dict, masks: dict,
-                 tensor_names: dict, prefix: str, hints: list | None = None) -> list[ir.Value]:
+def _lower_graph(builder: Builder, model: LayersModel, values: dict[Key, ir.Value],
+                 masks: dict[Key, ir.Value], tensor_names: dict[Key, str | None],
+                 prefix: str, hints: list | None = None) -> list[ir.Value]:
+    """Lower every call of ``model`` in dependency order into ``values`` (and the Keras masks
+    into ``masks``); the values of the model's outputs. ``hints`` collects the re-lowering
+    records of the top-level graph (None inside a nested model)."""
     specs = keras_shapes.infer(model)
     mask_ops = _mask_operations(model) if hints is not None else set()
     if prefix == "":
         tensor_names.update({key: value.name for key, value in values.items()})
     for layer, k in keras_graph.call_order(model):
         node = layer.inbound_nodes[k]
-        refs = node.inputs()
-        arg_refs = [r for r in refs if not _is_kwarg(node, r)]
-        kwargs = _kwargs(node.kwargs, values)
-        in_masks = [masks.get(_key(r)) for r in arg_refs]
-        if isinstance(kwargs.get("mask"), ir.Value) and in_masks:
-            in_masks[0] = kwargs["mask"]  # Keras 3 records the mask a layer consumes explicitly
-        call = Call(layer=layer, node=k,
-                    inputs=[values[_key(r)] for r in arg_refs],
-                    in_specs=[specs[_key(r)] for r in arg_refs],
-                    out_specs=_out_specs(specs, layer, k),
-                    kwargs=kwargs, masks=in_masks, args=_kwargs(node.args, values),
-                    kwarg_masks={k: masks.get(_key(v)) for k, v in node.kwargs.items()
-                                 if isinstance(v, TensorRef)})
+        call = _call(layer, k, specs, values, masks)
         builder.prefix = f"{prefix}{layer.name}/"
-        try:
-            if layer.model is not None:
-                inner_values = _inner_inputs(builder, layer, call)
-                outs = _lower_graph(builder, keras_graph.as_functional(layer.model), inner_values,
-                                    {}, {}, prefix=f"{prefix}{layer.name}/")
-                lowered = Lowered(outs)
-            else:
-                table = OPERATIONS if layer.is_operation else LOWERINGS
-                result = table.require(layer.class_name, layer=layer.name)(builder, call)
-                lowered = result if isinstance(result, Lowered) else Lowered(list(result))
-        except ModelportError as e:
-            if e.layer is None:
-                e.layer = f"{prefix}{layer.name}"
-                e.args = (str(e),)
-            raise
-        if len(lowered.outputs) != len(call.out_specs):
-            raise UnsupportedError(f"lowering produced {len(lowered.outputs)} outputs, Keras "
-                                   f"has {len(call.out_specs)}", layer=layer.name)
-        out_masks = lowered.masks
-        if out_masks is None:
-            inherited = call.masks[0] if (call.masks and layer.class_name in PROPAGATES_MASK
-                                          and not layer.is_operation) else None
-            out_masks = [inherited] * len(lowered.outputs)
-        for i, (value, mask) in enumerate(zip(lowered.outputs, out_masks)):
-            key = (layer.name, k, i)
-            values[key] = value
-            if mask is not None:
-                masks[key] = mask
-            if value.name is None or value.name.startswith("val_"):
-                value.name = builder.unique(f"{prefix}{layer.name}" if (k, i) == (0, 0)
-                                            else f"{prefix}{layer.name}:{k}:{i}")
-            if prefix == "":
-                tensor_names[key] = value.name
-        explicit_mask = isinstance(node.kwargs.get("mask"), TensorRef)
-        if hints is not None and layer.model is None and len(layer.inbound_nodes) == 1 and (
-                layer.name in mask_ops or explicit_mask or (layer.class_name in RELOWERED
-                and not any(m is not None for m in call.masks))):
-            hint = _hint(layer, node, [values[_key(r)].name for r in dict.fromkeys(refs)],
-                         [v.name for v in lowered.outputs])
-            try:
-                json.dumps(hint)
-            except (TypeError, ValueError):  # a config that is not JSON: no hint, no raising
-                pass
-            else:
-                hints.append(hint)
+        lowered = _lower_call(builder, layer, call, prefix)
+        _record_outputs(builder, layer, k, call, lowered, values, masks, tensor_names, prefix)
+        if hints is not None and _wants_hint(layer, node, call, mask_ops):
+            _add_hint(hints, layer, node, values, lowered)
     builder.prefix = prefix
     return [values[_key(r)] for r in model.outputs]
+
+
+def _call(layer: Layer, k: int, specs: dict[Key, TensorSpec], values: dict[Key, ir.Value],
+          masks: dict[Key, ir.Value]) -> Call:
+    """Call ``k`` of ``layer``: its tensor arguments as ONNX values, with specs and masks."""
+    node = layer.inbound_nodes[k]
+    arg_refs = [r for r in node.inputs() if not _is_kwarg(node, r)]
+    kwargs = _kwargs(node.kwargs, values)
+    in_masks: list[ir.Value | None] = [masks.get(_key(r)) for r in arg_refs]
+    if isinstance(kwargs.get("mask"), ir.Value) and in_masks:
+        in_masks[0] = kwargs["mask"]  # Keras 3 records the mask a layer consumes explicitly
+    return Call(layer=layer, node=k,
+                inputs=[values[_key(r)] for r in arg_refs],
+                in_specs=[specs[_key(r)] for r in arg_refs],
+                out_specs=_out_specs(specs, layer, k),
+                kwargs=kwargs, masks=in_masks, args=_kwargs(node.args, values),
+                kwarg_masks={name: masks.get(_key(v)) for name, v in node.kwargs.items()
+                             if isinstance(v, TensorRef)})
+
+
+def _lower_call(builder: Builder, layer: Layer, call: Call, prefix: str) -> Lowered:
+    """``call`` lowered by its class's lowering (a nested model: its own graph, recursively);
+    an error names the layer."""
+    try:
+        if layer.model is not None:
+            inner_values = _inner_inputs(builder, layer.model, call)
+            outs = _lower_graph(builder, keras_graph.as_functional(layer.model), inner_values,
+                                {}, {}, prefix=f"{prefix}{layer.name}/")
+            lowered = Lowered(outs)
+        else:
+            table = OPERATIONS if layer.is_operation else LOWERINGS
+            result = table.require(layer.class_name, layer=layer.name)(builder, call)
+            lowered = result if isinstance(result, Lowered) else Lowered(list(result))
+    except ModelportError as e:
+        if e.layer is None:
+            e.layer = f"{prefix}{layer.name}"
+            e.args = (str(e),)
+        raise
+    if len(lowered.outputs) != len(call.out_specs):
+        raise UnsupportedError(f"lowering produced {len(lowered.outputs)} outputs, Keras "
+                               f"has {len(call.out_specs)}", layer=layer.name)
+    return lowered
+
+
+def _record_outputs(builder: Builder, layer: Layer, k: int, call: Call, lowered: Lowered,
+                    values: dict[Key, ir.Value], masks: dict[Key, ir.Value],
+                    tensor_names: dict[Key, str | None], prefix: str) -> None:
+    """Store the call's outputs and their masks (a layer that propagates masks passes its
+    input's on), naming the values that have no name of their own yet."""
+    out_masks = lowered.masks
+    if out_masks is None:
+        inherited = call.masks[0] if (call.masks and layer.class_name in PROPAGATES_MASK
+                                      and not layer.is_operation) else None
+        out_masks = [inherited] * len(lowered.outputs)
+    for i, (value, mask) in enumerate(zip(lowered.outputs, out_masks)):
+        key = (layer.name, k, i)
+        values[key] = value
+        if mask is not None:
+            masks[key] = mask
+        if value.name is None or value.name.startswith("val_"):
+            value.name = builder.unique(f"{prefix}{layer.name}" if (k, i) == (0, 0)
+                                        else f"{prefix}{layer.name}:{k}:{i}")
+        if prefix == "":
+            tensor_names[key] = value.name
+
+
+def _wants_hint(layer: Layer, node: Node, call: Call, mask_ops: set[str]) -> bool:
+    """Whether raising needs a record of this call: a layer called once whose lowering no
+    op-by-op rule reads back, or one that computes or consumes an explicit mask."""
+    explicit_mask = isinstance(node.kwargs.get("mask"), TensorRef)
+    return layer.model is None and len(layer.inbound_nodes) == 1 and (
+        layer.name in mask_ops or explicit_mask or (layer.class_name in RELOWERED
+                                                    and not any(m is not None
+                                                                for m in call.masks)))
+
+
+def _add_hint(hints: list, layer: Layer, node: Node, values: dict[Key, ir.Value],
+              lowered: Lowered) -> None:
+    """Append the re-lowering record of ``layer``'s call, unless its config is not JSON."""
+    hint = _hint(layer, node, [values[_key(r)].name for r in dict.fromkeys(node.inputs())],
+                 [v.name for v in lowered.outputs])
+    try:
+        json.dumps(hint)
+    except (TypeError, ValueError):  # a config that is not JSON: no hint, no raising
+        return
+    hints.append(hint)
+
+
+def _named(value: ir.Value) -> str:
+    """A value's name, once the graph is built (which names every value)."""
+    if value.name is None:
+        raise ModelportError("internal error: an ONNX value was left without a name")
+    return value.name
 
 
 def _mask_operations(model: LayersModel) -> set[str]:
@@ -246,7 +297,8 @@ def _mask_operations(model: LayersModel) -> set[str]:
     return found
 
 
-def _hint(layer: Layer, node, inputs: list[str], outputs: list[str]) -> dict:
+def _hint(layer: Layer, node: Node, inputs: list[str | None], outputs: list[str | None]
+          ) -> dict:
     """What re-lowering ``layer`` needs: its class, config, call (tensors as input indices),
     the ONNX values it reads and makes, and its weights' paths, shapes and dtypes."""
     refs = list(dict.fromkeys(node.inputs()))
@@ -267,8 +319,9 @@ def _hint(layer: Layer, node, inputs: list[str], outputs: list[str]) -> dict:
             "weights": [[w.path, list(w.array.shape), str(w.array.dtype)] for w in layer.weights]}
 
 
-def _inner_inputs(builder: Builder, layer: Layer, call: Call) -> dict:
-    inner = keras_graph.as_functional(layer.model)
+def _inner_inputs(builder: Builder, model: LayersModel, call: Call) -> dict[Key, ir.Value]:
+    """A nested model's input values: the call's, cast to the dtypes its Inputs declare."""
+    inner = keras_graph.as_functional(model)
     out = {}
     for ref, value, spec in zip(inner.inputs, call.inputs, call.in_specs):
         declared = inner.layer(ref.layer).config.get("dtype", "float32")
@@ -278,7 +331,7 @@ def _inner_inputs(builder: Builder, layer: Layer, call: Call) -> dict:
     return out
 
 
-def _out_specs(specs: dict, layer: Layer, k: int) -> list[TensorSpec]:
+def _out_specs(specs: dict[Key, TensorSpec], layer: Layer, k: int) -> list[TensorSpec]:
     out, i = [], 0
     while (layer.name, k, i) in specs:
         out.append(specs[(layer.name, k, i)])
@@ -286,7 +339,7 @@ def _out_specs(specs: dict, layer: Layer, k: int) -> list[TensorSpec]:
     return out
 
 
-def _is_kwarg(node, ref: TensorRef) -> bool:
+def _is_kwarg(node: Node, ref: TensorRef) -> bool:
     def contains(obj) -> bool:
         if isinstance(obj, TensorRef):
             return obj == ref
@@ -298,7 +351,8 @@ def _is_kwarg(node, ref: TensorRef) -> bool:
     return contains(node.kwargs) and not contains(node.args)
 
 
-def _kwargs(kwargs: dict, values: dict) -> dict:
+def _kwargs(kwargs: _T, values: dict[Key, ir.Value]) -> _T:
+    """``kwargs`` (a call's args or kwargs) with each TensorRef replaced by its value."""
     def sub(obj):
         if isinstance(obj, TensorRef):
             return values[_key(obj)]
@@ -310,5 +364,5 @@ def _kwargs(kwargs: dict, values: dict) -> dict:
     return sub(kwargs)
 
 
-def _key(ref: TensorRef) -> tuple[str, int, int]:
+def _key(ref: TensorRef) -> Key:
     return (ref.layer, ref.node, ref.tensor)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Sequence
 
 import numpy as np
 import onnx_ir as ir
@@ -156,10 +157,10 @@ def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
     return Lowered(outputs, [query_mask] + [None] * (len(outputs) - 1))
 
 
-def _attention_axes(axes: object, projected: int) -> list[int]:
+def _attention_axes(axes: int | Sequence[int] | None, projected: int) -> list[int]:
     if axes is None:
         return list(range(1, projected - 2))
-    listed = [axes] if isinstance(axes, int) else list(axes)  # type: ignore[arg-type]
+    listed = [axes] if isinstance(axes, int) else list(axes)
     return [a if a >= 0 else (projected - 1) + a for a in listed]
 
 
@@ -255,9 +256,8 @@ def _input_masks(ctx: Builder, args: dict, kmasks: dict, key_given: bool
     parts = []
     if query_mask is not None:
         parts.append((ctx.unsqueeze(ctx.cast(query_mask, "bool"), [-1]), 3))
-    for m in (value_mask, key_mask):
-        if m is not None:
-            parts.append((ctx.unsqueeze(ctx.cast(m, "bool"), [-2]), 3))
+    parts.extend((ctx.unsqueeze(ctx.cast(m, "bool"), [-2]), 3)
+                 for m in (value_mask, key_mask) if m is not None)
     return parts
 
 

@@ -62,6 +62,14 @@ class Call:
     def rank(self) -> int:
         return len(self.in_specs[0].shape)
 
+    def dim(self, axis: int) -> int:
+        """The static size of the first input's ``axis``, which a per-axis weight needs."""
+        size = self.spec.shape[axis]
+        if size is None:
+            raise UnsupportedError(f"axis {axis} of the input has no static size, which this "
+                                   "layer needs", layer=self.name)
+        return int(size)
+
     def weight(self, path: str) -> np.ndarray:
         for w in self.layer.weights:
             if w.path == path:
@@ -70,6 +78,12 @@ class Call:
 
     def has_weight(self, path: str) -> bool:
         return any(w.path == path for w in self.layer.weights)
+
+
+def static_dims(dims: Sequence[int | None]) -> list[int] | None:
+    """``dims`` when every one is known, else None."""
+    known = [d for d in dims if d is not None]
+    return known if len(known) == len(dims) else None
 
 
 @dataclass
@@ -112,11 +126,13 @@ class Builder:
         label = self.unique(name or f"{self.prefix}const")
         return self.tape.initializer(tensor(np.ascontiguousarray(data), name=label), name=label)
 
-    def ints(self, values: Sequence[int], name: str | None = None) -> ir.Value:
+    def ints(self, values: Sequence[int] | np.ndarray, name: str | None = None) -> ir.Value:
+        """An int64 initializer holding ``values``."""
         return self.const(np.asarray(list(values), dtype=np.int64), name)
 
     def scalar(self, value: float, like: TensorSpec | None = None) -> ir.Value:
-        dtype = np.dtype(like.dtype) if like is not None and like.dtype in ONNX_DTYPES else np.float32
+        dtype = (np.dtype(like.dtype) if like is not None and like.dtype in ONNX_DTYPES
+                 else np.float32)
         return self.const(np.asarray(value, dtype=dtype), f"{self.prefix}scalar")
 
     def weight(self, call: Call, path: str, array: np.ndarray | None = None,
@@ -177,8 +193,8 @@ class Builder:
 
     def slice(self, x: ir.Value, starts: Sequence[int], ends: Sequence[int],
               axes: Sequence[int], steps: Sequence[int] | None = None) -> ir.Value:
-        inputs = [x, self.ints(starts, f"{self.prefix}starts"), self.ints(ends, f"{self.prefix}ends"),
-                  self.ints(axes, f"{self.prefix}axes")]
+        inputs = [x, self.ints(starts, f"{self.prefix}starts"),
+                  self.ints(ends, f"{self.prefix}ends"), self.ints(axes, f"{self.prefix}axes")]
         if steps is not None:
             inputs.append(self.ints(steps, f"{self.prefix}steps"))
         return self.op("Slice", *inputs)

@@ -8,15 +8,19 @@ re-lays the kernel once, at conversion time. Keras's "same" padding puts the odd
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
+from .. import padding
 from .activations import activation
 from .context import LOWERINGS, Builder, Call
 
 
-def _tuple(value: object, n: int) -> list[int]:
+def _tuple(value: int | list[int] | tuple[int, ...], n: int) -> list[int]:
+    """A per-axis config value (one number for every axis, or one per axis) as ints."""
     if isinstance(value, (list, tuple)):
         return [int(v) for v in value]
     return [int(value)] * n
@@ -30,19 +34,15 @@ def channels_first(call: Call) -> bool:
     return call.config.get("data_format") == "channels_first"
 
 
-def same_pads(sizes: list[int | None], kernel: list[int], strides: list[int],
+def same_pads(sizes: Sequence[int | None], kernel: list[int], strides: list[int],
               dilations: list[int]) -> list[int] | None:
     """Explicit [begin..., end...] pads for Keras "same", or None if a size is unknown."""
-    if any(s is None for s in sizes):
+    known = [s for s in sizes if s is not None]
+    if len(known) != len(sizes):
         return None
-    begin, end = [], []
-    for size, k, s, d in zip(sizes, kernel, strides, dilations):
-        effective = (k - 1) * d + 1
-        out = -(-size // s)
-        total = max((out - 1) * s + effective - size, 0)
-        begin.append(total // 2)
-        end.append(total - total // 2)
-    return begin + end
+    split = [padding.same_pads(size, k, s, d)
+             for size, k, s, d in zip(known, kernel, strides, dilations)]
+    return [before for before, _ in split] + [after for _, after in split]
 
 
 def padding_attrs(call: Call, kernel: list[int], strides: list[int], dilations: list[int]

@@ -90,7 +90,8 @@ def lower_repeat_vector(ctx: Builder, call: Call) -> list[ir.Value]:
 @LOWERINGS.register("Rescaling")
 def lower_rescaling(ctx: Builder, call: Call) -> list[ir.Value]:
     dtype = np.float32 if call.spec.dtype not in ("float16", "float64") else call.spec.dtype
-    x = call.x if call.spec.dtype in ("float32", "float16", "float64") else ctx.cast(call.x, "float32")
+    floating = call.spec.dtype in ("float32", "float16", "float64")
+    x = call.x if floating else ctx.cast(call.x, "float32")
     scale = np.asarray(call.config.get("scale", 1.0), dtype=dtype)
     offset = np.asarray(call.config.get("offset", 0.0), dtype=dtype)
     y = ctx.op("Mul", x, ctx.const(scale, f"{call.name}/scale"))

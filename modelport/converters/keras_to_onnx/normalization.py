@@ -10,14 +10,14 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
-from .context import LOWERINGS, Builder, Call
+from .context import LOWERINGS, Builder, Call, static_dims
 
 
 def _channel_shape(call: Call, axes: list[int]) -> list[int]:
     """Broadcast shape of per-axis parameters against the input (batch axis included)."""
     shape = [1] * call.rank
     for a in axes:
-        shape[a] = call.spec.shape[a]
+        shape[a] = call.dim(a)
     return shape
 
 
@@ -71,13 +71,13 @@ def lower_layer_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     rms = bool(cfg.get("rms_scaling", False))
     shape = [1] * rank
     for a in given:
-        shape[a] = call.spec.shape[a]
+        shape[a] = call.dim(a)
     gamma = _param(call, "gamma", shape) if (cfg.get("scale", True) or rms) else None
     beta = _param(call, "beta", shape) if (cfg.get("center", True) and not rms) else None
     trailing = axes == list(range(axes[0], rank))
     if ctx.opset >= 17 and not rms and trailing:
         # ONNX LayerNormalization normalizes the trailing axes from `axis` on, exactly this.
-        norm_shape = [int(d) for d in call.spec.shape[axes[0]:]]
+        norm_shape = [call.dim(a) for a in range(axes[0], rank)]
         scale = gamma if gamma is not None else np.ones(norm_shape, np.float32)
         inputs = [call.x, ctx.const(np.reshape(scale, norm_shape), f"{call.name}/gamma")]
         if beta is not None:
@@ -99,7 +99,7 @@ def lower_group_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     cfg = call.config
     rank = call.rank
     axis = int(cfg.get("axis", -1)) % rank
-    channels = int(call.spec.shape[axis])
+    channels = call.dim(axis)
     groups = int(cfg.get("groups", 32))
     groups = channels if groups == -1 else groups
     if channels % groups:
@@ -110,9 +110,9 @@ def lower_group_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # Statistics per (sample, group) over everything else: view the input as
     # (batch, before, groups, rest) where `before` is the axes between batch and channels and
     # `rest` is channels/groups times the axes after them. Only one of the two may be unknown.
-    before, after = call.spec.shape[1:axis], call.spec.shape[axis + 1:]
-    rest = channels // groups * math.prod(after) if None not in after else -1
-    if None not in before:
+    before, after = static_dims(call.spec.shape[1:axis]), static_dims(call.spec.shape[axis + 1:])
+    rest = channels // groups * math.prod(after) if after is not None else -1
+    if before is not None:
         view = [0, math.prod(before), groups, rest]
     elif rest != -1:
         view = [0, -1, groups, rest]
@@ -137,7 +137,7 @@ def _group_norm_op(ctx: Builder, call: Call, axis: int, groups: int) -> ir.Value
     as a broadcast Mul/Add in the Keras layout (the layout pass moves Transposes through them);
     opset 21 takes them per channel."""
     cfg, rank = call.config, call.rank
-    channels = int(call.spec.shape[axis])
+    channels = call.dim(axis)
     last = axis == rank - 1 and axis != 1
     x = ctx.to_channels_first(call.x, rank) if last else call.x
     gamma = call.weight("gamma").astype(np.float32) if cfg.get("scale", True) else None
@@ -190,7 +190,7 @@ def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
     cfg = call.config
     rank = call.rank
     keep = sorted(a % rank for a in _axes(call))
-    broadcast = [int(call.spec.shape[d]) if d in keep else 1 for d in range(rank)]
+    broadcast = [call.dim(d) if d in keep else 1 for d in range(rank)]
     if cfg.get("mean") is not None:
         mean, var = (np.asarray(cfg[k], np.float64) for k in ("mean", "variance"))
         expanded = [1] * rank

@@ -42,11 +42,13 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import UnsupportedError
+from ...errors import ModelportError, UnsupportedError
 from ...models import Layer, TensorRef, Weight
 from ...models.keras_shapes import TensorSpec
+from ..padding import same_pads
 from .activations import activation
-from .context import LOWERINGS, ONNX_DTYPES, Builder, Call, Lowered
+from .context import LOWERINGS, ONNX_DTYPES, Builder, Call, Lowered, static_dims
+from .conv import _tuple
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1  # Slice bounds: "to the end"
 
@@ -94,6 +96,14 @@ class Result:
     last: ir.Value  # last step's output
     states: list[ir.Value]  # final h (and c)
 
+    def output(self, return_sequences: bool) -> ir.Value:
+        """The layer's output: the sequence (run with ``return_sequences``), else the last."""
+        if not return_sequences:
+            return self.last
+        if self.sequence is None:
+            raise ModelportError("internal error: a recurrence ran without its sequence output")
+        return self.sequence
+
 
 def recurrence(call: Call, kind: str, cfg: dict, prefix: str = "") -> Recurrence:
     """The ``kind`` recurrence described by ``cfg`` with variables under ``prefix``."""
@@ -124,8 +134,8 @@ def recurrence(call: Call, kind: str, cfg: dict, prefix: str = "") -> Recurrence
         input_bias=input_bias, recurrent_bias=recurrent_bias)
 
 
-def _name(act: object) -> str:
-    return "linear" if act is None else act  # type: ignore[return-value]
+def _name(act: str | None) -> str:
+    return "linear" if act is None else act
 
 
 def run_recurrence(ctx: Builder, call: Call, rec: Recurrence, x: ir.Value, dtype: str,
@@ -171,7 +181,7 @@ def _fused(ctx: Builder, call: Call, rec: Recurrence, x: ir.Value,
         x = _reverse_time(ctx, x)  # outputs then come in processing order, as Keras's do
     h0 = [ctx.unsqueeze(s, [0]) for s in initial]
     time_major = ctx.transpose(x, [1, 0, 2])
-    attrs: dict = dict(hidden_size=u, activations=_fused_activations(rec))
+    attrs: dict = {"hidden_size": u, "activations": _fused_activations(rec)}
     if rec.kind == "GRU":
         attrs["linear_before_reset"] = int(rec.reset_after)
     op_inputs = [time_major, w, r, b, None] + h0
@@ -414,7 +424,7 @@ def lower_rnn(ctx: Builder, call: Call) -> Lowered:
     rec = recurrence(call, kind, call.config)
     mask, carried = _masks(call)
     result = run_recurrence(ctx, call, rec, call.x, call.spec.dtype, mask, _initial_state(call))
-    out = result.sequence if rec.return_sequences else result.last
+    out = result.output(rec.return_sequences)
     outputs = [out] + (result.states if call.config.get("return_state") else [])
     out_mask = carried if rec.return_sequences else None
     return Lowered(outputs, [out_mask] + [None] * (len(outputs) - 1))
@@ -444,8 +454,8 @@ def lower_bidirectional(ctx: Builder, call: Call) -> Lowered:
         rec = recurrence(call, kind, sub, prefix)
         results.append(run_recurrence(ctx, call, rec, call.x, call.spec.dtype, mask, init))
     fwd, bwd = results
-    y = fwd.sequence if return_sequences else fwd.last
-    y_rev = bwd.sequence if return_sequences else bwd.last
+    y = fwd.output(return_sequences)
+    y_rev = bwd.output(return_sequences)
     if return_sequences:
         y_rev = _reverse_time(ctx, y_rev)  # back to input time order
     mode = cfg.get("merge_mode", "concat")
@@ -481,8 +491,9 @@ def lower_time_distributed(ctx: Builder, call: Call) -> Lowered:
     spec = call.spec
     rest = list(spec.shape[2:])
     x = call.x
-    if all(d is not None for d in rest):
-        folded = ctx.reshape(x, [-1] + rest)
+    static_rest = static_dims(rest)
+    if static_rest is not None:
+        folded = ctx.reshape(x, [-1] + static_rest)
     else:
         tail = ctx.slice(ctx.op("Shape", x), [2], [INT64_MAX], [0])
         folded = ctx.op("Reshape", x, ctx.op("Concat", ctx.ints([-1], f"{ctx.prefix}fold"),
@@ -496,9 +507,9 @@ def lower_time_distributed(ctx: Builder, call: Call) -> Lowered:
     if len(outs) != 1:
         raise UnsupportedError(f"TimeDistributed over {inner.class_name} with {len(outs)} "
                                "outputs", layer=call.name)
-    y_rest = list(out_spec.shape[2:])
+    y_rest = static_dims(out_spec.shape[2:])
     time = spec.shape[1]
-    if time is not None and all(d is not None for d in y_rest):
+    if time is not None and y_rest is not None:
         y = ctx.reshape(outs[0], [-1, time] + y_rest)
     else:
         lead = ctx.slice(ctx.op("Shape", x), [0], [2], [0])
@@ -537,7 +548,7 @@ def lower_conv_lstm(ctx: Builder, call: Call) -> Lowered:
                   first_output=_zeros(ctx, x, state_dims, call.spec.dtype)
                   if unroll and mask is not None else None)
     if return_sequences:
-        out = result.sequence
+        out = result.output(True)
         if channels_last:
             out = ctx.transpose(out, [0, 1] + list(range(3, n + 3)) + [2])
     else:
@@ -552,8 +563,8 @@ def _conv_lstm_inputs(ctx: Builder, call: Call, x: ir.Value, n: int, channels_la
     """The input convolution of every step, (B, T, 4 * filters, *S'), and the state's
     (filters, *S')."""
     cfg, spec = call.config, call.spec.shape
-    step_shape = [spec[-1], *spec[2:-1]] if channels_last else list(spec[2:])
-    if any(d is None for d in step_shape):
+    step_shape = static_dims([spec[-1], *spec[2:-1]] if channels_last else list(spec[2:]))
+    if step_shape is None:
         raise UnsupportedError("ConvLSTM with dynamic spatial or channel dimensions",
                                layer=call.name)
     kernel = call.weight("cell/kernel")  # (*k, in, 4 filters)
@@ -567,7 +578,11 @@ def _conv_lstm_inputs(ctx: Builder, call: Call, x: ir.Value, n: int, channels_la
                 ctx.const(kernel.transpose(_oik_perm(n)), f"{call.name}/kernel"), bias,
                 kernel_shape=ksize, strides=strides, dilations=dilation, pads=pads)
     out = call.out_specs[0].shape[2 if cfg.get("return_sequences") else 1:]
-    state_dims = [int(cfg["filters"])] + list(out[:-1] if channels_last else out[1:])
+    out_spatial = static_dims(out[:-1] if channels_last else out[1:])
+    if out_spatial is None:
+        raise UnsupportedError("ConvLSTM with dynamic output spatial dimensions",
+                               layer=call.name)
+    state_dims = [int(cfg["filters"])] + out_spatial
     gates = [4 * state_dims[0]] + state_dims[1:]
     if spec[1] is not None:
         return ctx.reshape(xw, [-1, spec[1]] + gates), state_dims
@@ -603,12 +618,6 @@ def _conv_lstm_step(ctx: Builder, call: Call, n: int, state_dims: list[int]) -> 
     return step
 
 
-def _tuple(value: object, n: int) -> list[int]:
-    if isinstance(value, (list, tuple)):
-        return [int(v) for v in value]
-    return [int(value)] * n  # type: ignore[arg-type]
-
-
 def _input_pads(padding: str, spatial: list[int], ksize: list[int], strides: list[int],
                 dilation: list[int]) -> list[int]:
     """ONNX pads for Keras 'valid'/'same' (TF rule: the odd pixel goes at the end)."""
@@ -616,10 +625,5 @@ def _input_pads(padding: str, spatial: list[int], ksize: list[int], strides: lis
         return [0] * (2 * len(spatial))
     if padding != "same":
         raise UnsupportedError(f"ConvLSTM padding {padding!r} (supported: valid, same)")
-    before, after = [], []
-    for size, k, s, d in zip(spatial, ksize, strides, dilation):
-        out = -(-size // s)
-        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-        before.append(total // 2)
-        after.append(total - total // 2)
-    return before + after
+    split = [same_pads(size, k, s, d) for size, k, s, d in zip(spatial, ksize, strides, dilation)]
+    return [before for before, _ in split] + [after for _, after in split]

@@ -14,11 +14,12 @@ with a Gather when the input size is known.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
-from ...errors import UnsupportedError
+from ...errors import ModelportError, UnsupportedError
 from .context import LOWERINGS, Builder, Call
 from .conv import _tuple, channels_first, into_nchw, out_of_nchw
 
@@ -97,8 +98,9 @@ def _spatial_sizes(call: Call) -> list[int | None]:
 
 # --- resampling shared by UpSampling2D, Resizing, CenterCrop -------------------------------------
 
-_ONNX_MODES = {"bilinear": {"mode": "linear"},
-               "bicubic": {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}}
+_ONNX_MODES: dict[str, dict[str, Any]] = {
+    "bilinear": {"mode": "linear"},
+    "bicubic": {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}}
 
 
 def _resize(ctx: Builder, call: Call, x: ir.Value, in_hw: Sequence[int], out_hw: Sequence[int],
@@ -134,7 +136,7 @@ def _resize_onnx(ctx: Builder, call: Call, method: str, *, x: ir.Value | None = 
     if method not in _ONNX_MODES:
         raise UnsupportedError(f"interpolation {method!r} needs the input's spatial size",
                                layer=call.name)
-    attrs = dict(_ONNX_MODES[method], coordinate_transformation_mode="half_pixel")
+    attrs = {**_ONNX_MODES[method], "coordinate_transformation_mode": "half_pixel"}
     return _resize_nchw(ctx, call, x, attrs, sizes=sizes, scales=scales)
 
 
@@ -146,6 +148,9 @@ def _resize_nchw(ctx: Builder, call: Call, x: ir.Value | None, attrs: dict, *,
     if scales is not None:
         scale = ctx.const(np.asarray([1.0, 1.0] + list(scales), np.float32), f"{call.name}/scales")
         y = ctx.op("Resize", x, None, scale, **attrs)
+    elif sizes is None:
+        raise ModelportError("internal error: a Resize lowered without sizes or scales",
+                             layer=call.name)
     else:
         # Full sizes, the batch (and channels) from the input's shape: onnxruntime 1.31 fails
         # shape inference on Resize-18's `axes` with partial sizes.
@@ -223,10 +228,11 @@ def _static_hw(call: Call) -> list[int]:
     if call.rank != 4:
         raise UnsupportedError(f"input of rank {call.rank}; expected a batch of images (rank 4)",
                                layer=call.name)
-    if any(s is None for s in hw):
+    known = [s for s in hw if s is not None]
+    if len(known) != len(hw):
         raise UnsupportedError(f"input height/width {hw} must be known for this configuration",
                                layer=call.name)
-    return [int(s) for s in hw]
+    return [int(s) for s in known]
 
 
 def _float_input(call: Call) -> None:

@@ -125,11 +125,15 @@ class TfOp:
     def out_shape(self, k: int = 0) -> list[int | None] | None:
         return self.probe.shapes.get(f"{self.name}:{k}")
 
-    def rank(self, k: int) -> int:
+    def known_shape(self, k: int) -> list[int | None]:
+        """Input ``k``'s shape (dimensions may be unknown); an unknown rank is refused."""
         shape = self.shape(k)
         if shape is None:
             raise self.fail(f"needs the rank of {self.refs[k]!r}, which is unknown")
-        return len(shape)
+        return shape
+
+    def rank(self, k: int) -> int:
+        return len(self.known_shape(k))
 
     def const(self, k: int) -> np.ndarray | None:
         return self.probe.consts.get(self.refs[k]) if k < len(self.refs) else None

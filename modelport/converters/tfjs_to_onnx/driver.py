@@ -1,9 +1,10 @@
 """TF.js graph-model (``TfjsGraph``) -> ONNX, one registered mapping per TF op.
 
 ``convert`` walks the TF nodes in dependency order and hands each to its mapping: a function
-registered in ``MAPPINGS`` (family modules ``from_tfjs_nn`` — convolutions, pooling, matmuls,
-normalization, activations —, ``from_tfjs_ops`` — elementwise math, reductions, shapes,
-slicing — and ``from_tfjs_extra`` — rarer math, scatter, space/batch), or else a 1:1 row of ``table.RENAMES`` (read through ``table.BY_TF``).
+registered in ``MAPPINGS`` (family modules ``nn`` — convolutions, pooling, matmuls,
+normalization, activations —, ``ops`` — elementwise math, reductions, shapes, slicing — and
+``extra`` — rarer math, scatter, space/batch), or else a 1:1 row of ``table.RENAMES`` (read
+through ``table.BY_TF``).
 
 Values inside the ONNX graph keep TF's dtypes (an ``int32`` TF tensor is an ``int32`` ONNX
 value); where ONNX insists on ``int64`` (shapes, axes, pads, repeats, TopK's k, GatherND
@@ -50,6 +51,7 @@ from .core import MAPPINGS, PASSIVE, Ctx, NodeInputs, Probe, TfOp, _Builder
 
 log = logging.getLogger(__name__)
 
+
 def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False) -> ir.Model:
     """Map ``graph`` to an ONNX model at ``opset`` (default ``DEFAULT_OPSET``).
 
@@ -59,10 +61,25 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     source and the converted weights are not both held to the end. ``graph`` cannot be run
     afterwards.
     """
-
     opset = resolve_opset(opset)
     nodes = tg.order(graph)
     needed = _needed(graph)
+    _check_mapped(nodes, needed)
+    probe = run_probe(graph, needed)
+    ctx = Ctx(opset)
+    # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
+    for info in graph.inputs + graph.outputs:
+        ctx.builder.unique(info.key)
+    values: dict[str, ir.Value] = {}
+    by_name = {n.name: n for n in graph.nodes}
+    onnx_inputs = _graph_inputs(graph, by_name, ctx.builder, values)
+    _map_nodes(ctx, graph, [n for n in nodes if n.name in needed], values, probe, release)
+    outputs = _graph_outputs(graph, by_name, ctx.builder, values, onnx_inputs, probe)
+    return _assemble(ctx, onnx_inputs, outputs, opset)
+
+
+def _check_mapped(nodes: list[TfNode], needed: set[str]) -> None:
+    """Refuse, before any work, a graph with needed nodes that no mapping or rename covers."""
     missing = [(n.name, n.op) for n in nodes if n.name in needed and n.op not in PASSIVE
                and n.op not in MAPPINGS and n.op not in table.BY_TF]
     if missing:
@@ -70,17 +87,15 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise UnsupportedError(
             f"no ONNX mapping for {len(missing)} TF node(s): {listed}{more}",
-            hint=f"mapped ops: {len(supported_ops())}; see modelport.converters.onnx_tfjs."
-                 "from_tfjs.supported_ops()")
-    probe = run_probe(graph, needed)
-    ctx = Ctx(opset)
-    builder = ctx.builder
-    # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
-    for info in graph.inputs + graph.outputs:
-        builder.unique(info.key)
-    values: dict[str, ir.Value] = {}
+            hint=f"mapped ops: {len(supported_ops())}; see modelport.converters.tfjs_to_onnx."
+                 "driver.supported_ops()")
+
+
+def _graph_inputs(graph: TfjsGraph, by_name: dict[str, TfNode], builder: _Builder,
+                  values: dict[str, ir.Value]) -> list[ir.Value]:
+    """The ONNX graph inputs, one per signature input (a Placeholder), named by its key; each
+    Placeholder's value goes into ``values`` (cast to int64 where TF computes in int64)."""
     onnx_inputs = []
-    by_name = {n.name: n for n in graph.nodes}
     for info in graph.inputs:
         node_name, k = tg.input_name(info.tensor)
         node = by_name[node_name]
@@ -94,23 +109,30 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
         shape = info.shape if info.shape is not None else tg.attr_shape(node, "shape")
         if shape is None:
             raise UnsupportedError(f"input {info.key!r} has an unknown rank")
-        dims = [d if d is not None else f"{info.key}_d{i}"
-                for i, d in enumerate(shape)]
         value = ir.Value(name=info.key, type=ir.TensorType(ONNX_DTYPES[dtype]),
-                         shape=ir.Shape(dims))
+                         shape=_onnx_shape(shape, info.key))
         onnx_inputs.append(value)
         x = value
         if info.dtype == "int64":  # TF.js feeds int32; the graph computes in int64
             x = builder.op("Cast", value, to=ir.DataType.INT64)
         values[f"{node_name}:0"] = x
+    return onnx_inputs
+
+
+def _onnx_shape(shape: list[int | None], key: str) -> ir.Shape:
+    """A TF shape as an ONNX one, an unknown dimension ``i`` named ``<key>_d<i>``."""
+    return ir.Shape([d if d is not None else f"{key}_d{i}" for i, d in enumerate(shape)])
+
+
+def _map_nodes(ctx: Ctx, graph: TfjsGraph, nodes: list[TfNode], values: dict[str, ir.Value],
+               probe: Probe, release: bool) -> None:
+    """Map ``nodes`` (in dependency order) into ``values``; an error names the node. With
+    ``release``, large constants are dropped once their last reader is mapped."""
     readers: Counter[str] = Counter(r if ":" in r else f"{r}:0" for n in nodes
-                                    if n.name in needed for r in n.inputs
-                                    if not r.startswith("^"))
+                                    for r in n.inputs if not r.startswith("^"))
     kept = {info.tensor for info in graph.outputs}
     for node in nodes:
-        if node.name not in needed:
-            continue
-        builder.prefix = f"{node.name}/"
+        ctx.builder.prefix = f"{node.name}/"
         try:
             _map_node(ctx, node, values, probe)
         except ModelportError as e:
@@ -119,9 +141,16 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
                 e.args = (str(e),)
             raise
         if release:
-            _release(node, readers, kept, values, probe, graph, builder)
-    builder.prefix = ""
-    outputs = []
+            _release(node, readers, kept, values, probe, graph, ctx.builder)
+    ctx.builder.prefix = ""
+
+
+def _graph_outputs(graph: TfjsGraph, by_name: dict[str, TfNode], builder: _Builder,
+                   values: dict[str, ir.Value], onnx_inputs: list[ir.Value], probe: Probe
+                   ) -> list[ir.Value]:
+    """The ONNX graph outputs, one per signature output, named by its key and typed with what
+    the probe learnt (else the signature's word, else left to ONNX's shape inference)."""
+    outputs: list[ir.Value] = []
     for info in graph.outputs:
         if info.tensor not in values:
             raise FormatError(f"signature output {info.key!r} ({info.tensor}) is not produced "
@@ -140,9 +169,16 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
         if dtype in ONNX_DTYPES:
             value.type = ir.TensorType(ONNX_DTYPES[dtype])
         if shape is not None:
-            value.shape = ir.Shape([d if d is not None else f"{info.key}_d{i}"
-                                    for i, d in enumerate(shape)])
+            value.shape = _onnx_shape(shape, info.key)
         outputs.append(value)
+    return outputs
+
+
+def _assemble(ctx: Ctx, onnx_inputs: list[ir.Value], outputs: list[ir.Value], opset: int
+              ) -> ir.Model:
+    """The model from the builder's nodes and initializers, its layout optimized, unused
+    constants dropped and every output shaped."""
+    builder = ctx.builder
     onnx_graph = ir.Graph(onnx_inputs, outputs, nodes=builder.tape.nodes,
                           initializers=builder.tape.initializers, opset_imports={"": opset},
                           name="tfjs_graph")
@@ -165,7 +201,9 @@ def _release(node: TfNode, readers: Counter[str], kept: set[str], values: dict[s
              probe: Probe, graph: TfjsGraph, builder: _Builder) -> None:
     """Drop the large constants ``node`` was the last reader of that no ONNX node reads: the
     mapping made what it needed from them (see ``convert(release=True)``)."""
-    initializers = getattr(builder.tape, "_initializers", None)
+    # the tape's own list (private to onnx_ir: where it is not a list, nothing is dropped)
+    found = getattr(builder.tape, "_initializers", None)
+    initializers: list[ir.Value] = found if isinstance(found, list) else []
     for ref in (r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")):
         readers[ref] -= 1
         array = probe.consts.get(ref)
@@ -175,8 +213,7 @@ def _release(node: TfNode, readers: Counter[str], kept: set[str], values: dict[s
         value = values.get(ref)
         if value is not None:
             # an initializer of the tape (the graph is not built yet) that nothing reads
-            where = [i for i, v in enumerate(initializers) if v is value] \
-                if isinstance(initializers, list) else []
+            where = [i for i, v in enumerate(initializers) if v is value]
             if value.uses() or not where:
                 continue
             del initializers[where[0]]
@@ -330,13 +367,19 @@ def _rename(op: TfOp, row: table.Rename) -> ir.Value:
                 raise op.fail(f"{a.tf} {dtype} has no ONNX equivalent")
             attrs[a.onnx] = ONNX_DTYPES[dtype]
         elif a.kind == "f":
-            attrs[a.onnx] = op.f(a.tf, a.onnx_default)
+            attrs[a.onnx] = op.f(a.tf, _number(a.onnx_default))
         elif a.kind in ("i", "b"):
             value = tg.attr_bool(op.node, a.tf) if a.kind == "b" else tg.attr_int(op.node, a.tf)
-            attrs[a.onnx] = int(value if value is not None else a.onnx_default or 0)
+            attrs[a.onnx] = int(value if value is not None else _number(a.onnx_default) or 0)
         else:
-            attrs[a.onnx] = op.s(a.tf, a.onnx_default)
+            default = a.onnx_default
+            attrs[a.onnx] = op.s(a.tf, default if isinstance(default, str) else None)
     return op.emit(row.onnx, *op.inputs, **attrs)
+
+
+def _number(default: object) -> float | None:
+    """A rename row's ONNX default for a numeric attribute (None where it has none)."""
+    return default if isinstance(default, (int, float)) else None
 
 
 # --- the probe ------------------------------------------------------------------------------
@@ -379,14 +422,14 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
     rng = np.random.default_rng(0)
     feeds: dict[str, np.ndarray] = {}
     for info in graph.inputs:
-        node = tg.input_name(info.tensor)[0]
+        placeholder = tg.input_name(info.tensor)[0]
         if info.shape is None or info.dtype not in NUMPY_DTYPES:
             continue
         shape = [free if d is None else d for d in info.shape]
         if math.prod(shape) > MAX_INPUT_ELEMENTS:
             continue  # a crafted size: left unknown here; the parity check names it
         dtype = NUMPY_DTYPES[info.dtype]
-        feeds[node] = (rng.standard_normal(shape).astype(dtype)
+        feeds[placeholder] = (rng.standard_normal(shape).astype(dtype)
                        if np.dtype(dtype).kind == "f" else np.zeros(shape, dtype))
     order = [node for node in tg.order(graph) if node.name in needed]
     inputs = {node.name: [r if ":" in r else f"{r}:0" for r in node.inputs
@@ -422,7 +465,7 @@ def _probe_node(node: TfNode, refs: list[str], live: dict[str, np.ndarray], grap
                 op_class) -> list | None:
     """One node's outputs in a dummy run, or None where it cannot run."""
     if f"{node.name}:0" in known:
-        results = []
+        results: list[np.ndarray] = []
         while f"{node.name}:{len(results)}" in known:
             results.append(known[f"{node.name}:{len(results)}"])
         return results

@@ -101,21 +101,23 @@ def _tensor_scatter(op: TfOp) -> ir.Value:
 
 # --- space <-> batch (the dilated convolutions of older graphs) -----------------------------
 
-def _static(op: TfOp, k: int) -> list[int]:
+def _static_inner(op: TfOp, k: int) -> list[int]:
+    """Input ``k``'s sizes after the batch axis, all static (else refused)."""
     shape = op.shape(k)
-    if shape is None or any(d is None for d in shape[1:]):
+    inner = [d for d in shape[1:] if d is not None] if shape is not None else []
+    if shape is None or len(inner) != len(shape) - 1:
         raise op.fail("needs static sizes for every axis but the batch")
-    return shape
+    return inner
 
 
 @MAPPINGS.register("SpaceToBatchND")
 def _space_to_batch(op: TfOp) -> ir.Value:
-    shape = _static(op, 0)
+    inner = _static_inner(op, 0)
     block = op.const_ints(1, "block_shape")
     pads = np.asarray(op.const_ints(2, "paddings")).reshape(-1, 2)
     m = len(block)
-    rest = shape[1 + m:]
-    padded = [shape[1 + i] + int(pads[i].sum()) for i in range(m)]
+    rest = inner[m:]
+    padded = [inner[i] + int(pads[i].sum()) for i in range(m)]
     if any(p % b for p, b in zip(padded, block)):
         raise op.bad(f"padded sizes {padded} are not multiples of the block {block}")
     flat = [0] + [int(a) for a, _ in pads] + [0] * len(rest) + \
@@ -131,11 +133,11 @@ def _space_to_batch(op: TfOp) -> ir.Value:
 
 @MAPPINGS.register("BatchToSpaceND")
 def _batch_to_space(op: TfOp) -> ir.Value:
-    shape = _static(op, 0)
+    inner = _static_inner(op, 0)
     block = op.const_ints(1, "block_shape")
     crops = np.asarray(op.const_ints(2, "crops")).reshape(-1, 2)
     m = len(block)
-    spatial, rest = shape[1:1 + m], shape[1 + m:]
+    spatial, rest = inner[:m], inner[m:]
     x = op.b_.reshape(op.inputs[0], block + [-1] + spatial + rest)
     perm = [m] + [v for i in range(m) for v in (m + 1 + i, i)] + \
         list(range(1 + 2 * m, 1 + 2 * m + len(rest)))

@@ -8,9 +8,12 @@ re-laid-out in NumPy. The layout pass removes the Transposes that cancel between
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnx_ir as ir
 
+from ..padding import same_pads
 from .core import MAPPINGS, NodeInputs, TfOp, to_first, to_last
 
 # Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
@@ -90,7 +93,7 @@ def _softmax(op: TfOp) -> ir.Value:
 
 def _fused(op: TfOp) -> tuple[list[str], list[ir.Value], list[int]]:
     """(fused ops, their extra inputs, those inputs' indices) of a fused conv / matmul."""
-    ops = [f for f in _list_s(op, "fused_ops")]
+    ops = list(_list_s(op, "fused_ops"))
     # the indices too: a fused op listed without its input is the node's fault, named
     return ops, op.inputs[2:], NodeInputs(range(2, len(op.inputs)), op.node, len(op.inputs))
 
@@ -135,8 +138,8 @@ def _bn_fold(op: TfOp, idx: list[int], channels: int) -> tuple[np.ndarray, np.nd
 
 # --- convolutions ---------------------------------------------------------------------------
 
-def _spatial_pads(op: TfOp, in_dims: list[int | None], kernel: list[int], strides: list[int],
-                  dilations: list[int], data_format: str) -> dict:
+def _spatial_pads(op: TfOp, in_dims: Sequence[int | None], kernel: list[int],
+                  strides: list[int], dilations: list[int], data_format: str) -> dict:
     """ONNX padding attributes for TF's SAME / VALID / EXPLICIT."""
     padding = op.s("padding")
     n = len(kernel)
@@ -151,16 +154,12 @@ def _spatial_pads(op: TfOp, in_dims: list[int | None], kernel: list[int], stride
         return {"pads": [p[0] for p in spatial] + [p[1] for p in spatial]}
     if padding != "SAME":
         raise op.bad(f"padding {padding!r} is not SAME, VALID or EXPLICIT")
-    if any(d is None for d in in_dims):
+    sizes = [d for d in in_dims if d is not None]
+    if len(sizes) != len(in_dims):
         # Spatial size unknown until run time: ONNX's SAME_UPPER is TF's SAME (extra at the end).
         return {"auto_pad": "SAME_UPPER"}
-    begins, ends = [], []
-    for size, k, s, d in zip(in_dims, kernel, strides, dilations):
-        out = -(-size // s)
-        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-        begins.append(total // 2)
-        ends.append(total - total // 2)
-    return {"pads": begins + ends}
+    split = [same_pads(size, k, s, d) for size, k, s, d in zip(sizes, kernel, strides, dilations)]
+    return {"pads": [before for before, _ in split] + [after for _, after in split]}
 
 
 CHANNELS_LAST = ("NHWC", "NDHWC")
@@ -188,7 +187,7 @@ def _spatial_attr(op: TfOp, name: str, last: bool, rank: int) -> list[int]:
 
 
 def _spatial_dims(op: TfOp, k: int, last: bool) -> list[int | None]:
-    shape = op.shape(k)
+    shape = op.known_shape(k)
     return shape[1:-1] if last else shape[2:]
 
 
@@ -210,7 +209,7 @@ def _conv(op: TfOp, depthwise: bool, rank: int = 4) -> ir.Value:
     else:
         weight = kernel.transpose(to_oi)
         cout = mult
-        x_channels = op.shape(0)[-1 if last else 1]
+        x_channels = op.known_shape(0)[-1 if last else 1]
         group = 1 if x_channels is None or x_channels == cin else x_channels // cin
     strides = _spatial_attr(op, "strides", last, rank)
     dilations = _spatial_attr(op, "dilations", last, rank)
@@ -221,9 +220,9 @@ def _conv(op: TfOp, depthwise: bool, rank: int = 4) -> ir.Value:
     bias = None
     rest = extra
     residual = None
-    if step is not None and step.endswith("+Add"):
+    adds = step is not None and step.endswith("+Add")
+    if step is not None and adds:
         step = step[:-4]
-        residual = True
     if step in ("BiasAdd", "Add"):
         b = op.const(idx[0])
         if b is None or np.asarray(b).size != cout:
@@ -235,7 +234,7 @@ def _conv(op: TfOp, depthwise: bool, rank: int = 4) -> ir.Value:
         weight = weight * factor.reshape([-1] + [1] * (rank - 1))
         bias = np.broadcast_to(shift, (cout,)).copy()
         rest = extra[4:]
-    if residual:
+    if adds:
         if not rest:
             raise op.bad("fuses an Add but has no tensor to add")
         residual, rest = rest[0], rest[1:]
@@ -278,8 +277,9 @@ def _conv_transpose(op: TfOp) -> ir.Value:
     data_format, last = _layout(op, 4)
     sizes = op.const_ints(0, "output size")
     kernel = op.const(1)
-    in_dims = _spatial_dims(op, 2, last)
-    if kernel is None or len(sizes) != 4 or any(d is None for d in in_dims):
+    spatial = _spatial_dims(op, 2, last)
+    in_dims = [d for d in spatial if d is not None]
+    if kernel is None or len(sizes) != 4 or len(in_dims) != len(spatial):
         raise op.fail("needs a constant filter, a constant output size and a static input size")
     out_dims = sizes[1:3] if last else sizes[2:4]
     kernel = np.asarray(kernel)

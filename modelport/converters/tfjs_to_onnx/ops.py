@@ -197,6 +197,7 @@ def _reduce_empty(op: TfOp) -> ir.Value:
     dtype = np.dtype(op.out_dtype(0) or op.dtype(0))
     if out is None or any(d is None for d in out):
         raise op.fail("a reduction over a zero-size axis needs a static output shape")
+    value: float  # bools and ints included
     if dtype == np.bool_:
         value = op.op == "All"
     elif dtype.kind == "f":
@@ -292,9 +293,10 @@ def _unpack(op: TfOp) -> list[ir.Value]:
 
 def _dim(op: TfOp, k: int, axis: int) -> int:
     shape = op.shape(k)
-    if shape is None or shape[axis] is None:
+    size = shape[axis] if shape is not None else None
+    if size is None:
         raise op.fail(f"splits dimension {axis}, whose size is only known at run time")
-    return int(shape[axis])
+    return int(size)
 
 
 @MAPPINGS.register("Split")
@@ -336,19 +338,19 @@ def _tile(op: TfOp) -> ir.Value:
 
 @MAPPINGS.register("Slice")
 def _slice(op: TfOp) -> ir.Value:
-    begin, size = op.const(1), op.const(2)
-    if begin is not None and size is not None:
-        begin = [int(v) for v in np.asarray(begin).reshape(-1)]
-        size = [int(v) for v in np.asarray(size).reshape(-1)]
+    begin_value, size_value = op.const(1), op.const(2)
+    if begin_value is not None and size_value is not None:
+        begin = [int(v) for v in np.asarray(begin_value).reshape(-1)]
+        size = [int(v) for v in np.asarray(size_value).reshape(-1)]
         ends = [INT64_MAX if s == -1 else b + s for b, s in zip(begin, size)]
         return op.b_.slice(op.inputs[0], begin, ends, list(range(len(begin))))
     n = (op.shape(1) or [None])[0]
     if n is None:
         raise op.fail("a computed begin of unknown length")
     starts, sizes = op.int64(1), op.int64(2)
-    ends = op.emit("Where", op.emit("Equal", sizes, op.b_.ints([-1])),
-                   op.b_.ints([INT64_MAX]), op.emit("Add", starts, sizes))
-    return op.emit("Slice", op.inputs[0], starts, ends, op.b_.ints(list(range(n))))
+    stops = op.emit("Where", op.emit("Equal", sizes, op.b_.ints([-1])),
+                    op.b_.ints([INT64_MAX]), op.emit("Add", starts, sizes))
+    return op.emit("Slice", op.inputs[0], starts, stops, op.b_.ints(list(range(n))))
 
 
 @MAPPINGS.register("StridedSlice")
@@ -365,7 +367,8 @@ def _strided_slice(op: TfOp) -> ir.Value:
     spans = sum(1 for j in range(len(begin)) if not bit["new_axis_mask"](j)
                 and not bit["ellipsis_mask"](j))
     starts, ends, axes, steps = [], [], [], []
-    shrink, out_tokens = [], []  # out_tokens: "new" or an input axis kept in the output
+    shrink: list[int] = []
+    out_tokens: list[int | str] = []  # "new" or an input axis kept in the output
     d = 0
     for j in range(len(begin)):
         if bit["ellipsis_mask"](j):

@@ -209,7 +209,7 @@ def _call_layer(layer: Layer, k: int, args: list, kwargs: dict, arg_masks: list,
         raise
     except (KeyError, IndexError, TypeError, ValueError) as e:
         raise FormatError(f"{layer.class_name} node {k}: cannot evaluate it on inputs of shapes "
-                          f"{[np.shape(a) for a in _flatten_pairs(args, arg_masks)]} "
+                          f"{[np.shape(t.value) for t in _flatten_pairs(args, arg_masks)]} "
                           f"({type(e).__name__}: {e})", layer=layer.name) from e
     return [_Tensor(v, m) for v, m in zip(result.values, result.masks)]
 
@@ -220,11 +220,11 @@ def _flatten_pairs(values: Any, masks: Any) -> list[_Tensor]:
     if is_array(values):
         return [_Tensor(values, masks if is_array(masks) else None)]
     if isinstance(values, dict):
-        m = masks if isinstance(masks, dict) else {}
-        return [t for key, v in values.items() for t in _flatten_pairs(v, m.get(key))]
+        by_key = masks if isinstance(masks, dict) else {}
+        return [t for key, v in values.items() for t in _flatten_pairs(v, by_key.get(key))]
     if isinstance(values, (list, tuple)):
-        m = masks if isinstance(masks, (list, tuple)) else [None] * len(values)
-        return [t for v, mv in zip(values, m) for t in _flatten_pairs(v, mv)]
+        in_order = masks if isinstance(masks, (list, tuple)) else [None] * len(values)
+        return [t for v, mv in zip(values, in_order) for t in _flatten_pairs(v, mv)]
     return []
 
 

@@ -171,11 +171,11 @@ def flatten_like(masks: Any, values: Any) -> list:
     if is_array(values):
         return [masks if masks is None or is_array(masks) else None]
     if isinstance(values, dict):
-        m = masks if isinstance(masks, dict) else {}
-        return [x for k, v in values.items() for x in flatten_like(m.get(k), v)]
+        by_key = masks if isinstance(masks, dict) else {}
+        return [x for k, v in values.items() for x in flatten_like(by_key.get(k), v)]
     if isinstance(values, (list, tuple)):
-        m = masks if isinstance(masks, (list, tuple)) else [None] * len(values)
-        return [x for mv, v in zip(m, values) for x in flatten_like(mv, v)]
+        in_order = masks if isinstance(masks, (list, tuple)) else [None] * len(values)
+        return [x for mv, v in zip(in_order, values) for x in flatten_like(mv, v)]
     return []
 
 

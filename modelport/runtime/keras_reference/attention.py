@@ -3,7 +3,8 @@
 Weights (EinsumDense sub-layers, by their .keras folders): ``query_dense/kernel (dim, heads,
 key_dim)``, ``query_dense/bias (heads, key_dim)``, likewise ``key_dense/`` and ``value_dense/``
 (``value_dim``), optional ``_gate_dense/`` (sigmoid, like the value projection but on the
-query), and ``output_dense/kernel (heads, value_dim, *out)`` with ``output_dense/bias (*out,)``, ``out`` = ``output_shape`` or the query's last dimension.
+query), and ``output_dense/kernel (heads, value_dim, *out)`` with ``output_dense/bias (*out,)``,
+``out`` = ``output_shape`` or the query's last dimension.
 
 Attention runs over ``attention_axes`` (default: every axis between batch and features); the
 other axes and the heads are batch axes. Scores have the layout ``(batch, <other axes>, heads,

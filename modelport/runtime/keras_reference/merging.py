@@ -12,11 +12,12 @@ records in a functional graph (``x + 3.0`` is an ``Add`` operation on ``[x, 3.0]
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import reduce
 
 import numpy as np
 
-from ._base import Call, Masked, as_float, register, unsupported
+from ._base import Call, LayerFn, Masked, as_float, register, unsupported
 
 
 def _same_rank(xs: list[np.ndarray]) -> list[np.ndarray]:
@@ -86,9 +87,16 @@ def _average_layer(call: Call) -> Masked:
 
 
 # keras.ops arithmetic that Python operators on Keras tensors leave in functional graphs.
+def _arithmetic(fn: Callable[[list[np.ndarray]], np.ndarray]) -> LayerFn:
+    """The layer function of a keras.ops arithmetic ``fn`` of the operands."""
+    def layer(call: Call) -> Masked:
+        return _operation(call, fn)
+    return layer
+
+
 for _name, _op in [("TrueDivide", lambda xs: xs[0] / xs[1]), ("Divide", lambda xs: xs[0] / xs[1]),
                    ("Power", lambda xs: np.power(xs[0], xs[1]))]:
-    register(_name)(lambda call, _op=_op: _operation(call, _op))
+    register(_name)(_arithmetic(_op))
 register("Negative")(lambda call: _operation(call, lambda xs: -xs[0]))
 
 

@@ -39,7 +39,9 @@ def _batch_norm(call: Call) -> list[np.ndarray]:
     x = as_float(call.x, call.cfg)
     axes = _axes(call.cfg.get("axis", -1), x.ndim)
     shape = [x.shape[a] if a in axes else 1 for a in range(x.ndim)]
-    mean, var = _param(call, "moving_mean", shape), _param(call, "moving_variance", shape)
+    # the moving statistics are required (a missing one is named), gamma and beta optional
+    mean, var = (call.w[n].astype(np.float64).reshape(shape)
+                 for n in ("moving_mean", "moving_variance"))
     inv = 1.0 / np.sqrt(var + float(call.cfg.get("epsilon", 1e-3)))
     gamma, beta = _param(call, "gamma", shape), _param(call, "beta", shape)
     if gamma is not None:

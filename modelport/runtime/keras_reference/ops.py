@@ -21,7 +21,7 @@ from ._base import Call, register
 
 def _operands(call: Call) -> list:
     """Positional operands: tensors as arrays, Python scalars as they are."""
-    return [a for a in call.args]
+    return list(call.args)
 
 
 def _dtype(name, like: np.ndarray) -> np.dtype:

@@ -68,7 +68,7 @@ def scan(step, xs: np.ndarray, states: list[np.ndarray], mask: np.ndarray | None
 
 
 def _initial_states(call: Call, count: int) -> list[np.ndarray] | None:
-    given = call.inputs[1:] + [a for a in _flat(call.kwargs.get("initial_state"))]
+    given = call.inputs[1:] + list(_flat(call.kwargs.get("initial_state")))
     if not given:
         return None
     if len(given) != count:
@@ -88,10 +88,10 @@ def _time_mask(call: Call) -> np.ndarray | None:
     mask = call.mask
     if mask is None:
         return None
-    mask = np.asarray(mask).astype(bool)
-    while mask.ndim > 2:  # (B, T, 1) and the like: a step is kept if any entry is
-        mask = mask.any(axis=-1)
-    return mask
+    kept = np.asarray(mask).astype(bool)
+    while kept.ndim > 2:  # (B, T, 1) and the like: a step is kept if any entry is
+        kept = np.any(kept, axis=-1)
+    return kept
 
 
 # --- cells --------------------------------------------------------------------------------------

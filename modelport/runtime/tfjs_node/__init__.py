@@ -73,7 +73,8 @@ def _decode(item: dict) -> np.ndarray:
     if item["dtype"] not in _WIRE:
         return np.asarray(item["data"], dtype=object).reshape(item["shape"])
     array = np.frombuffer(base64.b64decode(item["b64"]), dtype=_WIRE[item["dtype"]])
-    array = array.astype(bool) if item["dtype"] == "bool" else array.astype(array.dtype.newbyteorder("="))
+    array = array.astype(bool) if item["dtype"] == "bool" \
+        else array.astype(array.dtype.newbyteorder("="))
     return array.reshape(item["shape"])
 
 
@@ -100,6 +101,8 @@ def run_graph(model_json: Path, inputs: list[tuple[str, np.ndarray]], outputs: l
     result, = run_graph_batch([GraphJob(Path(model_json), inputs, outputs, timeout)])
     if result.error is not None:
         raise result.error
+    if result.outputs is None:  # a result holds its outputs or its error
+        raise TfjsError("tfjs gave neither outputs nor an error", file=model_json)
     return result.outputs
 
 

@@ -168,9 +168,9 @@ def _feeds(graph: TfjsGraph, inputs) -> dict[str, np.ndarray]:
     if isinstance(inputs, dict):
         aliases: dict[str, str] = {}
         for info in infos:
-            node = input_name(info.tensor)[0]
-            for alias in (info.key, info.tensor, node):
-                aliases[alias] = node
+            placeholder = input_name(info.tensor)[0]
+            for alias in (info.key, info.tensor, placeholder):
+                aliases[alias] = placeholder
         placeholders = {n.name for n in graph.nodes if n.op in ("Placeholder",
                                                                 "PlaceholderWithDefault")}
         feeds = {}
@@ -193,10 +193,10 @@ def _feeds(graph: TfjsGraph, inputs) -> dict[str, np.ndarray]:
         feeds = {input_name(i.tensor)[0]: np.asarray(a) for i, a in zip(infos, arrays)}
     by_name = {n.name: n for n in graph.nodes}
     for name, array in feeds.items():
-        node = by_name.get(name)
-        if node is None:
+        fed = by_name.get(name)
+        if fed is None:
             raise FormatError(f"signature input {name!r} is not a node of the graph")
-        feeds[name] = _as_dtype(node, array)
+        feeds[name] = _as_dtype(fed, array)
     return feeds
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -84,16 +85,35 @@ class Op:
 
     # --- attributes ---
 
+    # An attribute read with a default is never None: the overloads say so.
+    @overload
+    def i(self, name: str, default: int) -> int: ...
+    @overload
+    def i(self, name: str, default: None = None) -> int | None: ...
+
     def i(self, name: str, default: int | None = None) -> int | None:
+        """Integer attribute ``name``, else ``default``."""
         return tg.attr_int(self.node, name, default)
 
+    @overload
+    def f(self, name: str, default: float) -> float: ...
+    @overload
+    def f(self, name: str, default: None = None) -> float | None: ...
+
     def f(self, name: str, default: float | None = None) -> float | None:
+        """Float attribute ``name``, else ``default``."""
         return tg.attr_float(self.node, name, default)
 
     def b(self, name: str, default: bool = False) -> bool:
         return bool(tg.attr_bool(self.node, name, default))
 
+    @overload
+    def s(self, name: str, default: str) -> str: ...
+    @overload
+    def s(self, name: str, default: None = None) -> str | None: ...
+
     def s(self, name: str, default: str | None = None) -> str | None:
+        """String attribute ``name``, else ``default``."""
         return tg.attr_str(self.node, name, default)
 
     def dtype(self, name: str, default: str = "float32") -> np.dtype:

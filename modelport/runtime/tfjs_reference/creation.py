@@ -70,12 +70,12 @@ def _range(op: Op) -> np.ndarray:
     if (delta > 0 and limit < start) or (delta < 0 and limit > start):
         raise op.invalid(f"start {start}, limit {limit} and delta {delta} run backwards")
     if dtype.kind in "iu":
-        s, l, d = int(start), int(limit), int(delta)
-        count = op.sized([(abs(l - s) + abs(d) - 1) // abs(d)])[0]
+        s, lim, d = int(start), int(limit), int(delta)
+        count = op.sized([(abs(lim - s) + abs(d) - 1) // abs(d)])[0]
         return (s + d * np.arange(count, dtype=np.int64)).astype(dtype)
-    s, l, d = (np.asarray(v, dtype=dtype) for v in (start, limit, delta))
-    count = op.sized([int(np.ceil(np.abs((l - s) / d)))])[0]
-    return (np.arange(count).astype(dtype) * d + s).astype(dtype)  # start + i * delta
+    fs, flim, fd = (np.asarray(v, dtype=dtype) for v in (start, limit, delta))
+    fcount = op.sized([int(np.ceil(np.abs((flim - fs) / fd)))])[0]
+    return (np.arange(fcount).astype(dtype) * fd + fs).astype(dtype)  # start + i * delta
 
 
 @register("OneHot")

@@ -18,9 +18,11 @@ TF's integer semantics differ from Python's in places:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from ._base import Op, register
+from ._base import Op, OpFn, register
 from .activations import erf
 
 
@@ -85,7 +87,7 @@ UNARY = {
     "Sqrt": np.sqrt, "Rsqrt": _rsqrt, "Square": np.square,
     "Reciprocal": lambda x: (1 / x) if x.dtype.kind == "f" else _truncate_div(np.ones_like(x), x),
     "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign,
-    "Erf": lambda x: erf(x), "Sin": np.sin, "Cos": np.cos, "Tan": np.tan,
+    "Erf": erf, "Sin": np.sin, "Cos": np.cos, "Tan": np.tan,
     "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan, "Sinh": np.sinh, "Cosh": np.cosh,
     "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh,
 }
@@ -117,8 +119,17 @@ def _is_inf(op: Op) -> np.ndarray:
 
 COMPARE = {"Equal": np.equal, "NotEqual": np.not_equal, "Greater": np.greater,
            "GreaterEqual": np.greater_equal, "Less": np.less, "LessEqual": np.less_equal}
+
+
+def _comparison(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> OpFn:
+    """The op function of a comparison ``fn`` of the two inputs."""
+    def compare(op: Op) -> np.ndarray:
+        return fn(op.arg(0), op.arg(1))
+    return compare
+
+
 for _name, _fn in COMPARE.items():
-    register(_name)(lambda op, fn=_fn: fn(op.arg(0), op.arg(1)))
+    register(_name)(_comparison(_fn))
 
 
 @register("LogicalAnd")

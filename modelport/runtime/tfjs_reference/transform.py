@@ -167,7 +167,9 @@ def _mirror_pad(op: Op) -> np.ndarray:
     mode = op.s("mode", "REFLECT")
     if mode not in ("REFLECT", "SYMMETRIC"):
         raise op.unsupported(f"mode {mode!r}")
-    return np.pad(x, _paddings(op, x), mode=mode.lower())
+    if mode == "REFLECT":
+        return np.pad(x, _paddings(op, x), mode="reflect")
+    return np.pad(x, _paddings(op, x), mode="symmetric")
 
 
 @register("Tile")
