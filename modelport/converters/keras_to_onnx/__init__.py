@@ -45,23 +45,9 @@ from .context import LOWERINGS, ONNX_DTYPES, OPERATIONS, Builder, Call, Lowered
 Key = tuple[str, int, int]  # a Keras tensor: (layer, call, output index)
 _T = TypeVar("_T")
 
-# Layers whose lowering no op-by-op rule can read back (a recurrent cell as a Scan loop, ...).
-# Their class, config and call are recorded in the model's metadata under HINT_KEY; raising
-# takes a record only as a hypothesis and proves it by lowering it again (onnx_to_keras.relower).
+# The metadata key of the calls recorded for re-lowering: the calls of the classes registered
+# with ``relowered=True`` (see ``context.Lowerings``), and of those computing explicit masks.
 HINT_KEY = "modelport.keras_layers"
-RELOWERED = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
-             "ConvLSTM3D", "TimeDistributed", "MultiHeadAttention", "Resizing", "Masking",
-             "Attention", "AdditiveAttention", "GroupQueryAttention", "RMSNormalization"}
-
-# Layers whose output carries their input's Keras mask unchanged (Keras: supports_masking with
-# the default compute_mask). Producers (Embedding, Masking) and consumers return masks themselves.
-PROPAGATES_MASK = {
-    "Dense", "Activation", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "ActivityRegularization", "Identity", "ReLU", "LeakyReLU", "PReLU", "ELU",
-    "ThresholdedReLU", "Softmax", "BatchNormalization", "LayerNormalization",
-    "UnitNormalization", "Rescaling", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum", "modelport>LocalResponseNormalization",
-}
 
 
 @dataclass
@@ -237,8 +223,8 @@ def _record_outputs(builder: Builder, layer: Layer, k: int, call: Call, lowered:
     input's on), naming the values that have no name of their own yet."""
     out_masks = lowered.masks
     if out_masks is None:
-        inherited = call.masks[0] if (call.masks and layer.class_name in PROPAGATES_MASK
-                                      and not layer.is_operation) else None
+        propagates = layer.class_name in LOWERINGS.propagates_mask and not layer.is_operation
+        inherited = call.masks[0] if call.masks and propagates else None
         out_masks = [inherited] * len(lowered.outputs)
     for i, (value, mask) in enumerate(zip(lowered.outputs, out_masks)):
         key = (layer.name, k, i)
@@ -257,7 +243,7 @@ def _wants_hint(layer: Layer, node: Node, call: Call, mask_ops: set[str]) -> boo
     op-by-op rule reads back, or one that computes or consumes an explicit mask."""
     explicit_mask = isinstance(node.kwargs.get("mask"), TensorRef)
     return layer.model is None and len(layer.inbound_nodes) == 1 and (
-        layer.name in mask_ops or explicit_mask or (layer.class_name in RELOWERED
+        layer.name in mask_ops or explicit_mask or (layer.class_name in LOWERINGS.relowered
                                                     and not any(m is not None
                                                                 for m in call.masks)))
 

@@ -79,12 +79,12 @@ def activation(ctx: Builder, x: ir.Value, name: object, *, layer: str | None = N
     return ACTIVATIONS.require(name, layer=layer)(ctx, x)
 
 
-@LOWERINGS.register("Activation")
+@LOWERINGS.register("Activation", mask="propagate")
 def lower_activation(ctx: Builder, call: Call) -> list[ir.Value]:
     return [activation(ctx, call.x, call.config.get("activation"), layer=call.name)]
 
 
-@LOWERINGS.register("ReLU")
+@LOWERINGS.register("ReLU", mask="propagate")
 def lower_relu(ctx: Builder, call: Call) -> list[ir.Value]:
     cfg = call.config
     max_value = cfg.get("max_value")
@@ -103,28 +103,28 @@ def lower_relu(ctx: Builder, call: Call) -> list[ir.Value]:
     return [y]
 
 
-@LOWERINGS.register("LeakyReLU")
+@LOWERINGS.register("LeakyReLU", mask="propagate")
 def lower_leaky_relu(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op("LeakyRelu", call.x, alpha=float(call.config.get("negative_slope", 0.3)))]
 
 
-@LOWERINGS.register("ELU")
+@LOWERINGS.register("ELU", mask="propagate")
 def lower_elu(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op("Elu", call.x, alpha=float(call.config.get("alpha", 1.0)))]
 
 
-@LOWERINGS.register("ThresholdedReLU")
+@LOWERINGS.register("ThresholdedReLU", mask="propagate")
 def lower_thresholded_relu(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op("ThresholdedRelu", call.x, alpha=float(call.config.get("theta", 1.0)))]
 
 
-@LOWERINGS.register("PReLU")
+@LOWERINGS.register("PReLU", mask="propagate")
 def lower_prelu(ctx: Builder, call: Call) -> list[ir.Value]:
     alpha = call.weight("alpha")  # shape: the input's non-batch shape, 1 on shared axes
     return [ctx.op("PRelu", call.x, ctx.weight(call, "alpha", alpha.astype(np.float32)))]
 
 
-@LOWERINGS.register("Softmax")
+@LOWERINGS.register("Softmax", mask="propagate")
 def lower_softmax(ctx: Builder, call: Call) -> list[ir.Value]:
     axis = call.config.get("axis", -1)
     axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]

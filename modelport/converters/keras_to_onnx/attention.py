@@ -111,7 +111,7 @@ def _output(ctx: Builder, call: Call, x: ir.Value, rank: int) -> ir.Value:
     return ctx.reshape(y, [0] * (rank - 1) + out) if len(out) > 1 else y
 
 
-@LOWERINGS.register("MultiHeadAttention")
+@LOWERINGS.register("MultiHeadAttention", relowered=True)
 def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
     cfg = call.config
     if cfg.get("flash_attention"):
@@ -361,7 +361,7 @@ def _attention_scores(ctx: Builder, call: Call, q: ir.Value, k: ir.Value, rank: 
     return ctx.op("Mul", ctx.weight(call, "concat_score_weight"), total)
 
 
-@LOWERINGS.register("Attention", "AdditiveAttention")
+@LOWERINGS.register("Attention", "AdditiveAttention", relowered=True)
 def lower_attention(ctx: Builder, call: Call) -> Lowered:
     tensors, (query_mask, value_mask) = _attention_inputs(call)
     query, value = tensors[0], tensors[1]
@@ -419,7 +419,7 @@ def _repeat_heads(ctx: Builder, x: ir.Value, repeats: int, heads: int, dim: int)
     return ctx.reshape(tiled, [0, 0, heads, dim])
 
 
-@LOWERINGS.register("GroupQueryAttention")
+@LOWERINGS.register("GroupQueryAttention", relowered=True)
 def lower_group_query_attention(ctx: Builder, call: Call) -> Lowered:
     cfg = call.config
     if cfg.get("flash_attention"):

@@ -8,9 +8,9 @@ and the layout pass removes the pairs that cancel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx_ir as ir
@@ -94,7 +94,49 @@ class Lowered:
     masks: list[ir.Value | None] | None = None
 
 
-LOWERINGS: Registry = Registry("Keras -> ONNX lowering")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Lowerings(Registry[Callable[..., Any]]):
+    """The lowering of each Keras class, and how its lowered call behaves, given where it is
+    registered: ``@LOWERINGS.register("LSTM", relowered=True)``.
+
+    ``relowered``: no op-by-op rule can read the lowered ONNX back (a recurrent cell as a Scan
+    loop, ...); the call is recorded in the model's metadata (``HINT_KEY``) and raising takes
+    the record only as a hypothesis, proved by lowering it again (``onnx_to_keras.relower``).
+    ``mask``: ``"propagate"`` where the output carries the input's Keras mask unchanged (a
+    lowering that computes masks returns ``Lowered(outputs, masks)``), ``"drop"`` otherwise.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.relowered: set[str] = set()
+        self.propagates_mask: set[str] = set()
+
+    def register(self, *names: str, relowered: bool = False, mask: str = "drop",
+                 **bound: Any) -> Callable[[F], F]:
+        """Decorator entering a lowering under ``names`` with its behaviour (see the class)."""
+        if mask not in ("drop", "propagate"):
+            raise ValueError(f"unknown mask policy {mask!r}")
+        enter = super().register(*names, **bound)
+
+        def deco(fn: F) -> F:
+            enter(fn)  # refuses a name registered twice before any flag is set
+            if relowered:
+                self.relowered.update(names)
+            if mask == "propagate":
+                self.propagates_mask.update(names)
+            return fn
+        return deco
+
+    def remove(self, name: str) -> None:
+        """Take ``name`` out again, with its flags."""
+        super().remove(name)
+        self.relowered.discard(name)
+        self.propagates_mask.discard(name)
+
+
+LOWERINGS = Lowerings("Keras -> ONNX lowering")
 # keras.ops nodes (operations, not layers; some share a layer's class name).
 OPERATIONS: Registry = Registry("Keras -> ONNX lowering of keras.ops")
 

@@ -9,13 +9,15 @@ from ...errors import UnsupportedError
 from .activations import activation
 from .context import LOWERINGS, Builder, Call, Lowered
 
-# Layers that are the identity at inference time.
+# Layers that are the identity at inference time (the 2D/3D spatial dropouts are given no mask).
 IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
             "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
             "Identity")
 
 
-@LOWERINGS.register(*IDENTITY)
+@LOWERINGS.register("SpatialDropout2D", "SpatialDropout3D")
+@LOWERINGS.register(*(n for n in IDENTITY if n not in ("SpatialDropout2D", "SpatialDropout3D")),
+                    mask="propagate")
 def lower_identity(ctx: Builder, call: Call) -> list[ir.Value]:
     return [call.x]
 
@@ -25,7 +27,7 @@ def lower_input(ctx: Builder, call: Call) -> list[ir.Value]:
     return [call.x]  # only reached for an InputLayer called like a layer
 
 
-@LOWERINGS.register("Dense")
+@LOWERINGS.register("Dense", mask="propagate")
 def lower_dense(ctx: Builder, call: Call) -> list[ir.Value]:
     y = ctx.op("MatMul", call.x, ctx.weight(call, "kernel"))
     if call.has_weight("bias"):
@@ -50,7 +52,7 @@ def _np(call: Call) -> np.dtype:
     return np.dtype("int64") if call.spec.dtype not in ("int32",) else np.dtype("int32")
 
 
-@LOWERINGS.register("Masking")
+@LOWERINGS.register("Masking", relowered=True)
 def lower_masking(ctx: Builder, call: Call) -> Lowered:
     value = float(call.config.get("mask_value", 0.0))
     keep = ctx.op("Not", ctx.op("Equal", call.x, ctx.scalar(value, call.spec)))
@@ -87,7 +89,7 @@ def lower_repeat_vector(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op("Tile", ctx.unsqueeze(call.x, [1]), ctx.ints([1, n, 1], f"{call.name}/repeats"))]
 
 
-@LOWERINGS.register("Rescaling")
+@LOWERINGS.register("Rescaling", mask="propagate")
 def lower_rescaling(ctx: Builder, call: Call) -> list[ir.Value]:
     dtype = np.float32 if call.spec.dtype not in ("float16", "float64") else call.spec.dtype
     floating = call.spec.dtype in ("float32", "float16", "float64")

@@ -10,7 +10,7 @@ from .context import LOWERINGS, Builder, Call
 _VARIADIC = {"Add": "Sum", "Maximum": "Max", "Minimum": "Min", "Average": "Mean"}
 
 
-@LOWERINGS.register(*_VARIADIC)
+@LOWERINGS.register(*_VARIADIC, mask="propagate")
 def lower_variadic(ctx: Builder, call: Call) -> list[ir.Value]:
     op = _VARIADIC[call.layer.class_name]
     if len(call.inputs) == 2 and op == "Sum":
@@ -18,7 +18,7 @@ def lower_variadic(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op(op, *call.inputs)]
 
 
-@LOWERINGS.register("Multiply")
+@LOWERINGS.register("Multiply", mask="propagate")
 def lower_multiply(ctx: Builder, call: Call) -> list[ir.Value]:
     y = call.inputs[0]
     for x in call.inputs[1:]:
@@ -26,7 +26,7 @@ def lower_multiply(ctx: Builder, call: Call) -> list[ir.Value]:
     return [y]
 
 
-@LOWERINGS.register("Subtract")
+@LOWERINGS.register("Subtract", mask="propagate")
 def lower_subtract(ctx: Builder, call: Call) -> list[ir.Value]:
     if len(call.inputs) != 2:
         raise UnsupportedError(f"Subtract takes 2 inputs, got {len(call.inputs)}",

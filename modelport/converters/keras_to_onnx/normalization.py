@@ -21,7 +21,7 @@ def _channel_shape(call: Call, axes: list[int]) -> list[int]:
     return shape
 
 
-@LOWERINGS.register("BatchNormalization")
+@LOWERINGS.register("BatchNormalization", mask="propagate")
 def lower_batch_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # Inference: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
     cfg = call.config
@@ -60,7 +60,7 @@ def _standardize(ctx: Builder, call: Call, x: ir.Value, axes: list[int], eps: fl
     return centred, inv
 
 
-@LOWERINGS.register("LayerNormalization")
+@LOWERINGS.register("LayerNormalization", mask="propagate")
 def lower_layer_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     cfg = call.config
     rank = call.rank
@@ -160,14 +160,14 @@ def _group_norm_op(ctx: Builder, call: Call, axis: int, groups: int) -> ir.Value
     return y
 
 
-@LOWERINGS.register("UnitNormalization")
+@LOWERINGS.register("UnitNormalization", mask="propagate")
 def lower_unit_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # Keras: x * min(rsqrt(sum(x^2)), 1 / 1e-12) = x / max(||x||, 1e-12).
     norm = ctx.reduce("ReduceL2", call.x, _axes(call), keepdims=True)
     return [ctx.op("Div", call.x, ctx.op("Max", norm, ctx.scalar(1e-12, call.spec)))]
 
 
-@LOWERINGS.register("modelport>LocalResponseNormalization")
+@LOWERINGS.register("modelport>LocalResponseNormalization", mask="propagate")
 def lower_local_response_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # The layer is ONNX's LRN over the last axis; ONNX's sums over axis 1, so it runs between
     # Transposes that the layout pass cancels against its neighbours' (channels-last in and out).
@@ -212,7 +212,7 @@ def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
     return [ctx.op("Div", y, ctx.const(std, f"{call.name}/std"))]
 
 
-@LOWERINGS.register("RMSNormalization")
+@LOWERINGS.register("RMSNormalization", relowered=True)
 def lower_rms_norm(ctx: Builder, call: Call) -> list[ir.Value]:
     # Keras 3's ops.rms_normalization: x * rsqrt(mean(x^2 over axis) + epsilon) * scale, in at
     # least float32; the scale multiplies with NumPy broadcasting (trailing axes), as here.

@@ -418,7 +418,7 @@ def _initial_state(call: Call) -> list[ir.Value]:
     return list(given) if isinstance(given, (list, tuple)) else [given]
 
 
-@LOWERINGS.register("SimpleRNN", "GRU", "LSTM")
+@LOWERINGS.register("SimpleRNN", "GRU", "LSTM", relowered=True)
 def lower_rnn(ctx: Builder, call: Call) -> Lowered:
     kind = call.layer.class_name
     rec = recurrence(call, kind, call.config)
@@ -430,7 +430,7 @@ def lower_rnn(ctx: Builder, call: Call) -> Lowered:
     return Lowered(outputs, [out_mask] + [None] * (len(outputs) - 1))
 
 
-@LOWERINGS.register("Bidirectional")
+@LOWERINGS.register("Bidirectional", relowered=True)
 def lower_bidirectional(ctx: Builder, call: Call) -> Lowered:
     cfg = call.config
     forward = cfg["layer"]
@@ -481,7 +481,7 @@ def _merge(ctx: Builder, mode: str | None, y: ir.Value, y_rev: ir.Value, call: C
                            layer=call.name)
 
 
-@LOWERINGS.register("TimeDistributed")
+@LOWERINGS.register("TimeDistributed", relowered=True)
 def lower_time_distributed(ctx: Builder, call: Call) -> Lowered:
     """Fold time into the batch, apply the wrapped layer's own lowering, unfold."""
     entry = call.config["layer"]
@@ -520,7 +520,7 @@ def lower_time_distributed(ctx: Builder, call: Call) -> Lowered:
 
 # --- ConvLSTM ------------------------------------------------------------------------------------
 
-@LOWERINGS.register("ConvLSTM2D")
+@LOWERINGS.register("ConvLSTM2D", relowered=True)
 def lower_conv_lstm(ctx: Builder, call: Call) -> Lowered:
     """ConvLSTM: the input convolution for every step at once (time folded into the batch),
     then a Scan whose body does the recurrent 'same' convolution; channels-first inside."""

@@ -241,7 +241,7 @@ def _float_input(call: Call) -> None:
                                layer=call.name)
 
 
-@LOWERINGS.register("Resizing")
+@LOWERINGS.register("Resizing", relowered=True)
 def lower_resizing(ctx: Builder, call: Call) -> list[ir.Value]:
     cfg = call.config
     _float_input(call)

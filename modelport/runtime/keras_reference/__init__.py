@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, Node, TensorRef
+from ...models.layer_facts import MODEL_CLASSES
 from . import (  # noqa: F401
     activations,
     attention,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 Key = tuple  # (layer name, node index, tensor index), as TensorRef
 
 # Classes the executor handles itself rather than through the registry.
-GRAPH_CLASSES = {"InputLayer", "Functional", "Model", "Sequential"}
+GRAPH_CLASSES = {"InputLayer"} | MODEL_CLASSES
 
 __all__ = ["REGISTRY", "ReferenceResult", "erf", "run", "supported_classes"]
 
