@@ -29,10 +29,13 @@ AXIS = {"Softmax", "LogSoftmax", "Concat"}
 
 
 def count_transposes(model: ir.Model) -> int:
+    """How many Transpose nodes ``model``'s main graph holds."""
     return sum(1 for n in model.graph if n.op_type == "Transpose")
 
 
 def optimize(model: ir.Model) -> int:
+    """Push Transposes down through layout-agnostic ops until they cancel, in place; the
+    number of Transposes left."""
     graph = model.graph
     for _ in range(1_000):  # each pass moves something; a bound all the same (hostile graphs)
         if not _one_pass(graph):

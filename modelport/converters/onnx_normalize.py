@@ -315,10 +315,12 @@ def _drop_unused_initializers(graph: ir.Graph) -> None:
 # --- layout -------------------------------------------------------------------------------------
 
 def to_nhwc_perm(rank: int) -> list[int]:
+    """The perm that moves the channel axis from second to last for rank ``rank``."""
     return [0, *range(2, rank), 1]
 
 
 def to_nchw_perm(rank: int) -> list[int]:
+    """The perm that moves the channel axis from last to second for rank ``rank``."""
     return [0, rank - 1, *range(1, rank - 1)]
 
 

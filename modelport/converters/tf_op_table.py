@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Attr:
+    """One attribute a row carries over: its ONNX and TF names, TF's AttrValue kind, and the
+    value ONNX means when it is absent."""
+
     onnx: str
     tf: str
     kind: str  # "i" | "f" | "b" | "s" | "type"
@@ -34,6 +37,9 @@ class Attr:
 
 @dataclass(frozen=True)
 class Rename:
+    """One ONNX op that is one TF op: names, tensor input count, the attributes carried over,
+    and what the row requires (``fixed`` attribute values, ``dtypes``)."""
+
     onnx: str
     tf: str
     inputs: int

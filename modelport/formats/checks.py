@@ -149,12 +149,15 @@ class BackgroundScan:
             self._error = e
 
     def cancel(self) -> None:
+        """Make the scan stop after the weight in hand."""
         self._cancelled.set()
 
     def wait(self) -> None:
+        """Wait for the scan to end."""
         self._thread.join()
 
     def result(self) -> list[tuple[str, int, int]]:
+        """Wait for the scan; what ``warn_non_finite`` returned, or raise what it raised."""
         self._thread.join()
         if self._error is not None:
             raise self._error

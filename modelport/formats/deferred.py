@@ -49,6 +49,8 @@ class Deferred(np.ndarray):
 
 def stand_in(shape: tuple[int, ...], dtype: np.dtype, load: Loader,
              stream: Streamer | None = None) -> Deferred:
+    """A Deferred of ``shape`` and ``dtype`` (a broadcast zero: no memory) that ``load`` reads
+    and ``stream``, if given, streams."""
     array = np.broadcast_to(np.zeros((), dtype), tuple(shape)).view(Deferred)
     array.load = load
     array.stream = stream
@@ -89,6 +91,8 @@ class Scratch:
         self.buffer: np.ndarray | None = None
 
     def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` over the buffer (grown when too small), valid until
+        the next ``take``."""
         nbytes = math.prod(shape) * dtype.itemsize
         if self.buffer is None or self.buffer.nbytes < nbytes:
             self.buffer = None  # freed before its successor is made

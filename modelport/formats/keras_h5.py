@@ -39,6 +39,7 @@ def _h5py():
 
 
 def open_h5(path: Path):
+    """``path`` opened read-only with h5py; an unreadable file is a FormatError."""
     h5py = _h5py()
     try:
         return h5py.File(path, "r")
@@ -84,6 +85,8 @@ def load_attribute(group, name: str) -> list:
 
 
 def save_attribute(group, name: str, values: list[str]) -> None:
+    """Store list attribute ``values`` on ``group``, split into Keras's chunks (``name0``,
+    ``name1``, ...) when one would pass HDF5's attribute size limit."""
     data = np.asarray([v.encode("utf8") for v in values])
     if data.size == 0:
         group.attrs[name] = np.asarray([], dtype="S1")
@@ -335,7 +338,8 @@ class Reopen(Protocol):
     """Reads a dataset (by its full name) again later: ``load`` reads it whole into ``out`` (or
     a new array); an optional ``stream(name, n)`` yields its bytes piece by piece."""
 
-    def load(self, name: str, out: np.ndarray | None) -> np.ndarray: ...
+    def load(self, name: str, out: np.ndarray | None) -> np.ndarray:
+        """Dataset ``name`` read whole into ``out`` (or a new array)."""
 
 
 def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:

@@ -26,6 +26,7 @@ EXTERNAL_THRESHOLD = 1024  # initializers at least this big go to the data file,
 
 
 def initializer_bytes(model: ir.Model) -> int:
+    """The bytes of ``model``'s initializer values."""
     return sum(v.const_value.nbytes for v in model.graph.initializers.values()
                if v.const_value is not None)
 

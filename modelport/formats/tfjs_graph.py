@@ -39,6 +39,8 @@ from .tfjs_layers import load_model_json, model_json_path
 # --- reading ------------------------------------------------------------------------------------
 
 def read(path: str | os.PathLike) -> TfjsGraph:
+    """Read a TF.js graph-model (``path``: its model.json or the folder holding one); a missing
+    signature is made from the Placeholders (inputs) and the nodes nothing reads (outputs)."""
     path = Path(path)
     json_path = model_json_path(path)
     try:
@@ -225,6 +227,7 @@ def _sinks(graph: TfjsGraph) -> list[TensorInfo]:
 # --- writing ------------------------------------------------------------------------------------
 
 def to_model_json(graph: TfjsGraph, manifest: list) -> dict:
+    """The model.json document of ``graph``, with ``manifest`` as its weights manifest."""
     def node_json(n: TfNode) -> dict:
         out: dict = {"name": n.name, "op": n.op}
         if n.inputs:

@@ -27,6 +27,7 @@ MODEL_JSON = "model.json"
 
 
 def model_json_path(path: Path) -> Path:
+    """``path``'s model.json when ``path`` is a folder, else ``path`` itself."""
     return path / MODEL_JSON if path.is_dir() else path
 
 
@@ -58,6 +59,8 @@ def tfjs_weight_names(layer: Layer) -> list[tuple[Layer, Weight, str]]:
 
 
 def tfjs_name(layer: Layer, path: str) -> str:
+    """The tfjs name of ``layer``'s variable at ``path``: ``layer/var``, or
+    ``layer/forward_<inner>/var`` (``backward_``) for a Bidirectional's wrapped layers."""
     parts = path.split("/")
     var = parts[-1]
     if parts[0] in ("forward_layer", "backward_layer"):
@@ -163,6 +166,8 @@ def _assign_by_location(model: LayersModel, stored: list[tfjs_manifest.StoredWei
 # --- writing ------------------------------------------------------------------------------------
 
 def check_writable(model: LayersModel) -> None:
+    """Refuse a model tfjs-layers cannot load, naming the first blocking layer (and how many
+    more there are)."""
     found = tfjs_support.blockers(model)
     if found:
         name, cls, reason = found[0]
@@ -172,6 +177,8 @@ def check_writable(model: LayersModel) -> None:
 
 
 def to_model_json(model: LayersModel, manifest: list) -> dict:
+    """The layers-model model.json document of ``model`` (its config in Keras 2's dialect),
+    with ``manifest`` as its weights manifest."""
     config = keras_dialect.model_to_config(model, keras_dialect.KERAS2)
     source = model.source
     generated = (f"keras v{source.keras_version}" if source and source.keras_version
@@ -186,6 +193,8 @@ def to_model_json(model: LayersModel, manifest: list) -> dict:
 
 
 def ordered_weights(model: LayersModel) -> list[tuple[str, Weight]]:
+    """(tfjs name, weight) of every variable, layer by layer; two variables with one tfjs name
+    are refused."""
     out: list[tuple[str, Weight]] = []
     seen: dict[str, str] = {}
     for layer in model.layers:

@@ -42,6 +42,9 @@ QUANTIZED = ("uint8", "uint16", "float16")
 
 @dataclass
 class StoredWeight:
+    """One weight of a manifest: its name, its array (dequantized), and its manifest
+    quantization entry when it was stored quantized."""
+
     name: str
     array: np.ndarray
     quantization: dict | None = None
@@ -285,6 +288,9 @@ def _dequantize(reader: _ShardReader, name: str, dtype: str, shape: tuple[int, .
 
 @dataclass(frozen=True)
 class QuantizeRule:
+    """One ``--quantize`` rule: a dtype and the fnmatch patterns of the weight names it applies
+    to (none: every weight no other rule matched)."""
+
     dtype: str  # uint8 | uint16 | float16
     patterns: tuple[str, ...] = ()  # empty: every weight no other rule matched
 
@@ -304,6 +310,8 @@ def parse_quantize(specs: Iterable[str]) -> list[QuantizeRule]:
 
 
 def choose_quantization(names: list[str], rules: list[QuantizeRule]) -> dict[str, str]:
+    """The quantization dtype ``rules`` pick for each of ``names`` (patterns first, then the
+    catch-all rule); a pattern that matches nothing, or a name two dtypes claim, is refused."""
     chosen: dict[str, str] = {}
     for rule in rules:
         for pattern in rule.patterns:

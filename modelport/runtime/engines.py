@@ -21,6 +21,9 @@ from ..models import LayersModel, keras_graph, keras_shapes
 
 @dataclass
 class InputSpec:
+    """One model input: name, shape (None for a free dimension), dtype and, for an integer
+    input, the exclusive upper bound of the values to generate (if any)."""
+
     name: str
     shape: list[int | None]
     dtype: str
@@ -28,13 +31,18 @@ class InputSpec:
 
 
 class Engine(Protocol):
+    """An executor a parity check runs: its inputs, its output names, and a run on arrays."""
+
     label: str
 
-    def inputs(self) -> list[InputSpec]: ...
+    def inputs(self) -> list[InputSpec]:
+        """The model's inputs, in order."""
 
-    def output_names(self) -> list[str]: ...
+    def output_names(self) -> list[str]:
+        """The model's output names, in order."""
 
-    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
+    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """The model's outputs on ``arrays`` (one per input, in input order)."""
 
 
 class KerasReference:
@@ -46,6 +54,8 @@ class KerasReference:
         self.model = model
 
     def inputs(self) -> list[InputSpec]:
+        """The model's inputs (as a functional graph); an integer input that feeds an Embedding
+        is bounded by the smallest vocabulary it feeds."""
         graph = keras_graph.as_functional(self.model)
         specs = keras_shapes.input_specs(graph)
         out = []
@@ -55,10 +65,13 @@ class KerasReference:
         return out
 
     def output_names(self) -> list[str]:
+        """The names of the layers whose outputs the model returns, in order."""
         graph = keras_graph.as_functional(self.model)
         return [r.layer for r in graph.outputs]
 
     def run(self, arrays: list[np.ndarray], *, capture: bool = False):
+        """The NumPy reference's outputs on ``arrays``; with ``capture``, its whole result
+        (every tensor of the graph)."""
         from .keras_reference import run
 
         result = run(self.model, list(arrays), capture=capture)
@@ -86,6 +99,9 @@ class OnnxRuntime:
         self._bounds = _gather_bounds(model)
 
     def inputs(self) -> list[InputSpec]:
+        """The session's inputs (free dimensions None); an integer input used as Gather indices
+        is bounded by the gathered table's first dimension, a type modelport cannot generate
+        values for is refused."""
         out = []
         for i in self.session.session.get_inputs():
             shape = [d if isinstance(d, int) else None for d in i.shape]
@@ -97,9 +113,11 @@ class OnnxRuntime:
         return out
 
     def output_names(self) -> list[str]:
+        """The session's output names, in order."""
         return self.session.output_names
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """The session's outputs on ``arrays`` (in input order)."""
         feeds = {spec.name: a for spec, a in zip(self.inputs(), arrays)}
         return self.session.run(feeds)
 
@@ -134,6 +152,9 @@ MAX_INPUT_ELEMENTS = MAX_CHECK_INPUT_ELEMENTS  # see there
 
 def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
                   free_dim: int = 8) -> list[np.ndarray]:
+    """Seeded random arrays for ``specs``: a free first dimension is ``batch``, other free ones
+    ``free_dim``; integers in [0, high) (high 10 without a bound), booleans, standard-normal
+    floats. An input of more than MAX_INPUT_ELEMENTS elements is refused."""
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in specs:
@@ -201,15 +222,20 @@ class TfjsGraphEngine:
                       else "tfjs-reference (NumPy TF ops)")
 
     def inputs(self) -> list[InputSpec]:
+        """The graph's inputs by tensor (int64 ones as int32, an unknown shape as [None]); an
+        integer input that GatherV2 reads as indices is bounded by the table's first dimension."""
         return [InputSpec(i.tensor, list(i.shape) if i.shape is not None else [None],
                           "int32" if i.dtype == "int64" else i.dtype,
                           _graph_bound(self.graph, i.tensor))
                 for i in self.graph.inputs]
 
     def output_names(self) -> list[str]:
+        """The graph's output signature keys, in order."""
         return [o.key for o in self.graph.outputs]
 
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs on ``arrays``: real tfjs under Node on the model.json at ``path``,
+        or the NumPy TF reference."""
         if self.real:
             from . import tfjs_node
 

@@ -23,20 +23,26 @@ CUDA_OPTIONS = {"use_tf32": "0"}
 
 @dataclass
 class Session:
+    """An onnxruntime InferenceSession and the execution provider that really runs it."""
+
     session: Any
     provider: str  # the provider that actually runs: CUDAExecutionProvider | CPUExecutionProvider
     tf32: bool = False
 
     @property
     def input_names(self) -> list[str]:
+        """The session's input names, in order."""
         return [i.name for i in self.session.get_inputs()]
 
     @property
     def output_names(self) -> list[str]:
+        """The session's output names, in order."""
         return [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None
             ) -> list[np.ndarray]:
+        """The outputs named ``outputs`` (default: all) for ``feeds``; an onnxruntime failure is a
+        ModelportError with its first line."""
         try:
             return list(self.session.run(outputs, feeds))
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types

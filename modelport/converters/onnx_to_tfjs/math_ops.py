@@ -123,6 +123,8 @@ def reduce(ctx: Ctx, op: str, x: str, axes: list[int] | str, keep: bool) -> str:
 
 @rule("PRelu", check=_row_check, replace=True)
 def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX PRelu -> TF Prelu; a [C] slope from before NumPy broadcasting (it meant axis 1) is
+    reshaped to [C, 1, ..., 1]."""
     x, slope = ctx.inputs(node, 2)
     xs, ss = ctx.shape(x), ctx.shape(slope)
     s = ctx.x(slope)
@@ -136,6 +138,8 @@ def prelu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("Elu")
 def elu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Elu with alpha other than 1 (TF's Elu has none) -> SelectV2(x > 0, x,
+    alpha * Elu(x))."""
     x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     neg = binary(ctx, "Mul", unary(ctx, "Elu", x), fconst(ctx, alpha))
@@ -144,6 +148,8 @@ def elu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("Selu")
 def selu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Selu with other constants than TF's -> gamma * SelectV2(x > 0, x,
+    alpha * (exp(x) - 1))."""
     x = ctx.x(ctx.inp(node, 0))
     alpha, gamma = attr(node, "alpha", table.SELU_ALPHA), attr(node, "gamma", table.SELU_GAMMA)
     neg = binary(ctx, "Mul", binary(ctx, "Sub", unary(ctx, "Exp", x), fconst(ctx, 1)),
@@ -154,6 +160,8 @@ def selu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @beyond_row("IsInf")
 def isinf(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX IsInf detecting one sign only -> TF Equal with that infinity (neither sign: an
+    all-false Fill)."""
     x = ctx.x(ctx.inp(node, 0))
     pos, neg = attr(node, "detect_positive", 1), attr(node, "detect_negative", 1)
     if not pos and not neg:
@@ -164,6 +172,8 @@ def isinf(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Div", check=lambda ctx, n: None, replace=True)
 def div(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Div -> TF RealDiv on floats; on integers a FloorDiv corrected to truncate toward
+    zero, as ONNX does."""
     if ctx.is_float(node.inputs[0]):
         return rename(ctx, node)
     # Integers: ONNX truncates toward zero, tfjs's div floors. q = floor(a/b), plus one where
@@ -180,6 +190,8 @@ def div(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Pow", check=lambda ctx, n: None, replace=True)
 def pow_(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Pow -> TF Pow, cast back to int32 when an integer base meets a float exponent
+    (ONNX keeps the base's type)."""
     base, exp = ctx.inputs(node, 2)
     y = ctx.op("Pow", [ctx.x(base), ctx.x(exp)])
     if not ctx.is_float(base) and ctx.is_float(exp):
@@ -189,6 +201,8 @@ def pow_(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Mod", check=lambda ctx, n: None, replace=True)
 def mod(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Mod -> TF FloorMod; fmod=1 (the dividend's sign) subtracts the divisor where the
+    signs differ and the remainder is not zero."""
     if not attr(node, "fmod", 0):
         return rename(ctx, node)
     # fmod: the result takes the dividend's sign. FloorMod's takes the divisor's; where they
@@ -204,6 +218,7 @@ def mod(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Xor")
 def xor(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Xor -> TF NotEqual of the two booleans."""
     return [binary(ctx, "NotEqual", ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1)))]
 
 
@@ -229,6 +244,8 @@ RULES.add("Min", Rule("Min", _variadic("Minimum")), replace=True)  # over the 2-
 
 @rule("Clip")
 def clip(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Clip -> TF Maximum then Minimum (bounds from inputs, or attributes before opset
+    11), also right where min > max, which tfjs's ClipByValue refuses; Identity without bounds."""
     # Maximum then Minimum: also right where min > max (ONNX: all values become max), which
     # tfjs's ClipByValue refuses.
     y = ctx.x(ctx.inp(node, 0))
@@ -256,18 +273,21 @@ def _hard_sigmoid(ctx: Ctx, x: str, alpha: float, beta: float) -> str:
 
 @rule("HardSigmoid")
 def hard_sigmoid(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX HardSigmoid -> TF min(max(alpha * x + beta, 0), 1)."""
     return [_hard_sigmoid(ctx, ctx.x(ctx.inp(node, 0)), attr(node, "alpha", 0.2),
                           attr(node, "beta", 0.5))]
 
 
 @rule("HardSwish")
 def hard_swish(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX HardSwish -> TF x * min(max(x / 6 + 0.5, 0), 1)."""
     x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "Mul", x, _hard_sigmoid(ctx, x, 1 / 6, 0.5))]
 
 
 @rule("Softsign")
 def softsign(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Softsign -> TF x / (|x| + 1)."""
     x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "RealDiv", x, binary(ctx, "AddV2", unary(ctx, "Abs", x),
                                              fconst(ctx, 1)))]
@@ -276,6 +296,7 @@ def softsign(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("Gelu", check=lambda ctx, n: None if attr(n, "approximate", "none") in ("none", "tanh")
       else f"approximate={attr(n, 'approximate')!r}")
 def gelu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Gelu -> TF 0.5 * x * (1 + erf(x / sqrt(2))), or its tanh approximation."""
     x = ctx.x(ctx.inp(node, 0))
     if attr(node, "approximate", "none") == "tanh":
         inner = binary(ctx, "AddV2", x, binary(ctx, "Mul", binary(
@@ -289,12 +310,14 @@ def gelu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Mish")
 def mish(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Mish -> TF x * tanh(softplus(x))."""
     x = ctx.x(ctx.inp(node, 0))
     return [binary(ctx, "Mul", x, unary(ctx, "Tanh", unary(ctx, "Softplus", x)))]
 
 
 @rule("Swish")
 def swish(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Swish -> TF x * sigmoid(alpha * x)."""
     x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     z = x if alpha == 1.0 else binary(ctx, "Mul", x, fconst(ctx, alpha))
@@ -303,6 +326,7 @@ def swish(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Celu")
 def celu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Celu -> TF relu(x) + min(alpha * (exp(x / alpha) - 1), 0)."""
     x = ctx.x(ctx.inp(node, 0))
     alpha = attr(node, "alpha", 1.0)
     e = binary(ctx, "Sub", unary(ctx, "Exp", binary(ctx, "RealDiv", x, fconst(ctx, alpha))),
@@ -313,6 +337,7 @@ def celu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("ThresholdedRelu")
 def thresholded_relu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ThresholdedRelu -> TF SelectV2(x > alpha, x, 0)."""
     x = ctx.x(ctx.inp(node, 0))
     cond = binary(ctx, "Greater", x, fconst(ctx, attr(node, "alpha", 1.0)))
     return [ctx.op("SelectV2", [cond, x, fconst(ctx, 0)])]
@@ -320,6 +345,7 @@ def thresholded_relu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Shrink")
 def shrink(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Shrink -> TF SelectV2s: x + bias below -lambd, x - bias above lambd, else 0."""
     x = ctx.x(ctx.inp(node, 0))
     v = ctx.inp(node, 0)
     lambd, bias = attr(node, "lambd", 0.5), attr(node, "bias", 0.0)
@@ -346,12 +372,16 @@ def _last_axis_op(ctx: Ctx, node: ir.Node, op: str, axis: int) -> str:
 
 @rule("Softmax", "LogSoftmax")
 def softmax(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Softmax/LogSoftmax -> the TF op of that name, which works on the last axis
+    (another axis is transposed there and back)."""
     # Opsets < 13 (flattening semantics) were converted to 17 by onnx's version converter.
     return [_last_axis_op(ctx, node, node.op_type, attr(node, "axis", -1))]
 
 
 @rule("Hardmax")
 def hardmax(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Hardmax -> TF OneHot of ArgMax (the axis size must be known), transposed into
+    place when the axis is not the last."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", -1) % rank
@@ -407,6 +437,9 @@ REDUCE = {"ReduceMean": "Mean", "ReduceSum": "Sum", "ReduceMax": "Max", "ReduceM
 @rule("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
       "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp", check=_reduce_check)
 def reduce_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Reduce* -> TF Mean/Sum/Max/Min/Prod (Any/All for booleans), the others composed
+    from them (ReduceLogSumExp stabilised by the max); run-time axes go to TF as a tensor,
+    and reducing nothing (noop_with_empty_axes) keeps only the elementwise part."""
     x = ctx.x(ctx.inp(node, 0))
     static_axes = reduce_axes(ctx, node)
     # at run time (negative axes count from the end in TF too)
@@ -453,6 +486,8 @@ def _arg_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("ArgMax", "ArgMin", check=_arg_check)
 def argmax(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ArgMax/ArgMin -> TF ArgMax/ArgMin (booleans cast to int32 first);
+    select_last_index searches the reversed axis, keepdims adds the axis back."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
@@ -479,6 +514,9 @@ def argmax(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("MatMul")
 def matmul(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX MatMul -> TF MatMul (ranks up to 2) or BatchMatMulV2, 1-D operands promoted as
+    NumPy does and batch dimensions broadcast where tfjs would not (as is when a rank is
+    unknown)."""
     va, vb = ctx.inputs(node, 2)
     a, b = ctx.x(va), ctx.x(vb)
     ra, rb = ctx.rank(va), ctx.rank(vb)
@@ -522,6 +560,8 @@ def _broadcast_batch(ctx: Ctx, va: ir.Value, vb: ir.Value, a: str, b: str) -> tu
 
 @rule("Gemm")
 def gemm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Gemm -> TF MatMul (+ AddV2 of C); a constant B is transposed and scaled by alpha
+    ahead of time, a constant C by beta."""
     va, vb = ctx.inp(node, 0), ctx.inp(node, 1)
     vc = ctx.opt(node, 2)
     alpha, beta = attr(node, "alpha", 1.0), attr(node, "beta", 1.0)
@@ -568,6 +608,7 @@ def _einsum_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Einsum", check=_einsum_check)
 def einsum(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Einsum -> TF Einsum (spaces dropped); the check refuses what tfjs's einsum lacks."""
     inputs = [ctx.x(ctx.inp(node, i)) for i in range(len(node.inputs))]
     eq = attr(node, "equation").replace(" ", "")
     return [ctx.op("Einsum", inputs, {"equation": a_str(eq), "N": a_int(len(inputs))})]

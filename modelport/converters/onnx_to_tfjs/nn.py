@@ -152,6 +152,9 @@ def _conv2d_like(ctx: Ctx, op: str, x: str, w: str, strides: list[int], dilation
 
 @rule("Conv", check=_conv_check, layout=True)
 def conv(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Conv (channels-last twin) -> TF Conv2D, or Conv3D for 3-D (1-D runs as 2-D with a
+    unit height); a group equal to the channel count with a constant weight ->
+    DepthwiseConv2dNative, other groups are split into one convolution per group."""
     xv, wv = ctx.inp(node, 0), ctx.inp(node, 1)
     wshape = ctx.need_shape(wv, node)
     n = len(wshape) - 2
@@ -239,6 +242,10 @@ def _conv3d(ctx: Ctx, node: ir.Node, x: str, wv: ir.Value, wval: np.ndarray | No
 
 @rule("ConvTranspose", check=_conv_check, layout=True)
 def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ConvTranspose (channels-last twin, static spatial sizes) -> one TF
+    Conv2DBackpropInput per group onto the full VALID output, then cropped by ``pads`` and
+    padded by ``output_padding``; a constant dilated weight is spread out with zeros first
+    (tfjs has no dilated transposed convolution)."""
     xv, wv = ctx.inp(node, 0), ctx.inp(node, 1)
     wshape = ctx.need_shape(wv, node)
     n = len(wshape) - 2
@@ -356,6 +363,11 @@ def _counts(d: int, k: int, s: int, dl: int, b: int, e: int, out: int,
 
 @rule("MaxPool", "AveragePool", "LpPool", check=_pool_check, layout=True)
 def pool(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX MaxPool/AveragePool/LpPool (channels-last twin) -> TF MaxPool/AvgPool (3D for
+    3-D, 1-D as 2-D) with VALID padding on an explicitly padded input (ceil_mode pads the end
+    further); dilations become a max/mean over strided taps, averages that divide by fewer
+    taps than the window (excluded padding, ceil_mode's overhang) are rescaled by constant
+    counts, and LpPool is the p-th root of the window's sum of |x|^p."""
     op = node.op_type
     kernel = attr(node, "kernel_shape")
     n = len(kernel)
@@ -455,6 +467,8 @@ def _global_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", check=_global_check, layout=True)
 def global_pool(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX GlobalAveragePool/GlobalMaxPool/GlobalLpPool (channels-last twin) -> TF Mean, Max,
+    or the p-th root of the sum of |x|^p over the spatial axes (kept)."""
     rank = ctx.need_rank(ctx.inp(node, 0), node)
     axes = list(range(1, rank - 1))
     x = ctx.x(ctx.inp(node, 0))
@@ -477,6 +491,9 @@ def _bn_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("BatchNormalization", check=_bn_check, layout=True)
 def batch_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX BatchNormalization (inference, channels-last twin) -> TF x * k + b with
+    k = scale / sqrt(var + epsilon), b = bias - mean * k, folded into constants when all
+    four parameters are."""
     x = ctx.x(ctx.inp(node, 0))
     eps = attr(node, "epsilon", 1e-5)
     params = ctx.inputs(node, 5)[1:]  # scale, bias, mean, var
@@ -496,6 +513,8 @@ def batch_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("InstanceNormalization", check=_global_check, layout=True)
 def instance_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX InstanceNormalization (channels-last twin) -> TF normalisation over the spatial
+    axes, times scale plus bias."""
     rank = ctx.need_rank(ctx.inp(node, 0), node)
     return [normalize_over(ctx, ctx.x(ctx.inp(node, 0)), list(range(1, rank - 1)),
                            attr(node, "epsilon", 1e-5), ctx.x(ctx.inp(node, 1)),
@@ -511,6 +530,9 @@ def _group_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("GroupNormalization", check=_group_norm_check, layout=True)
 def group_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX GroupNormalization (channels-last twin) -> TF normalisation of a
+    [N, -1, groups, C / groups] view over its axes 1 and 3, then scale and bias per channel
+    (opset 18's constant per-group ones repeated per channel)."""
     v = ctx.inp(node, 0)
     shape = ctx.need_shape(v, node)
     c = ctx.need_dim(v, -1, node)
@@ -541,6 +563,8 @@ def _lrn_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("LRN", check=_lrn_check, layout=True)
 def lrn(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX LRN (4-D, odd size, channels-last twin) -> TF LRN with depth_radius
+    (size - 1) / 2 and alpha / size (ONNX divides alpha by the window size, TF does not)."""
     size = attr(node, "size")
     return [ctx.op("LRN", [ctx.x(ctx.inp(node, 0))], {
         "depth_radius": a_int((size - 1) // 2), "bias": a_float(attr(node, "bias", 1.0)),
@@ -563,6 +587,8 @@ def _d2s_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("DepthToSpace", "SpaceToDepth", check=_d2s_check, layout=True)
 def depth_space(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX DepthToSpace/SpaceToDepth (4-D, channels-last twin) -> TF DepthToSpace for
+    DepthToSpace in DCR mode, otherwise Reshape, Transpose, Reshape on static sizes."""
     from .shapes import transpose_ref
 
     b = attr(node, "blocksize")

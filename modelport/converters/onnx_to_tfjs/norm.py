@@ -46,6 +46,8 @@ def _layer_norm_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("LayerNormalization", check=_rank_known)
 def layer_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX LayerNormalization -> TF normalisation over the axes from ``axis`` on, times scale
+    plus bias; its Mean and InvStdDev outputs too (normalised axes kept as size 1)."""
     xv = ctx.inp(node, 0)
     rank = ctx.need_rank(xv, node)
     axes = list(range(attr(node, "axis", -1) % rank, rank))
@@ -65,6 +67,8 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("RMSNormalization", check=_layer_norm_check)
 def rms_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX RMSNormalization -> TF x * rsqrt(mean(x ** 2) + epsilon) * scale over the axes
+    from ``axis`` on."""
     xv = ctx.inp(node, 0)
     rank = ctx.need_rank(xv, node)
     axis = attr(node, "axis", -1) % rank
@@ -78,6 +82,8 @@ def rms_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("LpNormalization", check=lambda ctx, n: None if attr(n, "p", 2) in (1, 2)
       else f"p={attr(n, 'p')}")
 def lp_norm(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX LpNormalization (p 1 or 2) -> TF x / its L1 or L2 norm along ``axis``, 0 where the
+    norm is 0."""
     xv = ctx.inp(node, 0)
     rank = ctx.need_rank(xv, node)
     axis = attr(node, "axis", -1) % rank
@@ -93,6 +99,8 @@ def lp_norm(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("MeanVarianceNormalization")
 def mvn(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX MeanVarianceNormalization -> TF (x - mean) / (sqrt(var) + 1e-9) over ``axes``
+    (default 0, 2, 3), as ONNX's function body computes it."""
     xv = ctx.inp(node, 0)
     rank = ctx.need_rank(xv, node)
     axes = sorted(a % rank for a in attr(node, "axes", [0, 2, 3]))

@@ -127,6 +127,9 @@ def _to_nchw(rank: int) -> list[int]:
 
 
 def resize_check(ctx: Ctx, node: ir.Node) -> str | None:
+    """Why a Resize/Upsample cannot be mapped, or None: an unknown mode, coordinate
+    transformation or nearest mode, tf_crop_and_resize, antialiased linear/cubic,
+    linear/cubic of a non-float tensor, or sizes and scales not known when converting."""
     s = _settings(node)
     if s["mode"] not in ("nearest", "linear", "cubic"):
         return f"mode={s['mode']!r}"
@@ -255,6 +258,10 @@ def _kernel_settings(s: dict[str, Any], plans: dict[int, np.ndarray],
 
 @rule("Resize", "Upsample", check=resize_check, layout=True)
 def resize(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Resize/Upsample (channels-last twin, static sizes) -> TF ResizeBilinear or
+    ResizeNearestNeighbor where a tfjs kernel reads exactly what ONNX does on a 4-D image's
+    H and W; otherwise, per resized axis, a GatherV2 (nearest) or a BatchMatMulV2 with a
+    constant interpolation matrix (linear, cubic)."""
     s = _settings(node)
     sizes = _axis_sizes(ctx, node)
     if isinstance(sizes, str):  # (resize_check has refused the node already)

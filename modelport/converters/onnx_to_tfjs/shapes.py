@@ -71,6 +71,8 @@ def _reshape_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Reshape", check=_reshape_check)
 def reshape(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Reshape -> TF Reshape; without allowzero a 0 in the shape copies the input's
+    dimension (for a run-time shape, by a SelectV2 against the input's shape)."""
     v, s = ctx.inp(node, 0), ctx.inp(node, 1)
     x = ctx.x(v)
     shape = ctx.value(s)
@@ -113,6 +115,8 @@ def static_reshape_target(ctx: Ctx, x: str, shape: list[int | None]) -> str:
 
 @rule("Flatten", check=_rank_check)
 def flatten(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Flatten -> TF Reshape to 2-D; when neither side of ``axis`` has a static size, the
+    leading one is computed with Prod."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 1)
@@ -139,6 +143,8 @@ def _axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
 
 @rule("Squeeze", check=_needs_const(1, what="axes"))
 def squeeze(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Squeeze -> TF Squeeze with constant axes (an attribute, or input 1 since opset 13);
+    without axes, the dimensions known to be 1 (tfjs decides when the shape is not static)."""
     xv = ctx.inp(node, 0)
     x = ctx.x(xv)
     axes = _axes(ctx, node)
@@ -157,6 +163,8 @@ def squeeze(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Unsqueeze", check=_needs_const(1, what="axes"))
 def unsqueeze(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Unsqueeze -> one TF ExpandDims per axis, in increasing order; negative axes need
+    the input's rank."""
     xv = ctx.inp(node, 0)
     x = ctx.x(xv)
     axes = _axes(ctx, node)
@@ -188,6 +196,8 @@ def transpose_ref(ctx: Ctx, x: str, perm: list[int], shape: list[int | None] | N
 
 @rule("Transpose")
 def transpose(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Transpose -> TF Transpose (axes reversed without ``perm``), or a Reshape when only
+    dimensions of size 1 move."""
     v = ctx.inp(node, 0)
     perm = attr(node, "perm")
     if perm is None:
@@ -198,6 +208,8 @@ def transpose(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Concat")
 def concat_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Concat -> TF ConcatV2 (Identity for one input); a negative axis is made
+    non-negative where some input's rank is known."""
     refs = [ctx.x(v) for v in node.inputs if v is not None]
     axis = attr(node, "axis")
     rank = next((ctx.rank(v) for v in node.inputs if ctx.rank(v) is not None), None)
@@ -210,6 +222,8 @@ def concat_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Split", check=_rank_check)
 def split(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Split -> TF SplitV, or Split into equal parts when neither the sizes nor the
+    dimension are known; run-time sizes go to SplitV as a tensor."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
@@ -246,6 +260,8 @@ def _slice_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Slice", check=_slice_check)
 def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Slice -> TF StridedSlice (starts/ends attributes before opset 10, constant inputs
+    since); ONNX's clamping is applied where a dimension is known, masks mark open ends."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     shape = ctx.need_shape(v, node)
@@ -308,6 +324,8 @@ def _nonneg_indices(ctx: Ctx, iv: ir.Value, data: ir.Value, axis: int, x: str) -
 
 @rule("Gather", check=_rank_check)
 def gather(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Gather -> TF GatherV2; negative indices are moved into 0..n-1 first (folded into a
+    constant where possible, else by FloorMod)."""
     v, iv = ctx.inputs(node, 2)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", 0) % rank
@@ -337,6 +355,7 @@ def _element_coords(ctx: Ctx, node: ir.Node, data: ir.Value, iv: ir.Value) -> st
 
 @rule("GatherElements", check=_static_indices_check)
 def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX GatherElements -> TF GatherNd on per-element coordinates (static indices shape)."""
     data, iv = ctx.inputs(node, 2)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("GatherNd", [ctx.x(data), coords])]
@@ -345,6 +364,8 @@ def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("ScatterElements", check=lambda ctx, n: _static_indices_check(ctx, n) or (
     None if attr(n, "reduction", "none") == "none" else f"reduction={attr(n, 'reduction')!r}"))
 def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ScatterElements (reduction none) -> TF TensorScatterUpdate on per-element
+    coordinates (static indices shape)."""
     data, iv, upd = ctx.inputs(node, 3)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("TensorScatterUpdate", [ctx.x(data), coords, ctx.x(upd)])]
@@ -353,12 +374,14 @@ def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
 @rule("GatherND", check=lambda ctx, n: None if attr(n, "batch_dims", 0) == 0
       else "batch_dims > 0")
 def gather_nd(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX GatherND (batch_dims 0) -> TF GatherNd."""
     return [ctx.op("GatherNd", [ctx.x(ctx.inp(node, 0)), ctx.x(ctx.inp(node, 1))])]
 
 
 @rule("ScatterND", check=lambda ctx, n: None if attr(n, "reduction", "none") == "none"
       else f"reduction={attr(n, 'reduction')!r}")
 def scatter_nd(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ScatterND (reduction none) -> TF TensorScatterUpdate."""
     return [ctx.op("TensorScatterUpdate",
                    [ctx.x(ctx.inp(node, i)) for i in range(len(node.inputs))])]
 
@@ -382,6 +405,8 @@ def _pad_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Pad", check=_pad_check)
 def pad(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Pad -> TF PadV2 (constant), MirrorPad (reflect), or for edge/wrap one GatherV2 of
+    clamped or wrapped indices per padded axis; negative pads crop with a StridedSlice."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     mode = attr(node, "mode", "constant")
@@ -443,6 +468,8 @@ def _pad_value(ctx: Ctx, node: ir.Node, v: ir.Value) -> str:
 
 @rule("Expand")
 def expand(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Expand -> TF BroadcastTo (Identity when nothing grows); a run-time shape is first
+    broadcast with the input's (BroadcastArgs), since ONNX broadcasts both ways."""
     v, s = ctx.inputs(node, 2)
     x = ctx.x(v)
     target = ctx.value(s)
@@ -460,6 +487,8 @@ def expand(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("ConstantOfShape")
 def constant_of_shape(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX ConstantOfShape -> TF Fill of the ``value`` element (0 without one), in the
+    output's dtype (float32 when unknown)."""
     value = attr(node, "value")
     value = np.zeros(1, np.float32) if value is None else value.reshape(-1)
     dtype = ctx.tf_dtype(node.outputs[0]) if node.outputs[0].dtype is not None else \
@@ -470,6 +499,8 @@ def constant_of_shape(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Range")
 def range_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Range -> TF Range; start, limit and delta that have a rank are reshaped to
+    scalars."""
     dtype = ctx.tf_dtype(node.inputs[0])
     refs = []
     for i in range(len(node.inputs)):
@@ -483,6 +514,7 @@ def range_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("Shape")
 def shape_op(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Shape -> TF Shape, sliced to [start, end) when either is given."""
     x = ctx.x(ctx.inp(node, 0))
     s = ctx.op("Shape", [x])
     start, end = attr(node, "start", 0), attr(node, "end")
@@ -498,12 +530,15 @@ def shape_op(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("NonZero")
 def nonzero(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX NonZero -> TF Where, transposed to ONNX's [rank, n] layout."""
     coords = ctx.op("Where", [ctx.x(ctx.inp(node, 0))])  # [n, rank]; ONNX wants [rank, n]
     return [ctx.op("Transpose", [coords, ctx.i32([1, 0], "perm")])]
 
 
 @rule("OneHot", check=_rank_check)
 def one_hot(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX OneHot -> TF OneHot (values are [off, on]; negative indices count from the end of
+    depth); the new axis is transposed into place when it is not the last."""
     iv, dv, vv = ctx.inputs(node, 3)
     rank = ctx.need_rank(iv, node) + 1
     axis = attr(node, "axis", -1) % rank
@@ -531,6 +566,8 @@ def one_hot(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("TopK", check=_rank_check)
 def topk(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX TopK -> TF TopKV2, which works on the last axis (another axis is transposed there
+    and back); largest=0 negates the input and the values."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     axis = attr(node, "axis", -1) % rank
@@ -566,6 +603,8 @@ def _dropout_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Dropout", check=_dropout_check)
 def dropout(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Dropout (inference only) -> TF Identity, plus an all-true mask when the node has a
+    second output."""
     x = ctx.x(ctx.inp(node, 0))
     outs = [ctx.op("Identity", [x])]
     if len(node.outputs) > 1:
@@ -576,12 +615,15 @@ def dropout(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("CastLike")
 def cast_like(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX CastLike -> TF Cast to the dtype tfjs holds the second input as."""
     return [ctx.op("Cast", [ctx.x(ctx.inp(node, 0))],
                    {"DstT": a_type(ctx.tf_dtype(node.inputs[1]))})]
 
 
 @rule("Cast", replace=True)
 def cast(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Cast -> TF Cast to the dtype tfjs holds ``to`` as; casts from or to strings are
+    refused."""
     to = onnx_enum_dtype(attr(node, "to"))
     if to == "string" or ctx.tf_dtype(node.inputs[0]) == "string":
         raise unsupported(node, "casts from or to strings")
@@ -595,6 +637,8 @@ def _static_shape_check(ctx: Ctx, node: ir.Node) -> str | None:
 
 @rule("Trilu", check=_static_shape_check)
 def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX Trilu -> TF SelectV2 with a constant triangle mask (static shape); a run-time k is
+    compared with a constant j - i grid instead."""
     v = ctx.inp(node, 0)
     shape = ctx.static_shape(v, node)
     n, m = shape[-2], shape[-1]
@@ -617,6 +661,8 @@ def trilu(ctx: Ctx, node: ir.Node) -> list[str]:
 
 @rule("EyeLike", check=_static_shape_check)
 def eye_like(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ONNX EyeLike -> a TF constant identity matrix (static shape), in ``dtype`` or else the
+    input's dtype."""
     xv = ctx.inp(node, 0)
     n, m = ctx.static_shape(xv, node)
     dtype = attr(node, "dtype")

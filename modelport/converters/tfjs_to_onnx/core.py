@@ -67,34 +67,42 @@ class TfOp:
     # --- node facts ------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The TF node's name."""
         return self.node.name
 
     @property
     def op(self) -> str:
+        """The TF node's op."""
         return self.node.op
 
     def fail(self, message: str) -> UnsupportedError:
+        """An UnsupportedError (to raise) that names this node."""
         return UnsupportedError(f"{self.op} node {self.name!r}: {message}")
 
     def bad(self, message: str) -> FormatError:
+        """A FormatError (to raise) that names this node."""
         return FormatError(f"{self.op} node {self.name!r}: {message}")
 
     def i(self, name: str, default: int | None = None) -> int:
+        """Integer attribute ``name``, or ``default``; neither is a FormatError."""
         value = tg.attr_int(self.node, name, default)
         if value is None:
             raise self.bad(f"has no integer attribute {name!r}")
         return value
 
     def f(self, name: str, default: float | None = None) -> float:
+        """Float attribute ``name``, or ``default``; neither is a FormatError."""
         value = tg.attr_float(self.node, name, default)
         if value is None:
             raise self.bad(f"has no float attribute {name!r}")
         return value
 
     def b(self, name: str, default: bool = False) -> bool:
+        """Boolean attribute ``name``, or ``default`` when the node has none."""
         return bool(tg.attr_bool(self.node, name, default))
 
     def s(self, name: str, default: str | None = None) -> str:
+        """String attribute ``name``, or ``default``; neither is a FormatError."""
         value = tg.attr_str(self.node, name, default)
         if value is None:
             raise self.bad(f"has no string attribute {name!r}")
@@ -102,6 +110,8 @@ class TfOp:
 
     def ints(self, name: str, length: int | None = None, default: list[int] | None = None
              ) -> list[int]:
+        """Integer-list attribute ``name`` (``default`` when empty or absent); with ``length``, any
+        other count is a FormatError."""
         values = tg.attr_list(self.node, name, "i")
         if not values and default is not None:
             return list(default)
@@ -111,18 +121,22 @@ class TfOp:
 
     # --- input facts -----------------------------------------------------------------------
     def dtype(self, k: int) -> str:
+        """Input ``k``'s TF dtype: the probed one, else the node's ``T``, else float32."""
         dtype = self.probe.dtypes.get(self.refs[k])
         if dtype is None:
             dtype = tg.attr_type(self.node, "T", "float32") or "float32"
         return dtype
 
     def out_dtype(self, k: int = 0) -> str | None:
+        """Output ``k``'s probed TF dtype, or None when the dummy runs did not see it."""
         return self.probe.dtypes.get(f"{self.name}:{k}")
 
     def shape(self, k: int) -> list[int | None] | None:
+        """Input ``k``'s probed shape, or None when its rank is unknown."""
         return self.probe.shapes.get(self.refs[k])
 
     def out_shape(self, k: int = 0) -> list[int | None] | None:
+        """Output ``k``'s probed shape, or None when its rank is unknown."""
         return self.probe.shapes.get(f"{self.name}:{k}")
 
     def known_shape(self, k: int) -> list[int | None]:
@@ -133,12 +147,15 @@ class TfOp:
         return shape
 
     def rank(self, k: int) -> int:
+        """Input ``k``'s rank; an unknown rank is refused."""
         return len(self.known_shape(k))
 
     def const(self, k: int) -> np.ndarray | None:
+        """Input ``k``'s constant value, or None (computed at run time, or no such input)."""
         return self.probe.consts.get(self.refs[k]) if k < len(self.refs) else None
 
     def const_ints(self, k: int, what: str) -> list[int]:
+        """Constant input ``k`` (the node's ``what``) as flat ints; a run-time value is refused."""
         value = self.const(k)
         if value is None:
             raise self.fail(f"its {what} (input {k}) is computed at run time; only constant "
@@ -146,27 +163,34 @@ class TfOp:
         return [int(v) for v in np.asarray(value).reshape(-1)]
 
     def const_int(self, k: int, what: str) -> int:
+        """Constant input ``k`` (the node's ``what``) as one int; more or fewer values are a
+        FormatError."""
         values = self.const_ints(k, what)
         if len(values) != 1:
             raise self.bad(f"its {what} has {len(values)} values, not one")
         return values[0]
 
     def is_float(self, k: int = 0) -> bool:
+        """Whether input ``k`` holds floats (bfloat included)."""
         return self.dtype(k).startswith(("float", "bfloat"))
 
     # --- building --------------------------------------------------------------------------
     @property
     def b_(self) -> Builder:
+        """The ONNX builder the mapping emits into."""
         return self.ctx.builder
 
     def emit(self, op_type: str, *inputs: ir.Value | None, **attrs: Any) -> ir.Value:
+        """Emit ONNX op ``op_type``; its output."""
         return self.ctx.builder.op(op_type, *inputs, **attrs)
 
     def emits(self, op_type: str, *inputs: ir.Value | None, outputs: int, **attrs: Any
               ) -> list[ir.Value]:
+        """Emit ONNX op ``op_type`` with ``outputs`` outputs; their values."""
         return self.ctx.builder.ops(op_type, *inputs, outputs=outputs, **attrs)
 
     def scalar(self, value: float, dtype: str | None = None) -> ir.Value:
+        """A 0-d constant ``value`` in ``dtype`` (default: input 0's dtype)."""
         return self.ctx.builder.const(np.asarray(value, dtype=dtype or self.dtype(0)),
                                       f"{self.name}/scalar")
 
@@ -180,11 +204,13 @@ class TfOp:
         return self.emit("Cast", self.inputs[k], to=ir.DataType.INT64)
 
     def cast_to(self, x: ir.Value, dtype: str) -> ir.Value:
+        """``x`` cast to TF dtype ``dtype``; one ONNX has no equivalent for is refused."""
         if dtype not in ONNX_DTYPES:
             raise self.fail(f"dtype {dtype} has no ONNX equivalent")
         return self.emit("Cast", x, to=ONNX_DTYPES[dtype])
 
     def axis(self, axis: int, rank: int) -> int:
+        """``axis`` in [0, rank); one outside [-rank, rank) is a FormatError."""
         if not -rank <= axis < rank:
             raise self.bad(f"axis {axis} is out of range for rank {rank}")
         return axis % rank
@@ -217,26 +243,33 @@ class _Builder(Builder):
 
 
 class Ctx:
+    """What the mappings of one conversion share: the target opset and the ONNX builder."""
+
     def __init__(self, opset: int) -> None:
         self.opset = opset
         self.builder = _Builder(opset)
 
 
 def perm_to_nchw(rank: int) -> list[int]:
+    """The permutation from channels-last to channels-first for rank ``rank`` (NHWC -> NCHW)."""
     return [0, rank - 1] + list(range(1, rank - 1))
 
 
 def perm_to_nhwc(rank: int) -> list[int]:
+    """The permutation from channels-first to channels-last for rank ``rank`` (NCHW -> NHWC)."""
     return [0] + list(range(2, rank)) + [1]
 
 
 def to_first(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
+    """``x`` (rank ``rank``) transposed from channels-last to channels-first."""
     return op.b_.transpose(x, perm_to_nchw(rank))
 
 
 def to_last(op: TfOp, x: ir.Value, rank: int) -> ir.Value:
+    """``x`` (rank ``rank``) transposed from channels-first to channels-last."""
     return op.b_.transpose(x, perm_to_nhwc(rank))
 
 
 def as_list(values: Sequence[int]) -> list[int]:
+    """``values`` as a list of Python ints."""
     return [int(v) for v in values]

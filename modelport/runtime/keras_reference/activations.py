@@ -136,6 +136,8 @@ def activation(name, layer: str | None = None) -> Callable[[np.ndarray], np.ndar
 
 
 def apply_activation(cfg: dict, x: np.ndarray, layer: str, key: str = "activation") -> np.ndarray:
+    """``x`` through the activation ``cfg[key]`` names (``x`` itself for linear or none);
+    ``layer`` names the layer in errors."""
     name = cfg.get(key, "linear")
     return x if name in (None, "linear") else activation(name, layer)(x)
 

@@ -35,12 +35,16 @@ from .activations import apply_activation
 # --- the primitives (channels-last) -------------------------------------------------------------
 
 def same_pads(size: int, k_eff: int, stride: int) -> tuple[int, int]:
+    """Keras's SAME padding (before, after) of one axis: the total TF's SAME needs, the odd one
+    after."""
     total = max((math.ceil(size / stride) - 1) * stride + k_eff - size, 0)
     return total // 2, total - total // 2
 
 
 def conv_pads(padding: str, shape: tuple, kernel: tuple, strides: tuple,
               dilation: tuple) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial axis for Keras ``padding`` valid, same or causal
+    (all before); any other value is a ValueError."""
     padding = str(padding).lower()
     pads = []
     for size, k, s, d in zip(shape, kernel, strides, dilation):

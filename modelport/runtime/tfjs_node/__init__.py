@@ -34,6 +34,8 @@ class TfjsError(ModelportError):
 
 
 def node_modules() -> Path | None:
+    """The node_modules folder that holds @tensorflow/tfjs (MODELPORT_TFJS_NODE_MODULES, the
+    checkout's tests/interop/node, then NODE_PATH), or None."""
     for candidate in (os.environ.get("MODELPORT_TFJS_NODE_MODULES"), CHECKOUT_MODULES,
                       *os.environ.get("NODE_PATH", "").split(os.pathsep)):
         if candidate and (Path(candidate) / "@tensorflow" / "tfjs").is_dir():
@@ -108,6 +110,9 @@ def run_graph(model_json: Path, inputs: list[tuple[str, np.ndarray]], outputs: l
 
 @dataclass
 class GraphJob:
+    """One graph-model run for ``run_graph_batch``: the model.json, the inputs, the tensors to
+    fetch, and the time its Node process may take."""
+
     model_json: Path
     inputs: list[tuple[str, np.ndarray]]  # by signature tensor name
     outputs: list[str]  # tensor names to fetch
@@ -116,6 +121,9 @@ class GraphJob:
 
 @dataclass
 class LayersJob:
+    """One layers-model run for ``run_layers_batch``: the model.json, the inputs, and the time
+    its Node process may take."""
+
     model_json: Path
     inputs: list[tuple[str, np.ndarray]]  # in the model's input order
     budget_s: float = 300.0  # time this job may take before its Node process is killed

@@ -46,6 +46,7 @@ __all__ = ["REGISTRY", "run", "supported_ops"]
 
 
 def supported_ops() -> set[str]:
+    """The TF op names the reference can execute."""
     return set(REGISTRY)
 
 

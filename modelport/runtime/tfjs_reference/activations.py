@@ -48,27 +48,34 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
+    """TF's Sigmoid, without overflow for large |x|, in ``x``'s dtype."""
     z = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
 
 
 def elu(x: np.ndarray) -> np.ndarray:
+    """TF's Elu: x where x > 0, else exp(x) - 1."""
     return np.where(x > 0, x, np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
 
 
 def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
+    """TF's LeakyRelu: x where x > 0, else alpha * x (a select, so alpha > 1 is not a max)."""
     return np.where(x > 0, x, x * np.asarray(alpha, x.dtype))
 
 
 def prelu(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """TF.js's Prelu: x where x > 0, else alpha * x, ``alpha`` broadcast."""
     return np.where(x > 0, x, x * alpha.astype(x.dtype, copy=False))
 
 
 def relu6(x: np.ndarray) -> np.ndarray:
+    """TF's Relu6: min(max(x, 0), 6)."""
     return np.minimum(np.maximum(x, 0), 6).astype(x.dtype, copy=False)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
+    """TF's Softplus, piecewise as its kernel: x above -t, exp(x) below t, log1p(exp(x))
+    between (t = log(eps) + 2 for ``x``'s dtype)."""
     threshold = math.log(float(np.finfo(x.dtype).eps)) + 2.0
     mid = np.log1p(np.exp(np.clip(x, threshold, -threshold)))
     return np.where(x > -threshold, x, np.where(x < threshold, np.exp(x), mid)).astype(x.dtype)

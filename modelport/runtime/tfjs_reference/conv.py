@@ -60,6 +60,8 @@ def conv(x: np.ndarray, w: np.ndarray, strides: tuple, dilations: tuple,
 
 def depthwise(x: np.ndarray, w: np.ndarray, strides: tuple, dilations: tuple,
               pads: list) -> np.ndarray:
+    """Depthwise convolution of channels-last 2-D ``x`` with filter ``(kh, kw, C, M)``:
+    output channel ``c*M + m``."""
     win = windows(x, w.shape[:2], strides, dilations, pads)  # N, H, W, C, kh, kw
     # one multiply-add per kernel cell over strided views: an einsum over the window view
     # copies it whole first (kh * kw times the input), most of MobileNet's probe run
