@@ -38,8 +38,10 @@ from ..onnx_normalize import (
     NHWC,
     explicit_perms,
     fold_constants,
+    node_rank,
     normalize,
     opset_of,
+    optional_input,
     reinfer,
     to_channels_last,
 )
@@ -87,81 +89,25 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     ``for_tfjs``: prefer forms tfjs-layers runs (a grouped convolution as one convolution with
     a block-diagonal kernel, global pooling without keepdims) where Keras has a shorter one.
     """
-    name_nodes(model.graph)
-    opset = opset_of(model)
-    model = normalize(model)
-    # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
-    proven = relower.replace_proven(model, opset)
-    fold_constants(model)
-    explicit_perms(model.graph)
-    problems: list[tuple[ir.Node | None, str]] = []
-    # nodes that cannot be raised, listed only if the outputs need them (a Shape that only
-    # feeds a Resize's sizes, say, is not raised: the rule reads the inferred shape)
-    early: dict[int, tuple[ir.Node, str]] = {}
-    for node in model.graph:
-        if node.domain == relower.DOMAIN and node.name in proven:
-            continue
-        if node.domain not in STANDARD:
-            early[id(node)] = (node, f"op of domain {node.domain!r}, which has no Keras layer")
-        elif node.op_type not in RULES and node.op_type not in PATTERN_OPS:
-            early[id(node)] = (node, "no Keras layer computes this op")
-        elif node.op_type in RULES and RULES[node.op_type].layout and _rank(node) is None:
-            early[id(node)] = (node, ("the rank of its input is unknown (ONNX shape "
-                                      "inference found none), so its channels-last form "
-                                      "cannot be built"))
-    skip = set(early)
-    to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
-    layout.optimize(model)
-    _hoist_transposes(model.graph)  # not optimized again: that would push them back down
-    reinfer(model)
-    model.graph.sort()
+    model, proven = _prepare(model)
+    early = _unraisable(model.graph, proven)
+    _channels_last(model, set(early))
     graph = model.graph
     ctx = Ctx(graph, for_tfjs=for_tfjs)
+    problems: list[tuple[ir.Node | None, str]] = []
     inputs, input_perms, done = _inputs(ctx, graph, channels_first_inputs, problems)
     outputs, output_perms = _plan_outputs(ctx, graph, channels_first_inputs)
     needed = _needed(graph, outputs, done)
-    for node in graph:
-        if node.domain == relower.DOMAIN and node.name in proven:
-            ctx.fused[id(node)] = proven[node.name].emit
-    for fn in PATTERNS:
-        fn(ctx, graph)
-    failed: set[int] = set()
+    _claim(ctx, graph, proven)
+    failed: set[int] = set()  # values not computed: nodes reading them are not tried
     for node in graph:
         if id(node) in done or id(node) in ctx.absorbed or id(node) not in needed:
             continue
-        if id(node) in skip:
-            problems.append(early[id(node)])
+        if not _raise_node(ctx, node, early, failed, problems):
             failed.update(id(v) for v in node.outputs)
-            continue
-        if any(v is not None and id(v) in failed for v in node.inputs):
-            failed.update(id(v) for v in node.outputs)
-            continue
-        rule = RULES.get(node.op_type)
-        fused = ctx.fused.get(id(node))
-        if fused is not None:
-            rule = Rule(node.op_type, fused, None, node.domain == NHWC)
-        if rule is None or rule.layout != (node.domain == NHWC):
-            if (node.op_type, node.name) not in {(n.op_type, n.name) for n, _ in problems
-                                                 if n is not None}:
-                problems.append((node, "no Keras layer computes this op"))
-            failed.update(id(v) for v in node.outputs)
-            continue
-        ctx.node = node
-        try:
-            rule.fn(ctx, node)
-        except UnsupportedError as e:
-            problems.append((node, _reason(e, node)))
-            failed.update(id(v) for v in node.outputs)
-        finally:
-            ctx.node = None
     if problems:
         raise UnsupportedError(_listing(problems), hint=GRAPH_ROUTE_HINT)
-    refs = []
-    for v in outputs:
-        if not ctx.is_tensor(v):
-            raise UnsupportedError(f"graph output {v.name!r} is a constant: a Keras model's "
-                                   "outputs are computed from its inputs", hint=GRAPH_ROUTE_HINT)
-        refs.append(ctx.tensors[id(v)])
+    refs = _output_refs(ctx, outputs)
     input_refs = [TensorRef(layer.name) for layer in inputs]
     result = LayersModel(
         name=sanitize(name or graph.name or "model"), kind="Functional",
@@ -173,7 +119,115 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes)
 
 
-def name_nodes(graph) -> None:
+def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
+    """Step 1 before the layout pass: one opset, every value's shape, the recorded Keras layers
+    proven and replaced, constants folded."""
+    name_nodes(model.graph)
+    opset = opset_of(model)
+    model = normalize(model)
+    # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
+    proven = relower.replace_proven(model, opset)
+    fold_constants(model)
+    explicit_perms(model.graph)
+    return model, proven
+
+
+def _unraisable(graph: ir.Graph, proven: dict[str, relower.Proven]
+                ) -> dict[int, tuple[ir.Node, str]]:
+    """Nodes that cannot be raised whatever their neighbours, by id, with why. They are listed
+    only if the outputs need them (a Shape that only feeds a Resize's sizes, say, is not
+    raised: the rule reads the inferred shape)."""
+    early: dict[int, tuple[ir.Node, str]] = {}
+    for node in graph:
+        why = _no_rule(node, proven)
+        if why is not None:
+            early[id(node)] = (node, why)
+    return early
+
+
+def _no_rule(node: ir.Node, proven: dict[str, relower.Proven]) -> str | None:
+    if node.domain == relower.DOMAIN and node.name in proven:
+        return None
+    if node.domain not in STANDARD:
+        return f"op of domain {node.domain!r}, which has no Keras layer"
+    if node.op_type not in RULES and node.op_type not in PATTERN_OPS:
+        return "no Keras layer computes this op"
+    if node.op_type in RULES and RULES[node.op_type].layout and node_rank(node) is None:
+        return ("the rank of its input is unknown (ONNX shape inference found none), so its "
+                "channels-last form cannot be built")
+    return None
+
+
+def _channels_last(model: ir.Model, skip: set[int]) -> None:
+    """Step 1's layout pass: layout-sensitive ops (but ``skip``) as channels-last twins, the
+    Transposes between neighbours cancelled, and those under a graph input's unary ops hoisted
+    above them; then shapes inferred again and the nodes in topological order."""
+    to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
+    layout.optimize(model)
+    _hoist_transposes(model.graph)  # not optimized again: that would push them back down
+    reinfer(model)
+    model.graph.sort()
+
+
+def _claim(ctx: Ctx, graph: ir.Graph, proven: dict[str, relower.Proven]) -> None:
+    """Before the rules: proven Keras layers and patterns claim the nodes they raise."""
+    for node in graph:
+        if node.domain == relower.DOMAIN and node.name is not None and node.name in proven:
+            ctx.fused[id(node)] = proven[node.name].emit
+    for fn in PATTERNS:
+        fn(ctx, graph)
+
+
+def _raise_node(ctx: Ctx, node: ir.Node, early: dict[int, tuple[ir.Node, str]],
+                failed: set[int], problems: list[tuple[ir.Node | None, str]]) -> bool:
+    """Raise ``node`` through its rule; False where it is not, with the problem listed (none
+    where an input already failed)."""
+    if id(node) in early:
+        problems.append(early[id(node)])
+        return False
+    if any(v is not None and id(v) in failed for v in node.inputs):
+        return False
+    rule = _rule_for(ctx, node)
+    if rule is None:
+        if (node.op_type, node.name) not in {(n.op_type, n.name) for n, _ in problems
+                                             if n is not None}:
+            problems.append((node, "no Keras layer computes this op"))
+        return False
+    ctx.node = node
+    try:
+        rule.fn(ctx, node)
+    except UnsupportedError as e:
+        problems.append((node, _reason(e, node)))
+        return False
+    finally:
+        ctx.node = None
+    return True
+
+
+def _rule_for(ctx: Ctx, node: ir.Node) -> Rule | None:
+    """What raises ``node``: what a pattern claimed it with, else its op's rule; None where
+    the rule is for the other layout (a twin raised from its channels-last form only)."""
+    rule = RULES.get(node.op_type)
+    fused = ctx.fused.get(id(node))
+    if fused is not None:
+        rule = Rule(node.op_type, fused, None, node.domain == NHWC)
+    if rule is None or rule.layout != (node.domain == NHWC):
+        return None
+    return rule
+
+
+def _output_refs(ctx: Ctx, outputs: list[ir.Value]) -> list[TensorRef]:
+    """The Keras tensors of the planned outputs; a constant output is refused."""
+    refs = []
+    for v in outputs:
+        if not ctx.is_tensor(v):
+            raise UnsupportedError(f"graph output {v.name!r} is a constant: a Keras model's "
+                                   "outputs are computed from its inputs", hint=GRAPH_ROUTE_HINT)
+        refs.append(ctx.tensors[id(v)])
+    return refs
+
+
+def name_nodes(graph: ir.Graph | onnx.GraphProto) -> None:
     """Name unnamed nodes by position, as ``runtime.divergence`` names them in the source, so
     that a Keras layer can be traced back to the node it was raised from."""
     for i, node in enumerate(graph.node if isinstance(graph, onnx.GraphProto) else graph):
@@ -188,62 +242,69 @@ def _hoist_transposes(graph: ir.Graph) -> int:
     Transposes towards the outputs; this is the other direction, for the input side.)"""
     moved = 0
     for _ in range(10_000):
-        for node in graph:
-            if node.op_type != "Transpose" or node.domain not in STANDARD:
-                continue
-            unary = node.inputs[0].producer()
-            if unary is None or unary.op_type not in layout.UNARY or \
-                    unary.domain not in STANDARD or len(unary.outputs[0].uses()) != 1 or \
-                    unary.outputs[0].is_graph_output() or \
-                    any(v is not None and v.const_value is None
-                        for v in unary.inputs[1:]):
-                continue
-            perm = _perm(node)
-            source = unary.inputs[0]
-            t = ir.node("Transpose", [source], {"perm": perm})
-            t.outputs[0].type = source.type
-            if source.shape is not None:
-                t.outputs[0].shape = ir.Shape([source.shape[p] for p in perm])
-            u = ir.Node(unary.domain, unary.op_type, [t.outputs[0], *unary.inputs[1:]],
-                        attributes=list(unary.attributes.values()), name=unary.name)
-            u.outputs[0].type, u.outputs[0].shape = node.outputs[0].type, \
-                node.outputs[0].shape
-            graph.insert_before(unary, [t, u])
-            out = node.outputs[0]
-            was_output, name = out.is_graph_output(), out.name
-            out.replace_all_uses_with(u.outputs[0], replace_graph_outputs=True)
-            if was_output:
-                out.name = None
-                u.outputs[0].name = name
-            graph.remove(node, safe=True)
-            graph.remove(unary, safe=True)
-            moved += 1
+        found = _next_hoist(graph)
+        if found is None:
             break
-        else:
-            break
+        _hoist(graph, *found)
+        moved += 1
     return moved
 
 
-def _rank(node: ir.Node) -> int | None:
-    for v in (node.inputs[0] if node.inputs else None, node.outputs[0]):
-        if v is not None and v.shape is not None:
-            return len(v.shape)
+def _next_hoist(graph: ir.Graph) -> tuple[ir.Node, ir.Node, ir.Value] | None:
+    """The first standard Transpose reading an elementwise unary op that only it reads (and
+    whose other inputs are constants): (the Transpose, the op, the op's input)."""
+    for node in graph:
+        if node.op_type != "Transpose" or node.domain not in STANDARD:
+            continue
+        x = optional_input(node, 0)
+        unary = x.producer() if x is not None else None
+        source = optional_input(unary, 0) if unary is not None else None
+        if unary is None or source is None or unary.op_type not in layout.UNARY or \
+                unary.domain not in STANDARD or len(unary.outputs[0].uses()) != 1 or \
+                unary.outputs[0].is_graph_output() or \
+                any(v is not None and v.const_value is None for v in unary.inputs[1:]):
+            continue
+        return node, unary, source
     return None
+
+
+def _hoist(graph: ir.Graph, node: ir.Node, unary: ir.Node, source: ir.Value) -> None:
+    """Transpose ``source`` first, then apply ``unary``: the same values as ``node`` made."""
+    perm = _perm(node)
+    t = ir.node("Transpose", [source], {"perm": perm})
+    t.outputs[0].type = source.type
+    if source.shape is not None:
+        t.outputs[0].shape = ir.Shape([source.shape[p] for p in perm])
+    u = ir.Node(unary.domain, unary.op_type, [t.outputs[0], *unary.inputs[1:]],
+                attributes=list(unary.attributes.values()), name=unary.name)
+    u.outputs[0].type, u.outputs[0].shape = node.outputs[0].type, node.outputs[0].shape
+    graph.insert_before(unary, [t, u])
+    out = node.outputs[0]
+    was_output, name = out.is_graph_output(), out.name
+    out.replace_all_uses_with(u.outputs[0], replace_graph_outputs=True)
+    if was_output:
+        out.name = None
+        u.outputs[0].name = name
+    graph.remove(node, safe=True)
+    graph.remove(unary, safe=True)
 
 
 def _perm(node: ir.Node) -> list[int]:
     return [int(p) for p in node.attributes["perm"].value]
 
 
-def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
-    """InputLayers; a graph input read only through one NCHW->NHWC Transpose is taken
-    channels-last (the Transposes are then done)."""
-    layers, perms, done = [], [], set()
+_Inputs = tuple[list[Layer], list["list[int] | None"], set[int]]
+
+
+def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool,
+            problems: list[tuple[ir.Node | None, str]]) -> _Inputs:
+    """InputLayers, each input's permutation (or None) and the Transposes done: a graph input
+    read only through one NCHW->NHWC Transpose is taken channels-last."""
+    layers: list[Layer] = []
+    perms: list[list[int] | None] = []
+    done: set[int] = set()
     for x in graph.inputs:
-        dtype = INPUT_DTYPES.get(x.dtype)
-        if x.dtype == ir.DataType.BOOL and x.uses() and all(
-                u.node.domain == relower.DOMAIN for u in x.uses()):
-            dtype = "bool"  # only proven Keras layers read it (an attention mask, say)
+        dtype = _input_dtype(x)
         if dtype is None or x.shape is None:
             why = "its shape is unknown" if x.shape is None else \
                 f"Keras inputs here are float32 or integer, not {x.dtype}"
@@ -252,14 +313,7 @@ def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
             continue
         dims = [d if isinstance(d, int) else None for d in x.shape]
         users = [u.node for u in x.uses()]
-        perm = None
-        if not channels_first and len(dims) >= 3 and users and all(
-                n.op_type == "Transpose" and n.domain in STANDARD for n in users):
-            candidates = {tuple(_perm(n)) for n in users}
-            if len(candidates) == 1:
-                p = list(candidates.pop())
-                if p[0] == 0:
-                    perm = p
+        perm = None if channels_first or len(dims) < 3 else _input_perm(users)
         if perm is not None:
             dims = [dims[p] for p in perm]
         if not dims:
@@ -282,17 +336,41 @@ def _inputs(ctx: Ctx, graph: ir.Graph, channels_first: bool, problems: list):
     return layers, perms, done
 
 
-def _plan_outputs(ctx: Ctx, graph: ir.Graph, channels_first: bool):
+def _input_dtype(x: ir.Value) -> str | None:
+    """The Keras dtype of graph input ``x``, or None where Keras inputs here have none."""
+    if x.dtype == ir.DataType.BOOL and x.uses() and all(
+            u.node.domain == relower.DOMAIN for u in x.uses()):
+        return "bool"  # only proven Keras layers read it (an attention mask, say)
+    return INPUT_DTYPES.get(x.dtype) if x.dtype is not None else None
+
+
+def _input_perm(users: list[ir.Node]) -> list[int] | None:
+    """The permutation every user of an input applies, when all are one standard Transpose
+    keeping the batch first."""
+    if not users or not all(n.op_type == "Transpose" and n.domain in STANDARD for n in users):
+        return None
+    candidates = {tuple(_perm(n)) for n in users}
+    if len(candidates) != 1:
+        return None
+    p = list(candidates.pop())
+    return p if p[0] == 0 else None
+
+
+def _plan_outputs(ctx: Ctx, graph: ir.Graph, channels_first: bool
+                  ) -> tuple[list[ir.Value], list[list[int] | None]]:
     """Graph outputs as Keras outputs: one made by a Transpose that keeps the batch is taken
     before it (channels-last), with the permutation recorded."""
-    values, perms = [], []
+    values: list[ir.Value] = []
+    perms: list[list[int] | None] = []
     for y in graph.outputs:
         producer = y.producer()
-        if not channels_first and producer is not None and producer.op_type == "Transpose" \
-                and producer.domain in STANDARD and _perm(producer)[0] == 0 \
-                and len(_perm(producer)) >= 3 and not producer.inputs[0].is_graph_input():
+        before = optional_input(producer, 0) if producer is not None else None
+        if not channels_first and producer is not None and before is not None and \
+                producer.op_type == "Transpose" and producer.domain in STANDARD and \
+                _perm(producer)[0] == 0 and len(_perm(producer)) >= 3 and \
+                not before.is_graph_input():
             p = _perm(producer)
-            values.append(producer.inputs[0])
+            values.append(before)
             perms.append([p.index(i) for i in range(len(p))])
         else:
             values.append(y)
@@ -303,7 +381,7 @@ def _plan_outputs(ctx: Ctx, graph: ir.Graph, channels_first: bool):
 def _needed(graph: ir.Graph, outputs: list[ir.Value], done: set[int]) -> set[int]:
     """Nodes the outputs depend on (others would be layers Keras cannot place)."""
     needed: set[int] = set()
-    stack = [v for v in outputs]
+    stack: list[ir.Value | None] = list(outputs)
     seen: set[int] = set()
     while stack:
         v = stack.pop()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .core import Ctx, attr, rule
+from ...models import TensorRef
+from ..onnx_normalize import optional_input
+from .core import Ctx, attr, rule, static
 
 # tfjs-layers has no log_softmax (nor any log): x - logsumexp(x), the sum folded one cell at a
 # time with softplus, takes 5 layers a cell; wider axes are refused for tfjs.
@@ -22,7 +24,7 @@ _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
 @rule(*_ACTIVATIONS)
 def activation(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(ctx.layer("Activation", {"activation": _ACTIVATIONS[node.op_type]},
-                         ctx.ref(node.inputs[0])))
+                         ctx.ref(ctx.input(node, 0))))
 
 
 @rule("Selu")
@@ -33,7 +35,7 @@ def selu(ctx: Ctx, node: ir.Node) -> None:
             np.isclose(gamma, 1.0507009873554805, rtol=1e-6)):
         raise ctx.refuse(f"Keras's selu has fixed constants; this one has alpha={alpha}, "
                          f"gamma={gamma}")
-    ctx.output(ctx.layer("Activation", {"activation": "selu"}, ctx.ref(node.inputs[0])))
+    ctx.output(ctx.layer("Activation", {"activation": "selu"}, ctx.ref(ctx.input(node, 0))))
 
 
 # ONNX op -> Keras layer, its one setting, and ONNX's attribute (alpha) default for it.
@@ -49,35 +51,36 @@ def one_parameter(ctx: Ctx, node: ir.Node) -> None:
     if cls == "ELU" and value != 1.0 and ctx.for_tfjs:
         # tfjs-layers runs ELU with alpha 1 only: relu(x) - alpha * relu(-elu(x)), which is x
         # above 0 and alpha * (exp(x) - 1) below
-        x = ctx.ref(node.inputs[0])
+        x = ctx.ref(ctx.input(node, 0))
         unit = ctx.layer("Activation", {"activation": "elu"}, x, suffix="elu1")
         below = relu(ctx, affine(ctx, unit, -1.0, 0.0, suffix="neg"), suffix="below")
         ctx.output(ctx.layer("Add", {}, [relu(ctx, x, suffix="above"),
                                          affine(ctx, below, -value, 0.0, suffix="alpha")]))
         return
-    ctx.output(ctx.layer(cls, {key: value}, ctx.ref(node.inputs[0])))
+    ctx.output(ctx.layer(cls, {key: value}, ctx.ref(ctx.input(node, 0))))
 
 
 @rule("PRelu")
 def prelu(ctx: Ctx, node: ir.Node) -> None:
-    x, slope_v = node.inputs
+    x, slope_v = ctx.input(node, 0), ctx.input(node, 1)
     slope = ctx.const(slope_v)
     if slope is None:
         raise ctx.refuse("its slope is computed at run time")
     shape = ctx.shape(x)
-    if any(d is None for d in shape[1:]):
+    dims = static(shape[1:])
+    if dims is None:
         raise ctx.refuse(f"PReLU needs a static shape, not {shape}")
     rank = len(shape)
     slope = slope.astype(np.float32)
     if slope.ndim > rank - 1 and slope.shape[0] != 1 and slope.ndim == rank:
         raise ctx.refuse("a slope that varies along the batch axis")
     try:
-        np.broadcast_shapes(slope.shape, tuple(shape[1:]))
+        np.broadcast_shapes(slope.shape, tuple(dims))
     except ValueError:
         raise ctx.refuse(f"slope {list(slope.shape)} does not broadcast to {shape}") from None
     slope = slope.reshape((1,) * (rank - slope.ndim) + slope.shape)[0]  # drop batch
-    shared = [i + 1 for i, d in enumerate(slope.shape) if d == 1 and shape[i + 1] != 1]
-    full = [1 if (i + 1) in shared else shape[i + 1] for i in range(rank - 1)]
+    shared = [i + 1 for i, d in enumerate(slope.shape) if d == 1 and dims[i] != 1]
+    full = [1 if (i + 1) in shared else dims[i] for i in range(rank - 1)]
     alpha = np.broadcast_to(slope, full).copy()
     ctx.output(ctx.layer("PReLU", {"shared_axes": shared or None}, ctx.ref(x),
                          weights=[("alpha", alpha)]))
@@ -85,7 +88,7 @@ def prelu(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Softmax")
 def softmax(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", -1)) % rank
     if axis == 0:
@@ -95,26 +98,27 @@ def softmax(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("LogSoftmax")
 def log_softmax(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     rank = ctx.rank(x)
     if int(attr(node, "axis", -1)) % rank != rank - 1:
         raise ctx.refuse("Keras's log_softmax activation is over the last axis only")
     if ctx.for_tfjs:
-        return ctx.output(_folded_log_softmax(ctx, x))
-    ctx.output(ctx.layer("Activation", {"activation": "log_softmax"}, ctx.ref(x)))
+        ctx.output(_folded_log_softmax(ctx, x))
+    else:
+        ctx.output(ctx.layer("Activation", {"activation": "log_softmax"}, ctx.ref(x)))
 
 
-def _folded_log_softmax(ctx: Ctx, x: ir.Value):
+def _folded_log_softmax(ctx: Ctx, x: ir.Value) -> TensorRef:
     """x - logsumexp(x) with logsumexp(a, b) = a + softplus(b - a), folded over the cells of
     the last axis (tfjs-layers has softplus, no log, and no Subtract: a - b is a + (-1) * b).
     x is viewed as [batch, before, n, 1] so that each cell is one channels-first Cropping2D;
     the sum is repeated along n by a Concatenate, since tfjs-layers' merges do not broadcast."""
     dims = list(ctx.shape(x))
-    n = dims[-1]
-    if any(d is None for d in dims[1:]) or n > MAX_FOLDED_LOG_SOFTMAX:
+    known, n = static(dims[1:]), dims[-1]
+    if known is None or n is None or n > MAX_FOLDED_LOG_SOFTMAX:
         raise ctx.refuse(f"tfjs-layers has no log_softmax; it is composed for a static last "
                          f"axis of at most {MAX_FOLDED_LOG_SOFTMAX} cells, not {dims}")
-    before = int(np.prod(dims[1:-1], dtype=np.int64))
+    before = int(np.prod(known[:-1], dtype=np.int64))
     view = ctx.layer("Reshape", {"target_shape": [before, n, 1]}, ctx.ref(x), suffix="cells")
     first = {"data_format": "channels_first"}
     cells = [ctx.layer("Cropping2D", {"cropping": [[k, n - 1 - k], [0, 0]], **first}, view,
@@ -129,15 +133,18 @@ def _folded_log_softmax(ctx: Ctx, x: ir.Value):
         else total
     y = ctx.layer("Add", {}, [view, affine(ctx, spread, -1.0, 0.0, suffix="neg")],
                   suffix="log_softmax")
-    return ctx.layer("Reshape", {"target_shape": dims[1:]}, y, suffix="back")
+    return ctx.layer("Reshape", {"target_shape": known}, y, suffix="back")
 
 
-def affine(ctx: Ctx, x, scale: float, offset: float, suffix: str = ""):
+def affine(ctx: Ctx, x: TensorRef, scale: float, offset: float, suffix: str = "") -> TensorRef:
+    """``scale * x + offset`` (Rescaling)."""
     return ctx.layer("Rescaling", {"scale": float(scale), "offset": float(offset)}, x,
                      suffix=suffix)
 
 
-def relu(ctx: Ctx, x, max_value: float | None = None, suffix: str = ""):
+def relu(ctx: Ctx, x: TensorRef, max_value: float | None = None,
+         suffix: str = "") -> TensorRef:
+    """``min(max(x, 0), max_value)`` (ReLU)."""
     return ctx.layer("ReLU", {"max_value": max_value, "negative_slope": 0.0,
                               "threshold": 0.0}, x, suffix=suffix)
 
@@ -145,23 +152,23 @@ def relu(ctx: Ctx, x, max_value: float | None = None, suffix: str = ""):
 @rule("HardSigmoid")
 def hard_sigmoid(ctx: Ctx, node: ir.Node) -> None:
     alpha, beta = float(attr(node, "alpha", 0.2)), float(attr(node, "beta", 0.5))
-    y = affine(ctx, ctx.ref(node.inputs[0]), alpha, beta, "affine")
+    y = affine(ctx, ctx.ref(ctx.input(node, 0)), alpha, beta, "affine")
     ctx.output(relu(ctx, y, 1.0))
 
 
 @rule("HardSwish")
 def hard_swish(ctx: Ctx, node: ir.Node) -> None:
-    x = ctx.ref(node.inputs[0])
+    x = ctx.ref(ctx.input(node, 0))
     gate = relu(ctx, affine(ctx, x, 1 / 6, 0.5, "affine"), 1.0, "gate")
     ctx.output(ctx.layer("Multiply", {}, [x, gate]))
 
 
 @rule("Clip")
 def clip(ctx: Ctx, node: ir.Node) -> None:
-    x = ctx.ref(node.inputs[0])
-    bounds = []
+    x = ctx.ref(ctx.input(node, 0))
+    bounds: list[float | None] = []
     for i in (1, 2):
-        v = node.inputs[i] if len(node.inputs) > i else None
+        v = optional_input(node, i)
         if v is None:
             bounds.append(None)
             continue

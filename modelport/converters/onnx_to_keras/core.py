@@ -16,8 +16,9 @@ settings, since Keras layers take no constant inputs.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 import onnx_ir as ir
@@ -25,22 +26,30 @@ import onnx_ir as ir
 from ...errors import FormatError, UnsupportedError
 from ...models import Layer, Node, TensorRef, Weight
 from ...registry import Registry
-from ..onnx_normalize import is_const
+from ..onnx_normalize import input_of, is_const, optional_input
+
+RuleFn = Callable[["Ctx", ir.Node], None]
+Check = Callable[["Ctx", ir.Node], "str | None"]
+PatternFn = Callable[["Ctx", ir.Graph], None]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
 class Rule:
+    """How one ONNX op type becomes Keras layers."""
+
     op: str
-    fn: Callable[[Ctx, ir.Node], None]
-    check: Callable[[Ctx, ir.Node], str | None] | None = None
+    fn: RuleFn
+    check: Check | None = None
     layout: bool = False  # raised from its channels-last twin
 
 
 RULES: Registry[Rule] = Registry("ONNX -> Keras raising")
 
 
-def rule(*ops: str, check: Callable | None = None, layout: bool = False):
-    def deco(fn):
+def rule(*ops: str, check: Check | None = None, layout: bool = False) -> Callable[[_F], _F]:
+    """Register the decorated function as the rule of each of ``ops``."""
+    def deco(fn: _F) -> _F:
         for op in ops:
             RULES.add(op, Rule(op, fn, check, layout))
         return fn
@@ -49,17 +58,19 @@ def rule(*ops: str, check: Callable | None = None, layout: bool = False):
 
 # Pre-passes, run once before emission: ``fn(ctx, graph)`` may claim nodes that a rule raises
 # together with a neighbour (``ctx.absorbed``), e.g. the time-major Transposes around an LSTM.
-PATTERNS: list[Callable[[Ctx, ir.Graph], None]] = []
+PATTERNS: list[PatternFn] = []
 # Ops with no rule of their own that a pattern may take in; left over, they are refused.
 PATTERN_OPS: set[str] = set()
 
 
-def pattern(fn):
+def pattern(fn: PatternFn) -> PatternFn:
+    """Register the decorated function as a pre-pass (``PATTERNS``)."""
     PATTERNS.append(fn)
     return fn
 
 
-def attr(node: ir.Node, name: str, default=None):
+def attr(node: ir.Node, name: str, default: Any = None) -> Any:
+    """Attribute ``name`` of ``node`` (text decoded), or ``default`` when it is absent."""
     a = node.attributes.get(name)
     if a is None:
         return default
@@ -77,6 +88,7 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 def sanitize(name: str | None) -> str:
+    """``name`` as a Keras layer name (letters, digits, ``_.-``; starting with a letter)."""
     name = _NAME_OK.sub("_", name or "").strip("_.")
     if not name or not name[0].isalpha():
         name = "n_" + name
@@ -96,20 +108,31 @@ class Ctx:
         self._names: set[str] = set()
         self.node: ir.Node | None = None
         self.absorbed: set[int] = set()  # nodes a rule has raised together with its own
-        self.input_shapes: dict[int, list] = {}  # graph input -> its Keras shape (with batch)
+        # graph input -> its Keras shape (with batch)
+        self.input_shapes: dict[int, list[int | None]] = {}
         # node -> what raises it instead of its rule: the last node of a pattern (Gelu, ...)
-        self.fused: dict[int, Callable[[Ctx, ir.Node], None]] = {}
+        self.fused: dict[int, RuleFn] = {}
         self._ones: TensorRef | None = None
 
     # --- values ---------------------------------------------------------------------------
 
-    def const(self, v: ir.Value | None) -> np.ndarray | None:
-        return v.const_value.numpy() if is_const(v) else None
+    def input(self, node: ir.Node, i: int) -> ir.Value:
+        """Input ``i`` of ``node``, which its op requires: a FormatError naming the node where
+        the model leaves it out."""
+        return input_of(node, i)
 
-    def is_tensor(self, v: ir.Value | None) -> bool:
+    def const(self, v: ir.Value | None) -> np.ndarray | None:
+        """``v``'s value when it is a constant (not a graph input), else None."""
+        if v is None or not is_const(v) or v.const_value is None:
+            return None
+        return v.const_value.numpy()
+
+    def is_tensor(self, v: ir.Value | None) -> TypeGuard[ir.Value]:
+        """Whether ``v`` is bound to a Keras tensor."""
         return v is not None and id(v) in self.tensors
 
     def ref(self, v: ir.Value) -> TensorRef:
+        """The Keras tensor bound to ``v``; a refusal where ``v`` is not computed by layers."""
         try:
             return self.tensors[id(v)]
         except KeyError:
@@ -117,20 +140,24 @@ class Ctx:
                               "Keras layers (a constant where a layer input is needed)") from None
 
     def shape(self, v: ir.Value) -> list[int | None]:
+        """``v``'s inferred shape (None for a symbolic axis); a refusal where it is unknown."""
         if v.shape is None:
             raise self.refuse(f"the shape of {v.name!r} is unknown (ONNX shape inference found "
                               "none)")
         return [d if isinstance(d, int) else None for d in v.shape]
 
     def rank(self, v: ir.Value) -> int:
+        """``v``'s rank; a refusal where its shape is unknown."""
         return len(self.shape(v))
 
     def bind(self, v: ir.Value, ref: TensorRef) -> None:
+        """Record that ``v`` is the Keras tensor ``ref``."""
         self.tensors[id(v)] = ref
 
     # --- layers ---------------------------------------------------------------------------
 
     def unique(self, base: str) -> str:
+        """A layer name from ``base`` that no other layer has (and reserve it)."""
         name = sanitize(base)
         if name in self._names:
             k = 1
@@ -141,7 +168,7 @@ class Ctx:
         return name
 
     def layer(self, class_name: str, config: dict, inputs: list[TensorRef] | TensorRef, *,
-              weights: list[tuple[str, np.ndarray]] = (), suffix: str = "",
+              weights: Sequence[tuple[str, np.ndarray]] = (), suffix: str = "",
               out: ir.Value | None = None, call: Node | None = None,
               base: str | None = None) -> TensorRef:
         """Add a layer called once on ``inputs`` (a list means a merge layer's list argument),
@@ -166,12 +193,18 @@ class Ctx:
 
     def output(self, ref: TensorRef, i: int = 0) -> None:
         """Bind the current node's output ``i`` to ``ref``."""
-        self.bind(self.node.outputs[i], ref)
+        node = self._current()
+        self.bind(node.outputs[i], ref)
         if ref.layer not in self.origin or self.origin[ref.layer][0] == "":
-            self.origin[ref.layer] = (self.node.outputs[i].name or "", self.node.name or "")
+            self.origin[ref.layer] = (node.outputs[i].name or "", node.name or "")
+
+    def _current(self) -> ir.Node:
+        if self.node is None:  # a bug in a rule or pattern, not a problem of the model
+            raise RuntimeError("a node's output is bound while no node is being raised")
+        return self.node
 
     def fuse(self, inner: list[ir.Node], last: ir.Node, class_name: str, config: dict,
-             inputs: list[ir.Value], weights: list[tuple[str, np.ndarray]] = ()) -> None:
+             inputs: list[ir.Value], weights: Sequence[tuple[str, np.ndarray]] = ()) -> None:
         """Claim a subgraph that is one Keras layer (a pattern's find): the ``inner`` nodes are
         absorbed, and ``last`` is raised as ``class_name`` over ``inputs`` (several: the list
         argument of a merge layer)."""
@@ -230,6 +263,7 @@ class Ctx:
                           "to be computed from")
 
     def refuse(self, why: str) -> UnsupportedError:
+        """The error saying why the current node has no Keras form (to raise)."""
         node = self.node
         where = f"{node.op_type} node {node.name!r}" if node is not None else "the graph"
         return UnsupportedError(f"{where}: {why}", layer=node.name if node is not None else None)
@@ -243,17 +277,16 @@ class Ctx:
 
 # --- small shared helpers -----------------------------------------------------------------------
 
+def static(dims: Sequence[int | None]) -> list[int] | None:
+    """``dims`` where every one is known, else None."""
+    known = [d for d in dims if d is not None]
+    return known if len(known) == len(dims) else None
+
+
 def spatial_pads(pads: list[int] | None, n: int) -> list[tuple[int, int]]:
+    """ONNX's ``pads`` (all begins, then all ends) as (begin, end) per spatial axis."""
     pads = list(pads or [0] * (2 * n))
     return [(int(pads[i]), int(pads[i + n])) for i in range(n)]
-
-
-def same_pads(size: int, k: int, s: int, d: int = 1) -> tuple[int, int]:
-    """TF/Keras 'same' padding for one axis of static ``size``."""
-    eff = (k - 1) * d + 1
-    out = -(-size // s)
-    total = max((out - 1) * s + eff - size, 0)
-    return total // 2, total - total // 2
 
 
 def crop_axis(ctx: Ctx, ref: TensorRef, dims: list, axis: int, lo: int, hi: int,
@@ -302,15 +335,17 @@ def runtime_zeros(v: ir.Value | None) -> bool:
     a zero constant, as PyTorch exports ``torch.zeros(layers, x.size(0), hidden)``."""
     node = v.producer() if v is not None else None
     while node is not None and node.op_type in ("Cast", "Identity"):
-        node = node.inputs[0].producer()
+        source = optional_input(node, 0)
+        node = source.producer() if source is not None else None
     if node is None:
         return False
     if node.op_type == "ConstantOfShape":
         value = node.attributes.get("value")
         return value is None or not np.any(value.value.numpy())
     if node.op_type == "Expand":
-        fill = node.inputs[0]
-        return is_const(fill) and not np.any(fill.const_value.numpy())
+        fill = optional_input(node, 0)
+        tensor = fill.const_value if fill is not None and is_const(fill) else None
+        return tensor is not None and not np.any(tensor.numpy())
     return False
 
 
@@ -330,6 +365,7 @@ def padding_layer(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], *,
             if (lo, hi) != (0, 0):
                 x, dims = pad_axis(ctx, x, dims, axis, lo, hi, suffix=f"{suffix}{axis}_")
         return x
+    padding: list[int] | list[list[int]]
     if n == 1:
         padding = list(pads[0])
     else:

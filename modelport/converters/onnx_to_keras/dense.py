@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...models import TensorRef
+from ..onnx_normalize import optional_input
 from .core import Ctx, attr, reduction_axes, rule
 
 
 def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Node] | None:
     """A following ``Add`` of a constant vector over the units, absorbed as the bias."""
-    uses = out.uses()
+    uses = list(out.uses())
     if len(uses) != 1 or out.is_graph_output():
         return None
     add = uses[0].node
@@ -24,7 +26,9 @@ def _bias_after(ctx: Ctx, out: ir.Value, units: int) -> tuple[np.ndarray, ir.Nod
     return np.broadcast_to(c.reshape(-1).astype(np.float32), (units,)).copy(), add
 
 
-def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None, out: ir.Value):
+def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None,
+          out: ir.Value) -> TensorRef:
+    """A Dense layer over ``x`` with the given weights, bound to ``out``."""
     units = int(kernel.shape[1])
     # no copies of big weights here: the layer holds views of the source's (memory-mapped)
     # arrays where their layout already is Keras's
@@ -38,8 +42,8 @@ def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None, ou
 
 @rule("Gemm")
 def gemm(ctx: Ctx, node: ir.Node) -> None:
-    a, b = node.inputs[0], node.inputs[1]
-    c_v = node.inputs[2] if len(node.inputs) > 2 else None
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    c_v = optional_input(node, 2)
     if int(attr(node, "transA", 0)):
         raise ctx.refuse("transA=1 transposes the batch axis away")
     w = ctx.const(b)
@@ -68,12 +72,13 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("MatMul")
 def matmul(ctx: Ctx, node: ir.Node) -> None:
-    a, b = node.inputs
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
     w = ctx.const(b)
     if w is None or ctx.const(a) is not None:
         if ctx.is_tensor(a) and ctx.is_tensor(b) and ctx.rank(a) == 3 and ctx.rank(b) == 3:
-            return ctx.output(ctx.layer("Dot", {"axes": [2, 1], "normalize": False},
-                                        [ctx.ref(a), ctx.ref(b)]))
+            ctx.output(ctx.layer("Dot", {"axes": [2, 1], "normalize": False},
+                                 [ctx.ref(a), ctx.ref(b)]))
+            return
         raise ctx.refuse("a product whose right operand is not a constant matrix (or both "
                          "rank-3 tensors) has no Keras layer")
     if w.ndim != 2:
@@ -86,13 +91,13 @@ def matmul(ctx: Ctx, node: ir.Node) -> None:
         ctx.absorbed.add(id(add))
         dense(ctx, a, w, bias, add.outputs[0])
         ctx.bind(node.outputs[0], ctx.tensors[id(add.outputs[0])])
-        return None
+        return
     dense(ctx, a, w, None, node.outputs[0])
 
 
 @rule("LayerNormalization")
 def layer_norm(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", -1)) % rank
     if axis != rank - 1:
@@ -101,9 +106,12 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> None:
             o.uses() for o in node.outputs[1:])):
         raise ctx.refuse("mean/inv-std outputs have no Keras equivalent")
     units = ctx.shape(x)[-1]
-    scale = ctx.const(node.inputs[1])
-    bias = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
-        else np.zeros(units, np.float32)
+    if units is None:
+        raise ctx.refuse("the size of its last axis is unknown; LayerNormalization holds one "
+                         "weight per feature")
+    scale = ctx.const(ctx.input(node, 1))
+    bias_v = optional_input(node, 2)
+    bias = ctx.const(bias_v) if bias_v is not None else np.zeros(units, np.float32)
     if scale is None or bias is None:
         raise ctx.refuse("its scale and bias are computed at run time")
     scale = np.broadcast_to(scale.reshape(-1), (units,)).astype(np.float32)
@@ -117,15 +125,18 @@ def layer_norm(ctx: Ctx, node: ir.Node) -> None:
 @rule("ReduceSum")
 def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
     """sum(a * b, axis 1, keepdims) of two 2-D tensors: a row-wise dot product (Keras Dot)."""
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     axes = reduction_axes(ctx, node)
     mul = x.producer()
+    left = optional_input(mul, 0) if mul is not None else None
+    right = optional_input(mul, 1) if mul is not None else None
     if mul is None or mul.op_type != "Mul" or axes is None or \
             [int(a) % 2 for a in axes] != [1] or not int(attr(node, "keepdims", 1)) or \
-            ctx.rank(x) != 2 or not all(ctx.is_tensor(v) and ctx.rank(v) == 2
-                                        for v in mul.inputs) or \
-            ctx.shape(mul.inputs[0])[1:] != ctx.shape(mul.inputs[1])[1:]:
+            ctx.rank(x) != 2 or len(mul.inputs) != 2 or \
+            not (ctx.is_tensor(left) and ctx.rank(left) == 2 and
+                 ctx.is_tensor(right) and ctx.rank(right) == 2) or \
+            ctx.shape(left)[1:] != ctx.shape(right)[1:]:
         raise ctx.refuse("only a row-wise dot product, sum(a * b, axis=1) of two 2-D tensors "
                          "(Keras Dot), is raised")
     ctx.output(ctx.layer("Dot", {"axes": 1, "normalize": False},
-                         [ctx.ref(mul.inputs[0]), ctx.ref(mul.inputs[1])]))
+                         [ctx.ref(left), ctx.ref(right)]))

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...models import TensorRef
 from .activations import affine, relu
-from .core import Ctx, rule
+from .core import Ctx, rule, static
 
 _MERGE = {"Add": "Add", "Sum": "Add", "Sub": "Subtract", "Mul": "Multiply", "Max": "Maximum",
           "Min": "Minimum", "Mean": "Average"}
@@ -40,7 +41,7 @@ def _per_channel(ctx: Ctx, c: np.ndarray, x: ir.Value) -> np.ndarray | None:
     return np.broadcast_to(c.reshape(-1), (shape[-1],)).astype(np.float32)
 
 
-def _channel_affine(ctx: Ctx, x, gamma: np.ndarray, beta: np.ndarray):
+def _channel_affine(ctx: Ctx, x: TensorRef, gamma: np.ndarray, beta: np.ndarray) -> TensorRef:
     ones, zeros = np.ones_like(gamma), np.zeros_like(gamma)
     return ctx.layer("BatchNormalization", {"axis": -1, "epsilon": 0.0, "momentum": 0.99,
                                             "center": True, "scale": True}, x,
@@ -99,7 +100,8 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
     tensors = [v for v in values if ctx.is_tensor(v)]
     consts = [v for v in values if not ctx.is_tensor(v)]
     if len(values) == 1:
-        return ctx.output(ctx.ref(values[0]))
+        ctx.output(ctx.ref(values[0]))
+        return
     if consts:
         if len(values) != 2 or len(tensors) != 1 or node.op_type == "Mean":
             raise ctx.refuse("constants among more than two operands")
@@ -107,7 +109,8 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
         if c is None:
             raise ctx.refuse(f"{consts[0].name!r} is neither a constant nor computed from the "
                              "inputs")
-        return _with_constant(ctx, node, tensors[0], c, values[0] is tensors[0])
+        _with_constant(ctx, node, tensors[0], c, values[0] is tensors[0])
+        return
     if node.op_type == "Div":
         raise ctx.refuse("division of one tensor by another has no Keras layer")
     rank = ctx.rank(values[0])
@@ -121,7 +124,7 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Neg")
 def neg(ctx: Ctx, node: ir.Node) -> None:
-    ctx.output(affine(ctx, ctx.ref(node.inputs[0]), -1.0, 0.0))
+    ctx.output(affine(ctx, ctx.ref(ctx.input(node, 0)), -1.0, 0.0))
 
 
 _CONST_LIMIT = 1 << 24  # elements: a bigger constant operand is refused, not materialised
@@ -132,12 +135,13 @@ def _with_constant_tensor(ctx: Ctx, node: ir.Node, x: ir.Value, c: np.ndarray,
     """``x op c`` for a constant varying along several axes: ``c`` becomes a Keras tensor
     (``Ctx.constant``) and the op a merge layer."""
     shape = ctx.shape(x)
-    if any(d is None for d in shape[1:]):
+    dims = static(shape[1:])
+    if dims is None:
         raise ctx.refuse(f"a constant operand against a tensor of unknown shape {shape}")
     full = (1,) * (len(shape) - c.ndim) + c.shape
     if full[0] != 1:
         raise ctx.refuse(f"a constant of shape {list(c.shape)} varies along the batch axis")
-    value = np.broadcast_to(c.reshape(full)[0], shape[1:])
+    value = np.broadcast_to(c.reshape(full)[0], dims)
     if value.size > _CONST_LIMIT:
         raise ctx.refuse(f"a constant operand of {value.size} elements")
     op = node.op_type

@@ -11,9 +11,14 @@ wherever every window holds an input cell).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx_ir as ir
 
+from ...models import TensorRef
+from ..onnx_normalize import optional_input
+from ..padding import are_same_pads, same_pads
 from .core import (
     Ctx,
     attr,
@@ -21,8 +26,8 @@ from .core import (
     padding_layer,
     reduction_axes,
     rule,
-    same_pads,
     spatial_pads,
+    static,
 )
 from .shape import mirror_pad
 
@@ -31,8 +36,8 @@ _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSig
 
 def _static_spatial(ctx: Ctx, v: ir.Value) -> list[int]:
     shape = ctx.shape(v)
-    dims = shape[1:-1]
-    if any(d is None for d in dims):
+    dims = static(shape[1:-1])
+    if dims is None:
         raise ctx.refuse(f"the spatial size of {v.name!r} is not static ({shape}); explicit "
                          "pads are only proven equal to Keras padding for a known size")
     return dims
@@ -44,32 +49,35 @@ def _resolve_pads(ctx: Ctx, node: ir.Node, sizes: list[int], kernel: list[int],
     auto = attr(node, "auto_pad", "NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("SAME_UPPER", "SAME_LOWER"):
-        out = []
-        for size, k, s, d in zip(sizes, kernel, strides, dilations):
-            lo, hi = same_pads(size, k, s, d)
-            out.append((lo, hi) if auto == "SAME_UPPER" else (hi, lo))
-        return out
+        return [same_pads(size, k, s, d, lower=auto == "SAME_LOWER")
+                for size, k, s, d in zip(sizes, kernel, strides, dilations)]
     if auto == "VALID":
         return [(0, 0)] * n
     return spatial_pads(attr(node, "pads"), n)
 
 
-def _padding(ctx: Ctx, x, pads, sizes, kernel, strides, dilations, *, same_ok: bool = True,
-             shape: list | None = None):
+def _padding(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], sizes: list[int] | None,
+             kernel: list[int], strides: list[int], dilations: list[int], *,
+             same_ok: bool = True, shape: list[int | None] | None = None
+             ) -> tuple[str, TensorRef]:
     """('valid' | 'same', input after any ZeroPadding); ``shape``: the input's Keras shape."""
     if all(p == (0, 0) for p in pads):
         return "valid", x
-    if same_ok and sizes is not None and all(
-            p == same_pads(size, k, s, d)
-            for p, size, k, s, d in zip(pads, sizes, kernel, strides, dilations)):
+    if same_ok and are_same_pads(pads, sizes, kernel, strides, dilations):
         return "same", x
     return "valid", padding_layer(ctx, x, pads, shape=shape)
 
 
 # --- convolutions -------------------------------------------------------------------------------
 
-def _conv_common(ctx: Ctx, node: ir.Node):
-    x, w = node.inputs[0], node.inputs[1]
+_ConvCommon = tuple[ir.Value, np.ndarray, int, list[int], list[int], list[int],
+                    "np.ndarray | None"]
+
+
+def _conv_common(ctx: Ctx, node: ir.Node) -> _ConvCommon:
+    """X, the kernel (OIHW), the number of spatial axes, kernel size, strides, dilations and
+    the bias of a Conv or ConvTranspose."""
+    x, w = ctx.input(node, 0), ctx.input(node, 1)
     kernel = ctx.const(w)
     if kernel is None:
         raise ctx.refuse("its weights are computed at run time; Keras layers hold constant "
@@ -77,12 +85,12 @@ def _conv_common(ctx: Ctx, node: ir.Node):
     n = kernel.ndim - 2
     if n not in (1, 2, 3):
         raise ctx.refuse(f"{n}-D convolution has no Keras layer")
-    ks = list(kernel.shape[2:])
+    ks = [int(k) for k in kernel.shape[2:]]
     strides = [int(s) for s in attr(node, "strides", [1] * n)]
     dilations = [int(d) for d in attr(node, "dilations", [1] * n)]
-    bias = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
-        else None
-    if len(node.inputs) > 2 and node.inputs[2] is not None and bias is None:
+    bias_v = optional_input(node, 2)
+    bias = ctx.const(bias_v) if bias_v is not None else None
+    if bias_v is not None and bias is None:
         raise ctx.refuse("its bias is computed at run time")
     return x, np.asarray(kernel, np.float32), n, ks, strides, dilations, bias
 
@@ -105,12 +113,12 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
                             same_ok=subsample is None, shape=ctx.shape(x))
     cin = ctx.shape(x)[-1]
     out_ch = kernel.shape[0]
-    common = {"kernel_size": ks, "strides": strides, "padding": padding,
+    common: dict[str, Any] = {"kernel_size": ks, "strides": strides, "padding": padding,
               "dilation_rate": dilations, "use_bias": bias is not None,
               "activation": "linear"}
     if n > 1:
         common["data_format"] = "channels_last"
-    weights = []
+    weights: list[tuple[str, np.ndarray]] = []
     if group > 1 and kernel.shape[1] == 1 and cin == group and n == 2:
         mult = out_ch // group
         dw = kernel.reshape(group, mult, *ks).transpose(2, 3, 0, 1)
@@ -133,10 +141,11 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(_subsample(ctx, y, subsample, n))
 
 
-def _subsample(ctx: Ctx, y, strides: list[int] | None, n: int):
+def _subsample(ctx: Ctx, y: TensorRef, strides: list[int] | None, n: int) -> TensorRef:
+    """Every ``strides``-th cell of ``y`` (a 1-wide pooling); ``y`` itself for None."""
     if strides is None:
         return y
-    pool = {"pool_size": [1] * n, "strides": strides, "padding": "valid"}
+    pool: dict[str, Any] = {"pool_size": [1] * n, "strides": strides, "padding": "valid"}
     if n > 1:
         pool["data_format"] = "channels_last"
     return ctx.layer(f"AveragePooling{n}D", pool, y, suffix="stride")
@@ -206,19 +215,21 @@ def nonnegative(v: ir.Value) -> bool:
     op = node.op_type
     if op in _NONNEGATIVE:
         return True
-    if op == "Clip" and len(node.inputs) > 1 and node.inputs[1] is not None and \
-            node.inputs[1].const_value is not None:
-        return float(node.inputs[1].const_value.numpy()) >= 0
+    if op == "Clip":
+        low = optional_input(node, 1)
+        bound = low.const_value if low is not None else None
+        return bound is not None and float(bound.numpy()) >= 0
     if op == "Concat":
-        return all(nonnegative(i) for i in node.inputs)
+        return all(v is not None and nonnegative(v) for v in node.inputs)
     if op in ("MaxPool", "Transpose", "Identity", "Reshape", "Flatten", "Dropout"):
-        return nonnegative(node.inputs[0])
+        source = optional_input(node, 0)
+        return source is not None and nonnegative(source)
     return False
 
 
 @rule("MaxPool", "AveragePool", layout=True)
 def pool(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     ks = [int(k) for k in attr(node, "kernel_shape")]
     n = len(ks)
     if n not in (1, 2, 3):
@@ -228,7 +239,8 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
     if any(d != 1 for d in dilations):
         if node.op_type != "MaxPool":
             raise ctx.refuse("Keras pooling has no dilations")
-        return _dilated_max_pool(ctx, node, ks, strides, dilations)
+        _dilated_max_pool(ctx, node, ks, strides, dilations)
+        return
     if len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
     sizes = _static_spatial(ctx, x)
@@ -243,20 +255,19 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
     count_pad = bool(attr(node, "count_include_pad", 0))
     full = [(lo, e) for (lo, _), e in zip(pads, ends)]
     cls = f"{'Max' if is_max else 'Average'}Pooling{n}D"
-    base = {"pool_size": ks, "strides": strides}
+    base: dict[str, Any] = {"pool_size": ks, "strides": strides}
     if n > 1:
         base["data_format"] = "channels_last"
     if all(p == (0, 0) for p in full):
         ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, ctx.ref(x)))
-        return None
-    if (is_max or not count_pad) and all(p == same_pads(size, k, s) for p, size, k, s
-                                         in zip(full, sizes, ks, strides)):
+        return
+    if (is_max or not count_pad) and are_same_pads(full, sizes, ks, strides):
         ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
-        return None
+        return
     if is_max and not nonnegative(x):
         ctx.output(_edge_padded_max_pool(ctx, ctx.ref(x), list(ctx.shape(x)), full, ks,
                                          strides, outs))
-        return None
+        return
     padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
     if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):
@@ -271,6 +282,9 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
             grid = grid * c.reshape([-1 if i == axis else 1 for i in range(n)])
         factor = (np.prod(ks) / grid).astype(np.float32)
         channels = ctx.shape(x)[-1]
+        if channels is None:
+            raise ctx.refuse("the channel count is unknown; the rescaling of the windows that "
+                             "run past the input is a constant of every channel")
         const = ctx.constant(np.broadcast_to(factor[..., None], (*outs, channels)))
         y = ctx.layer("Multiply", {}, [y, const], suffix="count")
     ctx.output(y)
@@ -283,7 +297,7 @@ def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int]
     c = (r + lo)/d. So it is a plain max pool (kernel k, stride s/d, pads c before) of z, the
     input from r on taken every d-th cell (a crop and a 1-wide strided pool). z's -inf pads are
     edge padding where every window holds a cell of z, as for any contiguous max pool."""
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     n = len(ks)
     if any(s % d for s, d in zip(strides, dilations)):
         raise ctx.refuse(f"dilations {dilations} that do not divide the strides {strides} read "
@@ -293,41 +307,52 @@ def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int]
     sizes = _static_spatial(ctx, x)
     outs = _static_spatial(ctx, node.outputs[0])
     pads = _resolve_pads(ctx, node, sizes, ks, strides, dilations)
-    dims = list(ctx.shape(x))
+    shape = ctx.shape(x)
+    cells = list(sizes)  # the spatial sizes of ``ref`` as it is cropped and pooled
+
+    def dims() -> list[int | None]:
+        return [shape[0], *cells, shape[-1]]
+
     ref = ctx.ref(x)
     phase = [(-lo) % d for (lo, _), d in zip(pads, dilations)]
     before = [(r + lo) // d for r, (lo, _), d in zip(phase, pads, dilations)]
     for axis, r in enumerate(phase, start=1):
         if r:
-            ref, dims = crop_axis(ctx, ref, dims, axis, r, 0, suffix=f"phase{axis}_")
+            ref, _ = crop_axis(ctx, ref, dims(), axis, r, 0, suffix=f"phase{axis}_")
+            cells[axis - 1] -= r
     base = {"data_format": "channels_last"} if n > 1 else {}
     if any(d > 1 for d in dilations):
         ref = ctx.layer(f"MaxPooling{n}D", {**base, "pool_size": [1] * n, "strides": dilations,
                                             "padding": "valid"}, ref, suffix="every_d")
-        dims = [dims[0], *[-(-size // d) for size, d in zip(dims[1:-1], dilations)], dims[-1]]
+        cells = [-(-size // d) for size, d in zip(cells, dilations)]
     steps = [s // d for s, d in zip(strides, dilations)]
     full = []
     for axis, (o, k, m, c) in enumerate(zip(outs, ks, steps, before), start=1):
-        have, need = dims[axis], (o - 1) * m + k - c  # cells of z the windows run over
+        have, need = cells[axis - 1], (o - 1) * m + k - c  # cells of z the windows run over
         if have > need:
-            ref, dims = crop_axis(ctx, ref, dims, axis, 0, have - need, suffix=f"tail{axis}_")
+            ref, _ = crop_axis(ctx, ref, dims(), axis, 0, have - need, suffix=f"tail{axis}_")
+            cells[axis - 1] = need
         full.append((c, max(need - have, 0)))
-    ctx.output(_edge_padded_max_pool(ctx, ref, dims, full, ks, steps, outs))
+    ctx.output(_edge_padded_max_pool(ctx, ref, dims(), full, ks, steps, outs))
 
 
-def _edge_padded_max_pool(ctx: Ctx, ref, dims: list, pads: list[tuple[int, int]],
-                          ks: list[int], strides: list[int], outs: list[int]):
+def _edge_padded_max_pool(ctx: Ctx, ref: TensorRef, dims: list[int | None],
+                          pads: list[tuple[int, int]], ks: list[int], strides: list[int],
+                          outs: list[int]) -> TensorRef:
     """A 'valid' max pool after ``pads``, which ONNX fills with -inf. Where every window holds
     an input cell, edge padding is the same: a contiguous window that runs past an end holds
     that end's cell, which is all edge padding repeats."""
     n = len(ks)
+    sizes = static(dims[1:-1])
+    if sizes is None:  # the callers have proven it static
+        raise ctx.refuse(f"max pooling with -inf pads of a tensor of unknown size {dims}")
     if not all(lo < k and (o - 1) * s - lo <= size - 1
-               for (lo, _), k, s, o, size in zip(pads, ks, strides, outs, dims[1:-1])):
+               for (lo, _), k, s, o, size in zip(pads, ks, strides, outs, sizes)):
         raise ctx.refuse(f"pads {pads} leave a window with no input cell (Keras pooling has no "
                          "-inf padding)")
     if any(p != (0, 0) for p in pads):
         ref = mirror_pad(ctx, ref, dims, [(0, 0), *pads, (0, 0)], "edge")
-    config = {"pool_size": ks, "strides": strides, "padding": "valid"}
+    config: dict[str, Any] = {"pool_size": ks, "strides": strides, "padding": "valid"}
     if n > 1:
         config["data_format"] = "channels_last"
     return ctx.layer(f"MaxPooling{n}D", config, ref)
@@ -344,7 +369,7 @@ def _window_counts(out: int, stride: int, k: int, lo: int, a: int, b: int) -> np
 
 @rule("GlobalAveragePool", "GlobalMaxPool", layout=True)
 def global_pool(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     shape = ctx.shape(x)
     n = len(shape) - 2
     if n not in (1, 2, 3):
@@ -360,8 +385,10 @@ def global_pool(ctx: Ctx, node: ir.Node) -> None:
 # --- normalization ------------------------------------------------------------------------------
 
 def _consts(ctx: Ctx, node: ir.Node, first: int) -> list[np.ndarray]:
+    """Inputs ``first`` on, each a constant (flattened float32); else a refusal."""
     out = []
-    for v in node.inputs[first:]:
+    for i in range(first, len(node.inputs)):
+        v = ctx.input(node, i)
         c = ctx.const(v)
         if c is None:
             raise ctx.refuse(f"{v.name!r} is computed at run time; Keras layers hold constant "
@@ -377,15 +404,16 @@ def batch_norm(ctx: Ctx, node: ir.Node) -> None:
     scale, bias, mean, var = _consts(ctx, node, 1)[:4]
     config = {"axis": -1, "epsilon": float(attr(node, "epsilon", 1e-5)),
               "momentum": float(attr(node, "momentum", 0.9)), "center": True, "scale": True}
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     shape = ctx.shape(x)
     ref = ctx.ref(x)
     flat = ctx.for_tfjs and len(shape) > 4
     if flat:  # tfjs-layers normalizes up to rank 4: the spatial axes as one (per channel alike)
-        if any(d is None for d in shape[1:]):
+        known = static(shape[1:])
+        if known is None:
             raise ctx.refuse(f"a rank-{len(shape)} input of unknown shape: tfjs-layers' batch "
                              "normalization takes rank 4 at most")
-        ref = ctx.layer("Reshape", {"target_shape": [int(np.prod(shape[1:-1])), shape[-1]]},
+        ref = ctx.layer("Reshape", {"target_shape": [int(np.prod(known[:-1])), known[-1]]},
                         ref, suffix="flat")
     y = ctx.layer("BatchNormalization", config, ref,
                   weights=[("gamma", scale), ("beta", bias), ("moving_mean", mean),
@@ -400,7 +428,7 @@ def instance_norm(ctx: Ctx, node: ir.Node) -> None:
     scale, bias = _consts(ctx, node, 1)
     config = {"groups": int(scale.size), "axis": -1,
               "epsilon": float(attr(node, "epsilon", 1e-5)), "center": True, "scale": True}
-    ctx.output(ctx.layer("GroupNormalization", config, ctx.ref(node.inputs[0]),
+    ctx.output(ctx.layer("GroupNormalization", config, ctx.ref(ctx.input(node, 0)),
                          weights=[("gamma", scale), ("beta", bias)]))
 
 
@@ -412,12 +440,13 @@ def lrn(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("LRN without its required size attribute")
     config = {"size": int(attr(node, "size")), "alpha": float(attr(node, "alpha", 1e-4)),
               "beta": float(attr(node, "beta", 0.75)), "bias": float(attr(node, "bias", 1.0))}
-    ctx.output(ctx.layer("modelport>LocalResponseNormalization", config, ctx.ref(node.inputs[0])))
+    ctx.output(ctx.layer("modelport>LocalResponseNormalization", config,
+                         ctx.ref(ctx.input(node, 0))))
 
 
 # --- resizing -----------------------------------------------------------------------------------
 
-def _text(value, default: str) -> str:
+def _text(value: Any, default: str) -> str:
     if value is None:
         return default
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -425,33 +454,34 @@ def _text(value, default: str) -> str:
 
 @rule("Resize", "Upsample", layout=True)
 def resize(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
-    shape_in = ctx.shape(x)
-    shape_out = ctx.shape(node.outputs[0])
-    n = len(shape_in) - 2
-    if n not in (1, 2, 3) or any(d is None for d in shape_in[1:] + shape_out[1:]):
+    x = ctx.input(node, 0)
+    known_in = static(ctx.shape(x)[1:])
+    known_out = static(ctx.shape(node.outputs[0])[1:])
+    n = len(known_in or []) - 1
+    if n not in (1, 2, 3) or known_in is None or known_out is None:
         raise ctx.refuse("only 1-D to 3-D resizing of static size is raised (UpSampling)")
-    if shape_out[-1] != shape_in[-1]:
+    if known_out[-1] != known_in[-1]:
         raise ctx.refuse("resizing the channel axis has no Keras layer")
+    sizes_in, sizes_out = known_in[:-1], known_out[:-1]
     mode = _text(attr(node, "mode"), "nearest")
     coord = _text(attr(node, "coordinate_transformation_mode"),
                   "asymmetric" if node.op_type == "Upsample" else "half_pixel")
-    if any(o % i for i, o in zip(shape_in[1:-1], shape_out[1:-1])):
+    if any(o % i for i, o in zip(sizes_in, sizes_out)):
         # Keras's Resizing is half-pixel bilinear without antialiasing (what the Keras ->
         # ONNX route writes it as); other modes have no exact Keras layer at these sizes.
         if n == 2 and mode == "linear" and coord == "half_pixel" and \
                 not int(attr(node, "antialias", 0)):
-            ctx.output(ctx.layer("Resizing", {"height": shape_out[1], "width": shape_out[2],
+            ctx.output(ctx.layer("Resizing", {"height": sizes_out[0], "width": sizes_out[1],
                                               "interpolation": "bilinear",
                                               "crop_to_aspect_ratio": False,
                                               "data_format": "channels_last"}, ctx.ref(x)))
             return
-        raise ctx.refuse(f"a non-integer scale ({shape_in[1:-1]} -> {shape_out[1:-1]}) in "
+        raise ctx.refuse(f"a non-integer scale ({sizes_in} -> {sizes_out}) in "
                          f"mode {mode!r} / {coord!r} has no exact Keras layer")
-    factors = [o // i for i, o in zip(shape_in[1:-1], shape_out[1:-1])]
+    factors = [o // i for i, o in zip(sizes_in, sizes_out)]
     if mode == "nearest":
         nearest = _text(attr(node, "nearest_mode"), "round_prefer_floor")
-        for size, f in zip(shape_in[1:-1], factors):
+        for size, f in zip(sizes_in, factors):
             if not np.array_equal(_nearest_sources(size, f, coord, nearest),
                                   np.arange(size * f) // f):
                 raise ctx.refuse(f"nearest resizing with coordinate_transformation_mode="
@@ -467,6 +497,7 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
         interpolation = "bilinear"
     else:
         raise ctx.refuse(f"mode {mode!r} has no UpSampling2D equivalent")
+    config: dict[str, Any]
     if n == 1:
         config = {"size": factors[0]}
     elif n == 3:
@@ -502,7 +533,7 @@ def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.nda
 @rule("ReduceMean", "ReduceMax")
 def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
     """A mean/max over every spatial axis, the channels last or first: global pooling."""
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axes = reduction_axes(ctx, node)
     if axes is None:
@@ -524,6 +555,7 @@ def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
                   ctx.ref(x))
     if int(attr(node, "keepdims", 1)):
         channels = ctx.shape(x)[-1 if data_format == "channels_last" else 1]
-        target = [1] * n + [channels] if data_format == "channels_last" else [channels] + [1] * n
+        ones: list[int | None] = [1] * n
+        target = ones + [channels] if data_format == "channels_last" else [channels] + ones
         y = ctx.layer("Reshape", {"target_shape": target}, y, suffix="keepdims")
     ctx.output(y)

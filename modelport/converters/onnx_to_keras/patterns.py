@@ -20,11 +20,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import onnx_ir as ir
 
-from .core import PATTERN_OPS, Ctx, attr, pattern, reduction_axes, rule
+from ..onnx_normalize import optional_input
+from .core import PATTERN_OPS, Ctx, attr, pattern, reduction_axes, rule, static
 
 PATTERN_OPS.update({"Erf", "ReduceL2", "Sqrt", "Abs", "Where", "Greater", "GreaterOrEqual",
                     "Reciprocal", "Pow"})
@@ -37,26 +40,42 @@ def _const_value(ctx: Ctx, v: ir.Value | None) -> float | None:
     return float(np.asarray(c).reshape(-1)[0])
 
 
-def _other(node: ir.Node, v: ir.Value) -> ir.Value | None:
+def _other(node: ir.Node | None, v: ir.Value | None) -> ir.Value | None:
+    """The other operand of a two-input ``node`` that reads ``v``."""
+    if node is None or v is None:
+        return None
     ins = list(node.inputs)
     if len(ins) != 2 or v not in ins:
         return None
     return ins[1 - ins.index(v)]
 
 
-def _only_use(v: ir.Value) -> ir.Node | None:
-    uses = v.uses()
+def _only_use(v: ir.Value | None) -> ir.Node | None:
+    """The one node reading ``v`` (not a graph output), else None."""
+    if v is None:
+        return None
+    uses = list(v.uses())
     if len(uses) != 1 or v.is_graph_output():
         return None
     return uses[0].node
 
 
-def _divisions(graph: ir.Graph):
+def _producer(v: ir.Value | None) -> ir.Node | None:
+    return v.producer() if v is not None else None
+
+
+def _is_op(node: ir.Node | None, op: str) -> bool:
+    return node is not None and node.op_type == op
+
+
+def _divisions(graph: ir.Graph) -> Iterator[tuple[ir.Node, ir.Value, ir.Value]]:
     """(node, numerator, denominator) of each Div whose denominator only it reads."""
     for div in list(graph):
-        if div.op_type == "Div" and len(div.inputs) == 2 and \
-                _only_use(div.inputs[1]) is div:
-            yield div, div.inputs[0], div.inputs[1]
+        if div.op_type != "Div" or len(div.inputs) != 2:
+            continue
+        num, den = div.inputs
+        if num is not None and den is not None and _only_use(den) is div:
+            yield div, num, den
 
 
 def _close(a: float | None, b: float) -> bool:
@@ -68,11 +87,13 @@ def gelu(ctx: Ctx, graph: ir.Graph) -> None:
     for erf in list(graph):
         if erf.op_type != "Erf":
             continue
-        scale = erf.inputs[0].producer()
+        scale = _producer(optional_input(erf, 0))
         if scale is None or scale.op_type not in ("Mul", "Div"):
             continue
         x = next((v for v in scale.inputs if ctx.const(v) is None), None)
-        k = _const_value(ctx, _other(scale, x)) if x is not None else None
+        if x is None:
+            continue
+        k = _const_value(ctx, _other(scale, x))
         if not ((scale.op_type == "Mul" and _close(k, 1 / math.sqrt(2))) or
                 (scale.op_type == "Div" and scale.inputs[0] is x and _close(k, math.sqrt(2)))):
             continue
@@ -119,52 +140,73 @@ def leaky_threshold(ctx: Ctx, graph: ir.Graph) -> None:
     # Min(., m) also t >= 0 (else Keras clips (t, 0) to 0), s >= 0 and m >= 0 (so s (x - t) <= m
     # below t, which Keras never clips).
     for where in list(graph):
-        if where.op_type != "Where" or len(where.inputs) != 3:
-            continue
-        cond, above, below = where.inputs
-        cmp = cond.producer()
-        if cmp is None or cmp.op_type not in ("Greater", "GreaterOrEqual") or \
-                _only_use(cond) is not where or cmp.inputs[0] is not above:
-            continue
-        x = above
-        t = _const_value(ctx, cmp.inputs[1])
-        mul = below.producer()
-        if t is None or mul is None or mul.op_type != "Mul" or _only_use(below) is not where:
-            continue
-        if cmp.op_type == "GreaterOrEqual" and t != 0.0:
-            continue
-        shifted = next((v for v in mul.inputs if ctx.const(v) is None), None)
-        s = _const_value(ctx, _other(mul, shifted)) if shifted is not None else None
-        sub = shifted.producer() if shifted is not None else None
-        if s is None or s < 0.0:  # Keras's ReLU refuses a negative slope
-            continue
-        if t == 0.0 and shifted is x:
-            inner = [cmp, mul]
-        elif _close(_sub_const(ctx, sub, x), t) and _only_use(shifted) is mul:
-            inner = [cmp, sub, mul]
-        else:
-            continue
-        config = {"negative_slope": s, "threshold": t, "max_value": None}
-        last = where
-        low = _only_use(where.outputs[0])
-        m = _const_value(ctx, _other(low, where.outputs[0])) if low is not None and \
-            low.op_type == "Min" else None
-        if m is not None and t >= 0.0 and s >= 0.0 and m >= 0.0:
-            inner, last = inner + [where], low
-            config["max_value"] = m
-        ctx.fuse(inner, last, "ReLU", config, [x])
+        if where.op_type == "Where" and len(where.inputs) == 3:
+            _fuse_leaky_threshold(ctx, where)
+
+
+def _fuse_leaky_threshold(ctx: Ctx, where: ir.Node) -> None:
+    """Claim the ReLU ending at ``where`` (or at a Min after it), if it is one."""
+    found = _threshold(ctx, where)
+    if found is None:
+        return
+    cmp, x, t, mul = found
+    slope = _slope(ctx, x, t, mul)
+    if slope is None:
+        return
+    s, below = slope
+    inner, last = [cmp, *below], where
+    config = {"negative_slope": s, "threshold": t, "max_value": None}
+    low = _only_use(where.outputs[0])
+    m = _const_value(ctx, _other(low, where.outputs[0])) if low is not None and \
+        low.op_type == "Min" else None
+    if low is not None and m is not None and t >= 0.0 and s >= 0.0 and m >= 0.0:
+        inner, last = inner + [where], low
+        config["max_value"] = m
+    ctx.fuse(inner, last, "ReLU", config, [x])
+
+
+def _threshold(ctx: Ctx, where: ir.Node) -> tuple[ir.Node, ir.Value, float, ir.Node] | None:
+    """(the comparison, x, t, the Mul) of ``Where(x > t, x, Mul(...))``, each read only by the
+    next (``x >= t`` only for t = 0)."""
+    cond, above, below = where.inputs
+    cmp = _producer(cond)
+    if above is None or below is None or cmp is None or \
+            cmp.op_type not in ("Greater", "GreaterOrEqual") or \
+            _only_use(cond) is not where or optional_input(cmp, 0) is not above:
+        return None
+    t = _const_value(ctx, optional_input(cmp, 1))
+    mul = below.producer()
+    if t is None or mul is None or mul.op_type != "Mul" or _only_use(below) is not where:
+        return None
+    if cmp.op_type == "GreaterOrEqual" and t != 0.0:
+        return None
+    return cmp, above, t, mul
+
+
+def _slope(ctx: Ctx, x: ir.Value, t: float, mul: ir.Node) -> tuple[float, list[ir.Node]] | None:
+    """s >= 0 and the nodes of ``mul`` = ``(x - t) * s`` (``x * s`` where t is 0)."""
+    shifted = next((v for v in mul.inputs if ctx.const(v) is None), None)
+    s = _const_value(ctx, _other(mul, shifted))
+    sub = _producer(shifted)
+    if s is None or s < 0.0:  # Keras's ReLU refuses a negative slope
+        return None
+    if t == 0.0 and shifted is x:
+        return s, [mul]
+    if sub is not None and _close(_sub_const(ctx, sub, x), t) and _only_use(shifted) is mul:
+        return s, [sub, mul]
+    return None
 
 
 @rule("Tile")
 def tile(ctx: Ctx, node: ir.Node) -> None:
-    x, repeats_v = node.inputs
+    x, repeats_v = ctx.input(node, 0), ctx.input(node, 1)
     repeats = ctx.const(repeats_v)
     unsqueeze = x.producer()
     if repeats is None or unsqueeze is None or unsqueeze.op_type not in ("Unsqueeze",
                                                                          "Reshape"):
         raise ctx.refuse("only a Tile of a 2-D tensor unsqueezed at axis 1 (RepeatVector) is "
                          "raised")
-    source = unsqueeze.inputs[0]
+    source = ctx.input(unsqueeze, 0)
     reps = [int(r) for r in repeats.reshape(-1)]
     if ctx.rank(source) != 2 or ctx.shape(x)[1] != 1 or len(reps) != 3 or \
             reps[0] != 1 or reps[2] != 1:
@@ -193,7 +235,8 @@ def _max_eps(ctx: Ctx, node: ir.Node | None, eps: float) -> ir.Value | None:
     if node is None or node.op_type != "Max" or len(node.inputs) != 2:
         return None
     for v in node.inputs:
-        if _close(_const_value(ctx, _other(node, v)), eps) and ctx.const(v) is None:
+        if v is not None and _close(_const_value(ctx, _other(node, v)), eps) and \
+                ctx.const(v) is None:
             return v
     return None
 
@@ -206,14 +249,15 @@ def _affine_const(ctx: Ctx, node: ir.Node | None, y: ir.Value, op: str, x: ir.Va
         return None
     c = ctx.const(_other(node, y))
     shape = ctx.shape(x)
-    if c is None or c.ndim > len(shape) or None in [shape[a] for a in axes]:
+    spans = static([shape[a] for a in axes]) if c is not None and c.ndim <= len(shape) else None
+    if c is None or spans is None:
         return None
     full = [1] * (len(shape) - c.ndim) + list(c.shape)
     if any(d != 1 for a, d in enumerate(full) if a not in axes):
         return None
-    return np.broadcast_to(c.reshape(full), [shape[a] if a in axes else 1
-                                             for a in range(len(shape))]
-                           ).reshape([shape[a] for a in axes]).astype(np.float32)
+    size = dict(zip(axes, spans))
+    return np.broadcast_to(c.reshape(full), [size.get(a, 1) for a in range(len(shape))]
+                           ).reshape(spans).astype(np.float32)
 
 
 def _square_of(ctx: Ctx, node: ir.Node | None) -> ir.Value | None:
@@ -222,9 +266,79 @@ def _square_of(ctx: Ctx, node: ir.Node | None) -> ir.Value | None:
         return None
     if node.op_type == "Mul" and len(node.inputs) == 2 and node.inputs[0] is node.inputs[1]:
         return node.inputs[0]
-    if node.op_type == "Pow" and _const_value(ctx, node.inputs[1]) == 2.0:
-        return node.inputs[0]
+    if node.op_type == "Pow" and _const_value(ctx, optional_input(node, 1)) == 2.0:
+        return optional_input(node, 0)
     return None
+
+
+class _Moments(NamedTuple):
+    """``sqrt(var + eps)`` with var the mean of the squared centred x over ``axes``."""
+
+    x: ir.Value
+    centred: ir.Value  # x - mean
+    axes: list[int]
+    eps: float
+    square: ir.Node  # Mul(centred, centred) or Pow(centred, 2)
+    nodes: list[ir.Node]  # ReduceMean (mean), Sub, the square, ReduceMean (var), Add
+
+
+def _moments(ctx: Ctx, sqrt: ir.Node) -> _Moments | None:
+    """What ``sqrt`` takes the root of, when it is a biased variance plus epsilon, each value
+    on the way read only by the next node."""
+    add = _producer(optional_input(sqrt, 0))
+    if add is None or add.op_type != "Add" or _only_use(add.outputs[0]) is not sqrt:
+        return None
+    var = next((v for v in add.inputs if ctx.const(v) is None), None)
+    eps = _const_value(ctx, _other(add, var))
+    var_node = _producer(var)
+    square = _producer(optional_input(var_node, 0)) if var_node is not None else None
+    centred = _square_of(ctx, square)
+    if eps is None or var_node is None or square is None or centred is None or \
+            _only_use(var) is not add or _only_use(square.outputs[0]) is not var_node:
+        return None
+    sub = centred.producer()
+    if sub is None or sub.op_type != "Sub" or len(sub.inputs) != 2:
+        return None
+    x, mean = sub.inputs
+    mean_node = _producer(mean)
+    axes = _reduce_axes(ctx, mean_node, "ReduceMean", x) if x is not None else None
+    if x is None or mean_node is None or not axes or 0 in axes or \
+            _only_use(mean) is not sub or \
+            _reduce_axes(ctx, var_node, "ReduceMean", square.outputs[0]) != axes:
+        return None
+    return _Moments(x, centred, axes, eps, square, [mean_node, sub, square, var_node, add])
+
+
+def _normalizer(sqrt: ir.Node) -> tuple[ir.Node, ir.Value | None, list[ir.Node]] | None:
+    """The node dividing by ``sqrt`` (``Div(f, sqrt)`` or ``Mul(f, Reciprocal(sqrt))``), the
+    factor f it divides, and the Reciprocal if any."""
+    user = _only_use(sqrt.outputs[0])
+    if user is not None and user.op_type == "Div" and \
+            optional_input(user, 1) is sqrt.outputs[0]:
+        return user, optional_input(user, 0), []
+    if user is not None and user.op_type == "Reciprocal":
+        scale = _only_use(user.outputs[0])
+        if scale is None or scale.op_type != "Mul":
+            return None
+        return scale, _other(scale, user.outputs[0]), [user]
+    return None
+
+
+def _affine_tail(ctx: Ctx, scale: ir.Node, x: ir.Value, axes: list[int], rms: bool
+                 ) -> tuple[list[ir.Node], ir.Node, np.ndarray | None, np.ndarray | None]:
+    """``* gamma`` then (not after rms scaling) ``+ beta`` after ``scale``, each optional: the
+    nodes they take in beside the last, the last node, gamma and beta."""
+    inner: list[ir.Node] = []
+    last, y = scale, scale.outputs[0]
+    gamma_node = _only_use(y)
+    gamma = _affine_const(ctx, gamma_node, y, "Mul", x, axes)
+    if gamma is not None and gamma_node is not None:
+        inner, last, y = inner + [last], gamma_node, gamma_node.outputs[0]
+    beta_node = _only_use(y) if not rms else None
+    beta = _affine_const(ctx, beta_node, y, "Add", x, axes)
+    if beta is not None and beta_node is not None:
+        inner, last = inner + [last], beta_node
+    return inner, last, gamma, beta
 
 
 @pattern
@@ -234,63 +348,39 @@ def layer_normalization(ctx: Ctx, graph: ir.Graph) -> None:
     # PyTorch's exports before opset 17 Div(c, Sqrt) with Pow(c, 2). The chain must read only
     # what it makes, so no intermediate value is lost when it becomes one layer.
     for sqrt in list(graph):
-        if sqrt.op_type != "Sqrt":
-            continue
-        add = sqrt.inputs[0].producer()
-        if add is None or add.op_type != "Add" or _only_use(add.outputs[0]) is not sqrt:
-            continue
-        var = next((v for v in add.inputs if ctx.const(v) is None), None)
-        eps = _const_value(ctx, _other(add, var)) if var is not None else None
-        var_node = var.producer() if var is not None else None
-        square = var_node.inputs[0].producer() if var_node is not None else None
-        centred = _square_of(ctx, square)
-        if eps is None or centred is None or _only_use(var) is not add or \
-                _only_use(square.outputs[0]) is not var_node:
-            continue
-        sub = centred.producer()
-        if sub is None or sub.op_type != "Sub":
-            continue
-        x, mean = sub.inputs
-        axes = _reduce_axes(ctx, mean.producer(), "ReduceMean", x)
-        if not axes or 0 in axes or _only_use(mean) is not sub or \
-                _reduce_axes(ctx, var_node, "ReduceMean", square.outputs[0]) != axes:
-            continue
-        inner = [mean.producer(), sub, square, var_node, add]
-        user = _only_use(sqrt.outputs[0])
-        if user is not None and user.op_type == "Div" and user.inputs[1] is sqrt.outputs[0]:
-            scale, factor = user, user.inputs[0]
-        elif user is not None and user.op_type == "Reciprocal":
-            scale = _only_use(user.outputs[0])
-            factor = _other(scale, user.outputs[0]) if scale is not None and \
-                scale.op_type == "Mul" else None
-            inner.append(user)
-        else:
-            continue
-        rms = factor is x
-        if factor is not centred and not rms:
-            continue
-        if {id(u.node) for u in centred.uses()} != ({id(square), id(scale)} if not rms
-                                                   else {id(square)}):
-            continue
-        inner, last, y = inner + [sqrt], scale, scale.outputs[0]
-        weights = []
-        gamma_node = _only_use(y)
-        gamma = _affine_const(ctx, gamma_node, y, "Mul", x, axes)
-        if gamma is not None:
-            inner, last, y = inner + [last], gamma_node, gamma_node.outputs[0]
-        beta_node = _only_use(y) if not rms else None
-        beta = _affine_const(ctx, beta_node, y, "Add", x, axes)
-        if beta is not None:
-            inner, last = inner + [last], beta_node
-        if rms and gamma is None:
-            gamma = np.ones([ctx.shape(x)[a] for a in axes], np.float32)
-        if gamma is not None:
-            weights.append(("gamma", gamma))
-        if beta is not None:
-            weights.append(("beta", beta))
-        config = {"axis": axes, "epsilon": eps, "center": beta is not None,
-                  "scale": gamma is not None, "rms_scaling": rms}
-        ctx.fuse(inner, last, "LayerNormalization", config, [x], weights)
+        if sqrt.op_type == "Sqrt":
+            _fuse_layer_normalization(ctx, sqrt)
+
+
+def _fuse_layer_normalization(ctx: Ctx, sqrt: ir.Node) -> None:
+    """Claim the LayerNormalization around ``sqrt``, if it is one."""
+    moments = _moments(ctx, sqrt)
+    normalizer = _normalizer(sqrt) if moments is not None else None
+    if moments is None or normalizer is None:
+        return
+    x, centred, axes = moments.x, moments.centred, moments.axes
+    scale, factor, reciprocal = normalizer
+    rms = factor is x
+    if factor is not centred and not rms:
+        return
+    if {id(u.node) for u in centred.uses()} != ({id(moments.square), id(scale)} if not rms
+                                               else {id(moments.square)}):
+        return
+    tail, last, gamma, beta = _affine_tail(ctx, scale, x, axes, rms)
+    if rms and gamma is None:
+        spans = static([ctx.shape(x)[a] for a in axes])
+        if spans is None:
+            return
+        gamma = np.ones(spans, np.float32)
+    weights: list[tuple[str, np.ndarray]] = []
+    if gamma is not None:
+        weights.append(("gamma", gamma))
+    if beta is not None:
+        weights.append(("beta", beta))
+    config = {"axis": axes, "epsilon": moments.eps, "center": beta is not None,
+              "scale": gamma is not None, "rms_scaling": rms}
+    ctx.fuse([*moments.nodes, *reciprocal, sqrt, *tail], last, "LayerNormalization", config,
+             [x], weights)
 
 
 @pattern
@@ -298,29 +388,31 @@ def unit_normalization(ctx: Ctx, graph: ir.Graph) -> None:
     for div, x, den in _divisions(graph):
         mx = den.producer()
         norm = _max_eps(ctx, mx, 1e-12)
-        l2 = norm.producer() if norm is not None else None
-        if not _last_axis_reduce(ctx, l2, "ReduceL2", x) or _only_use(norm) is not mx:
+        l2 = _producer(norm)
+        if mx is None or l2 is None or not _last_axis_reduce(ctx, l2, "ReduceL2", x) or \
+                _only_use(norm) is not mx:
             continue
         ctx.fuse([mx, l2], div, "UnitNormalization", {"axis": [-1]}, [x])
 
 
-def _l2_normalized(ctx: Ctx, v: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
+def _l2_normalized(ctx: Ctx, v: ir.Value | None) -> tuple[ir.Value, list[ir.Node]] | None:
     """(x, nodes) when v = x / sqrt(max(sum(x * x, last axis), 1e-12))."""
-    div = v.producer()
-    if div is None or div.op_type != "Div" or _only_use(v) is None:
+    div = _producer(v)
+    if div is None or div.op_type != "Div" or _only_use(v) is None or len(div.inputs) != 2:
         return None
     x, den = div.inputs
-    sqrt = den.producer()
-    if sqrt is None or sqrt.op_type != "Sqrt":
+    sqrt = _producer(den)
+    if x is None or sqrt is None or sqrt.op_type != "Sqrt":
         return None
-    mx = sqrt.inputs[0].producer()
+    mx = _producer(optional_input(sqrt, 0))
     ss = _max_eps(ctx, mx, 1e-12)
-    red = ss.producer() if ss is not None else None
-    if red is None or red.op_type != "ReduceSum":
+    red = _producer(ss)
+    if mx is None or red is None or red.op_type != "ReduceSum":
         return None
-    sq = red.inputs[0].producer()
-    if sq is None or sq.op_type != "Mul" or list(sq.inputs) != [x, x] or \
-            not _last_axis_reduce(ctx, red, "ReduceSum", red.inputs[0]):
+    squares = optional_input(red, 0)
+    sq = _producer(squares)
+    if squares is None or sq is None or sq.op_type != "Mul" or list(sq.inputs) != [x, x] or \
+            not _last_axis_reduce(ctx, red, "ReduceSum", squares):
         return None
     return x, [div, sqrt, mx, red, sq]
 
@@ -330,16 +422,18 @@ def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
     for red in list(graph):
         if red.op_type != "ReduceSum":
             continue
-        mul = red.inputs[0].producer()
-        if mul is None or mul.op_type != "Mul" or _only_use(mul.outputs[0]) is not red or \
+        product = optional_input(red, 0)
+        mul = _producer(product)
+        if product is None or mul is None or mul.op_type != "Mul" or len(mul.inputs) != 2 or \
+                _only_use(mul.outputs[0]) is not red or \
                 not _last_axis_reduce(ctx, red, "ReduceSum", mul.outputs[0]) or \
-                len(red.inputs[0].shape or []) != 2:
+                len(product.shape or []) != 2:
             continue
-        sides = [_l2_normalized(ctx, v) for v in mul.inputs]
-        if any(s is None for s in sides):
+        left, right = (_l2_normalized(ctx, v) for v in mul.inputs)
+        if left is None or right is None:
             continue
-        inner = [mul, *sides[0][1], *sides[1][1]]
-        ctx.fuse(inner, red, "Dot", {"axes": 1, "normalize": True}, [sides[0][0], sides[1][0]])
+        inner = [mul, *left[1], *right[1]]
+        ctx.fuse(inner, red, "Dot", {"axes": 1, "normalize": True}, [left[0], right[0]])
 
 
 @pattern
@@ -348,10 +442,10 @@ def softsign(ctx: Ctx, graph: ir.Graph) -> None:
         add = den.producer()
         if add is None or add.op_type != "Add":
             continue
-        absval = next((v for v in add.inputs if v.producer() is not None and
-                       v.producer().op_type == "Abs"), None)
-        if absval is None or absval.producer().inputs[0] is not x or \
+        absval = next((v for v in add.inputs if _is_op(_producer(v), "Abs")), None)
+        abs_node = _producer(absval)
+        if abs_node is None or optional_input(abs_node, 0) is not x or \
                 not _close(_const_value(ctx, _other(add, absval)), 1.0) or \
                 _only_use(absval) is not add:
             continue
-        ctx.fuse([add, absval.producer()], div, "Activation", {"activation": "softsign"}, [x])
+        ctx.fuse([add, abs_node], div, "Activation", {"activation": "softsign"}, [x])

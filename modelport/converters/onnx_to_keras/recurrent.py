@@ -22,10 +22,12 @@ adds Rbh outside the reset product, so it folds into the input bias); LSTM/RNN b
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import numpy as np
 import onnx_ir as ir
 
+from ..onnx_normalize import optional_input
 from .core import Ctx, attr, pattern, rule, runtime_zeros
 from .recurrent_views import (
     GATES,
@@ -64,7 +66,7 @@ _STATES: weakref.WeakKeyDictionary[Ctx, _State] = weakref.WeakKeyDictionary()
 
 # --- the cell: attributes and weights -----------------------------------------------------------
 
-def _text(value) -> str:
+def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -100,7 +102,7 @@ def _keras_activation(name: str, alpha: float | None, beta: float | None) -> str
 
 
 def _weight(ctx: Ctx, node: ir.Node, i: int, what: str) -> np.ndarray | None:
-    v = node.inputs[i] if len(node.inputs) > i else None
+    v = optional_input(node, i)
     if v is None:
         return None
     c = ctx.const(v)
@@ -110,7 +112,7 @@ def _weight(ctx: Ctx, node: ir.Node, i: int, what: str) -> np.ndarray | None:
 
 
 def _absent_or_zero(ctx: Ctx, node: ir.Node, i: int, what: str) -> None:
-    v = node.inputs[i] if len(node.inputs) > i else None
+    v = optional_input(node, i)
     if v is not None:
         c = ctx.const(v)
         if c is None or np.any(c != 0):
@@ -148,11 +150,11 @@ def _cells(ctx: Ctx, node: ir.Node) -> list[Direction]:
 
 def _sequence_lens(ctx: Ctx, node: ir.Node) -> None:
     """sequence_lens only when provably the whole sequence (Keras has no per-row lengths)."""
-    v = node.inputs[4] if len(node.inputs) > 4 else None
+    v = optional_input(node, 4)
     if v is None:
         return
     lens = ctx.const(v)
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     time_axis = 1 if int(attr(node, "layout", 0)) else 0
     steps = ctx.shape(x)[time_axis] if x.shape is not None else None
     if lens is None or steps is None or np.any(lens != steps):
@@ -165,9 +167,9 @@ def _config(op: str, hidden: int, acts: list[str], lbr: int) -> dict:
     if op == "LSTM" and acts[1] != acts[2]:
         raise _No(f"LSTM activations g={acts[1]} and h={acts[2]} differ; Keras uses one "
                   "activation for both")
-    config = {"return_sequences": False, "return_state": False, "go_backwards": False,
-              "stateful": False, "unroll": False, "zero_output_for_mask": False,
-              "units": int(hidden)}
+    config: dict[str, Any] = {
+        "return_sequences": False, "return_state": False, "go_backwards": False,
+        "stateful": False, "unroll": False, "zero_output_for_mask": False, "units": int(hidden)}
     if op == "RNN":
         config["activation"] = acts[0]
     else:
@@ -209,9 +211,10 @@ def _direction_reversed(node: ir.Node) -> bool:
 
 def _source(ctx: Ctx, state: _State, node: ir.Node) -> View:
     """The view X holds: time-major for layout 0, batch-first for layout 1."""
-    if id(node.inputs[0]) in state.tainted:
+    x = ctx.input(node, 0)
+    if id(x) in state.tainted:
         raise _No("X is a view of a recurrent layer's tensor taken in by another pattern")
-    view = _view_of(ctx, state, node.inputs[0])
+    view = _view_of(ctx, state, x)
     layout = _layout(node)
     if view.swapped != (layout == 0):
         where = "batch-first" if layout else "time-major"
@@ -226,14 +229,13 @@ INITIAL_STATES = {"LSTM": (5, 6), "GRU": (5,), "RNN": (5,)}
 def zero_initial_state(node: ir.Node, i: int) -> bool:
     """Input ``i`` of a recurrent op is an initial state made of zeros at run time, the zeros
     Keras starts from: nothing upstream of it is raised."""
-    return i in INITIAL_STATES.get(node.op_type, ()) and runtime_zeros(node.inputs[i])
+    return i in INITIAL_STATES.get(node.op_type, ()) and runtime_zeros(optional_input(node, i))
 
 
 def _initial(ctx: Ctx, state: _State, node: ir.Node) -> tuple[list[ir.Value], set[int]]:
     """Keras initial states (values bound to batch-first tensors) and the Unsqueezes they come
     through; [] where ONNX starts from zeros, as Keras does by default."""
-    given = [node.inputs[i] if len(node.inputs) > i else None
-             for i in INITIAL_STATES[node.op_type]]
+    given = [optional_input(node, i) for i in INITIAL_STATES[node.op_type]]
     if all(v is None for v in given):
         return [], set()
     # absent, or zeros made at run time (PyTorch's torch.zeros(..., x.size(0), ...)): zeros
@@ -250,13 +252,15 @@ def _initial(ctx: Ctx, state: _State, node: ir.Node) -> tuple[list[ir.Value], se
             states.append(v)
             continue
         p = v.producer()
+        source = optional_input(p, 0) if p is not None else None
         if not _is(p, "Unsqueeze") or _squeeze_axes(ctx, p) != [1 if _layout(node) else 0] or \
                 any(n is not node for n, _ in _uses(v)) or v.is_graph_output() or \
-                not _view_of(ctx, state, p.inputs[0]).plain or id(p.inputs[0]) in state.tainted:
+                source is None or not _view_of(ctx, state, source).plain or \
+                id(source) in state.tainted:
             raise _No(f"initial state {v.name!r} is not a batch-first tensor given a direction "
                       "axis (Unsqueeze)")
         absorbed.add(id(p))
-        states.append(p.inputs[0])
+        states.append(source)
     return states, absorbed
 
 
@@ -347,10 +351,11 @@ def _plan(ctx: Ctx, state: _State, node: ir.Node, later: list[ir.Node]) -> Unit:
     order that Keras's go_backwards layer returns reversed; else each is a layer."""
     if _text(attr(node, "direction", "forward")) == "bidirectional":
         return _bidirectional(ctx, state, node)
+    alone: Unit | _No
     try:
-        alone, why = _single(ctx, state, node), None
+        alone = _single(ctx, state, node)
     except _No as e:
-        alone, why = None, e
+        alone = e
     other = _partner(ctx, state, node, later)
     if other is not None:
         fwd, bwd = (other, node) if _backwards(ctx, state, node) else (node, other)
@@ -358,14 +363,14 @@ def _plan(ctx: Ctx, state: _State, node: ir.Node, later: list[ir.Node]) -> Unit:
             pair, pair_reversed = _pair(ctx, state, fwd, bwd)
         except _No:
             pair = None
-        alone_reversed = alone is None or alone.reads_reversed or \
+        alone_reversed = isinstance(alone, _No) or alone.reads_reversed or \
             _reads_reversed(ctx, state, other)
         if pair is not None and (pair.merge is not None or
                                  (alone_reversed and not pair_reversed)):
             pair.nodes = [node, other]  # the first op in graph order builds the layer
             return pair
-    if alone is None:
-        raise why
+    if isinstance(alone, _No):
+        raise alone
     return alone
 
 
@@ -467,9 +472,10 @@ def recurrent(ctx: Ctx, node: ir.Node) -> None:
 
 
 def _emit(ctx: Ctx, unit: Unit) -> None:
-    x = _tensor(ctx, unit.nodes[0].inputs[0], "input")
+    x = _tensor(ctx, ctx.input(unit.nodes[0], 0), "input")
     cls = KERAS_CLASS[unit.op]
     flags = {"return_sequences": unit.return_sequences, "return_state": unit.return_state}
+    config: dict[str, Any]
     if unit.bidirectional:
         # Keras's Bidirectional sets zero_output_for_mask on both layers (no mask: no effect)
         fwd, bwd = ({"name": None, "trainable": True, "dtype": "float32", **d.config, **flags,

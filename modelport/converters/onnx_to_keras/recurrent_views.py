@@ -27,12 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeGuard
 
 import numpy as np
 import onnx_ir as ir
 
 from ...models import TensorRef
-from .core import Ctx, attr
+from ..onnx_normalize import optional_input
+from .core import Ctx, attr, static
 
 STANDARD = ("", "ai.onnx")
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -70,6 +72,13 @@ class View:
     @property
     def slot(self) -> str | None:
         return self.tensor[1] if isinstance(self.tensor, tuple) else None
+
+    @property
+    def unit_slot(self) -> str:
+        """The output slot of a view of a unit's output (every view a ``_Walk`` follows)."""
+        if not isinstance(self.tensor, tuple):  # a bug in the walk, not a problem of the model
+            raise RuntimeError(f"{self!r} is not a view of a recurrent unit's output")
+        return str(self.tensor[1])
 
     def same_tensor(self, other: View) -> bool:
         if isinstance(self.tensor, tuple) and isinstance(other.tensor, tuple):
@@ -115,6 +124,9 @@ class Unit:
         return len(self.dirs) == 2
 
     def ref(self, slot: str) -> TensorRef:
+        """The Keras tensor of output ``slot``, once the layer is built."""
+        if self.layer is None:  # a bug in the rule, not a problem of the model
+            raise RuntimeError(f"{self!r}: its outputs are read before its layer is built")
         return TensorRef(self.layer, 0, self.outputs[slot])
 
     def __repr__(self) -> str:
@@ -133,7 +145,7 @@ class _State:
 
 # --- small graph predicates ---------------------------------------------------------------------
 
-def _is(node: ir.Node | None, op: str) -> bool:
+def _is(node: ir.Node | None, op: str) -> TypeGuard[ir.Node]:
     return node is not None and node.op_type == op and node.domain in STANDARD
 
 
@@ -158,8 +170,8 @@ def _reversal_axis(ctx: Ctx, node: ir.Node | None) -> int | None:
         return None
     x = node.inputs[0]
     starts, ends, axes, steps = (_ints(ctx, v) for v in node.inputs[1:5])
-    if x.shape is None or len(x.shape) != 3 or None in (starts, ends, axes, steps) or \
-            len(axes) != 1 or steps != [-1]:
+    if x is None or x.shape is None or len(x.shape) != 3 or starts is None or ends is None or \
+            axes is None or steps is None or len(axes) != 1 or steps != [-1]:
         return None
     axis = axes[0] % 3
     size = ctx.shape(x)[axis]
@@ -172,9 +184,10 @@ def _reversal_axis(ctx: Ctx, node: ir.Node | None) -> int | None:
 
 
 def _squeeze_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
-    axes = _ints(ctx, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None \
-        else attr(node, "axes")
-    rank = len(node.inputs[0].shape) if node.inputs[0].shape is not None else None
+    given = optional_input(node, 1)
+    axes = _ints(ctx, given) if given is not None else attr(node, "axes")
+    x = optional_input(node, 0)
+    rank = len(x.shape) if x is not None and x.shape is not None else None
     if axes is None or rank is None:
         return None
     return sorted(int(a) % rank for a in axes)
@@ -182,10 +195,11 @@ def _squeeze_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
 
 def _gather_index(ctx: Ctx, node: ir.Node, axis: int, size: int) -> int | None:
     """The index a Gather takes with a scalar index on ``axis`` of a ``size``-long axis."""
-    shape = node.inputs[0].shape
+    x = optional_input(node, 0)
+    shape = x.shape if x is not None else None
     if shape is None or int(attr(node, "axis", 0)) % len(shape) != axis:
         return None
-    c = ctx.const(node.inputs[1])
+    c = ctx.const(optional_input(node, 1))
     if c is None or np.ndim(c) != 0 or not -size <= int(c) < size:
         return None
     return int(c) % size
@@ -195,11 +209,13 @@ def _reshape_keeps(ctx: Ctx, node: ir.Node, keep: int, tail: list[int]) -> bool:
     """A Reshape that keeps the first ``keep`` axes and folds the rest into ``tail``."""
     if not _is(node, "Reshape"):
         return False
-    target = _ints(ctx, node.inputs[1])
-    src = ctx.shape(node.inputs[0]) if node.inputs[0].shape is not None else None
+    target = _ints(ctx, optional_input(node, 1))
+    data = optional_input(node, 0)
+    src = ctx.shape(data) if data is not None and data.shape is not None else None
+    folded = static(src[keep:]) if src is not None else None
     if target is None or src is None or len(target) != keep + len(tail) or \
-            target.count(-1) > 1 or any(d is None for d in src[keep:]) or \
-            int(np.prod(src[keep:])) != int(np.prod(tail)):
+            target.count(-1) > 1 or folded is None or \
+            int(np.prod(folded)) != int(np.prod(tail)):
         return False
     zero_copies = not int(attr(node, "allowzero", 0))
     for i in range(keep):
@@ -241,8 +257,9 @@ def _view_of(ctx: Ctx, state: _State, v: ir.Value) -> View:
     if known is not None:
         return known
     p = v.producer()
-    if p is not None and id(p) in state.openers:
-        return _through(ctx, p, _view_of(ctx, state, p.inputs[0])) or View(v)
+    source = optional_input(p, 0) if p is not None and id(p) in state.openers else None
+    if p is not None and source is not None:
+        return _through(ctx, p, _view_of(ctx, state, source)) or View(v)
     return View(v)
 
 
@@ -260,13 +277,13 @@ def _openers(ctx: Ctx, ops: list[ir.Node]) -> set[int]:
     """Swaps and reversals on the way into an X, through unary ops (hoisted above them)."""
     found: set[int] = set()
     for node in ops:
-        v = node.inputs[0]
-        while (p := v.producer()) is not None and p.domain in STANDARD:
+        v = optional_input(node, 0)
+        while v is not None and (p := v.producer()) is not None and p.domain in STANDARD:
             if _is_view_op(ctx, p):
                 found.add(id(p))
             elif not (p.op_type in UNARY and _constants_after_first(ctx, p)):
                 break
-            v = p.inputs[0]
+            v = optional_input(p, 0)
     return found
 
 
@@ -276,7 +293,7 @@ def _constants_after_first(ctx: Ctx, node: ir.Node) -> bool:
 
 def _identity(ctx: Ctx, node: ir.Node) -> None:
     """A swap or reversal: the same Keras tensor, seen differently."""
-    ctx.output(_tensor(ctx, node.inputs[0], "input"))
+    ctx.output(_tensor(ctx, ctx.input(node, 0), "input"))
 
 
 def _refusal(why: str) -> Callable[[Ctx, ir.Node], None]:
@@ -292,34 +309,35 @@ def _carry(ctx: Ctx, state: _State, node: ir.Node) -> None:
     bent = [(v, w) for v, w in zip(ins, views) if not w.plain]
     tainted = any(id(v) in state.tainted for v in ins)
     if id(node) in state.mine:
-        return None  # raised with a recurrent op, which binds what the rest reads
+        return  # raised with a recurrent op, which binds what the rest reads
     if id(node) in ctx.absorbed:  # raised by another pattern with a neighbour
         if bent or tainted:
             state.tainted.update(id(o) for o in node.outputs)
-        return None
+        return
     if not (bent or tainted or id(node) in state.openers):
-        return None
+        return
     out = node.outputs[0]
     if tainted or id(node) in ctx.fused:
-        ctx.fused[id(node)] = _refusal("its input is a time-major or time-reversed view of a "
-                                       "recurrent layer's tensor inside a pattern")
-        return None
+        _refuse_node(ctx, node, "its input is a time-major or time-reversed view of a "
+                                "recurrent layer's tensor inside a pattern")
+        return
     if _is_view_op(ctx, node):
         view = _through(ctx, node, views[0])
         if view is None:
-            return _refuse_node(ctx, node, f"it reverses an axis of {ins[0].name!r} other "
-                                           "than time")
-        if out.is_graph_output() and not view.plain:
-            return _refuse_node(ctx, node, f"graph output {out.name!r} would be {view.how()}")
-        state.views[id(out)] = view
-        ctx.fused[id(node)] = _identity
-        return None
+            _refuse_node(ctx, node, f"it reverses an axis of {ins[0].name!r} other than time")
+        elif out.is_graph_output() and not view.plain:
+            _refuse_node(ctx, node, f"graph output {out.name!r} would be {view.how()}")
+        else:
+            state.views[id(out)] = view
+            ctx.fused[id(node)] = _identity
+        return
     why = _blocks_view(ctx, node, ins, views)
     if why is None and out.is_graph_output():
         why = f"graph output {out.name!r} would be {bent[0][1].how()}"
     if why is not None:
-        return _refuse_node(ctx, node, why)
-    state.views[id(out)] = View(out, bent[0][1].swapped, bent[0][1].reversed)
+        _refuse_node(ctx, node, why)
+    else:
+        state.views[id(out)] = View(out, bent[0][1].swapped, bent[0][1].reversed)
 
 
 def _refuse_node(ctx: Ctx, node: ir.Node, why: str) -> None:
@@ -343,8 +361,8 @@ def _blocks_view(ctx: Ctx, node: ir.Node, ins: list[ir.Value], views: list[View]
     if op in BINARY:
         for c in consts:
             if c is not None and c.ndim > 1 and any(d != 1 for d in c.shape[:-1]):
-                return f"{where}, and a constant of shape {list(c.shape)} varies along time " \
-                       "or batch"
+                return (f"{where}, and a constant of shape {list(c.shape)} varies along time "
+                        "or batch")
         return None
     if op == "MatMul":
         c = consts[1] if len(consts) == 2 else None
@@ -360,7 +378,7 @@ def _blocks_view(ctx: Ctx, node: ir.Node, ins: list[ir.Value], views: list[View]
     return f"{where}; {op} would compute along the wrong axes of the Keras tensor"
 
 
-# --- the walk from a unit's outputs: merges, and the outputs it must return -------------------------
+# --- the walk from a unit's outputs: merges, and the outputs it must return --------------------
 
 class _Walk:
     """Follows a unit's outputs through swaps and reversals to find the two directions' merge
@@ -398,23 +416,24 @@ class _Walk:
             elif not view.plain and idx == 0 and _is_view_op(self.ctx, node):
                 after = _through(self.ctx, node, view)
                 if after is not None:
-                    self.unit.followed[id(node)] = view.slot
+                    self.unit.followed[id(node)] = view.unit_slot
                     self.todo.append((node.outputs[0], after))
 
     def _merge_pending(self) -> bool:
         """Claim one merge of the two directions' outputs (Keras's merge_mode)."""
         for key, node in list(self.pending.items()):
             entries = [self.unit.seen.get(id(v)) if v is not None else None for v in node.inputs]
-            if len(entries) != 2 or any(e is None for e in entries):
+            first, second = entries if len(entries) == 2 else (None, None)
+            if first is None or second is None:
                 continue
-            a, b = entries[0][1], entries[1][1]
-            kind = _pair_kind(a.slot, b.slot)
+            a, b = first[1], second[1]
+            kind = _pair_kind(a.unit_slot, b.unit_slot)
             if kind is None or (a.swapped, a.reversed) != (b.swapped, b.reversed):
                 continue
             if node.op_type == "Concat":
                 rank = len(node.outputs[0].shape) if node.outputs[0].shape is not None else 0
                 if not rank or int(attr(node, "axis")) % rank != rank - 1 or \
-                        not a.slot.endswith("_f"):
+                        not a.unit_slot.endswith("_f"):
                     continue  # Keras concatenates forward then backward, on the features
             if self.unit.merge is not None:
                 raise _No("its two directions' outputs are merged twice; Keras's Bidirectional "
@@ -447,7 +466,7 @@ class _Walk:
         own = {id(n) for n in self.unit.nodes} | self.unit.absorbed | set(self.unit.followed)
         for value, view in self.unit.seen.values():
             if value.is_graph_output() or any(id(n) not in own for n, _ in _uses(value)):
-                self.unit.used.add(view.slot)
+                self.unit.used.add(view.unit_slot)
 
     def reversed_ends(self) -> bool:
         """Whether the graph reads one of its outputs in reversed time order."""
@@ -527,7 +546,8 @@ def _concat_hop(walk: _Walk, user: ir.Node, seq: bool, layout: int, hidden: int)
     if layout:  # [B, T, 2, H] / [B, 2, H]: the directions already sit before the features
         reshape, swapped = user, False
     else:
-        perms = {(0, 2, 1, 3): True, (2, 0, 1, 3): False} if seq else {(1, 0, 2): False}
+        perms: dict[tuple[int, ...], bool] = \
+            {(0, 2, 1, 3): True, (2, 0, 1, 3): False} if seq else {(1, 0, 2): False}
         if not _is(user, "Transpose") or tuple(_perm(user)) not in perms:
             return False
         uses = _uses(user.outputs[0])

@@ -32,6 +32,7 @@ import onnx_ir as ir
 
 from ...models import Layer, LayersModel, Node, TensorRef, Weight, keras_shapes
 from ...models.arrays import same_bits
+from .core import Ctx
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,9 @@ class Proven:
     kwargs: dict
     module: str | None = None  # a Keras 3 operation's (keras.src.ops.numpy for NotEqual)
 
-    def emit(self, ctx, node: ir.Node) -> None:
+    def emit(self, ctx: Ctx, node: ir.Node) -> None:
         """The rule for this KerasLayer node (registered as a pattern's ``ctx.fused``)."""
-        refs = [ctx.ref(v) for v in node.inputs]
+        refs = [ctx.ref(ctx.input(node, i)) for i in range(len(node.inputs))]
         config = {k: v for k, v in self.config.items() if k != "name"}
         call = Node(_decode(self.args, refs), _decode(self.kwargs, refs))
         first = ctx.layer(self.class_name, config, refs, weights=self.weights, call=call,
@@ -118,8 +119,8 @@ def replace_proven(model: ir.Model, opset: int) -> dict[str, Proven]:
             continue
         nodes, inputs, outputs, weights = found
         distinct = list({id(v): v for v in outputs}.values())
-        node = _replace(model.graph, nodes, inputs, distinct, str(record["name"]))
-        proven[node.name] = Proven(record["class_name"], dict(record["config"]), weights,
+        node_name = _replace(model.graph, nodes, inputs, distinct, str(record["name"]))
+        proven[node_name] = Proven(record["class_name"], dict(record["config"]), weights,
                                    [distinct.index(v) for v in outputs], record["args"],
                                    record["kwargs"], _module(record))
     if proven:
@@ -330,9 +331,11 @@ def _match_graph(hg: ir.Graph, ag: ir.Graph, outer: dict, on_const) -> str | Non
 
 
 def _replace(graph: ir.Graph, nodes: list[ir.Node], inputs: list[ir.Value],
-             outputs: list[ir.Value], name: str) -> ir.Node:
+             outputs: list[ir.Value], name: str) -> str:
+    """Put one KerasLayer node for layer ``name`` in place of ``nodes``; its node name."""
+    node_name = f"{name}/{OP}"  # onnx_ir keeps a node's given name
     node = ir.Node(DOMAIN, OP, inputs, [ir.AttrString("layer", name)],
-                   num_outputs=len(outputs), name=f"{name}/{OP}")
+                   num_outputs=len(outputs), name=node_name)
     for old, new in zip(outputs, node.outputs):
         new.type, new.shape = old.type, old.shape
     graph.insert_before(nodes[0], node)
@@ -341,4 +344,4 @@ def _replace(graph: ir.Graph, nodes: list[ir.Node], inputs: list[ir.Value],
         label, old.name = old.name, None
         new.name = label
     graph.remove(nodes, safe=True)
-    return node
+    return node_name

@@ -6,34 +6,40 @@ keeps its size; the rest of the target shape comes from ONNX's inferred output s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx_ir as ir
 
+from ...models import TensorRef
+from ..onnx_normalize import optional_input
 from .activations import affine
-from .core import Ctx, attr, crop_axis, padding_layer, rule
+from .core import Ctx, attr, crop_axis, padding_layer, rule, static
 
 
 @rule("Identity", "Dropout")
 def identity(ctx: Ctx, node: ir.Node) -> None:
     if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("Dropout's mask output has no Keras equivalent")
-    if node.op_type == "Dropout" and len(node.inputs) > 2 and node.inputs[2] is not None:
-        mode = ctx.const(node.inputs[2])
+    training = optional_input(node, 2) if node.op_type == "Dropout" else None
+    if training is not None:
+        mode = ctx.const(training)
         if mode is None or bool(mode):
             raise ctx.refuse("training_mode may be true at run time")
-    ctx.output(ctx.ref(node.inputs[0]))
+    ctx.output(ctx.ref(ctx.input(node, 0)))
 
 
 @rule("Cast")
 def cast(ctx: Ctx, node: ir.Node) -> None:
-    src, dst = node.inputs[0].dtype, node.outputs[0].dtype
+    x = ctx.input(node, 0)
+    src, dst = x.dtype, node.outputs[0].dtype
     ints = {ir.DataType.INT32, ir.DataType.INT64}
     if src != dst and not (src in ints and dst in ints):
         raise ctx.refuse(f"a cast from {src} to {dst} has no Keras layer")
-    ctx.output(ctx.ref(node.inputs[0]))
+    ctx.output(ctx.ref(x))
 
 
-def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = ""):
+def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = "") -> TensorRef:
     """A Keras Reshape from ``x`` to ``out``'s inferred shape, batch kept."""
     src, dst = ctx.shape(x), ctx.shape(out)
     if not dst:
@@ -43,8 +49,9 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = ""):
     rest = dst[1:]
     if sum(d is None for d in rest) > 1:
         raise ctx.refuse(f"the target shape {dst} has more than one unknown axis")
-    static = all(d is not None for d in src[1:]) and all(d is not None for d in rest)
-    if static and int(np.prod(src[1:], dtype=np.int64)) != int(np.prod(rest, dtype=np.int64)):
+    src_known, rest_known = static(src[1:]), static(rest)
+    if src_known is not None and rest_known is not None and \
+            int(np.prod(src_known, dtype=np.int64)) != int(np.prod(rest_known, dtype=np.int64)):
         raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
     target = [-1 if d is None else int(d) for d in rest]
     if list(src[1:]) == list(rest):
@@ -54,12 +61,12 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = ""):
 
 @rule("Reshape", "Squeeze", "Unsqueeze")
 def reshape(ctx: Ctx, node: ir.Node) -> None:
-    ctx.output(reshape_to(ctx, node.inputs[0], node.outputs[0]))
+    ctx.output(reshape_to(ctx, ctx.input(node, 0), node.outputs[0]))
 
 
 @rule("Flatten")
 def flatten(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", 1)) % max(rank, 1)
     if axis == 0 and rank > 0:
@@ -74,18 +81,20 @@ def flatten(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Transpose")
 def transpose(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     perm = [int(p) for p in attr(node, "perm")]
     if perm[0] != 0:
         raise ctx.refuse(f"perm {perm} moves the batch axis")
     if perm == list(range(len(perm))):
-        return ctx.output(ctx.ref(x))
+        ctx.output(ctx.ref(x))
+        return
     shape = ctx.shape(x)
     moved = [p for p in perm if shape[p] != 1]
     if moved == sorted(moved) and all(d is not None for d in shape[1:]):
         # only size-1 axes move: the same elements in the same order, a Reshape
-        return ctx.output(reshape_to(ctx, x, node.outputs[0]))
-    ctx.output(ctx.layer("Permute", {"dims": perm[1:]}, ctx.ref(x)))
+        ctx.output(reshape_to(ctx, x, node.outputs[0]))
+    else:
+        ctx.output(ctx.layer("Permute", {"dims": perm[1:]}, ctx.ref(x)))
 
 
 @rule("Concat")
@@ -100,31 +109,33 @@ def concat(ctx: Ctx, node: ir.Node) -> None:
             raise ctx.refuse(f"input {v.name!r} is a constant; Concatenate joins tensors "
                              "computed from the inputs")
     if len(values) == 1:
-        return ctx.output(ctx.ref(values[0]))
-    ctx.output(ctx.layer("Concatenate", {"axis": axis - rank},
-                         [ctx.ref(v) for v in values]))
+        ctx.output(ctx.ref(values[0]))
+    else:
+        ctx.output(ctx.layer("Concatenate", {"axis": axis - rank},
+                             [ctx.ref(v) for v in values]))
 
 
 @rule("Pad")
 def pad(ctx: Ctx, node: ir.Node) -> None:
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     mode = attr(node, "mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in ("constant", "reflect", "edge"):
         raise ctx.refuse(f"{mode!r} padding has no Keras layer")
-    pads = ctx.const(node.inputs[1])
-    if pads is None:
+    given = ctx.const(ctx.input(node, 1))
+    if given is None:
         raise ctx.refuse("its pads are computed at run time")
     fill = 0.0
-    if len(node.inputs) > 2 and node.inputs[2] is not None:
-        value = ctx.const(node.inputs[2])
+    fill_v = optional_input(node, 2)
+    if fill_v is not None:
+        value = ctx.const(fill_v)
         if value is None:
             raise ctx.refuse("its padding value is computed at run time")
         fill = float(np.asarray(value).reshape(-1)[0])
-    if len(node.inputs) > 3 and node.inputs[3] is not None:
+    if optional_input(node, 3) is not None:
         raise ctx.refuse("Pad with axes is not raised")
     rank = ctx.rank(x)
-    pads = [int(p) for p in pads.reshape(-1)]
+    pads = [int(p) for p in given.reshape(-1)]
     if len(pads) != 2 * rank:
         raise ctx.malformed(f"{len(pads)} pads for a rank-{rank} input (ONNX wants two per "
                             "axis)")
@@ -134,9 +145,18 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     if pairs[0] != (0, 0):
         raise ctx.refuse("padding the batch axis")
     if all(p == (0, 0) for p in pairs):
-        return ctx.output(ctx.ref(x))
-    if mode != "constant":
-        return ctx.output(mirror_pad(ctx, ctx.ref(x), list(ctx.shape(x)), pairs, mode))
+        ctx.output(ctx.ref(x))
+    elif mode != "constant":
+        ctx.output(mirror_pad(ctx, ctx.ref(x), list(ctx.shape(x)), pairs, mode))
+    else:
+        ctx.output(_constant_pad(ctx, x, pairs, fill, pads))
+
+
+def _constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: float,
+                  pads: list[int]) -> TensorRef:
+    """Padding with ``fill`` (``pairs``: per axis, the batch's (0, 0) first) by a ZeroPadding
+    layer; ``pads`` as ONNX gave them, for the refusal."""
+    rank = len(pairs)
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")
@@ -148,10 +168,11 @@ def pad(ctx: Ctx, node: ir.Node) -> None:
     else:
         raise ctx.refuse(f"pads {pads} pad the last axis of a rank-{rank} tensor, which "
                          "ZeroPadding does not")
-    ctx.output(affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref)
+    return affine(ctx, ref, 1.0, fill, "unshift") if fill != 0.0 else ref
 
 
-def mirror_pad(ctx: Ctx, ref, dims: list, pairs: list[tuple[int, int]], mode: str):
+def mirror_pad(ctx: Ctx, ref: TensorRef, dims: list[int | None], pairs: list[tuple[int, int]],
+               mode: str) -> TensorRef:
     """Reflect / edge padding of ``ref`` (Keras shape ``dims``), one axis at a time: the rows
     it copies, each a crop of one row (``crop_axis``), concatenated around the tensor in ONNX's
     order. Exact: only copies."""
@@ -162,6 +183,8 @@ def mirror_pad(ctx: Ctx, ref, dims: list, pairs: list[tuple[int, int]], mode: st
         if (lo, hi) == (0, 0):
             continue
         n = dims[axis]
+        if n is None:  # the batch axis, which no caller pads
+            raise ctx.refuse(f"{mode!r} padding of an axis of unknown size")
         if mode == "reflect":
             if max(lo, hi) > n - 1:
                 raise ctx.refuse(f"reflect pads ({lo}, {hi}) wider than axis {axis} ({n}) "
@@ -169,8 +192,8 @@ def mirror_pad(ctx: Ctx, ref, dims: list, pairs: list[tuple[int, int]], mode: st
             rows = [*range(lo, 0, -1), None, *range(n - 2, n - 2 - hi, -1)]
         else:
             rows = [0] * lo + [None] + [n - 1] * hi
-        crops: dict[int, object] = {}
-        pieces = []
+        crops: dict[int, TensorRef] = {}
+        pieces: list[TensorRef] = []
         for row in rows:
             if row is None:
                 pieces.append(ref)
@@ -187,17 +210,46 @@ def mirror_pad(ctx: Ctx, ref, dims: list, pairs: list[tuple[int, int]], mode: st
 @rule("Slice")
 def slice_(ctx: Ctx, node: ir.Node) -> None:
     """Constant slices of the middle axes, step 1: a Cropping layer."""
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     shape = ctx.shape(x)
     rank = len(shape)
-    given = list(node.inputs[1:5]) + [None] * (5 - len(node.inputs))
+    crop = _slice_crops(ctx, node, shape)
+    if crop[0] != [0, 0]:
+        raise ctx.refuse("slicing the batch axis")
+    middle = crop[1:-1]
+    n = rank - 2
+    if crop[-1] == [0, 0] and n in (1, 2, 3):
+        if all(c == [0, 0] for c in middle):
+            ctx.output(ctx.ref(x))
+            return
+        config: dict[str, Any] = {"cropping": middle[0] if n == 1 else middle}
+        if n > 1:
+            config["data_format"] = "channels_last"
+        ctx.output(ctx.layer(f"Cropping{n}D", config, ctx.ref(x)))
+        return
+    if any(d is None for d in shape[1:]):
+        raise ctx.refuse(f"slicing a tensor of unknown shape {shape}")
+    ref, dims = ctx.ref(x), list(shape)
+    for axis in range(1, rank):
+        lo, hi = crop[axis]
+        if (lo, hi) != (0, 0):
+            ref, dims = crop_axis(ctx, ref, dims, axis, lo, hi)
+    ctx.output(ref)
+
+
+def _slice_crops(ctx: Ctx, node: ir.Node, shape: list[int | None]) -> list[list[int]]:
+    """What a Slice of constant starts/ends/axes (step 1) cuts off each axis of a ``shape``
+    tensor: [from its start, from its end]."""
+    rank = len(shape)
+    given = [optional_input(node, i) for i in range(1, 5)]
     consts = [ctx.const(v) if v is not None else None for v in given]
-    if any(c is None for c in consts[:2]) or any(
+    starts_c, ends_c, axes_c, steps_c = consts
+    if starts_c is None or ends_c is None or any(
             v is not None and c is None for v, c in zip(given[2:], consts[2:])):
         raise ctx.refuse("its starts/ends/axes/steps are computed at run time")
-    starts, ends = consts[0].reshape(-1), consts[1].reshape(-1)
-    axes = consts[2].reshape(-1) if consts[2] is not None else np.arange(len(starts))
-    steps = consts[3].reshape(-1) if consts[3] is not None else np.ones(len(starts), np.int64)
+    starts, ends = starts_c.reshape(-1), ends_c.reshape(-1)
+    axes = axes_c.reshape(-1) if axes_c is not None else np.arange(len(starts))
+    steps = steps_c.reshape(-1) if steps_c is not None else np.ones(len(starts), np.int64)
     crop = [[0, 0] for _ in range(rank)]
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = int(axis) % rank
@@ -211,45 +263,31 @@ def slice_(ctx: Ctx, node: ir.Node) -> None:
         if hi <= lo:
             raise ctx.refuse("an empty slice")
         crop[axis] = [lo, size - hi]
-    if crop[0] != [0, 0]:
-        raise ctx.refuse("slicing the batch axis")
-    middle = crop[1:-1]
-    n = rank - 2
-    if crop[-1] == [0, 0] and n in (1, 2, 3):
-        if all(c == [0, 0] for c in middle):
-            return ctx.output(ctx.ref(x))
-        config = {"cropping": middle[0] if n == 1 else middle}
-        if n > 1:
-            config["data_format"] = "channels_last"
-        return ctx.output(ctx.layer(f"Cropping{n}D", config, ctx.ref(x)))
-    if any(d is None for d in shape[1:]):
-        raise ctx.refuse(f"slicing a tensor of unknown shape {shape}")
-    ref, dims = ctx.ref(x), list(shape)
-    for axis in range(1, rank):
-        if crop[axis] != [0, 0]:
-            ref, dims = crop_axis(ctx, ref, dims, axis, *crop[axis])
-    ctx.output(ref)
+    return crop
 
 
 @rule("Split")
 def split(ctx: Ctx, node: ir.Node) -> None:
     """Each part a crop of the split axis."""
-    x = node.inputs[0]
+    x = ctx.input(node, 0)
     shape = ctx.shape(x)
     rank = len(shape)
     axis = int(attr(node, "axis", 0)) % rank
     if axis == 0:
         raise ctx.refuse("splitting the batch axis")
-    if any(d is None for d in shape[1:]):
+    known = static(shape[1:])
+    if known is None:
         raise ctx.refuse(f"splitting a tensor of unknown shape {shape}")
-    sizes = [ctx.shape(o)[axis] for o in node.outputs]
-    if any(d is None for d in sizes) or sum(sizes) != shape[axis]:
-        raise ctx.refuse(f"split sizes {sizes} are not known to cover axis {axis}")
+    length = known[axis - 1]
+    given = [ctx.shape(o)[axis] for o in node.outputs]
+    sizes = static(given)
+    if sizes is None or sum(sizes) != length:
+        raise ctx.refuse(f"split sizes {given} are not known to cover axis {axis}")
     start = 0
     for i, (out, size) in enumerate(zip(node.outputs, sizes)):
         if out.uses() or out.is_graph_output():
             ref, _ = crop_axis(ctx, ctx.ref(x), list(shape), axis, start,
-                               shape[axis] - start - size, suffix=f"part{i}_")
+                               length - start - size, suffix=f"part{i}_")
             ctx.output(ref, i)
         start += size
 
@@ -257,7 +295,7 @@ def split(ctx: Ctx, node: ir.Node) -> None:
 @rule("Gather")
 def gather(ctx: Ctx, node: ir.Node) -> None:
     """Rows of a constant matrix picked by integer indices: an Embedding."""
-    table, indices = node.inputs
+    table, indices = ctx.input(node, 0), ctx.input(node, 1)
     weights = ctx.const(table)
     if weights is None or not ctx.is_tensor(indices) or int(attr(node, "axis", 0)) != 0 or \
             weights.ndim != 2:
