@@ -67,6 +67,8 @@ INPUT_DTYPES = {ir.DataType.FLOAT: "float32", ir.DataType.INT32: "int32",
 
 @dataclass
 class Raised:
+    """A raised model, with what a parity check needs to compare it with its source."""
+
     model: LayersModel
     # Per input/output: the permutation p with keras_array = onnx_array.transpose(p), or None.
     input_perms: list[list[int] | None] = field(default_factory=list)

@@ -23,12 +23,14 @@ _ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
 
 @rule(*_ACTIVATIONS)
 def activation(ctx: Ctx, node: ir.Node) -> None:
+    """Sigmoid, Tanh, Softplus, Softsign, Relu, Exp: an Activation layer."""
     ctx.output(ctx.layer("Activation", {"activation": _ACTIVATIONS[node.op_type]},
                          ctx.ref(ctx.input(node, 0))))
 
 
 @rule("Selu")
 def selu(ctx: Ctx, node: ir.Node) -> None:
+    """Selu with ONNX's default constants (Keras's are fixed): Activation('selu')."""
     alpha = float(attr(node, "alpha", 1.67326319217681884765625))
     gamma = float(attr(node, "gamma", 1.05070102214813232421875))
     if not (np.isclose(alpha, 1.6732632423543772, rtol=1e-6) and
@@ -46,6 +48,8 @@ _ONE_PARAMETER = {"LeakyRelu": ("LeakyReLU", "negative_slope", 0.01),
 
 @rule(*_ONE_PARAMETER)
 def one_parameter(ctx: Ctx, node: ir.Node) -> None:
+    """LeakyRelu, Elu, ThresholdedRelu: their Keras layer (an ELU with alpha != 1 composed for
+    tfjs-layers)."""
     cls, key, default = _ONE_PARAMETER[node.op_type]
     value = float(attr(node, "alpha", default))
     if cls == "ELU" and value != 1.0 and ctx.for_tfjs:
@@ -62,6 +66,7 @@ def one_parameter(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("PRelu")
 def prelu(ctx: Ctx, node: ir.Node) -> None:
+    """PRelu with a constant slope: PReLU, shared along the axes the slope broadcasts over."""
     x, slope_v = ctx.input(node, 0), ctx.input(node, 1)
     slope = ctx.const(slope_v)
     if slope is None:
@@ -88,6 +93,7 @@ def prelu(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Softmax")
 def softmax(ctx: Ctx, node: ir.Node) -> None:
+    """Softmax over any axis but the batch."""
     x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", -1)) % rank
@@ -98,6 +104,7 @@ def softmax(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("LogSoftmax")
 def log_softmax(ctx: Ctx, node: ir.Node) -> None:
+    """LogSoftmax over the last axis: Activation('log_softmax'), composed for tfjs-layers."""
     x = ctx.input(node, 0)
     rank = ctx.rank(x)
     if int(attr(node, "axis", -1)) % rank != rank - 1:
@@ -151,6 +158,7 @@ def relu(ctx: Ctx, x: TensorRef, max_value: float | None = None,
 
 @rule("HardSigmoid")
 def hard_sigmoid(ctx: Ctx, node: ir.Node) -> None:
+    """HardSigmoid: clip(alpha * x + beta, 0, 1) as Rescaling and ReLU(max_value=1)."""
     alpha, beta = float(attr(node, "alpha", 0.2)), float(attr(node, "beta", 0.5))
     y = affine(ctx, ctx.ref(ctx.input(node, 0)), alpha, beta, "affine")
     ctx.output(relu(ctx, y, 1.0))
@@ -158,6 +166,7 @@ def hard_sigmoid(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("HardSwish")
 def hard_swish(ctx: Ctx, node: ir.Node) -> None:
+    """HardSwish: x * hard_sigmoid(x) with alpha 1/6, beta 0.5."""
     x = ctx.ref(ctx.input(node, 0))
     gate = relu(ctx, affine(ctx, x, 1 / 6, 0.5, "affine"), 1.0, "gate")
     ctx.output(ctx.layer("Multiply", {}, [x, gate]))
@@ -165,6 +174,8 @@ def hard_swish(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Clip")
 def clip(ctx: Ctx, node: ir.Node) -> None:
+    """Clip with constant bounds: ReLU(max_value), shifted by Rescaling where the lower bound is not
+    0."""
     x = ctx.ref(ctx.input(node, 0))
     bounds: list[float | None] = []
     for i in (1, 2):

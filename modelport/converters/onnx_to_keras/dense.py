@@ -42,6 +42,7 @@ def dense(ctx: Ctx, x: ir.Value, kernel: np.ndarray, bias: np.ndarray | None,
 
 @rule("Gemm")
 def gemm(ctx: Ctx, node: ir.Node) -> None:
+    """Gemm with constant B (and C): Dense (transA refused: it would move the batch axis)."""
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     c_v = optional_input(node, 2)
     if int(attr(node, "transA", 0)):
@@ -72,6 +73,8 @@ def gemm(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("MatMul")
 def matmul(ctx: Ctx, node: ir.Node) -> None:
+    """MatMul by a constant matrix: Dense, taking in a following Add of a bias vector; of two rank-3
+    tensors: Dot."""
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     w = ctx.const(b)
     if w is None or ctx.const(a) is not None:
@@ -97,6 +100,7 @@ def matmul(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("LayerNormalization")
 def layer_norm(ctx: Ctx, node: ir.Node) -> None:
+    """LayerNormalization over the last axis, constant scale and bias."""
     x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", -1)) % rank

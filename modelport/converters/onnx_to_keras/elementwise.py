@@ -96,6 +96,8 @@ def _with_constant(ctx: Ctx, node: ir.Node, x: ir.Value, c: np.ndarray, x_first:
 
 @rule("Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean")
 def binary(ctx: Ctx, node: ir.Node) -> None:
+    """Add, Sub, Mul, Div, Sum, Max, Min, Mean: a merge layer between tensors, a folded layer with a
+    constant."""
     values = [v for v in node.inputs if v is not None]
     tensors = [v for v in values if ctx.is_tensor(v)]
     consts = [v for v in values if not ctx.is_tensor(v)]
@@ -124,6 +126,7 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Neg")
 def neg(ctx: Ctx, node: ir.Node) -> None:
+    """Neg: Rescaling(-1)."""
     ctx.output(affine(ctx, ctx.ref(ctx.input(node, 0)), -1.0, 0.0))
 
 

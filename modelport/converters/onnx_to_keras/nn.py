@@ -97,6 +97,8 @@ def _conv_common(ctx: Ctx, node: ir.Node) -> _ConvCommon:
 
 @rule("Conv", layout=True)
 def conv(ctx: Ctx, node: ir.Node) -> None:
+    """Conv (channels-last twin): ConvND, DepthwiseConv2D for a depthwise one; explicit pads as same
+    or a ZeroPadding."""
     x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
     # Keras takes strides > 1 or dilations > 1, not both: such a convolution runs at stride 1
     # and a 1-wide pooling with the strides keeps every s-th output (exactly those ONNX keeps).
@@ -165,6 +167,8 @@ def _block_diagonal(hwio: np.ndarray, group: int) -> np.ndarray:
 
 @rule("ConvTranspose", layout=True)
 def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
+    """ConvTranspose (channels-last twin), explicit pads and output_padding: ConvNDTranspose, then a
+    Cropping."""
     x, kernel, n, ks, strides, dilations, bias = _conv_common(ctx, node)
     if n not in (1, 2, 3):
         raise ctx.refuse(f"Keras has no {n}-D transposed convolution")
@@ -229,6 +233,8 @@ def nonnegative(v: ir.Value) -> bool:
 
 @rule("MaxPool", "AveragePool", layout=True)
 def pool(ctx: Ctx, node: ir.Node) -> None:
+    """MaxPool / AveragePool (channels-last twin): a pooling layer, its pads as 'same' or a padding
+    layer first."""
     x = ctx.input(node, 0)
     ks = [int(k) for k in attr(node, "kernel_shape")]
     n = len(ks)
@@ -369,6 +375,8 @@ def _window_counts(out: int, stride: int, k: int, lo: int, a: int, b: int) -> np
 
 @rule("GlobalAveragePool", "GlobalMaxPool", layout=True)
 def global_pool(ctx: Ctx, node: ir.Node) -> None:
+    """GlobalAveragePool / GlobalMaxPool: global pooling, then a Reshape that keeps the pooled
+    axes."""
     x = ctx.input(node, 0)
     shape = ctx.shape(x)
     n = len(shape) - 2
@@ -399,6 +407,7 @@ def _consts(ctx: Ctx, node: ir.Node, first: int) -> list[np.ndarray]:
 
 @rule("BatchNormalization", layout=True)
 def batch_norm(ctx: Ctx, node: ir.Node) -> None:
+    """BatchNormalization in inference mode, constant statistics."""
     if int(attr(node, "training_mode", 0)):
         raise ctx.refuse("training_mode=1 (batch statistics) is not an inference layer")
     scale, bias, mean, var = _consts(ctx, node, 1)[:4]
@@ -425,6 +434,7 @@ def batch_norm(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("InstanceNormalization", layout=True)
 def instance_norm(ctx: Ctx, node: ir.Node) -> None:
+    """InstanceNormalization: GroupNormalization with one group per channel."""
     scale, bias = _consts(ctx, node, 1)
     config = {"groups": int(scale.size), "axis": -1,
               "epsilon": float(attr(node, "epsilon", 1e-5)), "center": True, "scale": True}
@@ -434,6 +444,7 @@ def instance_norm(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("LRN", layout=True)
 def lrn(ctx: Ctx, node: ir.Node) -> None:
+    """LRN: modelport's registered LocalResponseNormalization layer."""
     # Stock Keras and tfjs-layers have no LRN and cannot compose its fractional power; the layer
     # is modelport's registered one (modelport/keras_layers.py, modelport/js), same attributes.
     if attr(node, "size") is None:
@@ -454,6 +465,8 @@ def _text(value: Any, default: str) -> str:
 
 @rule("Resize", "Upsample", layout=True)
 def resize(ctx: Ctx, node: ir.Node) -> None:
+    """Resize / Upsample by integer factors: UpSampling (nearest where it repeats pixels alike,
+    bilinear in 2-D); half-pixel bilinear to any size: Resizing."""
     x = ctx.input(node, 0)
     known_in = static(ctx.shape(x)[1:])
     known_out = static(ctx.shape(node.outputs[0])[1:])

@@ -15,6 +15,7 @@ from ...models import Layer, TensorRef
 
 def keras_order(layers: list[Layer], inputs: list[TensorRef],
                 outputs: list[TensorRef]) -> list[Layer]:
+    """``layers`` in the order Keras 3 lists a functional model's layers (see the module)."""
     by_name = {layer.name: layer for layer in layers}
     index: dict[str, int] = {}
     post: list[str] = []  # post-order: each layer after the layers it reads

@@ -84,6 +84,7 @@ def _close(a: float | None, b: float) -> bool:
 
 @pattern
 def gelu(ctx: Ctx, graph: ir.Graph) -> None:
+    """The exact GELU formula exporters write: Activation('gelu')."""
     for erf in list(graph):
         if erf.op_type != "Erf":
             continue
@@ -135,6 +136,7 @@ def _sub_const(ctx: Ctx, node: ir.Node | None, x: ir.Value) -> float | None:
 
 @pattern
 def leaky_threshold(ctx: Ctx, graph: ir.Graph) -> None:
+    """Where(x > t, x, (x - t) * s) [then Min(., m)]: ReLU(negative_slope, threshold, max_value)."""
     # Keras's ReLU is x * (x > t) [clipped to [0, m]] - s * relu(t - x). The ONNX form equals it
     # exactly when: the comparison is strict (or t == 0, where x == t gives 0 both ways); with a
     # Min(., m) also t >= 0 (else Keras clips (t, 0) to 0), s >= 0 and m >= 0 (so s (x - t) <= m
@@ -199,6 +201,7 @@ def _slope(ctx: Ctx, x: ir.Value, t: float, mul: ir.Node) -> tuple[float, list[i
 
 @rule("Tile")
 def tile(ctx: Ctx, node: ir.Node) -> None:
+    """Tile of a 2-D tensor unsqueezed at axis 1, repeated along axis 1 only: RepeatVector."""
     x, repeats_v = ctx.input(node, 0), ctx.input(node, 1)
     repeats = ctx.const(repeats_v)
     unsqueeze = x.producer()
@@ -343,6 +346,8 @@ def _affine_tail(ctx: Ctx, scale: ir.Node, x: ir.Value, axes: list[int], rms: bo
 
 @pattern
 def layer_normalization(ctx: Ctx, graph: ir.Graph) -> None:
+    """Normalization by moments over non-batch axes, then optional gamma and beta:
+    LayerNormalization."""
     # Keras: moments over `axes` (biased variance), rsqrt(var + eps); with rms_scaling the
     # centred variance scales x itself. modelport's lowering writes Mul(c, Reciprocal(Sqrt)),
     # PyTorch's exports before opset 17 Div(c, Sqrt) with Pow(c, 2). The chain must read only
@@ -385,6 +390,7 @@ def _fuse_layer_normalization(ctx: Ctx, sqrt: ir.Node) -> None:
 
 @pattern
 def unit_normalization(ctx: Ctx, graph: ir.Graph) -> None:
+    """x / max(ReduceL2(x, last axis), 1e-12): UnitNormalization."""
     for div, x, den in _divisions(graph):
         mx = den.producer()
         norm = _max_eps(ctx, mx, 1e-12)
@@ -419,6 +425,7 @@ def _l2_normalized(ctx: Ctx, v: ir.Value | None) -> tuple[ir.Value, list[ir.Node
 
 @pattern
 def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
+    """The row-wise dot product of two l2-normalized 2-D tensors: Dot(normalize=True)."""
     for red in list(graph):
         if red.op_type != "ReduceSum":
             continue
@@ -438,6 +445,7 @@ def normalized_dot(ctx: Ctx, graph: ir.Graph) -> None:
 
 @pattern
 def softsign(ctx: Ctx, graph: ir.Graph) -> None:
+    """x / (1 + |x|): Activation('softsign')."""
     for div, x, den in _divisions(graph):
         add = den.producer()
         if add is None or add.op_type != "Add":

@@ -462,6 +462,7 @@ def _commit(ctx: Ctx, state: _State, unit: Unit) -> None:
 
 @rule(*GATES)
 def recurrent(ctx: Ctx, node: ir.Node) -> None:
+    """LSTM / GRU / RNN: the Keras layer the pre-pass planned (or its reason why not)."""
     state = _STATES.get(ctx)
     plan = state.plans.get(id(node)) if state is not None else None
     if plan is None:

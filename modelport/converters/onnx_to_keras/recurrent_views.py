@@ -67,10 +67,12 @@ class View:
 
     @property
     def plain(self) -> bool:
+        """Neither swapped nor reversed: the Keras tensor as it is."""
         return not self.swapped and not self.reversed
 
     @property
     def slot(self) -> str | None:
+        """The unit's output slot it views, or None for a tensor bound by others."""
         return self.tensor[1] if isinstance(self.tensor, tuple) else None
 
     @property
@@ -81,17 +83,21 @@ class View:
         return str(self.tensor[1])
 
     def same_tensor(self, other: View) -> bool:
+        """Whether both view the same Keras tensor."""
         if isinstance(self.tensor, tuple) and isinstance(other.tensor, tuple):
             return self.tensor[0] is other.tensor[0] and self.tensor[1] == other.tensor[1]
         return self.tensor is other.tensor
 
     def how(self) -> str:
+        """What makes it a view, in words (for refusals)."""
         return " and ".join((["time-major"] if self.swapped else []) +
                             (["in reversed time order"] if self.reversed else []))
 
 
 @dataclass(eq=False)
 class Direction:
+    """One direction of a recurrent op as a Keras layer: its config and weights."""
+
     node: ir.Node
     go_backwards: bool
     config: dict
@@ -121,6 +127,7 @@ class Unit:
 
     @property
     def bidirectional(self) -> bool:
+        """Whether the unit is a Bidirectional (two directions)."""
         return len(self.dirs) == 2
 
     def ref(self, slot: str) -> TensorRef:

@@ -19,6 +19,7 @@ from .core import Ctx, attr, crop_axis, padding_layer, rule, static
 
 @rule("Identity", "Dropout")
 def identity(ctx: Ctx, node: ir.Node) -> None:
+    """Identity, and Dropout in inference mode: the input itself."""
     if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("Dropout's mask output has no Keras equivalent")
     training = optional_input(node, 2) if node.op_type == "Dropout" else None
@@ -31,6 +32,7 @@ def identity(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Cast")
 def cast(ctx: Ctx, node: ir.Node) -> None:
+    """Cast between equal types or int32/int64 (Keras inputs are int32 alike): the input itself."""
     x = ctx.input(node, 0)
     src, dst = x.dtype, node.outputs[0].dtype
     ints = {ir.DataType.INT32, ir.DataType.INT64}
@@ -61,11 +63,13 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = "") -> Tensor
 
 @rule("Reshape", "Squeeze", "Unsqueeze")
 def reshape(ctx: Ctx, node: ir.Node) -> None:
+    """Reshape, Squeeze, Unsqueeze: a Keras Reshape to the inferred shape, batch kept."""
     ctx.output(reshape_to(ctx, ctx.input(node, 0), node.outputs[0]))
 
 
 @rule("Flatten")
 def flatten(ctx: Ctx, node: ir.Node) -> None:
+    """Flatten at axis 1: Flatten; elsewhere a Reshape."""
     x = ctx.input(node, 0)
     rank = ctx.rank(x)
     axis = int(attr(node, "axis", 1)) % max(rank, 1)
@@ -81,6 +85,7 @@ def flatten(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Transpose")
 def transpose(ctx: Ctx, node: ir.Node) -> None:
+    """Transpose keeping the batch first: Permute (a Reshape where only size-1 axes move)."""
     x = ctx.input(node, 0)
     perm = [int(p) for p in attr(node, "perm")]
     if perm[0] != 0:
@@ -99,6 +104,7 @@ def transpose(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Concat")
 def concat(ctx: Ctx, node: ir.Node) -> None:
+    """Concat of tensors along a non-batch axis: Concatenate."""
     values = [v for v in node.inputs if v is not None]
     rank = ctx.rank(node.outputs[0])
     axis = int(attr(node, "axis")) % rank
@@ -117,6 +123,8 @@ def concat(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Pad")
 def pad(ctx: Ctx, node: ir.Node) -> None:
+    """Pad with constant pads of non-batch axes: ZeroPadding (shifted for a non-zero value), or
+    copies of rows for reflect / edge."""
     x = ctx.input(node, 0)
     mode = attr(node, "mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
