@@ -35,6 +35,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs):
+        """The LRN of ``inputs`` (see the class): the squares summed over a zero-padded window of
+        ``size`` channels."""
         lo = (self.size - 1) // 2
         hi = self.size - 1 - lo
         rank = len(inputs.shape)
@@ -46,8 +48,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         return inputs / ops.power(self.bias + (self.alpha / self.size) * total, self.beta)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: LRN keeps it."""
         return input_shape
 
     def get_config(self) -> dict:
+        """The base layer's config plus size, alpha, beta and bias."""
         return {**super().get_config(), "size": self.size, "alpha": self.alpha,
                 "beta": self.beta, "bias": self.bias}

@@ -643,6 +643,8 @@ def keras3_blockers(model: LayersModel) -> list[tuple[str, str, str]]:
 
 
 def check_keras3(model: LayersModel) -> None:
+    """Refuse ``model`` if ``keras3_blockers`` finds anything: an UnsupportedError naming the first
+    layer and reason, and how many more there are."""
     found = keras3_blockers(model)
     if found:
         name, cls, reason = found[0]

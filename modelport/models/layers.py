@@ -23,6 +23,7 @@ class TensorRef:
     tensor: int = 0
 
     def as_list(self) -> list:
+        """``[layer, node, tensor]``, the reference's JSON form."""
         return [self.layer, self.node, self.tensor]
 
 
@@ -73,10 +74,12 @@ class Weight:
 
     @property
     def name(self) -> str:
+        """The variable's name: the last part of ``path``."""
         return self.path.rsplit("/", 1)[-1]
 
     @property
     def nbytes(self) -> int:
+        """The array's size in bytes."""
         return int(self.array.nbytes)
 
 
@@ -99,6 +102,7 @@ class Layer:
 
     @property
     def is_operation(self) -> bool:
+        """Whether this is a keras.ops node (its module under ``keras.src.ops``), not a layer."""
         return bool(self.module and self.module.startswith("keras.src.ops"))
 
     def all_weights(self) -> Iterator[tuple[str, Weight]]:
@@ -139,6 +143,7 @@ class LayersModel:
     tensor_specs: dict = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:
+        """The layer named ``name``; KeyError where there is none."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -152,20 +157,25 @@ class LayersModel:
                 yield from layer.model.iter_layers()
 
     def all_weights(self) -> Iterator[tuple[str, Weight]]:
+        """(owner layer path, weight) of every layer, nested models' inner layers included."""
         for layer in self.layers:
             yield from layer.all_weights()
 
     @property
     def input_layers(self) -> list[Layer]:
+        """The input layers: those of ``inputs`` (Functional), or the first layer where it is an
+        InputLayer (Sequential)."""
         if self.kind == "Sequential":
             first = self.layers[0] if self.layers else None
             return [first] if first is not None and first.class_name == "InputLayer" else []
         return [self.layer(ref.layer) for ref in self.inputs]
 
     def parameter_count(self) -> int:
+        """How many numbers the weights hold, nested models included."""
         return int(sum(w.array.size for _, w in self.all_weights()))
 
     def weight_bytes(self) -> int:
+        """How many bytes the weights' arrays take, nested models included."""
         return int(sum(w.nbytes for _, w in self.all_weights()))
 
     def structure(self) -> dict:

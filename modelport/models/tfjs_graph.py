@@ -60,12 +60,15 @@ class TfjsGraph:
     source: SourceInfo | None = None
 
     def node(self, name: str) -> TfNode:
+        """The node named ``name``; KeyError where there is none."""
         for n in self.nodes:
             if n.name == name:
                 return n
         raise KeyError(name)
 
     def weight_bytes(self) -> int:
+        """How many bytes the constant values take (string tensors, held as object arrays, not
+        counted)."""
         return int(sum(a.nbytes for a in self.weights.values() if a.dtype != object))
 
 
@@ -103,24 +106,28 @@ def _int64(value) -> int:
 
 @_checked
 def attr_int(node: TfNode, name: str, default: int | None = None) -> int | None:
+    """Integer attribute ``name`` of ``node``, or ``default`` where it has none."""
     value = node.attrs.get(name)
     return default if value is None or "i" not in value else _int64(value["i"])
 
 
 @_checked
 def attr_float(node: TfNode, name: str, default: float | None = None) -> float | None:
+    """Float attribute ``name`` of ``node``, or ``default`` where it has none."""
     value = node.attrs.get(name)
     return default if value is None or "f" not in value else float(value["f"])
 
 
 @_checked
 def attr_bool(node: TfNode, name: str, default: bool | None = None) -> bool | None:
+    """Boolean attribute ``name`` of ``node``, or ``default`` where it has none."""
     value = node.attrs.get(name)
     return default if value is None or "b" not in value else bool(value["b"])
 
 
 @_checked
 def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
+    """String attribute ``name`` of ``node`` (base64 of UTF-8), or ``default`` where it has none."""
     value = node.attrs.get(name)
     if value is None or "s" not in value:
         return default
@@ -129,6 +136,8 @@ def attr_str(node: TfNode, name: str, default: str | None = None) -> str | None:
 
 @_checked
 def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None:
+    """Type attribute ``name`` of ``node`` as a dtype name (``float32``; a DT_ name without one is
+    kept as is), or ``default`` where it has none."""
     value = node.attrs.get(name)
     if value is None or "type" not in value:
         return default
@@ -137,6 +146,8 @@ def attr_type(node: TfNode, name: str, default: str | None = None) -> str | None
 
 @_checked
 def attr_shape(node: TfNode, name: str) -> list[int | None] | None:
+    """Shape attribute ``name`` of ``node`` (None for an unknown dimension), or None where it has
+    none or the rank is unknown."""
     value = node.attrs.get(name)
     if value is None or "shape" not in value:
         return None
@@ -164,6 +175,8 @@ def attr_list(node: TfNode, name: str, kind: str) -> list:
 
 
 def decode_shape(shape: dict) -> list[int | None] | None:
+    """A TF tensorShape as dims (None for an unknown one), or None for an unknown rank; a size past
+    int64 is a FormatError."""
     if shape.get("unknownRank"):
         return None
     dims = [int(d.get("size", -1)) for d in shape.get("dim", [])]
@@ -173,36 +186,46 @@ def decode_shape(shape: dict) -> list[int | None] | None:
 
 
 def encode_shape(shape: list[int | None] | None) -> dict:
+    """``shape`` (None for an unknown dimension; None itself for an unknown rank) as a TF
+    tensorShape."""
     if shape is None:
         return {"unknownRank": True}
     return {"dim": [{"size": str(-1 if d is None else int(d))} for d in shape]}
 
 
 def a_int(v: int) -> dict:
+    """An integer AttrValue (JSON carries the int64 as a string)."""
     return {"i": str(int(v))}
 
 
 def a_float(v: float) -> dict:
+    """A float AttrValue."""
     return {"f": float(v)}
 
 
 def a_bool(v: bool) -> dict:
+    """A boolean AttrValue."""
     return {"b": bool(v)}
 
 
 def a_str(v: str) -> dict:
+    """A string AttrValue (base64 of its UTF-8)."""
     return {"s": base64.b64encode(v.encode("utf8")).decode("ascii")}
 
 
 def a_type(dtype: str) -> dict:
+    """A type AttrValue for dtype name ``dtype`` (``float32`` -> DT_FLOAT)."""
     return {"type": DT_OF[dtype]}
 
 
 def a_shape(shape: list[int | None] | None) -> dict:
+    """A shape AttrValue (``encode_shape``)."""
     return {"shape": encode_shape(shape)}
 
 
 def a_list(kind: str, values: list) -> dict:
+    """A list AttrValue of ``values``, each encoded as ``kind`` (i, f, b, s, type or shape)
+    wants."""
     if kind == "i":
         values = [str(int(v)) for v in values]
     elif kind == "f":

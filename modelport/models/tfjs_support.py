@@ -33,6 +33,7 @@ def loads_in_tfjs(class_name: str) -> bool:
 
 
 def prepare(model: LayersModel) -> LayersModel:
+    """``prepare_with_notes`` without the notes."""
     return prepare_with_notes(model)[0]
 
 

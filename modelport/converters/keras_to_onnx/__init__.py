@@ -52,6 +52,9 @@ HINT_KEY = "modelport.keras_layers"
 
 @dataclass
 class LoweredModel:
+    """What ``lower`` gives: the ONNX model, its input and output names, the ONNX value of each
+    Keras tensor, the Transposes left and the opset."""
+
     model: ir.Model
     input_names: list[str]
     output_names: list[str]

@@ -81,11 +81,14 @@ def activation(ctx: Builder, x: ir.Value, name: object, *, layer: str | None = N
 
 @LOWERINGS.register("Activation", mask="propagate")
 def lower_activation(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Activation -> the ONNX ops of its named activation (``activation``)."""
     return [activation(ctx, call.x, call.config.get("activation"), layer=call.name)]
 
 
 @LOWERINGS.register("ReLU", mask="propagate")
 def lower_relu(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras ReLU -> ONNX Relu; with a negative_slope or threshold, Where(x > threshold, x, slope *
+    (x - threshold)); max_value as a Min."""
     cfg = call.config
     max_value = cfg.get("max_value")
     slope = float(cfg.get("negative_slope") or 0.0)
@@ -105,27 +108,34 @@ def lower_relu(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("LeakyReLU", mask="propagate")
 def lower_leaky_relu(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras LeakyReLU -> ONNX LeakyRelu (alpha: negative_slope, default 0.3)."""
     return [ctx.op("LeakyRelu", call.x, alpha=float(call.config.get("negative_slope", 0.3)))]
 
 
 @LOWERINGS.register("ELU", mask="propagate")
 def lower_elu(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras ELU -> ONNX Elu with the same alpha."""
     return [ctx.op("Elu", call.x, alpha=float(call.config.get("alpha", 1.0)))]
 
 
 @LOWERINGS.register("ThresholdedReLU", mask="propagate")
 def lower_thresholded_relu(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras ThresholdedReLU -> ONNX ThresholdedRelu (alpha: theta)."""
     return [ctx.op("ThresholdedRelu", call.x, alpha=float(call.config.get("theta", 1.0)))]
 
 
 @LOWERINGS.register("PReLU", mask="propagate")
 def lower_prelu(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras PReLU -> ONNX PRelu; the alpha variable (the input's non-batch shape, 1 on shared axes)
+    broadcasts as the slope, in float32."""
     alpha = call.weight("alpha")  # shape: the input's non-batch shape, 1 on shared axes
     return [ctx.op("PRelu", call.x, ctx.weight(call, "alpha", alpha.astype(np.float32)))]
 
 
 @LOWERINGS.register("Softmax", mask="propagate")
 def lower_softmax(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Softmax -> ONNX Softmax on one axis; over several axes, exp(x - max) / sum reduced
+    jointly. A mask input is refused."""
     axis = call.config.get("axis", -1)
     axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
     x = call.x

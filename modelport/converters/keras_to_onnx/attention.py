@@ -113,6 +113,9 @@ def _output(ctx: Builder, call: Call, x: ir.Value, rank: int) -> ir.Value:
 
 @LOWERINGS.register("MultiHeadAttention", relowered=True)
 def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
+    """Keras MultiHeadAttention -> the steps of the module docstring: MatMul projections, scaled
+    scores (MatMul or Einsum), masked Softmax, the value combined and projected out (the scores too
+    with return_attention_scores); flash_attention is refused."""
     cfg = call.config
     if cfg.get("flash_attention"):
         raise UnsupportedError("flash_attention=True (supported: the default attention)",
@@ -363,6 +366,9 @@ def _attention_scores(ctx: Builder, call: Call, q: ir.Value, k: ir.Value, rank: 
 
 @LOWERINGS.register("Attention", "AdditiveAttention", relowered=True)
 def lower_attention(ctx: Builder, call: Call) -> Lowered:
+    """Keras Attention/AdditiveAttention -> scores (see above) lowered by a large number where
+    masked, Softmax over the value steps, MatMul with the value, masked query rows zeroed; the
+    scores output is the Softmax."""
     tensors, (query_mask, value_mask) = _attention_inputs(call)
     query, value = tensors[0], tensors[1]
     key = tensors[2] if len(tensors) > 2 else value
@@ -421,6 +427,9 @@ def _repeat_heads(ctx: Builder, x: ir.Value, repeats: int, heads: int, dim: int)
 
 @LOWERINGS.register("GroupQueryAttention", relowered=True)
 def lower_group_query_attention(ctx: Builder, call: Call) -> Lowered:
+    """Keras GroupQueryAttention (rank-3 inputs) -> MatMul projections, key/value heads repeated to
+    the query heads, scaled MatMul scores, masked Softmax and the output projection (see above);
+    flash_attention is refused."""
     cfg = call.config
     if cfg.get("flash_attention"):
         raise UnsupportedError("flash_attention=True (supported: the default attention)",

@@ -44,22 +44,27 @@ class Call:
 
     @property
     def config(self) -> dict:
+        """The layer's canonical config."""
         return self.layer.config
 
     @property
     def name(self) -> str:
+        """The layer's name."""
         return self.layer.name
 
     @property
     def x(self) -> ir.Value:
+        """The first input."""
         return self.inputs[0]
 
     @property
     def spec(self) -> TensorSpec:
+        """The first input's static spec."""
         return self.in_specs[0]
 
     @property
     def rank(self) -> int:
+        """The first input's rank."""
         return len(self.in_specs[0].shape)
 
     def dim(self, axis: int) -> int:
@@ -71,12 +76,14 @@ class Call:
         return int(size)
 
     def weight(self, path: str) -> np.ndarray:
+        """The layer variable at ``path``; a layer without one is refused."""
         for w in self.layer.weights:
             if w.path == path:
                 return w.array
         raise UnsupportedError(f"the layer has no variable {path!r}", layer=self.name)
 
     def has_weight(self, path: str) -> bool:
+        """Whether the layer has a variable at ``path``."""
         return any(w.path == path for w in self.layer.weights)
 
 
@@ -153,6 +160,7 @@ class Builder:
     # --- values ---------------------------------------------------------------------------------
 
     def unique(self, name: str) -> str:
+        """``name``, or ``name_2``, ``name_3``, ... where taken; reserved from then on."""
         base, i = name, 1
         while name in self._names:
             i += 1
@@ -173,6 +181,8 @@ class Builder:
         return self.const(np.asarray(list(values), dtype=np.int64), name)
 
     def scalar(self, value: float, like: TensorSpec | None = None) -> ir.Value:
+        """A 0-d initializer ``value`` in ``like``'s dtype where ONNX has that dtype, else float32
+        (float64 narrowed to float32, as ``const`` does)."""
         dtype = (np.dtype(like.dtype) if like is not None and like.dtype in ONNX_DTYPES
                  else np.float32)
         return self.const(np.asarray(value, dtype=dtype), f"{self.prefix}scalar")
@@ -187,11 +197,13 @@ class Builder:
     # --- nodes ----------------------------------------------------------------------------------
 
     def op(self, op_type: str, *inputs: ir.Value | None, **attrs: Any) -> ir.Value:
+        """Emit ONNX op ``op_type`` (a unique node name under ``prefix``); its output."""
         return self.tape.op(op_type, list(inputs), typed(attrs),
                             name=self.unique(f"{self.prefix}{op_type}"))
 
     def ops(self, op_type: str, *inputs: ir.Value | None, outputs: int, **attrs: Any
             ) -> list[ir.Value]:
+        """Emit ONNX op ``op_type`` with ``outputs`` outputs; their values."""
         return list(self.tape.op_multi_out(op_type, list(inputs), typed(attrs),
                                            num_outputs=outputs,
                                            name=self.unique(f"{self.prefix}{op_type}")))
@@ -199,15 +211,18 @@ class Builder:
     # --- helpers shared by many lowerings -------------------------------------------------------
 
     def transpose(self, x: ir.Value, perm: Sequence[int]) -> ir.Value:
+        """``x`` transposed by ``perm``; the identity permutation emits nothing."""
         perm = [int(p) for p in perm]
         if perm == sorted(perm):
             return x
         return self.op("Transpose", x, perm=perm)
 
     def to_channels_first(self, x: ir.Value, rank: int) -> ir.Value:
+        """``x`` of rank ``rank`` from (N, ..., C) to (N, C, ...)."""
         return self.transpose(x, [0, rank - 1] + list(range(1, rank - 1)))
 
     def to_channels_last(self, x: ir.Value, rank: int) -> ir.Value:
+        """``x`` of rank ``rank`` from (N, C, ...) to (N, ..., C)."""
         return self.transpose(x, [0] + list(range(2, rank)) + [1])
 
     def reshape(self, x: ir.Value, shape: Sequence[int]) -> ir.Value:
@@ -215,6 +230,8 @@ class Builder:
         return self.op("Reshape", x, self.ints(shape, f"{self.prefix}shape"))
 
     def reduce(self, op_type: str, x: ir.Value, axes: Sequence[int], keepdims: bool) -> ir.Value:
+        """ONNX reduction ``op_type`` of ``x`` over ``axes``, the axes an input or an attribute as
+        ``opset`` requires."""
         # ReduceSum takes axes as an input since opset 13, the other reductions since 18.
         axes = [int(a) for a in axes]
         if op_type == "ReduceSum" or self.opset >= 18:
@@ -223,18 +240,23 @@ class Builder:
         return self.op(op_type, x, axes=axes, keepdims=int(keepdims))
 
     def squeeze(self, x: ir.Value, axes: Sequence[int]) -> ir.Value:
+        """``x`` without its size-1 ``axes``."""
         return self.op("Squeeze", x, self.ints(axes, f"{self.prefix}axes"))
 
     def unsqueeze(self, x: ir.Value, axes: Sequence[int]) -> ir.Value:
+        """``x`` with size-1 axes inserted at ``axes``."""
         return self.op("Unsqueeze", x, self.ints(axes, f"{self.prefix}axes"))
 
     def split(self, x: ir.Value, sizes: Sequence[int], axis: int) -> list[ir.Value]:
+        """``x`` split along ``axis`` into pieces of ``sizes``."""
         # Opset 18 added num_outputs; giving it together with the split input is an error.
         return self.ops("Split", x, self.ints(sizes, f"{self.prefix}split"),
                         outputs=len(sizes), axis=axis)
 
     def slice(self, x: ir.Value, starts: Sequence[int], ends: Sequence[int],
               axes: Sequence[int], steps: Sequence[int] | None = None) -> ir.Value:
+        """ONNX Slice of ``x``: ``starts`` to ``ends`` (exclusive) on ``axes``, with optional
+        ``steps``."""
         inputs = [x, self.ints(starts, f"{self.prefix}starts"),
                   self.ints(ends, f"{self.prefix}ends"), self.ints(axes, f"{self.prefix}axes")]
         if steps is not None:
@@ -242,4 +264,5 @@ class Builder:
         return self.op("Slice", *inputs)
 
     def cast(self, x: ir.Value, dtype: str) -> ir.Value:
+        """``x`` cast to ``dtype``, a dtype name of ``ONNX_DTYPES``."""
         return self.op("Cast", x, to=ONNX_DTYPES[dtype])

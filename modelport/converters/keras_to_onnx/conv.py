@@ -27,10 +27,12 @@ def _tuple(value: int | list[int] | tuple[int, ...], n: int) -> list[int]:
 
 
 def spatial_rank(call: Call) -> int:
+    """How many spatial axes the call's input has."""
     return call.rank - 2
 
 
 def channels_first(call: Call) -> bool:
+    """Whether the layer's data_format is channels_first."""
     return call.config.get("data_format") == "channels_first"
 
 
@@ -47,6 +49,8 @@ def same_pads(sizes: Sequence[int | None], kernel: list[int], strides: list[int]
 
 def padding_attrs(call: Call, kernel: list[int], strides: list[int], dilations: list[int]
                   ) -> dict:
+    """ONNX padding attributes for the layer's Keras padding: 'valid' as zero pads, 'same' as
+    explicit pads (SAME_UPPER where a spatial size is unknown), 'causal' as begin pads only."""
     padding = call.config.get("padding", "valid")
     n = len(kernel)
     if padding == "valid":
@@ -66,11 +70,14 @@ def _spatial_sizes(call: Call) -> list[int | None]:
 
 
 def into_nchw(ctx: Builder, call: Call, x: ir.Value | None = None) -> ir.Value:
+    """``x`` (default: the call's input) channels-first: transposed unless the layer is
+    channels_first already."""
     x = call.x if x is None else x
     return x if channels_first(call) else ctx.to_channels_first(x, call.rank)
 
 
 def out_of_nchw(ctx: Builder, call: Call, y: ir.Value) -> ir.Value:
+    """``y`` from channels-first back to the layer's own layout."""
     return y if channels_first(call) else ctx.to_channels_last(y, call.rank)
 
 
@@ -82,6 +89,8 @@ def _kernel_oi(kernel: np.ndarray) -> np.ndarray:
 
 @LOWERINGS.register("Conv1D", "Conv2D", "Conv3D")
 def lower_conv(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Conv1D/2D/3D -> ONNX Conv (NCHW inside Transposes the layout pass cancels; kernel
+    re-laid as OI<spatial>, groups kept), then the activation; 'same' padding as explicit pads."""
     n = spatial_rank(call)
     kernel = call.weight("kernel")
     ksize = list(kernel.shape[:n])
@@ -131,6 +140,9 @@ def _transpose_pads(call: Call, ksize: list[int], strides: list[int], dilations:
 
 @LOWERINGS.register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 def lower_conv_transpose(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Conv1D/2D/3DTranspose -> ONNX ConvTranspose (NCHW inside Transposes), then the
+    activation; pads and output_padding chosen to give Keras's output exactly
+    (``_transpose_pads``)."""
     n = spatial_rank(call)
     kernel = call.weight("kernel")  # <spatial>, out, in: ONNX wants in, out, <spatial>
     ksize = list(kernel.shape[:n])
@@ -173,6 +185,8 @@ def _depthwise(ctx: Builder, call: Call, x: ir.Value, kernel: np.ndarray, bias: 
 
 @LOWERINGS.register("DepthwiseConv1D", "DepthwiseConv2D")
 def lower_depthwise_conv(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras DepthwiseConv1D/2D -> ONNX Conv with one group per input channel (kernel re-laid as
+    ``(in * multiplier, 1, <spatial>)``), NCHW inside Transposes, then the activation."""
     kernel = call.weight("depthwise_kernel")
     y = _depthwise(ctx, call, into_nchw(ctx, call), kernel, call.has_weight("bias"))
     y = out_of_nchw(ctx, call, y)
@@ -181,6 +195,8 @@ def lower_depthwise_conv(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("SeparableConv1D", "SeparableConv2D")
 def lower_separable_conv(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras SeparableConv1D/2D -> ONNX depthwise Conv (no bias), then a 1x1 Conv with the pointwise
+    kernel and the bias, NCHW inside Transposes, then the activation."""
     # Keras: depthwise conv (strides, padding, dilation), then a 1x1 conv; the bias comes last.
     n = spatial_rank(call)
     y = _depthwise(ctx, call, into_nchw(ctx, call), call.weight("depthwise_kernel"), bias=False)

@@ -12,6 +12,8 @@ _VARIADIC = {"Add": "Sum", "Maximum": "Max", "Minimum": "Min", "Average": "Mean"
 
 @LOWERINGS.register(*_VARIADIC, mask="propagate")
 def lower_variadic(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Add, Maximum, Minimum, Average -> ONNX Sum, Max, Min, Mean of all inputs (Add of two
+    inputs as ONNX Add)."""
     op = _VARIADIC[call.layer.class_name]
     if len(call.inputs) == 2 and op == "Sum":
         return [ctx.op("Add", *call.inputs)]
@@ -20,6 +22,7 @@ def lower_variadic(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("Multiply", mask="propagate")
 def lower_multiply(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Multiply -> a chain of ONNX Mul."""
     y = call.inputs[0]
     for x in call.inputs[1:]:
         y = ctx.op("Mul", y, x)
@@ -28,6 +31,7 @@ def lower_multiply(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("Subtract", mask="propagate")
 def lower_subtract(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Subtract -> ONNX Sub; anything but two inputs is refused."""
     if len(call.inputs) != 2:
         raise UnsupportedError(f"Subtract takes 2 inputs, got {len(call.inputs)}",
                                layer=call.name)
@@ -36,11 +40,15 @@ def lower_subtract(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("Concatenate")
 def lower_concatenate(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Concatenate -> ONNX Concat on the same axis (default -1)."""
     return [ctx.op("Concat", *call.inputs, axis=int(call.config.get("axis", -1)))]
 
 
 @LOWERINGS.register("Dot")
 def lower_dot(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Dot (batch_dot) -> ReduceSum of Mul for two rank-2 inputs, MatMul for two rank-3 ones
+    (a Transpose moves a contracted axis into place); other ranks are refused. ``normalize``
+    L2-normalizes both inputs first."""
     a, b = call.inputs
     ra, rb = (len(s.shape) for s in call.in_specs)
     axes = call.config.get("axes", -1)

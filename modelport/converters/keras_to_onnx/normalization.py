@@ -23,6 +23,8 @@ def _channel_shape(call: Call, axes: list[int]) -> list[int]:
 
 @LOWERINGS.register("BatchNormalization", mask="propagate")
 def lower_batch_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras BatchNormalization (inference) -> ``x * scale + shift``, both folded from the moving
+    statistics, gamma and beta in float64 at conversion."""
     # Inference: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift.
     cfg = call.config
     axis = cfg.get("axis", -1)
@@ -62,6 +64,8 @@ def _standardize(ctx: Builder, call: Call, x: ir.Value, axes: list[int], eps: fl
 
 @LOWERINGS.register("LayerNormalization", mask="propagate")
 def lower_layer_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras LayerNormalization -> ONNX LayerNormalization (opset 17+, trailing axes, no
+    rms_scaling), else decomposed: ReduceMean, Sqrt, Reciprocal, and gamma/beta as Mul/Add."""
     cfg = call.config
     rank = call.rank
     # Keras sorts the axes as given (negative ones first) to lay out gamma/beta.
@@ -96,6 +100,9 @@ def lower_layer_norm(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("GroupNormalization")
 def lower_group_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras GroupNormalization -> ONNX GroupNormalization (opset 18+, rank 3+, channels on axis 1
+    or last), else a Reshape to (batch, before, groups, rest) with statistics over axes 1 and 3,
+    then per-channel gamma/beta."""
     cfg = call.config
     rank = call.rank
     axis = int(cfg.get("axis", -1)) % rank
@@ -162,6 +169,7 @@ def _group_norm_op(ctx: Builder, call: Call, axis: int, groups: int) -> ir.Value
 
 @LOWERINGS.register("UnitNormalization", mask="propagate")
 def lower_unit_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras UnitNormalization -> ``x / max(ReduceL2(x), 1e-12)`` over its axes."""
     # Keras: x * min(rsqrt(sum(x^2)), 1 / 1e-12) = x / max(||x||, 1e-12).
     norm = ctx.reduce("ReduceL2", call.x, _axes(call), keepdims=True)
     return [ctx.op("Div", call.x, ctx.op("Max", norm, ctx.scalar(1e-12, call.spec)))]
@@ -169,6 +177,8 @@ def lower_unit_norm(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("modelport>LocalResponseNormalization", mask="propagate")
 def lower_local_response_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """modelport's LocalResponseNormalization -> ONNX LRN, which sums over axis 1, so between
+    Transposes to channels-first and back; a rank below 3 is refused."""
     # The layer is ONNX's LRN over the last axis; ONNX's sums over axis 1, so it runs between
     # Transposes that the layout pass cancels against its neighbours' (channels-last in and out).
     if call.rank < 3:
@@ -184,6 +194,8 @@ def lower_local_response_norm(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("Normalization")
 def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Normalization -> ``(x - mean) / std``, or ``x * std + mean`` with invert; mean and std
+    (max(sqrt(variance), 1e-7)) are float32 constants from the layer's variables or its config."""
     # Keras: (x - mean) / max(sqrt(variance), epsilon), or mean + x * max(...) with invert;
     # epsilon is the backend's, 1e-7. mean/variance come from adapt() (layer variables, in the
     # kept axes' shape) or from the config (a scalar, or aligned right to the kept axes).
@@ -214,6 +226,8 @@ def lower_normalization(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("RMSNormalization", relowered=True)
 def lower_rms_norm(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras RMSNormalization -> ``x / sqrt(mean(x^2) + epsilon) * scale`` over its axes, in at
+    least float32 (cast back to the input's dtype)."""
     # Keras 3's ops.rms_normalization: x * rsqrt(mean(x^2 over axis) + epsilon) * scale, in at
     # least float32; the scale multiplies with NumPy broadcasting (trailing axes), as here.
     dtype = call.spec.dtype

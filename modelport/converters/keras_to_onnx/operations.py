@@ -37,28 +37,35 @@ def _operands(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @OPERATIONS.register(*_BINARY)
 def lower_binary(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops binary arithmetic, comparisons and logic (Add, Divide, Less, LogicalAnd, ...) ->
+    the ONNX op of the same meaning; a Python scalar operand becomes a constant in the first input's
+    dtype."""
     a, b = _operands(ctx, call)
     return [ctx.op(_BINARY[call.layer.class_name], a, b)]
 
 
 @OPERATIONS.register("NotEqual")
 def lower_not_equal(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops NotEqual -> ONNX Not(Equal)."""
     a, b = _operands(ctx, call)
     return [ctx.op("Not", ctx.op("Equal", a, b))]
 
 
 @OPERATIONS.register("Negative")
 def lower_negative(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops Negative -> ONNX Neg."""
     return [ctx.op("Neg", call.x)]
 
 
 @OPERATIONS.register("LogicalNot")
 def lower_logical_not(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops LogicalNot -> ONNX Not."""
     return [ctx.op("Not", call.x)]
 
 
 @OPERATIONS.register("Cast")
 def lower_cast(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops Cast -> ONNX Cast; a dtype ONNX has no equivalent for is refused."""
     dtype = call.config["dtype"]
     if dtype not in ONNX_DTYPES:
         raise UnsupportedError(f"cast to {dtype}", layer=call.name)
@@ -80,6 +87,8 @@ def lower_convert_to_tensor(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @OPERATIONS.register("Any", "All")
 def lower_any_all(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops Any/All -> ReduceMax/ReduceMin of the input as int32, cast back to bool (over every
+    axis when ``axis`` is None)."""
     rank = call.rank
     axis = call.config.get("axis")
     axes = list(range(rank)) if axis is None else list(axis) if isinstance(
@@ -92,11 +101,14 @@ def lower_any_all(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @OPERATIONS.register("ExpandDims")
 def lower_expand_dims(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops ExpandDims -> ONNX Unsqueeze at ``axis``."""
     return [ctx.unsqueeze(call.x, [int(call.config["axis"])])]
 
 
 @OPERATIONS.register("Squeeze")
 def lower_squeeze(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops Squeeze -> ONNX Squeeze of ``axis``, or of every static size-1 axis when it is
+    None."""
     axis = call.config.get("axis")
     if axis is None:
         axes = [i for i, d in enumerate(call.spec.shape) if d == 1]
@@ -107,6 +119,8 @@ def lower_squeeze(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @OPERATIONS.register("ZerosLike", "OnesLike")
 def lower_like(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops ZerosLike/OnesLike -> a 0 or 1 constant (``dtype``, else the input's) Expanded to
+    the input's shape."""
     value = 0 if call.layer.class_name == "ZerosLike" else 1
     dtype = call.config.get("dtype") or call.spec.dtype
     scalar = ctx.const(np.asarray(value, dtype=dtype), f"{call.name}/fill")
@@ -115,4 +129,5 @@ def lower_like(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @OPERATIONS.register("Concatenate")
 def lower_concatenate(ctx: Builder, call: Call) -> list[ir.Value]:
+    """keras.ops Concatenate -> ONNX Concat (default axis 0, as ``ops.concatenate``)."""
     return [ctx.op("Concat", *call.inputs, axis=int(call.config.get("axis", 0)))]

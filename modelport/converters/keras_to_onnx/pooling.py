@@ -26,6 +26,9 @@ _WINDOWED = {f"{kind}Pooling{n}D": kind for kind in ("Max", "Average") for n in 
 
 @LOWERINGS.register(*_WINDOWED)
 def lower_pooling(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Max/AveragePooling1D/2D/3D -> ONNX MaxPool/AveragePool (NCHW inside Transposes);
+    strides default to the pool size, 'same' as explicit pads, and the average counts only real (not
+    padded) elements."""
     n = spatial_rank(call)
     pool = _tuple(call.config.get("pool_size", 2), n)
     strides = call.config.get("strides")
@@ -51,6 +54,8 @@ def _spatial_axes(call: Call) -> list[int]:
 
 @LOWERINGS.register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
 def lower_global_max(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras GlobalMaxPooling1D/2D/3D -> ONNX ReduceMax over the spatial axes, in the Keras
+    layout."""
     keep = bool(call.config.get("keepdims", False))
     return [ctx.reduce("ReduceMax", call.x, _spatial_axes(call), keepdims=keep)]
 
@@ -58,6 +63,9 @@ def lower_global_max(ctx: Builder, call: Call) -> list[ir.Value]:
 @LOWERINGS.register("GlobalAveragePooling1D", "GlobalAveragePooling2D",
                     "GlobalAveragePooling3D")
 def lower_global_average(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras GlobalAveragePooling1D/2D/3D -> ONNX ReduceMean over the spatial axes; a rank-3 input
+    with a Keras mask averages only the unmasked steps (ReduceSum of Where over the mask's
+    count)."""
     keep = bool(call.config.get("keepdims", False))
     axes = _spatial_axes(call)
     # Keras 3 files pass the mask explicitly (`mask=` of the call, e.g. from a NotEqual op

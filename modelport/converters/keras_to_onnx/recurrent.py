@@ -92,6 +92,9 @@ class Recurrence:
 
 @dataclass
 class Result:
+    """A recurrence run: its output sequence (with return_sequences), its last step's output and its
+    final states."""
+
     sequence: ir.Value | None  # (batch, time, ...) in processing order; with return_sequences
     last: ir.Value  # last step's output
     states: list[ir.Value]  # final h (and c)
@@ -420,6 +423,8 @@ def _initial_state(call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("SimpleRNN", "GRU", "LSTM", relowered=True)
 def lower_rnn(ctx: Builder, call: Call) -> Lowered:
+    """Keras SimpleRNN/GRU/LSTM -> ONNX RNN/GRU/LSTM where that is exact, else a Scan (see the
+    module); the sequence or the last output, then the final states with return_state."""
     kind = call.layer.class_name
     rec = recurrence(call, kind, call.config)
     mask, carried = _masks(call)
@@ -432,6 +437,9 @@ def lower_rnn(ctx: Builder, call: Call) -> Lowered:
 
 @LOWERINGS.register("Bidirectional", relowered=True)
 def lower_bidirectional(ctx: Builder, call: Call) -> Lowered:
+    """Keras Bidirectional over SimpleRNN/GRU/LSTM -> a forward and a backward recurrence (the
+    backward sequence reversed back to input order), merged per merge_mode: concat, sum, mul, ave,
+    or None (both outputs)."""
     cfg = call.config
     forward = cfg["layer"]
     backward = cfg.get("backward_layer") or {

@@ -49,6 +49,8 @@ def _pairs(call: Call, key: str, n: int) -> list[tuple[int, int]]:
 
 @LOWERINGS.register("Cropping1D", "Cropping2D", "Cropping3D")
 def lower_cropping(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Cropping1D/2D/3D -> ONNX Slice of the spatial axes (negative ends, so an unknown size
+    needs no Shape op)."""
     n = call.rank - 2
     crops = _pairs(call, "cropping", n)
     axes = _spatial_axes(call, n)
@@ -59,6 +61,7 @@ def lower_cropping(ctx: Builder, call: Call) -> list[ir.Value]:
 
 @LOWERINGS.register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
 def lower_zero_padding(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras ZeroPadding1D/2D/3D -> ONNX Pad with zeros on the spatial axes, in the Keras layout."""
     n = call.rank - 2
     pads = _pairs(call, "padding", n)
     return [_pad(ctx, call.x, call.rank, _spatial_axes(call, n), pads, 0.0, call)]
@@ -75,6 +78,9 @@ def _pad(ctx: Builder, x: ir.Value, rank: int, axes: list[int], pads: list[tuple
 
 @LOWERINGS.register("UpSampling1D", "UpSampling2D", "UpSampling3D")
 def lower_upsampling(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras UpSampling1D/2D/3D -> ONNX Resize by the integer sizes (NCHW inside Transposes):
+    'nearest' as asymmetric floor (a repeat), 'bilinear' and 'bicubic' half-pixel; other
+    interpolations need a static size and go through ``_resize``."""
     n = call.rank - 2
     size = _tuple(call.config.get("size", 2), n)
     method = call.config.get("interpolation", "nearest")
@@ -243,6 +249,9 @@ def _float_input(call: Call) -> None:
 
 @LOWERINGS.register("Resizing", relowered=True)
 def lower_resizing(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras Resizing -> resampling as ``jax.image.resize`` does (see the module), after
+    crop_to_aspect_ratio's Slice or pad_to_aspect_ratio's Pad; an unknown input size allows only
+    'nearest' and non-antialiased 'bilinear'. Resizing to the input's own size is the identity."""
     cfg = call.config
     _float_input(call)
     target = [int(cfg["height"]), int(cfg["width"])]
@@ -295,6 +304,9 @@ def _aspect_pad(ctx: Builder, call: Call, x: ir.Value, hw: list[int], target: li
 
 @LOWERINGS.register("CenterCrop")
 def lower_center_crop(ctx: Builder, call: Call) -> list[ir.Value]:
+    """Keras CenterCrop -> ONNX Slice of the centred window; an input smaller than the target in
+    some dimension takes Keras's smart_resize instead (the largest window of the target's aspect
+    ratio, resized bilinearly)."""
     target = [int(call.config["height"]), int(call.config["width"])]
     hw = _static_hw(call)
     axes = _spatial_axes(call, 2)
