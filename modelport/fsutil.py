@@ -210,7 +210,8 @@ def contained_path(folder: Path, relative: str, *, what: str, file: Path) -> Pat
     if "\x00" in relative:
         raise UnsafeInputError(f"{what} contains a NUL byte", file=file)
     pure = Path(relative)
-    if pure.is_absolute() or relative.startswith(("/", "\\")) or (len(relative) > 1 and relative[1] == ":"):
+    drive = len(relative) > 1 and relative[1] == ":"
+    if pure.is_absolute() or relative.startswith(("/", "\\")) or drive:
         raise UnsafeInputError(f"{what} is an absolute path: {relative!r}", file=file)
     if any(part == ".." for part in relative.replace("\\", "/").split("/")):
         raise UnsafeInputError(f"{what} climbs out of the model's folder: {relative!r}", file=file)

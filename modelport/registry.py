@@ -42,7 +42,8 @@ class Registry(Mapping[str, V]):
         for these names (one function serving Conv1D/2D/3D with ``n=1/2/3``)."""
         def deco(fn: F) -> F:
             for name in names:
-                entry: Any = partial(fn, **bound) if bound else fn  # V is this table's function type
+                # an entry is of this table's function type V, partial or not
+                entry: Any = partial(fn, **bound) if bound else fn
                 self.add(name, entry)
             return fn
         return deco

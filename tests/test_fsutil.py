@@ -142,8 +142,8 @@ def test_a_missing_destination_folder_is_told_before_any_work(tmp_path, monkeypa
         result = _convert(tmp_path / "missing" / name)
         assert result.exit_code == 7, result.output
         # (web/model.json names a folder to be made: its own folder is the one missing)
-        assert f"{tmp_path / 'missing'}: the destination's folder does not exist (create it " \
-            "first)" in result.output, result.output
+        assert (f"{tmp_path / 'missing'}: the destination's folder does not exist (create it "
+                "first)") in result.output, result.output
     assert list(tmp_path.iterdir()) == []
 
 
