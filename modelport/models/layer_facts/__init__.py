@@ -2,9 +2,10 @@
 
 Each family module (``core``, ``activations``, ``conv``, ``pooling``, ``normalization``,
 ``merging``, ``reshaping``, ``recurrent``, ``attention``, the same families as the ONNX
-lowering and the NumPy reference) declares its classes with ``declare(name, ...)``: a
-``LayerFacts`` record in ``FACTS`` holding the class's shape rule, its variables (names, order,
-trainable), the shapes they must have, what tfjs-layers 4.22 makes of it and how Keras 2 spells
+lowering and the NumPy reference) declares its classes with ``declare(name, ...)`` (made by
+``declarer(__name__)``): a ``LayerFacts`` record in ``FACTS`` holding the class's shape rule,
+its variables (names, order, trainable), the shapes they must have, what tfjs-layers 4.22 makes
+of it and how Keras 2 spells
 its config. Declaring a class twice is an error.
 
 The machinery that uses the facts lives beside this package and walks graphs and configs:
@@ -40,7 +41,7 @@ from .base import (
     TfjsRule,
     VariableShapeRule,
     VariablesRule,
-    declare,
+    declarer,
     layer_variables,
     shape_rule,
 )
@@ -57,7 +58,7 @@ __all__ = [
     "TfjsRule",
     "VariableShapeRule",
     "VariablesRule",
-    "declare",
+    "declarer",
     "layer_variables",
     "shape_rule",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import leaf, no_variables, same_shape
+
+declare = declarer(__name__)
 
 declare("Activation", "Softmax", shape=same_shape, variables=no_variables, tfjs=True)
 

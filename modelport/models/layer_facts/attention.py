@@ -4,8 +4,10 @@ and the EinsumDense projections MultiHeadAttention is made of."""
 from __future__ import annotations
 
 from ...errors import FormatError
-from .base import TensorSpec, declare
+from .base import TensorSpec, declarer
 from .helpers import leaf, out
+
+declare = declarer(__name__)
 
 
 def _multi_head_attention(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:

@@ -1,6 +1,7 @@
 """The ``LayerFacts`` record, the ``FACTS`` table keyed by Keras class name, and its lookups.
 
-A family module (``core``, ``conv``, ...) declares each class once with ``declare``; the
+A family module (``core``, ``conv``, ...) declares each class once with its ``declare``
+(``declare = declarer(__name__)``); the
 machinery modules of ``models/`` (``keras_shapes``, ``weight_shapes``, ``keras_variables``,
 ``keras_dialect``, ``tfjs_support``) walk graphs and configs and ask this table about a class.
 Nothing here walks a graph.
@@ -8,7 +9,6 @@ Nothing here walks a graph.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -97,13 +97,24 @@ class LayerFacts:
 FACTS: Registry[LayerFacts] = Registry("Keras layer facts")
 
 
-def declare(*class_names: str, **facts: Any) -> None:
-    """Enter the same facts for ``class_names`` (one call per class, or per variant group)."""
-    # The family is the declaring module, so that no declaration has to repeat its own name.
-    family = str(sys._getframe(1).f_globals.get("__name__", "")).rsplit(".", 1)[-1]
-    record = LayerFacts(**facts, family=family)
-    for name in class_names:
-        FACTS.add(name, record)
+Declare = Callable[..., None]
+
+
+def declarer(module_name: str) -> Declare:
+    """The ``declare`` function of one family module, which begins with
+    ``declare = declarer(__name__)``: its records name that module as their family, so that no
+    declaration repeats it.
+
+    ``declare(*class_names, **facts)`` enters the same facts for ``class_names`` (one call per
+    class, or per variant group); the keywords are ``LayerFacts``'s fields.
+    """
+    family = module_name.rsplit(".", 1)[-1]
+
+    def declare(*class_names: str, **facts: Any) -> None:
+        record = LayerFacts(**facts, family=family)
+        for name in class_names:
+            FACTS.add(name, record)
+    return declare
 
 
 # --- lookups ------------------------------------------------------------------------------------

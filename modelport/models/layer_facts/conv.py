@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import bias, channels, ints, kernel_dims, leaf, per_axis, window
+
+declare = declarer(__name__)
 
 
 def _conv_window(cfg: dict, n: int) -> Callable[[int, int], int]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 from ...errors import FormatError, UnsupportedError
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import bias, leaf, moved, no_variables, one, out, same_shape, sized
+
+declare = declarer(__name__)
 
 # Settings of Dense and Embedding that add state tfjs-layers does not know.
 _LORA = TfjsRule(lambda c: c.get("lora_rank") is not None,

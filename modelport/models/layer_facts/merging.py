@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ...errors import FormatError
-from .base import TensorSpec, declare
+from .base import TensorSpec, declarer
 from .helpers import broadcast, no_variables, one, out
+
+declare = declarer(__name__)
 
 
 def _elementwise(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import axes, leaf, no_variables, same_shape
+
+declare = declarer(__name__)
 
 
 def _scale_and_center(config: dict) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import channels_first, ints, no_variables, one, out, per_axis, window
+
+declare = declarer(__name__)
 
 
 def _pooling(cfg: dict, inputs: list, kwargs: dict, *, n: int) -> list[TensorSpec]:

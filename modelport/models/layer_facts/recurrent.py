@@ -10,12 +10,14 @@ from .base import (
     VARIABLE_SHAPE_RULES,
     TensorSpec,
     TfjsRule,
-    declare,
+    declarer,
     layer_variables,
     shape_rule,
 )
 from .conv import conv_shape
 from .helpers import bias, compute_dtype, leaf, one, out
+
+declare = declarer(__name__)
 
 # --- cells: sub-objects of the recurrent layers, which hold the variables -----------------------
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 
 from ...errors import FormatError
-from .base import TensorSpec, TfjsRule, declare
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import channels_first, ints, no_variables, one, out, pairs, per_axis, positive
+
+declare = declarer(__name__)
 
 
 def _cropping(cfg: dict, inputs: list, kwargs: dict, *, n: int) -> list[TensorSpec]:
