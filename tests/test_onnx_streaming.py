@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelport.converters import onnx_normalize as to_tfjs_prepare
+from modelport.converters import onnx_normalize
 from modelport.errors import FormatError
 from modelport.formats import onnx as onnx_format
 
@@ -57,8 +57,8 @@ def test_big_initializers_are_mapped_and_survive_normalize(tmp_path, opset, ir_v
     assert _mapped(values["W"]) and not _mapped(values["b"])
 
     weight = model.graph.initializers["W"].const_value
-    out = to_tfjs_prepare.normalize(model)
-    assert to_tfjs_prepare.opset_of(out) == max(opset, to_tfjs_prepare.NORMALIZED_OPSET)
+    out = onnx_normalize.normalize(model)
+    assert onnx_normalize.opset_of(out) == max(opset, onnx_normalize.NORMALIZED_OPSET)
     assert out.graph.initializers["W"].const_value is weight  # attached again, not copied
     assert [v.name for v in out.graph.inputs] == ["x"]
     assert set(out.graph.initializers) == set(arrays)
@@ -99,7 +99,7 @@ def test_normalize_takes_the_whole_model_when_the_converter_renames_a_weight(tmp
     proto, arrays = _proto(13, 7)
     onnx.save(proto, tmp_path / "m.onnx")
     model = onnx_format.read(tmp_path / "m.onnx")
-    original = to_tfjs_prepare._normalize_proto
+    original = onnx_normalize._normalize_proto
     calls = []
 
     def renaming(proto, opset):
@@ -111,8 +111,8 @@ def test_normalize_takes_the_whole_model_when_the_converter_renames_a_weight(tmp
         calls.append(len(proto.graph.initializer))
         return out
 
-    monkeypatch.setattr(to_tfjs_prepare, "_normalize_proto", renaming)
-    out = to_tfjs_prepare.normalize(model)
+    monkeypatch.setattr(onnx_normalize, "_normalize_proto", renaming)
+    out = onnx_normalize.normalize(model)
     assert calls == [2, 3]  # the skeleton (b, shape), then the whole model
     assert np.array_equal(out.graph.initializers["W"].const_value.numpy(), arrays["W"])
     assert [v.name for v in out.graph.inputs] == ["x"]

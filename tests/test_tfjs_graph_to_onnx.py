@@ -1,4 +1,4 @@
-"""TF.js graph-model -> ONNX (``converters.onnx_tfjs.from_tfjs``) against real TensorFlow.
+"""TF.js graph-model -> ONNX (``converters.tfjs_to_onnx``) against real TensorFlow.
 
 1. Fixtures (``fixtures/tfjs_graph``, graph-models written by the real ``tensorflowjs``
    converter from SavedModels, with TensorFlow's outputs in ``io.npz``): each converts through

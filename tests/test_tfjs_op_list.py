@@ -1,6 +1,6 @@
 """The ONNX -> TF.js mapping writes only what the installed @tensorflow/tfjs-converter runs.
 
-``to_tfjs_core.EMITS`` declares every TF op and attribute a rule may write (``Ctx.op`` refuses
+``onnx_to_tfjs.core.EMITS`` declares every TF op and attribute a rule may write (``Ctx.op`` refuses
 anything else); here each is looked up in the op list that ships in the npm package
 (``tests/interop/node/list_tfjs_ops.js`` prints it).
 """

@@ -1,6 +1,6 @@
 """ONNX <-> TF op renames as data: one row per op that is the same computation on both sides.
 
-Shared by ``to_tfjs`` (ONNX -> TF.js graph-model) and ``from_tfjs`` (the reverse); read-only
+Shared by ``onnx_to_tfjs`` (ONNX -> TF.js graph-model) and ``tfjs_to_onnx`` (the reverse); read-only
 for both. A row holds only when the ONNX node's attributes listed in ``fixed`` have exactly
 those values (absent = ONNX's default); anything else is an op that needs surgery and has a
 function in the converter of its direction. Attribute values are plain Python values on both
@@ -13,7 +13,7 @@ converter always writes the value explicitly on the TF side (tfjs's defaults dif
 LeakyRelu alpha is 0.2, ONNX's 0.01).
 
 ``inputs`` is the number of tensor inputs, the same on both sides and in the same order.
-``tf_aliases`` are other TF ops that mean the same (read by ``from_tfjs`` only; ``to_tfjs``
+``tf_aliases`` are other TF ops that mean the same (read by ``tfjs_to_onnx`` only; ``onnx_to_tfjs``
 always writes ``tf``). ``dtypes`` restricts the row to inputs of those kinds (``"float"``:
 float tensors only; ``"bool"``: bool only; None: any), because some TF ops differ on
 integers (tfjs's RealDiv on int32 floors, ONNX's Div truncates).

@@ -9,7 +9,7 @@ folder keyed by the onnx version, and reads them from there.
 
 A case belongs to the op of its model's one node; a model of several nodes (``_expanded``
 cases: the op's function body inlined) to the op its name tests (``test_<op>_...``). For every op in
-the mapping table (``to_tfjs_core.RULES``) there is one test: each of its cases must convert,
+the mapping table (``onnx_to_tfjs.core.RULES``) there is one test: each of its cases must convert,
 run in real tfjs (all models in a few Node processes, see ``tfjs_node.run_graph_batch``) and
 match the expected outputs within ``TOL``, or be listed in ``LISTED`` with a reason — listed as
 ``refused`` (the converter must raise UnsupportedError) or ``differs`` (converts, tfjs's result

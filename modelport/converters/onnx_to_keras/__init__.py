@@ -2,7 +2,7 @@
 
 ``raise_model(model)`` runs, in order:
 
-1. The ONNX preparation shared with the TF.js graph route (``onnx_tfjs.to_tfjs_prepare``): one
+1. The ONNX preparation shared with the TF.js graph route (``converters.onnx_normalize``): one
    opset, shape inference, constant folding, each layout-sensitive op (convolutions, pools,
    normalizations, Resize) rewritten as its channels-last twin between two Transposes, and
    ``layout.optimize``, which cancels the Transposes between neighbours. What is left is a graph
@@ -230,7 +230,7 @@ def _output_refs(ctx: Ctx, outputs: list[ir.Value]) -> list[TensorRef]:
 
 
 def name_nodes(graph: ir.Graph | onnx.GraphProto) -> None:
-    """Name unnamed nodes by position, as ``runtime.divergence`` names them in the source, so
+    """Name unnamed nodes by position, as ``check.divergence`` names them in the source, so
     that a Keras layer can be traced back to the node it was raised from."""
     for i, node in enumerate(graph.node if isinstance(graph, onnx.GraphProto) else graph):
         if not node.name:

@@ -1,6 +1,6 @@
 """Convolutions, pooling, normalizations and resizing: raised from their channels-last twins.
 
-The twin (see ``onnx_tfjs.to_tfjs_prepare``) reads and writes tensor 0 channels-last; its other
+The twin (see ``converters.onnx_normalize``) reads and writes tensor 0 channels-last; its other
 inputs (weights, scales) and attributes are ONNX's own, so kernels are still OIHW here and are
 transposed to Keras's HWIO. ONNX's explicit pads become Keras 'same' where they are exactly
 what 'same' computes for the static input size, and a ZeroPadding layer before a 'valid' one

@@ -2,7 +2,7 @@
 RMSNormalization, LpNormalization, MeanVarianceNormalization) and their shared pieces.
 
 The channel-axis ones (BatchNormalization, InstanceNormalization, GroupNormalization, LRN)
-are layout-sensitive and live in ``to_tfjs_nn``.
+are layout-sensitive and live in ``nn``.
 """
 
 from __future__ import annotations
