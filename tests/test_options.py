@@ -229,19 +229,6 @@ def test_an_unwritable_destination_folder_is_found_before_the_model_is_read(tmp_
     assert list(locked.iterdir()) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root writes into a 0555 folder")
-def test_a_read_only_folder_is_found_before_the_model_is_read(tmp_path, never_read):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        code, output = _convert(KERAS, locked / "m.onnx", "-q")
-    finally:
-        locked.chmod(0o755)
-    assert code == 7 and "cannot be written" in output, output
-
-
 def test_a_destination_under_a_regular_file_is_not_called_missing(tmp_path, never_read):
     afile = tmp_path / "notes.txt"
     afile.write_text("x")
