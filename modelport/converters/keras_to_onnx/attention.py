@@ -110,6 +110,19 @@ def _output(ctx: Builder, call: Call, x: ir.Value, rank: int) -> ir.Value:
         y = ctx.op("Add", y, ctx.const(bias.reshape(-1), f"{call.name}/output_dense/bias"))
     return ctx.reshape(y, [0] * (rank - 1) + out) if len(out) > 1 else y
 
+def _heads_inputs(call: Call) -> tuple[dict, dict, ir.Value, ir.Value]:
+    """What MultiHeadAttention and GroupQueryAttention are called with: (arguments, Keras
+    masks, query, value); flash_attention is refused."""
+    if call.config.get("flash_attention"):
+        raise UnsupportedError("flash_attention=True (supported: the default attention)",
+                               layer=call.name)
+    args, kmasks = _bind(call)
+    query, value = args.get("query"), args.get("value")
+    if not isinstance(query, ir.Value) or not isinstance(value, ir.Value):
+        raise UnsupportedError(f"{call.layer.class_name} called without query and value tensors",
+                               layer=call.name)
+    return args, kmasks, query, value
+
 
 @LOWERINGS.register("MultiHeadAttention", relowered=True)
 def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
@@ -117,14 +130,7 @@ def lower_multi_head_attention(ctx: Builder, call: Call) -> Lowered:
     scores (MatMul or Einsum), masked Softmax, the value combined and projected out (the scores too
     with return_attention_scores); flash_attention is refused."""
     cfg = call.config
-    if cfg.get("flash_attention"):
-        raise UnsupportedError("flash_attention=True (supported: the default attention)",
-                               layer=call.name)
-    args, kmasks = _bind(call)
-    query, value = args.get("query"), args.get("value")
-    if not isinstance(query, ir.Value) or not isinstance(value, ir.Value):
-        raise UnsupportedError("MultiHeadAttention called without query and value tensors",
-                               layer=call.name)
+    args, kmasks, query, value = _heads_inputs(call)
     key_given = isinstance(args.get("key"), ir.Value)
     key = args["key"] if key_given else value
     rank = len(call.out_specs[0].shape)  # the query's rank (the output's shape otherwise)
@@ -431,14 +437,7 @@ def lower_group_query_attention(ctx: Builder, call: Call) -> Lowered:
     the query heads, scaled MatMul scores, masked Softmax and the output projection (see above);
     flash_attention is refused."""
     cfg = call.config
-    if cfg.get("flash_attention"):
-        raise UnsupportedError("flash_attention=True (supported: the default attention)",
-                               layer=call.name)
-    args, kmasks = _bind(call)
-    query, value = args.get("query"), args.get("value")
-    if not isinstance(query, ir.Value) or not isinstance(value, ir.Value):
-        raise UnsupportedError("GroupQueryAttention called without query and value tensors",
-                               layer=call.name)
+    args, kmasks, query, value = _heads_inputs(call)
     if len(call.out_specs[0].shape) != 3:
         raise UnsupportedError("GroupQueryAttention on inputs of rank "
                                f"{len(call.out_specs[0].shape)} (Keras's equations are rank 3)",

@@ -41,6 +41,20 @@ def _bind(call: Call) -> tuple[dict, dict]:
     return values, masks
 
 
+def _heads_inputs(call: Call) -> tuple[dict, dict, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """What MultiHeadAttention and GroupQueryAttention are called with: (arguments, Keras masks,
+    query, value, key — the value when none is given —, whether a key was given)."""
+    cfg = call.cfg
+    if cfg.get("flash_attention"):
+        raise unsupported(call, "flash_attention=True is not implemented")
+    bound, kmasks = _bind(call)
+    query = as_float(bound["query"], cfg)
+    value = as_float(bound["value"], cfg)
+    key_given = bound.get("key") is not None
+    key = as_float(bound["key"], cfg) if key_given else value
+    return bound, kmasks, query, value, key, key_given
+
+
 # Variable folders, as Keras 3's .keras files name the EinsumDense sub-layers.
 _FOLDER = {"query": "query_dense", "key": "key_dense", "value": "value_dense",
            "gate": "_gate_dense", "attention_output": "output_dense"}
@@ -57,13 +71,7 @@ def _project(call: Call, name: str, x: np.ndarray) -> np.ndarray:
 @register("MultiHeadAttention")
 def _multi_head_attention(call: Call) -> Masked:
     cfg = call.cfg
-    if cfg.get("flash_attention"):
-        raise unsupported(call, "flash_attention=True is not implemented")
-    bound, kmasks = _bind(call)
-    query = as_float(bound["query"], cfg)
-    value = as_float(bound["value"], cfg)
-    key_given = bound.get("key") is not None
-    key = as_float(bound["key"], cfg) if key_given else value
+    bound, kmasks, query, value, key, key_given = _heads_inputs(call)
     query_mask = kmasks.get("query")
     value_mask = bound.get("value_mask")
     if value_mask is None:
@@ -237,13 +245,7 @@ def _gqa_project(call: Call, name: str, x: np.ndarray) -> np.ndarray:
 @register("GroupQueryAttention")
 def _group_query_attention(call: Call) -> Masked:
     cfg = call.cfg
-    if cfg.get("flash_attention"):
-        raise unsupported(call, "flash_attention=True is not implemented")
-    bound, kmasks = _bind(call)
-    query = as_float(bound["query"], cfg)
-    value = as_float(bound["value"], cfg)
-    key_given = bound.get("key") is not None
-    key = as_float(bound["key"], cfg) if key_given else value
+    bound, kmasks, query, value, key, key_given = _heads_inputs(call)
 
     def given_or_keras(name: str, tensor: str):
         explicit = bound.get(name)
