@@ -17,15 +17,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import onnx_ir as ir
-
+from .._lazy import DeferredModule
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
 from ..check.readback import Written, check_written, quantization_summary
 from ..errors import FormatError, ModelportError, UnsupportedError
 from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
-from ..formats.loading import Model, load
+from ..formats.loading import load
 from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
 from . import routes
@@ -40,7 +39,14 @@ from .report import (
 from .routes import TFJS_TARGETS, Route, Step
 
 if TYPE_CHECKING:
+    import onnx_ir as ir
+
     from ..converters.onnx_to_keras import Raised
+    from ..formats.loading import Model
+else:
+    # onnx_ir (onnx, ml_dtypes) is imported by the routes that make or read ONNX, not by a
+    # Keras -> TF.js layers-model conversion: each ``ir.`` below runs where it is loaded already.
+    ir = DeferredModule("onnx_ir")
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +288,7 @@ def _describe_result(report: ConversionReport, result: Model, raised: Raised | N
                      written: Written | None, options: ConvertOptions) -> None:
     """What the target format adds to the report, and the read-back check's findings."""
     layout = "channels_first" if options.channels_first else "channels_last"
-    if isinstance(result, ir.Model):
+    if not isinstance(result, (LayersModel, TfjsGraph)):  # ONNX (not ir.Model: see the imports)
         report.onnx = OnnxDetails(
             opset=int(result.graph.opset_imports.get("", 0)), ir_version=result.ir_version,
             transposes=sum(1 for n in result.graph if n.op_type == "Transpose"),
@@ -353,7 +359,7 @@ def _diagnosed(src: Path, model: Model) -> Iterator[None]:
     except ModelportError:
         raise
     except Exception as e:
-        if not isinstance(model, ir.Model):
+        if isinstance(model, (LayersModel, TfjsGraph)):  # not ONNX
             raise
         from ..formats import onnx as onnx_format
 

@@ -8,15 +8,16 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-import onnx_ir as ir
+from typing import TYPE_CHECKING, Any
 
 from ..check.readback import Quantization, quantization_summary
 from ..errors import ModelportError
 from ..formats import sniff
 from ..formats.loading import load
 from ..models import LayersModel, TfjsGraph, keras_dialect, keras_shapes, tfjs_support
+
+if TYPE_CHECKING:  # annotations only: importing ``api`` must not import onnx_ir (and onnx)
+    import onnx_ir as ir
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import onnx_ir as ir
-
 from ..errors import FormatError, UnsupportedError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both heavy (onnx_ir imports onnx): ``resolve_opset`` serves every route
     import onnx
+    import onnx_ir as ir
 
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 21, 17
 # ONNX sources at any opset are first converted to this one (onnx's version converter), so the
@@ -55,6 +54,8 @@ def skeleton(model: ir.Model, min_bytes: int = 0) -> tuple[onnx.ModelProto, list
     runs on it without copying the weights."""
     taken = {name: v for name, v in model.graph.initializers.items()
              if v.const_value is not None and v.const_value.nbytes >= min_bytes}
+    import onnx_ir as ir
+
     for name in taken:
         model.graph.initializers.pop(name)
     try:
