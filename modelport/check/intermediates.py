@@ -31,11 +31,10 @@ layer names' tensors, both models running in the NumPy reference.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import onnx_ir as ir
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     import onnx
 
 Call = tuple[str, int]  # a Keras call: (layer, call index)
+N = TypeVar("N", bound=Hashable)  # a step of a graph: a Keras call, an ONNX node
 SAMPLE = 256  # elements screened before a whole value is compared: most candidates fail there
 LARGEST = 1 << 31  # a protobuf message cannot be serialized past 2 GiB
 
@@ -67,7 +67,7 @@ class Held:
 
     value: str
     layout: str
-    result: OutputReport
+    result: OutputReport | None = None  # for the nearest value only: what is reported
 
 
 @dataclass
@@ -134,55 +134,93 @@ class Values:
         self.rng = np.random.default_rng(0)
 
     def find(self, expected: np.ndarray, noise: np.ndarray | None) -> Held | None:
-        """The first value (in node order) that holds ``expected``, or None."""
+        """The first value (in node order) that holds ``expected``, or None. Each candidate is
+        screened on a sample of elements, read through the layout without moving the tensor;
+        the few that pass are compared whole."""
         expected = np.asarray(expected)
         tol = self.tolerances.default
         bound = _bound(expected, noise, tol)
-        for name, layout, e, n in self._candidates(expected, noise):
+        moved: dict[Layout, np.ndarray] = {}
+        for name in self.by_size.get(expected.size, ()):
             actual = self.values[name]
-            if not self._screen(e, actual, bound, tol):
-                continue
-            result = compare_output(name, e, actual, tol, self.tolerances.nan_policy, noise=n)
-            if result.passed:
-                return Held(name, layout, result)
+            for layout in _layouts(expected.shape, actual.shape):
+                if not self._screen(expected, layout, actual, bound, tol):
+                    continue
+                if layout not in moved:
+                    moved[layout] = layout.move(expected)
+                if _holds(moved[layout], actual, bound, tol, self.tolerances.nan_policy):
+                    return Held(name, layout.label)
         return None
 
     def nearest(self, expected: np.ndarray, noise: np.ndarray | None) -> Held | None:
-        """The value closest to ``expected`` (least max abs error) among those of its size."""
+        """The value closest to ``expected`` (least max abs error) among those of its size,
+        with the parity check's whole report on it."""
+        expected = np.asarray(expected)
         best: Held | None = None
-        for name, layout, e, n in self._candidates(np.asarray(expected), noise):
-            result = compare_output(name, e, self.values[name], self.tolerances.default,
-                                    self.tolerances.nan_policy, noise=n)
-            if best is None or result.max_abs < best.result.max_abs:
-                best = Held(name, layout, result)
+        for name in self.by_size.get(expected.size, ()):
+            actual = self.values[name]
+            for layout in _layouts(expected.shape, actual.shape):
+                result = compare_output(name, layout.move(expected), actual,
+                                        self.tolerances.default, self.tolerances.nan_policy,
+                                        noise=None if noise is None else layout.move(noise))
+                if best is None or best.result is None or result.max_abs < best.result.max_abs:
+                    best = Held(name, layout.label, result)
         return best
 
-    def _candidates(self, expected: np.ndarray, noise: np.ndarray | None
-                    ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray | None]]:
-        """(value, layout, expected and noise in that value's layout) for each value of the
-        same size; each layout of ``expected`` is made once."""
-        moved: dict[tuple[str, tuple[int, ...]], tuple[np.ndarray, np.ndarray | None]] = {}
-        for name in self.by_size.get(expected.size, ()):
-            shape = self.values[name].shape
-            for layout, how in _layouts(expected.shape, shape):
-                if (layout, shape) not in moved:
-                    moved[layout, shape] = (how(expected), None if noise is None
-                                            else how(np.asarray(noise)))
-                e, n = moved[layout, shape]
-                yield name, layout, e, n
-
-    def _screen(self, e: np.ndarray, actual: np.ndarray, bound: float,
+    def _screen(self, expected: np.ndarray, layout: Layout, actual: np.ndarray, bound: float,
                 tol: Tolerance | None) -> bool:
         """False when a sample of elements already exceeds the tolerance (so the whole value
         would fail); True: compare it whole."""
-        if e.size <= SAMPLE:
+        if expected.size <= SAMPLE:
             return True
-        picks = self.rng.integers(0, e.size, SAMPLE)
-        x = e.reshape(-1)[picks].astype(np.float64)
+        picks = self.rng.integers(0, expected.size, SAMPLE)
+        x = layout.pick(expected, picks).astype(np.float64)
         y = actual.reshape(-1)[picks].astype(np.float64)
         allowed = bound if tol is None else tol.atol + tol.rtol * np.abs(x)
         with np.errstate(invalid="ignore"):
             return not bool(np.any(np.abs(y - x) > allowed))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a Keras tensor sits in a value: its axes permuted (``perm``), then reshaped to
+    ``shape`` (the value's)."""
+
+    label: str
+    perm: tuple[int, ...]
+    moved: tuple[int, ...]  # the shape after the permutation
+    shape: tuple[int, ...]
+
+    def move(self, a: np.ndarray) -> np.ndarray:
+        """``a`` in the value's layout (a copy)."""
+        return np.ascontiguousarray(np.asarray(a).transpose(self.perm)).reshape(self.shape)
+
+    def pick(self, a: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        """``move(a).reshape(-1)[flat]`` without moving ``a``."""
+        at = np.unravel_index(flat, self.moved)  # a reshape keeps the permuted order
+        source = list(at)
+        for i, axis in enumerate(self.perm):
+            source[axis] = at[i]
+        return np.asarray(a)[tuple(source)]
+
+
+def _holds(e: np.ndarray, a: np.ndarray, bound: float, tol: Tolerance | None,
+           nan_policy: str) -> bool:
+    """The parity check's verdict (``compare_output(...).passed``, its whole-output noise
+    rule or the user's tolerance), without its statistics."""
+    e = e.astype(np.float64, copy=False)
+    a = a.astype(np.float64, copy=False)
+    if not (np.isfinite(e).all() and np.isfinite(a).all()):
+        e_nan, a_nan = np.isnan(e), np.isnan(a)
+        if (e_nan != a_nan).any() if nan_policy == "match" else (e_nan | a_nan).any():
+            return False
+        e_inf, a_inf = np.isinf(e), np.isinf(a)
+        if ((e_inf | a_inf) & ~(e_inf & a_inf & (e == a))).any():
+            return False
+        finite = np.isfinite(e) & np.isfinite(a)
+        e, a = e[finite], a[finite]
+    allowed = bound if tol is None else tol.atol + tol.rtol * np.abs(e)
+    return not bool(np.any(np.abs(a - e) > allowed))
 
 
 def _bound(expected: np.ndarray, noise: np.ndarray | None, tol: Tolerance | None) -> float:
@@ -199,8 +237,7 @@ def _bound(expected: np.ndarray, noise: np.ndarray | None, tol: Tolerance | None
     return max(NOISE_FACTOR * rounding, SCALE_FLOOR * scale, ABS_FLOOR)
 
 
-def _layouts(shape: tuple[int, ...], target: tuple[int, ...]
-             ) -> Iterator[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+def _layouts(shape: tuple[int, ...], target: tuple[int, ...]) -> Iterator[Layout]:
     """The ways a Keras tensor of ``shape`` can sit in a value of shape ``target`` (same
     size): as it is, with its channels moved first or last (the layout pass), time-major (an
     ONNX RNN's sequence), each also reshaped where only dimensions of 1 differ (an RNN's
@@ -212,9 +249,9 @@ def _layouts(shape: tuple[int, ...], target: tuple[int, ...]
         seen.add(perm)
         moved = tuple(shape[i] for i in perm)
         if moved == target:
-            yield label, functools.partial(_permuted, perm=perm, shape=None)
+            yield Layout(label, perm, moved, target)
         elif _squeezed(moved) == _squeezed(target):
-            yield f"{label}, reshaped", functools.partial(_permuted, perm=perm, shape=target)
+            yield Layout(f"{label}, reshaped", perm, moved, target)
 
 
 def _permutations(rank: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -229,12 +266,6 @@ def _permutations(rank: int) -> list[tuple[str, tuple[int, ...]]]:
 
 def _squeezed(shape: tuple[int, ...]) -> list[int]:
     return [d for d in shape if d != 1]
-
-
-def _permuted(a: np.ndarray, *, perm: tuple[int, ...], shape: tuple[int, ...] | None
-              ) -> np.ndarray:
-    moved = np.asarray(a).transpose(perm)
-    return np.ascontiguousarray(moved if shape is None else moved.reshape(shape))
 
 
 def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray], target: ir.Model,
@@ -279,10 +310,11 @@ def _blamed(graph: LayersModel, order: list[tuple[Any, int]], key: Key, size: in
     layer = graph.layer(key[0])
     inputs = {ref.layer: held.get((ref.layer, ref.node, ref.tensor))
               for ref in layer.inbound_nodes[key[1]].inputs()}
+    found = near.result if near else None
     first: dict[str, Any] = {
         "layer": layer.name, "class": layer.class_name, "call": key[1], "output": key[2],
-        "max_abs": near.result.max_abs if near else float("inf"),
-        "mismatched": near.result.mismatched if near else int(size), "total": int(size),
+        "max_abs": found.max_abs if found else float("inf"),
+        "mismatched": found.mismatched if found else int(size), "total": int(size),
         "nearest_value": near.value if near else None,
         "nearest_layout": near.layout if near else None,
         "inputs_held_by": {name: h.value for name, h in inputs.items() if h is not None},
@@ -397,31 +429,36 @@ def _keys(tensors: dict[Key, Any], layer: str, k: int) -> list[Key]:
 
 def _blame(graph: LayersModel, order: list[tuple[Any, int]], status: dict[Call, bool]
            ) -> Call | None:
-    """The call blamed for a divergence from ``status`` (held or not, per call): see the
-    module."""
-    producers: dict[Call, list[Call]] = {}
-    consumers: dict[Call, list[Call]] = defaultdict(list)
-    for layer, k in order:
-        ins = [(r.layer, r.node) for r in layer.inbound_nodes[k].inputs()]
-        producers[layer.name, k] = ins
-        for p in ins:
-            consumers[p].append((layer.name, k))
-    outputs = [(r.layer, r.node) for r in graph.outputs]
+    """The Keras call blamed for a divergence from ``status`` (held or not, per call)."""
+    producers = {(layer.name, k): [(r.layer, r.node) for r in layer.inbound_nodes[k].inputs()]
+                 for layer, k in order}
+    return blame([(layer.name, k) for layer, k in order], producers,
+                 [(r.layer, r.node) for r in graph.outputs], status)
+
+
+def blame(order: list[N], producers: dict[N, list[N]], outputs: list[N],
+          status: dict[N, bool]) -> N | None:
+    """The step blamed for a divergence (see the module): ``order`` the steps of a graph in
+    execution order, ``producers`` the steps each reads, ``outputs`` those that give the
+    model's outputs, ``status`` whether each step's output is held by the other model."""
+    consumers: dict[N, list[N]] = defaultdict(list)
+    for step in order:
+        for p in producers.get(step, ()):
+            consumers[p].append(step)
     failing = [o for o in outputs if status.get(o) is False]
     if not failing:
-        return None  # every output the file holds: nothing on these inputs to localise
+        return None  # every output is held: nothing on these inputs to localise
     relevant = _closure(failing, producers)
-    unheld = [(layer.name, k) for layer, k in order if status.get((layer.name, k)) is False
-              and (layer.name, k) in relevant]
-    for call in unheld:
-        downstream = _closure([call], consumers) & relevant
+    unheld = [step for step in order if status.get(step) is False and step in relevant]
+    for step in unheld:
+        downstream = _closure([step], consumers) & relevant
         if not any(status.get(d) for d in downstream):
-            return call
-    frontier = [c for c in unheld if all(status.get(p, True) for p in producers[c])]
+            return step
+    frontier = [c for c in unheld if all(status.get(p, True) for p in producers.get(c, ()))]
     return frontier[-1] if frontier else None
 
 
-def _closure(start: list[Call], edges: dict[Call, list[Call]]) -> set[Call]:
+def _closure(start: list[N], edges: dict[N, list[N]]) -> set[N]:
     seen, todo = set(start), list(start)
     while todo:
         for nxt in edges.get(todo.pop(), ()):
