@@ -254,3 +254,49 @@ def test_a_node_added_after_a_held_value_is_blamed_on_the_layer_it_is_named_afte
     assert first["layer"] == "batch_normalization" and first["first_unheld"] == "max_pooling2d"
     assert first["owner_node"] == "batch_normalization/Add_9"
     assert first["weights"] == ["quarter"]
+
+
+# --- an ONNX source: against an ONNX file, against a TF.js graph-model --------------------------
+
+def test_an_onnx_source_against_a_changed_onnx_file_names_the_node(tmp_path):
+    source = _converted(CNN, tmp_path)
+    assert modelport.validate(source, source, per_layer=True, device="cpu").passed
+    proto, names = _foreign(source)  # other names everywhere: found by value
+    _nudge(proto, names["conv2d_2/kernel"])
+    bad = tmp_path / "bad.onnx"
+    onnx.save(proto, str(bad))
+    report = modelport.validate(source, bad, per_layer=True, device="cpu")
+    assert not report.passed
+    first = report.first_divergence
+    assert first["layer"] == "conv2d_2/Conv" and first["class"] == "Conv"
+    assert first["weights"] == ["conv2d_2/bias", "conv2d_2/kernel"]
+
+
+def test_an_onnx_source_against_a_tfjs_graph_model(tmp_path):
+    from modelport.check.onnx_intermediates import onnx_vs_target
+
+    source = _converted(CNN, tmp_path)
+    web = tmp_path / "web"
+    assert modelport.convert(source, web, to="tfjs-graph", engine="reference").passed
+    onnx_model, graph = load(source), load(web)
+    arrays = seeded_inputs(OnnxRuntime(source).inputs(), batch=2)
+    assert onnx_vs_target(onnx_model, graph, (arrays, arrays), Tolerances()).first is None
+    kernel = next(name for name in graph.weights if name.startswith("conv2d_1/"))
+    graph.weights[kernel] = graph.weights[kernel].copy()
+    graph.weights[kernel].flat[0] += 0.5
+    first = onnx_vs_target(onnx_model, graph, (arrays, arrays), Tolerances()).first
+    assert first["layer"] == "conv2d_1/Conv"
+    assert first["nearest_value"].startswith("conv2d_1/")
+
+
+def test_a_keras_source_against_a_tfjs_graph_model(tmp_path):
+    web = tmp_path / "web"
+    assert modelport.convert(CNN, web, to="tfjs-graph", engine="reference").passed
+    source, graph = load(CNN), load(web)
+    arrays = seeded_inputs(KerasReference(source).inputs(), batch=2)
+    assert keras_vs_onnx(source, arrays, graph, arrays, Tolerances()).first is None
+    kernel = next(name for name in graph.weights if "conv2d_2" in name)
+    graph.weights[kernel] = graph.weights[kernel].copy()
+    graph.weights[kernel].flat[0] += 0.5
+    first = keras_vs_onnx(source, arrays, graph, arrays, Tolerances()).first
+    assert first["layer"] == "conv2d_2" and first["compared_in"] == "the file's own values"

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import onnx_ir as ir
 
-from ..models import LayersModel, keras_graph
+from ..models import LayersModel, TfjsGraph, keras_graph
 from .divergence import Key, captured
 from .parity import (
     ABS_FLOOR,
@@ -119,6 +119,16 @@ def onnx_values(model: ir.Model, arrays: list[np.ndarray], *, device: str = "cpu
     engine = OnnxRuntime(proto.SerializeToString(), device=device)
     got = zip(engine.output_names(), engine.run(arrays))
     return {name: value for name, value in got if isinstance(value, np.ndarray)}
+
+
+def tfjs_values(graph: TfjsGraph, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every node's first output (weights and inputs aside) of a TF.js graph-model on
+    ``arrays`` (in its input order), by node name, from the NumPy TF reference."""
+    from ..runtime.tfjs_reference import run
+
+    names = [n.name for n in graph.nodes if n.op not in ("Const", "Placeholder")]
+    got = run(graph, list(arrays), names)
+    return {name: np.asarray(v) for name, v in zip(names, got) if isinstance(v, np.ndarray)}
 
 
 class Values:
@@ -268,13 +278,15 @@ def _squeezed(shape: tuple[int, ...]) -> list[int]:
     return [d for d in shape if d != 1]
 
 
-def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray], target: ir.Model,
-                  onnx_arrays: list[np.ndarray], tolerances: Tolerances, *,
-                  device: str = "cpu") -> Walk:
+def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray],
+                  target: ir.Model | TfjsGraph, onnx_arrays: list[np.ndarray],
+                  tolerances: Tolerances, *, device: str = "cpu") -> Walk:
     """Each Keras layer's output (NumPy reference on ``keras_arrays``) looked for, by value,
-    among the ONNX ``target``'s own values on ``onnx_arrays``; the layer blamed as the module
-    says."""
-    values = Values(onnx_values(target, onnx_arrays, device=device), tolerances)
+    among the ONNX (or TF.js graph-model) ``target``'s own values on ``onnx_arrays``; the layer
+    blamed as the module says."""
+    values = Values(onnx_values(target, onnx_arrays, device=device)
+                    if isinstance(target, ir.Model) else tfjs_values(target, onnx_arrays),
+                    tolerances)
     reference, noise = captured(model, keras_arrays)
     graph = keras_graph.as_functional(model)
     order = keras_graph.call_order(graph)
@@ -301,7 +313,7 @@ LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identit
 
 
 def _blamed(graph: LayersModel, order: list[tuple[Any, int]], key: Key, size: int,
-            near: Held | None, held: dict[Key, Held | None], target: ir.Model
+            near: Held | None, held: dict[Key, Held | None], target: ir.Model | TfjsGraph
             ) -> dict[str, Any]:
     """The report on the blamed call's output ``key``: its nearest value, the values holding
     its inputs, the ONNX nodes (and weights) that compute the one from the others, and, where
@@ -319,7 +331,7 @@ def _blamed(graph: LayersModel, order: list[tuple[Any, int]], key: Key, size: in
         "nearest_layout": near.layout if near else None,
         "inputs_held_by": {name: h.value for name, h in inputs.items() if h is not None},
         "onnx_nodes": [], "weights": [], "compared_in": "the file's own values"}
-    if near is None:
+    if near is None or not isinstance(target, ir.Model):
         return first
     stops = {h.value for h in held.values() if h is not None} - {near.value}
     nodes, reached = _computing(target, near.value, stops)
@@ -401,8 +413,8 @@ def keras_in_onnx(source: LayersModel, target: ir.Model,
 def _sentence(walk: Walk) -> str:
     first = walk.first or {}
     unheld = first.get("first_unheld", first["layer"])
-    said = (f"the file's own values (all {walk.values} of them, exposed as outputs): no value "
-            f"holds {unheld}'s output")
+    said = (f"the file's own values (all {walk.values} of them): no value holds {unheld}'s "
+            "output")
     if first["nearest_value"]:
         said += (f"; the nearest, {first['nearest_value']} ({first['nearest_layout']}), is "
                  f"off by up to {first['max_abs']:.3g} in {first['mismatched']} of "
