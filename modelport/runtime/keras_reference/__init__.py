@@ -28,6 +28,7 @@ import numpy as np
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, Node, TensorRef
 from ...models.layer_facts import MODEL_CLASSES
+from ..precision import rounded, widened
 from . import (  # noqa: F401
     activations,
     attention,
@@ -119,6 +120,7 @@ def _input_value(layer: Layer, feed: _Tensor) -> _Tensor:
         dtype = np.dtype(dtype if isinstance(dtype, str) else "float32")
     except TypeError:
         return feed
+    dtype = widened(dtype)
     value = feed.value if feed.value.dtype == dtype else feed.value.astype(dtype)
     return _Tensor(value, feed.mask)
 
@@ -212,7 +214,7 @@ def _call_layer(layer: Layer, k: int, args: list, kwargs: dict, arg_masks: list,
         raise FormatError(f"{layer.class_name} node {k}: cannot evaluate it on inputs of shapes "
                           f"{[np.shape(t.value) for t in _flatten_pairs(args, arg_masks)]} "
                           f"({type(e).__name__}: {e})", layer=layer.name) from e
-    return [_Tensor(v, m) for v, m in zip(result.values, result.masks)]
+    return [_Tensor(rounded(v), m) for v, m in zip(result.values, result.masks)]
 
 
 def _flatten_pairs(values: Any, masks: Any) -> list[_Tensor]:

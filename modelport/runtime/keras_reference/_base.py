@@ -25,6 +25,7 @@ import numpy as np
 
 from ...errors import FormatError, UnsupportedError
 from ...registry import Registry
+from ..precision import exact_mode
 
 # --- registry -----------------------------------------------------------------------------------
 
@@ -225,7 +226,10 @@ def channels_first(cfg: dict) -> bool:
 
 
 def compute_dtype(cfg: dict) -> np.dtype:
-    """The float dtype a layer computes in (its dtype policy's compute dtype)."""
+    """The float dtype a layer computes in (its dtype policy's compute dtype; float64 within
+    ``exact()``)."""
+    if exact_mode():
+        return np.dtype(np.float64)
     name = cfg.get("dtype") or "float32"
     if isinstance(name, dict):
         name = (name.get("config") or {}).get("name", "float32")

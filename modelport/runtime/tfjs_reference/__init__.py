@@ -26,6 +26,7 @@ import numpy as np
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import TfjsGraph, TfNode
 from ...models.tfjs_graph import attr_type, input_name, order
+from ..precision import rounded, widened
 from . import (  # noqa: F401
     activations,
     conv,
@@ -85,7 +86,7 @@ def run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np.
             args.append(produced[k])
         value = feeds.get(node.name) if node.op in ("Placeholder", "PlaceholderWithDefault") \
             else graph.weights.get(node.name) if node.op == "Const" else None
-        values[node.name] = _evaluate(node, args, value)
+        values[node.name] = [rounded(v) for v in _evaluate(node, args, value)]
         for ref in node.inputs:  # free what no one else reads
             if ref.startswith("^"):
                 continue
@@ -202,7 +203,8 @@ def _feeds(graph: TfjsGraph, inputs) -> dict[str, np.ndarray]:
 
 
 def _as_dtype(node: TfNode, array: np.ndarray) -> np.ndarray:
-    dtype = attr_type(node, "dtype")
-    if dtype in NUMPY_DTYPES and array.dtype != NUMPY_DTYPES[dtype]:
-        return array.astype(NUMPY_DTYPES[dtype])
-    return array
+    name = attr_type(node, "dtype")
+    if name not in NUMPY_DTYPES:
+        return array
+    dtype = widened(np.dtype(NUMPY_DTYPES[name]))
+    return array if array.dtype == dtype else array.astype(dtype)

@@ -20,6 +20,7 @@ from ...limits import MAX_CHECK_TENSOR_ELEMENTS
 from ...models import TfNode
 from ...models import tfjs_graph as tg
 from ...registry import Registry
+from ..precision import widened
 
 OpFn = Callable[["Op"], "np.ndarray | list[np.ndarray]"]
 REGISTRY: Registry[OpFn] = Registry("TF reference")
@@ -120,7 +121,7 @@ class Op:
         tf_name = tg.attr_type(self.node, name, default)
         if tf_name not in NUMPY_DTYPES:
             raise self.unsupported(f"dtype {tf_name!r} (attribute {name})")
-        return np.dtype(NUMPY_DTYPES[tf_name])
+        return widened(np.dtype(NUMPY_DTYPES[tf_name]))
 
     def ints(self, name: str) -> list[int]:
         return tg.attr_list(self.node, name, "i")

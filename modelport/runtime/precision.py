@@ -1,0 +1,69 @@
+"""The precision the NumPy references compute in: as the model says, or exactly.
+
+The parity check estimates a faithful float32 conversion's rounding noise by running a reference
+twice: as the model computes (float32) and with every float widened to float64 (``exact()``).
+Their difference is what float32 rounding alone does to each output on those inputs.
+
+One float32 computation can be luckier than another: a model whose channels are computed alike
+(every weight equal, say) rounds them alike in the reference, though another engine's kernels
+may round each channel differently, and where such differences are amplified (huge equal
+logits into a softmax) the two float32 results part. So ``exact(jitter=True)`` also moves every
+value a layer or op produces by a random relative amount of up to float32's half unit in the
+last place, as rounding it to float32 would (random rounding, as in Monte Carlo arithmetic):
+the float64 result then differs from the float32 one by about what any float32 engine's
+rounding could, including the luck the reference had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TypeVar, cast
+
+import numpy as np
+
+T = TypeVar("T")
+FLOAT32_HALF_ULP = 2.0 ** -24  # relative: the most that rounding to float32 moves a value
+
+_EXACT: ContextVar[bool] = ContextVar("modelport_exact_reference", default=False)
+_JITTER: ContextVar[np.random.Generator | None] = ContextVar("modelport_jitter", default=None)
+
+
+@contextmanager
+def exact(*, jitter: bool = False, seed: int = 0) -> Iterator[None]:
+    """Within this block the references compute every float in float64 (weights are widened
+    as they meet float64 values): the float32 model's value up to float64 rounding; with
+    ``jitter``, each value produced is moved as float32 rounding would (see the module)."""
+    token = _EXACT.set(True)
+    jitter_token = _JITTER.set(np.random.default_rng(seed) if jitter else None)
+    try:
+        yield
+    finally:
+        _JITTER.reset(jitter_token)
+        _EXACT.reset(token)
+
+
+def exact_mode() -> bool:
+    """Whether ``exact()`` is in force."""
+    return _EXACT.get()
+
+
+def rounded(value: T) -> T:
+    """``value`` as a layer or op hands it on: within ``exact(jitter=True)`` a float64 array
+    moved by a random relative amount of up to FLOAT32_HALF_ULP per element; anything else
+    unchanged."""
+    rng = _JITTER.get()
+    if rng is None or not isinstance(value, np.ndarray) or value.dtype != np.float64 \
+            or not value.size:
+        return value
+    return cast(T, value * (1.0 + rng.uniform(-FLOAT32_HALF_ULP, FLOAT32_HALF_ULP,
+                                                value.shape)))
+
+
+def widened(dtype: np.dtype) -> np.dtype:
+    """``dtype`` as a reference computes it now: a float widened to float64 within
+    ``exact()``, anything else unchanged."""
+    if dtype.kind == "f" and _EXACT.get():
+        return np.dtype(np.float64)
+    return dtype
