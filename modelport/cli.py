@@ -160,11 +160,17 @@ def main() -> None:
                    "(tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
                    "Node and tfjs are installed (auto, the default). A graph-model source "
                    "always runs in the reference.")
-@click.option("--atol", type=float, default=None, help="Parity: absolute tolerance (1e-4).")
-@click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (1e-3).")
+@click.option("--atol", type=float, default=None,
+              help="Parity: judge outputs by |a - e| <= atol + rtol*|e| instead of against "
+                   "their measured float32 rounding noise (missing half: 1e-4 / 1e-3).")
+@click.option("--rtol", type=float, default=None, help="Parity: relative tolerance (see --atol).")
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
               help="Parity: inputs from an .npz (arrays named after the model's inputs) "
                    "instead of seeded random ones.")
+@click.option("--save-inputs", type=click.Path(dir_okay=False), default=None,
+              help="Parity: write the inputs the check ran to this .npz (--inputs reads it).")
+@click.option("--save-outputs", type=click.Path(dir_okay=False), default=None,
+              help="Parity: write both models' outputs and the rounding noise to this .npz.")
 @click.option("--force", is_flag=True,
               help="Replace DST if it exists: a regular file, or a TF.js model folder (model.json "
                    "and .bin shards only); anything else is refused.")
@@ -243,13 +249,18 @@ def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOption
     given = flags["atol"] is not None or flags["rtol"] is not None
     check = api.CheckOptions(device=flags["device"], engine=flags["engine"],
                              tolerances=_tolerances(flags["atol"], flags["rtol"]) if given
-                             else None, inputs=flags["inputs_file"])
+                             else None, inputs=flags["inputs_file"],
+                             save_inputs=flags["save_inputs"], save_outputs=flags["save_outputs"])
     return options, check
 
 
 def _tolerances(atol: float | None, rtol: float | None) -> Tolerances:
+    """The user's tolerance when either half is given (the other takes its default), else
+    the noise rule (see ``check.parity``)."""
     from .check.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance, Tolerances
 
+    if atol is None and rtol is None:
+        return Tolerances()
     return Tolerances(Tolerance(DEFAULT_ATOL if atol is None else atol,
                                 DEFAULT_RTOL if rtol is None else rtol))
 
@@ -306,8 +317,11 @@ def _print_report(report: ConversionReport) -> None:
 @click.option("--batch", type=click.IntRange(1), default=2, show_default=True,
               help="Batch size of the seeded inputs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs.")
-@click.option("--atol", type=float, default=None, help="Absolute tolerance (default 1e-4).")
-@click.option("--rtol", type=float, default=None, help="Relative tolerance (default 1e-3).")
+@click.option("--atol", type=float, default=None,
+              help="Absolute tolerance: judge every output by |a - e| <= atol + rtol*|e| "
+                   "instead of the default rule (each output against its measured float32 "
+                   "rounding noise, see below); the missing half defaults to 1e-4 / 1e-3.")
+@click.option("--rtol", type=float, default=None, help="Relative tolerance (see --atol).")
 @click.option("--output-tolerance", "per_output", multiple=True, metavar="NAME=ATOL[,RTOL]",
               help="Tolerance for one output (repeatable).")
 @click.option("--nan", "nan_policy", type=click.Choice(["match", "fail"]), default="match",
@@ -320,14 +334,22 @@ def _print_report(report: ConversionReport) -> None:
                                       "reference of TF ops, or tfjs when present.")
 @click.option("--per-layer", is_flag=True,
               help="On mismatch, name the first Keras layer whose output diverges.")
+@click.option("--save-inputs", type=click.Path(dir_okay=False), default=None,
+              help="Write the inputs the check ran to this .npz (--inputs reads it back).")
+@click.option("--save-outputs", type=click.Path(dir_okay=False), default=None,
+              help="Write both models' outputs and the measured rounding noise to this .npz.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def validate(src: str, dst: str, **flags: Any) -> None:
     """Run SRC and DST on the same inputs and compare every output.
 
     Keras and TF.js layers-models run in modelport's NumPy executor of Keras semantics; ONNX
-    models run in onnxruntime. Per output: max abs/rel error, mean and 99th-percentile abs error,
-    cosine similarity, elements out of tolerance and the worst one. Exit 0 on a pass, 6 on a
-    mismatch.
+    models run in onnxruntime. Seeded inputs come in probes (standard-normal, uniform [0, 1),
+    and [0, 255) for image-shaped inputs; integers over their whole range), each judged on its
+    own. Each output passes when its worst error is within 16x the float32 rounding noise
+    measured on the same inputs (a NumPy reference in float32 against float64), or 1e-6 of its
+    RMS; --atol/--rtol replace that rule. Per output: max abs error and its ratio to the
+    output's RMS, the noise, the tolerance, the margin (tolerance / error), cosine similarity,
+    elements out of tolerance and the worst one. Exit 0 on a pass, 6 on a mismatch.
     """
     from . import api
 
@@ -347,7 +369,7 @@ def validate(src: str, dst: str, **flags: Any) -> None:
 def _check_options(flags: dict[str, Any]) -> CheckOptions:
     """The option object for ``validate`` (a bad --output-tolerance is a usage error)."""
     from . import api
-    from .check.parity import Tolerance
+    from .check.parity import DEFAULT_RTOL, Tolerance
 
     tolerances = _tolerances(flags["atol"], flags["rtol"])
     tolerances.nan_policy = flags["nan_policy"]
@@ -355,15 +377,16 @@ def _check_options(flags: dict[str, Any]) -> CheckOptions:
         name, _, values = item.partition("=")
         parts = values.split(",")
         try:
-            tol = Tolerance(float(parts[0]), float(parts[1]) if len(parts) > 1 else
-                            tolerances.default.rtol)
+            rtol = tolerances.default.rtol if tolerances.default else DEFAULT_RTOL
+            tol = Tolerance(float(parts[0]), float(parts[1]) if len(parts) > 1 else rtol)
         except ValueError:
             raise UsageError(f"--output-tolerance {item!r} is not NAME=ATOL[,RTOL]") from None
         tolerances.per_output[name] = tol
     return api.CheckOptions(device=flags["device"], engine=flags["engine"],
                             tolerances=tolerances, inputs=flags["inputs_file"],
                             batch=flags["batch"], seed=flags["seed"],
-                            per_layer=flags["per_layer"])
+                            per_layer=flags["per_layer"], save_inputs=flags["save_inputs"],
+                            save_outputs=flags["save_outputs"])
 
 
 @main.command(cls=JsonCommand)

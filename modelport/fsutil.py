@@ -34,6 +34,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import FormatError, OutputError, OutputExistsError, UnsafeInputError
 
@@ -318,3 +319,14 @@ def read_json_file(path: Path) -> object:
     except OSError as e:
         raise FormatError(f"cannot read ({e.strerror})", file=path) from None
     return parse_json(data, file=path)
+
+
+def write_npz(dst: str | os.PathLike, arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` to the ``.npz`` at ``dst`` (a file there is replaced, a folder is
+    refused), all at once or not at all."""
+    import numpy as np
+
+    if Path(dst).is_dir():
+        raise OutputError(f"{dst} is a folder; name an .npz file to write", file=Path(dst))
+    with atomic_output(dst, directory=False, force=True) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

@@ -90,11 +90,13 @@ def test_read_back_report_is_typed(tmp_path):
     assert report.check.quantized == report.quantization.total > 0
     assert isinstance(report.quantization, Quantization)
     assert report.quantization.by_dtype == {"uint8": report.check.quantized}
-    assert report.parity is None and report.passed
+    # quantized weights cannot read back exactly: their effect on the outputs is checked
+    assert report.parity is not None and report.parity.passed and report.passed
+    assert all(o.quantization > 0 for o in report.parity.outputs)
     doc = report.to_dict()
     assert doc["check"]["weights_compared"] == report.check.weights_compared
     assert doc["quantization"] == {"uint8": report.check.quantized}
-    assert doc["parity"] is None and doc["onnx"] is None
+    assert doc["parity"]["passed"] and doc["onnx"] is None
     assert all(set(f) == {"path", "bytes"} for f in report.files)
 
 

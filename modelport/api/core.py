@@ -239,13 +239,21 @@ def _rewrite_layers(route: Route, model: LayersModel, job: _Job) -> ConversionRe
     path = _write(model, job.dst, route.target, job.options, force=job.options.force)
     job.progress("reading the result back to check it")
     written = check_written(model, path, route.target)
+    parity = None
+    if job.options.validate and quantization_summary(written.back).total:
+        # quantized weights cannot match exactly: what they do to the outputs is checked
+        from ..check.validate import Pairing, validate_models
+
+        job.progress("checking what quantization does to the outputs")
+        parity = validate_models(model, path, job.check, Pairing(
+            source_path=job.src, source_label=str(job.src), written=True))
     return ConversionReport(
         source=str(job.src), destination=str(path), source_format=_source_format(model),
         target_format=route.target, dialect=_dialect(model, "?"),
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(path), route.target),
         check=written.check, quantization=quantization_summary(written.back),
-        rewrites=written.rewrites, custom_layers=_custom_layers(model))
+        rewrites=written.rewrites, custom_layers=_custom_layers(model), parity=parity)
 
 
 def _translate(step: Step, model: Model, route: Route, job: _Job, release: bool) -> Model:

@@ -161,6 +161,8 @@ SCOPES.add("tolerances", Scope("--atol/--rtol", _CHECKED, _checks))
 SCOPES.add("inputs", Scope("--inputs", _CHECKED, _checks))
 SCOPES.add("batch", Scope("--batch", _CHECKED, _checks))
 SCOPES.add("seed", Scope("--seed", _CHECKED, _checks))
+SCOPES.add("save_inputs", Scope("--save-inputs", _CHECKED, _checks))
+SCOPES.add("save_outputs", Scope("--save-outputs", _CHECKED, _checks))
 SCOPES.add("per_layer", Scope("--per-layer", "Keras -> ONNX routes with a numeric check",
                               _per_layer))
 

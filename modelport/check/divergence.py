@@ -27,7 +27,7 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
     """For a Keras -> ONNX conversion: the first Keras layer (in call order) whose output,
     lowered without the layout pass, leaves tolerance against the NumPy reference."""
     from ..converters.keras_to_onnx import ONNX_DTYPES, lower
-    from ..runtime.engines import KerasReference, OnnxRuntime
+    from ..runtime.engines import OnnxRuntime
 
     lowered = lower(model, opset=opset, optimize=False)
     graph = keras_graph.as_functional(model)
@@ -48,7 +48,7 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
     lowered.model.graph.outputs.extend(outputs[len(lowered.model.graph.outputs):])
     engine = OnnxRuntime(ir.to_proto(lowered.model).SerializeToString(), device=device)
     got = dict(zip(engine.output_names(), engine.run(arrays)))
-    reference = KerasReference(model).run(arrays, capture=True)
+    reference, noise = captured(model, arrays)
     names = {key: name for name, key in exposed.items()}
     for name in lowered.output_names:
         found = _key_of(lowered.tensor_names, name)
@@ -62,14 +62,35 @@ def first_divergence(model: LayersModel, arrays: list[np.ndarray], tolerances: T
             value_name = names.get(key)
             if value_name is None or value_name not in got or key not in reference.tensors:
                 continue
-            tol = tolerances.default
-            result = compare_output(value_name, reference.tensors[key], got[value_name], tol,
-                                    tolerances.nan_policy)
+            result = compare_output(value_name, reference.tensors[key], got[value_name],
+                                    tolerances.default, tolerances.nan_policy,
+                                    noise=noise.get(key))
             if not result.passed:
                 return {"layer": layer.name, "class": layer.class_name, "call": k,
                         "output": key[2], "max_abs": result.max_abs,
                         "mismatched": result.mismatched, "total": result.total}
     return None
+
+
+def captured(model: LayersModel, arrays: list[np.ndarray]
+              ) -> tuple[Any, dict[Key, np.ndarray]]:
+    """The NumPy reference's every tensor on ``arrays``, and each one's float32 rounding noise
+    (its deviation from the same model computed in float64), for the noise rule."""
+    from ..runtime.engines import KerasReference
+    from ..runtime.precision import exact
+
+    engine = KerasReference(model)
+    reference = engine.run(arrays, capture=True)
+    with exact(jitter=True):
+        wide = engine.run(arrays, capture=True)
+    noise = {}
+    for key, value in reference.tensors.items():
+        other = wide.tensors.get(key)
+        value = np.asarray(value)
+        if other is not None and np.shape(other) == value.shape and value.dtype.kind == "f":
+            both = np.isfinite(value) & np.isfinite(other)
+            noise[key] = np.where(both, np.abs(value.astype(np.float64) - other), 0.0)
+    return reference, noise
 
 
 def _key_of(tensor_names: dict[Key, str], name: str) -> Key | None:
@@ -92,7 +113,7 @@ def first_raised_divergence(source_path: object, raised: Raised, written: Layers
     import onnx
 
     from ..converters.onnx_to_keras import name_nodes
-    from ..runtime.engines import KerasReference, OnnxRuntime
+    from ..runtime.engines import OnnxRuntime
 
     proto = onnx.load(str(source_path))
     name_nodes(proto.graph)
@@ -114,7 +135,7 @@ def first_raised_divergence(source_path: object, raised: Raised, written: Layers
         got = dict(zip(engine.output_names(), engine.run(arrays)))
     except Exception:  # noqa: BLE001 - the localisation is a hint; the parity result stands
         return None
-    reference = KerasReference(written).run(keras_arrays, capture=True)
+    reference, noise = captured(written, keras_arrays)
     graph = keras_graph.as_functional(written)
     for layer, k in keras_graph.call_order(graph):
         name = wanted.get(layer.name)
@@ -125,7 +146,8 @@ def first_raised_divergence(source_path: object, raised: Raised, written: Layers
         theirs = match_output(got[name], ours)
         if theirs.shape != ours.shape:
             continue
-        result = compare_output(name, theirs, ours, tolerances.default, tolerances.nan_policy)
+        result = compare_output(name, theirs, ours, tolerances.default, tolerances.nan_policy,
+                                noise=noise.get(key))
         if not result.passed:
             return {"layer": layer.name, "class": layer.class_name, "onnx_node":
                     raised.origin[layer.name][1], "max_abs": result.max_abs,

@@ -31,6 +31,8 @@ class CheckOptions:
     batch: int | None = None  # of the seeded inputs
     seed: int | None = None  # of the seeded inputs
     per_layer: bool = False  # on a mismatch, name the first diverging Keras layer
+    save_inputs: str | os.PathLike[str] | None = None  # an .npz of the inputs the check ran
+    save_outputs: str | os.PathLike[str] | None = None  # an .npz of both sides' outputs
 
     def __post_init__(self) -> None:
         _choice("--device", self.device, DEVICES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from ..models.onnx_model import (
 from .layouts import match_input, match_output
 from .options import CheckOptions
 from .parity import ParityReport, Tolerances
+from .probes import Probe, file_probes, save_probes, seeded_probes
+from .quantized import is_quantized, quantization_noise
 
 if TYPE_CHECKING:
     from ..converters.onnx_to_keras import Raised
@@ -76,7 +79,8 @@ def validate_with(src: str | os.PathLike[str], dst: str | os.PathLike[str],
 def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOptions,
                     pairing: Pairing | None = None) -> ParityReport:
     """Run the loaded ``source`` and the model at ``dst`` on the same inputs and compare every
-    output (see ``Pairing`` for what a conversion adds)."""
+    output (see ``Pairing`` for what a conversion adds), each judged against the rounding noise
+    measured on those inputs (see ``parity``)."""
     pairing = pairing or Pairing()
     device = options.device_or_default
     a = _engine(source, pairing.source_path, device, "reference")
@@ -85,33 +89,182 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     specs_a, specs_b = a.inputs(), b.inputs()
     if len(specs_a) != len(specs_b):
         raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
-    arrays, described = _inputs(specs_a, options)
-    raised = pairing.raised
-    if raised is not None:
-        arrays_b = [np.ascontiguousarray(x.transpose(p)) if p else x
-                    for x, p in zip(arrays, raised.input_perms)]
-    else:
-        arrays_b = [match_input(x, s) for x, s in zip(arrays, specs_b)]
-    _check_sizes(source, [s.name for s in specs_a], arrays)
-    _check_sizes(target, [s.name for s in specs_b], arrays_b)
-    expected = a.run(arrays)
-    actual = b.run(arrays_b)
-    if raised is not None:
-        expected = [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
-                    for y, p in zip(expected, raised.output_perms)]
-    else:
-        expected = [match_output(y, z) for y, z in zip(expected, actual)]
+    probes, described = _inputs(specs_a, options)
+    if options.save_inputs is not None:
+        save_probes(options.save_inputs, probes, specs_a)
+    runs = _Runs(a, b, pairing.raised, specs_a, specs_b)
+    feeds = runs.feeds(probes)
+    _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
+    _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
+    expected, actual, groups = runs.outputs(feeds)
+    noise, how = runs.noise(feeds, expected, actual)
+    quantization = None
+    if is_quantized(target):
+        assert isinstance(target, (LayersModel, TfjsGraph))
+        quantization = runs.fit(quantization_noise(target, [f[1] for f in feeds]), actual)
+        how += ("; quantized weights: their expected error is the target's NumPy reference "
+                "with each quantized weight moved by up to half its step")
+    if options.save_outputs is not None:
+        _save_outputs(options.save_outputs, a.output_names(), (expected, actual, noise),
+                      [p.name for p in probes], groups)
     from . import parity
 
     tolerances = options.tolerances_or_default
-    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances)
+    outputs = parity.compare_outputs(a.output_names(), expected, actual, tolerances,
+                                     noise=noise, groups=groups, noise_source=how,
+                                     quantization=quantization)
     report = ParityReport(
         source=pairing.source_label or _describe(source), target=str(dst),
         source_engine=a.label, target_engine=b.label, inputs=described, outputs=outputs,
-        passed=all(o.passed for o in outputs))
+        passed=all(o.passed for o in outputs), noise=how)
     if not report.passed:
-        _localise(report, source, target, (arrays, arrays_b), options, pairing)
+        _localise(report, source, target, (feeds[0][0], feeds[0][1]), options, pairing)
     return report
+
+
+def _save_outputs(path: str | os.PathLike[str], names: list[str],
+                  arrays: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]],
+                  probes: list[str], groups: list[slice] | None) -> None:
+    """Both sides' outputs (the source's in the target's layout) and the rounding noise, as
+    ``expected::<output>``, ``actual::<output>``, ``noise::<output>``; ``probes`` names the
+    probes and ``probe_rows`` their rows along the first axis (one probe: all rows)."""
+    from ..fsutil import write_npz
+
+    out: dict[str, np.ndarray] = {"probes": np.array(probes)}
+    if groups:
+        out["probe_rows"] = np.array([[g.start, g.stop] for g in groups])
+    for kind, values in zip(("expected", "actual", "noise"), arrays):
+        out.update({f"{kind}::{name}": np.asarray(v) for name, v in zip(names, values)})
+    write_npz(path, out)
+
+
+PERTURBATION = 2.0 ** -22  # relative: 4 units in the last place of a float32 input
+
+
+class _Runs:
+    """The two engines' runs over the probes: the feeds in each model's layout, the outputs
+    side by side in the target's layout, and the rounding noise of one side."""
+
+    def __init__(self, a: Engine, b: Engine, raised: Raised | None, specs_a: list[Any],
+                 specs_b: list[Any]) -> None:
+        self.a, self.b, self.raised = a, b, raised
+        self.specs_a, self.specs_b = specs_a, specs_b
+
+    def feeds(self, probes: list[Probe]) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+        """One feed per engine run: all probes joined along a free batch axis when both models
+        have one on every input, else one run per probe."""
+        if len(probes) > 1 and all(s.shape and s.shape[0] is None
+                                   for s in self.specs_a + self.specs_b):
+            joined = [np.concatenate(arrays) for arrays in zip(*(p.arrays for p in probes))]
+            self.sizes = [p.arrays[0].shape[0] for p in probes] if joined else []
+            self.joined = bool(joined)
+            if joined:
+                return [(joined, self._for_b(joined))]
+        self.joined = False
+        self.sizes = []
+        return [(p.arrays, self._for_b(p.arrays)) for p in probes]
+
+    def _for_b(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if self.raised is not None:
+            return [np.ascontiguousarray(x.transpose(p)) if p else x
+                    for x, p in zip(arrays, self.raised.input_perms)]
+        return [match_input(x, s) for x, s in zip(arrays, self.specs_b)]
+
+    def _as_b(self, ys: list[np.ndarray], like: list[np.ndarray]) -> list[np.ndarray]:
+        """The source's outputs (or their noise) in the target's layout."""
+        if self.raised is not None:
+            return [np.ascontiguousarray(np.asarray(y).transpose(p)) if p else y
+                    for y, p in zip(ys, self.raised.output_perms)]
+        return [match_output(y, z) for y, z in zip(ys, like)]
+
+    def outputs(self, feeds: list[tuple[list[np.ndarray], list[np.ndarray]]]
+                ) -> tuple[list[np.ndarray], list[np.ndarray], list[slice] | None]:
+        """Expected (the source's, in the target's layout) and actual outputs of every run,
+        joined per output along the first axis, and each probe's slice of it."""
+        from ..runtime.engines import run_many
+
+        self.source_runs = run_many(self.a, [f[0] for f in feeds])
+        self.actual_runs = run_many(self.b, [f[1] for f in feeds])
+        self.expected_runs = [self._as_b(e, z) for e, z in
+                              zip(self.source_runs, self.actual_runs)]
+        return (self._join(self.expected_runs), self._join(self.actual_runs),
+                self._groups())
+
+    def _groups(self) -> list[slice] | None:
+        if self.joined:
+            sizes = self.sizes
+        elif len(self.actual_runs) > 1:
+            firsts = [np.asarray(run[0]) for run in self.actual_runs]
+            sizes = [y.shape[0] if y.ndim else 1 for y in firsts]
+        else:
+            return None
+        starts = np.cumsum([0, *sizes])
+        return [slice(int(lo), int(hi)) for lo, hi in pairwise(starts)]
+
+    def _join(self, runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+        if len(runs) == 1:
+            return [np.asarray(y) for y in runs[0]]
+        joined = []
+        for ys in zip(*runs):
+            arrays = [np.asarray(y) for y in ys]
+            if any(y.ndim == 0 for y in arrays):
+                arrays = [y.reshape(1, *y.shape) for y in arrays]
+            if len({y.shape[1:] for y in arrays}) != 1:
+                arrays = arrays[:1]  # a shape that depends on the values: the first probe
+            joined.append(np.concatenate(arrays))
+        return joined
+
+    def noise(self, feeds: list[tuple[list[np.ndarray], list[np.ndarray]]],
+              expected: list[np.ndarray], actual: list[np.ndarray]
+              ) -> tuple[list[np.ndarray], str]:
+        """The rounding noise per output (in the target's layout) and how it was measured:
+        a NumPy reference of the source, else of the target, in float32 against float64;
+        for two engines without one, the source's response to inputs perturbed at float32's
+        precision."""
+        from ..runtime.engines import rounding
+
+        runs = []
+        for (fa, _), ys, zs in zip(feeds, self.source_runs, self.actual_runs):
+            found = rounding(self.a, fa, ys)
+            if found is None:
+                break
+            runs.append(self._as_b(found, zs))
+        if len(runs) == len(feeds):
+            return self.fit(runs, expected), (
+                f"{self.a.label} in float32 against the same in float64 with random "
+                "rounding")
+        runs = []
+        for (_, fb), zs in zip(feeds, self.actual_runs):
+            found = rounding(self.b, fb, zs)
+            if found is None:
+                break
+            runs.append(found)
+        if len(runs) == len(feeds):
+            return self.fit(runs, actual), (
+                "the target's NumPy reference in float32 against the same in float64 with "
+                "random rounding")
+        return self._perturbed(feeds, expected), (
+            f"{self.a.label} on inputs moved by {PERTURBATION:.2g} (relative; neither model "
+            "has a NumPy reference to run in float64)")
+
+    def fit(self, runs: list[list[np.ndarray]], like: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-run arrays (noise) joined per output as the outputs were; zeros where one does
+        not fit its output."""
+        joined = self._join(runs)
+        return [n if np.shape(n) == np.shape(y) else np.zeros(np.shape(y))
+                for n, y in zip(joined, like)]
+
+    def _perturbed(self, feeds: list[tuple[list[np.ndarray], list[np.ndarray]]],
+                   expected: list[np.ndarray]) -> list[np.ndarray]:
+        from ..runtime.engines import deviation, run_many
+
+        rng = np.random.default_rng(7)
+        moved = [[x * (1 + PERTURBATION * rng.choice([-1.0, 1.0], x.shape)).astype(x.dtype)
+                  if x.dtype.kind == "f" else x for x in fa] for fa, _ in feeds]
+        runs = [self._as_b(ys, zs) for ys, zs in
+                zip(run_many(self.a, moved), self.actual_runs)]
+        return self.fit([deviation(r, e) for r, e in
+                          zip(runs, self.expected_runs)], expected)
 
 
 def _load_target(dst: str | os.PathLike[str], written: bool) -> Model:
@@ -123,45 +276,65 @@ def _load_target(dst: str | os.PathLike[str], written: bool) -> Model:
     return load(dst)
 
 
-def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """The check's inputs (from the file, or seeded) and their description for the report."""
-    from ..runtime import engines
-
+def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[Probe], dict[str, Any]]:
+    """The check's probes (the file's arrays, or seeded ones: see ``probes``) and their
+    description for the report."""
     described: dict[str, Any]
     if options.inputs is not None:
-        arrays = engines.inputs_from_file(options.inputs, specs)
+        probes = file_probes(options.inputs, specs)
         described = {"description": f"inputs from {options.inputs}",
                      "file": str(options.inputs)}
     else:
         batch, seed = options.batch_or_default, options.seed_or_default
-        arrays = engines.seeded_inputs(specs, batch=batch, seed=seed)
-        described = {"description": f"seeded inputs (seed {seed}, batch {batch})",
+        probes = seeded_probes(specs, batch=batch, seed=seed)
+        names = ", ".join(p.name for p in probes)
+        described = {"description": f"seeded inputs (seed {seed}; {names}; batch {batch} each)",
                      "seed": seed, "batch": batch}
-    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs, arrays)}
-    return arrays, described
+    described["probes"] = [p.name for p in probes]
+    described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs, probes[0].arrays)}
+    return probes, described
 
 
 def _localise(report: ParityReport, source: Model, target: Model,
               feeds: tuple[list[np.ndarray], list[np.ndarray]], options: CheckOptions,
               pairing: Pairing) -> None:
     """Name, on a mismatch, the first layer whose output leaves tolerance: for a raising
-    conversion always, for a Keras source against an ONNX model with ``per_layer``."""
+    conversion always; with ``per_layer``, for a Keras source against any ONNX file or TF.js
+    graph-model in the file's own values, against a Keras target by layer name
+    (``intermediates``), and for an ONNX source against an ONNX or TF.js graph target in their
+    values (``onnx_intermediates``)."""
     tolerances = options.tolerances_or_default
     if pairing.raised is not None and isinstance(target, LayersModel):
         from .divergence import first_raised_divergence
 
         report.first_divergence = first_raised_divergence(
             pairing.source_path, pairing.raised, target, feeds[0], feeds[1], tolerances)
-    if options.per_layer and isinstance(source, LayersModel) and \
-            isinstance(target, ir.Model):
-        from .divergence import first_divergence
+        return
+    if not options.per_layer:
+        return
+    from . import intermediates, onnx_intermediates
 
-        report.first_divergence = first_divergence(source, feeds[0], tolerances,
-                                                   opset=resolve_opset(pairing.opset),
-                                                   device="cpu")
-        if report.first_divergence is None:
-            report.notes.append("every layer matches before the layout pass: the difference "
-                                "comes from Transpose optimisation")
+    # the probes joined along the batch are judged one by one, as the outputs were
+    batch, probes = report.inputs.get("batch"), report.inputs.get("probes") or []
+    rows = len(feeds[0][0]) if feeds[0] and feeds[0][0].ndim else 0
+    groups = [slice(i * batch, (i + 1) * batch) for i in range(len(probes))] \
+        if batch and len(probes) > 1 and rows == batch * len(probes) else None
+    if isinstance(source, LayersModel) and isinstance(target, LayersModel):
+        walk = intermediates.keras_vs_keras(source, target, feeds[0], feeds[1], tolerances,
+                                            groups=groups)
+    elif isinstance(source, LayersModel) and isinstance(target, ir.Model):
+        walk = intermediates.keras_in_onnx(source, target, feeds, tolerances,
+                                           opset=resolve_opset(pairing.opset), groups=groups)
+    elif isinstance(source, LayersModel) and isinstance(target, TfjsGraph):
+        walk = intermediates.keras_vs_onnx(source, feeds[0], target, feeds[1], tolerances,
+                                           groups=groups)
+    elif isinstance(source, ir.Model) and isinstance(target, (ir.Model, TfjsGraph)):
+        walk = onnx_intermediates.onnx_vs_target(source, target, feeds, tolerances,
+                                                 groups=groups)
+    else:
+        return
+    report.first_divergence = walk.first
+    report.notes.extend(walk.notes)
 
 
 def _describe(model: Model) -> str:

@@ -45,6 +45,38 @@ class Engine(Protocol):
         """The model's outputs on ``arrays`` (one per input, in input order)."""
 
 
+def run_many(engine: Engine, feeds: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """``engine.run`` on each feed, in order (in one go where the engine can batch runs)."""
+    batched = getattr(engine, "run_many", None)
+    if batched is not None:
+        return list(batched(feeds))
+    return [engine.run(arrays) for arrays in feeds]
+
+
+def rounding(engine: Engine, arrays: list[np.ndarray],
+             outputs: list[np.ndarray]) -> list[np.ndarray] | None:
+    """What float32 rounding alone does to each output of ``engine`` on ``arrays``:
+    ``|float32 result - float64 result|`` of a NumPy reference, where the engine has one
+    (``outputs``: the engine's own result on ``arrays``); None for an engine without one."""
+    exact = getattr(engine, "rounding", None)
+    return None if exact is None else list(exact(arrays, outputs))
+
+
+def deviation(computed: list[np.ndarray], exact: list[np.ndarray]) -> list[np.ndarray]:
+    """``|computed - exact|`` per output in float64 (0 where either is not finite, and for
+    outputs that are not numbers)."""
+    out = []
+    for c, e in zip(computed, exact):
+        c, e = np.asarray(c), np.asarray(e)
+        if c.shape != e.shape or c.dtype.kind not in "fiub" or e.dtype.kind not in "fiub":
+            out.append(np.zeros(c.shape))
+            continue
+        c64, e64 = c.astype(np.float64), e.astype(np.float64)
+        finite = np.isfinite(c64) & np.isfinite(e64)
+        out.append(np.where(finite, np.abs(c64 - e64), 0.0))
+    return out
+
+
 class KerasReference:
     """modelport's NumPy executor of Keras layer semantics."""
 
@@ -76,6 +108,16 @@ class KerasReference:
 
         result = run(self.model, list(arrays), capture=capture)
         return result if capture else result.outputs
+
+    def rounding(self, arrays: list[np.ndarray], outputs: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+        """``|outputs - the same model computed in float64|`` (see ``engines.rounding``)."""
+        from .keras_reference import run
+        from .precision import exact
+
+        with exact(jitter=True):
+            wide = run(self.model, list(arrays)).outputs
+        return deviation(outputs, wide)
 
 
 def _vocabulary(model: LayersModel, input_name: str) -> int | None:
@@ -177,12 +219,22 @@ def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
 
 def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np.ndarray]:
     """Arrays from an ``.npz``: by input name (``name`` or ``input:name``), else in order."""
-    path = Path(path)
+    return arrays_for(read_arrays(path), specs, path)
+
+
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, by key (pickled objects refused)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            files = {k: data[k] for k in data.files}
+        with np.load(Path(path), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
     except (OSError, ValueError) as e:
-        raise FormatError(f"cannot read inputs ({e})", file=path) from None
+        raise FormatError(f"cannot read inputs ({e})", file=Path(path)) from None
+
+
+def arrays_for(files: dict[str, np.ndarray], specs: list[InputSpec],
+               path: str | os.PathLike) -> list[np.ndarray]:
+    """The arrays of ``files`` for ``specs``: by input name (``name`` or ``input:name``), else
+    in order when there are as many as inputs; each must fit its input's shape."""
     arrays = []
     ordered = list(files.values())
     for i, spec in enumerate(specs):
@@ -190,12 +242,12 @@ def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np
         if array is None:
             if len(files) != len(specs):
                 raise FormatError(f"no array named {spec.name!r} (found: {', '.join(files)})",
-                                  file=path)
+                                  file=Path(path))
             array = ordered[i]
         if array.ndim != len(spec.shape) or any(
                 d is not None and d != s for d, s in zip(spec.shape, array.shape)):
             raise FormatError(f"input {spec.name!r} has shape {list(array.shape)}, the model "
-                              f"takes {spec.shape}", file=path)
+                              f"takes {spec.shape}", file=Path(path))
         arrays.append(array.astype(spec.dtype, copy=False))
     return arrays
 
@@ -248,6 +300,40 @@ class TfjsGraphEngine:
         from .tfjs_reference import run
 
         return run(self.graph, list(arrays), [o.tensor for o in self.graph.outputs])
+
+    def run_many(self, feeds: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """``run`` on each feed: real tfjs loads the model once for all of them."""
+        if not self.real or self.path is None:
+            return [self.run(arrays) for arrays in feeds]
+        from . import tfjs_node
+
+        tensors = [o.tensor for o in self.graph.outputs]
+        results = tfjs_node.run_graph_batch([
+            tfjs_node.GraphJob(self.path, [(i.tensor, a) for i, a in
+                                           zip(self.graph.inputs, arrays)], tensors)
+            for arrays in feeds])
+        outs = []
+        for result in results:
+            if result.error is not None:
+                raise result.error
+            if result.outputs is None:
+                raise UnsupportedError("tfjs gave neither outputs nor an error")
+            outs.append(result.outputs)
+        return outs
+
+    def rounding(self, arrays: list[np.ndarray], outputs: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+        """``|float32 - float64|`` of the NumPy TF reference on this graph (see
+        ``engines.rounding``): real tfjs's own result is not the float32 side, so that a
+        disagreement between tfjs and the reference is never taken for rounding."""
+        from .precision import exact
+        from .tfjs_reference import run
+
+        tensors = [o.tensor for o in self.graph.outputs]
+        narrow = run(self.graph, list(arrays), tensors) if self.real else outputs
+        with exact(jitter=True):
+            wide = run(self.graph, list(arrays), tensors)
+        return deviation(narrow, wide)
 
 
 def _graph_bound(graph, tensor: str) -> int | None:

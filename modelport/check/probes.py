@@ -1,0 +1,114 @@
+"""The inputs a parity check runs: several seeded distributions, or the user's file.
+
+One distribution leaves errors unseen that another shows: a model fed standard-normal values
+may never saturate what images in [0, 255] saturate, and a softmax head squashes differences
+that other inputs leave in view. So the seeded check runs **probes**, each one batch of one
+distribution, and judges every output per probe (each with its own scale and noise):
+
+* ``normal``: standard-normal floats (what earlier versions fed);
+* ``unit``: floats uniform in [0, 1) (images scaled to [0, 1], probabilities);
+* ``pixel``: floats uniform in [0, 255), for inputs shaped like images (rank 4 with 1, 3 or 4
+  channels first or last): raw pixels, what a model with its own rescaling expects;
+
+integer inputs get values uniform over their whole range (an Embedding's vocabulary, a Gather
+table's rows; 10 without a bound) and booleans coin flips, with a fresh seed per probe.
+
+``--save-inputs`` writes the probes to an ``.npz`` as ``<probe>::<input name>``; ``--inputs``
+reads such a file back as the same probes (and any other ``.npz`` as one probe, ``file``), so
+a check can be repeated and shared.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..limits import MAX_CHECK_INPUT_ELEMENTS
+
+if TYPE_CHECKING:
+    from ..runtime.engines import InputSpec
+
+SEPARATOR = "::"  # between a probe's name and an input's in a saved .npz
+FREE_DIM = 8  # a free dimension other than the batch
+IMAGE_CHANNELS = (1, 3, 4)
+
+
+@dataclass
+class Probe:
+    """One batch of inputs, in input order, and the distribution it was drawn from."""
+
+    name: str
+    arrays: list[np.ndarray]
+
+
+def seeded_probes(specs: list[InputSpec], *, batch: int, seed: int) -> list[Probe]:
+    """The seeded probes for ``specs`` (see the module): ``normal`` and ``unit`` always,
+    ``pixel`` when a float input is shaped like an image."""
+    shapes = [_shape(spec, batch) for spec in specs]
+    names = ["normal", "unit"]
+    if any(spec.dtype.startswith("float") and _image_like(shape)
+           for spec, shape in zip(specs, shapes)):
+        names.append("pixel")
+    return [Probe(name, [_draw(name, spec, shape, np.random.default_rng([seed, k, i]))
+                         for i, (spec, shape) in enumerate(zip(specs, shapes))])
+            for k, name in enumerate(names)]
+
+
+def _shape(spec: InputSpec, batch: int) -> list[int]:
+    shape = [batch if i == 0 and d is None else (FREE_DIM if d is None else d)
+             for i, d in enumerate(spec.shape)]
+    if int(np.prod(shape, dtype=object)) > MAX_CHECK_INPUT_ELEMENTS:
+        raise UnsupportedError(
+            f"input {spec.name!r} has shape {shape}: more than {MAX_CHECK_INPUT_ELEMENTS} "
+            "elements to generate for the parity check",
+            hint="check it with your own inputs (--inputs) of a smaller size where the "
+                 "model allows one, or skip the check (--no-validate)")
+    return shape
+
+
+def _image_like(shape: list[int]) -> bool:
+    return len(shape) == 4 and (shape[-1] in IMAGE_CHANNELS or shape[1] in IMAGE_CHANNELS)
+
+
+def _draw(probe: str, spec: InputSpec, shape: list[int], rng: np.random.Generator
+          ) -> np.ndarray:
+    if spec.dtype.startswith(("int", "uint")):
+        return rng.integers(0, spec.high or 10, shape).astype(spec.dtype)
+    if spec.dtype == "bool":
+        return rng.integers(0, 2, shape).astype(bool)
+    if probe == "unit":
+        return rng.random(shape).astype(spec.dtype)
+    if probe == "pixel" and _image_like(shape):
+        return (rng.random(shape) * 255.0).astype(spec.dtype)
+    if probe == "pixel":  # a second input beside an image: the unit range
+        return rng.random(shape).astype(spec.dtype)
+    return rng.standard_normal(shape).astype(spec.dtype)
+
+
+def file_probes(path: str | os.PathLike[str], specs: list[InputSpec]) -> list[Probe]:
+    """The probes of an ``.npz``: those ``--save-inputs`` wrote (keys ``probe::input``), else
+    its arrays as one probe named ``file`` (by input name, or in order)."""
+    from ..runtime.engines import arrays_for, read_arrays
+
+    files = read_arrays(path)
+    if files and all(SEPARATOR in key for key in files):
+        grouped: dict[str, dict[str, np.ndarray]] = {}
+        for key, array in files.items():
+            probe, _, name = key.partition(SEPARATOR)
+            grouped.setdefault(probe, {})[name] = array
+        return [Probe(name, arrays_for(arrays, specs, path))
+                for name, arrays in grouped.items()]
+    return [Probe("file", arrays_for(files, specs, path))]
+
+
+def save_probes(path: str | os.PathLike[str], probes: list[Probe], specs: list[InputSpec]
+                ) -> None:
+    """Write ``probes`` where ``file_probes`` reads them back."""
+    from ..fsutil import write_npz
+
+    write_npz(path, {f"{probe.name}{SEPARATOR}{spec.name}": array
+                     for probe in probes for spec, array in zip(specs, probe.arrays)})
