@@ -36,6 +36,10 @@ With ``--tf-python``, the same files go through ``tensorflowjs_converter --input
 (h5-tfjs) and ``python -m tf2onnx.convert --keras`` (h5-onnx), whole processes, and the table
 prints their time and RSS next to modelport's. No released tool converts ONNX to TF.js or back
 without TensorFlow and a SavedModel detour, so those routes have no competitor column.
+
+``bench/speed.py`` measures the goals as issue 17 restated them (imports per dependency, small
+models against their route's imports plus this floor, checked against unchecked), with these
+helpers.
 """
 
 from __future__ import annotations
