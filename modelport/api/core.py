@@ -324,9 +324,16 @@ def _check_parity(report: ConversionReport, source: Model, staged: Path,
     from ..check.validate import Pairing, validate_models
 
     job.progress("checking parity on the same inputs")
-    parity = validate_models(source, staged, job.check, Pairing(
-        source_path=job.src, source_label=str(job.src), opset=job.options.onnx_opset,
-        raised=raised, written=True))
+    try:
+        parity = validate_models(source, staged, job.check, Pairing(
+            source_path=job.src, source_label=str(job.src), opset=job.options.onnx_opset,
+            raised=raised, written=True), progress=job.progress)
+    except MemoryError:
+        raise UnsupportedError(
+            "the conversion itself succeeded, but its parity check ran out of memory (it runs "
+            "both models on the same inputs); nothing was kept",
+            hint="convert again with --no-validate, then check the result on a machine with "
+                 "more memory (modelport validate, with --batch 1)") from None
     parity.target = str(job.dst)
     report.parity = parity
 

@@ -192,7 +192,7 @@ def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tol
     inf_bad = (e_inf | a_inf) & ~(e_inf & a_inf & (e == a))
     finite = ~(e_nan | a_nan | e_inf | a_inf)
     diff = np.where(finite, np.abs(a - e), 0.0)
-    judged = _fixed(diff, e, finite, tol) if tol is not None else \
+    judged = _fixed(diff, e, finite, tol, noise) if tol is not None else \
         _by_noise(diff, e, finite, (noise, quantization), groups or [slice(None)])
     bad = judged.bad | nan_bad | inf_bad
     rel = np.where(finite & (np.abs(e) > 0), diff / np.maximum(np.abs(e), 1e-30), 0.0)
@@ -251,13 +251,15 @@ def _rms(e: np.ndarray, finite: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(values)))) if values.size else 0.0
 
 
-def _fixed(diff: np.ndarray, e: np.ndarray, finite: np.ndarray, tol: Tolerance) -> _Judged:
+def _fixed(diff: np.ndarray, e: np.ndarray, finite: np.ndarray, tol: Tolerance,
+           noise: np.ndarray | None) -> _Judged:
     allowed = tol.atol + tol.rtol * np.abs(e)
     bad = finite & (diff > allowed)
     excess = np.where(finite, diff - tol.rtol * np.abs(e), 0.0)
     hit = finite & (diff > 0)
     margin = float(np.min(allowed[hit] / diff[hit])) if hit.any() else None
-    return _Judged(bad, tol.atol, margin, float(max(excess.max(), 0.0)), 0.0)
+    return _Judged(bad, tol.atol, margin, float(max(excess.max(), 0.0)),
+                   _largest(noise, slice(None), finite))
 
 
 def _by_noise(diff: np.ndarray, e: np.ndarray, finite: np.ndarray,

@@ -57,8 +57,20 @@ def rounded(value: T) -> T:
     if rng is None or not isinstance(value, np.ndarray) or value.dtype != np.float64 \
             or not value.size:
         return value
-    return cast(T, value * (1.0 + rng.uniform(-FLOAT32_HALF_ULP, FLOAT32_HALF_ULP,
-                                                value.shape)))
+    return cast(T, value * _factors(rng, value.size).reshape(value.shape))
+
+
+_POOL = 1 << 16  # random factors drawn per call at most; larger values reuse them, shifted
+
+
+def _factors(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` factors ``1 + u``, ``u`` uniform within FLOAT32_HALF_ULP: fresh for small values,
+    a fresh pool at a random offset repeated over large ones (drawing one per element of every
+    activation would cost as much as the layers)."""
+    pool = 1.0 + rng.uniform(-FLOAT32_HALF_ULP, FLOAT32_HALF_ULP, min(n, _POOL))
+    if n <= _POOL:
+        return pool
+    return np.resize(np.roll(pool, int(rng.integers(_POOL))), n)
 
 
 def widened(dtype: np.dtype) -> np.dtype:
