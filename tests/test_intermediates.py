@@ -300,3 +300,43 @@ def test_a_keras_source_against_a_tfjs_graph_model(tmp_path):
     graph.weights[kernel].flat[0] += 0.5
     first = keras_vs_onnx(source, arrays, graph, arrays, Tolerances()).first
     assert first["layer"] == "conv2d_2" and first["compared_in"] == "the file's own values"
+
+
+@pytest.mark.parametrize(("shape", "target"), [
+    ((2, 5, 4, 3), (2, 3, 5, 4)),  # channels first
+    ((2, 4, 4, 4), (2, 4, 4, 4)),  # same shape: as it is, and moved both ways
+    ((2, 7, 5), (7, 2, 5)),  # time-major
+    ((2, 7, 5), (7, 1, 2, 5)),  # time-major with an RNN's direction axis
+    ((3, 6), (3, 6, 1, 1)),  # squeezed
+])
+def test_a_layout_reads_the_elements_it_moves(shape, target):
+    from modelport.check.intermediates import _layouts
+
+    a = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    layouts = list(_layouts(shape, target))
+    assert layouts
+    flat = np.arange(a.size)
+    for layout in layouts:
+        moved = layout.move(a)
+        assert moved.shape == target
+        assert np.array_equal(moved.reshape(-1)[flat], a[layout.source(flat)])
+    if shape == target:
+        assert len(layouts) == 3  # a 2x4x4x4 tensor may be NHWC or NCHW: both are tried
+
+
+def test_each_probe_is_judged_on_its_own_noise():
+    """A probe with large values (pixels) has a large rounding noise; an error in another
+    probe's rows must not hide under it, as in the check's own per-probe judgement."""
+    from modelport.check.intermediates import Values
+
+    expected = np.ones((4, 8), dtype=np.float32)
+    expected[2:] *= 255.0
+    noise = np.full(expected.shape, 1e-7)
+    noise[2:] = 1e-5
+    actual = expected.copy()
+    actual[0, 0] += 1e-4  # 1000x its probe's noise, 10x less than 16x the other probe's
+    values = {"v": actual}
+    assert Values(values, Tolerances()).find(expected, noise) is not None
+    assert Values(values, Tolerances(), [slice(0, 2), slice(2, 4)]).find(expected, noise) is None
+    assert Values({"v": expected.copy()}, Tolerances(),
+                  [slice(0, 2), slice(2, 4)]).find(expected, noise) is not None

@@ -135,9 +135,11 @@ class Values:
     """A file's values indexed by element count, and the search for a Keras tensor among
     them under the parity check's rule."""
 
-    def __init__(self, values: dict[str, np.ndarray], tolerances: Tolerances) -> None:
+    def __init__(self, values: dict[str, np.ndarray], tolerances: Tolerances,
+                 groups: list[slice] | None = None) -> None:
         self.values = values
         self.tolerances = tolerances
+        self.groups = groups  # the probes' rows of the first axis, each judged on its own
         self.by_size: dict[int, list[str]] = defaultdict(list)
         for name, value in values.items():
             self.by_size[value.size].append(name)
@@ -149,16 +151,20 @@ class Values:
         the few that pass are compared whole."""
         expected = np.asarray(expected)
         tol = self.tolerances.default
-        bound = _bound(expected, noise, tol)
-        moved: dict[Layout, np.ndarray] = {}
+        rows = _rows(expected, noise, tol, self.groups)
+        moved: dict[Layout, tuple[np.ndarray, np.ndarray | float]] = {}
         for name in self.by_size.get(expected.size, ()):
             actual = self.values[name]
             for layout in _layouts(expected.shape, actual.shape):
-                if not self._screen(expected, layout, actual, bound, tol):
+                if not self._screen(expected, layout, actual, rows, tol):
                     continue
                 if layout not in moved:
-                    moved[layout] = layout.move(expected)
-                if _holds(moved[layout], actual, bound, tol, self.tolerances.nan_policy):
+                    moved[layout] = (layout.move(expected), rows if isinstance(rows, float) else
+                                     layout.move(np.broadcast_to(np.reshape(
+                                         rows, (-1,) + (1,) * (expected.ndim - 1)),
+                                         expected.shape)))
+                e, allowed = moved[layout]
+                if _holds(e, actual, allowed, tol, self.tolerances.nan_policy):
                     return Held(name, layout.label)
         return None
 
@@ -170,23 +176,28 @@ class Values:
         for name in self.by_size.get(expected.size, ()):
             actual = self.values[name]
             for layout in _layouts(expected.shape, actual.shape):
+                batch_first = layout.perm[0] == 0 and layout.shape[:1] == expected.shape[:1]
                 result = compare_output(name, layout.move(expected), actual,
                                         self.tolerances.default, self.tolerances.nan_policy,
-                                        noise=None if noise is None else layout.move(noise))
+                                        noise=None if noise is None else layout.move(noise),
+                                        groups=_in_rows(self.groups, expected)
+                                        if batch_first else None)
                 if best is None or best.result is None or result.max_abs < best.result.max_abs:
                     best = Held(name, layout.label, result)
         return best
 
-    def _screen(self, expected: np.ndarray, layout: Layout, actual: np.ndarray, bound: float,
-                tol: Tolerance | None) -> bool:
+    def _screen(self, expected: np.ndarray, layout: Layout, actual: np.ndarray,
+                rows: np.ndarray | float, tol: Tolerance | None) -> bool:
         """False when a sample of elements already exceeds the tolerance (so the whole value
         would fail); True: compare it whole."""
         if expected.size <= SAMPLE:
             return True
         picks = self.rng.integers(0, expected.size, SAMPLE)
-        x = layout.pick(expected, picks).astype(np.float64)
+        at = layout.source(picks)
+        x = np.asarray(expected)[at].astype(np.float64)
         y = actual.reshape(-1)[picks].astype(np.float64)
-        allowed = bound if tol is None else tol.atol + tol.rtol * np.abs(x)
+        allowed = (rows if isinstance(rows, float) else rows[at[0]]) if tol is None \
+            else tol.atol + tol.rtol * np.abs(x)
         with np.errstate(invalid="ignore"):
             return not bool(np.any(np.abs(y - x) > allowed))
 
@@ -205,19 +216,21 @@ class Layout:
         """``a`` in the value's layout (a copy)."""
         return np.ascontiguousarray(np.asarray(a).transpose(self.perm)).reshape(self.shape)
 
-    def pick(self, a: np.ndarray, flat: np.ndarray) -> np.ndarray:
-        """``move(a).reshape(-1)[flat]`` without moving ``a``."""
+    def source(self, flat: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The Keras tensor's indices of the value's elements ``flat`` (flat indices):
+        ``move(a).reshape(-1)[flat] == a[source(flat)]``, without moving ``a``."""
         at = np.unravel_index(flat, self.moved)  # a reshape keeps the permuted order
         source = list(at)
         for i, axis in enumerate(self.perm):
             source[axis] = at[i]
-        return np.asarray(a)[tuple(source)]
+        return tuple(source)
 
 
-def _holds(e: np.ndarray, a: np.ndarray, bound: float, tol: Tolerance | None,
+def _holds(e: np.ndarray, a: np.ndarray, allowed: np.ndarray | float, tol: Tolerance | None,
            nan_policy: str) -> bool:
-    """The parity check's verdict (``compare_output(...).passed``, its whole-output noise
-    rule or the user's tolerance), without its statistics."""
+    """The parity check's verdict (``compare_output(...).passed``: the noise rule's
+    ``allowed`` error, per element or for all, or the user's tolerance), without its
+    statistics."""
     e = e.astype(np.float64, copy=False)
     a = a.astype(np.float64, copy=False)
     if not (np.isfinite(e).all() and np.isfinite(a).all()):
@@ -229,15 +242,37 @@ def _holds(e: np.ndarray, a: np.ndarray, bound: float, tol: Tolerance | None,
             return False
         finite = np.isfinite(e) & np.isfinite(a)
         e, a = e[finite], a[finite]
-    allowed = bound if tol is None else tol.atol + tol.rtol * np.abs(e)
+        allowed = allowed if isinstance(allowed, float) else allowed[finite]
+    if tol is not None:
+        allowed = tol.atol + tol.rtol * np.abs(e)
     return not bool(np.any(np.abs(a - e) > allowed))
 
 
-def _bound(expected: np.ndarray, noise: np.ndarray | None, tol: Tolerance | None) -> float:
-    """The noise rule's tolerance for ``expected`` as a whole (see ``parity``); unused under a
-    tolerance the user gave."""
+def _rows(expected: np.ndarray, noise: np.ndarray | None, tol: Tolerance | None,
+          groups: list[slice] | None) -> np.ndarray | float:
+    """The noise rule's tolerance for each row of ``expected``'s first axis (each probe's
+    own, as the check judges its outputs), or one for the whole; unused under a tolerance the
+    user gave."""
     if tol is not None or expected.dtype.kind not in "fiub":
         return 0.0
+    groups = _in_rows(groups, expected)
+    if groups is None:
+        return _bound(expected, noise)
+    rows = np.empty(expected.shape[0])
+    for g in groups:
+        rows[g] = _bound(expected[g], None if noise is None else np.asarray(noise)[g])
+    return rows
+
+
+def _in_rows(groups: list[slice] | None, expected: np.ndarray) -> list[slice] | None:
+    """The probes' rows where ``expected``'s first axis is the joined batch, else None."""
+    if not groups or expected.ndim == 0 or groups[-1].stop != expected.shape[0]:
+        return None
+    return groups
+
+
+def _bound(expected: np.ndarray, noise: np.ndarray | None) -> float:
+    """The noise rule's tolerance for ``expected`` as a whole (see ``parity``)."""
     e = expected.astype(np.float64)
     finite = np.isfinite(e)
     scale = float(np.sqrt(np.mean(np.square(e[finite])))) if finite.any() else 0.0
@@ -280,13 +315,15 @@ def _squeezed(shape: tuple[int, ...]) -> list[int]:
 
 def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray],
                   target: ir.Model | TfjsGraph, onnx_arrays: list[np.ndarray],
-                  tolerances: Tolerances, *, device: str = "cpu") -> Walk:
+                  tolerances: Tolerances, *, groups: list[slice] | None = None,
+                  device: str = "cpu") -> Walk:
     """Each Keras layer's output (NumPy reference on ``keras_arrays``) looked for, by value,
     among the ONNX (or TF.js graph-model) ``target``'s own values on ``onnx_arrays``; the layer
-    blamed as the module says."""
+    blamed as the module says. ``groups``: the probes' rows of the joined batch, each judged
+    on its own noise as the check judges them."""
     values = Values(onnx_values(target, onnx_arrays, device=device)
                     if isinstance(target, ir.Model) else tfjs_values(target, onnx_arrays),
-                    tolerances)
+                    tolerances, groups)
     reference, noise = captured(model, keras_arrays)
     graph = keras_graph.as_functional(model)
     order = keras_graph.call_order(graph)
@@ -378,7 +415,7 @@ def _computing(target: ir.Model, value: str, stops: set[str]) -> tuple[list[ir.N
 
 def keras_in_onnx(source: LayersModel, target: ir.Model,
                   feeds: tuple[list[np.ndarray], list[np.ndarray]], tolerances: Tolerances, *,
-                  opset: int) -> Walk:
+                  opset: int, groups: list[slice] | None = None) -> Walk:
     """``keras_vs_onnx`` on the check's first feed (the source's arrays, the file's arrays);
     modelport's own lowering of the source, without the layout pass, is a second opinion only
     where the file's values cannot be read or name nothing."""
@@ -386,7 +423,7 @@ def keras_in_onnx(source: LayersModel, target: ir.Model,
     from .divergence import first_divergence
 
     try:
-        walk = keras_vs_onnx(source, feeds[0], target, feeds[1], tolerances)
+        walk = keras_vs_onnx(source, feeds[0], target, feeds[1], tolerances, groups=groups)
     except ModelportError as e:
         walk = Walk(None, 0, 0, 0, [f"the file's own values could not be compared: {e}"],
                     looked=False)
@@ -481,7 +518,8 @@ def _closure(start: list[N], edges: dict[N, list[N]]) -> set[N]:
 
 
 def keras_vs_keras(source: LayersModel, target: LayersModel, source_arrays: list[np.ndarray],
-                   target_arrays: list[np.ndarray], tolerances: Tolerances) -> Walk:
+                   target_arrays: list[np.ndarray], tolerances: Tolerances, *,
+                   groups: list[slice] | None = None) -> Walk:
     """Both Keras models in the NumPy reference, every tensor of the source compared with the
     target's of the same layer name, call and output: the first that fails, in call order."""
     from ..runtime.engines import KerasReference
@@ -496,9 +534,10 @@ def keras_vs_keras(source: LayersModel, target: LayersModel, source_arrays: list
             if key not in theirs:
                 continue
             compared += 1
-            result = compare_output(layer.name, reference.tensors[key], theirs[key],
-                                    tolerances.default, tolerances.nan_policy,
-                                    noise=noise.get(key))
+            expected = np.asarray(reference.tensors[key])
+            result = compare_output(layer.name, expected, theirs[key], tolerances.default,
+                                    tolerances.nan_policy, noise=noise.get(key),
+                                    groups=_in_rows(groups, expected))
             held += result.passed
             if not result.passed and first is None:
                 first = {"layer": layer.name, "class": layer.class_name, "call": k,

@@ -28,15 +28,16 @@ PERTURBATION = 2.0 ** -22  # relative, as the check's own estimate without a ref
 
 
 def onnx_vs_target(source: ir.Model, target: ir.Model | TfjsGraph,
-                   feeds: tuple[list[np.ndarray], list[np.ndarray]], tolerances: Tolerances
-                   ) -> Walk:
+                   feeds: tuple[list[np.ndarray], list[np.ndarray]], tolerances: Tolerances,
+                   *, groups: list[slice] | None = None) -> Walk:
     """The first source node (in graph order) blamed for a divergence between ``source`` on
-    ``feeds[0]`` and ``target`` on ``feeds[1]``."""
+    ``feeds[0]`` and ``target`` on ``feeds[1]`` (``groups``: the probes' rows of the joined
+    batch, each judged on its own)."""
     ours = onnx_values(source, feeds[0])
     noise = _noise(source, feeds[0], ours)
     theirs = onnx_values(target, feeds[1]) if isinstance(target, ir.Model) \
         else tfjs_values(target, feeds[1])
-    values = Values(theirs, tolerances)
+    values = Values(theirs, tolerances, groups)
     nodes = list(source.graph)
     producer = {out.name: i for i, node in enumerate(nodes) for out in node.outputs}
     status: dict[int, bool] = {}
@@ -64,7 +65,7 @@ def _find(values: Values, name: str, expected: np.ndarray, noise: np.ndarray | N
     """Whether the target holds ``expected``: in its value of the same name, else anywhere."""
     same = values.values.get(name)
     if same is not None and same.shape == expected.shape:
-        alone = Values({name: same}, values.tolerances)
+        alone = Values({name: same}, values.tolerances, values.groups)
         if alone.find(expected, noise) is not None:
             return True
     return values.find(expected, noise) is not None
