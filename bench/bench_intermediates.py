@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,8 @@ print(json.dumps({"check": check, "rss": hwm * 1024, "passed": report.passed}))
 
 def feeds(src, dst):
     """The check's first feed: its seeded probes joined along the batch, in each model's
-    layout (as ``validate`` builds it when every input has a free batch axis)."""
+    layout (as ``validate`` builds it when every input has a free batch axis), and each
+    probe's rows."""
     import numpy as np
 
     from modelport.check.layouts import match_input
@@ -72,7 +74,9 @@ def feeds(src, dst):
     probes = seeded_probes(specs, batch=options.batch_or_default, seed=options.seed_or_default)
     keras = [np.concatenate(xs) for xs in zip(*(p.arrays for p in probes))]
     onnx_specs = OnnxRuntime(dst).inputs()
-    return source, keras, [match_input(x, s) for x, s in zip(keras, onnx_specs)]
+    starts = np.cumsum([0] + [p.arrays[0].shape[0] for p in probes])
+    groups = [slice(int(a), int(b)) for a, b in pairwise(starts)]
+    return source, keras, [match_input(x, s) for x, s in zip(keras, onnx_specs)], groups
 
 
 def walk_once(src, dst):
@@ -80,8 +84,8 @@ def walk_once(src, dst):
     from modelport.check.parity import Tolerances
     from modelport.formats.loading import load
 
-    source, keras, onnx_arrays = feeds(src, dst)
-    return keras_vs_onnx(source, keras, load(dst), onnx_arrays, Tolerances())
+    source, keras, onnx_arrays, groups = feeds(src, dst)
+    return keras_vs_onnx(source, keras, load(dst), onnx_arrays, Tolerances(), groups=groups)
 
 
 def _best(fn, repeat):
@@ -106,7 +110,7 @@ def measure(name, src, dst, repeat, sample):
     from modelport.runtime.precision import exact
 
     check, report = _best(lambda: modelport.validate(src, dst, device="cpu"), repeat)
-    source, keras, onnx_arrays = feeds(src, dst)
+    source, keras, onnx_arrays, groups = feeds(src, dst)
     target = load(dst)
     session_plain, engine = _best(lambda: OnnxRuntime(dst, device="cpu"), repeat)
     plain, _ = _best(lambda: engine.run(onnx_arrays), repeat)
@@ -133,7 +137,7 @@ def measure(name, src, dst, repeat, sample):
     sampled = keys[::step][:sample]
 
     def match(which):
-        found = Values(values, Tolerances())
+        found = Values(values, Tolerances(), groups)
         return sum(found.find(reference.tensors[k], noise.get(k)) is not None for k in which)
 
     match_all, held = _best(lambda: match(keys), repeat)
