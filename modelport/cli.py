@@ -314,8 +314,9 @@ def _print_report(report: ConversionReport) -> None:
 @click.option("--inputs", "inputs_file", type=click.Path(dir_okay=False), default=None,
               help="Inputs from an .npz (arrays named after the model's inputs, or in order); "
                    "default: seeded random inputs that respect each input's dtype and range.")
-@click.option("--batch", type=click.IntRange(1), default=2, show_default=True,
-              help="Batch size of the seeded inputs.")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Rows per probe of the seeded inputs (default: 2 to 16, as many as the "
+                   "inputs' size allows cheaply).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs.")
 @click.option("--atol", type=float, default=None,
               help="Absolute tolerance: judge every output by |a - e| <= atol + rtol*|e| "

@@ -16,7 +16,6 @@ from .parity import Tolerances
 
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("auto", "tfjs", "reference")
-DEFAULT_BATCH = 2
 DEFAULT_SEED = 0
 
 
@@ -56,9 +55,10 @@ class CheckOptions:
         return self.tolerances or Tolerances()
 
     @property
-    def batch_or_default(self) -> int:
-        """The seeded inputs' batch size."""
-        return DEFAULT_BATCH if self.batch is None else self.batch
+    def batch_or_default(self) -> int | None:
+        """The seeded probes' batch size (None: as the inputs' size allows, see
+        ``probes.default_batch``)."""
+        return self.batch
 
     @property
     def seed_or_default(self) -> int:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 SEPARATOR = "::"  # between a probe's name and an input's in a saved .npz
 FREE_DIM = 8  # a free dimension other than the batch
+MIN_BATCH, MAX_BATCH = 2, 16  # a probe's batch where the user gives none
+PROBE_ELEMENTS = 1 << 15  # the input elements a probe may take where the user gives no batch
 IMAGE_CHANNELS = (1, 3, 4)
 
 
@@ -45,9 +47,11 @@ class Probe:
     arrays: list[np.ndarray]
 
 
-def seeded_probes(specs: list[InputSpec], *, batch: int, seed: int) -> list[Probe]:
+def seeded_probes(specs: list[InputSpec], *, batch: int | None, seed: int) -> list[Probe]:
     """The seeded probes for ``specs`` (see the module): ``normal`` and ``unit`` always,
-    ``pixel`` when a float input is shaped like an image."""
+    ``pixel`` when a float input is shaped like an image; ``batch`` rows each (None: see
+    ``default_batch``)."""
+    batch = default_batch(specs) if batch is None else batch
     shapes = [_shape(spec, batch) for spec in specs]
     names = ["normal", "unit"]
     if any(spec.dtype.startswith("float") and _image_like(shape)
@@ -56,6 +60,15 @@ def seeded_probes(specs: list[InputSpec], *, batch: int, seed: int) -> list[Prob
     return [Probe(name, [_draw(name, spec, shape, np.random.default_rng([seed, k, i]))
                          for i, (spec, shape) in enumerate(zip(specs, shapes))])
             for k, name in enumerate(names)]
+
+
+def default_batch(specs: list[InputSpec]) -> int:
+    """A probe's batch where the user gives none: as many rows as PROBE_ELEMENTS input
+    elements hold, between MIN_BATCH and MAX_BATCH. Small inputs get many rows, so that a unit
+    a few inputs leave dead (a ReLU's zero) is woken by others; images get few."""
+    per_row = sum(int(np.prod([FREE_DIM if d is None else d for d in spec.shape[1:]],
+                              dtype=object)) for spec in specs) or 1
+    return max(MIN_BATCH, min(MAX_BATCH, PROBE_ELEMENTS // per_row))
 
 
 def _shape(spec: InputSpec, batch: int) -> list[int]:

@@ -27,7 +27,7 @@ from ..models.onnx_model import (
 from .layouts import match_input, match_output
 from .options import CheckOptions
 from .parity import ParityReport, Tolerances
-from .probes import Probe, file_probes, save_probes, seeded_probes
+from .probes import Probe, default_batch, file_probes, save_probes, seeded_probes
 from .quantized import is_quantized, quantization_noise
 
 if TYPE_CHECKING:
@@ -56,13 +56,14 @@ class Pairing:
 
 def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
              tolerances: Tolerances | None = None, device: str = "auto",
-             inputs: str | os.PathLike[str] | None = None, batch: int = 2, seed: int = 0,
+             inputs: str | os.PathLike[str] | None = None, batch: int | None = None, seed: int = 0,
              per_layer: bool = False, engine: str = "auto") -> ParityReport:
     """Run ``src`` and ``dst`` on the same inputs and compare every output.
 
     ``tolerances``: atol/rtol (default 1e-4, 1e-3), per output, and the NaN policy; ``device``:
     onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
-    (``batch``, ``seed``); ``per_layer``: on a mismatch, name the first diverging Keras layer;
+    (``batch`` rows per probe, default 2 to 16 as the inputs' size allows, ``seed``);
+    ``per_layer``: on a mismatch, name the first diverging Keras layer;
     ``engine``: how TF.js graph-models run (auto, tfjs, reference).
     """
     return validate_with(src, dst, CheckOptions(
@@ -332,7 +333,8 @@ def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[Probe], dict[
         described = {"description": f"inputs from {options.inputs}",
                      "file": str(options.inputs)}
     else:
-        batch, seed = options.batch_or_default, options.seed_or_default
+        seed = options.seed_or_default
+        batch = options.batch_or_default or default_batch(specs)
         probes = seeded_probes(specs, batch=batch, seed=seed)
         names = ", ".join(p.name for p in probes)
         described = {"description": f"seeded inputs (seed {seed}; {names}; batch {batch} each)",
