@@ -22,7 +22,7 @@ sys.path.insert(0, str(FIXTURES))
 def test_cuda_sessions_run_without_tf32():
     from modelport.runtime.engines import OnnxRuntime
 
-    assert CUDA_OPTIONS == {"use_tf32": "0"}
+    assert CUDA_OPTIONS == {"use_tf32": "0", "cudnn_conv_algo_search": "DEFAULT"}
     engine = OnnxRuntime(_onnx(FIXTURES / "keras3" / "cnn_bn_pool.keras"), device="cuda")
     assert engine.session.provider == "CUDAExecutionProvider"
     assert "use_tf32=0" in engine.label

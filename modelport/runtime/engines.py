@@ -137,7 +137,8 @@ class OnnxRuntime:
 
         self.session = session(model, device=device)
         self.label = f"onnxruntime {self.session.provider}" + (
-            " (use_tf32=0)" if self.session.provider == "CUDAExecutionProvider" else "")
+            " (use_tf32=0, implicit-GEMM convolutions)"
+            if self.session.provider == "CUDAExecutionProvider" else "")
         self._bounds = _gather_bounds(model)
 
     def inputs(self) -> list[InputSpec]:
