@@ -750,7 +750,7 @@ def run(path: Path, arrays: list[np.ndarray]) -> list[np.ndarray]:
         types = {"tensor(float)": np.float32, "tensor(int64)": np.int64,
                  "tensor(int32)": np.int32, "tensor(double)": np.float64,
                  "tensor(bool)": np.bool_}
-        feeds = {i.name: np.asarray(a).astype(types.get(i.type, np.float32))
+        feeds = {i.name: _fit(a, i.shape).astype(types.get(i.type, np.float32))
                  for i, a in zip(session.get_inputs(), arrays)}
         return [np.asarray(y) for y in session.run(None, feeds)]
     import modelport
@@ -764,7 +764,23 @@ def run(path: Path, arrays: list[np.ndarray]) -> list[np.ndarray]:
         engine = engines.KerasReference(model)
     specs = engine.inputs()
     return [np.asarray(y) for y in engine.run(
-        [np.asarray(a).astype(s.dtype) for a, s in zip(arrays, specs)])]
+        [_fit(a, s.shape).astype(s.dtype) for a, s in zip(arrays, specs)])]
+
+
+def _fit(array: np.ndarray, shape: list) -> np.ndarray:
+    """``array`` in the layout a model takes: a Keras channels-first model raised from ONNX
+    (or lowered to it) may take its channels on the other side; only the shapes tell."""
+    array = np.asarray(array)
+
+    def fits(candidate: tuple[int, ...]) -> bool:
+        return len(candidate) == len(shape) and all(
+            not isinstance(d, int) or d in (-1, c) for d, c in zip(shape, candidate))
+    if array.ndim < 3 or fits(array.shape):
+        return array
+    for moved in (np.moveaxis(array, 1, -1), np.moveaxis(array, -1, 1)):
+        if fits(moved.shape):
+            return np.ascontiguousarray(moved)
+    return array
 
 
 def movement(faithful: list[np.ndarray], mutant: list[np.ndarray]) -> float:
@@ -816,19 +832,28 @@ def measure(model: str, route: str, source: Path, faithful: Path, inputs: list[n
     suffix = faithful.suffix if faithful.suffix in (".onnx", ".h5") else ""
     outcomes = []
     for i, mutant in enumerate(mutants(faithful, cap=cap, kinds=kinds)):
-        path = mutant.write(faithful, workdir / f"{i:03d}-{mutant.kind}{suffix}")
-        try:
-            moved: float | None = movement(expected, run(path, inputs))
-        except Exception:  # noqa: BLE001 - a runtime refusing the edit: not a numeric mutant
-            moved = None
-        outcome = Outcome(model, route, mutant, moved)
-        if outcome.effective:
-            try:
-                outcome.caught = not check(source, path).passed
-            except Exception as e:  # noqa: BLE001 - reported, counted as not caught
-                outcome.caught, outcome.error = False, f"{type(e).__name__}: {e}"
-        outcomes.append(outcome)
+        with np.errstate(all="ignore"):  # a mutant may well make NaNs (a negative variance)
+            outcomes.append(_measure_one(model, route, source, faithful, inputs, expected,
+                                         mutant, workdir / f"{i:03d}-{mutant.kind}{suffix}",
+                                         check))
     return outcomes
+
+
+def _measure_one(model: str, route: str, source: Path, faithful: Path,
+                 inputs: list[np.ndarray], expected: list[np.ndarray], mutant: Mutant,
+                 dst: Path, check: Callable[[Path, Path], Any]) -> Outcome:
+    path = mutant.write(faithful, dst)
+    try:
+        moved: float | None = movement(expected, run(path, inputs))
+    except Exception:  # noqa: BLE001 - a runtime refusing the edit: not a numeric mutant
+        moved = None
+    outcome = Outcome(model, route, mutant, moved)
+    if outcome.effective:
+        try:
+            outcome.caught = not check(source, path).passed
+        except Exception as e:  # noqa: BLE001 - reported, counted as not caught
+            outcome.caught, outcome.error = False, f"{type(e).__name__}: {e}"
+    return outcome
 
 
 def scores(outcomes: list[Outcome], key: Callable[[Outcome], str] = lambda o: o.mutant.kind
