@@ -27,7 +27,7 @@ from ..models.onnx_model import (
 from .layouts import match_input, match_output
 from .options import CheckOptions
 from .parity import ParityReport, Tolerances
-from .probes import Probe, default_batch, file_probes, save_probes, seeded_probes
+from .probes import MIN_BATCH, Probe, default_batch, file_probes, save_probes, seeded_probes
 from .quantized import is_quantized, quantization_noise
 
 if TYPE_CHECKING:
@@ -287,10 +287,12 @@ class _Runs:
             "has a NumPy reference to run in float64)")
 
     def _sample_rows(self, ys: list[np.ndarray]) -> np.ndarray | None:
-        """The first row of each probe, where the probes were joined along a batch axis that
-        every output keeps; None: measure on every row."""
+        """The first row of each probe where each probe has MIN_BATCH rows (inputs too large
+        for more: the noise run is the check's costliest) and the probes were joined along a
+        batch axis every output keeps; None: measure on every row (the error's maximum over
+        many rows is then held to the noise's maximum over as many)."""
         total = sum(self.sizes)
-        if not self.joined or max(self.sizes) < 2 or any(
+        if not self.joined or max(self.sizes) != MIN_BATCH or any(
                 np.ndim(y) == 0 or np.shape(y)[0] != total for y in ys):
             return None
         return np.cumsum([0, *self.sizes[:-1]])
