@@ -18,10 +18,11 @@ import modelport
 from modelport.check.intermediates import _blame, keras_vs_onnx
 from modelport.check.layouts import match_input
 from modelport.check.parity import Tolerances
+from modelport.check.probes import seeded_probes
 from modelport.cli import main
 from modelport.formats.loading import load
 from modelport.models import keras_graph
-from modelport.runtime.engines import KerasReference, OnnxRuntime, seeded_inputs
+from modelport.runtime.engines import KerasReference, OnnxRuntime
 
 from .conftest import FIXTURES
 
@@ -95,7 +96,7 @@ def test_a_faithful_file_holds_its_layers_and_blames_none(fixture, tmp_path):
 
 def _walk(src, onnx_path):
     source = load(src)
-    keras_inputs = seeded_inputs(KerasReference(source).inputs(), batch=2)
+    keras_inputs = seeded_probes(KerasReference(source).inputs(), batch=2, seed=0)[0].arrays
     onnx_inputs = [match_input(x, s) for x, s in zip(keras_inputs,
                                                      OnnxRuntime(onnx_path).inputs())]
     return keras_vs_onnx(source, keras_inputs, load(onnx_path), onnx_inputs, Tolerances())
@@ -279,7 +280,7 @@ def test_an_onnx_source_against_a_tfjs_graph_model(tmp_path):
     web = tmp_path / "web"
     assert modelport.convert(source, web, to="tfjs-graph", engine="reference").passed
     onnx_model, graph = load(source), load(web)
-    arrays = seeded_inputs(OnnxRuntime(source).inputs(), batch=2)
+    arrays = seeded_probes(OnnxRuntime(source).inputs(), batch=2, seed=0)[0].arrays
     assert onnx_vs_target(onnx_model, graph, (arrays, arrays), Tolerances()).first is None
     kernel = next(name for name in graph.weights if name.startswith("conv2d_1/"))
     graph.weights[kernel] = graph.weights[kernel].copy()
@@ -293,7 +294,7 @@ def test_a_keras_source_against_a_tfjs_graph_model(tmp_path):
     web = tmp_path / "web"
     assert modelport.convert(CNN, web, to="tfjs-graph", engine="reference").passed
     source, graph = load(CNN), load(web)
-    arrays = seeded_inputs(KerasReference(source).inputs(), batch=2)
+    arrays = seeded_probes(KerasReference(source).inputs(), batch=2, seed=0)[0].arrays
     assert keras_vs_onnx(source, arrays, graph, arrays, Tolerances()).first is None
     kernel = next(name for name in graph.weights if "conv2d_2" in name)
     graph.weights[kernel] = graph.weights[kernel].copy()

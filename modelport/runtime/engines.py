@@ -15,7 +15,6 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import FormatError, UnsupportedError
-from ..limits import MAX_CHECK_INPUT_ELEMENTS
 from ..models import LayersModel, keras_graph, keras_shapes
 
 
@@ -188,34 +187,6 @@ def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
             bounds[node.input[1]] = min(bounds.get(node.input[1], 1 << 62),
                                         shapes[node.input[0]][0])
     return bounds
-
-
-MAX_INPUT_ELEMENTS = MAX_CHECK_INPUT_ELEMENTS  # see there
-
-
-def seeded_inputs(specs: list[InputSpec], *, batch: int = 2, seed: int = 0,
-                  free_dim: int = 8) -> list[np.ndarray]:
-    """Seeded random arrays for ``specs``: a free first dimension is ``batch``, other free ones
-    ``free_dim``; integers in [0, high) (high 10 without a bound), booleans, standard-normal
-    floats. An input of more than MAX_INPUT_ELEMENTS elements is refused."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for spec in specs:
-        shape = [batch if i == 0 and d is None else (free_dim if d is None else d)
-                 for i, d in enumerate(spec.shape)]
-        if int(np.prod(shape, dtype=object)) > MAX_INPUT_ELEMENTS:
-            raise UnsupportedError(
-                f"input {spec.name!r} has shape {shape}: more than {MAX_INPUT_ELEMENTS} "
-                "elements to generate for the parity check",
-                hint="check it with your own inputs (--inputs) of a smaller size where the "
-                     "model allows one, or skip the check (--no-validate)")
-        if spec.dtype.startswith(("int", "uint")):
-            arrays.append(rng.integers(0, spec.high or 10, shape).astype(spec.dtype))
-        elif spec.dtype == "bool":
-            arrays.append(rng.integers(0, 2, shape).astype(bool))
-        else:
-            arrays.append(rng.standard_normal(shape).astype(spec.dtype))
-    return arrays
 
 
 def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np.ndarray]:

@@ -414,7 +414,7 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
     """Evaluate with the NumPy TF executor: (shape, dtype, value if constant) per tensor. A node
     it cannot run leaves its outputs (and everything downstream) unknown rather than failing
     the conversion here. ``known`` constants are taken as they are, not computed again."""
-    from ...runtime.engines import MAX_INPUT_ELEMENTS
+    from ...limits import MAX_CHECK_INPUT_ELEMENTS as MAX_INPUT_ELEMENTS
     from ...runtime.tfjs_reference import REGISTRY
     from ...runtime.tfjs_reference._base import NUMPY_DTYPES, Op
 
