@@ -23,9 +23,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("log")
     ap.add_argument("--worst", type=int, default=15)
+    ap.add_argument("--only", default="", help="keep the lines whose test name has this text "
+                                               "(e.g. 'faithful': not the mutants)")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in open(args.log, encoding="utf-8")]
-    rows = [r for r in rows if not r.get("quantization")]
+    with open(args.log, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    rows = [r for r in rows if not r.get("quantization")
+            and args.only in (r.get("test") or "")]
     ratio = np.array([r["error"] / r["noise"] if r["noise"] > 0 else
                       (0.0 if r["error"] == 0 else np.inf) for r in rows])
     scale = np.array([r["error"] / r["scale"] if r["scale"] > 0 else 0.0 for r in rows])
@@ -40,7 +44,7 @@ def main() -> None:
     print(f"  over the tolerance (16x noise, floor {SCALE_FLOOR:g} of RMS): "
           f"{int((errors > allowed).sum())}")
     order = np.argsort(-(errors / allowed))
-    print(f"  nearest the tolerance (error / tolerance):")
+    print("  nearest the tolerance (error / tolerance):")
     for i in order[: args.worst]:
         r = rows[i]
         print(f"    {errors[i] / allowed[i]:6.3f}  error {r['error']:.3g} noise {r['noise']:.3g} "
