@@ -122,11 +122,36 @@ class OutputReport:
 
 
 @dataclass
+class Intermediates:
+    """A sample of the source's layer outputs looked for among the result's own values, on
+    every check where modelport knows how to find them (a Keras source against an ONNX file:
+    ``check.sampled_layers``). ``layers``: the sampled layers, in call order; ``held``: how
+    many of them the file holds; ``absent``: sampled layers the file does not hold while a
+    layer just after them is held (fused into it by a converter, not a fault);
+    ``first_not_held``: where a divergence starts (the first layer, walking back from a sampled
+    one, whose output the file does not hold while it holds its inputs), which fails the check;
+    ``skipped``: why nothing was compared."""
+
+    compared: int = 0
+    held: int = 0
+    layers: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    first_not_held: dict[str, Any] | None = None
+    skipped: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        """No divergence among the file's own values."""
+        return self.first_not_held is None
+
+
+@dataclass
 class ParityReport:
     """Two models run on the same inputs, every output compared (``passed``: all within
     tolerance). ``inputs`` describes the inputs (seed, batch and probes, or the file, and the
     shapes); ``first_divergence`` names the first layer whose output leaves tolerance, when
-    asked and found; ``noise``: how the rounding noise was measured."""
+    asked and found; ``noise``: how the rounding noise was measured; ``intermediates``: the
+    sampled layers compared in the result's own values (``passed`` also needs them held)."""
 
     source: str
     target: str
@@ -138,6 +163,7 @@ class ParityReport:
     first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     noise: str = ""
+    intermediates: Intermediates | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (what ``--json`` prints): an infinite or NaN statistic
@@ -348,6 +374,7 @@ def format_table(report: ParityReport) -> list[str]:
                          "its scale); no check can judge it more finely than that")
     if report.noise:
         lines.append(f"  noise: {report.noise}")
+    lines.extend(_intermediates_lines(report.intermediates))
     if report.first_divergence:
         d = report.first_divergence
         lines.append(f"  first diverging layer: {d['layer']} ({d['class']}): max abs "
@@ -355,3 +382,18 @@ def format_table(report: ParityReport) -> list[str]:
     lines.extend(f"  note: {note}" for note in report.notes)
     lines.append("  result: " + ("PASS" if report.passed else "MISMATCH"))
     return lines
+
+
+def _intermediates_lines(found: Intermediates | None) -> list[str]:
+    if found is None:
+        return []
+    if found.skipped:
+        return [f"  intermediates: not compared ({found.skipped})"]
+    line = (f"  intermediates: {found.held} of {found.compared} sampled layer outputs held by "
+            "the file's own values")
+    if found.absent:
+        line += (f" ({', '.join(found.absent)}: not held, but a layer just after it is: "
+                 "taken as fused)")
+    if found.first_not_held:
+        line += f"; FAIL at {found.first_not_held['layer']}"
+    return [line]

@@ -97,7 +97,8 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     probes, described = _inputs(specs_a, options)
     if options.save_inputs is not None:
         save_probes(options.save_inputs, probes, specs_a)
-    runs = _Runs(a, b, pairing.raised, specs_a, specs_b)
+    sampling = _sampling(source, target, a, probes)
+    runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
     feeds = runs.feeds(probes)
     _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
     _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
@@ -126,7 +127,66 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         passed=all(o.passed for o in outputs), noise=how)
     if not report.passed:
         _localise(report, source, target, (feeds[0][0], feeds[0][1]), options, pairing)
+    if sampling is not None:
+        _sampled_layers(report, sampling, target, [f[1] for f in feeds], options, steps)
     return report
+
+
+# --- sampled intermediates on every check (issue 17.3; check/sampled_layers.py) ---------------
+
+@dataclass
+class _Sampling:
+    """The sampled layers of a Keras source against an ONNX file, and the source's engine
+    that keeps their tensors while the check runs it (``sampled_layers.Keeping``)."""
+
+    plan: Any
+    engine: Any
+    skipped: str | None = None
+
+
+def _sampling(source: Model, target: Model, a: Engine, probes: list[Probe]
+              ) -> _Sampling | None:
+    """Where modelport knows how the file's values map to the source's layers (a Keras source
+    against an ONNX file), the sample to compare on this check; else None."""
+    from ..runtime.engines import KerasReference
+
+    if not (isinstance(source, LayersModel) and isinstance(target, ir.Model)
+            and isinstance(a, KerasReference)):
+        return None
+    from . import sampled_layers
+
+    skipped = sampled_layers.skip_reason(target)
+    sample = sampled_layers.plan(source)
+    if skipped is not None or not sample.sampled:
+        return _Sampling(sample, a, skipped or "no layer to sample before the outputs")
+    sizes = [int(np.shape(p.arrays[0])[0]) if p.arrays and np.ndim(p.arrays[0]) else 0
+             for p in probes]
+    return _Sampling(sample, sampled_layers.Keeping(a, sample.kept(), sizes))
+
+
+def _sampled_layers(report: ParityReport, sampling: _Sampling, target: Model,
+                    feeds: list[list[np.ndarray]], options: CheckOptions, steps: _Steps) -> None:
+    """Compare the sampled layers in the file's own values; a divergence there fails the check
+    and, where the outputs passed, is the report's first divergence."""
+    from . import sampled_layers
+    from .parity import Intermediates
+
+    if sampling.skipped is not None:
+        report.intermediates = Intermediates(skipped=sampling.skipped)
+        return
+    assert isinstance(target, ir.Model)
+    steps.next(f"comparing {len(sampling.plan.sampled)} sampled layers with the file's own "
+               "values")
+    found = sampled_layers.compare(sampling.plan, sampling.engine, feeds, target,
+                                   options.tolerances_or_default,
+                                   device=options.device_or_default)
+    report.intermediates = found
+    if found.first_not_held is None:
+        return
+    report.passed = False
+    report.notes.append("sampled intermediates: " + found.first_not_held.pop("sentence"))
+    if report.first_divergence is None:
+        report.first_divergence = found.first_not_held
 
 
 def _save_outputs(path: str | os.PathLike[str], names: list[str],
