@@ -49,6 +49,7 @@ from .parity import (
     Tolerance,
     Tolerances,
     compare_output,
+    element_floor,
 )
 
 if TYPE_CHECKING:
@@ -196,7 +197,8 @@ class Values:
         at = layout.source(picks)
         x = np.asarray(expected)[at].astype(np.float64)
         y = actual.reshape(-1)[picks].astype(np.float64)
-        allowed = (rows if isinstance(rows, float) else rows[at[0]]) if tol is None \
+        allowed = np.maximum(rows if isinstance(rows, float) else rows[at[0]],
+                             element_floor(x)) if tol is None \
             else tol.atol + tol.rtol * np.abs(x)
         with np.errstate(invalid="ignore"):
             return not bool(np.any(np.abs(y - x) > allowed))
@@ -243,8 +245,8 @@ def _holds(e: np.ndarray, a: np.ndarray, allowed: np.ndarray | float, tol: Toler
         finite = np.isfinite(e) & np.isfinite(a)
         e, a = e[finite], a[finite]
         allowed = allowed if isinstance(allowed, float) else allowed[finite]
-    if tol is not None:
-        allowed = tol.atol + tol.rtol * np.abs(e)
+    allowed = tol.atol + tol.rtol * np.abs(e) if tol is not None else \
+        np.maximum(allowed, element_floor(e))
     return not bool(np.any(np.abs(a - e) > allowed))
 
 

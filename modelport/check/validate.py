@@ -27,7 +27,7 @@ from ..models.onnx_model import (
 from .layouts import match_input, match_output
 from .options import CheckOptions
 from .parity import ParityReport, Tolerances
-from .probes import MIN_BATCH, Probe, default_batch, file_probes, save_probes, seeded_probes
+from .probes import Probe, default_batch, file_probes, save_probes, seeded_probes
 from .quantized import is_quantized, quantization_noise
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
 
     ``tolerances``: atol/rtol (default 1e-4, 1e-3), per output, and the NaN policy; ``device``:
     onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
-    (``batch`` rows per probe, default 2 to 16 as the inputs' size allows, ``seed``);
+    (``batch`` rows per probe, default 1 to 16 as the inputs' size allows, ``seed``);
     ``per_layer``: on a mismatch, name the first diverging Keras layer;
     ``engine``: how TF.js graph-models run (auto, tfjs, reference).
     """
@@ -230,6 +230,7 @@ class _Steps:
 
 
 PERTURBATION = 2.0 ** -22  # relative: 4 units in the last place of a float32 input
+SAMPLED_BATCH = 2  # probes this small (large inputs) have their noise measured on one row
 
 
 class _Runs:
@@ -347,12 +348,12 @@ class _Runs:
             "has a NumPy reference to run in float64)")
 
     def _sample_rows(self, ys: list[np.ndarray]) -> np.ndarray | None:
-        """The first row of each probe where each probe has MIN_BATCH rows (inputs too large
-        for more: the noise run is the check's costliest) and the probes were joined along a
-        batch axis every output keeps; None: measure on every row (the error's maximum over
-        many rows is then held to the noise's maximum over as many)."""
+        """The first row of each probe where each probe has only SAMPLED_BATCH rows (inputs
+        too large for more: the noise run is the check's costliest) and the probes were joined
+        along a batch axis every output keeps; None: measure on every row (the error's maximum
+        over many rows is then held to the noise's maximum over as many)."""
         total = sum(self.sizes)
-        if not self.joined or max(self.sizes) != MIN_BATCH or any(
+        if not self.joined or max(self.sizes) != SAMPLED_BATCH or any(
                 np.ndim(y) == 0 or np.shape(y)[0] != total for y in ys):
             return None
         return np.cumsum([0, *self.sizes[:-1]])
