@@ -853,6 +853,11 @@ def _measure_one(model: str, route: str, source: Path, faithful: Path,
             outcome.caught = not check(source, path).passed
         except Exception as e:  # noqa: BLE001 - reported, counted as not caught
             outcome.caught, outcome.error = False, f"{type(e).__name__}: {e}"
+    # a mutant is a whole copy of the model: hundreds of them would fill the disk
+    if dst.is_dir():
+        shutil.rmtree(dst)
+    else:
+        dst.unlink(missing_ok=True)
     return outcome
 
 
