@@ -19,7 +19,7 @@ from modelport.cli import main
 from modelport.formats.loading import load
 
 from .conftest import FIXTURES
-from .test_intermediates import CNN, _converted, _foreign, _nudge
+from .test_intermediates import CNN, _converted, _foreign, _nudge, _tampered
 
 MOBILENET = FIXTURES / "applications" / "MobileNetV2.keras"
 # one weight of this conv moved by 0.5: most layers after it change, the softmax output does not
@@ -30,13 +30,6 @@ HIDDEN = "block_8_expand/kernel"
 def mobilenet(tmp_path_factory):
     out = tmp_path_factory.mktemp("mobilenet") / "m.onnx"
     modelport.convert(MOBILENET, out, validate=False)
-    return out
-
-
-def _tampered(path, weight, out):
-    proto = onnx.load(str(path))
-    _nudge(proto, weight)
-    onnx.save(proto, str(out))
     return out
 
 

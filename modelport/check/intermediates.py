@@ -499,17 +499,18 @@ def blame(order: list[N], producers: dict[N, list[N]], outputs: list[N],
     failing = [o for o in outputs if status.get(o) is False]
     if not failing:
         return None  # every output is held: nothing on these inputs to localise
-    relevant = _closure(failing, producers)
+    relevant = closure(failing, producers)
     unheld = [step for step in order if status.get(step) is False and step in relevant]
     for step in unheld:
-        downstream = _closure([step], consumers) & relevant
+        downstream = closure([step], consumers) & relevant
         if not any(status.get(d) for d in downstream):
             return step
     frontier = [c for c in unheld if all(status.get(p, True) for p in producers.get(c, ()))]
     return frontier[-1] if frontier else None
 
 
-def _closure(start: list[N], edges: dict[N, list[N]]) -> set[N]:
+def closure(start: list[N], edges: dict[N, list[N]]) -> set[N]:
+    """``start`` and every step reachable from it along ``edges``."""
     seen, todo = set(start), list(start)
     while todo:
         for nxt in edges.get(todo.pop(), ()):

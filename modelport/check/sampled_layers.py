@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import ModelportError
 from ..models import LayersModel, keras_graph
-from .intermediates import Held, Values, Walk, _blamed, _sentence, mark_all
+from .intermediates import Held, Values, Walk, _blamed, _sentence, closure, mark_all
 from .parity import Intermediates, Tolerances
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def plan(model: LayersModel, count: int | None = None) -> Plan:
             consumers[p].append(call)
     outputs = {(r.layer, r.node) for r in graph.outputs}
     inputs = {(r.layer, r.node) for r in graph.inputs}
-    relevant = _closure(list(outputs), producers)
+    relevant = closure(list(outputs), producers)
     last: list[Call] = []
     for out in (o for o in order if o in outputs):
         todo = list(producers.get(out, ()))
@@ -373,13 +373,3 @@ def _groups(rows: np.ndarray | None, arrays: list[np.ndarray], keeping: Keeping
         starts = np.cumsum([0, *sizes])
         return [slice(int(a), int(b)) for a, b in pairwise(starts)]
     return None
-
-
-def _closure(start: list[Call], edges: dict[Call, list[Call]]) -> set[Call]:
-    seen, todo = set(start), list(start)
-    while todo:
-        for nxt in edges.get(todo.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
