@@ -207,3 +207,10 @@ def test_check_out_of_memory_keeps_nothing(tmp_path, monkeypatch):
         modelport.convert(CNN, dst, device="cpu")
     assert "conversion itself succeeded" in str(e.value) and "--no-validate" in e.value.hint
     assert not dst.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_graph_model_named_by_its_folder(faithful, tmp_path):
+    graph = tmp_path / "graph"
+    modelport.convert(faithful, graph, validate=False)
+    report = modelport.validate(faithful, graph, device="cpu")  # real tfjs where present
+    assert report.passed

@@ -239,7 +239,10 @@ class TfjsGraphEngine:
             raise UnsupportedError(f"--engine tfjs was requested but real tfjs cannot run: "
                                    f"{missing}")
         self.graph = graph
+        # a graph-model is named by its folder or its model.json; Node reads the file
         self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.is_dir():
+            self.path = self.path / "model.json"
         self.real = engine == "tfjs" or (engine == "auto" and not missing
                                          and self.path is not None)
         self.label = ("tfjs (real @tensorflow/tfjs, Node.js, CPU backend)" if self.real
