@@ -58,3 +58,29 @@ def test_layout_pass_is_linear_in_depth(blocks, monkeypatch):
     # each walk is linear in the graph; their number must not grow with the depth
     assert passes <= 3, passes
     np.testing.assert_allclose(_run(model, x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "perm", "folds"), [
+    ([2, 16, 16], [0, 2, 1], False),  # two equal-sized axes swapped: a real transpose
+    ([2, 16, 16, 1], [0, 2, 1, 3], False),
+    ([2, 1, 1, 8], [0, 3, 1, 2], True),  # squeeze-and-excite: only 1s move
+    ([2, 8, 1, 1], [0, 2, 3, 1], True),
+])
+def test_reshape_then_transpose_folds_only_when_order_is_kept(shape, perm, folds):
+    x = ir.Value(name="x", type=ir.TensorType(ir.DataType.FLOAT), shape=ir.Shape([2, 256]
+                                                                                if shape[1] == 16
+                                                                                else [2, 8]))
+    target = ir.Value(name="s", const_value=ir.tensor(np.asarray(shape, np.int64), name="s"))
+    reshape = ir.node("Reshape", [x, target])
+    transpose = ir.node("Transpose", [reshape.outputs[0]], {"perm": ir.AttrInt64s("perm", perm)})
+    y = transpose.outputs[0]
+    y.name, y.type = "y", ir.TensorType(ir.DataType.FLOAT)
+    y.shape = ir.Shape([shape[p] for p in perm])
+    graph = ir.Graph([x], [y], nodes=[reshape, transpose], initializers=[target],
+                     opset_imports={"": 17})
+    model = ir.Model(graph, ir_version=8)
+    data = np.arange(np.prod(x.shape.dims), dtype=np.float32).reshape(x.shape.dims)
+    expected = _run(model, data)
+    layout.optimize(model)
+    assert (layout.count_transposes(model) == 0) == folds
+    np.testing.assert_array_equal(_run(model, data), expected)

@@ -126,7 +126,10 @@ def _fold_into_reshape(graph: ir.Graph, node: ir.Node, reshape: ir.Node, perm: l
     if len(shape) != len(perm) or perm[0] != 0 or any(d in (0, -1) for d in shape[1:]):
         return False
     moved = [shape[p] for p in perm]
-    if [d for d in moved if d != 1] != [d for d in shape if d != 1]:
+    # the axes that are not 1 must keep their order: comparing their sizes would take a swap
+    # of two equal-sized axes (seq == head_dim in attention) for no move at all
+    kept = [p for p in perm if shape[p] != 1]
+    if kept != sorted(kept):
         return False
     new_shape = ir.Value(name=None, const_value=ir.Tensor(np.asarray(moved, np.int64)))
     graph.register_initializer(_named(graph, new_shape, "shape"))
