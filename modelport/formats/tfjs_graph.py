@@ -33,7 +33,7 @@ from ..models.tfjs_graph import (
     encode_shape,
     input_name,
 )
-from . import tfjs_layers, tfjs_manifest
+from . import tfjs_layers, tfjs_library, tfjs_manifest
 from .tfjs_layers import load_model_json, model_json_path
 
 # --- reading ------------------------------------------------------------------------------------
@@ -62,6 +62,7 @@ def read(path: str | os.PathLike) -> TfjsGraph:
                                                       "generatedBy", "convertedBy",
                                                       "initializerSignature") if k in data},
                           quantization=quantization)
+        graph.functions = tfjs_library.read_library(topology, _node)
         _inline_constants(graph)
         signature = data.get("signature") or {}
         if not isinstance(signature, dict):
@@ -159,7 +160,7 @@ def _attr_problem(value: dict) -> str | None:
 
 def _inline_constants(graph: TfjsGraph) -> None:
     """Const nodes whose value is written in the topology (older converters), not a weight."""
-    for node in graph.nodes:
+    for node in graph.all_nodes():
         if node.op != "Const" or node.name in graph.weights:
             continue
         tensor = (node.attrs.get("value") or {}).get("tensor")
@@ -245,7 +246,8 @@ def to_model_json(graph: TfjsGraph, manifest: list) -> dict:
            "generatedBy": graph.extra.get("generatedBy", "modelport"),
            "convertedBy": f"modelport v{__version__}",
            "signature": {"inputs": entries(graph.inputs), "outputs": entries(graph.outputs)},
-           "modelTopology": {"node": [node_json(n) for n in graph.nodes], "library": {},
+           "modelTopology": {"node": [node_json(n) for n in graph.nodes],
+                             "library": tfjs_library.library_json(graph.functions, node_json),
                              "versions": graph.versions or {}},
            "weightsManifest": manifest}
     for key in ("userDefinedMetadata", "modelInitializer"):

@@ -47,6 +47,26 @@ class TensorInfo:
 
 
 @dataclass
+class TfFunction:
+    """A function of the graph's library (``modelTopology.library.function``): the body of a
+    control-flow v2 op (``StatelessIf``'s branches, ``StatelessWhile``'s cond and body).
+
+    ``inputs``/``outputs`` are the signature's (arg name, dtype name) pairs in order; inside the
+    function an input arg is read by its name, as a node output is. ``ret`` maps each output arg
+    to the tensor that gives it (``node:k``, or TF's ``node:out_name:k``). A function's ``Const``
+    nodes hold their values in the graph's weights, by node name, like the main graph's.
+    ``extra`` keeps the rest of the FunctionDef (``attr``, ``argAttr``) as read.
+    """
+
+    name: str
+    inputs: list[tuple[str, str]]
+    outputs: list[tuple[str, str]]
+    nodes: list[TfNode]
+    ret: dict[str, str]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class TfjsGraph:
     """A TF.js graph-model: GraphDef nodes, constant values by node name, and the signature."""
 
@@ -58,6 +78,11 @@ class TfjsGraph:
     extra: dict = field(default_factory=dict)  # userDefinedMetadata, modelInitializer, ...
     quantization: dict[str, dict] = field(default_factory=dict)  # weight name -> manifest entry
     source: SourceInfo | None = None
+    functions: dict[str, TfFunction] = field(default_factory=dict)  # the library, by name
+
+    def all_nodes(self) -> list[TfNode]:
+        """The main graph's nodes, then every library function's."""
+        return [*self.nodes, *(n for f in self.functions.values() for n in f.nodes)]
 
     def node(self, name: str) -> TfNode:
         """The node named ``name``; KeyError where there is none."""
@@ -240,9 +265,13 @@ def a_list(kind: str, values: list) -> dict:
 
 
 def input_name(ref: str) -> tuple[str, int]:
-    """``"node:k"`` -> (node, k); control inputs ``^node`` -> (node, -1)."""
+    """``"node:k"`` -> (node, k); control inputs ``^node`` -> (node, -1); inside a library
+    function also TF's ``"node:out_name:k"`` -> (node, k) (k counts within ``out_name``, which
+    is output k for the single-output ops functions hold)."""
     if ref.startswith("^"):
         return ref[1:], -1
+    if ref.count(":") == 2:
+        ref = ref.split(":")[0] + ":" + ref.split(":")[2]
     name, _, index = ref.partition(":")
     if index and not index.isdigit():
         raise FormatError(f"tensor reference {ref!r} has no output number after the colon")
@@ -263,13 +292,38 @@ def check(graph: TfjsGraph) -> None:
                 raise FormatError(f"node {node.name!r} reads {ref!r}, which no node produces")
         if node.op == "Const" and node.name not in graph.weights:
             raise FormatError(f"Const node {node.name!r} has no value in the weights")
-    extra = [name for name in graph.weights if name not in by_name]
+    function_consts = _check_functions(graph)
+    extra = [name for name in graph.weights if name not in by_name
+             and name not in function_consts]
     if extra:
         raise FormatError(f"the weights manifest has weights no node uses: {extra[:5]}")
     for info in graph.inputs + graph.outputs:
         if input_name(info.tensor)[0] not in by_name:
             raise FormatError(f"signature tensor {info.tensor!r} is not in the graph")
     order(graph)
+
+
+def _check_functions(graph: TfjsGraph) -> set[str]:
+    """Each library function's nodes read args or its own nodes, its Consts have weights, its
+    ``ret`` names tensors it has; returns the names of the functions' Consts."""
+    consts: set[str] = set()
+    for fn in graph.functions.values():
+        names = {n.name for n in fn.nodes} | {arg for arg, _ in fn.inputs}
+        for node in fn.nodes:
+            for ref in node.inputs:
+                if input_name(ref)[0] not in names:
+                    raise FormatError(f"function {fn.name!r}: node {node.name!r} reads {ref!r}, "
+                                      "which no node or argument of the function produces")
+            if node.op == "Const":
+                if node.name not in graph.weights:
+                    raise FormatError(f"function {fn.name!r}: Const node {node.name!r} has no "
+                                      "value in the weights")
+                consts.add(node.name)
+        for arg, _ in fn.outputs:
+            if arg not in fn.ret or input_name(fn.ret[arg])[0] not in names:
+                raise FormatError(f"function {fn.name!r}: output {arg!r} is not returned by "
+                                  "any node of the function")
+    return consts
 
 
 def order(graph: TfjsGraph) -> list[TfNode]:
