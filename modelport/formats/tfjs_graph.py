@@ -262,7 +262,7 @@ def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
     """Write a graph-model folder (``dst``, or ``dst``'s folder for a ``.json`` name)."""
     check(graph)
     folder, json_name = tfjs_layers.destination(dst)
-    consts = [n.name for n in graph.nodes if n.op == "Const"]
+    consts = [n.name for n in graph.all_nodes() if n.op == "Const"]
     weights = [(name, _tfjs_array(name, graph.weights[name])) for name in consts]
     chosen = tfjs_manifest.choose_quantization(
         [n for n, a in weights if a.dtype.kind == "f"], quantize or [])
