@@ -332,9 +332,10 @@ def reduction_axes(ctx: Ctx, node: ir.Node) -> list[int] | None:
 
 def runtime_zeros(v: ir.Value | None) -> bool:
     """Zeros whose shape is only known at run time: ConstantOfShape (value 0) or an Expand of
-    a zero constant, as PyTorch exports ``torch.zeros(layers, x.size(0), hidden)``."""
+    a zero constant, as PyTorch exports ``torch.zeros(layers, x.size(0), hidden)``, possibly
+    given a direction axis (tf2onnx's ``Unsqueeze`` of Keras's ``zeros``)."""
     node = v.producer() if v is not None else None
-    while node is not None and node.op_type in ("Cast", "Identity"):
+    while node is not None and node.op_type in ("Cast", "Identity", "Unsqueeze", "Squeeze"):
         source = optional_input(node, 0)
         node = source.producer() if source is not None else None
     if node is None:
@@ -342,11 +343,18 @@ def runtime_zeros(v: ir.Value | None) -> bool:
     if node.op_type == "ConstantOfShape":
         value = node.attributes.get("value")
         return value is None or not np.any(value.value.numpy())
+    if node.op_type == "Concat":  # tf2onnx's initial states of two directions
+        return bool(node.inputs) and all(runtime_zeros(v) or _zero_const(v) for v in node.inputs)
     if node.op_type == "Expand":
         fill = optional_input(node, 0)
         tensor = fill.const_value if fill is not None and is_const(fill) else None
         return tensor is not None and not np.any(tensor.numpy())
     return False
+
+
+def _zero_const(v: ir.Value | None) -> bool:
+    tensor = v.const_value if v is not None and is_const(v) else None
+    return tensor is not None and not np.any(tensor.numpy())
 
 
 def padding_layer(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], *,

@@ -420,11 +420,42 @@ class _Walk:
         for node, idx in _uses(value):
             if self.merges and node.op_type in MERGES and node.domain in STANDARD:
                 self.pending[id(node)] = node
+            elif view.swapped and not view.reversed and idx == 0 and \
+                    view.unit_slot in ("seq", "seq_f") and self._last_step(node):
+                continue
             elif not view.plain and idx == 0 and _is_view_op(self.ctx, node):
                 after = _through(self.ctx, node, view)
                 if after is not None:
                     self.unit.followed[id(node)] = view.unit_slot
                     self.todo.append((node.outputs[0], after))
+
+    def _last_step(self, node: ir.Node) -> bool:
+        """A time-major sequence's last step taken (tf2onnx's ``outputs[-1]``: Slice -1: on the
+        time axis then Squeeze, or Gather -1): in Keras's processing order that is the final
+        h, which the layer returns without its sequence. Claims it and seeds the h slot."""
+        ctx = self.ctx
+        taken: ir.Node | None = None
+        if _is(node, "Gather") and int(attr(node, "axis", 0)) == 0:
+            c = ctx.const(optional_input(node, 1))
+            if c is not None and np.ndim(c) == 0 and int(c) == -1:
+                taken = node
+        elif _is(node, "Slice") and len(node.inputs) >= 4:
+            starts, ends, axes = (_ints(ctx, v) for v in node.inputs[1:4])
+            steps = _ints(ctx, optional_input(node, 4)) if len(node.inputs) > 4 else [1]
+            uses = _uses(node.outputs[0])
+            if starts == [-1] and ends is not None and ends[0] >= 2 ** 31 - 1 and \
+                    axes == [0] and steps == [1] and len(uses) == 1 and \
+                    not node.outputs[0].is_graph_output() and \
+                    _is(uses[0][0], "Squeeze") and _squeeze_axes(ctx, uses[0][0]) == [0]:
+                taken = uses[0][0]
+        if taken is None:
+            return False
+        self.claim(node)
+        self.claim(taken)
+        slot = self.unit.seen[id(node.inputs[0])][1].unit_slot if node.inputs[0] is not None \
+            and id(node.inputs[0]) in self.unit.seen else "seq"
+        self.seed(taken.outputs[0], "h" + slot[3:])
+        return True
 
     def _merge_pending(self) -> bool:
         """Claim one merge of the two directions' outputs (Keras's merge_mode)."""
@@ -537,13 +568,33 @@ def _bidirectional_hops(walk: _Walk, node: ir.Node, layout: int) -> None:
         for user, _ in _uses(v):
             if _concat_hop(walk, user, seq, layout, hidden):
                 continue
-            d = _gather_index(ctx, user, dir_axis, 2) if _is(user, "Gather") else None
+            d = _gather_index(ctx, user, dir_axis, 2) if _is(user, "Gather") else \
+                _slice_direction(ctx, user, dir_axis)
+            if d is not None and _is(user, "Slice"):  # tf2onnx: Slice [d, d+1) + Squeeze
+                walk.claim(user)
+                user = _uses(user.outputs[0])[0][0]
             if d is None:
                 raise _No(f"output {i} ({v.name!r}) is used by {user.op_type} node "
                           f"{user.name!r}, which neither concatenates its directions nor "
                           "takes one")
             walk.claim(user)
             walk.seed(user.outputs[0], slots[i] + ("_f", "_b")[d], swapped=seq and not layout)
+
+
+def _slice_direction(ctx: Ctx, node: ir.Node, axis: int) -> int | None:
+    """The direction d a Slice [d, d+1) on the direction ``axis`` takes when only a Squeeze of
+    that axis reads it (tf2onnx's split of a bidirectional op's outputs), else None."""
+    if not _is(node, "Slice") or len(node.inputs) < 4:
+        return None
+    starts, ends, axes = (_ints(ctx, v) for v in node.inputs[1:4])
+    steps = _ints(ctx, optional_input(node, 4)) if len(node.inputs) > 4 else [1]
+    uses = _uses(node.outputs[0])
+    if starts is None or ends is None or axes != [axis] or steps != [1] or \
+            starts[0] not in (0, 1) or ends[0] != starts[0] + 1 or len(uses) != 1 or \
+            node.outputs[0].is_graph_output() or not _is(uses[0][0], "Squeeze") or \
+            _squeeze_axes(ctx, uses[0][0]) != [axis]:
+        return None
+    return starts[0]
 
 
 def _concat_hop(walk: _Walk, user: ir.Node, seq: bool, layout: int, hidden: int) -> bool:
