@@ -24,6 +24,7 @@ from .errors import ModelportError, ParityError, UsageError
 if TYPE_CHECKING:
     from .api import CheckOptions, ConversionReport, ConvertOptions, Inspection
     from .check.parity import Tolerances
+    from .check.readback import Quantization
 
 T = TypeVar("T")
 INTERNAL_ERROR = 70
@@ -140,7 +141,9 @@ def main() -> None:
 @click.option("--quantize", "quantize", multiple=True, metavar="DTYPE[:PATTERNS]",
               help="TF.js weight quantization: uint8, uint16 or float16 for every float weight, "
                    "or DTYPE:PATTERN[,PATTERN] for weights whose names match (fnmatch, e.g. "
-                   "'uint8:*/kernel'). Repeat for several rules. TF.js targets only.")
+                   "'uint8:*/kernel'); none stores them unquantized. Weights a TF.js source "
+                   "stored quantized stay so unless a rule covers them. Repeat for several "
+                   "rules. TF.js targets only.")
 @click.option("--shard-size", type=ByteSize(), default=None,
               help="TF.js shard size in bytes (suffixes kB, MB, KiB, MiB accepted; default "
                    "4194304). TF.js targets only.")
@@ -265,6 +268,22 @@ def _tolerances(atol: float | None, rtol: float | None) -> Tolerances:
                                 DEFAULT_RTOL if rtol is None else rtol))
 
 
+def _print_quantized(quantization: Quantization) -> None:
+    """Which weights are stored quantized and how: kept as the source stored them (same dtype
+    and bytes) or quantized by --quantize (the full list is in --json's quantized_weights)."""
+    kept = quantization.kept
+    if kept:
+        click.echo(f"  quantization kept from the source (same dtype and bytes): {kept} weights")
+    chosen = [w for w in quantization.weights if not w.kept]
+    if chosen:
+        click.echo(f"  quantized by --quantize: {len(chosen)} weights")
+    for w in quantization.weights[:8]:
+        how = f"{w.dtype}" + ("" if w.scale is None else f", min {w.min:.6g} scale {w.scale:.6g}")
+        click.echo(f"    {w.name}: {how} ({'source' if w.kept else '--quantize'})")
+    if len(quantization.weights) > 8:
+        click.echo(f"    ... {len(quantization.weights) - 8} more (see --json)")
+
+
 def _print_report(report: ConversionReport) -> None:
     total = sum(f["bytes"] for f in report.files)
     click.echo(f"converted {report.source} ({report.source_format}, {report.dialect} dialect)")
@@ -280,6 +299,7 @@ def _print_report(report: ConversionReport) -> None:
         click.echo(f"  check: structure equal; {check.quantized} quantized weights "
                    f"({by_dtype}), max abs weight error {check.max_abs_weight_error:.3g}; the "
                    "rest bit-identical")
+        _print_quantized(report.quantization)
     else:
         click.echo(f"  check: read back identical (structure equal, {check.weights_compared} "
                    "weights bit-identical)")
@@ -293,6 +313,10 @@ def _print_report(report: ConversionReport) -> None:
     if report.tfjs_graph:
         click.echo(f"  TF.js graph-model: {report.tfjs_graph.nodes} nodes, "
                    f"{report.tfjs_graph.transposes} Transpose(s)")
+        if report.quantization:
+            click.echo("  quantized weights: " + ", ".join(
+                f"{k}: {v}" for k, v in report.quantization.by_dtype.items()))
+            _print_quantized(report.quantization)
     if report.onnx:
         o = report.onnx
         click.echo(f"  ONNX opset {o.opset}, IR version {o.ir_version}, "

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from .._lazy import DeferredModule
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
-from ..check.readback import Written, check_written, quantization_summary
+from ..check.readback import Written, check_written, quantization_summary, written_quantization
 from ..errors import FormatError, ModelportError, UnsupportedError
 from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
@@ -224,6 +224,8 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
             dialect="keras3" if raised else _dialect(source, "-"), layers=layers,
             parameters=sizes[1], weight_bytes=sizes[0])
         _describe_result(report, result, raised, written, job.options)
+        if isinstance(result, TfjsGraph):  # what the manifest stores quantized, and how
+            report.quantization = written_quantization(staged, result.quantization)
         if route.parity:
             _check_parity(report, source, staged, raised, job)
     final = _tfjs_json(job.dst) if route.target in TFJS_TARGETS else job.dst
@@ -252,7 +254,7 @@ def _rewrite_layers(route: Route, model: LayersModel, job: _Job) -> ConversionRe
         target_format=route.target, dialect=_dialect(model, "?"),
         layers=sum(1 for _ in model.iter_layers()), parameters=model.parameter_count(),
         weight_bytes=model.weight_bytes(), files=_files(Path(path), route.target),
-        check=written.check, quantization=quantization_summary(written.back),
+        check=written.check, quantization=quantization_summary(written.back, model),
         rewrites=written.rewrites, custom_layers=_custom_layers(model), parity=parity)
 
 
@@ -308,7 +310,7 @@ def _describe_result(report: ConversionReport, result: Model, raised: Raised | N
     if written is not None:
         assert isinstance(result, LayersModel)
         report.check = written.check
-        report.quantization = quantization_summary(written.back)
+        report.quantization = quantization_summary(written.back, result)
         report.rewrites = written.rewrites
         report.custom_layers = _custom_layers(result)
     if raised is not None:

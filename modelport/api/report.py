@@ -105,7 +105,9 @@ class ConversionReport:
             "check": self.check.to_dict() if self.check is not None else {},
             "parity": _or_none(self.parity), "onnx": _or_none(self.onnx),
             "tfjs_graph": _or_none(self.tfjs_graph), "keras": _or_none(self.keras),
-            "quantization": self.quantization.to_dict(), "rewrites": list(self.rewrites),
+            "quantization": self.quantization.to_dict(),
+            "quantized_weights": [w.to_dict() for w in self.quantization.weights],
+            "rewrites": list(self.rewrites),
             "custom_layers": list(self.custom_layers), "seconds": self.seconds,
         }
 

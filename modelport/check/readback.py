@@ -38,10 +38,34 @@ class ReadbackCheck:
 
 
 @dataclass(frozen=True)
+class QuantizedWeight:
+    """One weight stored quantized: how (``dtype``, and ``min``/``scale`` for uint8/uint16),
+    and whether it is kept as the source stored it (else ``--quantize`` chose it)."""
+
+    name: str
+    dtype: str
+    min: float | None
+    scale: float | None
+    kept: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """The weight as plain data (an item of ``"quantized_weights"`` in ``--json``)."""
+        return {"name": self.name, "dtype": self.dtype, "min": self.min, "scale": self.scale,
+                "from": "source" if self.kept else "--quantize"}
+
+
+@dataclass(frozen=True)
 class Quantization:
-    """How many weights a model stores quantized, by dtype (``{"uint8": 3}``; empty: none)."""
+    """How many weights a model stores quantized, by dtype (``{"uint8": 3}``; empty: none),
+    and each of them (``weights``)."""
 
     by_dtype: dict[str, int] = field(default_factory=dict)
+    weights: tuple[QuantizedWeight, ...] = ()
+
+    @property
+    def kept(self) -> int:
+        """The quantized weights stored as the source stored them (same dtype, same bytes)."""
+        return sum(1 for w in self.weights if w.kept)
 
     @property
     def total(self) -> int:
@@ -147,8 +171,46 @@ def _first_difference(x: object, y: object, where: str) -> str | None:
     return None if x == y else f"{where}: {x!r} vs {y!r}"
 
 
-def quantization_summary(model: LayersModel) -> Quantization:
-    """How many weights are stored quantized, by dtype."""
+def quantization_summary(model: LayersModel, source: LayersModel | None = None) -> Quantization:
+    """How many weights are stored quantized, by dtype, and each one; with ``source`` (the
+    model ``model`` was written from), which of them keep the source's quantization."""
     counts = Counter(str(w.quantization["dtype"]) for _, w in model.all_weights()
                      if w.quantization)
-    return Quantization(dict(counts))
+    before = [w.quantization for _, w in source.all_weights()] if source is not None else []
+    weights = []
+    for i, (owner, w) in enumerate(model.all_weights()):
+        q = w.quantization
+        if not q:
+            continue
+        was = before[i] if i < len(before) else None
+        kept = was is not None and all(was.get(k) == q.get(k) for k in ("dtype", "min", "scale"))
+        weights.append(QuantizedWeight(f"{owner}/{w.path}", str(q["dtype"]), _number(q, "min"),
+                                       _number(q, "scale"), kept))
+    return Quantization(dict(counts), tuple(weights))
+
+
+def written_quantization(model_json: Path, source: dict[str, dict]) -> Quantization:
+    """How the weights of a written TF.js model.json are stored quantized, from its manifest;
+    ``source``: the source's quantization entries by weight name (a TF.js graph's), to tell
+    the weights kept as the source stored them."""
+    from ..formats import tfjs_layers
+
+    doc = tfjs_layers.load_model_json(tfjs_layers.model_json_path(model_json))
+    counts: Counter[str] = Counter()
+    weights = []
+    for group in doc.get("weightsManifest") or []:
+        for entry in group.get("weights") or []:
+            q = entry.get("quantization")
+            if not q:
+                continue
+            counts[str(q["dtype"])] += 1
+            was = source.get(entry["name"]) or {}
+            kept = bool(was) and all(was.get(k) == q.get(k) for k in ("dtype", "min", "scale"))
+            weights.append(QuantizedWeight(entry["name"], str(q["dtype"]), _number(q, "min"),
+                                           _number(q, "scale"), kept))
+    return Quantization(dict(counts), tuple(weights))
+
+
+def _number(entry: dict, key: str) -> float | None:
+    value = entry.get(key)
+    return float(value) if isinstance(value, (int, float)) else None

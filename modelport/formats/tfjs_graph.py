@@ -268,7 +268,7 @@ def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
         [n for n, a in weights if a.dtype.kind == "f"], quantize or [])
     with atomic_output(folder, directory=True, force=force) as tmp:
         group = tfjs_manifest.write_group(tmp, 0, weights, shard_size=shard_size,
-                                          quantization=chosen)
+                                          quantization=chosen, kept=graph.quantization)
         (tmp / json_name).write_text(json.dumps(to_model_json(graph, [group])))
     return folder / json_name
 

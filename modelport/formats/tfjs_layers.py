@@ -215,6 +215,8 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
           check: bool = True) -> Path:
     """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``).
 
+    Weights the source stored quantized (``Weight.quantization``) are written with the same
+    quantization and bytes, unless a ``quantize`` rule covers them (``none``: unquantized).
     ``check=False`` skips the tfjs support table; it exists so that tests can show what real
     tfjs does with the models modelport refuses. Never use it to ship a model.
     """
@@ -224,12 +226,16 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
     weights = ordered_weights(model)
     chosen = tfjs_manifest.choose_quantization(
         [n for n, w in weights if w.array.dtype.kind in "fi"], quantize or [])
+    # a weight the source stored quantized stays so (same dtype, same bytes) unless a
+    # --quantize rule covers it: re-writing a uint8 model must not quadruple it silently
+    kept = {n: w.quantization for n, w in weights if w.quantization}
     dst = Path(dst)
     folder, json_name = destination(dst)
 
     def fill(target: Path) -> None:
         group = tfjs_manifest.write_group(target, 0, [(n, w.array) for n, w in weights],
-                                          shard_size=shard_size, quantization=chosen)
+                                          shard_size=shard_size, quantization=chosen,
+                                          kept=kept)
         doc = to_model_json(model, [group])
         (target / json_name).write_text(json.dumps(doc))
 

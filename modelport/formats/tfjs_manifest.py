@@ -38,6 +38,8 @@ DTYPES = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype
           "uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2"),
           "complex64": np.dtype("<c8")}
 QUANTIZED = ("uint8", "uint16", "float16")
+# ``--quantize none``: store weights unquantized, the source's quantization dropped.
+UNQUANTIZED = "none"
 
 
 @dataclass
@@ -296,13 +298,15 @@ class QuantizeRule:
 
 
 def parse_quantize(specs: Iterable[str]) -> list[QuantizeRule]:
-    """``uint8`` (all weights) or ``uint8:dense*/kernel,conv*`` (fnmatch patterns on names)."""
+    """``uint8`` (all weights) or ``uint8:dense*/kernel,conv*`` (fnmatch patterns on names);
+    ``none`` stores the weights it covers unquantized (a quantized source's included)."""
     rules = []
     for spec in specs:
         dtype, _, patterns = spec.partition(":")
         dtype = dtype.strip()
-        if dtype not in QUANTIZED:
-            raise UnsupportedError(f"unknown quantization {dtype!r}; use uint8, uint16 or float16")
+        if dtype not in QUANTIZED and dtype != UNQUANTIZED:
+            raise UnsupportedError(f"unknown quantization {dtype!r}; use uint8, uint16, float16 "
+                                   "or none (store unquantized)")
         rules.append(QuantizeRule(dtype, tuple(p for p in patterns.split(",") if p)))
     if sum(1 for r in rules if not r.patterns) > 1:
         raise UnsupportedError("more than one quantization applies to all weights")
@@ -334,6 +338,42 @@ def choose_quantization(names: list[str], rules: list[QuantizeRule]) -> dict[str
     return chosen
 
 
+def requantize(array: np.ndarray, meta: dict) -> tuple[np.ndarray, dict] | None:
+    """``array`` stored as the source stored it: the same quantized dtype and ``min``/``scale``,
+    so that a weight read from quantized bytes is written as the very same bytes. None when the
+    array is not exactly what those bytes dequantize to (a rewrite changed the values)."""
+    qdtype = meta.get("dtype")
+    if qdtype not in QUANTIZED:
+        return None
+    if qdtype == "float16":
+        if array.dtype != np.float32:
+            return None
+        q = array.astype("<f2")
+        back = q.astype(np.float32)
+        out: dict[str, object] = {"dtype": "float16", "original_dtype": "float32"}
+    else:
+        scale, minimum = meta.get("scale"), meta.get("min")
+        if array.dtype not in (np.float32, np.int32) or not isinstance(scale, (int, float)) \
+                or not isinstance(minimum, (int, float)) or not scale > 0:
+            return None
+        qmax = float(np.iinfo(qdtype).max)
+        # float32 rounding of q * scale + min is far below half a step for every q the
+        # manifest can hold, so rounding recovers q; the exactness test below proves it
+        with np.errstate(all="ignore"):
+            steps = np.round((array.astype(np.float64) - float(minimum)) / float(scale))
+        if not np.all(np.isfinite(steps)):
+            return None
+        q = np.clip(steps, 0.0, qmax).astype(DTYPES[qdtype])
+        values = q.astype(np.float64) * float(scale) + float(minimum)
+        back = np.round(values).astype(np.int32) if array.dtype == np.int32 \
+            else values.astype(np.float32)
+        out = {"dtype": qdtype, "min": minimum, "scale": scale,
+               "original_dtype": str(array.dtype)}
+    same = back.reshape(-1).view(np.uint8).tobytes() == \
+        np.ascontiguousarray(array).reshape(-1).view(np.uint8).tobytes()
+    return (q, out) if same else None
+
+
 def quantize(array: np.ndarray, qdtype: str) -> tuple[np.ndarray, dict]:
     """TF.js's quantization: affine with a zero-exact nudged range, or a float16 cast."""
     if qdtype == "float16":
@@ -363,11 +403,17 @@ def quantize(array: np.ndarray, qdtype: str) -> tuple[np.ndarray, dict]:
 
 def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndarray]], *,
                 shard_size: int = DEFAULT_SHARD_SIZE,
-                quantization: dict[str, str] | None = None) -> dict:
-    """Write one group's shards into ``folder``; return its manifest entry."""
+                quantization: dict[str, str] | None = None,
+                kept: dict[str, dict] | None = None) -> dict:
+    """Write one group's shards into ``folder``; return its manifest entry.
+
+    ``quantization``: the dtype ``--quantize`` chose per weight name (``none``: unquantized);
+    ``kept``: the source's quantization entry per weight name, for the weights ``--quantize``
+    does not cover, which are stored as the source stored them (``stored_quantized``)."""
     if shard_size <= 0:
         raise UnsupportedError(f"shard size must be a positive number of bytes, not {shard_size}")
     quantization = quantization or {}
+    kept = kept or {}
     entries = []
     blobs: list[tuple[np.ndarray | bytes, int]] = []
     for name, array in weights:
@@ -383,7 +429,11 @@ def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndar
             entry["dtype"] = dtype
             stored = np.ascontiguousarray(array, DTYPES[dtype])
             if name in quantization:
-                stored, meta = quantize(stored, quantization[name])
+                if quantization[name] != UNQUANTIZED:
+                    stored, meta = quantize(stored, quantization[name])
+                    entry["quantization"] = meta
+            elif name in kept:
+                stored, meta = stored_quantized(stored, kept[name])
                 entry["quantization"] = meta
             blobs.append((stored, stored.nbytes))
         entries.append(entry)
@@ -394,6 +444,15 @@ def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndar
                   [blob.reshape(-1).view(np.uint8).data if isinstance(blob, np.ndarray)
                    else memoryview(blob) for blob, _ in blobs])
     return {"paths": paths, "weights": entries}
+
+
+def stored_quantized(array: np.ndarray, source: dict) -> tuple[np.ndarray, dict]:
+    """A weight the source stored quantized, stored so again: its very bytes (``requantize``),
+    or, when its values changed on the way, quantized afresh to the same dtype."""
+    again = requantize(array, source)
+    if again is not None:
+        return again
+    return quantize(array, str(source["dtype"]))
 
 
 def _tfjs_dtype(name: str, array: np.ndarray) -> str:
