@@ -84,3 +84,35 @@ def test_reshape_then_transpose_folds_only_when_order_is_kept(shape, perm, folds
     layout.optimize(model)
     assert (layout.count_transposes(model) == 0) == folds
     np.testing.assert_array_equal(_run(model, data), expected)
+
+
+def test_a_transpose_read_inside_an_if_branch_stays():
+    """A branch of an If reads a main-graph Transpose from the outer scope: the pass leaves
+    the branch alone (it was an internal error, exit 70: issue 18 point 8)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def branch(name: str, op: str) -> object:
+        return helper.make_graph(
+            [helper.make_node(op, ["t"], [f"{name}_r"]),
+             helper.make_node("Transpose", [f"{name}_r"], [f"{name}_out"], perm=TO_NCHW)],
+            name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
+                                                     [1, 3, 4, 4])])
+
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=TO_NHWC),
+         helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["cond"]),
+         helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", "Relu"),
+                          else_branch=branch("else", "Neg"))], "if",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [numpy_helper.from_array(np.asarray(0, np.float32), "zero")])
+    model = ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)],
+                                            ir_version=8))
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 4)).astype(np.float32)
+    expected = _run(model, x)
+    layout.optimize(model)
+    np.testing.assert_array_equal(_run(model, x), expected)
+    for v in (x, -x):  # both branches: Relu where the sum is positive, else Neg
+        want = np.maximum(v, 0) if v.sum() > 0 else -v
+        np.testing.assert_array_equal(_run(model, v), want)

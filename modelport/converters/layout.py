@@ -35,12 +35,22 @@ def count_transposes(model: ir.Model) -> int:
 
 def optimize(model: ir.Model) -> int:
     """Push Transposes down through layout-agnostic ops until they cancel, in place; the
-    number of Transposes left."""
+    number of Transposes left.
+
+    Only the main graph is rewritten: a subgraph (an If branch, a Loop or Scan body) is left
+    as it is, and a node of a subgraph that reads a main-graph Transpose stops its push (the
+    Transpose stays, and the branch reads the same values)."""
     graph = model.graph
+    used = [name for name, v in graph.initializers.items() if v.uses()]
     for _ in range(1_000):  # each pass moves something; a bound all the same (hostile graphs)
         if not _one_pass(graph):
             break
     _remove_dead(graph)
+    # constants a rewrite replaced by its moved copy (pads, axes, shapes, broadcast operands)
+    for name in used:
+        v = graph.initializers.get(name)
+        if v is not None and not v.uses() and not v.is_graph_output() and not v.is_graph_input():
+            graph.initializers.pop(name)
     graph.sort()
     return count_transposes(model)
 
@@ -90,6 +100,8 @@ def _step(graph: ir.Graph, node: ir.Node) -> bool:
         graph.remove(node, safe=True)
         return True
     producer = x.producer()
+    if producer is not None and producer.graph is not graph:
+        producer = None  # computed in an outer scope: not this walk's to rewrite
     if producer is not None and producer.op_type == "Reshape" and _fold_into_reshape(
             graph, node, producer, perm):
         return True
@@ -167,7 +179,10 @@ def _push(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node) -> bool:
     perm = _perm(transpose)
     rank = len(perm)
     op = consumer.op_type
-    if len(consumer.outputs) != 1 or consumer.domain not in ("", "ai.onnx"):
+    # A node inside a subgraph (an If branch, a Loop body) may read the Transpose from the
+    # outer scope: it belongs to its own graph, which this walk does not rewrite.
+    if consumer.graph is not graph or len(consumer.outputs) != 1 or \
+            consumer.domain not in ("", "ai.onnx"):
         return False
     if op in UNARY:
         if consumer.inputs[0] is not transpose.outputs[0] or (len(consumer.inputs) > 1 and \
