@@ -45,9 +45,20 @@ from ..onnx_normalize import (
     reinfer,
     to_channels_last,
 )
-from . import activations, dense, elementwise, nn, patterns, recurrent, relower, shape  # noqa: F401
+from . import (  # noqa: F401
+    activations,
+    dense,
+    elementwise,
+    nn,
+    patterns,
+    recurrent,
+    relower,
+    shape,
+    tensordot,
+)
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .order import keras_order
+from .shape_values import fold_static_shapes
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +140,8 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     model = normalize(model)
     # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
     proven = relower.replace_proven(model, opset)
+    # shape arithmetic that the static dims make constant (Shape(x)[1:], ...), then the rest
+    fold_static_shapes(model.graph)
     fold_constants(model)
     explicit_perms(model.graph)
     return model, proven
