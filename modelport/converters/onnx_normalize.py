@@ -27,6 +27,7 @@ from onnx import version_converter
 
 from ..errors import FormatError, UnsupportedError
 from ..models.onnx_model import NORMALIZED_OPSET, declare_as_inputs, opset_of, skeleton
+from .onnx_control_flow import fold_constant_ifs
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,8 @@ def fold_constants(model: ir.Model) -> int:
             graph.register_initializer(value)
         graph.remove(node, safe=True)
         folded += 1
+    if fold_constant_ifs(model):  # a branch inlined may fold further
+        folded += 1 + fold_constants(model)
     _drop_unused_initializers(graph)
     return folded
 

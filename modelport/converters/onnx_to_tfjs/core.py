@@ -20,7 +20,7 @@ import onnx_ir as ir
 
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import TfNode
-from ...models.tfjs_graph import a_int, a_shape, a_type
+from ...models.tfjs_graph import TfFunction, a_int, a_shape, a_type
 from ...registry import Registry
 from ..onnx_normalize import const_array, input_of, inputs_of, optional_input
 
@@ -156,6 +156,7 @@ class Ctx:
         self.reserved: set[str] = set()
         self.scope = "graph"
         self.node: ir.Node | None = None  # the ONNX node being emitted, for messages
+        self.functions: dict[str, TfFunction] = {}  # library functions (control flow bodies)
         self._shape_cache: dict[str, str] = {}
 
     def where(self) -> str:

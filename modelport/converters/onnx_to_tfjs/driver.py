@@ -38,8 +38,9 @@ from ..onnx_normalize import (
 )
 
 # each family registers its rules on import
-from . import math_ops, nn, norm, resize, shapes  # noqa: F401
-from .core import EMITS, RULES, Ctx, Rule, sanitize, tfjs_dtype
+from . import control_flow, math_ops, nn, norm, resize, shapes  # noqa: F401
+from .core import EMITS, RULES, Ctx, tfjs_dtype
+from .subgraphs import emit_nodes
 
 log = logging.getLogger(__name__)
 
@@ -173,17 +174,7 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
                                                           **a_shape_attr(shape)}))
         ctx.bind(v, name)
         inputs.append(TensorInfo(v.name or name, f"{name}:0", dtype, shape))
-    for node in graph:
-        rule: Rule = RULES[node.op_type]
-        ctx.scope = sanitize(node.name or node.op_type)
-        ctx.node = node
-        outs = rule.fn(ctx, node)
-        for i, v in enumerate(node.outputs):
-            if i < len(outs):
-                ctx.bind(v, outs[i])
-            elif v.uses() or v.is_graph_output():
-                raise UnsupportedError(f"{node.op_type} node {node.name!r}: output {i} "
-                                       f"({v.name!r}) has no TF counterpart", layer=node.name)
+    emit_nodes(ctx, graph)
     outputs: list[TensorInfo] = []
     ctx.scope, ctx.node = "outputs", None
     for v, name in zip(graph.outputs, out_names):
@@ -192,7 +183,8 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
         outputs.append(TensorInfo(v.name or name, f"{name}:0", tfjs_dtype(ctx.np_dtype(v)),
                                   ctx.shape(v)))
     return TfjsGraph(nodes=ctx.nodes, weights=ctx.weights, inputs=inputs, outputs=outputs,
-                     versions={"producer": 1982}, extra={"generatedBy": "modelport (ONNX)"})
+                     versions={"producer": 1982}, extra={"generatedBy": "modelport (ONNX)"},
+                     functions=ctx.functions)
 
 
 def a_shape_attr(shape: list[int | None] | None) -> dict:

@@ -1,0 +1,172 @@
+"""ONNX ``If`` and ``Loop`` -> TF control flow v2 (``StatelessIf``, ``StatelessWhile``).
+
+tfjs-converter 4.22 runs control flow two ways: TF1's ``Switch``/``Merge``/``Enter``/``Exit``/
+``NextIteration`` frames, or v2's ``StatelessIf``/``StatelessWhile`` whose branches, condition
+and body are functions of the model's library (``control_executor``: ``If`` runs
+``functionMap[then_branch or else_branch]`` on its args after reading ``cond``; ``While`` runs
+``cond`` then ``body`` until ``cond``'s first element is false). v2 is what ONNX's subgraphs
+are, so it is what is written. Either way tfjs runs such a model only with
+``GraphModel.executeAsync`` (``execute`` throws "This execution contains the node ..., which
+has the dynamic op ..."); the report says so.
+
+* ``If(cond)`` -> ``StatelessIf(cond, captured...)``: both branches become functions of the
+  values they read from outside (``subgraphs.captured``).
+* ``Loop(M, cond, v...)`` -> ``StatelessWhile(i, M, cond, v..., acc..., captured...)``: the
+  condition function is ``i < M and cond``; the body function runs the ONNX body on (i, cond,
+  v...), returns ``i + 1``, M, the new cond, the new v..., each scan output appended to its
+  accumulator (``ConcatV2`` of ``acc`` and the output with a new leading axis; the accumulator
+  starts as an empty ``[0, ...]`` tensor, so the element shape must be static), and the
+  captured values unchanged. ONNX's int64 iteration count is int32 in tfjs (an ``M`` past
+  int32 is clamped: no loop runs 2**31 times).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ...models.tfjs_graph import a_int
+from .core import Ctx, all_known, emits, rule, unsupported
+from .subgraphs import captured, emit_function, emit_nodes, problems
+
+emits("StatelessIf", "then_branch", "else_branch")
+emits("StatelessWhile", "cond", "body")
+
+INT32_MAX = 2**31 - 1
+
+
+def _func(name: str) -> dict:
+    return {"func": {"name": name}}
+
+
+def _graph_attr(node: ir.Node, name: str) -> ir.Graph | None:
+    a = node.attributes.get(name)
+    return a.value if a is not None and a.type == ir.AttributeType.GRAPH else None
+
+
+# --- If ------------------------------------------------------------------------------------------
+
+def _if_check(ctx: Ctx, node: ir.Node) -> str | None:
+    why = []
+    for branch in ("then_branch", "else_branch"):
+        graph = _graph_attr(node, branch)
+        if graph is None:
+            return f"no {branch} graph"
+        why += problems(ctx, graph, branch)
+    return "; ".join(why) or None
+
+
+@rule("If", check=_if_check)
+def _if(ctx: Ctx, node: ir.Node) -> list[str]:
+    """If -> StatelessIf over two library functions of the captured values."""
+    then_g, else_g = _graph_attr(node, "then_branch"), _graph_attr(node, "else_branch")
+    assert then_g is not None and else_g is not None  # (the check asked)
+    outer = captured(then_g, else_g)
+    args = [(v.name or "arg", ctx.tf_dtype(v)) for v in outer]
+    out_dtypes = [ctx.tf_dtype(v) for v in node.outputs]
+
+    def branch(graph: ir.Graph):
+        def body(sub: Ctx, refs: list[str]) -> list[str]:
+            for v, ref in zip(outer, refs):
+                sub.bind(v, ref)
+            emit_nodes(sub, graph)
+            return [sub.x(v) for v in graph.outputs]
+        return body
+
+    scope = ctx.scope
+    then_fn = emit_function(ctx, f"{scope}_then", args, then_g, branch(then_g), out_dtypes)
+    else_fn = emit_function(ctx, f"{scope}_else", args, else_g, branch(else_g), out_dtypes)
+    ctx.scope, ctx.node = scope, node
+    return ctx.op_n("StatelessIf", [ctx.x(ctx.inp(node, 0)), *(ctx.x(v) for v in outer)],
+                    {"then_branch": _func(then_fn), "else_branch": _func(else_fn)},
+                    len(node.outputs), hint="If")
+
+
+# --- Loop ----------------------------------------------------------------------------------------
+
+def _loop_check(ctx: Ctx, node: ir.Node) -> str | None:
+    body = _graph_attr(node, "body")
+    if body is None:
+        return "no body graph"
+    n_carried = len(node.inputs) - 2
+    n_scan = len(body.outputs) - 1 - n_carried
+    why = problems(ctx, body, "body")
+    for k in range(n_scan):
+        out = body.outputs[1 + n_carried + k]
+        shape = ctx.shape(out)
+        if shape is None or all_known(shape) is None:
+            why.append(f"scan output {k} ({out.name!r}) has no static shape {shape} (its "
+                       "accumulator starts empty, [0, ...], in TF.js)")
+    return "; ".join(why) or None
+
+
+@rule("Loop", check=_loop_check)
+def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
+    """Loop -> StatelessWhile(i, M, cond, carried..., accumulators..., captured...)."""
+    body_g = _graph_attr(node, "body")
+    assert body_g is not None
+    m_v, cond_v = ctx.opt(node, 0), ctx.opt(node, 1)
+    carried = [ctx.inp(node, k) for k in range(2, len(node.inputs))]
+    n_c = len(carried)
+    scans = body_g.outputs[1 + n_c:]
+    outer = captured(body_g)
+    scope = ctx.scope
+
+    # the loop's start values
+    m = ctx.value(m_v)
+    if m_v is None:
+        m_ref = ctx.i32(INT32_MAX, "max_iterations")
+    elif m is not None:
+        m_ref = ctx.i32(min(int(np.asarray(m).reshape(-1)[0]), INT32_MAX), "max_iterations")
+    else:
+        m_ref = ctx.op("Reshape", [ctx.x(m_v), ctx.i32([], "scalar")], hint="max_iterations")
+    cond_ref = ctx.const(np.asarray(True), "cond") if cond_v is None else \
+        ctx.op("Reshape", [ctx.x(cond_v), ctx.i32([], "scalar")], hint="cond")
+    accs = []
+    for out in scans:
+        shape = ctx.static_shape(out, node)
+        accs.append(ctx.const(np.zeros([0, *shape], dtype=ctx.np_dtype(out) or np.float32),
+                              "scan_start"))
+    starts = [ctx.i32(0, "i"), m_ref, cond_ref, *(ctx.x(v) for v in carried), *accs,
+              *(ctx.x(v) for v in outer)]
+    dtypes = ["int32", "int32", "bool", *(ctx.tf_dtype(v) for v in carried),
+              *(ctx.tf_dtype(v) for v in scans), *(ctx.tf_dtype(v) for v in outer)]
+    names = ["i", "max", "cond", *(v.name or "v" for v in carried),
+             *(f"scan_{k}" for k in range(len(scans))), *(v.name or "c" for v in outer)]
+    args = list(zip(names, dtypes))
+
+    def cond_body(sub: Ctx, refs: list[str]) -> list[str]:
+        below = sub.op("Less", [refs[0], refs[1]], hint="below_max")
+        return [sub.op("LogicalAnd", [below, refs[2]], hint="go_on")]
+
+    def loop_body(sub: Ctx, refs: list[str]) -> list[str]:
+        i, n, cond_in = refs[:3]
+        vs = refs[3:3 + n_c]
+        acc_refs = refs[3 + n_c:3 + n_c + len(scans)]
+        for v, ref in zip(outer, refs[3 + n_c + len(scans):]):
+            sub.bind(v, ref)
+        ins = list(body_g.inputs)
+        sub.bind(ins[0], i)
+        sub.bind(ins[1], cond_in)
+        for v, ref in zip(ins[2:], vs):
+            sub.bind(v, ref)
+        emit_nodes(sub, body_g)
+        sub.scope, sub.node = sub.scope, node
+        outs = [sub.x(v) for v in body_g.outputs]
+        next_i = sub.op("AddV2", [i, sub.i32(1, "one")], hint="next_i")
+        cond_out = sub.op("Reshape", [outs[0], sub.i32([], "scalar")], hint="cond_out")
+        grown = [sub.op("ConcatV2", [acc, sub.op("ExpandDims", [o, sub.i32(0, "axis")]),
+                                     sub.i32(0, "axis")], {"N": a_int(2)}, hint="scan_acc")
+                 for acc, o in zip(acc_refs, outs[1 + n_c:])]
+        return [next_i, n, cond_out, *outs[1:1 + n_c], *grown,
+                *refs[3 + n_c + len(scans):]]
+
+    cond_fn = emit_function(ctx, f"{scope}_cond", args, body_g, cond_body, ["bool"])
+    body_fn = emit_function(ctx, f"{scope}_body", args, body_g, loop_body, dtypes)
+    ctx.scope, ctx.node = scope, node
+    refs = ctx.op_n("StatelessWhile", starts, {"cond": _func(cond_fn), "body": _func(body_fn)},
+                    len(starts), hint="Loop")
+    if len(node.outputs) != n_c + len(scans):
+        raise unsupported(node, f"{len(node.outputs)} outputs for {n_c} carried values and "
+                          f"{len(scans)} scan outputs")
+    return refs[3:3 + n_c + len(scans)]
