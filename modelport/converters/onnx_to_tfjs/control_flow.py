@@ -15,7 +15,7 @@ has the dynamic op ..."); the report says so.
   condition function is ``i < M and cond``; the body function runs the ONNX body on (i, cond,
   v...), returns ``i + 1``, M, the new cond, the new v..., each scan output appended to its
   accumulator (``ConcatV2`` of ``acc`` and the output with a new leading axis; the accumulator
-  starts as an empty ``[0, ...]`` tensor, so the element shape must be static), and the
+  starts as an empty ``[0, ...]`` tensor, see ``_append``), and the
   captured values unchanged. ONNX's int64 iteration count is int32 in tfjs (an ``M`` past
   int32 is clamped: no loop runs 2**31 times).
 """
@@ -26,7 +26,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...models.tfjs_graph import a_int
-from .core import Ctx, all_known, emits, rule, unsupported
+from .core import Ctx, all_known, concat, emits, rule, unsupported
 from .subgraphs import captured, emit_function, emit_nodes, problems
 
 emits("StatelessIf", "then_branch", "else_branch")
@@ -93,10 +93,9 @@ def _loop_check(ctx: Ctx, node: ir.Node) -> str | None:
     why = problems(ctx, body, "body")
     for k in range(n_scan):
         out = body.outputs[1 + n_carried + k]
-        shape = ctx.shape(out)
-        if shape is None or all_known(shape) is None:
-            why.append(f"scan output {k} ({out.name!r}) has no static shape {shape} (its "
-                       "accumulator starts empty, [0, ...], in TF.js)")
+        if ctx.shape(out) is None:
+            why.append(f"the rank of scan output {k} ({out.name!r}) is unknown (its "
+                       "accumulator starts as an empty tensor of that rank plus one)")
     return "; ".join(why) or None
 
 
@@ -123,10 +122,13 @@ def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
     cond_ref = ctx.const(np.asarray(True), "cond") if cond_v is None else \
         ctx.op("Reshape", [ctx.x(cond_v), ctx.i32([], "scalar")], hint="cond")
     accs = []
+    dynamic = []  # scan outputs whose element shape is known only at run time
     for out in scans:
-        shape = ctx.static_shape(out, node)
-        accs.append(ctx.const(np.zeros([0, *shape], dtype=ctx.np_dtype(out) or np.float32),
-                              "scan_start"))
+        shape = ctx.need_shape(out, node)
+        dynamic.append(all_known(shape) is None)
+        start = np.zeros([0, *(1 if d is None else d for d in shape)],
+                         dtype=ctx.np_dtype(out) or np.float32)
+        accs.append(ctx.const(start, "scan_start"))
     starts = [ctx.i32(0, "i"), m_ref, cond_ref, *(ctx.x(v) for v in carried), *accs,
               *(ctx.x(v) for v in outer)]
     dtypes = ["int32", "int32", "bool", *(ctx.tf_dtype(v) for v in carried),
@@ -155,9 +157,8 @@ def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
         outs = [sub.x(v) for v in body_g.outputs]
         next_i = sub.op("AddV2", [i, sub.i32(1, "one")], hint="next_i")
         cond_out = sub.op("Reshape", [outs[0], sub.i32([], "scalar")], hint="cond_out")
-        grown = [sub.op("ConcatV2", [acc, sub.op("ExpandDims", [o, sub.i32(0, "axis")]),
-                                     sub.i32(0, "axis")], {"N": a_int(2)}, hint="scan_acc")
-                 for acc, o in zip(acc_refs, outs[1 + n_c:])]
+        grown = [_append(sub, acc, o, dyn)
+                 for acc, o, dyn in zip(acc_refs, outs[1 + n_c:], dynamic)]
         return [next_i, n, cond_out, *outs[1:1 + n_c], *grown,
                 *refs[3 + n_c + len(scans):]]
 
@@ -170,3 +171,15 @@ def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
         raise unsupported(node, f"{len(node.outputs)} outputs for {n_c} carried values and "
                           f"{len(scans)} scan outputs")
     return refs[3:3 + n_c + len(scans)]
+
+
+def _append(sub: Ctx, acc: str, out: str, dynamic: bool) -> str:
+    """``out`` appended to accumulator ``acc`` along a new leading axis. Where the element
+    shape is known only at run time the accumulator starts as ``[0, 1, ...]`` (1 for each
+    unknown dimension) and is broadcast to ``[n, *shape(out)]`` first, a no-op after the first
+    step (so a loop that never runs returns ``[0, 1, ...]``: no elements, as ONNX's)."""
+    if dynamic:
+        shape = concat(sub, [sub.slice1(sub.shape_of(acc), 0, 1), sub.shape_of(out)], 0)
+        acc = sub.op("BroadcastTo", [acc, shape], hint="scan_acc_shape")
+    item = sub.op("ExpandDims", [out, sub.i32(0, "axis")], hint="scan_item")
+    return sub.op("ConcatV2", [acc, item, sub.i32(0, "axis")], {"N": a_int(2)}, hint="scan_acc")
