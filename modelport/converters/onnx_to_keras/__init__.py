@@ -57,6 +57,7 @@ from . import (  # noqa: F401
     tensordot,
 )
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
+from .loops import rewrite_recurrent_loops
 from .order import keras_order
 from .shape_values import fold_static_shapes
 
@@ -71,6 +72,8 @@ GRAPH_ROUTE_HINT = ("nothing was written; ops without a Keras layer convert to a
 # Ops whose rules read only their first inputs as values; the rest (target shapes, sizes)
 # they take from ONNX's inferred output shape, so what computes those at run time (Shape of
 # the batch, ...) is not raised.
+# What a value that was not raised is bound to, so that the nodes after it are examined too.
+STAND_IN = "__not_raised__"
 DATA_INPUTS = {"Reshape": 1, "Resize": 1, "Upsample": 1, "Expand": 1}
 INPUT_DTYPES = {ir.DataType.FLOAT: "float32", ir.DataType.INT32: "int32",
                 ir.DataType.INT64: "int32"}
@@ -143,6 +146,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     # shape arithmetic that the static dims make constant (Shape(x)[1:], ...), then the rest
     fold_static_shapes(model.graph)
     fold_constants(model)
+    rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
     explicit_perms(model.graph)
     return model, proven
 
@@ -195,13 +199,22 @@ def _claim(ctx: Ctx, graph: ir.Graph, proven: dict[str, relower.Proven]) -> None
 
 def _raise_node(ctx: Ctx, node: ir.Node, early: dict[int, tuple[ir.Node, str]],
                 failed: set[int], problems: list[tuple[ir.Node | None, str]]) -> bool:
-    """Raise ``node`` through its rule; False where it is not, with the problem listed (none
-    where an input already failed)."""
+    """Raise ``node`` through its rule; False where it is not, with the problem listed.
+
+    A node after a refused one is still examined (the refusal lists every blocking node, not
+    the first of a chain): an input that was not raised stands for a Keras tensor of its
+    inferred shape. The layers built on such a stand-in are never written, since a refusal
+    follows; a rule that cannot work on one at all (it needed the layer behind it) is not
+    listed, as its input is."""
     if id(node) in early:
         problems.append(early[id(node)])
         return False
-    if any(v is not None and id(v) in failed for v in node.inputs):
-        return False
+    after_failed = False
+    for v in node.inputs:
+        if v is not None and id(v) in failed:
+            after_failed = True
+            if not ctx.is_tensor(v):
+                ctx.bind(v, TensorRef(STAND_IN))
     rule = _rule_for(ctx, node)
     if rule is None:
         if (node.op_type, node.name) not in {(n.op_type, n.name) for n, _ in problems
@@ -213,6 +226,10 @@ def _raise_node(ctx: Ctx, node: ir.Node, early: dict[int, tuple[ir.Node, str]],
         rule.fn(ctx, node)
     except UnsupportedError as e:
         problems.append((node, _reason(e, node)))
+        return False
+    except Exception:  # only after a stand-in (then the earlier refusal stands)
+        if not after_failed:
+            raise
         return False
     finally:
         ctx.node = None

@@ -64,7 +64,7 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     opset = resolve_opset(opset)
     nodes = tg.order(graph)
     needed = _needed(graph)
-    _check_mapped(nodes, needed)
+    problems = _unmapped(nodes, needed)
     probe = run_probe(graph, needed)
     ctx = Ctx(opset)
     # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
@@ -73,22 +73,38 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     values: dict[str, ir.Value] = {}
     by_name = {n.name: n for n in graph.nodes}
     onnx_inputs = _graph_inputs(graph, by_name, ctx.builder, values)
-    _map_nodes(ctx, graph, [n for n in nodes if n.name in needed], values, probe, release)
+    _map_nodes(ctx, graph, [n for n in nodes if n.name in needed], values, probe, release,
+               problems)
+    if problems:
+        raise _refusal(problems)
     outputs = _graph_outputs(graph, by_name, ctx.builder, values, onnx_inputs, probe)
     return _assemble(ctx, onnx_inputs, outputs, opset)
 
 
-def _check_mapped(nodes: list[TfNode], needed: set[str]) -> None:
-    """Refuse, before any work, a graph with needed nodes that no mapping or rename covers."""
-    missing = [(n.name, n.op) for n in nodes if n.name in needed and n.op not in PASSIVE
-               and n.op not in MAPPINGS and n.op not in table.BY_TF]
-    if missing:
-        listed = ", ".join(f"{name} ({op})" for name, op in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        raise UnsupportedError(
-            f"no ONNX mapping for {len(missing)} TF node(s): {listed}{more}",
-            hint=f"mapped ops: {len(supported_ops())}; see modelport.converters.tfjs_to_onnx."
-                 "driver.supported_ops()")
+MAX_LISTED = 50  # nodes named in a refusal; the count says how many more
+
+
+def _unmapped(nodes: list[TfNode], needed: set[str]) -> list[tuple[TfNode, str]]:
+    """Needed nodes that no mapping or rename covers, each with why."""
+    return [(n, "no ONNX mapping for this op") for n in nodes if n.name in needed
+            and n.op not in PASSIVE and n.op not in MAPPINGS and n.op not in table.BY_TF]
+
+
+def _refusal(problems: list[tuple[TfNode, str]]) -> UnsupportedError:
+    """One error naming every node that blocks the conversion (up to ``MAX_LISTED``)."""
+    more = len(problems) - MAX_LISTED
+    tail = f" and {more} more" if more > 0 else ""
+    if all(why == "no ONNX mapping for this op" for _, why in problems):
+        listed = ", ".join(f"{n.name} ({n.op})" for n, _ in problems[:MAX_LISTED])
+        head = f"no ONNX mapping for {len(problems)} TF node(s): {listed}{tail}"
+    else:
+        lines = [why if why.startswith(f"{n.op} node {n.name!r}") else
+                 f"{n.op} node {n.name!r}: {why}" for n, why in problems[:MAX_LISTED]]
+        ops = ", ".join(sorted({n.op for n, _ in problems}))
+        head = (f"{len(problems)} TF node(s) cannot be mapped to ONNX ({ops}): "
+                + "; ".join(lines) + tail)
+    return UnsupportedError(head, hint=f"mapped ops: {len(supported_ops())}; see "
+                            "modelport.converters.tfjs_to_onnx.driver.supported_ops()")
 
 
 def _graph_inputs(graph: TfjsGraph, by_name: dict[str, TfNode], builder: _Builder,
@@ -125,17 +141,33 @@ def _onnx_shape(shape: list[int | None], key: str) -> ir.Shape:
 
 
 def _map_nodes(ctx: Ctx, graph: TfjsGraph, nodes: list[TfNode], values: dict[str, ir.Value],
-               probe: Probe, release: bool) -> None:
+               probe: Probe, release: bool, problems: list[tuple[TfNode, str]]) -> None:
     """Map ``nodes`` (in dependency order) into ``values``; an error names the node. With
-    ``release``, large constants are dropped once their last reader is mapped."""
+    ``release``, large constants are dropped once their last reader is mapped.
+
+    A node that cannot be mapped (no mapping, listed in ``problems`` already, or one that
+    refuses it) is added to ``problems`` and the nodes after it are still mapped, each output
+    it would have made standing in as a free value of the probe's type and shape, so that one
+    refusal lists every blocking node. Once something was refused, any other error ends the
+    walk (it may come from a stand-in) and the refusal is what the caller raises."""
     readers: Counter[str] = Counter(r if ":" in r else f"{r}:0" for n in nodes
                                     for r in n.inputs if not r.startswith("^"))
     kept = {info.tensor for info in graph.outputs}
+    refused = {id(n) for n, _ in problems}
     for node in nodes:
         ctx.builder.prefix = f"{node.name}/"
         try:
+            if id(node) in refused:
+                raise UnsupportedError("no ONNX mapping for this op")  # listed already
             _map_node(ctx, node, values, probe)
+        except UnsupportedError as e:
+            if id(node) not in refused:
+                problems.append((node, e.message))
+            _stand_in(node, readers, values, probe)
+            continue
         except ModelportError as e:
+            if problems:
+                break
             if e.layer is None and node.name not in e.message:
                 e.layer = node.name
                 e.args = (str(e),)
@@ -143,6 +175,16 @@ def _map_nodes(ctx: Ctx, graph: TfjsGraph, nodes: list[TfNode], values: dict[str
         if release:
             _release(node, readers, kept, values, probe, graph, ctx.builder)
     ctx.builder.prefix = ""
+
+
+def _stand_in(node: TfNode, readers: Counter[str], values: dict[str, ir.Value],
+              probe: Probe) -> None:
+    """Free values for the outputs of a node that was not mapped (see ``_map_nodes``)."""
+    for ref in [r for r in readers if tg.input_name(r)[0] == node.name and r not in values]:
+        dtype = ONNX_DTYPES.get(probe.dtypes.get(ref, ""), ir.DataType.FLOAT)
+        shape = probe.shapes.get(ref)
+        values[ref] = ir.Value(name=f"{ref}_not_mapped", type=ir.TensorType(dtype),
+                               shape=ir.Shape(shape) if shape is not None else None)
 
 
 def _graph_outputs(graph: TfjsGraph, by_name: dict[str, TfNode], builder: _Builder,
