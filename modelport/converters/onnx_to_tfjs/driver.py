@@ -38,7 +38,7 @@ from ..onnx_normalize import (
 )
 
 # each family registers its rules on import
-from . import control_flow, math_ops, nn, norm, resize, shapes  # noqa: F401
+from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
 from .subgraphs import emit_nodes
 

@@ -1,0 +1,288 @@
+"""ONNX ``LSTM``, ``GRU`` and ``RNN`` -> TF ops, unrolled over a static sequence length.
+
+tfjs-converter has no recurrent op, so each time step is written out with the ops of ONNX's
+own equations (``BatchMatMulV2`` of the whole sequence with W once, then per step a ``MatMul``
+with R, the gate activations and the elementwise updates), for each direction. The result runs
+with ``GraphModel.execute`` (no control flow) and is exact to float32 rounding. The batch may be
+dynamic; the sequence length must be static (a dynamic one would need a ``While`` loop: the
+check refuses it and names ``--input-shape``).
+
+``sequence_lens``: a batch entry past its length keeps its state and outputs zeros (``SelectV2``
+on ``t < len``), as ONNX defines; in the reverse direction the state stays the initial one until
+the step at ``len - 1``, so both directions match ONNX. W, R, B and P must be constants (the
+usual export); ``input_forget=1`` is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx_ir as ir
+
+from ...models.tfjs_graph import a_bool, a_float, a_int, a_type
+from .core import Ctx, attr, rule
+
+# gates in ONNX's order, per op
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
+                "RNN": ["Tanh"]}
+ACTIVATIONS = {"Sigmoid", "Tanh", "Relu", "HardSigmoid", "LeakyRelu", "Elu", "Softsign",
+               "Softplus", "Affine", "ScaledTanh", "ThresholdedRelu"}
+
+
+def _acts(node: ir.Node) -> list[str]:
+    n_dir = 2 if attr(node, "direction", "forward") == "bidirectional" else 1
+    acts = attr(node, "activations", None) or DEFAULT_ACTS[node.op_type] * n_dir
+    return [a if a in ACTIVATIONS else a.capitalize() if a.capitalize() in ACTIVATIONS
+            else a for a in acts]
+
+
+def _check(ctx: Ctx, node: ir.Node) -> str | None:
+    layout = attr(node, "layout", 0)
+    x = ctx.inp(node, 0)
+    shape = ctx.shape(x)
+    if shape is None or len(shape) != 3:
+        return f"the input {x.name!r} has no known rank 3 shape ({shape})"
+    if shape[1 if layout else 0] is None:
+        return ("the sequence length is dynamic; the unrolled TF form needs it static (pin it "
+                "with --input-shape)")
+    for i, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
+        v = ctx.opt(node, i)
+        if v is not None and ctx.value(v) is None:
+            return f"{what} ({v.name!r}) is computed at run time; only constant weights unroll"
+    if attr(node, "input_forget", 0):
+        return "input_forget=1 (coupled input and forget gates) is not mapped"
+    bad = [a for a in _acts(node) if a not in ACTIVATIONS]
+    if bad:
+        return f"activation(s) {bad} are not mapped"
+    if attr(node, "hidden_size", None) is None:
+        return "no hidden_size attribute"
+    return None
+
+
+class _Math:
+    """The elementwise TF ops a cell is made of."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+
+    def op(self, op: str, *ins: str, **attrs: dict) -> str:
+        return self.ctx.op(op, list(ins), dict(attrs) or None)
+
+    def add(self, a: str, b: str) -> str:
+        return self.op("AddV2", a, b)
+
+    def mul(self, a: str, b: str) -> str:
+        return self.op("Mul", a, b)
+
+    def f(self, x: float) -> str:
+        return self.ctx.scalar(x)
+
+    def act(self, name: str, x: str, alpha: float | None, beta: float | None) -> str:
+        """ONNX's recurrent activation ``name`` (with its alpha/beta) of ``x``."""
+        if name in ("Sigmoid", "Tanh", "Relu", "Softplus"):
+            return self.op(name, x)
+        if name == "Elu":
+            a = 1.0 if alpha is None else alpha
+            e = self.op("Elu", x)
+            return e if a == 1.0 else self.op("SelectV2", self.op("Greater", x, self.f(0.0)),
+                                              x, self.mul(self.f(a), e))
+        if name == "LeakyRelu":
+            return self.op("LeakyRelu", x, alpha=a_float(0.01 if alpha is None else alpha))
+        if name == "HardSigmoid":
+            a, b = (0.2 if alpha is None else alpha), (0.5 if beta is None else beta)
+            y = self.add(self.mul(x, self.f(a)), self.f(b))
+            return self.op("Minimum", self.op("Maximum", y, self.f(0.0)), self.f(1.0))
+        if name == "Softsign":
+            return self.op("RealDiv", x, self.add(self.op("Abs", x), self.f(1.0)))
+        if name == "Affine":
+            return self.add(self.mul(x, self.f(1.0 if alpha is None else alpha)),
+                            self.f(0.0 if beta is None else beta))
+        if name == "ScaledTanh":
+            return self.mul(self.f(1.0 if alpha is None else alpha),
+                            self.op("Tanh", self.mul(x, self.f(1.0 if beta is None else beta))))
+        # ThresholdedRelu
+        t = 1.0 if alpha is None else alpha
+        return self.op("SelectV2", self.op("Greater", x, self.f(t)), x, self.f(0.0))
+
+
+@rule("LSTM", "GRU", "RNN", check=_check)
+def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
+    """LSTM/GRU/RNN -> the unrolled steps of each direction; Y, Y_h (and Y_c)."""
+    m = _Math(ctx)
+    kind = node.op_type
+    gates = GATES[kind]
+    hidden = int(attr(node, "hidden_size"))
+    layout = attr(node, "layout", 0)
+    direction = attr(node, "direction", "forward")
+    dirs = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+    clip = attr(node, "clip", None)
+    acts = _acts(node)
+    alphas = attr(node, "activation_alpha", None) or []
+    betas = attr(node, "activation_beta", None) or []
+    n_act = len(DEFAULT_ACTS[kind])
+
+    def activation(d: int, k: int) -> Callable[[str], str]:
+        j = d * n_act + k
+        alpha = alphas[j] if j < len(alphas) else None
+        beta = betas[j] if j < len(betas) else None
+        return lambda x: m.act(acts[j], x, alpha, beta)
+
+    x_v = ctx.inp(node, 0)
+    x = ctx.x(x_v)
+    if layout:
+        x = ctx.op("Transpose", [x, ctx.i32([1, 0, 2], "perm")], hint="time_major")
+    steps = ctx.need_dim(x_v, 1 if layout else 0, node)
+    w = np.asarray(ctx.value(ctx.inp(node, 1)), np.float32)
+    r = np.asarray(ctx.value(ctx.inp(node, 2)), np.float32)
+    b_v, lens_v = ctx.opt(node, 3), ctx.opt(node, 4)
+    b = np.zeros((len(dirs), 2 * gates * hidden), np.float32) if b_v is None \
+        else np.asarray(ctx.value(b_v), np.float32)
+    lens = None if lens_v is None else _lens(ctx, lens_v, steps)
+    batch = ctx.dim_of(x, 1)
+    zeros = ctx.op("Fill", [ctx.shape_vector([batch, hidden]), ctx.scalar(0.0)],
+                   {"T": a_type("float32")}, hint="zeros")
+    p_v = ctx.opt(node, 7)
+    p = None if p_v is None else np.asarray(ctx.value(p_v), np.float32)
+
+    ys, last_h, last_c = [], [], []
+    base = ctx.scope
+    for d, name in enumerate(dirs):
+        ctx.scope = f"{base}/{name}"
+        init_h = _initial(ctx, node, 5, d, zeros)
+        init_c = _initial(ctx, node, 6, d, zeros) if kind == "LSTM" else None
+        # X W^T for every step at once: [T, B, I] x [I, G*H] -> [T, B, G*H]
+        wt = ctx.const(w[d].T.copy(), "W_t")
+        xw = ctx.op("BatchMatMulV2", [x, wt], {"adj_x": a_bool(False), "adj_y": a_bool(False)},
+                    hint="xw")
+        xw = ctx.op("AddV2", [xw, ctx.const(b[d][:gates * hidden], "Wb")], hint="xw_b")
+        xws = ctx.op_n("Split", [ctx.i32(0, "axis"), xw], {"num_split": a_int(steps)}, steps,
+                       hint="xw_steps") if steps > 1 else [xw]
+        xws = [ctx.op("Squeeze", [s], {"squeeze_dims": _list_i([0])}, hint="xw_t")
+               for s in xws]
+        rb = b[d][gates * hidden:]
+        h, c = init_h, init_c
+        outs: dict[int, str] = {}
+        order = range(steps) if name == "forward" else range(steps - 1, -1, -1)
+        for t in order:
+            h_new, c_new = _cell(ctx, m, kind, xws[t], h, c, r[d], rb, hidden, clip,
+                                 activation, d, None if p is None else p[d],
+                                 attr(node, "linear_before_reset", 0))
+            if lens is not None:
+                keep = ctx.op("ExpandDims", [ctx.op("Less", [ctx.i32(t, "t"), lens]),
+                                             ctx.i32(1, "axis")], hint="in_sequence")
+                outs[t] = m.op("SelectV2", keep, h_new, zeros)
+                h = m.op("SelectV2", keep, h_new, h)
+                if c is not None and c_new is not None:
+                    c = m.op("SelectV2", keep, c_new, c)
+            else:
+                outs[t] = h = h_new
+                c = c_new
+        ys.append(ctx.op("Pack", [outs[t] for t in range(steps)],
+                         {"axis": a_int(0), "N": a_int(steps)}, hint="Y_dir"))
+        last_h.append(h)
+        last_c.append(c)
+    ctx.scope = base
+    y = ctx.op("Pack", ys, {"axis": a_int(1), "N": a_int(len(ys))}, hint="Y")  # [T, D, B, H]
+    y_h = ctx.op("Pack", last_h, {"axis": a_int(0), "N": a_int(len(ys))}, hint="Y_h")
+    outs_ = [y, y_h]
+    if kind == "LSTM":
+        outs_.append(ctx.op("Pack", [c for c in last_c if c is not None],
+                            {"axis": a_int(0), "N": a_int(len(ys))}, hint="Y_c"))
+    if layout:  # batch-major: Y [B, T, D, H], states [B, D, H]
+        outs_ = [ctx.op("Transpose", [outs_[0], ctx.i32([2, 0, 1, 3], "perm")], hint="Y_bm"),
+                 *(ctx.op("Transpose", [s, ctx.i32([1, 0, 2], "perm")], hint="state_bm")
+                   for s in outs_[1:])]
+    return outs_
+
+
+def _list_i(values: list[int]) -> dict:
+    return {"list": {"i": [str(v) for v in values]}}
+
+
+def _lens(ctx: Ctx, v: ir.Value, steps: int) -> str | None:
+    """The int32 sequence lengths, or None where they are constants all equal to ``steps``."""
+    const = ctx.value(v)
+    if const is not None and np.all(np.asarray(const) == steps):
+        return None
+    ref = ctx.x(v)
+    if ctx.tf_dtype(v) != "int32":
+        ref = ctx.op("Cast", [ref], {"DstT": a_type("int32")}, hint="lens")
+    return ref
+
+
+def _initial(ctx: Ctx, node: ir.Node, index: int, d: int, zeros: str) -> str:
+    """Direction ``d``'s initial state from input ``index`` ([D, B, H]), or zeros."""
+    v = ctx.opt(node, index)
+    if v is None:
+        return zeros
+    layout = attr(node, "layout", 0)
+    ref = ctx.x(v)
+    # [D, B, H] (layout 0) or [B, D, H] (layout 1): take direction d
+    axis = 1 if layout else 0
+    begin = [0, 0, 0]
+    begin[axis] = d
+    end = [0, 0, 0]
+    end[axis] = d + 1
+    mask = 0b111 & ~(1 << axis)
+    return ctx.op("StridedSlice", [ref, ctx.i32(begin, "begin"), ctx.i32(end, "end"),
+                                   ctx.i32([1, 1, 1], "strides")],
+                  {"begin_mask": a_int(mask), "end_mask": a_int(mask), "ellipsis_mask": a_int(0),
+                   "new_axis_mask": a_int(0), "shrink_axis_mask": a_int(1 << axis)},
+                  hint="initial")
+
+
+def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.ndarray,
+          rb: np.ndarray, hidden: int, clip: float | None,
+          activation: Callable[[int, int], Callable[[str], str]], d: int,
+          p: np.ndarray | None, linear_before_reset: int) -> tuple[str, str | None]:
+    """One step: (H_t, C_t) from the step's X W^T + Wb (``xw``, [B, G*H]) and the state."""
+    f, g = activation(d, 0), activation(d, 1) if kind != "RNN" else None
+
+    def clipped(v: str) -> str:
+        if clip is None:
+            return v
+        return m.op("Minimum", m.op("Maximum", v, m.f(-clip)), m.f(clip))
+
+    def split(v: str, n: int) -> list[str]:
+        return ctx.op_n("Split", [ctx.i32(1, "axis"), v], {"num_split": a_int(n)}, n,
+                        hint="gates") if n > 1 else [v]
+
+    def matmul(a: str, weight: np.ndarray, hint: str) -> str:
+        return ctx.op("MatMul", [a, ctx.const(weight.T.copy(), hint)],
+                      {"transpose_a": a_bool(False), "transpose_b": a_bool(False)})
+
+    if kind == "RNN":
+        pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
+        return activation(d, 0)(clipped(pre)), None
+    if kind == "LSTM":
+        assert c is not None and g is not None
+        pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
+        i_, o_, f_, c_ = split(pre, 4)
+        if p is not None:
+            pi, po, pf = (ctx.const(p[k * hidden:(k + 1) * hidden], "P") for k in range(3))
+            i_ = m.add(i_, m.mul(pi, c))
+            f_ = m.add(f_, m.mul(pf, c))
+        it, ft, ct = f(clipped(i_)), f(clipped(f_)), g(clipped(c_))
+        c_new = m.add(m.mul(ft, c), m.mul(it, ct))
+        if p is not None:
+            o_ = m.add(o_, m.mul(po, c_new))
+        ot = f(clipped(o_))
+        h_act = activation(d, 2)
+        return m.mul(ot, h_act(c_new)), c_new
+    # GRU: gates z, r, h
+    assert g is not None
+    xz, xr, xh = split(xw, 3)
+    rz_rr = matmul(h, r[:2 * hidden], "R_zr_t")
+    hz, hr = split(m.add(rz_rr, ctx.const(rb[:2 * hidden], "Rb_zr")), 2)
+    zt = f(clipped(m.add(xz, hz)))
+    rt = f(clipped(m.add(xr, hr)))
+    rbh = ctx.const(rb[2 * hidden:], "Rb_h")
+    if linear_before_reset:
+        hh = m.mul(rt, m.add(matmul(h, r[2 * hidden:], "R_h_t"), rbh))
+    else:
+        hh = m.add(matmul(m.mul(rt, h), r[2 * hidden:], "R_h_t"), rbh)
+    ht = g(clipped(m.add(xh, hh)))
+    # H = (1 - z) * h~ + z * H_prev
+    return m.add(m.mul(m.op("Sub", m.f(1.0), zt), ht), m.mul(zt, h)), None
