@@ -5,12 +5,10 @@ give. Every (fixture, target) pair not listed here must convert.
 """
 
 TFJS_REFUSED = {
-    ("conv1d_causal", "*"): "padding='causal'",
     ("gap_keepdims", "*"): "keepdims",
     ("gru_reset_after", "*"): "reset_after=True",
     ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
     ("lambda_layer", "*"): "no Lambda layer",
-    ("subtract", "*"): "no Subtract layer",
     ("upsampling_bilinear", "*"): "half-pixel",
     ("elu_alpha", "*"): "alpha=1",
     ("normalization", "*"): "no Normalization layer",

@@ -173,7 +173,9 @@ def check_writable(model: LayersModel) -> None:
         name, cls, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise UnsupportedError(f"{cls}: {reason}{more}", layer=name,
-                               hint="run `modelport inspect` for every blocking layer")
+                               hint="a TF.js graph-model runs the model's ops: use `--to "
+                                    "tfjs-graph`; `modelport inspect` lists every blocking "
+                                    "layer")
 
 
 def to_model_json(model: LayersModel, manifest: list) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 
 from ..errors import ModelportError
-from . import LayersModel
+from . import LayersModel, tfjs_rewrites
 from .keras_dialect import LEGACY_HARD_SIGMOID
 from .layer_facts import FACTS
 from .layer_facts.recurrent import mirrored_backward
@@ -40,7 +40,8 @@ def prepare(model: LayersModel) -> LayersModel:
 def prepare_with_notes(model: LayersModel) -> tuple[LayersModel, list[str]]:
     """A copy of ``model`` with the equivalent rewrites tfjs-layers needs (weights are shared),
     and one line per rewrite: each class's ``tfjs_rewrite`` (``Reshape``: a ``-1`` in
-    ``target_shape`` replaced by the size it stands for, where the input shape is static).
+    ``target_shape`` replaced by the size it stands for, where the input shape is static), and
+    the compositions of ``tfjs_rewrites`` (``Subtract``, causal ``Conv1D``).
     """
     from .keras_shapes import infer
 
@@ -62,6 +63,8 @@ def prepare_with_notes(model: LayersModel) -> tuple[LayersModel, list[str]]:
             if rewritten is not None:
                 layer.config, note = rewritten
                 notes.append(note)
+    # layers tfjs-layers lacks, as exact compositions of layers it has (Subtract, causal Conv1D)
+    notes.extend(tfjs_rewrites.rewrite(out, specs))
     return out, notes
 
 

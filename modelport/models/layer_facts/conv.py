@@ -79,7 +79,8 @@ def _separable_variables(config: dict, spec: TensorSpec, rank: int) -> dict[str,
 _GROUPED = TfjsRule(lambda c: c.get("groups", 1) not in (1, None),
                     "tfjs-layers has no grouped convolutions")
 _CAUSAL = TfjsRule(lambda c: c.get("padding") == "causal",
-                   "tfjs-layers 4.22 rejects Conv1D(padding='causal')")
+                   "tfjs-layers 4.22 rejects Conv1D(padding='causal') (modelport rewrites it "
+                   "exactly where the number of steps is static and the data channels_last)")
 _TRANSPOSED = (
     _GROUPED,
     TfjsRule(lambda c: c.get("output_padding") is not None, "tfjs-layers ignores output_padding"),

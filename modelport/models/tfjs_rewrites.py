@@ -1,0 +1,197 @@
+"""Layers tfjs-layers 4.22 lacks, rewritten as exact compositions of layers it has.
+
+``tfjs_support.prepare_with_notes`` runs these on its copy of a model before the layers-model
+writer checks and writes it; the read-back check compares the written file with the rewritten
+model, and tests/interop/test_tfjs_layers_rewrites.py runs each composition in real tfjs
+against real Keras.
+
+- ``Subtract()([a, b])`` -> ``Add()([a, Rescaling(-1)(b)])``: ``a - b`` is ``a + (-b)`` in IEEE
+  arithmetic (negation is exact), so the numbers are the same.
+- ``Conv1D(padding="causal")`` on a ``(steps, channels)`` input with static steps ->
+  ``Reshape((steps, 1, channels))``, ``ZeroPadding2D(((dilation * (k - 1), 0), (0, 0)))``,
+  ``Conv2D((k, 1), dilation (d, 1), strides (s, 1), "valid")`` with the kernel reshaped to
+  ``(k, 1, channels, filters)`` (same values), and ``Reshape((out_steps, filters))``: causal
+  padding is exactly "pad left by dilation * (k - 1), then valid", and a width-1 image is the
+  1-D signal. tfjs-layers has no ZeroPadding1D, and its ``Conv1D`` throws on ``causal``.
+
+The layer keeps its name where it holds weights (the Conv2D, the Add), so the weight names in the
+manifest stay ``<layer>/kernel``; the layers added are named after it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import Layer, LayersModel, Node, TensorRef, Weight
+from .layer_facts.base import TensorSpec
+
+Specs = Mapping[tuple, TensorSpec]
+# the key, in ``rewrite``'s copy of the specs, of a Sequential layer's input
+_SEQUENTIAL_INPUT = "sequential input of"
+
+
+def rewrite(model: LayersModel, specs: Specs) -> list[str]:
+    """Rewrite ``model``'s layers tfjs-layers lacks, in place (``model`` and its ``layers`` list
+    are the caller's copies; the layers replaced are not mutated), one note per rewrite."""
+    notes: list[str] = []
+    taken = {layer.name for layer in model.iter_layers()}
+    if model.kind == "Sequential":  # each layer reads the one before it, as first listed
+        specs = dict(specs)
+        for before, layer in zip(model.layers, model.layers[1:]):
+            if (before.name, 0, 0) in specs:
+                specs[_SEQUENTIAL_INPUT, layer.name] = specs[(before.name, 0, 0)]
+    for layer in list(model.layers):
+        if layer.model is not None:
+            continue
+        rule = _RULES.get(layer.class_name)
+        if rule is None:
+            continue
+        done = rule(model, layer, specs, taken)
+        if done is not None:
+            notes.append(done)
+    return notes
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, i = base, 1
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _plain(layer: Layer, class_name: str, name: str, **config: Any) -> Layer:
+    """A weightless layer with ``layer``'s dtype and trainability."""
+    base = {"name": name, "trainable": layer.config.get("trainable", True),
+            "dtype": layer.config.get("dtype", "float32")}
+    return Layer(class_name, name, {**base, **config})
+
+
+def _replace(model: LayersModel, old: Layer, new: list[Layer]) -> None:
+    i = model.layers.index(old)
+    model.layers[i:i + 1] = new
+
+
+def _redirect(model: LayersModel, source: str, target: str, skip: set[str]) -> None:
+    """Every reference to ``source``'s outputs now reads ``target``'s (same node and tensor):
+    the layers that read them get new nodes (the caller's originals are left alone)."""
+    def moved(obj: Any) -> Any:
+        if isinstance(obj, TensorRef):
+            return TensorRef(target, obj.node, obj.tensor) if obj.layer == source else obj
+        if isinstance(obj, dict):
+            return {k: moved(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(moved(v) for v in obj)
+        return obj
+
+    for i, layer in enumerate(model.layers):
+        if layer.name in skip or not layer.inbound_nodes:
+            continue
+        nodes = [Node(moved(n.args), moved(n.kwargs)) for n in layer.inbound_nodes]
+        if nodes != layer.inbound_nodes:
+            copied = copy.copy(layer)
+            copied.inbound_nodes = nodes
+            model.layers[i] = copied
+    model.outputs = [moved(r) for r in model.outputs]
+
+
+# --- Subtract -----------------------------------------------------------------------------------
+
+def _subtract(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str | None:
+    if model.kind == "Sequential" or not layer.inbound_nodes:
+        return None
+    calls = []
+    for node in layer.inbound_nodes:
+        if node.kwargs or len(node.args) != 1 or not isinstance(node.args[0], (list, tuple)) \
+                or len(node.args[0]) != 2 \
+                or not all(isinstance(r, TensorRef) for r in node.args[0]):
+            return None
+        calls.append(tuple(node.args[0]))
+    negate = _plain(layer, "Rescaling", _unique(f"{layer.name}_negate", taken),
+                    scale=-1.0, offset=0.0)
+    negate.inbound_nodes = [Node([b]) for _, b in calls]
+    add = Layer("Add", layer.name, {k: layer.config[k] for k in ("name", "trainable", "dtype")
+                                    if k in layer.config})
+    add.inbound_nodes = [Node([[a, TensorRef(negate.name, j, 0)]]) for j, (a, _) in
+                         enumerate(calls)]
+    _replace(model, layer, [negate, add])
+    return (f"{layer.name}: Subtract -> Add with Rescaling(scale=-1) on its second input "
+            "(tfjs-layers has no Subtract; a - b is a + (-b) exactly)")
+
+
+# --- causal Conv1D ------------------------------------------------------------------------------
+
+def _ints(value: Any) -> list[int]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [int(v) for v in items]
+
+
+def _steps(model: LayersModel, layer: Layer, specs: Specs) -> int | None:
+    """The static number of steps every call of ``layer`` sees (None: unknown or mixed)."""
+    if model.kind == "Sequential":
+        keys: list[tuple] = [(_SEQUENTIAL_INPUT, layer.name)]
+    else:
+        keys = []
+        for node in layer.inbound_nodes:
+            refs = node.inputs()
+            if len(refs) != 1 or node.kwargs:
+                return None
+            keys.append((refs[0].layer, refs[0].node, refs[0].tensor))
+    shapes = {specs[k].shape if k in specs else None for k in keys}
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    if shape is None or len(shape) != 3 or shape[1] is None:
+        return None
+    return int(shape[1])
+
+
+def _causal_conv1d(model: LayersModel, layer: Layer, specs: Specs,
+                   taken: set[str]) -> str | None:
+    cfg = layer.config
+    if cfg.get("padding") != "causal" or cfg.get("data_format", "channels_last") != \
+            "channels_last" or cfg.get("groups", 1) not in (1, None):
+        return None
+    kernel = next((w for w in layer.weights if w.name == "kernel"), None)
+    steps = _steps(model, layer, specs)
+    if kernel is None or kernel.array.ndim != 3 or steps is None:
+        return None
+    k, channels, filters = (int(d) for d in kernel.array.shape)
+    stride, dilation = _ints(cfg.get("strides", 1))[0], _ints(cfg.get("dilation_rate", 1))[0]
+    out_steps = math.ceil(steps / stride)  # causal keeps "same"'s length
+    expand = _plain(layer, "Reshape", _unique(f"{layer.name}_expand", taken),
+                    target_shape=[steps, 1, channels])
+    pad = _plain(layer, "ZeroPadding2D", _unique(f"{layer.name}_pad", taken),
+                 padding=[[dilation * (k - 1), 0], [0, 0]], data_format="channels_last")
+    conv_cfg = {**cfg, "kernel_size": [k, 1], "strides": [stride, 1], "padding": "valid",
+                "dilation_rate": [dilation, 1]}
+    weights = [Weight(w.path, w.array.reshape(k, 1, channels, filters), w.trainable,
+                      w.quantization) if w is kernel else w for w in layer.weights]
+    conv = Layer("Conv2D", layer.name, conv_cfg, weights=weights)
+    squeeze = _plain(layer, "Reshape", _unique(f"{layer.name}_squeeze", taken),
+                     target_shape=[out_steps, filters])
+    chain = [expand, pad, conv, squeeze]
+    if model.kind != "Sequential":
+        previous: str | None = None
+        for part in chain:
+            part.inbound_nodes = [
+                Node(node.args, node.kwargs) if previous is None
+                else Node([TensorRef(previous, j, 0)])
+                for j, node in enumerate(layer.inbound_nodes)]
+            previous = part.name
+    _replace(model, layer, chain)
+    if model.kind != "Sequential":
+        _redirect(model, layer.name, squeeze.name, skip={p.name for p in chain})
+    return (f"{layer.name}: Conv1D(padding='causal') -> Reshape, ZeroPadding2D (left "
+            f"{dilation * (k - 1)}), Conv2D({k}x1, valid), Reshape (tfjs-layers rejects causal "
+            "padding; the same arithmetic)")
+
+
+_RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
+    "Subtract": _subtract,
+    "Conv1D": _causal_conv1d,
+}

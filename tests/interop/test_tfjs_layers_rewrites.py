@@ -1,0 +1,81 @@
+"""Issue 18 point 12: layers tfjs-layers 4.22 lacks become exact compositions of layers it has,
+proven in real @tensorflow/tfjs under Node against real Keras's outputs; where none exists the
+refusal offers ``--to tfjs-graph``, which real tfjs then runs.
+
+- ``Subtract`` -> ``Add`` + ``Rescaling(-1)`` (tfjs-layers registers no Subtract);
+- causal ``Conv1D`` -> ``Reshape`` + ``ZeroPadding2D`` + ``Conv2D`` (valid) + ``Reshape``
+  (tfjs-layers' Conv1D throws on causal padding, and it has no ZeroPadding1D);
+- bilinear ``UpSampling2D``: tfjs-layers 4.22 resizes without half-pixel centres (different
+  numbers from Keras) and has no layer to compose it from exactly: refused, ``--to tfjs-graph``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import modelport
+from modelport.formats import tfjs_layers
+
+from ..conftest import ALL_CASES, LAYER_CASES, assert_close, case_params
+
+REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + [
+    c for c in LAYER_CASES if c.name in ("Subtract", "Conv1D-causal", "Conv1D-causal-dilated")]
+BILINEAR = [c for c in ALL_CASES if c.name == "upsampling_bilinear"] + [
+    c for c in LAYER_CASES if c.name == "UpSampling2D-bilinear"]
+
+
+@pytest.mark.parametrize("case", case_params(REWRITTEN))
+def test_a_rewritten_layer_runs_in_tfjs_as_in_keras(case, tmp_path, tfjs):
+    report = modelport.convert(case.path, tmp_path / "web")
+    assert report.rewrites and report.check.weights_differing == 0
+    result = tfjs.run_layers_model(tmp_path / "web" / "model.json", case.inputs)
+    for (name, expected), actual in zip(case.outputs, result["arrays"]):
+        assert_close(actual, expected, what=f"{case.id} output {name}")
+    # the weights keep their names (<layer>/kernel): the composition holds them under the layer
+    assert sorted(result["weights"]) == sorted(
+        name for name, _ in tfjs_layers.ordered_weights(modelport.load(case.path)))
+
+
+@pytest.mark.parametrize("case", case_params(BILINEAR))
+def test_bilinear_upsampling_is_refused_with_the_graph_route(case, tmp_path, tfjs):
+    with pytest.raises(modelport.UnsupportedError) as e:
+        modelport.convert(case.path, tmp_path / "web", to="tfjs-layers")
+    assert "--to tfjs-graph" in (e.value.hint or "")
+    modelport.convert(case.path, tmp_path / "graph", to="tfjs-graph")
+    outputs = [name for name, _ in case.outputs]
+    got = tfjs.run_graph_model(tmp_path / "graph" / "model.json", case.inputs, outputs)
+    for (name, expected), actual in zip(case.outputs, got):
+        assert_close(actual, expected, what=f"{case.id} output {name} (graph-model)")
+
+
+def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
+    """Strided and dilated causal convolutions in a Sequential model and in a graph where the
+    Subtract is called twice and feeds further layers, built by real Keras 3."""
+    k = keras3
+    rng = np.random.default_rng(5)
+    seq = k.Sequential([k.Input((11, 3)),
+                        k.layers.Conv1D(4, 3, padding="causal", strides=2, activation="relu"),
+                        k.layers.Conv1D(2, 2, padding="causal", dilation_rate=3),
+                        k.layers.Flatten(), k.layers.Dense(2)])
+    a, b = k.Input((7, 3)), k.Input((7, 3))
+    sub = k.layers.Subtract()
+    conv = k.layers.Conv1D(5, 4, padding="causal", dilation_rate=2)
+    d1 = conv(sub([a, b]))
+    d2 = sub([b, a])
+    y = k.layers.Concatenate()([d1, k.layers.Dense(5)(d2)])
+    graph = k.Model([a, b], [y, d2])
+    for model, ins in ((seq, [rng.normal(size=(3, 11, 3))]),
+                       (graph, [rng.normal(size=(3, 7, 3)), rng.normal(size=(3, 7, 3))])):
+        ins = [x.astype(np.float32) for x in ins]
+        expected = model.predict(ins if len(ins) > 1 else ins[0], verbose=0)
+        expected = expected if isinstance(expected, list) else [expected]
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        report = modelport.convert(path, tmp_path / model.name)
+        assert report.rewrites
+        names = [t.name for t in model.inputs]
+        result = tfjs.run_layers_model(tmp_path / model.name / "model.json",
+                                       list(zip(names, ins)))
+        for want, got in zip(expected, result["arrays"]):
+            assert_close(got, np.asarray(want), what=model.name)
