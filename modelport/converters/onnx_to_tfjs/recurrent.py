@@ -286,3 +286,57 @@ def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.n
     ht = g(clipped(m.add(xh, hh)))
     # H = (1 - z) * h~ + z * H_prev
     return m.add(m.mul(m.op("Sub", m.f(1.0), zt), ht), m.mul(zt, h)), None
+
+
+# --- ReverseSequence ------------------------------------------------------------------------------
+
+def _full_lengths(ctx: Ctx, node: ir.Node) -> bool:
+    """Whether every sequence length is the whole time axis: a constant, or (tf2onnx's form of
+    a Keras ``go_backwards``) an ``Expand`` of a constant over the run-time batch."""
+    x = ctx.inp(node, 0)
+    time_axis = int(attr(node, "time_axis", 0))
+    shape = ctx.shape(x)
+    steps = None if shape is None or time_axis >= len(shape) else shape[time_axis]
+    if steps is None:
+        return False
+    lens = ctx.inp(node, 1)
+    const = ctx.value(lens)
+    expand = lens.producer()
+    if const is None and expand is not None and expand.op_type == "Expand":
+        const = _static(ctx, ctx.inp(expand, 0))
+    return const is not None and bool(np.all(np.asarray(const) == steps))
+
+
+def _static(ctx: Ctx, v: ir.Value) -> np.ndarray | None:
+    """``v``'s value where it is a constant or ``Gather(Shape(t), k)`` of static dims of t."""
+    const = ctx.value(v)
+    gather = v.producer()
+    if const is not None or gather is None or gather.op_type != "Gather":
+        return const
+    shape_node = ctx.inp(gather, 0).producer()
+    index = ctx.value(ctx.inp(gather, 1))
+    if shape_node is None or shape_node.op_type != "Shape" or index is None \
+            or shape_node.attributes.get("start") is not None:
+        return None
+    dims = ctx.shape(ctx.inp(shape_node, 0))
+    if dims is None:
+        return None
+    picked = [dims[int(k)] for k in np.asarray(index).reshape(-1)]
+    if any(d is None for d in picked):
+        return None
+    return np.asarray(picked).reshape(np.shape(index))
+
+
+def _reverse_check(ctx: Ctx, node: ir.Node) -> str | None:
+    if not _full_lengths(ctx, node):
+        return ("sequence lengths other than the whole (static) time axis are not mapped "
+                "(tfjs has no ReverseSequence)")
+    return None
+
+
+@rule("ReverseSequence", check=_reverse_check)
+def _reverse_sequence(ctx: Ctx, node: ir.Node) -> list[str]:
+    """ReverseSequence whose lengths are all the time axis -> ReverseV2 on that axis."""
+    return [ctx.op("ReverseV2", [ctx.x(ctx.inp(node, 0)),
+                                 ctx.i32([int(attr(node, "time_axis", 0))], "axis")],
+                   hint="ReverseSequence")]
