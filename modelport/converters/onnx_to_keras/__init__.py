@@ -59,6 +59,7 @@ from . import (  # noqa: F401
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .loops import rewrite_recurrent_loops
 from .order import keras_order
+from .reverse import rewrite_full_reversals
 from .shape_values import fold_static_shapes
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     # shape arithmetic that the static dims make constant (Shape(x)[1:], ...), then the rest
     fold_static_shapes(model.graph)
     fold_constants(model)
+    rewrite_full_reversals(model.graph)  # tf2onnx's tf.reverse of a sequence
     rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
     explicit_perms(model.graph)
     return model, proven
