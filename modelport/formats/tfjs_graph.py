@@ -209,9 +209,23 @@ def _signature(entries: Any) -> list[TensorInfo]:
             raise FormatError(f"signature entry {key!r} has an unknown dtype "
                               f"{str(entry['dtype'])[:40]!r}")
         dtype = DTYPES.get(entry.get("dtype", "DT_FLOAT"), "float32")
-        out.append(TensorInfo(key, entry["name"], dtype,
+        out.append(TensorInfo(key, _tensor_ref(key, entry["name"]), dtype,
                               decode_shape(entry.get("tensorShape", {}))))
     return out
+
+
+def _tensor_ref(key: str, name: str) -> str:
+    """A signature entry's tensor as ``node:k``, resolved as tfjs resolves it (tfjs-converter's
+    ``parseNodeName``): ``node`` is output 0 (``tensorflowjs_converter --output_node_names``
+    writes op names so), ``node:k`` output k, and ``node:output_name:k`` (a function's named
+    output) output k."""
+    parts = name.split(":")
+    if len(parts) == 1:
+        return f"{name}:0"
+    if len(parts) > 3 or not parts[-1].isdigit():
+        raise FormatError(f"signature entry {key!r} names {name!r}, which is not 'node', "
+                          "'node:k' or 'node:output:k'")
+    return f"{parts[0]}:{int(parts[-1])}"
 
 
 def _placeholders(graph: TfjsGraph) -> list[TensorInfo]:

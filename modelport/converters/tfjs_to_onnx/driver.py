@@ -46,7 +46,7 @@ from ...models.onnx_model import (
 from .. import layout
 from .. import tf_op_table as table
 from ..keras_to_onnx.context import ONNX_DTYPES
-from . import extra, nn, ops  # noqa: F401 - each family registers its mappings on import
+from . import dilation, extra, nn, ops  # noqa: F401 - the families register their mappings
 from .core import MAPPINGS, PASSIVE, Ctx, NodeInputs, Probe, TfOp, _Builder
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     afterwards.
     """
     opset = resolve_opset(opset)
+    graph = dilation.fuse(graph)  # SpaceToBatchND -> conv -> BatchToSpaceND: one dilated conv
     nodes = tg.order(graph)
     needed = _needed(graph)
     problems = _unmapped(nodes, needed)

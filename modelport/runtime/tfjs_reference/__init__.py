@@ -9,8 +9,8 @@ TensorFlow (``fixtures/tf_ops``, made by ``fixtures/make_tf_op_cases.py``).
 One family per module, each registering one small function per TF op name in
 ``_base.REGISTRY``: ``plumbing`` (Placeholder, Const, Identity…), ``conv``, ``matmul``, ``nn``
 (pooling, batch norm, LRN), ``activations``, ``elementwise``, ``reduction``, ``transform``
-(shapes, slicing, gathering), ``creation`` (casts, shapes, ranges, one-hot) and ``image``
-(resizing).
+(shapes, slicing, gathering), ``space`` (SpaceToBatchND, BatchToSpaceND), ``creation`` (casts,
+shapes, ranges, one-hot) and ``image`` (resizing).
 
 Only the nodes the requested outputs depend on run (control inputs ``^name`` order nothing
 here: there is no state). Values are freed once their last reader has run.
@@ -37,6 +37,7 @@ from . import (  # noqa: F401
     nn,
     plumbing,  # (imported to register their ops)
     reduction,
+    space,
     transform,
 )
 from ._base import NUMPY_DTYPES, REGISTRY, Op

@@ -1,0 +1,176 @@
+"""The dilated convolutions TF writes, folded back into one dilated convolution.
+
+TF (and so ``tensorflowjs_converter``) writes a convolution with ``dilations`` > 1 as
+
+    SpaceToBatchND(x, block, paddings) -> [ExpandDims] -> conv -> [Squeeze]
+        -> BatchToSpaceND(., block, crops)
+
+where the conv (``Conv2D``, ``DepthwiseConv2dNative`` or grappler's ``_FusedConv2D``, with its
+bias, folded batch norm and activation) is undilated, stride 1 and VALID; ``ExpandDims`` /
+``Squeeze`` around it are how ``Conv1D`` is written. The phases SpaceToBatchND moves to the batch
+axis are the taps of the dilated kernel: output ``j`` of the chain is
+``sum_t w[t] * padded[j + t * block]`` cut by ``crops``, which is exactly a convolution with
+``dilations = block`` on ``x`` with explicit padding ``paddings - crops`` (the fused bias and
+activations act per position and per channel, so they commute with the rearrangement).
+
+``fuse`` rewrites each such chain in a copy of the graph: the first node of the chain reads
+``x`` directly, the conv gets the dilations and padding, its readers read the chain's end, and
+the BatchToSpaceND becomes an Identity of it (for a signature output that names it). A chain
+whose block, paddings or crops are not constants, or that does not fit the rule (strides or
+dilations already set, SAME padding, crops larger than the padding, a middle tensor read
+elsewhere) is left alone: the SpaceToBatchND / BatchToSpaceND mappings in ``extra`` convert it
+as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+
+import numpy as np
+
+from ...models import TfjsGraph, TfNode
+from ...models import tfjs_graph as tg
+
+CONVS = {"Conv2D", "DepthwiseConv2dNative", "_FusedConv2D"}
+
+
+def fuse(graph: TfjsGraph) -> TfjsGraph:
+    """``graph``, or a copy with every dilated-convolution chain folded (``graph`` itself is not
+    changed: the parity check runs it as it is)."""
+    by_name = {n.name: n for n in graph.nodes}
+    readers: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        for ref in node.inputs:
+            readers.setdefault(tg.input_name(ref)[0], []).append(node.name)
+    kept = {tg.input_name(info.tensor)[0] for info in graph.outputs}
+    replaced: dict[str, TfNode] = {}
+    for node in graph.nodes:
+        if node.op == "BatchToSpaceND":
+            rewrite = _chain(node, by_name, readers, kept, graph)
+            if rewrite is not None:
+                replaced.update({n.name: n for n in rewrite})
+    if not replaced:
+        return graph
+    # Readers of a folded BatchToSpaceND read the chain's end instead; the Identity left in
+    # its place serves a signature output that names it.
+    alias = {n.name: n.inputs[0] for n in replaced.values() if n.op == "Identity"
+             and by_name[n.name].op == "BatchToSpaceND"}
+    nodes = []
+    for node in graph.nodes:
+        node = replaced.get(node.name, node)
+        inputs = [_aliased(ref, alias) for ref in node.inputs]
+        nodes.append(node if inputs == node.inputs else dataclasses.replace(node, inputs=inputs))
+    return dataclasses.replace(graph, nodes=nodes)
+
+
+def _aliased(ref: str, alias: dict[str, str]) -> str:
+    name, k = tg.input_name(ref)
+    if k != 0 or name not in alias:
+        return ref
+    return alias[name]
+
+
+def _const(graph: TfjsGraph, by_name: dict[str, TfNode], ref: str) -> np.ndarray | None:
+    """The value of ``ref`` when a Const node holds it."""
+    name, k = tg.input_name(ref)
+    node = by_name.get(name)
+    if node is None or node.op != "Const" or k != 0:
+        return None
+    value = graph.weights.get(name)
+    return None if value is None else np.asarray(value)
+
+
+def _single(ref: str, by_name: dict[str, TfNode], readers: dict[str, list[str]],
+            kept: set[str]) -> TfNode | None:
+    """The producer of ``ref`` when it is output 0, read by one node only and no signature
+    output."""
+    name, k = tg.input_name(ref)
+    node = by_name.get(name)
+    if node is None or k != 0 or len(readers.get(name, [])) != 1 or name in kept:
+        return None
+    return node
+
+
+def _chain(b2s: TfNode, by_name: dict[str, TfNode], readers: dict[str, list[str]],
+           kept: set[str], graph: TfjsGraph) -> list[TfNode] | None:
+    """The rewritten nodes of the chain ending at ``b2s``, or None where it does not fit."""
+    refs = [r for r in b2s.inputs if not r.startswith("^")]
+    if len(refs) != 3:
+        return None
+    end = _single(refs[0], by_name, readers, kept)
+    squeeze = end if end is not None and end.op == "Squeeze" else None
+    conv = _single(end.inputs[0], by_name, readers, kept) if squeeze is not None and \
+        end is not None and end.inputs else end
+    if conv is None or conv.op not in CONVS or not conv.inputs:
+        return None
+    start = _single(conv.inputs[0], by_name, readers, kept)
+    expand = start if start is not None and start.op == "ExpandDims" else None
+    s2b_ref = expand.inputs[0] if expand is not None and expand.inputs else conv.inputs[0]
+    s2b = by_name.get(tg.input_name(s2b_ref)[0])
+    if s2b is None or s2b.op != "SpaceToBatchND" or tg.input_name(s2b_ref)[1] != 0 or \
+            (expand is None) != (squeeze is None) or len(s2b.inputs) != 3:
+        return None
+    if expand is not None and s2b.name in kept:
+        return None
+    sizes, pads = _const(graph, by_name, s2b.inputs[1]), _const(graph, by_name, s2b.inputs[2])
+    sizes2, crops = _const(graph, by_name, refs[1]), _const(graph, by_name, refs[2])
+    if sizes is None or pads is None or sizes2 is None or crops is None:
+        return None
+    block = [int(v) for v in sizes.reshape(-1)]
+    m = len(block)
+    if block != [int(v) for v in sizes2.reshape(-1)] or pads.shape != (m, 2) or \
+            crops.shape != (m, 2):
+        return None
+    explicit = (pads - crops).astype(np.int64)
+    if (explicit < 0).any() or (crops < 0).any():
+        return None
+    spatial = _spatial_axes(m, expand, squeeze, by_name, graph)
+    if spatial is None or not _plain(conv):
+        return None
+    dilations = [1, 1, 1, 1]
+    flat = [0] * 8
+    for i, axis in enumerate(spatial):
+        dilations[axis] = block[i]
+        flat[2 * axis], flat[2 * axis + 1] = int(explicit[i, 0]), int(explicit[i, 1])
+    attrs = dict(conv.attrs)
+    attrs["dilations"] = {"list": {"i": [str(d) for d in dilations]}}
+    if any(flat):
+        attrs["padding"] = {"s": base64.b64encode(b"EXPLICIT").decode()}
+        attrs["explicit_paddings"] = {"list": {"i": [str(p) for p in flat]}}
+    out: list[TfNode] = []
+    if expand is None:
+        conv_inputs = [s2b.inputs[0], *conv.inputs[1:]]
+    else:
+        conv_inputs = list(conv.inputs)
+        out.append(dataclasses.replace(expand, inputs=[s2b.inputs[0], *expand.inputs[1:]]))
+    out.append(dataclasses.replace(conv, inputs=conv_inputs, attrs=attrs))
+    identity_attrs = {k: v for k, v in b2s.attrs.items() if k == "T"}
+    out.append(TfNode(b2s.name, "Identity", [refs[0]], identity_attrs, b2s.device))
+    return out
+
+
+def _plain(conv: TfNode) -> bool:
+    """An undilated, stride-1, VALID, NHWC conv (what TF puts inside the chain)."""
+    if tg.attr_str(conv, "padding", "VALID") != "VALID" or \
+            tg.attr_str(conv, "data_format", "NHWC") != "NHWC":
+        return False
+    for name in ("strides", "dilations"):
+        values = tg.attr_list(conv, name, "i")
+        if values and any(int(v) != 1 for v in values):
+            return False
+    return True
+
+
+def _spatial_axes(m: int, expand: TfNode | None, squeeze: TfNode | None,
+                  by_name: dict[str, TfNode], graph: TfjsGraph) -> list[int] | None:
+    """The conv's NHWC axes that the block's M axes are (rank-4 conv): H, W for a 2-D block;
+    for Conv1D's ``ExpandDims(axis 1)`` / ``Squeeze([1])`` around it, W."""
+    if expand is None:
+        return [1, 2] if m == 2 else None
+    axis = _const(graph, by_name, expand.inputs[1]) if len(expand.inputs) > 1 else None
+    dims = tg.attr_list(squeeze, "squeeze_dims", "i") if squeeze is not None else []
+    if m != 1 or axis is None or axis.size != 1 or int(axis.reshape(-1)[0]) not in (1, -3) or \
+            [int(d) for d in dims] not in ([1], [-3]):
+        return None
+    return [2]
