@@ -64,3 +64,40 @@ def test_modelport_fixes_converter_output_for_keras3_sources(name, tmp_path, tfj
     tol = 2e-2 if entry["quantization"] else 1e-4  # float16 weights in the converter's file
     for (label, expected), actual in zip(outs, fixed["arrays"]):
         assert_close(actual, expected, atol=tol, rtol=tol, what=f"{name} {label}")
+
+
+# --- graph-models written by tensorflowjs_converter (fixtures/tfjs_converter/graph) ----------
+
+GRAPH_ORACLE = FIXTURES / "tfjs_converter" / "graph"
+GRAPH_CASES = json.loads((GRAPH_ORACLE / "cases.json").read_text())["cases"]
+# what real tfjs ran when the oracle was made (others: tfjs's own error or NaN, in cases.json)
+TFJS_RUNS = sorted(n for n, e in GRAPH_CASES.items()
+                   if all(isinstance(d, float) and d <= 1e-5 for d in e["tfjs_max_abs"]))
+
+
+def test_graph_oracle_runs_in_tfjs_and_converts_to_what_tfjs_computes(tmp_path, tfjs):
+    """Real tfjs runs each converter-written graph-model; modelport's ONNX of it computes the
+    same under onnxruntime (the cases modelport cannot convert yet are listed in
+    tests/test_tfjs_converter_graphs.py GAPS)."""
+    from modelport.runtime import tfjs_node
+
+    from ..test_tfjs_converter_graphs import GAPS, onnx_outputs
+
+    names = [n for n in TFJS_RUNS if n not in GAPS]
+    assert len(names) >= 15
+    jobs = []
+    for name in names:
+        entry = GRAPH_CASES[name]
+        with np.load(GRAPH_ORACLE / name / "io.npz") as data:
+            feeds = [(entry["signature_inputs"][key], data[f"input:{i}"])
+                     for i, key in enumerate(entry["input_order"])]
+        jobs.append(tfjs_node.GraphJob(GRAPH_ORACLE / name / "model.json", feeds,
+                                       [entry["signature_outputs"][k]
+                                        for k in entry["output_order"]]))
+    for name, result in zip(names, tfjs_node.run_graph_batch(jobs)):
+        assert result.error is None, (name, result.error)
+        out = tmp_path / f"{name}.onnx"
+        modelport.convert(GRAPH_ORACLE / name, out, validate=False)
+        mine, _ = onnx_outputs(name, out)
+        for k, (a, b) in enumerate(zip(mine, result.outputs)):
+            assert_close(a, b, atol=2e-5, rtol=1e-4, what=f"{name} output {k}")
