@@ -29,8 +29,6 @@ ORACLE = json.loads((GRAPHS / "cases.json").read_text())["cases"]
 GAPS = {
     "attention_h5": "tf_keras LayerNormalization is FusedBatchNormV3 with is_training=true",
     "dilated_dynamic_h5": "dilated conv on dynamic height/width: run-time paddings",
-    "upsample_crop_h5": "Conv2DBackpropInput whose output size is a run-time Pack",
-    "upsample_crop_k3": "Conv2DBackpropInput whose output size is a run-time Pack",
 }
 
 

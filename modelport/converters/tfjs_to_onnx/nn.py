@@ -275,13 +275,13 @@ def _depthwise(op: TfOp) -> ir.Value:
 @MAPPINGS.register("Conv2DBackpropInput")
 def _conv_transpose(op: TfOp) -> ir.Value:
     data_format, last = _layout(op, 4)
-    sizes = op.const_ints(0, "output size")
+    sizes = _transpose_output_size(op)
     kernel = op.const(1)
     spatial = _spatial_dims(op, 2, last)
     in_dims = [d for d in spatial if d is not None]
     if kernel is None or len(sizes) != 4 or len(in_dims) != len(spatial):
         raise op.fail("needs a constant filter, a constant output size and a static input size")
-    out_dims = sizes[1:3] if last else sizes[2:4]
+    out_dims = [int(d or 0) for d in (sizes[1:3] if last else sizes[2:4])]  # static here
     kernel = np.asarray(kernel)
     kh, kw = kernel.shape[:2]
     strides = _spatial_attr(op, "strides", last, 4)
@@ -301,6 +301,21 @@ def _conv_transpose(op: TfOp) -> ir.Value:
     y = op.emit("ConvTranspose", x, w, kernel_shape=[kh, kw], strides=strides,
                 dilations=dilations, pads=p, output_padding=extra if any(extra) else None)
     return to_last(op, y, 4) if last else y
+
+
+def _transpose_output_size(op: TfOp) -> list[int | None]:
+    """Conv2DBackpropInput's output size: the constant input 0, else (Keras computes it at run
+    time, packing the batch from ``Shape``) the probed output shape when its spatial sizes are
+    static, which ONNX's ConvTranspose needs alone (its batch follows the input's)."""
+    if op.const(0) is not None:
+        return list(op.const_ints(0, "output size"))
+    shape = op.out_shape(0)
+    _, last = _layout(op, 4)
+    if shape is None or len(shape) != 4 or any(d is None for d in (shape[1:3] if last
+                                                                   else shape[2:4])):
+        raise op.fail("its output size (input 0) is computed at run time and its spatial "
+                      "sizes are not static; pin the input's shape (--input-shape)")
+    return list(shape)
 
 
 # --- pooling --------------------------------------------------------------------------------
