@@ -178,10 +178,10 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
         try:
             refuse_links(f)
             raw = _text_attr(f, "model_config")
-            if raw is None:
-                raise FormatError("HDF5 file has no model_config: it holds weights only, and "
-                                  "modelport needs the architecture too",
-                                  hint="save the whole model with model.save('x.h5')")
+            if raw is None:  # what save_weights writes, or not Keras at all: say which
+                from .weights_only import h5_refusal
+
+                raise h5_refusal(f, path)
             model_config = parse_json(raw, file=path, what="model_config")
             checks.check_layer_names(model_config, file=path)
             keras_version = _text_attr(f, "keras_version")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import FormatError, UnsupportedError
 from ..fsutil import read_json_file
+from . import weights_only
 
 KERAS_H5 = "keras-h5"
 KERAS_V3 = "keras-v3"
@@ -32,6 +33,9 @@ def sniff(path: str | os.PathLike) -> str:
             return _sniff_model_json(path / "model.json")
         if (path / "config.json").is_file():
             return KERAS_V3
+        weights = weights_only.folder_refusal(path)
+        if weights is not None:
+            raise weights
         raise FormatError("folder holds neither model.json (TF.js) nor config.json (unzipped "
                           ".keras)", file=path)
     if not path.is_file():
@@ -42,7 +46,7 @@ def sniff(path: str | os.PathLike) -> str:
             return KERAS_H5
     if head.startswith(b"PK\x03\x04") or zipfile.is_zipfile(path):
         return KERAS_V3
-    if head.lstrip()[:1] == b"{":
+    if head.lstrip()[:1] in (b"{", b"["):
         return _sniff_model_json(path)
     if path.suffix == ".onnx" or head[:1] == b"\x08":
         return ONNX
@@ -65,6 +69,8 @@ def _is_hdf5(fh, head: bytes) -> bool:
 
 def _sniff_model_json(path: Path) -> str:
     data = read_json_file(path)
+    if weights_only.is_manifest(data):
+        raise weights_only.manifest_refusal(path, data)
     if not isinstance(data, dict):
         raise FormatError("model.json is not a JSON object", file=path)
     fmt = data.get("format")
@@ -76,6 +82,8 @@ def _sniff_model_json(path: Path) -> str:
         return TFJS_LAYERS
     if isinstance(topology, dict) and "node" in topology:
         return TFJS_GRAPH
+    if topology is None and "weightsManifest" in data:
+        raise weights_only.manifest_refusal(path, data["weightsManifest"])
     raise FormatError("JSON file is not a TF.js model (no modelTopology)", file=path)
 
 

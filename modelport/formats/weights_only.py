@@ -1,0 +1,84 @@
+"""Files that hold a model's weights but not its architecture, told apart from unreadable ones.
+
+Users hand modelport what ``model.save_weights`` wrote (Keras 2 ``.h5``, Keras 3
+``.weights.h5``) or a TF.js weights manifest without the model.json that holds the topology.
+Each is a well-formed file of its kind; what is missing is the layer graph. The refusal says
+what the file is, what it lacks and how to supply it (a ``FormatError``: the input given is not
+a model, exit 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import FormatError
+
+KERAS_HINT = ("rebuild the model in Keras, call model.load_weights() on this file, then save the "
+              "whole model (model.save('model.keras') or model.save('model.h5')) and convert that")
+TFJS_HINT = ("convert the model.json written with these shards (it holds modelTopology and this "
+             "weightsManifest); or re-export the model with tensorflowjs_converter, which writes "
+             "both")
+
+
+def _names(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def h5_refusal(f: object, path: Path) -> FormatError:
+    """The refusal of an HDF5 file without ``model_config`` (``f``: it, opened with h5py)."""
+    attrs = getattr(f, "attrs", {})
+    keys = list(f.keys()) if hasattr(f, "keys") else []
+    if "layer_names" in attrs:
+        names = [n.decode("utf8", "replace") if isinstance(n, bytes) else str(n)
+                 for n in attrs["layer_names"]]
+        what = (f"a Keras weights-only file (Keras 2 model.save_weights: the weights of "
+                f"{len(names)} layers: {_names(names)})")
+    elif "vars" in keys and "layers" in keys:
+        what = "a Keras 3 weights-only file (model.save_weights, a .weights.h5)"
+    else:
+        return FormatError("HDF5 file is not a Keras model: it has no model_config (the "
+                           "architecture) and no Keras weights layout", file=path,
+                           hint="convert a file written by Keras model.save()")
+    return FormatError(f"{what}; it has no model_config, the architecture modelport needs to "
+                       "rebuild the layers", file=path, hint=KERAS_HINT)
+
+
+def manifest_refusal(path: Path, manifest: object) -> FormatError:
+    """The refusal of a TF.js weights manifest (a list of ``{paths, weights}`` groups) given
+    without a topology."""
+    names: list[str] = []
+    groups = manifest if isinstance(manifest, list) else []
+    for group in groups:
+        if isinstance(group, dict) and isinstance(group.get("weights"), list):
+            names.extend(str(w.get("name")) for w in group["weights"] if isinstance(w, dict))
+    return FormatError(
+        f"a TF.js weights manifest ({len(names)} weights in {len(groups)} group(s): "
+        f"{_names(names) or 'none'}) without a model topology: it holds the weights, not the "
+        "layer or op graph modelport needs", file=path, hint=TFJS_HINT)
+
+
+def is_manifest(data: object) -> bool:
+    """Whether JSON ``data`` is a TF.js weights manifest: a list of ``{paths, weights}``."""
+    return isinstance(data, list) and bool(data) and all(
+        isinstance(g, dict) and "paths" in g and "weights" in g for g in data)
+
+
+def folder_refusal(folder: Path) -> FormatError | None:
+    """The refusal of a folder holding TF.js weights but no model.json (None: it holds none)."""
+    manifest = folder / "weights_manifest.json"
+    if (folder / "tensorflowjs_model.pb").is_file():
+        return FormatError(
+            "a TF.js graph-model in the pre-1.0 format (tensorflowjs_model.pb with "
+            "weights_manifest.json): tfjs 1.0 and later, and modelport, read model.json",
+            file=folder, hint="convert the original TensorFlow model again with "
+                              "tensorflowjs_converter 1.0 or later")
+    if manifest.is_file():
+        from ..fsutil import read_json_file
+
+        return manifest_refusal(manifest, read_json_file(manifest))
+    if any(folder.glob("group*-shard*of*.bin")):
+        return FormatError("a folder of TF.js weight shards without the model.json that "
+                           "describes them (topology and weights manifest)", file=folder,
+                           hint=TFJS_HINT)
+    return None
