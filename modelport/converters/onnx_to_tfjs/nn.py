@@ -94,7 +94,8 @@ def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
     kernel = attr(node, "kernel_shape") or (ctx.shape(node.inputs[1]) or [None] * rank)[2:]
     if None in kernel:
         return "the kernel size is unknown"
-    if attr(node, "auto_pad", "NOTSET") == "SAME_LOWER" and None in (spatial(ctx, node) or [None]):
+    if node.op_type == "Conv" and attr(node, "auto_pad", "NOTSET") == "SAME_LOWER" and \
+            None in (spatial(ctx, node) or [None]):
         return "auto_pad=SAME_LOWER on run-time sizes"
     if node.op_type == "Conv" and n == 3:
         if attr(node, "auto_pad", "NOTSET").startswith("SAME") and \
@@ -107,8 +108,10 @@ def _conv_check(ctx: Ctx, node: ir.Node) -> str | None:
             return "3-D ConvTranspose (tfjs has no Conv3DBackpropInput)"
         if ctx.value(node.inputs[1]) is None and max(attr(node, "dilations", [1])) > 1:
             return "dilated ConvTranspose with a run-time weight"
-        if None in (spatial(ctx, node) or [None]):
-            return "ConvTranspose needs static spatial sizes"
+        if spatial(ctx, node) is None:
+            return "the input's rank is unknown"
+        if attr(node, "output_shape") is not None and None in (spatial(ctx, node) or [None]):
+            return "output_shape on an input whose spatial sizes are known only at run time"
     return None
 
 
@@ -242,10 +245,12 @@ def _conv3d(ctx: Ctx, node: ir.Node, x: str, wv: ir.Value, wval: np.ndarray | No
 
 @rule("ConvTranspose", check=_conv_check, layout=True)
 def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
-    """ONNX ConvTranspose (channels-last twin, static spatial sizes) -> one TF
-    Conv2DBackpropInput per group onto the full VALID output, then cropped by ``pads`` and
-    padded by ``output_padding``; a constant dilated weight is spread out with zeros first
-    (tfjs has no dilated transposed convolution)."""
+    """ONNX ConvTranspose (channels-last twin) -> one TF Conv2DBackpropInput per group onto
+    the full VALID output, then cropped by ``pads`` and padded by ``output_padding``; a
+    constant dilated weight is spread out with zeros first (tfjs has no dilated transposed
+    convolution). The full output size ``(d - 1) * s + k`` is computed at run time from the
+    input's shape where ``d`` is not static; SAME padding does not depend on ``d`` (it pads
+    ``k - s + output_padding`` in all)."""
     xv, wv = ctx.inp(node, 0), ctx.inp(node, 1)
     wshape = ctx.need_shape(wv, node)
     n = len(wshape) - 2
@@ -254,17 +259,28 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
     dilations = attr(node, "dilations", [1] * n)
     group = attr(node, "group", 1)
     out_pad = attr(node, "output_padding", [0] * n)
-    dims = _static_spatial(ctx, node)
+    dims = spatial(ctx, node) or [None] * n
     k_eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    full = [(d - 1) * s + k for d, s, k in zip(dims, strides, k_eff)]
+    x = ctx.x(xv)
+    # the full VALID output per spatial axis: static, or (d * s + k - s) at run time
+    full: list[int | str] = [
+        (d - 1) * s + k if d is not None else binary(
+            ctx, "AddV2", binary(ctx, "Mul", ctx.dim_of(x, i + 1), ctx.i32([s], "stride")),
+            ctx.i32([k - s], "extent"))
+        for i, (d, s, k) in enumerate(zip(dims, strides, k_eff))]
     out_shape = attr(node, "output_shape")
     auto = attr(node, "auto_pad", "NOTSET")
-    if out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
-        target = out_shape[-n:] if out_shape is not None else [d * s for d, s in
-                                                               zip(dims, strides)]
+    if out_shape is not None:
+        static = _static_spatial(ctx, node)  # (_conv_check asked for them)
+        target = out_shape[-n:]
         # (an output_shape without auto_pad splits as SAME_LOWER does)
-        pads = [split_pads(full[i] + out_pad[i] - target[i], lower=auto != "SAME_UPPER")
-                for i in range(n)]
+        pads = [split_pads((d - 1) * s + k + out_pad[i] - target[i],
+                           lower=auto != "SAME_UPPER")
+                for i, (d, s, k) in enumerate(zip(static, strides, k_eff))]
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        # full + output_padding - d * s, whatever d is
+        pads = [split_pads(k - s + out_pad[i], lower=auto != "SAME_UPPER")
+                for i, (s, k) in enumerate(zip(strides, k_eff))]
     elif auto == "VALID":
         pads = [(0, 0)] * n
     else:
@@ -276,7 +292,6 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> list[str]:
         taps = (slice(None), slice(None), *[slice(None, None, d) for d in dilations])
         dilated[taps] = wval
         wval = dilated
-    x = ctx.x(xv)
     c_in = ctx.need_dim(wv, 0, node)
     m = ctx.need_dim(wv, 1, node) * group
     if n == 1:

@@ -11,7 +11,8 @@ with the same weights on every resized axis of a 4-D image, that kernel is emitt
 each axis becomes a GatherV2 with constant indices (nearest) or a batched matrix product with a
 constant interpolation matrix (linear, cubic): exact, whatever the mode.
 
-Refused up front: run-time sizes or scales, antialiasing, ``tf_crop_and_resize``.
+Sizes known only at run time (a dynamic input, or scales/sizes computed in the graph) go to
+``resize_dynamic``. Refused up front: antialiasing, ``tf_crop_and_resize``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _settings(node: ir.Node) -> dict[str, Any]:
 
 
 Sizes = list[int | None]
+RUN_TIME = "sizes known only at run time"  # (resize_dynamic's case)
 
 
 def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | str:
@@ -73,7 +75,7 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | s
     scales = ctx.value(sv) if sv is not None else None
     sizes = ctx.value(zv) if zv is not None else None
     if (sv is not None and scales is None) or (zv is not None and sizes is None):
-        return "scales or sizes computed at run time"
+        return RUN_TIME
     axes = attr(node, "axes")
     axes = list(range(rank)) if axes is None else [a % rank for a in axes]
     out: Sizes
@@ -88,7 +90,7 @@ def _axis_sizes(ctx: Ctx, node: ir.Node) -> tuple[Sizes, Sizes, list[float]] | s
         given = {a: float(s) for a, s in zip(axes, scales.reshape(-1))}
         scale = [given.get(a, 1.0) for a in range(rank)]
         if any(nchw[a] is None and scale[a] != 1.0 for a in range(rank)):
-            return "an axis whose size is known only at run time is resized"
+            return RUN_TIME
         out = [None if d is None else math.floor(d * f) for d, f in zip(nchw, scale)]
     else:
         return "neither scales nor sizes is given"
@@ -103,7 +105,7 @@ def _from_sizes(nchw: Sizes, axes: list[int], want: dict[int, int],
     rank = len(nchw)
     sized = {a: d for a in want if (d := nchw[a]) is not None}  # their input sizes
     if len(sized) != len(want):
-        return "sizes given for an axis whose size is known only at run time"
+        return RUN_TIME
     if policy == "stretch":
         # (an axis not resized keeps its size: scale 1, its size known or not)
         return ([want.get(a, nchw[a]) for a in range(rank)],
@@ -144,6 +146,11 @@ def resize_check(ctx: Ctx, node: ir.Node) -> str | None:
     if ctx.tf_dtype(node.inputs[0]) != "float32" and s["mode"] != "nearest":
         return "linear/cubic resizing of a non-float tensor"
     sizes = _axis_sizes(ctx, node)
+    if sizes == RUN_TIME:
+        from . import resize_dynamic
+
+        run_time = resize_dynamic.plan(ctx, node)
+        return run_time if isinstance(run_time, str) else None
     return sizes if isinstance(sizes, str) else None
 
 
@@ -264,6 +271,13 @@ def resize(ctx: Ctx, node: ir.Node) -> list[str]:
     constant interpolation matrix (linear, cubic)."""
     s = _settings(node)
     sizes = _axis_sizes(ctx, node)
+    if sizes == RUN_TIME:
+        from . import resize_dynamic
+
+        run_time = resize_dynamic.plan(ctx, node)
+        if isinstance(run_time, str):  # (resize_check has refused the node already)
+            raise unsupported(node, run_time)
+        return resize_dynamic.emit(ctx, node, run_time)
     if isinstance(sizes, str):  # (resize_check has refused the node already)
         raise unsupported(node, sizes)
     n_in, n_out, scale = sizes

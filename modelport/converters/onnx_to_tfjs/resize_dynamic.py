@@ -1,0 +1,256 @@
+"""ONNX Resize whose input or output sizes are known only at run time -> TF.js.
+
+Detector necks and OCR detectors resize a feature map to the size of another one
+(``Resize(x, sizes=Concat(Shape(x)[0:2], Shape(y)[2:4]))``), or by a constant factor on an
+input of dynamic height and width. tfjs reads ResizeBilinear's and ResizeNearestNeighbor's
+``size`` from a tensor, and StridedSlice/GatherV2/Range take run-time tensors too, so such a
+Resize stays dynamic:
+
+* Which axes change is decided from the graph: a ``sizes`` entry traced to the input's own
+  dimension (``shape_trace``), or a scale of exactly 1, keeps its axis; any other axis counts
+  as resized (so a size that happens to be equal is still computed correctly).
+* A tfjs kernel is used only where it reads exactly what ONNX reads *for every size*: for
+  integer scales, tfjs's and ONNX's per-axis plans are compared over a range of input sizes
+  (both depend on the output position modulo the factor, and on the edges); for sizes given at
+  run time (scale = out / in), only the pairs whose formulas are identical: nearest
+  asymmetric+floor (TF's default), linear half_pixel (half_pixel_centers), linear
+  align_corners (align_corners).
+* Otherwise each resized axis is computed exactly as onnxruntime does at run time: output
+  positions by Range, the source coordinate by the ONNX formula in float32, then one GatherV2
+  (nearest, with the mode's rounding) or two GatherV2s blended by the fraction (linear).
+
+Refused: cubic with run-time sizes, ``keep_aspect_ratio_policy`` other than stretch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from ...models.tfjs_graph import a_bool, a_int, a_type
+from .core import Ctx, attr, concat, unsupported
+from .math_ops import binary, fconst, unary
+from .resize import TFJS_SETTINGS, _inputs, _settings, _to_nchw, onnx_plan, tfjs_plan
+from .shape_trace import element, same_dim
+
+SAMPLED_SIZES = range(1, 25)  # input sizes over which integer-scale plans are compared
+
+
+@dataclass
+class Plan:
+    """How each NCHW axis of a run-time Resize gets its output size."""
+
+    rank: int
+    # resized NCHW axis -> ("const", n) | ("sizes", k) | ("scale", f) | ("scales", k)
+    out: dict[int, tuple[str, float | int]] = field(default_factory=dict)
+
+
+def plan(ctx: Ctx, node: ir.Node) -> Plan | str:
+    """The plan of a Resize with run-time sizes, or why it cannot be mapped."""
+    s = _settings(node)
+    xv = ctx.inp(node, 0)
+    shape = ctx.shape(xv)
+    if shape is None:
+        return "the input's rank is unknown"
+    rank = len(shape)
+    where = _to_nchw(rank)
+    if s["mode"] == "cubic":
+        return "cubic resizing with sizes known only at run time"
+    if attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        return "keep_aspect_ratio_policy with sizes known only at run time"
+    sv, zv = _inputs(node)
+    axes = attr(node, "axes")
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    zconst = ctx.value(zv) if zv is not None else None
+    use_sizes = zv is not None and (zconst is None or zconst.size > 0)
+    vec = zv if use_sizes else sv
+    if vec is None:
+        return "neither scales nor sizes is given"
+    n = (ctx.shape(vec) or [None])[0]
+    if n is not None and n != len(axes):
+        return f"{n} scales/sizes for {len(axes)} axes"
+    out = Plan(rank)
+    for k, a in enumerate(axes):
+        e = element(ctx, vec, k)
+        if use_sizes:
+            if same_dim(ctx, e, xv, where[a]):
+                continue
+            out.out[a] = ("const", int(e)) if isinstance(e, int) else ("sizes", k)
+        else:
+            if isinstance(e, float) and e == 1.0:
+                continue
+            out.out[a] = ("scale", float(e)) if isinstance(e, (int, float)) else ("scales", k)
+    if s["mode"] == "nearest" or ctx.tf_dtype(xv) == "float32":
+        return out
+    return "linear resizing of a non-float tensor"
+
+
+def _kernel_flags(s: dict, p: Plan) -> tuple[bool, bool] | None:
+    """tfjs's (align_corners, half_pixel_centers) whose kernel is exact for every size."""
+    if p.rank != 4 or not p.out or not set(p.out) <= {2, 3} or s["mode"] not in ("nearest",
+                                                                                  "linear"):
+        return None
+    kind = "nearest" if s["mode"] == "nearest" else "bilinear"
+    candidates = set(TFJS_SETTINGS)
+    for how, value in p.out.values():
+        if how == "scale" and float(value).is_integer() and value >= 1:
+            k = int(value)
+            ok = {flags for flags in TFJS_SETTINGS if all(
+                np.allclose(tfjs_plan(kind, n, n * k, *flags), onnx_plan(s, n, n * k, k),
+                            atol=1e-6) for n in SAMPLED_SIZES)}
+        elif how in ("sizes", "const"):  # scale = out / in: identical formulas only
+            ok = set()
+            if kind == "nearest" and s["coord"] == "asymmetric" and s["nearest"] == "floor":
+                ok = {(False, False)}
+            elif kind == "bilinear" and s["coord"] == "half_pixel":
+                ok = {(False, True)}
+            elif kind == "bilinear" and s["coord"] == "align_corners":
+                ok = {(True, False)}
+        else:
+            return None
+        candidates &= ok
+    return next((f for f in TFJS_SETTINGS if f in candidates), None)
+
+
+def emit(ctx: Ctx, node: ir.Node, p: Plan) -> list[str]:
+    """The TF ops of a run-time Resize planned by ``plan``."""
+    s = _settings(node)
+    xv = ctx.inp(node, 0)
+    x = ctx.x(xv)
+    if not p.out:
+        return [ctx.op("Identity", [x])]
+    where = _to_nchw(p.rank)
+    flags = _kernel_flags(s, p)
+    if flags is not None:
+        size = concat(ctx, [_out_size(ctx, node, p, a, x, where[a]) for a in (2, 3)], 0)
+        op = "ResizeNearestNeighbor" if s["mode"] == "nearest" else "ResizeBilinear"
+        return [ctx.op(op, [x, size], {"align_corners": a_bool(flags[0]),
+                                       "half_pixel_centers": a_bool(flags[1])})]
+    for a in sorted(p.out):
+        x = _axis(ctx, node, s, p, x, a, where[a])
+    return [x]
+
+
+def _in_size(ctx: Ctx, node: ir.Node, x: str, j: int) -> str:
+    """Dimension ``j`` of the (channels-last) input as a 1-element int32 tensor."""
+    d = (ctx.shape(ctx.inp(node, 0)) or [None] * (j + 1))[j]
+    return ctx.i32([d], "in_size") if d is not None else ctx.dim_of(x, j)
+
+
+def _out_size(ctx: Ctx, node: ir.Node, p: Plan, a: int, x: str, j: int) -> str:
+    """Output size of NCHW axis ``a`` as a 1-element int32 tensor (ONNX: floor(in * scale))."""
+    how = p.out.get(a)
+    if how is None:
+        return _in_size(ctx, node, ctx.x(ctx.inp(node, 0)), j)
+    kind, value = how
+    zv = _inputs(node)[1]
+    if kind == "const":
+        return ctx.i32([int(value)], "out_size")
+    if kind == "sizes":
+        assert zv is not None
+        return _to_i32(ctx, zv, ctx.slice1(ctx.x(zv), int(value), int(value) + 1))
+    n_in = _in_size(ctx, node, x, j)
+    if kind == "scale" and float(value).is_integer():
+        return binary(ctx, "Mul", n_in, ctx.i32([int(value)], "factor"))
+    scale = fconst(ctx, float(value)) if kind == "scale" else _scale_of(ctx, node, int(value))
+    prod = binary(ctx, "Mul", _float(ctx, n_in), scale)
+    return ctx.op("Cast", [unary(ctx, "Floor", prod)], {"DstT": a_type("int32")})
+
+
+def _to_i32(ctx: Ctx, v: ir.Value, ref: str) -> str:
+    return ref if ctx.tf_dtype(v) == "int32" else ctx.op("Cast", [ref],
+                                                         {"DstT": a_type("int32")})
+
+
+def _scale_of(ctx: Ctx, node: ir.Node, k: int) -> str:
+    sv, _ = _inputs(node)
+    if sv is None:
+        raise unsupported(node, "no scales")
+    return ctx.slice1(ctx.x(sv), k, k + 1)
+
+
+def _float(ctx: Ctx, ref: str) -> str:
+    return ctx.op("Cast", [ref], {"DstT": a_type("float32")})
+
+
+def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> str:
+    """Resize NCHW axis ``a`` (channels-last ``j``) of ``x`` exactly as onnxruntime does."""
+    n_in_i = _in_size(ctx, node, x, j)
+    n_out_i = _out_size(ctx, node, p, a, x, j)
+    n_in, n_out = _float(ctx, n_in_i), _float(ctx, n_out_i)
+    kind, _ = p.out[a]
+    # onnxruntime: with sizes the scale is out / in (in float32); with scales, the scale given
+    if kind in ("sizes", "const"):
+        scale = binary(ctx, "RealDiv", n_out, n_in)
+    elif kind == "scale":
+        scale = fconst(ctx, float(p.out[a][1]))
+    else:
+        scale = _scale_of(ctx, node, int(p.out[a][1]))
+    zero_i, one_i = ctx.i32(0), ctx.i32(1)
+    limit = ctx.op("Reshape", [n_out_i, ctx.i32([], "scalar")])
+    pos = _float(ctx, ctx.op("Range", [zero_i, limit, one_i], {"Tidx": a_type("int32")}))
+    c = _original(ctx, s["coord"], pos, n_in, n_out, scale)
+    last = binary(ctx, "Sub", n_in, fconst(ctx, 1.0))
+    axis = ctx.i32(j, "axis")
+    if s["mode"] == "nearest":
+        idx = _round(ctx, s["nearest"], c)
+        idx = binary(ctx, "Minimum", binary(ctx, "Maximum", idx, fconst(ctx, 0.0)), last)
+        idx = ctx.op("Cast", [idx], {"DstT": a_type("int32")})
+        return ctx.op("GatherV2", [x, idx, axis], {"batch_dims": a_int(0)})
+    c = binary(ctx, "Minimum", binary(ctx, "Maximum", c, fconst(ctx, 0.0)), last)
+    lo = unary(ctx, "Floor", c)
+    frac = binary(ctx, "Sub", c, lo)
+    lo_i = ctx.op("Cast", [lo], {"DstT": a_type("int32")})
+    hi_i = binary(ctx, "Minimum", binary(ctx, "AddV2", lo_i, one_i),
+                  binary(ctx, "Sub", n_in_i, one_i))
+    below = ctx.op("GatherV2", [x, lo_i, axis], {"batch_dims": a_int(0)})
+    above = ctx.op("GatherV2", [x, hi_i, axis], {"batch_dims": a_int(0)})
+    bshape = [1] * p.rank
+    bshape[j] = -1
+    frac = ctx.op("Reshape", [frac, ctx.i32(bshape, "shape")])
+    return binary(ctx, "AddV2", below, binary(ctx, "Mul", binary(ctx, "Sub", above, below), frac))
+
+
+def _original(ctx: Ctx, coord: str, pos: str, n_in: str, n_out: str, scale: str) -> str:
+    """x_original for output positions ``pos`` (onnxruntime's float32 formulas)."""
+    half = fconst(ctx, 0.5)
+    if coord == "asymmetric":
+        return binary(ctx, "RealDiv", pos, scale)
+    centred = binary(ctx, "RealDiv", binary(ctx, "AddV2", pos, half), scale)
+    if coord == "tf_half_pixel_for_nn":
+        return centred
+    if coord == "align_corners":
+        span = binary(ctx, "Sub", n_out, fconst(ctx, 1.0))
+        c = binary(ctx, "RealDiv", binary(ctx, "Mul", pos, binary(ctx, "Sub", n_in,
+                                                                  fconst(ctx, 1.0))), span)
+        return _unless_single(ctx, n_out, pos, c)
+    c = binary(ctx, "Sub", centred, half)
+    if coord == "half_pixel":
+        return c
+    if coord == "pytorch_half_pixel":
+        return _unless_single(ctx, n_out, pos, c)
+    # half_pixel_symmetric: shifted so that the resized image stays centred
+    adjustment = binary(ctx, "RealDiv", n_out, binary(ctx, "Mul", scale, n_in))
+    centre = binary(ctx, "Mul", n_in, half)
+    shift = binary(ctx, "Mul", centre, binary(ctx, "Sub", fconst(ctx, 1.0), adjustment))
+    return binary(ctx, "AddV2", shift, c)
+
+
+def _unless_single(ctx: Ctx, n_out: str, pos: str, c: str) -> str:
+    """``c``, or 0 where the output has one element (ONNX's special case; ``c`` is 0 / 0
+    there for align_corners, so the zeros are made from the positions, not from ``c``)."""
+    many = binary(ctx, "Greater", n_out, fconst(ctx, 1.0))
+    return ctx.op("SelectV2", [many, c, binary(ctx, "Mul", pos, fconst(ctx, 0.0))])
+
+
+def _round(ctx: Ctx, mode: str, c: str) -> str:
+    """ONNX's nearest_mode rounding of coordinates ``c`` (float)."""
+    if mode == "floor":
+        return unary(ctx, "Floor", c)
+    if mode == "ceil":
+        return unary(ctx, "Ceil", c)
+    if mode == "round_prefer_floor":  # halves go down
+        return unary(ctx, "Ceil", binary(ctx, "Sub", c, fconst(ctx, 0.5)))
+    return unary(ctx, "Floor", binary(ctx, "AddV2", c, fconst(ctx, 0.5)))  # prefer ceil

@@ -1,0 +1,246 @@
+"""ONNX models with dynamic sizes stay dynamic in TF.js graph-models (issue 18, point 3).
+
+Each model is converted once, with symbolic dimensions, and run at two input sizes both by the
+NumPy TF executor and by real tfjs under Node (one Node process for both sizes), against
+onnxruntime: a detector-neck-like net (Conv, a Resize to another feature map's run-time size,
+Concat, a Resize by a constant factor, a ConvTranspose), every Resize mode and coordinate rule
+with run-time sizes, ConvTranspose variants without static spatial sizes, and run-time Slice
+bounds and GatherElements indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from modelport.converters.onnx_to_tfjs import driver as to_tfjs
+from modelport.formats import tfjs_graph
+from modelport.runtime import tfjs_reference
+
+ATOL, RTOL = 1e-4, 1e-3
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def _w(rng, name, shape, scale=0.3):
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def _i64(name, values):
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def _f32(name, values):
+    return numpy_helper.from_array(np.asarray(values, np.float32), name)
+
+
+def _ort(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def _run_everywhere(model: onnx.ModelProto, feed_sets: list[dict], tmp_path, tfjs=None):
+    """Convert once; each feed set through the NumPy TF executor and (if given) real tfjs."""
+    graph = to_tfjs.convert(ir.from_proto(model))
+    wants = [_ort(model, feeds) for feeds in feed_sets]
+    for feeds, want in zip(feed_sets, wants):
+        got = tfjs_reference.run(graph, [feeds[i.key] for i in graph.inputs])
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
+    if tfjs is not None:
+        from modelport.runtime import tfjs_node
+
+        path = tfjs_graph.write(graph, tmp_path / "tfjs")
+        jobs = [tfjs_node.GraphJob(path, [(i.tensor, feeds[i.key]) for i in graph.inputs],
+                                   [o.tensor for o in graph.outputs]) for feeds in feed_sets]
+        for result, want in zip(tfjs_node.run_graph_batch(jobs), wants):
+            assert result.error is None, result.error
+            assert result.outputs is not None
+            for g, w in zip(result.outputs, want):
+                assert g.shape == w.shape
+                np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
+    return graph
+
+
+def _images(*shapes, seed=0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.standard_normal(s).astype(np.float32)} for s in shapes]
+
+
+def _ops(graph) -> set[str]:
+    return {n.op for n in graph.nodes}
+
+
+X_DYN = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+
+
+def _out(name, rank=4):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * rank)
+
+
+# --- a detector neck --------------------------------------------------------------------------
+
+def neck() -> onnx.ModelProto:
+    """Conv stride 2 twice; the deeper map resized to the shallower one's run-time size
+    (sizes = Concat(Shape(f2)[0:2], Shape(r1)[2:4]), as torch exports F.interpolate(size=));
+    Concat; a linear x2 Resize by constant scales; a ConvTranspose stride 2."""
+    rng = np.random.default_rng(0)
+    inits = [_w(rng, "w1", (8, 3, 3, 3)), _w(rng, "w2", (8, 8, 3, 3)),
+             _w(rng, "w3", (4, 16, 1, 1)), _w(rng, "wt", (4, 4, 2, 2)),
+             _w(rng, "bt", (4,)), _f32("sc", [1, 1, 2, 2]),
+             _i64("z", [0]), _i64("two", [2]), _i64("four", [4])]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["f1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["f1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["f2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Shape", ["r1"], ["s1"]),
+        helper.make_node("Slice", ["s1", "two", "four", "z"], ["hw"]),
+        helper.make_node("Shape", ["f2"], ["s2"]),
+        helper.make_node("Slice", ["s2", "z", "two", "z"], ["nc"]),
+        helper.make_node("Concat", ["nc", "hw"], ["size"], axis=0),
+        helper.make_node("Resize", ["f2", "", "", "size"], ["up"], mode="nearest"),
+        helper.make_node("Concat", ["r1", "up"], ["cat"], axis=1),
+        helper.make_node("Conv", ["cat", "w3"], ["y"]),
+        helper.make_node("Resize", ["y", "", "sc"], ["y2"], mode="linear"),
+        helper.make_node("ConvTranspose", ["y", "wt", "bt"], ["y3"], strides=[2, 2]),
+    ]
+    return _model(nodes, [X_DYN], [_out("y"), _out("y2"), _out("y3")], inits)
+
+
+def test_detector_neck_runs_at_two_sizes(tmp_path, tfjs):
+    graph = _run_everywhere(neck(), _images((1, 3, 32, 32), (2, 3, 24, 40)), tmp_path, tfjs)
+    assert graph.inputs[0].shape == [None, 3, None, None] or graph.inputs[0].shape[1:3] == \
+        [None, None]  # (channels-last or not, the sizes stay open)
+
+
+# --- Resize with run-time sizes ----------------------------------------------------------------
+
+RESIZE_CASES = [
+    ("nearest", "asymmetric", "floor"),
+    ("nearest", "half_pixel", "round_prefer_floor"),
+    ("nearest", "half_pixel", "round_prefer_ceil"),
+    ("nearest", "asymmetric", "round_prefer_floor"),
+    ("nearest", "align_corners", "round_prefer_ceil"),
+    ("nearest", "tf_half_pixel_for_nn", "ceil"),
+    ("nearest", "pytorch_half_pixel", "floor"),
+    ("linear", "half_pixel", None),
+    ("linear", "pytorch_half_pixel", None),
+    ("linear", "align_corners", None),
+    ("linear", "asymmetric", None),
+    ("linear", "half_pixel_symmetric", None),
+]
+
+
+def _resize_model(mode, coord, nearest, how) -> onnx.ModelProto:
+    attrs = {"mode": mode, "coordinate_transformation_mode": coord}
+    if nearest:
+        attrs["nearest_mode"] = nearest
+    inits, nodes = [], []
+    inputs = [X_DYN]
+    if how == "like":  # resized to the size of a second, independent input
+        inputs.append(helper.make_tensor_value_info("like", TensorProto.FLOAT,
+                                                    [1, 1, "H2", "W2"]))
+        inits += [_i64("z", [0]), _i64("two", [2]), _i64("four", [4])]
+        nodes += [helper.make_node("Shape", ["x"], ["sx"]),
+                  helper.make_node("Slice", ["sx", "z", "two", "z"], ["nc"]),
+                  helper.make_node("Shape", ["like"], ["sl"]),
+                  helper.make_node("Slice", ["sl", "two", "four", "z"], ["hw"]),
+                  helper.make_node("Concat", ["nc", "hw"], ["size"], axis=0),
+                  helper.make_node("Resize", ["x", "", "", "size"], ["y"], **attrs)]
+    elif how == "x3":  # a constant integer factor on dynamic sizes
+        inits.append(_f32("sc", [1, 1, 3, 2]))
+        nodes.append(helper.make_node("Resize", ["x", "", "sc"], ["y"], **attrs))
+    elif how == "x1.5":  # a constant factor that is not an integer
+        inits.append(_f32("sc", [1, 1, 1.5, 0.75]))
+        nodes.append(helper.make_node("Resize", ["x", "", "sc"], ["y"], **attrs))
+    else:  # constant sizes on a dynamic input (N = 1 is not known to be kept: resized too)
+        inits.append(_i64("size", [1, 3, 7, 9]))
+        nodes.append(helper.make_node("Resize", ["x", "", "", "size"], ["y"], **attrs))
+    return _model(nodes, inputs, [_out("y")], inits)
+
+
+@pytest.mark.parametrize("how", ["like", "x3", "x1.5", "const"])
+@pytest.mark.parametrize("mode,coord,nearest", RESIZE_CASES)
+def test_resize_with_run_time_sizes(mode, coord, nearest, how, tmp_path, tfjs):
+    model = _resize_model(mode, coord, nearest, how)
+    rng = np.random.default_rng(1)
+    sizes = [((1, 3, 6, 5), (1, 1, 9, 14)), ((1, 3, 11, 8), (1, 1, 4, 3))]
+    feeds = []
+    for xs, ls in sizes:
+        f = {"x": rng.standard_normal(xs).astype(np.float32)}
+        if how == "like":
+            f["like"] = rng.standard_normal(ls).astype(np.float32)
+        feeds.append(f)
+    _run_everywhere(model, feeds, tmp_path, tfjs)
+
+
+@pytest.mark.parametrize("case,kernel", [
+    (("nearest", "asymmetric", "floor", "like"), "ResizeNearestNeighbor"),
+    (("linear", "half_pixel", None, "like"), "ResizeBilinear"),
+    (("linear", "align_corners", None, "like"), "ResizeBilinear"),
+    (("nearest", "half_pixel", "round_prefer_floor", "x3"), "ResizeNearestNeighbor"),
+    (("linear", "pytorch_half_pixel", None, "x3"), "ResizeBilinear"),
+    (("linear", "pytorch_half_pixel", None, "like"), None),  # out may be 1: ONNX reads 0
+    (("nearest", "half_pixel", "round_prefer_floor", "like"), None),
+    (("linear", "half_pixel", None, "x1.5"), None),
+])
+def test_tfjs_kernels_only_where_exact_for_every_size(case, kernel):
+    graph = to_tfjs.convert(ir.from_proto(_resize_model(*case)))
+    ops = _ops(graph)
+    if kernel is None:
+        assert not ops & {"ResizeNearestNeighbor", "ResizeBilinear"}
+        assert "GatherV2" in ops
+    else:
+        assert kernel in ops
+
+
+def test_resize_keeps_batch_and_channels_it_can_trace():
+    """sizes = Concat(Shape(x)[0:2], ...) leaves N and C alone: no per-axis work for them."""
+    graph = to_tfjs.convert(ir.from_proto(_resize_model("nearest", "half_pixel",
+                                                        "round_prefer_floor", "like")))
+    assert sum(n.op == "Range" for n in graph.nodes) == 2  # H and W only
+
+
+def test_cubic_with_run_time_sizes_is_refused():
+    from modelport.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="cubic resizing with sizes known only at run"):
+        to_tfjs.convert(ir.from_proto(_resize_model("cubic", "half_pixel", None, "like")))
+
+
+# --- ConvTranspose without static spatial sizes -----------------------------------------------
+
+@pytest.mark.parametrize("attrs,wshape", [
+    ({"strides": [2, 2]}, (3, 4, 3, 3)),
+    ({"strides": [2, 2], "pads": [1, 0, 1, 0], "output_padding": [1, 1]}, (3, 4, 3, 3)),
+    ({"strides": [2, 3], "auto_pad": "SAME_UPPER"}, (3, 4, 3, 3)),
+    ({"strides": [2, 2], "auto_pad": "SAME_LOWER"}, (3, 4, 4, 3)),
+    ({"strides": [1, 1], "dilations": [2, 2], "pads": [1, 1, 1, 1]}, (3, 4, 3, 3)),
+    ({"strides": [2, 2], "group": 3}, (3, 2, 2, 2)),
+])
+def test_conv_transpose_with_run_time_sizes(attrs, wshape, tmp_path, tfjs):
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)]
+    m = wshape[1] * attrs.get("group", 1)
+    model = _model(nodes, [X_DYN], [_out("y")], [_w(rng, "w", wshape), _w(rng, "b", (m,))])
+    _run_everywhere(model, _images((1, 3, 5, 7), (2, 3, 8, 4)), tmp_path, tfjs)
+
+
+def test_conv_transpose_1d_with_run_time_length(tmp_path, tfjs):
+    rng = np.random.default_rng(3)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "L"])
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2], pads=[1, 0])]
+    model = _model(nodes, [x], [_out("y", 3)], [_w(rng, "w", (3, 2, 4))])
+    _run_everywhere(model, _images((1, 3, 6), (3, 3, 11)), tmp_path, tfjs)
