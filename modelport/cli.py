@@ -154,6 +154,21 @@ def main() -> None:
               default=None,
               help="Image inputs of the result: NHWC (like Keras; the default) or NCHW, for ONNX "
                    "targets from Keras, and Keras targets from ONNX (NCHW: a leading Permute).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
+              help="Pin an ONNX or TF.js graph-model input's free dims before converting "
+                   "(repeat per input; NAME may be left out for a model with one input; "
+                   "tf2onnx's NAME[D0,D1,...] works too): shapes are inferred again and what "
+                   "Shape computed folds to constants, so models with dynamic height/width "
+                   "raise to Keras. The result and the report record the pinned shapes; the "
+                   "check runs at them. See `inspect` for the inputs' names and shapes.")
+@click.option("--batch", type=int, default=None,
+              help="Pin the free batch (first) dim of every input of an ONNX or TF.js "
+                   "graph-model source to N (Keras keeps its batch free); the check runs N "
+                   "rows per probe.")
+@click.option("--outputs", "outputs", multiple=True, metavar="NAME[,NAME...]",
+              help="Cut an ONNX or TF.js graph-model at these values: they become the "
+                   "outputs, and nodes only post-processing needed are dropped "
+                   "(`modelport inspect SRC --values` lists the names).")
 @click.option("--no-validate", is_flag=True,
               help="ONNX and TF.js graph targets: skip the numerical parity check.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
@@ -243,12 +258,14 @@ def convert(src: str, dst: str, **flags: Any) -> None:
 def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOptions]:
     """The option objects for ``convert``: a flag not given stays None (not given)."""
     from . import api
-    from .api.options import quantize_rules
+    from .api.options import input_shapes, output_names, quantize_rules
 
     options = api.ConvertOptions(
         to=flags["to"], force=flags["force"], quantize=quantize_rules(flags["quantize"]),
         shard_size=flags["shard_size"], opset=flags["opset"],
-        inputs_layout=flags["inputs_layout"], validate=not flags["no_validate"])
+        inputs_layout=flags["inputs_layout"], validate=not flags["no_validate"],
+        input_shapes=input_shapes(flags["input_shapes"]), batch=flags["batch"],
+        outputs=output_names(flags["outputs"]) if flags["outputs"] else None)
     given = flags["atol"] is not None or flags["rtol"] is not None
     check = api.CheckOptions(device=flags["device"], engine=flags["engine"],
                              tolerances=_tolerances(flags["atol"], flags["rtol"]) if given
@@ -303,6 +320,12 @@ def _print_report(report: ConversionReport) -> None:
     else:
         click.echo(f"  check: read back identical (structure equal, {check.weights_compared} "
                    "weights bit-identical)")
+    if report.input_shapes:
+        click.echo("  input shapes pinned: " + "; ".join(
+            f"{name} [{', '.join('?' if d is None else str(d) for d in dims)}]"
+            for name, dims in report.input_shapes.items()))
+    if report.outputs:
+        click.echo(f"  outputs cut at: {', '.join(report.outputs)}")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
     if report.custom_layers:
@@ -339,8 +362,14 @@ def _print_report(report: ConversionReport) -> None:
               help="Inputs from an .npz (arrays named after the model's inputs, or in order); "
                    "default: seeded random inputs that respect each input's dtype and range.")
 @click.option("--batch", type=click.IntRange(1), default=None,
-              help="Rows per probe of the seeded inputs (default: 1 to 16, as many as the "
-                   "inputs' size allows cheaply).")
+              help="Rows per probe of the seeded inputs, i.e. the batch (first) dim where the "
+                   "model leaves it free (default: 1 to 16, as many as the inputs' size allows "
+                   "cheaply); a static batch stays as the model has it.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
+              help="Dims of the seeded inputs for an input whose dims the model leaves free "
+                   "(repeat per input; NAME may be left out for a model with one input). "
+                   "Without it, free dims are sized as the model's strides and pools allow, "
+                   "several sizes tried.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs.")
 @click.option("--atol", type=float, default=None,
               help="Absolute tolerance: judge every output by |a - e| <= atol + rtol*|e| "
@@ -408,28 +437,62 @@ def _check_options(flags: dict[str, Any]) -> CheckOptions:
         except ValueError:
             raise UsageError(f"--output-tolerance {item!r} is not NAME=ATOL[,RTOL]") from None
         tolerances.per_output[name] = tol
+    from .api.options import input_shapes
+
     return api.CheckOptions(device=flags["device"], engine=flags["engine"],
                             tolerances=tolerances, inputs=flags["inputs_file"],
                             batch=flags["batch"], seed=flags["seed"],
+                            input_shapes=input_shapes(flags["input_shapes"]),
                             per_layer=flags["per_layer"], save_inputs=flags["save_inputs"],
                             save_outputs=flags["save_outputs"])
 
 
 @main.command(cls=JsonCommand)
 @click.argument("model", type=click.Path(exists=False, dir_okay=True))
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
+              help="Describe an ONNX or TF.js graph-model with these input dims pinned, as "
+                   "`convert --input-shape` would take it (repeat per input).")
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Pin the free batch dim of an ONNX or TF.js graph-model's inputs first.")
+@click.option("--values", "values", is_flag=True,
+              help="List the values an ONNX or TF.js graph-model computes, by the names "
+                   "`convert --outputs` takes.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
-def inspect(model: str, as_json: bool) -> None:
+def inspect(model: str, as_json: bool, input_shapes: tuple[str, ...], batch: int | None,
+            values: bool) -> None:
     """Describe MODEL: format, inputs and outputs, layers, size, and where it can go.
 
     For each target format, lists the layers that keep the model from it and why.
     """
     from . import api
 
-    info = _run(as_json, lambda: api.inspect(model))
+    info = _run(as_json, lambda: api.inspect(model, input_shapes=input_shapes or None,
+                                             batch=batch))
+    names = _run(as_json, lambda: _value_names(model)) if values else None
     if as_json:
-        click.echo(json.dumps({"ok": True, **info.to_dict()}, indent=2))
+        extra = {} if names is None else {"values": names}
+        click.echo(json.dumps({"ok": True, **info.to_dict(), **extra}, indent=2))
         return
     _print_inspection(info)
+    if names is not None:
+        click.echo(f"  values ({len(names)}, the names --outputs takes):")
+        for name in names:
+            click.echo(f"    {name}")
+
+
+def _value_names(path: str) -> list[str]:
+    """The values an ONNX or TF.js graph-model computes (``inspect --values``)."""
+    from .converters import pinning
+    from .formats.loading import load
+    from .models import LayersModel, TfjsGraph
+
+    model = load(path)
+    if isinstance(model, LayersModel):
+        raise UsageError("--values lists an ONNX or TF.js graph-model's values; a Keras "
+                         "model's are its layers (listed above)")
+    if isinstance(model, TfjsGraph):
+        return pinning.graph_values(model)
+    return pinning.onnx_values(model)
 
 
 def _print_inspection(info: Inspection) -> None:

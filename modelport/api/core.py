@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,14 +21,20 @@ from .._lazy import DeferredModule
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
 from ..check.readback import Written, check_written, quantization_summary, written_quantization
-from ..errors import FormatError, ModelportError, UnsupportedError
+from ..errors import FormatError, ModelportError, UnsupportedError, UsageError
 from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
 from ..formats.loading import load
 from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
 from . import routes
-from .options import ConvertOptions, check_applies, quantize_rules
+from .options import (
+    ConvertOptions,
+    check_applies,
+    output_names,
+    quantize_rules,
+)
+from .options import input_shapes as input_shape_specs
 from .report import (
     ConversionReport,
     KerasDetails,
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
     import onnx_ir as ir
 
     from ..converters.onnx_to_keras import Raised
+    from ..converters.pinning import InputShape
     from ..formats.loading import Model
 else:
     # onnx_ir (onnx, ml_dtypes) is imported by the routes that make or read ONNX, not by a
@@ -87,6 +94,9 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
             opset: int | None = None, channels_first_inputs: bool | None = None,
             validate: bool = True, device: str | None = None, engine: str | None = None,
             tolerances: Tolerances | None = None, inputs: PathLike | None = None,
+            input_shapes: Iterable[object] | dict[str, object] | None = None,
+            batch: int | None = None,
+            outputs: list[str] | str | None = None,
             progress: Progress | None = None) -> ConversionReport:
     """Convert ``src`` to ``dst`` and check the result.
 
@@ -99,14 +109,20 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     specs, e.g. ``["uint8"]``), ``shard_size`` (TF.js shard bytes), ``opset`` (of the ONNX
     modelport writes), ``channels_first_inputs`` (NCHW image inputs: ``--inputs-layout``),
     ``validate``, and for the numeric check ``device``, ``engine``, ``tolerances``, ``inputs``
-    (an .npz). ``None`` means not given. An option given to a route it does not affect is a
+    (an .npz); ``input_shapes`` (``--input-shape``: ``{"images": (1, 3, 640, 640)}``,
+    ``["images=1,3,640,640"]``, or the dims alone for a model with one input) and ``batch``
+    pin an ONNX or TF.js graph-model source's free dims before it is converted (shapes are
+    inferred again and what ``Shape`` computed folds to constants; ``batch`` also sets the
+    check's rows); ``outputs`` (``--outputs``) cuts the graph at those values. ``None`` means
+    not given. An option given to a route it does not affect is a
     ``UsageError`` (see ``api.options.SCOPES``). ``progress`` receives one line per stage.
     """
     layout = None if channels_first_inputs is None else (
         "channels_first" if channels_first_inputs else "channels_last")
     options = ConvertOptions(to=to, force=force, quantize=quantize_rules(quantize),
                              shard_size=shard_size, opset=opset, inputs_layout=layout,
-                             validate=validate)
+                             validate=validate, input_shapes=input_shape_specs(input_shapes),
+                             batch=batch, outputs=output_names(outputs))
     check = CheckOptions(device=device, engine=engine, tolerances=tolerances, inputs=inputs)
     return convert_with(src, dst, options, check, progress)
 
@@ -157,6 +173,93 @@ class _Job:
     progress: Progress
 
 
+@dataclass(frozen=True)
+class _Shaped:
+    """The source as the route takes it (cut at --outputs, its dims pinned), the model the
+    check runs as the source (cut but not pinned: it runs on the pinned sizes), the pinned dims
+    by input, and the job with the check's options set from them."""
+
+    model: Model
+    checked: Model
+    pinned: dict[str, tuple[int | None, ...]]
+    cut: bool
+    job: _Job
+
+
+def _shaped(source: Model, job: _Job) -> _Shaped:
+    """``--outputs`` and ``--input-shape``/``--batch`` applied to an ONNX or TF.js graph-model
+    source (``converters.pinning``); a spec that does not fit the model is a UsageError."""
+    options = job.options
+    if isinstance(source, LayersModel):  # --batch: the check's rows (Keras shapes are static)
+        return _Shaped(source, source, {}, False, job)
+    model, checked, pinned = shape_source(source, options.input_shapes, options.batch,
+                                          options.outputs, job.progress)
+    if model is source:
+        return _Shaped(source, source, {}, False, job)
+    from ..converters import pinning
+
+    specs = tuple(pinning.InputShape(k, v) for k, v in pinned.items())
+    check = replace(job.check, input_shapes=specs or None,
+                    batch=options.batch if options.batch is not None else job.check.batch)
+    return _Shaped(model, checked, pinned, bool(options.outputs), replace(job, check=check))
+
+
+def shape_source(source: Model, input_shapes: tuple[InputShape, ...] | None,
+                 batch: int | None, outputs: tuple[str, ...] | None,
+                 progress: Progress = _quiet
+                 ) -> tuple[Model, Model, dict[str, tuple[int | None, ...]]]:
+    """An ONNX or TF.js graph-model cut at ``outputs`` and with its inputs' dims pinned
+    (``converters.pinning``): the model to convert, the one to check it against (cut, not
+    pinned), and the pinned dims by input; nothing asked: ``source`` as is. A Keras model has
+    static shapes but for the batch: asking it is a UsageError."""
+    from ..converters import pinning
+
+    if not (outputs or input_shapes or batch):
+        return source, source, {}
+    if isinstance(source, LayersModel):
+        raise UsageError("--input-shape, --batch and --outputs apply to ONNX and TF.js "
+                         "graph-model sources; a Keras model's shapes are static but for the "
+                         "batch, which stays free")
+    if isinstance(source, TfjsGraph):
+        graph = pinning.cut_graph(source, outputs) if outputs else source
+        inputs, aliases = pinning.graph_inputs(graph)
+        pinned = pinning.resolve(input_shapes or (), batch, inputs, aliases=aliases)
+        checked: Model = graph
+        model: Model = pinning.pin_graph(graph, pinned) if pinned else graph
+    else:
+        checked = pinning.cut_onnx(ir.from_proto(ir.to_proto(source)), outputs) \
+            if outputs else source
+        pinned = pinning.resolve(input_shapes or (), batch, pinning.onnx_inputs(checked))
+        model = pinning.pin_onnx(checked, pinned) if pinned else checked
+    if outputs:
+        progress(f"cut the graph at {', '.join(outputs)}")
+    if pinned:
+        shown = "; ".join(f"{k} {pinning.show(v)}" for k, v in pinned.items())
+        progress(f"pinned input shapes: {shown} (shapes inferred again, constants folded)")
+    return model, checked, pinned
+
+
+def _record_shapes(result: Model, shaped: _Shaped, job: _Job) -> None:
+    """The written model says which shapes it was pinned to and where it was cut (ONNX:
+    metadata_props; a graph-model: userDefinedMetadata; a Keras model: its input shapes)."""
+    from ..converters import pinning
+
+    notes: dict[str, object] = {}
+    if shaped.pinned:
+        notes[pinning.PINNED_KEY] = {k: list(v) for k, v in shaped.pinned.items()}
+    if job.options.outputs:
+        notes[pinning.CUT_KEY] = list(job.options.outputs)
+    if not notes or isinstance(result, LayersModel):
+        return
+    for key, value in notes.items():
+        if isinstance(result, TfjsGraph):
+            meta = dict(result.extra.get("userDefinedMetadata") or {})
+            meta[key] = value
+            result.extra["userDefinedMetadata"] = meta
+        else:
+            pinning.record(result, key, value)
+
+
 def _require_cuda() -> None:
     from ..runtime.onnxruntime import cuda_usable
 
@@ -192,9 +295,11 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
     release = not route.parity and route.source == routes.GRAPH
     counted = (_weight_bytes(source), _parameters(source)) if release else None
     raised: Raised | None = None
-    result: Model = source
     try:
         with _diagnosed(job.src, source):
+            shaped = _shaped(source, job)
+            job = shaped.job
+            result: Model = shaped.model
             for step in route.steps:
                 if step is Step.RAISE:
                     assert isinstance(result, ir.Model)
@@ -202,16 +307,25 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
                     result = raised.model
                 else:
                     result = _translate(step, result, route, job, release)
+                    if step is Step.TF_TO_ONNX and shaped.pinned:
+                        # the mapped graph is folded as an ONNX source is: what TF computed
+                        # from Shape becomes constants
+                        from ..converters.pinning import pin_onnx
+
+                        assert isinstance(result, ir.Model)
+                        result = pin_onnx(result, shaped.pinned)
     except ModelportError as e:
         e.with_file(job.src)
         raise
+    checked = shaped.checked
+    _record_shapes(result, shaped, job)
     if raised is not None:  # the report describes the Keras model raised
         assert isinstance(result, LayersModel)
         sizes = (result.weight_bytes(), result.parameter_count())
         layers = len(result.layers)
     else:  # the report describes the source
-        sizes = counted or (_weight_bytes(source), _parameters(source))
-        layers = _size(source)
+        sizes = counted or (_weight_bytes(checked), _parameters(checked))
+        layers = _size(checked)
     label = f"{_label(route.target)} to {job.dst}" if raised else str(job.dst)
     job.progress(f"writing {label} ({human_bytes(sizes[0])} of weights)")
     with _staged(job.dst, job.options.force) as stage:
@@ -224,10 +338,12 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
             dialect="keras3" if raised else _dialect(source, "-"), layers=layers,
             parameters=sizes[1], weight_bytes=sizes[0])
         _describe_result(report, result, raised, written, job.options)
+        report.input_shapes = {k: list(v) for k, v in shaped.pinned.items()}
+        report.outputs = list(job.options.outputs or ())
         if isinstance(result, TfjsGraph):  # what the manifest stores quantized, and how
             report.quantization = written_quantization(staged, result.quantization)
         if route.parity:
-            _check_parity(report, source, staged, raised, job)
+            _check_parity(report, checked, staged, raised, job, in_memory=shaped.cut)
     final = _tfjs_json(job.dst) if route.target in TFJS_TARGETS else job.dst
     report.destination = str(final)
     report.files = _files(final, route.target)
@@ -289,9 +405,34 @@ def _raise(model: ir.Model, route: Route, job: _Job) -> Raised:
     from ..converters.onnx_to_keras import raise_model
 
     job.progress(f"raising {model.graph.num_nodes()} ONNX nodes to Keras layers")
-    return raise_model(model, channels_first_inputs=job.options.channels_first,
-                       for_tfjs=route.target == sniff.TFJS_LAYERS, name=job.src.stem,
-                       source=str(job.src))
+    try:
+        return raise_model(model, channels_first_inputs=job.options.channels_first,
+                           for_tfjs=route.target == sniff.TFJS_LAYERS, name=job.src.stem,
+                           source=str(job.src))
+    except UnsupportedError as e:
+        _hint_pinning(e, model, job)
+        raise
+
+
+def _hint_pinning(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
+    """A refusal to raise a model whose inputs have free dims other than the batch names those
+    inputs and ``--input-shape``: Keras layers need static sizes, which pinning gives."""
+    from ..converters.pinning import free_dims, onnx_inputs, show
+
+    if job.options.input_shapes:
+        return
+    free = [(name, shape) for name, shape in onnx_inputs(model)
+            if shape is None or [i for i in free_dims(shape) if i > 0]]
+    if not free:
+        return
+    name, shape = free[0]
+    example = ",".join(str(d) if isinstance(d, int) else ("1" if i == 0 else "224")
+                       for i, d in enumerate(shape or ()))
+    listing = "; ".join(f"{n!r} {show(s)}" for n, s in free)
+    note = (f"input {listing} has free dims; Keras layers need static sizes: pin them with "
+            f"--input-shape {name}={example} (your sizes; repeat per input), and shapes "
+            "computed at run time fold to constants")
+    error.hint = f"{note}; {error.hint}" if error.hint else note
 
 
 def _describe_result(report: ConversionReport, result: Model, raised: Raised | None,
@@ -320,7 +461,7 @@ def _describe_result(report: ConversionReport, result: Model, raised: Raised | N
 
 
 def _check_parity(report: ConversionReport, source: Model, staged: Path,
-                  raised: Raised | None, job: _Job) -> None:
+                  raised: Raised | None, job: _Job, *, in_memory: bool = False) -> None:
     """Run the source and the staged result on the same inputs; the verdict goes in the
     report (a mismatch is reported, the result kept for inspection)."""
     from ..check.validate import Pairing, validate_models
@@ -329,7 +470,7 @@ def _check_parity(report: ConversionReport, source: Model, staged: Path,
     try:
         parity = validate_models(source, staged, job.check, Pairing(
             source_path=job.src, source_label=str(job.src), opset=job.options.onnx_opset,
-            raised=raised, written=True), progress=job.progress)
+            raised=raised, written=True, in_memory=in_memory), progress=job.progress)
     except MemoryError:
         raise UnsupportedError(
             "the conversion itself succeeded, but its parity check ran out of memory (it runs "

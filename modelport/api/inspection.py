@@ -133,9 +133,18 @@ class Inspection:
         }
 
 
-def inspect(path: str | os.PathLike[str]) -> Inspection:
-    """Everything a user asks before converting: format, I/O, layers, size, targets."""
+def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
+            batch: int | None = None) -> Inspection:
+    """Everything a user asks before converting: format, I/O, layers, size, targets.
+
+    ``input_shapes``/``batch`` (as ``convert``'s) pin an ONNX or TF.js graph-model's free dims
+    first, so the inspection describes the model as ``convert`` would take it."""
     model = load(path)
+    if input_shapes or batch:
+        from .core import shape_source
+        from .options import input_shapes as specs
+
+        model = shape_source(model, specs(input_shapes), batch, None)[0]  # type: ignore[arg-type]
     if isinstance(model, TfjsGraph):
         return _inspect_tfjs_graph(model, path)
     if not isinstance(model, LayersModel):

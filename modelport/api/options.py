@@ -21,15 +21,16 @@ from dataclasses import dataclass, field, fields
 
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
+from ..converters.pinning import InputShape, parse_input_shapes
 from ..errors import UnsupportedError, UsageError
 from ..formats import sniff
 from ..formats.tfjs_manifest import QuantizeRule, parse_quantize
 from ..models.onnx_model import resolve_opset
 from ..registry import Registry
-from .routes import GRAPH, TFJS_TARGETS, Route, Step
+from .routes import GRAPH, ONNX, TFJS_TARGETS, Route, Step
 
 __all__ = ["SCOPES", "CheckOptions", "ConvertOptions", "Scope", "check_applies",
-           "quantize_rules"]
+           "input_shapes", "output_names", "quantize_rules"]
 
 INPUTS_LAYOUTS = ("channels_last", "channels_first")
 
@@ -45,6 +46,30 @@ def quantize_rules(specs: Iterable[str] | None) -> tuple[QuantizeRule, ...] | No
         raise UsageError(f"--quantize: {e.message}") from None
 
 
+def input_shapes(specs: Iterable[object] | dict[str, object] | None
+                 ) -> tuple[InputShape, ...] | None:
+    """``--input-shape`` specs parsed once (``None``: none given): ``NAME=D0,D1,...`` strings,
+    ``(name, dims)`` pairs, or a ``{name: dims}`` dict; a bad one is a UsageError."""
+    if isinstance(specs, dict):
+        specs = [(str(k), tuple(v)) for k, v in specs.items()]  # type: ignore[arg-type]
+    if isinstance(specs, str):
+        specs = [specs]
+    items = list(specs or ())
+    return parse_input_shapes(items) if items else None  # type: ignore[arg-type]
+
+
+def output_names(names: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    """``--outputs`` as value names (comma-separated, repeatable; ``None``: not given)."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    out = tuple(n.strip() for item in names for n in item.split(",") if n.strip())
+    if not out:
+        raise UsageError("--outputs names no value", hint="give --outputs NAME[,NAME...]")
+    return out
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     """How a conversion writes its result; ``None``: not given, the default applies."""
@@ -56,11 +81,16 @@ class ConvertOptions:
     opset: int | None = None  # of the ONNX modelport writes
     inputs_layout: str | None = None  # channels_last or channels_first
     validate: bool = True  # run the numeric check where the route has one
+    input_shapes: tuple[InputShape, ...] | None = None  # dims pinned in the source
+    batch: int | None = None  # the batch pinned where the source's is free (and the check's)
+    outputs: tuple[str, ...] | None = None  # values the result's outputs are cut at
     onnx_opset: int = field(init=False, repr=False)  # ``opset`` resolved (the default if None)
 
     def __post_init__(self) -> None:
         if self.to is not None and self.to not in sniff.TARGETS:
             raise UsageError(f"--to {self.to!r}: choose one of {', '.join(sniff.TARGETS)}")
+        if self.batch is not None and self.batch < 1:
+            raise UsageError(f"--batch {self.batch}: the batch size must be at least 1")
         if self.shard_size is not None and self.shard_size <= 0:
             raise UsageError(f"--shard-size {self.shard_size}: the size must be positive")
         if self.inputs_layout is not None and self.inputs_layout not in INPUTS_LAYOUTS:
@@ -133,6 +163,14 @@ def _engine(route: Route, value: object) -> bool:
                              or (route.source == GRAPH and value == "reference"))
 
 
+def _pins(route: Route, _value: object) -> bool:
+    return route.source in (ONNX, GRAPH)
+
+
+def _pins_or_checks(route: Route, _value: object) -> bool:
+    return route.source in (ONNX, GRAPH) or route.parity
+
+
 def _per_layer(route: Route, _value: object) -> bool:
     return route.per_layer
 
@@ -159,7 +197,13 @@ SCOPES.add("engine", Scope(
     _engine))
 SCOPES.add("tolerances", Scope("--atol/--rtol", _CHECKED, _checks))
 SCOPES.add("inputs", Scope("--inputs", _CHECKED, _checks))
-SCOPES.add("batch", Scope("--batch", _CHECKED, _checks))
+SCOPES.add("batch", Scope(
+    "--batch", "ONNX and TF.js graph-model sources (it pins their free batch dim), and "
+    f"{_CHECKED} (the rows of the seeded inputs)", _pins_or_checks))
+SCOPES.add("input_shapes", Scope(
+    "--input-shape", "ONNX and TF.js graph-model sources (Keras inputs are static but for "
+    "the batch: use --batch)", _pins))
+SCOPES.add("outputs", Scope("--outputs", "ONNX and TF.js graph-model sources", _pins))
 SCOPES.add("seed", Scope("--seed", _CHECKED, _checks))
 SCOPES.add("save_inputs", Scope("--save-inputs", _CHECKED, _checks))
 SCOPES.add("save_outputs", Scope("--save-outputs", _CHECKED, _checks))

@@ -87,6 +87,8 @@ class ConversionReport:
     quantization: Quantization = field(default_factory=Quantization)
     rewrites: list[str] = field(default_factory=list)
     custom_layers: list[str] = field(default_factory=list)
+    input_shapes: dict[str, list[int | None]] = field(default_factory=dict)  # pinned dims
+    outputs: list[str] = field(default_factory=list)  # the values --outputs cut the graph at
     seconds: float = 0.0
 
     @property
@@ -108,7 +110,9 @@ class ConversionReport:
             "quantization": self.quantization.to_dict(),
             "quantized_weights": [w.to_dict() for w in self.quantization.weights],
             "rewrites": list(self.rewrites),
-            "custom_layers": list(self.custom_layers), "seconds": self.seconds,
+            "custom_layers": list(self.custom_layers),
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "outputs": list(self.outputs), "seconds": self.seconds,
         }
 
     def to_json(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from ..converters.pinning import InputShape
 from ..errors import UsageError
 from .parity import Tolerances
 
@@ -27,7 +28,8 @@ class CheckOptions:
     engine: str | None = None  # TF.js graph-models': auto, tfjs (real, under Node) or reference
     tolerances: Tolerances | None = None  # atol/rtol, per output, NaN policy
     inputs: str | os.PathLike[str] | None = None  # an .npz instead of seeded inputs
-    batch: int | None = None  # of the seeded inputs
+    batch: int | None = None  # of the seeded inputs (their first dim, where it is free)
+    input_shapes: tuple[InputShape, ...] | None = None  # the seeded inputs' dims, by input
     seed: int | None = None  # of the seeded inputs
     per_layer: bool = False  # on a mismatch, name the first diverging Keras layer
     save_inputs: str | os.PathLike[str] | None = None  # an .npz of the inputs the check ran

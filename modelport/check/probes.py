@@ -47,12 +47,17 @@ class Probe:
     arrays: list[np.ndarray]
 
 
-def seeded_probes(specs: list[InputSpec], *, batch: int | None, seed: int) -> list[Probe]:
+Pinned = dict[str, tuple[int | None, ...]]  # an input's dims given by the user (None: free)
+
+
+def seeded_probes(specs: list[InputSpec], *, batch: int | None, seed: int,
+                  pinned: Pinned | None = None, free: int = FREE_DIM) -> list[Probe]:
     """The seeded probes for ``specs`` (see the module): ``normal`` and ``unit`` always,
     ``pixel`` when a float input is shaped like an image; ``batch`` rows each (None: see
-    ``default_batch``)."""
-    batch = default_batch(specs) if batch is None else batch
-    shapes = [_shape(spec, batch) for spec in specs]
+    ``default_batch``). ``pinned`` gives inputs' dims by name (``--input-shape``); a dim
+    neither it nor the model fixes is ``batch`` first, else ``free``."""
+    batch = default_batch(specs, pinned, free) if batch is None else batch
+    shapes = [_shape(spec, batch, (pinned or {}).get(spec.name), free) for spec in specs]
     names = ["normal", "unit"]
     if any(spec.dtype.startswith("float") and _image_like(shape)
            for spec, shape in zip(specs, shapes)):
@@ -62,25 +67,53 @@ def seeded_probes(specs: list[InputSpec], *, batch: int | None, seed: int) -> li
             for k, name in enumerate(names)]
 
 
-def default_batch(specs: list[InputSpec]) -> int:
+def default_batch(specs: list[InputSpec], pinned: Pinned | None = None,
+                  free: int = FREE_DIM) -> int:
     """A probe's batch where the user gives none: as many rows as PROBE_ELEMENTS input
     elements hold, between MIN_BATCH and MAX_BATCH. Small inputs get many rows, so that a unit
     a few inputs leave dead (a ReLU's zero) is woken by others; a 224x224 image gets one row a
     probe (a NumPy reference takes seconds an image of a ResNet50)."""
-    per_row = sum(int(np.prod([FREE_DIM if d is None else d for d in spec.shape[1:]],
-                              dtype=object)) for spec in specs) or 1
+    pinned = pinned or {}
+    if any(pinned.get(s.name) and pinned[s.name][0] is not None for s in specs):
+        return next(p[0] for s in specs if (p := pinned.get(s.name)) and p[0] is not None)
+    per_row = sum(int(np.prod([free if d is None else d
+                               for d in _dims(spec, pinned.get(spec.name))[1:]], dtype=object))
+                  for spec in specs) or 1
     return max(MIN_BATCH, min(MAX_BATCH, PROBE_ELEMENTS // per_row))
 
 
-def _shape(spec: InputSpec, batch: int) -> list[int]:
-    shape = [batch if i == 0 and d is None else (FREE_DIM if d is None else d)
-             for i, d in enumerate(spec.shape)]
+def _dims(spec: InputSpec, pinned: tuple[int | None, ...] | None) -> list[int | None]:
+    """The input's dims with the pinned ones filled in (a pinned rank wins over an unknown
+    one)."""
+    if pinned is None:
+        return list(spec.shape)
+    if len(pinned) != len(spec.shape):
+        return list(pinned)
+    return [p if p is not None else d for p, d in zip(pinned, spec.shape)]
+
+
+def free_dims(specs: list[InputSpec], pinned: Pinned | None = None) -> dict[str, list[int]]:
+    """Per input, the dims other than the first that neither the model nor ``pinned`` fixes
+    (the sizes a check has to choose)."""
+    out = {}
+    for spec in specs:
+        dims = _dims(spec, (pinned or {}).get(spec.name))
+        free = [i for i, d in enumerate(dims) if d is None and i > 0]
+        if free:
+            out[spec.name] = free
+    return out
+
+
+def _shape(spec: InputSpec, batch: int, pinned: tuple[int | None, ...] | None = None,
+           free: int = FREE_DIM) -> list[int]:
+    shape = [batch if i == 0 and d is None else (free if d is None else d)
+             for i, d in enumerate(_dims(spec, pinned))]
     if int(np.prod(shape, dtype=object)) > MAX_CHECK_INPUT_ELEMENTS:
         raise UnsupportedError(
             f"input {spec.name!r} has shape {shape}: more than {MAX_CHECK_INPUT_ELEMENTS} "
             "elements to generate for the parity check",
-            hint="check it with your own inputs (--inputs) of a smaller size where the "
-                 "model allows one, or skip the check (--no-validate)")
+            hint="pin a smaller size where the model allows one (--input-shape NAME=D0,D1,...), "
+                 "check it with your own inputs (--inputs), or skip the check (--no-validate)")
     return shape
 
 

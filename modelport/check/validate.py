@@ -27,8 +27,18 @@ from ..models.onnx_model import (
 from .layouts import match_input, match_output
 from .options import CheckOptions
 from .parity import ParityReport, Tolerances
-from .probes import Probe, default_batch, file_probes, save_probes, seeded_probes
+from .probes import (
+    FREE_DIM,
+    Pinned,
+    Probe,
+    default_batch,
+    file_probes,
+    free_dims,
+    save_probes,
+    seeded_probes,
+)
 from .quantized import is_quantized, quantization_noise
+from .sizes import candidates
 
 if TYPE_CHECKING:
     from ..converters.onnx_to_keras import Raised
@@ -52,23 +62,36 @@ class Pairing:
     opset: int | None = None
     raised: Raised | None = None
     written: bool = False
+    in_memory: bool = False  # run the loaded source, not its file (it was cut at --outputs)
 
 
 def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
              tolerances: Tolerances | None = None, device: str = "auto",
              inputs: str | os.PathLike[str] | None = None, batch: int | None = None, seed: int = 0,
-             per_layer: bool = False, engine: str = "auto") -> ParityReport:
+             per_layer: bool = False, engine: str = "auto",
+             input_shapes: object = None) -> ParityReport:
     """Run ``src`` and ``dst`` on the same inputs and compare every output.
 
     ``tolerances``: atol/rtol (default 1e-4, 1e-3), per output, and the NaN policy; ``device``:
     onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
     (``batch`` rows per probe, default 1 to 16 as the inputs' size allows, ``seed``);
     ``per_layer``: on a mismatch, name the first diverging Keras layer;
-    ``engine``: how TF.js graph-models run (auto, tfjs, reference).
+    ``engine``: how TF.js graph-models run (auto, tfjs, reference); ``input_shapes``: the
+    seeded inputs' dims (``{"x": (1, 3, 64, 64)}`` or ``["x=1,3,64,64"]``, as
+    ``--input-shape``), where the model leaves dims free (``batch`` sets a free first dim).
+    Free dims neither gives are sized as the model's strides and pools allow (several sizes
+    are tried; none running is an UnsupportedError naming the input).
     """
+    from ..converters.pinning import parse_input_shapes
+
+    if isinstance(input_shapes, dict):
+        input_shapes = [(str(k), tuple(v)) for k, v in input_shapes.items()]
+    elif isinstance(input_shapes, str):
+        input_shapes = [input_shapes]
+    specs = parse_input_shapes(input_shapes) if input_shapes else None  # type: ignore[arg-type]
     return validate_with(src, dst, CheckOptions(
         device=device, engine=engine, tolerances=tolerances, inputs=inputs, batch=batch,
-        seed=seed, per_layer=per_layer))
+        seed=seed, per_layer=per_layer, input_shapes=specs))
 
 
 def validate_with(src: str | os.PathLike[str], dst: str | os.PathLike[str],
@@ -88,20 +111,35 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     pairing = pairing or Pairing()
     steps = _Steps(progress)
     device = options.device_or_default
-    a = _engine(source, pairing.source_path, device, "reference")
+    a = _engine(source, None if pairing.in_memory else pairing.source_path, device,
+                "reference")
     target = _load_target(dst, pairing.written)
     b = _engine(target, dst, device, options.engine_or_default)
     specs_a, specs_b = a.inputs(), b.inputs()
     if len(specs_a) != len(specs_b):
         raise UnsupportedError(f"the models take {len(specs_a)} and {len(specs_b)} inputs")
-    probes, described = _inputs(specs_a, options)
+    pinned = _pinned(source, specs_a, options)
+    free = free_dims(specs_a, pinned) if options.inputs is None else {}
+    sizes = candidates(source) if free else [FREE_DIM]
+    failures: list[tuple[int, str]] = []
+    for size in sizes:
+        probes, described = _inputs(specs_a, options, pinned, size)
+        sampling = _sampling(source, target, a, probes)
+        runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
+        feeds = runs.feeds(probes)
+        _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
+        _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
+        if not free:
+            break
+        # a size the source itself cannot run at is the check's choice, not the file's fault
+        why = runs.try_source(feeds, steps)
+        if why is None:
+            break
+        failures.append((size, why))
+    else:
+        raise _no_size(free, specs_a, failures)
     if options.save_inputs is not None:
         save_probes(options.save_inputs, probes, specs_a)
-    sampling = _sampling(source, target, a, probes)
-    runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
-    feeds = runs.feeds(probes)
-    _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
-    _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
     expected, actual, groups = runs.outputs(feeds, steps)
     steps.next("measuring float32 rounding noise on the same inputs")
     noise, how = runs.noise(feeds, expected, actual)
@@ -241,6 +279,8 @@ class _Runs:
                  specs_b: list[Any]) -> None:
         self.a, self.b, self.raised = a, b, raised
         self.specs_a, self.specs_b = specs_a, specs_b
+        self.source_runs: list[list[np.ndarray]] = []
+        self.source_ran = False  # by ``try_source``, on the same feeds
 
     def feeds(self, probes: list[Probe]) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
         """One feed per engine run: all probes joined along a free batch axis when both models
@@ -255,6 +295,26 @@ class _Runs:
         self.joined = False
         self.sizes = []
         return [(p.arrays, self._for_b(p.arrays)) for p in probes]
+
+    def try_source(self, feeds: list[tuple[list[np.ndarray], list[np.ndarray]]],
+                   steps: _Steps) -> str | None:
+        """Run the source on ``feeds`` (kept for ``outputs``); why it cannot run at their sizes
+        (an error of its engine, or an output with no elements), else None."""
+        from ..runtime.engines import run_many
+
+        steps.next(f"running the source in {self.a.label}")
+        try:
+            runs = run_many(self.a, [f[0] for f in feeds])
+        except (UnsupportedError, MemoryError):
+            raise  # an op the engine lacks, or memory: no other size helps
+        except ModelportError as e:
+            return str(e)
+        empty = [name for ys in runs for name, y in zip(self.a.output_names(), ys)
+                 if np.size(y) == 0]
+        if empty:
+            return f"output {empty[0]!r} has no elements at these sizes"
+        self.source_runs, self.source_ran = runs, True
+        return None
 
     def _for_b(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         if self.raised is not None:
@@ -275,8 +335,9 @@ class _Runs:
         joined per output along the first axis, and each probe's slice of it."""
         from ..runtime.engines import run_many
 
-        steps.next(f"running the source in {self.a.label}")
-        self.source_runs = run_many(self.a, [f[0] for f in feeds])
+        if not self.source_ran:
+            steps.next(f"running the source in {self.a.label}")
+            self.source_runs = run_many(self.a, [f[0] for f in feeds])
         steps.next(f"running the result in {self.b.label}")
         self.actual_runs = run_many(self.b, [f[1] for f in feeds])
         self.expected_runs = [self._as_b(e, z) for e, z in
@@ -387,9 +448,46 @@ def _load_target(dst: str | os.PathLike[str], written: bool) -> Model:
     return load(dst)
 
 
-def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[Probe], dict[str, Any]]:
-    """The check's probes (the file's arrays, or seeded ones: see ``probes``) and their
-    description for the report."""
+def _pinned(source: Model, specs: list[Any], options: CheckOptions) -> Pinned:
+    """The dims given for the check's inputs (``--input-shape``, and ``--batch`` for a free
+    first dim), by the source engine's input names; a spec that does not fit is a UsageError."""
+    from ..converters.pinning import resolve
+
+    if not options.input_shapes:
+        return {}
+    aliases: dict[str, str] = {}
+    if isinstance(source, TfjsGraph):  # its engine names inputs by tensor (x:0)
+        for info in source.inputs:
+            aliases[info.key] = info.tensor
+            aliases[info.tensor.partition(":")[0]] = info.tensor
+    return resolve(options.input_shapes, options.batch, [(s.name, s.shape) for s in specs],
+                   aliases=aliases)
+
+
+def _no_size(free: dict[str, list[int]], specs: list[Any],
+             failures: list[tuple[int, str]]) -> UnsupportedError:
+    """Exit 4: no size tried for the free dims runs the source (a valid file all the same)."""
+    from ..converters.pinning import show
+
+    shapes = {s.name: s.shape for s in specs}
+    named = ", ".join(f"{name!r} {show(shapes[name])} (dims {', '.join(map(str, dims))})"
+                      for name, dims in free.items())
+    tried = ", ".join(str(size) for size, _ in failures)
+    first = next(iter(free))
+    example = ",".join("H" if d is None and i in free[first] else ("N" if d is None else str(d))
+                       for i, d in enumerate(shapes[first]))
+    return UnsupportedError(
+        f"the parity check found no size the source runs at for the free dims of input "
+        f"{named}: tried {tried} (at {failures[-1][0]}: {failures[-1][1][:300]})",
+        hint=f"give the sizes the model takes: --input-shape {first}={example} with numbers "
+             "(convert, validate), or your own inputs with --inputs FILE.npz")
+
+
+def _inputs(specs: list[Any], options: CheckOptions, pinned: Pinned | None = None,
+            free: int = FREE_DIM) -> tuple[list[Probe], dict[str, Any]]:
+    """The check's probes (the file's arrays, or seeded ones: see ``probes``: ``pinned`` dims
+    by input, ``free`` for a free dim other than the batch) and their description for the
+    report."""
     described: dict[str, Any]
     if options.inputs is not None:
         probes = file_probes(options.inputs, specs)
@@ -397,13 +495,15 @@ def _inputs(specs: list[Any], options: CheckOptions) -> tuple[list[Probe], dict[
                      "file": str(options.inputs)}
     else:
         seed = options.seed_or_default
-        batch = options.batch_or_default or default_batch(specs)
-        probes = seeded_probes(specs, batch=batch, seed=seed)
+        batch = options.batch_or_default or default_batch(specs, pinned, free)
+        probes = seeded_probes(specs, batch=batch, seed=seed, pinned=pinned, free=free)
         names = ", ".join(p.name for p in probes)
         described = {"description": f"seeded inputs (seed {seed}; {names}; batch {batch} each)",
                      "seed": seed, "batch": batch}
     described["probes"] = [p.name for p in probes]
     described["shapes"] = {s.name: list(x.shape) for s, x in zip(specs, probes[0].arrays)}
+    if pinned:
+        described["pinned"] = {name: list(dims) for name, dims in pinned.items()}
     return probes, described
 
 

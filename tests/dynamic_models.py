@@ -1,0 +1,89 @@
+"""ONNX test models with dynamic input dims, built with onnx's helper (onnxruntime runs them).
+
+* ``shape_cnn``: NCHW image ``x[N, 3, H, W]`` (N, H, W dynamic) -> padded Conv -> Relu ->
+  MaxPool 2x2 -> Conv -> Reshape to ``[N, C, H*W/4]`` whose target is computed from ``Shape``
+  (Shape -> Gather -> Unsqueeze -> Concat, the pattern PyTorch exports write) -> ReduceMean ->
+  a ``Gemm`` head. Its post-processing output ``probs`` (Softmax) lets ``--outputs`` cut it.
+* ``big_pool``: ``x[N, 1, H, W]`` -> Conv 3x3 stride 2 -> MaxPool 8x8 stride 8 -> Flatten-free
+  GlobalAveragePool: the smallest height/width it runs at is 16 (the default free size, 8, is
+  too small: the pool window is larger than its input).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _init(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(array, name)
+
+
+def shape_cnn(seed: int = 0) -> onnx.ModelProto:
+    """See the module: a CNN whose Reshape target comes from ``Shape`` at run time."""
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    inits = [
+        _init("w1", (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(f32)),
+        _init("b1", (rng.standard_normal(8) * 0.1).astype(f32)),
+        _init("w2", (rng.standard_normal((6, 8, 3, 3)) * 0.2).astype(f32)),
+        _init("b2", (rng.standard_normal(6) * 0.1).astype(f32)),
+        _init("wd", (rng.standard_normal((6, 4)) * 0.5).astype(f32)),
+        _init("bd", (rng.standard_normal(4) * 0.1).astype(f32)),
+        _init("idx0", np.asarray(0, np.int64)),
+        _init("idx1", np.asarray(1, np.int64)),
+        _init("axes0", np.asarray([0], np.int64)),
+        _init("minus1", np.asarray([-1], np.int64)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2],
+                         name="pool1"),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], kernel_shape=[3, 3],
+                         pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Shape", ["c2"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "idx0"], ["n"], axis=0, name="gather_n"),
+        helper.make_node("Gather", ["s", "idx1"], ["ch"], axis=0, name="gather_c"),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"], name="unsq_n"),
+        helper.make_node("Unsqueeze", ["ch", "axes0"], ["c1d"], name="unsq_c"),
+        helper.make_node("Concat", ["n1", "c1d", "minus1"], ["target"], axis=0, name="concat"),
+        helper.make_node("Reshape", ["c2", "target"], ["flat"], name="reshape"),
+        helper.make_node("ReduceMean", ["flat"], ["pooled"], axes=[2], keepdims=0,
+                         name="mean"),
+        helper.make_node("Gemm", ["pooled", "wd", "bd"], ["logits"], name="head"),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax"),
+    ]
+    graph = helper.make_graph(
+        nodes, "shape_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def big_pool(seed: int = 0) -> onnx.ModelProto:
+    """See the module: a pool window that needs height and width of at least 16."""
+    rng = np.random.default_rng(seed)
+    inits = [_init("w", (rng.standard_normal((4, 1, 3, 3)) * 0.3).astype(np.float32))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[8, 8], strides=[8, 8],
+                         name="pool"),
+        helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap"),
+    ]
+    graph = helper.make_graph(
+        nodes, "big_pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 1, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

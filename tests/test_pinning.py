@@ -1,0 +1,198 @@
+"""Pinned input shapes and cut outputs (issue 18, "What to build" 1): ``--input-shape``,
+``--batch``, ``--outputs`` on ``convert``/``inspect`` and in the library.
+
+The models are built with onnx's helper (``tests/dynamic_models.py``) and run in onnxruntime;
+the Keras files written are loaded by real Keras 3 and compared with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from modelport import api
+from modelport.cli import main
+from modelport.converters import pinning
+from modelport.errors import UnsupportedError, UsageError
+
+from .dynamic_models import shape_cnn
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pin") / "cnn.onnx"
+    onnx.save(shape_cnn(), str(path))
+    return path
+
+
+def _cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def _ort(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})
+
+
+# --- the specs ----------------------------------------------------------------------------------
+
+def test_spec_forms():
+    parsed = pinning.parse_input_shapes(["x=1,3,32,32", "y[2,5]", "4,8", ("z", [1, 2])])
+    assert [(s.name, s.dims) for s in parsed] == [("x", (1, 3, 32, 32)), ("y", (2, 5)),
+                                                 (None, (4, 8)), ("z", (1, 2))]
+    for bad in ("x=1,a", "x=", "x=0,3", "x=1,-2", "x[1,2"):
+        with pytest.raises(UsageError):
+            pinning.parse_input_shapes([bad])
+
+
+def test_resolve_names_the_input_and_its_shape():
+    inputs = [("x", ["N", 3, "H", "W"])]
+    assert pinning.resolve(pinning.parse_input_shapes(["1,3,8,8"]), None, inputs) == \
+        {"x": (1, 3, 8, 8)}
+    assert pinning.resolve((), 4, inputs) == {"x": (4, 3, None, None)}
+    cases = {"y=1,3,8,8": "no input 'y'", "x=1,3,8": "rank 4", "x=1,4,8,8": "dim 1 of input 'x' is 3"}
+    for spec, words in cases.items():
+        with pytest.raises(UsageError) as e:
+            pinning.resolve(pinning.parse_input_shapes([spec]), None, inputs)
+        assert words in str(e.value) and "[N, 3, H, W]" in str(e.value), str(e.value)
+    two = [("a", [None, 2]), ("b", [None, 3])]
+    with pytest.raises(UsageError, match="names no input"):
+        pinning.resolve(pinning.parse_input_shapes(["1,2"]), None, two)
+    with pytest.raises(UsageError, match="disagree"):
+        pinning.resolve(pinning.parse_input_shapes(["x=2,3,8,8"]), 1, inputs)
+
+
+# --- pinning folds what Shape computed ----------------------------------------------------------
+
+def test_pinning_folds_the_shape_subgraph(cnn):
+    import onnx_ir as ir
+
+    model = ir.load(str(cnn))
+    pinned = pinning.pin_onnx(model, {"x": (1, 3, 16, 16)})
+    ops = [n.op_type for n in pinned.graph]
+    assert not {"Shape", "Gather", "Concat", "Unsqueeze"} & set(ops), ops
+    assert list(pinned.graph.inputs[0].shape) == [1, 3, 16, 16]
+    assert json.loads(pinned.metadata_props[pinning.PINNED_KEY]) == {"x": [1, 3, 16, 16]}
+    # the model read is left as it was (the check runs it)
+    assert "Shape" in [n.op_type for n in model.graph]
+    assert [getattr(d, "value", d) for d in model.graph.inputs[0].shape] == ["N", 3, "H", "W"]
+
+
+def test_raising_needs_the_pin_and_says_so(cnn, tmp_path):
+    code, out = _cli("convert", cnn, tmp_path / "free.h5", "-q")
+    assert code == UnsupportedError.exit_code, out
+    assert "input 'x' [N, 3, H, W] has free dims" in out and "--input-shape x=" in out, out
+    assert not (tmp_path / "free.h5").exists()
+
+    dst = tmp_path / "pinned.h5"
+    code, out = _cli("convert", cnn, dst, "-q", "--input-shape", "x=1,3,24,32", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] and report["input_shapes"] == {"x": [1, 3, 24, 32]}
+    assert report["parity"]["inputs"]["shapes"]["x"][1:] == [3, 24, 32]
+
+    import keras
+
+    model = keras.saving.load_model(str(dst), compile=False)
+    x = np.random.default_rng(1).standard_normal((1, 3, 24, 32)).astype(np.float32)
+    perm = report["keras"]["input_perms"][0]
+    got = model.predict(x.transpose(perm) if perm else x, verbose=0)
+    np.testing.assert_allclose(got, _ort(cnn, x)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_batch_pins_the_free_batch_and_the_result_records_it(cnn, tmp_path):
+    dst = tmp_path / "b.onnx"
+    code, out = _cli("convert", cnn, tmp_path / "g", "-q", "--batch", "3", "--input-shape",
+                     "x=3,3,16,16", "--json", "--engine", "reference")
+    assert code == 0, out
+    assert json.loads(out)["input_shapes"] == {"x": [3, 3, 16, 16]}
+    meta = json.loads((tmp_path / "g" / "model.json").read_text())["userDefinedMetadata"]
+    assert meta[pinning.PINNED_KEY] == {"x": [3, 3, 16, 16]}
+    del dst
+
+
+def test_library_keywords(cnn, tmp_path):
+    report = api.convert(cnn, tmp_path / "lib.h5", input_shapes={"x": (2, 3, 16, 16)})
+    assert report.passed and report.input_shapes == {"x": [2, 3, 16, 16]}
+    info = api.inspect(cnn, input_shapes=["x=1,3,16,16"])
+    assert info.inputs[0].shape == [1, 3, 16, 16]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("y=1,3,16,16", "no input 'y'"), ("x=1,3,16", "rank 4"), ("x=1,4,16,16", "dim 1"),
+    ("x=1,3,0,16", "at least 1")])
+def test_bad_specs_exit_2(cnn, tmp_path, spec, words):
+    for command in (["convert", cnn, tmp_path / "bad.h5"], ["inspect", cnn],
+                    ["validate", cnn, cnn]):
+        code, out = _cli(*command, "--input-shape", spec)
+        assert code == UsageError.exit_code and words in out, (command, out)
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_keras_sources_refuse_input_shape(tmp_path):
+    from .conftest import keras_cases
+
+    case = keras_cases()[0]
+    code, out = _cli("convert", case.path, tmp_path / "k.onnx", "--input-shape", "1,2")
+    assert code == UsageError.exit_code and "--input-shape" in out, out
+
+
+# --- cutting ------------------------------------------------------------------------------------
+
+def test_outputs_cut_the_graph(cnn, tmp_path):
+    dst = tmp_path / "cut.onnx"
+    code, out = _cli("convert", cnn, dst, "-q", "--outputs", "logits", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["outputs"] == ["logits"]
+    assert [o["name"] for o in report["parity"]["outputs"]] == ["logits"]
+    model = onnx.load(str(dst))
+    assert [o.name for o in model.graph.output] == ["logits"]
+    assert "Softmax" not in {n.op_type for n in model.graph.node}
+    x = np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    import onnxruntime as ort
+
+    exposed = shape_cnn()
+    exposed.graph.output.append(onnx.ValueInfoProto(name="logits"))
+    full = ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"x": x})[0],
+                               full.run(["logits"], {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_output_lists_values_and_inspect(cnn, tmp_path):
+    code, out = _cli("convert", cnn, tmp_path / "c.onnx", "--outputs", "nope")
+    assert code == UsageError.exit_code, out
+    assert "'nope'" in out and "logits" in out and "inspect" in out and "--values" in out, out
+    code, out = _cli("inspect", cnn, "--values")
+    assert code == 0 and "    logits" in out and "    target" in out, out
+
+
+def test_graph_model_source_pins_through_its_signature(cnn, tmp_path):
+    """A TF.js graph-model with free height and width (written from the ONNX, run by the
+    check) raises to Keras once pinned by its signature key."""
+    graph = tmp_path / "graph"
+    code, out = _cli("convert", cnn, graph, "-q", "--engine", "reference")
+    assert code == 0, out
+    code, out = _cli("convert", graph, tmp_path / "free.keras", "-q")
+    assert code == UnsupportedError.exit_code and "--input-shape" in out, out
+    code, out = _cli("convert", graph, tmp_path / "g.keras", "-q", "--input-shape",
+                     "x=2,3,16,16", "--json")
+    assert code == 0, out
+    assert json.loads(out)["input_shapes"] == {"x": [2, 3, 16, 16]}
+    code, out = _cli("convert", graph, tmp_path / "g.onnx", "-q", "--input-shape",
+                     "x:0=1,3,16,16", "--outputs", "head/AddV2")
+    assert code == 0, out
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == \
+        [1, 3, 16, 16]
+    assert len(model.graph.output) == 1
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert meta[pinning.PINNED_KEY] == {"x": [1, 3, 16, 16]}
+    assert meta[pinning.CUT_KEY] == ["head/AddV2"]
