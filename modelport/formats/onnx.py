@@ -1,7 +1,8 @@
 """ONNX files: writing with the IR version that belongs to the opset, checked; reading.
 
 onnx >= 1.23 stamps IR version 14 by default, which onnxruntime 1.31 refuses; a model is
-stamped with the IR version of the first onnx release that knew its opset. Models whose
+written with the oldest IR version that holds it (that of its opsets, raised by the newest
+feature it uses), and without initializers nothing reads (``models.onnx_cleanup``). Models whose
 initializers exceed protobuf's 2 GB limit are written with standard external data: one data
 file next to the ``.onnx`` (``<name>.onnx.data``), referenced by relative location.
 """
@@ -18,6 +19,7 @@ import onnx_ir as ir
 
 from ..errors import FormatError, ModelportError, OutputExistsError
 from ..fsutil import atomic_output, check_destination, check_model_file, contained_path
+from ..models.onnx_cleanup import finalize
 from ..models.onnx_model import declare_as_inputs, skeleton
 from . import checks
 
@@ -35,12 +37,17 @@ def write(model: ir.Model, dst: str | os.PathLike, *, force: bool = False,
           external: bool | None = None) -> Path:
     """Write ``model`` to ``dst`` (all-or-nothing), checked with ``onnx.checker`` (full).
 
+    ``model`` is finalized first, in place (``models.onnx_cleanup``): initializers nothing
+    reads are dropped and an IR version newer than the model needs is lowered.
+
     The check runs on a skeleton without initializer data (initializers become typed graph
     inputs, which shape inference treats the same), and the file is written by streaming each
     initializer's bytes from its array: the weights are never copied into a protobuf message,
     so a conversion holds one copy of them.
     """
     dst = Path(dst)
+    # every ONNX output: no initializer nothing reads, an IR version onnxruntime reads
+    finalize(model)
     if external is None:
         external = initializer_bytes(model) >= PROTOBUF_LIMIT - (64 << 20)
     bare, values = skeleton(model)
@@ -75,13 +82,23 @@ def _data(value: ir.Value) -> ir.TensorProtocol:
     return value.const_value
 
 
+def _in_memory(tensor: ir.TensorProtocol) -> ir.TensorProtocol:
+    """A small tensor of a source's external data file, read: serialized as it is, it would
+    name a data file next to the model being checked, where there is none (an ONNX source
+    with external data converted to ONNX failed the check as an internal error)."""
+    if isinstance(tensor, ir.ExternalTensor):
+        return ir.Tensor(tensor.numpy(), tensor.dtype, name=tensor.name)
+    return tensor
+
+
 def _check(skeleton: onnx.ModelProto, values: list[ir.Value], dst: Path) -> None:
     probe = onnx.ModelProto()
     probe.CopyFrom(skeleton)
     # Small ones (shapes, sizes, axes) go back in as data: inference reads them, and onnx
     # 1.23.1 refuses a Resize whose ``sizes`` is a graph input.
     small = [v for v in values if _data(v).nbytes <= CHECK_DATA_BYTES]
-    probe.graph.initializer.extend(ir.serde.serialize_tensor(_data(v)) for v in small)
+    probe.graph.initializer.extend(ir.serde.serialize_tensor(_in_memory(_data(v)))
+                                   for v in small)
     for proto, v in zip(probe.graph.initializer[-len(small):] if small else [], small):
         proto.name = v.name
     declare_as_inputs(probe, [v for v in values if _data(v).nbytes > CHECK_DATA_BYTES])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,13 @@ class Session:
             ) -> list[np.ndarray]:
         """The outputs named ``outputs`` (default: all) for ``feeds``; an onnxruntime failure is a
         ModelportError with its first line."""
+        # a 0-d input may come as a NumPy scalar, which onnxruntime refuses ("Unable to
+        # handle object of type numpy.float32"): it is the same array
+        feeds = {name: np.asarray(a) for name, a in feeds.items()}
         try:
             return list(self.session.run(outputs, feeds))
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelportError(f"onnxruntime failed to run the model: "
-                                 f"{str(e).splitlines()[0][:300]}") from None
+            raise ModelportError(f"onnxruntime failed to run the model: {reason(e)}") from None
 
 
 def _ort():
@@ -111,10 +114,16 @@ def session(model: bytes | str | os.PathLike, *, device: str = "auto") -> Sessio
     if want_cuda:
         ort.set_default_logger_severity(4)  # a failed CUDA load is reported below, in one line
     try:
-        s = ort.InferenceSession(source, sess_options=options, providers=providers)
-    except Exception as e:  # noqa: BLE001 - onnxruntime's load errors share no useful base
-        raise ModelportError(f"onnxruntime cannot load the model: "
-                             f"{str(e).splitlines()[0][:300]}") from None
+        try:
+            s = ort.InferenceSession(source, sess_options=options, providers=providers)
+        except Exception as e:  # noqa: BLE001 - onnxruntime's load errors share no useful base
+            lowered = _at_supported_ir(model, reason(e), options)
+            if lowered is None:
+                raise _load_error(ort, e) from None
+            try:
+                s = ort.InferenceSession(lowered, sess_options=options, providers=providers)
+            except Exception as again:  # noqa: BLE001 - as above
+                raise _load_error(ort, again) from None
     finally:
         ort.set_default_logger_severity(3)
     used = s.get_providers()[0]
@@ -123,3 +132,58 @@ def session(model: bytes | str | os.PathLike, *, device: str = "auto") -> Sessio
                                "cannot run here (no GPU, or CUDA/cuDNN libraries missing)",
                                hint="use --device auto or cpu")
     return Session(s, used, tf32=False)
+
+
+_SOURCE_LOCATION = re.compile(r"\s*/\S+\.(?:cc|cpp|h):\d+\s+(?:[\w:~<>]+\([^()]*\)\s*)?")
+_STATUS = re.compile(r"^\[ONNXRuntimeError\] : \d+ : (\w+) : ")
+MAX_REASON = 2000  # characters of onnxruntime's message kept (all of it, in practice)
+
+
+def reason(e: BaseException) -> str:
+    """onnxruntime's message in full, on one line, without the C++ source location and
+    function signature it carries (which pushed the reason itself out of a cut-off line)."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    text = _STATUS.sub(r"\1: ", text)
+    text = _SOURCE_LOCATION.sub(" ", text).strip()
+    return text[:MAX_REASON] or type(e).__name__
+
+
+def _load_error(ort, e: BaseException) -> UnsupportedError:
+    return UnsupportedError(
+        f"onnxruntime {ort.__version__} cannot load the model: {reason(e)}",
+        hint="the check runs ONNX models in onnxruntime; --no-validate writes the result "
+             "without it")
+
+
+_IR_REFUSED = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+
+
+def _at_supported_ir(model: bytes | str | os.PathLike, why: str, options: Any) -> bytes | None:
+    """The model re-stamped with the newest IR version onnxruntime reads, when that is the one
+    thing it refused and the model's opsets belong to that IR version (onnx >= 1.23 writes IR
+    14 by default for any opset, which onnxruntime 1.31 refuses; the file is the same model).
+    None where lowering cannot help. A model with external data reads it from its own folder."""
+    found = _IR_REFUSED.search(why)
+    if found is None:
+        return None
+    import onnx
+
+    from ..models.onnx_model import ir_version_for
+
+    supported = int(found.group(2))
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else \
+            onnx.load(os.fspath(model), load_external_data=False)
+        opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                    default=1)
+        if ir_version_for(opset) > supported:
+            return None
+    except Exception:  # noqa: BLE001 - unreadable or an unknown opset: the load error stands
+        return None
+    proto.ir_version = supported
+    if not isinstance(model, bytes):
+        # tensors in an external data file are found next to the model, not in the cwd
+        options.add_session_config_entry(
+            "session.model_external_initializers_file_folder_path",
+            os.path.dirname(os.path.abspath(os.fspath(model))))
+    return proto.SerializeToString()
