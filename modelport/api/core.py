@@ -285,15 +285,12 @@ def _scan(model: Model, src: PathLike) -> BackgroundScan | None:
     return BackgroundScan(named, file=file) if named else None
 
 
-def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
-    """Run ``route`` on the loaded ``source``: its steps, the write, and its checks."""
-    if route.read_back and not route.steps:
-        assert isinstance(source, LayersModel)  # layers rewritten as layers
-        return _rewrite_layers(route, source, job)
-    # Without the parity check nothing runs the source again: the steps may drop its weights
-    # as they go (a TF.js graph's filters, once transposed for ONNX); they are counted first.
-    release = not route.parity and route.source == routes.GRAPH
-    counted = (_weight_bytes(source), _parameters(source)) if release else None
+def plan(route: Route, source: Model, job: _Job, release: bool = False
+         ) -> tuple[Model, Raised | None, _Shaped]:
+    """``route``'s steps on ``source`` (cut and pinned as the options say): the model the
+    target's writer gets, the raised Keras model where the route raises, and the shaped
+    source. Nothing is written or run: ``inspect`` calls this for its verdicts, so that it says
+    what ``convert`` does (``release``: see ``_run``)."""
     raised: Raised | None = None
     try:
         with _diagnosed(job.src, source):
@@ -317,6 +314,20 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
     except ModelportError as e:
         e.with_file(job.src)
         raise
+    return result, raised, shaped
+
+
+def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
+    """Run ``route`` on the loaded ``source``: its steps, the write, and its checks."""
+    if route.read_back and not route.steps:
+        assert isinstance(source, LayersModel)  # layers rewritten as layers
+        return _rewrite_layers(route, source, job)
+    # Without the parity check nothing runs the source again: the steps may drop its weights
+    # as they go (a TF.js graph's filters, once transposed for ONNX); they are counted first.
+    release = not route.parity and route.source == routes.GRAPH
+    counted = (_weight_bytes(source), _parameters(source)) if release else None
+    result, raised, shaped = plan(route, source, job, release)
+    job = shaped.job
     checked = shaped.checked
     _record_shapes(result, shaped, job)
     if raised is not None:  # the report describes the Keras model raised
