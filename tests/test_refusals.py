@@ -148,10 +148,39 @@ def _if_model(tmp_path) -> str:
     return _save(tmp_path, graph, opset=15, name="with_if.onnx")
 
 
+def _loop_model(tmp_path) -> str:
+    """x (NCHW) -> Transpose to NHWC, read by a Loop's body 3 times: Relu, a Transpose back
+    and a Conv, summed into the loop's carried value."""
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((4, 3, 1, 1)).astype(np.float32), "w")
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Relu", ["t"], ["r"]),
+         helper.make_node("Transpose", ["r"], ["rb"], perm=[0, 3, 1, 2]),
+         helper.make_node("Conv", ["rb", "w"], ["cv"]),
+         helper.make_node("Add", ["acc_in", "cv"], ["acc_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1, 4, 8, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+         helper.make_node("Loop", ["n", "", "zeros"], ["y"], body=body, name="repeat")],
+        "with_loop",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [w, numpy_helper.from_array(np.asarray(3, np.int64), "n"),
+         numpy_helper.from_array(np.zeros((1, 4, 8, 8), np.float32), "zeros")])
+    return _save(tmp_path, graph, name="with_loop.onnx")
+
+
 @pytest.mark.parametrize("to", ["onnx", "tfjs-graph", "keras", "h5", "tfjs-layers"])
-def test_if_with_transposes_in_its_branches_converts_or_is_refused_by_name(tmp_path, to):
-    src = _if_model(tmp_path)
+@pytest.mark.parametrize(("op", "make"), [("If", _if_model), ("Loop", _loop_model)])
+def test_control_flow_with_transposes_in_subgraphs_converts_or_is_refused_by_name(
+        tmp_path, to, op, make):
+    src = make(tmp_path)
     result = CliRunner().invoke(main, ["convert", src, str(tmp_path / f"out_{to}"), "--to", to])
     assert result.exit_code in (0, 4), (result.exit_code, result.output)
     if result.exit_code == 4:
-        assert "If" in result.output, result.output
+        assert op in result.output, result.output
