@@ -87,3 +87,22 @@ def big_pool(seed: int = 0) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def fixed_flatten(seed: int = 0, side: int = 37) -> onnx.ModelProto:
+    """``x[N, 1, H, W]`` reshaped to ``[-1, side*side]`` and multiplied by a weight: free dims in
+    the file, yet it runs only where ``H*W`` is a multiple of ``side*side`` (no size a check
+    can guess from strides or pools)."""
+    rng = np.random.default_rng(seed)
+    inits = [_init("shape", np.asarray([-1, side * side], np.int64)),
+             _init("w", (rng.standard_normal((side * side, 2)) * 0.05).astype(np.float32))]
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["flat"], name="flatten"),
+             helper.make_node("MatMul", ["flat", "w"], ["y"], name="dense")]
+    graph = helper.make_graph(
+        nodes, "fixed_flatten",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
