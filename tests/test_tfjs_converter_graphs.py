@@ -29,6 +29,7 @@ ORACLE = json.loads((GRAPHS / "cases.json").read_text())["cases"]
 GAPS = {
     "attention_h5": "tf_keras LayerNormalization is FusedBatchNormV3 with is_training=true",
     "dilated_dynamic_h5": "dilated conv on dynamic height/width: run-time paddings",
+    "image_preprocessing_h5": "tf_keras CenterCrop is a tf.cond (Switch/Merge): control flow",
 }
 
 

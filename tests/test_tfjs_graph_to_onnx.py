@@ -205,6 +205,9 @@ def test_every_mapped_op_is_exercised():
     the constructed cases below."""
     seen = {op for e in OP_CASES.values() for op in e["ops"]}
     seen |= {op for e in GRAPH_CASES.values() for op in e["ops"]}
+    # graph-models tensorflowjs_converter wrote for Keras models (test_tfjs_converter_graphs)
+    oracle = json.loads((FIXTURES / "tfjs_converter" / "graph" / "cases.json").read_text())
+    seen |= {op for e in oracle["cases"].values() for op in e["ops"]}
     seen |= CONSTRUCTED_OPS
     missing = sorted(set(from_tfjs.supported_ops()) - seen)
     assert not missing, f"mapped but never tested: {missing}"

@@ -52,6 +52,15 @@ def _div(op: TfOp) -> ir.Value:
     return op.emit("Div", op.inputs[0], op.inputs[1])
 
 
+@MAPPINGS.register("DivNoNan")
+def _div_no_nan(op: TfOp) -> ir.Value:
+    # TF gives 0 wherever y is 0, whatever x is (inf and NaN included): Where picks it.
+    x, y = op.inputs
+    product = op.emit("Div", x, y)
+    zero = op.scalar(0, op.dtype(1))
+    return op.emit("Where", op.emit("Equal", y, zero), zero, product)
+
+
 @MAPPINGS.register("FloorDiv")
 def _floor_div(op: TfOp) -> ir.Value:
     a, b = op.inputs

@@ -65,6 +65,8 @@ BINARY = {
     "RealDiv": lambda a, b: a / b, "Div": _truncate_div, "FloorDiv": _floor_div,
     "FloorMod": _floor_mod, "Maximum": np.maximum, "Minimum": np.minimum, "Pow": np.power,
     "SquaredDifference": lambda a, b: np.square(a - b),
+    # 0 wherever the divisor is 0, even against inf or NaN (TF's definition)
+    "DivNoNan": lambda a, b: np.where(b == 0, 0, a / np.where(b == 0, 1, b)),
 }
 for _name, _fn in BINARY.items():
     register(_name)(_same(_fn))
