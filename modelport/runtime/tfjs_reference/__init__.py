@@ -29,6 +29,7 @@ from ...models.tfjs_graph import attr_type, input_name, order
 from ..precision import rounded, widened
 from . import (  # noqa: F401
     activations,
+    control_flow,
     conv,
     creation,
     elementwise,
@@ -60,6 +61,12 @@ def run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np.
     list in ``graph.inputs`` order. ``outputs``: signature keys, tensor names (``name:k``) or
     node names (output 0); default ``graph.outputs``. Returns the outputs in that order.
     """
+    with control_flow.library(graph):  # control-flow ops call the graph's functions
+        return _run(graph, inputs, outputs)
+
+
+def _run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np.ndarray,
+         outputs: list[str] | None) -> list[np.ndarray]:
     feeds = _feeds(graph, inputs)
     wanted = _output_tensors(graph, outputs)
     by_name = {n.name: n for n in graph.nodes}
