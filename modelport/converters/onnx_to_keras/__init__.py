@@ -56,6 +56,7 @@ from . import (  # noqa: F401
     shape,
     tensordot,
 )
+from .conv1d import rewrite_conv1d
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .loops import rewrite_recurrent_loops
 from .order import keras_order
@@ -148,6 +149,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     fold_static_shapes(model.graph)
     fold_constants(model)
     rewrite_full_reversals(model.graph)  # tf2onnx's tf.reverse of a sequence
+    rewrite_conv1d(model.graph)  # TF's Conv1D as a Conv2D over a height of 1
     rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
     explicit_perms(model.graph)
     return model, proven

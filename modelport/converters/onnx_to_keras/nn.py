@@ -111,8 +111,11 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     pads = _resolve_pads(ctx, node, sizes or [0] * n, ks, strides, dilations)
     if subsample is not None:
         strides = [1] * n
-    padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations,
-                            same_ok=subsample is None, shape=ctx.shape(x))
+    if _causal(ctx, pads, ks, strides, dilations):
+        padding, xin = "causal", ctx.ref(x)
+    else:
+        padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations,
+                                same_ok=subsample is None, shape=ctx.shape(x))
     cin = ctx.shape(x)[-1]
     out_ch = kernel.shape[0]
     common: dict[str, Any] = {"kernel_size": ks, "strides": strides, "padding": padding,
@@ -141,6 +144,14 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     config = {"filters": int(out_ch), **common, "groups": group}
     y = ctx.layer(f"Conv{n}D", config, xin, weights=weights)
     ctx.output(_subsample(ctx, y, subsample, n))
+
+
+def _causal(ctx: Ctx, pads: list[tuple[int, int]], ks: list[int], strides: list[int],
+            dilations: list[int]) -> bool:
+    """1-D pads of (k - 1) * d before and none after at stride 1: Keras's causal padding
+    (tfjs-layers pads causal Conv1D otherwise, so a layers-model keeps the ZeroPadding)."""
+    return len(ks) == 1 and not ctx.for_tfjs and strides == [1] and \
+        pads == [((ks[0] - 1) * dilations[0], 0)] and pads[0][0] > 0
 
 
 def _subsample(ctx: Ctx, y: TensorRef, strides: list[int] | None, n: int) -> TensorRef:
