@@ -13,6 +13,8 @@ the same order, the same zeros.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx_ir as ir
 
@@ -32,9 +34,8 @@ def _ints(node: ir.Node, name: str) -> list[int] | None:
 
 def _axes(node: ir.Node, rank: int) -> list[int] | None:
     """Squeeze/Unsqueeze axes (input or attribute), normalised for a result of ``rank``."""
-    given = optional_input(node, 1)
-    axes = [int(i) for i in const_array(given).reshape(-1)] \
-        if given is not None and const_array(given) is not None else _ints(node, "axes")
+    given = const_array(optional_input(node, 1))
+    axes = [int(i) for i in given.reshape(-1)] if given is not None else _ints(node, "axes")
     return None if axes is None else sorted(a % rank for a in axes)
 
 
@@ -131,7 +132,7 @@ def _rewrite(graph: ir.Graph, conv: ir.Node) -> bool:
     inputs = [x, _const(graph, f"{base}/W1d", np.ascontiguousarray(kernel[:, :, 0, :]))]
     if bias is not None:
         inputs.append(_const(graph, f"{base}/B1d", bias))
-    attrs = {"kernel_shape": [int(kernel.shape[3])], "strides": [strides[1]],
+    attrs: dict[str, Any] = {"kernel_shape": [int(kernel.shape[3])], "strides": [strides[1]],
              "dilations": [dilations[1]], "pads": [before, after],
              "group": int(conv.attributes["group"].value) if "group" in conv.attributes else 1}
     new = ir.node("Conv", inputs, attrs, name=f"{base}/1d")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,7 +132,10 @@ def _read(node: ir.Node) -> _Loop | None:
         elif node.outputs[i].uses() or node.outputs[i].is_graph_output():
             return None
     float_weights = [w for w in weights if w is not None and w.dtype == np.float32]
-    return _Loop(node, x, carried[state], state, float_weights, int(hs[1]), int(xs[0]))
+    h0 = carried[state]
+    if h0 is None:
+        return None
+    return _Loop(node, x, h0, state, float_weights, int(hs[1]), int(xs[0]))
 
 
 # --- candidates and their proof -----------------------------------------------------------
@@ -218,7 +222,7 @@ def _run_loop(loop: _Loop, x: np.ndarray, h0: np.ndarray, opset: int) -> list[np
          onnx.helper.make_tensor_value_info(loop.h0.name, onnx.TensorProto.FLOAT, None)],
         [onnx.helper.make_tensor_value_info(o, 0, None) for o in outputs], inits)
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-    results = ReferenceEvaluator(model).run(None, {loop.x.name: x, loop.h0.name: h0})
+    results = list(ReferenceEvaluator(model).run(None, {loop.x.name: x, loop.h0.name: h0}))
     # onnx.reference concatenates the per-step [B, H] scan values along axis 0 where ONNX
     # (and onnxruntime) stacks them on a new one: the same numbers, reshaped
     scanned = np.asarray(results[-1])
@@ -227,7 +231,7 @@ def _run_loop(loop: _Loop, x: np.ndarray, h0: np.ndarray, opset: int) -> list[np
     return [np.asarray(results[loop.state]), scanned.reshape(loop.steps, *h0.shape)]
 
 
-_NUMPY_ACTIVATIONS = {
+_NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Tanh": np.tanh, "Relu": lambda v: np.maximum(v, 0), "Sigmoid": lambda v: 1 / (1 + np.exp(-v)),
     "Softsign": lambda v: v / (1 + np.abs(v)), "Softplus": lambda v: np.log1p(np.exp(v))}
 
