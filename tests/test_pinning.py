@@ -196,3 +196,13 @@ def test_graph_model_source_pins_through_its_signature(cnn, tmp_path):
     meta = {p.key: json.loads(p.value) for p in model.metadata_props}
     assert meta[pinning.PINNED_KEY] == {"x": [1, 3, 16, 16]}
     assert meta[pinning.CUT_KEY] == ["head/AddV2"]
+
+
+def test_batch_on_a_keras_source_sets_the_check_rows(tmp_path):
+    from .conftest import keras_cases
+
+    case = keras_cases()[0]
+    code, out = _cli("convert", case.path, tmp_path / "k.onnx", "-q", "--batch", "3", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["parity"]["inputs"]["batch"] == 3 and report["input_shapes"] == {}

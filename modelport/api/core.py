@@ -191,6 +191,8 @@ def _shaped(source: Model, job: _Job) -> _Shaped:
     source (``converters.pinning``); a spec that does not fit the model is a UsageError."""
     options = job.options
     if isinstance(source, LayersModel):  # --batch: the check's rows (Keras shapes are static)
+        if options.batch is not None:
+            job = replace(job, check=replace(job.check, batch=options.batch))
         return _Shaped(source, source, {}, False, job)
     model, checked, pinned = shape_source(source, options.input_shapes, options.batch,
                                           options.outputs, job.progress)
