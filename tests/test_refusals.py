@@ -80,8 +80,8 @@ def test_onnx_to_tfjs_lists_a_chain_of_three_unmapped_nodes(tmp_path):
 
 
 def _tfjs_chain() -> TfjsGraph:
-    """x -> Relu -> three FusedBatchNormV3 with is_training=true (refused by their mapping) ->
-    Relu."""
+    """x -> Relu -> three FusedBatchNormV3 with is_training=true and running averages
+    (exponential_avg_factor 0.5: refused by their mapping) -> Relu."""
     c = np.ones(3, np.float32)
     weights = dict.fromkeys(("scale", "offset", "mean", "var"), c)
     nodes = [TfNode("x", "Placeholder", [], {"dtype": a_type("float32")})]
@@ -91,7 +91,8 @@ def _tfjs_chain() -> TfjsGraph:
     for i in range(3):
         nodes.append(TfNode(f"blocker{i}", "FusedBatchNormV3",
                             [prev, "scale", "offset", "mean", "var"],
-                            {"is_training": a_bool(True), "T": a_type("float32")}))
+                            {"is_training": a_bool(True), "T": a_type("float32"),
+                             "exponential_avg_factor": {"f": 0.5}}))
         prev = f"blocker{i}"
     nodes.append(TfNode("last", "Relu", [prev], {}))
     graph = TfjsGraph(nodes, dict(weights), [TensorInfo("x", "x:0", "float32", [1, 4, 4, 3])],

@@ -27,7 +27,6 @@ GRAPHS = FIXTURES / "tfjs_converter" / "graph"
 ORACLE = json.loads((GRAPHS / "cases.json").read_text())["cases"]
 # Cases modelport does not convert yet, and why (strict: one that starts passing must leave).
 GAPS = {
-    "attention_h5": "tf_keras LayerNormalization is FusedBatchNormV3 with is_training=true",
     "dilated_dynamic_h5": "dilated conv on dynamic height/width: run-time paddings",
     "image_preprocessing_h5": "tf_keras CenterCrop is a tf.cond (Switch/Merge): control flow",
 }
@@ -69,6 +68,24 @@ def test_converter_graph_model_matches_keras(name, tmp_path):
     got, wants = onnx_outputs(name, out)
     for k, (g, w) in enumerate(zip(got, wants)):
         assert g.shape == w.shape, (name, k, g.shape, w.shape)
+        np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4, err_msg=f"{name} output {k}")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ORACLE if n != "image_preprocessing_h5"))
+def test_tf_reference_matches_keras(name):
+    """The NumPy TF reference (the parity check's source engine) computes what Keras did on
+    every oracle graph (tf.cond's Switch/Merge aside: control flow has its own tests)."""
+    from modelport.runtime.tfjs_reference import run
+
+    entry = ORACLE[name]
+    graph = tfjs_graph.read(GRAPHS / name)
+    with np.load(GRAPHS / name / "io.npz") as data:
+        feeds = {entry["signature_inputs"][key]: data[f"input:{i}"]
+                 for i, key in enumerate(entry["input_order"])}
+        wants = [data[f"output:{i}"] for i in range(len(entry["output_order"]))]
+    outputs = [entry["signature_outputs"].get(k, k) for k in entry["output_order"]]
+    got = run(graph, feeds, outputs)
+    for k, (g, w) in enumerate(zip(got, wants)):
         np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4, err_msg=f"{name} output {k}")
 
 

@@ -31,6 +31,7 @@ from modelport.formats import tfjs_graph
 from modelport.models import TensorInfo, TfjsGraph, TfNode
 from modelport.models import tfjs_graph as tg_model
 from modelport.models.tfjs_graph import a_bool, a_float, a_list, a_str, a_type
+from modelport.runtime.tfjs_reference import run as tfjs_reference_run
 
 from .conftest import FIXTURES
 
@@ -193,11 +194,42 @@ def test_op_case_matches_tensorflow(case_id):
 
 def test_unsupported_attribute_fails_with_the_node_named():
     x = TfNode("bn", "FusedBatchNormV3", ["x", "s", "s", "s", "s"],
-               {"is_training": a_bool(True), "T": a_type("float32")})
+               {"is_training": a_bool(True), "T": a_type("float32"),
+                "exponential_avg_factor": a_float(0.5)})
     s1 = np.ones(2, np.float32)
     graph = _graph([x], {"s": s1}, [("x", [1, 2, 2, 2], "float32")], ["bn"])
     with pytest.raises(UnsupportedError, match="FusedBatchNormV3 node 'bn': is_training"):
         from_tfjs.convert(graph)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_training_mode_batch_norm_uses_the_inputs_moments(data_format):
+    """is_training=true (tf_keras LayerNormalization): normalized by the input's own moments
+    over every axis but the channel; outputs 1, 2 the batch mean and unbiased variance."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 3, 4, 5)) * 3 + 1).astype(np.float32)
+    scale, offset = rng.standard_normal(5 if data_format == "NHWC" else 3).astype(np.float32), \
+        rng.standard_normal(5 if data_format == "NHWC" else 3).astype(np.float32)
+    empty = np.zeros(0, np.float32)
+    node = TfNode("bn", "FusedBatchNormV3", ["x", "scale", "offset", "empty", "empty"],
+                  {"is_training": a_bool(True), "T": a_type("float32"),
+                   "epsilon": a_float(0.001), "data_format": a_str(data_format)})
+    outs = [TfNode(f"out{k}", "Identity", [f"bn:{k}"], {}) for k in range(3)]
+    graph = _graph([node, *outs], {"scale": scale, "offset": offset, "empty": empty},
+                   [("x", list(x.shape), "float32")], ["out0", "out1", "out2"])
+    got = _ort(graph, [x])
+    axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
+    shape = [1, 1, 1, -1] if data_format == "NHWC" else [1, -1, 1, 1]
+    mean = x.astype(np.float64).mean(axis=axes, keepdims=True)
+    var = x.astype(np.float64).var(axis=axes, keepdims=True)
+    want = (x - mean) / np.sqrt(var + 0.001) * scale.reshape(shape) + offset.reshape(shape)
+    n = x.size // len(scale)
+    np.testing.assert_allclose(got[0], want, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(got[1], mean.reshape(-1), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(got[2], var.reshape(-1) * n / (n - 1), atol=1e-4, rtol=1e-5)
+    ref = tfjs_reference_run(graph, [x])
+    for a, b in zip(ref, got):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_every_mapped_op_is_exercised():

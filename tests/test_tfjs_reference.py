@@ -94,6 +94,10 @@ def test_every_registered_op_has_a_case():
     # control flow's TF cases: fixtures/control_flow (tests/test_control_flow.py)
     control = json.loads((FIXTURES / "control_flow" / "manifest.json").read_text())
     covered |= {op for entry in control["tf"]["cases"].values() for op in entry["ops"]}
+    # graph-models tensorflowjs_converter wrote for Keras models, run against Keras's outputs
+    # in tests/test_tfjs_converter_graphs.py (SpaceToBatchND, DivNoNan...)
+    oracle = json.loads((FIXTURES / "tfjs_converter" / "graph" / "cases.json").read_text())
+    covered |= {op for entry in oracle["cases"].values() for op in entry["ops"]}
     missing = sorted(set(REGISTRY) - covered)
     assert not missing, f"registered ops without a TF ground-truth case: {missing}"
 
@@ -290,7 +294,7 @@ def test_unsupported_attribute_value_names_the_node():
         run(graph, [np.zeros((1, 3, 3, 1), np.float32)])
 
 
-def test_training_mode_batch_norm_is_refused():
+def test_training_mode_batch_norm_with_running_averages_is_refused():
     nodes = [_placeholder("x")]
     weights = {}
     for name in ("s", "o", "m", "v"):
@@ -298,7 +302,7 @@ def test_training_mode_batch_norm_is_refused():
         nodes.append(node)
         weights[name] = array
     nodes.append(TfNode("bn", "FusedBatchNormV3", ["x", "s", "o", "m", "v"],
-                        {"is_training": {"b": True}}))
+                        {"is_training": {"b": True}, "exponential_avg_factor": {"f": 0.5}}))
     with pytest.raises(UnsupportedError, match="is_training"):
         run(_graph(nodes, weights, ["x"], ["bn:0"]), [np.ones((1, 2, 2, 2), np.float32)])
 

@@ -129,7 +129,7 @@ def _bn_fold(op: TfOp, idx: list[int], channels: int) -> tuple[np.ndarray, np.nd
     if any(a is None for a in arrays):
         raise op.fail("fuses a batch norm with computed statistics; only constants fold")
     scale, offset, mean, var = (np.asarray(a, np.float64).reshape(-1) for a in arrays)
-    factor = scale / np.sqrt(var + op.f("epsilon", 1e-3))
+    factor = scale / np.sqrt(var + op.f("epsilon", 1e-4))  # TF's default epsilon
     shift = offset - mean * factor
     if factor.size not in (1, channels):
         raise op.bad(f"batch norm has {factor.size} channels, the op produces {channels}")
@@ -410,7 +410,7 @@ def _bias_add(op: TfOp) -> ir.Value:
 @MAPPINGS.register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 def _batch_norm(op: TfOp) -> list[ir.Value]:
     if op.b("is_training", False):
-        raise op.fail("is_training=true (batch statistics) is not supported for inference")
+        return _batch_norm_training(op)
     shape = op.shape(0)
     data_format = op.s("data_format", "NHWC")
     channels = None if shape is None else shape[-1 if data_format.endswith("C") else 1]
@@ -427,6 +427,41 @@ def _batch_norm(op: TfOp) -> list[ir.Value]:
                 op.b_.const(offset, f"{op.name}/offset"))
     # The other outputs (batch statistics) are the moving ones at inference.
     return [y, op.inputs[3], op.inputs[4], op.inputs[3], op.inputs[4], op.inputs[3]]
+
+
+def _batch_norm_training(op: TfOp) -> list[ir.Value]:
+    """FusedBatchNorm with ``is_training=true``: normalized by the input's own moments over
+    every axis but the channel (tf_keras ``LayerNormalization`` writes one, on the input
+    reshaped to ``[1, rows, features, 1]`` NCHW, to normalize each row). TF normalizes with
+    the biased variance and outputs, with ``exponential_avg_factor`` 1, the batch mean and the
+    unbiased (n / (n - 1)) variance as outputs 1 and 2."""
+    if op.f("exponential_avg_factor", 1.0) != 1.0:
+        raise op.fail("is_training=true with exponential_avg_factor != 1 (running averages) is "
+                      "not supported")
+    rank = op.rank(0)
+    data_format = op.s("data_format", "NHWC")
+    channel = rank - 1 if data_format.endswith("C") else 1
+    axes = [a for a in range(rank) if a != channel]
+    x, scale, offset = op.inputs[0], op.inputs[1], op.inputs[2]
+    mean = op.b_.reduce("ReduceMean", x, axes, True)
+    centered = op.emit("Sub", x, mean)
+    var = op.b_.reduce("ReduceMean", op.emit("Mul", centered, centered), axes, True)
+    eps = op.scalar(op.f("epsilon", 1e-4))
+    y = op.emit("Div", centered, op.emit("Sqrt", op.emit("Add", var, eps)))
+    if channel != rank - 1:  # per-channel vectors broadcast along axis 1
+        shape = op.b_.ints([-1] + [1] * (rank - 2), f"{op.name}/channel_shape")
+        scale, offset = op.emit("Reshape", scale, shape), op.emit("Reshape", offset, shape)
+    y = op.emit("Add", op.emit("Mul", y, scale), offset)
+    flat = op.b_.ints([-1], f"{op.name}/flat")
+    batch_mean = op.emit("Reshape", mean, flat)
+    biased = op.emit("Reshape", var, flat)
+    # n / (n - 1) with n the elements per channel: Size(x) / Shape(x)[channel]
+    size = op.cast_to(op.emit("Size", x), op.dtype(0))
+    channels = op.cast_to(op.emit("Gather", op.emit("Shape", x),
+                                  op.b_.ints([channel], f"{op.name}/channel")), op.dtype(0))
+    n = op.emit("Div", size, channels)
+    unbiased = op.emit("Mul", biased, op.emit("Div", n, op.emit("Sub", n, op.scalar(1.0))))
+    return [y, batch_mean, unbiased]
 
 
 @MAPPINGS.register("LRN")

@@ -5,7 +5,9 @@
   real (unpadded) elements in each window. ``MaxPool`` also takes ``EXPLICIT`` padding.
 * ``FusedBatchNorm``/``V2``/``V3`` with ``is_training=false``:
   ``(x - mean) * scale / sqrt(variance + epsilon) + offset`` along the channel axis; the other
-  outputs (batch mean/variance, reserve spaces) pass the estimates through.
+  outputs (batch mean/variance, reserve spaces) pass the estimates through. With
+  ``is_training=true`` the mean and (biased) variance are the input's own, over every axis
+  but the channel; outputs 1 and 2 are that mean and the unbiased variance.
 * ``LRN`` over the last axis: ``x / (bias + alpha * sum(x[d-r..d+r]^2)) ** beta``.
 """
 
@@ -46,7 +48,7 @@ register("AvgPool3D")(lambda op: _pool(op, 3, "avg"))
 @register("FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3")
 def _fused_batch_norm(op: Op) -> list[np.ndarray]:
     if op.b("is_training", True):
-        raise op.unsupported("is_training=true (batch statistics)")
+        return _batch_norm_training(op)
     x = op.x
     scale, offset, mean, var = (op.arg(k) for k in range(1, 5))
     axis = 1 if op.channels_first() else x.ndim - 1
@@ -59,6 +61,27 @@ def _fused_batch_norm(op: Op) -> list[np.ndarray]:
     if op.type == "FusedBatchNormV3":
         outs.append(np.zeros(0, np.float32))
     return outs
+
+
+def _batch_norm_training(op: Op) -> list[np.ndarray]:
+    """``is_training=true``: the input's own moments over every axis but the channel; the
+    biased variance normalizes, the unbiased one is output 2 (``exponential_avg_factor`` 1:
+    the running statistics are the batch's)."""
+    if op.f("exponential_avg_factor", 1.0) != 1.0:
+        raise op.unsupported("is_training=true with exponential_avg_factor != 1")
+    x = op.x
+    axis = 1 if op.channels_first() else x.ndim - 1
+    axes = tuple(a for a in range(x.ndim) if a != axis)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    wide = x.astype(np.float64)
+    mean = wide.mean(axis=axes, keepdims=True)
+    var = np.square(wide - mean).mean(axis=axes, keepdims=True)
+    scale, offset = (np.asarray(op.arg(k), np.float64).reshape(shape) for k in (1, 2))
+    y = (wide - mean) / np.sqrt(var + op.f("epsilon", 1e-4)) * scale + offset
+    n = x.size // max(x.shape[axis], 1)
+    unbiased = var.reshape(-1) * (n / (n - 1) if n > 1 else np.nan)
+    return [y.astype(x.dtype), mean.reshape(-1).astype(x.dtype), unbiased.astype(x.dtype)]
 
 
 @register("LRN")
