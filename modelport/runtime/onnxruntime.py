@@ -181,9 +181,13 @@ def _at_supported_ir(model: bytes | str | os.PathLike, why: str, options: Any) -
     except Exception:  # noqa: BLE001 - unreadable or an unknown opset: the load error stands
         return None
     proto.ir_version = supported
+    try:
+        data = proto.SerializeToString()
+    except Exception:  # noqa: BLE001 - over protobuf's 2 GB in one message: the load error stands
+        return None
     if not isinstance(model, bytes):
         # tensors in an external data file are found next to the model, not in the cwd
         options.add_session_config_entry(
             "session.model_external_initializers_file_folder_path",
             os.path.dirname(os.path.abspath(os.fspath(model))))
-    return proto.SerializeToString()
+    return data
