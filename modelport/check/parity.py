@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -227,8 +228,10 @@ def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tol
     inf_bad = (e_inf | a_inf) & ~(e_inf & a_inf & (e == a))
     finite = ~(e_nan | a_nan | e_inf | a_inf)
     diff = np.where(finite, np.abs(a - e), 0.0)
+    # (a 0-d output, a While's trip count, is one group: ``...`` indexes it)
+    whole: list[slice | EllipsisType] = list(groups or [slice(None)]) if diff.ndim else [...]
     judged = _fixed(diff, e, finite, tol, noise) if tol is not None else \
-        _by_noise(diff, e, finite, (noise, quantization), groups or [slice(None)])
+        _by_noise(diff, e, finite, (noise, quantization), whole)
     bad = judged.bad | nan_bad | inf_bad
     rel = np.where(finite & (np.abs(e) > 0), diff / np.maximum(np.abs(e), 1e-30), 0.0)
     worst = np.unravel_index(int(np.argmax(np.where(bad, diff + 1e300 * bad, diff))), e.shape)
@@ -283,7 +286,7 @@ def _log(error: float, rounding: float, quantized: float, scale: float) -> None:
                                 "scale": scale}) + "\n")
 
 
-def _largest(values: np.ndarray | None, group: slice, ok: np.ndarray) -> float:
+def _largest(values: np.ndarray | None, group: slice | EllipsisType, ok: np.ndarray) -> float:
     return float(np.max(np.where(ok, values[group], 0.0))) if values is not None else 0.0
 
 
@@ -304,8 +307,8 @@ def _fixed(diff: np.ndarray, e: np.ndarray, finite: np.ndarray, tol: Tolerance,
 
 
 def _by_noise(diff: np.ndarray, e: np.ndarray, finite: np.ndarray,
-              noises: tuple[np.ndarray | None, np.ndarray | None], groups: list[slice]
-              ) -> _Judged:
+              noises: tuple[np.ndarray | None, np.ndarray | None],
+              groups: list[slice | EllipsisType]) -> _Judged:
     bad = np.zeros(diff.shape, dtype=bool)
     least: tuple[float, float] | None = None  # (margin, tolerance) where the margin is least
     worst_noise, worst_quantization, needed, ill = 0.0, 0.0, 0.0, False

@@ -12,7 +12,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import FormatError, UnsupportedError
-from ...models import TfNode
+from ...models import TfjsGraph, TfNode
 from ...models import tfjs_graph as tg
 from ...registry import Registry
 from ..irbuild import tensor
@@ -248,6 +248,7 @@ class Ctx:
     def __init__(self, opset: int) -> None:
         self.opset = opset
         self.builder = _Builder(opset)
+        self.graph: TfjsGraph | None = None  # the source (control flow reads its library)
 
 
 def perm_to_nchw(rank: int) -> list[int]:

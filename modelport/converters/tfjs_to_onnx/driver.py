@@ -46,7 +46,13 @@ from ...models.onnx_model import (
 from .. import layout
 from .. import tf_op_table as table
 from ..keras_to_onnx.context import ONNX_DTYPES
-from . import dilation, extra, nn, ops  # noqa: F401 - the families register their mappings
+from . import (  # noqa: F401 - the families register their mappings
+    control_flow,
+    dilation,
+    extra,
+    nn,
+    ops,
+)
 from .core import MAPPINGS, PASSIVE, Ctx, NodeInputs, Probe, TfOp, _Builder
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,7 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     problems = _unmapped(nodes, needed)
     probe = run_probe(graph, needed)
     ctx = Ctx(opset)
+    ctx.graph = graph  # (control flow reads the function library)
     # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
     for info in graph.inputs + graph.outputs:
         ctx.builder.unique(info.key)
@@ -104,7 +111,9 @@ def _refusal(problems: list[tuple[TfNode, str]]) -> UnsupportedError:
         ops = ", ".join(sorted({n.op for n, _ in problems}))
         head = (f"{len(problems)} TF node(s) cannot be mapped to ONNX ({ops}): "
                 + "; ".join(lines) + tail)
-    return UnsupportedError(head, hint=f"mapped ops: {len(supported_ops())}; see "
+    v1 = f"{control_flow.V1_HINT}; " if any(n.op in control_flow.V1_OPS for n, _ in problems) \
+        else ""
+    return UnsupportedError(head, hint=f"{v1}mapped ops: {len(supported_ops())}; see "
                             "modelport.converters.tfjs_to_onnx.driver.supported_ops()")
 
 
@@ -481,7 +490,8 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
     out: dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray | None]] = {}
     live: dict[str, np.ndarray] = {}  # values some node still has to read
     consts: set[str] = set()
-    with np.errstate(all="ignore"):
+    from ...runtime.tfjs_reference.control_flow import library
+    with np.errstate(all="ignore"), library(graph):  # (control flow calls the library)
         for node in order:
             refs = inputs[node.name]
             results = _probe_node(node, refs, live, graph, feeds, known, REGISTRY, Op)
