@@ -100,23 +100,49 @@ def _tensor_scatter(op: TfOp) -> ir.Value:
 
 
 # --- space <-> batch (the dilated convolutions of older graphs) -----------------------------
+# A chain SpaceToBatchND -> conv -> BatchToSpaceND is folded into one dilated conv before
+# mapping (``dilation.py``); these map what is left. With static spatial sizes the shapes are
+# constants; on a dynamic height/width (TF then computes paddings and crops from the input's
+# Shape) they are computed from the tensor's shape at run time.
 
-def _static_inner(op: TfOp, k: int) -> list[int]:
-    """Input ``k``'s sizes after the batch axis, all static (else refused)."""
-    shape = op.shape(k)
-    inner = [d for d in shape[1:] if d is not None] if shape is not None else []
-    if shape is None or len(inner) != len(shape) - 1:
-        raise op.fail("needs static sizes for every axis but the batch")
-    return inner
+def _static_inner(op: TfOp, k: int) -> list[int] | None:
+    """Input ``k``'s sizes after the batch axis when all are static, else None (its rank must
+    be known)."""
+    shape = op.known_shape(k)
+    inner = [d for d in shape[1:] if d is not None]
+    return inner if len(inner) == len(shape) - 1 else None
+
+
+def _rest(op: TfOp, m: int) -> list[int]:
+    """Input 0's static sizes after the batch and the ``m`` block axes (refused if dynamic)."""
+    rest = [d for d in op.known_shape(0)[1 + m:] if d is not None]
+    if len(rest) != len(op.known_shape(0)[1 + m:]):
+        raise op.fail("needs static sizes for the axes after the block axes")
+    return rest
+
+
+def _shape_part(op: TfOp, shape: ir.Value, start: int, end: int) -> ir.Value:
+    """``shape[start:end]`` of an int64 shape vector."""
+    return op.b_.slice(shape, [start], [end], [0])
+
+
+def _pairs(op: TfOp, k: int, column: int) -> ir.Value:
+    """Column ``column`` ([M]) of the [M, 2] input ``k`` (paddings, crops), as int64."""
+    index = op.b_.const(np.asarray(column, np.int64), f"{op.name}/column")
+    return op.emit("Gather", op.int64(k), index, axis=1)
 
 
 @MAPPINGS.register("SpaceToBatchND")
 def _space_to_batch(op: TfOp) -> ir.Value:
     inner = _static_inner(op, 0)
     block = op.const_ints(1, "block_shape")
-    pads = np.asarray(op.const_ints(2, "paddings")).reshape(-1, 2)
     m = len(block)
-    rest = inner[m:]
+    rest = _rest(op, m)
+    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)] + \
+        list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
+    if inner is None or op.const(2) is None:
+        return _space_to_batch_dynamic(op, block, rest, perm)
+    pads = np.asarray(op.const_ints(2, "paddings")).reshape(-1, 2)
     padded = [inner[i] + int(pads[i].sum()) for i in range(m)]
     if any(p % b for p, b in zip(padded, block)):
         raise op.bad(f"padded sizes {padded} are not multiples of the block {block}")
@@ -125,22 +151,43 @@ def _space_to_batch(op: TfOp) -> ir.Value:
     x = op.emit("Pad", op.inputs[0], op.b_.ints(flat), mode="constant")
     split = [0] + [v for p, b in zip(padded, block) for v in (p // b, b)] + rest
     x = op.b_.reshape(x, split)
-    perm = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)] + \
-        list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
     x = op.emit("Transpose", x, perm=perm)
     return op.b_.reshape(x, [-1] + [p // b for p, b in zip(padded, block)] + rest)
+
+
+def _space_to_batch_dynamic(op: TfOp, block: list[int], rest: list[int], perm: list[int]
+                            ) -> ir.Value:
+    m = len(block)
+    zero, zeros = op.b_.ints([0]), op.b_.ints([0] * len(rest)) if rest else None
+    begins = [zero, _pairs(op, 2, 0)] + ([zeros] if zeros is not None else [])
+    ends = [zero, _pairs(op, 2, 1)] + ([zeros] if zeros is not None else [])
+    pads = op.emit("Concat", *begins, *ends, axis=0)
+    x = op.emit("Pad", op.inputs[0], pads, mode="constant")
+    shape = op.emit("Shape", x)
+    quotient = op.emit("Div", _shape_part(op, shape, 1, 1 + m), op.b_.ints(block))
+    pieces = [_shape_part(op, shape, 0, 1)]
+    for i in range(m):
+        pieces += [op.b_.slice(quotient, [i], [i + 1], [0]), op.b_.ints([block[i]])]
+    pieces += [op.b_.ints(rest)] if rest else []
+    x = op.emit("Reshape", x, op.emit("Concat", *pieces, axis=0))
+    x = op.emit("Transpose", x, perm=perm)
+    final = [op.b_.ints([-1]), quotient] + ([op.b_.ints(rest)] if rest else [])
+    return op.emit("Reshape", x, op.emit("Concat", *final, axis=0))
 
 
 @MAPPINGS.register("BatchToSpaceND")
 def _batch_to_space(op: TfOp) -> ir.Value:
     inner = _static_inner(op, 0)
     block = op.const_ints(1, "block_shape")
-    crops = np.asarray(op.const_ints(2, "crops")).reshape(-1, 2)
     m = len(block)
-    spatial, rest = inner[:m], inner[m:]
-    x = op.b_.reshape(op.inputs[0], block + [-1] + spatial + rest)
+    rest = _rest(op, m)
     perm = [m] + [v for i in range(m) for v in (m + 1 + i, i)] + \
         list(range(1 + 2 * m, 1 + 2 * m + len(rest)))
+    if inner is None or op.const(2) is None:
+        return _batch_to_space_dynamic(op, block, rest, perm)
+    crops = np.asarray(op.const_ints(2, "crops")).reshape(-1, 2)
+    spatial = inner[:m]
+    x = op.b_.reshape(op.inputs[0], block + [-1] + spatial + rest)
     x = op.emit("Transpose", x, perm=perm)
     full = [s * b for s, b in zip(spatial, block)]
     x = op.b_.reshape(x, [-1] + full + rest)
@@ -148,3 +195,16 @@ def _batch_to_space(op: TfOp) -> ir.Value:
         x = op.b_.slice(x, [int(c) for c in crops[:, 0]],
                         [f - int(c) for f, c in zip(full, crops[:, 1])], list(range(1, 1 + m)))
     return x
+
+
+def _batch_to_space_dynamic(op: TfOp, block: list[int], rest: list[int], perm: list[int]
+                            ) -> ir.Value:
+    m = len(block)
+    spatial = _shape_part(op, op.emit("Shape", op.inputs[0]), 1, 1 + m)
+    tail = [op.b_.ints(rest)] if rest else []
+    split = op.emit("Concat", op.b_.ints(block + [-1]), spatial, *tail, axis=0)
+    x = op.emit("Transpose", op.emit("Reshape", op.inputs[0], split), perm=perm)
+    full = op.emit("Mul", spatial, op.b_.ints(block))
+    x = op.emit("Reshape", x, op.emit("Concat", op.b_.ints([-1]), full, *tail, axis=0))
+    ends = op.emit("Sub", full, _pairs(op, 2, 1))
+    return op.emit("Slice", x, _pairs(op, 2, 0), ends, op.b_.ints(list(range(1, 1 + m))))
