@@ -336,6 +336,9 @@ def _print_report(report: ConversionReport) -> None:
     if report.tfjs_graph:
         click.echo(f"  TF.js graph-model: {report.tfjs_graph.nodes} nodes, "
                    f"{report.tfjs_graph.transposes} Transpose(s)")
+        if report.tfjs_graph.execute_async:
+            click.echo("  note: run it with GraphModel.executeAsync (tfjs's execute() refuses "
+                       f"{', '.join(report.tfjs_graph.execute_async)})")
         if report.quantization:
             click.echo("  quantized weights: " + ", ".join(
                 f"{k}: {v}" for k, v in report.quantization.by_dtype.items()))

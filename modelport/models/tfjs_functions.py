@@ -59,3 +59,18 @@ def as_graph(graph: TfjsGraph, name: str,
     weights = {k: v for k, v in graph.weights.items() if k in consts}
     return TfjsGraph(nodes, weights, inputs, outputs, versions=graph.versions,
                      functions=graph.functions)
+
+
+# What tfjs's GraphModel.execute() refuses (graph_executor: control flow, dynamic shapes, hash
+# tables): a graph holding any of these runs only with executeAsync().
+ASYNC_OPS = frozenset({
+    "Switch", "Merge", "Enter", "Exit", "NextIteration", "StatelessIf", "StatelessWhile", "If",
+    "While", "NonMaxSuppressionV2", "NonMaxSuppressionV3", "NonMaxSuppressionV5", "Where",
+    "HashTable", "HashTableV2", "LookupTableImport", "LookupTableImportV2", "LookupTableFind",
+    "LookupTableFindV2", "LookupTableSize", "LookupTableSizeV2"})
+
+
+def execute_async_ops(graph: TfjsGraph) -> list[str]:
+    """The ops of ``graph`` (its functions included) for which tfjs needs
+    ``GraphModel.executeAsync``; empty where ``execute`` runs it."""
+    return sorted({n.op for n in graph.all_nodes() if n.op in ASYNC_OPS})
