@@ -27,6 +27,7 @@ from ..formats.checks import BackgroundScan, layers_model_weights
 from ..formats.loading import load
 from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
+from ..models.tfjs_functions import execute_async_ops
 from . import routes
 from .options import (
     ConvertOptions,
@@ -460,7 +461,8 @@ def _describe_result(report: ConversionReport, result: Model, raised: Raised | N
     elif isinstance(result, TfjsGraph):
         report.tfjs_graph = TfjsGraphDetails(
             nodes=len(result.nodes), transposes=sum(1 for n in result.nodes
-                                                    if n.op == "Transpose"))
+                                                    if n.op == "Transpose"),
+            execute_async=execute_async_ops(result))
     if written is not None:
         assert isinstance(result, LayersModel)
         report.check = written.check

@@ -34,10 +34,12 @@ class OnnxDetails:
 
 @dataclass(frozen=True)
 class TfjsGraphDetails:
-    """A TF.js graph-model target: its nodes and the Transposes left."""
+    """A TF.js graph-model target: its nodes, the Transposes left, and the ops for which tfjs
+    runs it only with ``GraphModel.executeAsync`` (control flow, dynamic shapes)."""
 
     nodes: int
     transposes: int
+    execute_async: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``"tfjs_graph"`` entry of ``--json``."""
