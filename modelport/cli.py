@@ -499,8 +499,15 @@ def _value_names(path: str) -> list[str]:
 
 
 def _print_inspection(info: Inspection) -> None:
-    click.echo(f"{info.path}: {info.format} ({info.dialect} dialect"
-               + (f", Keras {info.keras_version}" if info.keras_version else "") + ")")
+    about = [f"{info.dialect} dialect"] if info.dialect else []  # ONNX has none
+    if info.keras_version:
+        about.append(f"Keras {info.keras_version}")
+    if info.onnx:
+        opsets = info.onnx.get("opsets") or {}
+        about.append(f"IR version {info.onnx.get('ir_version')}, opset {opsets.get('', '?')}")
+        if info.onnx.get("producer"):
+            about.append(f"from {info.onnx['producer']}")
+    click.echo(f"{info.path}: {info.format}" + (f" ({', '.join(about)})" if about else ""))
     m = info.model
     click.echo(f"  model {m.name!r}: {m.kind}"
                + (f", nested models: {', '.join(m.nested_models)}" if m.nested_models else ""))
@@ -509,7 +516,8 @@ def _print_inspection(info: Inspection) -> None:
             shape = "?" if t.shape is None else "(" + ", ".join(
                 "None" if d is None else str(d) for d in t.shape) + ")"
             click.echo(f"  {label[:-1]:6} {t.name}: {shape} {t.dtype or '?'}")
-    click.echo(f"  {info.layers} layers: " + ", ".join(
+    unit = "layers" if info.format in ("keras-h5", "keras-v3", "tfjs-layers") else "nodes"
+    click.echo(f"  {info.layers} {unit}: " + ", ".join(
         f"{cls} x{n}" if n > 1 else cls for cls, n in info.layers_by_class.items()))
     dtypes = ", ".join(f"{k}: {v}" for k, v in info.weight_dtypes.items()) or "none"
     click.echo(f"  {info.parameters:,} parameters, {human_bytes(info.weight_bytes)} of "

@@ -73,3 +73,10 @@ def test_the_pre_1_0_tfjs_format_is_named(tmp_path):
     with pytest.raises(modelport.FormatError, match="pre-1.0 format") as e:
         modelport.load(folder)
     assert "tensorflowjs_converter" in (e.value.hint or "")
+
+
+def test_the_weights_of_an_unzipped_keras_point_to_the_folder():
+    path = HERE.parent / "keras3" / "nested_unzipped" / "model.weights.h5"
+    with pytest.raises(modelport.FormatError, match="unzipped .keras") as e:
+        modelport.load(path)
+    assert str(path.parent) in (e.value.hint or "")

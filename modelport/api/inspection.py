@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -145,10 +146,11 @@ def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
         from .options import input_shapes as specs
 
         model = shape_source(model, specs(input_shapes), batch, None)[0]  # type: ignore[arg-type]
+    targets = _targets(path, model, input_shapes, batch)
     if isinstance(model, TfjsGraph):
-        return _inspect_tfjs_graph(model, path)
+        return _inspect_tfjs_graph(model, path, targets)
     if not isinstance(model, LayersModel):
-        return _inspect_onnx(model, path)
+        return _inspect_onnx(model, path, targets)
     classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
     nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
     source = model.source
@@ -162,29 +164,51 @@ def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
         layers=sum(classes.values()), layers_by_class=_by_count(classes),
         parameters=model.parameter_count(), weight_bytes=model.weight_bytes(),
         weight_dtypes=dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
-        quantization=quantization_summary(model), targets=_layers_targets(model))
+        quantization=quantization_summary(model), targets=targets)
 
 
-def _layers_targets(model: LayersModel) -> dict[str, TargetInfo]:
-    """For each target, the layers that keep a layers model from it."""
+def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
+             batch: int | None) -> dict[str, TargetInfo]:
+    """Each target's verdict from a dry run of ``convert`` (``planning``): "yes" exactly where
+    ``convert --no-validate`` writes the file. A refusal lists every blocking layer where the
+    layers' facts name them, else ``convert``'s own message."""
+    from .options import ConvertOptions
+    from .options import input_shapes as shape_specs
+    from .planning import dry_run
+
+    options = ConvertOptions(input_shapes=shape_specs(input_shapes),  # type: ignore[arg-type]
+                             batch=batch)
     targets = {}
     for name, fmt in sniff.TARGETS.items():
-        if fmt in (sniff.ONNX, sniff.TFJS_GRAPH):
-            from ..converters.keras_to_onnx import unsupported_layers
-
-            missing = unsupported_layers(model)
-            blockers = [Blocker(n, c, f"no ONNX lowering for {c}") for n, c in missing]
-            through = "ONNX" if fmt == sniff.TFJS_GRAPH else None
-            targets[name] = TargetInfo(not missing, blockers, through=through)
+        verdict = dry_run(path, name, options)
+        if verdict.ok:
+            targets[name] = TargetInfo(True, through=verdict.through)
             continue
-        if fmt == sniff.TFJS_LAYERS:
-            found = tfjs_support.blockers(tfjs_support.prepare(model))
+        assert verdict.error is not None
+        found = _layer_blockers(model, fmt) if isinstance(model, LayersModel) else []
+        if found:
+            targets[name] = TargetInfo(False, [Blocker(n, c, r) for n, c, r in found])
         else:
-            found = keras_dialect.keras3_blockers(model)
-            if fmt == sniff.KERAS_H5:
-                found += keras_dialect.legacy_h5_blockers(model)
-        targets[name] = TargetInfo(not found, [Blocker(n, c, r) for n, c, r in found])
+            error = verdict.error
+            where = f"layer {error.layer!r}: " if error.layer else ""
+            hint = f" ({error.hint})" if error.hint else ""
+            targets[name] = TargetInfo(False, note=f"{where}{error.message}{hint}")
     return targets
+
+
+def _layer_blockers(model: LayersModel, fmt: str) -> list[tuple[str, str, str]]:
+    """Every layer the layers' facts say keeps ``model`` from ``fmt`` (the dry run stops at
+    the first)."""
+    if fmt in (sniff.ONNX, sniff.TFJS_GRAPH):
+        from ..converters.keras_to_onnx import unsupported_layers
+
+        return [(n, c, f"no ONNX lowering for {c}") for n, c in unsupported_layers(model)]
+    if fmt == sniff.TFJS_LAYERS:
+        return tfjs_support.blockers(tfjs_support.prepare(model))
+    found = keras_dialect.keras3_blockers(model)
+    if fmt == sniff.KERAS_H5:
+        found += keras_dialect.legacy_h5_blockers(model)
+    return found
 
 
 def _by_count(counts: Counter[str]) -> dict[str, int]:
@@ -213,13 +237,17 @@ def _onnx_tensors(values: Iterable[ir.Value]) -> list[TensorInfo]:
                        else None) for v in values]
 
 
-def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str]) -> Inspection:
+def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str],
+                  targets: dict[str, TargetInfo]) -> Inspection:
     graph = model.graph
     ops = Counter(node.op_type for node in graph.all_nodes())
-    inits = [v.const_value for v in graph.initializers.values() if v.const_value is not None]
-    targets = {name: TargetInfo(False, note="converting ONNX models to Keras is not supported "
-                                "yet") for name in ("h5", "keras", "tfjs-layers")}
-    targets["tfjs-graph"] = TargetInfo(True, note="op mapping")
+    inits: list[Any] = [v.const_value for v in graph.initializers.values()
+                        if v.const_value is not None]
+    # weights held in Constant nodes (what many exporters write) are weights too
+    inits += [attr.value for node in graph.all_nodes()
+              if node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+              for attr in [node.attributes.get("value")] if attr is not None
+              and attr.value is not None]
     return Inspection(
         path=str(path), format=sniff.ONNX, dialect=None, keras_version=None,
         onnx={"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
@@ -228,25 +256,23 @@ def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str]) -> Inspection:
         model=ModelSummary(graph.name, "ONNX graph"),
         inputs=_onnx_tensors(graph.inputs), outputs=_onnx_tensors(graph.outputs),
         layers=sum(ops.values()), layers_by_class=_by_count(ops),
-        parameters=int(sum(t.size for t in inits)),
+        parameters=int(sum(math.prod(t.shape.numpy()) for t in inits)),
         weight_bytes=int(sum(t.nbytes for t in inits)),
         weight_dtypes=dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
         quantization=Quantization(), targets=targets)
 
 
-def _inspect_tfjs_graph(graph: TfjsGraph, path: str | os.PathLike[str]) -> Inspection:
+def _inspect_tfjs_graph(graph: TfjsGraph, path: str | os.PathLike[str],
+                        targets: dict[str, TargetInfo]) -> Inspection:
     ops = Counter(node.op for node in graph.nodes)
     weights = [a for a in graph.weights.values() if a.dtype != object]
     quant = Counter(str(q["dtype"]) for q in graph.quantization.values())
     return Inspection(
-        path=str(path), format=sniff.TFJS_GRAPH, dialect=None, keras_version=None,
+        path=str(path), format=sniff.TFJS_GRAPH, dialect="tf-graph", keras_version=None,
         model=ModelSummary("graph-model", "TF.js graph"),
         inputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.inputs],
         outputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.outputs],
         layers=len(graph.nodes), layers_by_class=_by_count(ops),
         parameters=int(sum(a.size for a in weights)), weight_bytes=graph.weight_bytes(),
         weight_dtypes=dict(Counter(str(a.dtype) for a in weights)),
-        quantization=Quantization(dict(quant)),
-        targets={"onnx": TargetInfo(True, note="op mapping"),
-                 **{name: TargetInfo(False, note="raising graph ops to Keras layers is not "
-                                     "supported yet") for name in ("h5", "keras", "tfjs-layers")}})
+        quantization=Quantization(dict(quant)), targets=targets)

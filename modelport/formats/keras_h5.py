@@ -421,9 +421,9 @@ def _read_unknown(layer: Layer, group, names: list[str]) -> None:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write ``model`` as a Keras 3 legacy ``.h5`` file (all-or-nothing)."""
-    dst = Path(dst)
+def checked_config(model: LayersModel) -> dict:
+    """The legacy ``.h5`` model config of ``model``; every refusal of ``write`` is made here
+    (``inspect``'s dry run calls it without writing)."""
     operations = [layer for layer in model.iter_layers() if layer.is_operation]
     if operations:
         op = operations[0]
@@ -431,7 +431,13 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) ->
             f"the graph holds keras.ops nodes ({op.class_name}, e.g. a mask computation); "
             "Keras 3's legacy .h5 loader cannot rebuild them, not even from its own files",
             layer=op.name, hint="write a .keras file instead")
-    config = keras_dialect.model_to_config(model, keras_dialect.KERAS3)
+    return keras_dialect.model_to_config(model, keras_dialect.KERAS3)
+
+
+def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``model`` as a Keras 3 legacy ``.h5`` file (all-or-nothing)."""
+    dst = Path(dst)
+    config = checked_config(model)
     plan = []
     for layer in model.layers:
         expected = expected_variables(layer)

@@ -287,6 +287,15 @@ def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
     return folder / json_name
 
 
+def check_writable(graph: TfjsGraph) -> None:
+    """Every refusal ``write`` would make, without writing (``inspect``'s dry run)."""
+    check(graph)
+    for node in graph.nodes:
+        array = graph.weights.get(node.name) if node.op == "Const" else None
+        if array is not None and array.dtype == np.int64:
+            _tfjs_array(node.name, array)
+
+
 def _tfjs_array(name: str, array: np.ndarray) -> np.ndarray:
     # TF.js keeps int64 constants as int32 (its loader narrows them); refuse what would wrap.
     if array.dtype == np.int64:

@@ -211,6 +211,32 @@ def ordered_weights(model: LayersModel) -> list[tuple[str, Weight]]:
     return out
 
 
+def _planned(model: LayersModel, quantize: list[tfjs_manifest.QuantizeRule], *,
+             check: bool = True
+             ) -> tuple[LayersModel, list[tuple[str, Weight]], dict[str, str]]:
+    """What ``write`` writes, decided without writing: the model with tfjs-layers' rewrites,
+    its weights by tfjs name, and the quantization ``quantize`` picks for each; every refusal
+    of the writer is raised here."""
+    model = tfjs_support.prepare(model)
+    if check:
+        check_writable(model)
+    weights = ordered_weights(model)
+    for name, weight in weights:
+        if weight.array.dtype != object:
+            tfjs_manifest.tfjs_dtype(name, weight.array)
+    chosen = tfjs_manifest.choose_quantization(
+        [n for n, w in weights if w.array.dtype.kind in "fi"], quantize)
+    return model, weights, chosen
+
+
+def check_writable_all(model: LayersModel,
+                       quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> None:
+    """Every refusal ``write`` would make, without writing (``inspect``'s dry run): the
+    tfjs-layers support table, weight names and dtypes, ``quantize``, and the Keras 2 config."""
+    prepared, _, _ = _planned(model, quantize or [])
+    keras_dialect.model_to_config(prepared, keras_dialect.KERAS2)
+
+
 def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
           shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
           quantize: list[tfjs_manifest.QuantizeRule] | None = None,
@@ -222,12 +248,7 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
     ``check=False`` skips the tfjs support table; it exists so that tests can show what real
     tfjs does with the models modelport refuses. Never use it to ship a model.
     """
-    model = tfjs_support.prepare(model)
-    if check:
-        check_writable(model)
-    weights = ordered_weights(model)
-    chosen = tfjs_manifest.choose_quantization(
-        [n for n, w in weights if w.array.dtype.kind in "fi"], quantize or [])
+    model, weights, chosen = _planned(model, quantize or [], check=check)
     # a weight the source stored quantized stays so (same dtype, same bytes) unless a
     # --quantize rule covers it: re-writing a uint8 model must not quadruple it silently
     kept = {n: w.quantization for n, w in weights if w.quantization}

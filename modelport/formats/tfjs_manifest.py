@@ -425,7 +425,7 @@ def write_group(folder: Path, group_index: int, weights: list[tuple[str, np.ndar
             entry["dtype"] = "string"
             blobs.append((data, len(data)))
         else:
-            dtype = _tfjs_dtype(name, array)
+            dtype = tfjs_dtype(name, array)
             entry["dtype"] = dtype
             stored = np.ascontiguousarray(array, DTYPES[dtype])
             if name in quantization:
@@ -455,7 +455,8 @@ def stored_quantized(array: np.ndarray, source: dict) -> tuple[np.ndarray, dict]
     return quantize(array, str(source["dtype"]))
 
 
-def _tfjs_dtype(name: str, array: np.ndarray) -> str:
+def tfjs_dtype(name: str, array: np.ndarray) -> str:
+    """The TF.js dtype ``array`` is stored as; an UnsupportedError for one TF.js lacks."""
     kind = array.dtype
     if kind == np.float32:
         return "float32"

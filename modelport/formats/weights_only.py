@@ -40,6 +40,10 @@ def h5_refusal(f: object, path: Path) -> FormatError:
         return FormatError("HDF5 file is not a Keras model: it has no model_config (the "
                            "architecture) and no Keras weights layout", file=path,
                            hint="convert a file written by Keras model.save()")
+    if (path.parent / "config.json").is_file():  # the weights of an unzipped .keras
+        return FormatError(f"{what}: the weights part of an unzipped .keras model, whose "
+                           "architecture is in the config.json next to it", file=path,
+                           hint=f"convert the folder {path.parent} (or the .keras zip)")
     return FormatError(f"{what}; it has no model_config, the architecture modelport needs to "
                        "rebuild the layers", file=path, hint=KERAS_HINT)
 

@@ -13,6 +13,8 @@ against real Keras.
   ``(k, 1, channels, filters)`` (same values), and ``Reshape((out_steps, filters))``: causal
   padding is exactly "pad left by dilation * (k - 1), then valid", and a width-1 image is the
   1-D signal. tfjs-layers has no ZeroPadding1D, and its ``Conv1D`` throws on ``causal``.
+- ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
+  ``Reshape`` (the same values: zeros added, nothing computed).
 
 The layer keeps its name where it holds weights (the Conv2D, the Add), so the weight names in the
 manifest stay ``<layer>/kernel``; the layers added are named after it.
@@ -132,6 +134,13 @@ def _ints(value: Any) -> list[int]:
 
 def _steps(model: LayersModel, layer: Layer, specs: Specs) -> int | None:
     """The static number of steps every call of ``layer`` sees (None: unknown or mixed)."""
+    shape = _sequence_shape(model, layer, specs)
+    return shape[0] if shape is not None else None
+
+
+def _sequence_shape(model: LayersModel, layer: Layer, specs: Specs) -> tuple[int, int] | None:
+    """The static (steps, channels) of the rank-3 input every call of ``layer`` sees (None:
+    unknown, mixed, or another rank)."""
     if model.kind == "Sequential":
         keys: list[tuple] = [(_SEQUENTIAL_INPUT, layer.name)]
     else:
@@ -145,9 +154,9 @@ def _steps(model: LayersModel, layer: Layer, specs: Specs) -> int | None:
     if len(shapes) != 1:
         return None
     shape = shapes.pop()
-    if shape is None or len(shape) != 3 or shape[1] is None:
+    if shape is None or len(shape) != 3 or shape[1] is None or shape[2] is None:
         return None
-    return int(shape[1])
+    return int(shape[1]), int(shape[2])
 
 
 def _causal_conv1d(model: LayersModel, layer: Layer, specs: Specs,
@@ -191,7 +200,39 @@ def _causal_conv1d(model: LayersModel, layer: Layer, specs: Specs,
             "padding; the same arithmetic)")
 
 
+# --- ZeroPadding1D ------------------------------------------------------------------------------
+
+def _zero_padding1d(model: LayersModel, layer: Layer, specs: Specs,
+                    taken: set[str]) -> str | None:
+    shape = _sequence_shape(model, layer, specs)
+    padding = _ints(layer.config.get("padding", 1))
+    if shape is None or len(padding) > 2:
+        return None
+    left, right = (padding * 2)[:2]
+    steps, channels = shape
+    expand = _plain(layer, "Reshape", _unique(f"{layer.name}_expand", taken),
+                    target_shape=[steps, 1, channels])
+    pad = _plain(layer, "ZeroPadding2D", _unique(f"{layer.name}_pad2d", taken),
+                 padding=[[left, right], [0, 0]], data_format="channels_last")
+    # the last keeps the layer's name: the layers after it read it as before
+    squeeze = _plain(layer, "Reshape", layer.name,
+                     target_shape=[steps + left + right, channels])
+    chain = [expand, pad, squeeze]
+    if model.kind != "Sequential":
+        previous: str | None = None
+        for part in chain:
+            part.inbound_nodes = [
+                Node(node.args, node.kwargs) if previous is None
+                else Node([TensorRef(previous, j, 0)])
+                for j, node in enumerate(layer.inbound_nodes)]
+            previous = part.name
+    _replace(model, layer, chain)
+    return (f"{layer.name}: ZeroPadding1D -> Reshape, ZeroPadding2D ({left}, {right}), Reshape "
+            "(tfjs-layers has no ZeroPadding1D; the same values)")
+
+
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
     "Subtract": _subtract,
     "Conv1D": _causal_conv1d,
+    "ZeroPadding1D": _zero_padding1d,
 }

@@ -5,11 +5,15 @@ refusal offers ``--to tfjs-graph``, which real tfjs then runs.
 - ``Subtract`` -> ``Add`` + ``Rescaling(-1)`` (tfjs-layers registers no Subtract);
 - causal ``Conv1D`` -> ``Reshape`` + ``ZeroPadding2D`` + ``Conv2D`` (valid) + ``Reshape``
   (tfjs-layers' Conv1D throws on causal padding, and it has no ZeroPadding1D);
+- ``ZeroPadding1D`` -> ``Reshape`` + ``ZeroPadding2D`` + ``Reshape`` (what the ONNX raiser
+  makes of tf2onnx's ``Pad`` before a ``Conv``);
 - bilinear ``UpSampling2D``: tfjs-layers 4.22 resizes without half-pixel centres (different
   numbers from Keras) and has no layer to compose it from exactly: refused, ``--to tfjs-graph``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +24,9 @@ from modelport.formats import tfjs_layers
 from ..conftest import ALL_CASES, LAYER_CASES, assert_close, case_params
 
 REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + [
-    c for c in LAYER_CASES if c.name in ("Subtract", "Conv1D-causal", "Conv1D-causal-dilated")]
+    c for c in LAYER_CASES if c.name in ("Subtract", "Conv1D-causal", "Conv1D-causal-dilated",
+                                         "ZeroPadding1D")]
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 BILINEAR = [c for c in ALL_CASES if c.name == "upsampling_bilinear"] + [
     c for c in LAYER_CASES if c.name == "UpSampling2D-bilinear"]
 
@@ -79,3 +85,17 @@ def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
                                        list(zip(names, ins)))
         for want, got in zip(expected, result["arrays"]):
             assert_close(got, np.asarray(want), what=model.name)
+
+
+@pytest.mark.parametrize("name", ["conv1d_causal", "conv1d_causal_dilated"])
+def test_tf2onnx_causal_conv_reaches_tfjs_layers(name, tmp_path, tfjs):
+    """tf2onnx writes a causal Conv1D as Pad + Conv; raised to Keras it is ZeroPadding1D +
+    Conv1D, which tfjs-layers runs once rewritten; real tfjs agrees with TensorFlow."""
+    src = FIXTURES / "tf2onnx" / f"{name}.onnx"
+    with np.load(src.with_suffix(".npz")) as data:
+        x = data["input:x"]
+        expected = data["output:Identity:0"]
+    report = modelport.convert(src, tmp_path / "web", to="tfjs-layers")
+    assert any("ZeroPadding1D" in note for note in report.rewrites)
+    result = tfjs.run_layers_model(tmp_path / "web" / "model.json", [("x", x)])
+    assert_close(result["arrays"][0], expected, what=f"{name} in tfjs")

@@ -1,0 +1,110 @@
+"""``inspect``'s verdict per target: a dry run of ``convert``.
+
+For each target the route is found as ``convert`` finds it, its steps run through the same code
+(``core.plan``: lowering, op mapping, raising, with the same pinned shapes), and the target's
+writer checks run on the result (the tfjs-layers and Keras config checks, the TF.js dtype
+checks) — but nothing is written and no numbers are checked. So ``inspect`` says "yes" exactly
+where ``convert --no-validate`` writes a file, and otherwise gives the error ``convert`` gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..check.options import CheckOptions
+from ..errors import ModelportError
+from ..formats import sniff
+from ..formats.loading import load
+from ..models import LayersModel, TfjsGraph
+from . import core, routes
+from .options import ConvertOptions, check_applies
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target's dry run: ``error`` is what ``convert`` would raise (None: it converts);
+    ``through``: the format the route goes through, where it goes through one."""
+
+    error: ModelportError | None
+    through: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether ``convert`` writes the target."""
+        return self.error is None
+
+
+def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | None = None
+            ) -> Verdict:
+    """What ``convert path x --to <to> --no-validate`` does, without writing ``x``."""
+    options = options or ConvertOptions()
+    options = ConvertOptions(to=to, quantize=options.quantize, opset=options.opset,
+                             inputs_layout=options.inputs_layout, validate=False,
+                             input_shapes=options.input_shapes, batch=options.batch,
+                             outputs=options.outputs)
+    src = Path(path)
+    through = None
+    try:
+        src_format = sniff.sniff(src)
+        target = sniff.TARGETS[to]
+        route = routes.find(src_format, target)
+        through = _through(route)
+        check_applies(route, src_format, options, CheckOptions())
+        route = route.checked(False)
+        # each target gets its own copy: the steps may change the model they are given
+        model = load(src, format=src_format, scan_values=False)
+        job = core._Job(src, src.with_name(f"{src.stem}.dry-run"), options, CheckOptions(),
+                        _quiet)
+        if route.read_back and not route.steps:
+            result = model
+        else:
+            result = core.plan(route, model, job, release=route.source == routes.GRAPH)[0]
+        _writable(result, target, options)
+    except ModelportError as e:
+        e.with_file(src)
+        return Verdict(e, through)
+    except Exception as e:  # convert would end in exit 70: inspect says so
+        log.debug("dry run of %s -> %s", src, to, exc_info=True)
+        return Verdict(ModelportError(f"internal error ({type(e).__name__}: {e}); convert "
+                                      "would fail the same way", file=src), through)
+    return Verdict(None, through)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _through(route: routes.Route) -> str | None:
+    """The intermediate format of a route that goes through one (Keras -> graph-model: ONNX)."""
+    steps = route.steps
+    if len(steps) > 1 and steps[0] in (routes.Step.LOWER, routes.Step.TF_TO_ONNX):
+        return "ONNX"
+    return None
+
+
+def _writable(model: object, target: str, options: ConvertOptions) -> None:
+    """The checks ``target``'s writer makes before it writes (``formats``), on ``model``."""
+    if isinstance(model, TfjsGraph):
+        from ..formats import tfjs_graph
+
+        tfjs_graph.check_writable(model)
+        return
+    if not isinstance(model, LayersModel):
+        return  # ONNX: onnx.write checks the graph as it writes it
+    from ..models import keras_dialect
+
+    if target == sniff.TFJS_LAYERS:
+        from ..formats import tfjs_layers
+
+        tfjs_layers.check_writable_all(model, options.rules)
+    elif target == sniff.KERAS_H5:
+        from ..formats import keras_h5
+
+        keras_h5.checked_config(model)
+    elif target == sniff.KERAS_V3:
+        keras_dialect.model_to_config(model, keras_dialect.KERAS3, modules=True)
