@@ -420,8 +420,8 @@ class _Walk:
         for node, idx in _uses(value):
             if self.merges and node.op_type in MERGES and node.domain in STANDARD:
                 self.pending[id(node)] = node
-            elif view.swapped and not view.reversed and idx == 0 and \
-                    view.unit_slot in ("seq", "seq_f") and self._last_step(node):
+            elif view.swapped and idx == 0 and _processing_order(view) and \
+                    self._last_step(node, "h" + view.unit_slot[3:]):
                 continue
             elif not view.plain and idx == 0 and _is_view_op(self.ctx, node):
                 after = _through(self.ctx, node, view)
@@ -429,7 +429,7 @@ class _Walk:
                     self.unit.followed[id(node)] = view.unit_slot
                     self.todo.append((node.outputs[0], after))
 
-    def _last_step(self, node: ir.Node) -> bool:
+    def _last_step(self, node: ir.Node, slot: str) -> bool:
         """A time-major sequence's last step taken (tf2onnx's ``outputs[-1]``: Slice -1: on the
         time axis then Squeeze, or Gather -1): in Keras's processing order that is the final
         h, which the layer returns without its sequence. Claims it and seeds the h slot."""
@@ -452,9 +452,7 @@ class _Walk:
             return False
         self.claim(node)
         self.claim(taken)
-        slot = self.unit.seen[id(node.inputs[0])][1].unit_slot if node.inputs[0] is not None \
-            and id(node.inputs[0]) in self.unit.seen else "seq"
-        self.seed(taken.outputs[0], "h" + slot[3:])
+        self.seed(taken.outputs[0], slot)
         return True
 
     def _merge_pending(self) -> bool:
@@ -512,6 +510,16 @@ class _Walk:
         return any(view.reversed and (value.is_graph_output() or
                                       any(id(n) not in own for n, _ in _uses(value)))
                    for value, view in self.unit.seen.values())
+
+
+def _processing_order(view: View) -> bool:
+    """Whether a view of a sequence output holds the steps in the order the layer processed
+    them, so that its last step is the final state: Keras returns a single layer's sequence in
+    that order and a Bidirectional's backward sequence in time order (reversed)."""
+    slot = view.unit_slot
+    if slot in ("seq", "seq_f"):
+        return not view.reversed
+    return slot == "seq_b" and view.reversed
 
 
 def _pair_kind(a: str, b: str) -> str | None:
