@@ -244,3 +244,74 @@ def test_conv_transpose_1d_with_run_time_length(tmp_path, tfjs):
     nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2], pads=[1, 0])]
     model = _model(nodes, [x], [_out("y", 3)], [_w(rng, "w", (3, 2, 4))])
     _run_everywhere(model, _images((1, 3, 6), (3, 3, 11)), tmp_path, tfjs)
+
+
+# --- Slice bounds and GatherElements indices known only at run time ----------------------------
+
+@pytest.mark.parametrize("steps", [[1, 1], [-1, 2], [2, -1]])
+def test_slice_with_run_time_starts_and_ends(steps, tmp_path, tfjs):
+    """starts/ends are graph inputs (any values: negative, beyond the ends): tfjs's
+    StridedSlice normalises them as ONNX does."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", 6])
+    starts = helper.make_tensor_value_info("starts", TensorProto.INT64, [2])
+    ends = helper.make_tensor_value_info("ends", TensorProto.INT64, [2])
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])]
+    model = _model(nodes, [x, starts, ends], [_out("y", 3)],
+                   [_i64("axes", [1, -1]), _i64("steps", steps)])
+    rng = np.random.default_rng(4)
+    feed_sets = []
+    for shape, s, e in [((2, 7, 6), [1, -5], [-1, 100]), ((1, 9, 6), [-100, 5], [4, -100]),
+                        ((3, 4, 6), [10, 0], [-10, 6])]:
+        feed_sets.append({"x": rng.standard_normal(shape).astype(np.float32),
+                          "starts": np.asarray(s, np.int64), "ends": np.asarray(e, np.int64)})
+    _run_everywhere(model, feed_sets, tmp_path, tfjs)
+
+
+def test_position_ids_sliced_to_the_sequence(tmp_path, tfjs):
+    """position_ids[:, :seq] and rotate_half (x[..., :d/2], x[..., d/2:]) as exporters write
+    them: Slice ends from Shape at run time."""
+    rng = np.random.default_rng(5)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", 8])
+    inits = [_w(rng, "table", (16, 8)), _i64("pos", np.arange(16)[None]),
+             _i64("zero", [0]), _i64("one", [1]), _i64("last", [-1]), _i64("two", [2]),
+             _i64("big", [2**62])]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one_s"], ["seq"], axis=0),
+        helper.make_node("Unsqueeze", ["seq", "zero"], ["seq1"]),
+        helper.make_node("Slice", ["pos", "zero", "seq1", "one"], ["ids"]),
+        helper.make_node("Gather", ["table", "ids"], ["emb"], axis=0),
+        helper.make_node("Add", ["x", "emb"], ["h"]),
+        helper.make_node("Gather", ["shape", "two_s"], ["d"], axis=0),
+        helper.make_node("Div", ["d", "two_s64"], ["half"]),
+        helper.make_node("Unsqueeze", ["half", "zero"], ["half1"]),
+        helper.make_node("Slice", ["h", "zero", "half1", "last"], ["a"]),
+        helper.make_node("Slice", ["h", "half1", "big", "last"], ["b"]),
+        helper.make_node("Neg", ["b"], ["nb"]),
+        helper.make_node("Concat", ["nb", "a"], ["y"], axis=-1),
+    ]
+    inits += [numpy_helper.from_array(np.asarray(1, np.int64), "one_s"),
+              numpy_helper.from_array(np.asarray(2, np.int64), "two_s"),
+              numpy_helper.from_array(np.asarray(2, np.int64), "two_s64")]
+    model = _model(nodes, [x], [_out("y", 3)], inits)
+    feeds = [{"x": rng.standard_normal(s).astype(np.float32)} for s in ((1, 5, 8), (3, 11, 8))]
+    _run_everywhere(model, feeds, tmp_path, tfjs)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_elements_with_run_time_index_shape(axis, tmp_path, tfjs):
+    """RoBERTa's token_type_ids buffer: GatherElements whose indices' shape is dynamic."""
+    data = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["B", "S", 5])
+    idx = helper.make_tensor_value_info("idx", TensorProto.INT64, ["B", "T", 5])
+    nodes = [helper.make_node("GatherElements", ["data", "idx"], ["y"], axis=axis)]
+    model = _model(nodes, [data, idx], [_out("y", 3)])
+    rng = np.random.default_rng(6)
+    feed_sets = []
+    for b, s, t in ((2, 6, 4), (1, 9, 3)):
+        d = rng.standard_normal((b, s, 5)).astype(np.float32)
+        shape = [b, t, 5]
+        limit = d.shape[axis]
+        if axis == 0:
+            shape[0] = 1
+        feed_sets.append({"data": d, "idx": rng.integers(-limit, limit, shape).astype(np.int64)})
+    _run_everywhere(model, feed_sets, tmp_path, tfjs)

@@ -191,7 +191,10 @@ def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> 
     zero_i, one_i = ctx.i32(0), ctx.i32(1)
     limit = ctx.op("Reshape", [n_out_i, ctx.i32([], "scalar")])
     pos = _float(ctx, ctx.op("Range", [zero_i, limit, one_i], {"Tidx": a_type("int32")}))
-    c = _original(ctx, s["coord"], pos, n_in, n_out, scale)
+    # the resized length in ONNX's formulas: the output size, or in * scale (not floored)
+    # when scales are given (as the static plans take it)
+    length = n_out if kind in ("sizes", "const") else binary(ctx, "Mul", n_in, scale)
+    c = _original(ctx, s["coord"], pos, n_in, n_out, length, scale)
     last = binary(ctx, "Sub", n_in, fconst(ctx, 1.0))
     axis = ctx.i32(j, "axis")
     if s["mode"] == "nearest":
@@ -213,8 +216,9 @@ def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> 
     return binary(ctx, "AddV2", below, binary(ctx, "Mul", binary(ctx, "Sub", above, below), frac))
 
 
-def _original(ctx: Ctx, coord: str, pos: str, n_in: str, n_out: str, scale: str) -> str:
-    """x_original for output positions ``pos`` (onnxruntime's float32 formulas)."""
+def _original(ctx: Ctx, coord: str, pos: str, n_in: str, n_out: str, length: str,
+              scale: str) -> str:
+    """x_original for output positions ``pos`` (ONNX's formulas, in float32)."""
     half = fconst(ctx, 0.5)
     if coord == "asymmetric":
         return binary(ctx, "RealDiv", pos, scale)
@@ -222,7 +226,7 @@ def _original(ctx: Ctx, coord: str, pos: str, n_in: str, n_out: str, scale: str)
     if coord == "tf_half_pixel_for_nn":
         return centred
     if coord == "align_corners":
-        span = binary(ctx, "Sub", n_out, fconst(ctx, 1.0))
+        span = binary(ctx, "Sub", length, fconst(ctx, 1.0))
         c = binary(ctx, "RealDiv", binary(ctx, "Mul", pos, binary(ctx, "Sub", n_in,
                                                                   fconst(ctx, 1.0))), span)
         return _unless_single(ctx, n_out, pos, c)
@@ -232,7 +236,7 @@ def _original(ctx: Ctx, coord: str, pos: str, n_in: str, n_out: str, scale: str)
     if coord == "pytorch_half_pixel":
         return _unless_single(ctx, n_out, pos, c)
     # half_pixel_symmetric: shifted so that the resized image stays centred
-    adjustment = binary(ctx, "RealDiv", n_out, binary(ctx, "Mul", scale, n_in))
+    adjustment = binary(ctx, "RealDiv", n_out, length)
     centre = binary(ctx, "Mul", n_in, half)
     shift = binary(ctx, "Mul", centre, binary(ctx, "Sub", fconst(ctx, 1.0), adjustment))
     return binary(ctx, "AddV2", shift, c)

@@ -255,7 +255,13 @@ def _slice_check(ctx: Ctx, node: ir.Node) -> str | None:
         return "the input's rank is unknown"
     if "starts" in node.attributes:
         return None
-    return _needs_const(1, 2, 3, 4, what="slice parameter")(ctx, node)
+    # starts and ends may be computed at run time (position_ids[:, :seq]): StridedSlice reads
+    # them as tensors; how many there are, the axes and the steps' signs must be known here
+    for i in (1, 2):
+        v = ctx.inp(node, i)
+        if ctx.value(v) is None and (ctx.shape(v) is None or None in (ctx.shape(v) or [])):
+            return f"slice parameter {v.name!r} is computed at run time and its length is unknown"
+    return _needs_const(3, 4, what="slice parameter")(ctx, node)
 
 
 @rule("Slice", check=_slice_check)
@@ -269,6 +275,8 @@ def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
         starts, ends = attr(node, "starts"), attr(node, "ends")
         axes, steps = attr(node, "axes", list(range(len(starts)))), [1] * len(starts)
     else:
+        if ctx.value(ctx.inp(node, 1)) is None or ctx.value(ctx.inp(node, 2)) is None:
+            return [_run_time_slice(ctx, node)]
         starts = [int(s) for s in _const_required(ctx, node, 1).reshape(-1)]
         ends = [int(e) for e in _const_required(ctx, node, 2).reshape(-1)]
         a = _const_input(ctx, node, 3)
@@ -285,10 +293,14 @@ def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
         if d is not None:  # ONNX's clamping rules, exactly
             start = start + d if start < 0 else start
             stop = stop + d if stop < 0 else stop
+            # bounds that cross give ONNX an empty slice; tfjs fails on them ("Negative size
+            # values"), so they are made to meet
             if step > 0:
                 start, stop = min(max(start, 0), d), min(max(stop, 0), d)
+                stop = max(stop, start)
             else:
                 start, stop = min(max(start, 0), d - 1), min(max(stop, -1), d - 1)
+                start = max(start, stop)
             begin[axis] = start
             begin_mask &= ~bit
             if stop == -1 and step < 0:
@@ -305,6 +317,84 @@ def slice_op(ctx: Ctx, node: ir.Node) -> list[str]:
     return [ctx.op("StridedSlice", [ctx.x(v), ctx.i32(begin, "begin"), ctx.i32(end, "end"),
                                     ctx.i32(stride, "strides")],
                    strided_attrs(begin_mask=begin_mask, end_mask=end_mask))]
+
+
+def _run_time_slice(ctx: Ctx, node: ir.Node) -> str:
+    """ONNX Slice whose starts or ends are computed at run time -> one StridedSlice with run-time
+    begin/end vectors. TF's StridedSlice (tfjs's ``sliceInfo``) normalises exactly as ONNX does:
+    a negative index counts from the end, then it is clamped to [0, dim] for a positive step
+    and to [-1, dim - 1] for a negative one; so the values go in as they are. Constant entries
+    beyond int32 become masks (an open end); unsliced axes are masked."""
+    v = ctx.inp(node, 0)
+    rank = ctx.need_rank(v, node)
+    sv, ev = ctx.inp(node, 1), ctx.inp(node, 2)
+    known_starts = ctx.value(sv)
+    count = ctx.need_dim(sv, 0, node) if known_starts is None else known_starts.size
+    a = _const_input(ctx, node, 3)
+    axes = list(range(count)) if a is None else [int(x) % rank for x in a.reshape(-1)]
+    st = _const_input(ctx, node, 4)
+    steps = [1] * count if st is None else [int(x) for x in st.reshape(-1)]
+    begin: list[int | str] = [0] * rank
+    end: list[int | str] = [0] * rank
+    stride = [1] * rank
+    begin_mask = end_mask = (1 << rank) - 1
+    for i, (axis, step) in enumerate(zip(axes, steps)):
+        bit = 1 << axis
+        stride[axis] = step
+        for values, out, is_begin in ((sv, begin, True), (ev, end, False)):
+            const = ctx.value(values)
+            if const is None:
+                out[axis] = ctx.slice1(_as_int32(ctx, values), i, i + 1)
+            else:
+                x = int(const.reshape(-1)[i])
+                # (an index beyond int32 only ever means "from/through the far end")
+                forward = (step > 0) == is_begin
+                if (x <= -INT32_MAX) if forward else (x >= INT32_MAX):
+                    continue
+                out[axis] = max(min(x, INT32_MAX), -INT32_MAX)
+            if is_begin:
+                begin_mask &= ~bit
+            else:
+                end_mask &= ~bit
+        if not (begin_mask | end_mask) & bit and not (step > 0 and begin[axis] == 0) and \
+                any(isinstance(p, str) for p in (begin[axis], end[axis])):
+            begin[axis], end[axis] = _ordered(ctx, v, axis, step, begin[axis], end[axis])
+    return ctx.op("StridedSlice", [ctx.x(v), ctx.shape_vector(begin), ctx.shape_vector(end),
+                                   ctx.i32(stride, "strides")],
+                  strided_attrs(begin_mask=begin_mask, end_mask=end_mask))
+
+
+def _ordered(ctx: Ctx, v: ir.Value, axis: int, step: int, begin: int | str,
+             end: int | str) -> tuple[str, str]:
+    """Run-time bounds that never cross: tfjs's simple-slice path fails on an end before the
+    begin ("Negative size values") where ONNX gives an empty slice. Both are normalised as ONNX
+    does (negative + dim, clamped to [0, dim], or [0, dim - 1] and [-1, dim - 1] for a negative
+    step); then the end is raised to the begin (positive step), or the begin to the end
+    (negative step): the same elements, none, where they crossed."""
+    d = ctx.need_shape(v, ctx.node)[axis] if ctx.node is not None else None
+    dim = ctx.i32([d], "dim") if d is not None else ctx.dim_of(ctx.x(v), axis)
+
+    def norm(x: int | str, lo: int, hi_offset: int) -> str:
+        ref = x if isinstance(x, str) else ctx.i32([x], "bound")
+        wrapped = ctx.op("SelectV2", [binary(ctx, "Less", ref, ctx.i32(0)),
+                                      binary(ctx, "AddV2", ref, dim), ref])
+        high = binary(ctx, "AddV2", dim, ctx.i32(hi_offset)) if hi_offset else dim
+        return binary(ctx, "Minimum", binary(ctx, "Maximum", wrapped, ctx.i32(lo)), high)
+
+    if step > 0:
+        b = norm(begin, 0, 0)
+        return b, binary(ctx, "Maximum", norm(end, 0, 0), b)
+    # (the end stays as given: a normalised -1 would read as dim - 1 again)
+    e = norm(end, -1, -1)
+    end_ref = end if isinstance(end, str) else ctx.i32([end], "bound")
+    return binary(ctx, "Maximum", norm(begin, 0, -1), e), end_ref
+
+
+def _as_int32(ctx: Ctx, v: ir.Value) -> str:
+    """A run-time integer tensor as int32 (tfjs holds int64 as int32 already)."""
+    ref = ctx.x(v)
+    return ref if ctx.tf_dtype(v) == "int32" else ctx.op("Cast", [ref],
+                                                         {"DstT": a_type("int32")})
 
 
 def _nonneg_indices(ctx: Ctx, iv: ir.Value, data: ir.Value, axis: int, x: str) -> str:
@@ -336,26 +426,46 @@ def gather(ctx: Ctx, node: ir.Node) -> list[str]:
 
 def _static_indices_check(ctx: Ctx, node: ir.Node) -> str | None:
     s = ctx.shape(node.inputs[1])
-    if s is None or None in s or ctx.shape(node.inputs[0]) is None:
-        return "the indices' shape is not static"
+    if s is None or ctx.shape(node.inputs[0]) is None:
+        return "the rank of the data or the indices is unknown"
     return None
 
 
 def _element_coords(ctx: Ctx, node: ir.Node, data: ir.Value, iv: ir.Value) -> str:
-    """[..., rank] coordinates for GatherNd/TensorScatterUpdate from per-element indices."""
+    """[..., rank] coordinates for GatherNd/TensorScatterUpdate from per-element indices: the
+    indices on ``axis``, each other axis's position elsewhere (constant grids for a static
+    indices shape; Range broadcast to the indices' run-time shape otherwise)."""
     rank = ctx.need_rank(data, node)
     axis = attr(node, "axis", 0) % rank
-    ishape = ctx.static_shape(iv, node)
+    ishape = ctx.need_shape(iv, node)
     x = ctx.x(data)
     idx = _nonneg_indices(ctx, iv, data, axis, x)
-    grids = np.indices(ishape, dtype=np.int32)
-    parts = [idx if d == axis else ctx.const(grids[d], "grid") for d in range(rank)]
+    static = all_known(ishape)
+    if static is not None:
+        grids = np.indices(static, dtype=np.int32)
+        parts = [idx if d == axis else ctx.const(grids[d], "grid") for d in range(rank)]
+    else:
+        full = ctx.shape_of(ctx.x(iv))
+        parts = []
+        for d in range(rank):
+            if d == axis:
+                parts.append(idx)
+                continue
+            n = ishape[d]
+            limit = ctx.i32(n, "limit") if n is not None else ctx.op(
+                "Squeeze", [ctx.dim_of(ctx.x(iv), d)], {"squeeze_dims": a_list("i", [0])})
+            line = ctx.op("Range", [ctx.i32(0), limit, ctx.i32(1)], {"Tidx": a_type("int32")})
+            along = [1] * rank
+            along[d] = -1
+            line = ctx.op("Reshape", [line, ctx.i32(along, "shape")])
+            parts.append(ctx.op("BroadcastTo", [line, full]))
     return ctx.op("Pack", parts, {"axis": a_int(rank), "N": a_int(rank)})
 
 
 @rule("GatherElements", check=_static_indices_check)
 def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
-    """ONNX GatherElements -> TF GatherNd on per-element coordinates (static indices shape)."""
+    """ONNX GatherElements -> TF GatherNd on per-element coordinates (built at run time when
+    the indices' shape is not static)."""
     data, iv = ctx.inputs(node, 2)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("GatherNd", [ctx.x(data), coords])]
@@ -365,7 +475,7 @@ def gather_elements(ctx: Ctx, node: ir.Node) -> list[str]:
     None if attr(n, "reduction", "none") == "none" else f"reduction={attr(n, 'reduction')!r}"))
 def scatter_elements(ctx: Ctx, node: ir.Node) -> list[str]:
     """ONNX ScatterElements (reduction none) -> TF TensorScatterUpdate on per-element
-    coordinates (static indices shape)."""
+    coordinates (built at run time when the indices' shape is not static)."""
     data, iv, upd = ctx.inputs(node, 3)
     coords = _element_coords(ctx, node, data, iv)
     return [ctx.op("TensorScatterUpdate", [ctx.x(data), coords, ctx.x(upd)])]
