@@ -474,7 +474,8 @@ def _no_size(free: dict[str, list[int]], specs: list[Any],
                       for name, dims in free.items())
     tried = ", ".join(str(size) for size, _ in failures)
     first = next(iter(free))
-    example = ",".join("H" if d is None and i in free[first] else ("N" if d is None else str(d))
+    letters = "NCHW" if len(shapes[first]) == 4 else ""
+    example = ",".join(str(d) if d is not None else (letters[i] if letters else f"D{i}")
                        for i, d in enumerate(shapes[first]))
     return UnsupportedError(
         f"the parity check found no size the source runs at for the free dims of input "
