@@ -106,3 +106,34 @@ def fixed_flatten(seed: int = 0, side: int = 37) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def shape_arithmetic(seed: int = 0) -> onnx.ModelProto:
+    """``x[N, S]`` (both free) plus run-time shape arithmetic as transformer exports write it:
+    ``Range(0, S)`` as positions, ``ConstantOfShape(Shape(x))`` as a mask, an ``Expand`` of a
+    bias to ``Shape(x)``."""
+    rng = np.random.default_rng(seed)
+    inits = [_init("one_i", np.asarray(1, np.int64)), _init("zero_i", np.asarray(0, np.int64)),
+             _init("step", np.asarray(1, np.int64)),
+             _init("bias", (rng.standard_normal((1, 1)) * 0.5).astype(np.float32))]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"], name="shape"),
+        helper.make_node("Gather", ["shape", "one_i"], ["seq"], axis=0, name="seq_len"),
+        helper.make_node("Range", ["zero_i", "seq", "step"], ["positions"], name="range"),
+        helper.make_node("Cast", ["positions"], ["positions_f"], to=TensorProto.FLOAT,
+                         name="cast"),
+        helper.make_node("ConstantOfShape", ["shape"], ["ones"], name="mask",
+                         value=helper.make_tensor("v", TensorProto.FLOAT, [1], [2.0])),
+        helper.make_node("Expand", ["bias", "shape"], ["bias_full"], name="expand"),
+        helper.make_node("Mul", ["x", "ones"], ["scaled"], name="scale"),
+        helper.make_node("Add", ["scaled", "positions_f"], ["placed"], name="place"),
+        helper.make_node("Add", ["placed", "bias_full"], ["y"], name="bias_add"),
+    ]
+    graph = helper.make_graph(
+        nodes, "shape_arithmetic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "S"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "S"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -206,3 +206,32 @@ def test_batch_on_a_keras_source_sets_the_check_rows(tmp_path):
     assert code == 0, out
     report = json.loads(out)
     assert report["parity"]["inputs"]["batch"] == 3 and report["input_shapes"] == {}
+
+
+def test_range_constant_of_shape_and_expand_fold(tmp_path):
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    from .dynamic_models import shape_arithmetic
+
+    model = ir.from_proto(shape_arithmetic())
+    pinned = pinning.pin_onnx(model, {"x": (2, 5)})
+    ops = {n.op_type for n in pinned.graph}
+    assert not ops & {"Shape", "Gather", "Range", "ConstantOfShape", "Expand", "Cast"}, ops
+    x = np.random.default_rng(3).standard_normal((2, 5)).astype(np.float32)
+    want = ort.InferenceSession(shape_arithmetic().SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = ort.InferenceSession(ir.to_proto(pinned).SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_shape_arithmetic_raises_to_keras_once_pinned(tmp_path):
+    from .dynamic_models import shape_arithmetic
+
+    src = tmp_path / "sa.onnx"
+    onnx.save(shape_arithmetic(), str(src))
+    code, out = _cli("convert", src, tmp_path / "free.h5", "-q")
+    assert code == UnsupportedError.exit_code and "--input-shape x=1,16" in out, out
+    code, out = _cli("convert", src, tmp_path / "sa.h5", "-q", "--input-shape", "x=2,5")
+    assert code == 0, out

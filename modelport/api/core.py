@@ -440,7 +440,8 @@ def _hint_pinning(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
     if not free:
         return
     name, shape = free[0]
-    example = ",".join(str(d) if isinstance(d, int) else ("1" if i == 0 else "224")
+    size = "224" if len(shape or ()) == 4 else "16"  # an image's side, a sequence's length
+    example = ",".join(str(d) if isinstance(d, int) else ("1" if i == 0 else size)
                        for i, d in enumerate(shape or ()))
     listing = "; ".join(f"{n!r} {show(s)}" for n, s in free)
     note = (f"input {listing} has free dims; Keras layers need static sizes: pin them with "
