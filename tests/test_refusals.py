@@ -79,6 +79,27 @@ def test_onnx_to_tfjs_lists_a_chain_of_three_unmapped_nodes(tmp_path):
         assert f"'blocker{i}'" in message, message
 
 
+def test_onnx_to_tfjs_lists_a_chain_of_three_nodes_their_rules_refuse(tmp_path):
+    # three reductions over axes computed at run time, of a length unknown when converting
+    nodes = [helper.make_node("Relu", ["x"], ["a0"], name="first")]
+    for i in range(3):
+        nodes.append(helper.make_node("ReduceSum", [f"a{i}", "axes"], [f"a{i + 1}"],
+                                      name=f"blocker{i}", keepdims=1))
+    nodes.append(helper.make_node("Relu", ["a3"], ["y"], name="last"))
+    graph = helper.make_graph(
+        nodes, "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]),
+         helper.make_tensor_value_info("axes", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None, None])])
+    src = _save(tmp_path, graph)
+    with pytest.raises(UnsupportedError) as info:
+        _convert(src, str(tmp_path / "out"), "tfjs-graph")
+    message = str(info.value)
+    assert "3 node(s)" in message, message
+    for i in range(3):
+        assert f"'blocker{i}'" in message, message
+
+
 def _tfjs_chain() -> TfjsGraph:
     """x -> Relu -> three FusedBatchNormV3 with is_training=true and running averages
     (exponential_avg_factor 0.5: refused by their mapping) -> Relu."""
