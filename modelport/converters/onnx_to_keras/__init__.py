@@ -60,6 +60,7 @@ from .conv1d import rewrite_conv1d
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
 from .loops import rewrite_recurrent_loops
 from .order import keras_order
+from .repeats import rewrite_repeats
 from .reverse import rewrite_full_reversals
 from .shape_values import fold_static_shapes
 
@@ -150,6 +151,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     fold_constants(model)
     rewrite_full_reversals(model.graph)  # tf2onnx's tf.reverse of a sequence
     rewrite_conv1d(model.graph)  # TF's Conv1D as a Conv2D over a height of 1
+    rewrite_repeats(model.graph)  # Keras 3's nearest UpSampling2D as Unsqueeze/Tile/Reshape
     rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
     explicit_perms(model.graph)
     return model, proven
