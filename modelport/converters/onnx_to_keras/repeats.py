@@ -24,8 +24,8 @@ MOVES = {"Unsqueeze", "Tile", "Transpose", "Reshape"}
 MAX_CHAIN = 12
 BATCH = 2  # the batch of the seeded trial input
 LAYOUTS = {"NCHW": (2, 3), "NHWC": (1, 2)}  # spatial axes
-TO_NCHW = {"NCHW": None, "NHWC": [0, 3, 1, 2]}
-FROM_NCHW = {"NCHW": None, "NHWC": [0, 2, 3, 1]}
+TO_NCHW: dict[str, list[int] | None] = {"NCHW": None, "NHWC": [0, 3, 1, 2]}
+FROM_NCHW: dict[str, list[int] | None] = {"NCHW": None, "NHWC": [0, 2, 3, 1]}
 
 
 def _only_use(v: ir.Value) -> ir.Node | None:
@@ -157,9 +157,10 @@ def _replace(graph: ir.Graph, chain: list[ir.Node], x: ir.Value, lin: str, lout:
     nodes: list[ir.Node] = []
     src = x
     shape = list(x.shape) if x.shape is not None else []
-    if TO_NCHW[lin] is not None:
-        t = ir.node("Transpose", [src], {"perm": TO_NCHW[lin]}, name=f"{base}/to_nchw")
-        shape = [shape[p] for p in TO_NCHW[lin]]  # type: ignore[union-attr]
+    to_nchw, from_nchw = TO_NCHW[lin], FROM_NCHW[lout]
+    if to_nchw is not None:
+        t = ir.node("Transpose", [src], {"perm": to_nchw}, name=f"{base}/to_nchw")
+        shape = [shape[p] for p in to_nchw]
         t.outputs[0].type, t.outputs[0].shape = x.type, ir.Shape(shape)
         nodes.append(t)
         src = t.outputs[0]
@@ -171,10 +172,10 @@ def _replace(graph: ir.Graph, chain: list[ir.Node], x: ir.Value, lin: str, lout:
     resize.outputs[0].type, resize.outputs[0].shape = x.type, ir.Shape(shape)
     nodes.append(resize)
     out = resize.outputs[0]
-    if FROM_NCHW[lout] is not None:
-        t = ir.node("Transpose", [out], {"perm": FROM_NCHW[lout]}, name=f"{base}/from_nchw")
+    if from_nchw is not None:
+        t = ir.node("Transpose", [out], {"perm": from_nchw}, name=f"{base}/from_nchw")
         t.outputs[0].type = x.type
-        t.outputs[0].shape = ir.Shape([shape[p] for p in FROM_NCHW[lout]])  # type: ignore[index]
+        t.outputs[0].shape = ir.Shape([shape[p] for p in from_nchw])
         nodes.append(t)
         out = t.outputs[0]
     graph.insert_before(chain[0], nodes)
