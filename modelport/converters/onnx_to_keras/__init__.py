@@ -58,6 +58,7 @@ from . import (  # noqa: F401
 )
 from .conv1d import rewrite_conv1d
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
+from .index_wrap import drop_index_wraps
 from .loops import rewrite_recurrent_loops
 from .order import keras_order
 from .repeats import rewrite_repeats
@@ -152,6 +153,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     rewrite_full_reversals(model.graph)  # tf2onnx's tf.reverse of a sequence
     rewrite_conv1d(model.graph)  # TF's Conv1D as a Conv2D over a height of 1
     rewrite_repeats(model.graph)  # Keras 3's nearest UpSampling2D as Unsqueeze/Tile/Reshape
+    drop_index_wraps(model)  # Keras 3's Embedding: negative indices wrapped before Gather
     rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
     explicit_perms(model.graph)
     return model, proven
