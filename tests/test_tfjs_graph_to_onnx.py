@@ -549,3 +549,26 @@ def test_other_cycles_stay_format_errors():
     nodes = [TfNode("a", "Relu", ["b"], {}), TfNode("b", "Relu", ["a"], {})]
     with pytest.raises(FormatError, match="cycle"):
         _graph(nodes, {}, [("x", [2], "float32")], ["a"])
+
+
+@pytest.mark.parametrize("bounds", [(-1, 0), (1, 2), (0, -1), (-1, -1), (2, 0)])
+@pytest.mark.parametrize("dtype", ["float32", "bool"])
+def test_matrix_band_part(bounds, dtype):
+    """MatrixBandPart (Keras's causal attention mask is (-1, 0)) against NumPy's tril/triu, on
+    floats and on a boolean mask, through the TF reference and onnxruntime."""
+    lower, upper = bounds
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 5)).astype(np.float32)
+    if dtype == "bool":
+        x = x > -0.5
+    weights = {"lower": np.asarray(lower, np.int64), "upper": np.asarray(upper, np.int64)}
+    node = TfNode("band", "MatrixBandPart", ["x", "lower", "upper"], {"T": a_type(dtype)})
+    graph = _graph([node], weights, [("x", [None, 4, 5], dtype)], ["band"])
+    keep = np.ones((4, 5), bool)
+    if lower >= 0:
+        keep &= np.triu(np.ones((4, 5), bool), -lower)
+    if upper >= 0:
+        keep &= np.tril(np.ones((4, 5), bool), upper)
+    want = np.where(keep, x, np.zeros((), x.dtype))
+    np.testing.assert_array_equal(tfjs_reference_run(graph, [x])[0], want)
+    np.testing.assert_array_equal(_ort(graph, [x])[0], want)

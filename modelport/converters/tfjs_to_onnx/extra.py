@@ -99,6 +99,37 @@ def _tensor_scatter(op: TfOp) -> ir.Value:
     return op.emit("ScatterND", x, op.int64(1), updates)
 
 
+@MAPPINGS.register("MatrixBandPart")
+def _matrix_band_part(op: TfOp) -> ir.Value:
+    # Entry (m, n) of each matrix (the last two axes) is kept where m - n <= num_lower and
+    # n - m <= num_upper (a negative bound keeps that whole triangle). The rows and columns
+    # come from the input's shape, so a run-time size works too.
+    x = op.inputs[0]
+    rank = op.rank(0)
+    if rank < 2:
+        raise op.bad(f"input of rank {rank}: needs matrices (rank >= 2)")
+    lower, upper = op.const_int(1, "num_lower"), op.const_int(2, "num_upper")
+    shape = op.emit("Shape", x)
+    zero, one = (op.b_.const(np.asarray(v, np.int64), f"{op.name}/{v}") for v in (0, 1))
+    rows = op.emit("Range", zero, op.emit("Squeeze", op.b_.slice(shape, [-2], [-1], [0]),
+                                          op.b_.ints([0])), one)
+    cols = op.emit("Range", zero, op.emit("Squeeze", op.b_.slice(shape, [-1], [rank], [0]),
+                                          op.b_.ints([0])), one)
+    below = op.emit("Sub", op.b_.unsqueeze(rows, [1]), op.b_.unsqueeze(cols, [0]))  # m - n
+    keep = None
+    if lower >= 0:
+        keep = op.emit("LessOrEqual", below, op.b_.const(np.asarray(lower, np.int64)))
+    if upper >= 0:
+        above = op.emit("LessOrEqual", op.emit("Neg", below),
+                        op.b_.const(np.asarray(upper, np.int64)))
+        keep = above if keep is None else op.emit("And", keep, above)
+    if keep is None:
+        return op.emit("Identity", x)
+    if op.dtype(0) == "bool":  # a boolean mask (onnxruntime's Where has no bool kernel)
+        return op.emit("And", x, keep)
+    return op.emit("Where", keep, x, op.scalar(0, op.dtype(0)))
+
+
 # --- space <-> batch (the dilated convolutions of older graphs) -----------------------------
 # A chain SpaceToBatchND -> conv -> BatchToSpaceND is folded into one dilated conv before
 # mapping (``dilation.py``); these map what is left. With static spatial sizes the shapes are

@@ -19,7 +19,7 @@ from .core import MAPPINGS, NodeInputs, TfOp, to_first, to_last
 # Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
 # _FusedMatMul (after the bias or the batch norm), and their standalone ops.
 FUSABLE = {"Relu", "Relu6", "Elu", "LeakyRelu", "Sigmoid", "Tanh", "Prelu", "Selu",
-           "GeluExact", "GeluApproximate"}
+           "GeluExact", "GeluApproximate", "_FusedHardSwish"}
 
 
 def activation(op: TfOp, name: str, x: ir.Value, extra: list[ir.Value], dtype: str
@@ -47,6 +47,10 @@ def activation(op: TfOp, name: str, x: ir.Value, extra: list[ir.Value], dtype: s
         if not extra:
             raise op.bad("fuses Prelu but has no alpha input")
         return op.emit("PRelu", x, extra[0])
+    if name == "_FusedHardSwish":
+        # grappler's oneDNN remapper's fusion of Keras's hard_swish: x * relu6(x + 3) / 6
+        gate = op.emit("Clip", op.emit("Add", x, scalar(3.0)), scalar(0.0), scalar(6.0))
+        return op.emit("Mul", x, op.emit("Div", gate, scalar(6.0)))
     if name == "GeluExact":
         # 0.5 x (1 + erf(x / sqrt 2)), written out: Gelu is an ONNX op only from opset 20.
         inner = op.emit("Erf", op.emit("Mul", x, scalar(1 / np.sqrt(2.0))))

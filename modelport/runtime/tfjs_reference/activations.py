@@ -90,6 +90,8 @@ FUSED_ACTIVATIONS = {
     "LeakyRelu": lambda y, op: leaky_relu(y, op.f("leakyrelu_alpha", 0.2)),
     "Sigmoid": lambda y, op: sigmoid(y),
     "Tanh": lambda y, op: np.tanh(y),
+    # grappler's oneDNN remapper fuses Keras's hard_swish, x * relu6(x + 3) / 6, into convs
+    "_FusedHardSwish": lambda y, op: (y * (relu6(y + 3) / 6)).astype(y.dtype, copy=False),
 }
 
 

@@ -21,6 +21,9 @@ TF's rules worth knowing:
   first K axes, replaced by ``updates`` (shape ``indices.shape[:-1] + tensor.shape[K:]``);
   indices out of range are an error (TF's CPU kernel); a repeated index keeps the last update.
 * ``DepthToSpace``/``SpaceToDepth`` use TF's "DCR" order: depth index ``(i * b + j) * C' + c``.
+* ``MatrixBandPart(input, num_lower, num_upper)`` keeps, in each matrix of the last two axes,
+  entry ``(m, n)`` where ``num_lower < 0 or m - n <= num_lower`` and ``num_upper < 0 or
+  n - m <= num_upper``, and zeroes the rest (Keras's causal attention mask is ``(-1, 0)``).
 """
 
 from __future__ import annotations
@@ -304,3 +307,15 @@ def _space_to_depth(op: Op) -> np.ndarray:
     y = x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
     y = y.reshape(n, h // b, w // b, b * b * c)
     return np.ascontiguousarray(np.moveaxis(y, -1, 1) if cf else y)
+
+
+@register("MatrixBandPart")
+def _matrix_band_part(op: Op) -> np.ndarray:
+    x = op.x
+    if x.ndim < 2:
+        raise op.invalid(f"input of rank {x.ndim}: needs matrices (rank >= 2)")
+    lower, upper = op.int_arg(1), op.int_arg(2)
+    m = np.arange(x.shape[-2])[:, None]
+    n = np.arange(x.shape[-1])[None, :]
+    keep = ((lower < 0) | (m - n <= lower)) & ((upper < 0) | (n - m <= upper))
+    return np.where(keep, x, np.zeros((), x.dtype)).astype(x.dtype, copy=False)
