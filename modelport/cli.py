@@ -328,6 +328,8 @@ def _print_report(report: ConversionReport) -> None:
         click.echo(f"  outputs cut at: {', '.join(report.outputs)}")
     for note in report.rewrites:
         click.echo(f"  rewritten for the target (same numbers): {note}")
+    for note in report.notes:
+        click.echo(f"  note: {note}")
     if report.custom_layers:
         from .models.keras_dialect import MODELPORT_LOAD_HINT
 

@@ -138,3 +138,18 @@ def test_requantize_refuses_values_its_bytes_cannot_hold():
     assert requantize(half, {"dtype": "float16"}) is None
     exact = np.array([0.5, 0.25], np.float32)
     assert requantize(exact, {"dtype": "float16"})[0].dtype == np.float16
+
+
+def test_a_target_that_holds_them_dequantized_says_so(tmp_path):
+    src = FIXTURES / LAYERS_SOURCES[1]  # uint16 and float16
+    report = modelport.convert(src, tmp_path / "m.h5")
+    assert report.notes == [("the source stores 16 weights quantized (uint16: 4, float16: "
+                             "12); this target holds them dequantized, as float32")]
+    report = modelport.convert(src, tmp_path / "g", to="tfjs-graph", validate=False)
+    assert "--quantize DTYPE quantizes them again" in report.notes[0]
+    assert report.to_dict()["notes"] == report.notes
+    kept = modelport.convert(src, tmp_path / "web", to="tfjs-layers", validate=False)
+    assert kept.notes == []
+    again = modelport.convert(src, tmp_path / "g2", to="tfjs-graph", validate=False,
+                              quantize=["uint8"])
+    assert again.notes == []

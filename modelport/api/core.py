@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 from .._lazy import DeferredModule
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
-from ..check.readback import Written, check_written, quantization_summary, written_quantization
+from ..check.readback import (
+    Written,
+    check_written,
+    dropped_quantization,
+    quantization_summary,
+    written_quantization,
+)
 from ..errors import FormatError, ModelportError, UnsupportedError, UsageError
 from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
@@ -159,6 +165,11 @@ def convert_with(src: PathLike, dst: PathLike, options: ConvertOptions,
             scan.wait()
     if scan is not None:
         scan.result()
+    kept = not route.steps and route.target in TFJS_TARGETS  # a TF.js model re-written as one
+    dropped = dropped_quantization(model, kept, bool(options.quantize))
+    if dropped:
+        hint = " (--quantize DTYPE quantizes them again)" if target in TFJS_TARGETS else ""
+        report.notes.append(dropped + hint)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

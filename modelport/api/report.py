@@ -92,6 +92,7 @@ class ConversionReport:
     input_shapes: dict[str, list[int | None]] = field(default_factory=dict)  # pinned dims
     outputs: list[str] = field(default_factory=list)  # the values --outputs cut the graph at
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the user should know (dequantized)
 
     @property
     def passed(self) -> bool:
@@ -114,7 +115,7 @@ class ConversionReport:
             "rewrites": list(self.rewrites),
             "custom_layers": list(self.custom_layers),
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
-            "outputs": list(self.outputs), "seconds": self.seconds,
+            "outputs": list(self.outputs), "seconds": self.seconds, "notes": list(self.notes),
         }
 
     def to_json(self) -> str:

@@ -189,6 +189,28 @@ def quantization_summary(model: LayersModel, source: LayersModel | None = None) 
     return Quantization(dict(counts), tuple(weights))
 
 
+def dropped_quantization(source: object, route_keeps: bool, quantize: bool) -> str | None:
+    """A note for the report when ``source`` (a TF.js layers- or graph-model) stores weights
+    quantized and the result does not keep them so (``route_keeps``: a TF.js model re-written
+    as one; ``quantize``: --quantize was given): re-written as float32, they take 2-4x the
+    space, which must not happen silently. None: nothing to say."""
+    from ..models import TfjsGraph
+
+    if route_keeps or quantize:
+        return None
+    if isinstance(source, LayersModel):
+        by_dtype = quantization_summary(source).by_dtype
+    elif isinstance(source, TfjsGraph):
+        by_dtype = dict(Counter(str(q["dtype"]) for q in source.quantization.values()))
+    else:
+        return None
+    if not by_dtype:
+        return None
+    shown = ", ".join(f"{k}: {v}" for k, v in by_dtype.items())
+    return (f"the source stores {sum(by_dtype.values())} weights quantized ({shown}); this "
+            "target holds them dequantized, as float32")
+
+
 def written_quantization(model_json: Path, source: dict[str, dict]) -> Quantization:
     """How the weights of a written TF.js model.json are stored quantized, from its manifest;
     ``source``: the source's quantization entries by weight name (a TF.js graph's), to tell
