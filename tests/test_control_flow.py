@@ -4,9 +4,10 @@
   ``LSTM``/``GRU``/``RNN`` unrolled: the graph-model run by the NumPy TF reference matches what
   onnxruntime computed on the source (``fixtures/control_flow/onnx``), and tf2onnx's Keras
   RNNs (``fixtures/tf2onnx``, ``Loop``s and ``LSTM``s) match Keras.
-* ``tensorflowjs_converter --control_flow_v2`` graph-models (``fixtures/control_flow/tf``) ->
-  ONNX ``If``/``Loop`` that onnxruntime runs matching TensorFlow; the reference matches
-  TensorFlow on them too. TF1 frames are refused with the flag to use.
+* ``tensorflowjs_converter`` graph-models (``fixtures/control_flow/tf``), with TF1 frames (its
+  default: lifted to v2 first) and with ``--control_flow_v2`` -> ONNX ``If``/``Loop`` that
+  onnxruntime runs matching TensorFlow; the reference matches TensorFlow on them too. A TF1
+  shape the lift does not know is refused naming the flag.
 * A constant-condition ``If`` folds away; ops inside subgraphs that cannot be mapped, and a
   recurrence over a dynamic sequence length, are refused by name.
 
@@ -31,7 +32,9 @@ from modelport.converters.onnx_to_tfjs import driver as to_tfjs
 from modelport.converters.tfjs_to_onnx import driver as to_onnx
 from modelport.errors import UnsupportedError
 from modelport.formats import tfjs_graph
+from modelport.models.tfjs_control_v1 import V1_OPS, lift
 from modelport.models.tfjs_functions import execute_async_ops
+from modelport.models.tfjs_graph import check
 from modelport.runtime.tfjs_reference import run
 
 from .conftest import FIXTURES
@@ -173,8 +176,8 @@ def test_onnx_if_through_the_api(tmp_path):
 
 # --- TF.js graph (tensorflowjs_converter) -> ONNX --------------------------------------------
 
-@pytest.mark.parametrize("name", V2)
-def test_reference_runs_v2_control_flow_like_tensorflow(name):
+@pytest.mark.parametrize("name", TF_CASES)
+def test_reference_runs_control_flow_like_tensorflow(name):
     graph = tfjs_graph.read(HERE / "tf" / name)
     for feeds, want in io_sets(HERE / "tf" / name / "io.npz",
                                MANIFEST["tf"]["cases"][name]["sets"]):
@@ -182,8 +185,8 @@ def test_reference_runs_v2_control_flow_like_tensorflow(name):
             np.testing.assert_allclose(value, want[info.key], atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("name", V2)
-def test_v2_graph_model_to_onnx_matches_tensorflow(name):
+@pytest.mark.parametrize("name", TF_CASES)
+def test_graph_model_to_onnx_matches_tensorflow(name):
     graph = tfjs_graph.read(HERE / "tf" / name)
     model = ir.to_proto(to_onnx.convert(graph))
     ops = {n.op_type for n in model.graph.node}
@@ -203,7 +206,18 @@ def test_v2_graph_model_through_the_api(tmp_path):
 
 
 @pytest.mark.parametrize("name", V1)
-def test_v1_control_flow_is_refused_with_the_flag(name):
+def test_v1_frames_are_lifted_to_v2(name):
+    lifted = lift(tfjs_graph.read(HERE / "tf" / name))
+    assert not {n.op for n in lifted.all_nodes()} & V1_OPS
+    assert {n.op for n in lifted.nodes} & {"StatelessIf", "StatelessWhile"}
+    check(lifted)
+
+
+def test_v1_shape_not_lifted_is_refused_with_the_flag():
+    graph = tfjs_graph.read(HERE / "tf" / "cond_while_v1")
+    # a loop Merge whose NextIteration is gone: not a frame TF's lowering writes
+    merge = next(n for n in graph.nodes if n.op == "Merge" and "while" in n.name)
+    merge.inputs = [merge.inputs[0], merge.inputs[0]]
     with pytest.raises(UnsupportedError) as e:
-        to_onnx.convert(tfjs_graph.read(HERE / "tf" / name))
-    assert "Switch" in str(e.value) and "--control_flow_v2" in str(e.value)
+        to_onnx.convert(graph)
+    assert "TF1 control flow" in str(e.value) and "--control_flow_v2" in str(e.value)

@@ -16,8 +16,8 @@ args, shaped from the probe) by the same driver, and becomes an ONNX subgraph:
 
 Every name inside a subgraph is prefixed with the node's, so no name is shared across scopes.
 TF1 control flow (``Switch``/``Merge``/``Enter``/``Exit``/``NextIteration``/``LoopCond``, what
-``tensorflowjs_converter`` writes without ``--control_flow_v2``) is not mapped: the refusal
-names it and the flag.
+``tensorflowjs_converter`` writes without ``--control_flow_v2``) is lifted to v2 first
+(``lift_v1``); a shape the lift does not recognise is refused naming the flag.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import onnx_ir as ir
 from ...errors import UnsupportedError
 from ...models import TfjsGraph
 from ...models import tfjs_graph as tg
+from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
 from .core import MAPPINGS, TfOp
 
@@ -39,6 +40,11 @@ V1_OPS = ("Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond")
 V1_HINT = ("TF1 control flow (Switch/Merge/Enter/Exit/NextIteration): convert the model again "
            "with tensorflowjs_converter --control_flow_v2=true, whose StatelessIf/"
            "StatelessWhile become ONNX If/Loop")
+
+
+def lift_v1(graph: TfjsGraph) -> TfjsGraph:
+    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``."""
+    return lift(graph)
 
 
 def _library(op: TfOp) -> TfjsGraph:

@@ -7,9 +7,10 @@ first element of ``cond`` and runs one branch on the remaining inputs; ``While``
 on the loop values and, while its first element is true, ``body``. An op function only sees
 its node, so ``run`` makes the graph being evaluated known here (``library``).
 
-TF1's ``Switch``/``Merge``/``Enter``/``Exit``/``NextIteration`` frames are not evaluated here,
-nor the stateful ``If``/``While`` (TF writes them only for branches with side effects). Each
-op is checked against TensorFlow by ``fixtures/control_flow`` (tests/test_control_flow.py).
+TF1's ``Switch``/``Merge``/``Enter``/``Exit``/``NextIteration`` frames are first lifted to these
+ops (``models.tfjs_control_v1``, ``lifted``). The stateful ``If``/``While`` (TF writes them only
+for branches with side effects) are not evaluated. Each op, and the lift, is checked against
+TensorFlow by ``fixtures/control_flow`` (tests/test_control_flow.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from ...errors import FormatError, UnsupportedError
 from ...models import TfjsGraph
+from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
 from ._base import Op, register
 
@@ -38,6 +40,11 @@ def library(graph: TfjsGraph) -> Iterator[None]:
         yield
     finally:
         _GRAPH.reset(token)
+
+
+def lifted(graph: TfjsGraph) -> TfjsGraph:
+    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``."""
+    return lift(graph)
 
 
 def _function(op: Op, attr: str) -> str:
