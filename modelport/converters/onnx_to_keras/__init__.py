@@ -56,14 +56,10 @@ from . import (  # noqa: F401
     shape,
     tensordot,
 )
-from .conv1d import rewrite_conv1d
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
-from .index_wrap import drop_index_wraps
-from .loops import rewrite_recurrent_loops
 from .order import keras_order
-from .repeats import rewrite_repeats
-from .reverse import rewrite_full_reversals
 from .shape_values import fold_static_shapes
+from .tf_forms import rewrite_tf_forms
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +146,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     # shape arithmetic that the static dims make constant (Shape(x)[1:], ...), then the rest
     fold_static_shapes(model.graph)
     fold_constants(model)
-    rewrite_full_reversals(model.graph)  # tf2onnx's tf.reverse of a sequence
-    rewrite_conv1d(model.graph)  # TF's Conv1D as a Conv2D over a height of 1
-    rewrite_repeats(model.graph)  # Keras 3's nearest UpSampling2D as Unsqueeze/Tile/Reshape
-    drop_index_wraps(model)  # Keras 3's Embedding: negative indices wrapped before Gather
-    rewrite_recurrent_loops(model)  # tf2onnx's GRU / SimpleRNN loops as ONNX ops
+    rewrite_tf_forms(model)  # Keras layers as TF computes them, in the forms raised below
     explicit_perms(model.graph)
     return model, proven
 

@@ -1,0 +1,197 @@
+"""Keras's ``LayerNormalization`` as TensorFlow computes it, in the form the raising knows.
+
+On TensorFlow, Keras 3's ``LayerNormalization`` is ``tf.nn.batch_normalization`` over moments
+of the last axis: ``inv = rsqrt(var + eps) * gamma``, ``y = x * inv + (beta - mean * inv)``.
+tf2onnx writes exactly that (the means as ``GlobalAveragePool`` of the rank-3 tensor or
+``ReduceMean``). The layer-normalization pattern (``patterns.layer_normalization``) claims the
+centred form ``(x - mean) * rsqrt(var + eps) * gamma + beta``, so a subgraph of the TF shape,
+matched node by node (each intermediate read only where the formula reads it), is rewritten as
+that form before raising; it then raises as one ``LayerNormalization``. The two forms are the
+same function; they round differently in the last bits, which the parity check measures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ..onnx_normalize import const_array, optional_input
+
+STANDARD = ("", "ai.onnx")
+
+
+def _is(node: ir.Node | None, op: str) -> bool:
+    return node is not None and node.op_type == op and node.domain in STANDARD
+
+
+def _users(v: ir.Value) -> list[ir.Node]:
+    return [] if v.is_graph_output() else [u.node for u in v.uses()]
+
+
+def _other(node: ir.Node, v: ir.Value) -> ir.Value | None:
+    ins = list(node.inputs)
+    if len(ins) != 2 or v not in ins:
+        return None
+    return ins[1] if ins[0] is v and ins[1] is not v else ins[0] if ins[1] is v else None
+
+
+def _last_axis_mean(node: ir.Node | None, x: ir.Value) -> bool:
+    """``node`` is the mean of ``x`` over its last axis, keeping it."""
+    if node is None or node.inputs[0] is not x or x.shape is None:
+        return False
+    rank = len(x.shape)
+    if _is(node, "GlobalAveragePool"):
+        return rank == 3
+    if not _is(node, "ReduceMean"):
+        return False
+    keep = node.attributes.get("keepdims")
+    given = const_array(optional_input(node, 1))
+    attr = node.attributes.get("axes")
+    axes = [int(a) for a in given.reshape(-1)] if given is not None else \
+        [int(a) for a in attr.value] if attr is not None else None
+    return (keep is None or int(keep.value) == 1) and axes is not None and \
+        [a % rank for a in axes] == [rank - 1]
+
+
+class _Match:
+    """The TF layer normalization around one ``Sqrt``: its values and nodes."""
+
+    def __init__(self, sqrt: ir.Node) -> None:
+        self.ok = False
+        self.nodes: list[ir.Node] = [sqrt]
+        add = self._producer(sqrt.inputs[0])
+        var_v = next((v for v in add.inputs if const_array(v) is None), None) \
+            if add is not None and _is(add, "Add") else None
+        eps = const_array(_other(add, var_v)) if add is not None and var_v is not None else None
+        var = self._producer(var_v)
+        square = self._producer(var.inputs[0]) if var is not None else None
+        if eps is None or eps.size != 1 or var is None or square is None or \
+                not _is(square, "Mul") or square.inputs[0] is not square.inputs[1]:
+            return
+        d = square.inputs[0]
+        sub = self._producer(d)
+        if sub is None or not _is(sub, "Sub"):
+            return
+        x, mean_v = sub.inputs[0], sub.inputs[1]
+        mean = mean_v.producer() if mean_v is not None else None
+        if x is None or mean_v is None or not _last_axis_mean(mean, x) or \
+                not _last_axis_mean(var, square.outputs[0]):
+            return
+        self.x, self.eps = x, float(eps.reshape(-1)[0])
+        self.nodes += [add, var, square, sub, mean]  # type: ignore[list-item]
+        self.ok = self._tail(sqrt, mean_v)
+
+    def _producer(self, v: ir.Value | None) -> ir.Node | None:
+        """The producer of ``v`` when the chain alone reads ``v``."""
+        if v is None or len({id(n) for n in _users(v)}) != 1 or v.is_graph_output():
+            return None
+        return v.producer()
+
+    def _tail(self, sqrt: ir.Node, mean_v: ir.Value) -> bool:
+        users = _users(sqrt.outputs[0])
+        rec = users[0] if len(users) == 1 and _is(users[0], "Reciprocal") else None
+        if rec is None:
+            return False
+        inv, gamma, self.nodes = rec.outputs[0], None, self.nodes + [rec]
+        users = _users(inv)
+        if len(users) == 1 and _is(users[0], "Mul"):
+            gamma = const_array(_other(users[0], inv))
+            if gamma is None:
+                return False
+            self.nodes.append(users[0])
+            inv = users[0].outputs[0]
+        self.gamma = gamma
+        scales = _users(inv)
+        negs = [n for n in _users(mean_v) if _is(n, "Neg")]
+        if len(scales) != 2 or len(negs) != 1 or len(_users(mean_v)) != 2 or \
+                not all(_is(n, "Mul") for n in scales):
+            return False
+        neg = negs[0]
+        by_x = [n for n in scales if _other(n, inv) is self.x]
+        by_mean = [n for n in scales if _other(n, inv) is neg.outputs[0]]
+        if len(by_x) != 1 or len(by_mean) != 1 or len(_users(neg.outputs[0])) != 1:
+            return False
+        shifted = by_mean[0].outputs[0]
+        self.beta = None
+        self.nodes += [neg, by_x[0], by_mean[0]]
+        after = _users(shifted)
+        if len(after) != 1 or not _is(after[0], "Add"):
+            return False
+        other = _other(after[0], shifted)
+        beta = const_array(other)
+        if beta is not None:  # beta - mean * inv, then added to x * inv
+            self.beta = beta
+            self.nodes.append(after[0])
+            shifted = after[0].outputs[0]
+            after = _users(shifted)
+            if len(after) != 1 or not _is(after[0], "Add"):
+                return False
+            other = _other(after[0], shifted)
+        if other is not by_x[0].outputs[0] or len(_users(other)) != 1:
+            return False
+        self.last = after[0]
+        self.nodes.append(after[0])
+        return True
+
+
+def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+    value = ir.Value(name=name, shape=ir.Shape(array.shape),
+                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+                     const_value=ir.Tensor(array))
+    graph.register_initializer(value)
+    return value
+
+
+def rewrite_tf_layer_norms(model: ir.Model) -> int:
+    """Rewrite each TF-form layer normalization in the centred form; how many."""
+    graph = model.graph
+    opset = model.opset_imports.get("", 13)
+    done = 0
+    for sqrt in list(graph):
+        if sqrt.graph is not graph or not _is(sqrt, "Sqrt"):
+            continue
+        m = _Match(sqrt)
+        if m.ok:
+            _replace(graph, m, opset)
+            done += 1
+    return done
+
+
+def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
+    base = m.last.name or "layer_norm"
+    x = m.x
+    rank = len(x.shape) if x.shape is not None else 0
+    made: list[ir.Node] = []
+
+    def add(op: str, inputs: list, attrs: dict | None = None) -> ir.Value:
+        node = ir.node(op, inputs, attrs or {}, name=f"{base}/{op}_{len(made)}")
+        node.outputs[0].type = x.type
+        made.append(node)
+        return node.outputs[0]
+
+    def mean(v: ir.Value) -> ir.Value:
+        if opset >= 18:
+            return add("ReduceMean", [v, _const(graph, f"{base}/axes", np.array([-1]))],
+                       {"keepdims": 1})
+        return add("ReduceMean", [v], {"axes": [rank - 1], "keepdims": 1})
+
+    mu = mean(x)
+    centred = add("Sub", [x, mu])
+    var = mean(add("Mul", [centred, centred]))
+    eps = _const(graph, f"{base}/epsilon", np.array(m.eps, np.float32))
+    root = add("Sqrt", [add("Add", [var, eps])])
+    y = add("Mul", [centred, add("Reciprocal", [root])])
+    if m.gamma is not None:
+        y = add("Mul", [y, _const(graph, f"{base}/gamma", m.gamma)])
+    if m.beta is not None:
+        y = add("Add", [y, _const(graph, f"{base}/beta", m.beta)])
+    graph.insert_before(m.last, made)
+    out = m.last.outputs[0]
+    y.shape = out.shape
+    name = out.name
+    out.replace_all_uses_with(y, replace_graph_outputs=True)
+    out.name = None
+    y.name = name
+    for node in reversed(m.nodes):
+        if node.graph is graph:
+            graph.remove(node, safe=False)

@@ -1,0 +1,31 @@
+"""The forms TensorFlow (and tf2onnx) give Keras layers, rewritten as the ONNX forms the raising
+knows, before the layout pass. Each rewrite is an identity on the values and lives in its own
+module: ``reverse`` (``go_backwards``), ``conv1d`` (``Conv1D`` via a 2-D convolution, causal
+padding), ``repeats`` (nearest ``UpSampling2D``), ``index_wrap`` (``Embedding``),
+``layer_norm_tf`` (``LayerNormalization``), ``loops`` (``GRU`` / ``SimpleRNN`` while loops).
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from ..onnx_normalize import reinfer
+from .conv1d import rewrite_conv1d
+from .index_wrap import drop_index_wraps
+from .layer_norm_tf import rewrite_tf_layer_norms
+from .loops import rewrite_recurrent_loops
+from .repeats import rewrite_repeats
+from .reverse import rewrite_full_reversals
+
+
+def rewrite_tf_forms(model: ir.Model) -> int:
+    """Apply every rewrite; shapes are inferred again where one applied. How many applied."""
+    done = rewrite_full_reversals(model.graph)
+    done += rewrite_conv1d(model.graph)
+    done += rewrite_repeats(model.graph)
+    done += drop_index_wraps(model)
+    done += rewrite_tf_layer_norms(model)
+    done += rewrite_recurrent_loops(model)
+    if done:
+        reinfer(model)
+    return done
