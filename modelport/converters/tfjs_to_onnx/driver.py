@@ -69,6 +69,7 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     """
     opset = resolve_opset(opset)
     graph = dilation.fuse(graph)  # SpaceToBatchND -> conv -> BatchToSpaceND: one dilated conv
+    graph = control_flow.lift_v1(graph)  # TF1 Switch/Merge/Enter frames as If/While
     nodes = tg.order(graph)
     needed = _needed(graph)
     problems = _unmapped(nodes, needed)
