@@ -5,7 +5,8 @@
   onnxruntime computed on the source; tf2onnx's Keras RNNs (``Loop``s, ``LSTM``s,
   ``ReverseSequence``) match Keras.
 * Graph-models written by ``tensorflowjs_converter`` (v1 frames and ``--control_flow_v2``) run
-  in tfjs as in TensorFlow, and the ONNX converted from the v2 ones matches tfjs in onnxruntime.
+  in tfjs as in TensorFlow, the v1 frames lifted to v2 still do, and the ONNX converted from
+  either matches tfjs in onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from modelport.converters.onnx_to_tfjs import driver as to_tfjs
 from modelport.converters.tfjs_to_onnx import driver as to_onnx
 from modelport.formats import tfjs_graph
+from modelport.models.tfjs_control_v1 import lift
 
 from ..conftest import FIXTURES
 from ..test_control_flow import (
@@ -27,7 +29,7 @@ from ..test_control_flow import (
     ONNX_CASES,
     TF2ONNX_RNN,
     TF_CASES,
-    V2,
+    V1,
     io_sets,
     onnx_to_graph,
 )
@@ -73,8 +75,18 @@ def test_converter_control_flow_runs_in_tfjs_like_tensorflow(tfjs, name):
             np.testing.assert_allclose(value, want[info.key], atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("name", V2)
-def test_v2_graph_model_to_onnx_matches_tfjs(tfjs, name):
+@pytest.mark.parametrize("name", V1)
+def test_lifted_v1_frames_run_in_tfjs_like_tensorflow(tfjs, name, tmp_path):
+    lifted = lift(tfjs_graph.read(HERE / "tf" / name))
+    written = tfjs_graph.write(lifted, tmp_path / "web")
+    for feeds, want in io_sets(HERE / "tf" / name / "io.npz",
+                               MANIFEST["tf"]["cases"][name]["sets"]):
+        for info, value in zip(lifted.outputs, _run(tfjs, written, lifted, feeds)):
+            np.testing.assert_allclose(value, want[info.key], atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize("name", TF_CASES)
+def test_graph_model_to_onnx_matches_tfjs(tfjs, name):
     graph = tfjs_graph.read(HERE / "tf" / name)
     model = ir.to_proto(to_onnx.convert(graph))
     session = ort.InferenceSession(model.SerializeToString(),
