@@ -159,22 +159,33 @@ def _map_nodes(ctx: Ctx, graph: TfjsGraph, nodes: list[TfNode], values: dict[str
     A node that cannot be mapped (no mapping, listed in ``problems`` already, or one that
     refuses it) is added to ``problems`` and the nodes after it are still mapped, each output
     it would have made standing in as a free value of the probe's type and shape, so that one
-    refusal lists every blocking node. Once something was refused, any other error ends the
-    walk (it may come from a stand-in) and the refusal is what the caller raises."""
+    refusal lists every blocking node; a refusal about an input the probe could not size
+    past a refused op is that op's, and not listed again. Once something was refused, any
+    other error ends the walk (it may come from a stand-in) and the refusal is what the
+    caller raises."""
     readers: Counter[str] = Counter(r if ":" in r else f"{r}:0" for n in nodes
                                     for r in n.inputs if not r.startswith("^"))
     kept = {info.tensor for info in graph.outputs}
+    read: dict[str, list[str]] = {}  # node -> its outputs some node reads
+    for ref in readers:
+        read.setdefault(tg.input_name(ref)[0], []).append(ref)
     refused = {id(n) for n, _ in problems}
+    blind: set[str] = set()  # values after a refused node that the probe could not size
     for node in nodes:
         ctx.builder.prefix = f"{node.name}/"
+        refs = [r if ":" in r else f"{r}:0" for r in node.inputs if not r.startswith("^")]
+        unsized = [r for r in refs if r in blind]
         try:
             if id(node) in refused:
                 raise UnsupportedError("no ONNX mapping for this op")  # listed already
             _map_node(ctx, node, values, probe)
         except UnsupportedError as e:
-            if id(node) not in refused:
+            # A refusal about an input the probe could not size past a refused op (its rank,
+            # say) follows from that op's refusal: it is not this node's own.
+            if id(node) not in refused and not any(repr(r) in e.message for r in unsized):
                 problems.append((node, e.message))
-            _stand_in(node, readers, values, probe)
+            _stand_in(read.get(node.name, []), values, probe)
+            blind.update(r for r in read.get(node.name, []) if r not in probe.shapes)
             continue
         except ModelportError as e:
             if problems:
@@ -183,15 +194,16 @@ def _map_nodes(ctx: Ctx, graph: TfjsGraph, nodes: list[TfNode], values: dict[str
                 e.layer = node.name
                 e.args = (str(e),)
             raise
+        if unsized:
+            blind.update(r for r in read.get(node.name, []) if r not in probe.shapes)
         if release:
             _release(node, readers, kept, values, probe, graph, ctx.builder)
     ctx.builder.prefix = ""
 
 
-def _stand_in(node: TfNode, readers: Counter[str], values: dict[str, ir.Value],
-              probe: Probe) -> None:
-    """Free values for the outputs of a node that was not mapped (see ``_map_nodes``)."""
-    for ref in [r for r in readers if tg.input_name(r)[0] == node.name and r not in values]:
+def _stand_in(outputs: list[str], values: dict[str, ir.Value], probe: Probe) -> None:
+    """Free values for the read ``outputs`` of a node that was not mapped (``_map_nodes``)."""
+    for ref in [r for r in outputs if r not in values]:
         dtype = ONNX_DTYPES.get(probe.dtypes.get(ref, ""), ir.DataType.FLOAT)
         shape = probe.shapes.get(ref)
         values[ref] = ir.Value(name=f"{ref}_not_mapped", type=ir.TensorType(dtype),
