@@ -235,3 +235,17 @@ def test_shape_arithmetic_raises_to_keras_once_pinned(tmp_path):
     assert code == UnsupportedError.exit_code and "--input-shape x=1,16" in out, out
     code, out = _cli("convert", src, tmp_path / "sa.h5", "-q", "--input-shape", "x=2,5")
     assert code == 0, out
+
+
+def test_a_dim_value_of_minus_one_is_free(tmp_path):
+    """Exporters (PaddlePaddle's paddle2onnx) write a free batch as dim_value -1."""
+    model = shape_cnn()
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_value = -1
+    src = tmp_path / "minus.onnx"
+    onnx.save(model, str(src))
+    code, out = _cli("convert", src, tmp_path / "free.h5", "-q")
+    assert code == UnsupportedError.exit_code and "--input-shape x=1,3,224,224" in out, out
+    code, out = _cli("convert", src, tmp_path / "m.h5", "-q", "--input-shape", "x=1,3,16,16")
+    assert code == 0, out

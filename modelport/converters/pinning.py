@@ -159,8 +159,10 @@ def onnx_inputs(model) -> list[tuple[str, list[int | str | None] | None]]:
     for v in model.graph.inputs:
         if v.const_value is not None:
             continue
+        # a dim_value of -1 (exporters write it) is as free as a named one
         shape = None if v.shape is None else [
-            d if isinstance(d, int) else (getattr(d, "value", None)) for d in v.shape]
+            (d if d >= 0 else None) if isinstance(d, int) else getattr(d, "value", None)
+            for d in v.shape]
         out.append((v.name or "", shape))
     return out
 
@@ -179,7 +181,8 @@ def pin_onnx(model, pinned: dict[str, Pinned]):
     for v in graph.inputs:
         if v.name in pinned:
             old = list(v.shape) if v.shape is not None else [None] * len(pinned[v.name])
-            v.shape = ir.Shape([o if d is None else d for d, o in zip(pinned[v.name], old)])
+            v.shape = ir.Shape([(None if isinstance(o, int) and o < 0 else o) if d is None
+                                else d for d, o in zip(pinned[v.name], old)])
     # a symbolic dim inferred from the free input would survive inference unchanged
     inner = {id(v) for v in graph.inputs}
     for v in [*(out for node in graph for out in node.outputs), *graph.outputs]:
