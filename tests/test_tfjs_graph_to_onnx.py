@@ -572,3 +572,29 @@ def test_matrix_band_part(bounds, dtype):
     want = np.where(keep, x, np.zeros((), x.dtype))
     np.testing.assert_array_equal(tfjs_reference_run(graph, [x])[0], want)
     np.testing.assert_array_equal(_ort(graph, [x])[0], want)
+
+
+def test_space_batch_with_run_time_paddings_and_crops():
+    """SpaceToBatchND / BatchToSpaceND whose paddings and crops are graph inputs, on dynamic
+    spatial sizes: computed at run time in ONNX, equal to the TF reference at several sizes."""
+    block = np.asarray([2, 2], np.int32)
+    nodes = [TfNode("s2b", "SpaceToBatchND", ["x", "block", "pads"], {"T": a_type("float32")}),
+             TfNode("b2s", "BatchToSpaceND", ["y", "block", "crops"], {"T": a_type("float32")})]
+    graph = _graph(nodes, {"block": block}, [("x", [None, None, None, 2], "float32"),
+                                             ("pads", [2, 2], "int32"),
+                                             ("y", [None, None, None, 3], "float32"),
+                                             ("crops", [2, 2], "int32")], ["s2b", "b2s"])
+    import onnx_ir as ir
+
+    session = _session(ir.to_proto(from_tfjs.convert(graph)).SerializeToString())
+    rng = np.random.default_rng(2)
+    for x_shape, pads, y_shape, crops in (((1, 5, 6, 2), [[1, 0], [0, 2]], (8, 3, 2, 3),
+                                           [[1, 0], [0, 1]]),
+                                          ((2, 4, 3, 2), [[0, 0], [2, 1]], (4, 2, 5, 3),
+                                           [[0, 2], [3, 0]])):
+        arrays = [rng.standard_normal(x_shape).astype(np.float32), np.asarray(pads, np.int32),
+                  rng.standard_normal(y_shape).astype(np.float32), np.asarray(crops, np.int32)]
+        want = tfjs_reference_run(graph, arrays)
+        got = _run(session, arrays)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)

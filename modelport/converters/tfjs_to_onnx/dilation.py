@@ -113,17 +113,18 @@ def _chain(b2s: TfNode, by_name: dict[str, TfNode], readers: dict[str, list[str]
         return None
     if expand is not None and s2b.name in kept:
         return None
-    sizes, pads = _const(graph, by_name, s2b.inputs[1]), _const(graph, by_name, s2b.inputs[2])
-    sizes2, crops = _const(graph, by_name, refs[1]), _const(graph, by_name, refs[2])
-    if sizes is None or pads is None or sizes2 is None or crops is None:
+    sizes, sizes2 = _const(graph, by_name, s2b.inputs[1]), _const(graph, by_name, refs[1])
+    if sizes is None or sizes2 is None:
         return None
     block = [int(v) for v in sizes.reshape(-1)]
     m = len(block)
-    if block != [int(v) for v in sizes2.reshape(-1)] or pads.shape != (m, 2) or \
-            crops.shape != (m, 2):
+    if block != [int(v) for v in sizes2.reshape(-1)]:
         return None
-    explicit = (pads - crops).astype(np.int64)
-    if (explicit < 0).any() or (crops < 0).any():
+    difference = _difference(s2b.inputs[2], refs[2], by_name, graph)
+    if difference is None or difference.shape != (m, 2):
+        return None
+    explicit = difference.astype(np.int64)
+    if (explicit < 0).any():
         return None
     spatial = _spatial_axes(m, expand, squeeze, by_name, graph)
     if spatial is None or not _plain(conv):
@@ -148,6 +149,56 @@ def _chain(b2s: TfNode, by_name: dict[str, TfNode], readers: dict[str, list[str]
     identity_attrs = {k: v for k, v in b2s.attrs.items() if k == "T"}
     out.append(TfNode(b2s.name, "Identity", [refs[0]], identity_attrs, b2s.device))
     return out
+
+
+def _difference(a: str, b: str, by_name: dict[str, TfNode], graph: TfjsGraph
+                ) -> np.ndarray | None:
+    """``a - b`` where it is the same at every run (paddings minus crops), else None.
+
+    Constants subtract. On a dynamic height/width TF computes both at run time
+    (``required_space_to_batch_paddings``): ``paddings = [[start, end + extra]]`` and
+    ``crops = [[0, extra]]`` with ``extra`` from the input's Shape. Their difference is proved
+    constant structurally: equal refs differ by 0; ``X + K`` and ``X`` by ``K``; Packs and
+    identical StridedSlices of tensors whose difference is constant, by that difference packed or
+    sliced the same way.
+    """
+    if a == b or (tg.input_name(a) == tg.input_name(b)):
+        return np.zeros((), np.int64)
+    ca, cb = _const(graph, by_name, a), _const(graph, by_name, b)
+    if ca is not None and cb is not None:
+        return None if ca.dtype.kind not in "iu" else ca.astype(np.int64) - cb.astype(np.int64)
+    na, nb = by_name.get(tg.input_name(a)[0]), by_name.get(tg.input_name(b)[0])
+    if na is None or tg.input_name(a)[1] != 0:
+        return None
+    if na.op in ("AddV2", "Add") and len(na.inputs) == 2:
+        for x, k in (na.inputs, na.inputs[::-1]):
+            constant = _const(graph, by_name, k)
+            rest = _difference(x, b, by_name, graph) if constant is not None else None
+            if rest is not None and constant is not None and constant.dtype.kind in "iu":
+                return rest + constant.astype(np.int64)
+        return None
+    if nb is None or tg.input_name(b)[1] != 0 or na.op != nb.op or na.attrs != nb.attrs:
+        return None
+    if na.op == "Pack" and len(na.inputs) == len(nb.inputs):
+        found = [_difference(x, y, by_name, graph) for x, y in zip(na.inputs, nb.inputs)]
+        parts = [p for p in found if p is not None]
+        if len(parts) != len(found):
+            return None
+        return np.stack(np.broadcast_arrays(*parts), axis=tg.attr_int(na, "axis", 0) or 0)
+    if na.op == "StridedSlice" and len(na.inputs) == 4 and len(nb.inputs) == 4:
+        inner = _difference(na.inputs[0], nb.inputs[0], by_name, graph)
+        found = [_const(graph, by_name, r) for r in na.inputs[1:] + nb.inputs[1:]]
+        values = [v for v in found if v is not None]
+        if inner is None or inner.ndim == 0 or len(values) != 6 or \
+                not all(np.array_equal(x, y) for x, y in zip(values[:3], values[3:])):
+            return None
+        args = values[:3]
+        from ...runtime.tfjs_reference import REGISTRY
+        from ...runtime.tfjs_reference._base import Op
+
+        sliced = REGISTRY.require("StridedSlice")(Op(na, [inner, *args]))
+        return np.asarray(sliced[0] if isinstance(sliced, list) else sliced)
+    return None
 
 
 def _plain(conv: TfNode) -> bool:
