@@ -33,6 +33,7 @@ from ...models import TfjsGraph
 from ...models import tfjs_graph as tg
 from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
+from ...models.tfjs_tensor_lists import dense
 from .core import MAPPINGS, TfOp
 
 # TF1 frames: no mapping; the refusal says how to get v2 instead.
@@ -43,8 +44,9 @@ V1_HINT = ("TF1 control flow (Switch/Merge/Enter/Exit/NextIteration): convert th
 
 
 def lift_v1(graph: TfjsGraph) -> TfjsGraph:
-    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``."""
-    return lift(graph)
+    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``, and
+    its tensor lists (a Keras RNN's loop) as dense tensors (``models.tfjs_tensor_lists``)."""
+    return dense(lift(graph))
 
 
 def _library(op: TfOp) -> TfjsGraph:

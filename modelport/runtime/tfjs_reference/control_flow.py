@@ -25,6 +25,7 @@ from ...errors import FormatError, UnsupportedError
 from ...models import TfjsGraph
 from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
+from ...models.tfjs_tensor_lists import dense
 from ._base import Op, register
 
 MAX_ITERATIONS = 1_000_000  # a While past this is refused (a probe must not hang)
@@ -43,8 +44,9 @@ def library(graph: TfjsGraph) -> Iterator[None]:
 
 
 def lifted(graph: TfjsGraph) -> TfjsGraph:
-    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``."""
-    return lift(graph)
+    """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``, and
+    its tensor lists as dense tensors (``models.tfjs_tensor_lists``)."""
+    return dense(lift(graph))
 
 
 def _function(op: Op, attr: str) -> str:
