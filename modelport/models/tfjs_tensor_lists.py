@@ -183,15 +183,15 @@ def _retype(nodes: list[TfNode], graph: TfjsGraph, functions: dict[str, TfFuncti
         attrs = ("cond", "body") if offset == 0 else ("then_branch", "else_branch")
         for attr in attrs:
             name = ((node.attrs.get(attr) or {}).get("func") or {}).get("name")
-            fn = functions.get(name or "")
-            if fn is None:
+            called = functions.get(name or "")
+            if called is None:
                 continue
-            for k, (arg, dtype) in enumerate(fn.inputs):
+            for k, (arg, dtype) in enumerate(called.inputs):
                 if dtype != "variant" or k + offset >= len(data):
                     continue
                 source = producers.get(input_name(data[k + offset])[0])
                 element = attr_type(source, "element_dtype", "float32") if source is not None \
                     else "float32"
-                fn.inputs[k] = (arg, element or "float32")
-                if offset == 0 and attr == "body" and k < len(fn.outputs):
-                    fn.outputs[k] = (fn.outputs[k][0], element or "float32")
+                called.inputs[k] = (arg, element or "float32")
+                if offset == 0 and attr == "body" and k < len(called.outputs):
+                    called.outputs[k] = (called.outputs[k][0], element or "float32")
