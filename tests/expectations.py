@@ -9,7 +9,6 @@ TFJS_REFUSED = {
     ("gru_reset_after", "*"): "reset_after=True",
     ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
     ("lambda_layer", "*"): "no Lambda layer",
-    ("upsampling_bilinear", "*"): "half-pixel",
     ("elu_alpha", "*"): "alpha=1",
     ("normalization", "*"): "no Normalization layer",
 }

@@ -228,7 +228,7 @@ def test_failure_leaves_existing_destination_untouched(tmp_path):
     dst = tmp_path / "web"
     dst.mkdir()
     (dst / "model.json").write_text("old")
-    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras3" / "upsampling_bilinear.h5"),
+    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras3" / "gru_reset_after.h5"),
                                        str(dst), "--force", "-q"])
     assert result.exit_code == 4
     assert (dst / "model.json").read_text() == "old"
@@ -236,12 +236,12 @@ def test_failure_leaves_existing_destination_untouched(tmp_path):
 
 
 def test_json_error_report_is_parseable(tmp_path):
-    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras3" / "upsampling_bilinear.h5"),
+    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras3" / "gru_reset_after.h5"),
                                        str(tmp_path / "web"), "--json"])
     assert result.exit_code == 4
     doc = json.loads(result.output)
     assert doc["ok"] is False and doc["error"] == "UnsupportedError"
-    assert doc["layer"] == "up_sampling2d_1" and "UpSampling2D" in doc["message"]
+    assert doc["layer"] == "gru_2" and "GRU" in doc["message"]
 
 
 def test_real_process_prints_no_traceback(tmp_path):

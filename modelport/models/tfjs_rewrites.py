@@ -40,6 +40,8 @@ def rewrite(model: LayersModel, specs: Specs) -> list[str]:
     are the caller's copies; the layers replaced are not mutated), one note per rewrite."""
     notes: list[str] = []
     taken = {layer.name for layer in model.iter_layers()}
+    if model.kind == "Sequential" and any(_needs_graph(layer) for layer in model.layers):
+        _make_functional(model)
     if model.kind == "Sequential":  # each layer reads the one before it, as first listed
         specs = dict(specs)
         for before, layer in zip(model.layers, model.layers[1:]):
@@ -55,6 +57,25 @@ def rewrite(model: LayersModel, specs: Specs) -> list[str]:
         if done is not None:
             notes.append(done)
     return notes
+
+
+def _needs_graph(layer: Layer) -> bool:
+    """Whether ``layer``'s rewrite branches (a Sequential model cannot hold it)."""
+    return layer.class_name == "UpSampling2D" and layer.config.get("interpolation") == "bilinear"
+
+
+def _make_functional(model: LayersModel) -> None:
+    """``model`` (a Sequential stack starting with its InputLayer) as the same Functional
+    graph: each layer called once on the one before."""
+    if not model.layers or model.layers[0].class_name != "InputLayer":
+        return
+    for before, layer in zip(model.layers, model.layers[1:]):
+        layer.inbound_nodes = [Node([TensorRef(before.name, 0, 0)])]
+    model.kind = "Functional"
+    model.inputs = [TensorRef(model.layers[0].name, 0, 0)]
+    model.outputs = [TensorRef(model.layers[-1].name, 0, 0)]
+    model.config = {k: v for k, v in model.config.items() if k not in ("build_input_shape",
+                                                                       "dtype")}
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -231,8 +252,99 @@ def _zero_padding1d(model: LayersModel, layer: Layer, specs: Specs,
             "(tfjs-layers has no ZeroPadding1D; the same values)")
 
 
+# --- bilinear UpSampling2D ----------------------------------------------------------------------
+
+def _taps(s: int) -> int:
+    """How many input samples the filter that turns an ``s``-times nearest upsampling into
+    Keras's (half-pixel) bilinear one spans: for output ``s*i + r`` the weights of ``x[i-1]``,
+    ``x[i]``, ``x[i+1]`` are those of linear interpolation at ``i + (r + 0.5) / s - 0.5``, which
+    a centred filter of ``s`` ones over ``s`` gives for an odd ``s`` (an average pool of ``s``),
+    and ``[1/2, 1 x (s - 1), 1/2]`` over ``s`` for an even one (an average pool of ``s``, then
+    one of 2)."""
+    return s if s % 2 else s + 1
+
+
+def _image_shape(model: LayersModel, layer: Layer, specs: Specs) -> tuple[int, int, int] | None:
+    """The static (height, width, channels) every call of ``layer`` reads (None: unknown)."""
+    shapes = set()
+    for node in layer.inbound_nodes:
+        refs = node.inputs()
+        if len(refs) != 1 or node.kwargs:
+            return None
+        spec = specs.get((refs[0].layer, refs[0].node, refs[0].tensor))
+        shapes.add(spec.shape if spec is not None else None)
+    shape = shapes.pop() if len(shapes) == 1 else None
+    if shape is None or len(shape) != 4:
+        return None
+    height, width, channels = shape[1:]
+    if height is None or width is None or channels is None:
+        return None
+    return height, width, channels
+
+
+def _bilinear_upsampling(model: LayersModel, layer: Layer, specs: Specs,
+                         taken: set[str]) -> str | None:
+    cfg = layer.config
+    if cfg.get("interpolation", "nearest") != "bilinear" or cfg.get(
+            "data_format", "channels_last") != "channels_last" or model.kind == "Sequential":
+        return None
+    shape = _image_shape(model, layer, specs)
+    size = _ints(cfg.get("size", 2))
+    if shape is None or len(size) != 2 or min(size) < 1:
+        return None
+    height, width, _ = shape
+    sh, sw = size
+    ch, cw = (_taps(sh) - 1) // 2, (_taps(sw) - 1) // 2
+
+    def named(suffix: str) -> str:
+        return _unique(f"{layer.name}_{suffix}", taken)
+
+    def crop(name: str, top: int, bottom: int, left: int, right: int) -> Layer:
+        return _plain(layer, "Cropping2D", name, cropping=[[top, bottom], [left, right]],
+                      data_format="channels_last")
+
+    # the edge pixels repeated once on every side: bilinear clamps its source to the image
+    top, bottom = crop(named("top"), 0, height - 1, 0, 0), crop(named("bottom"), height - 1, 0,
+                                                                 0, 0)
+    rows = _plain(layer, "Concatenate", named("rows"), axis=1)
+    left, right = crop(named("left"), 0, 0, 0, width - 1), crop(named("right"), 0, 0,
+                                                                width - 1, 0)
+    cols = _plain(layer, "Concatenate", named("cols"), axis=2)
+    nearest = _plain(layer, "UpSampling2D", named("nearest"), size=[sh, sw],
+                     data_format="channels_last", interpolation="nearest")
+    pools = [_plain(layer, "AveragePooling2D", named("average"), pool_size=[sh, sw],
+                    strides=[1, 1], padding="valid", data_format="channels_last")]
+    if sh % 2 == 0 or sw % 2 == 0:
+        pools.append(_plain(layer, "AveragePooling2D", named("average"),
+                            pool_size=[2 - sh % 2, 2 - sw % 2], strides=[1, 1],
+                            padding="valid", data_format="channels_last"))
+    # the last keeps the layer's name: the layers after it read it as before
+    final = crop(layer.name, sh - ch, sh - ch, sw - cw, sw - cw)
+    for j, node in enumerate(layer.inbound_nodes):
+        x = node.inputs()[0]
+        top.inbound_nodes.append(Node([x]))
+        bottom.inbound_nodes.append(Node([x]))
+        rows.inbound_nodes.append(Node([[TensorRef(top.name, j, 0), x,
+                                         TensorRef(bottom.name, j, 0)]]))
+        r = TensorRef(rows.name, j, 0)
+        left.inbound_nodes.append(Node([r]))
+        right.inbound_nodes.append(Node([r]))
+        cols.inbound_nodes.append(Node([[TensorRef(left.name, j, 0), r,
+                                         TensorRef(right.name, j, 0)]]))
+        previous = TensorRef(cols.name, j, 0)
+        for part in (nearest, *pools, final):
+            part.inbound_nodes.append(Node([previous]))
+            previous = TensorRef(part.name, j, 0)
+    _replace(model, layer, [top, bottom, rows, left, right, cols, nearest, *pools, final])
+    return (f"{layer.name}: UpSampling2D(bilinear) -> edge pixels repeated (Cropping2D, "
+            f"Concatenate), UpSampling2D(nearest), {len(pools)} AveragePooling2D, Cropping2D "
+            "(tfjs-layers resizes without half-pixel centres; the same interpolation, summed "
+            "in another order)")
+
+
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
     "Subtract": _subtract,
     "Conv1D": _causal_conv1d,
     "ZeroPadding1D": _zero_padding1d,
+    "UpSampling2D": _bilinear_upsampling,
 }
