@@ -36,7 +36,9 @@ declare("UpSampling1D", shape=partial(_upsampling, n=1), variables=no_variables)
 declare("UpSampling2D", shape=partial(_upsampling, n=2), variables=no_variables, tfjs=True,
         tfjs_blockers=(TfjsRule(lambda c: c.get("interpolation", "nearest") != "nearest",
                                 "tfjs-layers resizes bilinearly without half-pixel centres: "
-                                "different numbers from Keras"),))
+                                "different numbers from Keras (modelport rewrites it exactly "
+                                "where height and width are static and the data "
+                                "channels_last)"),))
 declare("UpSampling3D", shape=partial(_upsampling, n=3), variables=no_variables)
 
 
