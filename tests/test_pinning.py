@@ -249,3 +249,13 @@ def test_a_dim_value_of_minus_one_is_free(tmp_path):
     assert code == UnsupportedError.exit_code and "--input-shape x=1,3,224,224" in out, out
     code, out = _cli("convert", src, tmp_path / "m.h5", "-q", "--input-shape", "x=1,3,16,16")
     assert code == 0, out
+
+
+def test_a_pin_smaller_than_a_window_is_refused(cnn, tmp_path):
+    """onnxruntime and ONNX's inference give a 2x2 pool on a 1x1 input an output, TF and Keras
+    none: such a pin cannot be the model's size."""
+    for command in (["convert", cnn, tmp_path / "bad.h5"], ["convert", cnn, tmp_path / "g"],
+                    ["inspect", cnn]):
+        code, out = _cli(*command, "--input-shape", "x=1,3,1,1")
+        assert code == UsageError.exit_code, (command, out)
+        assert "MaxPool node 'pool1' has a window of 2 on an axis of 1" in out, out

@@ -195,9 +195,55 @@ def pin_onnx(model, pinned: dict[str, Pinned]):
     finally:
         for v, shape in saved:
             v.shape = shape
+    _check_sizes(result, pinned)
     fold_constants(result)
     record(result, PINNED_KEY, {name: list(dims) for name, dims in pinned.items()})
     return result
+
+
+_WINDOWED = {"Conv", "ConvInteger", "MaxPool", "AveragePool", "LpPool"}
+
+
+def _check_sizes(model, pinned: dict[str, Pinned]) -> None:
+    """Refuse a pin that gives a convolution or pool a window larger than its (padded) input:
+    ONNX's inference and onnxruntime still give it an output, TF and Keras none, so the sizes
+    cannot be the model's."""
+    for node in model.graph:
+        if node.op_type not in _WINDOWED or not node.inputs or node.inputs[0] is None:
+            continue
+        x = node.inputs[0].shape
+        window = _window(node)
+        if x is None or window is None or ("auto_pad" in node.attributes and \
+                node.attributes["auto_pad"].value not in ("NOTSET", "VALID")):
+            continue
+        spatial = list(x)[2:]
+        pads = list(node.attributes["pads"].value) if "pads" in node.attributes else \
+            [0] * (2 * len(spatial))
+        for i, (size, k) in enumerate(zip(spatial, window)):
+            if not isinstance(size, int) or i + len(spatial) >= len(pads):
+                continue
+            if size + pads[i] + pads[i + len(spatial)] < k:
+                given = "; ".join(f"{n}={','.join('?' if d is None else str(d) for d in v)}"
+                                  for n, v in pinned.items())
+                raise UsageError(
+                    f"--input-shape {given}: the model cannot run at these sizes: "
+                    f"{node.op_type} node {node.name!r} has a window of {k} on an axis of "
+                    f"{size} (input {show(list(x))})",
+                    hint="pin larger sizes (the model's documentation or metadata names the "
+                         "size it was made for)")
+
+
+def _window(node) -> list[int] | None:
+    """A convolution's or pool's dilated window per spatial axis, where it is known."""
+    attrs = node.attributes
+    kernel = list(attrs["kernel_shape"].value) if "kernel_shape" in attrs else None
+    if kernel is None and len(node.inputs) > 1 and node.inputs[1] is not None \
+            and node.inputs[1].shape is not None:
+        kernel = list(node.inputs[1].shape)[2:]
+    if not kernel or not all(isinstance(k, int) for k in kernel):
+        return None
+    dilations = list(attrs["dilations"].value) if "dilations" in attrs else [1] * len(kernel)
+    return [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
 
 
 def record(model, key: str, value: object) -> None:
