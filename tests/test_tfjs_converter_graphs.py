@@ -148,3 +148,60 @@ def test_signature_names_resolve_as_tfjs_resolves_them(tmp_path):
                 tfjs_graph.read(folder)
         else:
             assert [o.tensor for o in tfjs_graph.read(folder).outputs] == [want]
+
+
+def _chain(fused_ops: list[str], residual: bool):
+    """x -> SpaceToBatchND -> _FusedConv2D(fused_ops) -> BatchToSpaceND, as TF writes a
+    3x3 conv dilated by 2 with SAME padding on an 8x8 input."""
+    from modelport.models import TensorInfo, TfjsGraph, TfNode
+    from modelport.models import tfjs_graph as tg_model
+    from modelport.models.tfjs_graph import a_list, a_str, a_type
+
+    rng = np.random.default_rng(4)
+    weights = {"block": np.asarray([2, 2], np.int32),
+               "pads": np.asarray([[2, 2], [2, 2]], np.int32),
+               "crops": np.zeros((2, 2), np.int32),
+               "w": rng.standard_normal((3, 3, 2, 3)).astype(np.float32),
+               "b": rng.standard_normal(3).astype(np.float32)}
+    args = ["b"] + (["r"] if residual else [])
+    inputs = [("x", [1, 8, 8, 2])] + ([("r", [4, 4, 4, 3])] if residual else [])
+    nodes = [TfNode(n, "Placeholder", [], {"dtype": a_type("float32")}) for n, _ in inputs]
+    nodes += [TfNode(n, "Const", [], {"dtype": a_type(str(v.dtype))}) for n, v in weights.items()]
+    nodes += [
+        TfNode("s2b", "SpaceToBatchND", ["x", "block", "pads"], {}),
+        TfNode("conv", "_FusedConv2D", ["s2b", "w", *args],
+               {"T": a_type("float32"), "padding": a_str("VALID"),
+                "strides": a_list("i", [1, 1, 1, 1]), "num_args": {"i": str(len(args))},
+                "fused_ops": a_list("s", fused_ops)}),
+        TfNode("b2s", "BatchToSpaceND", ["conv", "block", "crops"], {}),
+    ]
+    graph = TfjsGraph(nodes, weights, [TensorInfo(n, f"{n}:0", "float32", s) for n, s in inputs],
+                      [TensorInfo("y", "b2s:0", "float32", None)])
+    tg_model.check(graph)
+    feeds = [rng.standard_normal(s).astype(np.float32) for _, s in inputs]
+    return graph, feeds
+
+
+@pytest.mark.parametrize(("fused_ops", "residual", "folds"), [
+    (["BiasAdd", "Relu"], False, True),
+    (["BiasAdd", "Add"], True, False),  # the residual is in the batch layout: not folded
+])
+def test_fused_conv_chains_fold_only_when_the_fused_steps_commute(fused_ops, residual, folds):
+    import onnx_ir as ir
+
+    from modelport.converters.tfjs_to_onnx import driver
+    from modelport.runtime.tfjs_reference import run
+
+    graph, feeds = _chain(fused_ops, residual)
+    model = ir.to_proto(driver.convert(graph))
+    ops = [n.op_type for n in model.graph.node]
+    assert ("Reshape" not in ops) == folds, ops
+    got = _session_bytes(model.SerializeToString()).run(
+        None, dict(zip(["x", "r"], feeds)))
+    np.testing.assert_allclose(got[0], run(graph, feeds)[0], atol=1e-5, rtol=1e-5)
+
+
+def _session_bytes(data: bytes):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])

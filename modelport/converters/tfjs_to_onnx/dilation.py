@@ -32,7 +32,13 @@ import numpy as np
 from ...models import TfjsGraph, TfNode
 from ...models import tfjs_graph as tg
 
-CONVS = {"Conv2D", "DepthwiseConv2dNative", "_FusedConv2D"}
+CONVS = {"Conv2D", "DepthwiseConv2dNative", "_FusedConv2D", "FusedDepthwiseConv2dNative"}
+# What a fused conv may apply after the convolution and still commute with BatchToSpaceND:
+# per-channel steps and elementwise activations (a residual Add reads a tensor in the
+# batch layout: not folded).
+PER_POSITION = {"BiasAdd", "FusedBatchNorm", "FusedBatchNormV3", "Relu", "Relu6", "Elu",
+                "LeakyRelu", "Sigmoid", "Tanh", "Selu", "Prelu", "GeluExact",
+                "GeluApproximate", "_FusedHardSwish"}
 
 
 def fuse(graph: TfjsGraph) -> TfjsGraph:
@@ -127,7 +133,7 @@ def _chain(b2s: TfNode, by_name: dict[str, TfNode], readers: dict[str, list[str]
     if (explicit < 0).any():
         return None
     spatial = _spatial_axes(m, expand, squeeze, by_name, graph)
-    if spatial is None or not _plain(conv):
+    if spatial is None or not _plain(conv, by_name, graph):
         return None
     dilations = [1, 1, 1, 1]
     flat = [0] * 8
@@ -201,11 +207,21 @@ def _difference(a: str, b: str, by_name: dict[str, TfNode], graph: TfjsGraph
     return None
 
 
-def _plain(conv: TfNode) -> bool:
-    """An undilated, stride-1, VALID, NHWC conv (what TF puts inside the chain)."""
+def _plain(conv: TfNode, by_name: dict[str, TfNode], graph: TfjsGraph) -> bool:
+    """An undilated, stride-1, VALID, NHWC conv (what TF puts inside the chain) whose fused
+    steps, if any, act per position with per-channel constants (bias, batch norm, PReLU's
+    alpha), so that they commute with the rearrangement."""
     if tg.attr_str(conv, "padding", "VALID") != "VALID" or \
             tg.attr_str(conv, "data_format", "NHWC") != "NHWC":
         return False
+    if any(op not in PER_POSITION for op in tg.attr_list(conv, "fused_ops", "s")):
+        return False
+    for ref in conv.inputs[2:]:
+        if ref.startswith("^"):
+            continue
+        value = _const(graph, by_name, ref)
+        if value is None or any(d != 1 for d in value.shape[:-1]):
+            return False
     for name in ("strides", "dilations"):
         values = tg.attr_list(conv, name, "i")
         if values and any(int(v) != 1 for v in values):
