@@ -1,4 +1,5 @@
-"""ONNX ``If`` and ``Loop`` -> TF control flow v2 (``StatelessIf``, ``StatelessWhile``).
+"""ONNX ``If``, ``Loop`` and ``Scan`` -> TF control flow v2 (``StatelessIf``,
+``StatelessWhile``).
 
 tfjs-converter 4.22 runs control flow two ways: TF1's ``Switch``/``Merge``/``Enter``/``Exit``/
 ``NextIteration`` frames, or v2's ``StatelessIf``/``StatelessWhile`` whose branches, condition
@@ -18,6 +19,10 @@ has the dynamic op ..."); the report says so.
   starts as an empty ``[0, ...]`` tensor, see ``_append``), and the
   captured values unchanged. ONNX's int64 iteration count is int32 in tfjs (an ``M`` past
   int32 is clamped: no loop runs 2**31 times).
+* ``Scan`` -> ``StatelessWhile`` over the scan length (the first scan input's size on its
+  axis): each step gathers its element of every scan input (from the end for a reverse
+  direction) and appends each scan output, which is then reversed and moved to its axis as
+  the attributes say.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...models.tfjs_graph import a_int
-from .core import Ctx, all_known, concat, emits, rule, unsupported
+from .core import Ctx, all_known, attr, concat, emits, rule, unsupported
 from .subgraphs import captured, emit_function, emit_nodes, problems
 
 emits("StatelessIf", "then_branch", "else_branch")
@@ -183,3 +188,108 @@ def _append(sub: Ctx, acc: str, out: str, dynamic: bool) -> str:
         acc = sub.op("BroadcastTo", [acc, shape], hint="scan_acc_shape")
     item = sub.op("ExpandDims", [out, sub.i32(0, "axis")], hint="scan_item")
     return sub.op("ConcatV2", [acc, item, sub.i32(0, "axis")], {"N": a_int(2)}, hint="scan_acc")
+
+
+# --- Scan ----------------------------------------------------------------------------------------
+
+def _scan_check(ctx: Ctx, node: ir.Node) -> str | None:
+    body = _graph_attr(node, "body")
+    if body is None:
+        return "no body graph"
+    m = attr(node, "num_scan_inputs")
+    if m is None or m < 1:
+        return "no scan inputs"
+    why = problems(ctx, body, "body")
+    n_state = len(node.inputs) - m
+    for k, out in enumerate(body.outputs[n_state:]):
+        if ctx.shape(out) is None:
+            why.append(f"the rank of scan output {k} ({out.name!r}) is unknown")
+    for k, v in enumerate(node.inputs[n_state:]):
+        if ctx.shape(v) is None:
+            why.append(f"the rank of scan input {k} ({getattr(v, 'name', None)!r}) is unknown")
+    return "; ".join(why) or None
+
+
+@rule("Scan", check=_scan_check)
+def _scan(ctx: Ctx, node: ir.Node) -> list[str]:
+    """Scan -> StatelessWhile(i, n, states..., scan inputs..., accumulators..., captured...):
+    step i reads element i (n-1-i in reverse) of each scan input along its axis, and appends
+    each scan output; the stacked outputs are then reversed / moved to their axes."""
+    body_g = _graph_attr(node, "body")
+    assert body_g is not None
+    m = int(attr(node, "num_scan_inputs"))
+    values = [ctx.inp(node, k) for k in range(len(node.inputs))]
+    n_state = len(values) - m
+    states, scan_ins = values[:n_state], values[n_state:]
+    in_axes = attr(node, "scan_input_axes", None) or [0] * m
+    in_dirs = attr(node, "scan_input_directions", None) or [0] * m
+    scans = body_g.outputs[n_state:]
+    out_axes = attr(node, "scan_output_axes", None) or [0] * len(scans)
+    out_dirs = attr(node, "scan_output_directions", None) or [0] * len(scans)
+    ranks = [ctx.need_rank(v, node) for v in scan_ins]
+    in_axes = [a % r for a, r in zip(in_axes, ranks)]
+    outer = captured(body_g)
+    scope = ctx.scope
+    first = ctx.x(scan_ins[0])
+    count = ctx.op("Reshape", [ctx.dim_of(first, in_axes[0]), ctx.i32([], "scalar")],
+                   hint="scan_length")
+    accs, dynamic = [], []
+    for out in scans:
+        shape = ctx.need_shape(out, node)
+        dynamic.append(all_known(shape) is None)
+        accs.append(ctx.const(np.zeros([0, *(1 if d is None else d for d in shape)],
+                                       dtype=ctx.np_dtype(out) or np.float32), "scan_start"))
+    starts = [ctx.i32(0, "i"), count, *(ctx.x(v) for v in states),
+              *(ctx.x(v) for v in scan_ins), *accs, *(ctx.x(v) for v in outer)]
+    dtypes = ["int32", "int32", *(ctx.tf_dtype(v) for v in states),
+              *(ctx.tf_dtype(v) for v in scan_ins), *(ctx.tf_dtype(v) for v in scans),
+              *(ctx.tf_dtype(v) for v in outer)]
+    names = ["i", "n", *(v.name or "state" for v in states), *(v.name or "xs" for v in scan_ins),
+             *(f"scan_{k}" for k in range(len(scans))), *(v.name or "c" for v in outer)]
+    args = list(zip(names, dtypes))
+
+    def cond_body(sub: Ctx, refs: list[str]) -> list[str]:
+        return [sub.op("Less", [refs[0], refs[1]], hint="below_length")]
+
+    def loop_body(sub: Ctx, refs: list[str]) -> list[str]:
+        i, n = refs[:2]
+        st = refs[2:2 + n_state]
+        xs = refs[2 + n_state:2 + n_state + m]
+        acc_refs = refs[2 + n_state + m:2 + n_state + m + len(scans)]
+        rest = refs[2 + n_state + m + len(scans):]
+        for v, ref in zip(outer, rest):
+            sub.bind(v, ref)
+        ins = list(body_g.inputs)
+        for v, ref in zip(ins[:n_state], st):
+            sub.bind(v, ref)
+        back = sub.op("Sub", [sub.op("Sub", [n, sub.i32(1, "one")]), i], hint="back_i")
+        for j, (v, x) in enumerate(zip(ins[n_state:], xs)):
+            index = back if in_dirs[j] else i
+            sub.bind(v, sub.op("GatherV2", [x, index, sub.i32(in_axes[j], "axis")],
+                               {"batch_dims": a_int(0)}, hint="scan_item"))
+        emit_nodes(sub, body_g)
+        sub.node = node
+        outs = [sub.x(v) for v in body_g.outputs]
+        next_i = sub.op("AddV2", [i, sub.i32(1, "one")], hint="next_i")
+        grown = [_append(sub, acc, o, dyn)
+                 for acc, o, dyn in zip(acc_refs, outs[n_state:], dynamic)]
+        return [next_i, n, *outs[:n_state], *xs, *grown, *rest]
+
+    cond_fn = emit_function(ctx, f"{scope}_cond", args, body_g, cond_body, ["bool"])
+    body_fn = emit_function(ctx, f"{scope}_body", args, body_g, loop_body, dtypes)
+    ctx.scope, ctx.node = scope, node
+    refs = ctx.op_n("StatelessWhile", starts, {"cond": _func(cond_fn), "body": _func(body_fn)},
+                    len(starts), hint="Scan")
+    results = refs[2:2 + n_state]
+    base = 2 + n_state + m
+    for k, out in enumerate(scans):
+        y = refs[base + k]
+        if out_dirs[k]:
+            y = ctx.op("ReverseV2", [y, ctx.i32([0], "axis")], hint="scan_reversed")
+        rank = len(ctx.need_shape(out, node)) + 1
+        axis = out_axes[k] % rank
+        if axis:
+            perm = [*range(1, axis + 1), 0, *range(axis + 1, rank)]
+            y = ctx.op("Transpose", [y, ctx.i32(perm, "perm")], hint="scan_axis")
+        results.append(y)
+    return results
