@@ -259,14 +259,14 @@ def _compare(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
 
 
 @OPERATIONS.register("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum",
-                     "Minimum", "Power")
+                     "Minimum", "Power", "Mod")
 def _arithmetic(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     floats = [t.dtype for t in tensors if t.dtype.startswith(("float", "bfloat"))]
     return TensorSpec(_broadcast_all(tensors), floats[0] if floats else tensors[0].dtype)
 
 
 @OPERATIONS.register("Negative", "ZerosLike", "OnesLike", "Abs", "Sqrt", "Exp", "Relu",
-                     "Sigmoid", "Tanh", "ConvertToTensor")
+                     "Sigmoid", "Tanh", "ConvertToTensor", "Log")
 def _same(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, cfg.get("dtype") or tensors[0].dtype)
 
@@ -306,6 +306,16 @@ def _reduce_bool(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     else:
         shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
     return TensorSpec(shape, "bool")
+
+
+@OPERATIONS.register("Min", "Max")
+def _reduce(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    return TensorSpec(_reduce_bool(cfg, tensors).shape, tensors[0].dtype)
+
+
+@OPERATIONS.register("Argmax", "Argmin")
+def _arg_reduce(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    return TensorSpec(_reduce_bool(cfg, tensors).shape, "int32")
 
 
 @OPERATIONS.register("ExpandDims")

@@ -50,6 +50,7 @@ from . import (  # noqa: F401
     dense,
     elementwise,
     nn,
+    operations,
     patterns,
     recurrent,
     relower,
@@ -69,6 +70,20 @@ STANDARD = ("", "ai.onnx")
 MAX_LISTED = 50
 GRAPH_ROUTE_HINT = ("nothing was written; ops without a Keras layer convert to a TF.js "
                     "graph-model instead: modelport convert model.onnx out_dir --to tfjs-graph")
+
+
+def route_hint(source: str | None) -> str:
+    """The refusal's hint, naming the real source: an ONNX file converts to a TF.js
+    graph-model, which maps ops instead of layers; a TF.js graph-model already is one (and
+    converts to ONNX)."""
+    if not source:
+        return GRAPH_ROUTE_HINT
+    if source.lower().endswith(".onnx"):
+        return ("nothing was written; ops without a Keras layer convert to a TF.js graph-model "
+                f"instead: modelport convert {source} out_dir --to tfjs-graph")
+    return ("nothing was written; ops without a Keras layer run where the model is kept as a "
+            f"graph of ops: {source} is a TF.js graph-model already (tfjs runs it as it is), "
+            f"or convert it to ONNX: modelport convert {source} model.onnx")
 # Ops whose rules read only their first inputs as values; the rest (target shapes, sizes)
 # they take from ONNX's inferred output shape, so what computes those at run time (Shape of
 # the batch, ...) is not raised.
@@ -122,8 +137,8 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         if not _raise_node(ctx, node, early, failed, problems):
             failed.update(id(v) for v in node.outputs)
     if problems:
-        raise UnsupportedError(_listing(problems), hint=GRAPH_ROUTE_HINT)
-    refs = _output_refs(ctx, outputs)
+        raise UnsupportedError(_listing(problems), hint=route_hint(source))
+    refs = _output_refs(ctx, outputs, source)
     input_refs = [TensorRef(layer.name) for layer in inputs]
     result = LayersModel(
         name=sanitize(name or graph.name or "model"), kind="Functional",
@@ -248,13 +263,14 @@ def _rule_for(ctx: Ctx, node: ir.Node) -> Rule | None:
     return rule
 
 
-def _output_refs(ctx: Ctx, outputs: list[ir.Value]) -> list[TensorRef]:
+def _output_refs(ctx: Ctx, outputs: list[ir.Value], source: str | None) -> list[TensorRef]:
     """The Keras tensors of the planned outputs; a constant output is refused."""
     refs = []
     for v in outputs:
         if not ctx.is_tensor(v):
             raise UnsupportedError(f"graph output {v.name!r} is a constant: a Keras model's "
-                                   "outputs are computed from its inputs", hint=GRAPH_ROUTE_HINT)
+                                   "outputs are computed from its inputs",
+                                   hint=route_hint(source))
         refs.append(ctx.tensors[id(v)])
     return refs
 

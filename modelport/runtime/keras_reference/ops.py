@@ -98,3 +98,34 @@ def _cast(call: Call) -> list[np.ndarray]:
 def _convert_to_tensor(call: Call) -> list[np.ndarray]:
     """``ops.convert_to_tensor``: Attention's ``compute_mask`` records it on the query mask."""
     return [call.x.astype(_dtype(call.cfg.get("dtype"), call.x))]
+
+
+# keras.ops that the ONNX raising writes for ops no layer computes (Log, ReduceMin, ArgMax,
+# ArgMin, Mod), as Keras 3 records them in functional graphs (keras.src.ops.numpy).
+@register("Log")
+def _log(call: Call) -> list[np.ndarray]:
+    return [np.log(call.x)]
+
+
+register("Min")(_reduction(np.min))
+
+
+def _arg(fn):
+    def run(call: Call) -> list[np.ndarray]:
+        axis = call.cfg.get("axis")
+        y = fn(call.x, axis=None if axis is None else int(axis)).astype(np.int32)
+        if call.cfg.get("keepdims", False):
+            y = np.expand_dims(y, int(axis)) if axis is not None else y.reshape(
+                (1,) * call.x.ndim)
+        return [y]
+    return run
+
+
+register("Argmax")(_arg(np.argmax))
+register("Argmin")(_arg(np.argmin))
+
+
+@register("Mod")
+def _mod(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.mod(a, b)]

@@ -1,0 +1,128 @@
+"""ONNX ops raised to Keras 3 operations (``converters/onnx_to_keras/operations.py``), the
+refusals of ops without one, and the symbolic shape arithmetic (``shape_values``), each from a
+table of cases. Every conversion runs the default check: onnxruntime on the ONNX against the
+NumPy Keras reference on the written model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import modelport
+from modelport.converters.onnx_to_keras.shape_values import Dim, fold_static_shapes, symbolic
+
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=13):
+    graph = helper.make_graph(nodes, "case", inputs, outputs,
+                              [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _in(name, elem, dims):
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+# case -> (model, the Keras operation class it raises to)
+CASES = {
+    "log": (_model([helper.make_node("Sigmoid", ["x"], ["s"]), helper.make_node("Log", ["s"], ["y"])],
+                   [_in("x", F, ["N", 4])], [_in("y", F, ["N", 4])]), "Log"),
+    "reduce_min": (_model([helper.make_node("ReduceMin", ["x"], ["y"], axes=[2], keepdims=0)],
+                          [_in("x", F, ["N", 3, 4])], [_in("y", F, ["N", 3])]), "Min"),
+    "reduce_min_keep": (_model([helper.make_node("ReduceMin", ["x"], ["y"], axes=[1, 2])],
+                               [_in("x", F, ["N", 3, 4])], [_in("y", F, ["N", 1, 1])]), "Min"),
+    "argmax": (_model([helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0)],
+                      [_in("x", F, ["N", 5])], [_in("y", I64, ["N"])]), "Argmax"),
+    "argmin_keep": (_model([helper.make_node("ArgMin", ["x"], ["y"], axis=-1)],
+                           [_in("x", F, ["N", 2, 5])], [_in("y", I64, ["N", 2, 1])]), "Argmin"),
+    "equal": (_model([helper.make_node("Equal", ["x", "c"], ["y"])],
+                     [_in("x", I64, ["N", 6])], [_in("y", TensorProto.BOOL, ["N", 6])],
+                     [("c", np.array(3, np.int64))]), "Equal"),
+    "mod": (_model([helper.make_node("Mod", ["x", "c"], ["y"])],
+                   [_in("x", I64, ["N", 6])], [_in("y", I64, ["N", 6])],
+                   [("c", np.array(4, np.int64))]), "Mod"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_raises_to_keras_operation(case, tmp_path):
+    proto, cls = CASES[case]
+    src = tmp_path / "m.onnx"
+    onnx.save(proto, src)
+    report = modelport.convert(src, tmp_path / "m.keras")
+    assert report.parity is not None and report.parity.passed
+    model = modelport.load(tmp_path / "m.keras")
+    ops = [layer for layer in model.layers if layer.class_name == cls]
+    assert len(ops) == 1 and ops[0].module == "keras.src.ops.numpy"
+    # Keras 3's legacy .h5 loader rebuilds no keras.ops node: refused, pointing to .keras
+    with pytest.raises(modelport.UnsupportedError, match="keras.ops nodes") as e:
+        modelport.convert(src, tmp_path / "m.h5")
+    assert ".keras" in (e.value.hint or "")
+
+
+# case -> (model, words the refusal must hold)
+REFUSED = {
+    "gather_nd": (_model([helper.make_node("GatherND", ["x", "i"], ["y"])],
+                         [_in("x", F, ["N", 4, 3])], [_in("y", F, ["N", 3])],
+                         [("i", np.array([[0], [2]], np.int64))]), "GatherND"),
+    "mod_fmod": (_model([helper.make_node("Mod", ["x", "c"], ["y"], fmod=1)],
+                        [_in("x", F, ["N", 6])], [_in("y", F, ["N", 6])],
+                        [("c", np.array(1.5, np.float32))]), "fmod=1"),
+    "argmax_last": (_model([helper.make_node("ArgMax", ["x"], ["y"], axis=1,
+                                             select_last_index=1)],
+                           [_in("x", F, ["N", 5])], [_in("y", I64, ["N", 1])]),
+                    "select_last_index"),
+    "reduce_min_batch": (_model([helper.make_node("ReduceMin", ["x"], ["y"], axes=[0])],
+                                [_in("x", F, ["N", 5])], [_in("y", F, [1, 5])]), "batch"),
+    "scalar_input": (_model([helper.make_node("Mul", ["x", "x"], ["y"])],
+                            [_in("x", F, [])], [_in("y", F, [])]), "is a scalar"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_op_without_keras_form_is_refused_naming_it_and_the_source(case, tmp_path):
+    proto, words = REFUSED[case]
+    src = tmp_path / f"{case}.onnx"
+    onnx.save(proto, src)
+    with pytest.raises(modelport.UnsupportedError) as e:
+        modelport.convert(src, tmp_path / "m.keras")
+    assert words in e.value.message
+    assert f"modelport convert {src} out_dir --to tfjs-graph" in (e.value.hint or "")
+    assert not (tmp_path / "m.keras").exists()
+
+
+def _values(proto) -> dict[str, ir.Value]:
+    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
+    out = {v.name: v for n in model.graph for v in n.outputs}
+    out.update({v.name: v for v in model.graph.inputs})
+    return out, model
+
+
+def test_symbolic_shape_arithmetic_table():
+    x = _in("x", F, ["N", 6, 4])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i12"], ["tail"], axis=0),
+             helper.make_node("Gather", ["s", "i0"], ["batch"], axis=0),
+             helper.make_node("Unsqueeze", ["batch", "a0"], ["batch1"]),
+             helper.make_node("Concat", ["batch1", "tail"], ["again"], axis=0),
+             helper.make_node("Slice", ["s", "st", "en"], ["mid"]),
+             helper.make_node("Mul", ["mid", "two"], ["twice"]),
+             helper.make_node("Reshape", ["x", "again"], ["y"])]
+    inits = [("i12", np.array([1, 2])), ("i0", np.array(0)), ("a0", np.array([0])),
+             ("st", np.array([1])), ("en", np.array([-1])), ("two", np.array([2]))]
+    values, model = _values(_model(nodes, [x], [_in("y", F, ["N", 6, 4])], inits))
+    xv = values["x"]
+    table = {"s": ((Dim(xv, 0), 6, 4), False), "tail": ((6, 4), False),
+             "batch": ((Dim(xv, 0),), True), "again": ((Dim(xv, 0), 6, 4), False),
+             "mid": ((6,), False), "twice": ((12,), False)}
+    for name, (items, scalar) in table.items():
+        got = symbolic(values[name])
+        assert got is not None and got.items == items and got.scalar == scalar, name
+    # tail and mid become initializers; twice, read by nothing, goes with the Slice and Gather
+    assert fold_static_shapes(model.graph) == 2
+    assert {n.op_type for n in model.graph} == {"Shape", "Gather", "Unsqueeze", "Concat",
+                                                "Reshape"}
