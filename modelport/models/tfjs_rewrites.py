@@ -13,6 +13,8 @@ against real Keras.
   ``(k, 1, channels, filters)`` (same values), and ``Reshape((out_steps, filters))``: causal
   padding is exactly "pad left by dilation * (k - 1), then valid", and a width-1 image is the
   1-D signal. tfjs-layers has no ZeroPadding1D, and its ``Conv1D`` throws on ``causal``.
+- global pooling with ``keepdims=True`` (which tfjs-layers 4.22 ignores) -> the pooling
+  without it, then a ``Reshape`` to the kept shape (the same values).
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
 
@@ -162,6 +164,14 @@ def _steps(model: LayersModel, layer: Layer, specs: Specs) -> int | None:
 def _sequence_shape(model: LayersModel, layer: Layer, specs: Specs) -> tuple[int, int] | None:
     """The static (steps, channels) of the rank-3 input every call of ``layer`` sees (None:
     unknown, mixed, or another rank)."""
+    shape = _input_shape(model, layer, specs)
+    if shape is None or len(shape) != 3 or shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[1]), int(shape[2])
+
+
+def _input_shape(model: LayersModel, layer: Layer, specs: Specs) -> tuple | None:
+    """The shape of the one input every call of ``layer`` reads (None: unknown or mixed)."""
     if model.kind == "Sequential":
         keys: list[tuple] = [(_SEQUENTIAL_INPUT, layer.name)]
     else:
@@ -172,12 +182,7 @@ def _sequence_shape(model: LayersModel, layer: Layer, specs: Specs) -> tuple[int
                 return None
             keys.append((refs[0].layer, refs[0].node, refs[0].tensor))
     shapes = {specs[k].shape if k in specs else None for k in keys}
-    if len(shapes) != 1:
-        return None
-    shape = shapes.pop()
-    if shape is None or len(shape) != 3 or shape[1] is None or shape[2] is None:
-        return None
-    return int(shape[1]), int(shape[2])
+    return shapes.pop() if len(shapes) == 1 else None
 
 
 def _causal_conv1d(model: LayersModel, layer: Layer, specs: Specs,
@@ -342,9 +347,40 @@ def _bilinear_upsampling(model: LayersModel, layer: Layer, specs: Specs,
             "in another order)")
 
 
+# --- global pooling with keepdims -------------------------------------------------------------
+
+def _global_keepdims(model: LayersModel, layer: Layer, specs: Specs,
+                     taken: set[str]) -> str | None:
+    cfg = layer.config
+    shape = _input_shape(model, layer, specs)
+    if not cfg.get("keepdims") or shape is None:
+        return None
+    first = cfg.get("data_format", "channels_last") == "channels_first"
+    channels = shape[1] if first else shape[-1]
+    if channels is None:
+        return None
+    ones = [1] * (len(shape) - 2)
+    pool = Layer(layer.class_name, _unique(f"{layer.name}_pool", taken),
+                 {**cfg, "keepdims": False})
+    pool.config["name"] = pool.name
+    # the last keeps the layer's name: the layers after it read it as before
+    reshape = _plain(layer, "Reshape", layer.name,
+                     target_shape=[channels, *ones] if first else [*ones, channels])
+    if model.kind != "Sequential":
+        pool.inbound_nodes = [Node(n.args, n.kwargs) for n in layer.inbound_nodes]
+        reshape.inbound_nodes = [Node([TensorRef(pool.name, j, 0)])
+                                 for j in range(len(layer.inbound_nodes))]
+    _replace(model, layer, [pool, reshape])
+    return (f"{layer.name}: {layer.class_name}(keepdims=True) -> {layer.class_name} and a "
+            "Reshape to keep the pooled axes (tfjs-layers 4.22 ignores keepdims; the same "
+            "values)")
+
+
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
     "Subtract": _subtract,
     "Conv1D": _causal_conv1d,
     "ZeroPadding1D": _zero_padding1d,
     "UpSampling2D": _bilinear_upsampling,
+    **dict.fromkeys(("GlobalMaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
+                     "GlobalAveragePooling2D"), _global_keepdims),
 }

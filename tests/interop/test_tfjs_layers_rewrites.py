@@ -11,6 +11,8 @@ refusal offers ``--to tfjs-graph``, which real tfjs then runs.
   pixels repeated (``Cropping2D`` + ``Concatenate``), ``UpSampling2D(nearest)``, one or two
   ``AveragePooling2D`` (the interpolation weights) and ``Cropping2D``: the same interpolation,
   summed in another order (one float32 ulp measured);
+- global pooling with ``keepdims=True`` (ignored by tfjs-layers 4.22) -> the pooling, then
+  ``Reshape``;
 - a layer with no composition (``GRU(reset_after=True)``) is refused with ``--to tfjs-graph``,
   which real tfjs then runs.
 """
@@ -31,7 +33,9 @@ REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + 
     c for c in LAYER_CASES if c.name in ("Subtract", "Conv1D-causal", "Conv1D-causal-dilated",
                                          "ZeroPadding1D", "UpSampling2D-bilinear")]
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-REWRITTEN += [c for c in ALL_CASES if c.name == "upsampling_bilinear"]
+REWRITTEN += [c for c in ALL_CASES if c.name in ("upsampling_bilinear", "gap_keepdims")] + [
+    c for c in LAYER_CASES if c.name.startswith("Global") and c.name.endswith("keepdims")
+    and "3D" not in c.name]
 # GRU(reset_after=True): tfjs-layers 4.22 does not implement it, and no layer composes it
 NO_COMPOSITION = [c for c in ALL_CASES if c.name == "gru_reset_after"
                   and c.generation == "keras3" and c.kind == "h5"]
@@ -89,7 +93,8 @@ def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
     images = k.Model([img, img2], z)
     ups = k.Sequential([k.Input((3, 6, 2)), k.layers.UpSampling2D((4, 3),
                                                                   interpolation="bilinear"),
-                        k.layers.Conv2D(2, 3)])
+                        k.layers.Conv2D(2, 3),
+                        k.layers.GlobalMaxPooling2D(keepdims=True)])
     for model, ins in ((seq, [rng.normal(size=(3, 11, 3))]),
                        (graph, [rng.normal(size=(3, 7, 3)), rng.normal(size=(3, 7, 3))]),
                        (images, [rng.normal(size=(2, 5, 4, 3)), rng.normal(size=(2, 5, 4, 3))]),

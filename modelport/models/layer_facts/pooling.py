@@ -26,7 +26,8 @@ def _global_pooling(cfg: dict, inputs: list, kwargs: dict, *, n: int) -> list[Te
 
 
 _KEEPDIMS = TfjsRule(lambda c: bool(c.get("keepdims")),
-                     "tfjs-layers 4.22 ignores keepdims=True on global pooling")
+                     "tfjs-layers 4.22 ignores keepdims=True on global pooling (modelport "
+                     "rewrites it where the number of channels is static)")
 
 for _name, _n in [("MaxPooling1D", 1), ("AveragePooling1D", 1), ("MaxPooling2D", 2),
                   ("AveragePooling2D", 2), ("MaxPooling3D", 3), ("AveragePooling3D", 3)]:
