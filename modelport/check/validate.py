@@ -127,10 +127,13 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         sampling = _sampling(source, target, a, probes)
         runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
         feeds = runs.feeds(probes)
-        _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
+        window = _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
         _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
         if not free:
             break
+        if window is not None:  # onnxruntime runs it; TF and Keras targets cannot
+            failures.append((size, window))
+            continue
         # a size the source itself cannot run at is the check's choice, not the file's fault
         why = runs.try_source(feeds, steps)
         if why is None:
@@ -589,16 +592,18 @@ def _upgraded(model: ir.Model, device: str, why: ModelportError) -> Engine:
     return engine
 
 
-def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> None:
+def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> str | None:
     """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
     ``limits.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
-    shape inference with the inputs' shapes fixed; values it cannot size are not checked."""
+    shape inference with the inputs' shapes fixed; values it cannot size are not checked.
+    Returns where a convolution's or pool's window is larger than its input at these sizes
+    (``pinning.window_problem``), else None."""
     import onnx
 
     from ..limits import MAX_CHECK_TENSOR_ELEMENTS
 
     if not isinstance(model, ir.Model):
-        return
+        return None
     proto, values = skeleton(model, min_bytes=1024)
     proto = declare_as_inputs(proto, values)
     shapes = dict(zip(names, (x.shape for x in feed)))
@@ -611,7 +616,7 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> None
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
     except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
-        return
+        return None
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
         if not dims or any(not d.HasField("dim_value") for d in dims):
@@ -624,3 +629,9 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> None
                 f"the parity check would hold {count} elements in {vi.name!r} (shape "
                 f"{[d.dim_value for d in dims]}), past what a check allocates "
                 f"({MAX_CHECK_TENSOR_ELEMENTS})", hint="skip the check with --no-validate")
+    from ..converters.pinning import window_problem
+
+    try:
+        return window_problem(ir.from_proto(inferred))
+    except Exception:  # noqa: BLE001 - no verdict where the inferred model cannot be read
+        return None

@@ -208,13 +208,26 @@ def _check_sizes(model, pinned: dict[str, Pinned]) -> None:
     """Refuse a pin that gives a convolution or pool a window larger than its (padded) input:
     ONNX's inference and onnxruntime still give it an output, TF and Keras none, so the sizes
     cannot be the model's."""
+    problem = window_problem(model)
+    if problem is not None:
+        given = "; ".join(f"{n}={','.join('?' if d is None else str(d) for d in v)}"
+                          for n, v in pinned.items())
+        raise UsageError(f"--input-shape {given}: the model cannot run at these sizes: "
+                         f"{problem}", hint="pin larger sizes (the model's documentation or "
+                                            "metadata names the size it was made for)")
+
+
+def window_problem(model) -> str | None:
+    """Where an ONNX model's (``onnx_ir``, shapes inferred) convolution or pool has a window
+    larger than its padded input, which node and sizes; else None."""
     for node in model.graph:
         if node.op_type not in _WINDOWED or not node.inputs or node.inputs[0] is None:
             continue
         x = node.inputs[0].shape
         window = _window(node)
-        if x is None or window is None or ("auto_pad" in node.attributes and \
-                node.attributes["auto_pad"].value not in ("NOTSET", "VALID")):
+        if x is None or window is None or ("auto_pad" in node.attributes and
+                                           node.attributes["auto_pad"].value
+                                           not in ("NOTSET", "VALID")):
             continue
         spatial = list(x)[2:]
         pads = list(node.attributes["pads"].value) if "pads" in node.attributes else \
@@ -223,14 +236,9 @@ def _check_sizes(model, pinned: dict[str, Pinned]) -> None:
             if not isinstance(size, int) or i + len(spatial) >= len(pads):
                 continue
             if size + pads[i] + pads[i + len(spatial)] < k:
-                given = "; ".join(f"{n}={','.join('?' if d is None else str(d) for d in v)}"
-                                  for n, v in pinned.items())
-                raise UsageError(
-                    f"--input-shape {given}: the model cannot run at these sizes: "
-                    f"{node.op_type} node {node.name!r} has a window of {k} on an axis of "
-                    f"{size} (input {show(list(x))})",
-                    hint="pin larger sizes (the model's documentation or metadata names the "
-                         "size it was made for)")
+                return (f"{node.op_type} node {node.name!r} has a window of {k} on an axis of "
+                        f"{size} (input {show(list(x))})")
+    return None
 
 
 def _window(node) -> list[int] | None:
