@@ -161,10 +161,10 @@ def main() -> None:
                    "Shape computed folds to constants, so models with dynamic height/width "
                    "raise to Keras. The result and the report record the pinned shapes; the "
                    "check runs at them. See `inspect` for the inputs' names and shapes.")
-@click.option("--batch", type=int, default=None,
+@click.option("--batch", type=int, default=None, metavar="N",
               help="Pin the free batch (first) dim of every input of an ONNX or TF.js "
-                   "graph-model source to N (Keras keeps its batch free); the check runs N "
-                   "rows per probe.")
+                   "graph-model source to N (a Keras target keeps its batch free); the check "
+                   "runs N rows per probe (for a Keras source, all it sets).")
 @click.option("--outputs", "outputs", multiple=True, metavar="NAME[,NAME...]",
               help="Cut an ONNX or TF.js graph-model at these values: they become the "
                    "outputs, and nodes only post-processing needed are dropped "
