@@ -20,7 +20,7 @@ F, I64 = TensorProto.FLOAT, TensorProto.INT64
 def _model(nodes, inputs, outputs, inits=(), opset=13):
     graph = helper.make_graph(nodes, "case", inputs, outputs,
                               [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def _in(name, elem, dims):
