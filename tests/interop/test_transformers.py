@@ -3,7 +3,9 @@
 The fixtures (fixtures/transformers, made by fixtures/make_transformer_fixtures.py in a side
 environment with PyTorch and transformers: random-init BERT, DistilBERT, RoBERTa, CLIP text,
 T5 encoder, GPT-2, Llama, ViT and Whisper encoder from small configs, exported at opset 17 by
-the TorchScript and the dynamo exporter, static and with dynamic batch/sequence) are each
+the TorchScript and the dynamo exporter, static and with dynamic batch/sequence; and a
+detector neck with dynamic height and width, whose F.interpolate(size=...) is a Resize to a
+size computed at run time) are each
 converted once with the check off (``validate=False``: what a user gets with --no-validate),
 then run in real tfjs under Node (one process per model) at the manifest's shapes (two
 different ones for dynamic exports) and compared with onnxruntime on the same inputs.
@@ -28,12 +30,12 @@ ENTRIES = [e for e in MANIFEST["models"] if e.get("file")]
 ATOL, RTOL = 1e-4, 1e-3
 
 
-def feeds(entry: dict, batch: int, seq: int, seed: int) -> dict[str, np.ndarray]:
-    """The inputs for one shape, as the manifest describes them."""
+def feeds(entry: dict, run: dict, seed: int) -> dict[str, np.ndarray]:
+    """The inputs for one run (its shapes), as the manifest describes them."""
     rng = np.random.default_rng(seed)
     out = {}
     for spec in entry["feeds"]:
-        dims = [batch if d == "batch" else seq if d == "sequence" else d for d in spec["dims"]]
+        dims = run["shapes"][spec["name"]]
         if spec["feed"] == "ids":
             out[spec["name"]] = rng.integers(3, spec["high"], dims).astype(np.int64)
         elif spec["feed"] == "mask":
@@ -55,7 +57,7 @@ def _ort(path: Path, feed: dict) -> list[np.ndarray]:
 def test_the_manifest_covers_every_model_and_exporter():
     names = {e["model"] for e in MANIFEST["models"]}
     assert names >= {"bert", "distilbert", "roberta", "clip_text", "t5_encoder", "gpt2", "llama",
-                     "vit", "whisper_encoder"}
+                     "vit", "whisper_encoder", "fpn_neck"}
     kept = {(e["model"], e["exporter"], e["dynamic"]) for e in ENTRIES}
     assert {(m, "torchscript", d) for m in names for d in (False, True)} <= kept
     refused = [e for e in MANIFEST["models"] if not e.get("file")]
@@ -71,7 +73,7 @@ def test_transformer_runs_in_tfjs_at_its_shapes(entry, tmp_path, tfjs):
     shapes = [(r["batch"], r["sequence"]) for r in entry["runs"]]
     if entry["dynamic"]:
         assert len(set(shapes)) == 2
-    feed_sets = [feeds(entry, b, s, seed=11 + i) for i, (b, s) in enumerate(shapes)]
+    feed_sets = [feeds(entry, r, seed=11 + i) for i, r in enumerate(entry["runs"])]
     jobs = [tfjs_node.GraphJob(web / "model.json",
                                [(i.tensor, f[i.key]) for i in graph.inputs],
                                [o.tensor for o in graph.outputs]) for f in feed_sets]
