@@ -124,6 +124,8 @@ def test_dilated_chains_become_dilated_convs(name):
     assert dilated and tf_chains, ops
     # no space/batch rearrangement is left: no Reshape, and the only Pad is Conv1D's causal one
     assert "Reshape" not in ops and ops.count("Pad") <= (1 if "conv1d" in name else 0), ops
+    if "conv1d" in name:  # ONNX 1-D convs: one Transpose at each boundary (conv1d.py)
+        assert ops.count("Transpose") == 2 and "Unsqueeze" not in ops, ops
 
 
 def test_signature_names_resolve_as_tfjs_resolves_them(tmp_path):
@@ -205,3 +207,17 @@ def _session_bytes(data: bytes):
     import onnxruntime as ort
 
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_oracle_passes_the_full_checker_at_the_opset_bounds(opset):
+    """The rewrites (dilated convs, Conv1D, run-time space/batch, band masks, training-mode
+    batch norm) are valid ONNX at the lowest and highest opset modelport writes."""
+    import onnx_ir as ir
+
+    from modelport.converters.tfjs_to_onnx import driver
+
+    for name in ("conv1d_h5", "dilated_dynamic_h5", "causal_transformer_k3", "attention_h5",
+                 "dilated_depthwise_k3"):
+        model = ir.to_proto(driver.convert(tfjs_graph.read(GRAPHS / name), opset=opset))
+        onnx.checker.check_model(model, full_check=True)

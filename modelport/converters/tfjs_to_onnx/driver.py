@@ -48,6 +48,7 @@ from .. import tf_op_table as table
 from ..keras_to_onnx.context import ONNX_DTYPES
 from . import (  # noqa: F401 - the families register their mappings
     control_flow,
+    conv1d,
     dilation,
     extra,
     nn,
@@ -249,6 +250,7 @@ def _assemble(ctx: Ctx, onnx_inputs: list[ir.Value], outputs: list[ir.Value], op
                           name="tfjs_graph")
     model = ir.Model(onnx_graph, ir_version=ir_version_for(opset), producer_name="modelport",
                      producer_version=__version__)
+    conv1d.to_conv1d(model.graph)  # Conv1D's Unsqueeze/Squeeze would pin its Transposes
     left = layout.optimize(model)
     # Constants that mappings consumed as attributes (axes, perms, sizes) are left unused.
     for name, value in list(model.graph.initializers.items()):
