@@ -95,12 +95,21 @@ def test_onnx_if_and_loop_become_v2_control_flow():
     assert {n.op for f in nested.functions.values() for n in f.nodes} >= {"StatelessIf"}
 
 
-@pytest.mark.parametrize("name", [c for c in ONNX_CASES if c.split("_")[0] in
-                                  ("lstm", "gru", "rnn")])
-def test_recurrences_unroll_without_control_flow(name):
+RECURRENT = [c for c in ONNX_CASES if c.split("_")[0] in ("lstm", "gru", "rnn")]
+
+
+@pytest.mark.parametrize("name", [c for c in RECURRENT if "dynamic" not in c])
+def test_recurrences_over_a_static_length_unroll(name):
     graph = onnx_to_graph(name)
     assert not graph.functions
     assert execute_async_ops(graph) == []
+
+
+@pytest.mark.parametrize("name", [c for c in RECURRENT if "dynamic" in c])
+def test_recurrences_over_a_dynamic_length_loop(name):
+    graph = onnx_to_graph(name)
+    assert execute_async_ops(graph) == ["StatelessWhile"]
+    assert MANIFEST["onnx"]["cases"][name]["sets"] == 2  # run at two lengths
 
 
 @pytest.mark.parametrize("name", TF2ONNX_RNN)
@@ -158,11 +167,10 @@ def test_unmappable_ops_in_a_branch_are_refused_by_name():
     assert e.value.exit_code == 4
 
 
-def test_recurrence_over_a_dynamic_sequence_is_refused_by_name():
+def test_recurrence_of_unknown_rank_is_refused_by_name():
     model = onnx.load(HERE / "onnx" / "gru_forward.onnx")
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "T"
-    with pytest.raises(UnsupportedError, match=r"GRU node.*sequence length is dynamic.*"
-                                               r"--input-shape"):
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    with pytest.raises(UnsupportedError, match=r"GRU node.*no known rank 3 shape"):
         to_tfjs.convert(ir.from_proto(model))
 
 

@@ -16,7 +16,7 @@ has the dynamic op ..."); the report says so.
   condition function is ``i < M and cond``; the body function runs the ONNX body on (i, cond,
   v...), returns ``i + 1``, M, the new cond, the new v..., each scan output appended to its
   accumulator (``ConcatV2`` of ``acc`` and the output with a new leading axis; the accumulator
-  starts as an empty ``[0, ...]`` tensor, see ``_append``), and the
+  starts as an empty ``[0, ...]`` tensor, see ``append_item``), and the
   captured values unchanged. ONNX's int64 iteration count is int32 in tfjs (an ``M`` past
   int32 is clamped: no loop runs 2**31 times).
 * ``Scan`` -> ``StatelessWhile`` over the scan length (the first scan input's size on its
@@ -162,7 +162,7 @@ def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
         outs = [sub.x(v) for v in body_g.outputs]
         next_i = sub.op("AddV2", [i, sub.i32(1, "one")], hint="next_i")
         cond_out = sub.op("Reshape", [outs[0], sub.i32([], "scalar")], hint="cond_out")
-        grown = [_append(sub, acc, o, dyn)
+        grown = [append_item(sub, acc, o, dyn)
                  for acc, o, dyn in zip(acc_refs, outs[1 + n_c:], dynamic)]
         return [next_i, n, cond_out, *outs[1:1 + n_c], *grown,
                 *refs[3 + n_c + len(scans):]]
@@ -178,7 +178,7 @@ def _loop(ctx: Ctx, node: ir.Node) -> list[str]:
     return refs[3:3 + n_c + len(scans)]
 
 
-def _append(sub: Ctx, acc: str, out: str, dynamic: bool) -> str:
+def append_item(sub: Ctx, acc: str, out: str, dynamic: bool) -> str:
     """``out`` appended to accumulator ``acc`` along a new leading axis. Where the element
     shape is known only at run time the accumulator starts as ``[0, 1, ...]`` (1 for each
     unknown dimension) and is broadcast to ``[n, *shape(out)]`` first, a no-op after the first
@@ -271,7 +271,7 @@ def _scan(ctx: Ctx, node: ir.Node) -> list[str]:
         sub.node = node
         outs = [sub.x(v) for v in body_g.outputs]
         next_i = sub.op("AddV2", [i, sub.i32(1, "one")], hint="next_i")
-        grown = [_append(sub, acc, o, dyn)
+        grown = [append_item(sub, acc, o, dyn)
                  for acc, o, dyn in zip(acc_refs, outs[n_state:], dynamic)]
         return [next_i, n, *outs[:n_state], *xs, *grown, *rest]
 

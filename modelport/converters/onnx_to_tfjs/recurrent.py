@@ -21,7 +21,9 @@ import numpy as np
 import onnx_ir as ir
 
 from ...models.tfjs_graph import a_bool, a_float, a_int, a_type
+from .control_flow import append_item
 from .core import Ctx, attr, rule
+from .subgraphs import emit_function
 
 # gates in ONNX's order, per op
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -39,14 +41,10 @@ def _acts(node: ir.Node) -> list[str]:
 
 
 def _check(ctx: Ctx, node: ir.Node) -> str | None:
-    layout = attr(node, "layout", 0)
     x = ctx.inp(node, 0)
     shape = ctx.shape(x)
     if shape is None or len(shape) != 3:
         return f"the input {x.name!r} has no known rank 3 shape ({shape})"
-    if shape[1 if layout else 0] is None:
-        return ("the sequence length is dynamic; the unrolled TF form needs it static (pin it "
-                "with --input-shape)")
     for i, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
         v = ctx.opt(node, i)
         if v is not None and ctx.value(v) is None:
@@ -59,6 +57,10 @@ def _check(ctx: Ctx, node: ir.Node) -> str | None:
     if attr(node, "hidden_size", None) is None:
         return "no hidden_size attribute"
     return None
+
+
+# an activation: its name, alpha and beta (None: the op's default)
+Act = tuple[str, "float | None", "float | None"]
 
 
 class _Math:
@@ -79,7 +81,7 @@ class _Math:
     def f(self, x: float) -> str:
         return self.ctx.scalar(x)
 
-    def act(self, name: str, x: str, alpha: float | None, beta: float | None) -> str:
+    def act(self, name: str, alpha: float | None, beta: float | None, *, x: str) -> str:
         """ONNX's recurrent activation ``name`` (with its alpha/beta) of ``x``."""
         if name in ("Sigmoid", "Tanh", "Relu", "Softplus"):
             return self.op(name, x)
@@ -123,23 +125,22 @@ def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
     betas = attr(node, "activation_beta", None) or []
     n_act = len(DEFAULT_ACTS[kind])
 
-    def activation(d: int, k: int) -> Callable[[str], str]:
+    def activation(d: int, k: int) -> Act:
         j = d * n_act + k
-        alpha = alphas[j] if j < len(alphas) else None
-        beta = betas[j] if j < len(betas) else None
-        return lambda x: m.act(acts[j], x, alpha, beta)
+        return (acts[j], alphas[j] if j < len(alphas) else None,
+                betas[j] if j < len(betas) else None)
 
     x_v = ctx.inp(node, 0)
     x = ctx.x(x_v)
     if layout:
         x = ctx.op("Transpose", [x, ctx.i32([1, 0, 2], "perm")], hint="time_major")
-    steps = ctx.need_dim(x_v, 1 if layout else 0, node)
+    steps = ctx.need_shape(x_v, node)[1 if layout else 0]
     w = np.asarray(ctx.value(ctx.inp(node, 1)), np.float32)
     r = np.asarray(ctx.value(ctx.inp(node, 2)), np.float32)
     b_v, lens_v = ctx.opt(node, 3), ctx.opt(node, 4)
     b = np.zeros((len(dirs), 2 * gates * hidden), np.float32) if b_v is None \
         else np.asarray(ctx.value(b_v), np.float32)
-    lens = None if lens_v is None else _lens(ctx, lens_v, steps)
+    lens = None if lens_v is None else _lens(ctx, lens_v, steps or -1)
     batch = ctx.dim_of(x, 1)
     zeros = ctx.op("Fill", [ctx.shape_vector([batch, hidden]), ctx.scalar(0.0)],
                    {"T": a_type("float32")}, hint="zeros")
@@ -157,11 +158,19 @@ def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
         xw = ctx.op("BatchMatMulV2", [x, wt], {"adj_x": a_bool(False), "adj_y": a_bool(False)},
                     hint="xw")
         xw = ctx.op("AddV2", [xw, ctx.const(b[d][:gates * hidden], "Wb")], hint="xw_b")
+        rb = b[d][gates * hidden:]
+        if steps is None:  # a While loop over the run-time length
+            y_dir, h, c = _loop(ctx, kind, xw, init_h, init_c, r[d], rb, hidden, clip,
+                                activation, d, None if p is None else p[d],
+                                attr(node, "linear_before_reset", 0), lens, name)
+            ys.append(y_dir)
+            last_h.append(h)
+            last_c.append(c)
+            continue
         xws = ctx.op_n("Split", [ctx.i32(0, "axis"), xw], {"num_split": a_int(steps)}, steps,
                        hint="xw_steps") if steps > 1 else [xw]
         xws = [ctx.op("Squeeze", [s], {"squeeze_dims": _list_i([0])}, hint="xw_t")
                for s in xws]
-        rb = b[d][gates * hidden:]
         h, c = init_h, init_c
         outs: dict[int, str] = {}
         order = range(steps) if name == "forward" else range(steps - 1, -1, -1)
@@ -235,10 +244,14 @@ def _initial(ctx: Ctx, node: ir.Node, index: int, d: int, zeros: str) -> str:
 
 def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.ndarray,
           rb: np.ndarray, hidden: int, clip: float | None,
-          activation: Callable[[int, int], Callable[[str], str]], d: int,
+          activation: Callable[[int, int], Act], d: int,
           p: np.ndarray | None, linear_before_reset: int) -> tuple[str, str | None]:
     """One step: (H_t, C_t) from the step's X W^T + Wb (``xw``, [B, G*H]) and the state."""
-    f, g = activation(d, 0), activation(d, 1) if kind != "RNN" else None
+    def f(x: str) -> str:
+        return m.act(*activation(d, 0), x=x)
+
+    def g(x: str) -> str:
+        return m.act(*activation(d, 1), x=x)
 
     def clipped(v: str) -> str:
         if clip is None:
@@ -255,9 +268,9 @@ def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.n
 
     if kind == "RNN":
         pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
-        return activation(d, 0)(clipped(pre)), None
+        return f(clipped(pre)), None
     if kind == "LSTM":
-        assert c is not None and g is not None
+        assert c is not None
         pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
         i_, o_, f_, c_ = split(pre, 4)
         if p is not None:
@@ -269,10 +282,8 @@ def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.n
         if p is not None:
             o_ = m.add(o_, m.mul(po, c_new))
         ot = f(clipped(o_))
-        h_act = activation(d, 2)
-        return m.mul(ot, h_act(c_new)), c_new
+        return m.mul(ot, m.act(*activation(d, 2), x=c_new)), c_new
     # GRU: gates z, r, h
-    assert g is not None
     xz, xr, xh = split(xw, 3)
     rz_rr = matmul(h, r[:2 * hidden], "R_zr_t")
     hz, hr = split(m.add(rz_rr, ctx.const(rb[:2 * hidden], "Rb_zr")), 2)
@@ -340,3 +351,63 @@ def _reverse_sequence(ctx: Ctx, node: ir.Node) -> list[str]:
     return [ctx.op("ReverseV2", [ctx.x(ctx.inp(node, 0)),
                                  ctx.i32([int(attr(node, "time_axis", 0))], "axis")],
                    hint="ReverseSequence")]
+
+
+def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: np.ndarray,
+          rb: np.ndarray, hidden: int, clip: float | None,
+          activation: Callable[[int, int], Act], d: int,
+          p: np.ndarray | None, linear_before_reset: int, lens: str | None, direction: str
+          ) -> tuple[str, str, str | None]:
+    """One direction over a run-time sequence length: a StatelessWhile whose body is one step
+    on element t (T-1-t in reverse) of ``xw`` ([T, B, G*H]); (Y [T, B, H], H_T, C_T)."""
+    lstm = kind == "LSTM"
+    count = ctx.op("Reshape", [ctx.dim_of(xw, 0), ctx.i32([], "scalar")], hint="steps")
+    acc = ctx.const(np.zeros((0, 1, hidden), np.float32), "Y_start")
+    starts = [ctx.i32(0, "t"), count, init_h, *([init_c] if lstm and init_c else []), acc, xw,
+              *([lens] if lens is not None else [])]
+    dtypes = ["int32", "int32", "float32", *(["float32"] if lstm else []), "float32",
+              "float32", *(["int32"] if lens is not None else [])]
+    names = ["t", "n", "h", *(["c"] if lstm else []), "Y", "xw", *(["lens"] if lens else [])]
+    args = list(zip(names, dtypes))
+
+    def cond(sub: Ctx, refs: list[str]) -> list[str]:
+        return [sub.op("Less", [refs[0], refs[1]], hint="below_length")]
+
+    def body(sub: Ctx, refs: list[str]) -> list[str]:
+        t, n, h = refs[:3]
+        c = refs[3] if lstm else None
+        y, seq = refs[3 + lstm:5 + lstm]
+        lengths = refs[5 + lstm] if lens is not None else None
+        index = t if direction == "forward" else \
+            sub.op("Sub", [sub.op("Sub", [n, sub.i32(1, "one")]), t], hint="back_t")
+        x_t = sub.op("GatherV2", [seq, index, sub.i32(0, "axis")], {"batch_dims": a_int(0)},
+                     hint="xw_t")
+        m = _Math(sub)
+        h_new, c_new = _cell(sub, m, kind, x_t, h, c, r, rb, hidden, clip, activation, d, p,
+                             linear_before_reset)
+        out = h_new
+        if lengths is not None:
+            keep = sub.op("ExpandDims", [sub.op("Less", [index, lengths]), sub.i32(1, "axis")],
+                          hint="in_sequence")
+            zeros = sub.op("Fill", [sub.shape_of(h_new), sub.scalar(0.0)],
+                           {"T": a_type("float32")}, hint="zeros")
+            out = m.op("SelectV2", keep, h_new, zeros)
+            h_new = m.op("SelectV2", keep, h_new, h)
+            if c is not None and c_new is not None:
+                c_new = m.op("SelectV2", keep, c_new, c)
+        grown = append_item(sub, y, out, True)
+        return [sub.op("AddV2", [t, sub.i32(1, "one")], hint="next_t"), n, h_new,
+                *([c_new] if lstm and c_new is not None else []), grown, seq,
+                *([lengths] if lengths is not None else [])]
+
+    scope = ctx.scope
+    cond_fn = emit_function(ctx, f"{scope}_cond", args, ctx.graph, cond, ["bool"])
+    body_fn = emit_function(ctx, f"{scope}_body", args, ctx.graph, body, dtypes)
+    ctx.scope = scope
+    refs = ctx.op_n("StatelessWhile", starts, {"cond": {"func": {"name": cond_fn}},
+                                               "body": {"func": {"name": body_fn}}},
+                    len(starts), hint="steps_loop")
+    y = refs[3 + lstm]
+    if direction != "forward":  # gathered from the end: back in time order
+        y = ctx.op("ReverseV2", [y, ctx.i32([0], "axis")], hint="Y_in_order")
+    return y, refs[2], refs[3] if lstm else None
