@@ -9,7 +9,6 @@ TFJS_REFUSED = {
     ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
     ("lambda_layer", "*"): "no Lambda layer",
     ("elu_alpha", "*"): "alpha=1",
-    ("normalization", "*"): "no Normalization layer",
 }
 
 KERAS3_REFUSED = {

@@ -15,6 +15,8 @@ against real Keras.
   1-D signal. tfjs-layers has no ZeroPadding1D, and its ``Conv1D`` throws on ``causal``.
 - global pooling with ``keepdims=True`` (which tfjs-layers 4.22 ignores) -> the pooling
   without it, then a ``Reshape`` to the kept shape (the same values).
+- ``Normalization`` over the last axis -> ``BatchNormalization`` (no centre or scale, epsilon
+  0) holding the mean and the variance floored at Keras's epsilon squared.
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
 
@@ -28,6 +30,8 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from . import Layer, LayersModel, Node, TensorRef, Weight
 from .layer_facts.base import TensorSpec
@@ -376,11 +380,56 @@ def _global_keepdims(model: LayersModel, layer: Layer, specs: Specs,
             "values)")
 
 
+# --- Normalization ------------------------------------------------------------------------------
+
+# Keras's Normalization divides by max(sqrt(variance), epsilon), with its backend epsilon
+KERAS_EPSILON = 1e-7
+
+
+def _normalization(model: LayersModel, layer: Layer, specs: Specs,
+                   taken: set[str]) -> str | None:
+    cfg = layer.config
+    axis = cfg.get("axis", [-1])
+    axis = axis if isinstance(axis, (list, tuple)) else [axis]
+    if cfg.get("invert") or list(axis) != [-1]:
+        return None
+    by_name = {w.name: w.array for w in layer.weights}
+    mean, variance = by_name.get("mean"), by_name.get("variance")
+    if mean is None or variance is None:
+        if cfg.get("mean") is None or cfg.get("variance") is None:
+            return None
+        mean, variance = np.asarray(cfg["mean"]), np.asarray(cfg["variance"])
+    shape = _input_shape(model, layer, specs)
+    channels = shape[-1] if shape else None
+    if channels is None or mean.size not in (1, channels) or variance.size not in (1, channels):
+        return None
+    mean = np.broadcast_to(np.asarray(mean, np.float32).reshape(-1), (channels,)).copy()
+    variance = np.broadcast_to(np.asarray(variance, np.float32).reshape(-1), (channels,))
+    # (x - mean) * rsqrt(max(variance, eps^2)) is (x - mean) / max(sqrt(variance), eps)
+    floored = np.maximum(variance, np.float32(KERAS_EPSILON) ** 2).astype(np.float32)
+    zeros = {"class_name": "Zeros", "config": {}}
+    bn = Layer("BatchNormalization", layer.name, {
+        "name": layer.name, "trainable": False, "dtype": cfg.get("dtype", "float32"),
+        "axis": -1, "momentum": 0.99, "epsilon": 0.0, "center": False, "scale": False,
+        "beta_initializer": zeros, "gamma_initializer": {"class_name": "Ones", "config": {}},
+        "moving_mean_initializer": zeros,
+        "moving_variance_initializer": {"class_name": "Ones", "config": {}},
+        "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+        "gamma_constraint": None},
+        inbound_nodes=[Node(n.args, n.kwargs) for n in layer.inbound_nodes],
+        weights=[Weight("moving_mean", mean, False), Weight("moving_variance", floored, False)])
+    _replace(model, layer, [bn])
+    return (f"{layer.name}: Normalization -> BatchNormalization(center=False, scale=False, "
+            "epsilon=0) holding its mean and variance (tfjs-layers has no Normalization; the "
+            "same arithmetic, a reciprocal square root times instead of a division)")
+
+
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
     "Subtract": _subtract,
     "Conv1D": _causal_conv1d,
     "ZeroPadding1D": _zero_padding1d,
     "UpSampling2D": _bilinear_upsampling,
+    "Normalization": _normalization,
     **dict.fromkeys(("GlobalMaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
                      "GlobalAveragePooling2D"), _global_keepdims),
 }

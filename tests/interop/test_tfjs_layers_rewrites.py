@@ -13,6 +13,8 @@ refusal offers ``--to tfjs-graph``, which real tfjs then runs.
   summed in another order (one float32 ulp measured);
 - global pooling with ``keepdims=True`` (ignored by tfjs-layers 4.22) -> the pooling, then
   ``Reshape``;
+- ``Normalization`` -> ``BatchNormalization`` with its mean and variance (epsilon 0, the
+  variance floored at Keras's epsilon squared);
 - a layer with no composition (``GRU(reset_after=True)``) is refused with ``--to tfjs-graph``,
   which real tfjs then runs.
 """
@@ -26,6 +28,7 @@ import pytest
 
 import modelport
 from modelport.formats import tfjs_layers
+from modelport.models import tfjs_support
 
 from ..conftest import ALL_CASES, LAYER_CASES, assert_close, case_params
 
@@ -33,7 +36,9 @@ REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + 
     c for c in LAYER_CASES if c.name in ("Subtract", "Conv1D-causal", "Conv1D-causal-dilated",
                                          "ZeroPadding1D", "UpSampling2D-bilinear")]
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-REWRITTEN += [c for c in ALL_CASES if c.name in ("upsampling_bilinear", "gap_keepdims")] + [
+REWRITTEN += [c for c in ALL_CASES if c.name in ("upsampling_bilinear", "gap_keepdims",
+                                                  "normalization")] + [
+    c for c in LAYER_CASES if c.name.startswith("Normalization-")] + [
     c for c in LAYER_CASES if c.name.startswith("Global") and c.name.endswith("keepdims")
     and "3D" not in c.name]
 # GRU(reset_after=True): tfjs-layers 4.22 does not implement it, and no layer composes it
@@ -50,8 +55,13 @@ def test_a_rewritten_layer_runs_in_tfjs_as_in_keras(case, tmp_path, tfjs):
         # bit for bit but for the bilinear filter's sum (one float32 ulp measured)
         assert_close(actual, expected, atol=1e-6, rtol=1e-6, what=f"{case.id} output {name}")
     # the weights keep their names (<layer>/kernel): the composition holds them under the layer
-    assert sorted(result["weights"]) == sorted(
-        name for name, _ in tfjs_layers.ordered_weights(modelport.load(case.path)))
+    # (Normalization's mean and variance become its BatchNormalization's moving statistics)
+    written = sorted(name for name, _ in tfjs_layers.ordered_weights(
+        tfjs_support.prepare(modelport.load(case.path))))
+    assert sorted(result["weights"]) == written
+    if "ormalization" not in case.name:
+        assert written == sorted(
+            name for name, _ in tfjs_layers.ordered_weights(modelport.load(case.path)))
 
 
 @pytest.mark.parametrize("case", case_params(NO_COMPOSITION))
