@@ -8,7 +8,6 @@ TFJS_REFUSED = {
     ("gru_reset_after", "*"): "reset_after=True",
     ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
     ("lambda_layer", "*"): "no Lambda layer",
-    ("elu_alpha", "*"): "alpha=1",
 }
 
 KERAS3_REFUSED = {

@@ -17,6 +17,8 @@ against real Keras.
   without it, then a ``Reshape`` to the kept shape (the same values).
 - ``Normalization`` over the last axis -> ``BatchNormalization`` (no centre or scale, epsilon
   0) holding the mean and the variance floored at Keras's epsilon squared.
+- ``ELU(alpha)`` with alpha other than 1 (tfjs-layers refuses it) -> ``relu(x) + alpha *
+  min(ELU(x), 0)`` from ELU, Rescaling, Activation and Add layers.
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
 
@@ -67,6 +69,8 @@ def rewrite(model: LayersModel, specs: Specs) -> list[str]:
 
 def _needs_graph(layer: Layer) -> bool:
     """Whether ``layer``'s rewrite branches (a Sequential model cannot hold it)."""
+    if layer.class_name == "ELU":
+        return _elu_alpha(layer) is not None
     return layer.class_name == "UpSampling2D" and layer.config.get("interpolation") == "bilinear"
 
 
@@ -424,12 +428,53 @@ def _normalization(model: LayersModel, layer: Layer, specs: Specs,
             "same arithmetic, a reciprocal square root times instead of a division)")
 
 
+# --- ELU(alpha) ---------------------------------------------------------------------------------
+
+def _elu_alpha(layer: Layer) -> float | None:
+    """An ELU layer's alpha where it is not 1 (None: 1, or not a number)."""
+    alpha = layer.config.get("alpha", 1.0)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha == 1.0:
+        return None
+    return float(alpha)
+
+
+def _elu(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str | None:
+    alpha = _elu_alpha(layer)
+    if alpha is None or model.kind == "Sequential":
+        return None
+
+    def named(suffix: str) -> str:
+        return _unique(f"{layer.name}_{suffix}", taken)
+
+    # ELU_alpha(x) = relu(x) + alpha * min(ELU_1(x), 0), and min(e, 0) = -relu(-e)
+    elu = _plain(layer, "ELU", named("unit"), alpha=1.0)
+    flip = _plain(layer, "Rescaling", named("flip"), scale=-1.0, offset=0.0)
+    clip = _plain(layer, "Activation", named("clip"), activation="relu")
+    scale = _plain(layer, "Rescaling", named("scale"), scale=-alpha, offset=0.0)
+    relu = _plain(layer, "Activation", named("relu"), activation="relu")
+    add = Layer("Add", layer.name, {k: layer.config[k] for k in ("name", "trainable", "dtype")
+                                    if k in layer.config})
+    for j, node in enumerate(layer.inbound_nodes):
+        x = node.inputs()[0]
+        elu.inbound_nodes.append(Node([x]))
+        previous = TensorRef(elu.name, j, 0)
+        for part in (flip, clip, scale):
+            part.inbound_nodes.append(Node([previous]))
+            previous = TensorRef(part.name, j, 0)
+        relu.inbound_nodes.append(Node([x]))
+        add.inbound_nodes.append(Node([[TensorRef(relu.name, j, 0), previous]]))
+    _replace(model, layer, [elu, flip, clip, scale, relu, add])
+    return (f"{layer.name}: ELU(alpha={alpha:g}) -> relu(x) + {alpha:g} * min(ELU(x), 0) "
+            "(ELU, Rescaling, Activation, Add: tfjs-layers supports ELU with alpha 1 only)")
+
+
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {
     "Subtract": _subtract,
     "Conv1D": _causal_conv1d,
     "ZeroPadding1D": _zero_padding1d,
     "UpSampling2D": _bilinear_upsampling,
     "Normalization": _normalization,
+    "ELU": _elu,
     **dict.fromkeys(("GlobalMaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
                      "GlobalAveragePooling2D"), _global_keepdims),
 }

@@ -15,6 +15,8 @@ refusal offers ``--to tfjs-graph``, which real tfjs then runs.
   ``Reshape``;
 - ``Normalization`` -> ``BatchNormalization`` with its mean and variance (epsilon 0, the
   variance floored at Keras's epsilon squared);
+- ``ELU(alpha != 1)`` -> ``relu(x) + alpha * min(ELU(x), 0)`` (tfjs-layers' ELU takes alpha 1
+  only);
 - a layer with no composition (``GRU(reset_after=True)``) is refused with ``--to tfjs-graph``,
   which real tfjs then runs.
 """
@@ -37,8 +39,9 @@ REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + 
                                          "ZeroPadding1D", "UpSampling2D-bilinear")]
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REWRITTEN += [c for c in ALL_CASES if c.name in ("upsampling_bilinear", "gap_keepdims",
-                                                  "normalization")] + [
-    c for c in LAYER_CASES if c.name.startswith("Normalization-")] + [
+                                                  "normalization", "elu_alpha")] + [
+    c for c in LAYER_CASES if c.name.startswith("Normalization-") or c.name == "ELU-alpha0.7"
+] + [
     c for c in LAYER_CASES if c.name.startswith("Global") and c.name.endswith("keepdims")
     and "3D" not in c.name]
 # GRU(reset_after=True): tfjs-layers 4.22 does not implement it, and no layer composes it
