@@ -3,7 +3,8 @@
 * ONNX ``If``/``Loop`` -> ``StatelessIf``/``StatelessWhile`` with a function library, and
   ``LSTM``/``GRU``/``RNN`` unrolled: the graph-model run by the NumPy TF reference matches what
   onnxruntime computed on the source (``fixtures/control_flow/onnx``), and tf2onnx's Keras
-  RNNs (``fixtures/tf2onnx``, ``Loop``s and ``LSTM``s) match Keras.
+  RNNs (``fixtures/tf2onnx``, ``Loop``s and ``LSTM``s; ``fixtures/control_flow/tf2onnx`` over
+  a run-time sequence length, at two lengths) match Keras.
 * ``tensorflowjs_converter`` graph-models (``fixtures/control_flow/tf``), with TF1 frames (its
   default: lifted to v2 first) and with ``--control_flow_v2`` -> ONNX ``If``/``Loop`` that
   onnxruntime runs matching TensorFlow; the reference matches TensorFlow on them too. A TF1
@@ -45,6 +46,7 @@ ONNX_CASES = sorted(MANIFEST["onnx"]["cases"])
 TF_CASES = sorted(MANIFEST["tf"]["cases"])
 V2 = [c for c in TF_CASES if MANIFEST["tf"]["cases"][c]["control_flow"] == "v2"]
 V1 = [c for c in TF_CASES if MANIFEST["tf"]["cases"][c]["control_flow"] == "v1"]
+TF2ONNX_DYNAMIC = sorted(MANIFEST["tf2onnx"]["cases"])  # Keras RNNs over a run-time length
 TF2ONNX_RNN = ["bidirectional_gru_last", "bidirectional_lstm", "embedding_lstm", "gru_last",
                "gru_reset_before", "gru_seq", "lstm_backwards", "lstm_last", "lstm_seq",
                "lstm_stacked", "simplernn_last", "simplernn_seq"]
@@ -123,6 +125,18 @@ def test_tf2onnx_keras_rnn_matches_keras_in_the_reference(name):
     assert len(got) == len(wants)
     for value, want in zip(got, wants):
         np.testing.assert_allclose(value, want, atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", TF2ONNX_DYNAMIC)
+def test_tf2onnx_keras_rnn_over_a_dynamic_length_matches_keras(name):
+    graph = to_tfjs.convert(ir.from_proto(onnx.load(HERE / "tf2onnx" / f"{name}.onnx")))
+    assert "StatelessWhile" in execute_async_ops(graph)
+    sets = io_sets(HERE / "tf2onnx" / f"{name}.npz", MANIFEST["tf2onnx"]["cases"][name]["sets"])
+    assert len({feeds["x"].shape[1] for feeds, _ in sets}) == 2  # two lengths
+    for feeds, want in sets:
+        got = run(graph, feeds)
+        for value, expected in zip(got, want.values()):
+            np.testing.assert_allclose(value, expected, atol=ATOL, rtol=RTOL, err_msg=name)
 
 
 def _model(nodes, inputs, outputs, inits=()):

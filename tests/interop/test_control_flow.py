@@ -27,6 +27,7 @@ from ..test_control_flow import (
     HERE,
     MANIFEST,
     ONNX_CASES,
+    TF2ONNX_DYNAMIC,
     TF2ONNX_RNN,
     TF_CASES,
     V1,
@@ -63,6 +64,16 @@ def test_tf2onnx_keras_rnn_runs_in_tfjs_like_keras(tfjs, name, tmp_path):
     got = _run(tfjs, written, graph, feeds)
     for value, want in zip(got, wants):
         np.testing.assert_allclose(value, want, atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", TF2ONNX_DYNAMIC)
+def test_tf2onnx_keras_rnn_over_a_dynamic_length_runs_in_tfjs_like_keras(tfjs, name, tmp_path):
+    graph = to_tfjs.convert(ir.from_proto(onnx.load(HERE / "tf2onnx" / f"{name}.onnx")))
+    written = tfjs_graph.write(graph, tmp_path / "web")
+    for feeds, want in io_sets(HERE / "tf2onnx" / f"{name}.npz",
+                               MANIFEST["tf2onnx"]["cases"][name]["sets"]):
+        for value, expected in zip(_run(tfjs, written, graph, feeds), want.values()):
+            np.testing.assert_allclose(value, expected, atol=ATOL, rtol=RTOL, err_msg=name)
 
 
 @pytest.mark.parametrize("name", TF_CASES)

@@ -303,19 +303,36 @@ def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.n
 
 def _full_lengths(ctx: Ctx, node: ir.Node) -> bool:
     """Whether every sequence length is the whole time axis: a constant, or (tf2onnx's form of
-    a Keras ``go_backwards``) an ``Expand`` of a constant over the run-time batch."""
+    a Keras ``go_backwards``) an ``Expand`` over the run-time batch of a constant or of the
+    input's own time dimension."""
     x = ctx.inp(node, 0)
     time_axis = int(attr(node, "time_axis", 0))
+    lens = ctx.inp(node, 1)
+    expand = lens.producer()
+    if expand is not None and expand.op_type == "Expand" and \
+            _is_dim_of(ctx, ctx.inp(expand, 0), x, time_axis):
+        return True  # the length is read from the input's own time axis, at run time too
     shape = ctx.shape(x)
     steps = None if shape is None or time_axis >= len(shape) else shape[time_axis]
     if steps is None:
         return False
-    lens = ctx.inp(node, 1)
     const = ctx.value(lens)
-    expand = lens.producer()
     if const is None and expand is not None and expand.op_type == "Expand":
         const = _static(ctx, ctx.inp(expand, 0))
     return const is not None and bool(np.all(np.asarray(const) == steps))
+
+
+def _is_dim_of(ctx: Ctx, v: ir.Value, x: ir.Value, axis: int) -> bool:
+    """Whether ``v`` is ``Gather(Shape(x), axis)`` (a scalar or one-element index)."""
+    gather = v.producer()
+    if gather is None or gather.op_type != "Gather":
+        return False
+    shape_node = ctx.inp(gather, 0).producer()
+    index = ctx.value(ctx.inp(gather, 1))
+    return shape_node is not None and shape_node.op_type == "Shape" \
+        and shape_node.attributes.get("start") is None and ctx.inp(shape_node, 0) is x \
+        and index is not None and np.asarray(index).size == 1 \
+        and int(np.asarray(index).reshape(-1)[0]) == axis
 
 
 def _static(ctx: Ctx, v: ir.Value) -> np.ndarray | None:
@@ -339,18 +356,47 @@ def _static(ctx: Ctx, v: ir.Value) -> np.ndarray | None:
 
 
 def _reverse_check(ctx: Ctx, node: ir.Node) -> str | None:
-    if not _full_lengths(ctx, node):
-        return ("sequence lengths other than the whole (static) time axis are not mapped "
-                "(tfjs has no ReverseSequence)")
+    axes = {int(attr(node, "time_axis", 0)), int(attr(node, "batch_axis", 1))}
+    if axes != {0, 1}:
+        return f"time_axis/batch_axis {sorted(axes)} (ONNX allows only 0 and 1)"
+    if ctx.shape(ctx.inp(node, 0)) is None:
+        return "the rank of its input is unknown"
     return None
 
 
 @rule("ReverseSequence", check=_reverse_check)
 def _reverse_sequence(ctx: Ctx, node: ir.Node) -> list[str]:
-    """ReverseSequence whose lengths are all the time axis -> ReverseV2 on that axis."""
-    return [ctx.op("ReverseV2", [ctx.x(ctx.inp(node, 0)),
-                                 ctx.i32([int(attr(node, "time_axis", 0))], "axis")],
-                   hint="ReverseSequence")]
+    """ReverseSequence -> ReverseV2 on the time axis where every length is the whole axis (a
+    Keras ``go_backwards`` as tf2onnx writes it); otherwise a GatherNd of the positions
+    ``len - 1 - t`` (for ``t < len``, else ``t``) for each batch entry."""
+    x_v = ctx.inp(node, 0)
+    x = ctx.x(x_v)
+    time_axis = int(attr(node, "time_axis", 0))
+    if _full_lengths(ctx, node):
+        return [ctx.op("ReverseV2", [x, ctx.i32([time_axis], "axis")], hint="ReverseSequence")]
+    lens_v = ctx.inp(node, 1)
+    lens = ctx.x(lens_v)
+    if ctx.tf_dtype(lens_v) != "int32":
+        lens = ctx.op("Cast", [lens], {"DstT": a_type("int32")}, hint="lens")
+    steps = ctx.op("Reshape", [ctx.dim_of(x, time_axis), ctx.i32([], "scalar")], hint="steps")
+    batch = ctx.op("Reshape", [ctx.dim_of(x, 1 - time_axis), ctx.i32([], "scalar")],
+                   hint="batch")
+    one, zero = ctx.i32(1, "one"), ctx.i32(0, "zero")
+    t = ctx.op("ExpandDims", [ctx.op("Range", [zero, steps, one], {"Tidx": a_type("int32")},
+                                     hint="t"), one], hint="t_col")            # [T, 1]
+    b = ctx.op("ExpandDims", [ctx.op("Range", [zero, batch, one], {"Tidx": a_type("int32")},
+                                     hint="b"), zero], hint="b_row")           # [1, B]
+    lens_row = ctx.op("ExpandDims", [lens, zero], hint="lens_row")          # [1, B]
+    back = ctx.op("Sub", [ctx.op("Sub", [lens_row, one]), t], hint="back")  # [T, B]
+    inside = ctx.op("Less", [t, lens_row], hint="inside")
+    where = ctx.op("SelectV2", [inside, back, ctx.op("BroadcastTo", [t, ctx.shape_of(back)])],
+                   hint="source_t")
+    b_grid = ctx.op("BroadcastTo", [b, ctx.shape_of(back)], hint="b_grid")
+    pair = [where, b_grid] if time_axis == 0 else [b_grid, where]
+    indices = ctx.op("Pack", pair, {"axis": a_int(2), "N": a_int(2)}, hint="indices")
+    if time_axis == 1:  # batch-major: indices [B, T, 2]
+        indices = ctx.op("Transpose", [indices, ctx.i32([1, 0, 2], "perm")], hint="indices_bm")
+    return [ctx.op("GatherNd", [x, indices], hint="ReverseSequence")]
 
 
 def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: np.ndarray,
