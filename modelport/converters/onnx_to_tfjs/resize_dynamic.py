@@ -15,9 +15,12 @@ Resize stays dynamic:
   run time (scale = out / in), only the pairs whose formulas are identical: nearest
   asymmetric+floor (TF's default), linear half_pixel (half_pixel_centers), linear
   align_corners (align_corners).
-* Otherwise each resized axis is computed exactly as onnxruntime does at run time: output
-  positions by Range, the source coordinate by the ONNX formula in float32, then one GatherV2
-  (nearest, with the mode's rounding) or two GatherV2s blended by the fraction (linear).
+* Otherwise each resized axis is computed at run time: output positions by Range, the source
+  coordinate by ONNX's formula, then one GatherV2 (nearest, with the mode's rounding) or two
+  GatherV2s blended by the fraction (linear). Where the scale is out / in (sizes given, or an
+  integer factor) the coordinate is a ratio of integers and is computed in int32, exactly;
+  otherwise (a non-integer or run-time scale, half_pixel_symmetric) in float32 as
+  onnxruntime computes it.
 
 Refused: cubic with run-time sizes, ``keep_aspect_ratio_policy`` other than stretch.
 """
@@ -176,11 +179,14 @@ def _float(ctx: Ctx, ref: str) -> str:
 
 
 def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> str:
-    """Resize NCHW axis ``a`` (channels-last ``j``) of ``x`` exactly as onnxruntime does."""
+    """Resize NCHW axis ``a`` (channels-last ``j``) of ``x`` as ONNX defines it."""
     n_in_i = _in_size(ctx, node, x, j)
     n_out_i = _out_size(ctx, node, p, a, x, j)
+    kind, value = p.out[a]
+    if s["coord"] in RATIONAL and (kind in ("sizes", "const") or (
+            kind == "scale" and float(value).is_integer() and value >= 1)):
+        return _rational_axis(ctx, s, p, x, j, n_in_i, n_out_i)
     n_in, n_out = _float(ctx, n_in_i), _float(ctx, n_out_i)
-    kind, _ = p.out[a]
     # onnxruntime: with sizes the scale is out / in (in float32); with scales, the scale given
     if kind in ("sizes", "const"):
         scale = binary(ctx, "RealDiv", n_out, n_in)
@@ -208,8 +214,76 @@ def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> 
     lo_i = ctx.op("Cast", [lo], {"DstT": a_type("int32")})
     hi_i = binary(ctx, "Minimum", binary(ctx, "AddV2", lo_i, one_i),
                   binary(ctx, "Sub", n_in_i, one_i))
-    below = ctx.op("GatherV2", [x, lo_i, axis], {"batch_dims": a_int(0)})
-    above = ctx.op("GatherV2", [x, hi_i, axis], {"batch_dims": a_int(0)})
+    return _blend(ctx, p, x, j, lo_i, hi_i, frac)
+
+
+# Coordinate rules whose source coordinate is a ratio of integers when the scale is out / in
+# (sizes given, or an integer factor): computed in int32, they are exact (and a float engine's
+# rounding cannot flip an index, which would also blind the parity check's noise estimate).
+RATIONAL = {"asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners",
+            "tf_half_pixel_for_nn"}
+
+
+def _rational_axis(ctx: Ctx, s: dict, p: Plan, x: str, j: int, n_in: str, n_out: str) -> str:
+    """One axis by exact integer arithmetic: x_original = num / den per output position."""
+    one, two = ctx.i32(1), ctx.i32(2)
+    limit = ctx.op("Reshape", [n_out, ctx.i32([], "scalar")])
+    pos = ctx.op("Range", [ctx.i32(0), limit, one], {"Tidx": a_type("int32")})
+    coord = s["coord"]
+    twice = binary(ctx, "AddV2", binary(ctx, "Mul", pos, two), one)  # 2x + 1
+    if coord == "asymmetric":  # x * in / out
+        num, den = binary(ctx, "Mul", pos, n_in), n_out
+    elif coord == "tf_half_pixel_for_nn":  # (x + 1/2) * in / out
+        num, den = binary(ctx, "Mul", twice, n_in), binary(ctx, "Mul", n_out, two)
+    elif coord == "align_corners":  # x * (in - 1) / (out - 1); 0 for one output
+        num = binary(ctx, "Mul", pos, binary(ctx, "Sub", n_in, one))
+        den = binary(ctx, "Maximum", binary(ctx, "Sub", n_out, one), one)
+    else:  # half_pixel: (x + 1/2) * in / out - 1/2
+        num = binary(ctx, "Sub", binary(ctx, "Mul", twice, n_in), n_out)
+        den = binary(ctx, "Mul", n_out, two)
+        if coord == "pytorch_half_pixel":  # 0 for one output
+            many = ctx.op("Cast", [binary(ctx, "Greater", n_out, one)],
+                          {"DstT": a_type("int32")})
+            num = binary(ctx, "Mul", num, many)
+    last = binary(ctx, "Sub", n_in, one)
+    zero = ctx.i32(0)
+    axis = ctx.i32(j, "axis")
+    if s["mode"] == "nearest":
+        idx = _round_ratio(ctx, s["nearest"], num, den)
+        idx = binary(ctx, "Minimum", binary(ctx, "Maximum", idx, zero), last)
+        return ctx.op("GatherV2", [x, idx, axis], {"batch_dims": a_int(0)})
+    lo = binary(ctx, "FloorDiv", num, den)
+    rest = binary(ctx, "Sub", num, binary(ctx, "Mul", lo, den))
+    # beyond either edge the coordinate is clamped: the edge element, weight 0 on the next
+    outside = ctx.op("LogicalOr", [binary(ctx, "Less", lo, zero),
+                                   binary(ctx, "GreaterEqual", lo, last)])
+    frac = binary(ctx, "RealDiv", _float(ctx, rest), _float(ctx, den))
+    frac = ctx.op("SelectV2", [outside, binary(ctx, "Mul", frac, fconst(ctx, 0.0)), frac])
+    lo = binary(ctx, "Minimum", binary(ctx, "Maximum", lo, zero), last)
+    hi = binary(ctx, "Minimum", binary(ctx, "AddV2", lo, one), last)
+    return _blend(ctx, p, x, j, lo, hi, frac)
+
+
+def _round_ratio(ctx: Ctx, mode: str, num: str, den: str) -> str:
+    """ONNX's nearest_mode rounding of num / den (den > 0), in integers."""
+    two = ctx.i32(2)
+    if mode == "floor":
+        return binary(ctx, "FloorDiv", num, den)
+    if mode == "ceil":  # -floor(-num / den)
+        return unary(ctx, "Neg", binary(ctx, "FloorDiv", unary(ctx, "Neg", num), den))
+    if mode == "round_prefer_floor":  # ceil(num / den - 1/2) = -floor((den - 2 num) / 2 den)
+        return unary(ctx, "Neg", binary(ctx, "FloorDiv", binary(
+            ctx, "Sub", den, binary(ctx, "Mul", num, two)), binary(ctx, "Mul", den, two)))
+    # round_prefer_ceil: floor(num / den + 1/2) = floor((2 num + den) / 2 den)
+    return binary(ctx, "FloorDiv", binary(ctx, "AddV2", binary(ctx, "Mul", num, two), den),
+                  binary(ctx, "Mul", den, two))
+
+
+def _blend(ctx: Ctx, p: Plan, x: str, j: int, lo: str, hi: str, frac: str) -> str:
+    """x[lo] + (x[hi] - x[lo]) * frac along channels-last axis ``j``."""
+    axis = ctx.i32(j, "axis")
+    below = ctx.op("GatherV2", [x, lo, axis], {"batch_dims": a_int(0)})
+    above = ctx.op("GatherV2", [x, hi, axis], {"batch_dims": a_int(0)})
     bshape = [1] * p.rank
     bshape[j] = -1
     frac = ctx.op("Reshape", [frac, ctx.i32(bshape, "shape")])
