@@ -32,7 +32,8 @@ import numpy as np
 from ...models import TfjsGraph, TfNode
 from ...models import tfjs_graph as tg
 
-CONVS = {"Conv2D", "DepthwiseConv2dNative", "_FusedConv2D", "FusedDepthwiseConv2dNative"}
+CONVS = {"Conv2D", "DepthwiseConv2dNative", "_FusedConv2D", "FusedDepthwiseConv2dNative",
+         "Conv3D"}
 # What a fused conv may apply after the convolution and still commute with BatchToSpaceND:
 # per-channel steps and elementwise activations (a residual Add reads a tensor in the
 # batch layout: not folded).
@@ -132,11 +133,12 @@ def _chain(b2s: TfNode, by_name: dict[str, TfNode], readers: dict[str, list[str]
     explicit = difference.astype(np.int64)
     if (explicit < 0).any():
         return None
-    spatial = _spatial_axes(m, expand, squeeze, by_name, graph)
+    rank = 5 if conv.op == "Conv3D" else 4
+    spatial = _spatial_axes(m, rank, expand, squeeze, by_name, graph)
     if spatial is None or not _plain(conv, by_name, graph):
         return None
-    dilations = [1, 1, 1, 1]
-    flat = [0] * 8
+    dilations = [1] * rank
+    flat = [0] * (2 * rank)  # (Conv3D has no EXPLICIT padding in TF; the ONNX mapping reads it)
     for i, axis in enumerate(spatial):
         dilations[axis] = block[i]
         flat[2 * axis], flat[2 * axis + 1] = int(explicit[i, 0]), int(explicit[i, 1])
@@ -208,11 +210,11 @@ def _difference(a: str, b: str, by_name: dict[str, TfNode], graph: TfjsGraph
 
 
 def _plain(conv: TfNode, by_name: dict[str, TfNode], graph: TfjsGraph) -> bool:
-    """An undilated, stride-1, VALID, NHWC conv (what TF puts inside the chain) whose fused
+    """An undilated, stride-1, VALID, channels-last conv (what TF puts inside the chain) whose fused
     steps, if any, act per position with per-channel constants (bias, batch norm, PReLU's
     alpha), so that they commute with the rearrangement."""
     if tg.attr_str(conv, "padding", "VALID") != "VALID" or \
-            tg.attr_str(conv, "data_format", "NHWC") != "NHWC":
+            tg.attr_str(conv, "data_format", "NHWC") not in ("NHWC", "NDHWC"):
         return False
     if any(op not in PER_POSITION for op in tg.attr_list(conv, "fused_ops", "s")):
         return False
@@ -229,12 +231,15 @@ def _plain(conv: TfNode, by_name: dict[str, TfNode], graph: TfjsGraph) -> bool:
     return True
 
 
-def _spatial_axes(m: int, expand: TfNode | None, squeeze: TfNode | None,
+def _spatial_axes(m: int, rank: int, expand: TfNode | None, squeeze: TfNode | None,
                   by_name: dict[str, TfNode], graph: TfjsGraph) -> list[int] | None:
-    """The conv's NHWC axes that the block's M axes are (rank-4 conv): H, W for a 2-D block;
-    for Conv1D's ``ExpandDims(axis 1)`` / ``Squeeze([1])`` around it, W."""
+    """The conv's channels-last axes that the block's M axes are: every spatial axis of a
+    rank-``rank`` conv (H, W; D, H, W for Conv3D); for Conv1D's ``ExpandDims(axis 1)`` /
+    ``Squeeze([1])`` around a Conv2D, W."""
     if expand is None:
-        return [1, 2] if m == 2 else None
+        return list(range(1, rank - 1)) if m == rank - 2 else None
+    if rank != 4:
+        return None
     axis = _const(graph, by_name, expand.inputs[1]) if len(expand.inputs) > 1 else None
     dims = tg.attr_list(squeeze, "squeeze_dims", "i") if squeeze is not None else []
     if m != 1 or axis is None or axis.size != 1 or int(axis.reshape(-1)[0]) not in (1, -3) or \
