@@ -160,6 +160,8 @@ class _ShardReader:
             self.consumed += got
 
     def read(self, n: int) -> bytes:
+        if n > self.remaining:  # a declared length (a string's prefix) checked before allocating
+            raise EOFError(n)
         buffer = bytearray(n)
         self.readinto(memoryview(buffer))
         return bytes(buffer)
