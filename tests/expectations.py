@@ -6,7 +6,6 @@ give. Every (fixture, target) pair not listed here must convert.
 
 TFJS_REFUSED = {
     ("gru_reset_after", "*"): "reset_after=True",
-    ("hard_sigmoid", "keras3"): "relu6(x + 3) / 6",
     ("lambda_layer", "*"): "no Lambda layer",
 }
 

@@ -5,6 +5,8 @@ writer checks and writes it; the read-back check compares the written file with 
 model, and tests/interop/test_tfjs_layers_rewrites.py runs each composition in real tfjs
 against real Keras.
 
+- an activation of Keras 3's ``hard_sigmoid`` (tfjs's is Keras 2's) -> ``Rescaling(offset=3)``,
+  ``Activation("relu6")``, ``Rescaling(1/6)`` after the layer.
 - ``Subtract()([a, b])`` -> ``Add()([a, Rescaling(-1)(b)])``: ``a - b`` is ``a + (-b)`` in IEEE
   arithmetic (negation is exact), so the numbers are the same.
 - ``Conv1D(padding="causal")`` on a ``(steps, channels)`` input with static steps ->
@@ -29,6 +31,7 @@ manifest stay ``<layer>/kernel``; the layers added are named after it.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,6 +51,7 @@ def rewrite(model: LayersModel, specs: Specs) -> list[str]:
     are the caller's copies; the layers replaced are not mutated), one note per rewrite."""
     notes: list[str] = []
     taken = {layer.name for layer in model.iter_layers()}
+    notes += _split_activations(model, taken)
     if model.kind == "Sequential" and any(_needs_graph(layer) for layer in model.layers):
         _make_functional(model)
     if model.kind == "Sequential":  # each layer reads the one before it, as first listed
@@ -130,6 +134,43 @@ def _redirect(model: LayersModel, source: str, target: str, skip: set[str]) -> N
             copied.inbound_nodes = nodes
             model.layers[i] = copied
     model.outputs = [moved(r) for r in model.outputs]
+
+
+# --- Keras 3's hard_sigmoid ---------------------------------------------------------------------
+
+def _split_activations(model: LayersModel, taken: set[str]) -> list[str]:
+    """Keras 3's ``hard_sigmoid`` (``relu6(x + 3) / 6``; tfjs's is Keras 2's ``clip(0.2 x +
+    0.5)``) as an activation of a layer other than a recurrent one: the layer without it, then
+    ``Rescaling(offset=3)``, ``Activation("relu6")``, ``Rescaling(1/6)``."""
+    notes = []
+    for layer in list(model.layers):
+        if layer.model is not None or layer.config.get("activation") != "hard_sigmoid" \
+                or "recurrent_activation" in layer.config or "layer" in layer.config:
+            continue
+        shift = _plain(layer, "Rescaling", _unique(f"{layer.name}_shift", taken), scale=1.0,
+                       offset=3.0)
+        relu6 = _plain(layer, "Activation", _unique(f"{layer.name}_relu6", taken),
+                       activation="relu6")
+        scale = _plain(layer, "Rescaling", _unique(f"{layer.name}_scale", taken),
+                       scale=1.0 / 6.0, offset=0.0)
+        chain = [shift, relu6, scale]
+        if layer.class_name != "Activation":  # else the activation is all the layer does
+            bare = copy.copy(layer)
+            bare.config = {**layer.config, "activation": "linear"}
+            chain.insert(0, bare)
+        if model.kind != "Sequential":
+            if chain[0] is shift:
+                shift.inbound_nodes = [Node(n.args, n.kwargs) for n in layer.inbound_nodes]
+            calls = len(layer.inbound_nodes)
+            for before, part in itertools.pairwise(chain):
+                part.inbound_nodes = [Node([TensorRef(before.name, j, 0)]) for j in range(calls)]
+        _replace(model, layer, chain)
+        if model.kind != "Sequential":
+            _redirect(model, layer.name, scale.name, skip={p.name for p in chain})
+        notes.append(f"{layer.name}: activation hard_sigmoid (Keras 3's relu6(x + 3) / 6) -> "
+                     "Rescaling(offset=3), Activation(relu6), Rescaling(1/6) (tfjs's "
+                     "hard_sigmoid is Keras 2's)")
+    return notes
 
 
 # --- Subtract -----------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ refusal offers ``--to tfjs-graph``, which real tfjs then runs.
   variance floored at Keras's epsilon squared);
 - ``ELU(alpha != 1)`` -> ``relu(x) + alpha * min(ELU(x), 0)`` (tfjs-layers' ELU takes alpha 1
   only);
+- Keras 3's ``hard_sigmoid`` activation (``relu6(x + 3) / 6``; tfjs's is Keras 2's) ->
+  ``Rescaling(offset=3)``, ``Activation("relu6")``, ``Rescaling(1/6)`` after the layer;
 - a layer with no composition (``GRU(reset_after=True)``) is refused with ``--to tfjs-graph``,
   which real tfjs then runs.
 """
@@ -40,8 +42,9 @@ REWRITTEN = [c for c in ALL_CASES if c.name in ("subtract", "conv1d_causal")] + 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REWRITTEN += [c for c in ALL_CASES if c.name in ("upsampling_bilinear", "gap_keepdims",
                                                   "normalization", "elu_alpha")] + [
-    c for c in LAYER_CASES if c.name.startswith("Normalization-") or c.name == "ELU-alpha0.7"
-] + [
+    c for c in LAYER_CASES if c.name.startswith("Normalization-") or c.name in (
+        "ELU-alpha0.7", "Dense-activation-hard_sigmoid")
+] + [c for c in ALL_CASES if c.name == "hard_sigmoid" and c.generation == "keras3"] + [
     c for c in LAYER_CASES if c.name.startswith("Global") and c.name.endswith("keepdims")
     and "3D" not in c.name]
 # GRU(reset_after=True): tfjs-layers 4.22 does not implement it, and no layer composes it
@@ -88,7 +91,8 @@ def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
     seq = k.Sequential([k.Input((11, 3)),
                         k.layers.Conv1D(4, 3, padding="causal", strides=2, activation="relu"),
                         k.layers.Conv1D(2, 2, padding="causal", dilation_rate=3),
-                        k.layers.Flatten(), k.layers.Dense(2)])
+                        k.layers.Activation("hard_sigmoid"),
+                        k.layers.Flatten(), k.layers.Dense(2, activation="hard_sigmoid")])
     a, b = k.Input((7, 3)), k.Input((7, 3))
     sub = k.layers.Subtract()
     conv = k.layers.Conv1D(5, 4, padding="causal", dilation_rate=2)
