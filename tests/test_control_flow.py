@@ -175,8 +175,7 @@ def test_unmappable_ops_in_a_branch_are_refused_by_name():
     with pytest.raises(UnsupportedError) as e:
         to_tfjs.convert(ir.from_proto(model))
     message = str(e.value)
-    assert "If node" in message and "then_branch: Conv node" in message
-    assert "layout-sensitive op inside a subgraph" in message
+    assert "If node" in message and "Conv" not in message  # convolutions map in branches too
     assert "else_branch: Det node" in message and "no TF mapping" in message
     assert e.value.exit_code == 4
 

@@ -40,7 +40,7 @@ from ..onnx_normalize import (
 # each family registers its rules on import
 from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
-from .subgraphs import emit_nodes
+from .subgraphs import emit_nodes, subgraphs_channels_last
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def convert(model: ir.Model) -> TfjsGraph:
             skip.add(id(node))
     layout_ops = {op for op, r in RULES.items() if r.layout}
     to_channels_last(model, layout_ops, skip)
+    subgraphs_channels_last(model, layout_ops)
     left = layout.optimize(model)
     reinfer(model)
     model.graph.sort()

@@ -8,8 +8,9 @@ the weights, the used names and the library (tfjs keeps one weight map for the m
 functions, keyed by node name, so names stay unique across all of them), and records a
 ``TfFunction`` whose outputs are Identities of the subgraph's outputs.
 
-The channels-last rewrite and the layout pass work on the main graph only, so a layout-sensitive
-op (convolution, pooling, ...) inside a subgraph is refused by name in ``problems``.
+Layout-sensitive ops (convolutions, pooling, ...) inside a subgraph get the same channels-last
+twin as in the main graph (``subgraphs_channels_last``: each wrapped in its own Transposes; the
+layout pass that cancels them works on the main graph only).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import onnx_ir as ir
 
 from ...errors import UnsupportedError
 from ...models.tfjs_graph import TfFunction
-from ..onnx_normalize import const_array, explicit_perms
+from ..onnx_normalize import NHWC, const_array, explicit_perms, to_channels_last
 from .core import RULES, Ctx, sanitize
 
 STANDARD = ("", "ai.onnx")
@@ -62,13 +63,12 @@ def problems(ctx: Ctx, graph: ir.Graph, where: str) -> list[str]:
     for node in graph:
         label = f"{where}: {node.op_type} node {node.name!r}"
         rule = RULES.get(node.op_type)
-        if node.domain not in STANDARD:
+        if node.domain not in (*STANDARD, NHWC):
             out.append(f"{label}: op of domain {node.domain!r}, which has no TF mapping")
         elif rule is None:
             out.append(f"{label}: no TF mapping for this op")
-        elif rule.layout:
-            out.append(f"{label}: a layout-sensitive op inside a subgraph (the channels-last "
-                       "rewrite works on the main graph only)")
+        elif rule.layout != (node.domain == NHWC):
+            out.append(f"{label}: internal: the channels-last rewrite missed this node")
         elif rule.check is not None:
             try:
                 why = rule.check(sub, node)
@@ -136,3 +136,16 @@ def emit_function(ctx: Ctx, hint: str, args: list[tuple[str, str]], graph: ir.Gr
     # (tfjs makes a Placeholder of each argument from the signature)
     ctx.functions[name] = TfFunction(name, arg_names, outputs, sub.nodes, ret)
     return name
+
+
+def subgraphs_channels_last(model: ir.Model, layout_ops: set[str]) -> int:
+    """The channels-last rewrite (``onnx_normalize.to_channels_last``) in every subgraph of
+    ``model``; how many nodes it wrapped."""
+    wrapped = 0
+    for graph in list(model.graph.subgraphs()):
+        part = ir.Model(graph, ir_version=model.ir_version)
+        part.opset_imports.update(model.opset_imports)
+        wrapped += to_channels_last(part, layout_ops)
+    if wrapped:
+        model.opset_imports[NHWC] = 1
+    return wrapped
