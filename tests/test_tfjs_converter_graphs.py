@@ -236,3 +236,14 @@ def test_oracle_passes_the_full_checker_at_the_opset_bounds(opset):
                  "dilated_depthwise_k3"):
         model = ir.to_proto(driver.convert(tfjs_graph.read(GRAPHS / name), opset=opset))
         onnx.checker.check_model(model, full_check=True)
+
+
+@pytest.mark.parametrize("name", ["conv1d_k3", "dilated_cnn_h5", "dilated_depthwise_k3",
+                                  "global_pool_frozen", "mobile_blocks_h5",
+                                  "multi_output_frozen", "upsample_crop_h5"])
+@pytest.mark.parametrize("target", ["model.keras", "model.h5"])
+def test_converter_graph_models_raise_to_keras(name, target, tmp_path):
+    """On through ONNX to Keras files: dilated convs (one Conv each), Conv1D, frozen
+    signatures, the run-time Conv2DTranspose size all raise to Keras layers, parity checked."""
+    report = modelport.convert(GRAPHS / name, tmp_path / target, device="cpu")
+    assert report.parity is not None and report.parity.passed
