@@ -1,5 +1,6 @@
-"""The tf2onnx oracle: ONNX written by the real tf2onnx for small Keras 3 models
-(``fixtures/make_tf2onnx_fixtures.py``) raises back to Keras.
+"""The tf2onnx oracle: ONNX written by the real tf2onnx for small Keras 3 models (and, as
+``k2_*``, tf_keras builds of some through ``tf2onnx.convert.from_keras``;
+``fixtures/make_tf2onnx_fixtures.py``) raises back to Keras.
 
 Each fixture converts to ``.keras`` and ``.h5`` with the default check (onnxruntime on the
 source against the NumPy Keras reference on the result, seeded inputs); the written model,
@@ -54,6 +55,10 @@ LAYERS: dict[str, list[tuple[str, dict]]] = {
 }
 
 
+# the tf_keras builds (tf2onnx.convert.from_keras) come back as the same layers
+LAYERS.update({f"k2_{name}": LAYERS[name] for name in list(LAYERS) if f"k2_{name}" in NAMES})
+
+
 def _case(name: str) -> tuple[Path, list[np.ndarray], list[np.ndarray]]:
     data = np.load(HERE / f"{name}.npz")
     xs = [data[k] for k in data.files if k.startswith("input:")]
@@ -63,7 +68,7 @@ def _case(name: str) -> tuple[Path, list[np.ndarray], list[np.ndarray]]:
 
 def test_every_fixture_is_listed():
     assert sorted(LAYERS) == sorted(set(LAYERS) & set(NAMES))
-    assert len(NAMES) >= 20
+    assert len(NAMES) >= 30
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])

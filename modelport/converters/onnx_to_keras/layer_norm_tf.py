@@ -195,3 +195,142 @@ def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
     for node in reversed(m.nodes):
         if node.graph is graph:
             graph.remove(node, safe=False)
+
+
+# --- Keras 2's form: a fused batch normalization over the rows ----------------------------------
+#
+# tf_keras computes LayerNormalization over the last axis as ``FusedBatchNormV3`` of ``x``
+# reshaped to ``[1, rows, features, 1]`` with scale ones and offset zeros made at run time
+# (``Expand``) and the moments of that reshape, then reshapes back and applies gamma and beta.
+# The subgraph from ``x`` to the reshape back depends on ``x`` alone; it is run by
+# ``onnx.reference`` on a seeded ``x`` and, where it equals ``(x - mean) / sqrt(var + eps)`` over
+# the last axis (eps: the BatchNormalization's), rewritten as the centred form; the Mul / Add of
+# gamma and beta after it are taken in by the pattern as before.
+
+MAX_NODES = 48
+TOLERANCE = 1e-5
+
+
+def _ancestors(y: ir.Value, x: ir.Value) -> list[ir.Node] | None:
+    """The nodes ``y`` is computed by from ``x`` and constants only, or None."""
+    nodes: dict[int, ir.Node] = {}
+    stack = [y]
+    while stack:
+        v = stack.pop()
+        if v is x or const_array(v) is not None:
+            continue
+        p = v.producer()
+        if p is None or p.domain not in STANDARD or len(nodes) > MAX_NODES:
+            return None
+        if id(p) not in nodes:
+            nodes[id(p)] = p
+            stack.extend(i for i in p.inputs if i is not None)
+    graph = y.graph
+    order = {id(n): i for i, n in enumerate(graph)} if graph is not None else {}
+    return sorted(nodes.values(), key=lambda n: order.get(id(n), 0))
+
+
+def _normalizes_rows(nodes: list[ir.Node], x: ir.Value, y: ir.Value, eps: float,
+                     opset: int) -> bool:
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    dims = [d if isinstance(d, int) else 2 for d in (x.shape or [])]
+    if len(dims) < 2 or x.name is None or y.name is None or \
+            any(not isinstance(d, int) for d in list(x.shape or [])[1:]):
+        return False
+    inits, seen = [], set()
+    for n in nodes:
+        for v in n.inputs:
+            c = const_array(v) if v is not None else None
+            if v is not None and c is not None and v.name not in seen:
+                seen.add(v.name)
+                inits.append(onnx.numpy_helper.from_array(np.asarray(c), v.name))
+    graph = onnx.helper.make_graph(
+        [ir.serde.serialize_node(n) for n in nodes], "ln",
+        [onnx.helper.make_tensor_value_info(x.name, onnx.TensorProto.FLOAT, None)],
+        [onnx.helper.make_tensor_value_info(y.name, 0, None)], inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+    trial = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+    try:
+        (got,) = ReferenceEvaluator(model).run(None, {x.name: trial})
+    except Exception:  # noqa: BLE001 - what the reference cannot run proves nothing
+        return False
+    t = trial.astype(np.float64)
+    mean = t.mean(axis=-1, keepdims=True)
+    want = (t - mean) / np.sqrt(((t - mean) ** 2).mean(axis=-1, keepdims=True) + eps)
+    got = np.asarray(got)
+    return got.shape == want.shape and bool(np.max(np.abs(got - want)) <= TOLERANCE * 10)
+
+
+def rewrite_batchnorm_layer_norms(model: ir.Model) -> int:
+    """Rewrite each Keras 2 layer normalization (a BatchNormalization over the rows of a
+    reshape, proven on a seeded input) in the centred form; how many."""
+    graph = model.graph
+    opset = model.opset_imports.get("", 13)
+    done = 0
+    for bn in list(graph):
+        if bn.graph is not graph or not _is(bn, "BatchNormalization"):
+            continue
+        flat = bn.inputs[0].producer() if bn.inputs[0] is not None else None
+        users = _users(bn.outputs[0])
+        back = users[0] if len(users) == 1 and _is(users[0], "Reshape") else None
+        if flat is None or not _is(flat, "Reshape") or back is None or flat.inputs[0] is None:
+            continue
+        x, y = flat.inputs[0], back.outputs[0]
+        eps_attr = bn.attributes.get("epsilon")
+        eps = float(eps_attr.value) if eps_attr is not None else 1e-5
+        nodes = _ancestors(y, x)
+        if nodes is None or x.shape is None or y.shape is None or \
+                list(x.shape)[1:] != list(y.shape)[1:] or \
+                not _normalizes_rows(nodes, x, y, eps, opset):
+            continue
+        _centred(graph, x, y, eps, opset, back.name or "layer_norm")
+        done += 1
+    return done
+
+
+def _centred(graph: ir.Graph, x: ir.Value, y: ir.Value, eps: float, opset: int,
+             base: str) -> None:
+    """``y`` (the normalized rows of ``x``) recomputed in the centred form, the old nodes
+    left to the sweep."""
+    rank = len(x.shape) if x.shape is not None else 0
+    made: list[ir.Node] = []
+
+    def add(op: str, inputs: list, attrs: dict | None = None) -> ir.Value:
+        node = ir.node(op, inputs, attrs or {}, name=f"{base}/{op}_{len(made)}")
+        node.outputs[0].type = x.type
+        made.append(node)
+        return node.outputs[0]
+
+    def mean(v: ir.Value) -> ir.Value:
+        if opset >= 18:
+            return add("ReduceMean", [v, _const(graph, f"{base}/axes", np.array([-1]))],
+                       {"keepdims": 1})
+        return add("ReduceMean", [v], {"axes": [rank - 1], "keepdims": 1})
+
+    centred = add("Sub", [x, mean(x)])
+    var = mean(add("Mul", [centred, centred]))
+    root = add("Sqrt", [add("Add", [var, _const(graph, f"{base}/epsilon",
+                                                  np.array(eps, np.float32))])])
+    out = add("Mul", [centred, add("Reciprocal", [root])])
+    producer = y.producer()
+    assert producer is not None
+    graph.insert_before(producer, made)
+    out.shape = y.shape
+    name = y.name
+    y.replace_all_uses_with(out, replace_graph_outputs=True)
+    y.name = None
+    out.name = name
+    _sweep(graph)
+
+
+def _sweep(graph: ir.Graph) -> None:
+    """Remove the nodes nothing reads any more."""
+    while True:
+        dead = [n for n in graph if n.domain in STANDARD and n.op_type not in ("Loop", "If") and
+                all(not o.uses() and not o.is_graph_output() for o in n.outputs)]
+        if not dead:
+            return
+        for n in reversed(dead):
+            graph.remove(n, safe=True)

@@ -104,13 +104,16 @@ def _read(node: ir.Node) -> _Loop | None:
     carried = list(node.inputs[2:])
     if len(body.outputs) != 1 + len(carried) + 1 or len(node.outputs) != len(carried) + 1:
         return None
+    # without a trip count the body's condition ends the loop; the trial run below shows
+    # whether it runs the sequence's length (the rewritten op runs exactly that)
     trips = const_array(node.inputs[0]) if node.inputs[0] is not None else None
     outer = [v for v in _outer_reads(body) if const_array(v) is None]
-    if trips is None or len(outer) != 1:
+    if (node.inputs[0] is not None and trips is None) or len(outer) != 1:
         return None
     x = outer[0]
     xs = _static(x)
-    if xs is None or len(xs) != 3 or xs[0] is None or xs[2] is None or int(trips) < xs[0]:
+    if xs is None or len(xs) != 3 or xs[0] is None or xs[2] is None or \
+            (trips is not None and int(trips) < xs[0]):
         return None
     states = [i for i, v in enumerate(carried) if v is not None and const_array(v) is None
               and v.dtype == ir.DataType.FLOAT]

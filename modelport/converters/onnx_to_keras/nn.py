@@ -541,6 +541,8 @@ def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.nda
         src = (o + 0.5) / factor - 0.5
     elif coord == "align_corners":
         src = o * (size - 1) / max(size * factor - 1, 1)
+    elif coord == "tf_half_pixel_for_nn":  # TF 1's resize_nearest_neighbor, as tf2onnx writes it
+        src = (o + 0.5) / factor
     else:
         return np.full(o.shape, -1)
     if nearest == "floor":

@@ -420,8 +420,9 @@ class _Walk:
         for node, idx in _uses(value):
             if self.merges and node.op_type in MERGES and node.domain in STANDARD:
                 self.pending[id(node)] = node
-            elif view.swapped and idx == 0 and _processing_order(view) and \
-                    self._last_step(node, "h" + view.unit_slot[3:]):
+            elif view.swapped and idx == 0 and view.unit_slot.startswith("seq") and \
+                    self._last_step(node, "h" + view.unit_slot[3:],
+                                    -1 if _processing_order(view) else 0):
                 continue
             elif not view.plain and idx == 0 and _is_view_op(self.ctx, node):
                 after = _through(self.ctx, node, view)
@@ -429,21 +430,24 @@ class _Walk:
                     self.unit.followed[id(node)] = view.unit_slot
                     self.todo.append((node.outputs[0], after))
 
-    def _last_step(self, node: ir.Node, slot: str) -> bool:
-        """A time-major sequence's last step taken (tf2onnx's ``outputs[-1]``: Slice -1: on the
-        time axis then Squeeze, or Gather -1): in Keras's processing order that is the final
-        h, which the layer returns without its sequence. Claims it and seeds the h slot."""
+    def _last_step(self, node: ir.Node, slot: str, index: int) -> bool:
+        """The step a time-major sequence holds the final state at taken (``index`` -1 where
+        the view is in processing order, else 0; tf2onnx's ``outputs[-1]``: a one-step Slice
+        of the time axis then Squeeze, or a Gather): the final h, which the layer returns
+        without its sequence. Claims it and seeds the h slot."""
         ctx = self.ctx
         taken: ir.Node | None = None
+        end = 2 ** 31 - 1 if index == -1 else index + 1
         if _is(node, "Gather") and int(attr(node, "axis", 0)) == 0:
             c = ctx.const(optional_input(node, 1))
-            if c is not None and np.ndim(c) == 0 and int(c) == -1:
+            if c is not None and np.ndim(c) == 0 and int(c) == index:
                 taken = node
         elif _is(node, "Slice") and len(node.inputs) >= 4:
             starts, ends, axes = (_ints(ctx, v) for v in node.inputs[1:4])
             steps = _ints(ctx, optional_input(node, 4)) if len(node.inputs) > 4 else [1]
             uses = _uses(node.outputs[0])
-            if starts == [-1] and ends is not None and ends[0] >= 2 ** 31 - 1 and \
+            if starts == [index] and ends is not None and \
+                    (ends[0] >= end if index == -1 else ends[0] == end) and \
                     axes == [0] and steps == [1] and len(uses) == 1 and \
                     not node.outputs[0].is_graph_output() and \
                     _is(uses[0][0], "Squeeze") and _squeeze_axes(ctx, uses[0][0]) == [0]:

@@ -12,7 +12,7 @@ import onnx_ir as ir
 from ..onnx_normalize import reinfer
 from .conv1d import rewrite_conv1d
 from .index_wrap import drop_index_wraps
-from .layer_norm_tf import rewrite_tf_layer_norms
+from .layer_norm_tf import rewrite_batchnorm_layer_norms, rewrite_tf_layer_norms
 from .loops import rewrite_recurrent_loops
 from .repeats import rewrite_repeats
 from .reverse import rewrite_full_reversals
@@ -25,6 +25,7 @@ def rewrite_tf_forms(model: ir.Model) -> int:
     done += rewrite_repeats(model.graph)
     done += drop_index_wraps(model)
     done += rewrite_tf_layer_norms(model)
+    done += rewrite_batchnorm_layer_norms(model)
     done += rewrite_recurrent_loops(model)
     if done:
         reinfer(model)
