@@ -41,31 +41,35 @@ import numpy as np
 from . import Layer, LayersModel, Node, TensorRef, Weight
 from .layer_facts.base import TensorSpec
 
-Specs = Mapping[tuple, TensorSpec]
+# the graph's tensor shapes by (layer, node, tensor), plus the aliases the rewrites add
+Specs = dict[Any, TensorSpec]
 # the key, in ``rewrite``'s copy of the specs, of a Sequential layer's input
 _SEQUENTIAL_INPUT = "sequential input of"
 
 
-def rewrite(model: LayersModel, specs: Specs) -> list[str]:
+def rewrite(model: LayersModel, specs: Mapping[tuple, TensorSpec]) -> list[str]:
     """Rewrite ``model``'s layers tfjs-layers lacks, in place (``model`` and its ``layers`` list
     are the caller's copies; the layers replaced are not mutated), one note per rewrite."""
     notes: list[str] = []
     taken = {layer.name for layer in model.iter_layers()}
-    notes += _split_activations(model, taken)
+    # a copy: a layer added reads or stands for a tensor under a new name (see ``_alias``)
+    shapes: Specs = dict(specs)
+    notes += _split_activations(model, taken, shapes)
     if model.kind == "Sequential" and any(_needs_graph(layer) for layer in model.layers):
         _make_functional(model)
     if model.kind == "Sequential":  # each layer reads the one before it, as first listed
-        specs = dict(specs)
-        for before, layer in zip(model.layers, model.layers[1:]):
-            if (before.name, 0, 0) in specs:
-                specs[_SEQUENTIAL_INPUT, layer.name] = specs[(before.name, 0, 0)]
-    for layer in list(model.layers):
-        if layer.model is not None:
+        for before, after in itertools.pairwise(model.layers):
+            if (before.name, 0, 0) in shapes:
+                shapes[_SEQUENTIAL_INPUT, after.name] = shapes[(before.name, 0, 0)]
+    for name in [layer.name for layer in model.layers]:
+        # by name: a rewrite before may have given this layer new nodes (a new object)
+        found = next((x for x in model.layers if x.name == name), None)
+        if found is None or found.model is not None:
             continue
-        rule = _RULES.get(layer.class_name)
+        rule = _RULES.get(found.class_name)
         if rule is None:
             continue
-        done = rule(model, layer, specs, taken)
+        done = rule(model, found, shapes, taken)
         if done is not None:
             notes.append(done)
     return notes
@@ -113,9 +117,18 @@ def _replace(model: LayersModel, old: Layer, new: list[Layer]) -> None:
     model.layers[i:i + 1] = new
 
 
-def _redirect(model: LayersModel, source: str, target: str, skip: set[str]) -> None:
+def _alias(specs: dict, source: str, target: str) -> None:
+    """``target``'s outputs have ``source``'s shapes (it computes them in ``source``'s stead), so
+    that a rule for a layer after it still finds its input's shape."""
+    for key in [k for k in specs if isinstance(k, tuple) and k and k[0] == source]:
+        specs[(target,) + tuple(key[1:])] = specs[key]
+
+
+def _redirect(model: LayersModel, source: str, target: str, skip: set[str],
+              specs: dict) -> None:
     """Every reference to ``source``'s outputs now reads ``target``'s (same node and tensor):
     the layers that read them get new nodes (the caller's originals are left alone)."""
+    _alias(specs, source, target)
     def moved(obj: Any) -> Any:
         if isinstance(obj, TensorRef):
             return TensorRef(target, obj.node, obj.tensor) if obj.layer == source else obj
@@ -138,12 +151,14 @@ def _redirect(model: LayersModel, source: str, target: str, skip: set[str]) -> N
 
 # --- Keras 3's hard_sigmoid ---------------------------------------------------------------------
 
-def _split_activations(model: LayersModel, taken: set[str]) -> list[str]:
+def _split_activations(model: LayersModel, taken: set[str], specs: dict) -> list[str]:
     """Keras 3's ``hard_sigmoid`` (``relu6(x + 3) / 6``; tfjs's is Keras 2's ``clip(0.2 x +
     0.5)``) as an activation of a layer other than a recurrent one: the layer without it, then
     ``Rescaling(offset=3)``, ``Activation("relu6")``, ``Rescaling(1/6)``."""
     notes = []
-    for layer in list(model.layers):
+    for name in [layer.name for layer in model.layers]:
+        # by name: a rewrite before may have given this layer new nodes (a new object)
+        layer = next(x for x in model.layers if x.name == name)
         if layer.model is not None or layer.config.get("activation") != "hard_sigmoid" \
                 or "recurrent_activation" in layer.config or "layer" in layer.config:
             continue
@@ -165,8 +180,10 @@ def _split_activations(model: LayersModel, taken: set[str]) -> list[str]:
             for before, part in itertools.pairwise(chain):
                 part.inbound_nodes = [Node([TensorRef(before.name, j, 0)]) for j in range(calls)]
         _replace(model, layer, chain)
+        for part in chain:
+            _alias(specs, layer.name, part.name)
         if model.kind != "Sequential":
-            _redirect(model, layer.name, scale.name, skip={p.name for p in chain})
+            _redirect(model, layer.name, scale.name, skip={p.name for p in chain}, specs=specs)
         notes.append(f"{layer.name}: activation hard_sigmoid (Keras 3's relu6(x + 3) / 6) -> "
                      "Rescaling(offset=3), Activation(relu6), Rescaling(1/6) (tfjs's "
                      "hard_sigmoid is Keras 2's)")
@@ -269,7 +286,8 @@ def _causal_conv1d(model: LayersModel, layer: Layer, specs: Specs,
             previous = part.name
     _replace(model, layer, chain)
     if model.kind != "Sequential":
-        _redirect(model, layer.name, squeeze.name, skip={p.name for p in chain})
+        _redirect(model, layer.name, squeeze.name, skip={p.name for p in chain},
+                  specs=specs)
     return (f"{layer.name}: Conv1D(padding='causal') -> Reshape, ZeroPadding2D (left "
             f"{dilation * (k - 1)}), Conv2D({k}x1, valid), Reshape (tfjs-layers rejects causal "
             "padding; the same arithmetic)")

@@ -97,8 +97,10 @@ def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
     sub = k.layers.Subtract()
     conv = k.layers.Conv1D(5, 4, padding="causal", dilation_rate=2)
     d1 = conv(sub([a, b]))
+    d1 = k.layers.Conv1D(5, 2, padding="causal", dilation_rate=4)(d1)  # stacked: TCN-like
     d2 = sub([b, a])
-    y = k.layers.Concatenate()([d1, k.layers.Dense(5)(d2)])
+    h = k.layers.Dense(3, activation="hard_sigmoid")(d2)
+    y = k.layers.Concatenate()([d1, k.layers.Dense(5)(d2), conv(h)])  # conv: called twice
     graph = k.Model([a, b], [y, d2])
     # bilinear upsampling: even, odd and unit factors, a shared layer called on two sizes'
     # worth of inputs, and a Sequential model (rewritten as the same Functional graph)
