@@ -164,6 +164,31 @@ def test_constant_condition_if_folds(tmp_path):
     np.testing.assert_array_equal(run(graph, {"x": x})[0], x * 2)
 
 
+def test_shape_conditions_inside_branches_fold():
+    # a scripted PyTorch export's shape test inside a branch: Shape -> Gather -> Equal -> If,
+    # constant once shapes are static; the inner If goes, the outer (on an input) stays
+    inner_then = _branch(h.make_node("Squeeze", ["x", "last"], ["sq"]), "sq")
+    inner_else = _branch(h.make_node("ReduceMax", ["x", "last"], ["mx"], keepdims=0), "mx")
+    then_g = h.make_graph(
+        [h.make_node("Shape", ["x"], ["shape"]),
+         h.make_node("Gather", ["shape", "last"], ["dim"]),
+         h.make_node("Equal", ["dim", "one"], ["is_one"]),
+         h.make_node("If", ["is_one"], ["t"], then_branch=inner_then, else_branch=inner_else)],
+        "then", [], [h.make_tensor_value_info("t", T.FLOAT, None)],
+        initializer=[nh.from_array(np.array([1], np.int64), "one")])
+    else_g = _branch(h.make_node("Neg", ["x"], ["e"]), "e")
+    model = _model([h.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+                   [h.make_tensor_value_info("x", T.FLOAT, [2, 1]),
+                    h.make_tensor_value_info("c", T.BOOL, [])],
+                   [h.make_tensor_value_info("y", T.FLOAT, None)],
+                   [nh.from_array(np.array([-1], np.int64), "last")])
+    graph = to_tfjs.convert(ir.from_proto(model))
+    assert [n.op for n in graph.all_nodes() if n.op == "StatelessIf"] == ["StatelessIf"]
+    x = np.array([[1.5], [-2.0]], np.float32)
+    np.testing.assert_array_equal(run(graph, {"x": x, "c": np.array(True)})[0], x[:, 0])
+    np.testing.assert_array_equal(run(graph, {"x": x, "c": np.array(False)})[0], -x)
+
+
 def test_unmappable_ops_in_a_branch_are_refused_by_name():
     then_g = _branch(h.make_node("Conv", ["x", "w"], ["t"]), "t",
                      [nh.from_array(np.ones((1, 1, 1, 1), np.float32), "w")])

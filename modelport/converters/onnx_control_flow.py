@@ -17,9 +17,27 @@ import onnx_ir as ir
 log = logging.getLogger(__name__)
 
 
+MAX_ROUNDS = 50  # folding rounds (each may expose another constant condition)
+SUBGRAPH_FOLD_LIMIT = 1 << 20  # elements: bigger results inside subgraphs stay computed
+
+
 def fold_constant_ifs(model: ir.Model) -> int:
     """Inline every ``If`` (main graph and, recursively, subgraphs) whose condition is a
-    constant; returns how many went. The caller folds constants again when any did."""
+    constant, after folding the constants inside subgraphs (``Shape`` of a value whose shape
+    inference made static, nodes of constants), and again while that exposes more: scripted
+    PyTorch exports branch on ranks and sizes that pinned input shapes make constant. Returns
+    how many nodes went; the caller folds the main graph's constants again when any did."""
+    total = 0
+    for _ in range(MAX_ROUNDS):
+        changed = _fold_subgraph_constants(model) + _inline_ifs(model)
+        if not changed:
+            break
+        total += changed
+        _reinfer_subgraphs(model)
+    return total
+
+
+def _inline_ifs(model: ir.Model) -> int:
     folded = 0
     for graph in [model.graph, *model.graph.subgraphs()]:
         for node in list(graph):
@@ -61,9 +79,159 @@ def _inline(graph: ir.Graph, node: ir.Node, branch: ir.Graph) -> None:
         identity = ir.node("Identity", [result], name=f"{node.name or 'If'}/taken_{out.index()}")
         graph.insert_before(node, identity)
         new = identity.outputs[0]
-        new.shape, new.type = out.shape or result.shape, out.type or result.type
+        new.shape, new.type = _more_static(out.shape, result.shape), out.type or result.type
         out_name = out.name
         out.replace_all_uses_with(new, replace_graph_outputs=True)
         out.name = None
         new.name = out_name
     graph.remove(node, safe=True)
+
+
+# --- constants inside subgraphs -------------------------------------------------------------------
+
+def _more_static(a: ir.Shape | None, b: ir.Shape | None) -> ir.Shape | None:
+    """Of two shapes of one value, the one with more known dimensions."""
+    if a is None or b is None:
+        return a or b
+    return b if sum(isinstance(d, int) for d in b) > sum(isinstance(d, int) for d in a) else a
+
+
+def _static(v: ir.Value | None) -> list[int] | None:
+    if v is None or v.shape is None:
+        return None
+    dims = [d for d in v.shape if isinstance(d, int)]
+    return dims if len(dims) == len(v.shape) else None
+
+
+def _const(v: ir.Value | None) -> np.ndarray | None:
+    return None if v is None or v.const_value is None else v.const_value.numpy()
+
+
+def _fold_subgraph_constants(model: ir.Model) -> int:
+    """Nodes inside subgraphs whose result is known: ``Shape``/``Size`` of a value with a
+    static shape, and nodes whose inputs are all constants (evaluated by ``onnx.reference``).
+    Their outputs become initializers of the subgraph."""
+    opset = model.opset_imports.get("", 17)
+    folded = 0
+    for graph in list(model.graph.subgraphs()):
+        for node in list(graph):
+            if node.domain not in ("", "ai.onnx") or node.op_type in NONDETERMINISTIC or any(
+                    a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+                    for a in node.attributes.values()):
+                continue
+            if any(out.is_graph_output() for out in node.outputs):
+                continue  # a subgraph's output stays a node's (an initializer may not be one)
+            results = _evaluate(node, opset)
+            if results is None:
+                continue
+            for out, array in zip(node.outputs, results):
+                value = ir.Value(name=out.name, shape=ir.Shape(array.shape),
+                                 type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
+                                 const_value=ir.Tensor(array))
+                out.name = None
+                out.replace_all_uses_with(value)
+                graph.register_initializer(value)
+            graph.remove(node, safe=True)
+            folded += 1
+    return folded
+
+
+NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
+                    "Multinomial", "Bernoulli", "Dropout"}
+
+
+def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
+    if node.op_type in ("Shape", "Size") and node.inputs:
+        dims = _static(node.inputs[0])
+        if dims is None:
+            return None
+        if node.op_type == "Size":
+            return [np.asarray(int(np.prod(dims)), np.int64)]
+        start = node.attributes.get("start")
+        end = node.attributes.get("end")
+        picked = dims[(start.value if start is not None else 0):
+                      (end.value if end is not None else None)]
+        return [np.asarray(picked, np.int64)]
+    if node.op_type == "Constant":
+        value = node.attributes.get("value")
+        if value is None or value.type != ir.AttributeType.TENSOR:
+            return None  # (value_float, value_ints, ...: left to the mapping)
+        return [np.asarray(value.value.numpy())]
+    if not node.inputs or any(
+            v is not None and _const(v) is None for v in node.inputs):
+        return None
+    arrays = [None if v is None else _const(v) for v in node.inputs]
+    if sum(a.size for a in arrays if a is not None) > SUBGRAPH_FOLD_LIMIT:
+        return None
+    try:
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        proto = ir.serde.serialize_node(node)
+        names = [f"in{k}" if v is not None else "" for k, v in enumerate(node.inputs)]
+        outs = [f"out{k}" for k in range(len(node.outputs))]
+        del proto.input[:]
+        proto.input.extend(names)
+        del proto.output[:]
+        proto.output.extend(outs)
+        graph = onnx.helper.make_graph(
+            [proto], "fold",
+            [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(
+                a.dtype), a.shape) for n, a in zip(names, arrays) if a is not None],
+            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
+             for o in outs])
+        single = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid(
+            "", opset)])
+        results = ReferenceEvaluator(single).run(None, {n: a for n, a in zip(names, arrays)
+                                                       if a is not None})
+    except Exception:  # noqa: BLE001 - what the reference cannot fold stays computed
+        return None
+    out = [np.asarray(r) for r in results]
+    if any(a.dtype == object or a.size > SUBGRAPH_FOLD_LIMIT for a in out):
+        return None
+    return out
+
+
+def _reinfer_subgraphs(model: ir.Model) -> None:
+    """Shapes ONNX inference now finds for subgraph values that had none (after inlining, an
+    ``If``'s output takes its branch's shape, and what reads it can be known)."""
+    import onnx
+
+    from ..models.onnx_model import declare_as_inputs, skeleton
+
+    try:
+        proto = declare_as_inputs(*skeleton(model, 1024))
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False,
+                                                     strict_mode=False, data_prop=True)
+    except Exception as e:  # noqa: BLE001 - inference is best effort here
+        log.info("shape inference inside subgraphs failed: %s", e)
+        return
+    found: dict[str, onnx.ValueInfoProto] = {}
+
+    def collect(g: onnx.GraphProto) -> None:
+        for info in g.value_info:
+            found.setdefault(info.name, info)
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    collect(a.g)
+                for sub in a.graphs:
+                    collect(sub)
+    collect(inferred.graph)
+    for graph in model.graph.subgraphs():
+        for node in graph:
+            for v in node.outputs:
+                info = found.get(v.name or "")
+                if info is None or not info.type.HasField("tensor_type"):
+                    continue
+                tt = info.type.tensor_type
+                if v.type is None and tt.elem_type:
+                    v.type = ir.TensorType(ir.DataType(tt.elem_type))
+                if not tt.HasField("shape"):
+                    continue
+                dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                        for d in tt.shape.dim]
+                known = sum(isinstance(d, int) for d in dims)
+                if v.shape is None or (len(v.shape) == len(dims) and known > sum(
+                        isinstance(d, int) for d in v.shape)):
+                    v.shape = ir.Shape(dims)  # (a dim an inlined branch made static)
