@@ -598,3 +598,17 @@ def test_space_batch_with_run_time_paddings_and_crops():
         got = _run(session, arrays)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+def test_cast_of_a_value_the_probe_cannot_run_keeps_its_cast():
+    """The probe cannot run BitwiseAnd (no TF reference kernel): the Cast after it takes its
+    source dtype from SrcT, not a float32 guess that would drop it (an int32 reaching Add
+    failed onnx.checker: exit 70)."""
+    nodes = [TfNode("bits", "BitwiseAnd", ["n", "mask"], {"T": a_type("int32")}),
+             TfNode("f", "Cast", ["bits"], {"SrcT": a_type("int32"), "DstT": a_type("float32")}),
+             TfNode("out", "AddV2", ["f", "half"], {"T": a_type("float32")})]
+    graph = _graph(nodes, {"mask": np.asarray(6, np.int32), "half": np.asarray(0.5, np.float32)},
+                   [("n", [4], "int32")], ["out"])
+    n = np.asarray([1, 2, 7, 12], np.int32)
+    got, = _ort(graph, [n], opset=18)
+    np.testing.assert_array_equal(got, (n & 6).astype(np.float32) + 0.5)

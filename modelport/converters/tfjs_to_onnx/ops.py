@@ -154,7 +154,10 @@ def _cast(op: TfOp) -> ir.Value:
     dtype = tg.attr_type(op.node, "DstT")
     if dtype is None:
         raise op.bad("has no DstT")
-    if dtype == op.dtype(0):
+    # The source dtype as the probe saw it, else the node's SrcT; op.dtype's float32 fallback
+    # would drop a Cast whose input the probe could not run (a bool from IsFinite).
+    source = op.probe.dtypes.get(op.refs[0]) or tg.attr_type(op.node, "SrcT")
+    if dtype == source:
         return op.emit("Identity", op.inputs[0])
     return op.cast_to(op.inputs[0], dtype)
 

@@ -65,6 +65,7 @@ BINARY = {
     "RealDiv": lambda a, b: a / b, "Div": _truncate_div, "FloorDiv": _floor_div,
     "FloorMod": _floor_mod, "Maximum": np.maximum, "Minimum": np.minimum, "Pow": np.power,
     "SquaredDifference": lambda a, b: np.square(a - b),
+    "Atan2": np.arctan2,  # atan2(y, x): the angle of (x, y), in (-pi, pi]
     # 0 wherever the divisor is 0, even against inf or NaN (TF's definition)
     "DivNoNan": lambda a, b: np.where(b == 0, 0, a / np.where(b == 0, 1, b)),
 }
@@ -91,7 +92,7 @@ UNARY = {
     "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign,
     "Erf": erf, "Sin": np.sin, "Cos": np.cos, "Tan": np.tan,
     "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan, "Sinh": np.sinh, "Cosh": np.cosh,
-    "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh,
+    "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh, "Expm1": np.expm1,
 }
 
 
@@ -112,6 +113,11 @@ for _name, _fn in UNARY.items():
 @register("IsNan")
 def _is_nan(op: Op) -> np.ndarray:
     return np.isnan(op.x)
+
+
+@register("IsFinite")
+def _is_finite(op: Op) -> np.ndarray:
+    return np.isfinite(op.x)
 
 
 @register("IsInf")

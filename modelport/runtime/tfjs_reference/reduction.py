@@ -76,6 +76,9 @@ REDUCERS = {
     "Mean": _mean, "Sum": _sum, "Prod": _prod, "Max": _max, "Min": _min,
     "All": lambda x, axes, keep: np.all(x, axis=axes, keepdims=keep),
     "Any": lambda x, axes, keep: np.any(x, axis=axes, keepdims=keep),
+    # sqrt(sum(x^2)) over the axes (no axes: |x| elementwise, TF's empty reduction)
+    "EuclideanNorm": lambda x, axes, keep: np.sqrt(np.square(x.astype(np.float64)).sum(
+        axis=axes, keepdims=keep)).astype(x.dtype),
 }
 for _name, _fn in REDUCERS.items():
     register(_name)(_reducer(_fn))
