@@ -199,8 +199,19 @@ def _reinfer_subgraphs(model: ir.Model) -> None:
 
     from ..models.onnx_model import declare_as_inputs, skeleton
 
+    def forget(g: onnx.GraphProto) -> None:
+        # shapes found before a branch was inlined may be stale: inferred afresh
+        del g.value_info[:]
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    forget(a.g)
     try:
         proto = declare_as_inputs(*skeleton(model, 1024))
+        for n in proto.graph.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    forget(a.g)
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False,
                                                      strict_mode=False, data_prop=True)
     except Exception as e:  # noqa: BLE001 - inference is best effort here
@@ -232,6 +243,6 @@ def _reinfer_subgraphs(model: ir.Model) -> None:
                 dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                         for d in tt.shape.dim]
                 known = sum(isinstance(d, int) for d in dims)
-                if v.shape is None or (len(v.shape) == len(dims) and known > sum(
-                        isinstance(d, int) for d in v.shape)):
-                    v.shape = ir.Shape(dims)  # (a dim an inlined branch made static)
+                if v.shape is None or len(v.shape) != len(dims) or known > sum(
+                        isinstance(d, int) for d in v.shape):
+                    v.shape = ir.Shape(dims)  # (inferred afresh: an inlined branch's shape)
