@@ -35,8 +35,9 @@ CASES = [c for c in ALL_CASES + LAYER_CASES if c.name != "lambda_layer"]
 REFUSED: dict[str, str] = {
     # An attention layer fed Keras masks by Embedding(mask_zero=True), with no explicit
     # ``mask=`` in its node, is not recorded for re-lowering, and the Embedding's mask
-    # computation (Equal, Not) has no Keras layer of its own.
-    **{f"layers/{name}": "Equal node 'embedding_tokens_q/Equal'" for name in (
+    # computation has no Keras layer of its own (Equal raises to the Keras operation; the Not
+    # after it, the attention's And / Where do not).
+    **{f"layers/{name}": "Not node 'embedding_tokens_q/Not'" for name in (
         "Attention-mask_zero-GlobalAveragePooling1D", "Attention-mask_zero-causal-scores",
         "AdditiveAttention-mask_zero-causal", "GroupQueryAttention-mask_zero-LSTM")},
 }
