@@ -150,6 +150,8 @@ def test_signature_names_resolve_as_tfjs_resolves_them(tmp_path):
                                                          "model_2/heads/split:2"]
     frozen = tfjs_graph.read(GRAPHS / "global_pool_frozen")
     assert [o.tensor for o in frozen.outputs] == ["model/global_pooling/Mean:0"]
+    # --output_node_names entries carry no tensorShape: unknown, not a scalar's empty one
+    assert [o.shape for o in frozen.outputs] == [None]
     # a function's named output ('node:output:k') is output k of node; anything else is refused
     key = next(iter(doc["signature"]["outputs"]))
     for name, want in (("model_2/heads/split:output:2", "model_2/heads/split:2"),

@@ -209,8 +209,10 @@ def _signature(entries: Any) -> list[TensorInfo]:
             raise FormatError(f"signature entry {key!r} has an unknown dtype "
                               f"{str(entry['dtype'])[:40]!r}")
         dtype = DTYPES.get(entry.get("dtype", "DT_FLOAT"), "float32")
-        out.append(TensorInfo(key, _tensor_ref(key, entry["name"]), dtype,
-                              decode_shape(entry.get("tensorShape", {}))))
+        # no tensorShape at all (--output_node_names entries) is an unknown shape; an empty
+        # one is a scalar's
+        shape = decode_shape(entry["tensorShape"]) if "tensorShape" in entry else None
+        out.append(TensorInfo(key, _tensor_ref(key, entry["name"]), dtype, shape))
     return out
 
 
