@@ -327,3 +327,25 @@ def test_gather_elements_with_run_time_index_shape(axis, tmp_path, tfjs):
             shape[0] = 1
         feed_sets.append({"data": d, "idx": rng.integers(-limit, limit, shape).astype(np.int64)})
     _run_everywhere(model, feed_sets, tmp_path, tfjs)
+
+
+def test_the_noise_estimate_does_not_move_integral_shape_arithmetic():
+    """The parity check runs the NumPy TF executor in float64 with random rounding; a size
+    cast to float is exact in float32 and must not be moved (a Range over it would grow by
+    one element: a YOLO head's anchors, made by arange over each level's size)."""
+    from modelport.runtime.precision import exact
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "L"])
+    inits = [numpy_helper.from_array(np.asarray(1, np.int64), "one"),
+             _f32("start", 0.0), _f32("step", 1.0)]
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "one"], ["n"], axis=0),
+             helper.make_node("Cast", ["n"], ["nf"], to=TensorProto.FLOAT),
+             helper.make_node("Range", ["start", "nf", "step"], ["y"])]
+    model = _model(nodes, [x], [_out("y", 1)], inits)
+    graph = to_tfjs.convert(ir.from_proto(model))
+    feed = np.zeros((2, 7), np.float32)
+    for seed in range(20):
+        with exact(jitter=True, seed=seed):
+            got, = tfjs_reference.run(graph, [feed])
+        assert got.shape == (7,)

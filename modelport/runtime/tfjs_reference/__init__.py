@@ -95,7 +95,7 @@ def _run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np
             args.append(produced[k])
         value = feeds.get(node.name) if node.op in ("Placeholder", "PlaceholderWithDefault") \
             else graph.weights.get(node.name) if node.op == "Const" else None
-        values[node.name] = [rounded(v) for v in _evaluate(node, args, value)]
+        values[node.name] = [_rounded(v) for v in _evaluate(node, args, value)]
         for ref in node.inputs:  # free what no one else reads
             if ref.startswith("^"):
                 continue
@@ -112,6 +112,23 @@ def _run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np
                               f"{len(produced)} outputs")
         out.append(produced[k])
     return out
+
+
+# Small float results that hold only integers below 2**24 (shape and index arithmetic: sizes
+# cast to float, Range limits, floored coordinates) are exact in float32, so no engine rounds
+# them; moving them by an ulp would make Range, Floor or a Cast to int take another value.
+EXACT_INTEGERS = 1 << 24
+SMALL = 4096
+
+
+def _rounded(value: np.ndarray) -> np.ndarray:
+    """``precision.rounded`` for an op's result, except for exact small integral floats."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and 0 < value.size <= SMALL:
+        finite = np.isfinite(value).all()
+        if finite and np.all(np.abs(value) < EXACT_INTEGERS) and \
+                np.array_equal(value, np.round(value)):
+            return value
+    return rounded(value)
 
 
 def _evaluate(node: TfNode, args: list[np.ndarray], value: np.ndarray | None
