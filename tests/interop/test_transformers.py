@@ -88,3 +88,14 @@ def test_transformer_runs_in_tfjs_at_its_shapes(entry, tmp_path, tfjs):
             assert got.shape == w.shape, (entry["file"], b, s)
             np.testing.assert_allclose(got, w, atol=ATOL, rtol=RTOL,
                                        err_msg=where)
+
+
+@pytest.mark.parametrize("name", ["yolo_head.torchscript.dynamic.onnx",
+                                  "llama.dynamo.dynamic.onnx"])
+def test_the_default_check_passes_on_dynamic_exports(name, tmp_path, tfjs):
+    """With the check on (the default), a dynamic export converts: the check picks sizes the
+    graph runs and its noise estimate does not move the shape arithmetic (a YOLO head's anchors
+    come from Range over each level's size cast to float)."""
+    report = modelport.convert(FIXTURES / name, tmp_path / "web", to="tfjs-graph")
+    assert (tmp_path / "web" / "model.json").exists()
+    assert report.parity is not None and report.passed
