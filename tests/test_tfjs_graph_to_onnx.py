@@ -20,6 +20,7 @@ import json
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from click.testing import CliRunner
 
@@ -241,6 +242,9 @@ def test_every_mapped_op_is_exercised():
     oracle = json.loads((FIXTURES / "tfjs_converter" / "graph" / "cases.json").read_text())
     seen |= {op for e in oracle["cases"].values() for op in e["ops"]}
     seen |= CONSTRUCTED_OPS
+    # tensorflowjs_converter's control flow (tests/test_control_flow.py)
+    control = json.loads((FIXTURES / "control_flow" / "manifest.json").read_text())
+    seen |= {op for e in control["tf"]["cases"].values() for op in e["ops"]}
     missing = sorted(set(from_tfjs.supported_ops()) - seen)
     assert not missing, f"mapped but never tested: {missing}"
 
@@ -523,9 +527,9 @@ def test_structural_op(op):
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), atol=1e-5)
 
 
-def test_tf1_while_loop_is_unsupported_not_corrupt():
+def test_tf1_while_loop_is_lifted_not_corrupt():
     """A TF1 while loop's NextIteration -> Merge back edge is a legal cycle: the graph reads,
-    and the conversion lists the control-flow ops it cannot map."""
+    and the conversion lifts the frame to a While (an ONNX Loop) that counts as TF does."""
     nodes = [
         TfNode("enter", "Enter", ["x"], {"frame_name": a_str("loop")}),
         TfNode("merge", "Merge", ["enter", "next"], {}),
@@ -540,9 +544,11 @@ def test_tf1_while_loop_is_unsupported_not_corrupt():
                    [("x", [], "float32")], ["exit"])
     assert [n.name for n in tg_model.order(graph)].index("merge") < \
         [n.name for n in tg_model.order(graph)].index("next")
-    with pytest.raises(UnsupportedError, match=r"Enter.*Merge.*LoopCond.*Switch.*Exit|"
-                                               r"no ONNX mapping for 6 TF node"):
-        from_tfjs.convert(graph)
+    model = from_tfjs.convert(graph)
+    assert "Loop" in {n.op_type for n in model.graph}
+    session = _session(ir.to_proto(model).SerializeToString())
+    for x, want in ((0.5, 10.5), (12.0, 12.0)):  # x + 1 while below 10
+        assert float(_run(session, [np.asarray(x, np.float32)])[0]) == want
 
 
 def test_other_cycles_stay_format_errors():

@@ -48,6 +48,13 @@ def lift(graph: TfjsGraph) -> TfjsGraph:
         return graph
     lifter = _Lifter(graph)
     lifter.run()
+    # a signature output read at a node the lift removed (an Exit, a cond's Merge) keeps its
+    # name: an Identity of what replaced it
+    for info in graph.outputs:
+        name = input_name(info.tensor)[0]
+        ref = lifter.renamed.get(_ref(info.tensor))
+        if name not in lifter.nodes and ref is not None:
+            lifter.nodes[name] = TfNode(name, "Identity", [ref], {})
     return TfjsGraph(list(lifter.nodes.values()), graph.weights, graph.inputs, graph.outputs,
                      versions=graph.versions, extra=graph.extra,
                      quantization=graph.quantization, source=graph.source,
@@ -70,6 +77,7 @@ class _Lifter:
         self.nodes: dict[str, TfNode] = {n.name: n for n in graph.nodes}
         self.functions = dict(graph.functions)
         self.used: set[str] = set(self.nodes) | set(self.functions)
+        self.renamed: dict[str, str] = {}  # refs of removed nodes -> what computes them now
 
     # --- names, types, regions -------------------------------------------------------------
     def unique(self, base: str) -> str:
@@ -144,6 +152,9 @@ class _Lifter:
     def replace(self, old: dict[str, str], removed: set[str]) -> None:
         """Rewire reads of ``old`` refs, drop ``removed`` nodes (and Identities left reading
         them: pivots, loop controls), and control inputs on any of them."""
+        for ref, new in list(self.renamed.items()):  # a later lift may move the new ref too
+            self.renamed[ref] = old.get(new, new)
+        self.renamed.update(old)
         for name in removed:
             self.nodes.pop(name, None)
         while True:
