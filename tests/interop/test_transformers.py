@@ -6,7 +6,7 @@ T5 encoder, GPT-2, Llama, ViT and Whisper encoder from small configs, exported a
 the TorchScript and the dynamo exporter, static and with dynamic batch/sequence; and a
 detector neck and a YOLOv8-style detector with dynamic height and width, whose
 F.interpolate(size=...) is a Resize to a size computed at run time and whose anchors are made
-at run time) are each
+at run time; a text-line recognizer with dynamic width) are each
 converted once with the check off (``validate=False``: what a user gets with --no-validate),
 then run in real tfjs under Node (one process per model) at the manifest's shapes (two
 different ones for dynamic exports) and compared with onnxruntime on the same inputs.
@@ -58,7 +58,7 @@ def _ort(path: Path, feed: dict) -> list[np.ndarray]:
 def test_the_manifest_covers_every_model_and_exporter():
     names = {e["model"] for e in MANIFEST["models"]}
     assert names >= {"bert", "distilbert", "roberta", "clip_text", "t5_encoder", "gpt2", "llama",
-                     "vit", "whisper_encoder", "fpn_neck", "yolo_head"}
+                     "vit", "whisper_encoder", "fpn_neck", "yolo_head", "ocr_recognizer"}
     kept = {(e["model"], e["exporter"], e["dynamic"]) for e in ENTRIES}
     assert {(m, "torchscript", d) for m in names for d in (False, True)} <= kept
     refused = [e for e in MANIFEST["models"] if not e.get("file")]
