@@ -40,6 +40,7 @@ class OpCase:
     low: float = -3.0
     high: float = 3.0
     opset: int = OPSET
+    output_dtype: int = TensorProto.FLOAT
 
 
 def N(op, ins, outs, **attrs):
@@ -463,14 +464,38 @@ def _pattern_cases():
     ]
 
 
+def _operation_cases():
+    """Ops raised to Keras 3 operations (operations.py)."""
+    i32, i64 = TensorProto.INT32, TensorProto.INT64
+    return [
+        OpCase("Log", ["Log"], [N("Log", ["x"], ["y"])], {"x": [2, 5]}, ["y"], low=0.1),
+        OpCase("ReduceMin-last", ["ReduceMin"], [N("ReduceMin", ["x"], ["y"], axes=[-1],
+                                                   keepdims=0)], {"x": [2, 3, 5]}, ["y"]),
+        OpCase("ReduceMin-keep", ["ReduceMin"], [N("ReduceMin", ["x"], ["y"], axes=[1, 2])],
+               {"x": [2, 3, 5]}, ["y"]),
+        OpCase("ArgMax", ["ArgMax"], [N("ArgMax", ["x"], ["y"], axis=1, keepdims=0)],
+               {"x": [2, 7]}, ["y"], output_dtype=i64),
+        OpCase("ArgMin-keep", ["ArgMin"], [N("ArgMin", ["x"], ["y"], axis=2)],
+               {"x": [2, 3, 7]}, ["y"], output_dtype=i64),
+        OpCase("Equal-scalar", ["Equal"], [N("Equal", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
+               {"c": np.asarray(1, np.int32)}, input_dtype=i32, output_dtype=TensorProto.BOOL),
+        OpCase("Equal-tensors", ["Equal"], [N("Equal", ["x", "z"], ["y"])],
+               {"x": [2, 6], "z": [2, 6]}, ["y"], input_dtype=i32,
+               output_dtype=TensorProto.BOOL),
+        OpCase("Mod-int", ["Mod"], [N("Mod", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
+               {"c": np.asarray(4, np.int32)}, input_dtype=i32, output_dtype=i32, low=-9,
+               high=9),
+    ]
+
+
 CASES = (_pattern_cases() + _conv_cases() + _pool_cases() + _norm_cases() + _activation_cases() +
-         _elementwise_cases() + _dense_and_shape_cases())
+         _elementwise_cases() + _dense_and_shape_cases() + _operation_cases())
 
 
 def build(case: OpCase) -> onnx.ModelProto:
     inputs = [helper.make_tensor_value_info(n, case.input_dtype, s)
               for n, s in case.inputs.items()]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in case.outputs]
+    outputs = [helper.make_tensor_value_info(n, case.output_dtype, None) for n in case.outputs]
     inits = [numpy_helper.from_array(v, k) for k, v in case.consts.items()]
     graph = helper.make_graph(case.nodes, case.id.replace("-", "_"), inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", case.opset)])
