@@ -50,11 +50,33 @@ def onnx_outputs(name: str, path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return session.run(entry["output_order"], feeds), wants
 
 
+def assert_matches(name: str, got: list[np.ndarray], wants: list[np.ndarray]) -> None:
+    """``got`` is what Keras computed; for a quantized case (the converter's quantization
+    flags), what real tfjs computed with the stored (dequantized) weights, and as far from
+    Keras as tfjs is."""
+    entry = ORACLE[name]
+    tfjs = []
+    if entry.get("quantization"):
+        with np.load(GRAPHS / name / "io.npz") as data:
+            tfjs = [data[f"tfjs:{i}"] for i in range(len(wants))]
+    for k, (g, w) in enumerate(zip(got, wants)):
+        assert g.shape == w.shape, (name, k, g.shape, w.shape)
+        if not tfjs:
+            np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4, err_msg=f"{name} output {k}")
+            continue
+        np.testing.assert_allclose(g, tfjs[k], atol=1e-4, rtol=1e-3,
+                                   err_msg=f"{name} output {k} vs tfjs (dequantized)")
+        error = float(np.max(np.abs(g.astype(np.float64) - w)))
+        assert error <= entry["tfjs_max_abs"][k] * 1.01 + 1e-5, (name, k, error)
+
+
 def test_oracle_present():
     assert len(ORACLE) >= 20, "run fixtures/make_converter_graph_fixtures.py"
     ops = set().union(*(set(e["ops"]) for e in ORACLE.values()))
     assert {"SpaceToBatchND", "BatchToSpaceND", "DepthwiseConv2dNative", "Squeeze"} <= ops
     assert any(":" not in name for e in ORACLE.values() for name in e["signature_outputs"])
+    assert {"uint8", "float16"} <= {q.split("quantize_")[1].split("=")[0]
+                                   for e in ORACLE.values() for q in e.get("quantization") or []}
 
 
 @pytest.mark.parametrize("name", [
@@ -66,9 +88,7 @@ def test_converter_graph_model_matches_keras(name, tmp_path):
     assert report.parity is not None and report.parity.passed
     onnx.checker.check_model(onnx.load(str(out)), full_check=True)
     got, wants = onnx_outputs(name, out)
-    for k, (g, w) in enumerate(zip(got, wants)):
-        assert g.shape == w.shape, (name, k, g.shape, w.shape)
-        np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4, err_msg=f"{name} output {k}")
+    assert_matches(name, got, wants)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in ORACLE if n != "image_preprocessing_h5"))
@@ -84,9 +104,7 @@ def test_tf_reference_matches_keras(name):
                  for i, key in enumerate(entry["input_order"])}
         wants = [data[f"output:{i}"] for i in range(len(entry["output_order"]))]
     outputs = [entry["signature_outputs"].get(k, k) for k in entry["output_order"]]
-    got = run(graph, feeds, outputs)
-    for k, (g, w) in enumerate(zip(got, wants)):
-        np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4, err_msg=f"{name} output {k}")
+    assert_matches(name, run(graph, feeds, outputs), wants)
 
 
 def test_dilated_conv_on_dynamic_height_and_width_runs_at_several_sizes(tmp_path):
