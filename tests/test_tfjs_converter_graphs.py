@@ -27,9 +27,7 @@ from .conftest import FIXTURES
 GRAPHS = FIXTURES / "tfjs_converter" / "graph"
 ORACLE = json.loads((GRAPHS / "cases.json").read_text())["cases"]
 # Cases modelport does not convert yet, and why (strict: one that starts passing must leave).
-GAPS = {
-    "image_preprocessing_h5": "tf_keras CenterCrop is a tf.cond (Switch/Merge): control flow",
-}
+GAPS: dict[str, str] = {}  # (image_preprocessing_h5's tf.cond converts since the TF1 lift)
 
 
 def _session(path):

@@ -231,13 +231,14 @@ class _Lifter:
         else_refs = {f"{s.name}:0" for s in switches}
         merges = []
         for node in self.nodes.values():
-            if node.op not in ("Merge", "RefMerge") or len(node.inputs) != 2:
+            data = [r for r in node.inputs if not r.startswith("^")]
+            if node.op not in ("Merge", "RefMerge") or len(data) != 2:
                 continue
-            a = self._sides(node.inputs[0], then_refs, else_refs)
-            b = self._sides(node.inputs[1], then_refs, else_refs)
+            a = self._sides(data[0], then_refs, else_refs)
+            b = self._sides(data[1], then_refs, else_refs)
             if {frozenset(a), frozenset(b)} == {frozenset({1}), frozenset({0})}:
-                merges.append((node, node.inputs[0] if a == {1} else node.inputs[1],
-                               node.inputs[1] if a == {1} else node.inputs[0]))
+                merges.append((node, data[0] if a == {1} else data[1],
+                               data[1] if a == {1} else data[0]))
         if not merges:
             return False
         boundary = then_refs | else_refs

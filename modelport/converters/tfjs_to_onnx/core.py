@@ -204,7 +204,10 @@ class TfOp:
         return self.emit("Cast", self.inputs[k], to=ir.DataType.INT64)
 
     def cast_to(self, x: ir.Value, dtype: str) -> ir.Value:
-        """``x`` cast to TF dtype ``dtype``; one ONNX has no equivalent for is refused."""
+        """``x`` cast to TF dtype ``dtype``; one ONNX has no equivalent for is refused. A cast
+        to float64 is one to float32, as tfjs runs it (it has no double; a graph-model's double
+        constants are stored as float32, and a float64 cast would not meet them)."""
+        dtype = "float32" if dtype == "float64" else dtype
         if dtype not in ONNX_DTYPES:
             raise self.fail(f"dtype {dtype} has no ONNX equivalent")
         return self.emit("Cast", x, to=ONNX_DTYPES[dtype])
