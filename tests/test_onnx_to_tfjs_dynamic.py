@@ -148,11 +148,15 @@ RESIZE_CASES = [
     ("linear", "align_corners", None),
     ("linear", "asymmetric", None),
     ("linear", "half_pixel_symmetric", None),
+    ("cubic", "half_pixel", None),
+    ("cubic", "pytorch_half_pixel", None),
+    ("cubic", "asymmetric", None),
+    ("cubic", "align_corners", None),
 ]
 
 
-def _resize_model(mode, coord, nearest, how) -> onnx.ModelProto:
-    attrs = {"mode": mode, "coordinate_transformation_mode": coord}
+def _resize_model(mode, coord, nearest, how, **extra) -> onnx.ModelProto:
+    attrs = {"mode": mode, "coordinate_transformation_mode": coord, **extra}
     if nearest:
         attrs["nearest_mode"] = nearest
     inits, nodes = [], []
@@ -225,11 +229,18 @@ def test_resize_keeps_batch_and_channels_it_can_trace():
     assert sum(n.op == "Range" for n in graph.nodes) == 2  # H and W only
 
 
-def test_cubic_with_run_time_sizes_is_refused():
-    from modelport.errors import UnsupportedError
-
-    with pytest.raises(UnsupportedError, match="cubic resizing with sizes known only at run"):
-        to_tfjs.convert(ir.from_proto(_resize_model("cubic", "half_pixel", None, "like")))
+@pytest.mark.parametrize("how", ["like", "x1.5"])
+def test_cubic_excluding_outside_taps(how, tmp_path, tfjs):
+    model = _resize_model("cubic", "half_pixel", None, how, exclude_outside=1,
+                          cubic_coeff_a=-0.5)
+    rng = np.random.default_rng(7)
+    feeds = []
+    for xs, ls in (((1, 3, 6, 5), (1, 1, 9, 14)), ((1, 3, 11, 8), (1, 1, 4, 3))):
+        f = {"x": rng.standard_normal(xs).astype(np.float32)}
+        if how == "like":
+            f["like"] = rng.standard_normal(ls).astype(np.float32)
+        feeds.append(f)
+    _run_everywhere(model, feeds, tmp_path, tfjs)
 
 
 # --- ConvTranspose without static spatial sizes -----------------------------------------------

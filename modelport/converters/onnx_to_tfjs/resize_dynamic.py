@@ -22,7 +22,7 @@ Resize stays dynamic:
   otherwise (a non-integer or run-time scale, half_pixel_symmetric) in float32 as
   onnxruntime computes it.
 
-Refused: cubic with run-time sizes, ``keep_aspect_ratio_policy`` other than stretch.
+Refused: ``keep_aspect_ratio_policy`` other than stretch with run-time sizes.
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ def plan(ctx: Ctx, node: ir.Node) -> Plan | str:
         return "the input's rank is unknown"
     rank = len(shape)
     where = _to_nchw(rank)
-    if s["mode"] == "cubic":
-        return "cubic resizing with sizes known only at run time"
     if attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
         return "keep_aspect_ratio_policy with sizes known only at run time"
     sv, zv = _inputs(node)
@@ -208,6 +206,11 @@ def _axis(ctx: Ctx, node: ir.Node, s: dict, p: Plan, x: str, a: int, j: int) -> 
         idx = binary(ctx, "Minimum", binary(ctx, "Maximum", idx, fconst(ctx, 0.0)), last)
         idx = ctx.op("Cast", [idx], {"DstT": a_type("int32")})
         return ctx.op("GatherV2", [x, idx, axis], {"batch_dims": a_int(0)})
+    if s["mode"] == "cubic":  # (no clamping of the coordinate: the taps are clamped)
+        lo = unary(ctx, "Floor", c)
+        frac = binary(ctx, "Sub", c, lo)
+        lo_i = ctx.op("Cast", [lo], {"DstT": a_type("int32")})
+        return _cubic(ctx, s, p, x, j, lo_i, frac, binary(ctx, "Sub", n_in_i, one_i))
     c = binary(ctx, "Minimum", binary(ctx, "Maximum", c, fconst(ctx, 0.0)), last)
     lo = unary(ctx, "Floor", c)
     frac = binary(ctx, "Sub", c, lo)
@@ -254,6 +257,9 @@ def _rational_axis(ctx: Ctx, s: dict, p: Plan, x: str, j: int, n_in: str, n_out:
         return ctx.op("GatherV2", [x, idx, axis], {"batch_dims": a_int(0)})
     lo = binary(ctx, "FloorDiv", num, den)
     rest = binary(ctx, "Sub", num, binary(ctx, "Mul", lo, den))
+    if s["mode"] == "cubic":
+        return _cubic(ctx, s, p, x, j, lo,
+                      binary(ctx, "RealDiv", _float(ctx, rest), _float(ctx, den)), last)
     # beyond either edge the coordinate is clamped: the edge element, weight 0 on the next
     outside = ctx.op("LogicalOr", [binary(ctx, "Less", lo, zero),
                                    binary(ctx, "GreaterEqual", lo, last)])
@@ -262,6 +268,49 @@ def _rational_axis(ctx: Ctx, s: dict, p: Plan, x: str, j: int, n_in: str, n_out:
     lo = binary(ctx, "Minimum", binary(ctx, "Maximum", lo, zero), last)
     hi = binary(ctx, "Minimum", binary(ctx, "AddV2", lo, one), last)
     return _blend(ctx, p, x, j, lo, hi, frac)
+
+
+def _cubic(ctx: Ctx, s: dict, p: Plan, x: str, j: int, lo: str, frac: str, last: str) -> str:
+    """ONNX's cubic interpolation along channels-last axis ``j``: taps lo-1..lo+2 (clamped to
+    the edges) weighted by Keys' kernel with ``cubic_coeff_a`` at distances 1+t, t, 1-t, 2-t
+    (the outer two always on its far piece, the inner two on its near one); with
+    ``exclude_outside`` the taps beyond the edges get no weight and the rest is renormalised."""
+    a = float(s["cubic_a"])
+    zero, one = ctx.i32(0), fconst(ctx, 1.0)
+    axis = ctx.i32(j, "axis")
+    bshape = [1] * p.rank
+    bshape[j] = -1
+    total = None
+    weights, taps = [], []
+    for k in (-1, 0, 1, 2):
+        d = binary(ctx, "Sub", frac, fconst(ctx, float(k)))
+        if k > 0:
+            d = unary(ctx, "Neg", d)  # |t - k| with t in [0, 1)
+        if k in (0, 1):  # ((a + 2) d - (a + 3)) d^2 + 1
+            w = binary(ctx, "Mul", binary(ctx, "Sub", binary(ctx, "Mul", d, fconst(ctx, a + 2)),
+                                          fconst(ctx, a + 3)), unary(ctx, "Square", d))
+            w = binary(ctx, "AddV2", w, one)
+        else:  # ((a d - 5 a) d + 8 a) d - 4 a
+            w = binary(ctx, "Sub", binary(ctx, "Mul", d, fconst(ctx, a)), fconst(ctx, 5 * a))
+            w = binary(ctx, "AddV2", binary(ctx, "Mul", w, d), fconst(ctx, 8 * a))
+            w = binary(ctx, "Sub", binary(ctx, "Mul", w, d), fconst(ctx, 4 * a))
+        idx = binary(ctx, "AddV2", lo, ctx.i32(k))
+        if s["exclude"]:
+            inside = ctx.op("LogicalAnd", [binary(ctx, "GreaterEqual", idx, zero),
+                                           binary(ctx, "LessEqual", idx, last)])
+            w = ctx.op("SelectV2", [inside, w, binary(ctx, "Mul", w, fconst(ctx, 0.0))])
+            total = w if total is None else binary(ctx, "AddV2", total, w)
+        weights.append(w)
+        taps.append(binary(ctx, "Minimum", binary(ctx, "Maximum", idx, zero), last))
+    y = None
+    for w, idx in zip(weights, taps):
+        if total is not None:
+            w = binary(ctx, "RealDiv", w, total)
+        term = binary(ctx, "Mul", ctx.op("GatherV2", [x, idx, axis], {"batch_dims": a_int(0)}),
+                      ctx.op("Reshape", [w, ctx.i32(bshape, "shape")]))
+        y = term if y is None else binary(ctx, "AddV2", y, term)
+    assert y is not None
+    return y
 
 
 def _round_ratio(ctx: Ctx, mode: str, num: str, den: str) -> str:
