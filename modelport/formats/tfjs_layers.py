@@ -173,9 +173,9 @@ def check_writable(model: LayersModel) -> None:
         name, cls, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise UnsupportedError(f"{cls}: {reason}{more}", layer=name,
-                               hint="a TF.js graph-model runs the model's ops: use `--to "
+                               hint="a TF.js graph-model runs the model as ops: use `--to "
                                     "tfjs-graph`; `modelport inspect` lists every blocking "
-                                    "layer")
+                                    "layer and which targets the model reaches")
 
 
 def to_model_json(model: LayersModel, manifest: list) -> dict:
