@@ -132,15 +132,18 @@ def test_keras_built_compositions_run_in_tfjs(tmp_path, keras3, tfjs):
             assert_close(got, np.asarray(want), atol=2e-6, rtol=1e-6, what=model.name)
 
 
-@pytest.mark.parametrize("name", ["conv1d_causal", "conv1d_causal_dilated"])
-def test_tf2onnx_causal_conv_reaches_tfjs_layers(name, tmp_path, tfjs):
-    """tf2onnx writes a causal Conv1D as Pad + Conv; raised to Keras it is ZeroPadding1D +
-    Conv1D, which tfjs-layers runs once rewritten; real tfjs agrees with TensorFlow."""
+@pytest.mark.parametrize("name", ["conv1d_causal", "conv1d_causal_dilated", "subtract",
+                                  "merges", "upsampling_bilinear"])
+def test_tf2onnx_models_reach_tfjs_layers(name, tmp_path, tfjs):
+    """ONNX that tf2onnx wrote for Keras models, raised to Keras (a causal Conv1D as
+    ZeroPadding1D + Conv1D, Sub as Subtract, Resize as bilinear UpSampling2D) and written as a
+    tfjs-layers model through the compositions: real tfjs agrees with TensorFlow."""
     src = FIXTURES / "tf2onnx" / f"{name}.onnx"
     with np.load(src.with_suffix(".npz")) as data:
-        x = data["input:x"]
-        expected = data["output:Identity:0"]
+        inputs = [(k.split(":", 1)[1], data[k]) for k in data.files if k.startswith("input:")]
+        expected = [data[k] for k in data.files if k.startswith("output:")]
     report = modelport.convert(src, tmp_path / "web", to="tfjs-layers")
-    assert any("ZeroPadding1D" in note for note in report.rewrites)
-    result = tfjs.run_layers_model(tmp_path / "web" / "model.json", [("x", x)])
-    assert_close(result["arrays"][0], expected, what=f"{name} in tfjs")
+    assert report.rewrites
+    result = tfjs.run_layers_model(tmp_path / "web" / "model.json", inputs)
+    for want, got in zip(expected, result["arrays"]):
+        assert_close(got, want, atol=1e-5, rtol=1e-5, what=f"{name} in tfjs")
