@@ -360,3 +360,22 @@ def test_the_noise_estimate_does_not_move_integral_shape_arithmetic():
         with exact(jitter=True, seed=seed):
             got, = tfjs_reference.run(graph, [feed])
         assert got.shape == (7,)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+@pytest.mark.parametrize("axes", [None, [1, -1]])
+def test_pad_with_run_time_pads(mode, axes, tmp_path, tfjs):
+    """Pads computed at run time (a graph input here: any values, negative ones crop)."""
+    n = 3 if axes is None else 2
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "H", "W"])
+    pads = helper.make_tensor_value_info("pads", TensorProto.INT64, [2 * n])
+    inputs = ["x", "pads", "value"] + (["axes"] if axes is not None else [])
+    inits = [_f32("value", 1.5)] + ([_i64("axes", axes)] if axes is not None else [])
+    nodes = [helper.make_node("Pad", inputs, ["y"], mode=mode)]
+    model = _model(nodes, [x, pads], [_out("y", 3)], inits, opset=18)
+    rng = np.random.default_rng(8)
+    values = ([0, 2, 1, 0, 1, 3], [0, -1, 1, 0, 2, -1]) if n == 3 else ([2, 1, 1, 3],
+                                                                        [-1, 1, 2, -1])
+    feeds = [{"x": rng.standard_normal(s).astype(np.float32), "pads": np.asarray(p, np.int64)}
+             for s, p in zip(((2, 5, 6), (1, 7, 4)), values)]
+    _run_everywhere(model, feeds, tmp_path, tfjs)

@@ -505,7 +505,13 @@ def _pad_check(ctx: Ctx, node: ir.Node) -> str | None:
     if ctx.rank(node.inputs[0]) is None:
         return "the input's rank is unknown"
     if "pads" not in node.attributes:
-        why = _needs_const(1, 3, what="pads")(ctx, node)
+        pads = ctx.inp(node, 1)
+        run_time = ctx.value(pads) is None
+        if run_time and mode not in ("constant", "reflect"):
+            return f"mode={mode!r} with pads computed at run time"
+        if run_time and (ctx.shape(pads) is None or None in (ctx.shape(pads) or [])):
+            return f"pads {pads.name!r} are computed at run time and their count is unknown"
+        why = _needs_const(3, what="axes")(ctx, node)
         if why:
             return why
     if mode in ("edge", "wrap") and None in ctx.need_shape(ctx.inp(node, 0), node):
@@ -516,7 +522,8 @@ def _pad_check(ctx: Ctx, node: ir.Node) -> str | None:
 @rule("Pad", check=_pad_check)
 def pad(ctx: Ctx, node: ir.Node) -> list[str]:
     """ONNX Pad -> TF PadV2 (constant), MirrorPad (reflect), or for edge/wrap one GatherV2 of
-    clamped or wrapped indices per padded axis; negative pads crop with a StridedSlice."""
+    clamped or wrapped indices per padded axis; negative pads crop with a StridedSlice. Pads
+    computed at run time (constant, reflect) go to ``_run_time_pad``."""
     v = ctx.inp(node, 0)
     rank = ctx.need_rank(v, node)
     mode = attr(node, "mode", "constant")
@@ -525,6 +532,8 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
         value = attr(node, "value", 0.0)
         value_ref = ctx.scalar(value, ctx.tf_dtype(v))
     else:
+        if ctx.value(ctx.inp(node, 1)) is None:
+            return [_run_time_pad(ctx, node, v, rank, mode)]
         pads = _const_required(ctx, node, 1).reshape(-1).astype(np.int64)
         value_ref = _pad_value(ctx, node, v)
     axes_value = _const_input(ctx, node, 3)
@@ -560,6 +569,38 @@ def pad(ctx: Ctx, node: ir.Node) -> list[str]:
                                     ctx.i32([1] * rank, "strides")],
                    strided_attrs(end_mask=mask))
     return [y]
+
+
+def _run_time_pad(ctx: Ctx, node: ir.Node, v: ir.Value, rank: int, mode: str) -> str:
+    """Pad with pads computed at run time (SAME padding of a dynamic size, padding to a
+    multiple of a window): tfjs's PadV2 and MirrorPad read the paddings tensor when they run.
+    The [rank, 2] paddings are built from ONNX's [begins..., ends...] (0 for axes not
+    listed); negative pads crop, so the paddings are clamped at 0 and a StridedSlice removes
+    what the negative ones take away (a no-op slice when none is)."""
+    pads = ctx.x(ctx.inp(node, 1))
+    count = ctx.need_dim(ctx.inp(node, 1), 0, node) // 2
+    axes_value = _const_input(ctx, node, 3)
+    axes = list(range(count)) if axes_value is None else [int(a) % rank
+                                                          for a in axes_value.reshape(-1)]
+    sides = []
+    for offset in (0, count):
+        parts: list[int | str] = [0] * rank
+        for i, a in enumerate(axes):
+            parts[a] = ctx.slice1(pads, offset + i, offset + i + 1)
+        sides.append(ctx.shape_vector(parts))
+    zero = ctx.i32(0)
+    paddings = ctx.op("Pack", sides, {"axis": a_int(1), "N": a_int(2)})
+    grow = binary(ctx, "Maximum", paddings, zero)
+    x = ctx.x(v)
+    if mode == "constant":
+        y = ctx.op("PadV2", [x, grow, _pad_value(ctx, node, v)])
+    else:
+        y = ctx.op("MirrorPad", [x, grow], {"mode": a_str("REFLECT")})
+    crop_begin = binary(ctx, "Maximum", unary(ctx, "Neg", sides[0]), zero)
+    crop_end = binary(ctx, "Maximum", unary(ctx, "Neg", sides[1]), zero)
+    end = binary(ctx, "Sub", ctx.shape_of(y), crop_end)
+    return ctx.op("StridedSlice", [y, crop_begin, end, ctx.i32([1] * rank, "strides")],
+                  strided_attrs())
 
 
 def _pad_value(ctx: Ctx, node: ir.Node, v: ir.Value) -> str:
