@@ -47,6 +47,7 @@ from ..onnx_normalize import (
 )
 from . import (  # noqa: F401
     activations,
+    affine_fuse,
     dense,
     elementwise,
     nn,
@@ -63,6 +64,8 @@ from .shape_values import fold_static_shapes
 from .tf_forms import rewrite_tf_forms
 
 log = logging.getLogger(__name__)
+
+PATTERNS.append(affine_fuse.scale_then_shift)  # last: see its docstring
 
 __all__ = ["RULES", "Raised", "raise_model", "raised_ops"]
 
