@@ -192,6 +192,10 @@ def main() -> None:
 @click.option("--force", is_flag=True,
               help="Replace DST if it exists: a regular file, or a TF.js model folder (model.json "
                    "and .bin shards only); anything else is refused.")
+@click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
+              help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
+                   "the model's weight bytes, capped by available memory); a check that would "
+                   "need more is refused with exit 4.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 def convert(src: str, dst: str, **flags: Any) -> None:
@@ -234,6 +238,13 @@ def convert(src: str, dst: str, **flags: Any) -> None:
       modelport convert resnet.onnx resnet.h5                  # ONNX -> Keras, channels-last
       modelport convert model.onnx web_model/ --to tfjs-layers  # ONNX -> TF.js layers-model
     """
+    limit = flags.pop("max_memory", None)
+    if limit is not None:  # the budget for everything below (modelport.budget)
+        from .budget import max_memory
+
+        with max_memory(limit):
+            convert.callback(src, dst, **flags)  # type: ignore[misc]
+        return
     from . import api
 
     as_json = bool(flags["as_json"])
@@ -397,6 +408,10 @@ def _print_report(report: ConversionReport) -> None:
               help="Write the inputs the check ran to this .npz (--inputs reads it back).")
 @click.option("--save-outputs", type=click.Path(dir_okay=False), default=None,
               help="Write both models' outputs and the measured rounding noise to this .npz.")
+@click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
+              help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
+                   "the model's weight bytes, capped by available memory); a check that would "
+                   "need more is refused with exit 4.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def validate(src: str, dst: str, **flags: Any) -> None:
     """Run SRC and DST on the same inputs and compare every output.
@@ -411,6 +426,13 @@ def validate(src: str, dst: str, **flags: Any) -> None:
     output's RMS, the noise, the tolerance, the margin (tolerance / error), cosine similarity,
     elements out of tolerance and the worst one. Exit 0 on a pass, 6 on a mismatch.
     """
+    limit = flags.pop("max_memory", None)
+    if limit is not None:
+        from .budget import max_memory
+
+        with max_memory(limit):
+            validate.callback(src, dst, **flags)  # type: ignore[misc]
+        return
     from . import api
 
     as_json = bool(flags["as_json"])
@@ -424,6 +446,16 @@ def validate(src: str, dst: str, **flags: Any) -> None:
         for line in format_table(report):
             click.echo(f"  {line}")
     sys.exit(0 if report.passed else ParityError.exit_code)
+
+
+def _size(value: str | None) -> int | None:
+    """--max-memory's bytes (a bad size is a usage error)."""
+    from .budget import parse_size
+
+    try:
+        return None if value is None else parse_size(value)
+    except UsageError as e:
+        raise click.BadParameter(e.message) from None
 
 
 def _check_options(flags: dict[str, Any]) -> CheckOptions:

@@ -242,6 +242,11 @@ def check_model_file(target: Path, *, what: str, relative: str, file: Path) -> o
 
 MAX_JSON_BYTES = 256 * 1024 * 1024
 MAX_JSON_DEPTH = 128  # Keras configs nest ~10 levels per nested model; TF.js graphs ~8
+# Parsed JSON takes ~60 bytes per object or array and ~30 per number: a small document of
+# "[]," costs 20x its size. Counted (as brackets and commas, strings included: an upper bound)
+# before parsing. A ResNet50 config holds ~10k of each.
+MAX_JSON_CONTAINERS = 1 << 20
+MAX_JSON_ITEMS = 1 << 22
 
 
 def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
@@ -261,8 +266,18 @@ def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
             data.encode("utf8")  # a str from h5py may carry raw lone surrogates
         except UnicodeEncodeError:
             raise fail("holds text that is not valid Unicode (a lone surrogate)") from None
+    containers = _count(data, "[") + _count(data, "{")
+    if containers > MAX_JSON_CONTAINERS:
+        raise fail(f"holds more than {MAX_JSON_CONTAINERS} objects and arrays ({containers} "
+                   "brackets), more than any model's config: refused before parsing")
+    if _count(data, ",") > MAX_JSON_ITEMS:
+        raise fail(f"holds more than {MAX_JSON_ITEMS} values, more than any model's config: "
+                   "refused before parsing")
     try:
-        doc = json.loads(data)
+        doc = json.loads(data, parse_constant=_no_constant)
+    except _NotJson as e:
+        raise fail(f"holds {e.args[0]}, which is not JSON (a config value must be a finite "
+                   "number)") from None
     except RecursionError:
         raise fail(f"is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, over-long integers
@@ -279,6 +294,18 @@ def parse_json(data: bytes | str, *, file: str | os.PathLike | None,
                                      data.decode("utf8", "replace")):
         _refuse_lone_surrogates(doc, fail)
     return doc
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity or -Infinity: Python's json writes them, JSON has none."""
+
+
+def _no_constant(name: str) -> object:
+    raise _NotJson(name)
+
+
+def _count(data: bytes | str, char: str) -> int:
+    return data.count(char.encode()) if isinstance(data, bytes) else data.count(char)
 
 
 # JSON may escape half of a UTF-16 surrogate pair ("\udcff"): Python decodes it to a string

@@ -16,7 +16,10 @@ from click.testing import CliRunner
 
 from modelport.cli import main
 
-from .hostile import make_hostile
+from .hostile import make_hostile, make_resource
+
+ALL_CASES = make_hostile.CASES + make_resource.CASES
+PEAK_RSS_LIMIT = 1 << 30  # what one case may add to the test process's peak RSS (issue 19)
 
 # Graph-model cases that fail because of the TF.js graph-model reader (formats/tfjs_graph.py,
 # owned elsewhere at the time of writing): strict, so a fix there turns them into failures to
@@ -27,7 +30,7 @@ GRAPH_READER_GAPS: dict[str, str] = {}
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     root = tmp_path_factory.mktemp("hostile")
-    return root, make_hostile.build(root)
+    return root, make_hostile.build(root, ALL_CASES)
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple]:
@@ -46,19 +49,44 @@ def _snapshot(*folders: Path) -> dict[str, tuple]:
 
 
 def _invoke(case: make_hostile.Case, src: Path, out: Path, *, as_json: bool):
+    fill = {"src": str(src), "folder": str(src.parent)}
+    extra = [e.format(**fill) for e in case.extra]
+    target = str(out / case.target.format(**fill))
     if case.command == "convert":
-        args = ["convert", str(src), str(out / case.target), *case.extra]
+        args = ["convert", str(src), target, *extra]
         args += ["--json"] if as_json else ["-q"]
     elif case.command == "inspect":
         args = ["inspect", str(src)] + (["--json"] if as_json else [])
     else:
-        args = ["validate", str(src), str(out / case.target)] + (["--json"] if as_json else [])
+        args = ["validate", str(src), target, *extra] + (["--json"] if as_json else [])
     return CliRunner().invoke(main, args)
+
+
+def _reset_peak() -> int | None:
+    """Reset this process's peak RSS to its current RSS (Linux: /proc/self/clear_refs) and
+    return it in bytes; None where it cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return _status("VmHWM")
+    except OSError:
+        return None
+
+
+def _status(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _params():
     out = []
-    for case in make_hostile.CASES:
+    for case in ALL_CASES:
         marks = []
         if case.id in GRAPH_READER_GAPS:
             marks.append(pytest.mark.xfail(strict=True, reason=GRAPH_READER_GAPS[case.id]))
@@ -68,11 +96,11 @@ def _params():
 
 def test_corpus_is_broad():
     by_format: dict[str, int] = {}
-    for case in make_hostile.CASES:
+    for case in ALL_CASES:
         by_format[case.format] = by_format.get(case.format, 0) + 1
-    assert len(make_hostile.CASES) >= 40
+    assert len(ALL_CASES) >= 120
     assert set(by_format) == {"keras-h5", "keras-v3", "tfjs-layers", "tfjs-graph", "onnx"}
-    assert len({c.id for c in make_hostile.CASES}) == len(make_hostile.CASES)
+    assert len({c.id for c in ALL_CASES}) == len(ALL_CASES)
 
 
 @pytest.mark.parametrize("case", _params())
@@ -83,7 +111,11 @@ def test_hostile_input(case: make_hostile.Case, corpus, tmp_path, caplog):
     out.mkdir()
     before = _snapshot(root, tmp_path)
 
+    base = _reset_peak()
     result = _invoke(case, src, out, as_json=False)
+    peak = _status("VmHWM") if base is not None else None
+    if peak is not None and base is not None:
+        assert peak - base < PEAK_RSS_LIMIT, f"{case.id} raised the peak RSS by {peak - base}"
     text = result.output
     assert "Traceback" not in text and "internal error" not in text, text
     assert result.exit_code == case.exit_code, text

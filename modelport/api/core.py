@@ -27,7 +27,7 @@ from ..check.readback import (
     quantization_summary,
     written_quantization,
 )
-from ..errors import FormatError, ModelportError, UnsupportedError, UsageError
+from ..errors import FormatError, ModelportError, OutputError, UnsupportedError, UsageError
 from ..formats import keras_h5, keras_v3, sniff, tfjs_layers
 from ..formats.checks import BackgroundScan, layers_model_weights
 from ..formats.loading import load
@@ -35,6 +35,7 @@ from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
 from ..models.tfjs_functions import execute_async_ops
 from . import routes
+from .metadata import metadata_entries
 from .options import (
     ConvertOptions,
     check_applies,
@@ -104,6 +105,7 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
             input_shapes: Iterable[object] | dict[str, object] | None = None,
             batch: int | None = None,
             outputs: list[str] | str | None = None,
+            metadata: Iterable[str] | dict[str, PathLike] | None = None,
             progress: Progress | None = None) -> ConversionReport:
     """Convert ``src`` to ``dst`` and check the result.
 
@@ -120,16 +122,19 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     ``["images=1,3,640,640"]``, or the dims alone for a model with one input) and ``batch``
     pin an ONNX or TF.js graph-model source's free dims before it is converted (shapes are
     inferred again and what ``Shape`` computed folds to constants; ``batch`` also sets the
-    check's rows); ``outputs`` (``--outputs``) cuts the graph at those values. ``None`` means
-    not given. An option given to a route it does not affect is a
-    ``UsageError`` (see ``api.options.SCOPES``). ``progress`` receives one line per stage.
+    check's rows); ``outputs`` (``--outputs``) cuts the graph at those values; ``metadata``
+    (``--metadata``: ``{"labels": "labels.json"}`` or ``["labels=labels.json"]``) writes
+    userDefinedMetadata into a TF.js model.json. ``None`` means not given. An option given to
+    a route it does not affect is a ``UsageError`` (see ``api.options.SCOPES``). ``progress``
+    receives one line per stage.
     """
     layout = None if channels_first_inputs is None else (
         "channels_first" if channels_first_inputs else "channels_last")
     options = ConvertOptions(to=to, force=force, quantize=quantize_rules(quantize),
                              shard_size=shard_size, opset=opset, inputs_layout=layout,
                              validate=validate, input_shapes=input_shape_specs(input_shapes),
-                             batch=batch, outputs=output_names(outputs))
+                             batch=batch, outputs=output_names(outputs),
+                             metadata=metadata_entries(metadata))
     check = CheckOptions(device=device, engine=engine, tolerances=tolerances, inputs=inputs)
     return convert_with(src, dst, options, check, progress)
 
@@ -376,20 +381,37 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
 
 
 def _rewrite_layers(route: Route, model: LayersModel, job: _Job) -> ConversionReport:
-    """A layers model written as a layers target in place, then read back and compared."""
+    """A layers model written as a layers target, read back and compared in a staging folder,
+    and moved into place only when every check passed (a failure leaves DST untouched)."""
     job.progress(f"writing {_label(route.target)} to {job.dst} "
                  f"({human_bytes(model.weight_bytes())} of weights)")
-    path = _write(model, job.dst, route.target, job.options, force=job.options.force)
-    job.progress("reading the result back to check it")
-    written = check_written(model, path, route.target)
-    parity = None
-    if job.options.validate and quantization_summary(written.back).total:
-        # quantized weights cannot match exactly: what they do to the outputs is checked
-        from ..check.validate import Pairing, validate_models
+    dst, inner = job.dst, job.dst.name
+    if route.target in TFJS_TARGETS:
+        folder, inner = tfjs_layers.destination(job.dst)
+        # a new folder is staged whole; into an existing one, its files are moved one by one
+        dst, inner = (folder / inner, inner) if folder.is_dir() and not \
+            (folder / inner).exists() else (folder, f"{folder.name}/{inner}")
+    with _staged(dst, job.options.force) as stage:
+        try:
+            staged = _write(model, stage / inner, route.target, job.options, force=False)
+        except OutputError as e:  # named where it was going, not the staging folder
+            if e.file and Path(e.file).is_relative_to(stage):
+                e.file = str(dst.parent / Path(e.file).relative_to(stage))
+                e.args = (str(e),)
+            raise
+        job.progress("reading the result back to check it")
+        written = check_written(model, staged, route.target)
+        parity = None
+        if job.options.validate and quantization_summary(written.back).total:
+            # quantized weights cannot match exactly: what they do to the outputs is checked
+            from ..check.validate import Pairing, validate_models
 
-        job.progress("checking what quantization does to the outputs")
-        parity = validate_models(model, path, job.check, Pairing(
-            source_path=job.src, source_label=str(job.src), written=True))
+            job.progress("checking what quantization does to the outputs")
+            parity = validate_models(model, staged, job.check, Pairing(
+                source_path=job.src, source_label=str(job.src), written=True))
+    path = _tfjs_json(job.dst) if route.target in TFJS_TARGETS else job.dst
+    if parity is not None:
+        parity.target = str(path)
     return ConversionReport(
         source=str(job.src), destination=str(path), source_format=_source_format(model),
         target_format=route.target, dialect=_dialect(model, "?"),
@@ -515,7 +537,7 @@ def _write(model: Model, path: Path, target: str, options: ConvertOptions, *,
         from ..formats import tfjs_graph
 
         return tfjs_graph.write(model, path, force=force, shard_size=options.shard_bytes,
-                                quantize=options.rules)
+                                quantize=options.rules, metadata=dict(options.metadata or ()))
     if not isinstance(model, LayersModel):
         from ..formats import onnx as onnx_format
 
@@ -527,7 +549,8 @@ def _write(model: Model, path: Path, target: str, options: ConvertOptions, *,
             return keras_v3.write(model, path, force=force)
         if target == sniff.TFJS_LAYERS:
             return tfjs_layers.write(model, path, force=force,
-                                     shard_size=options.shard_bytes, quantize=options.rules)
+                                     shard_size=options.shard_bytes, quantize=options.rules,
+                                     metadata=dict(options.metadata or ()))
     except ModelportError as e:
         if model.source is not None and e.file is None:
             e.with_file(model.source.path)

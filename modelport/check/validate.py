@@ -127,8 +127,8 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         sampling = _sampling(source, target, a, probes)
         runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
         feeds = runs.feeds(probes)
-        window = _check_sizes(source, [s.name for s in specs_a], feeds[0][0])
-        _check_sizes(target, [s.name for s in specs_b], feeds[0][1])
+        window = _check_sizes(source, [s.name for s in specs_a], feeds[0][0], len(feeds))
+        _check_sizes(target, [s.name for s in specs_b], feeds[0][1], len(feeds))
         if not free:
             break
         if window is not None:  # onnxruntime runs it; TF and Keras targets cannot
@@ -592,18 +592,21 @@ def _upgraded(model: ir.Model, device: str, why: ModelportError) -> Engine:
     return engine
 
 
-def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> str | None:
-    """Refuse, before onnxruntime allocates it, an ONNX value that would hold more than
-    ``limits.MAX_CHECK_TENSOR_ELEMENTS`` on these inputs (see there). Shapes come from ONNX's
-    shape inference with the inputs' shapes fixed; values it cannot size are not checked.
-    Returns where a convolution's or pool's window is larger than its input at these sizes
+def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
+                 probes: int = 1) -> str | None:
+    """Refuse (exit 4), before onnxruntime allocates them, the values of an ONNX model that
+    would pass the memory budget on these inputs (``modelport.budget``): every value it holds
+    counted in bytes, and its outputs with the check's own copies and temporaries, for each of
+    ``probes``. Shapes come from ONNX's shape inference with the inputs' shapes fixed (data
+    propagation only where bounded); values it cannot size are not counted. Returns where a
+    convolution's or pool's window is larger than its input at these sizes
     (``pinning.window_problem``), else None."""
-    import onnx
-
-    from ..limits import MAX_CHECK_TENSOR_ELEMENTS
+    from .. import budget
 
     if not isinstance(model, ir.Model):
         return None
+    weight_bytes = sum(int(getattr(v.const_value, "nbytes", 0) or 0)
+                       for v in model.graph.initializers.values())
     proto, values = skeleton(model, min_bytes=1024)
     proto = declare_as_inputs(proto, values)
     shapes = dict(zip(names, (x.shape for x in feed)))
@@ -613,22 +616,24 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray]) -> str 
             del dims[:]
             for d in shapes[vi.name]:
                 dims.add().dim_value = int(d)
+    budget.check_shape_ops(proto, what="the parity check", weight_bytes=weight_bytes)
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
+        inferred = budget.infer_shapes(proto, weight_bytes=weight_bytes)
     except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
         return None
+    held, largest = 0, ("", 0)
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if not dims or any(not d.HasField("dim_value") for d in dims):
-            continue
-        count = 1
-        for d in dims:
-            count *= max(d.dim_value, 0)
-        if count > MAX_CHECK_TENSOR_ELEMENTS:
-            raise UnsupportedError(
-                f"the parity check would hold {count} elements in {vi.name!r} (shape "
-                f"{[d.dim_value for d in dims]}), past what a check allocates "
-                f"({MAX_CHECK_TENSOR_ELEMENTS})", hint="skip the check with --no-validate")
+        size = budget.value_bytes(vi)
+        if size is not None:
+            held += size * budget.VALUE_FACTOR
+            largest = max(largest, (vi.name, size), key=lambda p: p[1])
+    for vi in inferred.graph.output:
+        size = budget.value_bytes(vi)
+        if size is not None:
+            itemsize = max(1, budget.value_bytes_per_element(vi))
+            held += size // itemsize * budget.OUTPUT_BYTES_PER_ELEMENT * probes
+    budget.require(held, f"the parity check (largest value {largest[0]!r}: "
+                   f"{largest[1]} bytes)", weight_bytes=weight_bytes)
     from ..converters.pinning import window_problem
 
     try:

@@ -19,12 +19,14 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 from onnx import version_converter
 
+from ..budget import data_prop_safe  # data propagation only where bounded
 from ..errors import FormatError, UnsupportedError
 from ..models.onnx_model import NORMALIZED_OPSET, declare_as_inputs, opset_of, skeleton
 from .onnx_control_flow import fold_constant_ifs
@@ -87,7 +89,7 @@ def _normalize_proto(proto: onnx.ModelProto, opset: int) -> ir.Model:
                                    f"{TARGET_OPSET}: {str(e).splitlines()[0][:200]}") from None
     try:
         proto = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
-                                                  data_prop=True)
+                                                  data_prop=data_prop_safe(proto))
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
         log.warning("ONNX shape inference failed (%s); shapes stay as declared", e)
     return ir.from_proto(proto)
@@ -233,6 +235,8 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
                                                                     for v in inputs):
         return None
     arrays = [const_array(v) for v in inputs]
+    if _result_elements(op, arrays) > FOLD_LIMIT:
+        return None  # sized from its constant inputs before the reference allocates it
     if op == "ConstantOfShape":
         if arrays[0] is None:
             return None  # no shape input: the converter names the node
@@ -272,6 +276,33 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
         else:
             outs.append(None)
     return outs
+
+
+def _result_elements(op: str, arrays: list[np.ndarray | None]) -> int:
+    """The elements a shape-making op (ConstantOfShape, Expand, Tile, Range) makes from
+    these constant inputs; 0 where it is not one or they do not say."""
+    try:
+        if op == "ConstantOfShape" and arrays and arrays[0] is not None:
+            return math.prod(max(int(d), 0) for d in arrays[0].reshape(-1))
+        if op == "Expand" and len(arrays) > 1 and arrays[0] is not None \
+                and arrays[1] is not None:
+            target = [int(d) for d in arrays[1].reshape(-1)]
+            ours = list(arrays[0].shape)
+            rank = max(len(target), len(ours))
+            target = [1] * (rank - len(target)) + target
+            ours = [1] * (rank - len(ours)) + ours
+            return math.prod(max(a, b, 0) for a, b in zip(target, ours))
+        if op == "Tile" and len(arrays) > 1 and arrays[0] is not None \
+                and arrays[1] is not None:
+            return arrays[0].size * math.prod(max(int(r), 0) for r in arrays[1].reshape(-1))
+        if op == "Range" and len(arrays) > 2 and all(a is not None for a in arrays[:3]):
+            start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in arrays[:3])
+            if delta == 0 or not math.isfinite(start + limit + delta):
+                return 0
+            return max(0, math.ceil((limit - start) / delta))
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return 0
+    return 0
 
 
 def fold_constants(model: ir.Model) -> int:
@@ -412,7 +443,7 @@ def reinfer(model: ir.Model) -> None:
     proto = declare_as_inputs(*skeleton(model, SKELETON_THRESHOLD))
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
-                                                     data_prop=True)
+                                                     data_prop=data_prop_safe(proto))
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
         log.warning("shape inference after the layout pass failed: %s", e)
         return

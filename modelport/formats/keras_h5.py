@@ -352,6 +352,9 @@ def _dataset_array(ds, reopen: Reopen | None = None) -> np.ndarray:
     name, dtype, shape = ds.name, ds.dtype, ds.shape
     if dtype.kind not in "biuf":
         raise FormatError(f"dataset {name} has dtype {dtype}, not a number type")
+    if dtype.kind == "f" and dtype.itemsize > 8:  # no Keras, TF.js or ONNX weight is wider
+        raise FormatError(f"dataset {name} has dtype {dtype} (float{dtype.itemsize * 8}), which "
+                          "no Keras weight is: store it as float32 or float64")
     if shape is None:  # h5py.Empty: not a zero-size array, no array at all
         raise FormatError(f"dataset {name} holds no value (a null dataspace)")
     # HDF5 lets a dataset keep its bytes in other files: "external storage" (raw files at any

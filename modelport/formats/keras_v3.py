@@ -44,6 +44,9 @@ METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
 MAX_JSON_BYTES = 512 * 1024 * 1024
 MAX_RATIO = 200  # compressed members expanding more than this are treated as zip bombs
+# A JSON member is a config: small, and parsed into objects that take several times its size.
+# Keras stores them uncompressed; one deflated past this is refused before it is inflated.
+CONFIG_MAX_RATIO = 50
 
 
 MAX_TOTAL_BYTES = 64 << 30  # all members together, inflated: past this it is not a model
@@ -94,11 +97,20 @@ class _Archive:
                 raise FormatError(f"zip member {name!r} appears twice in the archive",
                                   file=self.path)
             seen.add(name)
+            if info.flag_bits & 0x1:
+                raise FormatError(f"zip member {name!r} is encrypted, which a .keras file never "
+                                  "is", file=self.path)
             if info.file_size > SLACK_BYTES and \
                     info.file_size > MAX_RATIO * max(info.compress_size, 1):
                 raise UnsafeInputError(
                     f"zip member {name} expands {info.file_size} bytes from "
                     f"{info.compress_size}: refused as a zip bomb", file=self.path)
+            if name.endswith(".json") and info.file_size > SLACK_BYTES and \
+                    info.file_size > CONFIG_MAX_RATIO * max(info.compress_size, 1):
+                raise FormatError(
+                    f"zip member {name} expands {info.file_size} bytes from "
+                    f"{info.compress_size} (more than {CONFIG_MAX_RATIO}:1, which no config "
+                    "needs): refused before it is inflated", file=self.path)
             total += info.file_size
         if total > MAX_TOTAL_BYTES:
             raise UnsafeInputError(f"zip members inflate to {total} bytes in all (more than "

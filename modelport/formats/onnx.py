@@ -544,24 +544,32 @@ def check_initializers(proto: onnx.ModelProto, path: Path,
                                   file=path)
 
 
-def _all_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
-    """Every tensor a graph holds: initializers (sparse ones too), tensor attributes, and the
-    same in every subgraph (If/Loop/Scan bodies), which can reference external data too."""
+def _all_tensors(graph: onnx.GraphProto | onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers (sparse ones too), tensor and sparse-tensor
+    attributes, and the same in every subgraph (If/Loop/Scan bodies), which can reference
+    external data too; of a model, also those of its functions and training_info graphs."""
     out: list[onnx.TensorProto] = []
-    graphs = [graph]
-    while graphs:
-        g = graphs.pop()
-        out.extend(g.initializer)
-        for sparse in g.sparse_initializer:
+    bodies: list = [graph]
+    if isinstance(graph, onnx.ModelProto):
+        bodies = [graph.graph, *graph.functions]
+        for info in graph.training_info:
+            bodies += [info.initialization, info.algorithm]
+    while bodies:
+        g = bodies.pop()
+        out.extend(getattr(g, "initializer", ()))
+        for sparse in getattr(g, "sparse_initializer", ()):
             out.extend((sparse.values, sparse.indices))
         for node in g.node:
             for attr in node.attribute:
                 if attr.HasField("t"):
                     out.append(attr.t)
                 out.extend(attr.tensors)
+                sparse_attrs = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+                for sparse in [*sparse_attrs, *attr.sparse_tensors]:
+                    out.extend((sparse.values, sparse.indices))
                 if attr.HasField("g"):
-                    graphs.append(attr.g)
-                graphs.extend(attr.graphs)
+                    bodies.append(attr.g)
+                bodies.extend(attr.graphs)
     return out
 
 
@@ -569,7 +577,7 @@ def check_external_data(proto: onnx.ModelProto, path: Path) -> None:
     """Every external-data reference names a regular, singly-linked file inside the model's
     folder and a byte range that file has (CVE-2022-25882, CVE-2024-27318: ``..``, absolute
     paths, and symbolic or hard links out of the folder are refused)."""
-    for tensor in _all_tensors(proto.graph):
+    for tensor in _all_tensors(proto):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         info = {e.key: e.value for e in tensor.external_data}

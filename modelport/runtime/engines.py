@@ -7,6 +7,7 @@ input that feeds an Embedding gets indices below its vocabulary size.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,12 +196,56 @@ def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, by key (pickled objects refused)."""
+    """Every array of an ``.npz``, by key (pickled objects refused); each member's declared
+    shape is checked against its stored size, and the total against the memory budget,
+    before NumPy allocates it (``_check_npz``)."""
+    _check_npz(Path(path))
     try:
         with np.load(Path(path), allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as e:
         raise FormatError(f"cannot read inputs ({e})", file=Path(path)) from None
+
+
+NPZ_MAX_RATIO = 200  # a member inflating past this from its compressed size is a bomb
+NPZ_SLACK_BYTES = 1 << 20  # members this small are never refused for their ratio
+
+
+def _check_npz(path: Path) -> None:
+    """Refuse an ``.npz`` whose members declare more than they hold: a header's shape past the
+    member's own size (np.load allocates the declared shape first), a member inflating more
+    than NPZ_MAX_RATIO times, or arrays past the memory budget (``modelport.budget``)."""
+    import zipfile
+
+    from ..budget import require
+
+    if not zipfile.is_zipfile(path):
+        return  # np.load reports what it is not
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.file_size > NPZ_SLACK_BYTES and \
+                        info.file_size > NPZ_MAX_RATIO * max(info.compress_size, 1):
+                    raise FormatError(f"member {info.filename} expands {info.file_size} bytes "
+                                      f"from {info.compress_size}: refused as a zip bomb",
+                                      file=path)
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                            np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(fh, max_header_size=10000)
+                    start = fh.tell()
+                declared = math.prod(shape) * dtype.itemsize
+                if declared > info.file_size - start:
+                    raise FormatError(
+                        f"member {info.filename} declares shape {list(shape)} of {dtype} "
+                        f"({declared} bytes) but holds {info.file_size - start}", file=path)
+                total += declared
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, RuntimeError,
+            NotImplementedError) as e:
+        raise FormatError(f"cannot read inputs ({str(e)[:160]})", file=path) from None
+    require(total, f"the inputs in {path.name}")
 
 
 def arrays_for(files: dict[str, np.ndarray], specs: list[InputSpec],

@@ -1029,11 +1029,13 @@ CASES: list[Case] = [
 ]
 
 
-def build(out: Path) -> dict[str, Path]:
-    """Make every case under ``out``; return {case id: path to hand to modelport}."""
+def build(out: Path, cases: list[Case] | None = None) -> dict[str, Path]:
+    """Make every case (of ``cases``, default ``CASES``) under ``out``; return {case id: path
+    to hand to modelport}."""
     out.mkdir(parents=True, exist_ok=True)
+    _outside(out / "x")
     made = {}
-    for case in CASES:
+    for case in CASES if cases is None else cases:
         folder = out / case.id
         folder.mkdir()
         made[case.id] = case.make(folder)

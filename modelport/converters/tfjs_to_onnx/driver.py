@@ -324,7 +324,9 @@ def _infer_missing_output_shapes(model: ir.Model) -> None:
 
 
     bare = declare_as_inputs(*skeleton(model, 1024))  # no weight copies
-    inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
+    from ...budget import data_prop_safe
+
+    inferred = onnx.shape_inference.infer_shapes(bare, data_prop=data_prop_safe(bare))
     found = {o.name: o for o in inferred.graph.output}
     for value in missing:
         proto = found.get(value.name)

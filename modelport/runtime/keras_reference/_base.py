@@ -196,6 +196,20 @@ def dispatch(call: Call) -> Masked:
     return Masked(values, [None] * len(values))
 
 
+def reserve(call: Call, shape: tuple[int, ...] | list[int], itemsize: int = 8) -> None:
+    """Refuse (exit 4), before it is allocated, an output of ``shape`` that alone would pass
+    the memory budget (``modelport.budget``): a layer whose config multiplies its input
+    (RepeatVector's ``n``, UpSampling's ``size``, ZeroPadding's ``padding``). Counted at
+    ``itemsize`` bytes (float64: the noise run) and twice (the run's input and output)."""
+    from ...budget import VALUE_FACTOR, require
+
+    count = 1
+    for d in shape:
+        count *= max(int(d), 0)
+    require(count * itemsize * VALUE_FACTOR,
+            f"{call.class_name} makes an output of shape {list(shape)}, which", layer=call.name)
+
+
 # --- config helpers -----------------------------------------------------------------------------
 
 def ints(value: Any, n: int, what: str = "value") -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from ._base import (
     channels_first,
     compute_dtype,
     register,
+    reserve,
     unsupported,
 )
 from .activations import apply_activation
@@ -96,8 +97,10 @@ def _permute(call: Call) -> list[np.ndarray]:
 
 @register("RepeatVector")
 def _repeat_vector(call: Call) -> list[np.ndarray]:
+    n = int(call.cfg["n"])
+    reserve(call, (call.x.shape[0], n, *call.x.shape[1:]))
     x = as_float(call.x, call.cfg)
-    return [np.repeat(x[:, None, :], int(call.cfg["n"]), axis=1)]
+    return [np.repeat(x[:, None, :], n, axis=1)]
 
 
 @register("Rescaling", mask="propagate")

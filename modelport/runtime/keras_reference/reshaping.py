@@ -23,6 +23,7 @@ from ._base import (
     ints,
     pairs,
     register,
+    reserve,
     unsupported,
 )
 
@@ -51,6 +52,7 @@ def _pad(n: int):
         widths = [(0, 0)] * x.ndim
         for axis, p in zip(_spatial_axes(call, n, x.ndim), pairs(call.cfg.get("padding", 1), n)):
             widths[axis] = p
+        reserve(call, [d + a + b for d, (a, b) in zip(x.shape, widths)])
         return [np.pad(x, widths)]
     return fn
 
@@ -59,6 +61,10 @@ def _upsample(n: int):
     def fn(call: Call) -> list[np.ndarray]:
         x = call.x
         sizes = ints(call.cfg.get("size", 2), n, "size")
+        grown = list(x.shape)
+        for axis, s in zip(_spatial_axes(call, n, x.ndim), sizes):
+            grown[axis] *= s
+        reserve(call, grown)
         interpolation = call.cfg.get("interpolation", "nearest")
         if n == 2 and interpolation != "nearest":
             axes = _spatial_axes(call, 2, x.ndim)
