@@ -16,7 +16,7 @@ from ..errors import UsageError
 from .parity import Tolerances
 
 DEVICES = ("auto", "cpu", "cuda")
-ENGINES = ("auto", "tfjs", "reference")
+ENGINES = ("auto", "tfjs", "reference")  # and browser[:BACKEND[,BACKEND...]] (_engine_choice)
 DEFAULT_SEED = 0
 
 
@@ -25,7 +25,8 @@ class CheckOptions:
     """The numeric check's settings; ``None``: not given, the default applies."""
 
     device: str | None = None  # onnxruntime's: auto, cpu or cuda
-    engine: str | None = None  # TF.js graph-models': auto, tfjs (real, under Node) or reference
+    engine: str | None = None  # TF.js graph-models': auto, tfjs (real, under Node) or reference;
+    # browser[:cpu,wasm,webgl,webgpu,mobile]: TF.js outputs in headless Chromium, per backend
     tolerances: Tolerances | None = None  # atol/rtol, per output, NaN policy
     inputs: str | os.PathLike[str] | None = None  # an .npz instead of seeded inputs
     batch: int | None = None  # of the seeded inputs (their first dim, where it is free)
@@ -37,7 +38,7 @@ class CheckOptions:
 
     def __post_init__(self) -> None:
         _choice("--device", self.device, DEVICES)
-        _choice("--engine", self.engine, ENGINES)
+        _engine_choice(self.engine)
         if self.batch is not None and self.batch < 1:
             raise UsageError(f"--batch {self.batch}: the batch size must be at least 1")
 
@@ -76,3 +77,17 @@ class CheckOptions:
 def _choice(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
     if value is not None and value not in choices:
         raise UsageError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _engine_choice(value: str | None) -> None:
+    """An ``--engine`` value: one of ENGINES, or ``browser`` with its backends."""
+    from ..errors import ModelportError
+    from ..runtime.tfjs_browser import backends_of, is_browser
+
+    if value is not None and is_browser(value):
+        try:
+            backends_of(value)
+        except ModelportError as e:
+            raise UsageError(e.message) from None
+        return
+    _choice("--engine", value, ENGINES + ("browser[:cpu,wasm,webgl,webgpu,mobile]",))

@@ -562,6 +562,10 @@ def _engine(model: Model, path: str | os.PathLike[str] | None, device: str,
     """The executor for a model: Keras reference, onnxruntime, or real tfjs / TF reference."""
     from ..runtime import engines
 
+    if engine.startswith("browser") and isinstance(model, (LayersModel, TfjsGraph)):
+        from ..runtime.tfjs_browser.engine import browser_engine  # one backend (check.browser)
+
+        return browser_engine(model, path, engine)
     if isinstance(model, LayersModel):
         return engines.KerasReference(model)
     if isinstance(model, TfjsGraph):
