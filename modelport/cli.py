@@ -169,6 +169,10 @@ def main() -> None:
               help="Cut an ONNX or TF.js graph-model at these values: they become the "
                    "outputs, and nodes only post-processing needed are dropped "
                    "(`modelport inspect SRC --values` lists the names).")
+@click.option("--metadata", "metadata", multiple=True, metavar="KEY=FILE.json",
+              help="TF.js targets: write FILE.json's content into model.json's "
+                   "userDefinedMetadata under KEY (labels, preprocessing; web code reads it as "
+                   "model.metadata), as tensorflowjs_converter's --metadata does. Repeatable.")
 @click.option("--no-validate", is_flag=True,
               help="ONNX and TF.js graph targets: skip the numerical parity check.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
@@ -269,6 +273,7 @@ def convert(src: str, dst: str, **flags: Any) -> None:
 def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOptions]:
     """The option objects for ``convert``: a flag not given stays None (not given)."""
     from . import api
+    from .api.metadata import metadata_entries
     from .api.options import input_shapes, output_names, quantize_rules
 
     options = api.ConvertOptions(
@@ -276,7 +281,8 @@ def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOption
         shard_size=flags["shard_size"], opset=flags["opset"],
         inputs_layout=flags["inputs_layout"], validate=not flags["no_validate"],
         input_shapes=input_shapes(flags["input_shapes"]), batch=flags["batch"],
-        outputs=output_names(flags["outputs"]) if flags["outputs"] else None)
+        outputs=output_names(flags["outputs"]) if flags["outputs"] else None,
+        metadata=metadata_entries(flags["metadata"]) if flags["metadata"] else None)
     given = flags["atol"] is not None or flags["rtol"] is not None
     check = api.CheckOptions(device=flags["device"], engine=flags["engine"],
                              tolerances=_tolerances(flags["atol"], flags["rtol"]) if given

@@ -261,20 +261,20 @@ def _route(name: str) -> routes.Route:
 EXPECTED = {
     "layers -> keras-h5": set(),
     "layers -> keras-v3": set(),
-    "layers -> tfjs-layers": {"quantize", "shard_size"},
+    "layers -> tfjs-layers": {"quantize", "shard_size", "metadata"},
     "layers -> onnx": {"opset", "inputs_layout", "device", "tolerances", "inputs", "batch",
                        "seed", "save_inputs", "save_outputs", "per_layer"},
-    "layers -> tfjs-graph": {"quantize", "shard_size", "opset", "inputs_layout", "device",
+    "layers -> tfjs-graph": {"quantize", "shard_size", "metadata", "opset", "inputs_layout", "device",
                              "engine", "tolerances", "inputs", "batch", "seed", "save_inputs", "save_outputs"},
     "onnx -> onnx": {"device", "tolerances", "inputs", "batch", "seed", "save_inputs", "save_outputs"},
-    "onnx -> tfjs-graph": {"quantize", "shard_size", "device", "engine", "tolerances",
+    "onnx -> tfjs-graph": {"quantize", "shard_size", "metadata", "device", "engine", "tolerances",
                            "inputs", "batch", "seed", "save_inputs", "save_outputs"},
     "onnx -> keras-h5": {"inputs_layout", "device", "tolerances", "inputs", "batch", "seed", "save_inputs", "save_outputs"},
-    "onnx -> tfjs-layers": {"quantize", "shard_size", "inputs_layout", "device",
+    "onnx -> tfjs-layers": {"quantize", "shard_size", "metadata", "inputs_layout", "device",
                             "tolerances", "inputs", "batch", "seed", "save_inputs", "save_outputs"},
     "tfjs-graph -> onnx": {"opset", "device", "engine", "tolerances", "inputs", "batch",
                            "seed", "save_inputs", "save_outputs"},
-    "tfjs-graph -> tfjs-graph": {"quantize", "shard_size", "device", "engine", "tolerances",
+    "tfjs-graph -> tfjs-graph": {"quantize", "shard_size", "metadata", "device", "engine", "tolerances",
                                  "inputs", "batch", "seed", "save_inputs", "save_outputs"},
     "tfjs-graph -> keras-v3": {"inputs_layout", "device", "engine", "tolerances", "inputs",
                                "batch", "seed", "save_inputs", "save_outputs"},
@@ -296,7 +296,7 @@ def test_scopes_by_route(name):
     # without its numeric check a route honours only what shapes the written file
     unchecked = {option for option, scope in SCOPES.items()
                  if scope.applies(route.checked(False), VALUE.get(option, object()))}
-    shaping = {"quantize", "shard_size", "opset", "inputs_layout"} | (
+    shaping = {"quantize", "shard_size", "metadata", "opset", "inputs_layout"} | (
         PINNING if route.source in (routes.ONNX, routes.GRAPH) else set())
     assert unchecked == EXPECTED[name] & shaping
 

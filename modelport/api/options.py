@@ -84,6 +84,7 @@ class ConvertOptions:
     input_shapes: tuple[InputShape, ...] | None = None  # dims pinned in the source
     batch: int | None = None  # the batch pinned where the source's is free (and the check's)
     outputs: tuple[str, ...] | None = None  # values the result's outputs are cut at
+    metadata: tuple[tuple[str, object], ...] | None = None  # TF.js userDefinedMetadata entries
     onnx_opset: int = field(init=False, repr=False)  # ``opset`` resolved (the default if None)
 
     def __post_init__(self) -> None:
@@ -180,6 +181,8 @@ _CHECKED = ("routes with a numeric check: ONNX and TF.js graph-model targets, an
 
 SCOPES: Registry[Scope] = Registry("option scopes")
 SCOPES.add("quantize", Scope("--quantize", "TF.js targets (tfjs-layers, tfjs-graph)",
+                             _writes_tfjs))
+SCOPES.add("metadata", Scope("--metadata", "TF.js targets (tfjs-layers, tfjs-graph)",
                              _writes_tfjs))
 SCOPES.add("shard_size", Scope("--shard-size", "TF.js targets (tfjs-layers, tfjs-graph)",
                                _writes_tfjs))

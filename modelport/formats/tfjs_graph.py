@@ -243,8 +243,10 @@ def _sinks(graph: TfjsGraph) -> list[TensorInfo]:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def to_model_json(graph: TfjsGraph, manifest: list) -> dict:
-    """The model.json document of ``graph``, with ``manifest`` as its weights manifest."""
+def to_model_json(graph: TfjsGraph, manifest: list,
+                  metadata: dict[str, object] | None = None) -> dict:
+    """The model.json document of ``graph``, with ``manifest`` as its weights manifest and
+    ``metadata`` added to its userDefinedMetadata (``--metadata``)."""
     def node_json(n: TfNode) -> dict:
         out: dict = {"name": n.name, "op": n.op}
         if n.inputs:
@@ -269,13 +271,17 @@ def to_model_json(graph: TfjsGraph, manifest: list) -> dict:
     for key in ("userDefinedMetadata", "modelInitializer"):
         if key in graph.extra:
             doc[key] = graph.extra[key]
+    if metadata:
+        doc["userDefinedMetadata"] = {**(doc.get("userDefinedMetadata") or {}), **metadata}
     return doc
 
 
 def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
           shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
-          quantize: list[tfjs_manifest.QuantizeRule] | None = None) -> Path:
-    """Write a graph-model folder (``dst``, or ``dst``'s folder for a ``.json`` name)."""
+          quantize: list[tfjs_manifest.QuantizeRule] | None = None,
+          metadata: dict[str, object] | None = None) -> Path:
+    """Write a graph-model folder (``dst``, or ``dst``'s folder for a ``.json`` name);
+    ``metadata``: userDefinedMetadata entries, as tensorflowjs_converter's ``--metadata``."""
     check(graph)
     folder, json_name = tfjs_layers.destination(dst)
     consts = [n.name for n in graph.all_nodes() if n.op == "Const"]
@@ -285,7 +291,7 @@ def write(graph: TfjsGraph, dst: str | os.PathLike, *, force: bool = False,
     with atomic_output(folder, directory=True, force=force) as tmp:
         group = tfjs_manifest.write_group(tmp, 0, weights, shard_size=shard_size,
                                           quantization=chosen, kept=graph.quantization)
-        (tmp / json_name).write_text(json.dumps(to_model_json(graph, [group])))
+        (tmp / json_name).write_text(json.dumps(to_model_json(graph, [group], metadata)))
     return folder / json_name
 
 

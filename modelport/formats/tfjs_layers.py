@@ -240,8 +240,9 @@ def check_writable_all(model: LayersModel,
 def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
           shard_size: int = tfjs_manifest.DEFAULT_SHARD_SIZE,
           quantize: list[tfjs_manifest.QuantizeRule] | None = None,
-          check: bool = True) -> Path:
-    """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``).
+          check: bool = True, metadata: dict[str, object] | None = None) -> Path:
+    """Write a layers-model folder (``dst``, or ``dst``'s folder when it names a ``.json``);
+    ``metadata``: userDefinedMetadata entries, as tensorflowjs_converter's ``--metadata``.
 
     Weights the source stored quantized (``Weight.quantization``) are written with the same
     quantization and bytes, unless a ``quantize`` rule covers them (``none``: unquantized).
@@ -260,6 +261,8 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False,
                                           shard_size=shard_size, quantization=chosen,
                                           kept=kept)
         doc = to_model_json(model, [group])
+        if metadata:
+            doc["userDefinedMetadata"] = {**(doc.get("userDefinedMetadata") or {}), **metadata}
         (target / json_name).write_text(json.dumps(doc))
 
     if dst.suffix != ".json" or not folder.exists():

@@ -189,6 +189,8 @@ def _emit(ctx: Ctx, graph: ir.Graph) -> TfjsGraph:
 
 
 def a_shape_attr(shape: list[int | None] | None) -> dict:
-    """A Placeholder's shape attribute (none when the rank is unknown)."""
-    return {"shape": a_shape(shape)["shape"]} if shape is not None else {}
+    """A Placeholder's shape attribute (none when the rank is unknown): an AttrValue holding a
+    TensorShapeProto, ``{"shape": {"shape": {"dim": [...]}}}`` as tensorflowjs_converter writes
+    it; tfjs reads ``model.inputs[i].shape`` from it (one level flatter, tfjs sees no shape)."""
+    return {"shape": a_shape(shape)} if shape is not None else {}
 
