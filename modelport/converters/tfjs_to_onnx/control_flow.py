@@ -67,7 +67,8 @@ def _func(op: TfOp, attr: str) -> str:
 def _convert(op: TfOp, name: str, shapes: list[list[int | None] | None]) -> ir.Graph:
     """Function ``name`` as an ONNX graph (its inputs the function's args), every name in it
     prefixed with a unique ``<node>/<function>/``."""
-    from .driver import convert  # (the driver imports this module to register it)
+    convert = op.ctx.convert
+    assert convert is not None  # (set by the driver before any mapping runs)
     if any(s is None for s in shapes):
         unknown = [k for k, s in enumerate(shapes) if s is None]
         raise op.fail(f"the rank of argument(s) {unknown} of function {name!r} is unknown")

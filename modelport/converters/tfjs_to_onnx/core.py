@@ -4,7 +4,7 @@ register them; the families import only this module, never the driver."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,6 +252,9 @@ class Ctx:
         self.opset = opset
         self.builder = _Builder(opset)
         self.graph: TfjsGraph | None = None  # the source (control flow reads its library)
+        # The driver's own convert, for control flow's functions (set by the driver: the
+        # driver imports the mappings, so they cannot import it back).
+        self.convert: Callable[[TfjsGraph, int], ir.Model] | None = None
 
 
 def perm_to_nchw(rank: int) -> list[int]:

@@ -77,6 +77,7 @@ def convert(graph: TfjsGraph, opset: int | None = None, *, release: bool = False
     probe = run_probe(graph, needed)
     ctx = Ctx(opset)
     ctx.graph = graph  # (control flow reads the function library)
+    ctx.convert = convert  # (and converts its functions with this driver)
     # Signature keys name the ONNX inputs and outputs; reserve them before any other name.
     for info in graph.inputs + graph.outputs:
         ctx.builder.unique(info.key)
@@ -507,8 +508,9 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
     out: dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray | None]] = {}
     live: dict[str, np.ndarray] = {}  # values some node still has to read
     consts: set[str] = set()
+    from ...runtime.tfjs_reference import run as run_reference
     from ...runtime.tfjs_reference.control_flow import library
-    with np.errstate(all="ignore"), library(graph):  # (control flow calls the library)
+    with np.errstate(all="ignore"), library(graph, run_reference):  # (control flow calls it)
         for node in order:
             refs = inputs[node.name]
             results = _probe_node(node, refs, live, graph, feeds, known, REGISTRY, Op)

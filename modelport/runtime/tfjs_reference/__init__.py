@@ -62,7 +62,7 @@ def run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np.
     node names (output 0); default ``graph.outputs``. Returns the outputs in that order.
     """
     graph = control_flow.lifted(graph)  # TF1 frames as v2 ops
-    with control_flow.library(graph):  # control-flow ops call the graph's functions
+    with control_flow.library(graph, run):  # control-flow ops call the graph's functions
         return _run(graph, inputs, outputs)
 
 

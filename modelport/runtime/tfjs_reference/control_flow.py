@@ -15,7 +15,7 @@ TensorFlow by ``fixtures/control_flow`` (tests/test_control_flow.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -30,17 +30,23 @@ from ._base import Op, register
 
 MAX_ITERATIONS = 1_000_000  # a While past this is refused (a probe must not hang)
 
+Runner = Callable[[TfjsGraph, list[np.ndarray]], list[np.ndarray]]
+
 _GRAPH: ContextVar[TfjsGraph | None] = ContextVar("tfjs_reference_graph", default=None)
+# The package's evaluator, handed in by it (it imports this module to register the ops).
+_RUN: ContextVar[Runner | None] = ContextVar("tfjs_reference_run", default=None)
 
 
 @contextmanager
-def library(graph: TfjsGraph) -> Iterator[None]:
-    """Make ``graph``'s library the one control-flow ops call into while evaluating it."""
-    token = _GRAPH.set(graph)
+def library(graph: TfjsGraph, run: Runner) -> Iterator[None]:
+    """Make ``graph``'s library the one control-flow ops call into while evaluating it, each
+    function evaluated by ``run``."""
+    token, run_token = _GRAPH.set(graph), _RUN.set(run)
     try:
         yield
     finally:
         _GRAPH.reset(token)
+        _RUN.reset(run_token)
 
 
 def lifted(graph: TfjsGraph) -> TfjsGraph:
@@ -60,9 +66,8 @@ def _function(op: Op, attr: str) -> str:
 
 
 def _call(name: str, args: list[np.ndarray]) -> list[np.ndarray]:
-    from . import run  # (the package imports this module to register its ops)
-    graph = _GRAPH.get()
-    assert graph is not None  # (_function checked)
+    graph, run = _GRAPH.get(), _RUN.get()
+    assert graph is not None and run is not None  # (_function checked; set with the graph)
     sub = as_graph(graph, name, [list(np.shape(a)) for a in args])
     return run(sub, list(args))
 
