@@ -177,11 +177,15 @@ def main() -> None:
               help="ONNX and TF.js graph targets: skip the numerical parity check.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="onnxruntime device for the parity check (default auto).")
-@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default=None,
+@click.option("--engine", type=str, default=None,
+              metavar="auto|tfjs|reference|browser[:cpu,wasm,webgl,webgpu,mobile]",
               help="TF.js graph-model targets: run them in real @tensorflow/tfjs under Node "
                    "(tfjs), in modelport's NumPy executor of TF ops (reference), or tfjs when "
                    "Node and tfjs are installed (auto, the default). A graph-model source "
-                   "always runs in the reference.")
+                   "always runs in the reference. browser: after the conversion's check, run "
+                   "the TF.js output in headless Chromium on each backend (default cpu, wasm, "
+                   "webgl; mobile: WebGL in float16, as information). `modelport setup web` "
+                   "installs the real engines.")
 @click.option("--atol", type=float, default=None,
               help="Parity: judge outputs by |a - e| <= atol + rtol*|e| instead of against "
                    "their measured float32 rounding noise (missing half: 1e-4 / 1e-3).")
@@ -257,16 +261,29 @@ def convert(src: str, dst: str, **flags: Any) -> None:
         if not flags["quiet"] and not as_json:
             click.echo(f"modelport: {message}", err=True)
 
+    browser = flags["engine"] if (flags["engine"] or "").startswith("browser") else None
+    if browser:  # the conversion's own check as auto; then the browser's (cli_web)
+        _run(as_json, lambda: api.CheckOptions(engine=browser))  # a bad backend: usage error
+        flags["engine"] = None
+
     def action() -> ConversionReport:
         options, check = _convert_options(flags)
         return api.convert_with(src, dst, options, check, progress)
 
     report = _run(as_json, action)
-    if as_json:
+    passed = report.passed
+    if browser:
+        from .cli_web import browser_after_convert
+
+        if not as_json:
+            _print_report(report)
+        passed = browser_after_convert(src, dst, _convert_options(flags)[1], browser, as_json,
+                                       {"ok": report.passed, **report.to_dict()}) and passed
+    elif as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
     else:
         _print_report(report)
-    if not report.passed:
+    if not passed:
         sys.exit(ParityError.exit_code)
 
 
@@ -405,9 +422,12 @@ def _print_report(report: ConversionReport) -> None:
               help="match: NaN/Inf must sit where the source has them; fail: any NaN fails.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="onnxruntime device (CUDA runs with TF32 off).")
-@click.option("--engine", type=click.Choice(["auto", "tfjs", "reference"]), default="auto",
-              show_default=True, help="How TF.js graph-models run: real tfjs, the NumPy "
-                                      "reference of TF ops, or tfjs when present.")
+@click.option("--engine", type=str, default="auto", show_default=True,
+              metavar="auto|tfjs|reference|browser[:cpu,wasm,webgl,webgpu,mobile]",
+              help="How TF.js models run: real tfjs under Node, the NumPy reference of TF "
+                   "ops, tfjs when present (auto), or real tfjs in headless Chromium on each "
+                   "backend named (browser: cpu, wasm, webgl; one report per backend; mobile "
+                   "is WebGL in float16, as information). `modelport setup web` installs them.")
 @click.option("--per-layer", is_flag=True,
               help="On mismatch, name the first Keras layer whose output diverges.")
 @click.option("--save-inputs", type=click.Path(dir_okay=False), default=None,
@@ -442,6 +462,10 @@ def validate(src: str, dst: str, **flags: Any) -> None:
     from . import api
 
     as_json = bool(flags["as_json"])
+    if flags["engine"].startswith("browser"):  # one report per backend (cli_web)
+        from .cli_web import validate_in_browser
+
+        validate_in_browser(src, dst, _run(as_json, lambda: _check_options(flags)), as_json)
     report = _run(as_json, lambda: api.validate_with(src, dst, _check_options(flags)))
     if as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
@@ -576,6 +600,14 @@ def _print_inspection(info: Inspection) -> None:
             for b in target.blockers:
                 click.echo(f"      {b.layer} ({b.class_name}): {b.reason}")
 
+
+def _web_commands() -> None:
+    from .cli_web import setup
+
+    main.add_command(setup)
+
+
+_web_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

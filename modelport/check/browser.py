@@ -125,7 +125,7 @@ def _each_backend(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                                "one (its model.json): use --engine auto for other formats")
     reason = missing()
     if reason:
-        raise UnsupportedError(f"--engine browser cannot run here: install {reason}")
+        raise UnsupportedError(f"--engine browser cannot run here; it needs {reason}")
     backends = backends_of(options.engine_or_default)
     report = BrowserReport(str(src), str(dst))
     with session(backends):

@@ -291,7 +291,9 @@ class TfjsGraphEngine:
         self.real = engine == "tfjs" or (engine == "auto" and not missing
                                          and self.path is not None)
         self.label = ("tfjs (real @tensorflow/tfjs, Node.js, CPU backend)" if self.real
-                      else "tfjs-reference (NumPy TF ops)")
+                      else "tfjs-reference (NumPy TF ops)" + (
+                          f"; real tfjs did not run ({missing}): `modelport setup web` "
+                          "installs it" if missing and engine == "auto" else ""))
 
     def inputs(self) -> list[InputSpec]:
         """The graph's inputs by tensor (int64 ones as int32, an unknown shape as [None]); an

@@ -121,7 +121,7 @@ def run(jobs: list[Job], backends: tuple[str, ...], *,
     backend that does not start gives every job its error; a dead browser, its last words."""
     reason = missing()
     if reason:
-        raise UnsupportedError(f"the browser engine cannot run here: install {reason}")
+        raise UnsupportedError(f"the browser engine cannot run here; it needs {reason}")
     with tempfile.TemporaryDirectory(prefix="modelport-browser-") as tmp:
         src, out = Path(tmp, "jobs.json"), Path(tmp, "results.jsonl")
         src.write_text(json.dumps({

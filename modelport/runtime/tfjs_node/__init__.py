@@ -35,12 +35,24 @@ class TfjsError(ModelportError):
 
 def node_modules() -> Path | None:
     """The node_modules folder that holds @tensorflow/tfjs (MODELPORT_TFJS_NODE_MODULES, the
-    checkout's tests/interop/node, then NODE_PATH), or None."""
+    checkout's tests/interop/node, ``modelport setup web``'s cache, then NODE_PATH), or None."""
     for candidate in (os.environ.get("MODELPORT_TFJS_NODE_MODULES"), CHECKOUT_MODULES,
-                      *os.environ.get("NODE_PATH", "").split(os.pathsep)):
+                      _setup_modules(), *os.environ.get("NODE_PATH", "").split(os.pathsep)):
         if candidate and (Path(candidate) / "@tensorflow" / "tfjs").is_dir():
             return Path(candidate)
     return None
+
+
+def web_cache() -> Path:
+    """Where ``modelport setup web`` installs the npm packages: $MODELPORT_WEB_CACHE, else
+    $XDG_CACHE_HOME/modelport/web (``~/.cache/modelport/web``)."""
+    named = os.environ.get("MODELPORT_WEB_CACHE")
+    return Path(named) if named else Path(os.environ.get("XDG_CACHE_HOME") or
+                                          Path.home() / ".cache") / "modelport" / "web"
+
+
+def _setup_modules() -> str:
+    return str(web_cache() / "node_modules")
 
 
 def available() -> str | None:
@@ -48,8 +60,9 @@ def available() -> str | None:
     if shutil.which("node") is None:
         return "node is not installed"
     if node_modules() is None:
-        return ("@tensorflow/tfjs is not installed (npm install @tensorflow/tfjs, and set "
-                "MODELPORT_TFJS_NODE_MODULES to its node_modules folder)")
+        return ("@tensorflow/tfjs is not installed (`modelport setup web` installs it; or npm "
+                "install @tensorflow/tfjs and set MODELPORT_TFJS_NODE_MODULES to its "
+                "node_modules folder)")
     return None
 
 
