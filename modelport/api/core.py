@@ -106,7 +106,8 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
             batch: int | None = None,
             outputs: list[str] | str | None = None,
             metadata: Iterable[str] | dict[str, PathLike] | None = None,
-            progress: Progress | None = None) -> ConversionReport:
+            progress: Progress | None = None,
+            max_memory: int | str | None = None) -> ConversionReport:
     """Convert ``src`` to ``dst`` and check the result.
 
     Keras and TF.js layers-model targets are read back and compared structurally and bit for
@@ -126,7 +127,8 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     (``--metadata``: ``{"labels": "labels.json"}`` or ``["labels=labels.json"]``) writes
     userDefinedMetadata into a TF.js model.json. ``None`` means not given. An option given to
     a route it does not affect is a ``UsageError`` (see ``api.options.SCOPES``). ``progress``
-    receives one line per stage.
+    receives one line per stage. ``max_memory`` (``--max-memory``: bytes, or ``"4G"``) is the
+    check's memory budget (``modelport.budget``).
     """
     layout = None if channels_first_inputs is None else (
         "channels_first" if channels_first_inputs else "channels_last")
@@ -136,7 +138,10 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
                              batch=batch, outputs=output_names(outputs),
                              metadata=metadata_entries(metadata))
     check = CheckOptions(device=device, engine=engine, tolerances=tolerances, inputs=inputs)
-    return convert_with(src, dst, options, check, progress)
+    from ..budget import max_memory as budget
+
+    with budget(max_memory):
+        return convert_with(src, dst, options, check, progress)
 
 
 def convert_with(src: PathLike, dst: PathLike, options: ConvertOptions,

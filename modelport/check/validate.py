@@ -69,7 +69,7 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
              tolerances: Tolerances | None = None, device: str = "auto",
              inputs: str | os.PathLike[str] | None = None, batch: int | None = None, seed: int = 0,
              per_layer: bool = False, engine: str = "auto",
-             input_shapes: object = None) -> ParityReport:
+             input_shapes: object = None, max_memory: int | str | None = None) -> ParityReport:
     """Run ``src`` and ``dst`` on the same inputs and compare every output.
 
     ``tolerances``: atol/rtol (default 1e-4, 1e-3), per output, and the NaN policy; ``device``:
@@ -80,8 +80,10 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     seeded inputs' dims (``{"x": (1, 3, 64, 64)}`` or ``["x=1,3,64,64"]``, as
     ``--input-shape``), where the model leaves dims free (``batch`` sets a free first dim).
     Free dims neither gives are sized as the model's strides and pools allow (several sizes
-    are tried; none running is an UnsupportedError naming the input).
+    are tried; none running is an UnsupportedError naming the input). ``max_memory``
+    (``--max-memory``: bytes, or ``"4G"``) is the check's memory budget (``modelport.budget``).
     """
+    from ..budget import max_memory as budget
     from ..converters.pinning import parse_input_shapes
 
     if isinstance(input_shapes, dict):
@@ -89,9 +91,10 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     elif isinstance(input_shapes, str):
         input_shapes = [input_shapes]
     specs = parse_input_shapes(input_shapes) if input_shapes else None  # type: ignore[arg-type]
-    return validate_with(src, dst, CheckOptions(
-        device=device, engine=engine, tolerances=tolerances, inputs=inputs, batch=batch,
-        seed=seed, per_layer=per_layer, input_shapes=specs))
+    with budget(max_memory):
+        return validate_with(src, dst, CheckOptions(
+            device=device, engine=engine, tolerances=tolerances, inputs=inputs, batch=batch,
+            seed=seed, per_layer=per_layer, input_shapes=specs))
 
 
 def validate_with(src: str | os.PathLike[str], dst: str | os.PathLike[str],
