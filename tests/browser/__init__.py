@@ -1,0 +1,1 @@
+"""The browser check's models, runner and RESULTS table (see cases.py)."""
