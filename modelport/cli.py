@@ -200,6 +200,9 @@ def main() -> None:
 @click.option("--force", is_flag=True,
               help="Replace DST if it exists: a regular file, or a TF.js model folder (model.json "
                    "and .bin shards only); anything else is refused.")
+@click.option("--isolate", is_flag=True,
+              help="Read an .h5 source in a child process first, under a 60 s limit (libhdf5 "
+                   "loops forever on some corrupt files; this refuses them, exit 3).")
 @click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
@@ -246,11 +249,12 @@ def convert(src: str, dst: str, **flags: Any) -> None:
       modelport convert resnet.onnx resnet.h5                  # ONNX -> Keras, channels-last
       modelport convert model.onnx web_model/ --to tfjs-layers  # ONNX -> TF.js layers-model
     """
-    limit = flags.pop("max_memory", None)
-    if limit is not None:  # the budget for everything below (modelport.budget)
+    limit, isolate = flags.pop("max_memory", None), flags.pop("isolate", False)
+    if limit is not None or isolate:  # the budget for everything below (modelport.budget)
         from .budget import max_memory
+        from .formats.h5_isolate import isolated
 
-        with max_memory(limit):
+        with max_memory(limit), isolated(DEFAULT_ISOLATE_SECONDS if isolate else None):
             convert.callback(src, dst, **flags)  # type: ignore[misc]
         return
     from . import api
@@ -434,6 +438,9 @@ def _print_report(report: ConversionReport) -> None:
               help="Write the inputs the check ran to this .npz (--inputs reads it back).")
 @click.option("--save-outputs", type=click.Path(dir_okay=False), default=None,
               help="Write both models' outputs and the measured rounding noise to this .npz.")
+@click.option("--isolate", is_flag=True,
+              help="Read an .h5 source in a child process first, under a 60 s limit (libhdf5 "
+                   "loops forever on some corrupt files; this refuses them, exit 3).")
 @click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
@@ -452,11 +459,12 @@ def validate(src: str, dst: str, **flags: Any) -> None:
     output's RMS, the noise, the tolerance, the margin (tolerance / error), cosine similarity,
     elements out of tolerance and the worst one. Exit 0 on a pass, 6 on a mismatch.
     """
-    limit = flags.pop("max_memory", None)
-    if limit is not None:
+    limit, isolate = flags.pop("max_memory", None), flags.pop("isolate", False)
+    if limit is not None or isolate:
         from .budget import max_memory
+        from .formats.h5_isolate import isolated
 
-        with max_memory(limit):
+        with max_memory(limit), isolated(DEFAULT_ISOLATE_SECONDS if isolate else None):
             validate.callback(src, dst, **flags)  # type: ignore[misc]
         return
     from . import api
@@ -476,6 +484,9 @@ def validate(src: str, dst: str, **flags: Any) -> None:
         for line in format_table(report):
             click.echo(f"  {line}")
     sys.exit(0 if report.passed else ParityError.exit_code)
+
+
+DEFAULT_ISOLATE_SECONDS = 60.0  # formats.h5_isolate.DEFAULT_SECONDS, without importing it
 
 
 def _size(value: str | None) -> int | None:

@@ -172,8 +172,12 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
     """Read a Keras ``.h5`` model. ``deferred=True`` leaves the large weights in the file as
     ``deferred.Deferred`` stand-ins (each ``load()`` reopens the file and reads its dataset), for
     a caller that looks at them one at a time; everything else is read and checked as usual.
-    ``scan_values=False`` leaves the NaN/Inf warning to the caller (``checks.BackgroundScan``)."""
+    ``scan_values=False`` leaves the NaN/Inf warning to the caller (``checks.BackgroundScan``).
+    With ``--isolate`` the file is walked in a child process first (``h5_isolate``)."""
     path = Path(path)
+    from .h5_isolate import check as isolated_walk
+
+    isolated_walk(path)
     with open_h5(path) as f:
         try:
             refuse_links(f)
