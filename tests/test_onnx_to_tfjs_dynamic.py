@@ -23,6 +23,22 @@ from modelport.runtime import tfjs_reference
 ATOL, RTOL = 1e-4, 1e-3
 
 
+@pytest.fixture()
+def tfjs():
+    """Real tfjs where it is installed (required under CI); elsewhere None, and the NumPy TF
+    executor's comparison still runs."""
+    from modelport.runtime import tfjs_node
+
+    from .conftest import REQUIRE_TOOLS, require_tool
+
+    reason = tfjs_node.available()
+    if reason is None:
+        return tfjs_node
+    if REQUIRE_TOOLS:
+        require_tool(reason)
+    return None
+
+
 def _model(nodes, inputs, outputs, inits=(), opset=17) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
