@@ -22,8 +22,10 @@ from ._version import __version__
 from .errors import ModelportError, ParityError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .api import CheckOptions, ConversionReport, ConvertOptions, Inspection
-    from .check.parity import Tolerances
+    from .check.parity import ParityReport, Tolerances
     from .check.readback import Quantization
 
 T = TypeVar("T")
@@ -207,6 +209,11 @@ def main() -> None:
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
                    "need more is refused with exit 4.")
+@click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE.html",
+              help="Also write the report as one self-contained HTML page (no network): the "
+                   "summary, each output's statistics and verdict, and with --per-layer a plot "
+                   "of each layer's error and an error histogram per output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 def convert(src: str, dst: str, **flags: Any) -> None:
@@ -275,6 +282,8 @@ def convert(src: str, dst: str, **flags: Any) -> None:
         return api.convert_with(src, dst, options, check, progress)
 
     report = _run(as_json, action)
+    if flags["report_html"]:
+        _run(as_json, lambda: _html(report, flags["report_html"]))
     passed = report.passed
     if browser:
         from .cli_web import browser_after_convert
@@ -289,6 +298,13 @@ def convert(src: str, dst: str, **flags: Any) -> None:
         _print_report(report)
     if not passed:
         sys.exit(ParityError.exit_code)
+
+
+def _html(report: ConversionReport | ParityReport, path: str) -> Path:
+    """``--report FILE.html``: the report as a page (``api.html_report``)."""
+    from .api.html_report import save
+
+    return save(report, path)
 
 
 def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOptions]:
@@ -445,6 +461,11 @@ def _print_report(report: ConversionReport) -> None:
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
                    "need more is refused with exit 4.")
+@click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE.html",
+              help="Also write the report as one self-contained HTML page (no network): the "
+                   "summary, each output's statistics and verdict, and with --per-layer a plot "
+                   "of each layer's error and an error histogram per output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def validate(src: str, dst: str, **flags: Any) -> None:
     """Run SRC and DST on the same inputs and compare every output.
@@ -475,6 +496,8 @@ def validate(src: str, dst: str, **flags: Any) -> None:
 
         validate_in_browser(src, dst, _run(as_json, lambda: _check_options(flags)), as_json)
     report = _run(as_json, lambda: api.validate_with(src, dst, _check_options(flags)))
+    if flags["report_html"]:
+        _run(as_json, lambda: _html(report, flags["report_html"]))
     if as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
     else:

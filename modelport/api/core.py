@@ -106,6 +106,7 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
             batch: int | None = None,
             outputs: list[str] | str | None = None,
             metadata: Iterable[str] | dict[str, PathLike] | None = None,
+            report_html: PathLike | None = None,
             progress: Progress | None = None,
             max_memory: int | str | None = None) -> ConversionReport:
     """Convert ``src`` to ``dst`` and check the result.
@@ -125,7 +126,8 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     inferred again and what ``Shape`` computed folds to constants; ``batch`` also sets the
     check's rows); ``outputs`` (``--outputs``) cuts the graph at those values; ``metadata``
     (``--metadata``: ``{"labels": "labels.json"}`` or ``["labels=labels.json"]``) writes
-    userDefinedMetadata into a TF.js model.json. ``None`` means not given. An option given to
+    userDefinedMetadata into a TF.js model.json; ``report_html`` (``--report``) writes the
+    report as an HTML page (``api.html_report``). ``None`` means not given. An option given to
     a route it does not affect is a ``UsageError`` (see ``api.options.SCOPES``). ``progress``
     receives one line per stage. ``max_memory`` (``--max-memory``: bytes, or ``"4G"``) is the
     check's memory budget (``modelport.budget``).
@@ -141,7 +143,12 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     from ..budget import max_memory as budget
 
     with budget(max_memory):
-        return convert_with(src, dst, options, check, progress)
+        report = convert_with(src, dst, options, check, progress)
+    if report_html is not None:
+        from .html_report import save
+
+        save(report, report_html)
+    return report
 
 
 def convert_with(src: PathLike, dst: PathLike, options: ConvertOptions,

@@ -69,6 +69,7 @@ class Held:
     value: str
     layout: str
     result: OutputReport | None = None  # for the nearest value only: what is reported
+    max_abs: float | None = None  # a holding value's largest error (the report's plot)
 
 
 @dataclass
@@ -84,6 +85,9 @@ class Walk:
     values: int
     notes: list[str] = field(default_factory=list)
     looked: bool = True  # False: the target's values could not be read
+    # one entry per Keras call in call order: {"layer", "class", "call", "held", "max_abs"}
+    # (max_abs: the largest error of the values holding its outputs; None where not held)
+    layers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def mark_all(graph: onnx.GraphProto) -> list[str]:
@@ -166,7 +170,9 @@ class Values:
                                          expected.shape)))
                 e, allowed = moved[layout]
                 if _holds(e, actual, allowed, tol, self.tolerances.nan_policy):
-                    return Held(name, layout.label)
+                    err = np.abs(np.asarray(actual, np.float64) - e)
+                    return Held(name, layout.label, max_abs=float(np.nanmax(err))
+                                if err.size else 0.0)
         return None
 
     def nearest(self, expected: np.ndarray, noise: np.ndarray | None) -> Held | None:
@@ -337,6 +343,7 @@ def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray],
                                    for key in _keys(reference.tensors, layer.name, k))
               for layer, k in order if _keys(reference.tensors, layer.name, k)}
     walk = Walk(None, sum(h is not None for h in held.values()), len(held), len(values.values))
+    walk.layers = _per_layer(order, reference.tensors, held)
     blamed = _blame(graph, order, status)
     if blamed is not None:
         key = next(key for key in _keys(reference.tensors, *blamed) if held[key] is None)
@@ -447,6 +454,24 @@ def keras_in_onnx(source: LayersModel, target: ir.Model,
         walk.notes.append(f"the file holds {walk.held} of {walk.compared} Keras layer outputs "
                           "on the first inputs, and no layer is to blame on them")
     return walk
+
+
+def _per_layer(order: list[tuple[Any, int]], tensors: dict[Key, Any],
+               held: dict[Key, Held | None]) -> list[dict[str, Any]]:
+    """Each Keras call's error along the graph (``Walk.layers``)."""
+    out = []
+    for layer, k in order:
+        keys = _keys(tensors, layer.name, k)
+        if not keys:
+            continue
+        found = [held[key] for key in keys]
+        errors = [h.max_abs for h in found if h is not None and h.max_abs is not None]
+        ok = all(h is not None for h in found)
+        # "values": the file's values holding the outputs (a Model Explorer overlay's keys)
+        out.append({"layer": layer.name, "class": layer.class_name, "call": k, "held": ok,
+                    "max_abs": max(errors) if ok and errors else None,
+                    "values": [h.value for h in found if h is not None]})
+    return out
 
 
 def _sentence(walk: Walk) -> str:

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
+from .error_histogram import error_histogram
 
 DEFAULT_ATOL = 1e-4  # an explicit tolerance's missing half (--atol without --rtol, or back)
 DEFAULT_RTOL = 1e-3
@@ -129,6 +130,8 @@ class OutputReport:
     margin: float | None = None
     error_to_scale: float = 0.0
     ill_conditioned: bool = False
+    # counts of |a - e| per half-decade (check.error_histogram), for the HTML report's plots
+    error_histogram: dict[str, Any] | None = None
 
 
 @dataclass
@@ -174,6 +177,8 @@ class ParityReport:
     notes: list[str] = field(default_factory=list)
     noise: str = ""
     intermediates: Intermediates | None = None
+    # --per-layer: each source layer's error along the graph (``intermediates.Walk.layers``)
+    per_layer: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (what ``--json`` prints): an infinite or NaN statistic
@@ -255,7 +260,7 @@ def compare_output(name: str, expected: np.ndarray, actual: np.ndarray, tol: Tol
         scale=scale, tolerance=judged.tolerance, margin=judged.margin,
         error_to_scale=max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else
                                                           float("inf")),
-        ill_conditioned=judged.ill_conditioned)
+        ill_conditioned=judged.ill_conditioned, error_histogram=error_histogram(diff, finite))
 
 
 @dataclass

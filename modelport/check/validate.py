@@ -171,6 +171,11 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         passed=all(o.passed for o in outputs), noise=how)
     if not report.passed:
         _localise(report, source, target, (feeds[0][0], feeds[0][1]), options, pairing)
+    elif options.per_layer:  # the report's plot of each layer's error (check.layer_errors)
+        from .layer_errors import profile
+
+        profile(report, source, target, (feeds[0][0], feeds[0][1]),
+                options.tolerances_or_default)
     if sampling is not None:
         _sampled_layers(report, sampling, target, [f[1] for f in feeds], options, steps)
     return report
@@ -553,6 +558,7 @@ def _localise(report: ParityReport, source: Model, target: Model,
     else:
         return
     report.first_divergence = walk.first
+    report.per_layer = walk.layers
     report.notes.extend(walk.notes)
 
 
