@@ -395,3 +395,15 @@ def test_pad_with_run_time_pads(mode, axes, tmp_path, tfjs):
     feeds = [{"x": rng.standard_normal(s).astype(np.float32), "pads": np.asarray(p, np.int64)}
              for s, p in zip(((2, 5, 6), (1, 7, 4)), values)]
     _run_everywhere(model, feeds, tmp_path, tfjs)
+
+
+def test_a_shared_dimension_name_is_not_taken_as_an_equal_size(tmp_path, tfjs):
+    """Two inputs both say "H" and "W" but differ at run time (onnxruntime runs it): the
+    Resize to the second one's size must still resize."""
+    model = _resize_model("nearest", "asymmetric", "floor", "like")
+    model.graph.input[1].CopyFrom(helper.make_tensor_value_info(
+        "like", TensorProto.FLOAT, [1, 1, "H", "W"]))
+    rng = np.random.default_rng(9)
+    feeds = [{"x": rng.standard_normal((1, 3, 6, 5)).astype(np.float32),
+              "like": rng.standard_normal((1, 1, 9, 4)).astype(np.float32)}]
+    _run_everywhere(model, feeds, tmp_path, tfjs)

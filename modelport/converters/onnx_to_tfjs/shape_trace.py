@@ -128,7 +128,7 @@ def _length(ctx: Ctx, v: ir.Value | None) -> int | None:
 
 def same_dim(ctx: Ctx, a: Element, v: ir.Value, axis: int) -> bool:
     """Whether ``a`` is certainly dimension ``axis`` of ``v`` (the same tensor's dimension,
-    equal static sizes, or the same named symbolic dimension)."""
+    traced through Transposes, or equal static sizes)."""
     here = _dim(ctx, v, axis, 0)
     if isinstance(a, Dim):
         if a.value is here.value and a.axis == here.axis:
@@ -146,9 +146,7 @@ def _same_size(v1: ir.Value, a1: int, v2: ir.Value, a2: int) -> bool:
     if s1 is None or s2 is None or a1 >= len(s1) or a2 >= len(s2):
         return False
     d1, d2 = s1[a1], s2[a2]
-    if isinstance(d1, int) and isinstance(d2, int):
-        return d1 == d2
-    # a named dimension (from the model's inputs) is one size wherever it appears; the
-    # names ONNX's shape inference invents ("unk__3") are unique, so they match only themselves
-    n1, n2 = getattr(d1, "value", None), getattr(d2, "value", None)
-    return isinstance(n1, str) and n1 == n2
+    # Static sizes only: two dimensions with the same symbolic name are meant to be equal, but
+    # onnxruntime does not hold a model to that (two inputs may share "height" and differ),
+    # and taking them as equal would leave an axis unresized.
+    return isinstance(d1, int) and isinstance(d2, int) and d1 == d2
