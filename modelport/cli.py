@@ -633,6 +633,8 @@ def _print_inspection(info: Inspection) -> None:
             click.echo(f"    {name:12} no:")
             for b in target.blockers:
                 click.echo(f"      {b.layer} ({b.class_name}): {b.reason}")
+    for warning in info.tfjs_warnings:  # known TF.js backend gaps (api.web_gaps)
+        click.echo(f"  warning (TF.js): {warning}")
 
 
 def _web_commands() -> None:

@@ -8,7 +8,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..check.readback import Quantization, quantization_summary
@@ -115,6 +115,8 @@ class Inspection:
     quantization: Quantization
     targets: dict[str, TargetInfo]
     onnx: dict[str, Any] | None = None  # ONNX sources: IR version, opsets, producer, Transposes
+    # known TF.js backend gaps (``web_gaps``) of a TF.js source or a model with a TF.js target
+    tfjs_warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The inspection as plain data, in the CLI's ``--json`` structure."""
@@ -131,6 +133,7 @@ class Inspection:
             "weight_dtypes": dict(self.weight_dtypes),
             "quantization": self.quantization.to_dict(),
             "targets": {name: t.to_dict() for name, t in self.targets.items()},
+            "tfjs_warnings": list(self.tfjs_warnings),
         }
 
 
@@ -146,15 +149,15 @@ def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
         from .options import input_shapes as specs
 
         model = shape_source(model, specs(input_shapes), batch, None)[0]  # type: ignore[arg-type]
-    targets = _targets(path, model, input_shapes, batch)
+    targets, written = _targets(path, model, input_shapes, batch)
     if isinstance(model, TfjsGraph):
-        return _inspect_tfjs_graph(model, path, targets)
+        return _warned(_inspect_tfjs_graph(model, path, targets), model)
     if not isinstance(model, LayersModel):
-        return _inspect_onnx(model, path, targets)
+        return _warned(_inspect_onnx(model, path, targets), written)
     classes = Counter(layer.class_name for layer in model.iter_layers() if layer.model is None)
     nested = [layer.name for layer in model.iter_layers() if layer.model is not None]
     source = model.source
-    return Inspection(
+    return _warned(Inspection(
         path=str(path), format=source.format if source else None,
         dialect=source.dialect if source else None,
         keras_version=source.keras_version if source else None,
@@ -164,14 +167,28 @@ def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
         layers=sum(classes.values()), layers_by_class=_by_count(classes),
         parameters=model.parameter_count(), weight_bytes=model.weight_bytes(),
         weight_dtypes=dict(Counter(str(w.array.dtype) for _, w in model.all_weights())),
-        quantization=quantization_summary(model), targets=targets)
+        quantization=quantization_summary(model), targets=targets), written)
+
+
+def _warned(info: Inspection, graph: TfjsGraph | None) -> Inspection:
+    """``info`` with the TF.js backend gaps it can see (``web_gaps``): for a TF.js source, or
+    a model with a TF.js target; ``graph``: the TF.js graph-model the source is or becomes."""
+    from .web_gaps import tfjs_gaps
+
+    tfjs = info.format in (sniff.TFJS_GRAPH, sniff.TFJS_LAYERS) or any(
+        info.targets[t].ok for t in ("tfjs-layers", "tfjs-graph") if t in info.targets)
+    if not tfjs:
+        return info
+    warnings = tfjs_gaps([(str(t.name), t.dtype) for t in info.inputs], graph)
+    return replace(info, tfjs_warnings=warnings)
 
 
 def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
-             batch: int | None) -> dict[str, TargetInfo]:
+             batch: int | None) -> tuple[dict[str, TargetInfo], TfjsGraph | None]:
     """Each target's verdict from a dry run of ``convert`` (``planning``): "yes" exactly where
     ``convert --no-validate`` writes the file. A refusal lists every blocking layer where the
-    layers' facts name them, else ``convert``'s own message."""
+    layers' facts name them, else ``convert``'s own message; and the TF.js graph-model the
+    tfjs-graph target would be (None: none)."""
     from .options import ConvertOptions
     from .options import input_shapes as shape_specs
     from .planning import dry_run
@@ -179,8 +196,11 @@ def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
     options = ConvertOptions(input_shapes=shape_specs(input_shapes),  # type: ignore[arg-type]
                              batch=batch)
     targets = {}
+    written = model if isinstance(model, TfjsGraph) else None
     for name, fmt in sniff.TARGETS.items():
         verdict = dry_run(path, name, options)
+        if verdict.ok and isinstance(verdict.result, TfjsGraph):
+            written = verdict.result
         if verdict.ok:
             targets[name] = TargetInfo(True, through=verdict.through)
             continue
@@ -193,7 +213,7 @@ def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
             where = f"layer {error.layer!r}: " if error.layer else ""
             hint = f" ({error.hint})" if error.hint else ""
             targets[name] = TargetInfo(False, note=f"{where}{error.message}{hint}")
-    return targets
+    return targets, written
 
 
 def _layer_blockers(model: LayersModel, fmt: str) -> list[tuple[str, str, str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..check.options import CheckOptions
@@ -32,6 +32,7 @@ class Verdict:
 
     error: ModelportError | None
     through: str | None = None
+    result: object = field(default=None, repr=False, compare=False)  # the model it would write
 
     @property
     def ok(self) -> bool:
@@ -72,7 +73,7 @@ def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | Non
         log.debug("dry run of %s -> %s", src, to, exc_info=True)
         return Verdict(ModelportError(f"internal error ({type(e).__name__}: {e}); convert "
                                       "would fail the same way", file=src), through)
-    return Verdict(None, through)
+    return Verdict(None, through, result)
 
 
 def _quiet(_: str) -> None:
