@@ -35,7 +35,7 @@ import onnx_ir as ir
 from ...models.tfjs_graph import a_bool, a_int, a_type
 from .core import Ctx, attr, concat, unsupported
 from .math_ops import binary, fconst, unary
-from .resize import TFJS_SETTINGS, _inputs, _settings, _to_nchw, onnx_plan, tfjs_plan
+from .resize_plan import TFJS_SETTINGS, _inputs, _settings, _to_nchw, onnx_plan, tfjs_plan
 from .shape_trace import element, same_dim
 
 SAMPLED_SIZES = range(1, 25)  # input sizes over which integer-scale plans are compared
