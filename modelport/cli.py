@@ -209,6 +209,10 @@ def main() -> None:
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
                    "need more is refused with exit 4.")
+@click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
+              default=None, metavar="FILE.json",
+              help="Also write each layer's error (the per-layer check's) as node data that "
+                   "Google Model Explorer overlays on the model's graph.")
 @click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
               metavar="FILE.html",
               help="Also write the report as one self-contained HTML page (no network): the "
@@ -284,6 +288,8 @@ def convert(src: str, dst: str, **flags: Any) -> None:
     report = _run(as_json, action)
     if flags["report_html"]:
         _run(as_json, lambda: _html(report, flags["report_html"]))
+    if flags["model_explorer"]:
+        _run(as_json, lambda: _node_data(report, flags["model_explorer"]))
     passed = report.passed
     if browser:
         from .cli_web import browser_after_convert
@@ -303,6 +309,13 @@ def convert(src: str, dst: str, **flags: Any) -> None:
 def _html(report: ConversionReport | ParityReport, path: str) -> Path:
     """``--report FILE.html``: the report as a page (``api.html_report``)."""
     from .api.html_report import save
+
+    return save(report, path)
+
+
+def _node_data(report: ConversionReport | ParityReport, path: str) -> Path:
+    """``--model-explorer FILE.json``: the per-layer errors as Model Explorer node data."""
+    from .api.model_explorer import save
 
     return save(report, path)
 
@@ -461,6 +474,10 @@ def _print_report(report: ConversionReport) -> None:
               help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
                    "the model's weight bytes, capped by available memory); a check that would "
                    "need more is refused with exit 4.")
+@click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
+              default=None, metavar="FILE.json",
+              help="Also write each layer's error (the per-layer check's) as node data that "
+                   "Google Model Explorer overlays on the model's graph.")
 @click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
               metavar="FILE.html",
               help="Also write the report as one self-contained HTML page (no network): the "
@@ -498,6 +515,8 @@ def validate(src: str, dst: str, **flags: Any) -> None:
     report = _run(as_json, lambda: api.validate_with(src, dst, _check_options(flags)))
     if flags["report_html"]:
         _run(as_json, lambda: _html(report, flags["report_html"]))
+    if flags["model_explorer"]:
+        _run(as_json, lambda: _node_data(report, flags["model_explorer"]))
     if as_json:
         click.echo(json.dumps({"ok": report.passed, **report.to_dict()}, indent=2))
     else:

@@ -96,3 +96,24 @@ def test_json_report_keeps_the_plot_data(converted):
     data = json.loads(json.dumps(report.to_dict()))
     assert data["parity"]["per_layer"][0]["values"]
     assert data["parity"]["outputs"][0]["error_histogram"]["counts"]
+
+
+def test_model_explorer_node_data_keys_each_layer_by_the_values_holding_it(converted, tmp_path):
+    """GraphNodeData JSON (Model Explorer's node_data_builder format): results keyed by the
+    ONNX values holding each layer's output, valued by its error, and a gradient from 0 to 1."""
+    import onnx
+
+    report, page = converted
+    out = tmp_path / "me.json"
+    result = CliRunner().invoke(main, ["validate", str(KERAS), str(page.parent / "m.onnx"),
+                                       "--per-layer", "--model-explorer", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert [g["stop"] for g in data["gradient"]][::2] == [0, 1]
+    model = onnx.load(page.parent / "m.onnx")
+    produced = {o for n in model.graph.node for o in n.output}
+    assert len(data["results"]) == 10 and set(data["results"]) <= produced
+    assert all(r["value"] >= 0 for r in data["results"].values())
+    refused = CliRunner().invoke(main, ["validate", str(KERAS), str(page.parent / "m.onnx"),
+                                        "--model-explorer", str(tmp_path / "x.json")])
+    assert refused.exit_code == 2 and "measured no layer" in refused.output

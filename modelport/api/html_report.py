@@ -271,7 +271,12 @@ def _histograms(series: list[tuple[str, dict[str, Any]]]) -> str:
                  for label, s in series for o in s.get("outputs") or []
                  if o.get("name") == name and isinstance(o.get("error_histogram"), dict)]
         zeros = ", ".join(f"{label}: {hist.get('zeros', 0)}" for label, hist, _ in drawn)
-        out.append(f"<h3>{_e(name)}</h3><p class='note'>exact zeros: {_e(zeros)}</p>"
+        outside = "; ".join(
+            f"{label}: {hist.get('below', 0)} below 1e{hist['log10_low']}, "
+            f"{hist.get('above', 0)} from 1e{hist['log10_high']}, "
+            f"{hist.get('not_finite', 0)} not finite" for label, hist, _ in drawn)
+        out.append(f"<h3>{_e(name)}</h3><p class='note'>exact zeros: {_e(zeros)}; outside the "
+                   f"axis: {_e(outside)}</p>"
                    + _legend([label for label, _, _ in drawn]) + histogram_plot(drawn))
     return "".join(out)
 
