@@ -9,11 +9,27 @@ KNOWN = {
     # the WASM _FusedMatMul takes a rank-1 bias only; the LSTM cell's fused bias is rank 2
     ("fixture tfjs_graph/lstm_cell", "wasm"): "_FusedMatMul only supports rank-1 bias",
     ("fixture tfjs_graph/lstm_groups", "wasm"): "_FusedMatMul only supports rank-1 bias",
-    # a graph of shape ops (reflect/symmetric MirrorPad, crop-and-resize, slicing) that this
-    # tfjs fails in the browser on every backend: out of range on cpu, a shader that does not
-    # compile on WebGL, wrong values on WASM
+    # output c, the StridedSlice x[:, tf.newaxis, -1, ::-2, 2] (new-axis and shrink masks with
+    # a negative stride): tfjs 4.22 gets it wrong on every backend (under Node too): out of
+    # range on cpu, wrong values on WASM, a shader that does not compile on WebGL; the
+    # fixture's 18 other outputs match on every backend
     ("fixture tfjs_graph/shapes", "cpu"): "Requested out of range element",
     ("fixture tfjs_graph/shapes", "wasm"): "diverges",
     ("fixture tfjs_graph/shapes", "webgl"): "Failed to compile fragment shader",
     ("fixture tfjs_graph/shapes", "mobile"): "Failed to compile fragment shader",
+}
+
+# Why, for RESULTS.md: the op, and what modelport does about it.
+REASONS = {
+    "Einsum": "tfjs-backend-wasm registers no Einsum kernel. modelport reports the wasm backend "
+              "as failed (exit 6 under --engine browser); the model runs on cpu, webgl and "
+              "webgpu.",
+    "_FusedMatMul": "the WASM _FusedMatMul takes a rank-1 bias only; tensorflowjs_converter "
+                    "fused a rank-2 bias (an LSTM cell's) into it. Reported per backend; cpu and "
+                    "webgl run it.",
+    "shapes": "the StridedSlice `x[:, tf.newaxis, -1, ::-2, 2]` (new-axis and shrink masks "
+              "with a negative stride): tfjs 4.22 fails it on every backend, under Node too "
+              "(out of range on cpu, wrong values on WASM, a WebGL shader that does not "
+              "compile); its 18 other outputs match everywhere. modelport's reference computes "
+              "it; the check reports the failing backend.",
 }
