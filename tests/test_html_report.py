@@ -117,3 +117,20 @@ def test_model_explorer_node_data_keys_each_layer_by_the_values_holding_it(conve
     refused = CliRunner().invoke(main, ["validate", str(KERAS), str(page.parent / "m.onnx"),
                                         "--model-explorer", str(tmp_path / "x.json")])
     assert refused.exit_code == 2 and "measured no layer" in refused.output
+
+
+def test_a_browser_report_plots_each_backend(converted, tmp_path):
+    """``check.browser.BrowserReport`` (validate --engine browser): one series per backend
+    that ran, a backend that did not run named with its error, the mobile one as
+    information."""
+    from modelport.check.browser import BackendResult, BrowserReport
+
+    report, _ = converted
+    parity = report.parity
+    browser = BrowserReport("src", "web", [
+        BackendResult("cpu", parity), BackendResult("webgl", None, error="no WebGL context"),
+        BackendResult("mobile", parity, informational=True)])
+    text = html_report.save(browser, tmp_path / "b.html").read_text()
+    assert len(_paths(text, "series")) == 2
+    assert "failed to run: no WebGL context" in text and "mobile (information)" in text
+    assert text.count("<td class='l'>cpu</td>") == 1

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..fsutil import atomic_output
 
 if TYPE_CHECKING:
+    from ..check.browser import BrowserReport
     from ..check.parity import ParityReport
     from .report import ConversionReport
 
@@ -44,9 +45,11 @@ text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
 """
 
 
-def save(report: ConversionReport | ParityReport, path: str | os.PathLike[str]) -> Path:
-    """Write the page for a ``convert`` (``ConversionReport``) or ``validate``
-    (``ParityReport``) result to ``path`` (replaced if it exists)."""
+def save(report: ConversionReport | ParityReport | BrowserReport,
+         path: str | os.PathLike[str]) -> Path:
+    """Write the page for a ``convert`` (``ConversionReport``) or ``validate`` result
+    (``ParityReport``, or ``BrowserReport``: one series per backend) to ``path`` (replaced if
+    it exists)."""
     from .report import ConversionReport
 
     if isinstance(report, ConversionReport):
@@ -78,6 +81,10 @@ def render(parity: dict[str, Any] | None, conversion: dict[str, Any] | None = No
              f"<h1>{_e(title)}</h1>"]
     if conversion:
         parts.append(_conversion(conversion))
+        browser = conversion.get("browser")  # convert --engine browser: its backends too
+        if isinstance(browser, dict) and browser.get("backends"):
+            parity = {**(parity or {}), "backends": [
+                *((parity or {}).get("backends") or []), *browser["backends"]]}
     if parity:
         series = _series(parity)
         parts.append(_check(parity, series))
@@ -93,8 +100,13 @@ def render(parity: dict[str, Any] | None, conversion: dict[str, Any] | None = No
 # --- data ---------------------------------------------------------------------------------------
 
 def _series(parity: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(label, parity-like dict) per engine/backend: the report itself, then its backends."""
-    out = [(str(parity.get("target_engine") or "target"), parity)]
+    """(label, parity-like dict) per engine/backend: the report itself where it compared
+    outputs, then each of its ``backends`` (a parity report, or an entry holding one under
+    ``report``, as ``check.browser.BrowserReport.to_dict()`` writes them; an entry whose
+    backend did not run is a series with no outputs and its ``error``)."""
+    out = []
+    if parity.get("outputs") is not None:
+        out.append((str(parity.get("target_engine") or "target"), parity))
     backends = parity.get("backends")
     items = backends.items() if isinstance(backends, dict) else \
         ((None, b) for b in backends) if isinstance(backends, list) else ()
@@ -102,7 +114,14 @@ def _series(parity: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         if not isinstance(entry, dict):
             continue
         label = entry.get("backend") or entry.get("engine") or entry.get("target_engine") or key
-        out.append((str(label or f"backend {len(out)}"), entry))
+        body = entry
+        if "report" in entry:  # a backend's result wrapping its parity report
+            body = dict(entry["report"]) if isinstance(entry["report"], dict) else \
+                {"passed": False, "outputs": []}
+            body.setdefault("error", entry.get("error"))
+            if entry.get("informational"):
+                label = f"{label} (information)"
+        out.append((str(label or f"backend {len(out) + 1}"), body))
     return out
 
 
@@ -152,17 +171,23 @@ def _conversion(c: dict[str, Any]) -> str:
 
 def _check(p: dict[str, Any], series: list[tuple[str, dict[str, Any]]]) -> str:
     inputs = p.get("inputs") or {}
-    rows = [("verdict", None), ("source", f"{p.get('source')} in {p.get('source_engine')}"),
-            ("target", f"{p.get('target')} in {p.get('target_engine')}"),
+    engines = ("source_engine", "target_engine")
+    rows = [("verdict", None),
+            ("source", f"{p.get('source')}" + (f" in {p['source_engine']}"
+                                                 if p.get("source_engine") else "")),
+            ("target", f"{p.get('target')}" + (f" in {p['target_engine']}"
+                                                 if p.get("target_engine") else "")),
             ("inputs", inputs.get("description")), ("noise", p.get("noise"))]
+    own = p.get("outputs") is not None and all(p.get(e) for e in engines)
     body = "".join(
         f"<tr><th class='l'>{_e(k)}</th><td class='l'>"
         f"{_verdict(p.get('passed')) if k == 'verdict' else _e(v)}</td></tr>"
         for k, v in rows if v is not None or k == "verdict")
-    if len(series) > 1:
+    if len(series) > 1 or not own:
         body += "".join(f"<tr><th class='l'>{_e(label)}</th><td class='l'>"
-                        f"{_verdict(s.get('passed'))}{_e(_first(s))}</td></tr>"
-                        for label, s in series[1:])
+                        f"{_verdict(s.get('passed'))}{_e(_first(s))}"
+                        f"{_e(': failed to run: ' + str(s['error'])) if s.get('error') else ''}"
+                        "</td></tr>" for label, s in series[1 if own else 0:])
     first = _first(p)
     notes = "".join(f"<li>{_e(n)}</li>" for n in p.get("notes") or [])
     return (f"<h2>Numeric check</h2><table>{body}</table>"
