@@ -52,6 +52,33 @@ def _short(e: Exception) -> str:
     return text[:160]
 
 
+def check_declared_total(f, stored: int, *, file: str | os.PathLike | None) -> None:
+    """Refuse a file whose datasets together declare more than checks.MAX_EXPANSION times the
+    bytes it stores (plus SLACK_BYTES): each dataset is checked on its own when read, but many
+    datasets stored as fill values only (no bytes at all) each pass that check with its slack,
+    and a file of a few hundred kB would make gigabytes of zeros (issue 19). Metadata only."""
+    import h5py
+
+    total, alone = 0, False
+
+    def visit(_name: str, obj: object) -> None:
+        nonlocal total, alone
+        if isinstance(obj, h5py.Dataset) and obj.shape is not None:
+            count = 1
+            for d in obj.shape:
+                count *= int(d)
+            declared = count * obj.dtype.itemsize
+            total += declared
+            # one that fails on its own is named by the per-dataset check, when read
+            alone = alone or declared > obj.id.get_storage_size() * checks.MAX_EXPANSION + \
+                checks.SLACK_BYTES
+
+    f.visititems(visit)
+    if not alone and total > stored * checks.MAX_EXPANSION + checks.SLACK_BYTES:
+        raise FormatError(f"its datasets declare {total} bytes in all but the file stores "
+                          f"{stored} (corrupt or crafted shapes)", file=file)
+
+
 def refuse_links(f) -> None:
     """HDF5 soft, external and user-defined links can point anywhere, other files included:
     refuse them. HDF5's own link walk (H5Lvisit) reads link types without opening objects,
@@ -181,6 +208,7 @@ def read(path: str | os.PathLike, *, deferred: bool = False,
     with open_h5(path) as f:
         try:
             refuse_links(f)
+            check_declared_total(f, path.stat().st_size, file=path)
             raw = _text_attr(f, "model_config")
             if raw is None:  # what save_weights writes, or not Keras at all: say which
                 from .weights_only import h5_refusal

@@ -35,6 +35,7 @@ from .keras_h5 import (
     _dataset_array,
     _h5py,
     _values,
+    check_declared_total,
     config_to_model,
     refuse_links,
 )
@@ -279,6 +280,13 @@ def _has_variables(model: LayersModel) -> bool:
     return False
 
 
+def _stored_size(archive: _Archive) -> int:
+    """The bytes the weights member really occupies: compressed in a zip, else the file."""
+    if archive.zip is not None:
+        return archive.zip.getinfo(WEIGHTS).compress_size
+    return os.path.getsize(archive.path / WEIGHTS)
+
+
 def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False) -> None:
     h5py = _h5py()
     fh = archive.open(WEIGHTS)
@@ -290,6 +298,7 @@ def _read_weights(archive: _Archive, model: LayersModel, deferred: bool = False)
         try:
             f = h5py.File(fh, "r")
             refuse_links(f)
+            check_declared_total(f, _stored_size(archive), file=archive.path)
             layers = f.get("layers")
             if layers is None:
                 if _has_variables(model):

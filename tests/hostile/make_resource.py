@@ -357,6 +357,40 @@ def h5_float128_kernel(folder: Path) -> Path:
     return path
 
 
+def h5_fill_value_kernels(folder: Path) -> Path:
+    """220 Dense(512) layers whose kernels (1 MB each) are chunked datasets never written:
+    HDF5 stores no bytes for them (fill values), each passes the per-dataset expansion check
+    with its slack, and together they declare 220 MB in a file of ~0.95 MB."""
+    import h5py
+
+    src = K3_H5
+    with h5py.File(src) as f:
+        config = json.loads(f.attrs["model_config"])
+        keras_version, backend = f.attrs["keras_version"], f.attrs["backend"]
+    layers = config["config"]["layers"]
+    template = next(layer for layer in layers if layer["class_name"] == "Dense")
+    first = layers[0]
+    first["config"]["batch_shape"] = [None, 512]
+    dense = []
+    for i in range(220):
+        layer = json.loads(json.dumps(template))
+        layer["config"].update(name=f"d{i}", units=512, use_bias=False, activation="linear")
+        dense.append(layer)
+    config["config"]["layers"] = [first, *dense]
+    path = folder / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"], f.attrs["backend"] = keras_version, backend
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = np.array([f"d{i}".encode() for i in range(220)])
+        for i in range(220):
+            group = weights.create_group(f"d{i}")
+            name = f"{config['config']['name']}/d{i}/kernel"
+            group.attrs["weight_names"] = np.array([name.encode()])
+            group.create_dataset(name, shape=(512, 512), dtype="f4", chunks=(512, 512))
+    return path
+
+
 # --- the Keras reference executor: a layer whose output is huge ---------------------------------
 
 def _repeat_vector(n: int):
@@ -482,6 +516,11 @@ def _cases() -> list[Case]:
         Case("h5-float128-kernel-inspect", "keras-h5", h5_float128_kernel, "inspect", 3, FORMAT,
              float128),
     ]
+    declared = r"model\.h5: its datasets declare \d+ bytes in all but the file stores"
+    cases += [Case("h5-fill-value-kernels-inspect", "keras-h5", h5_fill_value_kernels,
+                   "inspect", 3, FORMAT, declared),
+              Case("h5-fill-value-kernels-convert", "keras-h5", h5_fill_value_kernels,
+                   "convert", 3, FORMAT, declared, target="out.onnx")]
     for n, label in ((1 << 30, "2p30"), (1 << 24, "2p24")):
         make = _repeat_vector(n)
         cases += [
