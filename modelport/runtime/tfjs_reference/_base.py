@@ -154,6 +154,11 @@ class Op:
             raise UnsupportedError(f"{self.type} node {self.name!r}: an output of shape {dims} "
                                    f"({count} elements) is past what a check allocates "
                                    f"({MAX_OUTPUT_ELEMENTS})")
+        from ...budget import VALUE_FACTOR, require
+
+        # in bytes against the memory budget (float64: the noise run), before it is allocated
+        require(count * 8 * VALUE_FACTOR,
+                f"{self.type} node {self.name!r}: an output of shape {dims}, which")
         return dims
 
     def unsupported(self, what: str) -> UnsupportedError:
