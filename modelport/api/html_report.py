@@ -240,7 +240,15 @@ def _layers_section(series: list[tuple[str, dict[str, Any]]]) -> str:
     return ("<h2>Error per layer</h2><p class='note'>The largest absolute error of each layer's "
             "output along the graph (call order; log scale). A red cross: the other model "
             "holds no value matching that layer's output.</p>"
-            + _legend([label for label, _ in drawn]) + layer_plot(drawn))
+            + _legend([_computed(label, layers) for label, layers in drawn])
+            + layer_plot(drawn))
+
+
+def _computed(label: str, layers: list[dict[str, Any]]) -> str:
+    """A per-layer series' label, with the engine that computed its layer values where the
+    report names it (a TF.js graph-model's come from the NumPy TF reference)."""
+    where = {e.get("computed_in") for e in layers} - {None}
+    return f"{label} (layer values: {', '.join(sorted(map(str, where)))})" if where else label
 
 
 def layer_plot(drawn: list[tuple[str, list[dict[str, Any]]]]) -> str:

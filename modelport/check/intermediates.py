@@ -344,6 +344,11 @@ def keras_vs_onnx(model: LayersModel, keras_arrays: list[np.ndarray],
               for layer, k in order if _keys(reference.tensors, layer.name, k)}
     walk = Walk(None, sum(h is not None for h in held.values()), len(held), len(values.values))
     walk.layers = _per_layer(order, reference.tensors, held)
+    # the file's own values come from onnxruntime, or for a TF.js graph-model from the NumPy
+    # TF reference (not the engine that ran the outputs): the report says which
+    computed_in = "onnxruntime" if isinstance(target, ir.Model) else "NumPy TF reference"
+    for entry in walk.layers:
+        entry["computed_in"] = computed_in
     blamed = _blame(graph, order, status)
     if blamed is not None:
         key = next(key for key in _keys(reference.tensors, *blamed) if held[key] is None)
