@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +116,23 @@ def _input_specs(fmt: str, path: Path) -> list[tuple[list[int], str]] | None:
 
 
 _KERAS_CACHE: dict[str, object] = {}
+# Keras keeps global state (names, the backend's tracing); test_wild.py runs two models at a
+# time in threads, so their Keras work takes turns.
+KERAS_LOCK = threading.RLock()
+
+
+def forget_keras() -> None:
+    """Drop the Keras models loaded so far (one model's routes are done)."""
+    with KERAS_LOCK:
+        _KERAS_CACHE.clear()
 
 
 def _keras_load(path: Path):
+    with KERAS_LOCK:
+        return _keras_load_locked(path)
+
+
+def _keras_load_locked(path: Path):
     key = str(path)
     if key not in _KERAS_CACHE:
         import keras
@@ -186,10 +202,19 @@ def _run_layers(model_json: Path, inputs: list[np.ndarray], timeout: float) -> l
 
 
 def _run_keras(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    with KERAS_LOCK:
+        return _run_keras_locked(path, inputs)
+
+
+def _run_keras_locked(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
     model = _keras_load(path)
     feeds = [a.astype(np.dtype(str(t.dtype))) if hasattr(t, "dtype") else a
              for t, a in zip(model.inputs, inputs)]
-    out = model(feeds, training=False)
+    with warnings.catch_warnings():
+        # Keras warns when a list meets a single-input model saved with a bare input (or the
+        # reverse); it runs either way.
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        out = model(feeds, training=False)
     outs = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o) for o in outs]
 
@@ -205,15 +230,15 @@ def compare(expected: list[np.ndarray], actual: list[np.ndarray]) -> tuple[bool,
         return False, float("inf"), f"{len(actual)} outputs, the source has {len(expected)}"
     pairs = list(zip(expected, actual))
     if any(e.shape != a.shape for e, a in pairs):
-        left = list(actual)
+        left = list(range(len(actual)))
         pairs = []
         for e in expected:
-            match = next((a for a in left if a.shape == e.shape), None)
+            match = next((i for i in left if actual[i].shape == e.shape), None)
             if match is None:
                 return False, float("inf"), (f"output shapes {[a.shape for a in actual]}, the "
                                              f"source's {[x.shape for x in expected]}")
             left.remove(match)
-            pairs.append((e, match))
+            pairs.append((e, actual[match]))
     worst, ok = 0.0, True
     for e, a in pairs:
         e64, a64 = e.astype(np.float64), a.astype(np.float64)

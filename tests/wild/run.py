@@ -219,6 +219,7 @@ def run_model(model: dict, work: Path, timeout: float, quick: bool = False) -> l
               + (f" consumer={row['consumer']}" if "consumer" in row else "")
               + (f" :: {row.get('message', '')[:200]}" if row["rc"] != 0 else ""),
               file=sys.stderr, flush=True)
+    consumers.forget_keras()
     return rows
 
 
@@ -234,7 +235,7 @@ def outcome(row: dict) -> str:
             "timeout": "timeout"}.get(rc, f"exit {rc}")
 
 
-def write_markdown(rows: list[dict], path: Path) -> None:
+def write_markdown(rows: list[dict], path: Path, measured: str = "") -> None:
     """RESULTS.md: a matrix of models by route, then every failure's message."""
     corpus = fetch.load_corpus()
     models = {m["id"]: m for m in corpus["models"]}
@@ -252,8 +253,10 @@ def write_markdown(rows: list[dict], path: Path) -> None:
          "worst error of its real consumer (onnxruntime, tfjs under Node, Keras 3) against "
          "the source run in its own framework, relative to the output's largest magnitude."),
         "",
+        *([measured, ""] if measured else []),
         (f"Routes: {len(done)}; converted and matched in the real consumer: {ok} "
-         f"({100 * ok / max(1, len(done)):.0f} %)."),
+         f"({100 * ok / max(1, len(done)):.0f} %); " + ", ".join(
+             f"{word}: {n}" for word, n in sorted(_counts(done).items())) + "."),
         "",
         "| model | package@version | format | domain | " + " | ".join(targets) + " |",
         "|---|---|---|---|" + "---|" * len(targets),
@@ -284,12 +287,13 @@ def write_markdown(rows: list[dict], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def problem(row: dict) -> str | None:
+def problem(row: dict, siblings: dict[str, dict] | None = None) -> str | None:
     """Why a route breaks the acceptance invariants of issue 18, or None when it meets them.
 
     Converted: the real consumer must match. Refused: exit 4 with a message that offers a
-    route (``--to ...``, ``--input-shape``/``--inputs``, or a ``modelport convert`` line).
-    Anything else (exit 3, 6, 70, a timeout) breaks them.
+    route (``--to ...``, ``--input-shape``/``--inputs``, or a ``modelport convert`` line);
+    every ``--to TARGET`` it offers that ``siblings`` (the same model's rows by target) holds
+    must work. Anything else (exit 3, 6, 70, a timeout) breaks them.
     """
     rc = row["rc"]
     message = row.get("message") or ""
@@ -298,15 +302,31 @@ def problem(row: dict) -> str | None:
         return None if consumer.get("ok") else \
             f"written, but the real consumer disagrees: {consumer}"
     if rc == 4:
-        if ROUTE_NAMED.search(message) or "modelport convert" in message:
-            return None
-        return f"a refusal that offers no route: {message}"
+        if not ROUTE_NAMED.search(message) and "modelport convert" not in message:
+            return f"a refusal that offers no route: {message}"
+        for target in sorted({m.group(1) for m in ROUTE_NAMED.finditer(message)
+                              if m.group(1)}):
+            other = (siblings or {}).get(target)
+            if other is not None and outcome(other) != "ok":
+                return (f"the refusal offers --to {target}, which does not work "
+                        f"({outcome(other)}): {message}")
+        return None
     return f"{outcome(row)}: {message}"
+
+
+def siblings_of(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """Rows by model id, then by target."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        out.setdefault(r["id"], {})[r["target"]] = r
+    return out
 
 
 def write_known(rows: list[dict], path: Path) -> None:
     """known_failures.json: every route that breaks the invariants, with its outcome today."""
-    routes = {f"{r['id']} -> {r['target']}": outcome(r) for r in rows if problem(r)}
+    sib = siblings_of(rows)
+    routes = {f"{r['id']} -> {r['target']}": outcome(r) for r in rows
+              if problem(r, sib[r["id"]])}
     doc = {"about": ("Routes of the wild corpus that do not meet issue 18's acceptance yet, "
                      "with their outcome today (tests/wild/RESULTS.md has the messages). "
                      "test_wild.py requires each to fail exactly so: remove an entry when a "
@@ -316,13 +336,21 @@ def write_known(rows: list[dict], path: Path) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def _counts(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[outcome(r)] = counts.get(outcome(r), 0) + 1
+    return counts
+
+
 def _version(corpus: dict, m: dict) -> str:
     return corpus["packages"][f"{m['registry']}:{m['package']}"]["version"]
 
 
 def run_all(ids: list[str] | None = None, timeout: float = 300,
-            work: Path | None = None) -> list[dict]:
-    """Run every route of the cached corpus (or of ``ids``); the rows, one per route."""
+            work: Path | None = None, log: Path | None = None) -> list[dict]:
+    """Run every route of the cached corpus (or of ``ids``); the rows, one per route (and
+    each model's rows appended to ``log`` as JSON lines as soon as they are done)."""
     corpus = fetch.load_corpus()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="modelport-wild-") as tmp:
@@ -332,7 +360,11 @@ def run_all(ids: list[str] | None = None, timeout: float = 300,
                 continue
             if not fetch.model_ready(model):
                 raise RuntimeError(f"{model['id']} is not in the cache: run tests/wild/fetch.py")
-            rows.extend(run_model(model, base, timeout))
+            done = run_model(model, base, timeout)
+            rows.extend(done)
+            if log is not None:
+                with open(log, "a") as f:
+                    f.writelines(json.dumps(r, default=str) + "\n" for r in done)
     return rows
 
 
@@ -347,17 +379,20 @@ def main(argv: list[str] | None = None) -> int:
                          "format of known_failures.json)")
     ap.add_argument("--rows", type=Path, default=None,
                     help="render RESULTS.md (and --known) from rows a run wrote with --json")
+    ap.add_argument("--measured", default="", help="a line for RESULTS.md: what was measured "
+                    "(the commit, the machine)")
     ap.add_argument("ids", nargs="*", help="only these model ids")
     args = ap.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "jax")
     if args.rows:
         rows = json.loads(args.rows.read_text())
     else:
-        rows = run_all(args.ids or None, args.timeout)
+        rows = run_all(args.ids or None, args.timeout,
+                       log=args.json.with_suffix(".jsonl") if args.json else None)
     if args.json and not args.rows:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     if args.md:
-        write_markdown(rows, args.md)
+        write_markdown(rows, args.md, args.measured)
     if args.known:
         write_known(rows, args.known)
     return 0
