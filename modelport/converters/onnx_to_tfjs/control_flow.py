@@ -32,7 +32,7 @@ import onnx_ir as ir
 
 from ...models.tfjs_graph import a_int
 from .core import Ctx, all_known, attr, concat, emits, rule, unsupported
-from .subgraphs import captured, emit_function, emit_nodes, problems
+from .subgraphs import captured, emit_function, emit_nodes, non_tensor_io, problems
 
 emits("StatelessIf", "then_branch", "else_branch")
 emits("StatelessWhile", "cond", "body")
@@ -52,7 +52,7 @@ def _graph_attr(node: ir.Node, name: str) -> ir.Graph | None:
 # --- If ------------------------------------------------------------------------------------------
 
 def _if_check(ctx: Ctx, node: ir.Node) -> str | None:
-    why = []
+    why = non_tensor_io(node)
     for branch in ("then_branch", "else_branch"):
         graph = _graph_attr(node, branch)
         if graph is None:
@@ -95,7 +95,7 @@ def _loop_check(ctx: Ctx, node: ir.Node) -> str | None:
         return "no body graph"
     n_carried = len(node.inputs) - 2
     n_scan = len(body.outputs) - 1 - n_carried
-    why = problems(ctx, body, "body")
+    why = non_tensor_io(node) + problems(ctx, body, "body")
     for k in range(n_scan):
         out = body.outputs[1 + n_carried + k]
         if ctx.shape(out) is None:
@@ -199,7 +199,7 @@ def _scan_check(ctx: Ctx, node: ir.Node) -> str | None:
     m = attr(node, "num_scan_inputs")
     if m is None or m < 1:
         return "no scan inputs"
-    why = problems(ctx, body, "body")
+    why = non_tensor_io(node) + problems(ctx, body, "body")
     n_state = len(node.inputs) - m
     for k, out in enumerate(body.outputs[n_state:]):
         if ctx.shape(out) is None:

@@ -40,7 +40,7 @@ from ..onnx_normalize import (
 # each family registers its rules on import
 from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
-from .subgraphs import emit_nodes, subgraphs_channels_last
+from .subgraphs import emit_nodes, non_tensor, subgraphs_channels_last
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,11 @@ def _io_dtypes(graph: ir.Graph) -> list[tuple[Problem, str]]:
     out: list[tuple[Problem, str]] = []
     for kind, values in (("input", graph.inputs), ("output", graph.outputs)):
         for v in values:
-            if v.dtype is not None and v.dtype not in IO_DTYPES:
+            if v.type is not None and not isinstance(v.type, ir.TensorType):
+                why = (f"graph {kind} is {non_tensor(v)}, not a tensor (tfjs has no sequence or "
+                       "optional values)")
+                out.append((_IO(kind, v.name), why))
+            elif v.dtype is not None and v.dtype not in IO_DTYPES:
                 why = "tfjs has no double" if v.dtype == ir.DataType.DOUBLE else \
                     f"tfjs has no {v.dtype.name.lower()} tensors"
                 out.append((_IO(kind, v.name), f"graph {kind} of type {v.dtype.name} ({why})"))

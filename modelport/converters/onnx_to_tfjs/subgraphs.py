@@ -21,7 +21,7 @@ import onnx_ir as ir
 
 from ...errors import UnsupportedError
 from ...models.tfjs_graph import TfFunction
-from ..onnx_normalize import NHWC, const_array, explicit_perms, to_channels_last
+from ..onnx_normalize import NHWC, _constant_attr, const_array, explicit_perms, to_channels_last
 from .core import RULES, Ctx, sanitize
 
 STANDARD = ("", "ai.onnx")
@@ -63,7 +63,12 @@ def problems(ctx: Ctx, graph: ir.Graph, where: str) -> list[str]:
     for node in graph:
         label = f"{where}: {node.op_type} node {node.name!r}"
         rule = RULES.get(node.op_type)
-        if node.domain not in (*STANDARD, NHWC):
+        if _is_constant(node):
+            try:
+                _constant_attr(node)
+            except UnsupportedError as e:
+                out.append(f"{where}: {e.message}")
+        elif node.domain not in (*STANDARD, NHWC):
             out.append(f"{label}: op of domain {node.domain!r}, which has no TF mapping")
         elif rule is None:
             out.append(f"{label}: no TF mapping for this op")
@@ -79,6 +84,27 @@ def problems(ctx: Ctx, graph: ir.Graph, where: str) -> list[str]:
     return out
 
 
+def _is_constant(node: ir.Node) -> bool:
+    # Constant nodes stay only inside subgraphs, where one makes a subgraph output (folding
+    # turns the others into initializers, and a graph output may not be one): a Const.
+    return node.op_type == "Constant" and node.domain in STANDARD
+
+
+def non_tensor(v: ir.Value) -> str | None:
+    """What ``v`` holds when it is not a tensor ("a sequence", "an optional", ...), else None."""
+    if v.type is None or isinstance(v.type, ir.TensorType):
+        return None
+    kind = type(v.type).__name__.removesuffix("Type").lower()
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} value"
+
+
+def non_tensor_io(node: ir.Node) -> list[str]:
+    """Why ``node``'s inputs and outputs that are sequences or optionals cannot be mapped."""
+    return [f"{what} {v.name!r} is {kind} (tfjs has no sequence or optional values)"
+            for what, values in (("input", node.inputs), ("output", node.outputs))
+            for v in values if v is not None and (kind := non_tensor(v)) is not None]
+
+
 def child(ctx: Ctx, graph: ir.Graph) -> Ctx:
     """A Ctx for a function body: its own nodes and refs, the parent's weights, names and
     library."""
@@ -91,10 +117,12 @@ def child(ctx: Ctx, graph: ir.Graph) -> Ctx:
 def emit_nodes(ctx: Ctx, nodes: Iterable[ir.Node]) -> None:
     """Map ``nodes`` (in order) through their rules, binding their outputs."""
     for node in nodes:
-        rule = RULES[node.op_type]
         ctx.scope = sanitize(node.name or node.op_type)
         ctx.node = node
-        outs = rule.fn(ctx, node)
+        if _is_constant(node):
+            outs = [ctx.const(_constant_attr(node), "value")]
+        else:
+            outs = RULES[node.op_type].fn(ctx, node)
         for i, v in enumerate(node.outputs):
             if i < len(outs):
                 ctx.bind(v, outs[i])
