@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelportError, UnsupportedError
+from ..errors import UnsupportedError
 from .options import CheckOptions
 from .parity import ParityReport, Tolerance, Tolerances
 
@@ -119,6 +119,7 @@ def _each_backend(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     """Run ``check(options for one backend)`` per backend, the browser launched once."""
     from ..runtime.tfjs_browser import backends_of, missing
     from ..runtime.tfjs_browser.engine import session
+    from ..runtime.tfjs_node import TfjsError
 
     if not is_tfjs(dst):
         raise UnsupportedError(f"--engine browser runs TF.js models in a browser; {dst} is not "
@@ -138,7 +139,32 @@ def _each_backend(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                     default=MOBILE_TOLERANCE, nan_policy=base.nan_policy))
             try:
                 result = BackendResult(backend, check(opts), informational=mobile)
-            except ModelportError as e:
+                if options.per_layer and result.report is not None and not result.passed:
+                    _walk(result, dst)
+            except TfjsError as e:  # this backend failed; anything else fails every backend
                 result = BackendResult(backend, None, e.message, informational=mobile)
             report.results.append(result)
     return report
+
+
+def _walk(result: BackendResult, dst: str | os.PathLike[str]) -> None:
+    """``--per-layer`` on a backend that diverged: the first node of a graph-model off there
+    (runtime.tfjs_browser.localise), on the check's first inputs."""
+    from ..formats.loading import load
+    from ..models import TfjsGraph
+    from ..runtime.tfjs_browser import LAST_JOBS
+    from ..runtime.tfjs_browser.localise import first_divergence
+
+    model = load(dst)
+    if not isinstance(model, TfjsGraph) or not LAST_JOBS or result.report is None:
+        return
+    job = LAST_JOBS[0]
+    found = first_divergence(model, job.model_json, job.inputs, result.backend)
+    if found is None:
+        result.report.notes.append(f"{result.backend}: no single node of the graph leaves "
+                                   "tolerance on the first inputs")
+        return
+    result.report.first_divergence = found.to_dict()
+    result.report.notes.append(
+        f"on {result.backend}, {found.compared} nodes hold before {found.node}: suspect "
+        f"tfjs's {found.op} kernel on {result.backend}")

@@ -2,7 +2,7 @@
 reference outputs, and one browser launch for all of them on every backend.
 
 Models: the TF.js fixtures as they are (fixtures/tfjs layers-models made by real tfjs,
-fixtures/tfjs_graph graph-models) and one output per route that writes TF.js (Keras 2/3 .h5 and
+fixtures/tfjs_graph graph-models, fixtures/browser: one whose WebGL and WASM kernels differ) and one output per route that writes TF.js (Keras 2/3 .h5 and
 .keras, ONNX, a TF.js layers-model, a converter-made graph-model, to tfjs-layers and
 tfjs-graph), written by modelport. Inputs: each fixture's own (io.json / io.npz / the source's
 .npz). Reference: modelport's NumPy executor of the model's semantics (Keras for layers-models,
@@ -88,6 +88,8 @@ def models(workdir: Path) -> list[Model]:
         out.append(_model(f"fixture tfjs/{d.parent.name}", d, d.parent / "io.json"))
     for d in sorted((FIXTURES / "tfjs_graph").glob("*/model.json")):
         out.append(_model(f"fixture tfjs_graph/{d.parent.name}", d, d.parent / "io.npz"))
+    for d in sorted((FIXTURES / "browser").glob("*/model.json")):
+        out.append(_model(f"fixture browser/{d.parent.name}", d, d.parent / "io.npz"))
     for name, (src, to) in ROUTES.items():
         dst = workdir / name.replace(">", "").replace("-", "_")
         modelport.convert(src, dst, to=to, validate=False, force=True)

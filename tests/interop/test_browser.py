@@ -20,6 +20,8 @@ from ..conftest import FIXTURES, require_tool
 NAMES = [f"fixture tfjs/{p.parent.name}" for p in sorted((FIXTURES / "tfjs").glob("*/model.json"))] \
     + [f"fixture tfjs_graph/{p.parent.name}"
        for p in sorted((FIXTURES / "tfjs_graph").glob("*/model.json"))] \
+    + [f"fixture browser/{p.parent.name}"
+       for p in sorted((FIXTURES / "browser").glob("*/model.json"))] \
     + [f"route {name}" for name in cases.ROUTES]
 ATOL, RTOL = 1e-4, 1e-3  # float32 kernels against the NumPy reference
 MOBILE_BOUND = 0.1  # float16 textures: information; only a gross error fails
@@ -57,8 +59,34 @@ def test_mobile_float16_is_close(ran, name):
     model, per = ran[name]
     result = per["mobile"]
     known = KNOWN.get((name, "mobile"))
+    if known == "diverges":
+        assert result.error is None and cases.max_error(model, result) >= MOBILE_BOUND
+        return
     if known is not None:
         assert result.error is not None and known in result.error, result.error
         return
     assert result.error is None, result.error
     assert cases.max_error(model, result) < MOBILE_BOUND
+
+
+def test_a_backend_only_the_browser_check_catches(tfjs):
+    """fixtures/browser/int_add: int32 FloorDiv past 2**24 is exact in tfjs under Node and on
+    the browser's cpu backend, off on WebGL: the Node check passes, the browser check fails
+    naming webgl, and --per-layer names the FloorDiv node."""
+    from modelport.check.browser import validate_backends
+    from modelport.check.options import CheckOptions
+    from modelport.check.validate import validate_with
+
+    reason = tfjs_browser.missing()
+    if reason:
+        require_tool(f"the browser engine needs {reason}")
+    model = FIXTURES / "browser" / "int_add"
+    node = validate_with(model, model, CheckOptions(engine="tfjs", inputs=model / "io.npz"))
+    assert node.passed
+    browser = validate_backends(model, model, CheckOptions(
+        engine="browser:cpu,webgl", inputs=model / "io.npz", per_layer=True))
+    assert not browser.passed and browser.failed == ["webgl"]
+    webgl = browser.results[1].report
+    assert webgl is not None and webgl.first_divergence is not None
+    assert webgl.first_divergence["op"] == "FloorDiv"
+    assert "webgl" in "\n".join(browser.lines())

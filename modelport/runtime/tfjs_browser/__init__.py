@@ -171,4 +171,8 @@ def run_cached(jobs: list[Job], backends: tuple[str, ...]) -> list[dict[str, Res
     if key not in _CACHE:
         _CACHE.clear()  # one model's results at a time
         _CACHE[key] = run(jobs, backends)
+    LAST_JOBS[:] = jobs
     return _CACHE[key]
+
+
+LAST_JOBS: list[Job] = []  # the jobs run_cached ran last: what a per-node walk re-runs
