@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import UnsupportedError
+from ...models.onnx_model import opset_of
 from ...models.tfjs_graph import a_int
 from .core import Ctx, all_known, attr, concat, emits, rule, unsupported
 from .subgraphs import captured, emit_function, emit_nodes, non_tensor_io, problems
@@ -208,6 +210,26 @@ def _scan_check(ctx: Ctx, node: ir.Node) -> str | None:
         if ctx.shape(v) is None:
             why.append(f"the rank of scan input {k} ({getattr(v, 'name', None)!r}) is unknown")
     return "; ".join(why) or None
+
+
+def refuse_scan8(model: ir.Model) -> None:
+    """Refuse an opset 8 ``Scan`` before the model is taken to a newer opset.
+
+    Opset 8's Scan has a batch axis (axis 0 of every state and scan input, then the scan axis)
+    and ``sequence_lens``; onnx's version converter takes it to opset 9 by dropping the batch
+    axis from the values' declared shapes, graph inputs and outputs included, so the converted
+    model would ask for inputs of another shape than the source's (ONNX's test_scan_sum: tfjs
+    wanted ``initial`` as [2], the source says [1, 2]). Nothing maps that form yet.
+    """
+    if opset_of(model) >= 9:
+        return
+    for node in model.graph.all_nodes():
+        if node.op_type == "Scan" and node.domain in ("", "ai.onnx"):
+            raise UnsupportedError(
+                f"Scan node {node.name!r}: opset {opset_of(model)} Scan (a batch axis before "
+                "the scan axis, and sequence_lens) is not mapped to TF.js",
+                layer=node.name, hint="export the model at opset 9 or newer, where Scan has "
+                "no batch axis")
 
 
 @rule("Scan", check=_scan_check)

@@ -62,6 +62,7 @@ def mapped_ops() -> list[str]:
 
 def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
+    control_flow.refuse_scan8(model)  # (normalize would change its inputs' shapes)
     model = normalize(model)
     fold_constants(model)
     explicit_perms(model.graph)

@@ -1,0 +1,74 @@
+"""ONNX -> TF.js graph: what ONNX's node suite found in the control-flow mapping.
+
+A Constant node that makes an If branch's output (folding leaves it a node) becomes a Const;
+an opset 8 Scan (batch axis) is refused before onnx's version converter drops that axis from
+the graph's input shapes; sequence and optional values are refused by name. Real tfjs runs
+ONNX's own cases in tests/interop/test_onnx_node_suite.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from modelport.converters.onnx_to_tfjs import driver
+from modelport.errors import UnsupportedError
+
+
+def _if_of_constants() -> onnx.ModelProto:
+    def branch(name: str, value: list[float]) -> onnx.GraphProto:
+        const = helper.make_node("Constant", [], [f"{name}_out"],
+                                 value=numpy_helper.from_array(np.asarray(value, np.float32)))
+        return helper.make_graph([const], name, [], [
+            helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [2])])
+    node = helper.make_node("If", ["cond"], ["res"], then_branch=branch("then", [1, 2]),
+                            else_branch=branch("else", [3, 4]))
+    graph = helper.make_graph([node], "g", [
+        helper.make_tensor_value_info("cond", TensorProto.BOOL, [])], [
+        helper.make_tensor_value_info("res", TensorProto.FLOAT, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_constant_branch_outputs_become_consts() -> None:
+    graph = driver.convert(ir.from_proto(_if_of_constants()))
+    consts = [n for f in graph.functions.values() for n in f.nodes if n.op == "Const"]
+    assert len(consts) >= 2  # one per branch
+    values = sorted(tuple(np.asarray(graph.weights[n.name]).tolist()) for n in consts
+                    if n.name in graph.weights and np.asarray(graph.weights[n.name]).size == 2)
+    assert values == [(1.0, 2.0), (3.0, 4.0)]
+
+
+def test_opset8_scan_is_refused_by_name() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "x_t"], ["s_out"]),
+         helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+        [helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2])])
+    scan = helper.make_node("Scan", ["", "s0", "x"], ["s", "y"], name="scan8", body=body,
+                            num_scan_inputs=1)
+    graph = helper.make_graph([scan], "g", [
+        helper.make_tensor_value_info("s0", TensorProto.FLOAT, [1, 2]),
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2])], [
+        helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 2]),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 3
+    with pytest.raises(UnsupportedError, match=r"Scan node 'scan8': opset 8 Scan .*batch axis"):
+        driver.convert(ir.from_proto(model))
+
+
+def test_sequence_values_are_refused_by_name() -> None:
+    seq = helper.make_value_info("seq", helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, [2])))
+    node = helper.make_node("SequenceConstruct", ["a"], ["seq"])
+    graph = helper.make_graph([node], "g", [
+        helper.make_tensor_value_info("a", TensorProto.FLOAT, [2])], [seq])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedError, match=r"graph output 'seq': graph output is a "
+                                               r"sequence value, not a tensor"):
+        driver.convert(ir.from_proto(model))
