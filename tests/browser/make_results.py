@@ -10,6 +10,7 @@ tests/interop/node or `modelport setup web`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -102,6 +103,19 @@ def main() -> int:
               f"- Node (`--engine tfjs`): {'PASS' if node_a.passed else 'FAIL'}"]
     lines += [f"- browser {r.backend}: " + ("PASS" if r.passed else "DIVERGED" if r.report
                                             else f"FAILED ({r.error})") for r in browser_a.results]
+    ints = cases.FIXTURES / "browser" / "int_add"
+    opts = CheckOptions(engine="tfjs", inputs=ints / "io.npz")
+    node_i = validate_with(ints, ints, opts)
+    browser_i = validate_backends(ints, ints, dataclasses.replace(
+        opts, engine="browser:cpu,wasm,webgl,webgpu"))
+    lines += ["", ("Constructed: fixtures/browser/int_add (made by tensorflowjs 4.22, "
+              "fixtures/make_browser_fixtures.py), int32 `x + 1` and `x - x // 7 * 7` on "
+              "values past 2**24, checked on its io.npz (`--inputs`)."), "",
+              f"- Node (`--engine tfjs`): {'PASS' if node_i.passed else 'FAIL'}"]
+    lines += [f"- browser {r.backend}: " + ("PASS" if r.passed else "DIVERGED" if r.report
+                                            else f"FAILED ({r.error})") +
+              (f", max abs error {r.max_abs:.3g}" if r.report else "")
+              for r in browser_i.results]
     (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     shutil.rmtree(tmp, ignore_errors=True)
