@@ -278,7 +278,9 @@ def convert(src: str, dst: str, **flags: Any) -> None:
 
     browser = flags["engine"] if (flags["engine"] or "").startswith("browser") else None
     if browser:  # the conversion's own check as auto; then the browser's (cli_web)
-        _run(as_json, lambda: api.CheckOptions(engine=browser))  # a bad backend: usage error
+        from .cli_web import browser_flags
+
+        _run(as_json, lambda: browser_flags(browser, flags["no_validate"], flags["to"], dst))
         flags["engine"] = None
 
     def action() -> ConversionReport:

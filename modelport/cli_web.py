@@ -63,6 +63,23 @@ def validate_in_browser(src: str, dst: str, options: CheckOptions, as_json: bool
     sys.exit(0 if report.passed else ParityError.exit_code)
 
 
+def browser_flags(engine: str, no_validate: bool, to: str | None, dst: str) -> None:
+    """``convert --engine browser``'s flags: known backends, a check to run, a TF.js target
+    (a UsageError otherwise, before anything is written)."""
+    from pathlib import Path
+
+    from .errors import UsageError
+
+    CheckOptions(engine=engine)
+    if no_validate:
+        raise UsageError("--engine browser checks the result in a browser; it cannot go with "
+                         "--no-validate")
+    if (to is not None and not to.startswith("tfjs")) or \
+            (to is None and Path(dst).suffix in (".onnx", ".h5", ".keras")):
+        raise UsageError("--engine browser runs TF.js results in a browser; this conversion "
+                         "writes no TF.js model (use --to tfjs-graph or --to tfjs-layers)")
+
+
 def browser_after_convert(src: str, dst: str, check: CheckOptions, engine: str,
                           as_json: bool, converted: dict[str, Any] | None) -> bool:
     """``convert --engine browser``: the written TF.js output checked per backend after the

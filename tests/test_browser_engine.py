@@ -73,3 +73,12 @@ def test_report_names_the_failing_backend_and_mobile_is_information():
     data = report.to_dict()
     assert data["failed_backends"] == ["cpu"] and data["backends"][1]["informational"]
     assert BrowserReport("a", "b", [report.results[1]]).passed
+
+
+@pytest.mark.parametrize("extra", [["--no-validate"], ["--to", "onnx"], []])
+def test_convert_with_browser_refuses_what_it_cannot_check(tmp_path, extra):
+    dst = tmp_path / ("m.onnx" if not extra else "web")
+    result = CliRunner().invoke(main, ["convert", str(FIXTURES / "keras3" / "cnn_bn_pool.h5"),
+                                       str(dst), "--engine", "browser", "-q", *extra])
+    assert result.exit_code == 2, result.output
+    assert not dst.exists()
