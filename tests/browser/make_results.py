@@ -64,18 +64,22 @@ def main() -> int:
     """Run everything and write RESULTS.md."""
     tmp = Path(tempfile.mkdtemp(prefix="modelport-browser-results-"))
     found = cases.models(tmp)
-    ran = cases.run(found)
+    backends = ("cpu", "wasm", "webgl", "webgpu", "mobile")  # webgpu: here, not in the tests
+    ran = cases.run(found, backends)
     lines = ["# TF.js outputs in headless Chromium: model x backend", "",
              ("Made by `tests/browser/make_results.py` (real @tensorflow/tfjs 4.22 in "
              "chromium-headless-shell through puppeteer-core; WebGL on SwiftShader). Each cell: "
              "the largest |browser - modelport's NumPy reference| over every output on the "
-             "fixture's own inputs, or tfjs's failure. cpu/wasm/webgl are held to "
+             "fixture's own inputs, or tfjs's failure. WebGL and WebGPU run on SwiftShader (headless "
+              "Chromium gives a WebGPU adapter with --enable-unsafe-webgpu; the tests run cpu, "
+              "wasm, webgl and mobile). cpu/wasm/webgl/webgpu are held to "
              f"atol {ATOL:g} + rtol {RTOL:g}; mobile (WebGL with float16 textures, "
              "`WEBGL_FORCE_F16_TEXTURES=true`, `WEBGL_RENDER_FLOAT32_ENABLED=false`) is "
              "information (the check's own mobile tolerance is atol 1e-2 + rtol 1e-2)."), "",
-             "| model | cpu | wasm | webgl | mobile (float16) |", "|---|---|---|---|---|"]
+             "| model | cpu | wasm | webgl | webgpu | mobile (float16) |",
+             "|---|---|---|---|---|---|"]
     for model, per in zip(found, ran):
-        cells = [_cell(model, per[b], b) for b in cases.BACKENDS]
+        cells = [_cell(model, per[b], b) for b in backends]
         lines.append(f"| {model.name} | " + " | ".join(cells) + " |")
     lines += ["", "## Where a backend fails, and why", ""]
     for (name, backend), why in KNOWN.items():
