@@ -2,8 +2,9 @@
 
 A Constant node that makes an If branch's output (folding leaves it a node) becomes a Const;
 an opset 8 Scan (batch axis) is refused before onnx's version converter drops that axis from
-the graph's input shapes; sequence and optional values are refused by name. Real tfjs runs
-ONNX's own cases in tests/interop/test_onnx_node_suite.py.
+the graph's input shapes; sequence and optional values are refused by name; LSTM/GRU/RNN
+weights fed as graph inputs are read at run time (over a static length). Real tfjs runs ONNX's
+own cases in tests/interop/test_onnx_node_suite.py.
 """
 
 from __future__ import annotations
@@ -72,3 +73,44 @@ def test_sequence_values_are_refused_by_name() -> None:
     with pytest.raises(UnsupportedError, match=r"graph output 'seq': graph output is a "
                                                r"sequence value, not a tensor"):
         driver.convert(ir.from_proto(model))
+
+
+def _recurrent(op: str, steps: int | None, bidirectional: bool) -> onnx.ModelProto:
+    """``op`` whose W, R and B are graph inputs (as in ONNX's own node tests)."""
+    gates, dirs, hidden, size = {"LSTM": 4, "GRU": 3, "RNN": 1}[op], 1 + bidirectional, 3, 2
+    node = helper.make_node(op, ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden,
+                            direction="bidirectional" if bidirectional else "forward")
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [steps or "T", 2, size]),
+              helper.make_tensor_value_info("W", TensorProto.FLOAT, [dirs, gates * hidden, size]),
+              helper.make_tensor_value_info("R", TensorProto.FLOAT,
+                                            [dirs, gates * hidden, hidden]),
+              helper.make_tensor_value_info("B", TensorProto.FLOAT, [dirs, 2 * gates * hidden])]
+    graph = helper.make_graph([node], "g", inputs, [
+        helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)])
+    # (IR 8: what the onnxruntime CI installs reads)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_run_time_weights_over_a_static_length(op: str) -> None:
+    import onnxruntime as ort
+
+    from modelport.runtime.tfjs_reference import run
+
+    model = _recurrent(op, 4, bidirectional=True)
+    rng = np.random.default_rng(0)
+    feeds = {i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim])
+             .astype(np.float32) for i in model.graph.input}
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+    graph = driver.convert(ir.from_proto(model))
+    got = run(graph, {i.key: feeds[i.key] for i in graph.inputs})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-5, rtol=1e-5)
+
+
+def test_run_time_weights_over_a_run_time_length_are_refused_by_name() -> None:
+    with pytest.raises(UnsupportedError, match=r"W \('W'\) is computed at run time and the "
+                                               r"sequence length is too"):
+        driver.convert(ir.from_proto(_recurrent("LSTM", None, bidirectional=False)))

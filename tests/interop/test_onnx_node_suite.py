@@ -292,15 +292,6 @@ LISTED: dict[str, tuple[str, str]] = {
     **_listed('refused', 'sequence or optional inputs/outputs (tfjs has no such values)',
               'test_identity_opt', 'test_identity_sequence', 'test_if_opt', 'test_if_seq',
               'test_loop13_seq', 'test_loop16_seq_none'),
-    **_listed('refused', 'the weights W, R (and B) are graph inputs: the recurrence is written with '
-              'them as constants (the [const] variant runs)',
-              'test_gru_batchwise', 'test_gru_bidirectional', 'test_gru_defaults',
-              'test_gru_reverse', 'test_gru_seq_length', 'test_gru_with_initial_bias',
-              'test_lstm_batchwise', 'test_lstm_bidirectional', 'test_lstm_defaults',
-              'test_lstm_reverse', 'test_lstm_with_initial_bias', 'test_lstm_with_peepholes',
-              'test_rnn_seq_length', 'test_simple_rnn_batchwise', 'test_simple_rnn_bidirectional',
-              'test_simple_rnn_defaults', 'test_simple_rnn_reverse',
-              'test_simple_rnn_with_initial_bias'),
     **_listed('refused', "opset 8 Scan (a batch axis and sequence_lens): onnx's version converter "
               "drops the batch axis from the graph's input shapes, so it is refused before",
               'test_scan_sum'),

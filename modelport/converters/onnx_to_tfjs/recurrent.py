@@ -4,13 +4,14 @@ tfjs-converter has no recurrent op, so each time step is written out with the op
 own equations (``BatchMatMulV2`` of the whole sequence with W once, then per step a ``MatMul``
 with R, the gate activations and the elementwise updates), for each direction. The result runs
 with ``GraphModel.execute`` (no control flow) and is exact to float32 rounding. The batch may be
-dynamic; the sequence length must be static (a dynamic one would need a ``While`` loop: the
-check refuses it and names ``--input-shape``).
+dynamic; a run-time sequence length becomes a ``StatelessWhile`` per direction (``_loop``).
 
 ``sequence_lens``: a batch entry past its length keeps its state and outputs zeros (``SelectV2``
 on ``t < len``), as ONNX defines; in the reverse direction the state stays the initial one until
-the step at ``len - 1``, so both directions match ONNX. W, R, B and P must be constants (the
-usual export); ``input_forget=1`` is refused by name.
+the step at ``len - 1``, so both directions match ONNX. W, R, B and P are constants in the usual
+export; fed as graph inputs (ONNX's own node tests do) they are read at run time (``_Param``:
+the direction's slice, its gate rows and transposes as TF ops), over a static sequence length
+only (the ``While`` body holds its weights as constants). ``input_forget=1`` is refused by name.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def _check(ctx: Ctx, node: ir.Node) -> str | None:
     shape = ctx.shape(x)
     if shape is None or len(shape) != 3:
         return f"the input {x.name!r} has no known rank 3 shape ({shape})"
-    for i, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
-        v = ctx.opt(node, i)
-        if v is not None and ctx.value(v) is None:
-            return f"{what} ({v.name!r}) is computed at run time; only constant weights unroll"
+    layout = attr(node, "layout", 0)
+    if shape[1 if layout else 0] is None:  # a While loop: its body holds constant weights
+        for i, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
+            v = ctx.opt(node, i)
+            if v is not None and ctx.value(v) is None:
+                return (f"{what} ({v.name!r}) is computed at run time and the sequence length "
+                        "is too; run-time weights need a static length (--input-shape)")
     if attr(node, "input_forget", 0):
         return "input_forget=1 (coupled input and forget gates) is not mapped"
     bad = [a for a in _acts(node) if a not in ACTIVATIONS]
@@ -57,6 +61,40 @@ def _check(ctx: Ctx, node: ir.Node) -> str | None:
     if attr(node, "hidden_size", None) is None:
         return "no hidden_size attribute"
     return None
+
+
+class _Param:
+    """One direction's W, R, B or P: a constant's rows (Consts), or a run-time input's (TF ops
+    in the main graph; the check keeps those out of ``_loop``'s While body)."""
+
+    def __init__(self, ctx: Ctx, v: ir.Value | None, d: int, default: np.ndarray | None,
+                 what: str) -> None:
+        self.ref: str | None = None
+        self.array: np.ndarray | None = default
+        self.cache: dict[tuple, str] = {}
+        if v is not None and ctx.value(v) is not None:
+            self.array = np.asarray(ctx.value(v), np.float32)[d]
+        elif v is not None:
+            self.array = None
+            self.ref = ctx.op("GatherV2", [ctx.x(v), ctx.i32(d, "direction"), ctx.i32(0, "axis")],
+                              {"batch_dims": a_int(0)}, hint=f"{what}_dir")
+
+    def __bool__(self) -> bool:
+        return self.array is not None or self.ref is not None
+
+    def rows(self, ctx: Ctx, lo: int, hi: int, hint: str, *, t: bool = False) -> str:
+        """Rows ``lo:hi`` (of a 1-D value: elements), transposed when ``t``."""
+        if self.array is not None:
+            part = self.array[lo:hi]
+            return ctx.const((part.T if t else part).copy(), hint)
+        key = (id(ctx), lo, hi, t)
+        if key not in self.cache:
+            assert self.ref is not None
+            ref = ctx.op("GatherV2", [self.ref, ctx.i32(list(range(lo, hi)), "rows"),
+                                      ctx.i32(0, "axis")], {"batch_dims": a_int(0)}, hint=hint)
+            self.cache[key] = ctx.op("Transpose", [ref, ctx.i32([1, 0], "perm")], hint=hint) \
+                if t else ref
+        return self.cache[key]
 
 
 # an activation: its name, alpha and beta (None: the op's default)
@@ -135,17 +173,13 @@ def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
     if layout:
         x = ctx.op("Transpose", [x, ctx.i32([1, 0, 2], "perm")], hint="time_major")
     steps = ctx.need_shape(x_v, node)[1 if layout else 0]
-    w = np.asarray(ctx.value(ctx.inp(node, 1)), np.float32)
-    r = np.asarray(ctx.value(ctx.inp(node, 2)), np.float32)
     b_v, lens_v = ctx.opt(node, 3), ctx.opt(node, 4)
-    b = np.zeros((len(dirs), 2 * gates * hidden), np.float32) if b_v is None \
-        else np.asarray(ctx.value(b_v), np.float32)
     lens = None if lens_v is None else _lens(ctx, lens_v, steps or -1)
     batch = ctx.dim_of(x, 1)
     zeros = ctx.op("Fill", [ctx.shape_vector([batch, hidden]), ctx.scalar(0.0)],
                    {"T": a_type("float32")}, hint="zeros")
     p_v = ctx.opt(node, 7)
-    p = None if p_v is None else np.asarray(ctx.value(p_v), np.float32)
+    gh = gates * hidden
 
     ys, last_h, last_c = [], [], []
     base = ctx.scope
@@ -153,16 +187,19 @@ def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
         ctx.scope = f"{base}/{name}"
         init_h = _initial(ctx, node, 5, d, zeros)
         init_c = _initial(ctx, node, 6, d, zeros) if kind == "LSTM" else None
+        w = _Param(ctx, ctx.inp(node, 1), d, None, "W")
+        r = _Param(ctx, ctx.inp(node, 2), d, None, "R")
+        b = _Param(ctx, b_v, d, np.zeros(2 * gh, np.float32), "B")
+        p = _Param(ctx, p_v, d, None, "P")
         # X W^T for every step at once: [T, B, I] x [I, G*H] -> [T, B, G*H]
-        wt = ctx.const(w[d].T.copy(), "W_t")
+        wt = w.rows(ctx, 0, gh, "W_t", t=True)
         xw = ctx.op("BatchMatMulV2", [x, wt], {"adj_x": a_bool(False), "adj_y": a_bool(False)},
                     hint="xw")
-        xw = ctx.op("AddV2", [xw, ctx.const(b[d][:gates * hidden], "Wb")], hint="xw_b")
-        rb = b[d][gates * hidden:]
+        xw = ctx.op("AddV2", [xw, b.rows(ctx, 0, gh, "Wb")], hint="xw_b")
         if steps is None:  # a While loop over the run-time length
-            y_dir, h, c = _loop(ctx, kind, xw, init_h, init_c, r[d], rb, hidden, clip,
-                                activation, d, None if p is None else p[d],
-                                attr(node, "linear_before_reset", 0), lens, name)
+            y_dir, h, c = _loop(ctx, kind, xw, init_h, init_c, r, b, hidden, clip,
+                                activation, d, p, attr(node, "linear_before_reset", 0), lens,
+                                name)
             ys.append(y_dir)
             last_h.append(h)
             last_c.append(c)
@@ -175,9 +212,8 @@ def _recurrent(ctx: Ctx, node: ir.Node) -> list[str]:
         outs: dict[int, str] = {}
         order = range(steps) if name == "forward" else range(steps - 1, -1, -1)
         for t in order:
-            h_new, c_new = _cell(ctx, m, kind, xws[t], h, c, r[d], rb, hidden, clip,
-                                 activation, d, None if p is None else p[d],
-                                 attr(node, "linear_before_reset", 0))
+            h_new, c_new = _cell(ctx, m, kind, xws[t], h, c, r, b, hidden, clip,
+                                 activation, d, p, attr(node, "linear_before_reset", 0))
             if lens is not None:
                 keep = ctx.op("ExpandDims", [ctx.op("Less", [ctx.i32(t, "t"), lens]),
                                              ctx.i32(1, "axis")], hint="in_sequence")
@@ -242,11 +278,12 @@ def _initial(ctx: Ctx, node: ir.Node, index: int, d: int, zeros: str) -> str:
                   hint="initial")
 
 
-def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.ndarray,
-          rb: np.ndarray, hidden: int, clip: float | None,
+def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: _Param,
+          b: _Param, hidden: int, clip: float | None,
           activation: Callable[[int, int], Act], d: int,
-          p: np.ndarray | None, linear_before_reset: int) -> tuple[str, str | None]:
-    """One step: (H_t, C_t) from the step's X W^T + Wb (``xw``, [B, G*H]) and the state."""
+          p: _Param, linear_before_reset: int) -> tuple[str, str | None]:
+    """One step: (H_t, C_t) from the step's X W^T + Wb (``xw``, [B, G*H]) and the state
+    (R's rows, B's second half Rb and P read from ``r``, ``b``, ``p``)."""
     def f(x: str) -> str:
         return m.act(*activation(d, 0), x=x)
 
@@ -262,38 +299,43 @@ def _cell(ctx: Ctx, m: _Math, kind: str, xw: str, h: str, c: str | None, r: np.n
         return ctx.op_n("Split", [ctx.i32(1, "axis"), v], {"num_split": a_int(n)}, n,
                         hint="gates") if n > 1 else [v]
 
-    def matmul(a: str, weight: np.ndarray, hint: str) -> str:
-        return ctx.op("MatMul", [a, ctx.const(weight.T.copy(), hint)],
+    gh = GATES[kind] * hidden
+
+    def matmul(a: str, lo: int, hi: int, hint: str) -> str:  # a x R[lo:hi]^T
+        return ctx.op("MatMul", [a, r.rows(ctx, lo, hi, hint, t=True)],
                       {"transpose_a": a_bool(False), "transpose_b": a_bool(False)})
 
+    def rb(lo: int, hi: int, hint: str) -> str:  # Rb[lo:hi]: B's second half
+        return b.rows(ctx, gh + lo, gh + hi, hint)
+
     if kind == "RNN":
-        pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
+        pre = m.add(m.add(xw, matmul(h, 0, gh, "R_t")), rb(0, gh, "Rb"))
         return f(clipped(pre)), None
     if kind == "LSTM":
         assert c is not None
-        pre = m.add(m.add(xw, matmul(h, r, "R_t")), ctx.const(rb, "Rb"))
+        pre = m.add(m.add(xw, matmul(h, 0, gh, "R_t")), rb(0, gh, "Rb"))
         i_, o_, f_, c_ = split(pre, 4)
-        if p is not None:
-            pi, po, pf = (ctx.const(p[k * hidden:(k + 1) * hidden], "P") for k in range(3))
+        if p:
+            pi, po, pf = (p.rows(ctx, k * hidden, (k + 1) * hidden, "P") for k in range(3))
             i_ = m.add(i_, m.mul(pi, c))
             f_ = m.add(f_, m.mul(pf, c))
         it, ft, ct = f(clipped(i_)), f(clipped(f_)), g(clipped(c_))
         c_new = m.add(m.mul(ft, c), m.mul(it, ct))
-        if p is not None:
+        if p:
             o_ = m.add(o_, m.mul(po, c_new))
         ot = f(clipped(o_))
         return m.mul(ot, m.act(*activation(d, 2), x=c_new)), c_new
     # GRU: gates z, r, h
     xz, xr, xh = split(xw, 3)
-    rz_rr = matmul(h, r[:2 * hidden], "R_zr_t")
-    hz, hr = split(m.add(rz_rr, ctx.const(rb[:2 * hidden], "Rb_zr")), 2)
+    rz_rr = matmul(h, 0, 2 * hidden, "R_zr_t")
+    hz, hr = split(m.add(rz_rr, rb(0, 2 * hidden, "Rb_zr")), 2)
     zt = f(clipped(m.add(xz, hz)))
     rt = f(clipped(m.add(xr, hr)))
-    rbh = ctx.const(rb[2 * hidden:], "Rb_h")
+    rbh = rb(2 * hidden, gh, "Rb_h")
     if linear_before_reset:
-        hh = m.mul(rt, m.add(matmul(h, r[2 * hidden:], "R_h_t"), rbh))
+        hh = m.mul(rt, m.add(matmul(h, 2 * hidden, gh, "R_h_t"), rbh))
     else:
-        hh = m.add(matmul(m.mul(rt, h), r[2 * hidden:], "R_h_t"), rbh)
+        hh = m.add(matmul(m.mul(rt, h), 2 * hidden, gh, "R_h_t"), rbh)
     ht = g(clipped(m.add(xh, hh)))
     # H = (1 - z) * h~ + z * H_prev
     return m.add(m.mul(m.op("Sub", m.f(1.0), zt), ht), m.mul(zt, h)), None
@@ -399,10 +441,10 @@ def _reverse_sequence(ctx: Ctx, node: ir.Node) -> list[str]:
     return [ctx.op("GatherNd", [x, indices], hint="ReverseSequence")]
 
 
-def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: np.ndarray,
-          rb: np.ndarray, hidden: int, clip: float | None,
+def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: _Param,
+          b: _Param, hidden: int, clip: float | None,
           activation: Callable[[int, int], Act], d: int,
-          p: np.ndarray | None, linear_before_reset: int, lens: str | None, direction: str
+          p: _Param, linear_before_reset: int, lens: str | None, direction: str
           ) -> tuple[str, str, str | None]:
     """One direction over a run-time sequence length: a StatelessWhile whose body is one step
     on element t (T-1-t in reverse) of ``xw`` ([T, B, G*H]); (Y [T, B, H], H_T, C_T)."""
@@ -429,7 +471,7 @@ def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: np.n
         x_t = sub.op("GatherV2", [seq, index, sub.i32(0, "axis")], {"batch_dims": a_int(0)},
                      hint="xw_t")
         m = _Math(sub)
-        h_new, c_new = _cell(sub, m, kind, x_t, h, c, r, rb, hidden, clip, activation, d, p,
+        h_new, c_new = _cell(sub, m, kind, x_t, h, c, r, b, hidden, clip, activation, d, p,
                              linear_before_reset)
         out = h_new
         if lengths is not None:
