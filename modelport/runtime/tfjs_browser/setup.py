@@ -20,7 +20,7 @@ from ..tfjs_node import web_cache
 from . import INSTALL_CHROMIUM, chromium
 
 PINNED = {"@tensorflow/tfjs": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0",
-          "@tensorflow/tfjs-backend-webgpu": "4.22.0", "puppeteer-core": "25.19.0"}
+          "@tensorflow/tfjs-backend-webgpu": "4.22.0", "puppeteer-core": "24.43.1"}
 
 
 def cache_dir() -> Path:
