@@ -27,6 +27,7 @@ from ._base import (
     from_spatial_last,
     ints,
     register,
+    reserve,
     to_spatial_last,
     unsupported,
 )
@@ -174,6 +175,11 @@ def _transpose_layer(n: int):
         strides, dilation, padding = _geometry(call, n)
         op = call.cfg.get("output_padding")
         op = None if op is None else ints(op, n, "output_padding")
+        kernel = call.w["kernel"].shape
+        # the output grows with the strides: sized before it is computed
+        reserve(call, [x.shape[0], *[(d + 1) * s + (k - 1) * r for d, s, k, r in
+                                     zip(x.shape[1:-1], strides, kernel[:n], dilation)],
+                       kernel[n]])
         y = conv_transpose(x, call.w["kernel"].astype(x.dtype), strides, dilation, padding, op)
         return _finish(call, y)
     return fn

@@ -191,6 +191,9 @@ def _resizing(call: Call) -> list[np.ndarray]:
     cfg = call.cfg
     axes = _hw_axes(call, x)
     th, tw = int(cfg["height"]), int(cfg["width"])
+    grown = list(x.shape)
+    grown[axes[0]], grown[axes[1]] = th, tw
+    reserve(call, grown)
     if cfg.get("crop_to_aspect_ratio") and cfg.get("pad_to_aspect_ratio"):
         raise unsupported(call, "crop_to_aspect_ratio and pad_to_aspect_ratio are exclusive")
     y = x if x.dtype.kind in "iu" else as_float(x, cfg)
