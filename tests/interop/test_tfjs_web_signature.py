@@ -3,7 +3,8 @@ real @tensorflow/tfjs, ``model.inputs`` with their shapes (dynamic dims as -1, a
 tensorflowjs_converter-made model gives them), ``model.outputs`` named as the signature names
 them, and ``model.modelSignature`` with a tensorShape per entry. tfjs reads an input's shape
 from its Placeholder's ``shape`` attribute; written one level too flat, it sees none, and web
-code that warms up or sizes from ``model.inputs[0].shape`` breaks. ``--metadata`` lands in
+code that warms up or sizes from ``model.inputs[0].shape`` breaks (each model here is
+warmed up so, on zeros of those shapes). ``--metadata`` lands in
 ``model.metadata`` as the converter's ``--metadata`` does.
 """
 
@@ -72,6 +73,9 @@ def test_inputs_and_outputs_are_complete_in_tfjs(route, written):
         assert got["dtype"] == info.dtype
     assert [o["name"] for o in seen["outputs"]] == [o.tensor.split(":")[0]
                                                      for o in graph.outputs]
+    # web code's warm-up: zeros sized from model.inputs (free dims 1) run through the model
+    assert isinstance(seen["warmup"], list), f"{route}: {seen['warmup']}"
+    assert len(seen["warmup"]) == len(graph.outputs)
     signature = seen["signature"]
     for side in ("inputs", "outputs"):
         entries = signature[side]
