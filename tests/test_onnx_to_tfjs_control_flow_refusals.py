@@ -1,10 +1,11 @@
 """ONNX -> TF.js graph: what ONNX's node suite found in the control-flow mapping.
 
 A Constant node that makes an If branch's output (folding leaves it a node) becomes a Const;
-an opset 8 Scan (batch axis) is refused before onnx's version converter drops that axis from
-the graph's input shapes; sequence and optional values are refused by name; LSTM/GRU/RNN
-weights fed as graph inputs are read at run time (over a static length). Real tfjs runs ONNX's
-own cases in tests/interop/test_onnx_node_suite.py.
+an opset 8 Scan (batch axis) becomes a Loop over the batch around an opset 9 Scan before
+onnx's version converter would drop that axis from the graph's input shapes; sequence and
+optional values are refused by name; LSTM/GRU/RNN weights fed as graph inputs are read at run
+time (over a static length). Real tfjs runs ONNX's own cases in
+tests/interop/test_onnx_node_suite.py.
 """
 
 from __future__ import annotations
@@ -42,25 +43,53 @@ def test_constant_branch_outputs_become_consts() -> None:
     assert values == [(1.0, 2.0), (3.0, 4.0)]
 
 
-def test_opset8_scan_is_refused_by_name() -> None:
+def _scan8(batch: int, steps: int, *, lens: bool = False,
+           directions: list[int] | None = None) -> onnx.ModelProto:
     body = helper.make_graph(
         [helper.make_node("Add", ["s_in", "x_t"], ["s_out"]),
-         helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+         helper.make_node("Mul", ["s_out", "x_t"], ["y_t"])], "body",
         [helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [2]),
          helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2])],
         [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2]),
          helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2])])
-    scan = helper.make_node("Scan", ["", "s0", "x"], ["s", "y"], name="scan8", body=body,
-                            num_scan_inputs=1)
-    graph = helper.make_graph([scan], "g", [
-        helper.make_tensor_value_info("s0", TensorProto.FLOAT, [1, 2]),
-        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2])], [
-        helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 2]),
-        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
-    model.ir_version = 3
-    with pytest.raises(UnsupportedError, match=r"Scan node 'scan8': opset 8 Scan .*batch axis"):
-        driver.convert(ir.from_proto(model))
+    extra = {} if directions is None else {"directions": directions}
+    scan = helper.make_node("Scan", ["lens" if lens else "", "s0", "x"], ["s", "y"],
+                            name="scan8", body=body, num_scan_inputs=1, **extra)
+    inputs = [helper.make_tensor_value_info("s0", TensorProto.FLOAT, [batch, 2]),
+              helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, steps, 2])]
+    if lens:
+        inputs.insert(0, helper.make_tensor_value_info("lens", TensorProto.INT32, [batch]))
+    graph = helper.make_graph([scan], "g", inputs, [
+        helper.make_tensor_value_info("s", TensorProto.FLOAT, [batch, 2]),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, steps, 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=3)
+
+
+@pytest.mark.parametrize("directions", [None, [1]])
+def test_opset8_scan_keeps_its_batch_axis(directions) -> None:
+    """Opset 8's Scan (batch axis first) runs per batch entry inside a Loop; the graph's inputs
+    keep their shapes, and the results match onnxruntime's."""
+    import onnxruntime as ort
+
+    from modelport.runtime.tfjs_reference import run
+
+    model = _scan8(3, 4, directions=directions)
+    graph = driver.convert(ir.from_proto(model))
+    assert [i.shape for i in graph.inputs] == [[3, 2], [3, 4, 2]]
+    rng = np.random.default_rng(1)
+    feeds = {"s0": rng.standard_normal((3, 2)).astype(np.float32),
+             "x": rng.standard_normal((3, 4, 2)).astype(np.float32)}
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = run(graph, {i.key: feeds[i.key] for i in graph.inputs})
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-6, rtol=1e-6)
+
+
+def test_opset8_scan_sequence_lens_is_refused_by_name() -> None:
+    with pytest.raises(UnsupportedError, match=r"Scan node 'scan8': opset 8 Scan with "
+                                               r"sequence_lens"):
+        driver.convert(ir.from_proto(_scan8(2, 3, lens=True)))
 
 
 def test_sequence_values_are_refused_by_name() -> None:

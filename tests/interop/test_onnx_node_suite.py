@@ -292,9 +292,6 @@ LISTED: dict[str, tuple[str, str]] = {
     **_listed('refused', 'sequence or optional inputs/outputs (tfjs has no such values)',
               'test_identity_opt', 'test_identity_sequence', 'test_if_opt', 'test_if_seq',
               'test_loop13_seq', 'test_loop16_seq_none'),
-    **_listed('refused', "opset 8 Scan (a batch axis and sequence_lens): onnx's version converter "
-              "drops the batch axis from the graph's input shapes, so it is refused before",
-              'test_scan_sum'),
     **_listed('refused', "the Indices output is used (tfjs has no MaxPoolWithArgmax for ONNX's layout)",
               'test_maxpool_with_argmax_2d_precomputed_pads',
               'test_maxpool_with_argmax_2d_precomputed_strides'),

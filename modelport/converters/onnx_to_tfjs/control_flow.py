@@ -22,7 +22,9 @@ has the dynamic op ..."); the report says so.
 * ``Scan`` -> ``StatelessWhile`` over the scan length (the first scan input's size on its
   axis): each step gathers its element of every scan input (from the end for a reverse
   direction) and appends each scan output, which is then reversed and moved to its axis as
-  the attributes say.
+  the attributes say. Opset 8's Scan (a batch axis first) is first rewritten as a ``Loop`` over
+  the batch around an opset 9 Scan (``scan8_to_loop``), which the version converter leaves
+  alone.
 """
 
 from __future__ import annotations
@@ -212,24 +214,102 @@ def _scan_check(ctx: Ctx, node: ir.Node) -> str | None:
     return "; ".join(why) or None
 
 
-def refuse_scan8(model: ir.Model) -> None:
-    """Refuse an opset 8 ``Scan`` before the model is taken to a newer opset.
+# a value's name -> its type and shape
+Shapes = dict[str, "tuple[ir.TypeProtocol | None, ir.Shape | None]"]
+
+
+def scan8_to_loop(model: ir.Model) -> Shapes:
+    """Rewrite each opset 8 ``Scan`` as a ``Loop`` over the batch around an opset 9 ``Scan``,
+    before the model is taken to a newer opset; returns the shapes of the values made inside
+    the Loops (for ``scan8_shapes``).
 
     Opset 8's Scan has a batch axis (axis 0 of every state and scan input, then the scan axis)
     and ``sequence_lens``; onnx's version converter takes it to opset 9 by dropping the batch
     axis from the values' declared shapes, graph inputs and outputs included, so the converted
     model would ask for inputs of another shape than the source's (ONNX's test_scan_sum: tfjs
-    wanted ``initial`` as [2], the source says [1, 2]). Nothing maps that form yet.
+    wanted ``initial`` as [2], the source says [1, 2]). Here the Loop's body takes batch entry
+    ``b`` of each state and scan input (``Gather``, no declared shape, which the version
+    converter leaves alone), runs the Scan on them (the same body, then converted to opset 9's
+    form) and returns its results as the Loop's scan outputs: stacked on axis 0, the batch axis
+    of opset 8's results. A ``sequence_lens`` given is refused by name.
     """
+    shapes: Shapes = {}
     if opset_of(model) >= 9:
+        return shapes
+    done = 0
+    for graph in (model.graph, *model.graph.subgraphs()):
+        for node in list(graph):
+            if node.op_type != "Scan" or node.domain not in ("", "ai.onnx"):
+                continue
+            if node.inputs and node.inputs[0] is not None:
+                raise UnsupportedError(
+                    f"Scan node {node.name!r}: opset {opset_of(model)} Scan with sequence_lens "
+                    "(a length per batch entry) is not mapped to TF.js", layer=node.name,
+                    hint="export the model at opset 9 or newer, where Scan has no batch axis")
+            shapes.update(_scan8_as_loop(graph, node, done))
+            done += 1
+    return shapes
+
+
+def scan8_shapes(model: ir.Model, shapes: Shapes) -> None:
+    """Put back the shapes of the values ``scan8_to_loop`` made inside its Loops, once the
+    model is at its new opset: the version converter inferred them for the opset 8 Scan, then
+    took the first axis off (its opset 8 -> 9 adapter), one axis too many."""
+    if not shapes:
         return
-    for node in model.graph.all_nodes():
-        if node.op_type == "Scan" and node.domain in ("", "ai.onnx"):
-            raise UnsupportedError(
-                f"Scan node {node.name!r}: opset {opset_of(model)} Scan (a batch axis before "
-                "the scan axis, and sequence_lens) is not mapped to TF.js",
-                layer=node.name, hint="export the model at opset 9 or newer, where Scan has "
-                "no batch axis")
+    for graph in model.graph.subgraphs():
+        for node in graph:
+            for v in node.outputs:
+                if v.name in shapes:
+                    v.type, v.shape = shapes[v.name]
+
+
+def _unbatched(v: ir.Value | None) -> tuple[ir.TypeProtocol | None, ir.Shape | None]:
+    if v is None:
+        return None, None
+    return v.type, None if v.shape is None or len(v.shape) == 0 else ir.Shape(v.shape[1:])
+
+
+def _scan8_as_loop(graph: ir.Graph, node: ir.Node, k: int) -> Shapes:
+    tag = f"scan8_{k}"
+    values = list(node.inputs[1:])
+    first_scan = values[len(values) - int(attr(node, "num_scan_inputs"))]
+    assert first_scan is not None
+    shape = ir.Node("", "Shape", [first_scan], name=f"{tag}_shape")
+    # (a Constant node: an IR 3 model's version conversion wants initializers as inputs too)
+    zero = ir.Node("", "Constant", [], [ir.AttrTensor("value", ir.tensor(np.asarray(0, np.int64)))],
+                   name=f"{tag}_zero")
+    batch = ir.Node("", "Gather", [shape.outputs[0], zero.outputs[0]],
+                    {"axis": ir.AttrInt64("axis", 0)}, name=f"{tag}_batch")
+    shape.outputs[0].name, batch.outputs[0].name = f"{tag}_shape_out", f"{tag}_batch_out"
+    zero.outputs[0].name = f"{tag}_zero_out"
+    b = ir.Value(name=f"{tag}_b", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([]))
+    cond_in = ir.Value(name=f"{tag}_cond_in", type=ir.TensorType(ir.DataType.BOOL),
+                       shape=ir.Shape([]))
+    picks = [ir.Node("", "Gather", [v, b], {"axis": ir.AttrInt64("axis", 0)},
+                     name=f"{tag}_pick_{i}") for i, v in enumerate(values)]
+    for i, pick in enumerate(picks):
+        pick.outputs[0].name = f"{tag}_pick_{i}_out"
+    attrs = [a for name, a in node.attributes.items()]
+    inner = ir.Node("", "Scan", [None, *(p.outputs[0] for p in picks)], attrs,
+                    num_outputs=len(node.outputs), name=f"{tag}_inner")
+    for i, out in enumerate(inner.outputs):
+        out.name = f"{tag}_inner_{i}"
+    cond_out = ir.Node("", "Identity", [cond_in], name=f"{tag}_cond")
+    cond_out.outputs[0].name = f"{tag}_cond_out"
+    body = ir.Graph([b, cond_in], [cond_out.outputs[0], *inner.outputs],
+                    nodes=[*picks, inner, cond_out], name=f"{tag}_body")
+    loop = ir.Node("", "Loop", [batch.outputs[0], None], [ir.AttrGraph("body", body)],
+                   num_outputs=len(node.outputs), name=node.name or tag)
+    graph.insert_before(node, [shape, zero, batch, loop])
+    for old, new in zip(node.outputs, loop.outputs):
+        new.name, new.type, new.shape = old.name, old.type, old.shape
+        old.name = None
+        old.replace_all_uses_with(new, replace_graph_outputs=True)
+    graph.remove(node, safe=True)
+    shapes = {p.outputs[0].name: _unbatched(v) for p, v in zip(picks, values)}
+    shapes.update({out.name: _unbatched(v) for out, v in zip(inner.outputs, loop.outputs)})
+    return {name: shape for name, shape in shapes.items() if name is not None}
 
 
 @rule("Scan", check=_scan_check)

@@ -62,8 +62,9 @@ def mapped_ops() -> list[str]:
 
 def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
-    control_flow.refuse_scan8(model)  # (normalize would change its inputs' shapes)
+    scan8 = control_flow.scan8_to_loop(model)  # (normalize would change its inputs' shapes)
     model = normalize(model)
+    control_flow.scan8_shapes(model, scan8)
     fold_constants(model)
     explicit_perms(model.graph)
     problems: list[tuple[Problem, str]] = list(_unmapped(model.graph))
