@@ -212,8 +212,11 @@ def _reinfer_subgraphs(model: ir.Model) -> None:
             for a in n.attribute:
                 if a.type == onnx.AttributeProto.GRAPH:
                     forget(a.g)
+        from ..budget import data_prop_safe  # data propagation only where bounded
+
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False,
-                                                     strict_mode=False, data_prop=True)
+                                                     strict_mode=False,
+                                                     data_prop=data_prop_safe(proto))
     except Exception as e:  # noqa: BLE001 - inference is best effort here
         log.info("shape inference inside subgraphs failed: %s", e)
         return
