@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -634,19 +635,21 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
         inferred = budget.infer_shapes(proto, weight_bytes=weight_bytes)
     except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
         return None
-    held, largest = 0, ("", 0)
+    held, largest = 0, ("", 0, [0])
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         size = budget.value_bytes(vi)
         if size is not None:
             held += size * budget.VALUE_FACTOR
-            largest = max(largest, (vi.name, size), key=lambda p: p[1])
+            if size > largest[1]:
+                largest = (vi.name, size, [d.dim_value for d in vi.type.tensor_type.shape.dim])
     for vi in inferred.graph.output:
         size = budget.value_bytes(vi)
         if size is not None:
             itemsize = max(1, budget.value_bytes_per_element(vi))
             held += size // itemsize * budget.OUTPUT_BYTES_PER_ELEMENT * probes
-    budget.require(held, f"the parity check (largest value {largest[0]!r}: "
-                   f"{largest[1]} bytes)", weight_bytes=weight_bytes)
+    count = math.prod(largest[2])
+    budget.require(held, f"the parity check would hold {count} elements in {largest[0]!r} "
+                   f"(shape {largest[2]}); with its other values it", weight_bytes=weight_bytes)
     from ..converters.pinning import window_problem
 
     try:
