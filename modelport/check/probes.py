@@ -125,6 +125,8 @@ def _draw(probe: str, spec: InputSpec, shape: list[int], rng: np.random.Generato
           ) -> np.ndarray:
     if spec.dtype.startswith(("int", "uint")):
         return rng.integers(0, spec.high or 10, shape).astype(spec.dtype)
+    if spec.high is not None:  # a float input read as indices (a Keras 2 Embedding's input)
+        return rng.integers(0, spec.high, shape).astype(spec.dtype)
     if spec.dtype == "bool":
         return rng.integers(0, 2, shape).astype(bool)
     if probe == "unit":
