@@ -115,10 +115,14 @@ class Result:
     seconds: float
 
 
-def run(jobs: list[Job], backends: tuple[str, ...], *,
-        budget_s: float = 600.0) -> list[dict[str, Result]]:
+def run(jobs: list[Job], backends: tuple[str, ...], *, budget_s: float | None = None,
+        job_s: float = 120.0) -> list[dict[str, Result]]:
     """Every job on every backend in one browser: for each job, its Result by backend. A
-    backend that does not start gives every job its error; a dead browser, its last words."""
+    backend that does not start gives every job its error; a dead browser, its last words.
+    ``job_s``: one job on one backend (past it, that job fails and the browser restarts);
+    ``budget_s``: the whole run (default: 30 s to start, plus ``job_s`` per job and backend)."""
+    if budget_s is None:
+        budget_s = 30.0 + job_s * len(jobs) * len(backends)
     reason = missing()
     if reason:
         raise UnsupportedError(f"the browser engine cannot run here; it needs {reason}")
@@ -126,7 +130,7 @@ def run(jobs: list[Job], backends: tuple[str, ...], *,
         src, out = Path(tmp, "jobs.json"), Path(tmp, "results.jsonl")
         src.write_text(json.dumps({
             "chromium": str(chromium()), "modules": str(tfjs_node.node_modules()),
-            "backends": list(backends),
+            "backends": list(backends), "job_seconds": job_s,
             "jobs": [{"model": str(Path(j.model_json).resolve()), "kind": j.kind,
                       "outputs": j.outputs,
                       "inputs": [tfjs_node._encode(n, a) for n, a in j.inputs]}
