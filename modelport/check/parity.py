@@ -394,9 +394,10 @@ def format_table(report: ParityReport) -> list[str]:
             lines.append(f"    quantized weights: their sampled effect on it is "
                          f"{o.quantization:.3g}; up to {QUANTIZATION_FACTOR:g}x that passes")
         if o.ill_conditioned:
-            lines.append(f"    ill-conditioned on these inputs: float32 rounding alone moves "
-                         f"it by {o.noise:.3g} ({o.noise / o.scale if o.scale else 0:.2g} of "
-                         "its scale); no check can judge it more finely than that")
+            lines.append(f"    ill-conditioned on these inputs: on at least one probe float32 "
+                         f"rounding alone moves it by more than {ILL_CONDITIONED:g} of that "
+                         f"probe's scale (up to {o.noise:.3g}); no check can judge it more "
+                         "finely than that")
     if report.noise:
         lines.append(f"  noise: {report.noise}")
     lines.extend(_intermediates_lines(report.intermediates))

@@ -62,6 +62,20 @@ def rounded(value: T) -> T:
     return cast(T, value * _factors(rng, value.size).reshape(value.shape))
 
 
+def rounded_absolute(value: T) -> T:
+    """``value`` from a function whose float32 kernels round in units of its range's top, not
+    of the result: within ``exact(jitter=True)`` a float64 array moved by a random amount of
+    up to FLOAT32_ULP (absolute), else unchanged. onnxruntime's Sigmoid computes about
+    0.5 + 0.5 * tanh(x / 2) and so is off by up to ~1e-7 near 0, where one relative ulp of
+    the result is far smaller (a saturated detector head: PP-OCR's text map, FaceMesh's face
+    flag at 1.7e-5)."""
+    rng = _JITTER.get()
+    if rng is None or not isinstance(value, np.ndarray) or value.dtype != np.float64 \
+            or not value.size:
+        return value
+    return cast(T, value + (_factors(rng, value.size).reshape(value.shape) - 1.0))
+
+
 _POOL = 1 << 16  # random factors drawn per call at most; larger values reuse them, shifted
 
 

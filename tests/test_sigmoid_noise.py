@@ -1,0 +1,48 @@
+"""A saturated sigmoid is judged by the rounding other engines' sigmoid makes: onnxruntime
+computes about 0.5 + 0.5 * tanh(x / 2), so near 0 it is off by up to ~1e-7 absolute, where
+one relative ulp of the result is far smaller. The check's noise run moves each sigmoid value
+by up to one float32 ulp of 1 (precision.rounded_absolute); before, a faithful conversion of
+a detector head with logits around -17 failed with exit 6 (PP-OCR's text map, FaceMesh's
+face flag)."""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import modelport
+
+
+def _saturated_head(path) -> None:
+    w = np.full((1, 3, 3, 3), 0.01, np.float32)
+    b = np.array([-17.0], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["logits"], pads=[1, 1, 1, 1]),
+         helper.make_node("Sigmoid", ["logits"], ["y"])],
+        "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_saturated_sigmoid_head_passes_the_check(tmp_path):
+    _saturated_head(tmp_path / "head.onnx")
+    result = modelport.convert(tmp_path / "head.onnx", tmp_path / "web", to="tfjs-graph",
+                               engine="reference", device="cpu")
+    assert result.parity is not None and result.parity.passed
+
+
+def test_a_wrong_bias_is_still_caught(tmp_path):
+    _saturated_head(tmp_path / "head.onnx")
+    modelport.convert(tmp_path / "head.onnx", tmp_path / "web", to="tfjs-graph",
+                      engine="reference", device="cpu")
+    model = onnx.load(tmp_path / "head.onnx")
+    model.graph.initializer[1].CopyFrom(numpy_helper.from_array(
+        np.array([-16.5], np.float32), "b"))  # off by 0.5: the pixel probe's logits are not
+    # saturated, and the tolerance there stays a few 1e-6
+    onnx.save(model, tmp_path / "wrong.onnx")
+    report = modelport.validate(tmp_path / "wrong.onnx", tmp_path / "web", engine="reference",
+                                device="cpu")
+    assert not report.passed
+    assert max(o.tolerance for o in report.outputs) < 1e-5
