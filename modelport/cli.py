@@ -9,17 +9,15 @@ cannot be written, 70 internal error.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ._version import __version__
-from .errors import ModelportError, ParityError, UsageError
+from .cli_run import _emit_error, _run
+from .errors import ParityError, UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
     from .check.readback import Quantization
 
 T = TypeVar("T")
-INTERNAL_ERROR = 70
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024, "m": 10**6,
           "mb": 10**6, "mi": 1 << 20, "mib": 1 << 20, "g": 10**9, "gb": 10**9, "gi": 1 << 30,
@@ -77,40 +74,6 @@ class JsonCommand(click.Command):
                 raise
             _emit_error(UsageError(e.format_message()), True)
             ctx.exit(UsageError.exit_code)
-
-
-def _emit_error(err: ModelportError, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"ok": False, **err.to_dict()}, indent=2))
-    else:
-        click.echo(f"modelport: error: {err}", err=True)
-
-
-def _run(as_json: bool, action: Callable[[], T]) -> T:
-    """Run ``action``; a ModelportError becomes a one-line message and its exit code."""
-    try:
-        return action()
-    except ModelportError as err:
-        _emit_error(err, as_json)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("modelport: interrupted; nothing was written", err=True)
-        sys.exit(130)
-    except Exception as err:  # noqa: BLE001 - a bug in modelport, not in the input: said so
-        _internal_error(err, as_json)
-
-
-def _internal_error(err: Exception, as_json: bool) -> NoReturn:
-    if os.environ.get("MODELPORT_DEBUG"):
-        traceback.print_exc()
-    message = f"internal error: {type(err).__name__}: {err}"
-    if as_json:
-        click.echo(json.dumps({"ok": False, "error": "InternalError", "message": message,
-                               "exit_code": INTERNAL_ERROR}, indent=2))
-    else:
-        click.echo(f"modelport: {message} (set MODELPORT_DEBUG=1 for a traceback; "
-                   "please report it)", err=True)
-    sys.exit(INTERNAL_ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -34,7 +34,7 @@ def setup_web(cache: str | None, as_json: bool) -> None:
     """
     from pathlib import Path
 
-    from .cli import _run
+    from .cli_run import _run
     from .runtime.tfjs_browser.setup import setup_web as install
 
     report = _run(as_json, lambda: install(Path(cache) if cache else None))
@@ -52,7 +52,7 @@ def validate_in_browser(src: str, dst: str, options: CheckOptions, as_json: bool
     """``validate --engine browser``: one parity report per backend; exit 6 when one of them
     fails or diverges (the mobile setting is information)."""
     from .check.browser import validate_backends
-    from .cli import _run
+    from .cli_run import _run
 
     report = _run(as_json, lambda: validate_backends(src, dst, options))
     if as_json:
@@ -86,7 +86,7 @@ def browser_after_convert(src: str, dst: str, check: CheckOptions, engine: str,
     conversion's own check; prints the reports (``converted``: the conversion's JSON, printed
     with the browser's under ``browser``), returns whether every backend passed."""
     from .check.browser import validate_backends
-    from .cli import _run
+    from .cli_run import _run
 
     report = _run(as_json, lambda: validate_backends(
         src, os.fspath(dst), dataclasses.replace(check, engine=engine)))
