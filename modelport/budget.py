@@ -236,3 +236,42 @@ def value_bytes(vi) -> int | None:
 def value_bytes_per_element(vi) -> int:
     """The bytes of one element of an ONNX ValueInfoProto's tensor."""
     return _ITEMSIZE.get(vi.type.tensor_type.elem_type, 8)
+
+
+def _subgraph_names(node) -> set[str]:
+    """Names a node's subgraphs read (outer-scope values stay alive until the node runs)."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in g.node:
+                names.update(inner.input)
+                names |= _subgraph_names(inner)
+    return names
+
+
+def live_peak(graph, sizes: dict[str, int]) -> int:
+    """The most bytes of ``sizes`` (value name -> bytes) alive at once when ``graph`` (an
+    ``onnx.GraphProto``, nodes in topological order) runs node by node and frees each value
+    after its last reader, as onnxruntime's allocation planner does; graph outputs live to
+    the end. A value with no known size counts nothing."""
+    nodes = list(graph.node)
+    last: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for name in {*node.input, *_subgraph_names(node)}:
+            last[name] = i
+    end = len(nodes)
+    for vi in graph.output:
+        last[vi.name] = end
+    dying: dict[int, int] = {}
+    alive = peak = 0
+    for i, node in enumerate(nodes):
+        for name in node.output:
+            size = sizes.get(name, 0)
+            if not size:
+                continue
+            alive += size
+            # a value nothing reads is freed once its node ran
+            dying[last.get(name, i)] = dying.get(last.get(name, i), 0) + size
+        peak = max(peak, alive)
+        alive -= dying.pop(i, 0)
+    return max(peak, alive)

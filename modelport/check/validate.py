@@ -77,7 +77,7 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
     (``batch`` rows per probe, default 1 to 16 as the inputs' size allows, ``seed``);
     ``per_layer``: on a mismatch, name the first diverging Keras layer;
-    ``engine``: how TF.js graph-models run (auto, tfjs, reference); ``input_shapes``: the
+    ``engine``: how TF.js models run (auto, tfjs, reference); ``input_shapes``: the
     seeded inputs' dims (``{"x": (1, 3, 64, 64)}`` or ``["x=1,3,64,64"]``, as
     ``--input-shape``), where the model leaves dims free (``batch`` sets a free first dim).
     Free dims neither gives are sized as the model's strides and pools allow (several sizes
@@ -577,6 +577,9 @@ def _engine(model: Model, path: str | os.PathLike[str] | None, device: str,
 
         return browser_engine(model, path, engine)
     if isinstance(model, LayersModel):
+        if model.source is not None and model.source.format == "tfjs-layers" and \
+                path is not None and engine != "reference":
+            return engines.TfjsLayersEngine(model, path=path, engine=engine)  # real tfjs if there
         return engines.KerasReference(model)
     if isinstance(model, TfjsGraph):
         return engines.TfjsGraphEngine(model, path=path, engine=engine)
@@ -635,13 +638,17 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
         inferred = budget.infer_shapes(proto, weight_bytes=weight_bytes)
     except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
         return None
-    held, largest = 0, ("", 0, [0])
+    largest: tuple[str, int, list[int]] = ("", 0, [0])
+    sizes: dict[str, int] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         size = budget.value_bytes(vi)
         if size is not None:
-            held += size * budget.VALUE_FACTOR
+            sizes[vi.name] = size
             if size > largest[1]:
                 largest = (vi.name, size, [d.dim_value for d in vi.type.tensor_type.shape.dim])
+    # what is alive at once, not the sum of every value (onnxruntime frees a value after its
+    # last reader), for the float32 run and the float64 noise run beside it
+    held = budget.live_peak(inferred.graph, sizes) * budget.VALUE_FACTOR
     for vi in inferred.graph.output:
         size = budget.value_bytes(vi)
         if size is not None:

@@ -514,7 +514,9 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
         for node in order:
             refs = inputs[node.name]
             results = _probe_node(node, refs, live, graph, feeds, known, REGISTRY, Op)
-            if results is not None:
+            if results is None:
+                _fill_shape(node, refs, live, out)
+            else:
                 is_const = node.op == "Const" or (bool(refs) and node.op not in (
                     "Placeholder", "PlaceholderWithDefault") and all(r in consts for r in refs))
                 for k, r in enumerate(results):
@@ -530,6 +532,20 @@ def _dummy_run(graph: TfjsGraph, needed: set[str], free: int,
                 if readers[ref] <= 0:
                     live.pop(ref, None)
     return out
+
+
+def _fill_shape(node: TfNode, refs: list[str], live: dict[str, np.ndarray],
+                out: dict[str, tuple[tuple[int, ...], np.dtype, np.ndarray | None]]) -> None:
+    """A Fill the NumPy executor would not build (past the memory budget: ONNX's light models
+    hold their weights as ConstantOfShape, folded no further than ``FOLD_LIMIT``) still has
+    the shape its constant dims input gives: recorded without a value, so its readers know its
+    rank."""
+    if node.op != "Fill" or len(refs) < 2 or refs[0] not in live or refs[1] not in out:
+        return
+    dims = np.asarray(live[refs[0]])
+    if dims.ndim != 1 or dims.dtype.kind not in "iu" or (dims < 0).any():
+        return
+    out[f"{node.name}:0"] = (tuple(int(d) for d in dims), out[refs[1]][1], None)
 
 
 def _probe_node(node: TfNode, refs: list[str], live: dict[str, np.ndarray], graph: TfjsGraph,
