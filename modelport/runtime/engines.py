@@ -120,6 +120,69 @@ class KerasReference:
         return deviation(outputs, wide)
 
 
+class TfjsLayersEngine(KerasReference):
+    """A TF.js layers-model: real @tensorflow/tfjs under Node (``tf.loadLayersModel``, strict,
+    then ``predict``) when ``auto`` finds it or ``tfjs`` asks for it, else the NumPy Keras
+    reference; inputs, outputs and the rounding noise come from the reference either way."""
+
+    def __init__(self, model: LayersModel, *, path: str | os.PathLike | None = None,
+                 engine: str = "auto") -> None:
+        from . import tfjs_node
+
+        if engine not in ("auto", "tfjs", "reference"):
+            raise UnsupportedError(f"unknown engine {engine!r}; choose auto, tfjs or reference")
+        super().__init__(model)
+        missing = tfjs_node.available()
+        if engine == "tfjs" and missing:
+            raise UnsupportedError(f"--engine tfjs was requested but real tfjs cannot run: "
+                                   f"{missing}")
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.is_dir():
+            self.path = self.path / "model.json"
+        if engine == "tfjs" and self.path is None:
+            raise UnsupportedError("real tfjs runs a layers-model from its model.json; this "
+                                   "model has no path (use --engine reference)")
+        self.real = engine != "reference" and not missing and self.path is not None
+        self.label = ("tfjs (real @tensorflow/tfjs, Node.js, CPU backend)" if self.real
+                      else KerasReference.label + (
+                          f"; real tfjs did not run ({missing}): `modelport setup web` "
+                          "installs it" if missing and engine == "auto" else ""))
+
+    def run(self, arrays: list[np.ndarray], *, capture: bool = False):
+        """The model's outputs on ``arrays`` from real tfjs, or the NumPy reference (always
+        the reference with ``capture``: tfjs gives no intermediate tensors)."""
+        if not self.real or capture:
+            return super().run(arrays, capture=capture)
+        return self.run_many([arrays])[0]
+
+    def run_many(self, feeds: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+        """``run`` on each feed: real tfjs loads the model once for all of them."""
+        if not self.real or self.path is None:
+            return [self.run(arrays) for arrays in feeds]
+        from . import tfjs_node
+
+        names = [spec.name for spec in self.inputs()]
+        results = tfjs_node.run_layers_batch([
+            tfjs_node.LayersJob(self.path, list(zip(names, arrays))) for arrays in feeds])
+        outs = []
+        for result in results:
+            if result.error is not None:
+                raise result.error
+            if result.outputs is None:
+                raise UnsupportedError("tfjs gave neither outputs nor an error")
+            outs.append(result.outputs)
+        return outs
+
+    def rounding(self, arrays: list[np.ndarray], outputs: list[np.ndarray]
+                 ) -> list[np.ndarray]:
+        """``|float32 - float64|`` of the NumPy reference (see ``engines.rounding``): real
+        tfjs's own result is not the float32 side, so that a disagreement between tfjs and
+        the reference is never taken for rounding."""
+        if self.real:
+            outputs = super().run(arrays)
+        return super().rounding(arrays, outputs)
+
+
 def _vocabulary(model: LayersModel, input_name: str) -> int | None:
     """The smallest input_dim of the Embeddings this input feeds, directly."""
     highs = [int(layer.config["input_dim"])
