@@ -77,7 +77,7 @@ def validate(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     onnxruntime's (auto, cpu, cuda); ``inputs``: an .npz of inputs instead of seeded ones
     (``batch`` rows per probe, default 1 to 16 as the inputs' size allows, ``seed``);
     ``per_layer``: on a mismatch, name the first diverging Keras layer;
-    ``engine``: how TF.js graph-models run (auto, tfjs, reference); ``input_shapes``: the
+    ``engine``: how TF.js models run (auto, tfjs, reference); ``input_shapes``: the
     seeded inputs' dims (``{"x": (1, 3, 64, 64)}`` or ``["x=1,3,64,64"]``, as
     ``--input-shape``), where the model leaves dims free (``batch`` sets a free first dim).
     Free dims neither gives are sized as the model's strides and pools allow (several sizes
@@ -577,6 +577,9 @@ def _engine(model: Model, path: str | os.PathLike[str] | None, device: str,
 
         return browser_engine(model, path, engine)
     if isinstance(model, LayersModel):
+        if model.source is not None and model.source.format == "tfjs-layers" and \
+                path is not None and engine != "reference":
+            return engines.TfjsLayersEngine(model, path=path, engine=engine)  # real tfjs if there
         return engines.KerasReference(model)
     if isinstance(model, TfjsGraph):
         return engines.TfjsGraphEngine(model, path=path, engine=engine)
