@@ -422,10 +422,11 @@ def _print_report(report: ConversionReport) -> None:
               show_default=True, help="onnxruntime device (CUDA runs with TF32 off).")
 @click.option("--engine", type=str, default="auto", show_default=True,
               metavar="auto|tfjs|reference|browser[:cpu,wasm,webgl,webgpu,mobile]",
-              help="How TF.js models run: real tfjs under Node, the NumPy reference of TF "
-                   "ops, tfjs when present (auto), or real tfjs in headless Chromium on each "
-                   "backend named (browser: cpu, wasm, webgl; one report per backend; mobile "
-                   "is WebGL in float16, as information). `modelport setup web` installs them.")
+              help="How TF.js models run: real tfjs under Node, modelport's NumPy reference "
+                   "(of TF ops, or of Keras layers), tfjs when present (auto), or real tfjs "
+                   "in headless Chromium on each backend named (browser: cpu, wasm, webgl; "
+                   "one report per backend; mobile is WebGL in float16, as information). "
+                   "`modelport setup web` installs them.")
 @click.option("--per-layer", is_flag=True,
               help="On mismatch, name the first Keras layer whose output diverges.")
 @click.option("--save-inputs", type=click.Path(dir_okay=False), default=None,
