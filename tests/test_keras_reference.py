@@ -320,6 +320,21 @@ def _keras_cases() -> list[KerasCase]:
     add(graph("mask-ops-in-graph", ["Equal", "LogicalNot", "LogicalAnd", "NotEqual", "All",
                                     "Squeeze", "Cast"], [In((5, 3), "zeros")], _mask_ops,
               why="the keras.ops that mask computations leave in a graph, used directly"))
+    add(graph("reduce-ops-in-graph", ["Log", "Min", "Argmax", "Argmin", "Multiply", "Add",
+                                      "Cast"],
+              [In((5, 3), name="x")], _reduce_ops,
+              why="keras.ops the ONNX raising writes (Log, ReduceMin, ArgMax/ArgMin), with and "
+                  "without keepdims, on several axes; argmax/argmin give int32 in Keras"))
+    add(graph("integer-mod-in-graph", ["Mod", "Subtract", "Add", "Negative"],
+              [In((6,), "tokens", name="a"), In((6,), "tokens", name="b")],
+              lambda k, a, b: [k.ops.mod(a - 5, b + 1), k.ops.mod(a, -(b + 1)),
+                               k.ops.mod(a - 5, 3)],
+              why="ONNX's integer Mod (fmod=0) takes the divisor's sign, as keras.ops.mod does; "
+                  "negative dividends and divisors both appear (divisors 1..10: the token "
+                  "feeds hold padding 0s, and a zero divisor is undefined)"))
+    add(graph("float-mod-in-graph", ["Mod"], [In((5, 3), name="x"), In((5, 3), name="y")],
+              lambda k, x, y: k.ops.mod(x * 4.0, y),
+              why="floating mod takes the divisor's sign (a floor mod), not C's fmod"))
 
     # convolutions (channel and spatial sizes differ, so transposes would show)
     add(case("Conv1D-valid-dilated", ["Conv1D"], f(8, 3), L("Conv1D", 4, 2, dilation_rate=3)))
@@ -601,6 +616,14 @@ def _mask_ops(k, x):
     keep = k.ops.logical_and(k.ops.logical_not(k.ops.equal(x, 0.0)), k.ops.not_equal(x, 7.0))
     rows = k.ops.squeeze(k.ops.all(keep, axis=-1, keepdims=True), axis=-1)
     return k.ops.cast(rows, "float32")
+
+
+def _reduce_ops(k, x):
+    log = k.ops.log(x * x + 0.5)
+    low = k.ops.min(x, axis=1, keepdims=True)
+    low_all = k.ops.min(x, axis=[1, 2])
+    arg = [k.ops.argmax(x, axis=1), k.ops.argmin(x, axis=-1, keepdims=True)]
+    return [log, low, low_all, *[k.ops.cast(a, "float32") for a in arg], *arg]
 
 
 def _adapted_normalization(k, x):
