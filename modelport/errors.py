@@ -96,6 +96,12 @@ class UnsupportedError(ModelportError):
     kind = "unsupported"
 
 
+class EngineRunError(UnsupportedError):
+    """An engine could not run the model on the inputs it was given (a kernel's own shape
+    check, an arena that cannot grow): exit 4, as any model that cannot run here; the check
+    may try inputs of other sizes before it gives up."""
+
+
 class OutputExistsError(ModelportError):
     """The destination exists and ``--force`` was not given."""
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx_ir as ir
 
-from ..errors import ModelportError, UnsupportedError
+from ..errors import EngineRunError, ModelportError, UnsupportedError
 from ..formats import sniff
 from ..formats.loading import Model, load
 from ..models import LayersModel, TfjsGraph
@@ -317,6 +317,8 @@ class _Runs:
         steps.next(f"running the source in {self.a.label}")
         try:
             runs = run_many(self.a, [f[0] for f in feeds])
+        except EngineRunError as e:  # a kernel's shape check: another size may run
+            return str(e)
         except (UnsupportedError, MemoryError):
             raise  # an op the engine lacks, or memory: no other size helps
         except ModelportError as e:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import EngineRunError, UnsupportedError
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA_OPTIONS = {"use_tf32": "0", "cudnn_conv_algo_search": "DEFAULT"}
@@ -56,9 +56,9 @@ class Session:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             # exit 4, documented: the model cannot run here (a kernel's own check, an arena
             # that cannot grow), which says nothing of the conversion
-            raise UnsupportedError(f"onnxruntime failed to run the model: {reason(e)}",
-                                   hint="--no-validate writes the result without the "
-                                        "check") from None
+            raise EngineRunError(f"onnxruntime failed to run the model: {reason(e)}",
+                                 hint="--no-validate writes the result without the "
+                                      "check") from None
 
 
 def _ort():
