@@ -79,6 +79,38 @@ def _convert(src: Path, dst: Path, target: str, inputs_npz: Path | None, timeout
     return out
 
 
+def inspect_verdicts(src: Path, timeout: float) -> dict[str, bool] | str:
+    """``modelport inspect --json``'s verdict per target (True: it can go there), or why
+    there is none. Issue 18 asks that it agree with ``convert`` on every route."""
+    cmd = _modelport() + ["inspect", str(src), "--json"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"inspect: no result within {timeout:.0f} s"
+    try:
+        targets = json.loads(proc.stdout)["targets"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+        return f"inspect exit {proc.returncode}: {tail}"
+    return {t: bool(v.get("ok")) for t, v in targets.items()}
+
+
+def inspect_disagrees(row: dict) -> str | None:
+    """Where ``inspect`` and ``convert`` disagree on a route, or None.
+
+    A file written (exit 0, or 6 with the file kept) is a route inspect must call possible; a
+    refusal (exit 4) one it must call impossible. Other outcomes (a timeout) decide nothing.
+    """
+    verdict = row.get("inspect")
+    if isinstance(verdict, str):
+        return verdict
+    if row["rc"] in (0, 6) and verdict is not True:
+        return f"inspect says {verdict!r}, convert wrote the file (exit {row['rc']})"
+    if row["rc"] == 4 and verdict is not False:
+        return f"inspect says {verdict!r}, convert refused (exit 4): {row.get('message', '')[:300]}"
+    return None
+
+
 def _parity_message(report: dict) -> str:
     """What a failed check (exit 6) says: each failing output, its error and tolerance."""
     parity = report.get("parity") or {}
@@ -181,12 +213,14 @@ def run_model(model: dict, work: Path, timeout: float, quick: bool = False) -> l
             source_out = [data[k] for k in data.files if k.startswith("output:")]
     source_error = None
     names: list[str] | None = None
+    verdicts = inspect_verdicts(src, timeout)
     for target in ROUTES[fmt]:
         dst = work / f"{model['id']}.{target}{SUFFIX[target]}"
         npz = work / f"{model['id']}.{target}.inputs.npz"
         res = _convert(src, dst, target, npz, timeout, extra)
         row = {"id": model["id"], "target": target, "checked": not extra,
                **{k: v for k, v in res.items() if k != "report"}}
+        row["inspect"] = verdicts if isinstance(verdicts, str) else verdicts.get(target)
         report = res.get("report") or {}
         row["custom_layers"] = report.get("custom_layers") or []
         row["quantized_weights"] = len(report.get("quantized_weights") or [])
@@ -288,6 +322,12 @@ def write_markdown(rows: list[dict], path: Path, measured: str = "") -> None:
         msg = r.get("message") or c.get("detail") or ""
         lines.append(f"- **{r['id']} → {r['target']}** — {outcome(r)}: "
                      + msg.replace("|", "\\|").replace("\n", " ")[:900])
+    if any("inspect" in r for r in rows):
+        lines += ["", "## Where `modelport inspect --json` and `convert` disagree", ""]
+        disagree = [(r, inspect_disagrees(r)) for r in rows if inspect_disagrees(r)]
+        lines += [f"- **{r['id']} → {r['target']}** — " + why.replace("|", "\\|")[:600]
+                  for r, why in disagree] or [("None: on every route, inspect's verdict per "
+                                               "target is what convert did.")]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -332,11 +372,15 @@ def write_known(rows: list[dict], path: Path) -> None:
     routes = {f"{r['id']} -> {r['target']}": outcome(r) for r in rows
               if problem(r, sib[r["id"]])}
     doc = {"about": ("Routes of the wild corpus that do not meet issue 18's acceptance yet, "
-                     "with their outcome today (tests/wild/RESULTS.md has the messages). "
+                     "with their outcome today (tests/wild/RESULTS.md has the messages); "
+                     "under 'inspect', the routes where `modelport inspect` and `convert` "
+                     "disagree, with the disagreement. "
                      "test_wild.py requires each to fail exactly so: remove an entry when a "
                      "fix makes its route pass. Regenerate: python tests/wild/run.py --known "
                      "tests/wild/known_failures.json"),
-           "routes": dict(sorted(routes.items()))}
+           "routes": dict(sorted(routes.items())),
+           "inspect": dict(sorted((f"{r['id']} -> {r['target']}", inspect_disagrees(r))
+                                  for r in rows if inspect_disagrees(r)))}
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
