@@ -26,7 +26,7 @@ import onnx
 import onnx_ir as ir
 from onnx import version_converter
 
-from ..budget import data_prop_safe  # data propagation only where bounded
+from ..budget import budget, data_prop_safe  # data propagation only where bounded
 from ..errors import FormatError, UnsupportedError
 from ..models.onnx_model import NORMALIZED_OPSET, declare_as_inputs, opset_of, skeleton
 from .onnx_control_flow import fold_constant_ifs
@@ -235,7 +235,7 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
                                                                     for v in inputs):
         return None
     arrays = [const_array(v) for v in inputs]
-    if _result_elements(op, arrays) > FOLD_LIMIT:
+    if _result_elements(op, arrays) > _fold_limit():
         return None  # sized from its constant inputs before the reference allocates it
     if op == "ConstantOfShape":
         if arrays[0] is None:
@@ -248,7 +248,7 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
         return [arrays[0]]
     for out in node.outputs:
         shape = static_shape(out) if out.shape is not None else None
-        if shape is not None and int(np.prod(shape)) > FOLD_LIMIT:
+        if shape is not None and int(np.prod(shape)) > _fold_limit():
             return None
     from onnx.reference import ReferenceEvaluator
 
@@ -276,6 +276,14 @@ def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray | None] | None:
         else:
             outs.append(None)
     return outs
+
+
+def _fold_limit() -> int:
+    """Elements a folded value may have: FOLD_LIMIT, or more where ``--max-memory`` gives
+    room (ONNX's light models hold ~100M-element weights as ConstantOfShape: a tiny file
+    that claims gigabytes only when asked)."""
+    limit, given = budget()
+    return max(FOLD_LIMIT, limit // 8) if given else FOLD_LIMIT  # float32, held about twice
 
 
 def _result_elements(op: str, arrays: list[np.ndarray | None]) -> int:

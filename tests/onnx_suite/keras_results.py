@@ -160,13 +160,21 @@ def refused_ops(message: str) -> list[str]:
     return sorted(found)
 
 
+# ONNX's light models that hold ~100M-element weights as ConstantOfShape: tiny files whose
+# weights and check need more than the default budget (vgg19: 1.07 GiB), so they are given
+# --max-memory, as a user would be told to.
+LARGE_CONSTANT_WEIGHTS = {"light_vgg19": "4G", "light_zfnet512": "4G"}
+
+
 def convert(src: Path, dst: Path, to: str, *, validate: bool = True) -> _Written | TargetResult:
     """``modelport.convert`` ``src`` to ``dst`` (``h5``: a .h5 file; ``tfjs-layers``: a folder);
     with ``validate``, modelport's own parity check runs and is recorded."""
     import modelport
 
     started = time.perf_counter()
-    kwargs = {"to": "tfjs-layers"} if to == "tfjs-layers" else {}
+    kwargs: dict = {"to": "tfjs-layers"} if to == "tfjs-layers" else {}
+    if src.stem in LARGE_CONSTANT_WEIGHTS:  # past the default memory budget (issue 19)
+        kwargs["max_memory"] = LARGE_CONSTANT_WEIGHTS[src.stem]
     parity = upgraded = None
     try:
         report = modelport.convert(src, dst, validate=validate, **kwargs)
