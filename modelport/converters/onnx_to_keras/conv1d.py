@@ -19,6 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
 
@@ -79,14 +80,6 @@ def _zero_pad(v: ir.Value, axis: int) -> tuple[ir.Value, int, int] | None:
     return pad.inputs[0], before, after  # type: ignore[return-value]
 
 
-def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    value = ir.Value(name=name, shape=ir.Shape(array.shape),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                     const_value=ir.Tensor(array))
-    graph.register_initializer(value)
-    return value
-
-
 def rewrite_conv1d(graph: ir.Graph) -> int:
     """Rewrite each 2-D Conv over a height of 1 between an Unsqueeze and a Squeeze as a 1-D
     Conv (taking in a zero Pad before and a per-channel Add after); how many."""
@@ -129,9 +122,9 @@ def _rewrite(graph: ir.Graph, conv: ir.Node) -> bool:
             t.outputs[0].shape = ir.Shape([x.shape[0], x.shape[2], x.shape[1]])
         new_nodes.append(t)
         x = t.outputs[0]
-    inputs = [x, _const(graph, f"{base}/W1d", np.ascontiguousarray(kernel[:, :, 0, :]))]
+    inputs = [x, add_initializer(graph, f"{base}/W1d", np.ascontiguousarray(kernel[:, :, 0, :]))]
     if bias is not None:
-        inputs.append(_const(graph, f"{base}/B1d", bias))
+        inputs.append(add_initializer(graph, f"{base}/B1d", bias))
     attrs: dict[str, Any] = {"kernel_shape": [int(kernel.shape[3])], "strides": [strides[1]],
              "dilations": [dilations[1]], "pads": [before, after],
              "group": int(conv.attributes["group"].value) if "group" in conv.attributes else 1}

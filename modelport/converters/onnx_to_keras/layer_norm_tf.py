@@ -16,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
 
@@ -134,14 +135,6 @@ class _Match:
         return True
 
 
-def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    value = ir.Value(name=name, shape=ir.Shape(array.shape),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                     const_value=ir.Tensor(array))
-    graph.register_initializer(value)
-    return value
-
-
 def rewrite_tf_layer_norms(model: ir.Model) -> int:
     """Rewrite each TF-form layer normalization in the centred form; how many."""
     graph = model.graph
@@ -171,20 +164,20 @@ def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
 
     def mean(v: ir.Value) -> ir.Value:
         if opset >= 18:
-            return add("ReduceMean", [v, _const(graph, f"{base}/axes", np.array([-1]))],
+            return add("ReduceMean", [v, add_initializer(graph, f"{base}/axes", np.array([-1]))],
                        {"keepdims": 1})
         return add("ReduceMean", [v], {"axes": [rank - 1], "keepdims": 1})
 
     mu = mean(x)
     centred = add("Sub", [x, mu])
     var = mean(add("Mul", [centred, centred]))
-    eps = _const(graph, f"{base}/epsilon", np.array(m.eps, np.float32))
+    eps = add_initializer(graph, f"{base}/epsilon", np.array(m.eps, np.float32))
     root = add("Sqrt", [add("Add", [var, eps])])
     y = add("Mul", [centred, add("Reciprocal", [root])])
     if m.gamma is not None:
-        y = add("Mul", [y, _const(graph, f"{base}/gamma", m.gamma)])
+        y = add("Mul", [y, add_initializer(graph, f"{base}/gamma", m.gamma)])
     if m.beta is not None:
-        y = add("Add", [y, _const(graph, f"{base}/beta", m.beta)])
+        y = add("Add", [y, add_initializer(graph, f"{base}/beta", m.beta)])
     graph.insert_before(m.last, made)
     out = m.last.outputs[0]
     y.shape = out.shape
@@ -305,13 +298,13 @@ def _centred(graph: ir.Graph, x: ir.Value, y: ir.Value, eps: float, opset: int,
 
     def mean(v: ir.Value) -> ir.Value:
         if opset >= 18:
-            return add("ReduceMean", [v, _const(graph, f"{base}/axes", np.array([-1]))],
+            return add("ReduceMean", [v, add_initializer(graph, f"{base}/axes", np.array([-1]))],
                        {"keepdims": 1})
         return add("ReduceMean", [v], {"axes": [rank - 1], "keepdims": 1})
 
     centred = add("Sub", [x, mean(x)])
     var = mean(add("Mul", [centred, centred]))
-    root = add("Sqrt", [add("Add", [var, _const(graph, f"{base}/epsilon",
+    root = add("Sqrt", [add("Add", [var, add_initializer(graph, f"{base}/epsilon",
                                                   np.array(eps, np.float32))])])
     out = add("Mul", [centred, add("Reciprocal", [root])])
     producer = y.producer()

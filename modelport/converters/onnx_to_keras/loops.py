@@ -28,6 +28,7 @@ import onnx
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array
+from .initializers import add_initializer
 
 log = logging.getLogger(__name__)
 
@@ -265,24 +266,16 @@ def _run_op(op: _Op, x: np.ndarray, h0: np.ndarray, opset: int) -> list[np.ndarr
 
 # --- the rewrite ----------------------------------------------------------------------------
 
-def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    value = ir.Value(name=name, shape=ir.Shape(array.shape),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                     const_value=ir.Tensor(array))
-    graph.register_initializer(value)
-    return value
-
-
 def _replace(graph: ir.Graph, loop: _Loop, op: _Op) -> None:
     """The op in place of the Loop: Unsqueeze(h0) as initial_h, Squeezes of Y and Y_h to the
     Loop's scan output and final state."""
     node = loop.node
     base = node.name or "loop"
-    w = _const(graph, f"{base}/W", op.w)
-    r = _const(graph, f"{base}/R", op.r)
-    b = _const(graph, f"{base}/B", op.b)
-    axis0 = _const(graph, f"{base}/axis0", np.array([0], np.int64))
-    axis1 = _const(graph, f"{base}/axis1", np.array([1], np.int64))
+    w = add_initializer(graph, f"{base}/W", op.w)
+    r = add_initializer(graph, f"{base}/R", op.r)
+    b = add_initializer(graph, f"{base}/B", op.b)
+    axis0 = add_initializer(graph, f"{base}/axis0", np.array([0], np.int64))
+    axis1 = add_initializer(graph, f"{base}/axis1", np.array([1], np.int64))
     h0 = ir.node("Unsqueeze", [loop.h0, axis0], name=f"{base}/initial_h")
     attrs: dict = {"hidden_size": loop.hidden, "activations": op.activations}
     if op.op == "GRU":

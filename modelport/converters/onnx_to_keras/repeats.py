@@ -18,6 +18,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
 MOVES = {"Unsqueeze", "Tile", "Transpose", "Reshape"}
@@ -142,14 +143,6 @@ def rewrite_repeats(graph: ir.Graph) -> int:
     return done
 
 
-def _const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    value = ir.Value(name=name, shape=ir.Shape(array.shape),
-                     type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
-                     const_value=ir.Tensor(array))
-    graph.register_initializer(value)
-    return value
-
-
 def _replace(graph: ir.Graph, chain: list[ir.Node], x: ir.Value, lin: str, lout: str,
              sh: int, sw: int) -> None:
     last = chain[-1]
@@ -164,7 +157,7 @@ def _replace(graph: ir.Graph, chain: list[ir.Node], x: ir.Value, lin: str, lout:
         t.outputs[0].type, t.outputs[0].shape = x.type, ir.Shape(shape)
         nodes.append(t)
         src = t.outputs[0]
-    scales = _const(graph, f"{base}/scales", np.array([1, 1, sh, sw], np.float32))
+    scales = add_initializer(graph, f"{base}/scales", np.array([1, 1, sh, sw], np.float32))
     resize = ir.node("Resize", [src, None, scales],
                      {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
                       "nearest_mode": "floor"}, name=f"{base}/Resize")
