@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -98,6 +99,34 @@ def main() -> None:
     """
 
 
+def _check_files(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options convert and validate share for the check's inputs and its reports."""
+    options = [
+        click.option("--isolate", is_flag=True,
+                     help="Read an .h5 source in a child process first, under a 60 s limit "
+                          "(libhdf5 loops forever on some corrupt files; this refuses them, "
+                          "exit 3)."),
+        click.option("--max-memory", type=str, default=None,
+                     callback=lambda c, p, v: _size(v),
+                     help="Memory budget of the parity check, e.g. 4G (default: about 640 MB "
+                          "plus 4x the model's weight bytes, capped by available memory); a "
+                          "check that would need more is refused with exit 4."),
+        click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
+                     default=None, metavar="FILE.json",
+                     help="Also write each layer's error (the per-layer check's) as node data "
+                          "that Google Model Explorer overlays on the model's graph."),
+        click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
+                     metavar="FILE.html",
+                     help="Also write the report as one self-contained HTML page (no network): "
+                          "the summary, each output's statistics and verdict, and with "
+                          "--per-layer a plot of each layer's error and an error histogram per "
+                          "output."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command(cls=JsonCommand)
 @click.argument("src", type=click.Path(exists=False, dir_okay=True))
 @click.argument("dst", type=click.Path(dir_okay=True))
@@ -165,22 +194,7 @@ def main() -> None:
 @click.option("--force", is_flag=True,
               help="Replace DST if it exists: a regular file, or a TF.js model folder (model.json "
                    "and .bin shards only); anything else is refused.")
-@click.option("--isolate", is_flag=True,
-              help="Read an .h5 source in a child process first, under a 60 s limit (libhdf5 "
-                   "loops forever on some corrupt files; this refuses them, exit 3).")
-@click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
-              help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
-                   "the model's weight bytes, capped by available memory); a check that would "
-                   "need more is refused with exit 4.")
-@click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
-              default=None, metavar="FILE.json",
-              help="Also write each layer's error (the per-layer check's) as node data that "
-                   "Google Model Explorer overlays on the model's graph.")
-@click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
-              metavar="FILE.html",
-              help="Also write the report as one self-contained HTML page (no network): the "
-                   "summary, each output's statistics and verdict, and with --per-layer a plot "
-                   "of each layer's error and an error histogram per output.")
+@_check_files
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages on stderr.")
 def convert(src: str, dst: str, **flags: Any) -> None:
@@ -433,22 +447,7 @@ def _print_report(report: ConversionReport) -> None:
               help="Write the inputs the check ran to this .npz (--inputs reads it back).")
 @click.option("--save-outputs", type=click.Path(dir_okay=False), default=None,
               help="Write both models' outputs and the measured rounding noise to this .npz.")
-@click.option("--isolate", is_flag=True,
-              help="Read an .h5 source in a child process first, under a 60 s limit (libhdf5 "
-                   "loops forever on some corrupt files; this refuses them, exit 3).")
-@click.option("--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
-              help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x "
-                   "the model's weight bytes, capped by available memory); a check that would "
-                   "need more is refused with exit 4.")
-@click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
-              default=None, metavar="FILE.json",
-              help="Also write each layer's error (the per-layer check's) as node data that "
-                   "Google Model Explorer overlays on the model's graph.")
-@click.option("--report", "report_html", type=click.Path(dir_okay=False), default=None,
-              metavar="FILE.html",
-              help="Also write the report as one self-contained HTML page (no network): the "
-                   "summary, each output's statistics and verdict, and with --per-layer a plot "
-                   "of each layer's error and an error histogram per output.")
+@_check_files
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def validate(src: str, dst: str, **flags: Any) -> None:
     """Run SRC and DST on the same inputs and compare every output.
