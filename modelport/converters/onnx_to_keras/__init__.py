@@ -51,6 +51,7 @@ from . import (  # noqa: F401
     dense,
     elementwise,
     nn,
+    onehot,
     operations,
     patterns,
     recurrent,
