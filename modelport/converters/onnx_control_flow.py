@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import onnx_ir as ir
 
+from .onnx_ranks import infer_ranks
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,9 @@ def fold_constant_ifs(model: ir.Model) -> int:
     how many nodes went; the caller folds the main graph's constants again when any did."""
     total = 0
     for _ in range(MAX_ROUNDS):
+        # ranks the ops fix (a Conv's input, an LSTM's) let Size(Shape(x)) fold: the rank tests
+        # scripted exports branch on
+        infer_ranks(model)
         changed = _fold_subgraph_constants(model) + _inline_ifs(model)
         if not changed:
             break
@@ -140,7 +145,33 @@ NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "Rando
                     "Multinomial", "Bernoulli", "Dropout"}
 
 
+def _picked_dims(node: ir.Node) -> list[np.ndarray] | None:
+    """``Gather(Shape(x), k)`` with constant ``k`` where those dimensions of ``x`` are static
+    (``x``'s others need not be: ``state.shape[0]`` of a ``[2, batch, 128]`` state)."""
+    data, indices = node.inputs[0], _const(node.inputs[1]) if len(node.inputs) > 1 else None
+    shape_node = None if data is None else data.producer()
+    if indices is None or shape_node is None or shape_node.op_type != "Shape" or \
+            shape_node.domain not in ("", "ai.onnx") or shape_node.attributes or \
+            shape_node.inputs[0] is None or shape_node.inputs[0].shape is None:
+        return None
+    axis = node.attributes.get("axis")
+    if axis is not None and axis.value != 0:
+        return None
+    dims = list(shape_node.inputs[0].shape)
+    try:
+        picked = np.asarray(dims, dtype=object)[np.asarray(indices, np.int64)]
+    except IndexError:
+        return None
+    if not all(isinstance(d, int) for d in np.reshape(picked, -1)):
+        return None
+    return [np.asarray(picked.astype(np.int64))]
+
+
 def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:
+    if node.op_type == "Gather" and node.inputs:
+        dims_picked = _picked_dims(node)
+        if dims_picked is not None:
+            return dims_picked
     if node.op_type in ("Shape", "Size") and node.inputs:
         dims = _static(node.inputs[0])
         if dims is None:

@@ -1,0 +1,195 @@
+"""Ranks ONNX shape inference leaves unknown, found from what the ops' definitions require.
+
+ONNX inference gives an ``If`` output no shape when its branches return different ranks
+(PyTorch's scripted exports squeeze a dimension only when its run-time size is 1:
+``If(Shape(x)[k] == 1, Squeeze(x, k), x)``), and everything downstream of it stays unknown —
+inside branches too, where a ``Conv`` or an ``LSTM`` then cannot get its channels-last or
+time-major form. Yet an op's definition often fixes the rank of what it reads: ``Conv``'s ``X``
+has the rank of its weight, ``LSTM``/``GRU``/``RNN``'s ``X`` is 3-D, ``Unsqueeze``'s input has
+``len(axes)`` dimensions fewer than its output. Any run onnxruntime completes has those ranks,
+so they may be assumed.
+
+``infer_ranks`` propagates ranks (not sizes: every dimension it adds is unknown) until nothing
+changes: forward through rank-preserving and rank-shifting ops, backward from the ops'
+requirements. Only unknown shapes are filled; a declared or inferred shape is never changed.
+
+Backward steps stay in one scope: a consumer inside a branch runs only when that branch does,
+so what it requires is not a fact about an outer value (a branch taken only for 1-D inputs
+says nothing about the rank when the other one runs). From an ``If``'s output into each
+branch's output is sound (whichever branch ran produced it), and so is the converse where the
+branches agree.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx_ir as ir
+
+log = logging.getLogger(__name__)
+
+STANDARD = ("", "ai.onnx")
+MAX_ROUNDS = 100
+
+# ops whose output has the rank of their (first) input
+SAME_RANK = {
+    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNot", "Cast", "CastLike",
+    "Ceil", "Celu", "Clip", "Cos", "Cosh", "CumSum", "Dropout", "Elu", "Erf", "Exp", "Floor",
+    "Gelu", "HardSigmoid", "HardSwish", "Hardmax", "Identity", "IsInf", "IsNaN", "LeakyRelu",
+    "Log", "LogSoftmax", "LpNormalization", "Mish", "Neg", "Not", "Reciprocal", "Relu", "Round",
+    "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Softmax", "Softplus", "Softsign",
+    "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Trilu",
+}
+# elementwise ops with broadcasting: the output has the largest rank of the inputs
+BROADCAST = {
+    "Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Equal",
+    "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul",
+    "Or", "Pow", "PRelu", "Sub", "Sum", "Where", "Xor",
+}
+REDUCE = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+          "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare", "ArgMax", "ArgMin"}
+RECURRENT = {"LSTM", "GRU", "RNN"}  # X: [seq, batch, input] (or batch-major): 3-D
+
+
+def rank(v: ir.Value | None) -> int | None:
+    """``v``'s rank, None when unknown."""
+    return None if v is None or v.shape is None else len(v.shape)
+
+
+def infer_ranks(model: ir.Model) -> int:
+    """Give every value of ``model`` (main graph and subgraphs) whose rank the ops fix but
+    whose shape is unknown a shape of that rank (unknown dimensions); how many got one.
+    ``Shape``'s output becomes ``[rank]`` where its input's rank is found."""
+    graphs = [model.graph, *model.graph.subgraphs()]
+    total = 0
+    for _ in range(MAX_ROUNDS):
+        found = 0
+        for graph in graphs:
+            for node in graph:
+                if node.domain in STANDARD:
+                    found += _forward(node) + _backward(graph, node, model.graph)
+        if not found:
+            break
+        total += found
+    if total:
+        log.info("ranks found for %d value(s) that shape inference left unknown", total)
+    return total
+
+
+def _set(v: ir.Value | None, r: int | None) -> int:
+    """Give ``v`` a shape of rank ``r`` (unknown dims) when its shape is unknown; 1 if done."""
+    if v is None or r is None or r < 0 or v.shape is not None:
+        return 0
+    v.shape = ir.Shape([None] * r)
+    return 1
+
+
+def _const(v: ir.Value | None) -> np.ndarray | None:
+    return None if v is None or v.const_value is None else v.const_value.numpy()
+
+
+def _axes_count(node: ir.Node) -> int | None:
+    """How many axes an Unsqueeze/Squeeze/Reduce names (input 1 since opset 13/18, else the
+    attribute); None when they are computed at run time or (Squeeze, Reduce) not given."""
+    attr = node.attributes.get("axes")
+    if attr is not None:
+        return len(attr.value)
+    axes = _const(node.inputs[1]) if len(node.inputs) > 1 else None
+    return None if axes is None else int(np.size(axes))
+
+
+def _graphs(node: ir.Node) -> list[ir.Graph]:
+    return [a.value for a in node.attributes.values() if a.type == ir.AttributeType.GRAPH]
+
+
+def _forward(node: ir.Node) -> int:
+    op, ins, outs = node.op_type, node.inputs, node.outputs
+    first = rank(ins[0]) if ins else None
+    if op in SAME_RANK:
+        return _set(outs[0], first)
+    if op in BROADCAST:
+        ranks = [rank(v) for v in ins if v is not None]
+        known = [r for r in ranks if r is not None]
+        return _set(outs[0], max(known)) if known and len(known) == len(ranks) else 0
+    if op == "Shape":
+        if first is None or "start" in node.attributes or "end" in node.attributes:
+            return 0
+        found = _set(outs[0], 1)
+        if found or (outs[0].shape is not None and not isinstance(outs[0].shape[0], int)):
+            outs[0].shape = ir.Shape([first])  # (its one dimension is the rank: static)
+        return found
+    if op == "Size":
+        return _set(outs[0], 0)
+    if op == "Unsqueeze":
+        n = _axes_count(node)
+        return 0 if first is None or n is None else _set(outs[0], first + n)
+    if op == "Squeeze":
+        n = _axes_count(node)
+        return 0 if first is None or n is None else _set(outs[0], first - n)
+    if op in REDUCE:
+        keep = node.attributes.get("keepdims")
+        if keep is None or keep.value:
+            return _set(outs[0], first)
+        n = _axes_count(node)
+        return 0 if first is None or n is None else _set(outs[0], first - n)
+    if op == "If":
+        branches = _graphs(node)
+        found = 0
+        for k, out in enumerate(outs):
+            agreed = {rank(g.outputs[k]) for g in branches if k < len(g.outputs)}
+            if len(agreed) == 1 and len(branches) == 2:
+                found += _set(out, agreed.pop())
+        return found
+    return 0
+
+
+def _backward(graph: ir.Graph, node: ir.Node, top: ir.Graph) -> int:
+    """What ``node`` requires of its inputs, set on those defined in ``graph`` (its scope);
+    ``top`` is the main graph."""
+    op, ins, outs = node.op_type, node.inputs, node.outputs
+    out = rank(outs[0]) if outs else None
+
+    def local(v: ir.Value | None) -> ir.Value | None:
+        # a value this graph defines (or an input of it): a consumer here runs whenever it does
+        if v is None:
+            return None
+        producer = v.producer()
+        if producer is not None:
+            return v if producer.graph is graph else None
+        # (the model's own inputs keep the shapes the file declares: they are its interface)
+        return v if v in graph.inputs and graph is not top else None
+
+    if op in SAME_RANK:
+        return _set(local(ins[0]), out)
+    if op == "Unsqueeze":
+        n = _axes_count(node)
+        return 0 if out is None or n is None else _set(local(ins[0]), out - n)
+    if op == "Squeeze":
+        n = _axes_count(node)
+        return 0 if out is None or n is None else _set(local(ins[0]), out + n)
+    if op in REDUCE and out is not None:
+        keep = node.attributes.get("keepdims")
+        if keep is None or keep.value:
+            return _set(local(ins[0]), out)
+        n = _axes_count(node)
+        return 0 if n is None else _set(local(ins[0]), out + n)
+    if op in ("Conv", "ConvTranspose", "ConvInteger") and len(ins) > 1:
+        return _set(local(ins[0]), rank(ins[1]))
+    if op in RECURRENT and ins:
+        return _set(local(ins[0]), 3)
+    if op == "If":
+        found = 0
+        for k, v in enumerate(outs):
+            for branch in _graphs(node):
+                if k < len(branch.outputs):
+                    found += _set(_branch_local(branch, branch.outputs[k]), rank(v))
+        return found
+    return 0
+
+
+def _branch_local(branch: ir.Graph, v: ir.Value) -> ir.Value | None:
+    """A branch output the branch itself makes (one read from outside is not the branch's to
+    type)."""
+    producer = v.producer()
+    return v if producer is not None and producer.graph is branch else None
