@@ -40,6 +40,7 @@ from ..onnx_normalize import (
 # each family registers its rules on import
 from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
+from .quantized import decompose as decompose_quantized
 from .subgraphs import emit_nodes, non_tensor, subgraphs_channels_last
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
     scan8 = control_flow.scan8_to_loop(model)  # (normalize would change its inputs' shapes)
     model = normalize(model)
+    decompose_quantized(model)  # DynamicQuantizeLinear, ConvInteger, ...: their float ops
     control_flow.scan8_shapes(model, scan8)
     fold_constants(model)
     explicit_perms(model.graph)
