@@ -36,22 +36,24 @@ def _other(node: ir.Node, v: ir.Value) -> ir.Value | None:
     return ins[1] if ins[0] is v and ins[1] is not v else ins[0] if ins[1] is v else None
 
 
-def _last_axis_mean(node: ir.Node | None, x: ir.Value) -> bool:
-    """``node`` is the mean of ``x`` over its last axis, keeping it."""
+def _mean_axes(node: ir.Node | None, x: ir.Value) -> list[int] | None:
+    """The sorted non-batch axes ``node`` takes the mean of ``x`` over, keeping them."""
     if node is None or node.inputs[0] is not x or x.shape is None:
-        return False
+        return None
     rank = len(x.shape)
     if _is(node, "GlobalAveragePool"):
-        return rank == 3
+        return [2] if rank == 3 else None
     if not _is(node, "ReduceMean"):
-        return False
+        return None
     keep = node.attributes.get("keepdims")
     given = const_array(optional_input(node, 1))
     attr = node.attributes.get("axes")
     axes = [int(a) for a in given.reshape(-1)] if given is not None else \
         [int(a) for a in attr.value] if attr is not None else None
-    return (keep is None or int(keep.value) == 1) and axes is not None and \
-        [a % rank for a in axes] == [rank - 1]
+    if (keep is not None and int(keep.value) != 1) or not axes:
+        return None
+    found = sorted({a % rank for a in axes})
+    return found if 0 not in found else None
 
 
 class _Match:
@@ -75,10 +77,11 @@ class _Match:
             return
         x, mean_v = sub.inputs[0], sub.inputs[1]
         mean = mean_v.producer() if mean_v is not None else None
-        if x is None or mean_v is None or not _last_axis_mean(mean, x) or \
-                not _last_axis_mean(var, square.outputs[0]):
+        axes = _mean_axes(mean, x) if x is not None and mean_v is not None else None
+        if x is None or mean_v is None or axes is None or \
+                _mean_axes(var, square.outputs[0]) != axes:
             return
-        self.x, self.eps = x, float(eps.reshape(-1)[0])
+        self.x, self.eps, self.axes, self.sub = x, float(eps.reshape(-1)[0]), axes, sub
         self.nodes += [add, var, square, sub, mean]  # type: ignore[list-item]
         self.ok = self._tail(sqrt, mean_v)
 
@@ -103,36 +106,57 @@ class _Match:
             inv = users[0].outputs[0]
         self.gamma = gamma
         scales = _users(inv)
-        negs = [n for n in _users(mean_v) if _is(n, "Neg")]
-        if len(scales) != 2 or len(negs) != 1 or len(_users(mean_v)) != 2 or \
-                not all(_is(n, "Mul") for n in scales):
+        by_x = [n for n in scales if _is(n, "Mul") and _other(n, inv) is self.x]
+        rest = [n for n in scales if n not in by_x and _is(n, "Mul")]
+        others = [n for n in _users(mean_v) if n is not self.sub]
+        if len(scales) != 2 or len(by_x) != 1 or len(rest) != 1 or len(others) != 1:
             return False
-        neg = negs[0]
-        by_x = [n for n in scales if _other(n, inv) is self.x]
-        by_mean = [n for n in scales if _other(n, inv) is neg.outputs[0]]
-        if len(by_x) != 1 or len(by_mean) != 1 or len(_users(neg.outputs[0])) != 1:
+        found = self._shift(rest[0], inv, others[0])
+        if found is None:
             return False
-        shifted = by_mean[0].outputs[0]
-        self.beta = None
-        self.nodes += [neg, by_x[0], by_mean[0]]
+        shifted, self.beta = found
         after = _users(shifted)
         if len(after) != 1 or not _is(after[0], "Add"):
             return False
         other = _other(after[0], shifted)
-        beta = const_array(other)
-        if beta is not None:  # beta - mean * inv, then added to x * inv
-            self.beta = beta
-            self.nodes.append(after[0])
-            shifted = after[0].outputs[0]
-            after = _users(shifted)
-            if len(after) != 1 or not _is(after[0], "Add"):
-                return False
-            other = _other(after[0], shifted)
         if other is not by_x[0].outputs[0] or len(_users(other)) != 1:
             return False
         self.last = after[0]
-        self.nodes.append(after[0])
+        self.nodes += [by_x[0], after[0]]
         return True
+
+    def _shift(self, scale: ir.Node, inv: ir.Value, reader: ir.Node
+               ) -> tuple[ir.Value, np.ndarray | None] | None:
+        """The value ``beta - mean * inv`` (or ``-mean * inv``) and beta, from ``scale``, the
+        other Mul reading ``inv``, and ``reader``, the node reading the mean beside the Sub.
+        Keras 3 on TF writes ``Neg(mean) * inv`` then ``+ beta``; TF's
+        ``tf.nn.batch_normalization`` ``beta - mean * inv``, or ``Neg(mean * inv)``."""
+        if _is(reader, "Neg") and _other(scale, inv) is reader.outputs[0] and \
+                len(_users(reader.outputs[0])) == 1:
+            self.nodes += [reader, scale]
+            shifted = scale.outputs[0]
+            after = _users(shifted)
+            beta = const_array(_other(after[0], shifted)) \
+                if len(after) == 1 and _is(after[0], "Add") else None
+            if beta is None:
+                return shifted, None
+            self.nodes.append(after[0])
+            return after[0].outputs[0], beta
+        if reader is not scale:
+            return None
+        self.nodes.append(scale)
+        after = _users(scale.outputs[0])
+        if len(after) != 1:
+            return None
+        if _is(after[0], "Neg"):
+            self.nodes.append(after[0])
+            return after[0].outputs[0], None
+        beta = const_array(after[0].inputs[0]) if _is(after[0], "Sub") and \
+            after[0].inputs[1] is scale.outputs[0] else None
+        if beta is None:
+            return None
+        self.nodes.append(after[0])
+        return after[0].outputs[0], beta
 
 
 def rewrite_tf_layer_norms(model: ir.Model) -> int:
@@ -153,7 +177,6 @@ def rewrite_tf_layer_norms(model: ir.Model) -> int:
 def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
     base = m.last.name or "layer_norm"
     x = m.x
-    rank = len(x.shape) if x.shape is not None else 0
     made: list[ir.Node] = []
 
     def add(op: str, inputs: list, attrs: dict | None = None) -> ir.Value:
@@ -164,9 +187,10 @@ def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
 
     def mean(v: ir.Value) -> ir.Value:
         if opset >= 18:
-            return add("ReduceMean", [v, add_initializer(graph, f"{base}/axes", np.array([-1]))],
+            return add("ReduceMean", [v, add_initializer(graph, f"{base}/axes",
+                                                         np.array(m.axes, np.int64))],
                        {"keepdims": 1})
-        return add("ReduceMean", [v], {"axes": [rank - 1], "keepdims": 1})
+        return add("ReduceMean", [v], {"axes": m.axes, "keepdims": 1})
 
     mu = mean(x)
     centred = add("Sub", [x, mu])
