@@ -76,10 +76,28 @@ def default_batch(specs: list[InputSpec], pinned: Pinned | None = None,
     pinned = pinned or {}
     if any(pinned.get(s.name) and pinned[s.name][0] is not None for s in specs):
         return next(p[0] for s in specs if (p := pinned.get(s.name)) and p[0] is not None)
+    if _state_beside_batch(specs, pinned, free):
+        return free
     per_row = sum(int(np.prod([free if d is None else d
                                for d in _dims(spec, pinned.get(spec.name))[1:]], dtype=object))
                   for spec in specs) or 1
     return max(MIN_BATCH, min(MAX_BATCH, PROBE_ELEMENTS // per_row))
+
+
+def _state_beside_batch(specs: list[InputSpec], pinned: Pinned, free: int) -> bool:
+    """Whether an input is shaped like a recurrent state (first dim fixed, a later one free:
+    ONNX's LSTM/GRU/RNN state ``[directions, batch, hidden]``) beside an input whose first
+    dim is free (the batch): that free dim is then the batch, which the run needs to equal the
+    other input's (silero-vad's ``state [2, ?, 128]`` beside ``input [?, ?]``), so the batch
+    is the free size, where the probe stays within 4 x PROBE_ELEMENTS."""
+    dims = [_dims(spec, pinned.get(spec.name)) for spec in specs]
+    batched = any(d and d[0] is None for d in dims)
+    state = any(d and d[0] is not None and None in d[1:] for d in dims)
+    if not (batched and state):
+        return False
+    elements = sum(int(np.prod([free if x is None else x for x in d], dtype=object))
+                   for d in dims)
+    return elements <= 4 * PROBE_ELEMENTS
 
 
 def _dims(spec: InputSpec, pinned: tuple[int | None, ...] | None) -> list[int | None]:
