@@ -6,8 +6,6 @@ keeps its size; the rest of the target shape comes from ONNX's inferred output s
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnx_ir as ir
 
@@ -15,6 +13,7 @@ from ...models import TensorRef
 from ..onnx_normalize import optional_input
 from .activations import affine
 from .core import Ctx, attr, crop_axis, padding_layer, rule, static
+from .strided_slice import crop, slice_cuts, strided
 
 
 @rule("Identity", "Dropout")
@@ -217,61 +216,19 @@ def mirror_pad(ctx: Ctx, ref: TensorRef, dims: list[int | None], pairs: list[tup
 
 @rule("Slice")
 def slice_(ctx: Ctx, node: ir.Node) -> None:
-    """Constant slices of the middle axes, step 1: a Cropping layer."""
+    """Constant slices of the non-batch axes: a Cropping layer (``strided_slice.crop``), then,
+    for steps > 1, a pooling of pool size 1 (``strided_slice.strided``)."""
     x = ctx.input(node, 0)
     shape = ctx.shape(x)
-    rank = len(shape)
-    crop = _slice_crops(ctx, node, shape)
-    if crop[0] != [0, 0]:
+    cuts = slice_cuts(ctx, node, shape)
+    if not cuts[0].whole:
         raise ctx.refuse("slicing the batch axis")
-    middle = crop[1:-1]
-    n = rank - 2
-    if crop[-1] == [0, 0] and n in (1, 2, 3):
-        if all(c == [0, 0] for c in middle):
-            ctx.output(ctx.ref(x))
-            return
-        config: dict[str, Any] = {"cropping": middle[0] if n == 1 else middle}
-        if n > 1:
-            config["data_format"] = "channels_last"
-        ctx.output(ctx.layer(f"Cropping{n}D", config, ctx.ref(x)))
-        return
-    if any(d is None for d in shape[1:]):
-        raise ctx.refuse(f"slicing a tensor of unknown shape {shape}")
-    ref, dims = ctx.ref(x), list(shape)
-    for axis in range(1, rank):
-        lo, hi = crop[axis]
-        if (lo, hi) != (0, 0):
-            ref, dims = crop_axis(ctx, ref, dims, axis, lo, hi)
-    ctx.output(ref)
-
-
-def _slice_crops(ctx: Ctx, node: ir.Node, shape: list[int | None]) -> list[list[int]]:
-    """What a Slice of constant starts/ends/axes (step 1) cuts off each axis of a ``shape``
-    tensor: [from its start, from its end]."""
-    rank = len(shape)
-    given = [optional_input(node, i) for i in range(1, 5)]
-    consts = [ctx.const(v) if v is not None else None for v in given]
-    starts_c, ends_c, axes_c, steps_c = consts
-    if starts_c is None or ends_c is None or any(
-            v is not None and c is None for v, c in zip(given[2:], consts[2:])):
-        raise ctx.refuse("its starts/ends/axes/steps are computed at run time")
-    starts, ends = starts_c.reshape(-1), ends_c.reshape(-1)
-    axes = axes_c.reshape(-1) if axes_c is not None else np.arange(len(starts))
-    steps = steps_c.reshape(-1) if steps_c is not None else np.ones(len(starts), np.int64)
-    crop = [[0, 0] for _ in range(rank)]
-    for start, end, axis, step in zip(starts, ends, axes, steps):
-        axis = int(axis) % rank
-        size = shape[axis]
-        if int(step) != 1:
-            raise ctx.refuse("a strided slice has no Keras layer")
-        if size is None:
-            raise ctx.refuse(f"axis {axis} has no static size")
-        lo = min(max(int(start) + size if start < 0 else int(start), 0), size)
-        hi = min(max(int(end) + size if end < 0 else int(end), 0), size)
-        if hi <= lo:
-            raise ctx.refuse("an empty slice")
-        crop[axis] = [lo, size - hi]
-    return crop
+    if all(c.whole for c in cuts):
+        ctx.output(ctx.ref(x))
+    elif any(c.step != 1 for c in cuts):
+        ctx.output(strided(ctx, ctx.ref(x), shape, cuts))
+    else:
+        ctx.output(crop(ctx, ctx.ref(x), shape, cuts)[0])
 
 
 @rule("Split")
