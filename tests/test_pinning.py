@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
+from onnx import helper
 
 from modelport import api
 from modelport.cli import main
@@ -84,10 +85,29 @@ def test_pinning_folds_the_shape_subgraph(cnn):
     assert [getattr(d, "value", d) for d in model.graph.inputs[0].shape] == ["N", 3, "H", "W"]
 
 
-def test_raising_needs_the_pin_and_says_so(cnn, tmp_path):
+@pytest.fixture(scope="module")
+def counted_pool_cnn(tmp_path_factory):
+    """``shape_cnn`` with its pool an average over pads that leaves them out of the count: the
+    border windows' divisor is a map built for one size, so raising needs the pin (the rest
+    of ``shape_cnn`` raises with free height and width)."""
+    model = shape_cnn()
+    pool = next(n for n in model.graph.node if n.name == "pool1")
+    pool.op_type = "AveragePool"
+    del pool.attribute[:]
+    pool.attribute.extend([helper.make_attribute("kernel_shape", [3, 3]),
+                           helper.make_attribute("strides", [2, 2]),
+                           helper.make_attribute("pads", [1, 1, 1, 1])])
+    path = tmp_path_factory.mktemp("pin") / "counted.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_raising_needs_the_pin_and_says_so(counted_pool_cnn, tmp_path):
+    cnn = counted_pool_cnn
     code, out = _cli("convert", cnn, tmp_path / "free.h5", "-q")
     assert code == UnsupportedError.exit_code, out
     assert "input 'x' [N, 3, H, W] has free dims" in out and "--input-shape x=" in out, out
+    assert "AveragePool node 'pool1'" in out, out
     assert not (tmp_path / "free.h5").exists()
 
     dst = tmp_path / "pinned.h5"

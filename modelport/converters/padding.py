@@ -27,13 +27,26 @@ def same_pads(size: int, kernel: int, stride: int = 1, dilation: int = 1, *,
     return split_pads(total, lower=lower)
 
 
+def same_for_any_size(pad: tuple[int, int], kernel: int, stride: int = 1,
+                      dilation: int = 1) -> bool:
+    """Whether (before, after) pads are SAME_UPPER's for every size of the axis: at stride 1
+    SAME pads ``(k - 1) * d`` in total whatever the size (``ceil(n / 1) - 1 - n`` is -1);
+    past it the total depends on ``n mod s`` (a 1-tap window is never padded)."""
+    effective = (kernel - 1) * dilation + 1
+    if stride != 1 and effective != 1:
+        return False
+    return tuple(pad) == split_pads(effective - 1)
+
+
 def are_same_pads(pads: Sequence[tuple[int, int]], sizes: Sequence[int | None] | None,
                   kernel: Sequence[int], strides: Sequence[int],
                   dilations: Sequence[int] | None = None) -> bool:
     """Whether explicit (before, after) pads per axis are exactly SAME for these sizes
-    (SAME_UPPER's split); never where a size is unknown."""
-    if sizes is None:
-        return False
-    dilations = dilations if dilations is not None else [1] * len(pads)
-    return all(size is not None and tuple(pad) == same_pads(size, k, s, d)
+    (SAME_UPPER's split); on an axis of unknown size only where they are for every size
+    (``same_for_any_size``)."""
+    n = len(pads)
+    sizes = sizes if sizes is not None else [None] * n
+    dilations = dilations if dilations is not None else [1] * n
+    return all(tuple(pad) == same_pads(size, k, s, d) if size is not None
+               else same_for_any_size(pad, k, s, d)
                for pad, size, k, s, d in zip(pads, sizes, kernel, strides, dilations))

@@ -3,10 +3,13 @@
 The twin (see ``converters.onnx_normalize``) reads and writes tensor 0 channels-last; its other
 inputs (weights, scales) and attributes are ONNX's own, so kernels are still OIHW here and are
 transposed to Keras's HWIO. ONNX's explicit pads become Keras 'same' where they are exactly
-what 'same' computes for the static input size, and a ZeroPadding layer before a 'valid' one
-otherwise (for max pooling only where the input is provably non-negative, since ONNX pads a
-max pool with -inf and a ZeroPadding with zeros; elsewhere edge padding, which is the same
-wherever every window holds an input cell).
+what 'same' computes for the static input size (or, on an axis of unknown size, for every
+size: stride 1 and (k - 1) * d split as SAME splits it), and a ZeroPadding layer before a
+'valid' one otherwise, which is exact for every size (for max pooling only where the input
+is provably non-negative, since ONNX pads a max pool with -inf and a ZeroPadding with zeros;
+elsewhere edge padding, which is the same wherever every window holds an input cell, and
+needs the size). So free height/width stay None in the Keras model wherever each layer is
+exact for every size.
 """
 
 from __future__ import annotations
@@ -34,29 +37,57 @@ from .shape import mirror_pad
 _NONNEGATIVE = {"Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid"}
 
 
-def _static_spatial(ctx: Ctx, v: ir.Value) -> list[int]:
+def _static_spatial(ctx: Ctx, v: ir.Value, why: str) -> list[int]:
+    """The spatial sizes of channels-last ``v``; a refusal saying ``why`` they must be known."""
     shape = ctx.shape(v)
-    dims = static(shape[1:-1])
+    dims = static(_spatial(ctx, v))
     if dims is None:
-        raise ctx.refuse(f"the spatial size of {v.name!r} is not static ({shape}); explicit "
-                         "pads are only proven equal to Keras padding for a known size")
+        raise ctx.refuse(f"the spatial size of {v.name!r} is not static ({shape}); {why}")
     return dims
 
 
-def _resolve_pads(ctx: Ctx, node: ir.Node, sizes: list[int], kernel: list[int],
-                  strides: list[int], dilations: list[int]) -> list[tuple[int, int]]:
+def _spatial(ctx: Ctx, v: ir.Value) -> list[int | None]:
+    """The spatial sizes of channels-last ``v``, None where free (ONNX's -1 too)."""
+    return [d if d is not None and d >= 0 else None for d in ctx.shape(v)[1:-1]]
+
+
+def _resolve_pads(ctx: Ctx, node: ir.Node, sizes: list[int | None], kernel: list[int],
+                  strides: list[int], dilations: list[int]) -> list[tuple[int, int]] | None:
+    """(before, after) pads per spatial axis; None for an ``auto_pad`` SAME that needs an
+    unknown size, where it is exactly Keras 'same' for every size."""
     n = len(kernel)
     auto = attr(node, "auto_pad", "NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("SAME_UPPER", "SAME_LOWER"):
-        return [same_pads(size, k, s, d, lower=auto == "SAME_LOWER")
-                for size, k, s, d in zip(sizes, kernel, strides, dilations)]
+        lower = auto == "SAME_LOWER"
+        known = static(sizes)
+        if known is not None:
+            return [same_pads(size, k, s, d, lower=lower)
+                    for size, k, s, d in zip(known, kernel, strides, dilations)]
+        # SAME_UPPER is what Keras 'same' computes for any size; SAME_LOWER puts an odd padded
+        # cell first, so it is 'same' only where the total is even for every size.
+        if lower and not all(_lower_is_upper(size, k, s, d)
+                             for size, k, s, d in zip(sizes, kernel, strides, dilations)):
+            raise ctx.refuse("auto_pad SAME_LOWER on an axis of unknown size pads the odd "
+                             "cell first, Keras 'same' last")
+        return None
     if auto == "VALID":
         return [(0, 0)] * n
     return spatial_pads(attr(node, "pads"), n)
 
 
-def _padding(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]], sizes: list[int] | None,
+def _lower_is_upper(size: int | None, kernel: int, stride: int, dilation: int) -> bool:
+    """Whether SAME_LOWER pads one axis as SAME_UPPER does: for every size where the total is
+    the same even (k - 1) * d whatever the size (stride 1, or a 1-tap window)."""
+    if size is not None:
+        return same_pads(size, kernel, stride, dilation, lower=True) == \
+            same_pads(size, kernel, stride, dilation)
+    total = (kernel - 1) * dilation
+    return (stride == 1 or kernel == 1) and total % 2 == 0
+
+
+def _padding(ctx: Ctx, x: TensorRef, pads: list[tuple[int, int]],
+             sizes: list[int | None] | None,
              kernel: list[int], strides: list[int], dilations: list[int], *,
              same_ok: bool = True, shape: list[int | None] | None = None
              ) -> tuple[str, TensorRef]:
@@ -105,13 +136,16 @@ def conv(ctx: Ctx, node: ir.Node) -> None:
     subsample = strides if any(s > 1 for s in strides) and any(d > 1 for d in dilations) \
         else None
     group = int(attr(node, "group", 1))
-    sizes = _static_spatial(ctx, x) if any(attr(node, "pads", [0]) or [0]) or \
-        attr(node, "auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID") \
-        else None
-    pads = _resolve_pads(ctx, node, sizes or [0] * n, ks, strides, dilations)
+    sizes = _spatial(ctx, x)
+    pads = _resolve_pads(ctx, node, sizes, ks, strides, dilations)
+    if pads is None and subsample is not None:
+        raise ctx.refuse("auto_pad SAME of a convolution both strided and dilated pads by "
+                         "the input size, which is not static")
     if subsample is not None:
         strides = [1] * n
-    if _causal(ctx, pads, ks, strides, dilations):
+    if pads is None:
+        padding, xin = "same", ctx.ref(x)
+    elif _causal(ctx, pads, ks, strides, dilations):
         padding, xin = "causal", ctx.ref(x)
     else:
         padding, xin = _padding(ctx, ctx.ref(x), pads, sizes, ks, strides, dilations,
@@ -203,7 +237,9 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
         # Keras's 'valid' output is in * s + max(k - s, 0) long; past (in - 1) * s + k only the
         # bias reaches it, as past ONNX's. Where ONNX's output fits in it, a crop is all that
         # output_padding changes, and tfjs-layers (which ignores output_padding) runs it too.
-        sizes, outs = _static_spatial(ctx, x), _static_spatial(ctx, node.outputs[0])
+        why = "output_padding is only proven a crop for a known size"
+        sizes = _static_spatial(ctx, x, why)
+        outs = _static_spatial(ctx, node.outputs[0], why)
         ends = [i * s + max(k - s, 0) - lo - o
                 for i, s, k, (lo, _), o in zip(sizes, strides, ks, pads, outs)]
         if all(e >= 0 for e in ends):
@@ -260,21 +296,24 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         return
     if len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
-    sizes = _static_spatial(ctx, x)
-    outs = _static_spatial(ctx, node.outputs[0])
+    sizes = _spatial(ctx, x)
+    outs = _spatial(ctx, node.outputs[0])
     pads = _resolve_pads(ctx, node, sizes, ks, strides, [1] * n)
-    # what a 'valid' pool over the padded input must cover to give ONNX's output size
-    # (ceil_mode adds windows that run past the end pad)
-    covered = [(o - 1) * s + k - size - lo
-               for o, s, k, size, (lo, _) in zip(outs, strides, ks, sizes, pads)]
-    ends = [max(c, 0) for c in covered]
     is_max = node.op_type == "MaxPool"
     count_pad = bool(attr(node, "count_include_pad", 0))
-    full = [(lo, e) for (lo, _), e in zip(pads, ends)]
     cls = f"{'Max' if is_max else 'Average'}Pooling{n}D"
     base: dict[str, Any] = {"pool_size": ks, "strides": strides}
     if n > 1:
         base["data_format"] = "channels_last"
+    if pads is None:  # auto_pad SAME on an unknown size: Keras 'same', which skips the pads
+        if count_pad and not is_max:
+            raise ctx.refuse("an average over SAME pads that counts them divides by a map "
+                             "that depends on the input size, which is not static")
+        ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
+        return
+    ends = [_pool_end(ctx, node, o, s, k, size, lo, hi)
+            for o, s, k, size, (lo, hi) in zip(outs, strides, ks, sizes, pads)]
+    full = [(lo, e) for (lo, _), e in zip(pads, ends)]
     if all(p == (0, 0) for p in full):
         ctx.output(ctx.layer(cls, {**base, "padding": "valid"}, ctx.ref(x)))
         return
@@ -282,19 +321,27 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         ctx.output(ctx.layer(cls, {**base, "padding": "same"}, ctx.ref(x)))
         return
     if is_max and not nonnegative(x):
+        known_outs = _static_spatial(ctx, node.outputs[0], "a max pool's -inf pads of an "
+                                     "input not proven non-negative are edge padding, which "
+                                     "needs the size")
         ctx.output(_edge_padded_max_pool(ctx, ctx.ref(x), list(ctx.shape(x)), full, ks,
-                                         strides, outs))
+                                         strides, known_outs))
         return
+    rescale = not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads)))
+    if rescale:
+        why = "an average over pads is rescaled by a map of its window counts (a known size)"
+        known_sizes = _static_spatial(ctx, x, why)
+        known_outs = _static_spatial(ctx, node.outputs[0], why)
     padded = padding_layer(ctx, ctx.ref(x), full, shape=ctx.shape(x))
     y = ctx.layer(cls, {**base, "padding": "valid"}, padded)
-    if not is_max and (not count_pad or any(e > hi for e, (_, hi) in zip(ends, pads))):
+    if rescale:
         # ONNX divides by the cells inside the input (and, with count_include_pad, its pads),
         # Keras by the whole window: rescale by window / count, a constant map.
         bounds = [(-lo, size + hi) if count_pad else (0, size)
-                  for (lo, hi), size in zip(pads, sizes)]
+                  for (lo, hi), size in zip(pads, known_sizes)]
         counts = [_window_counts(o, s, k, lo, a, b) for o, s, k, (lo, _), (a, b)
-                  in zip(outs, strides, ks, pads, bounds)]
-        grid = np.ones(outs, np.float64)
+                  in zip(known_outs, strides, ks, pads, bounds)]
+        grid = np.ones(known_outs, np.float64)
         for axis, c in enumerate(counts):
             grid = grid * c.reshape([-1 if i == axis else 1 for i in range(n)])
         factor = (np.prod(ks) / grid).astype(np.float32)
@@ -302,9 +349,22 @@ def pool(ctx: Ctx, node: ir.Node) -> None:
         if channels is None:
             raise ctx.refuse("the channel count is unknown; the rescaling of the windows that "
                              "run past the input is a constant of every channel")
-        const = ctx.constant(np.broadcast_to(factor[..., None], (*outs, channels)))
+        const = ctx.constant(np.broadcast_to(factor[..., None], (*known_outs, channels)))
         y = ctx.layer("Multiply", {}, [y, const], suffix="count")
     ctx.output(y)
+
+
+def _pool_end(ctx: Ctx, node: ir.Node, out: int | None, stride: int, kernel: int,
+              size: int | None, lo: int, hi: int) -> int:
+    """The end pad a 'valid' pool over the padded input needs to give ONNX's output size:
+    ``hi``, and more where ceil_mode adds a window past it. Without ceil_mode (or at stride 1,
+    where it changes nothing) both give ``floor((n + lo + hi - k) / s) + 1`` for every ``n``."""
+    if out is not None and size is not None:
+        return max((out - 1) * stride + kernel - size - lo, 0)
+    if int(attr(node, "ceil_mode", 0)) and stride > 1:
+        raise ctx.refuse("ceil_mode on an axis of unknown size: whether a last window runs "
+                         "past the end pad depends on the size")
+    return hi
 
 
 def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int],
@@ -321,9 +381,12 @@ def _dilated_max_pool(ctx: Ctx, node: ir.Node, ks: list[int], strides: list[int]
                          "every phase of the input: Keras pooling has no dilations")
     if len(node.outputs) > 1 and node.outputs[1].uses():
         raise ctx.refuse("MaxPool's indices output has no Keras equivalent")
-    sizes = _static_spatial(ctx, x)
-    outs = _static_spatial(ctx, node.outputs[0])
-    pads = _resolve_pads(ctx, node, sizes, ks, strides, dilations)
+    why = "a dilated max pool is cropped to its phases for a known size"
+    sizes = _static_spatial(ctx, x, why)
+    outs = _static_spatial(ctx, node.outputs[0], why)
+    pads = _resolve_pads(ctx, node, list(sizes), ks, strides, dilations)
+    if pads is None:  # sizes are static, so SAME resolves
+        raise ctx.refuse(f"auto_pad of a tensor of unknown size {ctx.shape(x)}")
     shape = ctx.shape(x)
     cells = list(sizes)  # the spatial sizes of ``ref`` as it is cropped and pooled
 
@@ -477,40 +540,37 @@ def _text(value: Any, default: str) -> str:
 @rule("Resize", "Upsample", layout=True)
 def resize(ctx: Ctx, node: ir.Node) -> None:
     """Resize / Upsample by integer factors: UpSampling (nearest where it repeats pixels alike,
-    bilinear in 2-D); half-pixel bilinear to any size: Resizing."""
+    bilinear in 2-D); half-pixel bilinear to any size: Resizing. Where the spatial size is
+    free, the factors are the constant integer scales, and the layer is exact for every size
+    (UpSampling's output is the input's size times them, as ONNX's is)."""
     x = ctx.input(node, 0)
-    known_in = static(ctx.shape(x)[1:])
-    known_out = static(ctx.shape(node.outputs[0])[1:])
-    n = len(known_in or []) - 1
-    if n not in (1, 2, 3) or known_in is None or known_out is None:
-        raise ctx.refuse("only 1-D to 3-D resizing of static size is raised (UpSampling)")
-    if known_out[-1] != known_in[-1]:
-        raise ctx.refuse("resizing the channel axis has no Keras layer")
-    sizes_in, sizes_out = known_in[:-1], known_out[:-1]
+    n = ctx.rank(x) - 2
+    if n not in (1, 2, 3):
+        raise ctx.refuse(f"{n}-D resizing has no Keras layer")
     mode = _text(attr(node, "mode"), "nearest")
     coord = _text(attr(node, "coordinate_transformation_mode"),
                   "asymmetric" if node.op_type == "Upsample" else "half_pixel")
-    if any(o % i for i, o in zip(sizes_in, sizes_out)):
-        # Keras's Resizing is half-pixel bilinear without antialiasing (what the Keras ->
-        # ONNX route writes it as); other modes have no exact Keras layer at these sizes.
-        if n == 2 and mode == "linear" and coord == "half_pixel" and \
-                not int(attr(node, "antialias", 0)):
-            ctx.output(ctx.layer("Resizing", {"height": sizes_out[0], "width": sizes_out[1],
-                                              "interpolation": "bilinear",
-                                              "crop_to_aspect_ratio": False,
-                                              "data_format": "channels_last"}, ctx.ref(x)))
+    known_in = static(ctx.shape(x)[1:])
+    known_out = static(ctx.shape(node.outputs[0])[1:])
+    if known_in is None or known_out is None:
+        sizes: list[int | None] = list(_spatial(ctx, x))
+        factors = _scale_factors(ctx, node, n)
+    else:
+        if known_out[-1] != known_in[-1]:
+            raise ctx.refuse("resizing the channel axis has no Keras layer")
+        sizes = list(known_in[:-1])
+        exact = _static_factors(ctx, node, known_in[:-1], known_out[:-1], mode, coord)
+        if exact is None:
             return
-        raise ctx.refuse(f"a non-integer scale ({sizes_in} -> {sizes_out}) in "
-                         f"mode {mode!r} / {coord!r} has no exact Keras layer")
-    factors = [o // i for i, o in zip(sizes_in, sizes_out)]
+        factors = exact
     if mode == "nearest":
         nearest = _text(attr(node, "nearest_mode"), "round_prefer_floor")
-        for size, f in zip(sizes_in, factors):
-            if not np.array_equal(_nearest_sources(size, f, coord, nearest),
-                                  np.arange(size * f) // f):
+        for size, f in zip(sizes, factors):
+            if not _repeats(size, f, coord, nearest):
                 raise ctx.refuse(f"nearest resizing with coordinate_transformation_mode="
                                  f"{coord!r} and nearest_mode={nearest!r} does not repeat "
-                                 "pixels the way UpSampling2D does")
+                                 "pixels the way UpSampling2D does"
+                                 + ("" if size is not None else " for every size"))
         interpolation = "nearest"
     elif mode == "linear":
         if n != 2:
@@ -530,6 +590,75 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
         config = {"size": factors, "data_format": "channels_last",
                   "interpolation": interpolation}
     ctx.output(ctx.layer(f"UpSampling{n}D", config, ctx.ref(x)))
+
+
+def _static_factors(ctx: Ctx, node: ir.Node, sizes_in: list[int], sizes_out: list[int],
+                    mode: str, coord: str) -> list[int] | None:
+    """The integer factors from static sizes; None where a Resizing layer was written for a
+    non-integer scale (half-pixel bilinear), a refusal for other non-integer scales."""
+    x = ctx.input(node, 0)
+    n = len(sizes_in)
+    if any(o % i for i, o in zip(sizes_in, sizes_out)):
+        # Keras's Resizing is half-pixel bilinear without antialiasing (what the Keras ->
+        # ONNX route writes it as); other modes have no exact Keras layer at these sizes.
+        if n == 2 and mode == "linear" and coord == "half_pixel" and \
+                not int(attr(node, "antialias", 0)):
+            ctx.output(ctx.layer("Resizing", {"height": sizes_out[0], "width": sizes_out[1],
+                                              "interpolation": "bilinear",
+                                              "crop_to_aspect_ratio": False,
+                                              "data_format": "channels_last"}, ctx.ref(x)))
+            return None
+        raise ctx.refuse(f"a non-integer scale ({sizes_in} -> {sizes_out}) in "
+                         f"mode {mode!r} / {coord!r} has no exact Keras layer")
+    return [o // i for i, o in zip(sizes_in, sizes_out)]
+
+
+def _scale_factors(ctx: Ctx, node: ir.Node, n: int) -> list[int]:
+    """The spatial factors of a Resize / Upsample of free spatial size: its constant scales
+    (ONNX's NCHW order, the attribute of Upsample before opset 9), integers >= 1 that leave
+    batch and channels alone; else a refusal."""
+    why = "the spatial size is not static"
+    scales: Any = attr(node, "scales") if node.op_type == "Upsample" else None
+    if scales is None:
+        # Resize-10 and Upsample-9 take (X, scales); Resize-11 on (X, roi, scales, sizes)
+        index = 1 if node.op_type == "Upsample" or len(node.inputs) == 2 else 2
+        sizes_v = optional_input(node, 3) if index == 2 else None
+        if sizes_v is not None and not _empty(ctx, sizes_v):
+            raise ctx.refuse(f"{why} and the output size is given by 'sizes', not by scales: "
+                             "no UpSampling factor is exact for every input size")
+        scales_v = optional_input(node, index)
+        scales = ctx.const(scales_v) if scales_v is not None else None
+        if scales is None:
+            raise ctx.refuse(f"{why} and the scales are computed at run time")
+    values = [float(v) for v in np.asarray(scales, np.float64).reshape(-1)]
+    if len(values) != n + 2 or values[:2] != [1.0, 1.0] or \
+            any(v < 1 or v != int(v) for v in values[2:]):
+        raise ctx.refuse(f"{why} and the scales {values} are not integers >= 1 of the spatial "
+                         "axes only (UpSampling)")
+    return [int(v) for v in values[2:]]
+
+
+def _empty(ctx: Ctx, v: ir.Value) -> bool:
+    """Whether ``v`` is a constant with no elements (ONNX's way to leave out an input)."""
+    value = ctx.const(v)
+    return value is not None and value.size == 0
+
+
+_SHIFT_INVARIANT = ("asymmetric", "half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn")
+
+
+def _repeats(size: int | None, factor: int, coord: str, nearest: str) -> bool:
+    """Whether nearest resizing by ``factor`` reads input ``o // factor`` for every output
+    ``o`` (what UpSampling does), for an axis of ``size``, or of any size where None.
+
+    In the shift-invariant coordinate modes the source of output ``o + factor`` is the source
+    of ``o`` plus one (``(o + a) / f + b``; pytorch_half_pixel is half_pixel unless the output
+    is one cell). So where sizes 2 and 3 repeat (the first period reads cell 0 unclipped, the
+    next cell 1), every size does; align_corners depends on the size."""
+    if size is not None:
+        return bool(np.array_equal(_nearest_sources(size, factor, coord, nearest),
+                                   np.arange(size * factor) // factor))
+    return coord in _SHIFT_INVARIANT and all(_repeats(k, factor, coord, nearest) for k in (2, 3))
 
 
 def _nearest_sources(size: int, factor: int, coord: str, nearest: str) -> np.ndarray:
