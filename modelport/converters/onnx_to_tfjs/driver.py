@@ -41,6 +41,8 @@ from ..onnx_normalize import (
 from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
 from .quantized import decompose as decompose_quantized
+from .quantized_lstm import DOMAIN as CONTRIB
+from .quantized_lstm import OPS as CONTRIB_OPS
 from .subgraphs import emit_nodes, non_tensor, subgraphs_channels_last
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ def convert(model: ir.Model) -> TfjsGraph:
 def _unmapped(graph: ir.Graph) -> list[tuple[ir.Node, str]]:
     out = []
     for node in graph:
+        if node.domain == CONTRIB and node.op_type in CONTRIB_OPS:
+            continue  # onnxruntime's ops that have a rule (quantized_lstm)
         if node.domain not in STANDARD:
             out.append((node, f"op of domain {node.domain!r}, which has no TF mapping"))
         elif node.op_type not in RULES:
@@ -113,7 +117,7 @@ def _unmapped(graph: ir.Graph) -> list[tuple[ir.Node, str]]:
 def _refused(ctx: Ctx, graph: ir.Graph, skip: set[int]) -> list[tuple[ir.Node, str]]:
     out = []
     for node in graph:
-        if id(node) in skip or node.domain not in (*STANDARD, NHWC):
+        if id(node) in skip or node.domain not in (*STANDARD, NHWC, CONTRIB):
             continue
         rule = RULES.get(node.op_type)
         if rule is None:
