@@ -99,6 +99,14 @@ def main() -> None:
     """
 
 
+# convert, validate and inspect (whose verdicts size the check as convert's check does)
+_MAX_MEMORY = click.option(
+    "--max-memory", type=str, default=None, callback=lambda c, p, v: _size(v),
+    help="Memory budget of the parity check, e.g. 4G (default: about 640 MB plus 4x the "
+         "model's weight bytes, capped by available memory); a check that would need more "
+         "is refused with exit 4.")
+
+
 def _check_files(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options convert and validate share for the check's inputs and its reports."""
     options = [
@@ -106,11 +114,7 @@ def _check_files(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read an .h5 source in a child process first, under a 60 s limit "
                           "(libhdf5 loops forever on some corrupt files; this refuses them, "
                           "exit 3)."),
-        click.option("--max-memory", type=str, default=None,
-                     callback=lambda c, p, v: _size(v),
-                     help="Memory budget of the parity check, e.g. 4G (default: about 640 MB "
-                          "plus 4x the model's weight bytes, capped by available memory); a "
-                          "check that would need more is refused with exit 4."),
+        _MAX_MEMORY,
         click.option("--model-explorer", "model_explorer", type=click.Path(dir_okay=False),
                      default=None, metavar="FILE.json",
                      help="Also write each layer's error (the per-layer check's) as node data "
@@ -542,17 +546,23 @@ def _check_options(flags: dict[str, Any]) -> CheckOptions:
 @click.option("--values", "values", is_flag=True,
               help="List the values an ONNX or TF.js graph-model computes, by the names "
                    "`convert --outputs` takes.")
+@click.option("--no-validate", is_flag=True,
+              help="Say where `convert --no-validate` goes: without the parity check, whose "
+                   "memory budget the verdicts otherwise size.")
+@_MAX_MEMORY
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
 def inspect(model: str, as_json: bool, input_shapes: tuple[str, ...], batch: int | None,
-            values: bool) -> None:
+            values: bool, no_validate: bool, max_memory: int | None) -> None:
     """Describe MODEL: format, inputs and outputs, layers, size, and where it can go.
 
-    For each target format, lists the layers that keep the model from it and why.
+    For each target format, lists the layers that keep the model from it and why, and where
+    convert's parity check would be refused by its memory budget.
     """
     from . import api
 
     info = _run(as_json, lambda: api.inspect(model, input_shapes=input_shapes or None,
-                                             batch=batch))
+                                             batch=batch, validate=not no_validate,
+                                             max_memory=max_memory))
     names = _run(as_json, lambda: _value_names(model)) if values else None
     if as_json:
         extra = {} if names is None else {"values": names}

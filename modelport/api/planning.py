@@ -3,8 +3,12 @@
 For each target the route is found as ``convert`` finds it, its steps run through the same code
 (``core.plan``: lowering, op mapping, raising, with the same pinned shapes), and the target's
 writer checks run on the result (the tfjs-layers and Keras config checks, the TF.js dtype
-checks) — but nothing is written and no numbers are checked. So ``inspect`` says "yes" exactly
-where ``convert --no-validate`` writes a file, and otherwise gives the error ``convert`` gives.
+checks) — but nothing is written and nothing runs. Where the route has a parity check (and
+``validate`` is on), the check's memory budget is sized as the check sizes it before it runs
+(``check.validate.check_budget``: the same inputs, the same liveness sizing), so a route the
+check would refuse (exit 4, naming --max-memory and --no-validate) is not "yes". So ``inspect``
+says "yes" where ``convert`` writes a file and its check can start, and otherwise gives the error
+``convert`` gives.
 """
 
 from __future__ import annotations
@@ -42,8 +46,12 @@ class Verdict:
 
 def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | None = None
             ) -> Verdict:
-    """What ``convert path x --to <to> --no-validate`` does, without writing ``x``."""
+    """What ``convert path x --to <to>`` does, without writing ``x`` or running a model: its
+    steps and its writer's checks, and where ``options.validate`` (the default) and the route
+    has a parity check, the check's memory budget on the inputs the check would choose (the
+    budget in force: ``budget.max_memory``)."""
     options = options or ConvertOptions()
+    validate = options.validate
     options = ConvertOptions(to=to, quantize=options.quantize, opset=options.opset,
                              inputs_layout=options.inputs_layout, validate=False,
                              input_shapes=options.input_shapes, batch=options.batch,
@@ -56,16 +64,24 @@ def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | Non
         route = routes.find(src_format, target)
         through = _through(route)
         check_applies(route, src_format, options, CheckOptions())
+        parity = route.checked(validate).parity
         route = route.checked(False)
         # each target gets its own copy: the steps may change the model they are given
         model = load(src, format=src_format, scan_values=False)
         job = core._Job(src, src.with_name(f"{src.stem}.dry-run"), options, CheckOptions(),
                         _quiet)
+        planned = None
         if route.read_back and not route.steps:
             result = model
         else:
-            result = core.plan(route, model, job, release=route.source == routes.GRAPH)[0]
+            # as convert: a graph-model source keeps its weights where the check runs it
+            planned = core.plan(route, model, job,
+                                release=not parity and route.source == routes.GRAPH)
+            result = planned[0]
         _writable(result, target, options)
+        if parity and planned is not None:
+            shaped = planned[2]
+            _check_budget(shaped.checked, result, shaped.job.check, planned[1])
     except ModelportError as e:
         e.with_file(src)
         return Verdict(e, through)
@@ -78,6 +94,21 @@ def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | Non
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _check_budget(source: object, target: object, check: CheckOptions,
+                  raised: object) -> None:
+    """The parity check's memory budget on ``source`` and the model ``convert`` would write
+    (``check.validate.check_budget``); its refusal is convert's. A failure of the sizing itself
+    gives no verdict (the check sizes the same way and lets the run report)."""
+    from ..check.validate import check_budget
+
+    try:
+        check_budget(source, target, check, raised)  # type: ignore[arg-type]
+    except ModelportError:
+        raise
+    except Exception:  # no sizing, no refusal: convert would go on and run it
+        log.debug("sizing the check's budget", exc_info=True)
 
 
 def _through(route: routes.Route) -> str | None:

@@ -130,9 +130,7 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         probes, described = _inputs(specs_a, options, pinned, size)
         sampling = _sampling(source, target, a, probes)
         runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
-        feeds = runs.feeds(probes)
-        window = _check_sizes(source, [s.name for s in specs_a], feeds[0][0], len(feeds))
-        _check_sizes(target, [s.name for s in specs_b], feeds[0][1], len(feeds))
+        feeds, window = _sized(source, target, runs, probes)
         if not free:
             break
         if window is not None:  # onnxruntime runs it; TF and Keras targets cannot
@@ -180,6 +178,59 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     if sampling is not None:
         _sampled_layers(report, sampling, target, [f[1] for f in feeds], options, steps)
     return report
+
+
+def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
+           ) -> tuple[list[tuple[list[np.ndarray], list[np.ndarray]]], str | None]:
+    """The feeds of ``probes`` for both models, after both have been sized against the memory
+    budget on them (``_check_sizes``: exit 4 past it), and the source's window problem at
+    these sizes (None: none)."""
+    feeds = runs.feeds(probes)
+    window = _check_sizes(source, [s.name for s in runs.specs_a], feeds[0][0], len(feeds))
+    _check_sizes(target, [s.name for s in runs.specs_b], feeds[0][1], len(feeds))
+    return feeds, window
+
+
+def check_budget(source: Model, target: Model, options: CheckOptions,
+                 raised: Raised | None = None) -> None:
+    """What the parity check of ``source`` against ``target`` does before it runs anything,
+    and nothing more: the same inputs chosen (``_pinned``, ``candidates``, ``_inputs``), fed
+    to each model as its run would be (``_Runs.feeds``), and each ONNX model sized against
+    the memory budget by the same code (``_sized``). Raises what the check would raise there
+    (exit 4 past the budget, naming --max-memory and --no-validate); runs neither model
+    (``inspect``'s verdict, ``api.planning``). Where the check chooses a size for free dims,
+    the size taken is the first without a window problem, as if the source ran at it (the
+    check itself moves on to the next size when the source fails at one)."""
+    specs_a, specs_b = input_specs(source), input_specs(target)
+    pinned = _pinned(source, specs_a, options)
+    free = free_dims(specs_a, pinned) if options.inputs is None else {}
+    runs = _Runs(None, None, raised, specs_a, specs_b)  # type: ignore[arg-type]  # no engine runs
+    for size in candidates(source) if free else [FREE_DIM]:
+        probes, _ = _inputs(specs_a, options, pinned, size)
+        if _sized(source, target, runs, probes)[1] is None or not free:
+            return
+
+
+def input_specs(model: Model) -> list[Any]:
+    """The inputs the check's engine for ``model`` lists (``runtime.engines``), read from the
+    model without starting an engine: for ONNX, the graph inputs no initializer backs, as
+    onnxruntime lists them (free dims None)."""
+    from ..runtime import engines
+
+    if isinstance(model, LayersModel):
+        return engines.KerasReference(model).inputs()  # TfjsLayersEngine lists the same
+    if isinstance(model, TfjsGraph):
+        return engines.TfjsGraphEngine(model, engine="reference").inputs()
+    initializers = model.graph.initializers
+    specs = []
+    for value in model.graph.inputs:
+        if value.name in initializers:
+            continue
+        shape = [] if value.shape is None else [d if isinstance(d, int) else None
+                                                for d in value.shape]
+        dtype = value.dtype.numpy().name if value.dtype is not None else "float32"
+        specs.append(engines.InputSpec(value.name or "", shape, dtype))
+    return specs
 
 
 # --- sampled intermediates on every check (issue 17.3; check/sampled_layers.py) ---------------
