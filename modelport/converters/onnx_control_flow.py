@@ -120,6 +120,8 @@ def _fold_subgraph_constants(model: ir.Model) -> int:
     folded = 0
     for graph in list(model.graph.subgraphs()):
         for node in list(graph):
+            if node.graph is not graph:
+                continue  # (a Shape removed above once its dims folded)
             if node.domain not in ("", "ai.onnx") or node.op_type in NONDETERMINISTIC or any(
                     a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
                     for a in node.attributes.values()):
@@ -136,7 +138,11 @@ def _fold_subgraph_constants(model: ir.Model) -> int:
                 out.name = None
                 out.replace_all_uses_with(value)
                 graph.register_initializer(value)
+            source = node.inputs[0].producer() if node.inputs and node.inputs[0] else None
             graph.remove(node, safe=True)
+            if source is not None and source.graph is graph and source.op_type == "Shape" \
+                    and not any(out.uses() or out.is_graph_output() for out in source.outputs):
+                graph.remove(source, safe=True)  # (a Shape whose dims all folded)
             folded += 1
     return folded
 
@@ -159,12 +165,13 @@ def _picked_dims(node: ir.Node) -> list[np.ndarray] | None:
         return None
     dims = list(shape_node.inputs[0].shape)
     try:
-        picked = np.asarray(dims, dtype=object)[np.asarray(indices, np.int64)]
+        picked = np.asarray(np.asarray(dims, dtype=object)[np.asarray(indices, np.int64)],
+                            dtype=object)
     except IndexError:
         return None
-    if not all(isinstance(d, int) for d in np.reshape(picked, -1)):
+    if not all(isinstance(d, int) for d in picked.reshape(-1)):
         return None
-    return [np.asarray(picked.astype(np.int64))]
+    return [picked.astype(np.int64)]
 
 
 def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:

@@ -62,13 +62,14 @@ def infer_ranks(model: ir.Model) -> int:
     whose shape is unknown a shape of that rank (unknown dimensions); how many got one.
     ``Shape``'s output becomes ``[rank]`` where its input's rank is found."""
     graphs = [model.graph, *model.graph.subgraphs()]
+    ranks = _Backward(model.graph)
     total = 0
     for _ in range(MAX_ROUNDS):
         found = 0
         for graph in graphs:
             for node in graph:
                 if node.domain in STANDARD:
-                    found += _forward(node) + _backward(graph, node, model.graph)
+                    found += _forward(node) + ranks.node(graph, node)
         if not found:
             break
         total += found
@@ -144,48 +145,78 @@ def _forward(node: ir.Node) -> int:
     return 0
 
 
-def _backward(graph: ir.Graph, node: ir.Node, top: ir.Graph) -> int:
-    """What ``node`` requires of its inputs, set on those defined in ``graph`` (its scope);
-    ``top`` is the main graph."""
-    op, ins, outs = node.op_type, node.inputs, node.outputs
-    out = rank(outs[0]) if outs else None
+class _Backward:
+    """What nodes require of their inputs' ranks, set on the values their scope defines.
 
-    def local(v: ir.Value | None) -> ir.Value | None:
-        # a value this graph defines (or an input of it): a consumer here runs whenever it does
-        if v is None:
-            return None
+    A requirement on a value from an outer scope is remembered per graph (``wants``): an
+    ``If`` whose two branches both require the same rank of an outer value requires it itself
+    (whichever branch runs needs it), so it moves out a scope; a ``Loop`` body's may never run
+    and stays where it is.
+    """
+
+    def __init__(self, top: ir.Graph) -> None:
+        self.top = top  # the main graph: its inputs keep their declared shapes
+        # graph id -> value id -> (value, rank required; None where two requirements differ)
+        self.wants: dict[int, dict[int, tuple[ir.Value, int | None]]] = {}
+
+    def require(self, graph: ir.Graph, v: ir.Value | None, r: int | None) -> int:
+        """Rank ``r`` for ``v`` as a node of ``graph`` requires it; 1 if ``v`` got it."""
+        if v is None or r is None:
+            return 0
         producer = v.producer()
         if producer is not None:
-            return v if producer.graph is graph else None
-        # (the model's own inputs keep the shapes the file declares: they are its interface)
-        return v if v in graph.inputs and graph is not top else None
+            local = producer.graph is graph
+        else:
+            # (the model's own inputs keep the shapes the file declares: its interface)
+            local = v in graph.inputs and graph is not self.top
+        if local:
+            return _set(v, r)
+        wants = self.wants.setdefault(id(graph), {})
+        seen = wants.get(id(v))
+        wants[id(v)] = (v, r if seen is None or seen[1] == r else None)
+        return 0
 
-    if op in SAME_RANK:
-        return _set(local(ins[0]), out)
-    if op == "Unsqueeze":
-        n = _axes_count(node)
-        return 0 if out is None or n is None else _set(local(ins[0]), out - n)
-    if op == "Squeeze":
-        n = _axes_count(node)
-        return 0 if out is None or n is None else _set(local(ins[0]), out + n)
-    if op in REDUCE and out is not None:
-        keep = node.attributes.get("keepdims")
-        if keep is None or keep.value:
-            return _set(local(ins[0]), out)
-        n = _axes_count(node)
-        return 0 if n is None else _set(local(ins[0]), out + n)
-    if op in ("Conv", "ConvTranspose", "ConvInteger") and len(ins) > 1:
-        return _set(local(ins[0]), rank(ins[1]))
-    if op in RECURRENT and ins:
-        return _set(local(ins[0]), 3)
-    if op == "If":
+    def node(self, graph: ir.Graph, node: ir.Node) -> int:
+        """Apply ``node``'s requirements (a node of ``graph``); how many values got a rank."""
+        op, ins, outs = node.op_type, node.inputs, node.outputs
+        out = rank(outs[0]) if outs else None
+        x = ins[0] if ins else None
+        if op in SAME_RANK:
+            return self.require(graph, x, out)
+        if op in ("Unsqueeze", "Squeeze"):
+            n = _axes_count(node)
+            if out is None or n is None:
+                return 0
+            return self.require(graph, x, out - n if op == "Unsqueeze" else out + n)
+        if op in REDUCE and out is not None:
+            keep = node.attributes.get("keepdims")
+            if keep is None or keep.value:
+                return self.require(graph, x, out)
+            n = _axes_count(node)
+            return 0 if n is None else self.require(graph, x, out + n)
+        if op in ("Conv", "ConvTranspose", "ConvInteger") and len(ins) > 1:
+            return self.require(graph, x, rank(ins[1]))
+        if op in RECURRENT:
+            return self.require(graph, x, 3)
+        if op == "If":
+            return self._if(graph, node)
+        return 0
+
+    def _if(self, graph: ir.Graph, node: ir.Node) -> int:
         found = 0
-        for k, v in enumerate(outs):
-            for branch in _graphs(node):
+        branches = _graphs(node)
+        for k, v in enumerate(node.outputs):
+            for branch in branches:
                 if k < len(branch.outputs):
                     found += _set(_branch_local(branch, branch.outputs[k]), rank(v))
+        if len(branches) != 2:
+            return found
+        first, second = (self.wants.get(id(b), {}) for b in branches)
+        for key, (v, r) in list(first.items()):
+            other = second.get(key)
+            if r is not None and other is not None and other[1] == r:
+                found += self.require(graph, v, r)
         return found
-    return 0
 
 
 def _branch_local(branch: ir.Graph, v: ir.Value) -> ir.Value | None:
