@@ -116,8 +116,9 @@ def concat(ctx: Ctx, node: ir.Node) -> None:
     if len(values) == 1:
         ctx.output(ctx.ref(values[0]))
     else:
-        ctx.output(ctx.layer("Concatenate", {"axis": axis - rank},
-                             [ctx.ref(v) for v in values]))
+        # the axis counted from the front: tfjs-layers 4.22 concatenates along the LAST axis
+        # for any negative one (its backend's concatenate maps axis < 0 to the rank)
+        ctx.output(ctx.layer("Concatenate", {"axis": axis}, [ctx.ref(v) for v in values]))
 
 
 @rule("Pad")
