@@ -11,7 +11,11 @@ distribution, and judges every output per probe (each with its own scale and noi
   channels first or last): raw pixels, what a model with its own rescaling expects;
 
 integer inputs get values uniform over their whole range (an Embedding's vocabulary, a Gather
-table's rows; 10 without a bound) and booleans coin flips, with a fresh seed per probe.
+table's rows; 10 without a bound) and booleans coin flips, with a fresh seed per probe. An
+integer scalar the graph compares with constants (``InputSpec.values``: silero-vad's
+``sr == 16000``) is a switch: the ``normal`` probe takes one of those constants, the others
+the default range, so that both sides of the switch are checked (the ranges above would never
+pick a sample rate).
 
 ``--save-inputs`` writes the probes to an ``.npz`` as ``<probe>::<input name>``; ``--inputs``
 reads such a file back as the same probes (and any other ``.npz`` as one probe, ``file``), so
@@ -141,6 +145,8 @@ def _image_like(shape: list[int]) -> bool:
 
 def _draw(probe: str, spec: InputSpec, shape: list[int], rng: np.random.Generator
           ) -> np.ndarray:
+    if spec.values and probe == "normal":  # a switch: the constants the graph tests it for
+        return rng.choice(np.asarray(spec.values), shape).astype(spec.dtype)
     if spec.dtype.startswith(("int", "uint")):
         return rng.integers(0, spec.high or 10, shape).astype(spec.dtype)
     if spec.high is not None:  # a float input read as indices (a Keras 2 Embedding's input)

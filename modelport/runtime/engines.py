@@ -28,6 +28,9 @@ class InputSpec:
     shape: list[int | None]
     dtype: str
     high: int | None = None  # exclusive upper bound for integer inputs
+    # an integer scalar the graph compares with constants (Equal): those constants, the values
+    # a model that switches on it takes (a sample rate: silero-vad's sr == 16000)
+    values: tuple[int, ...] = ()
 
 
 class Engine(Protocol):
@@ -202,7 +205,9 @@ class OnnxRuntime:
         self.label = f"onnxruntime {self.session.provider}" + (
             " (use_tf32=0, implicit-GEMM convolutions)"
             if self.session.provider == "CUDAExecutionProvider" else "")
-        self._bounds = _gather_bounds(model)
+        proto = _read_proto(model)  # (None: unreadable here; the session read it)
+        self._bounds = _gather_bounds(proto) if proto is not None else {}
+        self._values = _compared_values(proto) if proto is not None else {}
 
     def inputs(self) -> list[InputSpec]:
         """The session's inputs (free dimensions None); an integer input used as Gather indices
@@ -215,7 +220,8 @@ class OnnxRuntime:
             if dtype is None:
                 raise UnsupportedError(f"ONNX input {i.name!r} has type {i.type}, which "
                                        "modelport cannot generate inputs for")
-            out.append(InputSpec(i.name, shape, dtype, self._bounds.get(i.name)))
+            out.append(InputSpec(i.name, shape, dtype, self._bounds.get(i.name),
+                                 self._values.get(i.name, ()) if not shape else ()))
         return out
 
     def output_names(self) -> list[str]:
@@ -233,15 +239,45 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
               "tensor(bool)": "bool", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
-def _gather_bounds(model: bytes | str | os.PathLike) -> dict[str, int]:
-    """Integer graph inputs used as Gather indices: the gathered table's first dimension."""
+def _read_proto(model: bytes | str | os.PathLike):
     import onnx
 
     try:
-        proto = onnx.load_from_string(model) if isinstance(model, bytes) else \
+        return onnx.load_from_string(model) if isinstance(model, bytes) else \
             onnx.load(os.fspath(model), load_external_data=False)
-    except Exception:  # noqa: BLE001 - unreadable here means the session already failed; no bounds
-        return {}
+    except Exception:  # noqa: BLE001 - unreadable here means the session already failed
+        return None
+
+
+def _compared_values(proto) -> dict[str, tuple[int, ...]]:
+    """Integer graph inputs the main graph compares (``Equal``) with constants (an
+    initializer or a ``Constant`` node): those constants, in order of use."""
+    import onnx
+    from onnx import numpy_helper
+
+    consts = {i.name: i for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = node.attribute[0].t
+    ints = {i.name for i in proto.graph.input if i.type.tensor_type.elem_type in (
+        onnx.TensorProto.INT64, onnx.TensorProto.INT32)}
+    out: dict[str, tuple[int, ...]] = {}
+    for node in proto.graph.node:
+        if node.op_type != "Equal" or len(node.input) != 2:
+            continue
+        for mine, other in (node.input, reversed(node.input)):
+            if mine in ints and other in consts:
+                try:
+                    array = numpy_helper.to_array(consts[other])
+                except Exception:  # noqa: BLE001 - (external data, not loaded here)
+                    continue
+                if array.size == 1 and int(array.reshape(-1)[0]) not in out.get(mine, ()):
+                    out[mine] = (*out.get(mine, ()), int(array.reshape(-1)[0]))
+    return out
+
+
+def _gather_bounds(proto) -> dict[str, int]:
+    """Integer graph inputs used as Gather indices: the gathered table's first dimension."""
     shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
     bounds: dict[str, int] = {}
     inputs = {i.name for i in proto.graph.input}
