@@ -67,9 +67,10 @@ def infer_ranks(model: ir.Model) -> int:
     for _ in range(MAX_ROUNDS):
         found = 0
         for graph in graphs:
-            for node in graph:
-                if node.domain in STANDARD:
-                    found += _forward(node) + ranks.node(graph, node)
+            nodes = [n for n in graph if n.domain in STANDARD]
+            # forward in order, backward in reverse: a chain is crossed in one round
+            found += sum(_forward(node) for node in nodes)
+            found += sum(ranks.node(graph, node) for node in reversed(nodes))
         if not found:
             break
         total += found
