@@ -309,6 +309,18 @@ LISTED: dict[str, tuple[str, str]] = {
               'test_maxpool_2d_uint8'),
     **_listed('refused', "tfjs's einsum has no ellipsis",
               'test_einsum_batch_diagonal'),
+    **_listed('refused', 'blocked (de)quantization (block_size) is not mapped',
+              'test_dequantizelinear_blocked', 'test_quantizelinear_blocked_asymmetric',
+              'test_quantizelinear_blocked_symmetric'),
+    **_listed('refused', 'float8, float4 and 2-/4-bit integer (de)quantization: tfjs has no such tensors',
+              'test_dequantizelinear_e4m3fn', 'test_dequantizelinear_e4m3fn_float16',
+              'test_dequantizelinear_e4m3fn_zero_point', 'test_dequantizelinear_e5m2',
+              'test_dequantizelinear_float4e2m1', 'test_dequantizelinear_int2',
+              'test_dequantizelinear_int4', 'test_dequantizelinear_uint2',
+              'test_dequantizelinear_uint4', 'test_quantizelinear_e4m3fn',
+              'test_quantizelinear_e5m2', 'test_quantizelinear_float4e2m1',
+              'test_quantizelinear_int2', 'test_quantizelinear_int4', 'test_quantizelinear_uint2',
+              'test_quantizelinear_uint4'),
 }
 
 
@@ -594,6 +606,8 @@ def test_node_cases(op: str, suite: dict[str, Outcome]) -> None:
 # Ops in the mapping table for which ONNX's suite has no case of its own.
 NO_NODE_TESTS: dict[str, str] = {
     "GlobalLpPool": "tests/test_onnx_to_tfjs.py checks it against onnxruntime",
+    "DynamicQuantizeLSTM": "onnxruntime's contrib op: tests/interop/test_onnx_quantized_tfjs.py "
+                           "checks it against onnxruntime",
 }
 
 

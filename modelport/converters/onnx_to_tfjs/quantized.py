@@ -34,6 +34,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from .core import Ctx, rule, unsupported
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,10 @@ class _Builder:
 
 # --- DynamicQuantizeLinear -----------------------------------------------------------------------
 
-def _dynamic_quantize_linear(b: _Builder, node: ir.Node) -> bool:
+def _dynamic_quantize_linear(b: _Builder, node: ir.Node) -> str | None:
     x = node.inputs[0]
     if x is None or x.dtype not in (None, ir.DataType.FLOAT):
-        return False
+        return f"input of type {_type(x)} (onnxruntime's kernel takes float32)"
     f, scalar = ir.DataType.FLOAT, ir.Shape([])
     zero, top = b.f32(0.0), b.f32(255.0)
     lo = b.op("Min", [b.op("ReduceMin", [x], f, scalar, keepdims=0), zero], f, scalar)
@@ -122,7 +123,7 @@ def _dynamic_quantize_linear(b: _Builder, node: ir.Node) -> bool:
     u8 = ir.DataType.UINT8
     b.replace([b.op("Cast", [y], u8, x.shape, to=u8), scale,
                b.op("Cast", [zp], u8, scalar, to=u8)])
-    return True
+    return None
 
 
 # --- ConvInteger, MatMulInteger ------------------------------------------------------------------
@@ -172,10 +173,10 @@ def _warn_bound(node: ir.Node, weight: ir.Value, axes: tuple[int, ...]) -> None:
                     "by rounding on some inputs", node.op_type, node.name, bound)
 
 
-def _conv_integer(b: _Builder, node: ir.Node) -> bool:
+def _conv_integer(b: _Builder, node: ir.Node) -> str | None:
     x, w = node.inputs[0], node.inputs[1]
     if x is None or w is None or w.shape is None:
-        return False
+        return "the rank of its weight is unknown"
     xc = _centered(b, x, optional_input(node, 2), None)
     wc = _centered(b, w, optional_input(node, 3), 0)
     _warn_bound(node, wc, tuple(range(1, len(w.shape))))
@@ -186,20 +187,20 @@ def _conv_integer(b: _Builder, node: ir.Node) -> bool:
     b.graph.insert_before(node, conv)
     i32 = ir.DataType.INT32
     b.replace([b.op("Cast", [conv.outputs[0]], i32, node.outputs[0].shape, to=i32)])
-    return True
+    return None
 
 
-def _matmul_integer(b: _Builder, node: ir.Node) -> bool:
+def _matmul_integer(b: _Builder, node: ir.Node) -> str | None:
     a, w = node.inputs[0], node.inputs[1]
     if a is None or w is None:
-        return False
+        return "an input is missing"
     ac = _centered(b, a, optional_input(node, 2), -2)   # a 1-D zero point: one per row
     wc = _centered(b, w, optional_input(node, 3), -1)   # one per column
     _warn_bound(node, wc, (-2,))
     f, i32 = ir.DataType.FLOAT, ir.DataType.INT32
     y = b.op("MatMul", [ac, wc], f, node.outputs[0].shape)
     b.replace([b.op("Cast", [y], i32, node.outputs[0].shape, to=i32)])
-    return True
+    return None
 
 
 # --- QuantizeLinear, DequantizeLinear ------------------------------------------------------------
@@ -219,20 +220,38 @@ def _per_axis(b: _Builder, node: ir.Node, v: ir.Value | None, x: ir.Value) -> ir
     return f
 
 
-def _blocked(node: ir.Node) -> bool:
+def _unmapped_form(node: ir.Node, x: ir.Value | None, scale: ir.Value | None) -> str | None:
+    """Why a (De)QuantizeLinear is not composed, for what both ops share; None if it is."""
     size = node.attributes.get("block_size")
-    return size is not None and size.value != 0
+    if size is not None and size.value != 0:
+        return f"blocked quantization (block_size {size.value}) is not mapped"
+    if x is None or scale is None:
+        return "an input is missing"
+    return None
 
 
-def _quantize_linear(b: _Builder, node: ir.Node) -> bool:
+def _type(v: ir.Value | None) -> str:
+    return "unknown" if v is None or v.dtype is None else _name(v.dtype)
+
+
+def _name(dtype: ir.DataType | None) -> str:
+    return "an unknown type" if dtype is None else dtype.name.lower()
+
+
+def _quantize_linear(b: _Builder, node: ir.Node) -> str | None:
     x, scale = node.inputs[0], node.inputs[1]
     zp = optional_input(node, 2)
-    out_type = zp.dtype if zp is not None else ir.DataType(
-        node.attributes["output_dtype"].value) if "output_dtype" in node.attributes and \
-        node.attributes["output_dtype"].value else ir.DataType.UINT8
-    if x is None or scale is None or _blocked(node) or out_type not in _INT_RANGES or \
-            x.dtype not in (None, ir.DataType.FLOAT):
-        return False
+    declared = node.attributes.get("output_dtype")
+    out_type = zp.dtype if zp is not None else \
+        ir.DataType(declared.value) if declared is not None and declared.value else \
+        ir.DataType.UINT8
+    why = _unmapped_form(node, x, scale)
+    if why is None and (out_type is None or out_type not in _INT_RANGES):
+        why = f"quantization to {_name(out_type)} (mapped: 8- and 16-bit integers)"
+    if why is None and x is not None and x.dtype not in (None, ir.DataType.FLOAT):
+        why = f"input of type {_type(x)} (mapped: float32)"
+    if why is not None or x is None or scale is None or out_type is None:
+        return why or "an input is missing"
     lo, hi = _INT_RANGES[out_type]
     f = ir.DataType.FLOAT
     q = b.op("Round", [b.op("Div", [x, _per_axis(b, node, scale, x)], f, x.shape)], f, x.shape)
@@ -241,27 +260,30 @@ def _quantize_linear(b: _Builder, node: ir.Node) -> bool:
         q = b.op("Add", [q, z], f, x.shape)
     y = b.op("Clip", [q, b.f32(lo), b.f32(hi)], f, x.shape)
     b.replace([b.op("Cast", [y], out_type, x.shape, to=out_type)])
-    return True
+    return None
 
 
-def _dequantize_linear(b: _Builder, node: ir.Node) -> bool:
+def _dequantize_linear(b: _Builder, node: ir.Node) -> str | None:
     x, scale = node.inputs[0], node.inputs[1]
-    if x is None or scale is None or _blocked(node) or \
-            x.dtype not in (*_INT_RANGES, ir.DataType.INT32) or \
-            scale.dtype not in (None, ir.DataType.FLOAT):
-        return False
+    why = _unmapped_form(node, x, scale)
+    if why is None and x is not None and x.dtype not in (*_INT_RANGES, ir.DataType.INT32):
+        why = f"dequantization of {_type(x)} (mapped: 8- and 16-bit integers, int32)"
+    if why is None and scale is not None and scale.dtype not in (None, ir.DataType.FLOAT):
+        why = f"a scale of type {_type(scale)} (mapped: float32)"
+    if why is not None or x is None or scale is None:
+        return why or "an input is missing"
     f = ir.DataType.FLOAT
     y = b.to_float(x)
     z = _per_axis(b, node, optional_input(node, 2), x)
     if z is not None:
         y = b.op("Sub", [y, z], f, x.shape)
     b.replace([b.op("Mul", [y, _per_axis(b, node, scale, x)], f, x.shape)])
-    return True
+    return None
 
 
-# op type -> builder: True when it replaced the node, False to leave it (the converter then
-# refuses it by name)
-BUILDERS: dict[str, Callable[[_Builder, ir.Node], bool]] = {
+# op type -> builder: None when it replaced the node, else why it left it (``_left`` refuses
+# it with that reason)
+BUILDERS: dict[str, Callable[[_Builder, ir.Node], str | None]] = {
     "DynamicQuantizeLinear": _dynamic_quantize_linear,
     "ConvInteger": _conv_integer,
     "MatMulInteger": _matmul_integer,
@@ -279,6 +301,22 @@ def decompose(model: ir.Model) -> int:
         build = BUILDERS.get(node.op_type)
         if build is None or node.domain not in ("", "ai.onnx"):
             continue
-        if build(_Builder(graph, node, index), node):
+        why = build(_Builder(graph, node, index), node)
+        if why is None:
             done += 1
+        else:
+            node.meta[LEFT] = why
     return done
+
+
+LEFT = "modelport.quantized.left"  # node.meta key: why ``decompose`` left the node
+
+
+def _left(ctx: Ctx, node: ir.Node) -> str | None:
+    return node.meta.get(LEFT) or "not composed of float ops (an unmapped form)"
+
+
+@rule(*BUILDERS, check=_left)
+def left(ctx: Ctx, node: ir.Node) -> list[str]:
+    """A quantized op ``decompose`` left in place: its check always refuses it."""
+    raise unsupported(node, _left(ctx, node) or "")
