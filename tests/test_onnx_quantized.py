@@ -245,3 +245,17 @@ def test_blocked_quantize_linear_is_refused_by_name():
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 21)])
     with pytest.raises(UnsupportedError, match="QuantizeLinear"):
         to_tfjs.convert(ir.from_proto(model))
+
+
+def test_integer_weights_are_stored_as_uint8_and_read_back_exactly(tmp_path):
+    from modelport.formats import tfjs_graph
+
+    model, _ = quantized_case("cnn_int8", tmp_path)
+    graph = to_tfjs.convert(ir.from_proto(model))
+    assert graph.quantization, "the centered 8-bit weights keep 8 bits in the file"
+    for name, entry in graph.quantization.items():
+        assert entry["dtype"] == "uint8" and entry["scale"] == 1.0, name
+    written = tfjs_graph.write(graph, tmp_path / "web")
+    back = tfjs_graph.read(written)
+    for name in graph.quantization:
+        np.testing.assert_array_equal(back.weights[name], graph.weights[name], err_msg=name)

@@ -41,6 +41,7 @@ from ..onnx_normalize import (
 from . import control_flow, math_ops, nn, norm, recurrent, resize, shapes  # noqa: F401
 from .core import EMITS, RULES, Ctx, tfjs_dtype
 from .quantized import decompose as decompose_quantized
+from .quantized import keep_integer_weights
 from .quantized_lstm import DOMAIN as CONTRIB
 from .quantized_lstm import OPS as CONTRIB_OPS
 from .subgraphs import emit_nodes, non_tensor, subgraphs_channels_last
@@ -67,7 +68,8 @@ def convert(model: ir.Model) -> TfjsGraph:
     """Map an ONNX model (any opset 9..newest) to a TF.js graph-model."""
     scan8 = control_flow.scan8_to_loop(model)  # (normalize would change its inputs' shapes)
     model = normalize(model)
-    decompose_quantized(model)  # DynamicQuantizeLinear, ConvInteger, ...: their float ops
+    # DynamicQuantizeLinear, ConvInteger, ...: their float ops
+    quantized = decompose_quantized(model) or any(n.op_type in CONTRIB_OPS for n in model.graph)
     control_flow.scan8_shapes(model, scan8)
     fold_constants(model)
     explicit_perms(model.graph)
@@ -94,6 +96,8 @@ def convert(model: ir.Model) -> TfjsGraph:
             "no file was written; the ops tfjs can run are listed by "
             "modelport.converters.onnx_to_tfjs.driver.mapped_ops()"))
     graph = _emit(ctx, model.graph)
+    if quantized:
+        keep_integer_weights(graph)  # the source's 8-bit weights stay 8-bit, exactly
     tfjs_graph.check(graph)
     log.info("ONNX -> TF.js graph: %d TF nodes, %d Transposes in ONNX after the layout pass",
              len(graph.nodes), left)

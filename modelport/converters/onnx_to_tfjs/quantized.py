@@ -33,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx_ir as ir
 
+from ...models import TfjsGraph
 from ..onnx_normalize import const_array, optional_input
 from .core import Ctx, rule, unsupported
 
@@ -320,3 +321,26 @@ def _left(ctx: Ctx, node: ir.Node) -> str | None:
 def left(ctx: Ctx, node: ir.Node) -> list[str]:
     """A quantized op ``decompose`` left in place: its check always refuses it."""
     raise unsupported(node, _left(ctx, node) or "")
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+STORED_MIN_SIZE = 256  # smaller constants are not worth a manifest entry
+
+
+def keep_integer_weights(graph: TfjsGraph) -> int:
+    """Store the whole-number float32 weights of a quantized model (its centered 8-bit weights:
+    ``w - w_zp``) as uint8 with scale 1 and their minimum as ``min``, which tfjs dequantizes
+    (``q * 1 + min``) to the very same floats: the file keeps the source's size instead of
+    four times it. How many weights it marked."""
+    marked = 0
+    for name, array in graph.weights.items():
+        if array.dtype != np.float32 or array.size < STORED_MIN_SIZE or name in graph.quantization:
+            continue
+        lo, hi = float(array.min()), float(array.max())
+        if hi - lo > 255 or not np.array_equal(array, np.round(array)):
+            continue
+        graph.quantization[name] = {"dtype": "uint8", "scale": 1.0, "min": lo,
+                                    "original_dtype": "float32"}
+        marked += 1
+    return marked
