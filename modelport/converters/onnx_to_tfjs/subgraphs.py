@@ -8,6 +8,10 @@ the weights, the used names and the library (tfjs keeps one weight map for the m
 functions, keyed by node name, so names stay unique across all of them), and records a
 ``TfFunction`` whose outputs are Identities of the subgraph's outputs.
 
+A value inside a subgraph whose rank ONNX inference left unknown (downstream of an ``If``
+whose branches return different ranks: scripted PyTorch's squeeze-if-size-1) gets the rank
+its consumers require from ``converters.onnx_ranks``, which ``fold_constants`` runs first.
+
 Layout-sensitive ops (convolutions, pooling, ...) inside a subgraph get the same channels-last
 twin as in the main graph (``subgraphs_channels_last``: each wrapped in its own Transposes; the
 layout pass that cancels them works on the main graph only).
