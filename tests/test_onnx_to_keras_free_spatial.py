@@ -48,6 +48,21 @@ def conv(**attrs) -> onnx.ModelProto:
                   {"w": w, "b": _w(w.shape[0], seed=2)}, rank=2 + len(kernel))
 
 
+def conv_transpose(kernel: int, stride: int, pads, output_padding=None,
+                   dims=("N", 3, "H", "W")) -> onnx.ModelProto:
+    """x -> ConvTranspose(k x k, stride, pads[, output_padding]) -> y (4 filters)."""
+    attrs = {"strides": [stride, stride], "pads": pads}
+    if output_padding is not None:
+        attrs["output_padding"] = output_padding
+    model = _model([helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)],
+                   {"w": _w(3, 4, kernel, kernel), "b": _w(4, seed=2)})
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, dims):
+        if isinstance(value, int):
+            dim.Clear()
+            dim.dim_value = value
+    return onnx.shape_inference.infer_shapes(model)
+
+
 def pool(op: str, relu: bool = False, **attrs) -> onnx.ModelProto:
     """x -> [Relu] -> MaxPool / AveragePool(attrs) -> y."""
     nodes = [helper.make_node("Relu", ["x"], ["r"])] if relu else []
@@ -106,6 +121,11 @@ CASES = {
     "conv-depthwise-pads": (conv(group=3, pads=[1, 1, 1, 1], strides=[2, 2]), "valid"),
     "conv-even-kernel-pads": (conv(kernel=(2, 2), pads=[1, 1, 1, 1]), "valid"),
     "conv1d-pads": (conv(kernel=(3,), pads=[1, 1]), "same"),
+    "convtranspose-kernel-shorter-than-stride": (conv_transpose(2, 3, [0, 0, 0, 0]), "valid"),
+    "convtranspose-pads": (conv_transpose(4, 2, [1, 1, 1, 1]), "valid"),
+    "convtranspose-output-padding": (conv_transpose(3, 2, [1, 1, 1, 1], [1, 1]), "valid"),
+    "convtranspose-output-padding-past-the-crop": (conv_transpose(2, 3, [1, 0, 1, 0], [2, 2]),
+                                                   "valid"),
     "maxpool-valid": (pool("MaxPool", kernel_shape=[2, 2], strides=[2, 2]), "valid"),
     "maxpool-same-stride1": (pool("MaxPool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]), "same"),
     "maxpool-auto-same-stride2": (pool("MaxPool", kernel_shape=[3, 3], strides=[2, 2],
@@ -169,10 +189,22 @@ def test_free_spatial_layers_match_onnxruntime_at_two_sizes(case, for_tfjs):
                                    err_msg=f"{case} at {hw}")
 
 
+def test_conv_transpose_with_a_kernel_shorter_than_its_stride_at_a_static_size():
+    """Keras's 'valid' transposed output is in * s long where k < s, ONNX's (in - 1) * s + k:
+    the crop takes the difference off the end (it was left on)."""
+    proto = conv_transpose(2, 3, [0, 0, 0, 0], dims=(2, 3, 5, 6))
+    raised = raise_model(ir.from_proto(proto))
+    x = _feed([2, 3, 5, 6])
+    (got,) = run(raised.model, [_perm(x, raised.input_perms[0])]).outputs
+    np.testing.assert_allclose(np.asarray(got), _perm(_ort(proto, x), raised.output_perms[0]),
+                               atol=2e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("case,target", [("neck", "m.h5"), ("conv-stride2-pads", "m.keras"),
                                          ("resize-linear-half-pixel", "m.keras"),
                                          ("maxpool-pads-after-relu", "m.h5"),
-                                         ("conv-auto-same-upper-stride2", "m.keras")])
+                                         ("conv-auto-same-upper-stride2", "m.keras"),
+                                         ("convtranspose-output-padding", "m.h5")])
 def test_written_model_runs_in_real_keras_at_two_sizes(case, target, tmp_path, keras3):
     proto, _ = CASES[case]
     src = tmp_path / "m.onnx"

@@ -232,18 +232,16 @@ def conv_transpose(ctx: Ctx, node: ir.Node) -> None:
     weights = [("kernel", kernel.transpose(*range(2, 2 + n), 1, 0))]  # (k..., out, in)
     if bias is not None:
         weights.append(("bias", bias))
-    crop = [list(p) for p in pads]
-    if any(out_pad):
-        # Keras's 'valid' output is in * s + max(k - s, 0) long; past (in - 1) * s + k only the
-        # bias reaches it, as past ONNX's. Where ONNX's output fits in it, a crop is all that
-        # output_padding changes, and tfjs-layers (which ignores output_padding) runs it too.
-        why = "output_padding is only proven a crop for a known size"
-        sizes = _static_spatial(ctx, x, why)
-        outs = _static_spatial(ctx, node.outputs[0], why)
-        ends = [i * s + max(k - s, 0) - lo - o
-                for i, s, k, (lo, _), o in zip(sizes, strides, ks, pads, outs)]
-        if all(e >= 0 for e in ends):
-            crop, out_pad = [[lo, e] for (lo, _), e in zip(pads, ends)], [0] * n
+    # Keras's 'valid' output is in * s + max(k - s, 0) long, ONNX's (before its pads)
+    # (in - 1) * s + k + output_padding; past (in - 1) * s + k only the bias reaches either.
+    # So cropping hi - output_padding + max(s - k, 0) off the end gives ONNX's output for
+    # every size; where that is not negative, a crop is all output_padding (and a kernel
+    # shorter than the stride) change, and tfjs-layers (which ignores output_padding) runs it.
+    ends = [hi - o + max(s - k, 0) for (_, hi), o, s, k in zip(pads, out_pad, strides, ks)]
+    if all(e >= 0 for e in ends):
+        crop, out_pad = [[lo, e] for (lo, _), e in zip(pads, ends)], [0] * n
+    else:  # Keras's own output_padding: then its output is (in - 1) * s + k + output_padding
+        crop = [list(p) for p in pads]
     config = {"filters": int(kernel.shape[1]), "kernel_size": ks, "strides": strides,
               "padding": "valid", "dilation_rate": [1] * n, "use_bias": bias is not None,
               "activation": "linear", "data_format": "channels_last",
