@@ -461,6 +461,13 @@ def _pattern_cases():
                {"x": [2, 6]}, ["y"], {"k": np.asarray(np.sqrt(2), np.float32),
                                       "one": np.asarray(1, np.float32),
                                       "half": np.asarray(0.5, np.float32)}),
+        # indices in and out of [-5, 5): more in test_onnx_to_keras_tf_compositions.py
+        OpCase("OneHot-of-cast", ["OneHot"],
+               [N("Cast", ["x"], ["i"], to=TensorProto.INT32),
+                N("OneHot", ["i", "depth", "values"], ["y"], axis=-1)],
+               {"x": [2, 12]}, ["y"], {"depth": np.asarray([5], np.int32),
+                                       "values": np.asarray([0, 1], np.float32)},
+               low=-8.0, high=8.0),
     ]
 
 
