@@ -48,6 +48,7 @@ from ..onnx_normalize import (
 from . import (  # noqa: F401
     activations,
     affine_fuse,
+    attention,
     dense,
     elementwise,
     nn,
