@@ -314,7 +314,8 @@ LEFT = "modelport.quantized.left"  # node.meta key: why ``decompose`` left the n
 
 
 def _left(ctx: Ctx, node: ir.Node) -> str | None:
-    return node.meta.get(LEFT) or "not composed of float ops (an unmapped form)"
+    # (no reason recorded: the node is in a control-flow body, which ``decompose`` leaves)
+    return node.meta.get(LEFT) or "inside a control-flow body, where it is not mapped"
 
 
 @rule(*BUILDERS, check=_left)
