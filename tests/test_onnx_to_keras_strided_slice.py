@@ -46,14 +46,19 @@ def one_slice(shape, starts, ends, axes, steps) -> onnx.ModelProto:
     return _model(nodes, consts, shape)
 
 
-def focus(shape, conv: bool = True, end=END) -> onnx.ModelProto:
+def focus(shape, conv: bool = True, end=END, first: str | None = None,
+          also_output: bool = False) -> onnx.ModelProto:
     """YOLOv5/YOLOX's Focus: the four 2x2 phases of an NCHW image (Slice over H, then W),
     concatenated on the channels; a 1x1 Conv after it (so the layout pass makes the image
     channels-last and the steps fall on the middle axes)."""
     nodes, consts = [], {}
+    image = "x"
+    if first is not None:  # an elementwise op before the block
+        nodes.append(helper.make_node(first, ["x"], ["x1"]))
+        image = "x1"
     phases = []
     for i, (h0, w0) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
-        n1, c1 = _slice("x", f"r{i}", [h0], [end], [2], [2], f"rows{i}")
+        n1, c1 = _slice(image, f"r{i}", [h0], [end], [2], [2], f"rows{i}")
         n2, c2 = _slice(f"r{i}", f"p{i}", [w0], [end], [3], [2], f"cols{i}")
         nodes += n1 + n2
         consts.update(c1 | c2)
@@ -65,7 +70,11 @@ def focus(shape, conv: bool = True, end=END) -> onnx.ModelProto:
         consts["w"] = np.random.default_rng(1).uniform(-1, 1, (5, 4 * c, 1, 1)).astype(
             np.float32)
         nodes.append(helper.make_node("Conv", ["cat", "w"], ["y"]))
-    return _model(nodes, consts, shape)
+    model = _model(nodes, consts, shape)
+    if also_output:
+        model.graph.node.append(helper.make_node("Identity", ["x"], ["x_copy"]))
+        model.graph.output.append(helper.make_tensor_value_info("x_copy", F, shape))
+    return model
 
 
 # id -> (model, a concrete input shape)
@@ -74,6 +83,8 @@ CASES = {
     "focus-nonsquare": (focus([2, 3, 6, 10]), [2, 3, 6, 10]),
     "focus-no-conv-int32-ends": (focus([2, 5, 6, 8], conv=False, end=2**31 - 1), [2, 5, 6, 8]),
     "focus-dynamic-hw": (focus(["N", 3, "H", "W"]), [2, 3, 10, 6]),
+    "focus-after-sigmoid": (focus([1, 3, 6, 4], first="Sigmoid"), [1, 3, 6, 4]),
+    "focus-input-read-twice": (focus([1, 3, 4, 6], also_output=True), [1, 3, 4, 6]),
     "rank4-two-axes": (one_slice([2, 7, 9, 3], [1, 0], [7, END], [1, 2], [3, 2]), [2, 7, 9, 3]),
     "rank4-negative-bounds": (one_slice([2, 10, 8, 3], [-9, -7], [-2, 100], [1, 2], [2, 1]),
                               [2, 10, 8, 3]),
@@ -100,12 +111,14 @@ def _feed(shape) -> np.ndarray:
     return np.random.default_rng(0).uniform(-2, 2, shape).astype(np.float32)
 
 
-def _ort(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+def _ort(proto: onnx.ModelProto, x: np.ndarray, every: bool = False):
+    """onnxruntime's first output (every output with ``every``)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(proto.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+    outputs = session.run(None, {"x": x})
+    return outputs if every else outputs[0]
 
 
 def _to_keras(a: np.ndarray, perm) -> np.ndarray:
@@ -117,12 +130,15 @@ def _check(proto: onnx.ModelProto, shape, for_tfjs: bool):
     exactly; the raised model."""
     raised = raise_model(ir.from_proto(proto), for_tfjs=for_tfjs)
     x = _feed(shape)
-    expected = _to_keras(_ort(proto, x), raised.output_perms[0])
-    (got,) = run(raised.model, [_to_keras(x, raised.input_perms[0])]).outputs
-    if "Conv" in [n.op_type for n in proto.graph.node]:
-        np.testing.assert_allclose(np.asarray(got), expected, atol=1e-5, rtol=1e-5)
-    else:  # only copies: the very numbers
-        np.testing.assert_array_equal(np.asarray(got), expected)
+    outputs = run(raised.model, [_to_keras(x, raised.input_perms[0])]).outputs
+    ops = {n.op_type for n in proto.graph.node}
+    for got, want, perm in zip(outputs, _ort(proto, x, every=True), raised.output_perms,
+                               strict=True):
+        if ops & {"Conv", "Sigmoid"}:
+            np.testing.assert_allclose(np.asarray(got), _to_keras(want, perm), atol=1e-5,
+                                       rtol=1e-5)
+        else:  # only copies: the very numbers
+            np.testing.assert_array_equal(np.asarray(got), _to_keras(want, perm))
     return raised
 
 
@@ -148,19 +164,36 @@ def test_strided_slice_matches_onnxruntime(case, for_tfjs):
         assert not tfjs_support.blockers(raised.model), classes
 
 
-def test_focus_pools_rows_and_columns_of_the_nchw_image():
-    """The Focus block reads the NCHW input before any layout-sensitive op, so the layout pass
-    leaves it channels-first: each row Slice (axis 2, the second middle axis) is a
-    MaxPooling2D with strides (1, 2), each column Slice (the last axis) one with strides (2, 1)
-    between two Permutes that swap the width with the channels."""
+def test_focus_runs_on_the_channels_last_image():
+    """The Focus block reads the NCHW input before any layout-sensitive op; its Transpose to
+    NHWC is moved above the Slices and the Concat (``hoist_views``), so the Keras input is
+    channels-last and each Slice is a MaxPooling2D over rows (2, 1) or columns (1, 2), with no
+    Permute."""
     raised = raise_model(ir.from_proto(CASES["focus-nonsquare"][0]))
+    assert raised.input_perms == [[0, 2, 3, 1]] and raised.permutes == 0
     pools = [lay for lay in raised.model.layers if lay.class_name == "MaxPooling2D"]
     assert len(pools) == 8  # one per Slice
     assert sorted(tuple(p.config["strides"]) for p in pools) == [(1, 2)] * 4 + [(2, 1)] * 4
     assert all(p.config["pool_size"] == [1, 1] and p.config["padding"] == "valid"
                for p in pools)
-    # the columns' Permutes, and the one to channels-last before the Conv
-    assert raised.permutes == 2 * 4 + 1
+    for case in ("focus-after-sigmoid", "focus-dynamic-hw"):  # through a Sigmoid; any size
+        raised = raise_model(ir.from_proto(CASES[case][0]))
+        assert raised.input_perms == [[0, 2, 3, 1]] and raised.permutes == 0, case
+
+
+def test_focus_without_a_layout_op_after_it_stays_channels_first():
+    """With no Conv after it nothing asks for channels-last: the image stays NCHW, and each
+    column Slice (its last axis) pools between two Permutes."""
+    raised = raise_model(ir.from_proto(CASES["focus-no-conv-int32-ends"][0]))
+    assert raised.input_perms == [None] and raised.permutes == 2 * 4
+
+
+def test_input_read_outside_the_focus_keeps_its_layout():
+    """The input also feeds a graph output directly: moving the Transpose to it would leave
+    one between layers, so the Focus runs channels-first (Permutes) and still matches."""
+    raised = _check(CASES["focus-input-read-twice"][0], CASES["focus-input-read-twice"][1],
+                    False)
+    assert raised.input_perms == [None] and raised.permutes == 2 * 4 + 1
 
 
 @pytest.mark.parametrize("case,target", [("focus-nonsquare", "m.keras"), ("focus-even", "m.h5"),

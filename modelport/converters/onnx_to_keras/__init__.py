@@ -61,6 +61,7 @@ from . import (  # noqa: F401
     tensordot,
 )
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
+from .hoist_views import hoist_views
 from .order import keras_order
 from .shape_values import fold_static_shapes
 from .tf_forms import rewrite_tf_forms
@@ -203,6 +204,7 @@ def _channels_last(model: ir.Model, skip: set[int]) -> None:
     above them; then shapes inferred again and the nodes in topological order."""
     to_channels_last(model, {op for op, r in RULES.items() if r.layout}, skip)
     layout.optimize(model)
+    hoist_views(model.graph)  # views of an input (YOLO's Focus) read it channels-last
     _hoist_transposes(model.graph)  # not optimized again: that would push them back down
     reinfer(model)
     model.graph.sort()
