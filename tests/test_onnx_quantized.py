@@ -90,7 +90,8 @@ def _lstm(rng: np.random.Generator, steps: int | str, batch: int, size: int, hid
                                    for n in ("Y", "Y_h", "Y_c")], inits)
 
 
-# name -> (float model builder, weight type, exact: bit for bit against onnxruntime)
+# name -> (float model builder, weight type [/per_channel], exact: bit for bit against
+# onnxruntime)
 CASES = {
     "cnn_uint8": (_cnn, "QUInt8", True),
     "cnn_int8": (_cnn, "QInt8", True),
@@ -103,6 +104,10 @@ CASES = {
                              False),
     "lstm_uint8": (lambda r: _lstm(r, 4, 1, 6, 5, "forward"), "QUInt8", False),
     "lstm_batch3_hidden260": (lambda r: _lstm(r, 3, 3, 4, 260, "forward"), "QInt8", False),
+    # per_channel=True: a scale per output channel / gate column
+    "cnn_per_channel": (_cnn, "QInt8/per_channel", True),
+    "lstm_per_channel": (lambda r: _lstm(r, 4, 1, 6, 5, "bidirectional"), "QInt8/per_channel",
+                         False),
 }
 
 
@@ -112,8 +117,9 @@ def quantized_case(name: str, tmp: Path) -> tuple[onnx.ModelProto, list[dict[str
     rng = np.random.default_rng(sum(map(ord, name)))
     src, dst = tmp / f"{name}.onnx", tmp / f"{name}.quant.onnx"
     onnx.save(build(rng), src)
-    quantization.quantize_dynamic(str(src), str(dst),
-                                  weight_type=getattr(quantization.QuantType, weight_type))
+    kind, _, per_channel = weight_type.partition("/")
+    quantization.quantize_dynamic(str(src), str(dst), per_channel=bool(per_channel),
+                                  weight_type=getattr(quantization.QuantType, kind))
     model = onnx.load(dst)
     feeds = []
     for scale in (1.0, 7.0):
