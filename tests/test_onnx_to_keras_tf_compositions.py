@@ -2,12 +2,13 @@
 ``OneHot(Cast(x))`` of a float ``x`` (``onnx_to_keras/onehot.py``, two Embedding lookups),
 TF's layer normalization over any axes in ``tf.nn.batch_normalization``'s forms
 (``layer_norm_tf.py``), a Reshape to ``[batch of x, n, -1]`` (``reshape_batch.py``) and the
-``Reshape([1, -1, K]) -> Squeeze`` row merge of a Tensordot (``tensordot_rows.py``).
+``Reshape([1, -1, K]) -> Squeeze`` row merge of a Tensordot (``tensordot_rows.py``), and
+``Pow(x, 2 or 3)`` (``powers.py``: TF's tanh GELU has a cube) as a Multiply.
 
 Each small ONNX graph (onnx.helper) is raised and the Keras model (NumPy reference) must match
 onnxruntime; the one-hot cases feed every kind of index (in range, negative, fractional, past
 the depth), since the composition is exact on all of them. The fixture made by the real
-tf2onnx from a tf_keras model built like Magika (``fixtures/make_tf2onnx_onehot_fixture.py``)
+tf2onnx from a tf_keras model built like Magika (``fixtures/make_tf2onnx_forms_fixture.py``)
 converts with the default check; real Keras 3 and real tfjs run it in
 ``tests/interop/test_onnx_to_keras_tf_compositions.py``.
 """
@@ -28,7 +29,7 @@ from modelport.converters.onnx_to_keras.onehot import tables
 from modelport.errors import UnsupportedError
 from modelport.runtime.keras_reference import run
 
-FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tf2onnx_onehot"
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tf2onnx_forms"
 RNG = np.random.default_rng(3)
 
 
@@ -215,6 +216,32 @@ def test_reshapes_tf2onnx_writes_raise_to_a_dense(make):
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-4)
 
 
+# --- powers ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2.0, 3.0])
+def test_square_and_cube_are_multiplies_bit_identical_to_onnxruntime(n):
+    proto = _model([N("Pow", ["x", "n"], ["y"])], [None, 7], {"n": np.float32(n)})
+    x = (RNG.standard_normal((64, 7)) * 3).astype(np.float32)
+    raised, got, want = _raise(proto, x)
+    assert _classes(raised) == ["InputLayer", "Multiply"]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_powers_for_tfjs_read_copies_made_by_reshape():
+    proto = _model([N("Pow", ["x", "n"], ["y"])], [None, 7], {"n": np.float32(3)})
+    raised = raise_model(ir.from_proto(proto), for_tfjs=True)
+    assert _classes(raised) == ["InputLayer", "Reshape", "Reshape", "Multiply"]
+    x = (RNG.standard_normal((8, 7)) * 3).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(run(raised.model, [x]).outputs[0]), _ort(proto, x))
+
+
+@pytest.mark.parametrize("n", [4.0, 0.5, -1.0])
+def test_other_powers_stay_refused(n):
+    proto = _model([N("Pow", ["x", "n"], ["y"])], [None, 7], {"n": np.float32(n)})
+    with pytest.raises(UnsupportedError, match="Pow node.*power of 2 or 3"):
+        raise_model(ir.from_proto(proto))
+
+
 # --- the real tf2onnx ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("to,suffix", [("keras", ".keras"), ("h5", ".h5")])
@@ -231,3 +258,14 @@ def test_tf2onnx_byte_classifier_converts_with_the_default_check(to, suffix, tmp
     # tf_keras agrees where its tf.one_hot and ONNX's OneHot agree (row 0 holds indices they
     # read differently: TF gives negatives a zero row, ONNX counts them back from the end)
     np.testing.assert_allclose(got[1:], data["keras"][1:], atol=1e-6, rtol=1e-5)
+
+
+def test_tf2onnx_tanh_gelu_converts_with_the_default_check(tmp_path):
+    src = FIXTURE / "gelu_tanh.onnx"
+    report = modelport.convert(src, tmp_path / "m.keras")
+    assert report.parity is not None and report.parity.passed
+    data = np.load(FIXTURE / "gelu_tanh.npz")
+    raised, got, want = _raise(onnx.load(str(src)), data["x"])
+    assert "Multiply" in _classes(raised)
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(got, data["keras"], atol=1e-5, rtol=1e-5)

@@ -55,6 +55,7 @@ from . import (  # noqa: F401
     onehot,
     operations,
     patterns,
+    powers,
     recurrent,
     relower,
     shape,

@@ -34,17 +34,16 @@ def _constant_target(reshape: ir.Node) -> list[int] | None:
             value.static is not None or len(value.items) < 2 or \
             value.items[0] != Dim(x, 0):
         return None
-    rest = list(value.items[1:])
-    static = x.shape[1:]
-    if not all(isinstance(d, int) for d in static) or \
-            not all(isinstance(i, int) and (i > 0 or i == -1) for i in rest) or \
-            sum(1 for i in rest if i == -1) != 1:
+    rest = [i for i in value.items[1:] if isinstance(i, int)]
+    static = [d for d in x.shape[1:] if isinstance(d, int)]
+    if len(rest) != len(value.items) - 1 or len(static) != len(x.shape) - 1 or \
+            any(i <= 0 and i != -1 for i in rest) or rest.count(-1) != 1:
         return None
-    known = math.prod(int(i) for i in rest if isinstance(i, int) and i > 0)
-    total = math.prod(int(d) for d in static)  # type: ignore[arg-type]
+    known = math.prod(i for i in rest if i > 0)
+    total = math.prod(static)
     if known == 0 or total % known:
         return None
-    return [-1] + [total // known if i == -1 else int(i) for i in rest]  # type: ignore[misc]
+    return [-1] + [total // known if i == -1 else i for i in rest]
 
 
 def fix_batch_reshapes(graph: ir.Graph) -> int:
