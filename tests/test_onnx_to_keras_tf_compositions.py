@@ -269,3 +269,17 @@ def test_tf2onnx_tanh_gelu_converts_with_the_default_check(tmp_path):
     assert "Multiply" in _classes(raised)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
     np.testing.assert_allclose(got, data["keras"], atol=1e-5, rtol=1e-5)
+
+
+def test_the_check_draws_one_hot_indices_inside_the_depth():
+    """A float input read as OneHot indices (through a Cast) is bounded by the depth, so the
+    seeded probes are whole numbers in [0, depth): the vocabulary, not values around 0."""
+    from modelport.check.probes import seeded_probes
+    from modelport.runtime.engines import OnnxRuntime
+
+    specs = OnnxRuntime(str(FIXTURE / "byte_classifier.onnx")).inputs()
+    assert [s.high for s in specs] == [17]
+    for probe in seeded_probes(specs, batch=4, seed=0):
+        x = probe.arrays[0]
+        assert x.dtype == np.float32 and x.min() >= 0 and x.max() < 17
+        assert np.array_equal(x, np.trunc(x)) and np.unique(x).size > 10

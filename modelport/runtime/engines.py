@@ -277,7 +277,8 @@ def _compared_values(proto) -> dict[str, tuple[int, ...]]:
 
 
 def _gather_bounds(proto) -> dict[str, int]:
-    """Integer graph inputs used as Gather indices: the gathered table's first dimension."""
+    """Graph inputs used as Gather indices (the gathered table's first dimension) or as OneHot
+    indices (the depth)."""
     shapes = {i.name: list(i.dims) for i in proto.graph.initializer}
     bounds: dict[str, int] = {}
     inputs = {i.name for i in proto.graph.input}
@@ -286,7 +287,28 @@ def _gather_bounds(proto) -> dict[str, int]:
                 and node.input[0] in shapes and shapes[node.input[0]]:
             bounds[node.input[1]] = min(bounds.get(node.input[1], 1 << 62),
                                         shapes[node.input[0]][0])
+    for name, depth in _one_hot_depths(proto, inputs).items():
+        bounds[name] = min(bounds.get(name, 1 << 62), depth)
     return bounds
+
+
+def _one_hot_depths(proto, inputs: set[str]) -> dict[str, int]:
+    """Graph inputs read (directly or through a Cast, as tf2onnx writes ``tf.one_hot`` of a
+    float input) as OneHot indices: the depth, from a constant initializer."""
+    from onnx import numpy_helper
+
+    consts = {i.name: i for i in proto.graph.initializer}
+    casts = {n.output[0]: n.input[0] for n in proto.graph.node
+             if n.op_type == "Cast" and n.input and n.input[0] in inputs}
+    depths: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.op_type != "OneHot" or len(node.input) < 2 or node.input[1] not in consts:
+            continue
+        source = node.input[0] if node.input[0] in inputs else casts.get(node.input[0])
+        depth = numpy_helper.to_array(consts[node.input[1]]).reshape(-1)
+        if source is not None and depth.size == 1 and int(depth[0]) > 0:
+            depths[source] = min(depths.get(source, 1 << 62), int(depth[0]))
+    return depths
 
 
 def inputs_from_file(path: str | os.PathLike, specs: list[InputSpec]) -> list[np.ndarray]:
