@@ -58,9 +58,9 @@ def _ort(proto, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def _raise(proto, x):
+def _raise(proto, x, for_tfjs=False):
     """The raised model, its output on ``x`` and onnxruntime's."""
-    raised = raise_model(ir.from_proto(proto))
+    raised = raise_model(ir.from_proto(proto), for_tfjs=for_tfjs)
     assert raised.input_perms == [None] and raised.output_perms == [None]
     return raised, np.asarray(run(raised.model, [x]).outputs[0]), _ort(proto, x)
 
@@ -72,8 +72,8 @@ def _classes(raised) -> list[str]:
 # --- OneHot(Cast(x)) --------------------------------------------------------------------------
 
 DEPTH = 5
-EVERY_INDEX = np.array([-9.0, -6.0, -5.5, -5.0, -4.5, -1.0, -0.99, -0.5, 0.0, 0.3, 1.0, 3.9, 4.0,
-                        4.99, 5.0, 5.5, 7.0, 1e6, -1e6, 2.0], np.float32)
+EVERY_INDEX = np.array([-9.0, -6.0, -5.5, -5.0, -4.5, -1.0, -0.99999994, -0.5, -0.0, 0.3, 1.0,
+                        3.9, 4.0, 4.99, 5.0, 5.5, 7.0, 1e6, -1e6, 2.0], np.float32)
 
 
 def _one_hot(cast_to: int, depth_type: int, on: float, rank: int = 2):
@@ -92,26 +92,67 @@ ONE_HOT_CASES = {
 }
 
 
+@pytest.mark.parametrize("for_tfjs", [False, True], ids=["keras", "tfjs"])
 @pytest.mark.parametrize("case", ONE_HOT_CASES)
-def test_one_hot_of_a_cast_is_two_embeddings_exact_on_every_index(case):
+def test_one_hot_of_a_cast_is_two_embeddings_exact_on_every_index(case, for_tfjs):
     cast_to, depth_type, on, rank = ONE_HOT_CASES[case]
     proto = _one_hot(cast_to, depth_type, on, rank)
     x = np.stack([EVERY_INDEX, RNG.permutation(EVERY_INDEX)])
     x = x if rank == 2 else x.reshape(2, 4, 5)
-    raised, got, want = _raise(proto, x)
-    assert _classes(raised).count("Embedding") == 2
+    raised, got, want = _raise(proto, x, for_tfjs)
+    classes = _classes(raised)
+    assert classes.count("Embedding") == 2
+    assert ("ThresholdedReLU" in classes) == for_tfjs  # tfjs-layers' ReLU has no threshold
     np.testing.assert_array_equal(got, want)  # sums of on, -on and zeros: exact
 
 
+def _one_hot_dense(tensordot: bool, bias: bool, on: float = 1.0):
+    """OneHot of a cast, then a Dense: tf2onnx's Tensordot (``Reshape([-1, D]) -> MatMul ->
+    Reshape``) or a MatMul; the bias an Add."""
+    nodes = [N("Cast", ["x"], ["i"], to=TensorProto.INT32),
+             N("OneHot", ["i", "depth", "values"], ["h"], axis=-1)]
+    consts = {"depth": np.array([DEPTH], np.int32), "values": np.array([0.0, on], np.float32),
+              "w": _w(DEPTH, 3) * 7, "b": _w(3) * 3}
+    last = "y" if not bias else "d"
+    if tensordot:
+        nodes += [N("Reshape", ["h", "rows"], ["m"]), N("MatMul", ["m", "w"], ["mm"]),
+                  N("Shape", ["h"], ["s"]), N("Gather", ["s", "first2"], ["lead"], axis=0),
+                  N("Concat", ["lead", "units"], ["back"], axis=0),
+                  N("Reshape", ["mm", "back"], [last])]
+        consts.update({"rows": np.array([-1, DEPTH], np.int64),
+                       "first2": np.array([0, 1], np.int64), "units": np.array([3], np.int64)})
+    else:
+        nodes.append(N("MatMul", ["h", "w"], [last]))
+    if bias:
+        nodes.append(N("Add", ["d", "b"], ["y"]))
+    return _model(nodes, [None, 20], consts)
+
+
+@pytest.mark.parametrize("tensordot,bias,on", [(True, True, 1.0), (True, False, 1.0),
+                                               (False, True, 2.5), (False, False, 1.0)],
+                         ids=["tensordot-bias", "tensordot", "matmul-bias-on2.5", "matmul"])
+def test_a_dense_after_the_one_hot_folds_into_the_tables_exactly(tensordot, bias, on):
+    proto = _one_hot_dense(tensordot, bias, on)
+    x = np.stack([EVERY_INDEX, RNG.permutation(EVERY_INDEX)])
+    raised, got, want = _raise(proto, x)
+    classes = _classes(raised)
+    assert classes.count("Embedding") == 2 and "Dense" not in classes
+    assert all(layer.config["output_dim"] == 3 for layer in raised.model.layers
+               if layer.class_name == "Embedding")
+    np.testing.assert_array_equal(got, want)
+
+
 def test_one_hot_tables_read_back_onnx_one_hot():
-    """``P[clip(x, 0, D)] + N[clip(-x, 0, D + 1)]`` is ONNX's OneHot of trunc(x), by NumPy."""
+    """``P[clip(x, 0, D) + (D + 1) [x <= -1]] + N[clip(-x, 0, D + 1)]`` is ONNX's OneHot of
+    trunc(x), by NumPy."""
     pos, neg = tables(DEPTH, 1.0)
     for x in EVERY_INDEX[np.abs(EVERY_INDEX) < 100]:
         n = int(np.trunc(x))
         want = np.zeros(DEPTH, np.float32)
         if -DEPTH <= n < DEPTH:
             want[n % DEPTH] = 1.0
-        got = pos[int(np.clip(x, 0, DEPTH))] + neg[int(np.clip(-x, 0, DEPTH + 1))]
+        index = np.clip(x, 0, DEPTH) + (DEPTH + 1) * (x <= -1)
+        got = pos[int(index)] + neg[int(np.clip(-x, 0, DEPTH + 1))]
         np.testing.assert_array_equal(got, want, err_msg=f"x = {x}")
 
 
@@ -254,6 +295,7 @@ def test_tf2onnx_byte_classifier_converts_with_the_default_check(to, suffix, tmp
     raised, got, want = _raise(proto, data["x"])
     classes = _classes(raised)
     assert classes.count("Embedding") == 2 and classes.count("LayerNormalization") == 2
+    assert classes.count("Dense") == 2  # the first folded into the lookups
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
     # tf_keras agrees where its tf.one_hot and ONNX's OneHot agree (row 0 holds indices they
     # read differently: TF gives negatives a zero row, ONNX counts them back from the end)

@@ -1,5 +1,5 @@
 """``OneHot(Cast(x -> int))`` of a float tensor ``x``: two ``Embedding`` lookups, exact for
-every finite ``x``.
+every finite ``x``; a Dense reading the one-hot is folded into them.
 
 A one-hot encoding of float indices (tf2onnx writes ``tf.one_hot(tf.cast(x, int32), D)`` this
 way; the file-type classifier Magika does it on its byte input) has no Keras layer, but a
@@ -7,18 +7,24 @@ lookup in an identity table is one: Keras's ``Embedding`` (and tfjs-layers') cas
 to int32 toward zero, as ONNX's ``Cast`` does. The index range of a model input cannot be
 proven, so the composition matches ONNX's ``OneHot`` on all of it rather than on ``[0, D)``
 only. With ``n = trunc(x)``, ``OneHot`` gives row ``n`` for ``0 <= n < D``, row ``n + D`` for
-``-D <= n < 0`` (negative indices count back) and all ``off`` elsewhere; here (``on`` the
-value written, ``off`` must be 0)::
+``-D <= n < 0`` (negative indices count back) and all ``off`` (which must be 0) elsewhere::
 
-    P[min(max(x, 0), D)]  +  N[min(max(-x, 0), D + 1)]
+    P[min(max(x, 0), D) + (D + 1) * [x <= -1]]  +  N[min(max(-x, 0), D + 1)]
 
-``P`` (``D + 1`` rows) holds ``on * e_n`` for ``n < D`` and a zero row ``D`` for every
-``x >= D``. Every ``x <= -1`` reads ``P``'s row 0, which ``N`` takes back out: row ``m``
-(``m = -n``) is ``on * (e_(D - m) - e_0)`` for ``1 <= m <= D`` and ``-on * e_0`` for
-``m = D + 1`` (every ``x <= -(D + 1)``); ``N``'s row 0 is zero (``-1 < x``, ``trunc`` is odd, so
-``-x`` and ``x`` truncate to the same magnitude). Each output element is a sum of ``on``,
-``-on`` and zeros, which float addition computes exactly. The clips are ReLU layers, the
-negation a Rescaling: all layers tfjs-layers has.
+``P`` (``D + 2`` rows) holds row ``n`` for ``n < D``, the ``off`` row ``D`` for every
+``x >= D`` and a zero row ``D + 1`` for every ``x <= -1``; ``N``'s row ``m = -n`` is row
+``D - m`` for ``1 <= m <= D``, ``off`` for ``m = D + 1`` (every ``x <= -(D + 1)``) and zero
+for ``m = 0`` (``-1 < x``: ``trunc`` is odd, so ``-x`` and ``x`` truncate to the same
+magnitude). One of the two lookups is always a zero row, so the sum is the row itself, exactly.
+The indicator ``[x <= -1]`` is ``-x`` above the largest float32 below 1 (``ReLU``'s threshold,
+which compares strictly; tfjs-layers' ``ThresholdedReLU``), clipped to 1, and every index sum
+adds a number to a zero: exact. The clips are ReLU layers, the negation and the scaling
+Rescalings: all layers tfjs-layers has.
+
+A one-hot encoding is mostly the input of a Dense (``onehot @ W + b``: tf2onnx's Tensordot, or
+a MatMul), and a ``[batch, n, D]`` tensor of it is large (Magika's is 1536 x 257 a sample, three
+times over in the composition); the Dense is then folded into the tables: row ``n`` becomes
+``on * W[n] + b`` rounded as the Dense rounds it, the ``off`` row ``b``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ import onnx_ir as ir
 
 from ..onnx_normalize import optional_input
 from .core import PATTERN_OPS, Ctx, attr, pattern
+from .dense import _bias_after
+from .tensordot import _target_matches
 
 PATTERN_OPS.update({"OneHot"})
 
 STANDARD = ("", "ai.onnx")
 INTS = (ir.DataType.INT32, ir.DataType.INT64)
+BELOW_ONE = float(np.nextafter(np.float32(1.0), np.float32(0.0)))  # y > it: y >= 1 in float32
 MAX_DEPTH = 2048  # the tables are (D + 2) x D floats: 16 MiB each at this depth
 
 
@@ -75,33 +84,98 @@ def _operands(ctx: Ctx, node: ir.Node) -> tuple[ir.Node, ir.Value, int, float] |
     return cast_node, x, d, on
 
 
-def tables(depth: int, on: float) -> tuple[np.ndarray, np.ndarray]:
-    """``P`` and ``N`` of the module's composition for ``depth`` and ``on``."""
-    pos = np.zeros((depth + 1, depth), np.float32)
-    pos[np.arange(depth), np.arange(depth)] = on
-    neg = np.zeros((depth + 2, depth), np.float32)
-    m = np.arange(1, depth + 1)
-    neg[m, depth - m] += on
-    neg[1:, 0] -= on
+def tables(depth: int, on: float, kernel: np.ndarray | None = None,
+           bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``P`` and ``N`` of the module's composition for ``depth`` and ``on``, with a following
+    Dense (``kernel`` ``[depth, units]``, ``bias``) folded in where given."""
+    weights = np.eye(depth, dtype=np.float32) if kernel is None else \
+        np.asarray(kernel, np.float32)
+    rows = (np.float32(on) * weights).astype(np.float32)  # what the MatMul rounds to
+    units = rows.shape[1]
+    off = np.zeros(units, np.float32)
+    if bias is not None:
+        off = np.asarray(bias, np.float32).reshape(-1)
+        rows = (rows + off).astype(np.float32)  # then the bias, rounded once more
+    zero = np.zeros((1, units), np.float32)
+    pos = np.concatenate([rows, off[None], zero])
+    neg = np.concatenate([zero, rows[::-1], off[None]])  # m = 1..D: row D - m
     return pos, neg
 
 
-def _claim(ctx: Ctx, node: ir.Node, cast: ir.Node, x: ir.Value, depth: int, on: float) -> None:
-    ctx.absorbed.add(id(cast))
-    pos_table, neg_table = tables(depth, on)
+_Dense = tuple[list[ir.Node], ir.Node, np.ndarray, "np.ndarray | None"]
 
-    def emit(ctx: Ctx, node: ir.Node) -> None:
+
+def _dense_after(ctx: Ctx, out: ir.Value, depth: int) -> _Dense | None:
+    """The Dense reading the one-hot ``out`` alone (tf2onnx's Tensordot ``Reshape([-1, D]) ->
+    MatMul -> Reshape``, or a MatMul), with its bias if one follows: the nodes it takes in
+    beside the last, the last, the kernel and the bias."""
+    # a Shape of the one-hot reads its inferred shape only (tf2onnx's Tensordot reads it so)
+    uses = [u for u in out.uses() if not _is(u.node, "Shape")]
+    user = uses[0].node if len(uses) == 1 and not out.is_graph_output() else None
+    chain: list[ir.Node] = []
+    if _is(user, "Reshape") and user is not None and len(out.shape or []) >= 3:
+        target = ctx.const(optional_input(user, 1))
+        if target is None or [int(t) for t in target.reshape(-1)] != [-1, depth]:
+            return None
+        chain.append(user)
+        merged = user.outputs[0]
+        uses = list(merged.uses())
+        user = uses[0].node if len(uses) == 1 and not merged.is_graph_output() else None
+    if not _is(user, "MatMul") or user is None or user.inputs[0] is not \
+            (chain[-1].outputs[0] if chain else out):
+        return None
+    kernel = ctx.const(optional_input(user, 1))
+    if kernel is None or kernel.ndim != 2 or kernel.shape[0] != depth:
+        return None
+    units = int(kernel.shape[1])
+    chain.append(user)
+    if len(chain) == 2:
+        product = user.outputs[0]
+        uses = list(product.uses())
+        back = uses[0].node if len(uses) == 1 and not product.is_graph_output() else None
+        if back is None or not _is(back, "Reshape") or \
+                not _target_matches(out, optional_input(back, 1), units):
+            return None
+        chain.append(back)
+    fused = _bias_after(ctx, chain[-1].outputs[0], units)
+    if fused is not None:
+        return chain, fused[1], kernel, fused[0]
+    return chain[:-1], chain[-1], kernel, None
+
+
+def _claim(ctx: Ctx, node: ir.Node, cast: ir.Node, x: ir.Value, depth: int, on: float) -> None:
+    dense = _dense_after(ctx, node.outputs[0], depth)
+    pos_table, neg_table = tables(depth, on, dense[2], dense[3]) if dense is not None else \
+        tables(depth, on)
+    inner, last = ([cast, node, *dense[0]], dense[1]) if dense is not None else ([cast], node)
+    ctx.absorbed.update(id(n) for n in inner)
+
+    def emit(ctx: Ctx, last: ir.Node) -> None:
+        def layer(class_name: str, config: dict, inputs, suffix: str, weights=()):
+            return ctx.layer(class_name, config, inputs, suffix=suffix, base=node.name,
+                             weights=weights)
+
+        def clip(ref, top: float, suffix: str):
+            return layer("ReLU", {"max_value": top, "negative_slope": 0.0, "threshold": 0.0},
+                         ref, suffix)
+
         source = ctx.ref(x)
-        pos = ctx.layer("ReLU", {"max_value": float(depth), "negative_slope": 0.0,
-                                 "threshold": 0.0}, source, suffix="clip")
-        neg = ctx.layer("Rescaling", {"scale": -1.0, "offset": 0.0}, source, suffix="negate")
-        neg = ctx.layer("ReLU", {"max_value": float(depth + 1), "negative_slope": 0.0,
-                                 "threshold": 0.0}, neg, suffix="clip_negated")
-        rows = [ctx.layer("Embedding", {"input_dim": int(table.shape[0]), "output_dim": depth,
-                                        "mask_zero": False}, ref,
-                          weights=[("embeddings", table)], suffix=suffix)
+        negated = layer("Rescaling", {"scale": -1.0, "offset": 0.0}, source, "negate")
+        if ctx.for_tfjs:  # tfjs-layers' ReLU has no threshold
+            below = clip(layer("ThresholdedReLU", {"theta": BELOW_ONE}, negated, "below"), 1.0,
+                         "below_clip")
+        else:
+            below = layer("ReLU", {"max_value": 1.0, "negative_slope": 0.0,
+                                   "threshold": BELOW_ONE}, negated, "below")
+        zero_row = layer("Rescaling", {"scale": float(depth + 1), "offset": 0.0}, below,
+                         "zero_row")
+        pos = layer("Add", {}, [clip(source, float(depth), "clip"), zero_row], "index")
+        neg = clip(negated, float(depth + 1), "clip_negated")
+        units = int(pos_table.shape[1])
+        rows = [layer("Embedding", {"input_dim": int(table.shape[0]), "output_dim": units,
+                                    "mask_zero": False}, ref, suffix, [("embeddings", table)])
                 for ref, table, suffix in ((pos, pos_table, "rows"),
                                            (neg, neg_table, "negative_rows"))]
         ctx.output(ctx.layer("Add", {}, rows))
 
-    ctx.fused[id(node)] = emit
+    ctx.fused[id(last)] = emit
