@@ -13,6 +13,11 @@ what it will hold, in bytes, and refuses with exit 4 when the total passes the b
 A tiny file cannot claim gigabytes unasked; a model whose weights are large is allowed values
 in proportion.
 
+An ONNX model's values are counted by liveness (``live_peak``: onnxruntime frees a value after
+its last reader); a layers model run in the NumPy Keras reference, which keeps every tensor of
+a run, by their sum (``check.keras_sizes``). ``inspect`` runs the same sizing on the same
+inputs (``check.validate.check_budget``), so it says where the check would refuse.
+
 The same sizes keep ONNX's shape inference from exploding: with data propagation it turns
 1-D values into proto dims, so an ``Expand`` to ``[2**24]`` costs gigabytes of protobuf.
 ``data_prop_safe`` says whether a model's constant shape targets are small enough for it.
@@ -105,6 +110,11 @@ def require(needed: int, what: str, *, weight_bytes: int = 0, layer: str | None 
     raise UnsupportedError(
         f"{what} would need {_human(needed)}, past the memory budget of {_human(limit)}",
         layer=layer, hint=f"{how}, or skip the check with --no-validate")
+
+
+def human(n: int) -> str:
+    """``n`` bytes as the budget's messages write them (``1.5 GiB``, ``640 MiB``)."""
+    return _human(n)
 
 
 def _human(n: int) -> str:

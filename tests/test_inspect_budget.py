@@ -73,3 +73,38 @@ def test_cli_inspect_takes_max_memory_and_no_validate(free_hw):
     assert json.loads(skipped.output)["targets"]["tfjs-graph"]["ok"]
     bad = runner.invoke(main, ["inspect", str(free_hw), "--max-memory", "lots"])
     assert bad.exit_code == 2
+
+
+def test_the_keras_reference_is_sized_as_it_holds_every_tensor(tmp_path):
+    # the NumPy Keras reference keeps every tensor of a run: the check sizes them all
+    said = _refusal(KERAS, tmp_path / "out.onnx", "onnx", max_memory=TIGHT)
+    assert "NumPy Keras reference" in said
+    assert said in (modelport.inspect(KERAS, max_memory=TIGHT).targets["onnx"].note or "")
+
+
+def test_a_profile_past_the_budget_is_skipped_and_the_check_stands(tmp_path, monkeypatch):
+    from modelport import budget
+    from modelport.check import validate
+
+    needs: list[int] = []
+    profiles: list[int | None] = []
+    require, sized = budget.require, validate.profile_bytes
+
+    def spy_require(needed, what, **kw):
+        needs.append(needed)
+        return require(needed, what, **kw)
+
+    def spy_profile(*args):
+        profiles.append(sized(*args))
+        return profiles[-1]
+
+    monkeypatch.setattr(budget, "require", spy_require)
+    monkeypatch.setattr(validate, "profile_bytes", spy_profile)
+    report = modelport.convert(KERAS, tmp_path / "a.onnx", max_memory="1G")
+    assert report.parity.per_layer  # the Keras -> ONNX route profiles a passing check
+    check, profile = max(needs), profiles[-1]
+    assert profile is not None and profile > check
+    between = (check + profile) // 2
+    report = modelport.convert(KERAS, tmp_path / "b.onnx", max_memory=between)
+    assert report.parity.passed and not report.parity.per_layer
+    assert any("per-layer profile was skipped" in n for n in report.parity.notes)

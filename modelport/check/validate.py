@@ -173,11 +173,36 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     elif options.per_layer:  # the report's plot of each layer's error (check.layer_errors)
         from .layer_errors import profile
 
-        profile(report, source, target, (feeds[0][0], feeds[0][1]),
-                options.tolerances_or_default)
+        skipped = _profile_skipped(source, target, [s.name for s in specs_b],
+                                   (feeds[0][0], feeds[0][1]))
+        if skipped is not None:
+            report.notes.append(skipped)
+        else:
+            profile(report, source, target, (feeds[0][0], feeds[0][1]),
+                    options.tolerances_or_default)
     if sampling is not None:
         _sampled_layers(report, sampling, target, [f[1] for f in feeds], options, steps)
     return report
+
+
+def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int) -> None:
+    """Refuse (exit 4), before the NumPy Keras reference runs, a layers model whose tensors on
+    ``feed`` would pass the memory budget: the reference keeps all of them through a run, and
+    the check's float64 noise run is the largest (``keras_sizes``); its outputs are counted
+    with the check's own copies, for each of ``probes``."""
+    from .. import budget
+    from .keras_sizes import REFERENCE_BYTES, TEMPORARIES, keras_values
+
+    found = keras_values(model, feed)
+    if found is None:
+        return
+    largest = math.prod(found.largest_shape)
+    held = (found.elements + TEMPORARIES * largest) * REFERENCE_BYTES + \
+        found.output_elements * budget.OUTPUT_BYTES_PER_ELEMENT * probes
+    budget.require(held, f"the parity check would hold {largest} "
+                   f"elements in layer {found.largest!r} (shape {found.largest_shape}) in the "
+                   "NumPy Keras reference, which keeps every tensor of a run; with its other "
+                   "values it", weight_bytes=model.weight_bytes())
 
 
 def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
@@ -662,19 +687,14 @@ def _upgraded(model: ir.Model, device: str, why: ModelportError) -> Engine:
     return engine
 
 
-def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
-                 probes: int = 1) -> str | None:
-    """Refuse (exit 4), before onnxruntime allocates them, the values of an ONNX model that
-    would pass the memory budget on these inputs (``modelport.budget``): every value it holds
-    counted in bytes, and its outputs with the check's own copies and temporaries, for each of
-    ``probes``. Shapes come from ONNX's shape inference with the inputs' shapes fixed (data
-    propagation only where bounded); values it cannot size are not counted. Returns where a
-    convolution's or pool's window is larger than its input at these sizes
-    (``pinning.window_problem``), else None."""
+def _onnx_value_sizes(model: ir.Model, names: list[str], feed: list[np.ndarray]
+                      ) -> tuple[Any, dict[str, int], tuple[str, int, list[int]], int] | None:
+    """An ONNX model's values sized on ``feed`` (ONNX's shape inference with the inputs'
+    shapes fixed, data propagation only where bounded, after refusing shape ops past the
+    budget): the inferred proto, bytes by value name, the largest (name, bytes, shape), and
+    the model's weight bytes; None where shapes cannot be inferred."""
     from .. import budget
 
-    if not isinstance(model, ir.Model):
-        return None
     weight_bytes = sum(int(getattr(v.const_value, "nbytes", 0) or 0)
                        for v in model.graph.initializers.values())
     proto, values = skeleton(model, min_bytes=1024)
@@ -699,6 +719,67 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
             sizes[vi.name] = size
             if size > largest[1]:
                 largest = (vi.name, size, [d.dim_value for d in vi.type.tensor_type.shape.dim])
+    return inferred, sizes, largest, weight_bytes
+
+
+def profile_bytes(source: Model, target: Model, names: list[str],
+                  feeds: tuple[list[np.ndarray], list[np.ndarray]]) -> int | None:
+    """What the per-layer profile of a Keras ``source`` against an ONNX ``target`` holds at
+    once on ``feeds`` (None: no profile, or no sizes): the Keras reference's every tensor in
+    float32 and float64 with a float64 noise each (``keras_sizes.PROFILE_BYTES``), and every
+    value of the ONNX file, which onnxruntime computes with all of them marked as outputs (no
+    value freed) from a re-serialized copy of its weights."""
+    from .keras_sizes import PROFILE_BYTES, keras_values
+
+    if not isinstance(source, LayersModel) or not isinstance(target, ir.Model):
+        return None  # the profile does no work for other pairs (layer_errors.profile)
+    keras = keras_values(source, feeds[0])
+    onnx = _onnx_value_sizes(target, names, feeds[1])
+    if keras is None or onnx is None:
+        return None
+    return keras.elements * PROFILE_BYTES + sum(onnx[1].values()) + 2 * onnx[3]
+
+
+def _profile_skipped(source: Model, target: Model, names: list[str],
+                     feeds: tuple[list[np.ndarray], list[np.ndarray]]) -> str | None:
+    """Why the per-layer profile of a passing check is skipped (None: it runs): what it holds
+    (``profile_bytes``) passes the memory budget. The conversion and its check stand; only the
+    report's per-layer plot is missing."""
+    from .. import budget
+
+    needed = profile_bytes(source, target, names, feeds)
+    if needed is None:
+        return None
+    limit, given = budget.budget(source.weight_bytes() if isinstance(source, LayersModel)
+                                 else 0)
+    if needed <= limit:
+        return None
+    return (f"the per-layer profile was skipped: it would hold {budget.human(needed)} "
+            f"(every layer's output and its noise, and every value of the file), past the "
+            f"memory budget of {budget.human(limit)}"
+            + (" (raise it with --max-memory to get it)" if not given else ""))
+
+
+def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
+                 probes: int = 1) -> str | None:
+    """Refuse (exit 4), before onnxruntime allocates them, the values of an ONNX model that
+    would pass the memory budget on these inputs (``modelport.budget``): every value it holds
+    counted in bytes, and its outputs with the check's own copies and temporaries, for each of
+    ``probes``. Shapes come from ONNX's shape inference with the inputs' shapes fixed (data
+    propagation only where bounded); values it cannot size are not counted. Returns where a
+    convolution's or pool's window is larger than its input at these sizes
+    (``pinning.window_problem``), else None."""
+    from .. import budget
+
+    if isinstance(model, LayersModel):
+        _check_keras_sizes(model, feed, probes)
+        return None
+    if not isinstance(model, ir.Model):
+        return None
+    found = _onnx_value_sizes(model, names, feed)
+    if found is None:
+        return None
+    inferred, sizes, largest, weight_bytes = found
     # what is alive at once, not the sum of every value (onnxruntime frees a value after its
     # last reader), for the float32 run and the float64 noise run beside it
     held = budget.live_peak(inferred.graph, sizes) * budget.VALUE_FACTOR
