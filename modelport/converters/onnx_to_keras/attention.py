@@ -211,6 +211,10 @@ def _fuse_attention(ctx: Ctx, scores: ir.Node) -> None:
     merged = merge.outputs[0].shape
     if merged is None or len(merged) != 3 or merged[-1] != heads * dim:
         return
+    # the split and the merge keep the batch axis as it is, so (by the element count) the
+    # length too: no row crosses a sample
+    if not _keeps_batch(ctx, reshape, x_shape[0]) or not _keeps_batch(ctx, merge, x_shape[0]):
+        return
     wo, bo, out_nodes = out
     channels = w.shape[0]
     blocks = [w[:, i * heads * dim:(i + 1) * heads * dim].reshape(channels, heads, dim)
@@ -256,6 +260,24 @@ def _softmax_of(ctx: Ctx, s: ir.Value) -> tuple[ir.Value, list[ir.Node]] | None:
         readers = {id(u.node) for u in s.uses()}
         return found if readers <= {id(n) for n in found[1]} else None
     return None
+
+
+def _same_dims(a, b) -> bool:
+    """Whether two shape prefixes are the same dims (equal sizes or the same symbol)."""
+    return len(a) == len(b) and all(
+        x == y and (isinstance(x, int) or str(x) not in ("", "None"))
+        for x, y in zip(a, b))
+
+
+def _keeps_batch(ctx: Ctx, reshape: ir.Node, batch: object) -> bool:
+    """Whether ``reshape``'s output axis 0 is ``batch``: inferred so, or its input's axis 0 is
+    and the target copies it (a constant 0 there, without allowzero)."""
+    out, src = reshape.outputs[0].shape, reshape.inputs[0]
+    if out is not None and _same_dims(out[:1], [batch]):
+        return True
+    target = _ints(ctx, reshape.inputs[1])
+    return target is not None and target[:1] == [0] and not attr(reshape, "allowzero", 0) \
+        and src is not None and src.shape is not None and _same_dims(src.shape[:1], [batch])
 
 
 def _last(nodes: list[ir.Node]) -> ir.Node:
