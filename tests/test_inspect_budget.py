@@ -108,3 +108,23 @@ def test_a_profile_past_the_budget_is_skipped_and_the_check_stands(tmp_path, mon
     report = modelport.convert(KERAS, tmp_path / "b.onnx", max_memory=between)
     assert report.parity.passed and not report.parity.per_layer
     assert any("per-layer profile was skipped" in n for n in report.parity.notes)
+
+
+def test_sampled_layers_past_the_budget_are_skipped_by_name(tmp_path):
+    # comparing sampled layers marks every value of the file as an output: all held at once
+    import numpy as np
+    import onnx_ir as ir
+
+    from modelport import budget
+    from modelport.check.validate import _sample_past_budget
+
+    modelport.convert(KERAS, tmp_path / "m.onnx")
+    target = ir.load(tmp_path / "m.onnx")
+    name = target.graph.inputs[0].name
+    shape = [d if isinstance(d, int) else 4 for d in target.graph.inputs[0].shape]
+    feed = [np.zeros(shape, np.float32)]
+    with budget.max_memory(TIGHT):
+        why = _sample_past_budget(target, [name], feed)
+    assert why is not None and "every value of the file at once" in why
+    with budget.max_memory("1G"):
+        assert _sample_past_budget(target, [name], feed) is None

@@ -131,6 +131,12 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
         sampling = _sampling(source, target, a, probes)
         runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
         feeds, window = _sized(source, target, runs, probes)
+        why = _sample_past_budget(target, [s.name for s in specs_b], feeds[0][1]) \
+            if sampling is not None and sampling.skipped is None else None
+        if why is not None:  # the check stands without the sampled layers (as past their size)
+            assert sampling is not None
+            sampling = _Sampling(sampling.plan, a, why)
+            runs.a = a
         if not free:
             break
         if window is not None:  # onnxruntime runs it; TF and Keras targets cannot
@@ -203,6 +209,28 @@ def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int) 
                    f"elements in layer {found.largest!r} (shape {found.largest_shape}) in the "
                    "NumPy Keras reference, which keeps every tensor of a run; with its other "
                    "values it", weight_bytes=model.weight_bytes())
+
+
+def _sample_past_budget(target: Model, names: list[str], feed: list[np.ndarray]
+                        ) -> str | None:
+    """Why the sampled layers are not compared in the file's own values on ``feed`` (None:
+    they are): onnxruntime computes the file with every value marked as an output
+    (``sampled_layers.file_values``), so all of them are held at once, with its copies, and
+    that passes the memory budget."""
+    from .. import budget
+
+    if not isinstance(target, ir.Model):
+        return None
+    found = _onnx_value_sizes(target, names, feed)
+    if found is None:
+        return None
+    needed = sum(found[1].values()) * budget.VALUE_FACTOR
+    limit, given = budget.budget(found[3])
+    if needed <= limit:
+        return None
+    return (f"every value of the file at once would need {budget.human(needed)}, past the "
+            f"memory budget of {budget.human(limit)}"
+            + (" (raise it with --max-memory to compare them)" if not given else ""))
 
 
 def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
