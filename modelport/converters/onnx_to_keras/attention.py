@@ -110,7 +110,7 @@ def _softmax_last(ctx: Ctx, v: ir.Value | None) -> tuple[ir.Value, list[ir.Node]
         s = node.inputs[0]
         rank = len(s.shape) if s is not None and s.shape is not None else None
         axis = int(attr(node, "axis", -1))
-        if s is not None and rank is not None and axis % rank == rank - 1:
+        if s is not None and rank is not None and rank >= 2 and axis % rank == rank - 1:
             return s, [node]
         return None
     reshape = _op(node, "Reshape")
@@ -123,8 +123,9 @@ def _softmax_last(ctx: Ctx, v: ir.Value | None) -> tuple[ir.Value, list[ir.Node]
     s = flat.inputs[0]
     if s is None or s.shape is None or v.shape is None:
         return None
-    rank = len(s.shape)
-    if int(attr(flat, "axis", 1)) % rank != rank - 1 or int(attr(soft, "axis", -1)) not in (-1, 1):
+    rank = len(s.shape)  # rank 1 is the batch alone, which Keras's softmax would run over
+    if rank < 2 or int(attr(flat, "axis", 1)) % rank != rank - 1 or \
+            int(attr(soft, "axis", -1)) not in (-1, 1):
         return None
     target = reshape.inputs[1]
     shape_node = _op(_producer(target), "Shape")
