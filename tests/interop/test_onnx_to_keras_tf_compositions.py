@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 
 import modelport
-from tests.test_onnx_to_keras_tf_compositions import N, _model
+from tests.test_onnx_to_keras_tf_compositions import EVERY_INDEX, N, _model, _one_hot_dense
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "tf2onnx_forms"
 
@@ -72,3 +72,26 @@ def test_tfjs_runs_a_cube_whose_base_is_read_elsewhere(tmp_path, tfjs):
     want = np.maximum(x, 0) ** 3 + np.maximum(x, 0)
     got = tfjs.run_layers_model(tmp_path / "web" / "model.json", [("x", x)])["arrays"][0]
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("to", ["keras", "tfjs-layers"])
+def test_real_consumers_read_every_index_as_onnx_one_hot(to, tmp_path, keras3, tfjs):
+    """Indices at -1, just above it, past the depth, negative past it, huge: bit-identical."""
+    proto = _one_hot_dense(tensordot=True, bias=True)
+    shape = proto.graph.output[0].type.tensor_type.shape
+    shape.dim.add().dim_param = "batch"
+    shape.dim.add().dim_value = 20
+    shape.dim.add().dim_value = 3
+    src = tmp_path / "m.onnx"
+    src.write_bytes(proto.SerializeToString())
+    dst = tmp_path / ("m.keras" if to == "keras" else "web")
+    report = modelport.convert(src, dst, to=to)
+    assert report.parity is not None and report.parity.passed
+    x = np.stack([EVERY_INDEX, EVERY_INDEX[::-1]])
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = session.run(None, {"x": x})[0]
+    if to == "keras":
+        got = keras3.saving.load_model(dst, compile=False).predict(x, verbose=0)
+    else:
+        got = tfjs.run_layers_model(dst / "model.json", [("x", x)])["arrays"][0]
+    np.testing.assert_array_equal(np.asarray(got), want)
