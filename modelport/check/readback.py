@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelportError
+from ..errors import ModelportError, ParityError
 from ..formats import deferred, keras_h5, keras_v3, sniff, tfjs_layers
-from ..models import LayersModel, tfjs_support
+from ..models import LayersModel, tfjs_semantics, tfjs_support
 from ..models.arrays import same_bits
 
 
@@ -97,6 +97,14 @@ def check_written(model: LayersModel, written: Path, target: str) -> Written:
     expected, rewrites = model, list[str]()
     if target == sniff.TFJS_LAYERS:
         expected, rewrites = tfjs_support.prepare_with_notes(model)
+        # the file means what tfjs computes: a config tfjs-layers reads otherwise than Keras
+        # (Concatenate(axis=-2)) reads back identical yet computes other numbers there
+        wrong = tfjs_semantics.divergences(back)
+        if wrong:
+            name, reason = wrong[0]
+            raise ParityError("the written layers-model computes other numbers in tfjs than "
+                              f"the model: {reason}", file=written,
+                              layer=name, hint="use `--to tfjs-graph`")
     check = compare(expected, back)
     if not check.structure_equal or (check.weights_differing and not check.quantized):
         raise ModelportError(

@@ -683,9 +683,10 @@ def _engine(model: Model, path: str | os.PathLike[str] | None, device: str,
 
         return browser_engine(model, path, engine)
     if isinstance(model, LayersModel):
-        if model.source is not None and model.source.format == "tfjs-layers" and \
-                path is not None and engine != "reference":
-            return engines.TfjsLayersEngine(model, path=path, engine=engine)  # real tfjs if there
+        if model.source is not None and model.source.format == "tfjs-layers":
+            # real tfjs if there; else the reference, computing as tfjs does (tfjs_semantics)
+            return engines.TfjsLayersEngine(model, path=path,
+                                            engine=engine if path is not None else "reference")
         return engines.KerasReference(model)
     if isinstance(model, TfjsGraph):
         return engines.TfjsGraphEngine(model, path=path, engine=engine)

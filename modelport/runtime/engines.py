@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import FormatError, UnsupportedError
-from ..models import LayersModel, keras_graph, keras_shapes
+from ..models import LayersModel, keras_graph, keras_shapes, tfjs_semantics
 
 
 @dataclass
@@ -126,7 +126,9 @@ class KerasReference:
 class TfjsLayersEngine(KerasReference):
     """A TF.js layers-model: real @tensorflow/tfjs under Node (``tf.loadLayersModel``, strict,
     then ``predict``) when ``auto`` finds it or ``tfjs`` asks for it, else the NumPy Keras
-    reference; inputs, outputs and the rounding noise come from the reference either way."""
+    reference; inputs, outputs and the rounding noise come from the reference either way. The
+    reference runs the model as tfjs-layers computes it (``tfjs_semantics``): a config tfjs
+    reads otherwise than Keras is judged by tfjs's numbers, not Keras's."""
 
     def __init__(self, model: LayersModel, *, path: str | os.PathLike | None = None,
                  engine: str = "auto") -> None:
@@ -134,7 +136,7 @@ class TfjsLayersEngine(KerasReference):
 
         if engine not in ("auto", "tfjs", "reference"):
             raise UnsupportedError(f"unknown engine {engine!r}; choose auto, tfjs or reference")
-        super().__init__(model)
+        super().__init__(tfjs_semantics.as_computed(model))
         missing = tfjs_node.available()
         if engine == "tfjs" and missing:
             raise UnsupportedError(f"--engine tfjs was requested but real tfjs cannot run: "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import FormatError
-from .base import TensorSpec, declarer
+from .base import TensorSpec, TfjsRule, declarer
 from .helpers import broadcast, no_variables, one, out
 
 declare = declarer(__name__)
@@ -33,7 +33,41 @@ def _concatenate(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
     return out(cfg, shape)
 
 
-declare("Concatenate", shape=_concatenate, variables=no_variables, tfjs=True)
+def _tfjs_wrong_axis(cfg: dict) -> bool:
+    """tfjs-layers 4.22's backend ``concatenate`` turns any negative axis into the rank, i.e.
+    the last axis: right for -1, another axis's numbers for -2 and below (its output shape
+    still says Keras's, so nothing fails)."""
+    return int(cfg.get("axis", -1)) < -1
+
+
+def _tfjs_concatenate(layer, specs) -> tuple[dict, str] | None:
+    """A negative axis other than -1 counted from the front, where every call's rank is known
+    (the same concatenation in Keras; what tfjs-layers needs to compute it)."""
+    axis = int(layer.config.get("axis", -1))
+    if axis >= -1:
+        return None
+    ranks = set()
+    for node in layer.inbound_nodes:
+        refs = node.inputs()
+        spec = specs.get((refs[0].layer, refs[0].node, refs[0].tensor)) if refs else None
+        if spec is None:
+            return None
+        ranks.add(len(spec.shape))
+    if len(ranks) != 1:
+        return None
+    rank = ranks.pop()
+    if not -rank <= axis < 0:
+        return None
+    note = (f"{layer.name}: Concatenate axis {axis} -> {axis + rank} (tfjs-layers 4.22 "
+            "concatenates along the last axis for any negative one)")
+    return {**layer.config, "axis": axis + rank}, note
+
+
+declare("Concatenate", shape=_concatenate, variables=no_variables, tfjs=True, tfjs_blockers=(
+    TfjsRule(_tfjs_wrong_axis,
+             "tfjs-layers 4.22 concatenates along the last axis for any negative axis, and "
+             "this one's rank is unknown here, so it cannot be counted from the front"),),
+        tfjs_rewrite=_tfjs_concatenate)
 
 
 def _dot(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
