@@ -23,6 +23,12 @@ against real Keras.
   min(ELU(x), 0)`` from ELU, Rescaling, Activation and Add layers.
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
+- a call that reads one computed tensor more than once (``Multiply([r, r])``): each read after
+  the first goes through a ``Reshape`` of the tensor to its own shape (a ``Permute`` that keeps
+  the axes where a size is unknown). tfjs-layers 4.22's executor counts a tensor's readers by
+  layer but counts down once per read, so it disposes the tensor while a later layer still
+  needs it ("Tensor is disposed", "Cannot read properties of undefined (reading 'backend')");
+  the copy is a tensor of its own with the same values.
 
 The layer keeps its name where it holds weights (the Conv2D, the Add), so the weight names in the
 manifest stay ``<layer>/kernel``; the layers added are named after it.
@@ -31,6 +37,7 @@ manifest stay ``<layer>/kernel``; the layers added are named after it.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping
@@ -38,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from . import Layer, LayersModel, Node, TensorRef, Weight
 from .layer_facts.base import TensorSpec
 
@@ -72,6 +80,8 @@ def rewrite(model: LayersModel, specs: Mapping[tuple, TensorSpec]) -> list[str]:
         done = rule(model, found, shapes, taken)
         if done is not None:
             notes.append(done)
+    # last: the compositions above may read a tensor in several places too
+    notes += _repeated_inputs(model, shapes, taken)
     return notes
 
 
@@ -525,6 +535,86 @@ def _elu(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str
     _replace(model, layer, [elu, flip, clip, scale, relu, add])
     return (f"{layer.name}: ELU(alpha={alpha:g}) -> relu(x) + {alpha:g} * min(ELU(x), 0) "
             "(ELU, Rescaling, Activation, Add: tfjs-layers supports ELU with alpha 1 only)")
+
+
+# --- a tensor read twice by one call ------------------------------------------------------------
+
+def _repeated_inputs(model: LayersModel, specs: Specs, taken: set[str]) -> list[str]:
+    """Each call's second and later reads of one computed tensor through an identity layer of
+    its own (see the module's docstring); model inputs are left alone (tfjs never disposes a
+    fed tensor)."""
+    if model.kind == "Sequential":  # one input per layer: nothing is read twice
+        return []
+    fed = {ref.layer for ref in model.inputs}
+    notes = []
+    for name in [layer.name for layer in model.layers]:
+        layer = next(x for x in model.layers if x.name == name)
+        added: list[Layer] = []
+        make = functools.partial(_copy_into, added, layer, specs, taken)
+        nodes = []
+        for node in layer.inbound_nodes:
+            seen: set[TensorRef] = set()
+            nodes.append(Node(_reads_once(node.args, seen, fed, make),
+                              _reads_once(node.kwargs, seen, fed, make)))
+        if not added:
+            continue
+        rewritten = copy.copy(layer)
+        rewritten.inbound_nodes = nodes
+        _replace(model, layer, [*added, rewritten])
+        kinds = sorted({part.class_name for part in added})
+        notes.append(f"{layer.name}: {len(added)} repeated input(s) read through "
+                     f"{' / '.join(kinds)} to the same shape (tfjs-layers 4.22 disposes a "
+                     "tensor one layer reads twice while another still needs it; the same "
+                     "values)")
+    return notes
+
+
+def _reads_once(obj: Any, seen: set[TensorRef], fed: set[str],
+                make: Callable[[TensorRef], TensorRef]) -> Any:
+    """``obj`` (a call's args or kwargs) with each read of a computed tensor already in ``seen``
+    replaced by ``make(ref)``, in order of appearance."""
+    if isinstance(obj, TensorRef):
+        if obj.layer in fed or obj not in seen:
+            seen.add(obj)
+            return obj
+        return make(obj)
+    if isinstance(obj, dict):
+        return {k: _reads_once(v, seen, fed, make) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_reads_once(v, seen, fed, make) for v in obj)
+    return obj
+
+
+def _copy_into(added: list[Layer], layer: Layer, specs: Specs, taken: set[str],
+               ref: TensorRef) -> TensorRef:
+    """A new identity layer on ``ref`` (appended to ``added``), for ``layer`` to read."""
+    part = _identity(layer, ref, specs, taken)
+    added.append(part)
+    return TensorRef(part.name, 0, 0)
+
+
+def _identity(layer: Layer, ref: TensorRef, specs: Specs, taken: set[str]) -> Layer:
+    """A layer tfjs-layers has that gives ``ref``'s values as a tensor of its own: a Reshape
+    to its shape, or a Permute keeping its axes where a size is unknown."""
+    spec = specs.get((ref.layer, ref.node, ref.tensor))
+    rank = len(spec.shape) if spec is not None else 0
+    if rank < 2:
+        raise UnsupportedError(
+            f"{layer.class_name} reads the tensor of {ref.layer!r} more than once, and "
+            "tfjs-layers 4.22 disposes such a tensor while other layers still need it; its "
+            "shape is unknown here, so no copy of it can be made", layer=layer.name,
+            hint="use `--to tfjs-graph`")
+    assert spec is not None
+    dims = spec.shape[1:]
+    name = _unique(f"{layer.name}_copy", taken)
+    static = [int(d) for d in dims if d is not None]
+    if len(static) == len(dims):
+        part = _plain(layer, "Reshape", name, target_shape=static)
+    else:
+        part = _plain(layer, "Permute", name, dims=list(range(1, rank)))
+    part.inbound_nodes = [Node([ref])]
+    specs[(name, 0, 0)] = spec
+    return part
 
 
 _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] = {

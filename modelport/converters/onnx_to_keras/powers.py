@@ -9,10 +9,8 @@ than calling ``powf`` for them; bit-identical on 10^5 normal draws). Higher powe
 ``powf`` there, which rounds differently, and other exponents have no exact layer: both are
 refused.
 
-tfjs-layers 4.22 loses track of a tensor that one layer reads twice while others read it too
-("Tensor is disposed"; "Cannot read properties of undefined (reading 'backend')"), so for TF.js
-each copy after the first is a ``Reshape`` of ``x`` to its own shape: the same values, a tensor
-of its own.
+For TF.js, tfjs_rewrites gives each copy after the first a layer of its own (tfjs-layers 4.22
+disposes a tensor one layer reads twice while others still need it).
 """
 
 from __future__ import annotations
@@ -33,13 +31,4 @@ def power(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("only a tensor raised to a constant power of 2 or 3 (a Multiply of "
                          "its copies) has an exact Keras form")
     ref = ctx.ref(x)
-    copies = [ref] * int(n)
-    if ctx.for_tfjs:
-        dims = ctx.shape(x)[1:]
-        if any(d is None for d in dims):
-            raise ctx.refuse("a power of a tensor whose non-batch axes are not all static has "
-                             "no TF.js layers form here (tfjs-layers mishandles one layer "
-                             "reading a tensor twice); use --to tfjs-graph")
-        copies = [ref] + [ctx.layer("Reshape", {"target_shape": list(dims)}, ref,
-                                    suffix=f"copy{i}") for i in range(1, int(n))]
-    ctx.output(ctx.layer("Multiply", {}, copies))
+    ctx.output(ctx.layer("Multiply", {}, [ref] * int(n)))
