@@ -34,6 +34,7 @@ from ..formats.loading import load
 from ..fsutil import check_destination, check_parent, move_into_place, staging
 from ..models import LayersModel, TfjsGraph
 from ..models.tfjs_functions import execute_async_ops
+from ..models.weight_counts import weight_totals
 from . import routes
 from .metadata import metadata_entries
 from .options import (
@@ -356,7 +357,7 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
     # Without the parity check nothing runs the source again: the steps may drop its weights
     # as they go (a TF.js graph's filters, once transposed for ONNX); they are counted first.
     release = not route.parity and route.source == routes.GRAPH
-    counted = (_weight_bytes(source), _parameters(source)) if release else None
+    counted = _sizes(source) if release else None
     result, raised, shaped = plan(route, source, job, release)
     job = shaped.job
     checked = shaped.checked
@@ -366,7 +367,7 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
         sizes = (result.weight_bytes(), result.parameter_count())
         layers = len(result.layers)
     else:  # the report describes the source
-        sizes = counted or (_weight_bytes(checked), _parameters(checked))
+        sizes = counted or _sizes(checked)
         layers = _size(checked)
     label = f"{_label(route.target)} to {job.dst}" if raised else str(job.dst)
     job.progress(f"writing {label} ({human_bytes(sizes[0])} of weights)")
@@ -617,20 +618,10 @@ def _tfjs_json(dst: Path) -> Path:
     return folder / name
 
 
-def _weight_bytes(model: Model) -> int:
-    if isinstance(model, (LayersModel, TfjsGraph)):
-        return model.weight_bytes()
-    return int(sum(v.const_value.nbytes for v in model.graph.initializers.values()
-                   if v.const_value is not None))
-
-
-def _parameters(model: Model) -> int:
-    if isinstance(model, LayersModel):
-        return model.parameter_count()
-    if isinstance(model, TfjsGraph):
-        return int(sum(a.size for a in model.weights.values()))
-    return int(sum(v.const_value.size for v in model.graph.initializers.values()
-                   if v.const_value is not None))
+def _sizes(model: Model) -> tuple[int, int]:
+    """(bytes of weights, parameters), counted as ``inspect`` counts them."""
+    parameters, nbytes = weight_totals(model)
+    return nbytes, parameters
 
 
 def _size(model: Model) -> int:
@@ -638,7 +629,7 @@ def _size(model: Model) -> int:
         return sum(1 for _ in model.iter_layers())
     if isinstance(model, TfjsGraph):
         return len(model.nodes)
-    return model.graph.num_nodes()
+    return sum(1 for _ in model.graph.all_nodes())  # If/Loop/Scan bodies too, as inspect counts
 
 
 def _label(target: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from ..errors import ModelportError
 from ..formats import sniff
 from ..formats.loading import load
 from ..models import LayersModel, TfjsGraph, keras_dialect, keras_shapes, tfjs_support
+from ..models.weight_counts import onnx_weights, weight_totals
 
 if TYPE_CHECKING:  # annotations only: importing ``api`` must not import onnx_ir (and onnx)
     import onnx_ir as ir
@@ -270,13 +270,9 @@ def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str],
                   targets: dict[str, TargetInfo]) -> Inspection:
     graph = model.graph
     ops = Counter(node.op_type for node in graph.all_nodes())
-    inits: list[Any] = [v.const_value for v in graph.initializers.values()
-                        if v.const_value is not None]
-    # weights held in Constant nodes (what many exporters write) are weights too
-    inits += [attr.value for node in graph.all_nodes()
-              if node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-              for attr in [node.attributes.get("value")] if attr is not None
-              and attr.value is not None]
+    # initializers and Constant nodes, those of If/Loop/Scan subgraphs included
+    inits = onnx_weights(model)
+    parameters, weight_bytes = weight_totals(model)
     return Inspection(
         path=str(path), format=sniff.ONNX, dialect=None, keras_version=None,
         onnx={"ir_version": model.ir_version, "opsets": dict(graph.opset_imports),
@@ -285,8 +281,7 @@ def _inspect_onnx(model: ir.Model, path: str | os.PathLike[str],
         model=ModelSummary(graph.name, "ONNX graph"),
         inputs=_onnx_tensors(graph.inputs), outputs=_onnx_tensors(graph.outputs),
         layers=sum(ops.values()), layers_by_class=_by_count(ops),
-        parameters=int(sum(math.prod(t.shape.numpy()) for t in inits)),
-        weight_bytes=int(sum(t.nbytes for t in inits)),
+        parameters=parameters, weight_bytes=weight_bytes,
         weight_dtypes=dict(Counter(str(t.dtype).rsplit(".", 1)[-1].lower() for t in inits)),
         quantization=Quantization(), targets=targets)
 
@@ -295,6 +290,7 @@ def _inspect_tfjs_graph(graph: TfjsGraph, path: str | os.PathLike[str],
                         targets: dict[str, TargetInfo]) -> Inspection:
     ops = Counter(node.op for node in graph.nodes)
     weights = [a for a in graph.weights.values() if a.dtype != object]
+    parameters, weight_bytes = weight_totals(graph)
     quant = Counter(str(q["dtype"]) for q in graph.quantization.values())
     return Inspection(
         path=str(path), format=sniff.TFJS_GRAPH, dialect="tf-graph", keras_version=None,
@@ -302,6 +298,6 @@ def _inspect_tfjs_graph(graph: TfjsGraph, path: str | os.PathLike[str],
         inputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.inputs],
         outputs=[TensorInfo(i.key, i.shape, i.dtype, tensor=i.tensor) for i in graph.outputs],
         layers=len(graph.nodes), layers_by_class=_by_count(ops),
-        parameters=int(sum(a.size for a in weights)), weight_bytes=graph.weight_bytes(),
+        parameters=parameters, weight_bytes=weight_bytes,
         weight_dtypes=dict(Counter(str(a.dtype) for a in weights)),
         quantization=Quantization(dict(quant)), targets=targets)
