@@ -137,7 +137,9 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     outputs, output_perms = _plan_outputs(ctx, graph, channels_first_inputs)
     needed = _needed(graph, outputs, done)
     _claim(ctx, graph, proven)
-    failed: set[int] = set()  # values not computed: nodes reading them are not tried
+    # values not computed (a refused graph input among them: a node reading one is listed for
+    # what it does itself, not for an operand that looks constant because it was refused)
+    failed: set[int] = {id(x) for x in graph.inputs if not ctx.is_tensor(x)}
     for node in graph:
         if id(node) in done or id(node) in ctx.absorbed or id(node) not in needed:
             continue
