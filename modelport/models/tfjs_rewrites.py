@@ -23,6 +23,11 @@ against real Keras.
   min(ELU(x), 0)`` from ELU, Rescaling, Activation and Add layers.
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
+- ``BatchNormalization`` over an axis other than the last, on an input of known rank ->
+  ``Permute`` (the axis moved last), ``BatchNormalization(axis=-1)``, ``Permute`` back: tfjs's
+  CPU batchNorm kernel walks its mean, variance, gamma and beta cyclically over the flat
+  input, so only the last axis gets its own statistics (wrong numbers, no error). The same
+  arithmetic on each element; transposes are exact.
 - a call that reads one computed tensor more than once (``Multiply([r, r])``): each read after
   the first goes through a ``Reshape`` of the tensor to its own shape (a ``Permute`` that keeps
   the axes where a size is unknown). tfjs-layers 4.22's executor counts a tensor's readers by
@@ -537,6 +542,50 @@ def _elu(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str
             "(ELU, Rescaling, Activation, Add: tfjs-layers supports ELU with alpha 1 only)")
 
 
+# --- BatchNormalization over another axis than the last ----------------------------------------
+
+def _batch_norm_axis(model: LayersModel, layer: Layer, specs: Specs,
+                     taken: set[str]) -> str | None:
+    axis = layer.config.get("axis", -1)
+    if isinstance(axis, (list, tuple)) and len(axis) == 1:
+        axis = axis[0]
+    if not isinstance(axis, int) or isinstance(axis, bool) or axis == -1:
+        return None
+    shape = _input_shape(model, layer, specs)
+    if shape is None:
+        raise UnsupportedError(
+            f"BatchNormalization(axis={axis}): tfjs-layers 4.22's CPU kernel normalizes only "
+            "the last axis correctly (it cycles the statistics over the flat input), and this "
+            "input's rank is unknown here, so the axis cannot be moved last", layer=layer.name,
+            hint="use `--to tfjs-graph`")
+    rank = len(shape)
+    last = axis % rank
+    if last in (0, rank - 1):  # the last axis already (or the batch axis: Keras refuses)
+        return None
+    forward = [i for i in range(1, rank) if i != last] + [last]
+    back = [forward.index(i) + 1 for i in range(1, rank)]
+    to_last = _plain(layer, "Permute", _unique(f"{layer.name}_to_last", taken), dims=forward)
+    norm = copy.copy(layer)
+    norm.config = {**layer.config, "axis": -1}
+    restore = _plain(layer, "Permute", _unique(f"{layer.name}_back", taken), dims=back)
+    chain = [to_last, norm, restore]
+    if model.kind != "Sequential":
+        previous: str | None = None
+        for part in chain:
+            part.inbound_nodes = [
+                Node(node.args, node.kwargs) if previous is None
+                else Node([TensorRef(previous, j, 0)])
+                for j, node in enumerate(layer.inbound_nodes)]
+            previous = part.name
+    _replace(model, layer, chain)
+    if model.kind != "Sequential":
+        _redirect(model, layer.name, restore.name, skip={p.name for p in chain},
+                  specs=specs)
+    return (f"{layer.name}: BatchNormalization(axis={axis}) -> Permute{tuple(forward)}, "
+            f"BatchNormalization(axis=-1), Permute{tuple(back)} (tfjs-layers 4.22's CPU "
+            "kernel normalizes the last axis only; the same arithmetic)")
+
+
 # --- a tensor read twice by one call ------------------------------------------------------------
 
 def _repeated_inputs(model: LayersModel, specs: Specs, taken: set[str]) -> list[str]:
@@ -624,6 +673,7 @@ _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] =
     "UpSampling2D": _bilinear_upsampling,
     "Normalization": _normalization,
     "ELU": _elu,
+    "BatchNormalization": _batch_norm_axis,
     **dict.fromkeys(("GlobalMaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
                      "GlobalAveragePooling2D"), _global_keepdims),
 }

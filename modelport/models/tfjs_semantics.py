@@ -12,23 +12,51 @@ tfjs (tests/interop/test_tfjs_layers_axes.py):
   output shape says Keras's. ``BatchNormalization``, ``LayerNormalization`` and ``Dot`` count a
   negative axis from the back as Keras does; ``Softmax`` refuses an axis that is not the last
   (tfjs-core's softmax throws); ``Flatten`` and ``Permute`` take no negative axis.
+- ``BatchNormalization`` over an axis other than the last: tfjs's CPU ``batchNorm`` kernel walks
+  the mean, variance, gamma and beta cyclically over the flat input, so every axis but the last
+  gets other statistics. No Keras config computes that: ``uncomputable`` names such layers (the
+  read-back check of a written file refuses them; the reference still computes Keras's BN).
 """
 
 from __future__ import annotations
 
 import copy
 
+from ..errors import ModelportError
 from . import Layer, LayersModel
 
 
 def divergences(model: LayersModel) -> list[tuple[str, str]]:
     """``(layer name, reason)`` for each layer (nested models too) tfjs-layers 4.22 computes
     differently from Keras."""
+    found = [(layer.name, reason) for layer in model.iter_layers()
+             if (reason := _divergence(layer)) is not None]
+    return found + uncomputable(model)
+
+
+def uncomputable(model: LayersModel) -> list[tuple[str, str]]:
+    """``(layer name, reason)`` for each layer (nested models too) whose tfjs numbers no Keras
+    config computes: a BatchNormalization over another axis than the last."""
+    from .keras_shapes import infer
+
     found = []
-    for layer in model.iter_layers():
-        reason = _divergence(layer)
-        if reason is not None:
-            found.append((layer.name, reason))
+    try:
+        specs = infer(model)
+    except ModelportError:
+        specs = {}
+    for layer in model.layers:
+        if layer.model is not None:
+            found += uncomputable(layer.model)
+            continue
+        axis = layer.config.get("axis", -1)
+        axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+        spec = specs.get((layer.name, 0, 0))
+        if layer.class_name != "BatchNormalization" or not isinstance(axis, int) \
+                or spec is None or axis % len(spec.shape) == len(spec.shape) - 1:
+            continue
+        reason = (f"BatchNormalization(axis={axis}): tfjs-layers 4.22's CPU kernel normalizes "
+                  "the last axis only (it cycles the statistics over the flat input)")
+        found.append((layer.name, reason))
     return found
 
 
@@ -36,7 +64,7 @@ def as_computed(model: LayersModel) -> LayersModel:
     """``model`` with each config tfjs-layers 4.22 computes differently from Keras replaced by
     the config Keras computes tfjs's numbers with (a copy; weights shared; ``model`` itself
     when nothing differs)."""
-    if not divergences(model):
+    if not any(_divergence(layer) is not None for layer in model.iter_layers()):
         return model
     out = copy.copy(model)
     out.layers = [copy.copy(layer) for layer in model.layers]
