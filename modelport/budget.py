@@ -14,9 +14,10 @@ A tiny file cannot claim gigabytes unasked; a model whose weights are large is a
 in proportion.
 
 An ONNX model's values are counted by liveness (``live_peak``: onnxruntime frees a value after
-its last reader); a layers model run in the NumPy Keras reference, which keeps every tensor of
-a run, by their sum (``check.keras_sizes``). ``inspect`` runs the same sizing on the same
-inputs (``check.validate.check_budget``), so it says where the check would refuse.
+its last reader); a layers model run in the NumPy Keras reference, which frees the same way,
+by the same liveness (``steps_peak``, from ``check.keras_sizes``). ``inspect`` runs the same
+sizing on the same inputs (``check.validate.check_budget``), so it says where the check would
+refuse.
 
 The same sizes keep ONNX's shape inference from exploding: with data propagation it turns
 1-D values into proto dims, so an ``Expand`` to ``[2**24]`` costs gigabytes of protobuf.
@@ -29,8 +30,9 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -48,6 +50,7 @@ OUTPUT_BYTES_PER_ELEMENT = 64
 # float64 beside the float32 run).
 VALUE_FACTOR = 2
 
+V = TypeVar("V", bound=Hashable)  # a value's name (ONNX) or key (Keras), for steps_peak
 _limit: ContextVar[int | None] = ContextVar("modelport_max_memory", default=None)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?)[bB]?\s*$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -264,23 +267,32 @@ def live_peak(graph, sizes: dict[str, int]) -> int:
     ``onnx.GraphProto``, nodes in topological order) runs node by node and frees each value
     after its last reader, as onnxruntime's allocation planner does; graph outputs live to
     the end. A value with no known size counts nothing."""
-    nodes = list(graph.node)
-    last: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        for name in {*node.input, *_subgraph_names(node)}:
+    steps = [({*node.input, *_subgraph_names(node)}, list(node.output)) for node in graph.node]
+    return steps_peak(steps, sizes, {vi.name for vi in graph.output})
+
+
+def steps_peak(steps: Sequence[tuple[Collection[V], Collection[V]]], sizes: Mapping[V, int],
+               kept: Collection[V] = ()) -> int:
+    """The most bytes of ``sizes`` alive at once when ``steps`` ((values read, values made)
+    each, in the order they run) run one by one and each value is freed after its last
+    reader; the values of ``kept`` live to the end. Shared by onnxruntime's sizing
+    (``live_peak``) and the NumPy Keras reference's (``check.keras_sizes``): both free so."""
+    last: dict[V, int] = {}
+    for i, (reads, _) in enumerate(steps):
+        for name in reads:
             last[name] = i
-    end = len(nodes)
-    for vi in graph.output:
-        last[vi.name] = end
+    end = len(steps)
+    for name in kept:
+        last[name] = end
     dying: dict[int, int] = {}
     alive = peak = 0
-    for i, node in enumerate(nodes):
-        for name in node.output:
+    for i, (_, made) in enumerate(steps):
+        for name in made:
             size = sizes.get(name, 0)
             if not size:
                 continue
             alive += size
-            # a value nothing reads is freed once its node ran
+            # a value nothing reads is freed once its step ran
             dying[last.get(name, i)] = dying.get(last.get(name, i), 0) + size
         peak = max(peak, alive)
         alive -= dying.pop(i, 0)

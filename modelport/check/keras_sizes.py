@@ -1,66 +1,114 @@
 """What the NumPy Keras reference holds when the check runs a layers model, in bytes, sized
 from the layers' static shapes before anything runs (issue 19's budget, for the Keras side).
 
-The reference (``runtime.keras_reference``) keeps every tensor of the graph until its run
-ends, so a run holds the sum of all of them, not a liveness peak. The check's float64 noise
-run is the largest: REFERENCE_BYTES per element, and TEMPORARIES tensors of the largest size
-beside them for what a layer computes before it hands its output on (the random-rounding
-factors, a widened input). Measured on nsfwjs' MobileNetV2 (tfjs-layers) at 3x224x224x3: 66M
-elements, whose float64 run grew the process by 534 MiB; this counts 559 MiB. The per-layer
-profile (``layer_errors.profile``) holds the float32 and float64 runs and a float64 noise per
-tensor at once: PROFILE_BYTES per element.
+The reference (``runtime.keras_reference``) frees each tensor once its last reader has run,
+so a run holds the peak of the tensors alive at once in its call order (``budget.steps_peak``,
+the liveness that sizes onnxruntime too), with a nested model's own peak while it runs and the
+tensors the check asks it to keep (``keep``: the sampled layers') to the end. The check's
+float64 noise run is the largest: REFERENCE_BYTES per element, and TEMPORARIES tensors of the
+largest size beside them for what a layer computes before it hands its output on (the
+random-rounding factors, a widened input). The comparisons that keep every tensor of a run
+(the per-layer profile, ``layer_errors.profile``, and the localisation of a mismatch) hold the
+float32 and float64 runs and a float64 noise per tensor at once, by the sum of every tensor
+(``elements``): PROFILE_BYTES per element.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import budget
 from ..models import LayersModel
 
 REFERENCE_BYTES = 8  # the float64 noise run
 TEMPORARIES = 2  # tensors of the largest size a layer holds beside them, in float64
+KEPT_BYTES = 4  # a kept tensor of a float32 run, held while the float64 run runs
 PROFILE_BYTES = 24  # float32 run (4) + float64 run (8) + float64 noise (8) + temporaries (4)
 
 
 @dataclass(frozen=True)
 class KerasValues:
-    """The elements of every tensor the reference computes on a feed, and the largest."""
+    """The elements of the tensors the reference computes on a feed: all of them, the most
+    alive at once (``peak``), the largest one, and the outputs."""
 
     elements: int
     largest: str
     largest_shape: list[int]
     output_elements: int
+    peak: int = 0
+    kept: int = 0  # elements of the tensors ``keep`` names
 
 
-def keras_values(model: LayersModel, feed: list[np.ndarray]) -> KerasValues | None:
-    """Every tensor of ``model`` (nested models as their outputs, as the reference keeps them)
-    on ``feed`` (one array per input, in input order), from ``keras_shapes``; None where a
-    shape cannot be inferred (no verdict: the run itself reports)."""
+def keras_values(model: LayersModel, feed: list[np.ndarray],
+                 keep: Collection[tuple] = ()) -> KerasValues | None:
+    """The tensors of ``model`` (nested models as their outputs, and their own peak while they
+    run) on ``feed`` (one array per input, in input order), from ``keras_shapes``; ``keep``
+    names (layer, call) or (layer, call, output) tensors the run keeps to its end. None where
+    a shape cannot be inferred (no verdict: the run itself reports)."""
+    return _values(model, [tuple(int(d) for d in np.shape(x)) for x in feed], keep)
+
+
+def _values(model: LayersModel, shapes: list[tuple[int, ...]], keep: Collection[tuple] = ()
+            ) -> KerasValues | None:
     from ..models import keras_graph, keras_shapes
 
     try:
         graph = keras_graph.as_functional(model)
-        given = {ref.layer: tuple(int(d) for d in np.shape(x))
-                 for ref, x in zip(graph.inputs, feed)}
+        given = dict(zip((ref.layer for ref in graph.inputs), shapes))
         specs = keras_shapes.infer(graph, given)
+        order = keras_graph.call_order(graph)
     except Exception:  # noqa: BLE001 - no shapes, no verdict: the run itself reports
         return None
+    sizes: dict[Hashable, int] = {}
     elements, largest, shape = 0, "", [0]
     for key, spec in specs.items():
         dims = list(spec.shape)
         if any(d is None for d in dims):
             continue  # a size only the run knows: not counted
         count = math.prod(max(int(d or 0), 0) for d in dims)
+        sizes[key] = count
         elements += count
         if count > math.prod(shape):
             largest, shape = str(key[0]), [int(d or 0) for d in dims]
-    outputs = 0
-    for ref in graph.outputs:
-        found = specs.get((ref.layer, ref.node, ref.tensor))
-        out = [] if found is None else list(found.shape)
-        if found is not None and all(isinstance(d, int) for d in out):
-            outputs += math.prod(max(int(d or 0), 0) for d in out)
-    return KerasValues(elements, largest, shape, outputs)
+    steps = _steps(graph, order, specs, sizes)
+    outputs = [(ref.layer, ref.node, ref.tensor) for ref in graph.outputs]
+    named = [k for k in specs if k in keep or k[:2] in keep]
+    peak = budget.steps_peak(steps, sizes, [*outputs, *named])
+    return KerasValues(elements, largest, shape, sum(sizes.get(k, 0) for k in outputs), peak,
+                       sum(sizes.get(k, 0) for k in named))
+
+
+def _steps(graph: LayersModel, order: list, specs: dict, sizes: dict[Hashable, int]
+           ) -> list[tuple[Collection[Hashable], Collection[Hashable]]]:
+    """The reference's run of ``graph`` as liveness steps (tensors read, tensors made), in
+    its order (``keras_graph.call_order``, the dependency order it runs in): the inputs
+    first; a nested model's own peak made and freed within its call."""
+    steps: list[tuple[Collection[Hashable], Collection[Hashable]]] = [
+        ((), [(ref.layer, ref.node, ref.tensor) for ref in graph.inputs])]
+    by_call: dict[tuple, list[Hashable]] = {}
+    for key in specs:
+        by_call.setdefault(key[:2], []).append(key)
+    for layer, k in order:
+        refs = layer.inbound_nodes[k].inputs()
+        reads = {(r.layer, r.node, r.tensor) for r in refs}
+        made = list(by_call.get((layer.name, k), []))
+        if layer.model is not None:
+            inner = _nested_peak(layer.model, [specs.get((r.layer, r.node, r.tensor))
+                                               for r in refs])
+            if inner:
+                sizes[("nested", layer.name, k)] = inner
+                made.append(("nested", layer.name, k))
+        steps.append((reads, made))
+    return steps
+
+
+def _nested_peak(model: LayersModel, inputs: list) -> int:
+    """A nested model's own peak on inputs of these specs (0: not known)."""
+    if any(spec is None or any(d is None for d in spec.shape) for spec in inputs):
+        return 0
+    found = _values(model, [tuple(int(d) for d in spec.shape) for spec in inputs])
+    return 0 if found is None else found.peak

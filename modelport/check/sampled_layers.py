@@ -163,7 +163,7 @@ class Keeping:
         """The reference's outputs on ``arrays``; the planned tensors are kept."""
         from ..runtime.keras_reference import run
 
-        result = run(self.engine.model, list(arrays), capture=True)
+        result = run(self.engine.model, list(arrays), keep=self.calls)  # the rest is freed
         self.narrow.append((None, list(arrays), self._kept(result.tensors)))
         return result.outputs
 
@@ -176,7 +176,7 @@ class Keeping:
         from ..runtime.precision import exact
 
         with exact(jitter=True):
-            wide = run(self.engine.model, list(arrays), capture=True)
+            wide = run(self.engine.model, list(arrays), keep=self.calls)
         i = len(self.wide)
         self.wide.append(self._kept(wide.tensors))
         if i < len(self.narrow):

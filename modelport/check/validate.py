@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -191,24 +191,27 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     return report
 
 
-def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int) -> None:
+def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int,
+                       keep: Collection[tuple] = ()) -> None:
     """Refuse (exit 4), before the NumPy Keras reference runs, a layers model whose tensors on
-    ``feed`` would pass the memory budget: the reference keeps all of them through a run, and
-    the check's float64 noise run is the largest (``keras_sizes``); its outputs are counted
-    with the check's own copies, for each of ``probes``."""
+    ``feed`` would pass the memory budget: the reference frees each after its last reader, so
+    a run holds the most alive at once (with ``keep``, the sampled layers' tensors, to its
+    end), and the check's float64 noise run is the largest (``keras_sizes``); its outputs are
+    counted with the check's own copies, for each of ``probes``."""
     from .. import budget
-    from .keras_sizes import REFERENCE_BYTES, TEMPORARIES, keras_values
+    from .keras_sizes import KEPT_BYTES, REFERENCE_BYTES, TEMPORARIES, keras_values
 
-    found = keras_values(model, feed)
+    found = keras_values(model, feed, keep)
     if found is None:
         return
     largest = math.prod(found.largest_shape)
-    held = (found.elements + TEMPORARIES * largest) * REFERENCE_BYTES + \
-        found.output_elements * budget.OUTPUT_BYTES_PER_ELEMENT * probes
+    held = (found.peak + TEMPORARIES * largest) * REFERENCE_BYTES + \
+        found.output_elements * budget.OUTPUT_BYTES_PER_ELEMENT * probes + \
+        found.kept * KEPT_BYTES * probes  # the float32 runs' kept tensors, beside it
     budget.require(held, f"the parity check would hold {largest} "
                    f"elements in layer {found.largest!r} (shape {found.largest_shape}) in the "
-                   "NumPy Keras reference, which keeps every tensor of a run; with its other "
-                   "values it", weight_bytes=model.weight_bytes())
+                   "NumPy Keras reference, with the other tensors alive beside them; with its "
+                   "other values it", weight_bytes=model.weight_bytes())
 
 
 def _sample_past_budget(target: Model, names: list[str], feed: list[np.ndarray]
@@ -239,9 +242,23 @@ def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
     budget on them (``_check_sizes``: exit 4 past it), and the source's window problem at
     these sizes (None: none)."""
     feeds = runs.feeds(probes)
-    window = _check_sizes(source, [s.name for s in runs.specs_a], feeds[0][0], len(feeds))
+    window = _check_sizes(source, [s.name for s in runs.specs_a], feeds[0][0], len(feeds),
+                          _sampled_calls(source, target))
     _check_sizes(target, [s.name for s in runs.specs_b], feeds[0][1], len(feeds))
     return feeds, window
+
+
+def _sampled_calls(source: Model, target: Model) -> set[tuple]:
+    """The (layer, call)s whose tensors the source's runs keep for the sampled layers
+    (``_sampling``, ``sampled_layers.Keeping``); sized whether or not the sample is later
+    skipped past the budget, as ``inspect`` cannot know."""
+    if not (isinstance(source, LayersModel) and isinstance(target, ir.Model)):
+        return set()
+    from . import sampled_layers
+
+    if sampled_layers.skip_reason(target) is not None:
+        return set()
+    return set(sampled_layers.plan(source).kept())
 
 
 def check_budget(source: Model, target: Model, options: CheckOptions,
@@ -635,6 +652,10 @@ def _localise(report: ParityReport, source: Model, target: Model,
     (``intermediates``), and for an ONNX source against an ONNX or TF.js graph target in their
     values (``onnx_intermediates``)."""
     tolerances = options.tolerances_or_default
+    skipped = _localise_skipped(source, target, feeds, options, pairing)
+    if skipped is not None:
+        report.notes.append(skipped)
+        return
     if pairing.raised is not None and isinstance(target, LayersModel):
         from .divergence import first_raised_divergence
 
@@ -667,6 +688,43 @@ def _localise(report: ParityReport, source: Model, target: Model,
     report.first_divergence = walk.first
     report.per_layer = walk.layers
     report.notes.extend(walk.notes)
+
+
+def _localise_skipped(source: Model, target: Model,
+                      feeds: tuple[list[np.ndarray], list[np.ndarray]], options: CheckOptions,
+                      pairing: Pairing) -> str | None:
+    """Why the search for the first diverging layer is skipped (None: it runs): it keeps every
+    tensor of the NumPy Keras reference's float32 and float64 runs and their noise
+    (``divergence.captured``: ``keras_sizes.PROFILE_BYTES`` an element, by the sum of them
+    all, not the liveness peak the check's own runs hold), a Keras target's every tensor
+    beside them, and every value of an ONNX model it exposes, and that passes the budget."""
+    from .. import budget
+    from .keras_sizes import PROFILE_BYTES, keras_values
+
+    raised = pairing.raised is not None and isinstance(target, LayersModel)
+    if not raised and not (options.per_layer and isinstance(source, LayersModel)):
+        return None  # no Keras run keeps all its tensors (or no search at all)
+    keras, feed = (target, feeds[1]) if raised else (source, feeds[0])
+    assert isinstance(keras, LayersModel)
+    found = keras_values(keras, feed)
+    if found is None:
+        return None
+    needed = found.elements * PROFILE_BYTES
+    if not raised and isinstance(target, LayersModel):
+        other = keras_values(target, feeds[1])
+        needed += 0 if other is None else other.elements * 4
+    onnx, onnx_feed = (source, feeds[0]) if raised else (target, feeds[1])
+    if isinstance(onnx, ir.Model):
+        names = [str(v.name) for v in onnx.graph.inputs if v.const_value is None]
+        sized = _onnx_value_sizes(onnx, names, onnx_feed)
+        needed += 0 if sized is None else sum(sized[1].values())
+    limit, given = budget.budget(keras.weight_bytes())
+    if needed <= limit:
+        return None
+    return (f"the first diverging layer was not searched: it keeps every layer's output and "
+            f"its noise, {budget.human(needed)}, past the memory budget of "
+            f"{budget.human(limit)}" + (" (raise it with --max-memory to get it)"
+                                         if not given else ""))
 
 
 def _describe(model: Model) -> str:
@@ -790,7 +848,7 @@ def _profile_skipped(source: Model, target: Model, names: list[str],
 
 
 def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
-                 probes: int = 1) -> str | None:
+                 probes: int = 1, keep: Collection[tuple] = ()) -> str | None:
     """Refuse (exit 4), before onnxruntime allocates them, the values of an ONNX model that
     would pass the memory budget on these inputs (``modelport.budget``): every value it holds
     counted in bytes, and its outputs with the check's own copies and temporaries, for each of
@@ -801,7 +859,7 @@ def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
     from .. import budget
 
     if isinstance(model, LayersModel):
-        _check_keras_sizes(model, feed, probes)
+        _check_keras_sizes(model, feed, probes, keep)
         return None
     if not isinstance(model, ir.Model):
         return None

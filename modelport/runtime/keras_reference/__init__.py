@@ -15,11 +15,16 @@ One family per module: ``core``, ``activations``, ``conv``, ``pooling``, ``resha
 ``normalization``, ``merging``, ``recurrent``, ``attention``, and ``ops`` (the Keras operations
 that Keras 3 records in functional graphs to compute masks); each registers one small function
 per Keras class in ``_base.REGISTRY``.
+
+A run frees each tensor once its last reader has run (what the check's budget sizes by
+liveness, ``check.keras_sizes``): only the outputs survive it, and the tensors asked for with
+``keep`` (every one with ``capture``, for the comparisons that walk all of them).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +61,8 @@ __all__ = ["REGISTRY", "ReferenceResult", "erf", "run", "supported_classes"]
 
 @dataclass
 class ReferenceResult:
-    """The model's outputs, in its output order; with ``capture``, every tensor of its graph.
+    """The model's outputs, in its output order; with ``capture``, every tensor of its graph
+    (with ``keep``, those of its keys).
 
     ``tensors`` is keyed like ``TensorRef``: ``(layer name, node index, tensor index)``, node
     ``k`` being the ``k``-th entry of the layer's ``inbound_nodes`` (InputLayers: node 0;
@@ -80,13 +86,20 @@ def supported_classes() -> set[str]:
 
 
 def run(model: LayersModel, inputs: list[np.ndarray] | dict[str, np.ndarray] | np.ndarray, *,
-        capture: bool = False) -> ReferenceResult:
-    """Evaluate ``model`` on ``inputs`` (a list in input order, or a dict by input name)."""
+        capture: bool = False, keep: Collection[tuple] | None = None) -> ReferenceResult:
+    """Evaluate ``model`` on ``inputs`` (a list in input order, or a dict by input name).
+
+    Each tensor is freed once its last reader has run, unless ``capture`` (every tensor is
+    kept and returned) or ``keep`` names it, by its key or its (layer name, node index)
+    (kept and returned)."""
     feeds = _order_inputs(model, inputs)
     tensors: dict[Key, _Tensor] = {}
-    outputs = _run_model(model, [_Tensor(np.asarray(a)) for a in feeds], tensors)
+    retain = None if capture else set(keep or ())
+    outputs = _run_model(model, [_Tensor(np.asarray(a)) for a in feeds], tensors, retain)
+    wanted = tensors if retain is None else {k: t for k, t in tensors.items()
+                                             if _retained(k, retain)}
     return ReferenceResult([t.value for t in outputs],
-                           {k: t.value for k, t in tensors.items()} if capture else {})
+                           {k: t.value for k, t in wanted.items()} if capture or keep else {})
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -127,32 +140,47 @@ def _input_value(layer: Layer, feed: _Tensor) -> _Tensor:
 
 # --- graph walk ---------------------------------------------------------------------------------
 
-def _run_model(model: LayersModel, feeds: list[_Tensor], tensors: dict[Key, _Tensor]
-               ) -> list[_Tensor]:
+def _run_model(model: LayersModel, feeds: list[_Tensor], tensors: dict[Key, _Tensor],
+               retain: set[tuple] | None) -> list[_Tensor]:
+    """Run ``model``; ``tensors`` ends with its outputs and the tensors of ``retain`` (None:
+    every tensor), each other tensor freed after its last reader ran."""
     if not model.layers:
         raise FormatError(f"model {model.name!r} has no layers")
     if model.kind == "Sequential":
-        return _run_sequential(model, feeds, tensors)
-    return _run_functional(model, feeds, tensors)
+        return _run_sequential(model, feeds, tensors, retain)
+    return _run_functional(model, feeds, tensors, retain)
 
 
-def _run_sequential(model: LayersModel, feeds: list[_Tensor], tensors: dict) -> list[_Tensor]:
+def _run_sequential(model: LayersModel, feeds: list[_Tensor], tensors: dict,
+                    retain: set[tuple] | None) -> list[_Tensor]:
     if len(feeds) != 1:
         raise FormatError(f"Sequential model {model.name!r} is fed {len(feeds)} tensors")
     current, layers = feeds[0], model.layers
     if layers[0].class_name == "InputLayer":
-        current = tensors[(layers[0].name, 0, 0)] = _input_value(layers[0], current)
+        current = _input_value(layers[0], current)
+        _hold(tensors, (layers[0].name, 0, 0), current, retain)
         layers = layers[1:]
     for layer in layers:
         outs = _call_layer(layer, 0, [current], {}, [current.mask], {})
         if len(outs) != 1:
             raise UnsupportedError(f"{layer.class_name} returns {len(outs)} tensors; a Sequential "
                                    "model passes exactly one from layer to layer", layer=layer.name)
-        current = tensors[(layer.name, 0, 0)] = outs[0]
+        current = outs[0]  # the previous layer's tensor is freed here unless held
+        _hold(tensors, (layer.name, 0, 0), current, retain)
     return [current]
 
 
-def _run_functional(model: LayersModel, feeds: list[_Tensor], tensors: dict) -> list[_Tensor]:
+def _hold(tensors: dict, key: Key, tensor: _Tensor, retain: set[tuple] | None) -> None:
+    if _retained(key, retain):
+        tensors[key] = tensor
+
+
+def _retained(key: Key, retain: set[tuple] | None) -> bool:
+    return retain is None or key in retain or key[:2] in retain
+
+
+def _run_functional(model: LayersModel, feeds: list[_Tensor], tensors: dict,
+                    retain: set[tuple] | None) -> list[_Tensor]:
     if len(feeds) != len(model.inputs):
         raise FormatError(f"model {model.name!r} has {len(model.inputs)} inputs, fed "
                           f"{len(feeds)}")
@@ -160,20 +188,32 @@ def _run_functional(model: LayersModel, feeds: list[_Tensor], tensors: dict) -> 
         tensors[_key(ref)] = _input_value(model.layer(ref.layer), feed)
     pending = [(layer, k) for layer in model.layers if layer.class_name != "InputLayer"
                for k in range(len(layer.inbound_nodes))]
+    # liveness: how many calls still read each tensor; one at zero is freed (the outputs and
+    # the retained ones excepted), so a run holds what is alive at once, not every tensor
+    readers: dict[Key, int] = {}
+    for layer, k in pending:
+        for key in {_key(r) for r in layer.inbound_nodes[k].inputs()}:
+            readers[key] = readers.get(key, 0) + 1
+    outputs = {_key(ref) for ref in model.outputs}
+    produced: set[Key] = set(tensors)
     while pending:  # dependency order, not list order: shared layers can wait on later ones
         waiting = []
         for layer, k in pending:
             node = layer.inbound_nodes[k]
-            if not all(_key(r) in tensors for r in node.inputs()):
+            if not all(_key(r) in produced for r in node.inputs()):
                 waiting.append((layer, k))
                 continue
             outs = _call_node(layer, k, node, tensors)
             for i, out in enumerate(outs):
                 tensors[(layer.name, k, i)] = out
+                produced.add((layer.name, k, i))
+            if retain is not None:
+                _free(tensors, readers, outputs, retain, node.inputs(),
+                      [(layer.name, k, i) for i in range(len(outs))])
         if len(waiting) == len(pending):
             layer, k = waiting[0]
             missing = [r.as_list() for r in layer.inbound_nodes[k].inputs()
-                       if _key(r) not in tensors]
+                       if _key(r) not in produced]
             raise FormatError(f"node {k} waits on tensors that are never produced: {missing}",
                               layer=layer.name)
         pending = waiting
@@ -181,6 +221,19 @@ def _run_functional(model: LayersModel, feeds: list[_Tensor], tensors: dict) -> 
         return [tensors[_key(ref)] for ref in model.outputs]
     except KeyError as e:
         raise FormatError(f"output {e} of model {model.name!r} is never produced") from None
+
+
+def _free(tensors: dict, readers: dict[Key, int], outputs: set[Key], retain: set[tuple],
+          read: list[TensorRef], made: list[Key]) -> None:
+    """After a call: the tensors it read that no later call reads, and those it made that no
+    call reads, are dropped (the model's outputs and the retained ones excepted)."""
+    for key in {_key(r) for r in read}:
+        readers[key] -= 1
+        if readers[key] <= 0 and key not in outputs and not _retained(key, retain):
+            tensors.pop(key, None)
+    for key in made:
+        if not readers.get(key) and key not in outputs and not _retained(key, retain):
+            tensors.pop(key, None)
 
 
 def _call_node(layer: Layer, k: int, node: Node, tensors: dict) -> list[_Tensor]:
@@ -198,7 +251,7 @@ def _call_layer(layer: Layer, k: int, args: list, kwargs: dict, arg_masks: list,
     try:
         if layer.model is not None:
             flat = _flatten_pairs(args, arg_masks)
-            return _run_model(layer.model, flat, {})
+            return _run_model(layer.model, flat, {}, set())
         if layer.class_name == "InputLayer":
             raise FormatError("an InputLayer is called like a layer")
         call = Call(layer.name, layer.class_name, layer.config, Weights.of(layer.weights,

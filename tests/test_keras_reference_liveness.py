@@ -1,0 +1,97 @@
+"""The NumPy Keras reference frees each tensor after its last reader (a long chain holds O(1)
+tensors, not O(n)), its results are unchanged by it, and the check's sizing of a run
+(``check.keras_sizes``, by the same liveness) stays above what a run really holds."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+from modelport.check.keras_sizes import REFERENCE_BYTES, TEMPORARIES, keras_values
+from modelport.models import Layer, LayersModel, Node, TensorRef
+from modelport.runtime.keras_reference import run
+from modelport.runtime.precision import exact
+
+ROWS, COLS = 64, 1024  # 256 KiB a float32 tensor, 512 KiB in float64
+BOOKKEEPING = 64 << 10
+
+
+def _chain(n: int, *, skip: bool = False) -> LayersModel:
+    """x -> relu -> relu ... (n layers); with ``skip``, x is added to the last one."""
+    layers = [Layer("InputLayer", "x", {"batch_shape": [None, COLS], "dtype": "float32"})]
+    prev = "x"
+    for i in range(n):
+        layers.append(Layer("Activation", f"a{i}", {"activation": "relu"},
+                            [Node([TensorRef(prev)])]))
+        prev = f"a{i}"
+    if skip:
+        layers.append(Layer("Add", "add", {"dtype": "float32", "trainable": True},
+                            [Node([[TensorRef("x"), TensorRef(prev)]])]))
+        prev = "add"
+    return LayersModel("m", "Functional", layers, inputs=[TensorRef("x")],
+                       outputs=[TensorRef(prev)])
+
+
+def _feed() -> list[np.ndarray]:
+    return [np.random.default_rng(0).standard_normal((ROWS, COLS)).astype(np.float32)]
+
+
+def _peak(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_chain_holds_a_few_tensors_not_all():
+    model, feed = _chain(200), _feed()
+    tensor = ROWS * COLS * 4
+    held = _peak(lambda: run(model, feed))
+    assert held < 8 * tensor  # O(1): every tensor kept would be 200 of them
+    kept = _peak(lambda: run(model, feed, capture=True))
+    assert kept > 150 * tensor  # capture still keeps every tensor, for the walks that need it
+
+
+def test_results_are_unchanged_and_keep_returns_only_what_it_names():
+    model, feed = _chain(20, skip=True), _feed()
+    freed = run(model, feed)
+    everything = run(model, feed, capture=True)
+    np.testing.assert_array_equal(freed.outputs[0], everything.outputs[0])
+    np.testing.assert_array_equal(freed.outputs[0], np.maximum(feed[0], 0) + feed[0])
+    assert freed.tensors == {}
+    assert len(everything.tensors) == 22  # input, 20 activations, add
+    some = run(model, feed, keep={("a3", 0), ("a7", 0, 0)})
+    assert set(some.tensors) == {("a3", 0, 0), ("a7", 0, 0)}
+    for key, value in some.tensors.items():
+        np.testing.assert_array_equal(value, everything.tensors[key])
+
+
+def test_a_skip_connection_keeps_its_input_alive_and_is_sized_so():
+    found = keras_values(_chain(10, skip=True), _feed())
+    assert found is not None
+    one = ROWS * COLS
+    assert found.elements == 12 * one
+    assert found.peak == 3 * one  # x lives to the Add, beside the chain's two
+    chain = keras_values(_chain(10), _feed())
+    assert chain is not None and chain.peak == 2 * one
+
+
+def test_the_sizing_is_above_what_a_float64_run_holds():
+    for model in (_chain(100), _chain(30, skip=True)):
+        feed = _feed()
+        found = keras_values(model, feed)
+        assert found is not None
+        sized = (found.peak + TEMPORARIES * ROWS * COLS) * REFERENCE_BYTES
+
+        def wide(model=model, feed=feed):
+            with exact(jitter=True):
+                return run(model, feed)
+
+        # tracemalloc counts every allocation of the run: the arrays, and some KiB of Python
+        # bookkeeping (dicts, small objects) that the sizing leaves to the budget's base
+        measured = _peak(wide)
+        assert measured <= sized + BOOKKEEPING, (measured, sized)
+        assert sized < 8 * measured  # and not the sum of every tensor
