@@ -3,7 +3,8 @@ cyclically over the flat input, so a ``BatchNormalization`` over an axis other t
 computes wrong numbers there (no error; 2.7 off on a (3, 4) input with axis 1, measured). The
 layers-model writer moves the axis last (``Permute``, ``BatchNormalization(axis=-1)``,
 ``Permute`` back) where the rank is known and refuses it (``--to tfjs-graph``) where not; a file
-written without that fails its read-back check (exit 6). tests/interop/test_tfjs_layers_axes.py
+written without that fails its read-back check (exit 6). ``Softmax`` over such an axis (which
+tfjs-core's softmax refuses to run) gets the same composition. tests/interop/test_tfjs_layers_axes.py
 runs the files in real tfjs.
 """
 
@@ -86,3 +87,22 @@ def test_without_the_rewrite_the_conversion_fails_its_check(keras3, tmp_path, un
         modelport.convert(src, tmp_path / "web", to="tfjs-layers")
     assert e.value.exit_code == 6 and e.value.layer == "bn"
     assert not (tmp_path / "web").exists()
+
+
+def softmax_model(k, path):
+    """``Softmax(axis=1)`` on a (3, 4, 5) input: a real Keras 3 file."""
+    x = k.Input((3, 4, 5), name="x")
+    k.Model(x, k.layers.Softmax(axis=1, name="softmax")(x)).save(path)
+    return path
+
+
+def test_softmax_over_a_middle_axis_is_moved_last(keras3, tmp_path):
+    model = modelport.load(softmax_model(keras3, tmp_path / "m.keras"))
+    prepared = tfjs_support.prepare(model)
+    classes = [layer.class_name for layer in prepared.layers]
+    assert classes == ["InputLayer", "Permute", "Softmax", "Permute"]
+    assert [layer.config.get("dims") for layer in prepared.layers if layer.class_name ==
+            "Permute"] == [[2, 3, 1], [3, 1, 2]]
+    x = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(run(prepared, [x]).outputs[0], run(model, [x]).outputs[0],
+                               rtol=1e-6, atol=1e-7)

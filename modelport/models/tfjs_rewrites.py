@@ -23,11 +23,12 @@ against real Keras.
   min(ELU(x), 0)`` from ELU, Rescaling, Activation and Add layers.
 - ``ZeroPadding1D`` on a static ``(steps, channels)`` input -> ``Reshape``, ``ZeroPadding2D``,
   ``Reshape`` (the same values: zeros added, nothing computed).
-- ``BatchNormalization`` over an axis other than the last, on an input of known rank ->
-  ``Permute`` (the axis moved last), ``BatchNormalization(axis=-1)``, ``Permute`` back: tfjs's
-  CPU batchNorm kernel walks its mean, variance, gamma and beta cyclically over the flat
-  input, so only the last axis gets its own statistics (wrong numbers, no error). The same
-  arithmetic on each element; transposes are exact.
+- ``BatchNormalization`` or ``Softmax`` over one axis other than the last, on an input of
+  known rank -> ``Permute`` (the axis moved last), the layer with ``axis=-1``, ``Permute``
+  back: tfjs's CPU batchNorm kernel walks its mean, variance, gamma and beta cyclically over
+  the flat input, so only the last axis gets its own statistics (wrong numbers, no error), and
+  tfjs-core's softmax throws on any axis but the last. The same arithmetic on each element;
+  transposes are exact.
 - a call that reads one computed tensor more than once (``Multiply([r, r])``): each read after
   the first goes through a ``Reshape`` of the tensor to its own shape (a ``Permute`` that keeps
   the axes where a size is unknown). tfjs-layers 4.22's executor counts a tensor's readers by
@@ -542,22 +543,35 @@ def _elu(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str
             "(ELU, Rescaling, Activation, Add: tfjs-layers supports ELU with alpha 1 only)")
 
 
-# --- BatchNormalization over another axis than the last ----------------------------------------
+# --- BatchNormalization and Softmax over another axis than the last ----------------------------
 
-def _batch_norm_axis(model: LayersModel, layer: Layer, specs: Specs,
-                     taken: set[str]) -> str | None:
+# why each class needs its axis last in tfjs-layers 4.22
+_LAST_AXIS_ONLY = {
+    "BatchNormalization": "tfjs-layers 4.22's CPU kernel normalizes only the last axis "
+                          "correctly (it cycles the statistics over the flat input)",
+    "Softmax": "tfjs-core 4.22's softmax throws on any axis but the last",
+}
+
+
+def _axis_last(model: LayersModel, layer: Layer, specs: Specs, taken: set[str]) -> str | None:
     axis = layer.config.get("axis", -1)
     if isinstance(axis, (list, tuple)) and len(axis) == 1:
         axis = axis[0]
     if not isinstance(axis, int) or isinstance(axis, bool) or axis == -1:
         return None
-    shape = _input_shape(model, layer, specs)
+    if model.kind == "Sequential":
+        shape = _input_shape(model, layer, specs)
+    else:  # keyword arguments other than tensors (training=False) stay with the layer
+        calls = [node.inputs() for node in layer.inbound_nodes]
+        found = {specs[k].shape if k in specs else None
+                 for refs in calls if len(refs) == 1
+                 for k in [(refs[0].layer, refs[0].node, refs[0].tensor)]}
+        shape = found.pop() if len(found) == 1 and all(len(r) == 1 for r in calls) else None
     if shape is None:
         raise UnsupportedError(
-            f"BatchNormalization(axis={axis}): tfjs-layers 4.22's CPU kernel normalizes only "
-            "the last axis correctly (it cycles the statistics over the flat input), and this "
-            "input's rank is unknown here, so the axis cannot be moved last", layer=layer.name,
-            hint="use `--to tfjs-graph`")
+            f"{layer.class_name}(axis={axis}): {_LAST_AXIS_ONLY[layer.class_name]}, and this "
+            "input's rank is unknown here (or it is called with a mask), so the axis cannot be "
+            "moved last", layer=layer.name, hint="use `--to tfjs-graph`")
     rank = len(shape)
     last = axis % rank
     if last in (0, rank - 1):  # the last axis already (or the batch axis: Keras refuses)
@@ -566,24 +580,21 @@ def _batch_norm_axis(model: LayersModel, layer: Layer, specs: Specs,
     back = [forward.index(i) + 1 for i in range(1, rank)]
     to_last = _plain(layer, "Permute", _unique(f"{layer.name}_to_last", taken), dims=forward)
     norm = copy.copy(layer)
-    norm.config = {**layer.config, "axis": -1}
+    norm.config, norm.inbound_nodes = {**layer.config, "axis": -1}, []
     restore = _plain(layer, "Permute", _unique(f"{layer.name}_back", taken), dims=back)
     chain = [to_last, norm, restore]
     if model.kind != "Sequential":
-        previous: str | None = None
-        for part in chain:
-            part.inbound_nodes = [
-                Node(node.args, node.kwargs) if previous is None
-                else Node([TensorRef(previous, j, 0)])
-                for j, node in enumerate(layer.inbound_nodes)]
-            previous = part.name
+        for j, node in enumerate(layer.inbound_nodes):
+            to_last.inbound_nodes.append(Node([node.inputs()[0]]))
+            norm.inbound_nodes.append(Node([TensorRef(to_last.name, j, 0)], node.kwargs))
+            restore.inbound_nodes.append(Node([TensorRef(norm.name, j, 0)]))
     _replace(model, layer, chain)
     if model.kind != "Sequential":
         _redirect(model, layer.name, restore.name, skip={p.name for p in chain},
                   specs=specs)
-    return (f"{layer.name}: BatchNormalization(axis={axis}) -> Permute{tuple(forward)}, "
-            f"BatchNormalization(axis=-1), Permute{tuple(back)} (tfjs-layers 4.22's CPU "
-            "kernel normalizes the last axis only; the same arithmetic)")
+    cls = layer.class_name
+    return (f"{layer.name}: {cls}(axis={axis}) -> Permute{tuple(forward)}, {cls}(axis=-1), "
+            f"Permute{tuple(back)} ({_LAST_AXIS_ONLY[cls]}; the same arithmetic)")
 
 
 # --- a tensor read twice by one call ------------------------------------------------------------
@@ -673,7 +684,7 @@ _RULES: dict[str, Callable[[LayersModel, Layer, Specs, set[str]], str | None]] =
     "UpSampling2D": _bilinear_upsampling,
     "Normalization": _normalization,
     "ELU": _elu,
-    "BatchNormalization": _batch_norm_axis,
+    **dict.fromkeys(_LAST_AXIS_ONLY, _axis_last),
     **dict.fromkeys(("GlobalMaxPooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling2D",
                      "GlobalAveragePooling2D"), _global_keepdims),
 }

@@ -15,7 +15,7 @@ from modelport.formats import tfjs_layers
 from modelport.models import tfjs_semantics
 from modelport.runtime import engines
 
-from ..test_tfjs_batch_norm_axis import bn_model
+from ..test_tfjs_batch_norm_axis import bn_model, softmax_model
 from ..test_tfjs_batch_norm_axis import unrewritten as bn_unrewritten  # noqa: F401
 from ..test_tfjs_negative_axes import KERAS, TFJS, A, B, concat_model, without_rewrite  # noqa: F401
 
@@ -65,3 +65,11 @@ def test_real_tfjs_computes_batch_norm_over_axis_1_otherwise(keras3, tmp_path, t
     tfjs_layers.write(modelport.load(src), tmp_path / "bad")
     got, want = _bn_outputs(keras3, tfjs, src, tmp_path / "bad", (3, 4))
     assert np.max(np.abs(got - want)) > 0.1
+
+
+def test_real_tfjs_runs_softmax_moved_last_as_keras(keras3, tmp_path, tfjs):
+    """tfjs-core throws on a softmax over any axis but the last; moved last, it runs."""
+    src = softmax_model(keras3, tmp_path / "m.keras")
+    modelport.convert(src, tmp_path / "web", to="tfjs-layers")
+    got, want = _bn_outputs(keras3, tfjs, src, tmp_path / "web", (3, 4, 5))
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
