@@ -106,3 +106,12 @@ def test_softmax_over_a_middle_axis_is_moved_last(keras3, tmp_path):
     x = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
     np.testing.assert_allclose(run(prepared, [x]).outputs[0], run(model, [x]).outputs[0],
                                rtol=1e-6, atol=1e-7)
+
+
+def test_without_the_rewrite_a_softmax_fails_its_check(keras3, tmp_path, monkeypatch):
+    rules = {k: v for k, v in tfjs_rewrites._RULES.items() if k != "Softmax"}
+    monkeypatch.setattr(tfjs_rewrites, "_RULES", rules)
+    with pytest.raises(ParityError) as e:
+        modelport.convert(softmax_model(keras3, tmp_path / "m.keras"), tmp_path / "web",
+                          to="tfjs-layers")
+    assert e.value.exit_code == 6 and e.value.layer == "softmax"

@@ -36,7 +36,8 @@ def divergences(model: LayersModel) -> list[tuple[str, str]]:
 
 def uncomputable(model: LayersModel) -> list[tuple[str, str]]:
     """``(layer name, reason)`` for each layer (nested models too) whose tfjs numbers no Keras
-    config computes: a BatchNormalization over another axis than the last."""
+    config computes: a BatchNormalization over another axis than the last, or a Softmax (which
+    tfjs refuses to run)."""
     from .keras_shapes import infer
 
     found = []
@@ -51,12 +52,11 @@ def uncomputable(model: LayersModel) -> list[tuple[str, str]]:
         axis = layer.config.get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
         spec = specs.get((layer.name, 0, 0))
-        if layer.class_name != "BatchNormalization" or not isinstance(axis, int) \
-                or spec is None or axis % len(spec.shape) == len(spec.shape) - 1:
+        why = _LAST_AXIS_ONLY.get(layer.class_name)
+        if why is None or not isinstance(axis, int) or spec is None \
+                or axis % len(spec.shape) == len(spec.shape) - 1:
             continue
-        reason = (f"BatchNormalization(axis={axis}): tfjs-layers 4.22's CPU kernel normalizes "
-                  "the last axis only (it cycles the statistics over the flat input)")
-        found.append((layer.name, reason))
+        found.append((layer.name, f"{layer.class_name}(axis={axis}): {why}"))
     return found
 
 
@@ -84,6 +84,14 @@ def _divergence(layer: Layer) -> str | None:
         return (f"Concatenate(axis={axis}): tfjs-layers 4.22 concatenates along the last "
                 "axis for any negative axis")
     return None
+
+
+# classes tfjs-layers 4.22 computes over the last axis only (a rank is needed to tell)
+_LAST_AXIS_ONLY = {
+    "BatchNormalization": "tfjs-layers 4.22's CPU kernel normalizes the last axis only (it "
+                          "cycles the statistics over the flat input)",
+    "Softmax": "tfjs-core 4.22's softmax throws on any axis but the last",
+}
 
 
 def _last_axis(config: dict) -> dict:
