@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 
 from modelport.check.keras_sizes import REFERENCE_BYTES, TEMPORARIES, keras_values
-from modelport.models import Layer, LayersModel, Node, TensorRef
+from modelport.models import Layer, LayersModel, Node, TensorRef, Weight
 from modelport.runtime.keras_reference import run
 from modelport.runtime.precision import exact
 
@@ -95,3 +95,41 @@ def test_the_sizing_is_above_what_a_float64_run_holds():
         measured = _peak(wide)
         assert measured <= sized + BOOKKEEPING, (measured, sized)
         assert sized < 8 * measured  # and not the sum of every tensor
+
+
+def _convs() -> LayersModel:
+    """x (32x32x16) -> Conv2D 3x3 (32 filters) -> DepthwiseConv2D 5x5 -> Conv2DTranspose 3x3
+    stride 2: layers whose own computation (im2col, every tap) is larger than any tensor."""
+    rng = np.random.default_rng(1)
+    base = {"dtype": "float32", "trainable": True, "padding": "same", "use_bias": False,
+            "strides": [1, 1], "dilation_rate": [1, 1], "data_format": "channels_last"}
+    return LayersModel("c", "Functional", [
+        Layer("InputLayer", "x", {"batch_shape": [None, 32, 32, 16], "dtype": "float32"}),
+        Layer("Conv2D", "conv", {**base, "filters": 32, "kernel_size": [3, 3]},
+              [Node([TensorRef("x")])],
+              [Weight("kernel", rng.standard_normal((3, 3, 16, 32)).astype(np.float32))]),
+        Layer("DepthwiseConv2D", "dw", {**base, "kernel_size": [5, 5], "depth_multiplier": 1},
+              [Node([TensorRef("conv")])],
+              [Weight("kernel", rng.standard_normal((5, 5, 32, 1)).astype(np.float32))]),
+        Layer("Conv2DTranspose", "up", {**base, "filters": 8, "kernel_size": [3, 3],
+                                         "strides": [2, 2]},
+              [Node([TensorRef("dw")])],
+              [Weight("kernel", rng.standard_normal((3, 3, 8, 32)).astype(np.float32))]),
+    ], inputs=[TensorRef("x")], outputs=[TensorRef("up")])
+
+
+def test_the_sizing_counts_what_a_convolution_computes_within_its_call():
+    model = _convs()
+    feed = [np.random.default_rng(0).standard_normal((8, 32, 32, 16)).astype(np.float32)]
+    assert run(model, feed).outputs[0].shape == (8, 64, 64, 8)
+    found = keras_values(model, feed)
+    assert found is not None
+    largest = max(8 * 64 * 64 * 8, 8 * 32 * 32 * 32)
+    sized = (found.peak + TEMPORARIES * largest) * REFERENCE_BYTES
+
+    def wide():
+        with exact(jitter=True):
+            return run(model, feed)
+
+    measured = _peak(wide)
+    assert measured <= sized + BOOKKEEPING, (measured, sized)

@@ -4,7 +4,8 @@ from the layers' static shapes before anything runs (issue 19's budget, for the 
 The reference (``runtime.keras_reference``) frees each tensor once its last reader has run,
 so a run holds the peak of the tensors alive at once in its call order (``budget.steps_peak``,
 the liveness that sizes onnxruntime too), with a nested model's own peak while it runs and the
-tensors the check asks it to keep (``keep``: the sampled layers') to the end. The check's
+tensors the check asks it to keep (``keep``: the sampled layers') to the end, and what a
+layer's own computation holds within its call (``_work``: a convolution's im2col). The check's
 float64 noise run is the largest: REFERENCE_BYTES per element, and TEMPORARIES tensors of the
 largest size beside them for what a layer computes before it hands its output on (the
 random-rounding factors, a widened input). The comparisons that keep every tensor of a run
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import budget
-from ..models import LayersModel
+from ..models import Layer, LayersModel
 
 REFERENCE_BYTES = 8  # the float64 noise run
 TEMPORARIES = 2  # tensors of the largest size a layer holds beside them, in float64
@@ -96,6 +97,11 @@ def _steps(graph: LayersModel, order: list, specs: dict, sizes: dict[Hashable, i
         refs = layer.inbound_nodes[k].inputs()
         reads = {(r.layer, r.node, r.tensor) for r in refs}
         made = list(by_call.get((layer.name, k), []))
+        work = _work(layer, [specs.get((r.layer, r.node, r.tensor)) for r in refs],
+                     [specs[key] for key in made])
+        if work:
+            sizes[("work", layer.name, k)] = work
+            made.append(("work", layer.name, k))
         if layer.model is not None:
             inner = _nested_peak(layer.model, [specs.get((r.layer, r.node, r.tensor))
                                                for r in refs])
@@ -104,6 +110,71 @@ def _steps(graph: LayersModel, order: list, specs: dict, sizes: dict[Hashable, i
                 made.append(("nested", layer.name, k))
         steps.append((reads, made))
     return steps
+
+
+CONVOLUTIONS = {f"{kind}{n}D" for kind in ("Conv", "DepthwiseConv", "SeparableConv")
+                for n in (1, 2, 3)}
+TRANSPOSED = {f"Conv{n}DTranspose" for n in (1, 2, 3)}
+
+
+def _work(layer: Layer, inputs: list, outputs: list) -> int:
+    """The elements a layer's own computation holds beside its input and output, made and
+    freed within its call (0: within TEMPORARIES): a convolution's im2col matrix (every
+    window of its padded input, copied by ``tensordot``: output positions x kernel taps x
+    input channels; a transposed one's every tap's contribution: input positions x taps x
+    filters), its padded input, and a copy of its output (groups joined, layout moved)."""
+    cls = layer.class_name
+    if cls in ATTENTION:
+        return _attention_work(layer, inputs)
+    if cls not in CONVOLUTIONS | TRANSPOSED or len(inputs) != 1 or len(outputs) != 1:
+        return 0
+    x, y = inputs[0], outputs[0]
+    if x is None or any(d is None for d in (*x.shape, *y.shape)) or len(x.shape) < 3:
+        return 0
+    first = layer.config.get("data_format") == "channels_first"
+    cin, cout = (int(x.shape[1]), int(y.shape[1])) if first else (int(x.shape[-1]),
+                                                                  int(y.shape[-1]))
+    size = layer.config.get("kernel_size", 1)
+    taps = math.prod(size) if isinstance(size, (list, tuple)) else int(size) ** (len(x.shape) - 2)
+    xs, ys = math.prod(int(d) for d in x.shape), math.prod(int(d) for d in y.shape)
+    if cls in TRANSPOSED:
+        windows = xs // max(cin, 1) * taps * cout
+    else:
+        windows = ys // max(cout, 1) * taps * cin
+        if not cls.startswith("Conv"):
+            # einsum (depthwise) copies the windows twice (its transpose, then its BLAS
+            # operand): measured 379 MiB in a 5x5 DepthwiseConv2D whose windows are 186 MiB
+            windows *= 2
+        if cls.startswith("SeparableConv"):  # the depthwise result before the pointwise
+            windows += ys // max(cout, 1) * cin * int(layer.config.get("depth_multiplier", 1))
+    return windows + 2 * xs + ys
+
+
+ATTENTION = {"MultiHeadAttention", "GroupQueryAttention", "Attention", "AdditiveAttention"}
+
+
+def _attention_work(layer: Layer, inputs: list) -> int:
+    """An attention layer's scores, its softmax and their masked copies (SCORE_COPIES of
+    batch x heads x query positions x key positions, in float64 whatever the run), its
+    projected query, key and value, and AdditiveAttention's every query-key sum (times the
+    features) before its reduction."""
+    if len(inputs) < 2 or any(x is None or any(d is None for d in x.shape) for x in inputs[:2]):
+        return 0
+    query, value = (tuple(int(d) for d in x.shape) for x in inputs[:2])
+    if len(query) < 3 or len(value) < 3:
+        return 0
+    tq, tk = math.prod(query[1:-1]), math.prod(value[1:-1])
+    cfg = layer.config
+    heads = int(cfg.get("num_heads") or cfg.get("num_query_heads") or 1)
+    scores = query[0] * heads * tq * tk * SCORE_COPIES
+    features = heads * int(cfg.get("key_dim") or cfg.get("head_dim") or query[-1])
+    projected = 3 * query[0] * max(tq, tk) * features
+    if layer.class_name == "AdditiveAttention":
+        scores += 2 * query[0] * tq * tk * query[-1]
+    return scores + projected
+
+
+SCORE_COPIES = 4
 
 
 def _nested_peak(model: LayersModel, inputs: list) -> int:
