@@ -45,6 +45,7 @@ from ..onnx_normalize import (
     reinfer,
     to_channels_last,
 )
+from ..rewire import replace_value
 from . import (  # noqa: F401
     activations,
     affine_fuse,
@@ -337,12 +338,7 @@ def _hoist(graph: ir.Graph, node: ir.Node, unary: ir.Node, source: ir.Value) -> 
                 attributes=list(unary.attributes.values()), name=unary.name)
     u.outputs[0].type, u.outputs[0].shape = node.outputs[0].type, node.outputs[0].shape
     graph.insert_before(unary, [t, u])
-    out = node.outputs[0]
-    was_output, name = out.is_graph_output(), out.name
-    out.replace_all_uses_with(u.outputs[0], replace_graph_outputs=True)
-    if was_output:
-        out.name = None
-        u.outputs[0].name = name
+    replace_value(node.outputs[0], u.outputs[0])
     graph.remove(node, safe=True)
     graph.remove(unary, safe=True)
 

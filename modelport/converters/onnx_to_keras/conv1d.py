@@ -19,6 +19,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import replace_value
 from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
@@ -133,10 +134,7 @@ def _rewrite(graph: ir.Graph, conv: ir.Node) -> bool:
     new.outputs[0].type, new.outputs[0].shape = result.type, result.shape
     new_nodes.append(new)
     graph.insert_before(conv, new_nodes)
-    name = result.name
-    result.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
-    result.name = None
-    new.outputs[0].name = name
+    replace_value(result, new.outputs[0], always_rename=True)
     _sweep(graph, [last, squeeze, conv, x4.producer()])
     return True
 

@@ -23,6 +23,7 @@ import onnx_ir as ir
 
 from .. import layout
 from ..onnx_normalize import optional_input
+from ..rewire import replace_value
 from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
@@ -156,12 +157,7 @@ def _move(graph: ir.Graph, t: ir.Node, op: ir.Node) -> list[ir.Node]:
     new = ir.Node(op.domain, op.op_type, inputs, attributes=attributes, name=op.name)
     new.outputs[0].type, new.outputs[0].shape = t.outputs[0].type, t.outputs[0].shape
     graph.insert_before(op, [*ts, new])
-    out = t.outputs[0]
-    was_output, name = out.is_graph_output(), out.name
-    out.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
-    if was_output:
-        out.name = None
-        new.outputs[0].name = name
+    replace_value(t.outputs[0], new.outputs[0])
     graph.remove(t, safe=True)
     graph.remove(op, safe=True)
     return ts

@@ -17,6 +17,7 @@ import onnx
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import remove_unread
 
 STANDARD = ("", "ai.onnx")
 ELEMENTWISE = {"Add", "Sub", "Mul", "Cast", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
@@ -108,15 +109,5 @@ def drop_index_wraps(model: ir.Model) -> int:
         node.replace_input_with(1, found[0])
         done += 1
     if done:
-        _sweep(graph)
+        remove_unread(graph, ELEMENTWISE)
     return done
-
-
-def _sweep(graph: ir.Graph) -> None:
-    while True:
-        dead = [n for n in graph if n.domain in STANDARD and n.op_type in ELEMENTWISE and
-                all(not o.uses() and not o.is_graph_output() for o in n.outputs)]
-        if not dead:
-            return
-        for n in reversed(dead):
-            graph.remove(n, safe=True)

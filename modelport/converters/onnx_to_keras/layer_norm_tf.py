@@ -16,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import remove_unread, replace_value
 from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
@@ -205,10 +206,7 @@ def _replace(graph: ir.Graph, m: _Match, opset: int) -> None:
     graph.insert_before(m.last, made)
     out = m.last.outputs[0]
     y.shape = out.shape
-    name = out.name
-    out.replace_all_uses_with(y, replace_graph_outputs=True)
-    out.name = None
-    y.name = name
+    replace_value(out, y, always_rename=True)
     for node in reversed(m.nodes):
         if node.graph is graph:
             graph.remove(node, safe=False)
@@ -335,19 +333,5 @@ def _centred(graph: ir.Graph, x: ir.Value, y: ir.Value, eps: float, opset: int,
     assert producer is not None
     graph.insert_before(producer, made)
     out.shape = y.shape
-    name = y.name
-    y.replace_all_uses_with(out, replace_graph_outputs=True)
-    y.name = None
-    out.name = name
-    _sweep(graph)
-
-
-def _sweep(graph: ir.Graph) -> None:
-    """Remove the nodes nothing reads any more."""
-    while True:
-        dead = [n for n in graph if n.domain in STANDARD and n.op_type not in ("Loop", "If") and
-                all(not o.uses() and not o.is_graph_output() for o in n.outputs)]
-        if not dead:
-            return
-        for n in reversed(dead):
-            graph.remove(n, safe=True)
+    replace_value(y, out, always_rename=True)
+    remove_unread(graph)

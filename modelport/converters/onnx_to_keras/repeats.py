@@ -18,6 +18,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import remove_unread, replace_value
 from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
@@ -173,20 +174,5 @@ def _replace(graph: ir.Graph, chain: list[ir.Node], x: ir.Value, lin: str, lout:
         out = t.outputs[0]
     graph.insert_before(chain[0], nodes)
     y = last.outputs[0]
-    name = y.name
-    y.replace_all_uses_with(out, replace_graph_outputs=True)
-    y.name = None
-    out.name = name
-    _sweep(graph)
-
-
-def _sweep(graph: ir.Graph) -> None:
-    """Remove the nodes nothing reads any more (the chain, and the Shapes its Reshapes' targets
-    were computed from)."""
-    while True:
-        dead = [n for n in graph if n.domain in STANDARD and n.op_type not in ("Loop", "If") and
-                all(not o.uses() and not o.is_graph_output() for o in n.outputs)]
-        if not dead:
-            return
-        for n in reversed(dead):
-            graph.remove(n, safe=True)
+    replace_value(y, out, always_rename=True)
+    remove_unread(graph)  # the chain, and the Shapes its Reshapes' targets were computed from

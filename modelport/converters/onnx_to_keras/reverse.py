@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import replace_value
 
 STANDARD = ("", "ai.onnx")
 
@@ -58,10 +59,7 @@ def rewrite_full_reversals(graph: ir.Graph) -> int:
         out = node.outputs[0]
         reverse.outputs[0].type, reverse.outputs[0].shape = out.type, out.shape
         graph.insert_before(node, reverse)
-        name = out.name
-        out.replace_all_uses_with(reverse.outputs[0], replace_graph_outputs=True)
-        out.name = None
-        reverse.outputs[0].name = name
+        replace_value(out, reverse.outputs[0], always_rename=True)
         graph.remove(node, safe=True)
         done += 1
     return done

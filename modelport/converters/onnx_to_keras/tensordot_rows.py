@@ -14,6 +14,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import replace_value
 from .initializers import add_initializer
 
 STANDARD = ("", "ai.onnx")
@@ -71,13 +72,7 @@ def rewrite_tensordot_rows(graph: ir.Graph) -> int:
         merged.outputs[0].type = out.type
         merged.outputs[0].shape = squeeze.outputs[0].shape
         graph.insert_before(squeeze, [merged])
-        squeezed = squeeze.outputs[0]
-        name = squeezed.name
-        was_output = squeezed.is_graph_output()
-        squeezed.replace_all_uses_with(merged.outputs[0], replace_graph_outputs=True)
-        if was_output:
-            squeezed.name = None
-            merged.outputs[0].name = name
+        replace_value(squeeze.outputs[0], merged.outputs[0])
         graph.remove(squeeze, safe=True)
         graph.remove(reshape, safe=True)
         done += 1
