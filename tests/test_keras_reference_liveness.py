@@ -133,3 +133,22 @@ def test_the_sizing_counts_what_a_convolution_computes_within_its_call():
 
     measured = _peak(wide)
     assert measured <= sized + BOOKKEEPING, (measured, sized)
+
+
+def test_the_first_divergence_search_which_keeps_every_tensor_is_skipped_past_the_budget():
+    from modelport import budget
+    from modelport.check.options import CheckOptions
+    from modelport.check.validate import Pairing, _localise_skipped
+
+    model, feed = _chain(100), _feed()
+    feeds = (feed, feed)
+    options = CheckOptions(per_layer=True)
+    # the search keeps every tensor: 101 of them with their float64 runs and noise
+    with budget.max_memory("64M"):
+        note = _localise_skipped(model, model, feeds, options, Pairing())
+    assert note is not None and "first diverging layer was not searched" in note
+    with budget.max_memory("2G"):
+        assert _localise_skipped(model, model, feeds, options, Pairing()) is None
+    # no search without per_layer (and no raising): nothing to size
+    with budget.max_memory("64M"):
+        assert _localise_skipped(model, model, feeds, CheckOptions(), Pairing()) is None
