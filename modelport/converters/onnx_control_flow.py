@@ -15,6 +15,7 @@ import numpy as np
 import onnx_ir as ir
 
 from .onnx_ranks import infer_ranks
+from .rewire import replace_value
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,7 @@ def _inline(graph: ir.Graph, node: ir.Node, branch: ir.Graph) -> None:
         graph.insert_before(node, identity)
         new = identity.outputs[0]
         new.shape, new.type = _more_static(out.shape, result.shape), out.type or result.type
-        out_name = out.name
-        out.replace_all_uses_with(new, replace_graph_outputs=True)
-        out.name = None
-        new.name = out_name
+        replace_value(out, new, always_rename=True)
     graph.remove(node, safe=True)
 
 

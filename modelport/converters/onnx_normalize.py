@@ -30,6 +30,7 @@ from ..budget import budget, data_prop_safe  # data propagation only where bound
 from ..errors import FormatError, UnsupportedError
 from ..models.onnx_model import NORMALIZED_OPSET, declare_as_inputs, opset_of, skeleton
 from .onnx_control_flow import fold_constant_ifs
+from .rewire import replace_value
 
 log = logging.getLogger(__name__)
 
@@ -415,12 +416,7 @@ def to_channels_last(model: ir.Model, layout_ops: set[str],
                 replacements.append((out, t_out))
         graph.insert_after(node, new_nodes)
         for old, new in replacements:
-            name = old.name
-            was_output = old.is_graph_output()
-            old.replace_all_uses_with(new, replace_graph_outputs=True)
-            if was_output:
-                old.name = None
-                new.name = name
+            replace_value(old, new)
         graph.remove(node, safe=True)
         wrapped += 1
     if wrapped:

@@ -35,6 +35,7 @@ import onnx_ir as ir
 from ...errors import UnsupportedError
 from ...models.onnx_model import opset_of
 from ...models.tfjs_graph import a_int
+from ..rewire import replace_value
 from .core import Ctx, all_known, attr, concat, emits, rule, unsupported
 from .subgraphs import captured, emit_function, emit_nodes, non_tensor_io, problems
 
@@ -303,9 +304,8 @@ def _scan8_as_loop(graph: ir.Graph, node: ir.Node, k: int) -> Shapes:
                    num_outputs=len(node.outputs), name=node.name or tag)
     graph.insert_before(node, [shape, zero, batch, loop])
     for old, new in zip(node.outputs, loop.outputs):
-        new.name, new.type, new.shape = old.name, old.type, old.shape
-        old.name = None
-        old.replace_all_uses_with(new, replace_graph_outputs=True)
+        new.type, new.shape = old.type, old.shape
+        replace_value(old, new, always_rename=True)
     graph.remove(node, safe=True)
     shapes = {p.outputs[0].name: _unbatched(v) for p, v in zip(picks, values)}
     shapes.update({out.name: _unbatched(v) for out, v in zip(inner.outputs, loop.outputs)})

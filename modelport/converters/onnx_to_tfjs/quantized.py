@@ -35,6 +35,7 @@ import onnx_ir as ir
 
 from ...models import TfjsGraph
 from ..onnx_normalize import const_array, optional_input
+from ..rewire import replace_value
 from .core import Ctx, rule, unsupported
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,7 @@ class _Builder:
                 continue
             if new.shape is None and old.shape is not None:
                 new.shape = old.shape
-            name, was_output = old.name, old.is_graph_output()
-            old.replace_all_uses_with(new, replace_graph_outputs=True)
-            if was_output:
-                old.name = None
-                new.name = name
+            replace_value(old, new)
         self.graph.remove(self.anchor, safe=True)
 
 

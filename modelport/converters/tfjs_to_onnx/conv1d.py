@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ..rewire import replace_value
+
 
 def to_conv1d(graph: ir.Graph) -> int:
     """Rewrite every Conv1D chain of ``graph`` in place (main graph only); how many."""
@@ -94,12 +96,9 @@ def _rewrite(graph: ir.Graph, conv: ir.Node) -> bool:
     graph.insert_after(squeeze, [before, new, after])
     out = squeeze.outputs[0]
     after.outputs[0].type, after.outputs[0].shape = out.type, out.shape
-    name, was_output = out.name, out.is_graph_output()
-    out.replace_all_uses_with(after.outputs[0], replace_graph_outputs=True)
+    replace_value(out, after.outputs[0])
     for node in (squeeze, t2, conv, t1, unsqueeze):
         graph.remove(node, safe=True)
-    if was_output:
-        after.outputs[0].name = name
     return True
 
 
