@@ -41,8 +41,7 @@ from .control_flow import append_item
 from .core import Ctx, attr, rule
 from .math_ops import reduce
 from .quantized import EXACT_LIMIT
-from .recurrent import ACTIVATIONS, DEFAULT_ACTS, _initial, _Math
-from .subgraphs import emit_function
+from .recurrent import ACTIVATIONS, DEFAULT_ACTS, _initial, _Math, steps_loop
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +233,6 @@ def _loop(ctx: Ctx, acts: list[tuple[str, float | None, float | None]], xw: str,
     start = ctx.const(np.zeros((0, 1, hidden), np.float32), "Y_start")
     starts = [ctx.i32(0, "t"), count, h0, c0, start, xw]
     dtypes = ["int32", "int32", "float32", "float32", "float32", "float32"]
-    args = list(zip(["t", "n", "h", "c", "Y", "xw"], dtypes))
-
-    def cond(sub: Ctx, refs: list[str]) -> list[str]:
-        return [sub.op("Less", [refs[0], refs[1]], hint="below_length")]
 
     def body(sub: Ctx, refs: list[str]) -> list[str]:
         t, n, h, c, y, seq = refs
@@ -249,13 +244,7 @@ def _loop(ctx: Ctx, acts: list[tuple[str, float | None, float | None]], xw: str,
         return [sub.op("AddV2", [t, sub.i32(1, "one")], hint="next_t"), n, h_new, c_new,
                 append_item(sub, y, h_new, True), seq]
 
-    scope = ctx.scope
-    cond_fn = emit_function(ctx, f"{scope}_cond", args, ctx.graph, cond, ["bool"])
-    body_fn = emit_function(ctx, f"{scope}_body", args, ctx.graph, body, dtypes)
-    ctx.scope = scope
-    refs = ctx.op_n("StatelessWhile", starts, {"cond": {"func": {"name": cond_fn}},
-                                               "body": {"func": {"name": body_fn}}},
-                    len(starts), hint="steps_loop")
+    refs = steps_loop(ctx, starts, ["t", "n", "h", "c", "Y", "xw"], dtypes, body)
     y = refs[4]
     if direction != "forward":  # gathered from the end: back in time order
         y = ctx.op("ReverseV2", [y, ctx.i32([0], "axis")], hint="Y_in_order")

@@ -456,10 +456,6 @@ def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: _Par
     dtypes = ["int32", "int32", "float32", *(["float32"] if lstm else []), "float32",
               "float32", *(["int32"] if lens is not None else [])]
     names = ["t", "n", "h", *(["c"] if lstm else []), "Y", "xw", *(["lens"] if lens else [])]
-    args = list(zip(names, dtypes))
-
-    def cond(sub: Ctx, refs: list[str]) -> list[str]:
-        return [sub.op("Less", [refs[0], refs[1]], hint="below_length")]
 
     def body(sub: Ctx, refs: list[str]) -> list[str]:
         t, n, h = refs[:3]
@@ -488,14 +484,30 @@ def _loop(ctx: Ctx, kind: str, xw: str, init_h: str, init_c: str | None, r: _Par
                 *([c_new] if lstm and c_new is not None else []), grown, seq,
                 *([lengths] if lengths is not None else [])]
 
-    scope = ctx.scope
-    cond_fn = emit_function(ctx, f"{scope}_cond", args, ctx.graph, cond, ["bool"])
-    body_fn = emit_function(ctx, f"{scope}_body", args, ctx.graph, body, dtypes)
-    ctx.scope = scope
-    refs = ctx.op_n("StatelessWhile", starts, {"cond": {"func": {"name": cond_fn}},
-                                               "body": {"func": {"name": body_fn}}},
-                    len(starts), hint="steps_loop")
+    refs = steps_loop(ctx, starts, names, dtypes, body)
     y = refs[3 + lstm]
     if direction != "forward":  # gathered from the end: back in time order
         y = ctx.op("ReverseV2", [y, ctx.i32([0], "axis")], hint="Y_in_order")
     return y, refs[2], refs[3] if lstm else None
+
+
+def steps_loop(ctx: Ctx, starts: list[str], names: list[str], dtypes: list[str],
+               body: Callable[[Ctx, list[str]], list[str]]) -> list[str]:
+    """A StatelessWhile over ``starts`` (named ``names``, of ``dtypes``) whose first two are the
+    step t and the step count n: it runs ``body`` while t < n; its results.
+
+    The condition and the body become library functions of the model (``emit_function``) named
+    after the current scope, which emitting them leaves as it was.
+    """
+    args = list(zip(names, dtypes))
+
+    def cond(sub: Ctx, refs: list[str]) -> list[str]:
+        return [sub.op("Less", [refs[0], refs[1]], hint="below_length")]
+
+    scope = ctx.scope
+    cond_fn = emit_function(ctx, f"{scope}_cond", args, ctx.graph, cond, ["bool"])
+    body_fn = emit_function(ctx, f"{scope}_body", args, ctx.graph, body, dtypes)
+    ctx.scope = scope
+    return ctx.op_n("StatelessWhile", starts, {"cond": {"func": {"name": cond_fn}},
+                                               "body": {"func": {"name": body_fn}}},
+                    len(starts), hint="steps_loop")
