@@ -121,8 +121,9 @@ def _work(layer: Layer, inputs: list, outputs: list) -> int:
     """The elements a layer's own computation holds beside its input and output, made and
     freed within its call (0: within TEMPORARIES): a convolution's im2col matrix (every
     window of its padded input, copied by ``tensordot``: output positions x kernel taps x
-    input channels; a transposed one's every tap's contribution: input positions x taps x
-    filters), its padded input, and a copy of its output (groups joined, layout moved)."""
+    input channels, for the batch rows computed at once, ``window_rows``; a transposed one's
+    every tap's contribution: input positions x taps x filters), its padded input, and a copy
+    of its output (groups joined, layout moved)."""
     cls = layer.class_name
     if cls in ATTENTION:
         return _attention_work(layer, inputs)
@@ -140,11 +141,17 @@ def _work(layer: Layer, inputs: list, outputs: list) -> int:
     if cls in TRANSPOSED:
         windows = xs // max(cin, 1) * taps * cout
     else:
-        windows = ys // max(cout, 1) * taps * cin
+        from ..runtime.keras_reference.conv import DEPTHWISE_COPIES, window_rows
+
+        batch = max(int(y.shape[0]), 1)
+        per_row = ys // max(cout, 1) // batch * taps * cin
         if not cls.startswith("Conv"):
             # einsum (depthwise) copies the windows twice (its transpose, then its BLAS
             # operand): measured 379 MiB in a 5x5 DepthwiseConv2D whose windows are 186 MiB
-            windows *= 2
+            per_row *= DEPTHWISE_COPIES
+        # the reference computes as many batch rows at once as fit its window bytes; rows
+        # counted at float32's itemsize, the most either run holds (float64 takes half)
+        windows = window_rows(batch, per_row, np.dtype(np.float32).itemsize) * per_row
         if cls.startswith("SeparableConv"):  # the depthwise result before the pointwise
             windows += ys // max(cout, 1) * cin * int(layer.config.get("depth_multiplier", 1))
     return windows + 2 * xs + ys

@@ -192,12 +192,13 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
 
 
 def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int,
-                       keep: Collection[tuple] = ()) -> None:
+                       keep: Collection[tuple] = (), *, wide: bool = True) -> None:
     """Refuse (exit 4), before the NumPy Keras reference runs, a layers model whose tensors on
     ``feed`` would pass the memory budget: the reference frees each after its last reader, so
     a run holds the most alive at once (with ``keep``, the sampled layers' tensors, to its
-    end), and the check's float64 noise run is the largest (``keras_sizes``); its outputs are
-    counted with the check's own copies, for each of ``probes``."""
+    end), and the check's float64 noise run is the largest where it runs this model on the
+    feed (``wide``; otherwise the float32 run is: ``keras_sizes``); its outputs are counted
+    with the check's own copies, for each of ``probes``."""
     from .. import budget
     from .keras_sizes import KEPT_BYTES, REFERENCE_BYTES, TEMPORARIES, keras_values
 
@@ -205,7 +206,8 @@ def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int,
     if found is None:
         return
     largest = math.prod(found.largest_shape)
-    held = (found.peak + TEMPORARIES * largest) * REFERENCE_BYTES + \
+    per_element = REFERENCE_BYTES if wide else np.dtype(np.float32).itemsize
+    held = (found.peak + TEMPORARIES * largest) * per_element + \
         found.output_elements * budget.OUTPUT_BYTES_PER_ELEMENT * probes + \
         found.kept * KEPT_BYTES * probes  # the float32 runs' kept tensors, beside it
     budget.require(held, f"the parity check would hold {largest} "
@@ -244,7 +246,10 @@ def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
     feeds = runs.feeds(probes)
     window = _check_sizes(source, [s.name for s in runs.specs_a], feeds[0][0], len(feeds),
                           _sampled_calls(source, target))
-    _check_sizes(target, [s.name for s in runs.specs_b], feeds[0][1], len(feeds))
+    # the noise run is the source's NumPy reference in float64 where it has one (a layers
+    # model, a graph-model: _Runs.noise); only an ONNX source leaves it to the target's
+    _check_sizes(target, [s.name for s in runs.specs_b], feeds[0][1], len(feeds),
+                 wide=not isinstance(source, (LayersModel, TfjsGraph)))
     return feeds, window
 
 
@@ -848,18 +853,20 @@ def _profile_skipped(source: Model, target: Model, names: list[str],
 
 
 def _check_sizes(model: Model, names: list[str], feed: list[np.ndarray],
-                 probes: int = 1, keep: Collection[tuple] = ()) -> str | None:
+                 probes: int = 1, keep: Collection[tuple] = (), *, wide: bool = True
+                 ) -> str | None:
     """Refuse (exit 4), before onnxruntime allocates them, the values of an ONNX model that
     would pass the memory budget on these inputs (``modelport.budget``): every value it holds
     counted in bytes, and its outputs with the check's own copies and temporaries, for each of
     ``probes``. Shapes come from ONNX's shape inference with the inputs' shapes fixed (data
     propagation only where bounded); values it cannot size are not counted. Returns where a
     convolution's or pool's window is larger than its input at these sizes
-    (``pinning.window_problem``), else None."""
+    (``pinning.window_problem``), else None. A layers model is sized by
+    ``_check_keras_sizes``; ``wide``: the check's float64 noise run runs it on this feed."""
     from .. import budget
 
     if isinstance(model, LayersModel):
-        _check_keras_sizes(model, feed, probes, keep)
+        _check_keras_sizes(model, feed, probes, keep, wide=wide)
         return None
     if not isinstance(model, ir.Model):
         return None

@@ -35,6 +35,33 @@ from .activations import apply_activation
 
 # --- the primitives (channels-last) -------------------------------------------------------------
 
+WINDOW_BYTES = 64 << 20  # the im2col copy one convolution holds at once; larger go by batch rows
+DEPTHWISE_COPIES = 2  # einsum copies a depthwise convolution's windows twice (measured: 2.0x)
+
+
+def window_rows(batch: int, per_row: int, itemsize: int) -> int:
+    """How many batch rows a convolution computes at once: as many as keep their im2col
+    (``per_row`` elements a row, copies included) within WINDOW_BYTES, at least one. Every
+    output row depends on its input row alone, so the slices join to the whole batch's result;
+    the check's budget (``check.keras_sizes``) sizes the windows by the same rule."""
+    return max(1, min(batch, WINDOW_BYTES // max(per_row * itemsize, 1)))
+
+
+def _by_rows(fn, x: np.ndarray, per_row: int) -> np.ndarray:
+    rows = window_rows(x.shape[0], per_row, x.dtype.itemsize)
+    if rows >= x.shape[0]:
+        return fn(x)
+    return np.concatenate([fn(x[i:i + rows]) for i in range(0, x.shape[0], rows)])
+
+
+def _out_positions(x: np.ndarray, ksize: tuple, strides: tuple, dilation: tuple,
+                   padding: str) -> int:
+    """Output positions a row of ``x`` gives (the im2col's rows per batch row)."""
+    n = x.ndim - 2
+    pads = conv_pads(padding, x.shape[1:-1], ksize, strides, dilation)
+    return math.prod(max((size + lo + hi - (k - 1) * d - 1) // s + 1, 0) for size, (lo, hi), k, s, d
+                     in zip(x.shape[1:n + 1], pads, ksize, strides, dilation))
+
 def same_pads(size: int, k_eff: int, stride: int) -> tuple[int, int]:
     """Keras's SAME padding (before, after) of one axis: the total TF's SAME needs, the odd one
     after."""
@@ -63,7 +90,17 @@ def conv_pads(padding: str, shape: tuple, kernel: tuple, strides: tuple,
 
 def conv(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple, padding: str,
          groups: int = 1) -> np.ndarray:
-    """Keras ``ops.conv`` on channels-last ``x`` with kernel ``(*k, C/groups, F)``."""
+    """Keras ``ops.conv`` on channels-last ``x`` with kernel ``(*k, C/groups, F)``, by
+    slices of the batch whose windows fit WINDOW_BYTES (``window_rows``)."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    per_row = _out_positions(x, ksize, strides, dilation, padding) * math.prod(ksize) * x.shape[-1]
+    return _by_rows(lambda part: _conv(part, kernel, strides, dilation, padding, groups), x,
+                    per_row)
+
+
+def _conv(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple, padding: str,
+          groups: int) -> np.ndarray:
     n = x.ndim - 2
     ksize = kernel.shape[:n]
     win = windows(x, ksize, strides, dilation, conv_pads(padding, x.shape[1:-1], ksize, strides,
@@ -82,7 +119,18 @@ def conv(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple, pad
 
 def depthwise(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple,
               padding: str) -> np.ndarray:
-    """Depthwise convolution, kernel ``(*k, C, M)`` -> channels ``C*M`` (``c*M + m``)."""
+    """Depthwise convolution, kernel ``(*k, C, M)`` -> channels ``C*M`` (``c*M + m``), by
+    slices of the batch as ``conv``."""
+    n = x.ndim - 2
+    ksize = kernel.shape[:n]
+    per_row = _out_positions(x, ksize, strides, dilation, padding) * math.prod(ksize) * \
+        x.shape[-1] * DEPTHWISE_COPIES
+    return _by_rows(lambda part: _depthwise(part, kernel, strides, dilation, padding), x,
+                    per_row)
+
+
+def _depthwise(x: np.ndarray, kernel: np.ndarray, strides: tuple, dilation: tuple,
+               padding: str) -> np.ndarray:
     n = x.ndim - 2
     ksize = kernel.shape[:n]
     win = windows(x, ksize, strides, dilation, conv_pads(padding, x.shape[1:-1], ksize, strides,
