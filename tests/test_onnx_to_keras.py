@@ -415,12 +415,13 @@ def _layer_norm_cases():
 
 
 def test_layer_norm_pattern_keeps_a_value_read_elsewhere():
-    """The variance is also a graph output: fusing would lose it, so nothing is fused."""
+    """The variance is also a graph output: fusing would lose it, so nothing is fused (the
+    Reciprocal, which the fused layer takes in, is left and refused; Sqrt alone now raises)."""
     nodes = _layer_norm_nodes("keras", [2])
     message = _refusal(nodes, {"x": [2, 3, 6]},
                        {"eps": np.asarray(1e-3, np.float32), "gamma": _w(6), "beta": _w(6)},
                        outputs=["y", "var"])
-    assert "Sqrt node" in message
+    assert "Reciprocal node" in message
 
 
 def _pattern_cases():
@@ -617,14 +618,17 @@ def test_every_unraisable_node_is_listed_in_one_error():
     ([N("Reshape", ["x", "s"], ["y"])], {"x": [2, 3, 4]},
      {"s": np.asarray([4, 3, 2], np.int64)}, "across the batch axis"),
     ([N("Concat", ["x", "x"], ["y"], axis=0)], {"x": [2, 3]}, {}, "batch axis"),
-    ([N("Div", ["x", "x"], ["y"])], {"x": [2, 3]}, {}, "division"),
+    # (a tensor by a tensor is the Keras operation Divide; a constant holding zeros is no
+    # layer's reciprocal)
+    ([N("Div", ["x", "c"], ["y"])], {"x": [2, 3, 4]},
+     {"c": np.asarray([[1, 2, 0, 4]] * 3, np.float32)}, "division"),
     ([N("Pad", ["x", "p"], ["y"], mode="reflect")], {"x": [2, 3, 4, 4]},
      {"p": np.asarray([0, 0, 4, 1, 0, 0, 1, 1], np.int64)}, "wider than axis 2"),
     ([N("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[2, 0, 0, 0])],
      {"x": [2, 3, 6, 6]}, {}, "leave a window with no input cell"),
     ([N("Resize", ["x", "", "s"], ["y"], mode="cubic")], {"x": [2, 3, 4, 4]},
      {"s": np.asarray([1, 1, 2, 2], np.float32)}, "mode 'cubic'"),
-], ids=["transpose-batch", "reshape-batch", "concat-batch", "div-tensors", "reflect-pad",
+], ids=["transpose-batch", "reshape-batch", "concat-batch", "div-zeros", "reflect-pad",
         "maxpool-window-outside", "cubic-resize"])
 def test_unprovable_cases_are_refused_naming_why(nodes, inputs, consts, why):
     assert why in _refusal(nodes, inputs, consts)

@@ -54,11 +54,11 @@ def _convert(src: str, dst: str, to: str) -> None:
 
 
 def test_onnx_to_keras_lists_a_chain_of_three_refused_nodes(tmp_path):
-    # A ReduceSum that is not a row-wise dot product has a rule that refuses it; the second
-    # and third read a value the first did not raise.
+    # A ReduceSum over the batch axis has a rule that refuses it; the second and third read a
+    # value the first did not raise.
     src = _chain(tmp_path, "ReduceSum", {"keepdims": 1},
-                 [numpy_helper.from_array(np.asarray([2], np.int64), "axes")], [2, 3, 4],
-                 [2, 3, 1])
+                 [numpy_helper.from_array(np.asarray([0], np.int64), "axes")], [2, 3, 4],
+                 [1, 3, 4])
     for to in ("keras", "tfjs-layers"):
         with pytest.raises(UnsupportedError) as info:
             _convert(src, str(tmp_path / f"out_{to}"), to)

@@ -308,9 +308,24 @@ def _reduce_bool(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(shape, "bool")
 
 
-@OPERATIONS.register("Min", "Max")
+@OPERATIONS.register("Min", "Max", "Sum")
 def _reduce(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(_reduce_bool(cfg, tensors).shape, tensors[0].dtype)
+
+
+@OPERATIONS.register("Where")
+def _where(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    values = tensors[1:] or tensors  # the condition's dtype is not the result's
+    return TensorSpec(_broadcast_all(tensors), values[0].dtype)
+
+
+@OPERATIONS.register("Pad")
+def _pad(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    x = tensors[0]
+    pads = cfg["pad_width"]
+    pads = pads * len(x.shape) if len(pads) == 1 else pads
+    return TensorSpec(tuple(None if d is None else d + int(lo) + int(hi)
+                            for d, (lo, hi) in zip(x.shape, pads)), x.dtype)
 
 
 @OPERATIONS.register("Argmax", "Argmin")

@@ -7,6 +7,7 @@ import onnx_ir as ir
 
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
+from . import operations
 from .core import Ctx, attr, reduction_axes, rule
 
 
@@ -140,7 +141,7 @@ def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
             not (ctx.is_tensor(left) and ctx.rank(left) == 2 and
                  ctx.is_tensor(right) and ctx.rank(right) == 2) or \
             ctx.shape(left)[1:] != ctx.shape(right)[1:]:
-        raise ctx.refuse("only a row-wise dot product, sum(a * b, axis=1) of two 2-D tensors "
-                         "(Keras Dot), is raised")
+        operations.reduce_sum(ctx, node)  # not a Dot: the Keras operation Sum
+        return
     ctx.output(ctx.layer("Dot", {"axes": 1, "normalize": False},
                          [ctx.ref(left), ctx.ref(right)]))

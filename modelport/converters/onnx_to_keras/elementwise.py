@@ -16,6 +16,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...models import TensorRef
+from . import operations
 from .activations import affine, relu
 from .core import Ctx, rule, static
 
@@ -77,6 +78,8 @@ def _with_constant(ctx: Ctx, node: ir.Node, x: ir.Value, c: np.ndarray, x_first:
             # min(x, k) = k - relu(k - x)
             return ctx.output(affine(ctx, relu(ctx, affine(ctx, ref, -1.0, k, "flip"),
                                                None, "relu"), -1.0, k))
+        if op == "Div":  # k / x: no layer, the Keras operation Divide
+            return operations.divide(ctx, node)
         raise ctx.refuse(f"{op} of a constant by a tensor has no Keras layer")
     v = _per_channel(ctx, c, x)
     if v is None:
@@ -113,8 +116,9 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
                              "inputs")
         _with_constant(ctx, node, tensors[0], c, values[0] is tensors[0])
         return
-    if node.op_type == "Div":
-        raise ctx.refuse("division of one tensor by another has no Keras layer")
+    if node.op_type == "Div":  # no layer divides: the Keras operation Divide
+        operations.divide(ctx, node)
+        return
     rank = ctx.rank(values[0])
     if any(ctx.rank(v) != rank for v in values):
         raise ctx.refuse("operands of different ranks: one of them has no batch axis")

@@ -22,6 +22,7 @@ import onnx_ir as ir
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
 from ..padding import are_same_pads, same_pads
+from . import operations
 from .core import (
     Ctx,
     attr,
@@ -693,6 +694,10 @@ def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("a reduction over all axes includes the batch")
     axes = sorted(int(a) % rank for a in axes)
     n = rank - 2
+    pooling = n in (1, 2, 3) and axes in (list(range(1, rank - 1)), list(range(2, rank)))
+    if not pooling and node.op_type == "ReduceMax":
+        operations.reduce_max(ctx, node)  # exact as the Keras operation Max
+        return
     if n not in (1, 2, 3):
         raise ctx.refuse(f"a reduction over axes {axes} of a rank-{rank} tensor has no Keras "
                          "layer")

@@ -5,10 +5,16 @@ layers", module ``keras.src.ops.numpy``, config: the call's arguments), and Kera
 from ``.keras`` and ``.h5`` files. Where an ONNX op is exactly one of them it is raised so:
 ``Log`` -> ``Log``; ``ReduceMin`` over non-batch axes -> ``Min``; ``ArgMax`` / ``ArgMin`` (first
 index of ties, a non-batch axis) -> ``Argmax`` / ``Argmin``; ``Equal`` -> ``Equal``; integer
-``Mod`` with Python's sign rule (``fmod=0``) -> ``Mod``. A constant operand of a binary op
-must be one number (it becomes the call's Python scalar). Everything else these ops can do is
-refused by name (``fmod=1`` has no Keras operation; ``select_last_index`` neither). ``GatherND``
-has no Keras operation at all and keeps the default refusal.
+``Mod`` with Python's sign rule (``fmod=0``) -> ``Mod``; ``Sqrt`` -> ``Sqrt``; float ``Div``
+that no layer folds (a tensor by a tensor, a number by a tensor) -> ``Divide``; ``Where`` ->
+``Where``; ``ReduceMax`` / ``ReduceSum`` over non-batch axes that global pooling / ``Dot`` do
+not take -> ``Max`` / ``Sum``; constant ``Pad`` that ZeroPadding cannot express (the last axis
+of a rank-3 tensor) -> ``Pad``. The layer rules of Div, ReduceMax, ReduceSum and Pad hand
+those cases here. A constant operand of a binary op must be one number (it becomes the call's
+Python scalar). Keras's broadcasting is NumPy's, which is ONNX's multidirectional one.
+Everything else these ops can do is refused by name (``fmod=1`` has no Keras operation;
+``select_last_index`` neither). ``GatherND`` has no Keras operation at all and keeps the
+default refusal.
 """
 
 from __future__ import annotations
@@ -108,3 +114,86 @@ def mod(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse(f"Mod of {a.dtype} values (ONNX requires fmod=1 for floats)")
     ctx.output(operation(ctx, "Mod", {}, [ctx.ref(a), divisor]))
 
+
+
+def _reduction(ctx: Ctx, node: ir.Node, class_name: str, config: dict) -> None:
+    """A reduction over non-batch axes as the Keras operation ``class_name`` (``axis``,
+    ``keepdims`` from the node, ``config`` added)."""
+    x = ctx.input(node, 0)
+    rank = ctx.rank(x)
+    axes = reduction_axes(ctx, node)
+    if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+        raise ctx.refuse("its axes are computed at run time")
+    if not axes:  # none given: all axes, or none with noop_with_empty_axes
+        if int(attr(node, "noop_with_empty_axes", 0)):
+            ctx.output(ctx.ref(x))
+            return
+        raise ctx.refuse("a reduction over all axes includes the batch")
+    axes = sorted({int(a) % rank for a in axes})
+    if 0 in axes:
+        raise ctx.refuse("a reduction over the batch axis has no Keras form")
+    keepdims = bool(int(attr(node, "keepdims", 1)))
+    ctx.output(operation(ctx, class_name, {"axis": axes, "keepdims": keepdims, **config},
+                         [ctx.ref(x)]))
+
+
+_FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE, ir.DataType.BFLOAT16)
+
+
+def reduce_max(ctx: Ctx, node: ir.Node) -> None:
+    """ReduceMax over non-batch axes: the Keras operation ``Max`` (nn.reduce_spatial hands
+    over what is not global pooling)."""
+    if ctx.input(node, 0).dtype == ir.DataType.BOOL:
+        raise ctx.refuse("a max of bool values")
+    _reduction(ctx, node, "Max", {"initial": None})
+
+
+def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
+    """Float ReduceSum over non-batch axes: the Keras operation ``Sum`` (dense.reduce_sum
+    hands over what is not a row-wise dot product)."""
+    if ctx.input(node, 0).dtype not in _FLOATS:
+        raise ctx.refuse("a sum of integers (Keras's Sum widens small integer types)")
+    _reduction(ctx, node, "Sum", {})
+
+
+def divide(ctx: Ctx, node: ir.Node) -> None:
+    """Float Div of a tensor by a tensor, or of one number by a tensor: the Keras operation
+    ``Divide`` (elementwise.binary hands over what no layer folds)."""
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    if a.dtype not in _FLOATS:
+        raise ctx.refuse(f"Div of {a.dtype} values truncates; Keras's Divide is true division")
+    ctx.output(operation(ctx, "Divide", {}, [_operand(ctx, a), _operand(ctx, b)]))
+
+
+def constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: float) -> TensorRef:
+    """Constant padding that no ZeroPadding layer expresses: the Keras operation ``Pad``
+    (``pairs``: per axis, the batch's (0, 0) first; ``fill`` the call's constant value)."""
+    dtype = x.dtype
+    value: float | int = fill
+    if dtype not in _FLOATS:
+        if fill != int(fill):
+            raise ctx.refuse(f"padding {dtype} values with {fill}")
+        value = int(fill)
+    config = {"pad_width": [list(p) for p in pairs], "mode": "constant"}
+    args: list = [ctx.ref(x)] + ([value] if value != 0 else [])
+    return operation(ctx, "Pad", config, args)
+
+
+@rule("Sqrt")
+def sqrt(ctx: Ctx, node: ir.Node) -> None:
+    """Sqrt: the Keras operation ``Sqrt``."""
+    ctx.output(operation(ctx, "Sqrt", {}, [ctx.ref(ctx.input(node, 0))]))
+
+
+@rule("Where")
+def where(ctx: Ctx, node: ir.Node) -> None:
+    """Where of a computed bool condition between tensors or numbers: the Keras operation
+    ``Where``."""
+    cond, a, b = (ctx.input(node, i) for i in range(3))
+    if not ctx.is_tensor(cond):
+        raise ctx.refuse("its condition is a constant")
+    if cond.dtype != ir.DataType.BOOL:
+        raise ctx.refuse(f"a {cond.dtype} condition (ONNX requires bool)")
+    if not ctx.is_tensor(a) and not ctx.is_tensor(b):
+        raise ctx.refuse("both values are constants: the result's dtype would be Keras's")
+    ctx.output(operation(ctx, "Where", {}, [ctx.ref(cond), _operand(ctx, a), _operand(ctx, b)]))

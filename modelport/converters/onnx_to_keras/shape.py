@@ -11,6 +11,7 @@ import onnx_ir as ir
 
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
+from . import operations
 from .activations import affine
 from .core import Ctx, attr, crop_axis, padding_layer, rule, static
 from .strided_slice import crop, slice_cuts, strided
@@ -165,6 +166,8 @@ def _constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: flo
     """Padding with ``fill`` (``pairs``: per axis, the batch's (0, 0) first) by a ZeroPadding
     layer; ``pads`` as ONNX gave them, for the refusal."""
     rank = len(pairs)
+    if not ((rank >= 3 and pairs[-1] == (0, 0)) or (rank == 4 and pairs[1] == (0, 0))):
+        return operations.constant_pad(ctx, x, pairs, fill)  # no ZeroPadding: the Keras Pad
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")

@@ -129,3 +129,39 @@ register("Argmin")(_arg(np.argmin))
 def _mod(call: Call) -> list[np.ndarray]:
     a, b = _operands(call)[:2]
     return [np.mod(a, b)]
+
+
+# Sqrt, Sum, Max, Where and Pad: the ONNX raising writes them where no layer computes Sqrt,
+# a reduction over arbitrary non-batch axes, Where, or a constant Pad of the last axis.
+def _weak(args: list) -> list:
+    """Python scalars as the float tensors' dtype (Keras's weak scalars), arrays as they are."""
+    dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"),
+                 None)
+    return [a if isinstance(a, np.ndarray) or dtype is None else np.asarray(a, dtype)
+            for a in args]
+
+
+@register("Sqrt")
+def _sqrt(call: Call) -> list[np.ndarray]:
+    return [np.sqrt(call.x)]
+
+
+register("Sum")(_reduction(np.sum))
+register("Max")(_reduction(np.max))
+
+
+@register("Where")
+def _where(call: Call) -> list[np.ndarray]:
+    cond, a, b = _operands(call)[:3]
+    a, b = _weak([a, b])
+    return [np.where(cond, a, b)]
+
+
+@register("Pad")
+def _pad(call: Call) -> list[np.ndarray]:
+    args = _operands(call)
+    value = args[1] if len(args) > 1 else 0
+    pads = [tuple(int(p) for p in pair) for pair in call.cfg["pad_width"]]
+    if call.cfg.get("mode", "constant") != "constant":
+        raise ValueError(f"Pad mode {call.cfg.get('mode')!r} is not implemented")
+    return [np.pad(call.x, pads if len(pads) > 1 else pads[0], constant_values=value)]
