@@ -325,6 +325,12 @@ def _keras_cases() -> list[KerasCase]:
               [In((5, 3), name="x")], _reduce_ops,
               why="keras.ops the ONNX raising writes (Log, ReduceMin, ArgMax/ArgMin), with and "
                   "without keepdims, on several axes; argmax/argmin give int32 in Keras"))
+    add(graph("raised-ops-in-graph", ["Sqrt", "Sum", "Max", "Where", "Pad", "Equal", "Maximum",
+                                      "Multiply", "Add"],
+              [In((5, 3), name="x")], _raised_ops,
+              why="keras.ops the ONNX raising writes (Sqrt, ReduceSum/ReduceMax over any "
+                  "non-batch axes, Where with a Python scalar branch, Pad of the last axis with "
+                  "and without a constant value)"))
     add(graph("integer-mod-in-graph", ["Mod", "Subtract", "Add", "Negative"],
               [In((6,), "tokens", name="a"), In((6,), "tokens", name="b")],
               lambda k, a, b: [k.ops.mod(a - 5, b + 1), k.ops.mod(a, -(b + 1)),
@@ -624,6 +630,17 @@ def _reduce_ops(k, x):
     low_all = k.ops.min(x, axis=[1, 2])
     arg = [k.ops.argmax(x, axis=1), k.ops.argmin(x, axis=-1, keepdims=True)]
     return [log, low, low_all, *[k.ops.cast(a, "float32") for a in arg], *arg]
+
+
+def _raised_ops(k, x):
+    root = k.ops.sqrt(x * x + 0.25)
+    sums = [k.ops.sum(x, axis=[1, 2]), k.ops.sum(x, axis=-1, keepdims=True)]
+    tops = [k.ops.max(x, axis=[1, 2], keepdims=True), k.ops.max(x, axis=1)]
+    d = k.ops.maximum(x, 0.0)
+    chosen = k.ops.where(k.ops.equal(d, 0.0), 0.0, x * 2.0)
+    pads = [k.ops.pad(x, [[0, 0], [0, 0], [2, 1]]),
+            k.ops.pad(x, [[0, 0], [1, 0], [0, 3]], constant_values=-1.5)]
+    return [root, *sums, *tops, chosen, *pads]
 
 
 def _adapted_normalization(k, x):

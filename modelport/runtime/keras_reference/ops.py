@@ -159,8 +159,9 @@ def _where(call: Call) -> list[np.ndarray]:
 
 @register("Pad")
 def _pad(call: Call) -> list[np.ndarray]:
-    args = _operands(call)
-    value = args[1] if len(args) > 1 else 0
+    args = _operands(call)  # Keras records ops.pad's constant_values as a keyword
+    value = args[1] if len(args) > 1 else call.kwargs.get("constant_values")
+    value = 0 if value is None else value
     pads = [tuple(int(p) for p in pair) for pair in call.cfg["pad_width"]]
     if call.cfg.get("mode", "constant") != "constant":
         raise ValueError(f"Pad mode {call.cfg.get('mode')!r} is not implemented")
