@@ -15,7 +15,6 @@ import onnx_ir as ir
 
 from ..errors import FormatError
 from .onnx_normalize import input_of
-from .rewire import replace_value
 
 UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Elu", "Selu", "Softplus", "Softsign",
          "HardSigmoid", "HardSwish", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Erf",
@@ -157,11 +156,15 @@ def _fold_into_reshape(graph: ir.Graph, node: ir.Node, reshape: ir.Node, perm: l
 def _replace(graph: ir.Graph, node: ir.Node, new: ir.Node | None, source: ir.Value) -> None:
     """Replace single-output ``node`` by ``new`` (or by ``source`` itself when None)."""
     y = node.outputs[0]
+    name, was_output = y.name, y.is_graph_output()
     if new is not None:
         graph.insert_after(node, new)
         new.outputs[0].type, new.outputs[0].shape = y.type, y.shape
-    replace_value(y, new.outputs[0] if new is not None else source)
+    replacement = new.outputs[0] if new is not None else source
+    y.replace_all_uses_with(replacement, replace_graph_outputs=True)
     graph.remove(node, safe=True)
+    if was_output:
+        replacement.name = name
 
 
 def _inverse(perm: list[int]) -> list[int]:
@@ -295,8 +298,10 @@ def _rewrite(graph: ir.Graph, consumer: ir.Node, inputs: list, attrs: dict,
     after.outputs[0].type = out.type
     after.outputs[0].shape = out.shape
     graph.insert_after(consumer, [new, after])
-    replace_value(out, after.outputs[0], always_rename=True)
+    out.replace_all_uses_with(after.outputs[0], replace_graph_outputs=True)
+    name = out.name
     graph.remove(consumer, safe=True)
+    after.outputs[0].name = name
     return True
 
 
@@ -341,6 +346,8 @@ def _push_reduce(graph: ir.Graph, transpose: ir.Node, consumer: ir.Node, perm: l
     result.type = out.type
     result.shape = out.shape
     graph.insert_after(consumer, nodes)
-    replace_value(out, result, always_rename=True)
+    out.replace_all_uses_with(result, replace_graph_outputs=True)
+    name = out.name
     graph.remove(consumer, safe=True)
+    result.name = name
     return True
