@@ -2,7 +2,9 @@
 
 A Keras 3 functional graph may hold ``keras.ops`` calls as nodes of their own ("operation
 layers", module ``keras.src.ops.numpy``, config: the call's arguments), and Keras 3 loads them
-from ``.keras`` and ``.h5`` files. Where an ONNX op is exactly one of them it is raised so:
+from ``.keras`` files (its legacy ``.h5`` loader cannot rebuild them: "Unknown layer", so the
+``.h5`` writer refuses them, and tfjs-layers has no such layers). Where an ONNX op is exactly
+one of them it is raised so:
 ``Log`` -> ``Log``; ``ReduceMin`` over non-batch axes -> ``Min``; ``ArgMax`` / ``ArgMin`` (first
 index of ties, a non-batch axis) -> ``Argmax`` / ``Argmin``; ``Equal`` -> ``Equal``; integer
 ``Mod`` with Python's sign rule (``fmod=0``) -> ``Mod``; ``Sqrt`` -> ``Sqrt``; float ``Div``
