@@ -462,10 +462,12 @@ def checked_config(model: LayersModel) -> dict:
     operations = [layer for layer in model.iter_layers() if layer.is_operation]
     if operations:
         op = operations[0]
+        names = sorted({layer.class_name for layer in operations})
         raise UnsupportedError(
-            f"the graph holds keras.ops nodes ({op.class_name}, e.g. a mask computation); "
-            "Keras 3's legacy .h5 loader cannot rebuild them, not even from its own files",
-            layer=op.name, hint="write a .keras file instead")
+            f"the graph holds keras.ops nodes ({len(operations)}: {', '.join(names)}); Keras "
+            "3's legacy .h5 loader cannot rebuild them, not even from its own files",
+            layer=op.name, hint="write a .keras file instead (`--to keras`), which Keras 3 "
+            "loads with them")
     return keras_dialect.model_to_config(model, keras_dialect.KERAS3)
 
 
