@@ -56,6 +56,19 @@ def run_many(engine: Engine, feeds: list[list[np.ndarray]]) -> list[list[np.ndar
     return [engine.run(arrays) for arrays in feeds]
 
 
+def _tfjs_outputs(results: list) -> list[list[np.ndarray]]:
+    """The outputs of a batch of real-tfjs runs (``tfjs_node``'s results), raising the first
+    run's error."""
+    outs = []
+    for result in results:
+        if result.error is not None:
+            raise result.error
+        if result.outputs is None:
+            raise UnsupportedError("tfjs gave neither outputs nor an error")
+        outs.append(result.outputs)
+    return outs
+
+
 def rounding(engine: Engine, arrays: list[np.ndarray],
              outputs: list[np.ndarray]) -> list[np.ndarray] | None:
     """What float32 rounding alone does to each output of ``engine`` on ``arrays``:
@@ -169,14 +182,7 @@ class TfjsLayersEngine(KerasReference):
         names = [spec.name for spec in self.inputs()]
         results = tfjs_node.run_layers_batch([
             tfjs_node.LayersJob(self.path, list(zip(names, arrays))) for arrays in feeds])
-        outs = []
-        for result in results:
-            if result.error is not None:
-                raise result.error
-            if result.outputs is None:
-                raise UnsupportedError("tfjs gave neither outputs nor an error")
-            outs.append(result.outputs)
-        return outs
+        return _tfjs_outputs(results)
 
     def rounding(self, arrays: list[np.ndarray], outputs: list[np.ndarray]
                  ) -> list[np.ndarray]:
@@ -457,14 +463,7 @@ class TfjsGraphEngine:
             tfjs_node.GraphJob(self.path, [(i.tensor, a) for i, a in
                                            zip(self.graph.inputs, arrays)], tensors)
             for arrays in feeds])
-        outs = []
-        for result in results:
-            if result.error is not None:
-                raise result.error
-            if result.outputs is None:
-                raise UnsupportedError("tfjs gave neither outputs nor an error")
-            outs.append(result.outputs)
-        return outs
+        return _tfjs_outputs(results)
 
     def rounding(self, arrays: list[np.ndarray], outputs: list[np.ndarray]
                  ) -> list[np.ndarray]:
