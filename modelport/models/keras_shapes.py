@@ -228,7 +228,7 @@ def _input_layer_spec(layer: Layer, given: Any) -> TensorSpec:
 # Keras 3 records mask computations and Python arithmetic on Keras tensors as operation nodes
 # (``NotEqual(ids, 0)``, ``x + 3.0``). Their positional args mix tensors and Python scalars.
 
-OperationRule = Callable[[dict, list[TensorSpec]], TensorSpec]
+OperationRule = Callable[[dict, list[TensorSpec]], "TensorSpec | list[TensorSpec]"]
 # Every keras.ops operation with a shape rule: rule(config, tensor operands) -> output spec.
 OPERATIONS: Registry[OperationRule] = Registry("Keras operation shape rule")
 
@@ -242,7 +242,8 @@ def _apply_operation(layer: Layer, args: list) -> list[TensorSpec]:
     if rule is None:
         raise UnsupportedError(f"no shape rule for the keras.ops operation {layer.class_name!r}",
                                layer=layer.name)
-    return [rule(layer.config, tensors)]
+    out = rule(layer.config, tensors)
+    return out if isinstance(out, list) else [out]  # a list: an operation of several outputs
 
 
 def _broadcast_all(tensors: list[TensorSpec]) -> tuple:
@@ -266,7 +267,7 @@ def _arithmetic(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
 
 
 @OPERATIONS.register("Negative", "ZerosLike", "OnesLike", "Abs", "Sqrt", "Exp", "Relu",
-                     "Sigmoid", "Tanh", "ConvertToTensor", "Log")
+                     "Sigmoid", "Tanh", "ConvertToTensor", "Log", "Round", "Floor", "Ceil")
 def _same(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, cfg.get("dtype") or tensors[0].dtype)
 
@@ -346,3 +347,11 @@ def _squeeze(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     axes = [i for i, d in enumerate(x.shape) if d == 1] if cfg.get("axis") is None else \
         _op_axes(cfg, len(x.shape))
     return TensorSpec(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
+
+
+@OPERATIONS.register("TopK")
+def _top_k(cfg: dict, tensors: list[TensorSpec]) -> list[TensorSpec]:
+    """``ops.top_k``: the values and their int32 indices, ``k`` along the last axis."""
+    x = tensors[0]
+    shape = x.shape[:-1] + (int(cfg["k"]),)
+    return [TensorSpec(shape, x.dtype), TensorSpec(shape, "int32")]

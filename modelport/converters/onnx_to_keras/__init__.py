@@ -55,6 +55,8 @@ from . import (  # noqa: F401
     nn,
     onehot,
     operations,
+    operations_index,
+    operations_numeric,
     patterns,
     powers,
     recurrent,

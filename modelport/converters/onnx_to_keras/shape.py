@@ -11,7 +11,7 @@ import onnx_ir as ir
 
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
-from . import operations
+from . import operations, operations_numeric
 from .activations import affine
 from .core import Ctx, attr, crop_axis, padding_layer, rule, static
 from .strided_slice import crop, slice_cuts, strided
@@ -32,12 +32,14 @@ def identity(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Cast")
 def cast(ctx: Ctx, node: ir.Node) -> None:
-    """Cast between equal types or int32/int64 (Keras inputs are int32 alike): the input itself."""
+    """Cast between equal types or int32/int64 (Keras inputs are int32 alike): the input itself;
+    other casts: the Keras operation ``Cast`` (operations_numeric)."""
     x = ctx.input(node, 0)
     src, dst = x.dtype, node.outputs[0].dtype
     ints = {ir.DataType.INT32, ir.DataType.INT64}
     if src != dst and not (src in ints and dst in ints):
-        raise ctx.refuse(f"a cast from {src} to {dst} has no Keras layer")
+        ctx.output(operations_numeric.cast(ctx, x, dst))
+        return
     ctx.output(ctx.ref(x))
 
 

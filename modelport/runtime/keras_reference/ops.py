@@ -166,3 +166,27 @@ def _pad(call: Call) -> list[np.ndarray]:
     if call.cfg.get("mode", "constant") != "constant":
         raise ValueError(f"Pad mode {call.cfg.get('mode')!r} is not implemented")
     return [np.pad(call.x, pads if len(pads) > 1 else pads[0], constant_values=value)]
+
+
+# Round, Floor, Ceil and TopK: the ONNX raising writes them for run-time quantization and
+# detectors' post-processing (onnx_to_keras/operations_numeric.py, operations_index.py).
+@register("Round")
+def _round(call: Call) -> list[np.ndarray]:
+    if int(call.cfg.get("decimals", 0)) != 0:
+        raise ValueError("Round with decimals != 0 is not implemented")
+    return [np.round(call.x)]  # halves to even, as every Keras backend and ONNX
+
+
+register("Floor")(lambda call: [np.floor(call.x)])
+register("Ceil")(lambda call: [np.ceil(call.x)])
+
+
+@register("TopK")
+def _top_k(call: Call) -> list[np.ndarray]:
+    """The k largest along the last axis, descending; equal values lower index first (ONNX,
+    ``lax.top_k``, ``tf.math.top_k``): a stable sort of the negated values."""
+    x = call.x
+    k = int(call.cfg["k"])
+    keys = -(x.astype(np.int64) if x.dtype.kind in "iub" else x)
+    order = np.argsort(keys, axis=-1, kind="stable")[..., :k]
+    return [np.take_along_axis(x, order, axis=-1), order.astype(np.int32)]

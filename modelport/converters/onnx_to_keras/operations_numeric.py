@@ -1,0 +1,63 @@
+"""ONNX rounding and casting ops raised to the Keras 3 operations that compute them exactly.
+
+Run-time activation quantization (onnxruntime's dynamic quantization, TF's ``round`` /
+``floor`` post-processing) is made of these: ``Round`` -> ``Round`` (``decimals=0``; ONNX and
+every Keras 3 backend round halves to even: NumPy's ``round``, ``jnp.round``, ``tf.round``,
+``torch.round``); ``Floor`` -> ``Floor``; ``Ceil`` -> ``Ceil``; ``Cast`` between a float,
+an integer and bool -> ``Cast`` (``keras.src.ops.core``): a float becomes an integer by
+truncation toward zero in ONNX (onnxruntime's ``static_cast``) and in Keras (XLA's and TF's
+convert, NumPy's ``astype``), a number becomes bool by being nonzero. Integer tensors of the
+raised model are int32 whatever ONNX's width (as its inputs and ``Argmax`` are), so a cast to
+int64 is a cast to int32, and a cast between int32 and int64 stays the input itself (the
+``Cast`` rule of ``shape.py`` keeps those and hands the others here).
+
+Like the other operation nodes (``operations.py``) they load from ``.keras`` files only.
+"""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from ...models import TensorRef
+from .core import Ctx, rule
+from .operations import operation
+
+CORE = "keras.src.ops.core"
+
+# ONNX element type -> the Keras dtype its values have in the raised model
+KERAS_DTYPE = {
+    ir.DataType.FLOAT: "float32",
+    ir.DataType.INT32: "int32",
+    ir.DataType.INT64: "int32",
+    ir.DataType.INT16: "int16",
+    ir.DataType.INT8: "int8",
+    ir.DataType.UINT8: "uint8",
+    ir.DataType.UINT16: "uint16",
+    ir.DataType.BOOL: "bool",
+}
+
+
+def cast(ctx: Ctx, x: ir.Value, to: ir.DataType | None) -> TensorRef:
+    """``x`` cast to ``to``: the Keras operation ``Cast`` (``shape.cast`` hands over every
+    cast that changes the values' kind or width)."""
+    if x.dtype not in KERAS_DTYPE or to is None or to not in KERAS_DTYPE:
+        kinds = ", ".join(sorted({t.name for t in KERAS_DTYPE}))
+        raise ctx.refuse(f"a cast from {x.dtype} to {to}: the raised model holds {kinds} "
+                         "values only")
+    op = operation(ctx, "Cast", {"dtype": KERAS_DTYPE[to]}, [ctx.ref(x)])
+    ctx.layers[-1].module = CORE  # ops.cast lives in keras.src.ops.core, not numpy
+    return op
+
+
+_FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE)
+
+
+@rule("Round", "Floor", "Ceil")
+def rounding(ctx: Ctx, node: ir.Node) -> None:
+    """Round (halves to even), Floor, Ceil of floats: the Keras operations of those names."""
+    x = ctx.input(node, 0)
+    if x.dtype not in _FLOATS:
+        raise ctx.refuse(f"{node.op_type} of {x.dtype} values")
+    name = {"Round": "Round", "Floor": "Floor", "Ceil": "Ceil"}[node.op_type]
+    config = {"decimals": 0} if name == "Round" else {}
+    ctx.output(operation(ctx, name, config, [ctx.ref(x)]))

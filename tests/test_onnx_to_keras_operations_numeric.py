@@ -1,0 +1,161 @@
+"""ONNX Round/Floor/Ceil, Cast between floats, integers and bool, and TopK raised to Keras 3
+operations (``converters/onnx_to_keras/operations_numeric.py``, ``operations_index.py``), each
+from a table of cases: converted with the default check (onnxruntime against the NumPy Keras
+reference), then the ``.keras`` loaded in real Keras 3 and run on inputs with halves and ties,
+against onnxruntime; and the refusals of what has no Keras operation."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import modelport
+
+F, I32, I64, U8, B = (TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT8,
+                      TensorProto.BOOL)
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=13):
+    graph = helper.make_graph(nodes, "case", inputs, outputs,
+                              [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def _in(name, elem, dims):
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _unary(op, **attrs):
+    return _model([helper.make_node(op, ["x"], ["y"], **attrs)], [_in("x", F, ["N", 3, 4])],
+                  [_in("y", F, ["N", 3, 4])])
+
+
+def _cast_to(to, elem):
+    """x * 7 cast to ``to``: a float -> integer (or bool) cast of values with fractions."""
+    return _model([helper.make_node("Mul", ["x", "s"], ["m"]),
+                   helper.make_node("Cast", ["m"], ["y"], to=to)],
+                  [_in("x", F, ["N", 6])], [_in("y", elem, ["N", 6])],
+                  [("s", np.array(7.0, np.float32))])
+
+
+# ONNX's dynamic quantization of an activation (what onnxruntime writes around ConvInteger):
+# round(x / scale) clipped to uint8, cast to uint8 and back, times the scale
+QUANTIZE = _model([helper.make_node("Div", ["x", "s"], ["d"]),
+                   helper.make_node("Round", ["d"], ["r"]),
+                   helper.make_node("Relu", ["r"], ["c"]),
+                   helper.make_node("Cast", ["c"], ["q"], to=U8),
+                   helper.make_node("Cast", ["q"], ["f"], to=F),
+                   helper.make_node("Mul", ["f", "s"], ["y"])],
+                  [_in("x", F, ["N", 8])], [_in("y", F, ["N", 8])],
+                  [("s", np.array(0.125, np.float32))])
+
+# case -> (model, the Keras operation classes it raises to)
+CASES = {
+    "round": (_unary("Round"), {"Round"}),
+    "floor": (_unary("Floor"), {"Floor"}),
+    "ceil": (_unary("Ceil"), {"Ceil"}),
+    "cast_float_to_int32": (_cast_to(I32, I32), {"Cast"}),
+    "cast_float_to_int64": (_cast_to(I64, I64), {"Cast"}),
+    "cast_float_to_bool": (_cast_to(B, B), {"Cast"}),
+    "cast_bool_to_float": (_model([helper.make_node("Floor", ["x"], ["f"]),
+                                   helper.make_node("Equal", ["f", "z"], ["e"]),
+                                   helper.make_node("Cast", ["e"], ["y"], to=F)],
+                                  [_in("x", F, ["N", 5])], [_in("y", F, ["N", 5])],
+                                  [("z", np.array(0.0, np.float32))]),
+                           {"Floor", "Equal", "Cast"}),
+    "cast_int_to_float": (_model([helper.make_node("ArgMax", ["x"], ["a"], axis=2),
+                                  helper.make_node("Cast", ["a"], ["y"], to=F)],
+                                 [_in("x", F, ["N", 3, 5])], [_in("y", F, ["N", 3, 1])]),
+                          {"Argmax", "Cast"}),
+    "quantize_uint8": (QUANTIZE, {"Round", "Cast"}),
+    "topk_values_and_indices": (_model([helper.make_node("TopK", ["x", "k"], ["v", "i"])],
+                                       [_in("x", F, ["N", 10])],
+                                       [_in("v", F, ["N", 3]), _in("i", I64, ["N", 3])],
+                                       [("k", np.array([3], np.int64))], opset=11), {"TopK"}),
+    "topk_rank3_indices_as_float": (_model([helper.make_node("TopK", ["x", "k"], ["v", "i"],
+                                                             axis=-1),
+                                            helper.make_node("Cast", ["i"], ["y"], to=F)],
+                                           [_in("x", F, ["N", 2, 6])],
+                                           [_in("v", F, ["N", 2, 4]), _in("y", F, ["N", 2, 4])],
+                                           [("k", np.array([4], np.int64))], opset=11),
+                                    {"TopK", "Cast"}),
+}
+
+
+def _feed(proto, seed: int) -> dict[str, np.ndarray]:
+    """Inputs with exact halves (Round's ties) and repeated values (TopK's ties)."""
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for v in proto.graph.input:
+        dims = [2 if not d.dim_value else d.dim_value for d in v.type.tensor_type.shape.dim]
+        x = (rng.integers(-8, 9, dims) / 4.0).astype(np.float32)  # quarters and halves
+        feed[v.name] = x
+    return feed
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_raises_to_keras_operation_and_real_keras_agrees(case, tmp_path, keras3):
+    proto, classes = CASES[case]
+    src = tmp_path / "m.onnx"
+    onnx.save(proto, src)
+    report = modelport.convert(src, tmp_path / "m.keras")
+    assert report.parity is not None and report.parity.passed
+    ops = {layer.class_name for layer in modelport.load(tmp_path / "m.keras").layers
+           if layer.is_operation}
+    assert classes <= ops, ops
+    model = keras3.models.load_model(tmp_path / "m.keras", compile=False)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for seed in range(3):
+        feed = _feed(proto, seed)
+        want = session.run(None, feed)
+        got = model(list(feed.values()) if len(feed) > 1 else next(iter(feed.values())))
+        got = got if isinstance(got, (list, tuple)) else [got]
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            g = np.asarray(g)
+            assert g.shape == w.shape
+            # exact: rounding, casts and a selection compute no new value
+            np.testing.assert_array_equal(g.astype(w.dtype), w, err_msg=f"{case} seed {seed}")
+    with pytest.raises(modelport.UnsupportedError, match="keras.ops nodes"):
+        modelport.convert(src, tmp_path / "m.h5")
+
+
+def _topk(**attrs):
+    return _model([helper.make_node("TopK", ["x", "k"], ["v", "i"], **attrs)],
+                  [_in("x", F, ["N", 4, 6])], [_in("v", F, ["N", "a", "b"]),
+                                              _in("i", I64, ["N", "a", "b"])],
+                  [("k", np.array([2], np.int64))], opset=11)
+
+
+# case -> (model, words the refusal must hold)
+REFUSED = {
+    "topk_smallest": (_topk(largest=0), "largest=0"),
+    "topk_unsorted": (_topk(sorted=0), "sorted=0"),
+    "topk_inner_axis": (_topk(axis=1), "last axis"),
+    "topk_computed_k": (_model([helper.make_node("Shape", ["x"], ["s"]),
+                                helper.make_node("Slice", ["s", "a", "b"], ["k"]),
+                                helper.make_node("TopK", ["x", "k"], ["v", "i"])],
+                               [_in("x", F, ["N", 6])], [_in("v", F, ["N", "k"]), _in("i", I64, ["N", "k"])],
+                               [("a", np.array([0], np.int64)), ("b", np.array([1], np.int64))],
+                               opset=11), "computed at run time"),
+    "round_of_ints": (_model([helper.make_node("ArgMax", ["x"], ["a"], axis=1),
+                              helper.make_node("Round", ["a"], ["y"])],
+                             [_in("x", F, ["N", 5])], [_in("y", I64, ["N", 1])]), "Round of"),
+    "cast_to_double": (_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.DOUBLE)],
+                              [_in("x", F, ["N", 5])], [_in("y", TensorProto.DOUBLE, ["N", 5])]),
+                       "DOUBLE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_op_without_keras_operation_is_refused_by_name(case, tmp_path):
+    proto, words = REFUSED[case]
+    src = tmp_path / f"{case}.onnx"
+    onnx.save(proto, src)
+    with pytest.raises(modelport.UnsupportedError) as e:
+        modelport.convert(src, tmp_path / "m.keras")
+    assert words in e.value.message
+    assert not (tmp_path / "m.keras").exists()
