@@ -48,6 +48,10 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = "") -> Tensor
     src, dst = ctx.shape(x), ctx.shape(out)
     if not dst:
         raise ctx.refuse("the result has no batch axis (a scalar)")
+    if not src:
+        # a scalar computed at run time (Shape -> Gather of a free dim, a YOLO head's sizes):
+        # a Keras tensor always has a batch axis; pinned input sizes fold it to a constant
+        raise ctx.refuse("the input is a scalar computed at run time (no batch axis)")
     if src[0] is not None and dst[0] is not None and src[0] != dst[0]:
         raise ctx.refuse(f"it moves elements across the batch axis ({src} -> {dst})")
     rest = dst[1:]
