@@ -355,3 +355,14 @@ def _top_k(cfg: dict, tensors: list[TensorSpec]) -> list[TensorSpec]:
     x = tensors[0]
     shape = x.shape[:-1] + (int(cfg["k"]),)
     return [TensorSpec(shape, x.dtype), TensorSpec(shape, "int32")]
+
+
+@OPERATIONS.register("TakeAlongAxis")
+def _take_along_axis(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    """``ops.take_along_axis``: the indices' size on ``axis``, the others broadcast."""
+    x, indices = tensors[0], tensors[1]
+    axis = int(cfg["axis"]) % len(x.shape)
+    ones = [tuple(1 if k == axis else d for k, d in enumerate(t.shape)) for t in (x, indices)]
+    shape = list(broadcast(*ones))
+    shape[axis] = indices.shape[axis]
+    return TensorSpec(tuple(shape), x.dtype)

@@ -190,3 +190,13 @@ def _top_k(call: Call) -> list[np.ndarray]:
     keys = -(x.astype(np.int64) if x.dtype.kind in "iub" else x)
     order = np.argsort(keys, axis=-1, kind="stable")[..., :k]
     return [np.take_along_axis(x, order, axis=-1), order.astype(np.int32)]
+
+
+@register("TakeAlongAxis")
+def _take_along_axis(call: Call) -> list[np.ndarray]:
+    """``ops.take_along_axis``: NumPy's, which broadcasts the other axes (as every backend)."""
+    x, indices = _operands(call)[:2]
+    axis = call.cfg.get("axis")
+    if axis is None:
+        raise ValueError("TakeAlongAxis over the flattened tensor is not implemented")
+    return [np.take_along_axis(x, np.asarray(indices).astype(np.int64), axis=int(axis))]
