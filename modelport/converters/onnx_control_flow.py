@@ -155,13 +155,17 @@ def _picked_dims(node: ir.Node) -> list[np.ndarray] | None:
     data, indices = node.inputs[0], _const(node.inputs[1]) if len(node.inputs) > 1 else None
     shape_node = None if data is None else data.producer()
     if indices is None or shape_node is None or shape_node.op_type != "Shape" or \
-            shape_node.domain not in ("", "ai.onnx") or shape_node.attributes or \
+            shape_node.domain not in ("", "ai.onnx") or \
             shape_node.inputs[0] is None or shape_node.inputs[0].shape is None:
         return None
     axis = node.attributes.get("axis")
     if axis is not None and axis.value != 0:
         return None
-    dims = list(shape_node.inputs[0].shape)
+    # Shape's start/end (opset 15; PyTorch >= 1.12 writes start=0 on every Shape) pick the
+    # dims as a Python slice does (negative counts from the end, out of range clamps)
+    start, end = shape_node.attributes.get("start"), shape_node.attributes.get("end")
+    dims = list(shape_node.inputs[0].shape)[(start.value if start is not None else 0):
+                                            (end.value if end is not None else None)]
     try:
         picked = np.asarray(np.asarray(dims, dtype=object)[np.asarray(indices, np.int64)],
                             dtype=object)

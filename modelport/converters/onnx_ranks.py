@@ -115,11 +115,15 @@ def _forward(node: ir.Node) -> int:
         known = [r for r in ranks if r is not None]
         return _set(outs[0], max(known)) if known and len(known) == len(ranks) else 0
     if op == "Shape":
-        if first is None or "start" in node.attributes or "end" in node.attributes:
+        if first is None:
             return 0
+        # start/end (opset 15; PyTorch >= 1.12 writes start=0) slice the dims as Python does
+        start, end = node.attributes.get("start"), node.attributes.get("end")
+        length = len(range(first)[(start.value if start is not None else 0):
+                                  (end.value if end is not None else None)])
         found = _set(outs[0], 1)
         if found or (outs[0].shape is not None and not isinstance(outs[0].shape[0], int)):
-            outs[0].shape = ir.Shape([first])  # (its one dimension is the rank: static)
+            outs[0].shape = ir.Shape([length])  # (its one dimension is the count: static)
         return found
     if op == "Size":
         return _set(outs[0], 0)
