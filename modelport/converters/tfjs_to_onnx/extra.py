@@ -1,6 +1,6 @@
 """TF -> ONNX mappings for the less common ops: extra math (Expm1, Atan2, IsFinite...),
-reversal, scatter, broadcast-shape helpers, and SpaceToBatchND / BatchToSpaceND (how older
-graphs write dilated convolutions).
+reversal, scatter (ScatterNd, SparseToDense...), broadcast-shape helpers, and SpaceToBatchND /
+BatchToSpaceND (how older graphs write dilated convolutions).
 """
 
 from __future__ import annotations
@@ -97,6 +97,28 @@ def _tensor_scatter(op: TfOp) -> ir.Value:
                           f"{op.ctx.opset})")
         return op.emit("ScatterND", x, op.int64(1), updates, reduction="add")
     return op.emit("ScatterND", x, op.int64(1), updates)
+
+
+@MAPPINGS.register("SparseToDense")
+def _sparse_to_dense(op: TfOp) -> ir.Value:
+    # dense = default everywhere, values[i] at indices[i]: ONNX's ScatterND into an Expand of
+    # the default. TF's indices are [N, R], [N] (R = 1) or a scalar; values [N] or a scalar
+    # (every index gets it). validate_indices only makes TF fail on unsorted or repeated
+    # indices, which a model that runs does not hold.
+    rank = op.rank(0)
+    if rank > 2:
+        raise op.bad(f"sparse_indices has rank {rank}, not 0, 1 or 2")
+    indices = op.int64(0)
+    if rank < 2:
+        indices = op.emit("Reshape", indices, op.b_.const(np.asarray([-1, 1], np.int64),
+                                                          f"{op.name}/column"))
+    dtype = op.dtype(2)
+    dense = op.emit("Expand", op.inputs[3], op.int64(1))
+    count = op.emit("Shape", indices, start=0, end=1)
+    updates = op.emit("Expand", op.inputs[2], count) if op.rank(2) == 0 else op.inputs[2]
+    if op.dtype(3) != dtype:
+        dense = op.cast_to(dense, dtype)
+    return op.emit("ScatterND", dense, indices, updates)
 
 
 @MAPPINGS.register("MatrixBandPart")

@@ -1,6 +1,6 @@
 """Shape and data movement: Reshape, Squeeze, ExpandDims, Transpose, ConcatV2, Pack, Unpack,
 Split, SplitV, Slice, StridedSlice, Pad, PadV2, MirrorPad, Tile, BroadcastTo, BroadcastArgs,
-ReverseV2, GatherV2, GatherNd, TensorScatterUpdate, DepthToSpace, SpaceToDepth.
+ReverseV2, GatherV2, GatherNd, TensorScatterUpdate, SparseToDense, DepthToSpace, SpaceToDepth.
 
 TF's rules worth knowing:
 
@@ -20,6 +20,9 @@ TF's rules worth knowing:
 * ``TensorScatterUpdate(tensor, indices, updates)``: indices ``[..., K]`` address slices of the
   first K axes, replaced by ``updates`` (shape ``indices.shape[:-1] + tensor.shape[K:]``);
   indices out of range are an error (TF's CPU kernel); a repeated index keeps the last update.
+* ``SparseToDense(indices, output_shape, values, default)``: ``default`` everywhere but at
+  ``indices`` (``[N, R]``, ``[N]`` for R = 1, or a scalar), which get ``values`` (``[N]`` or one
+  scalar for all); indices out of range are an error.
 * ``DepthToSpace``/``SpaceToDepth`` use TF's "DCR" order: depth index ``(i * b + j) * C' + c``.
 * ``MatrixBandPart(input, num_lower, num_upper)`` keeps, in each matrix of the last two axes,
   entry ``(m, n)`` where ``num_lower < 0 or m - n <= num_lower`` and ``num_upper < 0 or
@@ -230,6 +233,23 @@ def _tensor_scatter_update(op: Op) -> np.ndarray:
     rows = updates.reshape((coords.shape[0],) + x.shape[k:])
     for index, row in zip(coords, rows):  # in order: a repeated index keeps the last update
         y[tuple(index)] = row
+    return y
+
+
+@register("SparseToDense")
+def _sparse_to_dense(op: Op) -> np.ndarray:
+    indices = np.asarray(op.x).astype(np.int64)
+    shape = [int(d) for d in op.ints_arg(1)]
+    values, default = np.asarray(op.arg(2)), np.asarray(op.arg(3))
+    if indices.ndim > 2:
+        raise op.invalid(f"sparse_indices of rank {indices.ndim}")
+    coords = indices.reshape(-1, 1) if indices.ndim < 2 else indices
+    if coords.shape[1] != len(shape):
+        raise op.invalid(f"indices of depth {coords.shape[1]} for a shape of rank {len(shape)}")
+    if coords.size and ((coords < 0).any() or (coords >= np.asarray(shape)).any()):
+        raise op.invalid(f"indices out of range for shape {shape}")
+    y = np.full(shape, default, dtype=values.dtype)
+    y[tuple(coords.T)] = np.broadcast_to(values, (coords.shape[0],))
     return y
 
 
