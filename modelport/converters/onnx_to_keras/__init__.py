@@ -62,6 +62,7 @@ from . import (  # noqa: F401
     recurrent,
     relower,
     shape,
+    squeeze_pairs,
     tensordot,
 )
 from .core import PATTERN_OPS, PATTERNS, RULES, Ctx, Rule, sanitize
