@@ -57,14 +57,18 @@ QUANTIZE = _model([helper.make_node("Div", ["x", "s"], ["d"]),
 BATCH_GATHER = _model([helper.make_node("ReduceSum", ["x", "a3"], ["s"], keepdims=0),
                        helper.make_node("Reshape", ["s", "flat"], ["sf"]),
                        helper.make_node("TopK", ["sf", "k"], ["v", "i"]),
-                       helper.make_node("Reshape", ["i", "k"], ["i1"]),
+                       # integer arithmetic on the indices (raised to float32 layers)
+                       helper.make_node("Mod", ["i", "three"], ["m"]),
+                       helper.make_node("Sub", ["i", "m"], ["i3"]),
+                       helper.make_node("Reshape", ["i3", "k"], ["i1"]),
                        helper.make_node("Reshape", ["x", "rows"], ["xr"]),
                        helper.make_node("Gather", ["xr", "i1"], ["g"], axis=0),
                        helper.make_node("Reshape", ["g", "back"], ["y"])],
                       [_in("x", F, [1, 4, 5, 3])], [_in("v", F, [1, 6]), _in("y", F, [1, 6, 3])],
                       [("a3", np.array([3], np.int64)), ("flat", np.array([1, 20], np.int64)),
                        ("k", np.array([6], np.int64)), ("rows", np.array([20, 3], np.int64)),
-                       ("back", np.array([1, 6, 3], np.int64))])
+                       ("back", np.array([1, 6, 3], np.int64)),
+                       ("three", np.array(3, np.int64))])
 
 # case -> (model, the Keras operation classes it raises to)
 CASES = {
@@ -96,7 +100,7 @@ CASES = {
                                            [_in("v", F, ["N", 2, 4]), _in("y", F, ["N", 2, 4])],
                                            [("k", np.array([4], np.int64))], opset=11),
                                     {"TopK", "Cast"}),
-    "batch_gather": (BATCH_GATHER, {"TopK", "ExpandDims", "TakeAlongAxis"}),
+    "batch_gather": (BATCH_GATHER, {"TopK", "Mod", "Cast", "ExpandDims", "TakeAlongAxis"}),
 }
 
 

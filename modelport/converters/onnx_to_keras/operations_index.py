@@ -15,7 +15,9 @@ TF's batch gather (``tf.gather(x, i, batch_dims=1)``, CenterNet's box lookup) re
 for a batch of one, as ``Reshape(x [1, d..., C] -> [M, C])``, ``Gather(axis=0)`` by
 ``Reshape(i [1, K] -> [K])`` and ``Reshape(-> [1, K, C])``: each sample's rows picked by its
 own indices. That is ``take_along_axis(reshape(x, [1, M, C]), i[..., None], axis=1)``, a Keras
-``Reshape`` layer and the operations ``ExpandDims`` and ``TakeAlongAxis``, which keep the batch
+``Reshape`` layer and the operations ``Cast`` (int32: Keras takes integer indices only, and the
+integer arithmetic that computes them may have been raised to float32 layers), ``ExpandDims``
+and ``TakeAlongAxis``, which keep the batch
 (the ONNX graph runs at batch 1 only; the Keras model gathers per sample at any batch).
 
 ``GatherND`` has no Keras operation (``keras.ops`` has ``take`` and ``take_along_axis`` only)
@@ -122,7 +124,10 @@ def _emit(x: ir.Value, x_shape: list[int], i: ir.Value, rows: list[int]
         data = ctx.ref(x)
         if x_shape[1:] != rows:
             data = ctx.layer("Reshape", {"target_shape": rows}, data, suffix="rows")
-        index = ctx.ref(i)
+        # integer ONNX arithmetic on the indices may have been raised to float32 layers
+        # (Subtract, Rescaling: integers below 2**24, exact); Keras takes integer indices only
+        index = operation(ctx, "Cast", {"dtype": "int32"}, [ctx.ref(i)])
+        ctx.layers[-1].module = "keras.src.ops.core"
         for _ in rows[1:]:  # one index per row: broadcast along the row's axes
             index = operation(ctx, "ExpandDims", {"axis": -1}, [index])
         ctx.output(operation(ctx, "TakeAlongAxis", {"axis": 1}, [data, index]))

@@ -199,4 +199,7 @@ def _take_along_axis(call: Call) -> list[np.ndarray]:
     axis = call.cfg.get("axis")
     if axis is None:
         raise ValueError("TakeAlongAxis over the flattened tensor is not implemented")
-    return [np.take_along_axis(x, np.asarray(indices).astype(np.int64), axis=int(axis))]
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":  # as Keras: "indices must be of integer type"
+        raise ValueError(f"TakeAlongAxis indices must be of integer type, got {indices.dtype}")
+    return [np.take_along_axis(x, indices, axis=int(axis))]
