@@ -62,6 +62,31 @@ def rounded(value: T) -> T:
     return cast(T, value * _factors(rng, value.size).reshape(value.shape))
 
 
+EXACT_INTEGERS = 1 << 24  # float32 holds every integer below this exactly
+
+
+def integral(value: np.ndarray) -> bool:
+    """Whether a float array holds only integers below EXACT_INTEGERS (finite): what float32
+    computes exactly from integers (index arithmetic, one-hot rows, shapes cast to float), so
+    no engine rounds it. A few elements are looked at first: most activations fail there."""
+    if value.dtype.kind != "f" or not value.size:
+        return False
+    flat = value.reshape(-1)
+    head = flat[:: max(1, flat.size // 64)]
+    if not (np.all(np.abs(head) < EXACT_INTEGERS) and np.array_equal(head, np.round(head))):
+        return False
+    return bool(np.all(np.abs(flat) < EXACT_INTEGERS) and np.array_equal(flat, np.round(flat)))
+
+
+def rounded_unless_integral(value: T) -> T:
+    """``rounded``, except for a float array of exact integers (``integral``): moving those
+    by an ulp would make an Embedding's index, a Floor or a Cast to int take another value,
+    which no float32 engine does."""
+    if _JITTER.get() is None or not isinstance(value, np.ndarray) or integral(value):
+        return value
+    return rounded(value)
+
+
 def rounded_absolute(value: T) -> T:
     """``value`` from a function whose float32 kernels round in units of its range's top, not
     of the result: within ``exact(jitter=True)`` a float64 array moved by a random amount of

@@ -33,7 +33,7 @@ import numpy as np
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, Node, TensorRef
 from ...models.layer_facts import MODEL_CLASSES
-from ..precision import rounded, widened
+from ..precision import rounded_unless_integral, widened
 from . import (  # noqa: F401
     activations,
     attention,
@@ -267,7 +267,7 @@ def _call_layer(layer: Layer, k: int, args: list, kwargs: dict, arg_masks: list,
         raise FormatError(f"{layer.class_name} node {k}: cannot evaluate it on inputs of shapes "
                           f"{[np.shape(t.value) for t in _flatten_pairs(args, arg_masks)]} "
                           f"({type(e).__name__}: {e})", layer=layer.name) from e
-    return [_Tensor(rounded(v), m) for v, m in zip(result.values, result.masks)]
+    return [_Tensor(rounded_unless_integral(v), m) for v, m in zip(result.values, result.masks)]
 
 
 def _flatten_pairs(values: Any, masks: Any) -> list[_Tensor]:

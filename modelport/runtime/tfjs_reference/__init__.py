@@ -26,7 +26,7 @@ import numpy as np
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import TfjsGraph, TfNode
 from ...models.tfjs_graph import attr_type, input_name, order
-from ..precision import rounded, widened
+from ..precision import integral, rounded, widened
 from . import (  # noqa: F401
     activations,
     control_flow,
@@ -117,17 +117,13 @@ def _run(graph: TfjsGraph, inputs: dict[str, np.ndarray] | list[np.ndarray] | np
 # Small float results that hold only integers below 2**24 (shape and index arithmetic: sizes
 # cast to float, Range limits, floored coordinates) are exact in float32, so no engine rounds
 # them; moving them by an ulp would make Range, Floor or a Cast to int take another value.
-EXACT_INTEGERS = 1 << 24
 SMALL = 4096
 
 
 def _rounded(value: np.ndarray) -> np.ndarray:
     """``precision.rounded`` for an op's result, except for exact small integral floats."""
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and 0 < value.size <= SMALL:
-        finite = np.isfinite(value).all()
-        if finite and np.all(np.abs(value) < EXACT_INTEGERS) and \
-                np.array_equal(value, np.round(value)):
-            return value
+    if isinstance(value, np.ndarray) and 0 < value.size <= SMALL and integral(value):
+        return value
     return rounded(value)
 
 
