@@ -85,6 +85,8 @@ class Walk:
     values: int
     notes: list[str] = field(default_factory=list)
     looked: bool = True  # False: the target's values could not be read
+    values_of: str = "the file"  # whose values were searched
+    tensors_of: str = ""  # whose Keras tensors were looked for ("": the source's)
     # one entry per Keras call in call order: {"layer", "class", "call", "held", "max_abs"}
     # (max_abs: the largest error of the values holding its outputs; None where not held)
     layers: list[dict[str, Any]] = field(default_factory=list)
@@ -364,8 +366,8 @@ LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identit
 
 
 def _blamed(graph: LayersModel, order: list[tuple[Any, int]], key: Key, size: int,
-            near: Held | None, held: dict[Key, Held | None], target: ir.Model | TfjsGraph
-            ) -> dict[str, Any]:
+            near: Held | None, held: dict[Key, Held | None],
+            target: ir.Model | TfjsGraph | None) -> dict[str, Any]:
     """The report on the blamed call's output ``key``: its nearest value, the values holding
     its inputs, the ONNX nodes (and weights) that compute the one from the others, and, where
     those nodes are named after an earlier Keras layer (a converter's naming) and compute, that
@@ -482,8 +484,8 @@ def _per_layer(order: list[tuple[Any, int]], tensors: dict[Key, Any],
 def _sentence(walk: Walk) -> str:
     first = walk.first or {}
     unheld = first.get("first_unheld", first["layer"])
-    said = (f"the file's own values (all {walk.values} of them): no value holds {unheld}'s "
-            "output")
+    said = (f"{walk.values_of}'s own values (all {walk.values} of them): no value holds "
+            f"{unheld}'s output")
     if first["nearest_value"]:
         said += (f"; the nearest, {first['nearest_value']} ({first['nearest_layout']}), is "
                  f"off by up to {first['max_abs']:.3g} in {first['mismatched']} of "
@@ -498,7 +500,8 @@ def _sentence(walk: Walk) -> str:
     if "first_unheld" in first:
         said += (f"; {first['layer']}'s own output is held, but {first['owner_node']}, a node "
                  f"named after {first['layer']}, computes past it: the divergence is there")
-    return said + f"; {walk.held} of {walk.compared} Keras tensors are held by the file"
+    return said + (f"; {walk.held} of {walk.compared} {walk.tensors_of}Keras tensors are "
+                   f"held by {walk.values_of}")
 
 
 def _keys(tensors: dict[Key, Any], layer: str, k: int) -> list[Key]:

@@ -143,7 +143,8 @@ class Intermediates:
     layer just after them is held (fused into it by a converter, not a fault);
     ``first_not_held``: where a divergence starts (the first layer, walking back from a sampled
     one, whose output the file does not hold while it holds its inputs), which fails the check;
-    ``skipped``: why nothing was compared."""
+    ``skipped``: why nothing was compared. ``raised``: the roles turned round, for a Keras file
+    raised from an ONNX source: the file's layers looked for among the source's values."""
 
     compared: int = 0
     held: int = 0
@@ -151,6 +152,7 @@ class Intermediates:
     absent: list[str] = field(default_factory=list)
     first_not_held: dict[str, Any] | None = None
     skipped: str | None = None
+    raised: bool = False
 
     @property
     def passed(self) -> bool:
@@ -415,8 +417,9 @@ def _intermediates_lines(found: Intermediates | None) -> list[str]:
         return []
     if found.skipped:
         return [f"  intermediates: not compared ({found.skipped})"]
-    line = (f"  intermediates: {found.held} of {found.compared} sampled layer outputs held by "
-            "the file's own values")
+    line = (f"  intermediates: {found.held} of {found.compared} sampled layer outputs "
+            + ("of the result held by the source's own values" if found.raised else
+               "held by the file's own values"))
     if found.absent:
         line += (f" ({', '.join(found.absent)}: not held, but a layer just after it is: "
                  "taken as fused)")

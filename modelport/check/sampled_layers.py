@@ -32,11 +32,22 @@ it and their weights, as ``--per-layer`` reports them).
 
 A model whose initializers take more than MAX_WEIGHT_BYTES, or that onnxruntime cannot run
 with its values marked, is not compared, and the report says why.
+
+**Raised files, the other way round.** A Keras file raised from an ONNX source (``.h5``,
+``.keras``) hides one wrong weight behind a saturated softmax just as well (Magika: a Dense
+kernel's column negated passed the output comparison), so there the roles turn: the written
+file's layers are sampled, its NumPy reference runs again on the first row of each probe in
+float32 and float64 keeping their tensors (``compare_raised``: a few rows, so its memory is
+bounded whatever the check's batch), and they are looked for among the ONNX source's values
+by the same rule. Raising names each layer
+after the node it computes, and a composition's inner layers (no ONNX value holds them) are
+followed within REACH calls by the layer that is bound to the node's output.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -99,9 +110,11 @@ class Plan:
         return found - self.outputs
 
 
-def plan(model: LayersModel, count: int | None = None) -> Plan:
+def plan(model: LayersModel, count: int | None = None,
+         eligible: Collection[str] | None = None) -> Plan:
     """The calls to sample in ``model`` (see the module): the last computing call before each
-    output, then calls spread evenly along the call order, ``count`` (default SAMPLE) in all."""
+    output, then calls spread evenly along the call order, ``count`` (default SAMPLE) in all;
+    only layers in ``eligible`` where given (a raised file: those bound to an ONNX value)."""
     count = SAMPLE if count is None else count
     graph = keras_graph.as_functional(model)
     order = [(layer.name, k) for layer, k in keras_graph.call_order(graph)]
@@ -123,12 +136,14 @@ def plan(model: LayersModel, count: int | None = None) -> Plan:
             call = todo.pop(0)
             if call in inputs or call in outputs or call in last:
                 continue
-            if classes.get(call[0]) in PASS_THROUGH:
+            if classes.get(call[0]) in PASS_THROUGH or \
+                    (eligible is not None and call[0] not in eligible):
                 todo.extend(producers.get(call, ()))
             else:
                 last.append(call)
     candidates = [c for c in order if c in relevant and c not in outputs and c not in last
-                  and classes.get(c[0]) not in PASS_THROUGH]
+                  and classes.get(c[0]) not in PASS_THROUGH
+                  and (eligible is None or c[0] in eligible)]
     spread = max(count - len(last), 0)
     picks = sorted({int((i + 0.5) * len(candidates) / spread) for i in range(spread)}
                    if candidates and spread else set())
@@ -266,12 +281,14 @@ class _Run:
 
 
 def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]], target: ir.Model,
-            tolerances: Tolerances, *, device: str = "cpu") -> Intermediates:
+            tolerances: Tolerances, *, device: str = "cpu", raised: bool = False
+            ) -> Intermediates:
     """The sampled calls of ``p`` looked for in ``target``'s own values on the rows
     ``keeping`` kept of each run (``target_feeds``: the check's feeds in the file's layout),
-    judged as the module says."""
+    judged as the module says. ``raised``: ``p`` is the written Keras file's and ``target``
+    the ONNX source it was raised from (the roles turned round; the report says so)."""
     names = [layer for layer, _k in p.sampled]
-    report = Intermediates(layers=names)
+    report = Intermediates(layers=names, raised=raised)
     if len(keeping.narrow) != len(target_feeds) or len(keeping.wide) != len(target_feeds):
         report.skipped = "the source's reference did not run once per feed"
         return report
@@ -287,9 +304,25 @@ def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]], tar
                                                           _groups(rows, arrays, keeping)))
         failed = _judge(p, run, report)
         if failed is not None:
-            report.first_not_held = _locate(p, failed, run, source_arrays, target, tolerances)
+            report.first_not_held = _locate(p, failed, run, source_arrays, target, raised)
             return report
     return report
+
+
+def compare_raised(p: Plan, engine: KerasReference,
+                   feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], source: ir.Model,
+                   tolerances: Tolerances, *, device: str = "cpu") -> Intermediates:
+    """The sampled calls of ``p``, a Keras file raised from ``source``, looked for among the
+    source's own values (see the module): ``engine`` (the file's NumPy reference) runs each of
+    ``feeds`` (a few rows: the source's arrays, the file's) in float32 and float64 keeping
+    them, and ``compare`` judges them, the roles turned round."""
+    first = feeds[0][1][0] if feeds and feeds[0][1] else None
+    rows = int(np.shape(first)[0]) if first is not None and np.ndim(first) else 0
+    keeping = Keeping(engine, p.kept(), [1] * rows if rows > 1 else [])  # a row per probe
+    for _, arrays in feeds:
+        keeping.rounding(arrays, keeping.run(arrays))
+    return compare(p, keeping, [fa for fa, _ in feeds], source, tolerances, device=device,
+                   raised=True)
 
 
 def _judge(p: Plan, run: _Run, report: Intermediates) -> Call | None:
@@ -314,10 +347,11 @@ def _judge(p: Plan, run: _Run, report: Intermediates) -> Call | None:
 
 
 def _locate(p: Plan, call: Call, run: _Run, source_arrays: list[np.ndarray],
-            target: ir.Model, tolerances: Tolerances) -> dict[str, Any]:
+            target: ir.Model, raised: bool = False) -> dict[str, Any]:
     """Where the divergence seen at ``call`` starts: walking back through the calls it reads
     that the file does not hold (every tensor of the source now captured on the kept rows), the
-    first whose inputs the file holds; described as ``--per-layer`` describes it."""
+    first whose inputs the file holds; described as ``--per-layer`` describes it (``raised``:
+    the calls are the written file's, the values the source's)."""
     from .divergence import captured
 
     reference, noise = captured(p.model, source_arrays)
@@ -334,7 +368,9 @@ def _locate(p: Plan, call: Call, run: _Run, source_arrays: list[np.ndarray],
     key = next(k for k in sorted(run.tensors) if k[:2] == current and run.found.get(k) is None)
     near = run.values.nearest(run.tensors[key], run.noise.get(key))
     order = keras_graph.call_order(p.graph)
-    first = _blamed(p.graph, order, key, int(np.size(run.tensors[key])), near, run.found, target)
+    # a raised file's layers are named after the source's nodes: no converter's naming to read
+    first = _blamed(p.graph, order, key, int(np.size(run.tensors[key])), near, run.found,
+                    None if raised else target)
     if "first_unheld" in first:
         # --per-layer's second guess (a node named after an earlier layer computes past its
         # held output) is for a whole walk; here the rule's own answer is named
@@ -343,9 +379,14 @@ def _locate(p: Plan, call: Call, run: _Run, source_arrays: list[np.ndarray],
                       "output": key[2]})
         del first["first_unheld"], first["owner_node"]
     held = sum(h is not None for h in run.found.values())
-    first["compared_in"] = "the file's own values (sampled on every check)"
+    first["compared_in"] = ("the source's own values (the written file's layers, sampled on "
+                            "every check)" if raised else
+                            "the file's own values (sampled on every check)")
     first["sampled"] = call[0]
-    first["sentence"] = _sentence(Walk(first, held, len(run.found), len(run.values.values)))
+    walk = Walk(first, held, len(run.found), len(run.values.values))
+    if raised:
+        walk.values_of, walk.tensors_of = "the source", "the written file's "
+    first["sentence"] = _sentence(walk)
     return first
 
 

@@ -126,16 +126,22 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
     free = free_dims(specs_a, pinned) if options.inputs is None else {}
     sizes = candidates(source) if free else [FREE_DIM]
     failures: list[tuple[int, str]] = []
+    eligible = _raised_layers(source, target, pairing.raised)
     for size in sizes:
         probes, described = _inputs(specs_a, options, pinned, size)
-        sampling = _sampling(source, target, a, probes)
-        runs = _Runs(sampling.engine if sampling else a, b, pairing.raised, specs_a, specs_b)
+        sampling = _sampling(source, target, a, b, probes, eligible)
+        keeping = sampling is not None and not sampling.raised and sampling.skipped is None
+        runs = _Runs(sampling.engine if keeping else a,  # type: ignore[union-attr]
+                     b, pairing.raised, specs_a, specs_b)
         feeds, window = _sized(source, target, runs, probes)
-        why = _sample_past_budget(target, [s.name for s in specs_b], feeds[0][1]) \
-            if sampling is not None and sampling.skipped is None else None
+        why = runs.sample_dropped
+        if why is None and sampling is not None and sampling.skipped is None:
+            values = (source, specs_a, 0) if sampling.raised else (target, specs_b, 1)
+            why = _sample_past_budget(values[0], [s.name for s in values[1]],
+                                      feeds[0][values[2]])
         if why is not None:  # the check stands without the sampled layers (as past their size)
             assert sampling is not None
-            sampling = _Sampling(sampling.plan, a, why)
+            sampling = _Sampling(sampling.plan, a, why, sampling.raised)
             runs.a = a
         if not free:
             break
@@ -187,7 +193,8 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
             profile(report, source, target, (feeds[0][0], feeds[0][1]),
                     options.tolerances_or_default)
     if sampling is not None:
-        _sampled_layers(report, sampling, target, [f[1] for f in feeds], options, steps)
+        _sampled_layers(report, sampling, source if sampling.raised else target, feeds, runs,
+                        options, steps)
     return report
 
 
@@ -244,19 +251,37 @@ def _sized(source: Model, target: Model, runs: _Runs, probes: list[Probe]
     budget on them (``_check_sizes``: exit 4 past it), and the source's window problem at
     these sizes (None: none)."""
     feeds = runs.feeds(probes)
+    keep = _sampled_calls(source, target)
+    try:
+        return feeds, _sized_keeping(source, target, runs, feeds, keep)
+    except UnsupportedError as e:
+        if not keep:
+            raise
+        # the check stands without its sampled layers where only their tensors pass the budget
+        window = _sized_keeping(source, target, runs, feeds, set())
+        runs.sample_dropped = ("keeping their tensors beside the check's would pass the memory "
+                               f"budget ({e.args[0] if e.args else e})")
+        return feeds, window
+
+
+def _sized_keeping(source: Model, target: Model, runs: _Runs,
+                   feeds: list[tuple[list[np.ndarray], list[np.ndarray]]],
+                   keep: set[tuple]) -> str | None:
+    """``_sized`` with the source's runs keeping ``keep``'s calls."""
     window = _check_sizes(source, [s.name for s in runs.specs_a], feeds[0][0], len(feeds),
-                          _sampled_calls(source, target))
+                          keep)
     # the noise run is the source's NumPy reference in float64 where it has one (a layers
     # model, a graph-model: _Runs.noise); only an ONNX source leaves it to the target's
     _check_sizes(target, [s.name for s in runs.specs_b], feeds[0][1], len(feeds),
                  wide=not isinstance(source, (LayersModel, TfjsGraph)))
-    return feeds, window
+    return window
 
 
 def _sampled_calls(source: Model, target: Model) -> set[tuple]:
     """The (layer, call)s whose tensors the source's runs keep for the sampled layers
     (``_sampling``, ``sampled_layers.Keeping``); sized whether or not the sample is later
-    skipped past the budget, as ``inspect`` cannot know."""
+    skipped past the budget, as ``inspect`` cannot know. (A raised target's sampled layers
+    are kept by runs of their own on one row per probe: ``sampled_layers.compare_raised``.)"""
     if not (isinstance(source, LayersModel) and isinstance(target, ir.Model)):
         return set()
     from . import sampled_layers
@@ -264,6 +289,25 @@ def _sampled_calls(source: Model, target: Model) -> set[tuple]:
     if sampled_layers.skip_reason(target) is not None:
         return set()
     return set(sampled_layers.plan(source).kept())
+
+
+def _raised_layers(source: Model, target: Model, raised: Raised | None) -> frozenset[str] | None:
+    """For a Keras ``target`` of an ONNX ``source``: the target's layers that raising bound to
+    an ONNX value (``Raised.bound``; where the check has no record of the raising, as for
+    ``validate``, the source is raised again and the names matched), which the check may look
+    for among the source's values; None for other pairs, or where the target's layers are not
+    named so (a file another tool wrote)."""
+    if not (isinstance(source, ir.Model) and isinstance(target, LayersModel)):
+        return None
+    if raised is None:
+        from ..converters.onnx_to_keras import raise_model
+
+        try:
+            raised = raise_model(ir.from_proto(ir.to_proto(source)))
+        except (ModelportError, RecursionError, MemoryError):
+            return None
+    names = {layer.name for layer in target.iter_layers()}
+    return frozenset(raised.bound & names) or None
 
 
 def check_budget(source: Model, target: Model, options: CheckOptions,
@@ -318,44 +362,67 @@ class _Sampling:
     plan: Any
     engine: Any
     skipped: str | None = None
+    # True: the target's layers (raised from an ONNX source) are looked for in the source's
+    # values; False: the source's layers in the target file's
+    raised: bool = False
 
 
-def _sampling(source: Model, target: Model, a: Engine, probes: list[Probe]
-              ) -> _Sampling | None:
-    """Where modelport knows how the file's values map to the source's layers (a Keras source
-    against an ONNX file), the sample to compare on this check; else None."""
+def _sampling(source: Model, target: Model, a: Engine, b: Engine, probes: list[Probe],
+              eligible: frozenset[str] | None = None) -> _Sampling | None:
+    """Where modelport knows how one model's values map to the other's layers, the sample
+    to compare on this check; else None: a Keras source's layers looked for in an ONNX file's
+    values, or a Keras file's layers in an ONNX source's values (what raising wrote: an
+    error of one weight before a saturated softmax would otherwise pass; only its layers in
+    ``eligible``, ``_raised_layers``)."""
     from ..runtime.engines import KerasReference
 
-    if not (isinstance(source, LayersModel) and isinstance(target, ir.Model)
-            and isinstance(a, KerasReference)):
+    if isinstance(source, LayersModel) and isinstance(target, ir.Model) \
+            and isinstance(a, KerasReference):
+        layers, values, engine, raised = source, target, a, False
+    elif isinstance(source, ir.Model) and isinstance(target, LayersModel) and eligible \
+            and type(b) is KerasReference:  # not tfjs-layers' engine: its own semantics
+        layers, values, engine, raised = target, source, b, True
+    else:
         return None
     from . import sampled_layers
 
-    skipped = sampled_layers.skip_reason(target)
-    sample = sampled_layers.plan(source)
+    skipped = sampled_layers.skip_reason(values)
+    sample = sampled_layers.plan(layers, eligible=eligible if raised else None)
     if skipped is not None or not sample.sampled:
-        return _Sampling(sample, a, skipped or "no layer to sample before the outputs")
+        return _Sampling(sample, engine, skipped or "no layer to sample before the outputs",
+                         raised)
     sizes = [int(np.shape(p.arrays[0])[0]) if p.arrays and np.ndim(p.arrays[0]) else 0
              for p in probes]
-    return _Sampling(sample, sampled_layers.Keeping(a, sample.kept(), sizes))
+    if raised:  # kept by runs of its own (compare_raised)
+        return _Sampling(sample, engine, None, raised)
+    return _Sampling(sample, sampled_layers.Keeping(engine, sample.kept(), sizes))
 
 
 def _sampled_layers(report: ParityReport, sampling: _Sampling, target: Model,
-                    feeds: list[list[np.ndarray]], options: CheckOptions, steps: _Steps) -> None:
-    """Compare the sampled layers in the file's own values; a divergence there fails the check
+                    feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], runs: _Runs,
+                    options: CheckOptions, steps: _Steps) -> None:
+    """Compare the sampled layers in ``target``'s own values (the file's; for a raised
+    target, the ONNX source's) on the check's ``feeds``; a divergence there fails the check
     and, where the outputs passed, is the report's first divergence."""
     from . import sampled_layers
     from .parity import Intermediates
 
     if sampling.skipped is not None:
-        report.intermediates = Intermediates(skipped=sampling.skipped)
+        report.intermediates = Intermediates(skipped=sampling.skipped, raised=sampling.raised)
         return
     assert isinstance(target, ir.Model)
-    steps.next(f"comparing {len(sampling.plan.sampled)} sampled layers with the file's own "
-               "values")
-    found = sampled_layers.compare(sampling.plan, sampling.engine, feeds, target,
-                                   options.tolerances_or_default,
-                                   device=options.device_or_default)
+    if sampling.raised:
+        steps.next(f"comparing {len(sampling.plan.sampled)} sampled layers of the result "
+                   "with the source's own values")
+        found = sampled_layers.compare_raised(
+            sampling.plan, sampling.engine, _first_rows(feeds, runs), target,
+            options.tolerances_or_default, device=options.device_or_default)
+    else:
+        steps.next(f"comparing {len(sampling.plan.sampled)} sampled layers with the file's "
+                   "own values")
+        found = sampled_layers.compare(sampling.plan, sampling.engine, [f[1] for f in feeds],
+                                       target, options.tolerances_or_default,
+                                       device=options.device_or_default)
     report.intermediates = found
     if found.first_not_held is None:
         return
@@ -363,6 +430,18 @@ def _sampled_layers(report: ParityReport, sampling: _Sampling, target: Model,
     report.notes.append("sampled intermediates: " + found.first_not_held.pop("sentence"))
     if report.first_divergence is None:
         report.first_divergence = found.first_not_held
+
+
+def _first_rows(feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], runs: _Runs
+                ) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """The first row of each probe of ``feeds`` (both models' arrays), as one feed: where
+    the probes were joined along a batch axis, their first rows; else each run's first row
+    (a run whose arrays have no batch axis, whole)."""
+    if runs.joined and runs.sizes:
+        rows = np.cumsum([0, *runs.sizes[:-1]]).astype(int)
+        return [([x[rows] for x in fa], [x[rows] for x in fb]) for fa, fb in feeds]
+    return [([x[:1] if np.ndim(x) else x for x in fa], [x[:1] if np.ndim(x) else x for x in fb])
+            for fa, fb in feeds]
 
 
 def _save_outputs(path: str | os.PathLike[str], names: list[str],
@@ -419,6 +498,7 @@ class _Runs:
         self.specs_a, self.specs_b = specs_a, specs_b
         self.source_runs: list[list[np.ndarray]] = []
         self.source_ran = False  # by ``try_source``, on the same feeds
+        self.sample_dropped: str | None = None  # why ``_sized`` left the sampled layers out
 
     def feeds(self, probes: list[Probe]) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
         """One feed per engine run: all probes joined along a free batch axis when both models

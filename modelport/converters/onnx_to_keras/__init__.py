@@ -116,6 +116,9 @@ class Raised:
     # Keras layer name -> (ONNX value name, ONNX node name) it computes.
     origin: dict[str, tuple[str, str]] = field(default_factory=dict)
     permutes: int = 0
+    # the layers whose output is an ONNX value (not the inner layers of a composition): what
+    # the parity check may look for among the source's values (check.sampled_layers)
+    bound: frozenset[str] = frozenset()
 
 
 def raised_ops() -> list[str]:
@@ -160,7 +163,8 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         source=SourceInfo("onnx", source or "", "keras3"))
     permutes = sum(1 for layer in ctx.layers if layer.class_name == "Permute")
     log.info("ONNX -> Keras: %d layers, %d Permutes", len(ctx.layers), permutes)
-    return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes)
+    bound = frozenset(ref.layer for ref in ctx.tensors.values())
+    return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes, bound)
 
 
 def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:

@@ -1,0 +1,121 @@
+"""A Keras file raised from an ONNX source is checked in its intermediate values too (issue 18):
+the written file's layers are looked for among the source's values, so one wrong weight that a
+saturated softmax hides from the outputs fails the check, in ``convert`` and in ``validate``;
+a faithful raising holds every sampled layer, its compositions' inner layers aside. And the
+noise run leaves exact integers alone, so an Embedding reading computed indices does not
+take another row (Magika's one-hot, where the noise had swallowed every error).
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import modelport
+from modelport.check import sampled_layers
+from modelport.runtime.precision import exact, integral, rounded_unless_integral
+
+HIDDEN = "hidden"  # the ONNX node (and so the Keras layer) whose weight is moved
+
+
+def _saturated_mlp(path) -> None:
+    """x -> Gemm -> Relu -> Gemm (HIDDEN) -> Relu -> Gemm x 40 -> Softmax: logits far apart,
+    so the softmax output barely moves when a hidden weight does."""
+    rng = np.random.default_rng(3)
+    w1, w2, w3 = (rng.standard_normal(s).astype(np.float32) for s in ((16, 32), (32, 32),
+                                                                          (32, 4)))
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (w3 * 40, "w3"))]
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h1"], name="first"),
+             helper.make_node("Relu", ["h1"], ["r1"], name="relu1"),
+             helper.make_node("Gemm", ["r1", "w2"], ["h2"], name=HIDDEN),
+             helper.make_node("Relu", ["h2"], ["r2"], name="relu2"),
+             helper.make_node("Gemm", ["r2", "w3"], ["logits"], name="head"),
+             helper.make_node("Softmax", ["logits"], ["y"], name="softmax", axis=-1)]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def _moved(src, dst, layer: str) -> None:
+    """``src`` with one column of ``layer``'s kernel negated, written to ``dst``."""
+    dst.write_bytes(src.read_bytes())
+    with h5py.File(dst, "r+") as f:
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n)
+                     if isinstance(o, h5py.Dataset) and layer in n and "kernel" in n else None)
+        kernel = f[names[0]]
+        values = kernel[()]
+        values[:, 3] = -values[:, 3]
+        kernel[...] = values
+
+
+@pytest.fixture(scope="module")
+def raised(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raised")
+    _saturated_mlp(root / "m.onnx")
+    report = modelport.convert(root / "m.onnx", root / "m.h5")
+    return root, report
+
+
+def test_a_faithful_raising_holds_every_sampled_layer(raised):
+    root, report = raised
+    assert report.parity.passed
+    found = report.parity.intermediates
+    assert found is not None and found.raised and found.skipped is None
+    assert found.compared >= 3 and found.held == found.compared
+    assert "head" in found.layers  # the logits: the last layer before the softmax output
+    again = modelport.validate(root / "m.onnx", root / "m.h5", device="cpu")
+    assert again.passed and again.intermediates.held == again.intermediates.compared
+
+
+def test_a_weight_the_softmax_hides_fails_the_check_and_is_named(raised, tmp_path):
+    root, _ = raised
+    _moved(root / "m.h5", tmp_path / "bad.h5", HIDDEN)
+    report = modelport.validate(root / "m.onnx", tmp_path / "bad.h5", device="cpu")
+    assert not report.passed
+    first = report.intermediates.first_not_held
+    assert first is not None and first["layer"] == HIDDEN
+    assert first["compared_in"].startswith("the source's own values")
+    assert any(note.startswith("sampled intermediates: the source's own values")
+               for note in report.notes)
+
+
+def test_a_composition_s_inner_layers_are_not_sampled(tmp_path):
+    """Asymmetric pads raise to a padding layer then the pool: only the pool's output is an
+    ONNX value, so the padding layer is never judged (it would be 'not held')."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 9, 9])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[3, 3],
+                              pads=[0, 0, 1, 1]),
+             helper.make_node("Relu", ["p"], ["y"], name="out")]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    report = modelport.convert(tmp_path / "m.onnx", tmp_path / "m.h5")
+    assert report.parity.passed, report.parity.notes
+    found = report.parity.intermediates
+    assert found is not None and found.first_not_held is None
+
+
+def test_the_noise_run_leaves_exact_integers_alone():
+    indices = np.array([[3.0, 0.0, 255.0]])
+    with exact(jitter=True):
+        assert rounded_unless_integral(indices) is indices
+        moved = rounded_unless_integral(indices + 0.5)
+    assert not np.array_equal(moved, indices + 0.5)  # other values are moved as before
+    assert integral(np.arange(100000, dtype=np.float64))
+    assert not integral(np.array([1.0, 2.5]))
+    assert not integral(np.array([float(1 << 25)]))
+
+
+def test_the_plan_samples_only_eligible_layers(raised):
+    root, report = raised
+    from modelport.formats.loading import load
+
+    model = load(root / "m.h5")
+    plan = sampled_layers.plan(model, eligible={"head", HIDDEN})
+    assert {layer for layer, _ in plan.sampled} <= {"head", HIDDEN}
