@@ -174,6 +174,11 @@ def _constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: flo
     rank = len(pairs)
     if not ((rank >= 3 and pairs[-1] == (0, 0)) or (rank == 4 and pairs[1] == (0, 0))):
         return operations.constant_pad(ctx, x, pairs, fill)  # no ZeroPadding: the Keras Pad
+    if not np.isfinite(fill):
+        # (x - v) padded with zeros, then + v, is NaN for an infinite v (a max pool's -inf
+        # pads are folded into the pool before this: pad_max_pool)
+        raise ctx.refuse(f"the padding value {fill} is not finite: only a MaxPool reading "
+                         "the Pad alone takes -inf pads")
     ref = ctx.ref(x)
     if fill != 0.0:  # pad (x - v) with zeros, then add v back
         ref = affine(ctx, ref, 1.0, -fill, "shift")

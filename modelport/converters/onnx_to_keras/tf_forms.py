@@ -3,7 +3,8 @@ knows, before the layout pass. Each rewrite is an identity on the values and liv
 module: ``reverse`` (``go_backwards``), ``conv1d`` (``Conv1D`` via a 2-D convolution, causal
 padding), ``repeats`` (nearest ``UpSampling2D``), ``index_wrap`` (``Embedding``),
 ``layer_norm_tf`` (``LayerNormalization``), ``loops`` (``GRU`` / ``SimpleRNN`` while loops),
-``tensordot_rows`` (a Dense's row merge as ``Reshape([1, -1, K]) -> Squeeze``). First,
+``tensordot_rows`` (a Dense's row merge as ``Reshape([1, -1, K]) -> Squeeze``),
+``pad_max_pool`` (a max pool's pads as a ``-inf`` ``Pad``). First,
 ``reshape_batch`` sizes each ``Reshape`` to ``[batch, ..., -1, ...]`` (Keras's ``Reshape``):
 the others need the shapes after it.
 """
@@ -17,6 +18,7 @@ from .conv1d import rewrite_conv1d
 from .index_wrap import drop_index_wraps
 from .layer_norm_tf import rewrite_batchnorm_layer_norms, rewrite_tf_layer_norms
 from .loops import rewrite_recurrent_loops
+from .pad_max_pool import fold_padded_max_pools
 from .repeats import rewrite_repeats
 from .reshape_batch import fix_batch_reshapes
 from .reverse import rewrite_full_reversals
@@ -35,6 +37,7 @@ def rewrite_tf_forms(model: ir.Model) -> int:
     done += rewrite_tf_layer_norms(model)
     done += rewrite_batchnorm_layer_norms(model)
     done += rewrite_recurrent_loops(model)
+    done += fold_padded_max_pools(model.graph)
     if done:
         reinfer(model)
     return done
