@@ -493,6 +493,16 @@ def _operation_cases():
         OpCase("Mod-int", ["Mod"], [N("Mod", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
                {"c": np.asarray(4, np.int32)}, input_dtype=i32, output_dtype=i32, low=-9,
                high=9),
+        # operations_numeric.py, operations_index.py (tables with halves and ties:
+        # test_onnx_to_keras_operations_numeric.py)
+        OpCase("Round", ["Round"], [N("Round", ["x"], ["y"])], {"x": [2, 6]}, ["y"]),
+        OpCase("Floor", ["Floor"], [N("Floor", ["x"], ["y"])], {"x": [2, 6]}, ["y"]),
+        OpCase("Ceil", ["Ceil"], [N("Ceil", ["x"], ["y"])], {"x": [2, 6]}, ["y"]),
+        OpCase("TopK-values", ["TopK"], [N("TopK", ["x", "k"], ["y", "i"])], {"x": [2, 3, 7]},
+               ["y"], {"k": np.asarray([4], np.int64)}),
+        OpCase("TopK-indices-cast", ["TopK", "Cast"],
+               [N("TopK", ["x", "k"], ["v", "i"]), N("Cast", ["i"], ["y"], to=TensorProto.FLOAT)],
+               {"x": [2, 9]}, ["y"], {"k": np.asarray([3], np.int64)}),
     ]
 
 
