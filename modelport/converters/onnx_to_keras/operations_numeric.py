@@ -6,7 +6,9 @@ every Keras 3 backend round halves to even: NumPy's ``round``, ``jnp.round``, ``
 ``torch.round``); ``Floor`` -> ``Floor``; ``Ceil`` -> ``Ceil``; ``Cast`` between a float,
 an integer and bool -> ``Cast`` (``keras.src.ops.core``): a float becomes an integer by
 truncation toward zero in ONNX (onnxruntime's ``static_cast``) and in Keras (XLA's and TF's
-convert, NumPy's ``astype``), a number becomes bool by being nonzero. Integer tensors of the
+convert, NumPy's ``astype``), a number becomes bool by being nonzero (a float outside the
+integer type's range, or NaN, has no defined result in ONNX, and backends differ on it: the
+quantizing graphs clip before they cast). Integer tensors of the
 raised model are int32 whatever ONNX's width (as its inputs and ``Argmax`` are), so a cast to
 int64 is a cast to int32, and a cast between int32 and int64 stays the input itself (the
 ``Cast`` rule of ``shape.py`` keeps those and hands the others here).
