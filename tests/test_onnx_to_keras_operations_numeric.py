@@ -70,6 +70,19 @@ BATCH_GATHER = _model([helper.make_node("ReduceSum", ["x", "a3"], ["s"], keepdim
                        ("back", np.array([1, 6, 3], np.int64)),
                        ("three", np.array(3, np.int64))])
 
+# tf.gather_nd(x, i, batch_dims=1) with indices computed in the model (TopK over x's columns)
+def _gather_nd(k: int, squeeze: bool):
+    nodes = [helper.make_node("ReduceMax", ["x"], ["s"], axes=[3], keepdims=0),
+             helper.make_node("TopK", ["s", "k"], ["v", "i"])]
+    if squeeze:  # [N, 4, k] -> [N, k] (one cell per sample when k == 2)
+        nodes.append(helper.make_node("ReduceMin", ["i"], ["ii"], axes=[1], keepdims=0))
+    nodes += [helper.make_node("Sub", ["ii" if squeeze else "i", "one"], ["neg"]),  # -1: last
+              helper.make_node("GatherND", ["x", "neg"], ["y"], batch_dims=1)]
+    out = [1, 3] if squeeze else [1, 4, 3]
+    return _model(nodes, [_in("x", F, [1, 4, 4, 3])], [_in("y", F, out)],
+                  [("k", np.array([k], np.int64)), ("one", np.array(1, np.int64))])
+
+
 # case -> (model, the Keras operation classes it raises to)
 CASES = {
     "round": (_unary("Round"), {"Round"}),
@@ -100,6 +113,9 @@ CASES = {
                                            [_in("v", F, ["N", 2, 4]), _in("y", F, ["N", 2, 4])],
                                            [("k", np.array([4], np.int64))], opset=11),
                                     {"TopK", "Cast"}),
+    "gather_nd_rows": (_gather_nd(2, False),
+                       {"TopK", "Take", "Mod", "Multiply", "Add", "TakeAlongAxis"}),
+    "gather_nd_one_cell": (_gather_nd(2, True), {"Take", "TakeAlongAxis", "Squeeze"}),
     "batch_gather": (BATCH_GATHER, {"TopK", "Mod", "Cast", "ExpandDims", "TakeAlongAxis"}),
 }
 
@@ -160,6 +176,9 @@ REFUSED = {
                                [_in("x", F, ["N", 6])], [_in("v", F, ["N", "k"]), _in("i", I64, ["N", "k"])],
                                [("a", np.array([0], np.int64)), ("b", np.array([1], np.int64))],
                                opset=11), "computed at run time"),
+    "gather_nd_batch": (_model([helper.make_node("GatherND", ["x", "i"], ["y"])],
+                               [_in("x", F, ["N", 4, 3])], [_in("y", F, [2, 3])],
+                               [("i", np.array([[0, 1], [0, 2]], np.int64))]), "batch_dims=0"),
     "round_of_ints": (_model([helper.make_node("ArgMax", ["x"], ["a"], axis=1),
                               helper.make_node("Round", ["a"], ["y"])],
                              [_in("x", F, ["N", 5])], [_in("y", I64, ["N", 1])]), "Round of"),

@@ -366,3 +366,13 @@ def _take_along_axis(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     shape = list(broadcast(*ones))
     shape[axis] = indices.shape[axis]
     return TensorSpec(tuple(shape), x.dtype)
+
+
+@OPERATIONS.register("Take")
+def _take(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    """``ops.take(x, i, axis)`` with a Python int ``i`` (a tensor ``i`` would be the second
+    operand): the axis removed, or replaced by ``i``'s shape."""
+    x = tensors[0]
+    axis = int(cfg["axis"]) % len(x.shape)
+    middle = tensors[1].shape if len(tensors) > 1 else ()
+    return TensorSpec(x.shape[:axis] + tuple(middle) + x.shape[axis + 1:], x.dtype)

@@ -15,8 +15,8 @@ of a rank-3 tensor) -> ``Pad``. The layer rules of Div, ReduceMax, ReduceSum and
 those cases here. A constant operand of a binary op must be one number (it becomes the call's
 Python scalar). Keras's broadcasting is NumPy's, which is ONNX's multidirectional one.
 Everything else these ops can do is refused by name (``fmod=1`` has no Keras operation;
-``select_last_index`` neither). ``GatherND`` has no Keras operation at all and keeps the
-default refusal.
+``select_last_index`` neither). Rounding, casts, TopK and GatherND: ``operations_numeric.py``,
+``operations_index.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ONNX TopK raised to the Keras 3 operation ``TopK`` (``keras.ops.top_k``).
+"""ONNX TopK, TF's batch gather and per-sample GatherND raised to Keras 3 operations.
 
 ``TopK(X, K)`` with ``largest=1``, ``sorted=1`` along the last axis and a constant ``K`` is
 ``ops.top_k(x, k, sorted=True)``: the k largest values in descending order and their indices.
@@ -20,8 +20,15 @@ integer arithmetic that computes them may have been raised to float32 layers), `
 and ``TakeAlongAxis``, which keep the batch
 (the ONNX graph runs at batch 1 only; the Keras model gathers per sample at any batch).
 
-``GatherND`` has no Keras operation (``keras.ops`` has ``take`` and ``take_along_axis`` only)
-and keeps the default refusal.
+``GatherND`` has no Keras operation (``keras.ops`` has ``take`` and ``take_along_axis``); its
+per-sample form (``batch_dims=1``: sample n's cells ``data[n, i[n, k, :]]``, what
+``tf.gather_nd(..., batch_dims=1)`` exports to) is composed exactly of them: each index column
+``Take``-n, wrapped into range by ``Mod`` (ONNX counts negative indices from the end), scaled by
+its row stride (``Multiply``) and summed (``Add``), picks a row of the data reshaped to
+``[rows, rest...]`` (``TakeAlongAxis`` along axis 1, the index expanded over the rest), all in
+int32 integer arithmetic (exact below 2**31 cells). ``batch_dims=0`` indexes the batch axis
+itself (a sample may read another's cells), which no Keras tensor may: refused, as are other
+batch_dims and indices of rank above 3.
 """
 
 from __future__ import annotations
@@ -132,3 +139,45 @@ def _emit(x: ir.Value, x_shape: list[int], i: ir.Value, rows: list[int]
             index = operation(ctx, "ExpandDims", {"axis": -1}, [index])
         ctx.output(operation(ctx, "TakeAlongAxis", {"axis": 1}, [data, index]))
     return emit
+
+
+@rule("GatherND")
+def gather_nd(ctx: Ctx, node: ir.Node) -> None:
+    """Per-sample GatherND (``batch_dims=1``, indices ``[N, m]`` or ``[N, K, m]``): the Keras
+    operations Take/Mod/Multiply/Add/TakeAlongAxis over a reshaped data tensor."""
+    data, indices = ctx.input(node, 0), ctx.input(node, 1)
+    if int(attr(node, "batch_dims", 0)) != 1:
+        raise ctx.refuse(f"batch_dims={int(attr(node, 'batch_dims', 0))}: only the per-sample "
+                         "gather (batch_dims=1) keeps each sample to its own cells")
+    dims, idx = ctx.shape(data), ctx.shape(indices)
+    m = idx[-1]
+    if len(idx) not in (2, 3) or m is None or not 1 <= m < len(dims):
+        raise ctx.refuse(f"indices of shape {idx} (Keras's form takes [N, m] or [N, K, m] with "
+                         "a known m)")
+    known = static(dims[1:])
+    if known is None:
+        raise ctx.refuse(f"the data's shape {dims} is not static beyond the batch")
+    cells, rest = known[:m], known[m:]
+    # integer ONNX arithmetic on the indices may have been raised to float32 layers
+    whole = operation(ctx, "Cast", {"dtype": "int32"}, [ctx.ref(indices)])
+    ctx.layers[-1].module = "keras.src.ops.core"
+    linear: TensorRef | None = None
+    stride = int(np.prod(cells))
+    for j, size in enumerate(cells):
+        stride //= size
+        column = operation(ctx, "Take", {"axis": -1}, [whole, j])
+        column = operation(ctx, "Mod", {}, [column, size])
+        if stride != 1:
+            column = operation(ctx, "Multiply", {}, [column, stride])
+        linear = column if linear is None else operation(ctx, "Add", {}, [linear, column])
+    assert linear is not None  # m >= 1
+    rows = ctx.layer("Reshape", {"target_shape": [int(np.prod(cells)), *rest]},
+                     ctx.ref(data), suffix="rows")
+    if len(idx) == 2:  # one cell per sample: [N] -> [N, 1]
+        linear = operation(ctx, "ExpandDims", {"axis": 1}, [linear])
+    for _ in rest:
+        linear = operation(ctx, "ExpandDims", {"axis": -1}, [linear])
+    picked = operation(ctx, "TakeAlongAxis", {"axis": 1}, [rows, linear])
+    if len(idx) == 2:
+        picked = operation(ctx, "Squeeze", {"axis": 1}, [picked])
+    ctx.output(picked)

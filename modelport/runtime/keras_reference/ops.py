@@ -203,3 +203,13 @@ def _take_along_axis(call: Call) -> list[np.ndarray]:
     if indices.dtype.kind not in "iu":  # as Keras: "indices must be of integer type"
         raise ValueError(f"TakeAlongAxis indices must be of integer type, got {indices.dtype}")
     return [np.take_along_axis(x, indices, axis=int(axis))]
+
+
+@register("Take")
+def _take(call: Call) -> list[np.ndarray]:
+    """``ops.take`` along an axis (ONNX GatherND's index columns: a Python int index)."""
+    x, indices = _operands(call)[:2]
+    axis = call.cfg.get("axis")
+    if axis is None:
+        raise ValueError("Take over the flattened tensor is not implemented")
+    return [np.take(x, indices, axis=int(axis))]
