@@ -503,6 +503,12 @@ def _operation_cases():
         OpCase("TopK-indices-cast", ["TopK", "Cast"],
                [N("TopK", ["x", "k"], ["v", "i"]), N("Cast", ["i"], ["y"], to=TensorProto.FLOAT)],
                {"x": [2, 9]}, ["y"], {"k": np.asarray([3], np.int64)}),
+        OpCase("GatherND-per-sample", ["GatherND", "TopK"],
+               [N("ReduceMax", ["x"], ["s"], axes=[2], keepdims=0),
+                N("TopK", ["s", "k"], ["v", "i"]), N("Unsqueeze", ["i", "a"], ["i3"]),
+                N("GatherND", ["x", "i3"], ["y"], batch_dims=1)],
+               {"x": [2, 4, 3]}, ["y"], {"k": np.asarray([2], np.int64),
+                                         "a": np.asarray([2], np.int64)}),
     ]
 
 
