@@ -188,6 +188,12 @@ def clip(ctx: Ctx, node: ir.Node) -> None:
             raise ctx.refuse("its bounds are computed at run time")
         bounds.append(float(np.asarray(c).reshape(-1)[0]))
     lo, hi = bounds
+    # an infinite bound is no bound (TF's ClipByValue(x, 0, inf)); kept, it would be written
+    # as ReLU(max_value=inf) or shifted by it (NaN), and a config cannot hold Infinity
+    lo = None if lo is not None and lo == -np.inf else lo
+    hi = None if hi is not None and hi == np.inf else hi
+    if any(b is not None and not np.isfinite(b) for b in (lo, hi)):
+        raise ctx.refuse(f"its bounds {bounds} clip everything to an infinity or NaN")
     if lo == 0.0:
         ctx.output(relu(ctx, x, hi))
     elif lo is not None and np.isfinite(lo):
