@@ -22,7 +22,7 @@ import onnx_ir as ir
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
 from ..padding import are_same_pads, same_pads
-from . import operations
+from . import operations, resize_matrix
 from .core import (
     Ctx,
     attr,
@@ -541,7 +541,8 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
     """Resize / Upsample by integer factors: UpSampling (nearest where it repeats pixels alike,
     bilinear in 2-D); half-pixel bilinear to any size: Resizing. Where the spatial size is
     free, the factors are the constant integer scales, and the layer is exact for every size
-    (UpSampling's output is the input's size times them, as ONNX's is)."""
+    (UpSampling's output is the input's size times them, as ONNX's is). Any other resize of
+    static size: a Dense per axis holding its interpolation matrix (``resize_matrix``)."""
     x = ctx.input(node, 0)
     n = ctx.rank(x) - 2
     if n not in (1, 2, 3):
@@ -558,6 +559,10 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
         if known_out[-1] != known_in[-1]:
             raise ctx.refuse("resizing the channel axis has no Keras layer")
         sizes = list(known_in[:-1])
+        # every static resize is a matrix per axis; written so where no layer below is exact
+        if resize_matrix.raise_static(ctx, node, known_in[:-1], known_out[:-1], mode,
+                                     coord):
+            return
         exact = _static_factors(ctx, node, known_in[:-1], known_out[:-1], mode, coord)
         if exact is None:
             return
