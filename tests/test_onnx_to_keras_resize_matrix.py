@@ -99,6 +99,10 @@ def _cases() -> dict[str, onnx.ModelProto]:
                                               keep_aspect_ratio_policy="not_larger"),
         "sizes-not-smaller": resize_model(shape, sizes=[8, 8], axes=[2, 3], mode="cubic",
                                           keep_aspect_ratio_policy="not_smaller"),
+        # an axis of scale 1 is copied (the formula would read cell o + 1 here)
+        "scale-1-axis-tf-nn-ceil": resize_model(
+            shape, [1, 1, 1, 2.5], mode="nearest", nearest_mode="ceil",
+            coordinate_transformation_mode="tf_half_pixel_for_nn"),
         "width-only": resize_model(shape, [1, 1, 1, 2], mode="linear",
                                    coordinate_transformation_mode="asymmetric"),
         "1d-asymmetric": resize_model([2, 3, 7], [1, 1, 1.7], mode="linear",
