@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import FormatError, ModelportError, UnsupportedError
 from . import Layer, LayersModel, Node, TensorRef
+from .finite_config import check_finite
 from .layer_facts import FACTS, MODEL_CLASSES, FactView
 
 KERAS2 = "keras2"
@@ -421,6 +422,7 @@ def model_to_config(model: LayersModel, dialect: str, *, modules: bool = False) 
     """
     if dialect == KERAS3:
         check_keras3(model)
+    check_finite(model)  # (JSON has no Infinity: refused here, before any file is written)
     if model.kind == "Sequential":
         entries = []
         for layer in model.layers:
