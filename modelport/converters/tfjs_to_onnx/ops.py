@@ -437,8 +437,20 @@ def _paddings(op: TfOp) -> list[list[int]]:
     return [[int(a), int(b)] for a, b in pads]
 
 
+def _run_time_pads(op: TfOp) -> ir.Value:
+    """TF's ``[rank, 2]`` paddings computed at run time (``tf.image.pad_to_bounding_box``) as
+    ONNX's pads: every begin, then every end (the transpose, flattened), in int64."""
+    pairs = op.int64(1)
+    return op.emit("Reshape", op.emit("Transpose", pairs, perm=[1, 0]),
+                   op.b_.const(np.asarray([-1], np.int64), f"{op.name}/flat"))
+
+
 @MAPPINGS.register("Pad", "PadV2", "MirrorPad")
 def _pad(op: TfOp) -> ir.Value:
+    if op.const(1) is None and (op.op != "MirrorPad" or op.s("mode") == "REFLECT"):
+        mode = "reflect" if op.op == "MirrorPad" else "constant"
+        value = op.inputs[2] if op.op == "PadV2" else None
+        return op.emit("Pad", op.inputs[0], _run_time_pads(op), value, mode=mode)
     pads = _paddings(op)
     flat = [a for a, _ in pads] + [b for _, b in pads]
     x = op.inputs[0]
