@@ -7,7 +7,8 @@ is compared with onnxruntime in modelport's NumPy Keras reference (Keras and tfj
 forms); a subset is written as ``.keras`` and ``.h5`` with the default parity check and run in
 real Keras 3, as are TF 1's ResizeBilinear / ResizeNearestNeighbor written to ONNX by the real
 tf2onnx (``fixtures/make_tf_resize_fixtures.py``), against TensorFlow's own outputs. The
-real-tfjs cases are in tests/interop/test_resize_matrix_tfjs.py.
+real-tfjs cases are in tests/interop/test_resize_matrix_tfjs.py. Last, TF 1's bilinear by
+integer factors on free height/width (``resize_free.py``), at three sizes (one of 1x1).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 import modelport
 from modelport.converters.onnx_to_keras import raise_model
 from modelport.runtime.keras_reference import run
+from tests import test_onnx_to_keras_free_spatial as free_spatial
 
 F = TensorProto.FLOAT
 TF_RESIZE = Path(__file__).resolve().parent.parent / "fixtures" / "tf_resize"
@@ -249,3 +251,42 @@ def test_scales_that_onnxruntime_floors_otherwise_than_shape_inference_are_refus
         modelport.convert(TF_RESIZE / "scales_floor_mismatch.onnx", tmp_path / "m.h5")
     assert "floored in float32" in e.value.message and "[9, 4]" in e.value.message
     assert not (tmp_path / "m.h5").exists()
+
+
+# --- free height/width: TF 1's ResizeBilinear by integer factors (resize_free.py) -----------
+
+FREE = {f"asymmetric-bilinear-{h}x{w}": free_spatial.resize(
+            [1, 1, h, w], mode="linear", coordinate_transformation_mode="asymmetric")
+        for h, w in [(2, 2), (3, 2), (1, 4)]}
+
+
+@pytest.mark.parametrize("for_tfjs", [False, True], ids=["keras", "tfjs"])
+@pytest.mark.parametrize("case", sorted(FREE))
+def test_free_size_asymmetric_bilinear_matches_onnxruntime_at_two_sizes(case, for_tfjs):
+    proto = FREE[case]
+    raised = raise_model(ir.from_proto(proto), for_tfjs=for_tfjs)
+    assert raised.model.layers[0].config["batch_shape"][1:3] == [None, None]
+    for seed, hw in enumerate([(11, 14), (16, 9), (1, 1)]):
+        x = _feed(free_spatial._shape(proto, hw), seed)
+        (got,) = run(raised.model, [_perm(x, raised.input_perms[0])]).outputs
+        np.testing.assert_allclose(np.asarray(got), _perm(_ort(proto, x),
+                                                          raised.output_perms[0]),
+                                   atol=2e-5, rtol=1e-5, err_msg=f"{case} at {hw}")
+
+
+@pytest.mark.parametrize("target", ["m.keras", "m.h5"])
+def test_free_size_asymmetric_bilinear_runs_in_real_keras_at_two_sizes(target, tmp_path,
+                                                                       keras3):
+    proto = FREE["asymmetric-bilinear-3x2"]
+    src = tmp_path / "m.onnx"
+    onnx.save(proto, str(src))
+    report = modelport.convert(src, tmp_path / target)  # the default parity check, no pin
+    assert report.parity is not None and report.parity.passed
+    raised = raise_model(ir.from_proto(proto))
+    model = keras3.models.load_model(tmp_path / target, compile=False)
+    assert list(model.input_shape[1:3]) == [None, None]
+    for seed, hw in enumerate([(20, 34), (13, 8)]):
+        x = _feed(free_spatial._shape(proto, hw), seed)
+        got = model.predict(_perm(x, raised.input_perms[0]), verbose=0)
+        np.testing.assert_allclose(got, _perm(_ort(proto, x), raised.output_perms[0]),
+                                   atol=2e-5, rtol=1e-5, err_msg=f"at {hw}")

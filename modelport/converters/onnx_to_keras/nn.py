@@ -22,7 +22,7 @@ import onnx_ir as ir
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
 from ..padding import are_same_pads, same_pads
-from . import operations, resize_matrix
+from . import operations, resize_free, resize_matrix
 from .core import (
     Ctx,
     attr,
@@ -542,7 +542,8 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
     bilinear in 2-D); half-pixel bilinear to any size: Resizing. Where the spatial size is
     free, the factors are the constant integer scales, and the layer is exact for every size
     (UpSampling's output is the input's size times them, as ONNX's is). Any other resize of
-    static size: a Dense per axis holding its interpolation matrix (``resize_matrix``)."""
+    static size: a Dense per axis holding its interpolation matrix (``resize_matrix``); of free
+    size, asymmetric bilinear (TF 1's ResizeBilinear) by integer factors: ``resize_free``."""
     x = ctx.input(node, 0)
     n = ctx.rank(x) - 2
     if n not in (1, 2, 3):
@@ -579,6 +580,10 @@ def resize(ctx: Ctx, node: ir.Node) -> None:
     elif mode == "linear":
         if n != 2:
             raise ctx.refuse("linear resizing is raised in 2-D only (UpSampling2D bilinear)")
+        if coord == "asymmetric":  # free size here; TF 1's ResizeBilinear, exact for any
+            ctx.output(resize_free.asymmetric_bilinear(ctx, ctx.ref(x), ctx.shape(x)[-1],
+                                                       factors))
+            return
         if coord not in ("half_pixel", "pytorch_half_pixel"):
             raise ctx.refuse(f"linear resizing with coordinate_transformation_mode={coord!r} "
                              "is not UpSampling2D's half-pixel bilinear")
