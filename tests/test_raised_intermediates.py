@@ -119,3 +119,25 @@ def test_the_plan_samples_only_eligible_layers(raised):
     model = load(root / "m.h5")
     plan = sampled_layers.plan(model, eligible={"head", HIDDEN})
     assert {layer for layer, _ in plan.sampled} <= {"head", HIDDEN}
+
+
+def test_a_graph_model_s_raising_is_sampled_too(tmp_path):
+    """A TF.js graph-model raised to Keras (through ONNX): the written layers are looked for
+    among the graph's own values (the NumPy TF reference's), in convert and in validate, and
+    a moved kernel fails there."""
+    from .conftest import FIXTURES
+
+    source = FIXTURES / "tfjs_graph" / "dense" / "model.json"
+    report = modelport.convert(source, tmp_path / "m.h5")
+    found = report.parity.intermediates
+    assert report.parity.passed and found is not None and found.raised
+    assert found.compared >= 3 and found.first_not_held is None
+    from modelport.formats.loading import load
+
+    dense = next(layer.name for layer in load(tmp_path / "m.h5").iter_layers()
+                 if layer.class_name == "Dense")
+    _moved(tmp_path / "m.h5", tmp_path / "bad.h5", dense)
+    bad = modelport.validate(source, tmp_path / "bad.h5", device="cpu")
+    assert not bad.passed
+    assert bad.intermediates is not None and bad.intermediates.raised
+    assert bad.intermediates.compared >= 3

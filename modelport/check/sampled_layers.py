@@ -38,10 +38,10 @@ with its values marked, is not compared, and the report says why.
 kernel's column negated passed the output comparison), so there the roles turn: the written
 file's layers are sampled, its NumPy reference runs again on the first row of each probe in
 float32 and float64 keeping their tensors (``compare_raised``: a few rows, so its memory is
-bounded whatever the check's batch), and they are looked for among the ONNX source's values
-by the same rule. Raising names each layer
-after the node it computes, and a composition's inner layers (no ONNX value holds them) are
-followed within REACH calls by the layer that is bound to the node's output.
+bounded whatever the check's batch), and they are looked for among the source's values (an
+ONNX source's in onnxruntime, a graph-model's in the NumPy TF reference) by the same rule.
+Only the layers raising bound to an ONNX value are sampled (``Raised.bound``): a composition's
+inner layers are held by no value of the source.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelportError
-from ..models import LayersModel, keras_graph
-from .intermediates import Held, Values, Walk, _blamed, _sentence, closure, mark_all
+from ..models import LayersModel, TfjsGraph, keras_graph
+from .intermediates import Held, Values, Walk, _blamed, _sentence, closure, mark_all, tfjs_values
 from .parity import Intermediates, Tolerances
 
 if TYPE_CHECKING:
@@ -248,10 +248,11 @@ def file_values(target: ir.Model, arrays: list[np.ndarray], *, device: str = "cp
     return {name: value for name, value in got if isinstance(value, np.ndarray)}
 
 
-def skip_reason(target: ir.Model) -> str | None:
+def skip_reason(target: ir.Model | TfjsGraph) -> str | None:
     """Why ``target``'s values are not compared on every check, or None."""
-    size = sum(v.const_value.nbytes for v in target.graph.initializers.values()
-               if v.const_value is not None)
+    size = target.weight_bytes() if isinstance(target, TfjsGraph) else sum(
+        v.const_value.nbytes for v in target.graph.initializers.values()
+        if v.const_value is not None)
     if size > MAX_WEIGHT_BYTES:
         return (f"its weights take {size / 2**20:.0f} MB, past the "
                 f"{MAX_WEIGHT_BYTES >> 20} MB up to which the check compares them on every "
@@ -280,9 +281,9 @@ class _Run:
         return all(self.found[k] is not None for k in keys)
 
 
-def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]], target: ir.Model,
-            tolerances: Tolerances, *, device: str = "cpu", raised: bool = False
-            ) -> Intermediates:
+def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]],
+            target: ir.Model | TfjsGraph, tolerances: Tolerances, *, device: str = "cpu",
+            raised: bool = False) -> Intermediates:
     """The sampled calls of ``p`` looked for in ``target``'s own values on the rows
     ``keeping`` kept of each run (``target_feeds``: the check's feeds in the file's layout),
     judged as the module says. ``raised``: ``p`` is the written Keras file's and ``target``
@@ -296,7 +297,8 @@ def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]], tar
                                                           target_feeds):
         arrays = [_take(x, rows) for x in feed]
         try:
-            values = file_values(target, arrays, device=device)
+            values = tfjs_values(target, arrays) if isinstance(target, TfjsGraph) else \
+                file_values(target, arrays, device=device)
         except ModelportError as e:
             report.skipped = f"onnxruntime cannot run the file with its values marked: {e}"
             return report
@@ -310,8 +312,9 @@ def compare(p: Plan, keeping: Keeping, target_feeds: list[list[np.ndarray]], tar
 
 
 def compare_raised(p: Plan, engine: KerasReference,
-                   feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], source: ir.Model,
-                   tolerances: Tolerances, *, device: str = "cpu") -> Intermediates:
+                   feeds: list[tuple[list[np.ndarray], list[np.ndarray]]],
+                   source: ir.Model | TfjsGraph, tolerances: Tolerances, *,
+                   device: str = "cpu") -> Intermediates:
     """The sampled calls of ``p``, a Keras file raised from ``source``, looked for among the
     source's own values (see the module): ``engine`` (the file's NumPy reference) runs each of
     ``feeds`` (a few rows: the source's arrays, the file's) in float32 and float64 keeping
@@ -347,7 +350,7 @@ def _judge(p: Plan, run: _Run, report: Intermediates) -> Call | None:
 
 
 def _locate(p: Plan, call: Call, run: _Run, source_arrays: list[np.ndarray],
-            target: ir.Model, raised: bool = False) -> dict[str, Any]:
+            target: ir.Model | TfjsGraph, raised: bool = False) -> dict[str, Any]:
     """Where the divergence seen at ``call`` starts: walking back through the calls it reads
     that the file does not hold (every tensor of the source now captured on the kept rows), the
     first whose inputs the file holds; described as ``--per-layer`` describes it (``raised``:

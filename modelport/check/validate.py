@@ -297,13 +297,16 @@ def _raised_layers(source: Model, target: Model, raised: Raised | None) -> froze
     ``validate``, the source is raised again and the names matched), which the check may look
     for among the source's values; None for other pairs, or where the target's layers are not
     named so (a file another tool wrote)."""
-    if not (isinstance(source, ir.Model) and isinstance(target, LayersModel)):
+    if not (isinstance(source, (ir.Model, TfjsGraph)) and isinstance(target, LayersModel)):
         return None
     if raised is None:
         from ..converters.onnx_to_keras import raise_model
+        from ..converters.tfjs_to_onnx import driver
 
-        try:
-            raised = raise_model(ir.from_proto(ir.to_proto(source)))
+        try:  # a graph-model is raised through ONNX, as convert does
+            onnx_model = driver.convert(source) if isinstance(source, TfjsGraph) else \
+                ir.from_proto(ir.to_proto(source))
+            raised = raise_model(onnx_model)
         except (ModelportError, RecursionError, MemoryError):
             return None
     names = {layer.name for layer in target.iter_layers()}
@@ -378,10 +381,12 @@ def _sampling(source: Model, target: Model, a: Engine, b: Engine, probes: list[P
 
     if isinstance(source, LayersModel) and isinstance(target, ir.Model) \
             and isinstance(a, KerasReference):
-        layers, values, engine, raised = source, target, a, False
-    elif isinstance(source, ir.Model) and isinstance(target, LayersModel) and eligible \
-            and type(b) is KerasReference:  # not tfjs-layers' engine: its own semantics
-        layers, values, engine, raised = target, source, b, True
+        layers, engine, raised = source, a, False
+        values: ir.Model | TfjsGraph = target
+    elif isinstance(source, (ir.Model, TfjsGraph)) and isinstance(target, LayersModel) \
+            and eligible and type(b) is KerasReference:  # tfjs-layers' engine: its own semantics
+        layers, engine, raised = target, b, True
+        values = source
     else:
         return None
     from . import sampled_layers
@@ -410,7 +415,7 @@ def _sampled_layers(report: ParityReport, sampling: _Sampling, target: Model,
     if sampling.skipped is not None:
         report.intermediates = Intermediates(skipped=sampling.skipped, raised=sampling.raised)
         return
-    assert isinstance(target, ir.Model)
+    assert isinstance(target, (ir.Model, TfjsGraph))
     if sampling.raised:
         steps.next(f"comparing {len(sampling.plan.sampled)} sampled layers of the result "
                    "with the source's own values")
