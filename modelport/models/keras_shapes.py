@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import FormatError, ModelportError, UnsupportedError
 from ..registry import Registry
 from . import Layer, LayersModel, TensorRef
+from .keras_constants import numpy_value
 from .layer_facts import SHAPE_RULES, TensorSpec, shape_rule
 from .layer_facts.helpers import MAX_DIM, broadcast, sized
 
@@ -184,6 +185,9 @@ def _key(ref: TensorRef) -> Key:
 def _substitute(obj: Any, specs: dict) -> Any:
     if isinstance(obj, TensorRef):
         return specs[_key(obj)]
+    array = numpy_value(obj)  # an operation's NumPy operand: a tensor of its shape to Keras
+    if array is not None:
+        return TensorSpec(tuple(array.shape), str(array.dtype))
     if isinstance(obj, dict):
         return {k: _substitute(v, specs) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -376,3 +380,22 @@ def _take(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     axis = int(cfg["axis"]) % len(x.shape)
     middle = tensors[1].shape if len(tensors) > 1 else ()
     return TensorSpec(x.shape[:axis] + tuple(middle) + x.shape[axis + 1:], x.dtype)
+
+
+@OPERATIONS.register("Reshape")
+def _reshape_op(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    """``ops.reshape(x, newshape)``: the whole shape, batch axis included (one -1 inferred
+    where the input's size is known)."""
+    x = tensors[0]
+    shape = [int(d) for d in cfg["newshape"]]
+    if -1 in shape:
+        known = [d for d in x.shape if d is not None]
+        rest = 1
+        for d in shape:
+            rest *= d if d != -1 else 1
+        size = 1
+        for d in known:
+            size *= d
+        fill = size // rest if len(known) == len(x.shape) and rest else None
+        return TensorSpec(tuple(fill if d == -1 else d for d in shape), x.dtype)
+    return TensorSpec(tuple(shape), x.dtype)

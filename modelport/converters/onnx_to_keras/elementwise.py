@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import UnsupportedError
 from ...models import TensorRef
-from . import operations
+from . import operations, operations_static
 from .activations import affine, relu
 from .core import Ctx, rule, static
 
@@ -100,7 +101,14 @@ def _with_constant(ctx: Ctx, node: ir.Node, x: ir.Value, c: np.ndarray, x_first:
 @rule("Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean")
 def binary(ctx: Ctx, node: ir.Node) -> None:
     """Add, Sub, Mul, Div, Sum, Max, Min, Mean: a merge layer between tensors, a folded layer with a
-    constant."""
+    constant (else an operation on the static shapes, operations_static)."""
+    try:
+        _binary(ctx, node)
+    except UnsupportedError as refusal:
+        operations_static.instead(ctx, node, refusal)
+
+
+def _binary(ctx: Ctx, node: ir.Node) -> None:
     values = [v for v in node.inputs if v is not None]
     tensors = [v for v in values if ctx.is_tensor(v)]
     consts = [v for v in values if not ctx.is_tensor(v)]

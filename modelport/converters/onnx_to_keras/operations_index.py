@@ -39,6 +39,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...models import TensorRef
+from . import operations_static
 from .core import Ctx, attr, pattern, rule, static
 from .operations import operation
 
@@ -146,6 +147,11 @@ def gather_nd(ctx: Ctx, node: ir.Node) -> None:
     """Per-sample GatherND (``batch_dims=1``, indices ``[N, m]`` or ``[N, K, m]``): the Keras
     operations Take/Mod/Multiply/Add/TakeAlongAxis over a reshaped data tensor."""
     data, indices = ctx.input(node, 0), ctx.input(node, 1)
+    if int(attr(node, "batch_dims", 0)) == 0:  # the batch indexed: literal shapes only
+        operations_static.instead(ctx, node, ctx.refuse(
+            "batch_dims=0: only the per-sample gather (batch_dims=1) keeps each sample to its "
+            "own cells"))
+        return
     if int(attr(node, "batch_dims", 0)) != 1:
         raise ctx.refuse(f"batch_dims={int(attr(node, 'batch_dims', 0))}: only the per-sample "
                          "gather (batch_dims=1) keeps each sample to its own cells")

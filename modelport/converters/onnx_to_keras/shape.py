@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from ...errors import UnsupportedError
 from ...models import TensorRef
 from ..onnx_normalize import optional_input
-from . import operations, operations_numeric
+from . import operations, operations_numeric, operations_static
 from .activations import affine
 from .core import Ctx, attr, crop_axis, padding_layer, rule, static
 from .strided_slice import crop, slice_cuts, strided
@@ -69,8 +70,14 @@ def reshape_to(ctx: Ctx, x: ir.Value, out: ir.Value, suffix: str = "") -> Tensor
 
 @rule("Reshape", "Squeeze", "Unsqueeze")
 def reshape(ctx: Ctx, node: ir.Node) -> None:
-    """Reshape, Squeeze, Unsqueeze: a Keras Reshape to the inferred shape, batch kept."""
-    ctx.output(reshape_to(ctx, ctx.input(node, 0), node.outputs[0]))
+    """Reshape, Squeeze, Unsqueeze: a Keras Reshape to the inferred shape, batch kept (else
+    an operation on the static shapes, operations_static)."""
+    try:
+        ref = reshape_to(ctx, ctx.input(node, 0), node.outputs[0])
+    except UnsupportedError as refusal:
+        operations_static.instead(ctx, node, refusal)
+        return
+    ctx.output(ref)
 
 
 @rule("Flatten")
@@ -110,7 +117,15 @@ def transpose(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Concat")
 def concat(ctx: Ctx, node: ir.Node) -> None:
-    """Concat of tensors along a non-batch axis: Concatenate."""
+    """Concat of tensors along a non-batch axis: Concatenate (else an operation on the static
+    shapes, operations_static)."""
+    try:
+        _concat(ctx, node)
+    except UnsupportedError as refusal:
+        operations_static.instead(ctx, node, refusal)
+
+
+def _concat(ctx: Ctx, node: ir.Node) -> None:
     values = [v for v in node.inputs if v is not None]
     rank = ctx.rank(node.outputs[0])
     axis = int(attr(node, "axis")) % rank

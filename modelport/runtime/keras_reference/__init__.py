@@ -32,6 +32,7 @@ import numpy as np
 
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, Node, TensorRef
+from ...models.keras_constants import numpy_value
 from ...models.layer_facts import MODEL_CLASSES
 from ..precision import rounded_unless_integral, widened
 from . import (  # noqa: F401
@@ -291,6 +292,9 @@ def _key(ref: TensorRef) -> Key:
 def _substitute(obj: Any, tensors: dict, part: str) -> Any:
     if isinstance(obj, TensorRef):
         return getattr(tensors[_key(obj)], part)
+    array = numpy_value(obj)  # an operation's NumPy operand (it has no mask)
+    if array is not None:
+        return array if part == "value" else None
     if isinstance(obj, dict):
         return {k: _substitute(v, tensors, part) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

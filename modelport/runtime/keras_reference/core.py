@@ -84,8 +84,10 @@ def _flatten(call: Call) -> list[np.ndarray]:
 @register("Reshape")
 def _reshape(call: Call) -> list[np.ndarray]:
     if "target_shape" not in call.cfg:
-        raise unsupported(call, "the keras.ops form of Reshape (an operation node) is not "
-                                "implemented")
+        if "newshape" in call.cfg:  # ops.reshape: the whole shape, batch axis included
+            return [np.reshape(call.x, tuple(int(d) for d in call.cfg["newshape"]))]
+        raise unsupported(call, "the keras.ops form of Reshape (an operation node) has no "
+                                "newshape")
     x = call.x
     return [np.reshape(x, (x.shape[0], *(int(d) for d in call.cfg["target_shape"])))]
 
