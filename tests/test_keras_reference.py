@@ -331,6 +331,12 @@ def _keras_cases() -> list[KerasCase]:
               why="keras.ops the ONNX raising writes (Sqrt, ReduceSum/ReduceMax over any "
                   "non-batch axes, Where with a Python scalar branch, Pad of the last axis with "
                   "and without a constant value)"))
+    add(graph("index-ops-in-graph", ["Floor", "Ceil", "Round", "TopK", "TakeAlongAxis",
+                                     "Take", "Cast"],
+              [In((5, 3), name="x")], _index_ops,
+              why="keras.ops the ONNX raising writes for quantizing and detection heads: "
+                  "Floor/Ceil/Round (halves to even), TopK (values and int32 indices), the "
+                  "gathers TakeAlongAxis and Take by those indices"))
     add(graph("integer-mod-in-graph", ["Mod", "Subtract", "Add", "Negative"],
               [In((6,), "tokens", name="a"), In((6,), "tokens", name="b")],
               lambda k, a, b: [k.ops.mod(a - 5, b + 1), k.ops.mod(a, -(b + 1)),
@@ -630,6 +636,13 @@ def _reduce_ops(k, x):
     low_all = k.ops.min(x, axis=[1, 2])
     arg = [k.ops.argmax(x, axis=1), k.ops.argmin(x, axis=-1, keepdims=True)]
     return [log, low, low_all, *[k.ops.cast(a, "float32") for a in arg], *arg]
+
+
+def _index_ops(k, x):
+    values, indices = k.ops.top_k(x, 2)
+    return [k.ops.floor(x * 3.0), k.ops.ceil(x * 3.0), k.ops.round(k.ops.floor(x * 8.0) * 0.5),
+            values, k.ops.cast(indices, "float32"), k.ops.take_along_axis(x, indices, axis=-1),
+            k.ops.take(x, indices, axis=1)]
 
 
 def _raised_ops(k, x):
