@@ -169,3 +169,19 @@ def test_symbolic_shape_arithmetic_table():
     assert fold_static_shapes(model.graph) == 2
     assert {n.op_type for n in model.graph} == {"Shape", "Gather", "Unsqueeze", "Concat",
                                                 "Reshape"}
+
+
+def test_integer_div_by_a_constant_is_refused_not_made_true_division(tmp_path):
+    """ONNX's integer Div truncates (7 / 2 = 3); Rescaling(1/2) would give 3.5."""
+
+    graph = helper.make_graph(
+        [helper.make_node("Div", ["x", "k"], ["q"], name="halve"),
+         helper.make_node("Cast", ["q"], ["y"], to=TensorProto.FLOAT)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.INT32, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        [numpy_helper.from_array(np.array(2, np.int32), "k")])
+    src = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+    for name in ("m.h5", "m.keras"):
+        with pytest.raises(modelport.UnsupportedError, match="truncates"):
+            modelport.convert(src, tmp_path / name)

@@ -110,6 +110,10 @@ def binary(ctx: Ctx, node: ir.Node) -> None:
 
 def _binary(ctx: Ctx, node: ir.Node) -> None:
     values = [v for v in node.inputs if v is not None]
+    if node.op_type == "Div" and values[0].dtype is not None and \
+            values[0].dtype not in operations.FLOATS:
+        # Rescaling(1/k) or Divide would be true division: 7 / 2 = 3.5, not ONNX's 3
+        raise ctx.refuse(f"Div of {values[0].dtype} values truncates; no Keras layer does")
     tensors = [v for v in values if ctx.is_tensor(v)]
     consts = [v for v in values if not ctx.is_tensor(v)]
     if len(values) == 1:

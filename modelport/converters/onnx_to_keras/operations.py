@@ -139,7 +139,7 @@ def _reduction(ctx: Ctx, node: ir.Node, class_name: str, config: dict) -> None:
                          [ctx.ref(x)]))
 
 
-_FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE, ir.DataType.BFLOAT16)
+FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE, ir.DataType.BFLOAT16)
 
 
 def reduce_max(ctx: Ctx, node: ir.Node) -> None:
@@ -153,7 +153,7 @@ def reduce_max(ctx: Ctx, node: ir.Node) -> None:
 def reduce_sum(ctx: Ctx, node: ir.Node) -> None:
     """Float ReduceSum over non-batch axes: the Keras operation ``Sum`` (dense.reduce_sum
     hands over what is not a row-wise dot product)."""
-    if ctx.input(node, 0).dtype not in _FLOATS:
+    if ctx.input(node, 0).dtype not in FLOATS:
         raise ctx.refuse("a sum of integers (Keras's Sum widens small integer types)")
     _reduction(ctx, node, "Sum", {})
 
@@ -162,7 +162,7 @@ def divide(ctx: Ctx, node: ir.Node) -> None:
     """Float Div of a tensor by a tensor, or of one number by a tensor: the Keras operation
     ``Divide`` (elementwise.binary hands over what no layer folds)."""
     a, b = ctx.input(node, 0), ctx.input(node, 1)
-    if a.dtype not in _FLOATS:
+    if a.dtype not in FLOATS:
         raise ctx.refuse(f"Div of {a.dtype} values truncates; Keras's Divide is true division")
     ctx.output(operation(ctx, "Divide", {}, [_operand(ctx, a), _operand(ctx, b)]))
 
@@ -172,7 +172,7 @@ def constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: floa
     (``pairs``: per axis, the batch's (0, 0) first; ``fill`` the call's constant value)."""
     dtype = x.dtype
     value: float | int = fill
-    if dtype not in _FLOATS:
+    if dtype not in FLOATS:
         if fill != int(fill):
             raise ctx.refuse(f"padding {dtype} values with {fill}")
         value = int(fill)

@@ -22,7 +22,7 @@ import onnx_ir as ir
 
 from ...models import TensorRef
 from .core import Ctx, rule
-from .operations import operation
+from .operations import FLOATS, operation
 
 CORE = "keras.src.ops.core"
 
@@ -51,14 +51,13 @@ def cast(ctx: Ctx, x: ir.Value, to: ir.DataType | None) -> TensorRef:
     return op
 
 
-_FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE)
 
 
 @rule("Round", "Floor", "Ceil")
 def rounding(ctx: Ctx, node: ir.Node) -> None:
     """Round (halves to even), Floor, Ceil of floats: the Keras operations of those names."""
     x = ctx.input(node, 0)
-    if x.dtype not in _FLOATS:
+    if x.dtype not in FLOATS:
         raise ctx.refuse(f"{node.op_type} of {x.dtype} values")
     name = {"Round": "Round", "Floor": "Floor", "Ceil": "Ceil"}[node.op_type]
     config = {"decimals": 0} if name == "Round" else {}

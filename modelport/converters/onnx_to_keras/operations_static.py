@@ -38,12 +38,11 @@ from ...errors import UnsupportedError
 from ...models import TensorRef
 from ...models.keras_constants import numpy_arg
 from .core import Ctx, attr, static
-from .operations import operation
+from .operations import FLOATS, operation
 from .operations_numeric import CORE, KERAS_DTYPE
 
 _BINARY = {"Add": "Add", "Sum": "Add", "Sub": "Subtract", "Mul": "Multiply", "Div": "Divide",
            "Max": "Maximum", "Min": "Minimum"}
-_FLOATS = (ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.DOUBLE)
 _INT32 = np.iinfo(np.int32)
 
 
@@ -116,7 +115,7 @@ def _binary(ctx: Ctx, node: ir.Node) -> None:
     values = [v for v in node.inputs if v is not None]
     if len(values) != 2 or node.op_type not in _BINARY:
         raise ctx.refuse(f"{node.op_type} of {len(values)} operands")
-    if node.op_type == "Div" and values[0].dtype not in _FLOATS:
+    if node.op_type == "Div" and values[0].dtype not in FLOATS:
         raise ctx.refuse(f"Div of {values[0].dtype} values truncates; Keras's Divide is true "
                          "division")
     dtype = node.outputs[0].dtype
