@@ -112,9 +112,12 @@ def test_static_op_raises_to_keras_operation_and_real_keras_agrees(case, tmp_pat
     onnx.save(proto, src)
     report = modelport.convert(src, tmp_path / "m.keras")
     assert report.parity is not None and report.parity.passed
-    ops = {layer.class_name for layer in modelport.load(tmp_path / "m.keras").layers
-           if layer.is_operation}
+    written = modelport.load(tmp_path / "m.keras")
+    ops = {layer.class_name for layer in written.layers if layer.is_operation}
     assert classes <= ops, ops
+    # it runs one sample (literal shapes), and its inputs say so rather than a free batch
+    assert all(layer.config["batch_shape"][0] == 1 for layer in written.layers
+               if layer.class_name == "InputLayer")
     model = keras3.models.load_model(tmp_path / "m.keras", compile=False)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     for seed in range(3):

@@ -155,6 +155,9 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     if problems:
         raise UnsupportedError(_listing(problems), hint=route_hint(source))
     refs = _output_refs(ctx, outputs, source)
+    if ctx.literal_batch:  # it runs one sample only: declared so, not a free batch
+        for layer in inputs:
+            layer.config["batch_shape"] = [1, *layer.config["batch_shape"][1:]]
     input_refs = [TensorRef(layer.name) for layer in inputs]
     result = LayersModel(
         name=sanitize(name or graph.name or "model"), kind="Functional",

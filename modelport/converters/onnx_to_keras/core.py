@@ -101,6 +101,9 @@ class Ctx:
     def __init__(self, graph: ir.Graph, *, for_tfjs: bool = False) -> None:
         self.graph = graph
         self.for_tfjs = for_tfjs
+        # an operation took the exported shapes literally (operations_static): the model
+        # runs at the batch of one it was exported with, and its inputs say so
+        self.literal_batch = False
         self.layers: list[Layer] = []
         self.tensors: dict[int, TensorRef] = {}
         # Keras layer name -> (ONNX value name, node name): where first-divergence looks.

@@ -53,6 +53,7 @@ def instead(ctx: Ctx, node: ir.Node, refusal: UnsupportedError) -> None:
     if ctx.for_tfjs or form is None or not _one_sample(ctx) or not _all_static(node):
         raise refusal
     form(ctx, node)
+    ctx.literal_batch = True
 
 
 def _one_sample(ctx: Ctx) -> bool:
