@@ -651,7 +651,9 @@ def check_keras3(model: LayersModel) -> None:
     if found:
         name, cls, reason = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise UnsupportedError(f"{cls}: {reason}{more}", layer=name)
+        raise UnsupportedError(f"{cls}: {reason}{more}", layer=name,
+                               hint="ONNX and TF.js keep what Keras 3 cannot hold: --to onnx "
+                                    "or --to tfjs-graph")
 
 
 def _keras3_layer_blockers(class_name: str, cfg: dict) -> list[str]:
