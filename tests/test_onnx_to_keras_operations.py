@@ -14,17 +14,10 @@ from onnx import TensorProto, helper, numpy_helper
 import modelport
 from modelport.converters.onnx_to_keras.shape_values import Dim, fold_static_shapes, symbolic
 
+from .onnx_graphs import model as _model
+from .onnx_graphs import value as _in
+
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
-
-
-def _model(nodes, inputs, outputs, inits=(), opset=13):
-    graph = helper.make_graph(nodes, "case", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
-
-
-def _in(name, elem, dims):
-    return helper.make_tensor_value_info(name, elem, dims)
 
 
 # case -> (model, the Keras operation class it raises to)

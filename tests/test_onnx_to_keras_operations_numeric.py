@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import modelport
 
+from .onnx_graphs import model as _model
+from .onnx_graphs import raised_keras_matches
+from .onnx_graphs import value as _in
+
 F, I32, I64, U8, B = (TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT8,
                       TensorProto.BOOL)
-
-
-def _model(nodes, inputs, outputs, inits=(), opset=13):
-    graph = helper.make_graph(nodes, "case", inputs, outputs,
-                              [numpy_helper.from_array(np.asarray(a), n) for n, a in inits])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
-
-
-def _in(name, elem, dims):
-    return helper.make_tensor_value_info(name, elem, dims)
 
 
 def _unary(op, **attrs):
@@ -134,26 +127,11 @@ def _feed(proto, seed: int) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_op_raises_to_keras_operation_and_real_keras_agrees(case, tmp_path, keras3):
     proto, classes = CASES[case]
-    src = tmp_path / "m.onnx"
-    onnx.save(proto, src)
-    report = modelport.convert(src, tmp_path / "m.keras")
-    assert report.parity is not None and report.parity.passed
-    ops = {layer.class_name for layer in modelport.load(tmp_path / "m.keras").layers
-           if layer.is_operation}
-    assert classes <= ops, ops
-    model = keras3.models.load_model(tmp_path / "m.keras", compile=False)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    for seed in range(3):
-        feed = _feed(proto, seed)
-        want = session.run(None, feed)
-        got = model(list(feed.values()) if len(feed) > 1 else next(iter(feed.values())))
-        got = got if isinstance(got, (list, tuple)) else [got]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            g = np.asarray(g)
-            assert g.shape == w.shape
-            # exact: rounding, casts and a selection compute no new value
-            np.testing.assert_array_equal(g.astype(w.dtype), w, err_msg=f"{case} seed {seed}")
+
+    def exact(got, want, what):  # rounding, casts and a selection compute no new value
+        np.testing.assert_array_equal(got, want, err_msg=f"{case} {what}")
+
+    src = raised_keras_matches(proto, classes, tmp_path, keras3, _feed, exact)
     with pytest.raises(modelport.UnsupportedError, match="keras.ops nodes"):
         modelport.convert(src, tmp_path / "m.h5")
 

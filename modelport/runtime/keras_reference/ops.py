@@ -192,24 +192,27 @@ def _top_k(call: Call) -> list[np.ndarray]:
     return [np.take_along_axis(x, order, axis=-1), order.astype(np.int32)]
 
 
-@register("TakeAlongAxis")
-def _take_along_axis(call: Call) -> list[np.ndarray]:
-    """``ops.take_along_axis``: NumPy's, which broadcasts the other axes (as every backend)."""
+def _gather(call: Call) -> tuple[np.ndarray, np.ndarray, int]:
+    """A gather's data, indices and axis (one is required: over the flattened tensor is not
+    implemented)."""
     x, indices = _operands(call)[:2]
     axis = call.cfg.get("axis")
     if axis is None:
-        raise ValueError("TakeAlongAxis over the flattened tensor is not implemented")
-    indices = np.asarray(indices)
+        raise ValueError(f"{call.class_name} over the flattened tensor is not implemented")
+    return x, np.asarray(indices), int(axis)
+
+
+@register("TakeAlongAxis")
+def _take_along_axis(call: Call) -> list[np.ndarray]:
+    """``ops.take_along_axis``: NumPy's, which broadcasts the other axes (as every backend)."""
+    x, indices, axis = _gather(call)
     if indices.dtype.kind not in "iu":  # as Keras: "indices must be of integer type"
         raise ValueError(f"TakeAlongAxis indices must be of integer type, got {indices.dtype}")
-    return [np.take_along_axis(x, indices, axis=int(axis))]
+    return [np.take_along_axis(x, indices, axis=axis)]
 
 
 @register("Take")
 def _take(call: Call) -> list[np.ndarray]:
     """``ops.take`` along an axis (ONNX GatherND's index columns: a Python int index)."""
-    x, indices = _operands(call)[:2]
-    axis = call.cfg.get("axis")
-    if axis is None:
-        raise ValueError("Take over the flattened tensor is not implemented")
-    return [np.take(x, indices, axis=int(axis))]
+    x, indices, axis = _gather(call)
+    return [np.take(x, indices, axis=axis)]
