@@ -164,17 +164,22 @@ def test_symbolic_shape_arithmetic_table():
                                                 "Reshape"}
 
 
-def test_integer_div_by_a_constant_is_refused_not_made_true_division(tmp_path):
-    """ONNX's integer Div truncates (7 / 2 = 3); Rescaling(1/2) would give 3.5."""
-
+def test_integer_div_truncates_toward_zero_as_onnx(tmp_path, keras3):
+    """ONNX's integer Div truncates (7 / 2 = 3, -7 / 2 = -3): Keras operations Divide and
+    Cast, not Rescaling(1/k), which gave 3.5; layer-only targets refuse it."""
     graph = helper.make_graph(
         [helper.make_node("Div", ["x", "k"], ["q"], name="halve"),
          helper.make_node("Cast", ["q"], ["y"], to=TensorProto.FLOAT)],
         "g", [helper.make_tensor_value_info("x", TensorProto.INT32, ["n", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
-        [numpy_helper.from_array(np.array(2, np.int32), "k")])
+        [numpy_helper.from_array(np.array(3, np.int32), "k")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     src = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
-    for name in ("m.h5", "m.keras"):
-        with pytest.raises(modelport.UnsupportedError, match="truncates"):
-            modelport.convert(src, tmp_path / name)
+    onnx.save(proto, src)
+    report = modelport.convert(src, tmp_path / "m.keras")
+    assert report.parity is not None and report.parity.passed
+    x = np.array([[7, -7, 6, -6], [0, 1, -1, 2**20 + 1]], np.int32)
+    got = np.asarray(keras3.models.load_model(tmp_path / "m.keras", compile=False)(x))
+    np.testing.assert_array_equal(got, [[2, -2, 2, -2], [0, 0, 0, (2**20 + 1) // 3]])
+    with pytest.raises(modelport.UnsupportedError, match="keras.ops nodes"):
+        modelport.convert(src, tmp_path / "m.h5")

@@ -17,7 +17,7 @@ import onnx_ir as ir
 
 from ...errors import UnsupportedError
 from ...models import TensorRef
-from . import operations, operations_static
+from . import operations, operations_numeric, operations_static
 from .activations import affine, relu
 from .core import Ctx, rule, static
 
@@ -112,8 +112,9 @@ def _binary(ctx: Ctx, node: ir.Node) -> None:
     values = [v for v in node.inputs if v is not None]
     if node.op_type == "Div" and values[0].dtype is not None and \
             values[0].dtype not in operations.FLOATS:
-        # Rescaling(1/k) or Divide would be true division: 7 / 2 = 3.5, not ONNX's 3
-        raise ctx.refuse(f"Div of {values[0].dtype} values truncates; no Keras layer does")
+        # Rescaling(1/k) or Divide alone would be true division: 7 / 2 = 3.5, not ONNX's 3
+        operations_numeric.integer_divide(ctx, node)
+        return
     tensors = [v for v in values if ctx.is_tensor(v)]
     consts = [v for v in values if not ctx.is_tensor(v)]
     if len(values) == 1:

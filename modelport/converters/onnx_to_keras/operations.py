@@ -41,7 +41,7 @@ def operation(ctx: Ctx, class_name: str, config: dict, args: list) -> TensorRef:
     return ref
 
 
-def _operand(ctx: Ctx, v: ir.Value) -> Any:
+def operand(ctx: Ctx, v: ir.Value) -> Any:
     """A tensor's ref, or a constant's one number as a Python scalar."""
     if ctx.is_tensor(v):
         return ctx.ref(v)
@@ -98,7 +98,7 @@ def equal(ctx: Ctx, node: ir.Node) -> None:
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     if not ctx.is_tensor(a) and not ctx.is_tensor(b):
         raise ctx.refuse("both operands are constants")
-    ctx.output(operation(ctx, "Equal", {}, [_operand(ctx, a), _operand(ctx, b)]))
+    ctx.output(operation(ctx, "Equal", {}, [operand(ctx, a), operand(ctx, b)]))
 
 
 @rule("Mod")
@@ -109,7 +109,7 @@ def mod(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse("fmod=1 (C's fmod, the dividend's sign) has no Keras operation")
     if not ctx.is_tensor(a):
         raise ctx.refuse("a constant dividend: Keras's Mod is raised with the tensor first")
-    divisor = _operand(ctx, b)
+    divisor = operand(ctx, b)
     if not isinstance(divisor, TensorRef) and divisor == 0:
         raise ctx.refuse("a modulus by zero")
     if a.dtype not in (ir.DataType.INT32, ir.DataType.INT64):
@@ -164,7 +164,7 @@ def divide(ctx: Ctx, node: ir.Node) -> None:
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     if a.dtype not in FLOATS:
         raise ctx.refuse(f"Div of {a.dtype} values truncates; Keras's Divide is true division")
-    ctx.output(operation(ctx, "Divide", {}, [_operand(ctx, a), _operand(ctx, b)]))
+    ctx.output(operation(ctx, "Divide", {}, [operand(ctx, a), operand(ctx, b)]))
 
 
 def constant_pad(ctx: Ctx, x: ir.Value, pairs: list[tuple[int, int]], fill: float) -> TensorRef:
@@ -198,4 +198,4 @@ def where(ctx: Ctx, node: ir.Node) -> None:
         raise ctx.refuse(f"a {cond.dtype} condition (ONNX requires bool)")
     if not ctx.is_tensor(a) and not ctx.is_tensor(b):
         raise ctx.refuse("both values are constants: the result's dtype would be Keras's")
-    ctx.output(operation(ctx, "Where", {}, [ctx.ref(cond), _operand(ctx, a), _operand(ctx, b)]))
+    ctx.output(operation(ctx, "Where", {}, [ctx.ref(cond), operand(ctx, a), operand(ctx, b)]))

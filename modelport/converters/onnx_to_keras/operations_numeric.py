@@ -22,7 +22,7 @@ import onnx_ir as ir
 
 from ...models import TensorRef
 from .core import Ctx, rule
-from .operations import FLOATS, operation
+from .operations import FLOATS, operand, operation
 
 CORE = "keras.src.ops.core"
 
@@ -51,6 +51,21 @@ def cast(ctx: Ctx, x: ir.Value, to: ir.DataType | None) -> TensorRef:
     return op
 
 
+
+
+def integer_divide(ctx: Ctx, node: ir.Node) -> None:
+    """Integer Div, which ONNX truncates toward zero (7 / 2 = 3, -7 / 2 = -3): the Keras
+    operations ``Divide`` (true division, correctly rounded: below 2**24 a quotient's rounding
+    cannot reach the next integer), ``Cast`` to int32 (truncation toward zero, as ONNX) and
+    ``Cast`` back to float32, as the raised model carries integer arithmetic."""
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    if a.dtype not in KERAS_DTYPE:
+        raise ctx.refuse(f"Div of {a.dtype} values: the raised model holds no such type")
+    quotient = operation(ctx, "Divide", {}, [operand(ctx, a), operand(ctx, b)])
+    whole = operation(ctx, "Cast", {"dtype": "int32"}, [quotient])
+    ctx.layers[-1].module = CORE
+    ctx.output(operation(ctx, "Cast", {"dtype": "float32"}, [whole]))
+    ctx.layers[-1].module = CORE
 
 
 @rule("Round", "Floor", "Ceil")
