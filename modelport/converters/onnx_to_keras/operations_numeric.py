@@ -54,13 +54,19 @@ def cast(ctx: Ctx, x: ir.Value, to: ir.DataType | None) -> TensorRef:
 
 
 def integer_divide(ctx: Ctx, node: ir.Node) -> None:
-    """Integer Div, which ONNX truncates toward zero (7 / 2 = 3, -7 / 2 = -3): the Keras
-    operations ``Divide`` (true division, correctly rounded: below 2**24 a quotient's rounding
-    cannot reach the next integer), ``Cast`` to int32 (truncation toward zero, as ONNX) and
-    ``Cast`` back to float32, as the raised model carries integer arithmetic."""
+    """Integer Div by a constant, which ONNX truncates toward zero (7 / 2 = 3, -7 / 2 = -3):
+    the Keras operations ``Divide`` (true division, correctly rounded: below 2**24 a
+    quotient's rounding cannot reach the next integer), ``Cast`` to int32 (truncation toward
+    zero, as ONNX) and ``Cast`` back to float32, as the raised model carries integer
+    arithmetic."""
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     if a.dtype not in KERAS_DTYPE:
         raise ctx.refuse(f"Div of {a.dtype} values: the raised model holds no such type")
+    divisor = None if ctx.is_tensor(b) else ctx.const(b)
+    if divisor is None or divisor.size != 1 or int(divisor.reshape(-1)[0]) == 0:
+        # a divisor computed at run time may be 0, which integer division leaves undefined
+        raise ctx.refuse(f"Div of {a.dtype} values truncates; it is raised for a constant "
+                         "nonzero divisor only")
     quotient = operation(ctx, "Divide", {}, [operand(ctx, a), operand(ctx, b)])
     whole = operation(ctx, "Cast", {"dtype": "int32"}, [quotient])
     ctx.layers[-1].module = CORE
