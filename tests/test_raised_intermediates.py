@@ -141,3 +141,61 @@ def test_a_graph_model_s_raising_is_sampled_too(tmp_path):
     assert not bad.passed
     assert bad.intermediates is not None and bad.intermediates.raised
     assert bad.intermediates.compared >= 3
+
+
+def test_a_layer_read_by_an_arg_max_is_sampled_as_an_output_s(tmp_path):
+    """An arg-max hides what feeds it as a saturated output does (MoveNet's centre heatmap: a
+    sign flipped in its head left every output equal): the layer it reads is sampled, and
+    the arg-max's being held does not excuse it."""
+    rng = np.random.default_rng(5)
+    w1 = rng.standard_normal((8, 16)).astype(np.float32)
+    w2 = rng.standard_normal((16, 6)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], name="trunk"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Gemm", ["r", "w2"], ["scores"], name="scores"),
+             helper.make_node("ArgMax", ["scores"], ["pick"], name="pick", axis=1, keepdims=0),
+             helper.make_node("Cast", ["pick"], ["y"], name="as_float", to=TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "m.onnx")
+    report = modelport.convert(tmp_path / "m.onnx", tmp_path / "m.keras")
+    assert report.parity.passed
+    assert "scores" in report.parity.intermediates.layers
+    from modelport.formats.loading import load
+
+    model = load(tmp_path / "m.keras")
+    plan = sampled_layers.plan(model)
+    assert ("scores", 0) in plan.sampled and not plan.after(("scores", 0))
+    # every score scaled by 1.01: the same arg-max, other scores
+    moved = tmp_path / "moved.keras"
+    _scaled_in_keras(tmp_path / "m.keras", moved, w2.shape, tmp_path / "w.h5")
+    bad = modelport.validate(tmp_path / "m.onnx", moved, device="cpu")
+    assert all(o.passed for o in bad.outputs)  # the arg-max alone would pass it
+    assert not bad.passed and bad.intermediates.first_not_held["layer"] == "scores"
+
+
+def _scaled_in_keras(src, dst, shape, scratch) -> None:
+    """``src`` (a .keras file) with its one weight of ``shape`` scaled by 1.01, as ``dst``."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "model.weights.h5":
+                scratch.write_bytes(data)
+                _scale_one(scratch, tuple(shape))
+                data = scratch.read_bytes()
+            zout.writestr(item, data)
+
+
+def _scale_one(path, shape: tuple) -> None:
+    """The one dataset of ``shape`` in the HDF5 file at ``path``, scaled by 1.01."""
+    with h5py.File(path, "r+") as f:
+        found: list[str] = []
+        f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
+                     and o.shape == shape else None)
+        assert len(found) == 1, found
+        f[found[0]][...] = f[found[0]][()] * np.float32(1.01)

@@ -8,8 +8,11 @@ compares a handful of intermediate values, as ``--per-layer`` does after a failu
 (``intermediates``), at a bounded cost:
 
 - **The sample** (``plan``): SAMPLE layers spread evenly along the call order, always including
-  the last computing layer before each output; for each, the layers it reads and those up to
-  REACH calls after it are kept too (the rule below needs them). Layers that compute nothing at
+  the last computing layer before each output and before each selecting operation (an
+  arg-max, a top-k, a comparison, a rounding: like a saturated output it hides an error in
+  what it reads, so its being held excuses nothing; MoveNet's centre heatmap); for each,
+  the layers it reads and those up to REACH calls after it are kept too (the rule below needs
+  them). Layers that compute nothing at
   inference (Dropout and the like) and layers no output depends on are never sampled.
 - **No extra reference run**: the check already runs the source's NumPy reference in float32 on
   every row and in float64 on one row per probe (its rounding noise); ``Keeping`` wraps that
@@ -73,6 +76,11 @@ INLINE_BYTES = 1024  # initializers smaller than this stay in the graph (shapes,
 PASS_THROUGH = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
                           "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity",
                           "ActivityRegularization"})  # the identity at inference
+# operations whose output moves only when their input crosses a boundary (an arg-max's pick,
+# a comparison, a rounding): like a saturated output they hide an error before them, so the
+# layer they read is sampled as an output's is, and their being held says nothing
+SELECTING = frozenset({"Argmax", "Argmin", "TopK", "Equal", "NotEqual", "Greater",
+                       "GreaterEqual", "Less", "LessEqual", "Round", "Floor", "Ceil"})
 
 
 @dataclass
@@ -88,6 +96,7 @@ class Plan:
     outputs: set[Call]
     inputs: set[Call]
     relevant: set[Call]  # calls some output depends on
+    selecting: set[Call] = field(default_factory=set)  # calls of SELECTING operations
 
     def kept(self) -> set[Call]:
         """The calls whose tensors the verdict reads: the sampled ones, those they read and
@@ -105,7 +114,7 @@ class Plan:
         edge = [call]
         for _ in range(REACH):
             edge = [c for e in edge for c in self.consumers.get(e, ())
-                    if c in self.relevant and c not in found]
+                    if c in self.relevant and c not in found and c not in self.selecting]
             found.update(edge)
         return found - self.outputs
 
@@ -130,11 +139,13 @@ def plan(model: LayersModel, count: int | None = None,
     inputs = {(r.layer, r.node) for r in graph.inputs}
     relevant = closure(list(outputs), producers)
     last: list[Call] = []
-    for out in (o for o in order if o in outputs):
+    selecting = {c for c in order if classes.get(c[0]) in SELECTING}
+    ends = [o for o in order if o in outputs] + [c for c in order if c in selecting]
+    for out in ends:
         todo = list(producers.get(out, ()))
         while todo:  # through the layers that compute nothing, to one that does
             call = todo.pop(0)
-            if call in inputs or call in outputs or call in last:
+            if call in inputs or call in outputs or call in last or call in selecting:
                 continue
             if classes.get(call[0]) in PASS_THROUGH or \
                     (eligible is not None and call[0] not in eligible):
@@ -142,14 +153,14 @@ def plan(model: LayersModel, count: int | None = None,
             else:
                 last.append(call)
     candidates = [c for c in order if c in relevant and c not in outputs and c not in last
-                  and classes.get(c[0]) not in PASS_THROUGH
+                  and classes.get(c[0]) not in PASS_THROUGH and c not in selecting
                   and (eligible is None or c[0] in eligible)]
     spread = max(count - len(last), 0)
     picks = sorted({int((i + 0.5) * len(candidates) / spread) for i in range(spread)}
                    if candidates and spread else set())
     chosen = set(last[:count]) | {candidates[i] for i in picks}
     return Plan(model, graph, [c for c in order if c in chosen], order, producers, dict(consumers),
-                outputs, inputs, relevant)
+                outputs, inputs, relevant, selecting)
 
 
 class Keeping:
