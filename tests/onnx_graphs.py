@@ -53,3 +53,16 @@ def raised_keras_matches(proto: onnx.ModelProto, classes: set[str], tmp_path: Pa
             assert g.shape == w.shape, f"{g.shape} != {w.shape}"
             compare(g.astype(w.dtype), w, f"seed {seed}")
     return src
+
+
+def refused_keras(proto: onnx.ModelProto, tmp_path: Path, name: str):
+    """Convert ``proto`` (saved as ``name``.onnx) to ``.keras`` expecting a refusal: the error,
+    after checking that nothing was written."""
+    import pytest
+
+    src = tmp_path / f"{name}.onnx"
+    onnx.save(proto, src)
+    with pytest.raises(modelport.UnsupportedError) as e:
+        modelport.convert(src, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+    return e.value
