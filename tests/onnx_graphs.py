@@ -66,3 +66,18 @@ def refused_keras(proto: onnx.ModelProto, tmp_path: Path, name: str):
         modelport.convert(src, tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
     return e.value
+
+
+def written_in_keras(proto: onnx.ModelProto, tmp_path: Path, target: str, keras3):
+    """Convert ``proto`` to ``target`` (a file name) with the default check, which must pass;
+    the written file loaded in real Keras 3, and the raising (its input permutations)."""
+    import onnx_ir as ir
+
+    from modelport.converters.onnx_to_keras import raise_model
+
+    src = tmp_path / "m.onnx"
+    onnx.save(proto, str(src))
+    report = modelport.convert(src, tmp_path / target)  # the default parity check
+    assert report.parity is not None and report.parity.passed
+    raised = raise_model(ir.from_proto(proto))
+    return keras3.models.load_model(tmp_path / target, compile=False), raised

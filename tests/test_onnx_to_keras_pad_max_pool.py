@@ -21,6 +21,8 @@ import modelport
 from modelport.converters.onnx_to_keras import raise_model
 from modelport.runtime.keras_reference import run
 
+from .onnx_graphs import written_in_keras
+
 F = TensorProto.FLOAT
 
 
@@ -72,12 +74,7 @@ def test_a_minus_inf_pad_before_a_max_pool_raises_as_the_pool(pads, own):
 @pytest.mark.parametrize("target", ["m.h5", "m.keras"])
 def test_written_model_runs_in_real_keras(target, tmp_path, keras3):
     proto = _model("MaxPool")
-    src = tmp_path / "m.onnx"
-    onnx.save(proto, str(src))
-    report = modelport.convert(src, tmp_path / target)  # the default parity check
-    assert report.parity is not None and report.parity.passed
-    raised = raise_model(ir.from_proto(proto))
-    model = keras3.models.load_model(tmp_path / target, compile=False)
+    model, raised = written_in_keras(proto, tmp_path, target, keras3)
     x = _feed(1)
     got = model.predict(_perm(x, raised.input_perms[0]), verbose=0)
     np.testing.assert_allclose(got, _perm(_ort(proto, x), raised.output_perms[0]), atol=1e-6,

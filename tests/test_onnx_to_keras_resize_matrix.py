@@ -26,6 +26,8 @@ from modelport.converters.onnx_to_keras import raise_model
 from modelport.runtime.keras_reference import run
 from tests import test_onnx_to_keras_free_spatial as free_spatial
 
+from .onnx_graphs import written_in_keras
+
 F = TensorProto.FLOAT
 TF_RESIZE = Path(__file__).resolve().parent.parent / "fixtures" / "tf_resize"
 TF_CASES = ["bilinear_2x", "bilinear_align_corners", "bilinear_fractional",
@@ -200,12 +202,7 @@ def test_dense_kernels_are_the_interpolation_matrices():
 @pytest.mark.parametrize("case", REAL_KERAS)
 def test_written_model_runs_in_real_keras(case, target, tmp_path, keras3):
     proto = CASES[case]
-    src = tmp_path / "m.onnx"
-    onnx.save(proto, str(src))
-    report = modelport.convert(src, tmp_path / target)  # the default parity check
-    assert report.parity is not None and report.parity.passed
-    raised = raise_model(ir.from_proto(proto))
-    model = keras3.models.load_model(tmp_path / target, compile=False)
+    model, raised = written_in_keras(proto, tmp_path, target, keras3)
     x = _feed(_input_shape(proto), seed=3)
     got = model.predict(_perm(x, raised.input_perms[0]), verbose=0)
     np.testing.assert_allclose(got, _perm(_ort(proto, x), raised.output_perms[0]),

@@ -19,6 +19,8 @@ import modelport
 from modelport.converters.onnx_to_keras import raise_model
 from modelport.runtime.keras_reference import run
 
+from .onnx_graphs import written_in_keras
+
 F = TensorProto.FLOAT
 END = np.iinfo(np.int64).max  # what torch writes for x[b::s]
 
@@ -202,12 +204,7 @@ def test_input_read_outside_the_focus_keeps_its_layout():
                                          ("rank3", "m.keras"), ("rank5", "m.keras")])
 def test_written_model_runs_in_real_keras(case, target, tmp_path, keras3):
     proto, shape = CASES[case]
-    src = tmp_path / "m.onnx"
-    onnx.save(proto, str(src))
-    report = modelport.convert(src, tmp_path / target)  # the default parity check
-    assert report.parity is not None and report.parity.passed
-    raised = raise_model(ir.from_proto(proto))
-    model = keras3.models.load_model(tmp_path / target, compile=False)
+    model, raised = written_in_keras(proto, tmp_path, target, keras3)
     x = _feed(shape)
     got = model.predict(_to_keras(x, raised.input_perms[0]), verbose=0)
     np.testing.assert_allclose(got, _to_keras(_ort(proto, x), raised.output_perms[0]),
