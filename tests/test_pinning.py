@@ -279,3 +279,65 @@ def test_a_pin_smaller_than_a_window_is_refused(cnn, tmp_path):
         code, out = _cli(*command, "--input-shape", "x=1,3,1,1")
         assert code == UsageError.exit_code, (command, out)
         assert "MaxPool node 'pool1' has a window of 2 on an axis of 1" in out, out
+
+
+def test_a_size_the_metadata_records_is_pinned_for_keras_targets(tmp_path):
+    """An Ultralytics export leaves height and width free and records ``imgsz`` and ``batch``
+    (NudeNet's 320n.onnx: ``'[320, 320]'``, ``'1'``): a Keras target pins the recorded size
+    and says so; ``--input-shape`` still chooses; ``inspect`` says what ``convert`` does; the
+    ONNX route keeps the free dims."""
+    model = shape_cnn()
+    pool = next(n for n in model.graph.node if n.name == "pool1")
+    pool.op_type = "AveragePool"  # counted_pool_cnn's pool: raising needs static sizes
+    del pool.attribute[:]
+    pool.attribute.extend([helper.make_attribute("kernel_shape", [3, 3]),
+                           helper.make_attribute("strides", [2, 2]),
+                           helper.make_attribute("pads", [1, 1, 1, 1])])
+    helper.set_model_props(model, {"author": "Ultralytics", "imgsz": "[24, 32]", "batch": "1"})
+    src = tmp_path / "yolo.onnx"
+    onnx.save(model, str(src))
+
+    dst = tmp_path / "y.h5"
+    code, out = _cli("convert", src, dst, "--json")
+    assert code == 0, out
+    report = json.loads(out[out.index("{"):])
+    assert report["input_shapes"] == {"x": [1, 3, 24, 32]}, report
+    assert any("metadata records" in n and "--input-shape" in n for n in report["notes"])
+    assert report["parity"]["passed"] and report["parity"]["inputs"]["shapes"]["x"] == \
+        [1, 3, 24, 32]
+
+    import keras
+
+    loaded = keras.saving.load_model(str(dst), compile=False)
+    x = np.random.default_rng(2).standard_normal((1, 3, 24, 32)).astype(np.float32)
+    perm = report["keras"]["input_perms"][0]
+    np.testing.assert_allclose(loaded.predict(x.transpose(perm) if perm else x, verbose=0),
+                               _ort(src, x)[0], rtol=1e-4, atol=1e-5)
+
+    code, out = _cli("convert", src, tmp_path / "z.keras", "-q", "--json",
+                     "--input-shape", "x=1,3,16,16")
+    assert code == 0, out
+    assert json.loads(out)["input_shapes"] == {"x": [1, 3, 16, 16]}
+    code, out = _cli("convert", src, tmp_path / "o.onnx", "-q", "--json")
+    assert code == 0, out
+    assert json.loads(out)["input_shapes"] == {}
+
+    code, out = _cli("inspect", src, "--json")
+    assert code == 0, out
+    targets = json.loads(out)["targets"]
+    assert all(targets[t]["ok"] for t in ("h5", "keras", "tfjs-layers")), targets
+
+
+def test_recorded_shapes_pin_only_image_inputs():
+    from modelport.converters.recorded_shapes import _pinned, image_size
+
+    assert image_size({"imgsz": [640, 480]}) == (640, 480)
+    assert image_size({"imgsz": 320}) == (320, 320)
+    assert image_size({"imgsz": [0, 3]}) is None and image_size({}) is None
+    assert _pinned(["b", 3, "h", "w"], (64, 32), 1) == (1, 3, 64, 32)
+    assert _pinned(["b", "h", "w", 3], (64, 32), 2) == (2, 64, 32, 3)
+    assert _pinned(["b", 3, 48, "w"], (48, 320), 1) == (1, 3, 48, 320)
+    assert _pinned(["b", 3, 40, "w"], (48, 320), 1) is None  # the metadata is of another size
+    assert _pinned(["b", 3, 64, 64], (64, 64), 1) is None  # nothing free but the batch
+    assert _pinned(["b", "t"], (64, 64), 1) is None
+    assert _pinned(["b", "c", "h", "w"], (64, 64), 1) is None

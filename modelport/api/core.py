@@ -326,6 +326,7 @@ def plan(route: Route, source: Model, job: _Job, release: bool = False
     raised: Raised | None = None
     try:
         with _diagnosed(job.src, source):
+            job = _recorded_shapes(route, source, job)
             shaped = _shaped(source, job)
             job = shaped.job
             result: Model = shaped.model
@@ -347,6 +348,25 @@ def plan(route: Route, source: Model, job: _Job, release: bool = False
         e.with_file(job.src)
         raise
     return result, raised, shaped
+
+
+def _recorded_shapes(route: Route, source: Model, job: _Job) -> _Job:
+    """A route that raises to Keras layers (static sizes) from an ONNX model with free image
+    sizes that its metadata records (Ultralytics' ``imgsz``) pins them to those, when no
+    ``--input-shape`` chose others (``converters.recorded_shapes``)."""
+    if Step.RAISE not in route.steps or job.options.input_shapes or \
+            not isinstance(source, ir.Model):
+        return job
+    from ..converters.recorded_shapes import recorded_shapes
+
+    specs = recorded_shapes(source)
+    if not specs:
+        return job
+    if job.options.batch is not None:
+        specs = tuple(replace(s, dims=(job.options.batch, *s.dims[1:])) for s in specs)
+    shown = " ".join(f"--input-shape {s}" for s in specs)
+    job.progress(f"the model's metadata records its input size: pinned as {shown}")
+    return replace(job, options=replace(job.options, input_shapes=specs, recorded_shapes=True))
 
 
 def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
@@ -382,6 +402,11 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
             parameters=sizes[1], weight_bytes=sizes[0])
         _describe_result(report, result, raised, written, job.options)
         report.input_shapes = {k: list(v) for k, v in shaped.pinned.items()}
+        if job.options.recorded_shapes:
+            report.notes.append(
+                "input shapes pinned to the size the model's metadata records ("
+                + "; ".join(f"{k} {list(v)}" for k, v in shaped.pinned.items())
+                + "): Keras layers need static sizes; --input-shape chooses others")
         report.outputs = list(job.options.outputs or ())
         if isinstance(result, TfjsGraph):  # what the manifest stores quantized, and how
             report.quantization = written_quantization(staged, result.quantization)

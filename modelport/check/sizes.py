@@ -17,7 +17,6 @@ output), and refuses with exit 4, naming the inputs and the sizes tried, when no
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 
@@ -29,7 +28,6 @@ TRIES = 4  # sizes tried at most
 _SPATIAL_ONNX = {"Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "LpPool"}
 _SPATIAL_TF = {"Conv2D", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "Conv3D",
                "MaxPool3D", "AvgPool3D", "FusedConv2D", "FusedDepthwiseConv2dNative"}
-METADATA_KEYS = ("imgsz", "img_size", "image_size", "input_size")
 
 
 def candidates(model: object) -> list[int]:
@@ -130,20 +128,12 @@ def _dilated(kernel: list[int], dilations: list[int]) -> int:
 def _metadata_sizes(model: object) -> list[int]:
     """Sizes the model's metadata records for its inputs' free dims (see the module)."""
     from ..converters.pinning import PINNED_KEY
+    from ..converters.recorded_shapes import SIZE_KEYS, metadata
 
-    meta: dict[str, object] = {}
-    if isinstance(model, TfjsGraph):
-        meta = dict(model.extra.get("userDefinedMetadata") or {})
-    elif hasattr(model, "metadata_props"):
-        meta = dict(model.metadata_props)
+    meta = metadata(model)
     out: list[int] = []
-    for key in (*METADATA_KEYS, PINNED_KEY):
+    for key in (*SIZE_KEYS, PINNED_KEY):
         value = meta.get(key)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                continue
         sizes = _ints(value) if not isinstance(value, dict) else [
             d for dims in value.values() for d in _ints(dims)[2:]]
         for s in sizes:

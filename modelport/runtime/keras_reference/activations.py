@@ -79,7 +79,14 @@ def _sparsemax(x: np.ndarray, axis=-1) -> np.ndarray:
 
 def _glu(x: np.ndarray, axis=-1) -> np.ndarray:
     a, b = np.split(x, 2, axis=axis)
-    return a * (1.0 / (1.0 + np.exp(-b)))
+    return a * _sigmoid(b)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-x) overflows to inf for x < -88 in float32, which gives the right 0 (and x * 0 for
+    # silu): the overflow is the formula's, not an error to print on every check
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 # Built-in activations by their Keras 3 names (plus modelport's canonical Keras 2 hard_sigmoid).
@@ -88,7 +95,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "relu6": _relu6,
     "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "sigmoid": _sigmoid,
     "tanh": np.tanh,
     "softmax": _softmax,
     "log_softmax": _log_softmax,
@@ -97,7 +104,7 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "celu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "softplus": _softplus,
     "softsign": lambda x: x / (1.0 + np.abs(x)),
-    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "silu": lambda x: x * _sigmoid(x),
     "gelu": lambda x: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0))),
     "hard_sigmoid": lambda x: _relu6(x + 3.0) / 6.0,
     "keras2_hard_sigmoid": lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0),
