@@ -138,7 +138,7 @@ def _activation_cases():
     unary = {"Relu": {}, "Sigmoid": {}, "Tanh": {}, "Softplus": {}, "Softsign": {},
              "Selu": {}, "LeakyRelu": {"alpha": 0.2}, "Elu": {"alpha": 0.7},
              "ThresholdedRelu": {"alpha": 0.5}, "HardSigmoid": {"alpha": 0.3, "beta": 0.4},
-             "HardSwish": {}, "Softmax": {"axis": 1}, "Neg": {}, "Identity": {}}
+             "HardSwish": {}, "Softmax": {"axis": 1}, "Neg": {}, "Abs": {}, "Identity": {}}
     cases = [OpCase(op, [op], [N(op, ["x"], ["y"], **attrs)], {"x": [2, 3, 4]}, ["y"])
              for op, attrs in unary.items()]
     cases.append(OpCase("Softsign-pattern", ["Abs"],
@@ -438,6 +438,19 @@ def _pattern_cases():
                [N("ReduceL2", ["x"], ["n"], axes=[-1], keepdims=1),
                 N("Max", ["n", "eps"], ["m"]), N("Div", ["x", "m"], ["y"])],
                {"x": [2, 3, 5]}, ["y"], {"eps": np.asarray(1e-12, np.float32)}),
+        OpCase("DepthToSpace-DCR", ["DepthToSpace"],
+               [N("DepthToSpace", ["x"], ["y"], blocksize=2)], {"x": [2, 8, 3, 5]}, ["y"]),
+        OpCase("DepthToSpace-CRD", ["DepthToSpace"],
+               [N("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")], {"x": [2, 12, 3, 4]},
+               ["y"]),
+        OpCase("SpaceToDepth", ["SpaceToDepth"],
+               [N("SpaceToDepth", ["x"], ["y"], blocksize=2)], {"x": [2, 3, 4, 6]}, ["y"]),
+        OpCase("L2Normalize-tf", ["Reciprocal"],
+               [N("Mul", ["x", "x"], ["x2"]), N("ReduceSum", ["x2", "a"], ["s"], keepdims=1),
+                N("Max", ["s", "eps"], ["m"]), N("Sqrt", ["m"], ["r"]),
+                N("Reciprocal", ["r"], ["inv"]), N("Mul", ["x", "inv"], ["y"])],
+               {"x": [2, 3, 5]}, ["y"], {"eps": np.asarray(1e-10, np.float32),
+                                        "a": np.asarray([-1], np.int64)}),
         OpCase("Dot-normalize", ["Sqrt"],
                [*(n for v in "xz" for n in (
                    N("Mul", [v, v], [f"{v}2"]),
@@ -811,3 +824,15 @@ def test_validate_compares_an_onnx_model_with_its_channels_last_keras_model(tmp_
     modelport.convert(src, tmp_path / "m.h5")
     report = modelport.validate(src, tmp_path / "m.h5")
     assert report.passed, report.outputs
+
+
+def test_tf_l2_normalize_keeps_its_epsilon_clamp():
+    """TF's l2_normalize clamps the squared norm at eps (MobileFaceNet's embeddings: 1e-10),
+    Keras's UnitNormalization the inverse norm at 1e12: the Rescaling before it moves Keras's
+    clamp onto TF's, so rows whose norm is below sqrt(eps) match too."""
+    case = next(c for c in CASES if c.id == "L2Normalize-tf")
+    rows = feeds(case)[0]
+    rows[0] *= 1e-7  # squared norm ~1e-14 < eps: TF's clamp decides the row
+    raised = raise_and_compare(build(case), [rows], atol=0, rtol=2e-6)
+    classes = [layer.class_name for layer in raised.model.layers]
+    assert "UnitNormalization" in classes and "Rescaling" in classes, classes

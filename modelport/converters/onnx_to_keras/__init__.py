@@ -51,6 +51,7 @@ from . import (  # noqa: F401
     affine_fuse,
     attention,
     dense,
+    depth_space,
     elementwise,
     nn,
     onehot,

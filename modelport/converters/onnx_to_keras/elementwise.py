@@ -147,6 +147,15 @@ def neg(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(affine(ctx, ctx.ref(ctx.input(node, 0)), -1.0, 0.0))
 
 
+@rule("Abs")
+def abs_(ctx: Ctx, node: ir.Node) -> None:
+    """Abs: ReLU(x) + ReLU(-x), exact (one of the two is 0 and adding 0 rounds nothing), in
+    layers every target holds (TF's PReLU is written relu(x) + alpha * (x - |x|) / 2)."""
+    x = ctx.ref(ctx.input(node, 0))
+    negated = relu(ctx, affine(ctx, x, -1.0, 0.0, "negated"), suffix="negative_part")
+    ctx.output(ctx.layer("Add", {}, [relu(ctx, x, suffix="positive_part"), negated]))
+
+
 _CONST_LIMIT = 1 << 24  # elements: a bigger constant operand is refused, not materialised
 
 

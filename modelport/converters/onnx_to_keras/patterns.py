@@ -7,6 +7,7 @@
   RepeatVector.
 - ``x / (1 + |x|)`` -> Activation('softsign').
 - ``x / max(ReduceL2(x, last axis), 1e-12)`` -> UnitNormalization (Keras's exact formula).
+- TF's ``x * rsqrt(max(sum(x * x, last axis), eps))`` -> Rescaling + UnitNormalization.
 - ``Where(x > t, x, (x - t) * s)``, optionally then ``Min(., m)`` -> ReLU(negative_slope=s,
   threshold=t, max_value=m), where proven equal to Keras's formula (see ``leaky_threshold``).
 - ``(x - mean) * 1 / sqrt(var + eps)`` or ``(x - mean) / sqrt(var + eps)`` over any non-batch
@@ -399,6 +400,69 @@ def unit_normalization(ctx: Ctx, graph: ir.Graph) -> None:
                 _only_use(norm) is not mx:
             continue
         ctx.fuse([mx, l2], div, "UnitNormalization", {"axis": [-1]}, [x])
+
+
+@pattern
+def tf_l2_normalize(ctx: Ctx, graph: ir.Graph) -> None:
+    """TF's ``l2_normalize``, x * rsqrt(max(sum(x * x, last axis), eps)) (Rsqrt mapped as
+    Reciprocal(Sqrt)): Rescaling(k) then UnitNormalization. Keras computes
+    y * min(rsqrt(sum(y * y)), 1e12), which for y = k x is x * min(rsqrt(sum(x * x)), k 1e12):
+    TF's clamp exactly when k = 1e-12 / sqrt(eps) (the scaling rounds x by half an ulp)."""
+    for mul in list(graph):
+        if mul.op_type != "Mul" or len(mul.inputs) != 2:
+            continue
+        for x, inv in (tuple(mul.inputs), tuple(mul.inputs)[::-1]):
+            found = _tf_inverse_norm(ctx, x, inv)
+            if found is None or x is None:
+                continue
+            nodes, eps = found
+            scale = float(np.float32(1e-12 / math.sqrt(eps)))
+            _fuse_scaled_unit_norm(ctx, nodes, mul, x, scale)
+            break
+
+
+def _tf_inverse_norm(ctx: Ctx, x: ir.Value | None, inv: ir.Value | None
+                     ) -> tuple[list[ir.Node], float] | None:
+    """The nodes of rsqrt(max(sum(x * x, last axis), eps)) and eps, where ``inv`` is that
+    and each intermediate is read only by the next."""
+    rec = _producer(inv)
+    if x is None or inv is None or rec is None or rec.op_type != "Reciprocal" or \
+            _only_use(inv) is None:
+        return None
+    sqrt = _producer(optional_input(rec, 0))
+    if sqrt is None or sqrt.op_type != "Sqrt" or _only_use(sqrt.outputs[0]) is not rec:
+        return None
+    mx = _producer(optional_input(sqrt, 0))
+    if mx is None or mx.op_type != "Max" or len(mx.inputs) != 2 or \
+            _only_use(mx.outputs[0]) is not sqrt:
+        return None
+    eps = next((_const_value(ctx, v) for v in mx.inputs if ctx.const(v) is not None), None)
+    squares_sum = next((v for v in mx.inputs if ctx.const(v) is None), None)
+    red = _producer(squares_sum)
+    if eps is None or not eps > 0 or red is None or _only_use(squares_sum) is not mx:
+        return None
+    squares = optional_input(red, 0)
+    sq = _producer(squares)
+    if squares is None or sq is None or not _last_axis_reduce(ctx, red, "ReduceSum", squares) \
+            or _only_use(squares) is not red:
+        return None
+    square = (sq.op_type == "Mul" and list(sq.inputs) == [x, x]) or (
+        sq.op_type == "Pow" and sq.inputs[0] is x and
+        _close(_const_value(ctx, sq.inputs[1]), 2.0))
+    return ([rec, sqrt, mx, red, sq], eps) if square else None
+
+
+def _fuse_scaled_unit_norm(ctx: Ctx, inner: list[ir.Node], last: ir.Node, x: ir.Value,
+                           scale: float) -> None:
+    ctx.absorbed.update(id(n) for n in inner)
+
+    def emit(ctx: Ctx, node: ir.Node) -> None:
+        y = ctx.ref(x)
+        if scale != 1.0:
+            y = ctx.layer("Rescaling", {"scale": scale, "offset": 0.0}, y, suffix="scaled")
+        ctx.output(ctx.layer("UnitNormalization", {"axis": [-1]}, y))
+
+    ctx.fused[id(last)] = emit
 
 
 def _l2_normalized(ctx: Ctx, v: ir.Value | None) -> tuple[ir.Value, list[ir.Node]] | None:
