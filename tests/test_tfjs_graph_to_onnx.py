@@ -245,6 +245,9 @@ def test_every_mapped_op_is_exercised():
     # tensorflowjs_converter's control flow (tests/test_control_flow.py)
     control = json.loads((FIXTURES / "control_flow" / "manifest.json").read_text())
     seen |= {op for e in control["tf"]["cases"].values() for op in e["ops"]}
+    # TF1 map_fn loops over TensorArrays, NMS inside (tests/test_tensor_arrays.py)
+    arrays = json.loads((FIXTURES / "tensor_arrays" / "manifest.json").read_text())
+    seen |= {op for e in arrays["cases"].values() for op in e["ops"]}
     missing = sorted(set(from_tfjs.supported_ops()) - seen)
     assert not missing, f"mapped but never tested: {missing}"
 

@@ -29,7 +29,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ...errors import UnsupportedError
-from ...models import TfjsGraph
+from ...models import TfjsGraph, tfjs_tensor_arrays
 from ...models import tfjs_graph as tg
 from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
@@ -45,8 +45,9 @@ V1_HINT = ("TF1 control flow (Switch/Merge/Enter/Exit/NextIteration): convert th
 
 def lift_v1(graph: TfjsGraph) -> TfjsGraph:
     """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``, and
-    its tensor lists (a Keras RNN's loop) as dense tensors (``models.tfjs_tensor_lists``)."""
-    return dense(lift(graph))
+    its tensor lists (a Keras RNN's loop) and TF1 TensorArrays (a TF1 ``map_fn``) as dense
+    tensors (``models.tfjs_tensor_lists``, ``models.tfjs_tensor_arrays``)."""
+    return dense(lift(tfjs_tensor_arrays.dense(graph)))
 
 
 def _library(op: TfOp) -> TfjsGraph:

@@ -51,6 +51,7 @@ from . import (  # noqa: F401 - the families register their mappings
     conv1d,
     dilation,
     extra,
+    nms,
     nn,
     ops,
 )

@@ -35,6 +35,7 @@ from . import (  # noqa: F401
     elementwise,
     image,
     matmul,
+    nms,
     nn,
     plumbing,  # (imported to register their ops)
     reduction,

@@ -22,7 +22,7 @@ from contextvars import ContextVar
 import numpy as np
 
 from ...errors import FormatError, UnsupportedError
-from ...models import TfjsGraph
+from ...models import TfjsGraph, tfjs_tensor_arrays
 from ...models.tfjs_control_v1 import lift
 from ...models.tfjs_functions import as_graph
 from ...models.tfjs_tensor_lists import dense
@@ -51,8 +51,9 @@ def library(graph: TfjsGraph, run: Runner) -> Iterator[None]:
 
 def lifted(graph: TfjsGraph) -> TfjsGraph:
     """``graph`` with TF1 conds and loops lifted to ``StatelessIf``/``StatelessWhile``, and
-    its tensor lists as dense tensors (``models.tfjs_tensor_lists``)."""
-    return dense(lift(graph))
+    its tensor lists and TF1 TensorArrays as dense tensors (``models.tfjs_tensor_lists``,
+    ``models.tfjs_tensor_arrays``)."""
+    return dense(lift(tfjs_tensor_arrays.dense(graph)))
 
 
 def _function(op: Op, attr: str) -> str:
