@@ -1,9 +1,10 @@
-"""TF1 TensorArrays and NonMaxSuppressionV3 (issue 18): graph-models whose TF1 ``tf.map_fn``
+"""TF1 TensorArrays and NonMaxSuppressionV3/V5 (issue 18): graph-models whose TF1 ``tf.map_fn``
 loops carry ``TensorArrayV3`` values (``fixtures/tensor_arrays``, written by
 ``tensorflowjs_converter`` from ``tf.compat.v1`` graphs; a per-image NMS as TF1-era detectors
 hold it) -> ONNX ``Loop``s over dense tensors that onnxruntime runs matching TensorFlow; the
-NumPy TF reference matches TensorFlow on them too. Shapes the dense form cannot hold are
-refused by name.
+NumPy TF reference matches TensorFlow on them too. A TF2 ``map_fn`` (``tf2_map_nms_v5``)
+reserves its result tensor lists with an element shape of unknown rank, which its
+``TensorListStack`` states. Shapes the dense form cannot hold are refused by name.
 
 Real tfjs runs the same files in tests/interop/test_tensor_arrays.py.
 """
@@ -31,6 +32,7 @@ from .test_control_flow import io_sets
 HERE = FIXTURES / "tensor_arrays"
 MANIFEST = json.loads((HERE / "manifest.json").read_text())
 CASES = sorted(MANIFEST["cases"])
+TF1_CASES = [c for c in CASES if "TensorArrayV3" in MANIFEST["cases"][c]["ops"]]
 ATOL = RTOL = 1e-5
 
 
@@ -39,7 +41,7 @@ def _check(got: np.ndarray, want: np.ndarray, what: str) -> None:
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=RTOL, err_msg=what)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TF1_CASES)
 def test_fixture_holds_tf1_tensor_arrays(name):
     ops = set(MANIFEST["cases"][name]["ops"])
     assert {"TensorArrayV3", "TensorArrayScatterV3", "TensorArrayReadV3",
@@ -71,6 +73,14 @@ def test_tensor_arrays_to_onnx_match_tensorflow(name):
         got = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
         for key, value in zip(names, got):
             _check(value, want[key], f"{name} set {j}: {key}")
+
+
+def test_tf2_map_fn_reserves_lists_of_unknown_element_rank():
+    graph = tfjs_graph.read(HERE / "tf2_map_nms_v5")
+    reserves = [n for n in graph.nodes if n.op == "TensorListReserve"]
+    assert reserves and all(np.asarray(graph.weights[n.inputs[0]]).ndim == 0 and
+                            int(graph.weights[n.inputs[0]]) == -1 for n in reserves)
+    assert "NonMaxSuppressionV5" in MANIFEST["cases"]["tf2_map_nms_v5"]["ops"]
 
 
 def test_arrays_become_dense_values_before_the_lift():
@@ -110,28 +120,42 @@ def test_arrays_the_dense_form_cannot_hold_are_refused_by_name(dynamic, why):
 
 # --- NonMaxSuppressionV3: the reference's rules, and ONNX's agreeing with them ----------------
 
-def _nms_onnx(boxes, scores, max_out, iou, score) -> np.ndarray:
-    nodes = [TfNode("boxes", "Placeholder", [], {"dtype": a_type("float32")}),
-             TfNode("scores", "Placeholder", [], {"dtype": a_type("float32")}),
-             *(TfNode(k, "Const", [], {"dtype": a_type(str(v.dtype))}) for k, v in (
-                 ("max", np.asarray(max_out, np.int32)), ("iou", np.asarray(iou, np.float32)),
-                 ("score", np.asarray(score, np.float32)))),
-             TfNode("nms", "NonMaxSuppressionV3", ["boxes", "scores", "max", "iou", "score"],
-                    {})]
+def _nms_graph(boxes, scores, max_out, iou, score, sigma: float | None = None) -> TfjsGraph:
+    """NonMaxSuppressionV3 (``sigma`` None) or V5 over two inputs and constant arguments."""
     weights = {"max": np.asarray(max_out, np.int32), "iou": np.asarray(iou, np.float32),
                "score": np.asarray(score, np.float32)}
-    graph = TfjsGraph(nodes, weights,
-                      [TensorInfo("boxes", "boxes:0", "float32", list(boxes.shape)),
-                       TensorInfo("scores", "scores:0", "float32", list(scores.shape))],
-                      [TensorInfo("nms", "nms:0", "int32", None)])
+    if sigma is not None:
+        weights["sigma"] = np.asarray(sigma, np.float32)
+    op = "NonMaxSuppressionV3" if sigma is None else "NonMaxSuppressionV5"
+    nodes = [TfNode("boxes", "Placeholder", [], {"dtype": a_type("float32")}),
+             TfNode("scores", "Placeholder", [], {"dtype": a_type("float32")}),
+             *(TfNode(k, "Const", [], {"dtype": a_type(str(v.dtype))})
+               for k, v in weights.items()),
+             TfNode("nms", op, ["boxes", "scores", *weights], {})]
+    outs = [TensorInfo("nms", "nms:0", "int32", None)]
+    if sigma is not None:
+        outs += [TensorInfo("kept_scores", "nms:1", "float32", None),
+                 TensorInfo("count", "nms:2", "int32", None)]
+    return TfjsGraph(nodes, weights,
+                     [TensorInfo("boxes", "boxes:0", "float32", list(boxes.shape)),
+                      TensorInfo("scores", "scores:0", "float32", list(scores.shape))], outs)
+
+
+def _both(graph: TfjsGraph, boxes, scores) -> list[np.ndarray]:
+    """The graph's outputs in onnxruntime, checked equal to the reference's."""
     model = ir.to_proto(to_onnx.convert(graph))
     session = ort.InferenceSession(model.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
-    ref = run(graph, [boxes, scores])[0]
-    onnx_out = session.run(None, {"boxes": boxes, "scores": scores})[0]
-    np.testing.assert_array_equal(onnx_out, ref)
-    assert onnx_out.dtype == np.int32
-    return onnx_out
+    ref = run(graph, [boxes, scores])
+    ours = session.run(None, {"boxes": boxes, "scores": scores})
+    for a, b in zip(ours, ref):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.asarray(b).dtype
+    return ours
+
+
+def _nms_onnx(boxes, scores, max_out, iou, score) -> np.ndarray:
+    return _both(_nms_graph(boxes, scores, max_out, iou, score), boxes, scores)[0]
 
 
 BOXES = np.asarray([[0, 0, 1, 1], [0, 0, 1, 0.9], [1, 1, 0, 0], [0, 2, 1, 3],
@@ -158,3 +182,20 @@ def test_nms_iou_at_the_threshold_keeps_the_box():
     scores = np.asarray([0.9, 0.8], np.float32)
     assert select(boxes, scores, 5, 1 / 3, -np.inf).tolist() == [0, 1]
     assert select(boxes, scores, 5, 0.3, -np.inf).tolist() == [0]
+
+
+def test_nms_v5_returns_the_kept_scores_and_count():
+    scores = np.asarray([0.9, 0.8, 0.7, 0.6, 0.95, 0.5], np.float32)
+    kept, kept_scores, count = _both(_nms_graph(BOXES, scores, 10, 0.5, 0.0, sigma=0.0),
+                                     BOXES, scores)
+    assert kept.tolist() == [4, 0, 3, 5] and int(count) == 4 and count.shape == ()
+    np.testing.assert_array_equal(kept_scores, scores[[4, 0, 3, 5]])
+
+
+def test_soft_nms_is_refused_by_name():
+    scores = np.asarray([0.9, 0.8, 0.7, 0.6, 0.95, 0.5], np.float32)
+    graph = _nms_graph(BOXES, scores, 10, 0.5, 0.0, sigma=0.5)
+    with pytest.raises(UnsupportedError, match="soft"):
+        to_onnx.convert(graph)
+    with pytest.raises(UnsupportedError, match="'nms'.*soft"):
+        run(graph, [BOXES, scores])

@@ -12,7 +12,9 @@ A list of ``n`` elements of shape ``S`` is the tensor ``[n, *S]``:
   dimension: the element shape may be known only at run time, a dynamic batch), and
   ``TensorListSetItem(l, i, item)`` broadcasts ``l`` to ``[n, *shape(item)]`` (a no-op after the
   first write) and scatters ``item`` at ``i`` (``TensorScatterUpdate``). An element read before
-  it is written is zeros, as TF gives for a known element shape.
+  it is written is zeros, as TF gives for a known element shape. Where the reserve's element
+  shape has an unknown rank (a TF2 ``map_fn``'s results), the rank is the one the list's
+  ``TensorListStack`` states.
 
 A ``StatelessWhile``/``StatelessIf`` argument that carries a list is typed with the list's
 element dtype in the called functions (TF types it ``variant``). A list op this does not
@@ -49,7 +51,7 @@ def dense(graph: TfjsGraph) -> TfjsGraph:
     if not has_lists(graph):
         return graph
     weights = dict(graph.weights)
-    rewriter = _Rewriter(weights)
+    rewriter = _Rewriter(weights, _stacked_ranks(graph))
     nodes = rewriter.nodes(graph.nodes)
     functions = {name: TfFunction(f.name, list(f.inputs), list(f.outputs),
                                   rewriter.nodes(f.nodes), dict(f.ret), f.extra)
@@ -66,9 +68,46 @@ def _fail(node: TfNode, why: str) -> UnsupportedError:
     return UnsupportedError(f"{node.op} node {node.name!r}: {why}", layer=node.name)
 
 
+def _stacked_ranks(graph: TfjsGraph) -> dict[str, int]:
+    """Reserved list -> the element rank a ``TensorListStack`` of it declares (its
+    ``element_shape`` input, a constant of known rank), found by following the list back from
+    the Stack through Identities and the loop values of ``StatelessWhile``/``While`` (output k
+    is what input k became) in the main graph. A TF2 ``map_fn`` reserves its result lists with
+    an unknown element shape and states it only where it stacks them."""
+    by_name = {n.name: n for n in graph.nodes}
+    ranks: dict[str, int] = {}
+    for stack in graph.nodes:
+        if stack.op != "TensorListStack":
+            continue
+        data = [r for r in stack.inputs if not r.startswith("^")]
+        shape = graph.weights.get(input_name(data[1])[0]) if len(data) > 1 else None
+        if shape is None or _unknown_rank(shape):
+            continue
+        ref, seen = data[0], set()
+        while True:
+            name, k = input_name(ref)
+            node = by_name.get(name)
+            if node is None or name in seen:
+                break
+            seen.add(name)
+            inputs = [r for r in node.inputs if not r.startswith("^")]
+            if node.op == "TensorListReserve":
+                ranks.setdefault(name, int(np.size(shape)))
+                break
+            if node.op == "Identity" and inputs:
+                ref = inputs[0]
+            elif node.op in ("StatelessWhile", "While") and k < len(inputs):
+                ref = inputs[k]
+            else:
+                break
+    return ranks
+
+
 class _Rewriter:
-    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], stacked: dict[str, int] | None = None
+                 ) -> None:
         self.weights = weights
+        self.stacked = stacked or {}  # reserved list -> element rank its Stack declares
         self.added: list[TfNode] = []
 
     def const(self, base: str, value: np.ndarray) -> str:
@@ -152,11 +191,22 @@ class _Rewriter:
     def _element_rank(self, node: TfNode, ref: str) -> int:
         value = self.weights.get(input_name(ref)[0])
         if value is None:
+            if node.name in self.stacked:
+                return self.stacked[node.name]
             raise _fail(node, "its element_shape is computed at run time (its rank is needed)")
-        value = np.asarray(value).reshape(-1)
-        if value.size == 1 and int(value[0]) == -1:
-            raise _fail(node, "its element_shape has an unknown rank")
-        return int(value.size)
+        if _unknown_rank(value):
+            if node.name in self.stacked:  # the Stack of it states the rank
+                return self.stacked[node.name]
+            raise _fail(node, "its element_shape has an unknown rank (and no TensorListStack "
+                              "of it states one)")
+        return int(np.size(value))
+
+
+def _unknown_rank(shape: np.ndarray) -> bool:
+    """Whether an ``element_shape`` tensor says the rank is unknown: the scalar -1 (``[-1]``
+    is a vector of unknown length, rank 1)."""
+    value = np.asarray(shape)
+    return value.ndim == 0 and int(value) == -1
 
 
 _NUMPY = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}

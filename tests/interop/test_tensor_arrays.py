@@ -1,10 +1,11 @@
-"""TF1 TensorArrays and NonMaxSuppressionV3 in real tfjs (Node, @tensorflow/tfjs 4.22,
+"""TF1 TensorArrays and NonMaxSuppressionV3/V5 in real tfjs (Node, @tensorflow/tfjs 4.22,
 executeAsync).
 
-* The graph-models ``tensorflowjs_converter`` wrote from TF1 ``tf.map_fn`` loops
-  (``fixtures/tensor_arrays``) run in tfjs as in TensorFlow; with their TensorArrays made
-  dense values (``models.tfjs_tensor_arrays``) and their frames lifted to v2, they still do;
-  and the ONNX converted from them matches tfjs in onnxruntime.
+* The graph-models ``tensorflowjs_converter`` wrote from ``tf.map_fn`` loops
+  (``fixtures/tensor_arrays``: TF1 TensorArrays, and a TF2 case's tensor lists with NMS V5)
+  run in tfjs as in TensorFlow; the TF1 ones, with their TensorArrays made dense values
+  (``models.tfjs_tensor_arrays``) and their frames lifted to v2, still do; and the ONNX
+  converted from each matches tfjs in onnxruntime.
 * NonMaxSuppressionV3 on boxes with tied scores, swapped corners and no area: tfjs, the NumPy
   reference and ONNX's NonMaxSuppression keep the same indices in the same order.
 """
@@ -24,7 +25,7 @@ from modelport.models.tfjs_graph import TensorInfo, TfjsGraph, TfNode, a_type
 from modelport.runtime.tfjs_reference import run
 
 from ..test_control_flow import io_sets
-from ..test_tensor_arrays import CASES, HERE, MANIFEST
+from ..test_tensor_arrays import CASES, HERE, MANIFEST, TF1_CASES
 
 ATOL = RTOL = 1e-5
 
@@ -47,7 +48,7 @@ def test_tensor_arrays_run_in_tfjs_like_tensorflow(tfjs, name):
             np.testing.assert_allclose(value, want[info.key], atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TF1_CASES)
 def test_dense_arrays_lifted_run_in_tfjs_like_tensorflow(tfjs, name, tmp_path):
     rewritten = lift(tfjs_tensor_arrays.dense(tfjs_graph.read(HERE / name)))
     assert not any(n.op.startswith("TensorArray") for n in rewritten.all_nodes())
