@@ -159,6 +159,12 @@ def _check_files(command: Callable[..., Any]) -> Callable[..., Any]:
                    "Shape computed folds to constants, so models with dynamic height/width "
                    "raise to Keras. The result and the report record the pinned shapes; the "
                    "check runs at them. See `inspect` for the inputs' names and shapes.")
+@click.option("--input-value", "input_values", multiple=True, metavar="NAME=V[,V...]",
+              help="Fix an ONNX input to a value before converting (repeat per input): it "
+                   "becomes a constant, so what the graph decides from it folds away (a "
+                   "switch such as Silero VAD's sample rate: --input-value sr=16000). The "
+                   "result has no such input; the report and the file record the value, and "
+                   "the check feeds it to the source.")
 @click.option("--batch", type=int, default=None, metavar="N",
               help="Pin the free batch (first) dim of every input of an ONNX or TF.js "
                    "graph-model source to N (a Keras target keeps its batch free); the check "
@@ -307,13 +313,14 @@ def _convert_options(flags: dict[str, Any]) -> tuple[ConvertOptions, CheckOption
     """The option objects for ``convert``: a flag not given stays None (not given)."""
     from . import api
     from .api.metadata import metadata_entries
-    from .api.options import input_shapes, output_names, quantize_rules
+    from .api.options import input_shapes, input_values, output_names, quantize_rules
 
     options = api.ConvertOptions(
         to=flags["to"], force=flags["force"], quantize=quantize_rules(flags["quantize"]),
         shard_size=flags["shard_size"], opset=flags["opset"],
         inputs_layout=flags["inputs_layout"], validate=not flags["no_validate"],
         input_shapes=input_shapes(flags["input_shapes"]), batch=flags["batch"],
+        input_values=input_values(flags["input_values"]),
         outputs=output_names(flags["outputs"]) if flags["outputs"] else None,
         metadata=metadata_entries(flags["metadata"]) if flags["metadata"] else None)
     given = flags["atol"] is not None or flags["rtol"] is not None
@@ -541,6 +548,9 @@ def _check_options(flags: dict[str, Any]) -> CheckOptions:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="[NAME=]D0,D1,...",
               help="Describe an ONNX or TF.js graph-model with these input dims pinned, as "
                    "`convert --input-shape` would take it (repeat per input).")
+@click.option("--input-value", "input_values", multiple=True, metavar="NAME=V[,V...]",
+              help="Describe an ONNX model with these inputs fixed, as `convert --input-value` "
+                   "would take it.")
 @click.option("--batch", type=click.IntRange(1), default=None,
               help="Pin the free batch dim of an ONNX or TF.js graph-model's inputs first.")
 @click.option("--values", "values", is_flag=True,
@@ -551,8 +561,9 @@ def _check_options(flags: dict[str, Any]) -> CheckOptions:
                    "memory budget the verdicts otherwise size.")
 @_MAX_MEMORY
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON report.")
-def inspect(model: str, as_json: bool, input_shapes: tuple[str, ...], batch: int | None,
-            values: bool, no_validate: bool, max_memory: int | None) -> None:
+def inspect(model: str, as_json: bool, input_shapes: tuple[str, ...],
+            input_values: tuple[str, ...], batch: int | None, values: bool, no_validate: bool,
+            max_memory: int | None) -> None:
     """Describe MODEL: format, inputs and outputs, layers, size, and where it can go.
 
     For each target format, lists the layers that keep the model from it and why, and where
@@ -561,6 +572,7 @@ def inspect(model: str, as_json: bool, input_shapes: tuple[str, ...], batch: int
     from . import api
 
     info = _run(as_json, lambda: api.inspect(model, input_shapes=input_shapes or None,
+                                             input_values=input_values or None,
                                              batch=batch, validate=not no_validate,
                                              max_memory=max_memory))
     names = _run(as_json, lambda: _value_names(model)) if values else None

@@ -44,6 +44,7 @@ from .options import (
     quantize_rules,
 )
 from .options import input_shapes as input_shape_specs
+from .options import input_values as input_value_specs
 from .report import (
     ConversionReport,
     KerasDetails,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     import onnx_ir as ir
 
     from ..converters.onnx_to_keras import Raised
+    from ..converters.pinned_values import InputValue
     from ..converters.pinning import InputShape
     from ..formats.loading import Model
 else:
@@ -106,6 +108,7 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
             input_shapes: Iterable[object] | dict[str, object] | None = None,
             batch: int | None = None,
             outputs: list[str] | str | None = None,
+            input_values: Iterable[object] | dict[str, object] | None = None,
             metadata: Iterable[str] | dict[str, PathLike] | None = None,
             report_html: PathLike | None = None,
             progress: Progress | None = None,
@@ -125,7 +128,9 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
     ``["images=1,3,640,640"]``, or the dims alone for a model with one input) and ``batch``
     pin an ONNX or TF.js graph-model source's free dims before it is converted (shapes are
     inferred again and what ``Shape`` computed folds to constants; ``batch`` also sets the
-    check's rows); ``outputs`` (``--outputs``) cuts the graph at those values; ``metadata``
+    check's rows); ``input_values`` (``--input-value``: ``{"sr": 16000}`` or ``["sr=16000"]``)
+    fixes ONNX inputs to a value, so what the graph decides from them folds (the result has no
+    such inputs); ``outputs`` (``--outputs``) cuts the graph at those values; ``metadata``
     (``--metadata``: ``{"labels": "labels.json"}`` or ``["labels=labels.json"]``) writes
     userDefinedMetadata into a TF.js model.json; ``report_html`` (``--report``) writes the
     report as an HTML page (``api.html_report``). ``None`` means not given. An option given to
@@ -139,6 +144,7 @@ def convert(src: PathLike, dst: PathLike, *, to: str | None = None, force: bool 
                              shard_size=shard_size, opset=opset, inputs_layout=layout,
                              validate=validate, input_shapes=input_shape_specs(input_shapes),
                              batch=batch, outputs=output_names(outputs),
+                             input_values=input_value_specs(input_values),
                              metadata=metadata_entries(metadata))
     check = CheckOptions(device=device, engine=engine, tolerances=tolerances, inputs=inputs)
     from ..budget import max_memory as budget
@@ -225,7 +231,8 @@ def _shaped(source: Model, job: _Job) -> _Shaped:
             job = replace(job, check=replace(job.check, batch=options.batch))
         return _Shaped(source, source, {}, False, job)
     model, checked, pinned = shape_source(source, options.input_shapes, options.batch,
-                                          options.outputs, job.progress)
+                                          options.outputs, job.progress,
+                                          values=options.input_values)
     if model is source:
         return _Shaped(source, source, {}, False, job)
     from ..converters import pinning
@@ -233,21 +240,25 @@ def _shaped(source: Model, job: _Job) -> _Shaped:
     specs = tuple(pinning.InputShape(k, v) for k, v in pinned.items())
     check = replace(job.check, input_shapes=specs or None,
                     batch=options.batch if options.batch is not None else job.check.batch)
-    return _Shaped(model, checked, pinned, bool(options.outputs), replace(job, check=check))
+    return _Shaped(model, checked, pinned, bool(options.outputs or options.input_values),
+                   replace(job, check=check))
 
 
 def shape_source(source: Model, input_shapes: tuple[InputShape, ...] | None,
                  batch: int | None, outputs: tuple[str, ...] | None,
-                 progress: Progress = _quiet
+                 progress: Progress = _quiet, *, values: tuple[InputValue, ...] | None = None
                  ) -> tuple[Model, Model, dict[str, tuple[int | None, ...]]]:
-    """An ONNX or TF.js graph-model cut at ``outputs`` and with its inputs' dims pinned
-    (``converters.pinning``): the model to convert, the one to check it against (cut, not
-    pinned), and the pinned dims by input; nothing asked: ``source`` as is. A Keras model has
-    static shapes but for the batch: asking it is a UsageError."""
+    """An ONNX or TF.js graph-model cut at ``outputs``, with inputs fixed to ``values``
+    (``converters.pinned_values``) and its inputs' dims pinned (``converters.pinning``): the
+    model to convert, the one to check it against (cut and fixed, not pinned), and the pinned
+    dims by input; nothing asked: ``source`` as is. A Keras model has static shapes but for the
+    batch: asking it is a UsageError."""
     from ..converters import pinning
 
-    if not (outputs or input_shapes or batch):
+    if not (outputs or input_shapes or batch or values):
         return source, source, {}
+    if values and not isinstance(source, ir.Model):
+        raise UsageError("--input-value applies to ONNX sources")
     if isinstance(source, LayersModel):
         raise UsageError("--input-shape, --batch and --outputs apply to ONNX and TF.js "
                          "graph-model sources; a Keras model's shapes are static but for the "
@@ -261,8 +272,14 @@ def shape_source(source: Model, input_shapes: tuple[InputShape, ...] | None,
     else:
         checked = pinning.cut_onnx(ir.from_proto(ir.to_proto(source)), outputs) \
             if outputs else source
+        if values:
+            from ..converters.pinned_values import fix_onnx_inputs
+
+            checked = fix_onnx_inputs(checked, values)
+            progress("fixed input values: " + "; ".join(str(v) for v in values)
+                     + " (the result has no such inputs; what they decided folds)")
         pinned = pinning.resolve(input_shapes or (), batch, pinning.onnx_inputs(checked))
-        model = pinning.pin_onnx(checked, pinned) if pinned else checked
+        model = pinning.pin_onnx(checked, pinned) if pinned or values else checked
     if outputs:
         progress(f"cut the graph at {', '.join(outputs)}")
     if pinned:
@@ -281,6 +298,11 @@ def _record_shapes(result: Model, shaped: _Shaped, job: _Job) -> None:
         notes[pinning.PINNED_KEY] = {k: list(v) for k, v in shaped.pinned.items()}
     if job.options.outputs:
         notes[pinning.CUT_KEY] = list(job.options.outputs)
+    if job.options.input_values:
+        from ..converters.pinned_values import VALUES_KEY
+
+        notes[VALUES_KEY] = {v.name: list(v.values) if not v.scalar else v.values[0]
+                             for v in job.options.input_values}
     if not notes or isinstance(result, LayersModel):
         return
     for key, value in notes.items():
@@ -402,6 +424,11 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
             parameters=sizes[1], weight_bytes=sizes[0])
         _describe_result(report, result, raised, written, job.options)
         report.input_shapes = {k: list(v) for k, v in shaped.pinned.items()}
+        if job.options.input_values:
+            report.notes.append(
+                "inputs fixed to a value: " + "; ".join(str(v) for v in job.options.input_values)
+                + ": the result has no such inputs and computes what the source does for "
+                "those values")
         if job.options.recorded_shapes:
             report.notes.append(
                 "input shapes pinned to the size the model's metadata records ("
@@ -504,6 +531,7 @@ def _hint_pinning(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
     inputs and ``--input-shape``: Keras layers need static sizes, which pinning gives."""
     from ..converters.pinning import free_dims, onnx_inputs, show
 
+    _hint_values(error, model, job)
     if job.options.input_shapes:
         return
     free = [(name, shape) for name, shape in onnx_inputs(model)
@@ -518,6 +546,25 @@ def _hint_pinning(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
     note = (f"input {listing} has free dims; Keras layers need static sizes: pin them with "
             f"--input-shape {name}={example} (your sizes; repeat per input), and shapes "
             "computed at run time fold to constants")
+    error.hint = f"{note}; {error.hint}" if error.hint else note
+
+
+def _hint_values(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
+    """A refusal of a model with a scalar input (a switch, such as Silero VAD's sample rate,
+    which a Keras model cannot take) names ``--input-value`` with a value the graph tests."""
+    from ..converters.pinned_values import switch_values
+    from ..converters.pinning import onnx_inputs
+
+    scalars = [name for name, shape in onnx_inputs(model) if shape == []]
+    if not scalars:
+        return
+    examples = []
+    for name in scalars:
+        tested = switch_values(model, name)
+        examples.append(f"--input-value {name}={tested[0] if tested else 'V'}" + (
+            f" (the graph tests it for {', '.join(map(str, tested))})" if tested else ""))
+    note = ("a Keras model has no scalar inputs: fix " + ("it" if len(scalars) == 1 else "them")
+            + " with " + "; ".join(examples) + ", and what the graph decides from it folds")
     error.hint = f"{note}; {error.hint}" if error.hint else note
 
 

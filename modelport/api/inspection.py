@@ -139,24 +139,27 @@ class Inspection:
 
 def inspect(path: str | os.PathLike[str], *, input_shapes: object = None,
             batch: int | None = None, validate: bool = True,
-            max_memory: int | str | None = None) -> Inspection:
+            max_memory: int | str | None = None, input_values: object = None) -> Inspection:
     """Everything a user asks before converting: format, I/O, layers, size, targets.
 
     ``input_shapes``/``batch`` (as ``convert``'s) pin an ONNX or TF.js graph-model's free dims
-    first, so the inspection describes the model as ``convert`` would take it. A target whose
+    first, and ``input_values`` fix ONNX inputs, so the inspection describes the model as
+    ``convert`` would take it. A target whose
     parity check the memory budget would refuse is not reached (``planning``), unless
     ``validate`` is False (``--no-validate``); ``max_memory`` (``--max-memory``) sets that
     budget as ``convert``'s does."""
     from ..budget import max_memory as budget
 
     model = load(path)
-    if input_shapes or batch:
+    if input_shapes or batch or input_values:
         from .core import shape_source
         from .options import input_shapes as specs
+        from .options import input_values as value_specs
 
-        model = shape_source(model, specs(input_shapes), batch, None)[0]  # type: ignore[arg-type]
+        model = shape_source(model, specs(input_shapes), batch, None,  # type: ignore[arg-type]
+                             values=value_specs(input_values))[0]  # type: ignore[arg-type]
     with budget(max_memory):
-        targets, written = _targets(path, model, input_shapes, batch, validate)
+        targets, written = _targets(path, model, input_shapes, batch, validate, input_values)
     if isinstance(model, TfjsGraph):
         return _warned(_inspect_tfjs_graph(model, path, targets), model)
     if not isinstance(model, LayersModel):
@@ -191,7 +194,7 @@ def _warned(info: Inspection, graph: TfjsGraph | None) -> Inspection:
 
 
 def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
-             batch: int | None, validate: bool = True
+             batch: int | None, validate: bool = True, input_values: object = None
              ) -> tuple[dict[str, TargetInfo], TfjsGraph | None]:
     """Each target's verdict from a dry run of ``convert`` (``planning``): "yes" where
     ``convert`` writes the file and its check's memory budget holds (``validate``: False for
@@ -200,9 +203,11 @@ def _targets(path: str | os.PathLike[str], model: object, input_shapes: object,
     would be (None: none)."""
     from .options import ConvertOptions
     from .options import input_shapes as shape_specs
+    from .options import input_values as value_specs
     from .planning import dry_run
 
     options = ConvertOptions(input_shapes=shape_specs(input_shapes),  # type: ignore[arg-type]
+                             input_values=value_specs(input_values),  # type: ignore[arg-type]
                              batch=batch, validate=validate)
     targets = {}
     written = model if isinstance(model, TfjsGraph) else None

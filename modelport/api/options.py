@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 
 from ..check.options import CheckOptions
 from ..check.parity import Tolerances
+from ..converters.pinned_values import InputValue, parse_input_values
 from ..converters.pinning import InputShape, parse_input_shapes
 from ..errors import UnsupportedError, UsageError
 from ..formats import sniff
@@ -58,6 +59,18 @@ def input_shapes(specs: Iterable[object] | dict[str, object] | None
     return parse_input_shapes(items) if items else None  # type: ignore[arg-type]
 
 
+def input_values(specs: Iterable[object] | dict[str, object] | None
+                 ) -> tuple[InputValue, ...] | None:
+    """``--input-value`` specs parsed once (``None``: none given): ``NAME=V`` strings,
+    ``(name, value)`` pairs, or a ``{name: value}`` dict; a bad one is a UsageError."""
+    if isinstance(specs, dict):
+        specs = list(specs.items())
+    if isinstance(specs, str):
+        specs = [specs]
+    items = list(specs or ())
+    return parse_input_values(items) if items else None  # type: ignore[arg-type]
+
+
 def output_names(names: Iterable[str] | str | None) -> tuple[str, ...] | None:
     """``--outputs`` as value names (comma-separated, repeatable; ``None``: not given)."""
     if names is None:
@@ -82,6 +95,7 @@ class ConvertOptions:
     inputs_layout: str | None = None  # channels_last or channels_first
     validate: bool = True  # run the numeric check where the route has one
     input_shapes: tuple[InputShape, ...] | None = None  # dims pinned in the source
+    input_values: tuple[InputValue, ...] | None = None  # inputs fixed to a value in the source
     batch: int | None = None  # the batch pinned where the source's is free (and the check's)
     outputs: tuple[str, ...] | None = None  # values the result's outputs are cut at
     metadata: tuple[tuple[str, object], ...] | None = None  # TF.js userDefinedMetadata entries
@@ -169,6 +183,10 @@ def _pins(route: Route, _value: object) -> bool:
     return route.source in (ONNX, GRAPH)
 
 
+def _fixes(route: Route, _value: object) -> bool:
+    return route.source == ONNX
+
+
 def _pins_or_checks(route: Route, _value: object) -> bool:
     return route.source in (ONNX, GRAPH) or route.parity
 
@@ -208,6 +226,7 @@ SCOPES.add("input_shapes", Scope(
     "--input-shape", "ONNX and TF.js graph-model sources (Keras inputs are static but for "
     "the batch: use --batch)", _pins))
 SCOPES.add("outputs", Scope("--outputs", "ONNX and TF.js graph-model sources", _pins))
+SCOPES.add("input_values", Scope("--input-value", "ONNX sources", _fixes))
 SCOPES.add("seed", Scope("--seed", _CHECKED, _checks))
 SCOPES.add("save_inputs", Scope("--save-inputs", _CHECKED, _checks))
 SCOPES.add("save_outputs", Scope("--save-outputs", _CHECKED, _checks))

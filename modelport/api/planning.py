@@ -55,7 +55,7 @@ def dry_run(path: str | os.PathLike[str], to: str, options: ConvertOptions | Non
     options = ConvertOptions(to=to, quantize=options.quantize, opset=options.opset,
                              inputs_layout=options.inputs_layout, validate=False,
                              input_shapes=options.input_shapes, batch=options.batch,
-                             outputs=options.outputs)
+                             outputs=options.outputs, input_values=options.input_values)
     src = Path(path)
     through = None
     try:

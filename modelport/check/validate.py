@@ -193,9 +193,32 @@ def validate_models(source: Model, dst: str | os.PathLike[str], options: CheckOp
             profile(report, source, target, (feeds[0][0], feeds[0][1]),
                     options.tolerances_or_default)
     if sampling is not None:
-        _sampled_layers(report, sampling, source if sampling.raised else target, feeds, runs,
-                        options, steps)
+        looked_in, sampled_feeds = (_values_source(source, pairing, feeds, runs.specs_a)
+                                    if sampling.raised else (target, feeds))
+        _sampled_layers(report, sampling, looked_in, sampled_feeds, runs, options, steps)
     return report
+
+
+_BRANCHING = {"If", "Loop", "Scan"}
+
+
+def _values_source(source: Model, pairing: Pairing,
+                   feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], specs: list[Any]
+                   ) -> tuple[Model, list[tuple[list[np.ndarray], list[np.ndarray]]]]:
+    """The ONNX model whose values a raised file's sampled layers are looked for in, and the
+    feeds for it: the source; but where the source computes inside an ``If``/``Loop``/``Scan``
+    (whose values onnxruntime cannot hand out) and the raising started from a model where
+    pinning folded it away (Silero VAD's branch on its sample rate), that model, fed the
+    source's arrays of the inputs it kept."""
+    folded = getattr(pairing.raised, "onnx", None)
+    if folded is None or not isinstance(source, ir.Model) or \
+            not any(node.op_type in _BRANCHING for node in source.graph):
+        return source, feeds
+    index = {spec.name: i for i, spec in enumerate(specs)}
+    names = [v.name for v in folded.graph.inputs if v.name not in folded.graph.initializers]
+    if any(name not in index for name in names):
+        return source, feeds
+    return folded, [([fa[index[name]] for name in names], fb) for fa, fb in feeds]
 
 
 def _check_keras_sizes(model: LayersModel, feed: list[np.ndarray], probes: int,
@@ -444,9 +467,24 @@ def _first_rows(feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], runs: _R
     (a run whose arrays have no batch axis, whole)."""
     if runs.joined and runs.sizes:
         rows = np.cumsum([0, *runs.sizes[:-1]]).astype(int)
-        return [([x[rows] for x in fa], [x[rows] for x in fb]) for fa, fb in feeds]
-    return [([x[:1] if np.ndim(x) else x for x in fa], [x[:1] if np.ndim(x) else x for x in fb])
-            for fa, fb in feeds]
+        total = int(sum(runs.sizes))
+        return [([_rows(x, total, rows) for x in fa], [_rows(x, total, rows) for x in fb])
+                for fa, fb in feeds]
+    out = []
+    for fa, fb in feeds:
+        batch = next((int(np.shape(x)[0]) for x in fa if np.ndim(x)), 1)
+        out.append(([_rows(x, batch, slice(0, 1)) for x in fa],
+                    [_rows(x, batch, slice(0, 1)) for x in fb]))
+    return out
+
+
+def _rows(x: np.ndarray, batch: int, rows: np.ndarray | slice) -> np.ndarray:
+    """``x``'s ``rows`` where its first axis is the batch of ``batch`` rows (of several); else
+    ``x`` whole: a scalar, a run of one row, or a state whose batch is not its first axis
+    (Silero's ``[2, B, 128]``)."""
+    if batch <= 1 or not np.ndim(x) or np.shape(x)[0] != batch:
+        return x
+    return x[rows]
 
 
 def _save_outputs(path: str | os.PathLike[str], names: list[str],

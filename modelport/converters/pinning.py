@@ -197,8 +197,27 @@ def pin_onnx(model, pinned: dict[str, Pinned]):
             v.shape = shape
     _check_sizes(result, pinned)
     fold_constants(result)
+    _settle(result)
     record(result, PINNED_KEY, {name: list(dims) for name, dims in pinned.items()})
     return result
+
+
+def _settle(model, rounds: int = 3) -> None:
+    """Infer and fold again while folding reveals more: an ``If`` on a shape that the first
+    fold made constant (PyTorch's ``if x.dim() == 3: x = x.squeeze(0)``) is inlined only then,
+    and the values after it still carry the symbolic dims inferred before."""
+    from .onnx_normalize import fold_constants, reinfer
+
+    for _ in range(rounds):
+        stale = [v for node in model.graph for v in node.outputs
+                 if v.shape is not None and not all(isinstance(d, int) for d in v.shape)]
+        if not stale:
+            return
+        for v in stale:
+            v.shape = None
+        reinfer(model)
+        if not fold_constants(model):
+            return
 
 
 _WINDOWED = {"Conv", "ConvInteger", "MaxPool", "AveragePool", "LpPool"}

@@ -313,7 +313,7 @@ def _reduce_bool(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(shape, "bool")
 
 
-@OPERATIONS.register("Min", "Max", "Sum")
+@OPERATIONS.register("Min", "Max", "Sum", "Mean")
 def _reduce(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(_reduce_bool(cfg, tensors).shape, tensors[0].dtype)
 

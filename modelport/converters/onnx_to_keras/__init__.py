@@ -120,6 +120,9 @@ class Raised:
     # the layers whose output is an ONNX value (not the inner layers of a composition): what
     # the parity check may look for among the source's values (check.sampled_layers)
     bound: frozenset[str] = frozenset()
+    # the ONNX model the raising started from (pinned, folded), whose values the check may
+    # look the layers up in where the source hides them in an If's branch
+    onnx: ir.Model | None = field(default=None, repr=False, compare=False)
 
 
 def raised_ops() -> list[str]:
@@ -135,6 +138,7 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     ``for_tfjs``: prefer forms tfjs-layers runs (a grouped convolution as one convolution with
     a block-diagonal kernel, global pooling without keepdims) where Keras has a shorter one.
     """
+    given = model
     model, proven = _prepare(model)
     early = _unraisable(model.graph, proven)
     _channels_last(model, set(early))
@@ -157,8 +161,10 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
         raise UnsupportedError(_listing(problems), hint=route_hint(source))
     refs = _output_refs(ctx, outputs, source)
     if ctx.literal_batch:  # it runs one sample only: declared so, not a free batch
-        for layer in inputs:
-            layer.config["batch_shape"] = [1, *layer.config["batch_shape"][1:]]
+        for layer, x in zip(inputs, graph.inputs):
+            first = x.shape[0] if x.shape is not None and len(x.shape) else 1
+            layer.config["batch_shape"] = [first if isinstance(first, int) else 1,
+                                           *layer.config["batch_shape"][1:]]
     input_refs = [TensorRef(layer.name) for layer in inputs]
     result = LayersModel(
         name=sanitize(name or graph.name or "model"), kind="Functional",
@@ -168,7 +174,8 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     permutes = sum(1 for layer in ctx.layers if layer.class_name == "Permute")
     log.info("ONNX -> Keras: %d layers, %d Permutes", len(ctx.layers), permutes)
     bound = frozenset(ref.layer for ref in ctx.tensors.values())
-    return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes, bound)
+    return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes, bound,
+                  onnx=given)
 
 
 def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:

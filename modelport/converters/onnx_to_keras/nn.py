@@ -708,6 +708,9 @@ def reduce_spatial(ctx: Ctx, node: ir.Node) -> None:
     if not pooling and node.op_type == "ReduceMax":
         operations.reduce_max(ctx, node)  # exact as the Keras operation Max
         return
+    if not pooling and node.op_type == "ReduceMean":
+        operations.reduce_mean(ctx, node)  # the Keras operation Mean (.keras files only)
+        return
     if n not in (1, 2, 3):
         raise ctx.refuse(f"a reduction over axes {axes} of a rank-{rank} tensor has no Keras "
                          "layer")

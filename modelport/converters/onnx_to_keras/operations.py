@@ -9,9 +9,10 @@ one of them it is raised so:
 index of ties, a non-batch axis) -> ``Argmax`` / ``Argmin``; ``Equal`` -> ``Equal``; integer
 ``Mod`` with Python's sign rule (``fmod=0``) -> ``Mod``; ``Sqrt`` -> ``Sqrt``; float ``Div``
 that no layer folds (a tensor by a tensor, a number by a tensor) -> ``Divide``; ``Where`` ->
-``Where``; ``ReduceMax`` / ``ReduceSum`` over non-batch axes that global pooling / ``Dot`` do
-not take -> ``Max`` / ``Sum``; constant ``Pad`` that ZeroPadding cannot express (the last axis
-of a rank-3 tensor) -> ``Pad``. The layer rules of Div, ReduceMax, ReduceSum and Pad hand
+``Where``; ``ReduceMax`` / ``ReduceSum`` / ``ReduceMean`` over non-batch axes that global
+pooling / ``Dot`` do not take -> ``Max`` / ``Sum`` / ``Mean``; constant ``Pad`` that
+ZeroPadding cannot express (the last axis of a rank-3 tensor) -> ``Pad``. The layer rules of
+Div, ReduceMax, ReduceSum, ReduceMean and Pad hand
 those cases here. A constant operand of a binary op must be one number (it becomes the call's
 Python scalar). Keras's broadcasting is NumPy's, which is ONNX's multidirectional one.
 Everything else these ops can do is refused by name (``fmod=1`` has no Keras operation;
@@ -148,6 +149,14 @@ def reduce_max(ctx: Ctx, node: ir.Node) -> None:
     if ctx.input(node, 0).dtype == ir.DataType.BOOL:
         raise ctx.refuse("a max of bool values")
     _reduction(ctx, node, "Max", {"initial": None})
+
+
+def reduce_mean(ctx: Ctx, node: ir.Node) -> None:
+    """Float ReduceMean over non-batch axes that no global pooling takes: the Keras operation
+    ``Mean`` (nn.reduce_spatial hands it over)."""
+    if ctx.input(node, 0).dtype not in FLOATS:
+        raise ctx.refuse("a mean of integers (Keras's Mean returns floats)")
+    _reduction(ctx, node, "Mean", {})
 
 
 def reduce_sum(ctx: Ctx, node: ir.Node) -> None:

@@ -57,10 +57,17 @@ def instead(ctx: Ctx, node: ir.Node, refusal: UnsupportedError) -> None:
 
 
 def _one_sample(ctx: Ctx) -> bool:
-    """Whether every input of the model has a static batch of one: the model computes one
-    sample (a static batch of several is a batch, whose axis the layer rules keep)."""
-    shapes = [v.shape for v in ctx.graph.inputs]
-    return bool(shapes) and all(s is not None and len(s) > 0 and s[0] == 1 for s in shapes)
+    """Whether the model computes one sample: every input's shape is static, the first has a
+    batch of one, and no other has a first axis it could be a batch of several on (a state
+    ``[2, 1, H]`` beside an input ``[1, T]`` keeps its batch on axis 1; a static batch of
+    several is a batch, whose axis the layer rules keep)."""
+    shapes = []
+    for v in ctx.graph.inputs:
+        dims = static([d if isinstance(d, int) else None for d in (v.shape or ())])
+        if not dims:
+            return False
+        shapes.append(dims)
+    return bool(shapes) and shapes[0][0] == 1 and all(s[0] == 1 or 1 in s[1:] for s in shapes[1:])
 
 
 def _all_static(node: ir.Node) -> bool:
@@ -163,8 +170,22 @@ def _gather_nd(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(operation(ctx, "Take", {"axis": 0}, [rows, linear]))
 
 
+def _gather(ctx: Ctx, node: ir.Node) -> None:
+    """Gather of a tensor by constant indices along any axis (the batch's among them: a
+    state ``[2, B, H]`` picked apart): ``Take`` by the indices, negatives counted from the
+    end as ONNX counts them."""
+    data, indices = ctx.input(node, 0), ctx.input(node, 1)
+    c = ctx.const(indices)
+    if not ctx.is_tensor(data) or c is None:
+        raise ctx.refuse("only a tensor picked by constant indices is raised")
+    dims = _dims(data)
+    axis = int(attr(node, "axis", 0)) % len(dims)
+    picked = np.mod(np.asarray(c, np.int64), dims[axis]).astype(np.int32)
+    ctx.output(operation(ctx, "Take", {"axis": axis}, [ctx.ref(data), numpy_arg(picked)]))
+
+
 _FORMS: dict[str, Callable[[Ctx, ir.Node], None]] = {
     "Reshape": _reshape, "Squeeze": _reshape, "Unsqueeze": _reshape,
-    "Concat": _concat, "GatherND": _gather_nd,
+    "Concat": _concat, "GatherND": _gather_nd, "Gather": _gather,
     **dict.fromkeys(_BINARY, _binary),
 }

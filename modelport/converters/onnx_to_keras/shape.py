@@ -294,8 +294,10 @@ def gather(ctx: Ctx, node: ir.Node) -> None:
     weights = ctx.const(table)
     if weights is None or not ctx.is_tensor(indices) or int(attr(node, "axis", 0)) != 0 or \
             weights.ndim != 2:
-        raise ctx.refuse("only rows of a constant matrix picked by computed indices "
-                         "(an Embedding) are raised")
+        operations_static.instead(ctx, node, ctx.refuse(
+            "only rows of a constant matrix picked by computed indices (an Embedding) are "
+            "raised"))
+        return
     ctx.output(ctx.layer("Embedding", {"input_dim": int(weights.shape[0]),
                                        "output_dim": int(weights.shape[1]),
                                        "mask_zero": False},

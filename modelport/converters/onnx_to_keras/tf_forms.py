@@ -4,7 +4,8 @@ module: ``reverse`` (``go_backwards``), ``conv1d`` (``Conv1D`` via a 2-D convolu
 padding), ``repeats`` (nearest ``UpSampling2D``), ``index_wrap`` (``Embedding``),
 ``layer_norm_tf`` (``LayerNormalization``), ``loops`` (``GRU`` / ``SimpleRNN`` while loops),
 ``tensordot_rows`` (a Dense's row merge as ``Reshape([1, -1, K]) -> Squeeze``),
-``pad_max_pool`` (a max pool's pads as a ``-inf`` ``Pad``). First,
+``pad_max_pool`` (a max pool's pads as a ``-inf`` ``Pad``), ``one_step`` (a cell run for one
+step on a matrix). First,
 ``reshape_batch`` sizes each ``Reshape`` to ``[batch, ..., -1, ...]`` (Keras's ``Reshape``):
 the others need the shapes after it.
 """
@@ -18,6 +19,7 @@ from .conv1d import rewrite_conv1d
 from .index_wrap import drop_index_wraps
 from .layer_norm_tf import rewrite_batchnorm_layer_norms, rewrite_tf_layer_norms
 from .loops import rewrite_recurrent_loops
+from .one_step import rewrite_one_step_inputs
 from .pad_max_pool import fold_padded_max_pools
 from .repeats import rewrite_repeats
 from .reshape_batch import fix_batch_reshapes
@@ -30,6 +32,7 @@ def rewrite_tf_forms(model: ir.Model) -> int:
     if fix_batch_reshapes(model.graph):
         reinfer(model)
     done = rewrite_full_reversals(model.graph)
+    done += rewrite_one_step_inputs(model.graph)
     done += rewrite_conv1d(model.graph)
     done += rewrite_repeats(model.graph)
     done += rewrite_tensordot_rows(model.graph)

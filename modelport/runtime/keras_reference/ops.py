@@ -148,6 +148,7 @@ def _sqrt(call: Call) -> list[np.ndarray]:
 
 register("Sum")(_reduction(np.sum))
 register("Max")(_reduction(np.max))
+register("Mean")(_reduction(np.mean))
 
 
 @register("Where")
