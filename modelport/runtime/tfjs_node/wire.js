@@ -36,7 +36,12 @@ function fromWire(t) {
 async function toWire(name, y) {
   const data = await y.data();
   if (y.dtype === 'string') return {name, dtype: y.dtype, shape: y.shape, data: Array.from(data)};
-  const typed = y.dtype === 'bool' ? Uint8Array.from(data) : data;
+  // tfjs may hand back a tensor whose data is of another array type than its dtype (a
+  // graph-model's NonMaxSuppression count: dtype float32, data an Int32Array): the bytes sent
+  // are those of the dtype the wire names.
+  const Want = ARRAYS[y.dtype];
+  const typed = y.dtype === 'bool' ? Uint8Array.from(data)
+    : (Want && !(data instanceof Want) ? Want.from(data) : data);
   return {name, dtype: y.dtype, shape: y.shape,
           b64: Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength).toString('base64')};
 }
