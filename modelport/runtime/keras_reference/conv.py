@@ -17,9 +17,11 @@ slicing, contracted with the kernel by ``tensordot`` (BLAS). Keras's definitions
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from ..precision import jittering, rounded_sum
 from ..windows import windows
 from ._base import (
     Call,
@@ -194,9 +196,17 @@ def _geometry(call: Call, n: int) -> tuple[tuple, tuple, str]:
                                                            "dilation_rate"), padding
 
 
-def _finish(call: Call, y: np.ndarray) -> list[np.ndarray]:
-    if call.cfg.get("use_bias", True) and call.w.has("bias"):
+def _finish(call: Call, y: np.ndarray, magnitude: Callable[[], np.ndarray] | None = None
+            ) -> list[np.ndarray]:
+    """Bias and activation; ``magnitude`` (the noise run only) computes the sum of the terms'
+    magnitudes of each output (the same convolution of ``|x|`` by ``|kernel|``), by which a
+    float32 engine's rounding of the long sum is sized (``precision.rounded_sum``)."""
+    bias = call.cfg.get("use_bias", True) and call.w.has("bias")
+    if bias:
         y = y + call.w["bias"].astype(y.dtype)
+    if magnitude is not None and jittering():
+        size = magnitude()
+        y = rounded_sum(y, size + np.abs(call.w["bias"]).astype(y.dtype) if bias else size)
     y = apply_activation(call.cfg, y, call.name)
     return [from_spatial_last(y, call.cfg)]
 
@@ -212,8 +222,10 @@ def _conv_layer(n: int):
         x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
         strides, dilation, padding = _geometry(call, n)
         kernel = call.w["kernel"].astype(x.dtype)
-        y = conv(x, kernel, strides, dilation, padding, int(call.cfg.get("groups", 1) or 1))
-        return _finish(call, y)
+        groups = int(call.cfg.get("groups", 1) or 1)
+        y = conv(x, kernel, strides, dilation, padding, groups)
+        return _finish(call, y, lambda: conv(np.abs(x), np.abs(kernel), strides, dilation,
+                                             padding, groups))
     return fn
 
 
@@ -223,13 +235,15 @@ def _transpose_layer(n: int):
         strides, dilation, padding = _geometry(call, n)
         op = call.cfg.get("output_padding")
         op = None if op is None else ints(op, n, "output_padding")
-        kernel = call.w["kernel"].shape
+        size = call.w["kernel"].shape
         # the output grows with the strides: sized before it is computed
         reserve(call, [x.shape[0], *[(d + 1) * s + (k - 1) * r for d, s, k, r in
-                                     zip(x.shape[1:-1], strides, kernel[:n], dilation)],
-                       kernel[n]])
-        y = conv_transpose(x, call.w["kernel"].astype(x.dtype), strides, dilation, padding, op)
-        return _finish(call, y)
+                                     zip(x.shape[1:-1], strides, size[:n], dilation)],
+                       size[n]])
+        kernel = call.w["kernel"].astype(x.dtype)
+        y = conv_transpose(x, kernel, strides, dilation, padding, op)
+        return _finish(call, y, lambda: conv_transpose(np.abs(x), np.abs(kernel), strides,
+                                                       dilation, padding, op))
     return fn
 
 
@@ -237,8 +251,10 @@ def _depthwise_layer(n: int):
     def fn(call: Call) -> list[np.ndarray]:
         x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
         strides, dilation, padding = _geometry(call, n)
-        y = depthwise(x, call.w["depthwise_kernel"].astype(x.dtype), strides, dilation, padding)
-        return _finish(call, y)
+        kernel = call.w["depthwise_kernel"].astype(x.dtype)
+        y = depthwise(x, kernel, strides, dilation, padding)
+        return _finish(call, y, lambda: depthwise(np.abs(x), np.abs(kernel), strides, dilation,
+                                                  padding))
     return fn
 
 
@@ -246,10 +262,14 @@ def _separable_layer(n: int):
     def fn(call: Call) -> list[np.ndarray]:
         x = to_spatial_last(as_float(call.x, call.cfg), call.cfg)
         strides, dilation, padding = _geometry(call, n)
-        y = depthwise(x, call.w["depthwise_kernel"].astype(x.dtype), strides, dilation, padding)
+        kernel = call.w["depthwise_kernel"].astype(x.dtype)
+        y = depthwise(x, kernel, strides, dilation, padding)
         pointwise = call.w["pointwise_kernel"].astype(x.dtype)  # (1, ..., C*M, F)
-        y = np.tensordot(y, pointwise.reshape(pointwise.shape[-2:]), axes=([-1], [0]))
-        return _finish(call, y)
+        matrix = pointwise.reshape(pointwise.shape[-2:])
+        y = np.tensordot(y, matrix, axes=([-1], [0]))
+        return _finish(call, y, lambda: np.tensordot(
+            depthwise(np.abs(x), np.abs(kernel), strides, dilation, padding), np.abs(matrix),
+            axes=([-1], [0])))
     return fn
 
 
