@@ -248,6 +248,15 @@ def a_shape(shape: list[int | None] | None) -> dict:
     return {"shape": encode_shape(shape)}
 
 
+def const_node(name: str, dtype: str, shape: list[int]) -> TfNode:
+    """A ``Const`` node ``name`` whose value (``dtype``, ``shape``) is the weight of that name,
+    as tensorflowjs_converter writes one."""
+    return TfNode(name, "Const", [], {
+        "dtype": a_type(dtype),
+        "value": {"tensor": {"dtype": a_type(dtype)["type"],
+                             "tensorShape": a_shape(list(shape))["shape"]}}})
+
+
 def a_list(kind: str, values: list) -> dict:
     """A list AttrValue of ``values``, each encoded as ``kind`` (i, f, b, s, type or shape)
     wants."""

@@ -31,9 +31,9 @@ from .tfjs_graph import (
     TfjsGraph,
     TfNode,
     a_int,
-    a_shape,
     a_type,
     attr_type,
+    const_node,
     input_name,
 )
 
@@ -118,10 +118,7 @@ class _Rewriter:
         dtype = {np.dtype(np.int32): "int32", np.dtype(np.float32): "float32",
                  np.dtype(np.bool_): "bool"}[value.dtype]
         self.weights[name] = value
-        self.added.append(TfNode(name, "Const", [], {
-            "dtype": a_type(dtype),
-            "value": {"tensor": {"dtype": a_type(dtype)["type"],
-                                 "tensorShape": a_shape(list(value.shape))["shape"]}}}))
+        self.added.append(const_node(name, dtype, list(value.shape)))
         return name
 
     def op(self, base: str, suffix: str, op: str, inputs: list[str], attrs: dict | None = None

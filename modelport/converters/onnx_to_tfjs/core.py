@@ -20,7 +20,7 @@ import onnx_ir as ir
 
 from ...errors import FormatError, ModelportError, UnsupportedError
 from ...models import TfNode
-from ...models.tfjs_graph import TfFunction, a_int, a_shape, a_type
+from ...models.tfjs_graph import TfFunction, a_int, a_type, const_node
 from ...registry import Registry
 from ..onnx_normalize import const_array, input_of, inputs_of, optional_input
 
@@ -219,10 +219,7 @@ class Ctx:
                            name=name, hint=hint)
         name = name or self.unique(f"{self.scope}/{hint}")
         dtype = tfjs_dtype(array.dtype)
-        self.nodes.append(TfNode(name, "Const", [], {
-            "dtype": a_type(dtype),
-            "value": {"tensor": {"dtype": a_type(dtype)["type"],
-                                 "tensorShape": a_shape(list(array.shape))["shape"]}}}))
+        self.nodes.append(const_node(name, dtype, list(array.shape)))
         # (not np.ascontiguousarray: it turns a 0-d array into a 1-d one)
         self.weights[name] = array if array.flags.c_contiguous else array.copy(order="C")
         return name
