@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from modelport.errors import FormatError, UnsupportedError
+from modelport.errors import EngineRunError, FormatError, UnsupportedError
 from modelport.formats import tfjs_graph
 from modelport.models import TensorInfo, TfjsGraph, TfNode
 from modelport.models.tfjs_graph import a_float, a_int, a_list, a_str, a_type
@@ -355,7 +355,7 @@ def test_out_of_range_gather_is_an_error_like_tf():
     axis, axis_arr = _const("axis", np.array(0, np.int32))
     nodes = [_placeholder("i", "int32"), p, axis, TfNode("g", "GatherV2", ["p", "i", "axis"])]
     graph = _graph(nodes, {"p": p_arr, "axis": axis_arr}, ["i"], ["g:0"])
-    with pytest.raises(FormatError, match=r"GatherV2 node 'g'.*outside \[0, 3\)"):
+    with pytest.raises(EngineRunError, match=r"GatherV2 node 'g'.*outside \[0, 3\)"):
         run(graph, [np.array([0, 3], np.int32)])
 
 
@@ -368,9 +368,9 @@ def _indexed(op: str, x_dtype: str = "float32") -> TfjsGraph:
 def test_out_of_range_tensor_scatter_update_is_an_error_like_tf():
     graph = _indexed("TensorScatterUpdate")
     x, u = np.zeros((4, 3), np.float32), np.ones((2, 3), np.float32)
-    with pytest.raises(FormatError, match=r"TensorScatterUpdate node 's'.*out of range"):
+    with pytest.raises(EngineRunError, match=r"TensorScatterUpdate node 's'.*out of range"):
         run(graph, [x, np.array([[1], [4]], np.int32), u])
-    with pytest.raises(FormatError, match=r"TensorScatterUpdate node 's'.*out of range"):
+    with pytest.raises(EngineRunError, match=r"TensorScatterUpdate node 's'.*out of range"):
         run(graph, [x, np.array([[1], [-1]], np.int32), u])
     with pytest.raises(FormatError, match=r"updates of shape \[2, 2\], expected \[2, 3\]"):
         run(graph, [x, np.array([[1], [2]], np.int32), np.ones((2, 2), np.float32)])

@@ -33,7 +33,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import EngineRunError
 from ._base import Op, register
+
+
+def _out_of_range(op: Op, what: str) -> EngineRunError:
+    """Indices out of range are a fact about the inputs, not the file: a model that computes
+    its indices (a crop, a spatial transformer's sampling grid) from its inputs leaves the
+    range on made-up inputs, and TF and tfjs throw on them as this does. An engine that
+    cannot run these inputs (exit 4, the check may try others), not a malformed file (3)."""
+    return EngineRunError(
+        f"{op.type} node {op.name!r}: {what} on these inputs (the model computes them from its "
+        "inputs; TF and tfjs refuse them too)",
+        hint="check with inputs the model takes: --inputs FILE.npz (or --no-validate to "
+             "write the result unchecked)")
 
 
 def _axis(op: Op, axis: int, rank: int) -> int:
@@ -228,7 +241,7 @@ def _tensor_scatter_update(op: Op) -> np.ndarray:
     coords = indices.reshape(-1, k)
     bounds = np.asarray(x.shape[:k])
     if coords.size and ((coords < 0).any() or (coords >= bounds).any()):
-        raise op.invalid(f"indices out of range for shape {list(x.shape)}")
+        raise _out_of_range(op, f"indices out of range for shape {list(x.shape)}")
     y = np.array(x, copy=True)
     rows = updates.reshape((coords.shape[0],) + x.shape[k:])
     for index, row in zip(coords, rows):  # in order: a repeated index keeps the last update
@@ -247,7 +260,7 @@ def _sparse_to_dense(op: Op) -> np.ndarray:
     if coords.shape[1] != len(shape):
         raise op.invalid(f"indices of depth {coords.shape[1]} for a shape of rank {len(shape)}")
     if coords.size and ((coords < 0).any() or (coords >= np.asarray(shape)).any()):
-        raise op.invalid(f"indices out of range for shape {shape}")
+        raise _out_of_range(op, f"indices out of range for shape {shape}")
     y = np.full(shape, default, dtype=values.dtype)
     y[tuple(coords.T)] = np.broadcast_to(values, (coords.shape[0],))
     return y
@@ -266,7 +279,7 @@ def _gather(op: Op) -> np.ndarray:
                          f"{indices.ndim}")
     n = params.shape[axis]
     if indices.size and (indices.min() < 0 or indices.max() >= n):
-        raise op.invalid(f"indices outside [0, {n})")
+        raise _out_of_range(op, f"indices outside [0, {n})")
     if batch == 0:
         return np.take(params, indices, axis=axis)
     if params.shape[:batch] != indices.shape[:batch]:
@@ -292,7 +305,7 @@ def _gather_nd(op: Op) -> np.ndarray:
         raise op.invalid(f"index depth {k} for params of rank {params.ndim}")
     bounds = np.asarray(params.shape[:k])
     if indices.size and ((indices < 0).any() or (indices >= bounds).any()):
-        raise op.invalid("indices out of range")
+        raise _out_of_range(op, f"indices out of range for shape {list(params.shape)}")
     return params[tuple(np.moveaxis(indices, -1, 0))]
 
 
