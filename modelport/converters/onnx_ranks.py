@@ -127,6 +127,33 @@ def _forward(node: ir.Node) -> int:
         return found
     if op == "Size":
         return _set(outs[0], 0)
+    if op in ("Reshape", "ConstantOfShape"):
+        # the output has one dimension per entry of the shape tensor, whose length is static
+        # even where its values are computed at run time (Paddle's exports build Reshape's
+        # shape from Shape slices and leave ONNX inference with no shape after it)
+        shape = ins[-1] if op == "Reshape" and len(ins) > 1 else ins[0] if ins else None
+        return _set(outs[0], _static_length(shape))
+    if op == "Slice" and first == 1:
+        return _slice_length(node)
+    if op == "Concat" and first == 1:
+        return _concat_length(node)
+    if op in ("Concat", "Transpose", "Slice", "Tile", "Pad"):
+        return _set(outs[0], first)
+    if op == "Split":
+        return sum(_set(out, first) for out in outs)
+    if op == "MatMul" and len(ins) == 2:
+        other = rank(ins[1])
+        # batched products broadcast their leading axes; a 1-D operand loses its axis
+        if first is None or other is None or min(first, other) < 1:
+            return 0
+        if min(first, other) >= 2:
+            return _set(outs[0], max(first, other))
+        return _set(outs[0], max(first, other) - 1)
+    if op == "Gather" and len(ins) == 2:
+        idx = rank(ins[1])
+        return 0 if first is None or idx is None else _set(outs[0], first + idx - 1)
+    if op == "Flatten":
+        return _set(outs[0], 2)
     if op == "Unsqueeze":
         n = _axes_count(node)
         return 0 if first is None or n is None else _set(outs[0], first + n)
@@ -148,6 +175,57 @@ def _forward(node: ir.Node) -> int:
                 found += _set(out, agreed.pop())
         return found
     return 0
+
+
+def _static_length(v: ir.Value | None) -> int | None:
+    """The length of a 1-D value whose one dimension is static; None otherwise."""
+    if v is None or v.shape is None or len(v.shape) != 1:
+        return None
+    d = v.shape[0]
+    return d if isinstance(d, int) else None
+
+
+def _sized(out: ir.Value, length: int | None) -> int:
+    """Give a 1-D ``out`` of unknown (or unknown-length) shape the static ``length``."""
+    if length is None:
+        return _set(out, 1)
+    if out.shape is None or (len(out.shape) == 1 and not isinstance(out.shape[0], int)):
+        out.shape = ir.Shape([length])
+        return 1
+    return 0
+
+
+def _constant(v: ir.Value | None) -> np.ndarray | None:
+    """``v``'s value where it is an initializer or a ``Constant`` node's output."""
+    if v is None:
+        return None
+    tensor = ir.convenience.get_const_tensor(v)
+    return None if tensor is None else tensor.numpy()
+
+
+def _slice_length(node: ir.Node) -> int:
+    """A slice of a 1-D vector of static length by constant bounds (a shape tensor cut from
+    ``Shape``'s output) has a static length: Reshape and Expand need it to know their rank."""
+    ins = node.inputs
+    n = _static_length(ins[0])
+    bounds = [_constant(ins[k]) if len(ins) > k else None for k in range(1, 5)]
+    starts, ends, axes, steps = bounds
+    if n is None or starts is None or ends is None or np.size(starts) != 1 or \
+            np.size(ends) != 1 or (len(ins) > 3 and ins[3] is not None and axes is None) or \
+            (len(ins) > 4 and ins[4] is not None and steps is None) or \
+            (axes is not None and int(np.ravel(axes)[0]) not in (0, -1)):
+        return _sized(node.outputs[0], None)
+    step = 1 if steps is None else int(np.ravel(steps)[0])
+    # ONNX clamps the bounds into range the way Python's slicing does
+    cut = range(n)[int(np.ravel(starts)[0]):int(np.ravel(ends)[0]):step]
+    return _sized(node.outputs[0], len(cut))
+
+
+def _concat_length(node: ir.Node) -> int:
+    """Concatenated 1-D vectors of static lengths: the sum of the lengths."""
+    lengths = [_static_length(v) for v in node.inputs]
+    known = [n for n in lengths if n is not None]
+    return _sized(node.outputs[0], sum(known) if len(known) == len(lengths) else None)
 
 
 class _Backward:
