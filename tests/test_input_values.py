@@ -196,3 +196,68 @@ def test_a_keras_source_refuses_input_value(tmp_path):
     code, out = _cli("convert", tmp_path / "k.keras", tmp_path / "k.onnx", "--input-value",
                      "x=1")
     assert code == UsageError.exit_code and "--input-value" in out, out
+
+
+def stacked(t: int = 3) -> onnx.ModelProto:
+    """Silero v4's decoder in small, as PyTorch exports a two-layer nn.LSTM over conv
+    features: features [1, C, T] permuted (2, 0, 1) into the first layer, each layer's initial
+    states a Slice of h / c [2, 1, H], the final states stacked again by Concat on axis 0; and a
+    reflection of the features' first cells (a Slice with step -1) added to them."""
+    rng = np.random.default_rng(5)
+    c = F
+    inits = [("ax0", np.asarray([0], np.int64)), ("ax1", np.asarray([1], np.int64)),
+             ("one", np.asarray([1], np.int64)), ("two", np.asarray([2], np.int64)),
+             ("zero", np.asarray([0], np.int64)), ("rev_s", np.asarray([t - 1], np.int64)),
+             ("rev_e", np.asarray([-(2 ** 63)], np.int64)), ("ax2", np.asarray([2], np.int64)),
+             ("minus1", np.asarray([-1], np.int64))]
+    for k, width in ((1, c), (2, H)):
+        inits += [(f"W{k}", (rng.standard_normal((1, 4 * H, width)) * 0.4).astype(np.float32)),
+                  (f"R{k}", (rng.standard_normal((1, 4 * H, H)) * 0.4).astype(np.float32)),
+                  (f"B{k}", (rng.standard_normal((1, 8 * H)) * 0.1).astype(np.float32))]
+    n = helper.make_node
+    nodes = [
+        n("Slice", ["f", "rev_s", "rev_e", "ax2", "minus1"], ["flipped"]),
+        n("Add", ["f", "flipped"], ["g"]),
+        n("Transpose", ["g"], ["X1"], perm=[2, 0, 1]),
+        *(n("Slice", [s, lo, hi, "ax0"], [f"{s}{k}"])
+          for s in ("h", "c") for k, (lo, hi) in enumerate((("zero", "one"), ("one", "two")))),
+        n("LSTM", ["X1", "W1", "R1", "B1", "", "h0", "c0"], ["Y1", "h1n", "c1n"], hidden_size=H),
+        n("Squeeze", ["Y1", "ax1"], ["X2"]),
+        n("LSTM", ["X2", "W2", "R2", "B2", "", "h1", "c1"], ["Y2", "h2n", "c2n"], hidden_size=H),
+        n("Concat", ["h1n", "h2n"], ["hn"], axis=0),
+        n("Concat", ["c1n", "c2n"], ["cn"], axis=0),
+        n("Squeeze", ["Y2", "ax1"], ["last"]),
+        n("Transpose", ["last"], ["rows"], perm=[1, 0, 2]),
+        n("Relu", ["rows"], ["prob"]),
+    ]
+    return model(nodes, [value("f", TensorProto.FLOAT, [1, c, t]),
+                         value("h", TensorProto.FLOAT, [2, 1, H]),
+                         value("c", TensorProto.FLOAT, [2, 1, H])],
+                 [value("prob", TensorProto.FLOAT, [1, t, H]),
+                  value("hn", TensorProto.FLOAT, [2, 1, H]),
+                  value("cn", TensorProto.FLOAT, [2, 1, H])], inits, opset=18)
+
+
+def test_stacked_lstm_states_as_pytorch_exports_them(tmp_path, keras3):
+    """The permuted input, the sliced and restacked states and the reversed slice raise (a
+    model of one sample: the slices on axis 0 and the reversal are operations on its literal
+    shapes), and real Keras 3 gives onnxruntime's numbers."""
+    proto = stacked()
+    src = tmp_path / "stacked.onnx"
+    onnx.save(proto, src)
+    dst = tmp_path / "stacked.keras"
+    report = modelport.convert(src, dst)
+    assert report.parity is not None and report.parity.passed, report.parity
+    classes = [layer.class_name for layer in modelport.load(dst).layers]
+    assert classes.count("LSTM") == 2 and "Take" in classes, classes
+    loaded = keras3.models.load_model(dst, compile=False)
+    rng = np.random.default_rng(9)
+    feed = {"f": rng.standard_normal((1, F, 3)).astype(np.float32),
+            "h": rng.standard_normal((2, 1, H)).astype(np.float32),
+            "c": rng.standard_normal((2, 1, H)).astype(np.float32)}
+    want = _ort(proto, feed)
+    perm = report.keras.input_perms[0] if report.keras else None
+    f = feed["f"].transpose(perm) if perm else feed["f"]
+    got = loaded([f, feed["h"], feed["c"]])
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-6)

@@ -105,7 +105,7 @@ def _step(graph: ir.Graph, node: ir.Node) -> bool:
     if producer is not None and producer.op_type == "Reshape" and _fold_into_reshape(
             graph, node, producer, perm):
         return True
-    if producer is not None and producer.op_type == "Transpose":
+    if producer is not None and producer.op_type == "Transpose" and not _recurrent_swap(node):
         inner = _perm(producer)
         if len(inner) != len(perm):
             raise FormatError(f"Transpose node {_label(node)}: perm {perm} does not fit the "
@@ -126,6 +126,15 @@ def _step(graph: ir.Graph, node: ir.Node) -> bool:
                 graph.remove(node, safe=True)
             return True
     return False
+
+
+def _recurrent_swap(node: ir.Node) -> bool:
+    """Whether ``node`` swaps time and batch of a rank-3 tensor that only recurrent ops read
+    as X: it stays a Transpose of its own (composed into the Transpose before it, the raising
+    would no longer see a time-major view of a batch-first tensor)."""
+    uses = list(node.outputs[0].uses())
+    return _perm(node) == [1, 0, 2] and bool(uses) and all(
+        u.node.op_type in ("LSTM", "GRU", "RNN") and u.idx == 0 for u in uses)
 
 
 def _fold_into_reshape(graph: ir.Graph, node: ir.Node, reshape: ir.Node, perm: list[int]) -> bool:

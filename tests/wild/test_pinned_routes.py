@@ -4,7 +4,8 @@ flags that make them convert: run with those flags, the written file in its real
 Silero VAD (silero-vad 5.1.2) switches on a scalar sample rate and leaves its chunk length and
 batch free; ``.keras`` refuses it naming ``--input-value sr=16000`` and ``--input-shape``. With
 them (the 512-sample chunk Silero's own wrapper feeds at 16 kHz, 256 at 8 kHz) it converts, and
-real Keras 3 streams it, its state carried from call to call, as onnxruntime does.
+real Keras 3 streams it, its state carried from call to call, as onnxruntime does. Silero v4
+(@ricky0123/vad-web's legacy file) carries h and c of two stacked LSTM layers instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ CASES = [
     ("silero-vad", 16000, ["sr=16000"], {"input": (1, 512), "state": (2, 1, 128)}),
     ("silero-vad", 8000, ["sr=8000"], {"input": (1, 256), "state": (2, 1, 128)}),
     ("silero-vad-half", 16000, [], {"input": (1, 512), "state": (2, 1, 128)}),
+    # Silero v4 (vad-web's legacy file): h and c of its two stacked LSTM layers
+    ("vad-web-silero-legacy", 16000, ["sr=16000"],
+     {"input": (1, 512), "h": (2, 1, 64), "c": (2, 1, 64)}),
 ]
 
 
@@ -49,15 +53,17 @@ def test_silero_streams_in_keras3(mid, rate, values, shapes, tmp_path, keras3):
     session = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     feeds = {i.name for i in session.get_inputs()}
     rng = np.random.default_rng(3)
-    state = np.zeros(shapes["state"], np.float32)
-    kept = state.copy()
+    names = [n for n in shapes if n != "input"]  # the states, carried from call to call
+    states = [np.zeros(shapes[n], np.float32) for n in names]
+    kept = [x.copy() for x in states]
     for _ in range(6):
         chunk = (rng.standard_normal(shapes["input"]) * 0.2).astype(np.float32)
-        feed = {"input": chunk, "state": state}
+        feed = {"input": chunk, **dict(zip(names, states))}
         if "sr" in feeds:
             feed["sr"] = np.asarray(rate, np.int64)
-        prob, state = session.run(None, feed)
-        got = loaded([chunk, kept])
-        kept = np.asarray(got[1])
+        prob, *states = session.run(None, feed)
+        got = loaded([chunk, *kept])
+        kept = [np.asarray(g) for g in got[1:]]
         np.testing.assert_allclose(np.asarray(got[0]), prob, rtol=1e-4, atol=1e-6)
-        np.testing.assert_allclose(kept, state, rtol=1e-4, atol=1e-5)
+        for k, want in zip(kept, states):
+            np.testing.assert_allclose(k, want, rtol=1e-4, atol=1e-5)

@@ -184,8 +184,38 @@ def _gather(ctx: Ctx, node: ir.Node) -> None:
     ctx.output(operation(ctx, "Take", {"axis": axis}, [ctx.ref(data), numpy_arg(picked)]))
 
 
+def _slice(ctx: Ctx, node: ir.Node) -> None:
+    """Slice by constant starts/ends/axes/steps, negative steps and the batch axis included:
+    ``Take`` of the kept indices along each cut axis (ONNX clamps as Python's slices do)."""
+    x = ctx.input(node, 0)
+    dims = _dims(x)
+    parts = [node.inputs[i] if len(node.inputs) > i else None for i in range(1, 5)]
+    consts = [ctx.const(v) if v is not None else None for v in parts]
+    if consts[0] is None or consts[1] is None or any(
+            v is not None and c is None for v, c in zip(parts[2:], consts[2:])):
+        raise ctx.refuse("its starts/ends/axes/steps are computed at run time")
+    starts, ends = consts[0].reshape(-1), consts[1].reshape(-1)
+    axes = consts[2].reshape(-1) if consts[2] is not None else np.arange(len(starts))
+    steps = consts[3].reshape(-1) if consts[3] is not None else np.ones(len(starts), np.int64)
+    y: TensorRef = ctx.ref(x)
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = int(axis) % len(dims)
+        if int(step) == 0:
+            raise ctx.malformed(f"a step of 0 along axis {axis}")
+        clamp = np.iinfo(np.int64)
+        kept = np.arange(*slice(int(np.clip(start, clamp.min + 1, clamp.max)),
+                                int(np.clip(end, clamp.min + 1, clamp.max)),
+                                int(step)).indices(dims[axis]))
+        if kept.size == 0:
+            raise ctx.refuse(f"the slice of axis {axis} is empty")
+        if kept.size == dims[axis] and np.array_equal(kept, np.arange(dims[axis])):
+            continue
+        y = operation(ctx, "Take", {"axis": axis}, [y, numpy_arg(kept.astype(np.int32))])
+    ctx.output(y)
+
+
 _FORMS: dict[str, Callable[[Ctx, ir.Node], None]] = {
     "Reshape": _reshape, "Squeeze": _reshape, "Unsqueeze": _reshape,
-    "Concat": _concat, "GatherND": _gather_nd, "Gather": _gather,
+    "Concat": _concat, "GatherND": _gather_nd, "Gather": _gather, "Slice": _slice,
     **dict.fromkeys(_BINARY, _binary),
 }

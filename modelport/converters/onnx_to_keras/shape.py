@@ -247,7 +247,15 @@ def mirror_pad(ctx: Ctx, ref: TensorRef, dims: list[int | None], pairs: list[tup
 @rule("Slice")
 def slice_(ctx: Ctx, node: ir.Node) -> None:
     """Constant slices of the non-batch axes: a Cropping layer (``strided_slice.crop``), then,
-    for steps > 1, a pooling of pool size 1 (``strided_slice.strided``)."""
+    for steps > 1, a pooling of pool size 1 (``strided_slice.strided``); else (a reversal, the
+    batch axis of a model of one sample) operations on the static shapes."""
+    try:
+        _slice(ctx, node)
+    except UnsupportedError as refusal:
+        operations_static.instead(ctx, node, refusal)
+
+
+def _slice(ctx: Ctx, node: ir.Node) -> None:
     x = ctx.input(node, 0)
     shape = ctx.shape(x)
     cuts = slice_cuts(ctx, node, shape)

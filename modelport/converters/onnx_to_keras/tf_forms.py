@@ -19,7 +19,12 @@ from .conv1d import rewrite_conv1d
 from .index_wrap import drop_index_wraps
 from .layer_norm_tf import rewrite_batchnorm_layer_norms, rewrite_tf_layer_norms
 from .loops import rewrite_recurrent_loops
-from .one_step import rewrite_one_step_inputs
+from .one_step import (
+    rewrite_one_step_inputs,
+    rewrite_permuted_inputs,
+    rewrite_stacked_states,
+    rewrite_state_slices,
+)
 from .pad_max_pool import fold_padded_max_pools
 from .repeats import rewrite_repeats
 from .reshape_batch import fix_batch_reshapes
@@ -33,6 +38,9 @@ def rewrite_tf_forms(model: ir.Model) -> int:
         reinfer(model)
     done = rewrite_full_reversals(model.graph)
     done += rewrite_one_step_inputs(model.graph)
+    done += rewrite_permuted_inputs(model.graph)
+    done += rewrite_state_slices(model.graph)
+    done += rewrite_stacked_states(model.graph)
     done += rewrite_conv1d(model.graph)
     done += rewrite_repeats(model.graph)
     done += rewrite_tensordot_rows(model.graph)
