@@ -36,11 +36,21 @@ def candidates(model: object) -> list[int]:
     stride, window = _strides_and_windows(model)
     stride = max(1, min(stride, MAX_STRIDE))
     out: list[int] = [s for s in _metadata_sizes(model) if s > 0]
+    rounded = []
     for rung in LADDER:
         size = math.ceil(max(rung, window) / stride) * stride
+        rounded.append(size)
         if size not in out:
             out.append(size)
-    return out[:TRIES]
+    # The strides multiply over the whole network, yet a network that halves one axis only
+    # (a text recogniser's height: PaddleOCR's [2, 1] strides) runs at less than their product
+    # and may fail above it (PP-OCRv3's recogniser takes heights up to 48, not 64): the largest
+    # rung below the rounded ones that every window fits is the last try.
+    below = [r for r in LADDER if window <= r < min(rounded) and r not in out]
+    out = out[:TRIES]
+    if below and len(out) < TRIES:
+        out.append(below[-1])
+    return out
 
 
 def _strides_and_windows(model: object) -> tuple[int, int]:
