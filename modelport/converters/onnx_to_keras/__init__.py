@@ -95,7 +95,7 @@ def route_hint(source: str | None) -> str:
                 f"instead: modelport convert {source} out_dir --to tfjs-graph")
     return ("nothing was written; ops without a Keras layer run where the model is kept as a "
             f"graph of ops: {source} is a TF.js graph-model already (tfjs runs it as it is), "
-            f"or convert it to ONNX: modelport convert {source} model.onnx")
+            f"or convert it to ONNX: modelport convert {source} model.onnx --to onnx")
 # Ops whose rules read only their first inputs as values; the rest (target shapes, sizes)
 # they take from ONNX's inferred output shape, so what computes those at run time (Shape of
 # the batch, ...) is not raised.
