@@ -325,8 +325,8 @@ def _keras_cases() -> list[KerasCase]:
               [In((5, 3), name="x")], _reduce_ops,
               why="keras.ops the ONNX raising writes (Log, ReduceMin, ArgMax/ArgMin), with and "
                   "without keepdims, on several axes; argmax/argmin give int32 in Keras"))
-    add(graph("raised-ops-in-graph", ["Sqrt", "Sum", "Max", "Mean", "Where", "Pad", "Equal",
-                                      "Maximum", "Multiply", "Add"],
+    add(graph("raised-ops-in-graph", ["Sqrt", "Sum", "Max", "Mean", "Reciprocal", "Where", "Pad",
+                                      "Equal", "Maximum", "Multiply", "Add"],
               [In((5, 3), name="x")], _raised_ops,
               why="keras.ops the ONNX raising writes (Sqrt, ReduceSum/ReduceMax/ReduceMean over any "
                   "non-batch axes, Where with a Python scalar branch, Pad of the last axis with "
@@ -649,7 +649,8 @@ def _raised_ops(k, x):
     root = k.ops.sqrt(x * x + 0.25)
     sums = [k.ops.sum(x, axis=[1, 2]), k.ops.sum(x, axis=-1, keepdims=True)]
     tops = [k.ops.max(x, axis=[1, 2], keepdims=True), k.ops.max(x, axis=1)]
-    means = [k.ops.mean(x, axis=[1, 2]), k.ops.mean(x, axis=-1, keepdims=True)]
+    means = [k.ops.mean(x, axis=[1, 2]), k.ops.mean(x, axis=-1, keepdims=True),
+             k.ops.reciprocal(x * x + 0.5)]
     d = k.ops.maximum(x, 0.0)
     chosen = k.ops.where(k.ops.equal(d, 0.0), 0.0, x * 2.0)
     pads = [k.ops.pad(x, [[0, 0], [0, 0], [2, 1]]),

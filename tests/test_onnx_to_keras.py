@@ -415,13 +415,15 @@ def _layer_norm_cases():
 
 
 def test_layer_norm_pattern_keeps_a_value_read_elsewhere():
-    """The variance is also a graph output: fusing would lose it, so nothing is fused (the
-    Reciprocal, which the fused layer takes in, is left and refused; Sqrt alone now raises)."""
+    """The variance is also a graph output: fusing would lose it, so nothing is fused; the
+    nodes raise one by one (Sqrt and Reciprocal as Keras operations) and still compute the
+    same."""
     nodes = _layer_norm_nodes("keras", [2])
-    message = _refusal(nodes, {"x": [2, 3, 6]},
-                       {"eps": np.asarray(1e-3, np.float32), "gamma": _w(6), "beta": _w(6)},
-                       outputs=["y", "var"])
-    assert "Reciprocal node" in message
+    case = OpCase("layer-norm-kept", [], nodes, {"x": [2, 3, 6]}, ["y", "var"],
+                  {"eps": np.asarray(1e-3, np.float32), "gamma": _w(6), "beta": _w(6)})
+    raised = raise_and_compare(build(case), feeds(case))
+    classes = {layer.class_name for layer in raised.model.layers}
+    assert "LayerNormalization" not in classes and "Reciprocal" in classes, classes
 
 
 def _pattern_cases():
@@ -430,6 +432,9 @@ def _pattern_cases():
         OpCase("Exp", ["Exp"], [N("Exp", ["x"], ["y"])], {"x": [2, 5]}, ["y"]),
         OpCase("LogSoftmax", ["LogSoftmax"], [N("LogSoftmax", ["x"], ["y"], axis=-1)],
                {"x": [2, 3, 5]}, ["y"]),
+        OpCase("Expand-same-shape", ["Expand"],
+               [N("Expand", ["x", "s"], ["e"]), N("Relu", ["e"], ["y"])],
+               {"x": [2, 3, 1]}, ["y"], {"s": np.asarray([2, 3, 1], np.int64)}),
         OpCase("Tile-RepeatVector", ["Tile", "Unsqueeze"],
                [N("Unsqueeze", ["x", "a"], ["u"]), N("Tile", ["u", "r"], ["y"])],
                {"x": [2, 4]}, ["y"],
@@ -500,6 +505,14 @@ def _operation_cases():
                {"x": [2, 3, 7]}, ["y"], output_dtype=i64),
         OpCase("Equal-scalar", ["Equal"], [N("Equal", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
                {"c": np.asarray(1, np.int32)}, input_dtype=i32, output_dtype=TensorProto.BOOL),
+        OpCase("Equal-one-hot", ["Equal", "Cast"],
+               [N("Equal", ["x", "c"], ["e"]), N("Cast", ["e"], ["y"], to=TensorProto.FLOAT)],
+               {"x": [2, 6, 1]}, ["y"], {"c": np.arange(5, dtype=np.int32).reshape(1, 1, 5)},
+               input_dtype=i32, low=-1, high=6),
+        OpCase("Reciprocal-op", ["Reciprocal"], [N("Reciprocal", ["x"], ["y"])], {"x": [2, 6]},
+               ["y"], low=0.5, high=3.0),
+        OpCase("Max-minus-inf", ["Max"], [N("Max", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
+               {"c": np.asarray(-np.inf, np.float32)}),
         OpCase("Equal-tensors", ["Equal"], [N("Equal", ["x", "z"], ["y"])],
                {"x": [2, 6], "z": [2, 6]}, ["y"], input_dtype=i32,
                output_dtype=TensorProto.BOOL),

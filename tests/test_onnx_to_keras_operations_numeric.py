@@ -7,6 +7,7 @@ against onnxruntime; and the refusals of what has no Keras operation."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -147,12 +148,6 @@ REFUSED = {
     "topk_smallest": (_topk(largest=0), "largest=0"),
     "topk_unsorted": (_topk(sorted=0), "sorted=0"),
     "topk_inner_axis": (_topk(axis=1), "last axis"),
-    "topk_computed_k": (_model([helper.make_node("Shape", ["x"], ["s"]),
-                                helper.make_node("Slice", ["s", "a", "b"], ["k"]),
-                                helper.make_node("TopK", ["x", "k"], ["v", "i"])],
-                               [_in("x", F, ["N", 6])], [_in("v", F, ["N", "k"]), _in("i", I64, ["N", "k"])],
-                               [("a", np.array([0], np.int64)), ("b", np.array([1], np.int64))],
-                               opset=11), "computed at run time"),
     "gather_nd_batch": (_model([helper.make_node("GatherND", ["x", "i"], ["y"])],
                                [_in("x", F, ["N", 4, 3])], [_in("y", F, [2, 3])],
                                [("i", np.array([[0, 1], [0, 2]], np.int64))]), "batch_dims=0"),
@@ -163,6 +158,28 @@ REFUSED = {
                               [_in("x", F, ["N", 5])], [_in("y", TensorProto.DOUBLE, ["N", 5])]),
                        "DOUBLE"),
 }
+
+
+# with the batch free this is refused; k is computed from the batch size (Shape -> Slice), so
+# the conversion raises it again at a batch of one, where k is 1
+AT_ONE_SAMPLE = {
+    "topk_computed_k": _model([helper.make_node("Shape", ["x"], ["s"]),
+                               helper.make_node("Slice", ["s", "a", "b"], ["k"]),
+                               helper.make_node("TopK", ["x", "k"], ["v", "i"])],
+                              [_in("x", F, ["N", 6])],
+                              [_in("v", F, ["N", "k"]), _in("i", I64, ["N", "k"])],
+                              [("a", np.array([0], np.int64)), ("b", np.array([1], np.int64))],
+                              opset=11),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AT_ONE_SAMPLE))
+def test_free_batch_raises_at_one_sample(case, tmp_path):
+    src = tmp_path / f"{case}.onnx"
+    onnx.save(AT_ONE_SAMPLE[case], src)
+    report = modelport.convert(src, tmp_path / "one.keras")
+    assert report.parity is not None and report.parity.passed
+    assert any("pinned to 1" in note for note in report.notes), report.notes
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))

@@ -341,3 +341,44 @@ def test_recorded_shapes_pin_only_image_inputs():
     assert _pinned(["b", 3, 64, 64], (64, 64), 1) is None  # nothing free but the batch
     assert _pinned(["b", "t"], (64, 64), 1) is None
     assert _pinned(["b", "c", "h", "w"], (64, 64), 1) is None
+
+
+def test_a_model_computing_its_shapes_from_the_batch_raises_at_batch_one(tmp_path):
+    """A model whose shape arithmetic on its free batch leaves a Keras target nothing to raise
+    (here rows regrouped across the batch, [B, 6] -> [2B, 3] -> [B, 6], as jax2tf's exports
+    compute every shape from the batch: magika 1.0.3's standard_v3_3) was refused; raised again
+    at a batch of 1 it converts, as operations on the literal shapes, the Keras model declared
+    for one sample, and the report says so. --batch 2 is the user's choice and gets no retry."""
+    n = helper.make_node
+    inits = [onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in {
+        "zero": np.asarray(0, np.int64), "ax": np.asarray([0], np.int64),
+        "two": np.asarray(2, np.int64), "three": np.asarray([3], np.int64),
+        "six": np.asarray([6], np.int64)}.items()]
+    nodes = [n("Shape", ["x"], ["s"]), n("Gather", ["s", "zero"], ["b"], axis=0),
+             n("Mul", ["b", "two"], ["b2"]), n("Unsqueeze", ["b2", "ax"], ["b2v"]),
+             n("Concat", ["b2v", "three"], ["t1"], axis=0), n("Reshape", ["x", "t1"], ["r"]),
+             n("Relu", ["r"], ["z"]), n("Unsqueeze", ["b", "ax"], ["bv"]),
+             n("Concat", ["bv", "six"], ["t2"], axis=0), n("Reshape", ["z", "t2"], ["y"])]
+    graph = helper.make_graph(nodes, "regroup", [helper.make_tensor_value_info(
+        "x", onnx.TensorProto.FLOAT, ["B", 6])], [helper.make_tensor_value_info(
+            "y", onnx.TensorProto.FLOAT, ["B", 6])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              ir_version=8)
+    src = tmp_path / "regroup.onnx"
+    onnx.save(proto, str(src))
+
+    code, out = _cli("convert", src, tmp_path / "j.keras", "--json", "-q")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["parity"]["passed"] and any("pinned to 1" in s for s in report["notes"])
+    import keras
+
+    loaded = keras.saving.load_model(str(tmp_path / "j.keras"), compile=False)
+    assert tuple(loaded.inputs[0].shape) == (1, 6)
+    x = np.random.default_rng(4).standard_normal((1, 6)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), _ort(src, x)[0], rtol=1e-6)
+
+    code, out = _cli("inspect", src, "--json")
+    assert code == 0 and json.loads(out)["targets"]["keras"]["ok"], out
+    code, out = _cli("convert", src, tmp_path / "j2.keras", "-q", "--batch", "2")
+    assert code == UnsupportedError.exit_code, out

@@ -345,31 +345,93 @@ def plan(route: Route, source: Model, job: _Job, release: bool = False
     target's writer gets, the raised Keras model where the route raises, and the shaped
     source. Nothing is written or run: ``inspect`` calls this for its verdicts, so that it says
     what ``convert`` does (``release``: see ``_run``)."""
-    raised: Raised | None = None
     try:
         with _diagnosed(job.src, source):
             job = _recorded_shapes(route, source, job)
-            shaped = _shaped(source, job)
-            job = shaped.job
-            result: Model = shaped.model
-            for step in route.steps:
-                if step is Step.RAISE:
-                    assert isinstance(result, ir.Model)
-                    raised = _raise(result, route, job)
-                    result = raised.model
-                else:
-                    result = _translate(step, result, route, job, release)
-                    if step is Step.TF_TO_ONNX and shaped.pinned:
-                        # the mapped graph is folded as an ONNX source is: what TF computed
-                        # from Shape becomes constants
-                        from ..converters.pinning import pin_onnx
-
-                        assert isinstance(result, ir.Model)
-                        result = pin_onnx(result, shaped.pinned)
+            try:
+                return _steps(route, source, job, release)
+            except UnsupportedError:
+                retry = _at_batch_one(route, source, job)
+                if retry is None:
+                    raise
+                try:
+                    return _steps(route, source, retry, release)
+                except UnsupportedError:
+                    pass
+                raise
     except ModelportError as e:
         e.with_file(job.src)
         raise
+
+
+def _steps(route: Route, source: Model, job: _Job, release: bool
+           ) -> tuple[Model, Raised | None, _Shaped]:
+    raised: Raised | None = None
+    shaped = _shaped(source, job)
+    job = shaped.job
+    result: Model = shaped.model
+    for step in route.steps:
+        if step is Step.RAISE:
+            assert isinstance(result, ir.Model)
+            raised = _raise(result, route, job)
+            result = raised.model
+        else:
+            result = _translate(step, result, route, job, release)
+            if step is Step.TF_TO_ONNX and shaped.pinned:
+                # the mapped graph is folded as an ONNX source is: what TF computed from
+                # Shape becomes constants
+                from ..converters.pinning import pin_onnx
+
+                assert isinstance(result, ir.Model)
+                result = pin_onnx(result, shaped.pinned)
     return result, raised, shaped
+
+
+def _at_batch_one(route: Route, source: Model, job: _Job) -> _Job | None:
+    """The job again with the batch pinned to 1, where raising an ONNX model whose only free
+    dims are its inputs' batch was refused: an export that computes its shapes from the batch
+    (jax2tf: Shape -> Slice -> Concat -> Reshape/Expand, magika's standard_v3) folds at a
+    batch of one, and the Keras model is declared for one sample (``Raised``'s inputs); else
+    None. ``--batch N`` chooses another batch."""
+    options = job.options
+    if Step.RAISE not in route.steps or not isinstance(source, ir.Model) or \
+            options.batch is not None or options.input_shapes:
+        return None
+    from ..converters.pinning import free_dims, onnx_inputs
+
+    inputs = onnx_inputs(source)
+    frees = [free_dims(shape) for _, shape in inputs if shape is not None]
+    if len(frees) != len(inputs) or not any(f == [0] for f in frees) or \
+            any(f not in ([], [0]) for f in frees) or not _reads_batch_size(source):
+        return None
+    job.progress("raising with a free batch was refused; raising at a batch of 1")
+    return replace(job, options=replace(options, batch=1, batch_retried=True))
+
+
+def _reads_batch_size(model: ir.Model) -> bool:
+    """Whether the graph computes with its batch size: a ``Shape`` whose first element is
+    taken (``Gather`` of index 0, a ``Slice`` from 0, through ``Cast``s), the shape arithmetic
+    that only a static batch folds. A model that indexes the batch otherwise (a GatherND
+    across samples) is not raised again: a batch of one may be one it cannot run at."""
+    from ..converters.onnx_normalize import const_array
+
+    for node in model.graph:
+        if node.op_type != "Shape" or int(node.attributes["start"].value
+                                           if "start" in node.attributes else 0) != 0:
+            continue
+        todo = list(node.outputs[0].uses())
+        while todo:
+            use = todo.pop()
+            reader = use.node
+            if reader.op_type == "Cast":
+                todo += list(reader.outputs[0].uses())
+                continue
+            first = const_array(reader.inputs[1]) if len(reader.inputs) > 1 and \
+                reader.inputs[1] is not None else None
+            if first is not None and first.size and int(first.reshape(-1)[0]) == 0 and \
+                    reader.op_type in ("Gather", "Slice") and use.idx == 0:
+                return True
+    return False
 
 
 def _recorded_shapes(route: Route, source: Model, job: _Job) -> _Job:
@@ -429,6 +491,11 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
                 "inputs fixed to a value: " + "; ".join(str(v) for v in job.options.input_values)
                 + ": the result has no such inputs and computes what the source does for "
                 "those values")
+        if job.options.batch_retried:
+            report.notes.append(
+                "the batch was pinned to 1: with it free, the model's shape arithmetic does not "
+                "fold to the static sizes Keras layers need; the Keras model is declared for "
+                "one sample (--batch N raises it at N)")
         if job.options.recorded_shapes:
             report.notes.append(
                 "input shapes pinned to the size the model's metadata records ("
@@ -520,7 +587,7 @@ def _raise(model: ir.Model, route: Route, job: _Job) -> Raised:
     try:
         return raise_model(model, channels_first_inputs=job.options.channels_first,
                            for_tfjs=route.target == sniff.TFJS_LAYERS, name=job.src.stem,
-                           source=str(job.src))
+                           source=str(job.src), one_sample=job.options.batch_retried)
     except UnsupportedError as e:
         _hint_pinning(e, model, job)
         raise

@@ -271,7 +271,8 @@ def _arithmetic(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
 
 
 @OPERATIONS.register("Negative", "ZerosLike", "OnesLike", "Abs", "Sqrt", "Exp", "Relu",
-                     "Sigmoid", "Tanh", "ConvertToTensor", "Log", "Round", "Floor", "Ceil")
+                     "Sigmoid", "Tanh", "ConvertToTensor", "Log", "Round", "Floor", "Ceil",
+                     "Reciprocal")
 def _same(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, cfg.get("dtype") or tensors[0].dtype)
 

@@ -132,11 +132,13 @@ def raised_ops() -> list[str]:
 
 def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
                 for_tfjs: bool = False, name: str | None = None,
-                source: str | None = None) -> Raised:
+                source: str | None = None, one_sample: bool = False) -> Raised:
     """Raise an ONNX model (any opset 9..newest) to a channels-last Keras functional model.
 
     ``for_tfjs``: prefer forms tfjs-layers runs (a grouped convolution as one convolution with
     a block-diagonal kernel, global pooling without keepdims) where Keras has a shorter one.
+    ``one_sample``: the inputs are declared with the static batch the model was pinned to
+    (its shapes were folded at that batch).
     """
     given = model
     model, proven = _prepare(model)
@@ -160,7 +162,7 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     if problems:
         raise UnsupportedError(_listing(problems), hint=route_hint(source))
     refs = _output_refs(ctx, outputs, source)
-    if ctx.literal_batch:  # it runs one sample only: declared so, not a free batch
+    if ctx.literal_batch or one_sample:  # it runs one sample only: declared so
         for layer, x in zip(inputs, graph.inputs):
             first = x.shape[0] if x.shape is not None and len(x.shape) else 1
             layer.config["batch_shape"] = [first if isinstance(first, int) else 1,

@@ -69,6 +69,8 @@ def _with_constant(ctx: Ctx, node: ir.Node, x: ir.Value, c: np.ndarray, x_first:
             return ctx.output(affine(ctx, ref, k, 0.0))
         if op == "Div" and x_first and k != 0:
             return ctx.output(affine(ctx, ref, 1.0 / k, 0.0))
+        if (op, k) in (("Max", -np.inf), ("Min", np.inf)):  # jax2tf's max(x, -inf): x
+            return ctx.output(ref)
         if op == "Max":
             if k == 0.0:
                 return ctx.output(relu(ctx, ref))

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 
 from ...models import Node, TensorRef
+from ...models.keras_constants import numpy_arg
 from .core import Ctx, attr, reduction_axes, rule
 
 MODULE = "keras.src.ops.numpy"
@@ -95,11 +97,35 @@ def arg_extreme(ctx: Ctx, node: ir.Node) -> None:
 
 @rule("Equal")
 def equal(ctx: Ctx, node: ir.Node) -> None:
-    """Equal of a tensor and a tensor or one number: the Keras operation ``Equal``."""
+    """Equal of a tensor and a tensor, one number or a constant array (jax2tf's one_hot:
+    ``x[..., None] == arange(n)``, the array a NumPy operand): the Keras operation ``Equal``."""
     a, b = ctx.input(node, 0), ctx.input(node, 1)
     if not ctx.is_tensor(a) and not ctx.is_tensor(b):
         raise ctx.refuse("both operands are constants")
-    ctx.output(operation(ctx, "Equal", {}, [operand(ctx, a), operand(ctx, b)]))
+    ctx.output(operation(ctx, "Equal", {}, [array_operand(ctx, a), array_operand(ctx, b)]))
+
+
+def array_operand(ctx: Ctx, v: ir.Value) -> Any:
+    """``operand``, or a constant array as a NumPy operand (Keras broadcasts it as NumPy and
+    ONNX do; its leading axes of size 1 stand for the batch)."""
+    c = None if ctx.is_tensor(v) else ctx.const(v)
+    if c is None or c.size == 1:
+        return operand(ctx, v)
+    if c.dtype.kind in "iu" and (c.min() < np.iinfo(np.int32).min or
+                                 c.max() > np.iinfo(np.int32).max):
+        raise ctx.refuse(f"the constant {v.name!r} holds integers beyond int32")
+    value = c.astype(np.int32) if c.dtype.kind in "iu" else c.astype(np.float32)
+    return numpy_arg(value)
+
+
+@rule("Reciprocal")
+def reciprocal(ctx: Ctx, node: ir.Node) -> None:
+    """Reciprocal that no pattern took (a LayerNorm's or l2_normalize's rsqrt is taken whole):
+    the Keras operation ``Reciprocal``."""
+    x = ctx.input(node, 0)
+    if x.dtype not in FLOATS:
+        raise ctx.refuse(f"a reciprocal of {x.dtype} values")
+    ctx.output(operation(ctx, "Reciprocal", {}, [ctx.ref(x)]))
 
 
 @rule("Mod")

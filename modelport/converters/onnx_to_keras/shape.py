@@ -244,6 +244,18 @@ def mirror_pad(ctx: Ctx, ref: TensorRef, dims: list[int | None], pairs: list[tup
     return ref
 
 
+@rule("Expand")
+def expand(ctx: Ctx, node: ir.Node) -> None:
+    """An Expand to the shape its input has already (jax2tf writes a BroadcastTo before every
+    broadcast, most to the same shape): the identity. A broadcast to a bigger shape is
+    refused."""
+    x = ctx.input(node, 0)
+    shape, out = ctx.shape(x), ctx.shape(node.outputs[0])
+    if len(shape) != len(out) or static(shape[1:]) is None or shape != out:
+        raise ctx.refuse(f"it broadcasts {shape} to the bigger shape {out}")
+    ctx.output(ctx.ref(x))
+
+
 @rule("Slice")
 def slice_(ctx: Ctx, node: ir.Node) -> None:
     """Constant slices of the non-batch axes: a Cropping layer (``strided_slice.crop``), then,

@@ -141,6 +141,13 @@ def _weak(args: list) -> list:
             for a in args]
 
 
+@register("Reciprocal")
+def _reciprocal(call: Call) -> list[np.ndarray]:
+    x = np.asarray(call.x)
+    with np.errstate(divide="ignore"):  # 1 / 0 is inf, as every backend gives it
+        return [np.reciprocal(x) if x.dtype.kind == "f" else np.reciprocal(x.astype(np.float32))]
+
+
 @register("Sqrt")
 def _sqrt(call: Call) -> list[np.ndarray]:
     return [np.sqrt(call.x)]
