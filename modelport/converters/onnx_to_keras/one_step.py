@@ -45,6 +45,19 @@ def _const(graph: ir.Graph, name: str, values) -> ir.Value:
     return value
 
 
+def _swap_into(graph: ir.Graph, node: ir.Node, x: ir.Value, rows: ir.Node, old: ir.Node,
+               base: str) -> None:
+    """Make ``node``'s X the time/batch swap of ``rows`` (the batch-first view of ``x``),
+    inserted before it; ``old``, which computed ``x``, goes where nothing else reads it."""
+    swap = ir.node("Transpose", [rows.outputs[0]], attributes={"perm": [1, 0, 2]},
+                   name=f"{base}/time_major")
+    swap.outputs[0].type, swap.outputs[0].shape = x.type, x.shape
+    graph.insert_before(node, [rows, swap])
+    node.replace_input_with(0, swap.outputs[0])
+    if not list(x.uses()) and not x.is_graph_output():
+        graph.remove(old, safe=True)
+
+
 def rewrite_permuted_inputs(graph: ir.Graph) -> int:
     """Rewrite each recurrent X that is ``Transpose(features, [2, 0, 1])`` as the swap of the
     batch-first view (see the module); how many."""
@@ -66,13 +79,7 @@ def rewrite_permuted_inputs(graph: ir.Graph) -> int:
         rows = ir.node("Transpose", [features], attributes={"perm": [0, 2, 1]},
                        name=f"{base}/batch_first")
         rows.outputs[0].type, rows.outputs[0].shape = x.type, ir.Shape([b, t, c])
-        swap = ir.node("Transpose", [rows.outputs[0]], attributes={"perm": [1, 0, 2]},
-                       name=f"{base}/time_major")
-        swap.outputs[0].type, swap.outputs[0].shape = x.type, x.shape
-        graph.insert_before(node, [rows, swap])
-        node.replace_input_with(0, swap.outputs[0])
-        if not list(x.uses()) and not x.is_graph_output():
-            graph.remove(perm, safe=True)
+        _swap_into(graph, node, x, rows, perm, base)
         done += 1
     return done
 
@@ -185,13 +192,7 @@ def rewrite_one_step_inputs(graph: ir.Graph) -> int:
         rows = ir.node("Unsqueeze", [matrix, axes], name=f"{base}/batch_first")
         rows.outputs[0].type = x.type
         rows.outputs[0].shape = ir.Shape([matrix.shape[0], 1, matrix.shape[1]])
-        swap = ir.node("Transpose", [rows.outputs[0]], attributes={"perm": [1, 0, 2]},
-                       name=f"{base}/time_major")
-        swap.outputs[0].type, swap.outputs[0].shape = x.type, x.shape
-        graph.insert_before(node, [rows, swap])
-        node.replace_input_with(0, swap.outputs[0])
-        if not list(x.uses()) and not x.is_graph_output():
-            graph.remove(unsq, safe=True)
+        _swap_into(graph, node, x, rows, unsq, base)
         done += 1
     return done
 
