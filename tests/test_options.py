@@ -284,6 +284,8 @@ PINNING = {"input_shapes", "outputs", "batch"}
 for _name in EXPECTED:
     if _name.startswith(("onnx ", "tfjs-graph ")):
         EXPECTED[_name] |= PINNING
+    if _name.startswith("onnx "):  # ONNX inputs fixed to a value (--input-value)
+        EXPECTED[_name].add("input_values")
 VALUE = {"device": "cpu", "engine": "reference"}  # values every checked route honours
 
 
@@ -297,7 +299,8 @@ def test_scopes_by_route(name):
     unchecked = {option for option, scope in SCOPES.items()
                  if scope.applies(route.checked(False), VALUE.get(option, object()))}
     shaping = {"quantize", "shard_size", "metadata", "opset", "inputs_layout"} | (
-        PINNING if route.source in (routes.ONNX, routes.GRAPH) else set())
+        PINNING if route.source in (routes.ONNX, routes.GRAPH) else set()) | (
+        {"input_values"} if route.source == routes.ONNX else set())
     assert unchecked == EXPECTED[name] & shaping
 
 

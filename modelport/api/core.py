@@ -207,6 +207,10 @@ class _Job:
     options: ConvertOptions
     check: CheckOptions
     progress: Progress
+    # what the conversion chose itself (the report's notes say so): input shapes from the
+    # model's metadata, and the batch pinned to 1 after a free batch was refused
+    recorded_shapes: bool = False
+    batch_retried: bool = False
 
 
 @dataclass(frozen=True)
@@ -405,7 +409,7 @@ def _at_batch_one(route: Route, source: Model, job: _Job) -> _Job | None:
             any(f not in ([], [0]) for f in frees) or not _reads_batch_size(source):
         return None
     job.progress("raising with a free batch was refused; raising at a batch of 1")
-    return replace(job, options=replace(options, batch=1, batch_retried=True))
+    return replace(job, options=replace(options, batch=1), batch_retried=True)
 
 
 def _reads_batch_size(model: ir.Model) -> bool:
@@ -450,7 +454,7 @@ def _recorded_shapes(route: Route, source: Model, job: _Job) -> _Job:
         specs = tuple(replace(s, dims=(job.options.batch, *s.dims[1:])) for s in specs)
     shown = " ".join(f"--input-shape {s}" for s in specs)
     job.progress(f"the model's metadata records its input size: pinned as {shown}")
-    return replace(job, options=replace(job.options, input_shapes=specs, recorded_shapes=True))
+    return replace(job, options=replace(job.options, input_shapes=specs), recorded_shapes=True)
 
 
 def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
@@ -491,12 +495,12 @@ def _run(route: Route, source: Model, job: _Job) -> ConversionReport:
                 "inputs fixed to a value: " + "; ".join(str(v) for v in job.options.input_values)
                 + ": the result has no such inputs and computes what the source does for "
                 "those values")
-        if job.options.batch_retried:
+        if job.batch_retried:
             report.notes.append(
                 "the batch was pinned to 1: with it free, the model's shape arithmetic does not "
                 "fold to the static sizes Keras layers need; the Keras model is declared for "
                 "one sample (--batch N raises it at N)")
-        if job.options.recorded_shapes:
+        if job.recorded_shapes:
             report.notes.append(
                 "input shapes pinned to the size the model's metadata records ("
                 + "; ".join(f"{k} {list(v)}" for k, v in shaped.pinned.items())
@@ -587,7 +591,7 @@ def _raise(model: ir.Model, route: Route, job: _Job) -> Raised:
     try:
         return raise_model(model, channels_first_inputs=job.options.channels_first,
                            for_tfjs=route.target == sniff.TFJS_LAYERS, name=job.src.stem,
-                           source=str(job.src), one_sample=job.options.batch_retried)
+                           source=str(job.src), one_sample=job.batch_retried)
     except UnsupportedError as e:
         _hint_pinning(e, model, job)
         raise

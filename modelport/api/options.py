@@ -99,8 +99,6 @@ class ConvertOptions:
     batch: int | None = None  # the batch pinned where the source's is free (and the check's)
     outputs: tuple[str, ...] | None = None  # values the result's outputs are cut at
     metadata: tuple[tuple[str, object], ...] | None = None  # TF.js userDefinedMetadata entries
-    recorded_shapes: bool = False  # input_shapes came from the model's metadata, not the user
-    batch_retried: bool = False  # batch 1 pinned after raising with a free batch was refused
     onnx_opset: int = field(init=False, repr=False)  # ``opset`` resolved (the default if None)
 
     def __post_init__(self) -> None:
