@@ -623,15 +623,16 @@ def _hint_pinning(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
 def _hint_values(error: UnsupportedError, model: ir.Model, job: _Job) -> None:
     """A refusal of a model with a scalar input (a switch, such as Silero VAD's sample rate,
     which a Keras model cannot take) names ``--input-value`` with a value the graph tests."""
-    from ..converters.pinned_values import switch_values
     from ..converters.pinning import onnx_inputs
+    from ..runtime.engines import compared_values
 
     scalars = [name for name, shape in onnx_inputs(model) if shape == []]
     if not scalars:
         return
+    switches = compared_values(ir.to_proto(model))  # what the check's probes feed them too
     examples = []
     for name in scalars:
-        tested = switch_values(model, name)
+        tested = list(switches.get(name, ()))
         examples.append(f"--input-value {name}={tested[0] if tested else 'V'}" + (
             f" (the graph tests it for {', '.join(map(str, tested))})" if tested else ""))
     note = ("a Keras model has no scalar inputs: fix " + ("it" if len(scalars) == 1 else "them")

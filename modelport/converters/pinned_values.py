@@ -115,32 +115,3 @@ def _array(spec: InputValue, v) -> np.ndarray:
         raise UsageError(f"--input-value {spec}: input {spec.name!r} holds {np.dtype(dtype)} "
                          "values, so the value must be whole")
     return array.astype(dtype)
-
-
-def switch_values(model, name: str) -> list[int]:
-    """The constants an integer scalar input ``name`` is compared with (``Equal``), as the
-    graph tests them: the values that pick its branches."""
-    import onnx_ir as ir
-
-    out: list[int] = []
-    for node in ir.traversal.RecursiveGraphIterator(model.graph):
-        if node.op_type != "Equal" or len(node.inputs) != 2:
-            continue
-        names = [x.name if x is not None else None for x in node.inputs]
-        if name not in names:
-            continue
-        c = _constant(node.inputs[1 - names.index(name)])
-        if c is not None:
-            out += [int(x) for x in c.reshape(-1) if float(x).is_integer() and int(x) not in out]
-    return out
-
-
-def _constant(v) -> np.ndarray | None:
-    if v is None:
-        return None
-    if v.const_value is not None:
-        return np.asarray(v.const_value.numpy())
-    node = v.producer()
-    if node is not None and node.op_type == "Constant" and "value" in node.attributes:
-        return np.asarray(node.attributes["value"].value.numpy())
-    return None

@@ -215,7 +215,7 @@ class OnnxRuntime:
             if self.session.provider == "CUDAExecutionProvider" else "")
         proto = _read_proto(model)  # (None: unreadable here; the session read it)
         self._bounds = _gather_bounds(proto) if proto is not None else {}
-        self._values = _compared_values(proto) if proto is not None else {}
+        self._values = compared_values(proto) if proto is not None else {}
 
     def inputs(self) -> list[InputSpec]:
         """The session's inputs (free dimensions None); an integer input used as Gather indices
@@ -257,7 +257,7 @@ def _read_proto(model: bytes | str | os.PathLike):
         return None
 
 
-def _compared_values(proto) -> dict[str, tuple[int, ...]]:
+def compared_values(proto) -> dict[str, tuple[int, ...]]:
     """Integer graph inputs the main graph compares (``Equal``) with constants (an
     initializer or a ``Constant`` node): those constants, in order of use."""
     import onnx
