@@ -75,3 +75,28 @@ def test_a_long_dot_product_is_moved_in_units_of_its_terms():
         moved = rounded_sum(y, magnitude)
     assert np.all(np.abs(moved - y) <= FLOAT32_ULP * magnitude)
     assert np.any(np.abs(moved - y) > FLOAT32_ULP * np.abs(y))  # more than an ulp of y
+
+
+def test_a_convolution_is_moved_in_units_of_its_terms(tmp_path, keras3):
+    """A convolution is a dot product per output: where its terms cancel (a [1, -1] kernel on
+    a flat signal of 1000s gives 0), the noise run moves it by up to an ulp of the terms' sum,
+    not by an ulp of the (zero) result."""
+    import modelport
+    from modelport.runtime.keras_reference import run
+    from modelport.runtime.precision import FLOAT32_ULP, exact
+
+    inp = keras3.Input((8, 1))
+    conv = keras3.layers.Conv1D(1, 2, use_bias=False)
+    net = keras3.Model(inp, conv(inp))
+    conv.set_weights([np.array([[[1.0]], [[-1.0]]], np.float32)])
+    net.save(tmp_path / "c.keras")
+    model = modelport.load(tmp_path / "c.keras")
+    x = np.full((1, 8, 1), 1000.0, np.float32)
+    with exact():
+        plain = np.asarray(run(model, x).outputs[0])
+    with exact(jitter=True):
+        moved = np.asarray(run(model, x).outputs[0])
+    assert np.all(plain == 0.0)
+    terms = 2000.0  # |1000 * 1| + |1000 * -1|
+    assert np.all(np.abs(moved - plain) <= FLOAT32_ULP * terms * (1 + 1e-9))
+    assert np.max(np.abs(moved - plain)) > FLOAT32_ULP * terms / 16
