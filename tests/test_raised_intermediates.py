@@ -199,3 +199,73 @@ def _scale_one(path, shape: tuple) -> None:
                      and o.shape == shape else None)
         assert len(found) == 1, found
         f[found[0]][...] = f[found[0]][()] * np.float32(1.01)
+
+
+def test_a_softmax_spelled_out_hides_nothing(tmp_path):
+    """jax2tf writes a softmax as exp(x - max(x)) / sum(...) (Magika): walking back from the
+    output stops at none of those layers, so the logits (or the difference from their maximum)
+    are sampled, and neither the exponential's nor the maximum's being held excuses them. One
+    logit column negated passed the check before (its class's probability is tiny either way),
+    the head being too deep for the even spread to reach."""
+    rng = np.random.default_rng(11)
+    depth = 12
+    trunk = [(rng.standard_normal((8 if i == 0 else 16, 16)) * 0.45).astype(np.float32)
+             for i in range(depth)]
+    w2 = (rng.standard_normal((16, 6)) * 20).astype(np.float32)
+    w2[:, 3] /= 100  # a logit near 0 among logits of several units: its probability is tiny
+    one = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes, x = [], "x"
+    for i in range(depth):
+        nodes += [helper.make_node("Gemm", [x, f"w{i}"], [f"h{i}"], name=f"trunk{i}"),
+                  helper.make_node("Relu", [f"h{i}"], [f"r{i}"], name=f"relu{i}")]
+        x = f"r{i}"
+    nodes += [helper.make_node("Gemm", [x, "w_head"], ["logits"], name="head"),
+              helper.make_node("ReduceMax", ["logits"], ["top"], name="top", axes=[1]),
+              helper.make_node("Sub", ["logits", "top"], ["shifted"], name="shifted"),
+              helper.make_node("Exp", ["shifted"], ["e"], name="exp"),
+              helper.make_node("ReduceSum", ["e", "axes"], ["total"], name="total"),
+              helper.make_node("Div", ["e", "total"], ["y"], name="probs")]
+    weights = [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate(trunk)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+        [*weights, numpy_helper.from_array(w2, "w_head"), one])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "m.onnx")
+    report = modelport.convert(tmp_path / "m.onnx", tmp_path / "m.keras")
+    assert report.parity.passed, report.parity.notes
+    from modelport.formats.loading import load
+
+    plan = sampled_layers.plan(load(tmp_path / "m.keras"), count=2)
+    assert ("shifted", 0) in plan.sampled
+    assert ("exp", 0) in plan.tail and ("top", 0) in plan.selecting
+    moved = tmp_path / "moved.keras"
+    _negated_column_in_keras(tmp_path / "m.keras", moved, w2.shape, tmp_path / "w.h5")
+    bad = modelport.validate(tmp_path / "m.onnx", moved, device="cpu")
+    assert all(o.passed for o in bad.outputs)  # the probabilities alone would pass it
+    assert not bad.passed
+    assert bad.intermediates.first_not_held["layer"] in {"head", "shifted"}
+
+
+def _negated_column_in_keras(src, dst, shape, scratch) -> None:
+    """``src`` (a .keras file) with column 3 of its one weight of ``shape`` negated, as
+    ``dst``: a logit far below the largest, so its probability stays tiny."""
+    import zipfile
+
+    w = None
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "model.weights.h5":
+                scratch.write_bytes(data)
+                with h5py.File(scratch, "r+") as f:
+                    found: list[str] = []
+                    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
+                                 and o.shape == tuple(shape) else None)
+                    assert len(found) == 1, found
+                    w = f[found[0]][()]
+                    w[:, 3] = -w[:, 3]
+                    f[found[0]][...] = w
+                data = scratch.read_bytes()
+            zout.writestr(item, data)
+    assert w is not None

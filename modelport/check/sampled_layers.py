@@ -10,7 +10,10 @@ compares a handful of intermediate values, as ``--per-layer`` does after a failu
 - **The sample** (``plan``): SAMPLE layers spread evenly along the call order, always including
   the last computing layer before each output and before each selecting operation (an
   arg-max, a top-k, a comparison, a rounding: like a saturated output it hides an error in
-  what it reads, so its being held excuses nothing; MoveNet's centre heatmap); for each,
+  what it reads, so its being held excuses nothing; MoveNet's centre heatmap, a reduction's
+  maximum). Squashing layers between a computing layer and an output (a softmax, a sigmoid,
+  an exponential: ``SQUASHING``) are walked through as layers computing nothing are, and are
+  held excusing nothing either (Magika's softmax, spelled out as exp(x - max(x)) / sum); for each,
   the layers it reads and those up to REACH calls after it are kept too (the rule below needs
   them). Layers that compute nothing at
   inference (Dropout and the like) and layers no output depends on are never sampled.
@@ -80,7 +83,16 @@ PASS_THROUGH = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D", "Sp
 # a comparison, a rounding): like a saturated output they hide an error before them, so the
 # layer they read is sampled as an output's is, and their being held says nothing
 SELECTING = frozenset({"Argmax", "Argmin", "TopK", "Equal", "NotEqual", "Greater",
-                       "GreaterEqual", "Less", "LessEqual", "Round", "Floor", "Ceil"})
+                       "GreaterEqual", "Less", "LessEqual", "Round", "Floor", "Ceil",
+                       "Max", "Min"})  # a reduction's max/min picks one element per slice
+# layers that squash most of their input's range into rounding noise (a softmax of logits far
+# apart, an exponential of differences from a maximum): between them and an output, an error
+# is as hidden as behind the output itself, so the squashing tail of an output is walked
+# through to the layers it reads, and its being held excuses nothing (Magika's softmax,
+# written by jax2tf as exp(x - max(x)) / sum: one logit column negated passed otherwise)
+SQUASHING = frozenset({"Softmax"})
+SQUASHING_ACTIVATIONS = frozenset({"softmax", "sigmoid", "hard_sigmoid", "exponential", "tanh",
+                                   "softsign", "log_softmax"})
 
 
 @dataclass
@@ -97,6 +109,7 @@ class Plan:
     inputs: set[Call]
     relevant: set[Call]  # calls some output depends on
     selecting: set[Call] = field(default_factory=set)  # calls of SELECTING operations
+    tail: set[Call] = field(default_factory=set)  # squashing calls an output reads through
 
     def kept(self) -> set[Call]:
         """The calls whose tensors the verdict reads: the sampled ones, those they read and
@@ -114,7 +127,8 @@ class Plan:
         edge = [call]
         for _ in range(REACH):
             edge = [c for e in edge for c in self.consumers.get(e, ())
-                    if c in self.relevant and c not in found and c not in self.selecting]
+                    if c in self.relevant and c not in found and c not in self.selecting
+                    and c not in self.tail]
             found.update(edge)
         return found - self.outputs
 
@@ -140,27 +154,35 @@ def plan(model: LayersModel, count: int | None = None,
     relevant = closure(list(outputs), producers)
     last: list[Call] = []
     selecting = {c for c in order if classes.get(c[0]) in SELECTING}
+    squashing = {layer.name for layer in graph.layers if layer.class_name in SQUASHING or (
+        layer.class_name == "Activation"
+        and layer.config.get("activation") in SQUASHING_ACTIVATIONS)}
+    tail: set[Call] = set()
     ends = [o for o in order if o in outputs] + [c for c in order if c in selecting]
     for out in ends:
         todo = list(producers.get(out, ()))
-        while todo:  # through the layers that compute nothing, to one that does
+        while todo:  # through the layers that compute nothing or squash, to one that computes
             call = todo.pop(0)
-            if call in inputs or call in outputs or call in last or call in selecting:
+            if call in inputs or call in outputs or call in last or call in selecting or \
+                    call in tail:
                 continue
-            if classes.get(call[0]) in PASS_THROUGH or \
+            if call[0] in squashing and out in outputs:
+                tail.add(call)
+                todo.extend(producers.get(call, ()))
+            elif classes.get(call[0]) in PASS_THROUGH or \
                     (eligible is not None and call[0] not in eligible):
                 todo.extend(producers.get(call, ()))
             else:
                 last.append(call)
     candidates = [c for c in order if c in relevant and c not in outputs and c not in last
                   and classes.get(c[0]) not in PASS_THROUGH and c not in selecting
-                  and (eligible is None or c[0] in eligible)]
+                  and c not in tail and (eligible is None or c[0] in eligible)]
     spread = max(count - len(last), 0)
     picks = sorted({int((i + 0.5) * len(candidates) / spread) for i in range(spread)}
                    if candidates and spread else set())
     chosen = set(last[:count]) | {candidates[i] for i in picks}
     return Plan(model, graph, [c for c in order if c in chosen], order, producers, dict(consumers),
-                outputs, inputs, relevant, selecting)
+                outputs, inputs, relevant, selecting, tail)
 
 
 class Keeping:
