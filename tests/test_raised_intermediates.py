@@ -259,13 +259,19 @@ def _negated_column_in_keras(src, dst, shape, scratch) -> None:
             if item.filename == "model.weights.h5":
                 scratch.write_bytes(data)
                 with h5py.File(scratch, "r+") as f:
-                    found: list[str] = []
-                    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
-                                 and o.shape == tuple(shape) else None)
-                    assert len(found) == 1, found
-                    w = f[found[0]][()]
+                    name = _one_of_shape(f, tuple(shape))
+                    w = f[name][()]
                     w[:, 3] = -w[:, 3]
-                    f[found[0]][...] = w
+                    f[name][...] = w
                 data = scratch.read_bytes()
             zout.writestr(item, data)
     assert w is not None
+
+
+def _one_of_shape(f: h5py.File, shape: tuple) -> str:
+    """The name of the one dataset of ``shape`` in ``f``."""
+    found: list[str] = []
+    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset)
+                 and o.shape == shape else None)
+    assert len(found) == 1, found
+    return found[0]
