@@ -389,11 +389,38 @@ def _probes_within_budget(source: Model, target: Model, raised: Raised | None,
     if options.inputs is not None or options.batch_or_default is not None or \
             int(described.get("batch") or 1) <= 1:
         return probes, described
+    runs = _Runs(None, None, raised, *specs)  # type: ignore[arg-type]
     try:
-        _sized(source, target, _Runs(None, None, raised, *specs), probes)  # type: ignore[arg-type]
+        _sized(source, target, runs, probes)
     except UnsupportedError:
         return _inputs(specs[0], options, pinned, size, batch=1)
+    batch = int(described.get("batch") or 1)
+    rows = _rows_within_work(source, target, runs, probes, batch)
+    if rows < batch:
+        return _inputs(specs[0], options, pinned, size, batch=rows)
     return probes, described
+
+
+def _rows_within_work(source: Model, target: Model, runs: _Runs, probes: list[Probe],
+                      batch: int) -> int:
+    """The rows a probe of ``batch`` rows may keep within ``work.WORK_MACS`` (the work per row
+    counted in whichever of the two models is ONNX; ``batch`` where neither is, or where its
+    shapes cannot be inferred)."""
+    from .work import WORK_MACS, onnx_macs
+
+    feeds = runs.feeds(probes[:1])
+    for model, names, feed in ((source, runs.specs_a, feeds[0][0]),
+                               (target, runs.specs_b, feeds[0][1])):
+        if not isinstance(model, ir.Model):
+            continue
+        found = _onnx_value_sizes(model, [s.name for s in names], feed)
+        if found is None:
+            continue
+        per_row = onnx_macs(found[0].graph) / batch
+        if per_row * batch > WORK_MACS:
+            return max(1, min(batch, int(WORK_MACS // max(per_row, 1))))
+        return batch
+    return batch
 
 
 def _probes_the_source_runs(runs: _Runs, probes: list[Probe], options: CheckOptions
