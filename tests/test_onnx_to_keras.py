@@ -747,6 +747,42 @@ def test_mismatch_names_the_first_diverging_layer(tmp_path, monkeypatch):
     assert divergence["onnx_node"] == "relu_r" and divergence["class"] == "Activation"
 
 
+def test_the_first_diverging_layer_is_compared_with_the_value_it_computes(tmp_path,
+                                                                          monkeypatch):
+    """A Dense that absorbed the Add after its MatMul computes the Add's value: the search
+    for the first diverging layer compares it there, not with the MatMul's output (which
+    named a faithful first Dense, off by its bias, while the wrong one came later)."""
+    import modelport
+    from modelport.converters import onnx_to_keras
+
+    rng = np.random.default_rng(2)
+    arrays = {"w1": rng.standard_normal((6, 8)), "b1": rng.standard_normal(8) + 2,
+              "w2": rng.standard_normal((8, 4)), "b2": rng.standard_normal(4)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"], name="first"),
+             helper.make_node("Add", ["m1", "b1"], ["a1"], name="first_bias"),
+             helper.make_node("Relu", ["a1"], ["r1"], name="relu"),
+             helper.make_node("MatMul", ["r1", "w2"], ["m2"], name="second"),
+             helper.make_node("Add", ["m2", "b2"], ["y"], name="second_bias")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(a.astype(np.float32), n) for n, a in arrays.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              tmp_path / "m.onnx")
+    original = onnx_to_keras.raise_model
+
+    def wrong(*args, **kwargs):  # the second Dense's kernel moved after raising
+        raised = original(*args, **kwargs)
+        kernel = raised.model.layer("second").weights[0]
+        kernel.array = kernel.array * np.float32(1.01)
+        return raised
+
+    monkeypatch.setattr(onnx_to_keras, "raise_model", wrong)
+    report = modelport.convert(tmp_path / "m.onnx", tmp_path / "m.keras")
+    assert not report.parity.passed
+    assert report.parity.first_divergence["layer"] == "second"
+
+
 @pytest.mark.parametrize("name", ["cnn", "cnn_uint8", "prelu", "dense", "dense_float16"])
 def test_tfjs_graph_models_raise_to_keras_through_onnx(tmp_path, name):
     """Graph-models written by the real tensorflowjs_converter, TF ops -> ONNX -> Keras."""

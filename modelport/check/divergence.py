@@ -120,14 +120,18 @@ def first_raised_divergence(source_path: object, raised: Raised, written: Layers
     by_node = {n.name: n for n in proto.graph.node if n.name}
     wanted: dict[str, str] = {}
     present = {o.name for o in proto.graph.output}
-    for layer_name, (_value, node_name) in raised.origin.items():
+    computed = {name for n in proto.graph.node for name in n.output if name}
+    for layer_name, (value, node_name) in raised.origin.items():
         node = by_node.get(node_name)
-        if node is None or not node.output or not node.output[0]:
+        # the value the layer computes; else its node's first output (an older record)
+        name = value if value in computed else \
+            (node.output[0] if node is not None and node.output else "")
+        if not name:
             continue
-        wanted[layer_name] = node.output[0]
-        if node.output[0] not in present:
-            proto.graph.output.append(onnx.ValueInfoProto(name=node.output[0]))
-            present.add(node.output[0])
+        wanted[layer_name] = name
+        if name not in present:
+            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+            present.add(name)
     if not wanted:
         return None
     try:
