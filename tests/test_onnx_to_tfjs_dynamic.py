@@ -285,6 +285,26 @@ def test_conv_transpose_1d_with_run_time_length(tmp_path, tfjs):
     _run_everywhere(model, _images((1, 3, 6), (3, 3, 11)), tmp_path, tfjs)
 
 
+# --- pools padded SAME_UPPER on run-time sizes (PP-OCRv6's MaxPool k=2 s=1) ---------------------
+
+@pytest.mark.parametrize("op,attrs,rank", [
+    ("MaxPool", {"kernel_shape": [2, 2], "strides": [1, 1]}, 4),
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 1]}, 4),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2]}, 4),
+    ("MaxPool", {"kernel_shape": [4], "strides": [3]}, 3),
+])
+def test_same_upper_pool_with_run_time_sizes(op, attrs, rank, tmp_path, tfjs):
+    """TF's SAME padding is SAME_UPPER's (odd padding at the end; max pools skip it, averages
+    excluding it divide by the taps inside), so these pools convert without static sizes;
+    odd and even sizes pad differently."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"][:rank])
+    nodes = [helper.make_node(op, ["x"], ["y"], auto_pad="SAME_UPPER", **attrs)]
+    model = _model(nodes, [x], [_out("y", rank)])
+    shapes = [(1, 3, 5, 7), (2, 3, 8, 6)] if rank == 4 else [(1, 3, 7), (2, 3, 12)]
+    graph = _run_everywhere(model, _images(*shapes), tmp_path, tfjs)
+    assert "PadV2" not in _ops(graph)
+
+
 # --- Slice bounds and GatherElements indices known only at run time ----------------------------
 
 @pytest.mark.parametrize("steps", [[1, 1], [-1, 2], [2, -1]])

@@ -353,6 +353,9 @@ def _pool_check(ctx: Ctx, node: ir.Node) -> str | None:
     static = None not in (spatial(ctx, node) or [None])
     n = rank - 2
     dil = attr(node, "dilations", [1] * n)
+    if not static and _tf_same(node, n):
+        return None if ctx.tf_dtype(node.inputs[0]) == "float32" else \
+            "pooling of non-float tensors"
     needs_static = attr(node, "ceil_mode", 0) or max(dil) > 1 or attr(
         node, "auto_pad", "NOTSET") == "SAME_LOWER" or (
         node.op_type == "AveragePool" and not attr(node, "count_include_pad", 0) and
@@ -363,6 +366,18 @@ def _pool_check(ctx: Ctx, node: ir.Node) -> str | None:
     if ctx.tf_dtype(node.inputs[0]) != "float32":
         return "pooling of non-float tensors"
     return None
+
+
+def _tf_same(node: ir.Node, n: int) -> bool:
+    """Whether the pool is TF's own SAME pool, whatever the input's size: auto_pad SAME_UPPER
+    pads ``max((ceil(d/s) - 1) s + k - d, 0)`` with the odd one at the end, as TF's SAME does;
+    both max pools skip the padding, and an average excluding it divides by the taps inside
+    the input, as TF's AvgPool does. (ceil_mode, dilations, an average counting the padding
+    and LpPool's sum are not what TF's SAME computes.)"""
+    return (attr(node, "auto_pad", "NOTSET") == "SAME_UPPER" and not attr(node, "ceil_mode", 0)
+            and max(attr(node, "dilations", [1] * n)) == 1
+            and (node.op_type == "MaxPool" or (node.op_type == "AveragePool"
+                                               and not attr(node, "count_include_pad", 0))))
 
 
 def _counts(d: int, k: int, s: int, dl: int, b: int, e: int, out: int,
@@ -387,6 +402,8 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
     kernel = attr(node, "kernel_shape")
     n = len(kernel)
     strides, dilations, dims, pads = _geometry(ctx, node, kernel)
+    if pads is None and _tf_same(node, n):  # run-time sizes: TF pads as SAME_UPPER does
+        return [_same_pool(ctx, node, kernel, strides)]
     if pads is None:  # (refused by _pool_check)
         raise unsupported(node, "auto_pad on run-time sizes")
     x = ctx.x(ctx.inp(node, 0))
@@ -432,6 +449,17 @@ def pool(ctx: Ctx, node: ir.Node) -> list[str]:
         p = attr(node, "p", 2)
         y = unary(ctx, "Sqrt", y) if p == 2 else binary(ctx, "Pow", y, fconst(ctx, 1.0 / p))
     return [y]
+
+
+def _same_pool(ctx: Ctx, node: ir.Node, kernel: list[int], strides: list[int]) -> str:
+    """A pool that ``_tf_same`` accepts, as TF's pool with SAME padding (1-D as 2-D)."""
+    n = len(kernel)
+    x2 = _to_2d(ctx, ctx.x(ctx.inp(node, 0)), n)
+    k2, s2 = ([1, *kernel], [1, *strides]) if n == 1 else (kernel, strides)
+    name = ("MaxPool" if node.op_type == "MaxPool" else "AvgPool") + ("3D" if n == 3 else "")
+    y = ctx.op(name, [x2], {"ksize": a_list("i", [1, *k2, 1]),
+                            "strides": a_list("i", [1, *s2, 1]), "padding": a_str("SAME")})
+    return _from_2d(ctx, y, n)
 
 
 def _pool_sizes(node: ir.Node, dims: list[int], pads: Pads, strides: list[int],
