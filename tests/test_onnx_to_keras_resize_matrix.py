@@ -181,6 +181,15 @@ def test_cheap_layers_stay_where_exact_and_the_matrix_form_is_short(case, layers
     assert classes == layers
 
 
+@pytest.mark.parametrize("case", ["linear-half_pixel-int-2x3", "linear-half_pixel-sizes-7x3"])
+def test_bilinear_bound_for_tfjs_layers_keeps_the_matrices(case):
+    """tfjs-layers 4.22's UpSampling2D bilinear has no half-pixel centres and its Resizing
+    drops the batch axis: a raising for it writes the interpolation matrices instead."""
+    raised = raise_model(ir.from_proto(CASES[case]), for_tfjs=True)
+    classes = [layer.class_name for layer in raised.model.layers][1:]
+    assert "Dense" in classes and not {"UpSampling2D", "Resizing"} & set(classes)
+
+
 def test_dense_kernels_are_the_interpolation_matrices():
     """TF 1's ResizeBilinear 5 -> 10 (asymmetric): output o reads o / 2, so even outputs copy
     a cell and odd ones average two (the last one clamps to the edge)."""

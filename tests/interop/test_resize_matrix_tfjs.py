@@ -25,7 +25,10 @@ from tests.test_onnx_to_keras_resize_matrix import (
 )
 
 TFJS_CASES = ["tf1-resize-bilinear-2x", "linear-align_corners-down-0.6x0.75",
-              "cubic-half_pixel-up-1.5x2", "3d-align-corners"]
+              "cubic-half_pixel-up-1.5x2", "3d-align-corners",
+              # half-pixel bilinear, which Keras writes as UpSampling2D / Resizing and
+              # tfjs-layers computes otherwise (nanodet's ResizeBilinear was refused)
+              "linear-half_pixel-int-2x3", "linear-half_pixel-sizes-7x3"]
 
 
 @pytest.mark.parametrize("case", TFJS_CASES)
