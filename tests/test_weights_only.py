@@ -66,11 +66,13 @@ def test_shards_without_any_json(tmp_path):
         modelport.load(folder)
 
 
-def test_the_pre_1_0_tfjs_format_is_named(tmp_path):
+def test_the_pre_1_0_tfjs_format_without_its_manifest_is_named(tmp_path):
+    """(with weights_manifest.json beside it the pair is read: tests/test_tfjs_graph_v0.py)"""
     folder = tmp_path / "old"
     shutil.copytree(HERE / "tfjs_manifest", folder)
+    (folder / "weights_manifest.json").unlink()
     (folder / "tensorflowjs_model.pb").write_bytes(b"\x0a\x00")
-    with pytest.raises(modelport.FormatError, match="pre-1.0 format") as e:
+    with pytest.raises(modelport.FormatError, match="pre-1.0 format without its weights_") as e:
         modelport.load(folder)
     assert "tensorflowjs_converter" in (e.value.hint or "")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import FormatError, UnsupportedError
 from ..fsutil import read_json_file
-from . import weights_only
+from . import tfjs_graph_v0, weights_only
 
 KERAS_H5 = "keras-h5"
 KERAS_V3 = "keras-v3"
@@ -33,6 +33,8 @@ def sniff(path: str | os.PathLike) -> str:
             return _sniff_model_json(path / "model.json")
         if (path / "config.json").is_file():
             return KERAS_V3
+        if tfjs_graph_v0.pb_path(path) is not None:
+            return TFJS_GRAPH
         weights = weights_only.folder_refusal(path)
         if weights is not None:
             raise weights
@@ -48,6 +50,8 @@ def sniff(path: str | os.PathLike) -> str:
         return KERAS_V3
     if head.lstrip()[:1] in (b"{", b"["):
         return _sniff_model_json(path)
+    if tfjs_graph_v0.pb_path(path) is not None:  # a TF.js 0.x GraphDef
+        return TFJS_GRAPH
     if path.suffix == ".onnx" or head[:1] == b"\x08":
         return ONNX
     raise FormatError("unrecognised file: not HDF5, a .keras zip, TF.js model.json or ONNX",

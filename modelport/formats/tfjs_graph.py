@@ -33,20 +33,22 @@ from ..models.tfjs_graph import (
     encode_shape,
     input_name,
 )
-from . import tfjs_layers, tfjs_library, tfjs_manifest
+from . import tfjs_graph_v0, tfjs_layers, tfjs_library, tfjs_manifest
 from .tfjs_layers import load_model_json, model_json_path
 
 # --- reading ------------------------------------------------------------------------------------
 
 def read(path: str | os.PathLike) -> TfjsGraph:
-    """Read a TF.js graph-model (``path``: its model.json or the folder holding one); a missing
-    signature is made from the Placeholders (inputs) and the nodes nothing reads (outputs)."""
+    """Read a TF.js graph-model (``path``: its model.json or the folder holding one, or a 0.x
+    model's tensorflowjs_model.pb, see ``tfjs_graph_v0``); a missing signature is made from
+    the Placeholders (inputs) and the nodes nothing reads (outputs)."""
     path = Path(path)
-    json_path = model_json_path(path)
+    json_path = tfjs_graph_v0.pb_path(path) or model_json_path(path)
     try:
         if not json_path.is_file():
             raise FormatError("no model.json here")
-        data = load_model_json(json_path)
+        data = (tfjs_graph_v0.model_json(json_path) if json_path.suffix == ".pb"
+                else load_model_json(json_path))
         if data.get("format") not in ("graph-model", None):
             raise FormatError(f"format is {data.get('format')!r}, not graph-model")
         topology = data.get("modelTopology")

@@ -71,12 +71,13 @@ def is_manifest(data: object) -> bool:
 def folder_refusal(folder: Path) -> FormatError | None:
     """The refusal of a folder holding TF.js weights but no model.json (None: it holds none)."""
     manifest = folder / "weights_manifest.json"
-    if (folder / "tensorflowjs_model.pb").is_file():
+    if (folder / "tensorflowjs_model.pb").is_file():  # (with its manifest it is read)
         return FormatError(
-            "a TF.js graph-model in the pre-1.0 format (tensorflowjs_model.pb with "
-            "weights_manifest.json): tfjs 1.0 and later, and modelport, read model.json",
-            file=folder, hint="convert the original TensorFlow model again with "
-                              "tensorflowjs_converter 1.0 or later")
+            "a TF.js graph-model in the pre-1.0 format without its weights_manifest.json: "
+            "tensorflowjs_model.pb holds the op graph, the manifest names its weight shards",
+            file=folder, hint="put the weights_manifest.json written with it beside "
+                              "tensorflowjs_model.pb, or convert the original TensorFlow model "
+                              "again with tensorflowjs_converter 1.0 or later")
     if manifest.is_file():
         from ..fsutil import read_json_file
 
