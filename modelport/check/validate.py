@@ -809,12 +809,14 @@ def _pinned(source: Model, specs: list[Any], options: CheckOptions) -> Pinned:
     if not options.input_shapes:
         return {}
     aliases: dict[str, str] = {}
+    shapes = {s.name: s.shape for s in specs}
     if isinstance(source, TfjsGraph):  # its engine names inputs by tensor (x:0)
         for info in source.inputs:
             aliases[info.key] = info.tensor
             aliases[info.tensor.partition(":")[0]] = info.tensor
-    return resolve(options.input_shapes, options.batch, [(s.name, s.shape) for s in specs],
-                   aliases=aliases)
+            if info.shape is None:  # the engine lists an unknown rank as [None]: any rank
+                shapes[info.tensor] = None  # fits a pin (the conversion took it already)
+    return resolve(options.input_shapes, options.batch, list(shapes.items()), aliases=aliases)
 
 
 def _no_size(free: dict[str, list[int]], specs: list[Any],

@@ -137,8 +137,11 @@ def _graph_inputs(graph: TfjsGraph, by_name: dict[str, TfNode], builder: _Builde
             raise UnsupportedError(f"input {info.key!r} has dtype {info.dtype}, which has no "
                                    "ONNX equivalent here")
         shape = info.shape if info.shape is not None else tg.attr_shape(node, "shape")
-        if shape is None:
-            raise UnsupportedError(f"input {info.key!r} has an unknown rank")
+        if shape is None:  # (a signature with unknownRank: rvm's recurrent states)
+            raise UnsupportedError(
+                f"input {info.key!r} has an unknown rank",
+                hint=f"pin its shape with --input-shape {info.key}=D0,D1,... (the sizes the "
+                     "app feeds; repeat per input; input_shapes= in the library)")
         value = ir.Value(name=info.key, type=ir.TensorType(ONNX_DTYPES[dtype]),
                          shape=_onnx_shape(shape, info.key))
         onnx_inputs.append(value)
