@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import FormatError, ModelportError, UnsafeInputError, UnsupportedError
 from ..fsutil import atomic_output, check_model_file, contained_path, parse_json
 from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect
-from ..models.keras_variables import layer_variables, snake_case, weights_folder
+from ..models.keras_variables import layer_variables, snake_case, unknown_class, weights_folder
 from . import checks
 from .checks import SLACK_BYTES
 from .keras_h5 import (
@@ -269,8 +269,7 @@ def _refuse_unknown_classes(model: LayersModel) -> None:
     for layer in model.iter_layers():
         if layer.model is None and not layer.is_operation and \
                 layer_variables(layer.class_name, layer.config) is None:
-            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
-                                   layer=layer.name)
+            raise unknown_class(layer.class_name, layer.name)
 
 
 def _has_variables(model: LayersModel) -> bool:
@@ -416,8 +415,7 @@ def variable_locations(layers: list[Layer], where: str = "layers"
             continue
         expected = layer_variables(layer.class_name, layer.config)
         if expected is None:
-            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
-                                   layer=layer.name)
+            raise unknown_class(layer.class_name, layer.name)
         for prefix, entries in _by_prefix(expected).items():
             vars_path = f"{base}/{prefix}/vars" if prefix else f"{base}/vars"
             out.extend((layer, path, t, f"{vars_path}/{i}")

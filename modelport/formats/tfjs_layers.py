@@ -20,6 +20,7 @@ from .._version import __version__
 from ..errors import FormatError, ModelportError, OutputExistsError, UnsupportedError
 from ..fsutil import atomic_output, check_destination, read_json_file, staging
 from ..models import Layer, LayersModel, SourceInfo, Weight, keras_dialect, tfjs_support
+from ..models.keras_variables import unknown_class
 from . import checks, keras_v3, tfjs_manifest
 from .keras_h5 import config_to_model, expected_variables
 
@@ -131,8 +132,7 @@ def _assign_weights(model: LayersModel, stored: list[tfjs_manifest.StoredWeight]
     for layer in model.layers:
         expected = expected_variables(layer)
         if expected is None:
-            raise UnsupportedError(f"layer class {layer.class_name!r} is unknown to modelport",
-                                   layer=layer.name)
+            raise unknown_class(layer.class_name, layer.name)
         for owner, path, trainable in expected:
             name = tfjs_name(owner, path)
             found = name if name in by_name else shortened.get(name)

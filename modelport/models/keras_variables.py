@@ -15,15 +15,31 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from ..errors import UnsupportedError
 from .layer_facts import FACTS, MODEL_CLASSES, layer_variables
 
 __all__ = ["ALIASES", "MODEL_CLASSES", "is_known", "layer_variables", "legacy_order",
-           "same_variable", "snake_case", "weights_folder"]
+           "same_variable", "snake_case", "unknown_class", "weights_folder"]
 
 # Names other versions give the same variable (Keras 3 calls DepthwiseConv2D's kernel "kernel").
 ALIASES = {"depthwise_kernel": {"kernel"}}
 
 _T = TypeVar("_T")
+
+
+def unknown_class(class_name: str, layer: str) -> UnsupportedError:
+    """The refusal of a layer whose class modelport does not know: most often a custom class
+    the program that wrote the file registered itself (@upscalerjs's ``MultiplyBeta`` and
+    ``PixelShuffle``), whose code is not in the file, so no route can tell what it computes."""
+    return UnsupportedError(
+        f"layer class {class_name!r} is unknown to modelport: it is none of the Keras or "
+        "tfjs-layers classes modelport converts, and a custom class (one the program that "
+        "wrote the file registered itself) keeps its code outside the file",
+        layer=layer,
+        hint="no route converts a layer whose computation the file does not hold: export the "
+             "model again from its program with stock layers in its place, or as a TF.js "
+             "graph-model (tensorflowjs_converter --output_format=tfjs_graph_model), which "
+             "stores the ops the layer runs; modelport converts that to ONNX")
 
 
 def same_variable(stored_name: str, canonical: str) -> bool:

@@ -1,0 +1,39 @@
+"""A layer class modelport does not know, most often a custom class that the program that
+wrote the file registered itself (@upscalerjs's ESRGAN models: ``MultiplyBeta``,
+``PixelShuffle``), is refused with exit 4, naming the layer and the class, saying that the
+file does not hold its code, and what to do instead; inspect says the same, and nothing is
+written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from modelport.cli import main
+from tests.conftest import FIXTURES
+
+
+def _with_custom_class(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURES / "tfjs" / "tfjs_mlp", src)
+    doc = json.loads((src / "model.json").read_text())
+    layers = doc["modelTopology"]["config"]["layers"]
+    last = layers[-1]
+    last["class_name"] = "MultiplyBeta"
+    (src / "model.json").write_text(json.dumps(doc))
+    return src / "model.json", last["config"]["name"]
+
+
+def test_a_custom_layer_class_is_refused_with_what_to_do(tmp_path):
+    model, name = _with_custom_class(tmp_path)
+    for target in ("m.onnx", "m.keras"):
+        result = CliRunner().invoke(main, ["convert", str(model), str(tmp_path / target)])
+        assert result.exit_code == 4, result.output
+        assert "'MultiplyBeta'" in result.output and name in result.output
+        assert "custom class" in result.output and "tfjs_graph_model" in result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / target).exists()
+    shown = CliRunner().invoke(main, ["inspect", str(model)])
+    assert "'MultiplyBeta'" in shown.output and "custom class" in shown.output
