@@ -5,11 +5,19 @@ Exporters write such ``If`` nodes where a Python-level branch was traced with a 
 export fixed (a voice-activity model that branches on its sample rate, once the rate is a
 constant): the branch taken never changes, so its nodes join the enclosing graph and the ``If``
 goes. Nothing else changes: the other branch was never run.
+
+For targets that hold no control flow (Keras layers), ``select_ifs`` also replaces an ``If``
+whose condition is computed by both branches and a ``Where`` per output: openWakeWord's
+wake-word models run a verifier network only when a first score passes 0.5. Both branches
+then run every time; the select picks the taken one's values exactly, whatever the other
+computed. Only simple ``If`` nodes are taken: a one-element condition, branches without
+control flow of their own, and outputs of one static shape in both branches.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import onnx_ir as ir
@@ -88,6 +96,78 @@ def _inline(graph: ir.Graph, node: ir.Node, branch: ir.Graph) -> None:
         new.shape, new.type = _more_static(out.shape, result.shape), out.type or result.type
         replace_value(out, new, always_rename=True)
     graph.remove(node, safe=True)
+
+
+def select_ifs(model: ir.Model) -> int:
+    """Replace each simple ``If`` of the main graph whose condition is computed (see the
+    module) by both branches' nodes and ``Where(cond, then, else)`` per output. Returns how
+    many went."""
+    graph = model.graph
+    done = 0
+    for node in list(graph):
+        if node.op_type != "If" or node.domain not in ("", "ai.onnx") or not node.inputs:
+            continue
+        cond = node.inputs[0]
+        dims = _static(cond)
+        if cond is None or cond.const_value is not None or dims is None or math.prod(dims) != 1:
+            continue
+        branches = [node.attributes.get(k) for k in ("then_branch", "else_branch")]
+        if any(b is None or b.type != ir.AttributeType.GRAPH for b in branches):
+            continue
+        then_g, else_g = (b.value for b in branches if b is not None)
+        if not _selectable(node, then_g, else_g, len(dims)):
+            continue
+        prefix = node.name or "If"
+        picked = [_move(graph, node, g, f"{prefix}/{tag}") for g, tag in
+                  ((then_g, "then"), (else_g, "else"))]
+        for out, t, e in zip(node.outputs, *picked):
+            where = ir.node("Where", [cond, t, e], name=f"{prefix}/select_{out.index()}")
+            graph.insert_before(node, where)
+            new = where.outputs[0]
+            new.shape, new.type = _more_static(out.shape, t.shape), out.type or t.type
+            replace_value(out, new, always_rename=True)
+        graph.remove(node, safe=True)
+        done += 1
+    if done:
+        log.info("%d If node(s) with a computed condition run both branches and select", done)
+    return done
+
+
+def _selectable(node: ir.Node, then_g: ir.Graph, else_g: ir.Graph, cond_rank: int) -> bool:
+    """Whether both branches are free of control flow and give outputs of one static shape
+    each, of at least the condition's rank (so the select keeps their shape)."""
+    for g in (then_g, else_g):
+        if len(g.outputs) != len(node.outputs):
+            return False
+        for inner in g:
+            if any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+                   for a in inner.attributes.values()):
+                return False
+    for t, e in zip(then_g.outputs, else_g.outputs):
+        ts, es = _static(t), _static(e)
+        if ts is None or ts != es or len(ts) < cond_rank or t.dtype != e.dtype:
+            return False
+    return True
+
+
+def _move(graph: ir.Graph, node: ir.Node, branch: ir.Graph, prefix: str) -> list[ir.Value]:
+    """Move ``branch``'s initializers and nodes in front of ``node``, their names under
+    ``prefix`` (the other branch's may be the same); its outputs."""
+    for name, init in list(branch.initializers.items()):
+        branch.initializers.pop(name)
+        init.name = f"{prefix}/{name}"
+        graph.register_initializer(init)
+    moved = list(branch)
+    for inner in moved:
+        branch.remove(inner)
+        inner.name = f"{prefix}/{inner.name or inner.op_type}"
+        for v in inner.outputs:
+            if v.name:
+                v.name = f"{prefix}/{v.name}"
+    graph.insert_before(node, moved)
+    results = list(branch.outputs)
+    branch.outputs.clear()
+    return results
 
 
 # --- constants inside subgraphs -------------------------------------------------------------------

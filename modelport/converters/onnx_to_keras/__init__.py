@@ -34,6 +34,7 @@ import onnx_ir as ir
 from ...errors import ModelportError, UnsupportedError
 from ...models import Layer, LayersModel, SourceInfo, TensorRef
 from .. import layout
+from ..onnx_control_flow import select_ifs
 from ..onnx_normalize import (
     NHWC,
     explicit_perms,
@@ -141,7 +142,7 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     (its shapes were folded at that batch).
     """
     given = model
-    model, proven = _prepare(model)
+    model, proven, selected = _prepare(model)
     early = _unraisable(model.graph, proven)
     _channels_last(model, set(early))
     graph = model.graph
@@ -177,15 +178,21 @@ def raise_model(model: ir.Model, *, channels_first_inputs: bool = False,
     log.info("ONNX -> Keras: %d layers, %d Permutes", len(ctx.layers), permutes)
     bound = frozenset(ref.layer for ref in ctx.tensors.values())
     return Raised(result, input_perms, output_perms, dict(ctx.origin), permutes, bound,
-                  onnx=given)
+                  onnx=selected or given)
 
 
-def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
+def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven], ir.Model | None]:
     """Step 1 before the layout pass: one opset, every value's shape, the recorded Keras layers
-    proven and replaced, constants folded."""
+    proven and replaced, constants folded. Also the model with its computed ``If`` nodes made
+    selects, where there were any (None otherwise): onnxruntime hands out no value computed
+    inside a branch, so the check looks for the raised layers among that model's values."""
     name_nodes(model.graph)
     opset = opset_of(model)
     model = normalize(model)
+    selected = None
+    if select_ifs(model):  # no Keras layer branches: both branches run, a Where picks
+        model = normalize(model)
+        selected = ir.from_proto(ir.to_proto(model))
     # after normalize, which leaves opsets >= 17 as they are and gives every value its shape
     proven = relower.replace_proven(model, opset)
     # shape arithmetic that the static dims make constant (Shape(x)[1:], ...), then the rest
@@ -193,7 +200,7 @@ def _prepare(model: ir.Model) -> tuple[ir.Model, dict[str, relower.Proven]]:
     fold_constants(model)
     rewrite_tf_forms(model)  # Keras layers as TF computes them, in the forms raised below
     explicit_perms(model.graph)
-    return model, proven
+    return model, proven, selected
 
 
 def _unraisable(graph: ir.Graph, proven: dict[str, relower.Proven]

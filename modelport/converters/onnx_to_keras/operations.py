@@ -6,7 +6,9 @@ from ``.keras`` files (its legacy ``.h5`` loader cannot rebuild them: "Unknown l
 ``.h5`` writer refuses them, and tfjs-layers has no such layers). Where an ONNX op is exactly
 one of them it is raised so:
 ``Log`` -> ``Log``; ``ReduceMin`` over non-batch axes -> ``Min``; ``ArgMax`` / ``ArgMin`` (first
-index of ties, a non-batch axis) -> ``Argmax`` / ``Argmin``; ``Equal`` -> ``Equal``; integer
+index of ties, a non-batch axis) -> ``Argmax`` / ``Argmin``; ``Equal`` -> ``Equal``;
+``Greater``, ``GreaterOrEqual``, ``Less``, ``LessOrEqual`` -> ``Greater``, ``GreaterEqual``,
+``Less``, ``LessEqual``; integer
 ``Mod`` with Python's sign rule (``fmod=0``) -> ``Mod``; ``Sqrt`` -> ``Sqrt``; float ``Div``
 that no layer folds (a tensor by a tensor, a number by a tensor) -> ``Divide``; ``Where`` ->
 ``Where``; ``ReduceMax`` / ``ReduceSum`` / ``ReduceMean`` over non-batch axes that global
@@ -103,6 +105,21 @@ def equal(ctx: Ctx, node: ir.Node) -> None:
     if not ctx.is_tensor(a) and not ctx.is_tensor(b):
         raise ctx.refuse("both operands are constants")
     ctx.output(operation(ctx, "Equal", {}, [array_operand(ctx, a), array_operand(ctx, b)]))
+
+
+_COMPARISONS = {"Greater": "Greater", "GreaterOrEqual": "GreaterEqual", "Less": "Less",
+                "LessOrEqual": "LessEqual"}
+
+
+@rule(*_COMPARISONS)
+def compare(ctx: Ctx, node: ir.Node) -> None:
+    """Greater / GreaterOrEqual / Less / LessOrEqual of tensors, numbers or constant arrays:
+    the Keras operations of the same names (``GreaterEqual``, ``LessEqual``)."""
+    a, b = ctx.input(node, 0), ctx.input(node, 1)
+    if not ctx.is_tensor(a) and not ctx.is_tensor(b):
+        raise ctx.refuse("both operands are constants")
+    ctx.output(operation(ctx, _COMPARISONS[node.op_type], {},
+                         [array_operand(ctx, a), array_operand(ctx, b)]))
 
 
 def array_operand(ctx: Ctx, v: ir.Value) -> Any:

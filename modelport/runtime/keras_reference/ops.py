@@ -40,6 +40,30 @@ def _equal(call: Call) -> list[np.ndarray]:
     return [np.equal(a, b)]
 
 
+@register("Greater")
+def _greater(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.greater(a, b)]
+
+
+@register("GreaterEqual")
+def _greater_equal(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.greater_equal(a, b)]
+
+
+@register("Less")
+def _less(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.less(a, b)]
+
+
+@register("LessEqual")
+def _less_equal(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.less_equal(a, b)]
+
+
 def _reduction(fn):
     def run(call: Call) -> list[np.ndarray]:
         axis = call.cfg.get("axis")
