@@ -1,5 +1,6 @@
 """Issue 18 point 11: weights-only files say what they are, what is missing and how to supply it
-(exit 3: the input given is not a model), instead of "unrecognised file".
+(exit 4: a valid file, but not one that holds a model to convert; exit 3 is for unreadable,
+corrupt or unsafe files), instead of "unrecognised file".
 
 The files are what the real tools write (fixtures/make_weights_only_fixtures.py): tf.keras
 ``save_weights`` (.h5), Keras 3 ``save_weights`` (.weights.h5), the TF.js converter's
@@ -38,7 +39,8 @@ def _cli(*args: str) -> tuple[int, dict]:
 def test_weights_only_files_are_named_with_what_is_missing(tmp_path, path, says, command):
     args = [command, str(path)] + ([str(tmp_path / "out.onnx")] if command == "convert" else [])
     code, doc = _cli(*args)
-    assert code == 3 and doc["exit_code"] == 3
+    # a valid file that lacks what conversion needs: unsupported (4), not unreadable (3)
+    assert code == 4 and doc["exit_code"] == 4
     assert "unrecognised" not in doc["message"]
     for text in says:
         assert text in doc["message"]
@@ -52,7 +54,7 @@ def test_a_model_json_with_weights_but_no_topology(tmp_path):
     shutil.copytree(HERE / "tfjs_manifest", folder)
     manifest = json.loads((folder / "weights_manifest.json").read_text())
     (folder / "model.json").write_text(json.dumps({"weightsManifest": manifest}))
-    with pytest.raises(modelport.FormatError, match="TF.js weights manifest .* without a model "
+    with pytest.raises(modelport.UnsupportedError, match="TF.js weights manifest .* without a model "
                                                     "topology"):
         modelport.load(folder)
 
@@ -61,7 +63,7 @@ def test_shards_without_any_json(tmp_path):
     folder = tmp_path / "web"
     folder.mkdir()
     shutil.copy(HERE / "tfjs_manifest" / "group1-shard1of1.bin", folder)
-    with pytest.raises(modelport.FormatError, match="TF.js weight shards without the "
+    with pytest.raises(modelport.UnsupportedError, match="TF.js weight shards without the "
                                                     "model.json"):
         modelport.load(folder)
 
@@ -72,13 +74,13 @@ def test_the_pre_1_0_tfjs_format_without_its_manifest_is_named(tmp_path):
     shutil.copytree(HERE / "tfjs_manifest", folder)
     (folder / "weights_manifest.json").unlink()
     (folder / "tensorflowjs_model.pb").write_bytes(b"\x0a\x00")
-    with pytest.raises(modelport.FormatError, match="pre-1.0 format without its weights_") as e:
+    with pytest.raises(modelport.UnsupportedError, match="pre-1.0 format without its weights_") as e:
         modelport.load(folder)
     assert "tensorflowjs_converter" in (e.value.hint or "")
 
 
 def test_the_weights_of_an_unzipped_keras_point_to_the_folder():
     path = HERE.parent / "keras3" / "nested_unzipped" / "model.weights.h5"
-    with pytest.raises(modelport.FormatError, match="unzipped .keras") as e:
+    with pytest.raises(modelport.UnsupportedError, match="unzipped .keras") as e:
         modelport.load(path)
     assert str(path.parent) in (e.value.hint or "")
