@@ -122,12 +122,13 @@ def test_v0_pair_converts_to_onnx(tmp_path):
     assert "PASS" in result.output
 
 
-def test_a_pb_without_a_manifest_is_still_unrecognised(tmp_path):
+def test_a_pb_without_its_manifest_is_named_with_what_is_missing(tmp_path):
+    """A valid file that lacks its other half: unsupported (4), naming the manifest."""
     pb = tmp_path / tfjs_graph_v0.GRAPH_PB
     pb.write_bytes(_hand_graph())
     result = CliRunner().invoke(main, ["inspect", str(pb)])
-    assert result.exit_code == 3
-    assert "unrecognised" in result.output
+    assert result.exit_code == 4, result.output
+    assert "pre-1.0 format without its weights_manifest.json" in result.output
 
 
 def test_a_corrupt_pb_beside_a_manifest_is_a_bad_file(tmp_path):

@@ -52,10 +52,33 @@ def sniff(path: str | os.PathLike) -> str:
         return _sniff_model_json(path)
     if tfjs_graph_v0.pb_path(path) is not None:  # a TF.js 0.x GraphDef
         return TFJS_GRAPH
+    if path.name == tfjs_graph_v0.GRAPH_PB:  # its name says what it is; its manifest is missing
+        missing = weights_only.folder_refusal(path.parent)
+        if missing is not None:
+            raise missing
+    other = _other_format(path, head)
+    if other is not None:
+        raise other
     if path.suffix == ".onnx" or head[:1] == b"\x08":
         return ONNX
     raise FormatError("unrecognised file: not HDF5, a .keras zip, TF.js model.json or ONNX",
                       file=path)
+
+
+def _other_format(path: Path, head: bytes) -> UnsupportedError | None:
+    """The refusal of a valid model file of a format modelport does not read (exit 4, saying
+    which and how to reach one it reads), told by its signature; None for anything else."""
+    if head[4:8] == b"TFL3":
+        what = "a TensorFlow Lite flatbuffer (.tflite)"
+        hint = ("modelport reads Keras, ONNX and TF.js files: convert the model this .tflite "
+                "was made from, or this file with tflite2onnx")
+    elif path.suffix == ".pb":
+        what = "a TensorFlow protobuf (a frozen GraphDef or a SavedModel's saved_model.pb)"
+        hint = ("modelport reads Keras, ONNX and TF.js files: convert it to a TF.js graph-model "
+                "with tensorflowjs_converter (or to ONNX with tf2onnx) and convert that")
+    else:
+        return None
+    return UnsupportedError(f"{what}: not a format modelport reads", file=path, hint=hint)
 
 
 def _is_hdf5(fh, head: bytes) -> bool:
