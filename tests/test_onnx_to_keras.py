@@ -366,16 +366,24 @@ def test_relu_pattern_is_exact_at_the_threshold():
     assert [layer.class_name for layer in raised.model.layers] == ["InputLayer", "ReLU"]
 
 
-@pytest.mark.parametrize("cmp,t,s,m,why", [
-    ("GreaterOrEqual", 0.5, 0.2, 2.0, "GreaterOrEqual node"),  # x == t: ONNX gives t, Keras 0
-    ("Greater", 0.5, -0.2, None, "Greater node"),              # Keras refuses negative slopes
+@pytest.mark.parametrize("cmp,t,s,m", [
+    ("GreaterOrEqual", 0.5, 0.2, 2.0),  # x == t: ONNX gives t, Keras's ReLU 0
+    ("Greater", 0.5, -0.2, None),       # Keras's ReLU refuses negative slopes
 ])
-def test_relu_pattern_is_refused_where_keras_differs(cmp, t, s, m, why):
+def test_relu_pattern_is_not_taken_where_keras_differs(cmp, t, s, m):
+    """No ReLU layer where Keras's would differ: the comparison and the Where raise as the
+    Keras operations they are (exact, the threshold itself among the inputs)."""
     consts = _relu_consts(t, s, m if m is not None else 1.0)
     if m is None:
         consts.pop("m")
-    message = _refusal(_relu_nodes(cmp, with_min=m is not None), {"x": [2, 5]}, consts)
-    assert why in message
+    case = OpCase("relu-like", [], _relu_nodes(cmp, with_min=m is not None), {"x": [2, 5]},
+                  ["y"], consts)
+    x = np.linspace(-1, 3, 10, dtype=np.float32).reshape(2, 5)
+    x[0, :2] = t
+    raised = raise_and_compare(build(case), [x])
+    classes = [layer.class_name for layer in raised.model.layers]
+    assert {"Where", {"Greater": "Greater", "GreaterOrEqual": "GreaterEqual"}[cmp]} <= \
+        set(classes)
 
 
 def _layer_norm_nodes(form: str, axes: list[int]):
@@ -513,6 +521,11 @@ def _operation_cases():
                ["y"], low=0.5, high=3.0),
         OpCase("Max-minus-inf", ["Max"], [N("Max", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
                {"c": np.asarray(-np.inf, np.float32)}),
+        OpCase("Less-scalar", ["Less"], [N("Less", ["x", "c"], ["y"])], {"x": [2, 6]}, ["y"],
+               {"c": np.asarray(0.25, np.float32)}, output_dtype=TensorProto.BOOL),
+        OpCase("LessOrEqual-tensors", ["LessOrEqual"], [N("LessOrEqual", ["x", "z"], ["y"])],
+               {"x": [2, 6], "z": [2, 6]}, ["y"], input_dtype=i32, low=-2, high=2,
+               output_dtype=TensorProto.BOOL),
         OpCase("Equal-tensors", ["Equal"], [N("Equal", ["x", "z"], ["y"])],
                {"x": [2, 6], "z": [2, 6]}, ["y"], input_dtype=i32,
                output_dtype=TensorProto.BOOL),

@@ -554,7 +554,11 @@ def _first_rows(feeds: list[tuple[list[np.ndarray], list[np.ndarray]]], runs: _R
                 ) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
     """The first row of each probe of ``feeds`` (both models' arrays), as one feed: where
     the probes were joined along a batch axis, their first rows; else each run's first row
-    (a run whose arrays have no batch axis, whole)."""
+    (a run whose arrays have no batch axis, whole). A source whose every input has a static
+    first dim (a Whisper encoder exported at batch 2) runs only at that size: its feeds stay
+    whole."""
+    if runs.specs_a and all(s.shape and s.shape[0] is not None for s in runs.specs_a):
+        return feeds
     if runs.joined and runs.sizes:
         rows = np.cumsum([0, *runs.sizes[:-1]]).astype(int)
         total = int(sum(runs.sizes))

@@ -277,6 +277,13 @@ def _same(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, cfg.get("dtype") or tensors[0].dtype)
 
 
+@OPERATIONS.register("Matmul")
+def _matmul(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
+    a, b = tensors[0], tensors[1]
+    lead = broadcast(a.shape[:-2], b.shape[:-2])
+    return TensorSpec(tuple(lead) + (a.shape[-2], b.shape[-1]), a.dtype)
+
+
 @OPERATIONS.register("LogicalNot")
 def _logical_not(cfg: dict, tensors: list[TensorSpec]) -> TensorSpec:
     return TensorSpec(tensors[0].shape, "bool")

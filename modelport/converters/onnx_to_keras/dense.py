@@ -83,8 +83,12 @@ def matmul(ctx: Ctx, node: ir.Node) -> None:
             ctx.output(ctx.layer("Dot", {"axes": [2, 1], "normalize": False},
                                  [ctx.ref(a), ctx.ref(b)]))
             return
+        if ctx.is_tensor(a) and ctx.is_tensor(b) and ctx.rank(a) == ctx.rank(b) > 3:
+            # attention's [batch, heads, n, d] products: no layer; NumPy's matmul, as ONNX's
+            ctx.output(operations.operation(ctx, "Matmul", {}, [ctx.ref(a), ctx.ref(b)]))
+            return
         raise ctx.refuse("a product whose right operand is not a constant matrix (or both "
-                         "rank-3 tensors) has no Keras layer")
+                         "tensors of one rank, 3 or more) has no Keras layer")
     if w.ndim != 2:
         raise ctx.refuse(f"a right operand of rank {w.ndim}: Dense holds a matrix")
     if ctx.rank(a) < 2:

@@ -64,6 +64,12 @@ def _less_equal(call: Call) -> list[np.ndarray]:
     return [np.less_equal(a, b)]
 
 
+@register("Matmul")
+def _matmul(call: Call) -> list[np.ndarray]:
+    a, b = _operands(call)[:2]
+    return [np.matmul(a, b)]
+
+
 def _reduction(fn):
     def run(call: Call) -> list[np.ndarray]:
         axis = call.cfg.get("axis")
