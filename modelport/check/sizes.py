@@ -9,7 +9,8 @@ order, from what the model says of itself and from its own layers:
 2. a ladder (8, 16, 32, ...) with each rung raised to at least the largest (dilated) window of a
    convolution or pool and rounded up to a multiple of the product of their strides (capped:
    the runs grow with the square of the size), so that every stride divides evenly and every
-   window fits.
+   window fits. A fixed crop counts as a window one longer than what it cuts: SpliceAI's
+   ``Cropping1D(5000)`` on a free length runs at 10001 and above, nothing less.
 
 ``validate`` tries them in turn while the *source* cannot run at one (or gives an empty
 output), and refuses with exit 4, naming the inputs and the sizes tried, when none runs.
@@ -112,11 +113,26 @@ def _tf_pairs(graph: TfjsGraph) -> Iterable[tuple[int, int]]:
 def _keras_pairs(model: LayersModel) -> Iterable[tuple[int, int]]:
     for layer in model.iter_layers():
         cfg = layer.config or {}
+        if "cropping" in cfg:  # Cropping1D/2D/3D: each axis keeps what is left after its cuts
+            yield 1, _cropped(cfg["cropping"]) + 1
+            continue
         strides = _ints(cfg.get("strides"))
         kernel = _ints(cfg.get("kernel_size") or cfg.get("pool_size"))
         if not kernel and not strides:
             continue
         yield max(strides or [1]), _dilated(kernel, _ints(cfg.get("dilation_rate")) or [1])
+
+
+def _cropped(cropping: object) -> int:
+    """The most a Keras ``cropping`` config cuts from one axis: an int cuts it from both ends
+    (of every axis), a pair is one axis's two ends, a list of pairs one pair per axis."""
+    if isinstance(cropping, int):
+        return 2 * cropping
+    items = list(cropping) if isinstance(cropping, (list, tuple)) else []
+    if items and all(isinstance(v, int) for v in items):
+        return sum(items)  # Cropping1D's (start, end)
+    return max((sum(_ints(axis)) if not isinstance(axis, int) else 2 * axis
+                for axis in items), default=0)
 
 
 def _ints(value: object) -> list[int]:

@@ -50,3 +50,20 @@ def are_same_pads(pads: Sequence[tuple[int, int]], sizes: Sequence[int | None] |
     return all(tuple(pad) == same_pads(size, k, s, d) if size is not None
                else same_for_any_size(pad, k, s, d)
                for pad, size, k, s, d in zip(pads, sizes, kernel, strides, dilations))
+
+
+def explicit_same_pads(sizes: Sequence[int | None], kernel: Sequence[int],
+                       strides: Sequence[int], dilations: Sequence[int]) -> list[int] | None:
+    """SAME as ONNX's explicit [begin..., end...] pads, or None where an axis of unknown size
+    has a stride past 1 (its pads then depend on the size: only ``auto_pad`` SAME_UPPER says
+    them). An unknown axis at stride 1 pads ``(k - 1) * d`` whatever its size, and explicit pads
+    are what onnxruntime needs there: it refuses SAME_UPPER with a dilation past 1."""
+    split = []
+    for size, k, s, d in zip(sizes, kernel, strides, dilations):
+        if size is not None:
+            split.append(same_pads(size, k, s, d))
+        elif s == 1 or k == 1:
+            split.append(split_pads((k - 1) * d))
+        else:
+            return None
+    return [before for before, _ in split] + [after for _, after in split]

@@ -3,7 +3,7 @@
 ONNX convolutions are channels-first with OI<spatial> kernels; Keras is channels-last with
 <spatial>IO kernels. Each lowering transposes in and out (the layout pass cancels the pairs) and
 re-lays the kernel once, at conversion time. Keras's "same" padding puts the odd pixel at the end
-(TF semantics); pads are explicit when the spatial size is known, SAME_UPPER otherwise.
+(TF semantics); pads are explicit unless they depend on an unknown spatial size (SAME_UPPER).
 """
 
 from __future__ import annotations
@@ -38,13 +38,9 @@ def channels_first(call: Call) -> bool:
 
 def same_pads(sizes: Sequence[int | None], kernel: list[int], strides: list[int],
               dilations: list[int]) -> list[int] | None:
-    """Explicit [begin..., end...] pads for Keras "same", or None if a size is unknown."""
-    known = [s for s in sizes if s is not None]
-    if len(known) != len(sizes):
-        return None
-    split = [padding.same_pads(size, k, s, d)
-             for size, k, s, d in zip(known, kernel, strides, dilations)]
-    return [before for before, _ in split] + [after for _, after in split]
+    """Explicit [begin..., end...] pads for Keras "same", or None if a size they depend on
+    is unknown (see ``padding.explicit_same_pads``)."""
+    return padding.explicit_same_pads(sizes, kernel, strides, dilations)
 
 
 def padding_attrs(call: Call, kernel: list[int], strides: list[int], dilations: list[int]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_ir as ir
 
-from ..padding import same_pads
+from ..padding import explicit_same_pads
 from .core import MAPPINGS, NodeInputs, TfOp, to_first, to_last
 
 # Activations the TF.js converter fuses into _FusedConv2D / FusedDepthwiseConv2dNative /
@@ -158,12 +158,10 @@ def _spatial_pads(op: TfOp, in_dims: Sequence[int | None], kernel: list[int],
         return {"pads": [p[0] for p in spatial] + [p[1] for p in spatial]}
     if padding != "SAME":
         raise op.bad(f"padding {padding!r} is not SAME, VALID or EXPLICIT")
-    sizes = [d for d in in_dims if d is not None]
-    if len(sizes) != len(in_dims):
-        # Spatial size unknown until run time: ONNX's SAME_UPPER is TF's SAME (extra at the end).
-        return {"auto_pad": "SAME_UPPER"}
-    split = [same_pads(size, k, s, d) for size, k, s, d in zip(sizes, kernel, strides, dilations)]
-    return {"pads": [before for before, _ in split] + [after for _, after in split]}
+    pads = explicit_same_pads(list(in_dims), kernel, strides, dilations)
+    # None: pads that depend on a size unknown until run time: ONNX's SAME_UPPER is TF's SAME
+    # (extra at the end)
+    return {"pads": pads} if pads is not None else {"auto_pad": "SAME_UPPER"}
 
 
 CHANNELS_LAST = ("NHWC", "NDHWC")
