@@ -37,3 +37,28 @@ def test_a_custom_layer_class_is_refused_with_what_to_do(tmp_path):
         assert not (tmp_path / target).exists()
     shown = CliRunner().invoke(main, ["inspect", str(model)])
     assert "'MultiplyBeta'" in shown.output and "custom class" in shown.output
+
+
+def test_inspect_and_convert_agree_on_a_custom_class_with_variables(keras3, tmp_path):
+    """A Keras .h5 with a custom layer that holds variables (MMSplice's ``ConvDNA``): the
+    .keras writer cannot place them, and inspect's dry run says so instead of a 'yes' that
+    convert then refuses."""
+    keras = keras3
+
+    class ScaleBy(keras.layers.Layer):
+        def build(self, shape):
+            self.scale = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.scale
+
+    x = keras.Input((3,))
+    src = tmp_path / "custom.h5"
+    keras.Model(x, ScaleBy(name="scale_by")(keras.layers.Dense(3)(x))).save(src)
+    shown = CliRunner().invoke(main, ["inspect", str(src), "--json"])
+    verdicts = json.loads(shown.output)["targets"]
+    out = tmp_path / "m.keras"
+    result = CliRunner().invoke(main, ["convert", str(src), str(out)])
+    assert result.exit_code == 4, result.output
+    assert "scale_by" in result.output and not out.exists()
+    assert verdicts["keras"]["ok"] is False, verdicts["keras"]

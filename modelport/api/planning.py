@@ -139,4 +139,7 @@ def _writable(model: object, target: str, options: ConvertOptions) -> None:
 
         keras_h5.checked_config(model)
     elif target == sniff.KERAS_V3:
+        from ..formats import keras_v3
+
         keras_dialect.model_to_config(model, keras_dialect.KERAS3, modules=True)
+        keras_v3.check_writable(model)

@@ -482,31 +482,58 @@ def write(model: LayersModel, dst: str | os.PathLike, *, force: bool = False) ->
 _CELL_NAMES = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 
 
+def check_writable(model: LayersModel) -> None:
+    """The refusals ``write`` would raise placing ``model``'s variables, without writing: a
+    layer whose class has no folder name, or whose variables modelport cannot place."""
+    _placements(model.layers)
+
+
+def _placements(layers: list[Layer]) -> None:
+    for layer, folder in zip(layers, _folder_names(layers)):
+        if layer.is_operation:
+            continue
+        _placed(layer, folder)
+        if layer.model is not None:
+            _placements(layer.model.layers)
+
+
+def _placed(layer: Layer, folder: str) -> list[tuple[str, bool]] | None:
+    """Where ``layer``'s variables go in its ``folder`` (``layer_variables``), None for a
+    nested model or a layer without any; raises where they cannot be placed."""
+    if not folder:  # "???" has no snake_case form: Keras itself could not save it
+        raise UnsupportedError(f"layer class {layer.class_name!r} has no .keras weights "
+                               "folder name (not an identifier)", layer=layer.name)
+    if layer.model is not None:
+        return None
+    expected = layer_variables(layer.class_name, layer.config)
+    if expected is None:
+        if layer.weights:
+            raise UnsupportedError(
+                f"layer class {layer.class_name!r} is unknown to modelport; its variables "
+                "cannot be placed in a .keras file", layer=layer.name)
+        return None
+    by_path = {w.path for w in layer.weights}
+    missing = [p for p, _ in expected if p not in by_path]
+    if missing or len(by_path) != len(expected):
+        raise FormatError(f"variables {sorted(by_path)} do not match what a "
+                          f"{layer.class_name} needs ({[p for p, _ in expected]})",
+                          layer=layer.name)
+    return expected
+
+
 def _write_container(group, layers: list[Layer]) -> None:
     for layer, folder in zip(layers, _folder_names(layers)):
         if layer.is_operation:
             continue
-        if not folder:  # "???" has no snake_case form: Keras itself could not save it
-            raise UnsupportedError(f"layer class {layer.class_name!r} has no .keras weights "
-                                   "folder name (not an identifier)", layer=layer.name)
+        expected = _placed(layer, folder)
         sub = group.create_group(folder)
         sub.create_group("vars").attrs["name"] = layer.name
         if layer.model is not None:
             _write_container(sub.create_group("layers"), layer.model.layers)
             continue
-        expected = layer_variables(layer.class_name, layer.config)
         if expected is None:
-            if layer.weights:
-                raise UnsupportedError(
-                    f"layer class {layer.class_name!r} is unknown to modelport; its variables "
-                    "cannot be placed in a .keras file", layer=layer.name)
             continue
         by_path = {w.path: w for w in layer.weights}
-        missing = [p for p, _ in expected if p not in by_path]
-        if missing or len(by_path) != len(expected):
-            raise FormatError(f"variables {sorted(by_path)} do not match what a "
-                              f"{layer.class_name} needs ({[p for p, _ in expected]})",
-                              layer=layer.name)
         for prefix, entries in _by_prefix(expected).items():
             if prefix:
                 parts = prefix.split("/")
