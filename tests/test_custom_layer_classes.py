@@ -62,3 +62,25 @@ def test_inspect_and_convert_agree_on_a_custom_class_with_variables(keras3, tmp_
     assert result.exit_code == 4, result.output
     assert "scale_by" in result.output and not out.exists()
     assert verdicts["keras"]["ok"] is False, verdicts["keras"]
+
+
+def test_a_custom_class_without_variables_is_refused_before_writing(keras3, tmp_path):
+    """MMSplice's ``GlobalAveragePooling1D_Mask0`` holds no variables: the .keras file could be
+    written, but modelport's reader refuses the class, so the check failed on the written file
+    (naming a temporary path) while inspect said 'yes'. Both now refuse it up front."""
+    keras = keras3
+
+    class Halve(keras.layers.Layer):
+        def call(self, x):
+            return x * 0.5
+
+    x = keras.Input((3,))
+    src = tmp_path / "custom.h5"
+    keras.Model(x, Halve(name="halve")(keras.layers.Dense(3)(x))).save(src)
+    verdicts = json.loads(CliRunner().invoke(main, ["inspect", str(src), "--json"]).output)
+    out = tmp_path / "m.keras"
+    result = CliRunner().invoke(main, ["convert", str(src), str(out)])
+    assert result.exit_code == 4, result.output
+    assert "'halve'" in result.output and "custom class" in result.output
+    assert ".modelport-" not in result.output and not out.exists()
+    assert verdicts["targets"]["keras"]["ok"] is False

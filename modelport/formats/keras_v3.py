@@ -499,7 +499,7 @@ def _placements(layers: list[Layer]) -> None:
 
 def _placed(layer: Layer, folder: str) -> list[tuple[str, bool]] | None:
     """Where ``layer``'s variables go in its ``folder`` (``layer_variables``), None for a
-    nested model or a layer without any; raises where they cannot be placed."""
+    nested model; raises where they cannot be placed, or the class is unknown."""
     if not folder:  # "???" has no snake_case form: Keras itself could not save it
         raise UnsupportedError(f"layer class {layer.class_name!r} has no .keras weights "
                                "folder name (not an identifier)", layer=layer.name)
@@ -507,11 +507,9 @@ def _placed(layer: Layer, folder: str) -> list[tuple[str, bool]] | None:
         return None
     expected = layer_variables(layer.class_name, layer.config)
     if expected is None:
-        if layer.weights:
-            raise UnsupportedError(
-                f"layer class {layer.class_name!r} is unknown to modelport; its variables "
-                "cannot be placed in a .keras file", layer=layer.name)
-        return None
+        # its variables have no known place; without any it could be written, but not read
+        # back: the reader refuses the class (``_refuse_unknown_classes``)
+        raise unknown_class(layer.class_name, layer.name)
     by_path = {w.path for w in layer.weights}
     missing = [p for p, _ in expected if p not in by_path]
     if missing or len(by_path) != len(expected):
