@@ -331,6 +331,12 @@ def _keras_cases() -> list[KerasCase]:
               why="keras.ops the ONNX raising writes (Sqrt, ReduceSum/ReduceMax/ReduceMean over any "
                   "non-batch axes, Where with a Python scalar branch, Pad of the last axis with "
                   "and without a constant value)"))
+    add(graph("compare-matmul-ops-in-graph", ["Greater", "GreaterEqual", "Less", "LessEqual",
+                                              "Matmul", "Where", "Cast"],
+              [In((2, 3, 4), name="x"), In((2, 4, 5), name="y")], _compare_matmul_ops,
+              why="keras.ops the ONNX raising writes for comparisons (an If made a select: "
+                  "openWakeWord's score >= 0.5) and for attention's products of two tensors "
+                  "of rank 4 (Matmul, batched over the leading axes)"))
     add(graph("index-ops-in-graph", ["Floor", "Ceil", "Round", "TopK", "TakeAlongAxis",
                                      "Take", "Cast"],
               [In((5, 3), name="x")], _index_ops,
@@ -656,6 +662,13 @@ def _raised_ops(k, x):
     pads = [k.ops.pad(x, [[0, 0], [0, 0], [2, 1]]),
             k.ops.pad(x, [[0, 0], [1, 0], [0, 3]], constant_values=-1.5)]
     return [root, *sums, *tops, *means, chosen, *pads]
+
+
+def _compare_matmul_ops(k, x, y):
+    picks = [k.ops.greater(x, 0.25), k.ops.greater_equal(x, 0.0), k.ops.less(x, -0.5),
+             k.ops.less_equal(x, 0.5)]
+    chosen = k.ops.where(picks[0], x, -x)
+    return [*(k.ops.cast(p, "float32") for p in picks), chosen, k.ops.matmul(x, y)]
 
 
 def _adapted_normalization(k, x):

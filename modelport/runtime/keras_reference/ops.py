@@ -28,46 +28,18 @@ def _dtype(name, like: np.ndarray) -> np.dtype:
     return like.dtype if name is None else np.dtype(name)
 
 
-@register("NotEqual")
-def _not_equal(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.not_equal(a, b)]
+def _binary(fn):
+    def run(call: Call) -> list[np.ndarray]:
+        a, b = _operands(call)[:2]
+        return [fn(a, b)]
+    return run
 
 
-@register("Equal")
-def _equal(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.equal(a, b)]
-
-
-@register("Greater")
-def _greater(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.greater(a, b)]
-
-
-@register("GreaterEqual")
-def _greater_equal(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.greater_equal(a, b)]
-
-
-@register("Less")
-def _less(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.less(a, b)]
-
-
-@register("LessEqual")
-def _less_equal(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.less_equal(a, b)]
-
-
-@register("Matmul")
-def _matmul(call: Call) -> list[np.ndarray]:
-    a, b = _operands(call)[:2]
-    return [np.matmul(a, b)]
+# two operands, NumPy's broadcasting (and Keras's); matmul over the last two axes
+for _name, _fn in {"NotEqual": np.not_equal, "Equal": np.equal, "Greater": np.greater,
+                   "GreaterEqual": np.greater_equal, "Less": np.less,
+                   "LessEqual": np.less_equal, "Matmul": np.matmul}.items():
+    register(_name)(_binary(_fn))
 
 
 def _reduction(fn):
