@@ -26,8 +26,9 @@ from tests.test_onnx_to_keras_resize_matrix import (
 
 TFJS_CASES = ["tf1-resize-bilinear-2x", "linear-align_corners-down-0.6x0.75",
               "cubic-half_pixel-up-1.5x2", "3d-align-corners",
-              # half-pixel bilinear, which Keras writes as UpSampling2D / Resizing and
-              # tfjs-layers computes otherwise (nanodet's ResizeBilinear was refused)
+              # half-pixel bilinear: UpSampling2D (the writer's tfjs-layers rewrite) and, at a
+              # non-integer scale, the matrices (Resizing does not run a batch in tfjs-layers;
+              # nanodet's ResizeBilinear was refused)
               "linear-half_pixel-int-2x3", "linear-half_pixel-sizes-7x3"]
 
 

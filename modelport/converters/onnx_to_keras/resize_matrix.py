@@ -14,9 +14,9 @@ or infinite input cell spreads to every output of its row (0 * NaN is NaN), and 
 that runs float32 matrix products in reduced precision (TF32 on some GPUs) rounds more.
 
 UpSampling and Resizing layers are cheaper and stay where they are exact (the caller,
-``nn.resize``): ``raise_static`` returns False for those, except bilinear ones in a model
-bound for tfjs-layers, whose bilinear layers differ from Keras's (nanodet's half-pixel
-ResizeBilinear was refused there).
+``nn.resize``): ``raise_static`` returns False for those, except Resizing in a model bound
+for tfjs-layers, whose Resizing cannot run a batch (nanodet's half-pixel ResizeBilinear at a
+non-integer scale was refused there).
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def raise_static(ctx: Ctx, node: ir.Node, sizes_in: list[int], sizes_out: list[i
     if batch_in is not None and batch_out is not None and batch_in != batch_out:
         raise ctx.refuse("it resizes the batch axis")
     matrices = axis_matrices(ctx, node, sizes_in, sizes_out, mode, coord)
-    # tfjs-layers 4.22's bilinear layers compute something else: UpSampling2D's bilinear is
-    # asymmetric (no half-pixel centres) and Resizing drops the batch axis, so a model bound
-    # for it keeps the matrices
-    if not (ctx.for_tfjs and mode == "linear") and \
+    # tfjs-layers 4.22's Resizing drops the batch axis (and aligns corners): a model bound for
+    # it keeps the matrices where Keras would have Resizing (a non-integer bilinear scale; a
+    # bilinear UpSampling2D the layers-model writer rewrites for tfjs-layers itself)
+    resizing = mode == "linear" and any(o % i for i, o in zip(sizes_in, sizes_out))
+    if not (ctx.for_tfjs and resizing) and \
             _layer_is_exact(node, sizes_in, sizes_out, mode, coord, matrices):
         return False
     ctx.output(emit(ctx, ctx.ref(x), len(sizes_in) + 1, matrices))
