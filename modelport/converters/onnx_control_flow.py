@@ -77,18 +77,7 @@ def _inline(graph: ir.Graph, node: ir.Node, branch: ir.Graph) -> None:
     """Move ``branch``'s nodes and initializers in front of ``node``, then route each of
     ``node``'s outputs through an Identity of the branch's output (a branch may return an
     outer value or an initializer, which an Identity turns into a value of this graph)."""
-    for name, init in list(branch.initializers.items()):
-        branch.initializers.pop(name)
-        taken = name in graph.initializers or any(v.name == name for v in graph.inputs)
-        if taken:
-            init.name = f"{node.name or 'If'}/{name}"  # (a new name for a clash)
-        graph.register_initializer(init)
-    moved = list(branch)
-    for inner in moved:
-        branch.remove(inner)
-    graph.insert_before(node, moved)
-    results = list(branch.outputs)
-    branch.outputs.clear()
+    results = _move(graph, node, branch)
     for out, result in zip(node.outputs, results):
         identity = ir.node("Identity", [result], name=f"{node.name or 'If'}/taken_{out.index()}")
         graph.insert_before(node, identity)
@@ -150,20 +139,26 @@ def _selectable(node: ir.Node, then_g: ir.Graph, else_g: ir.Graph, cond_rank: in
     return True
 
 
-def _move(graph: ir.Graph, node: ir.Node, branch: ir.Graph, prefix: str) -> list[ir.Value]:
-    """Move ``branch``'s initializers and nodes in front of ``node``, their names under
-    ``prefix`` (the other branch's may be the same); its outputs."""
+def _move(graph: ir.Graph, node: ir.Node, branch: ir.Graph, prefix: str | None = None
+          ) -> list[ir.Value]:
+    """Move ``branch``'s initializers and nodes in front of ``node``; its outputs. With
+    ``prefix`` every name moved goes under it (both branches of one ``If`` may use the same
+    names); without, only an initializer whose name is taken gets a new one."""
     for name, init in list(branch.initializers.items()):
         branch.initializers.pop(name)
-        init.name = f"{prefix}/{name}"
+        if prefix is not None:
+            init.name = f"{prefix}/{name}"
+        elif name in graph.initializers or any(v.name == name for v in graph.inputs):
+            init.name = f"{node.name or 'If'}/{name}"  # (a new name for a clash)
         graph.register_initializer(init)
     moved = list(branch)
     for inner in moved:
         branch.remove(inner)
-        inner.name = f"{prefix}/{inner.name or inner.op_type}"
-        for v in inner.outputs:
-            if v.name:
-                v.name = f"{prefix}/{v.name}"
+        if prefix is not None:
+            inner.name = f"{prefix}/{inner.name or inner.op_type}"
+            for v in inner.outputs:
+                if v.name:
+                    v.name = f"{prefix}/{v.name}"
     graph.insert_before(node, moved)
     results = list(branch.outputs)
     branch.outputs.clear()
